@@ -1,0 +1,97 @@
+/**
+ * Dependency-boundary check: every import between src/ folders must be allowed by RULES.
+ * The card boundary is the point: host/, transport/ and servers/ never import card/ or the TLS
+ * handshake code (only tls/record, which holds record framing and no secrets of the card).
+ *
+ * Usage: node --import tsx scripts/check-deps.ts [SRC_DIR]   (exit 1 and a list on violations)
+ */
+import { readdirSync, readFileSync, statSync } from 'node:fs';
+import { dirname, join, relative, resolve, sep } from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+/** folder → folders (or folder/subfolder prefixes) it may import. */
+export const RULES: Record<string, readonly string[]> = {
+  bytes: [],
+  apdu: ['bytes'],
+  eap: ['bytes'],
+  tls: ['bytes'],
+  card: ['bytes', 'apdu', 'eap', 'tls'],
+  transport: ['bytes', 'apdu'],
+  host: ['bytes', 'apdu', 'eap', 'transport', 'tls/record'],
+  pki: ['bytes'],
+  servers: ['bytes', 'host'],
+  cli: ['*'],
+};
+
+export interface Violation {
+  readonly file: string;
+  readonly specifier: string;
+  readonly from: string;
+  readonly to: string;
+}
+
+const IMPORT_RE = /(?:import|export)\s[^'"]*?from\s*['"]([^'"]+)['"]|import\s*\(\s*['"]([^'"]+)['"]\s*\)|import\s+['"]([^'"]+)['"]/g;
+
+function listTs(dir: string, out: string[] = []): string[] {
+  for (const name of readdirSync(dir)) {
+    const p = join(dir, name);
+    if (statSync(p).isDirectory()) listTs(p, out);
+    else if (p.endsWith('.ts')) out.push(p);
+  }
+  return out;
+}
+
+function stripComments(src: string): string {
+  return src.replace(/\/\*[\s\S]*?\*\//g, '').replace(/(^|[^:])\/\/.*$/gm, '$1');
+}
+
+/** The src-relative module path of `file` (posix separators). */
+function srcPath(srcDir: string, file: string): string {
+  return relative(srcDir, file).split(sep).join('/');
+}
+
+function allowed(from: string, to: string): boolean {
+  const fromTop = from.split('/')[0]!;
+  const rules = RULES[fromTop];
+  if (!rules) return false;
+  const toTop = to.split('/')[0]!;
+  if (toTop === fromTop) return true;
+  return rules.some((r) => r === '*' || to === r || to.startsWith(r + '/'));
+}
+
+export function checkDeps(srcDir: string): { violations: Violation[]; files: number } {
+  const root = resolve(srcDir);
+  const files = listTs(root);
+  const violations: Violation[] = [];
+  for (const file of files) {
+    const from = srcPath(root, file);
+    const fromTop = from.split('/')[0]!;
+    if (!RULES[fromTop]) {
+      violations.push({ file: from, specifier: '(folder)', from: fromTop, to: '(no rule for this folder)' });
+      continue;
+    }
+    const src = stripComments(readFileSync(file, 'utf8'));
+    for (const m of src.matchAll(IMPORT_RE)) {
+      const spec = m[1] ?? m[2] ?? m[3]!;
+      if (!spec.startsWith('.')) continue; // packages and node: built-ins are not boundaries
+      const target = srcPath(root, resolve(dirname(file), spec));
+      if (target.startsWith('..')) {
+        violations.push({ file: from, specifier: spec, from: fromTop, to: target });
+        continue;
+      }
+      if (!allowed(from, target)) violations.push({ file: from, specifier: spec, from: fromTop, to: target });
+    }
+  }
+  return { violations, files: files.length };
+}
+
+if (process.argv[1] && resolve(process.argv[1]) === fileURLToPath(import.meta.url)) {
+  const dir = process.argv[2] ?? 'src';
+  const { violations, files } = checkDeps(dir);
+  if (violations.length) {
+    console.error(`dependency check: ${violations.length} forbidden import(s) in ${dir}:`);
+    for (const v of violations) console.error(`  ${v.file}: '${v.specifier}' (${v.from}/ may not import ${v.to})`);
+    process.exit(1);
+  }
+  console.log(`dependency check: ${files} files in ${dir}, no forbidden imports`);
+}

@@ -1,0 +1,127 @@
+/**
+ * The contract between the card applet and the sans-I/O TLS server engine.
+ * The engine lives in src/tls/ (wire/, record/, keyschedule/, server/, crypto.ts) and knows
+ * nothing of APDUs, EAP, sockets or timers: bytes in, effects out.
+ * imports bytes/ only.
+ */
+
+/** TLS ContentType values (RFC 8446 §5.1). */
+export const ContentType = {
+  changeCipherSpec: 20,
+  alert: 21,
+  handshake: 22,
+  applicationData: 23,
+} as const;
+export type ContentType = (typeof ContentType)[keyof typeof ContentType];
+
+/** Alert descriptions used by the engine (RFC 8446 §6). */
+export const AlertDescription = {
+  closeNotify: 0,
+  unexpectedMessage: 10,
+  badRecordMac: 20,
+  recordOverflow: 22,
+  handshakeFailure: 40,
+  badCertificate: 42,
+  certificateExpired: 45,
+  certificateUnknown: 46,
+  illegalParameter: 47,
+  unknownCa: 48,
+  decodeError: 50,
+  decryptError: 51,
+  protocolVersion: 70,
+  insufficientSecurity: 71,
+  internalError: 80,
+  userCanceled: 90,
+  missingExtension: 109,
+  unsupportedExtension: 110,
+  unrecognizedName: 112,
+  certificateRequired: 116,
+  noApplicationProtocol: 120,
+} as const;
+export type AlertDescription = (typeof AlertDescription)[keyof typeof AlertDescription];
+
+/** The engine's connection states, as seen from outside. */
+export type TlsState = 'handshaking' | 'connected' | 'closed' | 'failed';
+
+/**
+ * The randomness, clock and ephemeral key exchange the engine uses. The card passes its own RNG
+ * and the time the host supplied; tests inject fixed values (RFC 8448).
+ */
+export interface TlsEntropy {
+  /** n random bytes (ServerHello.random, key shares, padding, ticket nonces). */
+  random(n: number): Uint8Array;
+  /** Milliseconds since the Unix epoch, as last supplied by the host (the card has no clock). */
+  now(): number;
+  /**
+   * Optional override of ephemeral key generation (tests only): returns the private key for `group`
+   * (x25519: 32 raw bytes). When absent the engine generates a fresh key with node:crypto.
+   */
+  ephemeralPrivateKey?(group: number): Uint8Array;
+}
+
+/** A server identity held by the card: a certificate chain and a signer for its private key. */
+export interface TlsIdentity {
+  /** DER certificates, leaf first. */
+  readonly certificateChain: readonly Uint8Array[];
+  /** TLS SignatureScheme values this key can produce (e.g. 0x0403 ecdsa_secp256r1_sha256). */
+  readonly signatureSchemes: readonly number[];
+  /** Signs `data` (the full to-be-signed content, not a digest) with `scheme`. The key never leaves the card. */
+  sign(scheme: number, data: Uint8Array): Uint8Array;
+}
+
+export interface TlsServerConfig {
+  readonly entropy: TlsEntropy;
+  /**
+   * Picks the identity for a ClientHello: `serverName` is the SNI host name or undefined.
+   * Returns undefined when no identity fits (the engine then sends unrecognized_name).
+   */
+  selectIdentity(serverName: string | undefined): TlsIdentity | undefined;
+  /** ALPN protocols the server accepts, in preference order; empty = ALPN not negotiated. */
+  readonly alpnProtocols?: readonly string[];
+  /** Cipher suites in server preference order (default: the engine's supported list). */
+  readonly cipherSuites?: readonly number[];
+  /** Named groups in server preference order (default: the engine's supported list). */
+  readonly groups?: readonly number[];
+}
+
+/** What one call into the engine produced. All arrays are fresh copies owned by the caller. */
+export interface TlsOutput {
+  /** Bytes to send to the client: zero or more complete TLS records, concatenated. */
+  readonly records: Uint8Array;
+  /** Application data received from the client, in order. */
+  readonly plaintext: readonly Uint8Array[];
+  /** True in the call where the handshake completed (client Finished verified). */
+  readonly handshakeComplete: boolean;
+  /** True when the client sent close_notify (the engine's own close_notify is in `records`). */
+  readonly peerClosed: boolean;
+  /** Set when the connection failed in this call: the alert sent (in `records`) or received. */
+  readonly alert?: { readonly description: number; readonly sentByUs: boolean };
+}
+
+/** Facts about a negotiated session the card may report to the host (never secrets). */
+export interface TlsSessionInfo {
+  readonly version: number;
+  readonly cipherSuite: number;
+  readonly group: number;
+  readonly signatureScheme: number;
+  readonly serverName?: string;
+  readonly alpn?: string;
+}
+
+/** One server-side TLS connection. Create a fresh one per session. */
+export interface TlsServerConnection {
+  readonly state: TlsState;
+  readonly info: TlsSessionInfo | undefined;
+  /** Feeds bytes received from the client (any split: partial or several records). */
+  receive(data: Uint8Array): TlsOutput;
+  /**
+   * Protects application data (type 23) or an alert (type 21) for the client after the handshake.
+   * Splits plaintext longer than the record limit into several records. Throws ERR_TLS_STATE before
+   * the handshake completes or after close/failure.
+   */
+  encrypt(contentType: number, plaintext: Uint8Array): Uint8Array;
+  /** RFC 8446 §7.5 exporter (used for the EAP-TLS MSK, RFC 9190). */
+  exportKeyingMaterial(label: string, context: Uint8Array, length: number): Uint8Array;
+  /** Wipes every secret the connection holds; the connection becomes 'closed'. */
+  dispose(): void;
+}

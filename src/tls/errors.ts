@@ -1,0 +1,66 @@
+/**
+ * Every internal error the engine raises, and the ONE function that maps an error to the alert we send.
+ * imports bytes/ and the API constants only.
+ */
+import { SetlsError } from '../bytes/index.js';
+import { AlertDescription } from './api.js';
+
+/** Stable error codes raised inside src/tls. */
+export const TlsErrorCode = {
+  decode: 'ERR_TLS_DECODE',
+  unexpectedMessage: 'ERR_TLS_UNEXPECTED_MESSAGE',
+  badRecordMac: 'ERR_TLS_BAD_RECORD_MAC',
+  recordOverflow: 'ERR_TLS_RECORD_OVERFLOW',
+  badRecord: 'ERR_TLS_BAD_RECORD',
+  handshakeFailure: 'ERR_TLS_HANDSHAKE_FAILURE',
+  illegalParameter: 'ERR_TLS_ILLEGAL_PARAMETER',
+  badKeyShare: 'ERR_TLS_BAD_KEY_SHARE',
+  protocolVersion: 'ERR_TLS_PROTOCOL_VERSION',
+  decryptError: 'ERR_TLS_DECRYPT_ERROR',
+  missingExtension: 'ERR_TLS_MISSING_EXTENSION',
+  unrecognizedName: 'ERR_TLS_UNRECOGNIZED_NAME',
+  noApplicationProtocol: 'ERR_TLS_NO_APPLICATION_PROTOCOL',
+  sequenceExhausted: 'ERR_TLS_SEQUENCE_EXHAUSTED',
+  internal: 'ERR_TLS_INTERNAL',
+  /** API misuse (wrong state); never turned into an alert. */
+  state: 'ERR_TLS_STATE',
+  argument: 'ERR_TLS_ARGUMENT',
+} as const;
+
+export function tlsError(code: (typeof TlsErrorCode)[keyof typeof TlsErrorCode], message: string): SetlsError {
+  return new SetlsError(code, message);
+}
+
+/** The alert description sent for an error raised while processing peer input. */
+export function alertForError(err: unknown): number {
+  const code = err instanceof SetlsError ? err.code : undefined;
+  switch (code) {
+    case 'ERR_DECODE': // ByteReader: short input or a block not consumed exactly
+    case TlsErrorCode.decode:
+    case TlsErrorCode.badRecord:
+      return AlertDescription.decodeError;
+    case TlsErrorCode.unexpectedMessage:
+      return AlertDescription.unexpectedMessage;
+    case TlsErrorCode.badRecordMac:
+      return AlertDescription.badRecordMac;
+    case TlsErrorCode.recordOverflow:
+      return AlertDescription.recordOverflow;
+    case TlsErrorCode.handshakeFailure:
+      return AlertDescription.handshakeFailure;
+    case TlsErrorCode.illegalParameter:
+    case TlsErrorCode.badKeyShare:
+      return AlertDescription.illegalParameter;
+    case TlsErrorCode.protocolVersion:
+      return AlertDescription.protocolVersion;
+    case TlsErrorCode.decryptError:
+      return AlertDescription.decryptError;
+    case TlsErrorCode.missingExtension:
+      return AlertDescription.missingExtension;
+    case TlsErrorCode.unrecognizedName:
+      return AlertDescription.unrecognizedName;
+    case TlsErrorCode.noApplicationProtocol:
+      return AlertDescription.noApplicationProtocol;
+    default: // ERR_TLS_INTERNAL, sequence exhaustion, a throwing identity.sign(), anything unforeseen
+      return AlertDescription.internalError;
+  }
+}

@@ -1,0 +1,166 @@
+/**
+ * The TLS 1.3 key schedule (RFC 8446 §7.1), one type per stage so a stage's secrets cannot be used
+ * out of order: EarlySecret → HandshakeSecret → MasterSecret.
+ *
+ *              0
+ *              |
+ *              v
+ *    PSK ->  HKDF-Extract = Early Secret
+ *              |
+ *              v
+ *        Derive-Secret(., "derived", "")
+ *              |
+ *              v
+ *    (EC)DHE -> HKDF-Extract = Handshake Secret
+ *              |
+ *              +-----> Derive-Secret(., "c hs traffic", ClientHello...ServerHello)
+ *              +-----> Derive-Secret(., "s hs traffic", ClientHello...ServerHello)
+ *              v
+ *        Derive-Secret(., "derived", "")
+ *              |
+ *              v
+ *    0 -> HKDF-Extract = Master Secret
+ *              +-----> Derive-Secret(., "c ap traffic", ClientHello...server Finished)
+ *              +-----> Derive-Secret(., "s ap traffic", ClientHello...server Finished)
+ *              +-----> Derive-Secret(., "exp master", ClientHello...server Finished)
+ *
+ * SECRETS: every Uint8Array field in this file holds key material; wipe() zeroes them.
+ * imports bytes/ and tls/ siblings only.
+ */
+import { wipe } from '../../bytes/index.js';
+import { hash, hkdfExpandLabel, hkdfExtract, hmac, type SuiteParams } from '../crypto.js';
+
+/** Test-only observer of derived secrets (RFC 8448 checks); never reachable from the public API. */
+export type SecretObserver = (label: string, value: Uint8Array) => void;
+
+/** Derive-Secret(Secret, Label, Messages) given Transcript-Hash(Messages). */
+export function deriveSecret(suite: SuiteParams, secret: Uint8Array, label: string, transcriptHash: Uint8Array): Uint8Array {
+  return hkdfExpandLabel(suite.hash, secret, label, transcriptHash, suite.hashLength);
+}
+
+/** Traffic key and IV for one direction (RFC 8446 §7.3). SECRET. */
+export interface TrafficKeys {
+  readonly key: Uint8Array;
+  readonly iv: Uint8Array;
+}
+
+export function trafficKeys(suite: SuiteParams, trafficSecret: Uint8Array): TrafficKeys {
+  return {
+    key: hkdfExpandLabel(suite.hash, trafficSecret, 'key', new Uint8Array(0), suite.keyLength),
+    iv: hkdfExpandLabel(suite.hash, trafficSecret, 'iv', new Uint8Array(0), suite.ivLength),
+  };
+}
+
+/** verify_data for a Finished message under base key `trafficSecret` (RFC 8446 §4.4.4). */
+export function finishedVerifyData(suite: SuiteParams, trafficSecret: Uint8Array, transcriptHash: Uint8Array): Uint8Array {
+  const finishedKey = hkdfExpandLabel(suite.hash, trafficSecret, 'finished', new Uint8Array(0), suite.hashLength);
+  const v = hmac(suite.hash, finishedKey, transcriptHash);
+  wipe(finishedKey);
+  return v;
+}
+
+export class EarlySecret {
+  private constructor(
+    readonly suite: SuiteParams,
+    private readonly secret: Uint8Array,
+    private readonly observe?: SecretObserver,
+  ) {}
+
+  /** Without a PSK the IKM is Hash.length zeros. PSK resumption passes its PSK here later. */
+  static create(suite: SuiteParams, psk: Uint8Array | undefined, observe?: SecretObserver): EarlySecret {
+    const zeros = new Uint8Array(suite.hashLength);
+    const secret = hkdfExtract(suite.hash, zeros, psk ?? zeros);
+    observe?.('early_secret', secret);
+    return new EarlySecret(suite, secret, observe);
+  }
+
+  /** Consumes this stage (it is wiped) and returns the handshake stage. */
+  toHandshake(ecdhe: Uint8Array): HandshakeSecret {
+    const s = this.suite;
+    const derived = deriveSecret(s, this.secret, 'derived', hash(s.hash, new Uint8Array(0)));
+    this.observe?.('derived_for_handshake', derived);
+    const hs = hkdfExtract(s.hash, derived, ecdhe);
+    this.observe?.('handshake_secret', hs);
+    wipe(derived, this.secret);
+    return new HandshakeSecret(s, hs, this.observe);
+  }
+
+  wipe(): void {
+    wipe(this.secret);
+  }
+}
+
+export class HandshakeSecret {
+  constructor(
+    readonly suite: SuiteParams,
+    private readonly secret: Uint8Array,
+    private readonly observe?: SecretObserver,
+  ) {}
+
+  /** Client and server handshake traffic secrets for Transcript-Hash(ClientHello..ServerHello). SECRET. */
+  trafficSecrets(helloHash: Uint8Array): { client: Uint8Array; server: Uint8Array } {
+    const client = deriveSecret(this.suite, this.secret, 'c hs traffic', helloHash);
+    const server = deriveSecret(this.suite, this.secret, 's hs traffic', helloHash);
+    this.observe?.('c_hs_traffic', client);
+    this.observe?.('s_hs_traffic', server);
+    return { client, server };
+  }
+
+  /** Consumes this stage (it is wiped) and returns the master stage. */
+  toMaster(): MasterSecret {
+    const s = this.suite;
+    const derived = deriveSecret(s, this.secret, 'derived', hash(s.hash, new Uint8Array(0)));
+    const ms = hkdfExtract(s.hash, derived, new Uint8Array(s.hashLength));
+    this.observe?.('master_secret', ms);
+    wipe(derived, this.secret);
+    return new MasterSecret(s, ms, this.observe);
+  }
+
+  wipe(): void {
+    wipe(this.secret);
+  }
+}
+
+export class MasterSecret {
+  constructor(
+    readonly suite: SuiteParams,
+    private readonly secret: Uint8Array,
+    private readonly observe?: SecretObserver,
+  ) {}
+
+  /** Application traffic secrets and exporter master secret for Transcript-Hash(ClientHello..server Finished). SECRET. */
+  applicationSecrets(hashToServerFinished: Uint8Array): { client: Uint8Array; server: Uint8Array; exporter: Uint8Array } {
+    const client = deriveSecret(this.suite, this.secret, 'c ap traffic', hashToServerFinished);
+    const server = deriveSecret(this.suite, this.secret, 's ap traffic', hashToServerFinished);
+    const exporter = deriveSecret(this.suite, this.secret, 'exp master', hashToServerFinished);
+    this.observe?.('c_ap_traffic', client);
+    this.observe?.('s_ap_traffic', server);
+    this.observe?.('exp_master', exporter);
+    return { client, server, exporter };
+  }
+
+  // TODO(resumption): "res master" over ClientHello..client Finished, when tickets are added.
+
+  wipe(): void {
+    wipe(this.secret);
+  }
+}
+
+/**
+ * RFC 8446 §7.5:
+ *   TLS-Exporter(label, context_value, key_length) =
+ *       HKDF-Expand-Label(Derive-Secret(Secret, label, ""), "exporter", Hash(context_value), key_length)
+ */
+export function exportKeyingMaterial(
+  suite: SuiteParams,
+  exporterMasterSecret: Uint8Array,
+  label: string,
+  context: Uint8Array,
+  length: number,
+): Uint8Array {
+  const empty = hash(suite.hash, new Uint8Array(0));
+  const inner = hkdfExpandLabel(suite.hash, exporterMasterSecret, label, empty, suite.hashLength);
+  const out = hkdfExpandLabel(suite.hash, inner, 'exporter', hash(suite.hash, context), length);
+  wipe(inner);
+  return out;
+}

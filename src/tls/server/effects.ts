@@ -1,0 +1,50 @@
+/**
+ * What a server state returns: the next state and its effects as data (mint-style). The connection
+ * applies effects in order; states never touch the record layer themselves.
+ * imports tls/ siblings only.
+ */
+import type { TlsSessionInfo, TlsState } from '../api.js';
+import type { TrafficKeys } from '../keyschedule/schedule.js';
+import type { SuiteParams } from '../crypto.js';
+import type { HandshakeMessage } from '../wire/handshake.js';
+
+export type Effect =
+  /** Negotiation settled: session facts, the suite, and the client's record_size_limit (if any). */
+  | {
+      readonly kind: 'negotiated';
+      readonly info: TlsSessionInfo;
+      readonly suite: SuiteParams;
+      readonly peerRecordSizeLimit: number | undefined;
+      readonly earlyDataOffered: boolean;
+    }
+  /** A whole handshake message to send under the current write protection. */
+  | { readonly kind: 'sendHandshake'; readonly message: Uint8Array }
+  /** The middlebox-compatibility change_cipher_spec record (RFC 8446 §D.4). */
+  | { readonly kind: 'sendChangeCipherSpec' }
+  /** Protect what we send from now on with these keys (ownership passes to the record layer). */
+  | { readonly kind: 'installWriteKeys'; readonly keys: TrafficKeys }
+  /** Expect the client's records under these keys from now on. */
+  | { readonly kind: 'installReadKeys'; readonly keys: TrafficKeys }
+  /** The exporter master secret (ownership passes to the connection). */
+  | { readonly kind: 'exporterSecret'; readonly secret: Uint8Array }
+  /** Application data for the caller. */
+  | { readonly kind: 'deliver'; readonly data: Uint8Array }
+  /** The client's Finished verified. */
+  | { readonly kind: 'handshakeComplete' };
+
+export interface Transition {
+  readonly next: ServerState;
+  readonly effects: readonly Effect[];
+}
+
+/** A state of the server handshake machine, named for what it waits for. */
+export interface ServerState {
+  readonly name: string;
+  readonly publicState: TlsState;
+  /** Whether a plaintext change_cipher_spec record (exactly 0x01) may be dropped now (RFC 8446 §5). */
+  readonly acceptsChangeCipherSpec: boolean;
+  handleHandshake(msg: HandshakeMessage): Transition;
+  handleApplicationData(data: Uint8Array): Transition;
+  /** Wipes secrets the state holds. */
+  wipe(): void;
+}
