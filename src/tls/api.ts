@@ -82,6 +82,11 @@ export interface TlsServerConfig {
   readonly cipherSuites?: readonly number[];
   /** Named groups in server preference order (default: the engine's supported list). */
   readonly groups?: readonly number[];
+  /**
+   * Named groups announced in EncryptedExtensions.supported_groups (RFC 8446 §4.2.7: the server may
+   * tell the client its preferred groups for later connections). Sent verbatim; absent or empty = not sent.
+   */
+  readonly advertisedGroups?: readonly number[];
 }
 
 /** What one call into the engine produced. All arrays are fresh copies owned by the caller. */

@@ -1,0 +1,378 @@
+/**
+ * The TLS 1.3 server connection: record layer + handshake state machine, sans I/O.
+ *
+ * RFC 8446 §A.2 server state machine (states in this engine: ExpectClientHello covers START,
+ * RECVD_CH, NEGOTIATED and WAIT_EOED→WAIT_FLIGHT2 collapse into ExpectFinished since 0-RTT and
+ * client auth are not supported yet; CONNECTED is ExpectTraffic):
+ *
+ *                              START <-----+
+ *               Recv ClientHello |         | Send HelloRetryRequest   (TODO: HRR)
+ *                                v         |
+ *                             RECVD_CH ----+
+ *                                | Select parameters
+ *                                v
+ *                             NEGOTIATED
+ *                                | Send ServerHello
+ *                                | K_send = handshake
+ *                                | Send EncryptedExtensions
+ *                                | [Send CertificateRequest]
+ * Can send                       | [Send Certificate + CertificateVerify]
+ * app data                       | Send Finished
+ * after   -->                    | K_send = application
+ * here                  +--------+--------+
+ *              No 0-RTT |                 | 0-RTT
+ *                       |                 |
+ *   K_recv = handshake  |                 | K_recv = early data
+ * [Skip decrypt errors] |    +------> WAIT_EOED -+
+ *                       |    |       Recv |      | Recv EndOfEarlyData
+ *                       |    | early data |      | K_recv = handshake
+ *                       |    +------------+      |
+ *                       |                        |
+ *                       +> WAIT_FLIGHT2 <--------+
+ *                                |
+ *                       +--------+--------+
+ *               No auth |                 | Client auth
+ *                       |                 |
+ *                       |                 v
+ *                       |             WAIT_CERT
+ *                       |        Recv |       | Recv Certificate
+ *                       |       empty |       v
+ *                       | Certificate |    WAIT_CV
+ *                       |             |       | Recv
+ *                       |             v       | CertificateVerify
+ *                       +-> WAIT_FINISHED <---+
+ *                                | Recv Finished
+ *                                | K_recv = application
+ *                                v
+ *                            CONNECTED
+ *
+ * Every error raised while processing input becomes one fatal alert (errors.ts), after which the
+ * connection stays 'failed'.
+ * SECRETS: the RecordKeys (readKey/writeKey), exporterSecret and the current state's secrets.
+ * imports bytes/ and tls/ siblings only.
+ */
+import { SetlsError, concat, wipe } from '../../bytes/index.js';
+import {
+  AlertDescription,
+  ContentType,
+  type TlsOutput,
+  type TlsServerConfig,
+  type TlsServerConnection,
+  type TlsSessionInfo,
+  type TlsState,
+} from '../api.js';
+import { MAX_PLAINTEXT } from '../constants.js';
+import type { SuiteParams } from '../crypto.js';
+import { alertForError, tlsError } from '../errors.js';
+import { exportKeyingMaterial } from '../keyschedule/schedule.js';
+import { RECORD_HEADER_LENGTH, parseRecordHeader } from '../record/framing.js';
+import { RecordKey, plaintextRecord } from '../record/protection.js';
+import { AlertLevel, encodeAlert, parseAlert } from '../wire/alert.js';
+import { HandshakeReassembler } from '../wire/handshake.js';
+import type { Effect, ServerState, Transition } from './effects.js';
+import { ExpectClientHello, type InternalOptions } from './expectClientHello.js';
+import { CLOSED, FAILED } from './terminal.js';
+
+/** Bytes of undecryptable records skipped after a rejected 0-RTT offer (RFC 8446 §4.2.10). */
+const MAX_SKIPPED_EARLY_DATA = 65536;
+
+/** Per-call accumulator of what we return. */
+class CallOutput {
+  readonly records: Uint8Array[] = [];
+  readonly plaintext: Uint8Array[] = [];
+  handshakeComplete = false;
+  peerClosed = false;
+  alert: { description: number; sentByUs: boolean } | undefined;
+
+  result(): TlsOutput {
+    return {
+      records: concat(...this.records),
+      plaintext: this.plaintext,
+      handshakeComplete: this.handshakeComplete,
+      peerClosed: this.peerClosed,
+      ...(this.alert ? { alert: this.alert } : {}),
+    };
+  }
+}
+
+export class TlsServer implements TlsServerConnection {
+  private st: ServerState;
+  private inbox: Uint8Array = new Uint8Array(0);
+  private readonly handshake = new HandshakeReassembler();
+  private readKey: RecordKey | undefined;
+  private writeKey: RecordKey | undefined;
+  private suite: SuiteParams | undefined;
+  private exporterSecret: Uint8Array | undefined;
+  private negotiatedInfo: TlsSessionInfo | undefined;
+  /** Largest content we put in one protected record (client's record_size_limit − 1, ≤ 2^14). */
+  private maxSendContent = MAX_PLAINTEXT;
+  private pendingHandshake: Uint8Array[] = [];
+  private sentCloseNotify = false;
+  private earlyDataSkipBudget = 0;
+  private disposed = false;
+
+  constructor(config: TlsServerConfig, options: InternalOptions = {}) {
+    this.st = new ExpectClientHello(config, options);
+  }
+
+  get state(): TlsState {
+    return this.st.publicState;
+  }
+
+  get info(): TlsSessionInfo | undefined {
+    return this.negotiatedInfo;
+  }
+
+  receive(data: Uint8Array): TlsOutput {
+    const out = new CallOutput();
+    if (this.st === FAILED || this.st === CLOSED) return out.result();
+    try {
+      this.inbox = this.inbox.length ? concat(this.inbox, data) : data.slice();
+      let o = 0;
+      while (this.inbox.length - o >= RECORD_HEADER_LENGTH && this.isLive()) {
+        const type = this.inbox[o]!;
+        if (type < ContentType.changeCipherSpec || type > ContentType.applicationData) {
+          throw tlsError('ERR_TLS_UNEXPECTED_MESSAGE', `unknown record content type ${type}`);
+        }
+        const h = parseRecordHeader(this.inbox, o); // ERR_TLS_BAD_RECORD / ERR_TLS_RECORD_OVERFLOW
+        const end = o + RECORD_HEADER_LENGTH + h.length;
+        if (end > this.inbox.length) break;
+        const record = this.inbox.subarray(o, end);
+        o = end;
+        this.handleRecord(record, out);
+      }
+      this.inbox = this.isLive() ? this.inbox.slice(o) : new Uint8Array(0);
+    } catch (e) {
+      this.fail(e, out);
+    }
+    return out.result();
+  }
+
+  encrypt(contentType: number, plaintext: Uint8Array): Uint8Array {
+    if (this.st.publicState !== 'connected' || !this.writeKey || this.sentCloseNotify) {
+      throw new SetlsError('ERR_TLS_STATE', `cannot encrypt in state ${this.state}`);
+    }
+    if (contentType !== ContentType.applicationData && contentType !== ContentType.alert) {
+      throw new SetlsError('ERR_TLS_ARGUMENT', `encrypt() takes application_data or alert, not ${contentType}`);
+    }
+    if (contentType === ContentType.alert) {
+      const alert = parseAlert(plaintext); // throws ERR_TLS_DECODE on a malformed alert
+      const record = this.writeKey.seal(ContentType.alert, plaintext);
+      if (alert.description === AlertDescription.closeNotify) this.sentCloseNotify = true;
+      else if (alert.description !== AlertDescription.userCanceled || alert.level === AlertLevel.fatal) this.enterTerminal(FAILED);
+      return record;
+    }
+    const records: Uint8Array[] = [];
+    let o = 0;
+    do {
+      const n = Math.min(this.maxSendContent, plaintext.length - o);
+      records.push(this.writeKey.seal(ContentType.applicationData, plaintext.subarray(o, o + n)));
+      o += n;
+    } while (o < plaintext.length);
+    return concat(...records);
+  }
+
+  exportKeyingMaterial(label: string, context: Uint8Array, length: number): Uint8Array {
+    if (!this.exporterSecret || !this.suite || this.disposed || this.st === FAILED) {
+      throw new SetlsError('ERR_TLS_STATE', `no exporter in state ${this.state}`);
+    }
+    if (!Number.isInteger(length) || length < 0 || length > 255 * this.suite.hashLength || label.length > 249) {
+      throw new SetlsError('ERR_TLS_ARGUMENT', 'bad exporter label or length');
+    }
+    return exportKeyingMaterial(this.suite, this.exporterSecret, label, context, length);
+  }
+
+  dispose(): void {
+    this.disposed = true;
+    this.wipeSecrets();
+    if (this.st !== FAILED) this.st = CLOSED;
+  }
+
+  // ---------------------------------------------------------------- internals
+
+  private isLive(): boolean {
+    return this.st !== FAILED && this.st !== CLOSED;
+  }
+
+  private handleRecord(record: Uint8Array, out: CallOutput): void {
+    let type = record[0]!;
+    let content = record.subarray(RECORD_HEADER_LENGTH);
+
+    if (type === ContentType.changeCipherSpec) {
+      // RFC 8446 §5: a plaintext CCS of exactly 0x01 between ClientHello and the client's Finished is dropped.
+      if (!this.st.acceptsChangeCipherSpec || this.handshake.pending || content.length !== 1 || content[0] !== 1) {
+        throw tlsError('ERR_TLS_UNEXPECTED_MESSAGE', 'unexpected change_cipher_spec');
+      }
+      return;
+    }
+
+    if (this.readKey) {
+      if (type === ContentType.applicationData) {
+        const opened = this.readKey.open(record);
+        if (!opened) {
+          if (this.earlyDataSkipBudget >= content.length) {
+            this.earlyDataSkipBudget -= content.length; // rejected 0-RTT data: skip it
+            return;
+          }
+          throw tlsError('ERR_TLS_BAD_RECORD_MAC', 'record authentication failed');
+        }
+        this.earlyDataSkipBudget = 0;
+        type = opened.type;
+        content = opened.content;
+        if (type !== ContentType.alert && type !== ContentType.handshake && type !== ContentType.applicationData) {
+          throw tlsError('ERR_TLS_UNEXPECTED_MESSAGE', `protected record of inner type ${type}`);
+        }
+      } else if (!(type === ContentType.alert && this.st.publicState === 'handshaking')) {
+        // Only a plaintext alert is tolerated during the handshake (a client that failed on ServerHello).
+        throw tlsError('ERR_TLS_UNEXPECTED_MESSAGE', `plaintext record of type ${type} after keys are in use`);
+      }
+    } else {
+      if (type === ContentType.applicationData) throw tlsError('ERR_TLS_UNEXPECTED_MESSAGE', 'protected record before ClientHello');
+      if (content.length > MAX_PLAINTEXT) throw tlsError('ERR_TLS_RECORD_OVERFLOW', 'plaintext record too long');
+    }
+
+    if (type !== ContentType.handshake && this.handshake.pending) {
+      throw tlsError('ERR_TLS_UNEXPECTED_MESSAGE', 'record interleaved with a fragmented handshake message');
+    }
+    switch (type) {
+      case ContentType.handshake: {
+        if (content.length === 0) throw tlsError('ERR_TLS_UNEXPECTED_MESSAGE', 'empty handshake record');
+        this.handshake.push(content);
+        for (let msg = this.handshake.next(); msg && this.isLive(); msg = this.handshake.next()) {
+          const readKeyChanged = this.apply(this.st.handleHandshake(msg), out);
+          if (readKeyChanged && this.handshake.pending) {
+            throw tlsError('ERR_TLS_UNEXPECTED_MESSAGE', 'handshake data straddles a key change');
+          }
+        }
+        return;
+      }
+      case ContentType.alert:
+        this.handleAlert(content, out);
+        return;
+      default:
+        this.apply(this.st.handleApplicationData(content), out);
+    }
+  }
+
+  private handleAlert(content: Uint8Array, out: CallOutput): void {
+    const alert = parseAlert(content);
+    if (alert.description === AlertDescription.closeNotify) {
+      out.peerClosed = true;
+      if (!this.sentCloseNotify) {
+        this.sentCloseNotify = true;
+        out.records.push(this.protect(ContentType.alert, encodeAlert(AlertLevel.warning, AlertDescription.closeNotify)));
+      }
+      this.enterTerminal(CLOSED);
+      return;
+    }
+    // RFC 8446 §6: user_canceled is followed by close_notify; every other alert is fatal.
+    if (alert.description === AlertDescription.userCanceled && alert.level === AlertLevel.warning) return;
+    out.alert = { description: alert.description, sentByUs: false };
+    this.enterTerminal(FAILED);
+  }
+
+  /** Applies a transition's effects in order; returns whether the read keys changed. */
+  private apply(t: Transition, out: CallOutput): boolean {
+    let readKeyChanged = false;
+    for (const e of t.effects) {
+      if (e.kind !== 'sendHandshake') this.flushHandshake(out);
+      readKeyChanged = this.applyEffect(e, out) || readKeyChanged;
+    }
+    this.flushHandshake(out);
+    if (this.st !== t.next) {
+      this.st.wipe();
+      this.st = t.next;
+    }
+    return readKeyChanged;
+  }
+
+  private applyEffect(e: Effect, out: CallOutput): boolean {
+    switch (e.kind) {
+      case 'negotiated':
+        this.negotiatedInfo = e.info;
+        this.suite = e.suite;
+        if (e.peerRecordSizeLimit !== undefined) this.maxSendContent = Math.min(MAX_PLAINTEXT, e.peerRecordSizeLimit - 1);
+        this.earlyDataSkipBudget = e.earlyDataOffered ? MAX_SKIPPED_EARLY_DATA : 0;
+        return false;
+      case 'sendHandshake':
+        this.pendingHandshake.push(e.message);
+        return false;
+      case 'sendChangeCipherSpec':
+        out.records.push(plaintextRecord(ContentType.changeCipherSpec, Uint8Array.of(1)));
+        return false;
+      case 'installWriteKeys':
+        this.writeKey?.wipe();
+        this.writeKey = new RecordKey(this.requireSuite(), e.keys);
+        return false;
+      case 'installReadKeys':
+        this.readKey?.wipe();
+        this.readKey = new RecordKey(this.requireSuite(), e.keys);
+        return true;
+      case 'exporterSecret':
+        wipe(this.exporterSecret);
+        this.exporterSecret = e.secret;
+        return false;
+      case 'deliver':
+        out.plaintext.push(e.data.slice());
+        return false;
+      case 'handshakeComplete':
+        out.handshakeComplete = true;
+        return false;
+    }
+  }
+
+  private requireSuite(): SuiteParams {
+    if (!this.suite) throw tlsError('ERR_TLS_INTERNAL', 'keys before negotiation');
+    return this.suite;
+  }
+
+  /** Sends queued handshake messages, coalesced and split to the record limit. */
+  private flushHandshake(out: CallOutput): void {
+    if (this.pendingHandshake.length === 0) return;
+    const data = concat(...this.pendingHandshake);
+    this.pendingHandshake = [];
+    const max = this.writeKey ? this.maxSendContent : MAX_PLAINTEXT;
+    for (let o = 0; o < data.length; o += max) {
+      out.records.push(this.protect(ContentType.handshake, data.subarray(o, o + max)));
+    }
+  }
+
+  private protect(type: number, content: Uint8Array): Uint8Array {
+    return this.writeKey ? this.writeKey.seal(type, content) : plaintextRecord(type, content);
+  }
+
+  private fail(err: unknown, out: CallOutput): void {
+    const description = alertForError(err);
+    this.pendingHandshake = [];
+    try {
+      out.records.push(this.protect(ContentType.alert, encodeAlert(AlertLevel.fatal, description)));
+    } catch {
+      // the write key is exhausted: nothing more can be sent
+    }
+    out.alert = { description, sentByUs: true };
+    this.enterTerminal(FAILED);
+  }
+
+  private enterTerminal(s: ServerState): void {
+    this.st.wipe();
+    this.st = s;
+    this.inbox = new Uint8Array(0);
+    if (s === FAILED) this.wipeSecrets();
+  }
+
+  private wipeSecrets(): void {
+    this.st.wipe();
+    this.readKey?.wipe();
+    this.writeKey?.wipe();
+    this.readKey = undefined;
+    this.writeKey = undefined;
+    wipe(this.exporterSecret);
+    this.exporterSecret = undefined;
+    this.pendingHandshake = [];
+  }
+}
+
+/** For tests: a server with internal options (e.g. a secret observer). Not exported from index.ts. */
+export function createTlsServerWithOptions(config: TlsServerConfig, options: InternalOptions): TlsServerConnection {
+  return new TlsServer(config, options);
+}
