@@ -1,0 +1,631 @@
+/**
+ * EmulatedCard: the setls applet behind ISO 7816-4 APDUs (docs/apdu-protocol.md). `process()` is
+ * the only way in: APDU bytes in, response APDU bytes out, synchronous, never throwing.
+ *
+ * Layers: APDU checks (CLA, INS, selection, P1/P2, access, lengths) → command segmentation (P1 bit 0)
+ * → the command → response chaining (Ne, 61xx, GET RESPONSE/FETCH). Persistent state goes through
+ * the sealed store; transient state (PIN verification, TLS session, chains, pending responses) is
+ * cleared by `reset()`.
+ *
+ * Secrets: private keys (KeyObjects in `state`), PIN hashes, the TLS session (engine + buffers),
+ * APDU input copies (PINs, plaintext) and pending responses (plaintext); wiped when done.
+ * imports bytes/, apdu/, eap/ (via session), tls/ (api types) and node built-ins.
+ */
+import { mkdirSync } from 'node:fs';
+import { randomBytes } from 'node:crypto';
+import { SetlsError, concat, equalBytes, freshCopy, wipe } from '../bytes/index.js';
+import { ApduError, PendingResponse, SW, encodeResponse, parseCommand, type CommandApdu } from '../apdu/index.js';
+import type { TlsIdentity } from '../tls/api.js';
+import { APPLET_AID, CHAINABLE_INS, CLA_ISO, CLA_PROPRIETARY, CardStateCode, Ins, Limits, PinPolicy, PinRef } from './constants.js';
+import { CardError, cardErr } from './errors.js';
+import { buildCsr, checkChain, generateIdentity, parseChainData, parseCsrRequest, tlsIdentity } from './identity.js';
+import { isPaddedPin, makePinRecord, padPin, pinMatches } from './pins.js';
+import { EapTlsSession, P2_ENCRYPT_ALERT, P2_ENCRYPT_APPDATA, type TlsFactory } from './session.js';
+import { cloneState, decodeLabel, deserializeState, serializeState, type CardState, type IdentityRecord, type PinName } from './state.js';
+import { SealedStore, type StoreHooks } from './store.js';
+import { cardInfoTlv, identityTlv, selectResponse, sessionInfoTlv } from './views.js';
+
+export type RandomSource = (n: number) => Uint8Array;
+
+export interface EmulatedCardOpenOptions {
+  /** The card's state folder (holds `state.sealed`). */
+  readonly dir: string;
+  /** 32-byte AES-256-GCM key sealing the state (copied; wiped by `close()`). */
+  readonly masterKey: Uint8Array;
+  /** The card's RNG (serial, PIN salts, TLS randoms). Default node:crypto randomBytes. */
+  readonly random?: RandomSource;
+  /** Test hooks into the atomic write (simulated power cuts). */
+  readonly storeHooks?: StoreHooks;
+  /** The TLS engine factory. Default: `createTlsServer` of src/tls (wired by src/card/index.ts). */
+  readonly tlsFactory?: TlsFactory;
+}
+
+export interface EmulatedCardCreateOptions extends EmulatedCardOpenOptions {
+  readonly userPin: string;
+  readonly operatorPin: string;
+  readonly puk: string;
+}
+
+/** The last error the card turned into a status word (diagnostics for the host and tests; never secret). */
+export interface CardErrorInfo {
+  readonly code: string;
+  readonly message: string;
+  readonly sw: number;
+}
+
+type Access = 'none' | 'user' | 'operator';
+
+interface Chain {
+  readonly cla: number;
+  readonly ins: number;
+  readonly p2: number;
+  readonly parts: Uint8Array[];
+  total: number;
+}
+
+interface Reply {
+  readonly data: Uint8Array;
+  readonly sw: number;
+}
+
+const EMPTY = new Uint8Array(0);
+const ok = (data: Uint8Array = EMPTY): Reply => ({ data, sw: SW.ok });
+
+let defaultTlsFactory: TlsFactory | undefined;
+
+/** Sets the TLS engine used by cards created without `tlsFactory` (src/card/index.ts wires src/tls). */
+export function setDefaultTlsFactory(f: TlsFactory): void {
+  defaultTlsFactory = f;
+}
+
+function checkedRandom(src: RandomSource): RandomSource {
+  return (n: number) => {
+    const b = src(n);
+    if (!(b instanceof Uint8Array) || b.length !== n) throw new SetlsError('ERR_CARD_RANDOM', `the card RNG returned a wrong-sized value for ${n} bytes`);
+    return freshCopy(b);
+  };
+}
+
+export class EmulatedCard {
+  private selected = false;
+  private readonly verified = { user: false, operator: false };
+  private chain: Chain | undefined;
+  private pending: PendingResponse | undefined;
+  private session: EapTlsSession;
+  /** SET-IDENTITY choice (transient). */
+  private identityLabel: string | undefined;
+  /** Host time of the current session (Unix seconds), if the first Response carried one. */
+  private sessionTime: number | undefined;
+  /** `lastTime` as last written to the store. */
+  private persistedTime: number;
+  private closed = false;
+  private lastErr: CardErrorInfo | undefined;
+
+  private constructor(
+    private readonly store: SealedStore,
+    private state: CardState,
+    private readonly random: RandomSource,
+    private readonly factory: TlsFactory | undefined,
+  ) {
+    this.persistedTime = state.lastTime;
+    this.session = this.newSession();
+  }
+
+  /** Manufactures a new card in `dir` (refuses to overwrite one: ERR_CARD_EXISTS). */
+  static create(opts: EmulatedCardCreateOptions): EmulatedCard {
+    const user = padPin(opts.userPin);
+    const operator = padPin(opts.operatorPin);
+    const puk = padPin(opts.puk);
+    const store = new SealedStore(opts.dir, opts.masterKey, opts.storeHooks);
+    if (store.exists()) {
+      store.close();
+      throw new SetlsError('ERR_CARD_EXISTS', `a card already exists in ${opts.dir}`);
+    }
+    mkdirSync(opts.dir, { recursive: true, mode: 0o700 });
+    const random = checkedRandom(opts.random ?? ((n) => new Uint8Array(randomBytes(n))));
+    const state: CardState = {
+      serial: random(8),
+      pins: {
+        user: makePinRecord(user, random(16), PinPolicy.userTries),
+        operator: makePinRecord(operator, random(16), PinPolicy.operatorTries),
+        puk: makePinRecord(puk, random(16), PinPolicy.pukTries),
+      },
+      lastTime: 0,
+      identities: [],
+    };
+    wipe(user, operator, puk);
+    const card = new EmulatedCard(store, state, random, opts.tlsFactory);
+    card.write(state);
+    return card;
+  }
+
+  /** Loads the card in `dir`; a wrong master key or a corrupt state gives ERR_CARD_STATE. */
+  static open(opts: EmulatedCardOpenOptions): EmulatedCard {
+    const store = new SealedStore(opts.dir, opts.masterKey, opts.storeHooks);
+    try {
+      if (!store.exists()) throw new SetlsError('ERR_CARD_STATE', `no card state in ${opts.dir}`);
+      store.removeLeftoverTmp();
+      const plain = store.read();
+      let state: CardState;
+      try {
+        state = deserializeState(plain);
+      } finally {
+        wipe(plain);
+      }
+      const random = checkedRandom(opts.random ?? ((n) => new Uint8Array(randomBytes(n))));
+      return new EmulatedCard(store, state, random, opts.tlsFactory);
+    } catch (e) {
+      store.close();
+      throw e;
+    }
+  }
+
+  /** The last error turned into a status word by `process` (undefined after a success). */
+  get lastError(): CardErrorInfo | undefined {
+    return this.lastErr;
+  }
+
+  /**
+   * Processes one command APDU and returns the response APDU (data ‖ SW1 SW2) as a fresh array
+   * (own ArrayBuffer, byteOffset 0). Never throws: errors become status words, unexpected ones 6F00.
+   */
+  process(apdu: Uint8Array): Uint8Array {
+    let reply: Reply;
+    const input = apdu instanceof Uint8Array ? freshCopy(apdu) : undefined;
+    try {
+      if (!input) throw cardErr.length('an APDU is a Uint8Array');
+      if (this.closed) throw new CardError('ERR_CARD_CLOSED', 'the card was closed', SW.conditionsNotSatisfied);
+      reply = this.processApdu(input);
+      this.lastErr = undefined;
+    } catch (e) {
+      const sw = e instanceof CardError || e instanceof ApduError ? e.sw : SW.internalError;
+      this.lastErr = {
+        code: e instanceof SetlsError ? e.code : 'ERR_CARD_INTERNAL',
+        message: e instanceof Error ? e.message : String(e),
+        sw,
+      };
+      reply = { data: EMPTY, sw };
+    } finally {
+      wipe(input);
+    }
+    const enc = encodeResponse(reply.data, reply.sw);
+    const out = freshCopy(enc);
+    wipe(enc, reply.data);
+    return out;
+  }
+
+  /** Card reset / power cycle: transient state cleared, persistent state kept. */
+  reset(): void {
+    this.session.dispose();
+    this.session = this.newSession();
+    this.selected = false;
+    this.verified.user = false;
+    this.verified.operator = false;
+    this.identityLabel = undefined;
+    this.sessionTime = undefined;
+    this.dropChain();
+    this.dropPending();
+  }
+
+  /** Power off for good: resets, wipes the master key copy; `process` answers 6985 afterwards. */
+  close(): void {
+    if (this.closed) return;
+    this.reset();
+    this.store.close();
+    this.closed = true;
+  }
+
+  // ---------------------------------------------------------------- APDU layer
+
+  private processApdu(input: Uint8Array): Reply {
+    let cmd: CommandApdu;
+    try {
+      cmd = parseCommand(input);
+    } catch (e) {
+      this.dropChain();
+      this.dropPending();
+      throw e;
+    }
+    try {
+      return this.dispatch(cmd);
+    } finally {
+      wipe(cmd.data);
+    }
+  }
+
+  private dispatch(cmd: CommandApdu): Reply {
+    const chainable = CHAINABLE_INS.has(cmd.ins) && cmd.cla === CLA_PROPRIETARY;
+    if (this.chain && (!chainable || cmd.cla !== this.chain.cla || cmd.ins !== this.chain.ins || cmd.p2 !== this.chain.p2)) {
+      this.dropChain();
+      this.dropPending();
+      throw new CardError('ERR_CARD_CHAIN', 'command chain broken by a different command', SW.lastCommandOfChainExpected);
+    }
+    if (cmd.cla !== CLA_ISO && cmd.cla !== CLA_PROPRIETARY) {
+      this.dropPending();
+      throw new CardError('ERR_CARD_CLA', `CLA 0x${cmd.cla.toString(16)} not supported`, SW.claNotSupported);
+    }
+    if (cmd.ins === Ins.getResponse || cmd.ins === Ins.fetch) return this.getResponse(cmd);
+    this.dropPending();
+    if (cmd.cla === CLA_ISO) {
+      if (cmd.ins !== Ins.select) throw new CardError('ERR_CARD_INS', `INS 0x${cmd.ins.toString(16)} not supported with CLA 00`, SW.insNotSupported);
+      return this.respond(cmd, this.select(cmd));
+    }
+    let access: Access;
+    try {
+      access = this.precheck(cmd); // 6D00, 6985 (not selected), 6A86
+    } catch (e) {
+      this.dropChain();
+      throw e;
+    }
+    if (access !== 'none' && !this.verified[access]) {
+      this.dropChain();
+      throw cardErr.security(`${access} PIN not verified`);
+    }
+    let data = cmd.data;
+    if (chainable && (cmd.p1 & 0x01) !== 0) {
+      const c = this.chain ?? { cla: cmd.cla, ins: cmd.ins, p2: cmd.p2, parts: [], total: 0 };
+      c.total += data.length;
+      if (c.total > Limits.maxChain) {
+        this.chain = c;
+        this.dropChain();
+        throw cardErr.length(`command chain longer than ${Limits.maxChain} bytes`);
+      }
+      c.parts.push(data.slice());
+      this.chain = c;
+      return ok();
+    }
+    if (this.chain) {
+      if (this.chain.total + data.length > Limits.maxChain) {
+        this.dropChain();
+        throw cardErr.length(`command chain longer than ${Limits.maxChain} bytes`);
+      }
+      data = concat(...this.chain.parts, data);
+      this.dropChain();
+    }
+    try {
+      return this.respond(cmd, this.execute(cmd, data));
+    } finally {
+      if (data !== cmd.data) wipe(data);
+    }
+  }
+
+  /** Applies Ne: the whole reply when it fits, else Ne bytes and 61xx (Ne = 0: no data, 61xx). */
+  private respond(cmd: CommandApdu, r: Reply): Reply {
+    if (r.data.length === 0) return r;
+    if (r.data.length <= cmd.ne) return r;
+    const p = new PendingResponse(r.data.slice(), r.sw);
+    wipe(r.data);
+    const first = p.take(cmd.ne);
+    if (p.remaining > 0) this.pending = p;
+    return first;
+  }
+
+  private getResponse(cmd: CommandApdu): Reply {
+    if (cmd.p1 !== 0 || cmd.p2 !== 0) throw cardErr.p1p2('GET RESPONSE takes P1 = P2 = 00');
+    if (cmd.data.length !== 0) throw cardErr.length('GET RESPONSE takes no data');
+    const p = this.pending;
+    if (!p) throw cardErr.conditions('no response data pending');
+    if (cmd.ne === 0) {
+      // No Le: tell the host how many bytes to ask for (the data stays pending).
+      return { data: EMPTY, sw: SW.wrongLe | (p.remaining >= 256 ? 0 : p.remaining) };
+    }
+    const r = p.take(cmd.ne);
+    if (p.remaining === 0) this.dropPending();
+    return r;
+  }
+
+  private dropChain(): void {
+    if (this.chain) for (const p of this.chain.parts) wipe(p);
+    this.chain = undefined;
+  }
+
+  private dropPending(): void {
+    this.pending?.wipe();
+    this.pending = undefined;
+  }
+
+  /** Checks INS, selection and P1/P2 of a proprietary command; returns the PIN it needs. */
+  private precheck(cmd: CommandApdu): Access {
+    const { ins, p1, p2 } = cmd;
+    const known = (Object.values(Ins) as number[]).includes(ins) && ins !== Ins.select;
+    if (!known) throw new CardError('ERR_CARD_INS', `INS 0x${ins.toString(16)} not supported`, SW.insNotSupported);
+    if (!this.selected) throw cardErr.conditions('the setls applet is not selected');
+    const p = (cond: boolean): void => {
+      if (!cond) throw cardErr.p1p2(`P1/P2 ${p1.toString(16)}/${p2.toString(16)} invalid for INS 0x${ins.toString(16)}`);
+    };
+    switch (ins) {
+      case Ins.verifyPin:
+      case Ins.changePin:
+      case Ins.unblockPin:
+        p(p1 === 0 && (p2 === PinRef.user || p2 === PinRef.operator));
+        return 'none';
+      case Ins.setIdentity:
+        p(p1 === 0 && p2 === 0x80);
+        return 'user';
+      case Ins.state:
+        p((p1 === 0x00 || p1 === 0x10) && p2 === 0);
+        return 'user';
+      case Ins.processEap:
+        p((p1 & ~0x01) === 0 && (p2 === 0 || p2 === P2_ENCRYPT_APPDATA || p2 === P2_ENCRYPT_ALERT));
+        return 'user';
+      case Ins.getSessionKey:
+      case Ins.getExportedParameter:
+        p(p1 === 0 && p2 === 0);
+        return 'user';
+      case Ins.getData:
+        p((p1 === 0 || p1 === 1) && p2 === 0);
+        return 'none';
+      case Ins.generateKey:
+        p(p1 === 0x01 && p2 === 0);
+        return 'operator';
+      case Ins.getCsr:
+      case Ins.putChain:
+        p((p1 & ~0x01) === 0 && p2 === 0);
+        return 'operator';
+      default:
+        throw new CardError('ERR_CARD_INS', `INS 0x${ins.toString(16)} not supported`, SW.insNotSupported);
+    }
+  }
+
+  private execute(cmd: CommandApdu, data: Uint8Array): Reply {
+    switch (cmd.ins) {
+      case Ins.verifyPin:
+        return this.verifyPin(cmd.p2, data);
+      case Ins.changePin:
+        return this.changePin(cmd.p2, data);
+      case Ins.unblockPin:
+        return this.unblockPin(cmd.p2, data);
+      case Ins.setIdentity:
+        return this.setIdentity(data);
+      case Ins.state:
+        noData(data);
+        if (cmd.p1 === 0x10) {
+          this.resetSession();
+          return ok();
+        }
+        return ok(Uint8Array.of(this.stateCode()));
+      case Ins.processEap:
+        if (data.length === 0) throw cardErr.length('PROCESS-EAP needs an EAP packet');
+        return this.session.processEap(cmd.p2, data);
+      case Ins.getSessionKey: {
+        noData(data);
+        if (cmd.ne !== 64 && cmd.ne !== 128) return { data: EMPTY, sw: SW.wrongLe | 64 };
+        return ok(this.session.sessionKey(cmd.ne));
+      }
+      case Ins.getExportedParameter: {
+        if (data.length !== 1) throw cardErr.length('GET-EXPORTED-PARAMETER takes one byte');
+        if (data[0] !== 0x10) throw cardErr.data('unknown exported parameter');
+        const info = this.session.info;
+        if (!info) throw cardErr.conditions('no authenticated TLS session');
+        return ok(sessionInfoTlv(info));
+      }
+      case Ins.getData:
+        if (cmd.p1 === 0) {
+          noData(data);
+          return ok(cardInfoTlv(this.state, this.stateCode()));
+        }
+        return ok(identityTlv(this.findIdentity(decodeLabel(data))));
+      case Ins.generateKey:
+        return this.generateKey(decodeLabel(data));
+      case Ins.getCsr: {
+        const req = parseCsrRequest(data);
+        return ok(buildCsr(this.findIdentity(req.label), req));
+      }
+      case Ins.putChain:
+        return this.putChain(data);
+      default:
+        throw new CardError('ERR_CARD_INS', `INS 0x${cmd.ins.toString(16)} not supported`, SW.insNotSupported);
+    }
+  }
+
+  // ---------------------------------------------------------------- commands
+
+  private select(cmd: CommandApdu): Reply {
+    // Any SELECT that is not "by DF name" (OpenSC probes MF/EF by FID or path) finds nothing here.
+    if (cmd.p1 !== 0x04) throw new CardError('ERR_CARD_NOT_FOUND', 'only SELECT by AID is supported', SW.notFound);
+    if (cmd.p2 !== 0x00 && cmd.p2 !== 0x0c) throw cardErr.p1p2('SELECT P2 must be 00 or 0C');
+    if (!equalBytes(cmd.data, APPLET_AID)) throw new CardError('ERR_CARD_NOT_FOUND', 'unknown AID', SW.notFound);
+    this.selected = true;
+    return cmd.p2 === 0x0c ? ok() : ok(selectResponse());
+  }
+
+  private pinName(p2: number): 'user' | 'operator' {
+    return p2 === PinRef.operator ? 'operator' : 'user';
+  }
+
+  /**
+   * The PIN check: the counter is decremented and written to the store BEFORE the constant-time
+   * comparison, so a lost write (power cut) never reveals a comparison result without costing a try.
+   * A correct value restores the counter.
+   */
+  private checkSecret(name: PinName, presented: Uint8Array): boolean {
+    const rec = this.state.pins[name];
+    if (rec.tries === 0) throw cardErr.blocked(`${name} blocked`);
+    rec.tries -= 1; // in memory first: a failed write never refunds the try
+    this.write(this.state);
+    if (!pinMatches(rec, presented)) return false;
+    rec.tries = rec.max;
+    this.write(this.state);
+    return true;
+  }
+
+  private wrongSecret(name: PinName): never {
+    const left = this.state.pins[name].tries;
+    if (left === 0) throw cardErr.blocked(`${name} blocked`);
+    throw new CardError('ERR_CARD_WRONG_PIN', `wrong ${name}, ${left} tries left`, SW.wrongPinTries | left);
+  }
+
+  private verifyPin(p2: number, data: Uint8Array): Reply {
+    const name = this.pinName(p2);
+    if (data.length === 0) {
+      if (this.verified[name]) return ok();
+      return this.wrongSecret(name);
+    }
+    if (data.length !== PinPolicy.padded) throw cardErr.length('VERIFY takes an 8-byte padded PIN');
+    if (!isPaddedPin(data)) throw cardErr.data('a PIN is 4–8 ASCII digits padded with FF');
+    if (this.state.pins[name].tries === 0) throw cardErr.blocked(`${name} PIN blocked`);
+    this.verified[name] = false;
+    if (!this.checkSecret(name, data)) return this.wrongSecret(name);
+    this.verified[name] = true;
+    return ok();
+  }
+
+  private changePin(p2: number, data: Uint8Array): Reply {
+    const name = this.pinName(p2);
+    if (data.length !== 2 * PinPolicy.padded) throw cardErr.length('CHANGE-PIN takes old(8) ‖ new(8)');
+    const oldPin = data.subarray(0, 8);
+    const newPin = data.subarray(8);
+    if (!isPaddedPin(oldPin) || !isPaddedPin(newPin)) throw cardErr.data('a PIN is 4–8 ASCII digits padded with FF');
+    if (this.state.pins[name].tries === 0) throw cardErr.blocked(`${name} PIN blocked`);
+    this.verified[name] = false;
+    if (!this.checkSecret(name, oldPin)) return this.wrongSecret(name);
+    const salt = this.random(16);
+    this.commit((s) => {
+      (s.pins as Record<PinName, ReturnType<typeof makePinRecord>>)[name] = makePinRecord(newPin, salt, s.pins[name].max);
+    });
+    this.verified[name] = true;
+    return ok();
+  }
+
+  private unblockPin(p2: number, data: Uint8Array): Reply {
+    const name = this.pinName(p2);
+    if (data.length !== 2 * PinPolicy.padded) throw cardErr.length('UNBLOCK-PIN takes new(8) ‖ PUK(8)');
+    const newPin = data.subarray(0, 8);
+    const puk = data.subarray(8);
+    if (!isPaddedPin(newPin) || !isPaddedPin(puk)) throw cardErr.data('a PIN or PUK is 4–8 ASCII digits padded with FF');
+    if (this.state.pins.puk.tries === 0) throw cardErr.blocked('PUK blocked');
+    if (!this.checkSecret('puk', puk)) return this.wrongSecret('puk');
+    const salt = this.random(16);
+    this.commit((s) => {
+      (s.pins as Record<PinName, ReturnType<typeof makePinRecord>>)[name] = makePinRecord(newPin, salt, s.pins[name].max);
+    });
+    this.verified[name] = false;
+    return ok();
+  }
+
+  private setIdentity(data: Uint8Array): Reply {
+    const rec = this.findIdentity(decodeLabel(data));
+    if (rec.chain.length === 0) throw cardErr.conditions(`identity ${rec.label} has no certificate chain yet`);
+    this.identityLabel = rec.label;
+    this.resetSession();
+    return ok();
+  }
+
+  private generateKey(label: string): Reply {
+    const exists = this.state.identities.some((i) => i.label === label);
+    if (!exists && this.state.identities.length >= Limits.maxIdentities) throw cardErr.full(`at most ${Limits.maxIdentities} identities`);
+    const rec = generateIdentity(label);
+    this.commit((s) => {
+      const i = s.identities.findIndex((x) => x.label === label);
+      if (i >= 0) s.identities[i] = rec;
+      else s.identities.push(rec);
+    });
+    this.resetSession();
+    return ok(rec.spki.slice());
+  }
+
+  private putChain(data: Uint8Array): Reply {
+    const { label, certs } = parseChainData(data);
+    const rec = this.findIdentity(label);
+    checkChain(rec, certs);
+    this.commit((s) => {
+      const i = s.identities.findIndex((x) => x.label === label);
+      s.identities[i] = { ...rec, chain: certs };
+    });
+    this.resetSession();
+    return ok();
+  }
+
+  private findIdentity(label: string): IdentityRecord {
+    const rec = this.state.identities.find((i) => i.label === label);
+    if (!rec) throw cardErr.notFound(`no identity ${JSON.stringify(label)}`);
+    return rec;
+  }
+
+  // ---------------------------------------------------------------- TLS session and time
+
+  private activeIdentity(): IdentityRecord | undefined {
+    if (this.identityLabel !== undefined) {
+      const rec = this.state.identities.find((i) => i.label === this.identityLabel);
+      if (rec && rec.chain.length > 0) return rec;
+      return undefined;
+    }
+    return this.state.identities.find((i) => i.chain.length > 0);
+  }
+
+  private stateCode(): number {
+    switch (this.session.phase) {
+      case 'authenticated':
+        return CardStateCode.authenticated;
+      case 'failed':
+        return CardStateCode.notAuthenticated;
+      case 'closed':
+        return CardStateCode.closed;
+      default:
+        return this.activeIdentity() ? CardStateCode.authenticating : CardStateCode.identityNotSet;
+    }
+  }
+
+  private resetSession(): void {
+    this.session.dispose();
+    this.session = this.newSession();
+    this.sessionTime = undefined;
+  }
+
+  private newSession(): EapTlsSession {
+    return new EapTlsSession({
+      factory: (config) => {
+        const f = this.factory ?? defaultTlsFactory;
+        if (!f) throw new SetlsError('ERR_CARD_NO_TLS_ENGINE', 'no TLS engine wired (import src/card/index.ts)');
+        return f(config);
+      },
+      entropy: {
+        random: (n) => this.random(n),
+        now: () => (this.sessionTime ?? this.state.lastTime) * 1000,
+      },
+      selectIdentity: (): TlsIdentity | undefined => {
+        // SNI-based selection comes later: the active identity serves any name.
+        const rec = this.activeIdentity();
+        return rec ? tlsIdentity(rec) : undefined;
+      },
+      acceptTime: (t) => this.acceptTime(t),
+    });
+  }
+
+  /** The host's GMT time: refuses a rollback of more than 300 s, keeps the latest, persists it lazily. */
+  private acceptTime(t: number): void {
+    const last = this.state.lastTime;
+    if (last !== 0 && t + Limits.timeRollbackSeconds < last) {
+      throw cardErr.timeRollback(`host time ${t} is more than ${Limits.timeRollbackSeconds} s before the latest accepted time ${last}`);
+    }
+    this.sessionTime = t;
+    if (t > last) {
+      this.state.lastTime = t;
+      if (t - this.persistedTime > Limits.timePersistSeconds) this.write(this.state);
+    }
+  }
+
+  // ---------------------------------------------------------------- persistence
+
+  private write(s: CardState): void {
+    const plain = serializeState(s);
+    try {
+      this.store.write(plain);
+    } finally {
+      wipe(plain);
+    }
+    this.persistedTime = s.lastTime;
+  }
+
+  /** Applies a change to a copy, writes it, and only then makes it the card's state. */
+  private commit(change: (s: CardState) => void): void {
+    const next = cloneState(this.state);
+    change(next);
+    this.write(next);
+    this.state = next;
+  }
+}
+
+function noData(data: Uint8Array): void {
+  if (data.length !== 0) throw cardErr.length('this command takes no data');
+}

@@ -1,0 +1,103 @@
+/**
+ * Card-side constants of the setls APDU protocol (docs/apdu-protocol.md): AID, CLA/INS/P1/P2
+ * values, state codes, TLV tags and the memory bounds of the emulated card.
+ * imports nothing.
+ */
+
+/** Applet AID: `F0` proprietary category, "setls", version 1. */
+export const APPLET_AID = Uint8Array.of(0xf0, 0x73, 0x65, 0x74, 0x6c, 0x73, 0x01);
+export const APPLET_VERSION = 'setls/1';
+
+export const CLA_ISO = 0x00;
+export const CLA_PROPRIETARY = 0xa0;
+
+export const Ins = {
+  select: 0xa4,
+  getResponse: 0xc0,
+  fetch: 0x12,
+  verifyPin: 0x20,
+  changePin: 0x24,
+  unblockPin: 0x2c,
+  setIdentity: 0x16,
+  state: 0x19,
+  processEap: 0x80,
+  getSessionKey: 0xa6,
+  getExportedParameter: 0x86,
+  getData: 0xca,
+  generateKey: 0x46,
+  getCsr: 0x4a,
+  putChain: 0xda,
+} as const;
+
+/** Commands whose P1 bit 0 is the "More" bit of command segmentation (S1 §9.2). */
+export const CHAINABLE_INS: ReadonlySet<number> = new Set([Ins.processEap, Ins.getCsr, Ins.putChain]);
+
+export const PinRef = { user: 0x00, operator: 0x01 } as const;
+
+/** GET-STATE values. */
+export const CardStateCode = {
+  identityNotSet: 0x01,
+  authenticating: 0x02,
+  authenticated: 0x03,
+  notAuthenticated: 0x04,
+  closed: 0x05,
+} as const;
+
+export const KeyType = { p256: 0x01 } as const;
+
+/** Card info TLV tags (GET-DATA `A0 CA 00 00`). */
+export const CardInfoTag = {
+  version: 0x01,
+  serial: 0x02,
+  identityLabel: 0x03,
+  userTries: 0x04,
+  operatorTries: 0x05,
+  pukTries: 0x06,
+  lastTime: 0x07,
+  state: 0x08,
+} as const;
+
+/** Identity TLV tags (GET-DATA `A0 CA 01 00`). */
+export const IdentityTag = { keyType: 0x10, spki: 0x11, certificate: 0x12 } as const;
+
+/** Session info TLV tags (GET-EXPORTED-PARAMETER). */
+export const SessionTag = {
+  version: 0x20,
+  cipherSuite: 0x21,
+  group: 0x22,
+  signatureScheme: 0x23,
+  serverName: 0x24,
+  alpn: 0x25,
+} as const;
+
+/** GET-CSR request TLV tags. */
+export const CsrTag = { label: 0x80, commonName: 0x81, dnsName: 0x82, ipAddress: 0x83 } as const;
+
+export const Limits = {
+  /** Largest command chain (sum of segment data). */
+  maxChain: 70_000,
+  /** Largest reassembled EAP-TLS message. */
+  maxEapMessage: 70_000,
+  /** Largest TLS payload per card EAP-TLS fragment. */
+  maxFragment: 16_384,
+  /** Largest plaintext per ENCRYPT. */
+  maxPlaintext: 16_384,
+  maxIdentities: 8,
+  maxLabel: 64,
+  maxCommonName: 64,
+  maxDnsName: 253,
+  maxSans: 16,
+  maxChainCerts: 8,
+  /** Largest certificate chain stored for one identity (sum of DER sizes). */
+  maxChainBytes: 60_000,
+  /** A host time more than this many seconds before the latest accepted one is a rollback. */
+  timeRollbackSeconds: 300,
+  /** The latest accepted time is written to the store when it advanced by more than this. */
+  timePersistSeconds: 3600,
+} as const;
+
+export const PinPolicy = { userTries: 3, operatorTries: 3, pukTries: 10, padded: 8, minDigits: 4, maxDigits: 8 } as const;
+
+/** RFC 9190 §2.3: MSK ‖ EMSK = TLS-Exporter("EXPORTER_EAP_TLS_Key_Material", 0x0D, 128). */
+export const EAP_TLS_EXPORTER_LABEL = 'EXPORTER_EAP_TLS_Key_Material';
+export const EAP_TLS_EXPORTER_CONTEXT = Uint8Array.of(0x0d);

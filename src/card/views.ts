@@ -1,0 +1,49 @@
+/**
+ * The TLV views the card returns (docs/apdu-protocol.md §5): card info, identity, session info.
+ * Never any secret: public keys, certificates, counters, labels. imports bytes/, tls/ (api types).
+ */
+import { encodeTlv, encodeTlvs, u16, u32, type Tlv } from '../bytes/index.js';
+import type { TlsSessionInfo } from '../tls/api.js';
+import { APPLET_VERSION, CardInfoTag, IdentityTag, KeyType, SessionTag } from './constants.js';
+import type { CardState, IdentityRecord } from './state.js';
+
+const utf8 = (s: string): Uint8Array => new TextEncoder().encode(s);
+
+/** SELECT response: `01 len "setls/1"`. */
+export function selectResponse(): Uint8Array {
+  return encodeTlv(CardInfoTag.version, utf8(APPLET_VERSION));
+}
+
+export function cardInfoTlv(s: CardState, stateCode: number): Uint8Array {
+  const items: Tlv[] = [
+    { tag: CardInfoTag.version, value: utf8(APPLET_VERSION) },
+    { tag: CardInfoTag.serial, value: s.serial },
+    ...s.identities.map((i) => ({ tag: CardInfoTag.identityLabel, value: utf8(i.label) })),
+    { tag: CardInfoTag.userTries, value: Uint8Array.of(s.pins.user.tries) },
+    { tag: CardInfoTag.operatorTries, value: Uint8Array.of(s.pins.operator.tries) },
+    { tag: CardInfoTag.pukTries, value: Uint8Array.of(s.pins.puk.tries) },
+    { tag: CardInfoTag.lastTime, value: u32(s.lastTime) },
+    { tag: CardInfoTag.state, value: Uint8Array.of(stateCode) },
+  ];
+  return encodeTlvs(items);
+}
+
+export function identityTlv(rec: IdentityRecord): Uint8Array {
+  return encodeTlvs([
+    { tag: IdentityTag.keyType, value: Uint8Array.of(KeyType.p256) },
+    { tag: IdentityTag.spki, value: rec.spki },
+    ...rec.chain.map((c) => ({ tag: IdentityTag.certificate, value: c })),
+  ]);
+}
+
+export function sessionInfoTlv(info: TlsSessionInfo): Uint8Array {
+  const items: Tlv[] = [
+    { tag: SessionTag.version, value: u16(info.version) },
+    { tag: SessionTag.cipherSuite, value: u16(info.cipherSuite) },
+    { tag: SessionTag.group, value: u16(info.group) },
+    { tag: SessionTag.signatureScheme, value: u16(info.signatureScheme) },
+  ];
+  if (info.serverName !== undefined) items.push({ tag: SessionTag.serverName, value: utf8(info.serverName) });
+  if (info.alpn !== undefined) items.push({ tag: SessionTag.alpn, value: utf8(info.alpn) });
+  return encodeTlvs(items);
+}

@@ -1,0 +1,284 @@
+/** PROCESS-EAP framing, identifiers, failures, fragmentation both ways and the host's clock. */
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { concat, findTlv, parseTlvs, readU32 } from '../../src/bytes/index.js';
+import { EapTlsFlag, parseEapTls } from '../../src/eap/index.js';
+import { EmulatedCard } from '../../src/card/index.js';
+import type { TlsServerConfig, TlsServerConnection, TlsOutput } from '../../src/tls/api.js';
+import { SELECT, TestCa, cmd, eapAck, eapResponse, newCard, personalise, send, swOf, verify, USER_PIN } from './helpers.js';
+import { ClientPipe, connectClient, driveHandshake, once, sendEap } from './tls-host.js';
+
+const reset = (card: EmulatedCard) => assert.equal(swOf(card, cmd(0xa0, 0x19, 0x10, 0x00)), 0x9000);
+const stateOf = (card: EmulatedCard) => send(card, cmd(0xa0, 0x19, 0x00, 0x00, new Uint8Array(0), 1)).data[0];
+const eap = (card: EmulatedCard, data: Uint8Array, p2 = 0) => send(card, cmd(0xa0, 0x80, 0x00, p2, data, 65536, true));
+const now = () => Math.floor(Date.now() / 1000);
+
+async function fullHandshake(card: EmulatedCard, ca: TestCa, opts: Parameters<typeof driveHandshake>[2] = {}): Promise<void> {
+  const pipe = new ClientPipe();
+  const client = connectClient(pipe, ca.pem);
+  const ok = once(client, 'secureConnect');
+  const hs = await driveHandshake(card, pipe, opts);
+  assert.equal(hs.outcome, 'success');
+  await ok;
+  client.destroy();
+}
+
+async function personalised() {
+  const ca = await TestCa.create();
+  const c = newCard();
+  await personalise(c.card, ca);
+  return { ...c, ca };
+}
+
+test('malformed EAP packets: 6A80 for framing, 7000 for discarded packets; the session is unchanged', async () => {
+  const { card, ca, cleanup } = await personalised();
+  try {
+    reset(card);
+    const cases: [Uint8Array, number][] = [
+      [Uint8Array.of(0x02, 0x01, 0x00), 0x6a80], // shorter than a header
+      [Uint8Array.of(0x02, 0x01, 0x00, 0x20, 0x0d, 0x00), 0x6a80], // Length > data
+      [Uint8Array.of(0x02, 0x01, 0x00, 0x03, 0x0d, 0x00), 0x6a80], // Length < 4
+      [Uint8Array.of(0x02, 0x01, 0x00, 0x04), 0x6a80], // Response without Type
+      [Uint8Array.of(0x02, 0x01, 0x00, 0x05, 0x0d), 0x6a80], // EAP-TLS without Flags (Length < 6)
+      [Uint8Array.of(0x02, 0x01, 0x00, 0x06, 0x0d, 0x01), 0x6a80], // reserved flag
+      [Uint8Array.of(0x02, 0x01, 0x00, 0x08, 0x0d, 0x80, 0x00, 0x00), 0x6a80], // L without length
+      [Uint8Array.of(0x01, 0x01, 0x00, 0x06, 0x0d, 0x00), 0x7000], // a Request
+      [Uint8Array.of(0x03, 0x01, 0x00, 0x04), 0x7000], // a Success
+      [Uint8Array.of(0x02, 0x01, 0x00, 0x06, 0x01, 0x00), 0x7000], // EAP-Identity
+      [Uint8Array.of(0x02, 0x01, 0x00, 0x06, 0x0d, 0x20), 0x6a80], // S flag from the host
+      [concat(Uint8Array.of(0x02, 0x01, 0x00, 0x06, 0x0d, 0x00), Uint8Array.of(1, 2, 3)), 0x6a80], // 3 time bytes
+    ];
+    for (const [pkt, sw] of cases) {
+      assert.equal(eap(card, pkt).sw.toString(16), sw.toString(16), Buffer.from(pkt).toString('hex'));
+      assert.equal(stateOf(card), 2);
+    }
+    await fullHandshake(card, ca);
+  } finally {
+    card.close();
+    cleanup();
+  }
+});
+
+test('wrong Identifier → 7000 and the packet is ignored; the right one goes on', async () => {
+  const { card, ca, cleanup } = await personalised();
+  try {
+    reset(card);
+    const pipe = new ClientPipe();
+    const client = connectClient(pipe, ca.pem);
+    const ok = once(client, 'secureConnect');
+    const ch = await pipe.nextRecord();
+    const r1 = await sendEap(card, eapResponse(0x30, ch, { time: now() }));
+    const p1 = parseEapTls(r1.data);
+    assert.equal(p1.id, 0x31);
+    pipe.deliver(p1.data);
+    const ccs = await pipe.nextRecord();
+    const fin = await pipe.nextRecord();
+    assert.equal(eap(card, eapResponse(0x30, concat(ccs, fin))).sw, 0x7000);
+    assert.equal(eap(card, eapResponse(0x32, concat(ccs, fin))).sw, 0x7000);
+    // time bytes are only for the first Response
+    assert.equal(eap(card, eapResponse(0x31, concat(ccs, fin), { time: now() })).sw, 0x6a80);
+    // two non-CCS records in one message are refused (host bug), nothing reaches the engine
+    assert.equal(eap(card, eapResponse(0x31, concat(ccs, fin, fin))).sw, 0x6a80);
+    assert.equal(eap(card, eapResponse(0x31, concat(fin, ccs))).sw, 0x6a80);
+    const r2 = eap(card, eapResponse(0x31, concat(ccs, fin)));
+    assert.equal(r2.sw, 0x9000);
+    assert.deepEqual(r2.data, Uint8Array.of(0x03, 0x32, 0x00, 0x04));
+    await ok;
+    client.destroy();
+    assert.equal(stateOf(card), 3);
+  } finally {
+    card.close();
+    cleanup();
+  }
+});
+
+test('garbage TLS → EAP-Request with the alert + 7001, EAP-Failure after the ACK, state 04; RESET-STATE recovers', async () => {
+  const { card, ca, cleanup } = await personalised();
+  try {
+    reset(card);
+    const r = eap(card, eapResponse(0x10, new TextEncoder().encode('GET / HTTP/1.1\r\n\r\n'), { time: now() }));
+    assert.equal(r.sw, 0x7001);
+    const p = parseEapTls(r.data);
+    assert.deepEqual([p.code, p.id], [1, 0x11]);
+    assert.equal(p.data[0], 0x15); // a plaintext alert record
+    assert.equal(p.data[5], 2); // fatal
+    assert.equal(stateOf(card), 4);
+    assert.equal(eap(card, eapResponse(0x11, Uint8Array.of(1))).sw, 0x7000); // not an ACK
+    const f = eap(card, eapAck(0x11));
+    assert.deepEqual([f.sw, ...f.data], [0x9000, 0x04, 0x12, 0x00, 0x04]);
+    assert.equal(eap(card, eapAck(0x12)).sw, 0x6985);
+    assert.equal(eap(card, eapResponse(0x12, Uint8Array.of(1)), 0x97).sw, 0x6985);
+    assert.equal(send(card, cmd(0xa0, 0xa6, 0, 0, new Uint8Array(0), 64)).sw, 0x6985);
+    assert.equal(stateOf(card), 4);
+    reset(card);
+    assert.equal(stateOf(card), 2);
+    await fullHandshake(card, ca);
+  } finally {
+    card.close();
+    cleanup();
+  }
+});
+
+test('a truncated ClientHello: the card asks for more (empty Request); RESET-STATE then a full handshake', async () => {
+  const { card, ca, cleanup } = await personalised();
+  try {
+    reset(card);
+    const pipe = new ClientPipe();
+    const client = connectClient(pipe, ca.pem);
+    const ch = await pipe.nextRecord();
+    client.destroy();
+    const r = eap(card, eapResponse(0x05, ch.subarray(0, 40), { time: now() }));
+    assert.equal(r.sw, 0x9000);
+    assert.deepEqual(r.data, Uint8Array.of(0x01, 0x06, 0x00, 0x06, 0x0d, 0x00));
+    assert.equal(stateOf(card), 2);
+    // the rest completes it: the card answers its flight
+    const r2 = eap(card, eapResponse(0x06, ch.subarray(40)));
+    assert.equal(r2.sw, 0x9000);
+    assert.equal(parseEapTls(r2.data).data[0], 0x16);
+    reset(card);
+    await fullHandshake(card, ca, { fragment: 100 });
+  } finally {
+    card.close();
+    cleanup();
+  }
+});
+
+test('host EAP-TLS fragmentation with ACKs; a broken fragment sequence is 6A80', async () => {
+  const { card, ca, cleanup } = await personalised();
+  try {
+    reset(card);
+    await fullHandshake(card, ca, { fragment: 64 });
+    reset(card);
+    // M without L on a first fragment / a length mismatch
+    assert.equal(eap(card, eapResponse(1, new Uint8Array(10), { flags: EapTlsFlag.more, time: now() })).sw, 0x6a80);
+    assert.equal(eap(card, eapResponse(1, new Uint8Array(10), { flags: EapTlsFlag.length | EapTlsFlag.more, tlsLength: 12 })).sw, 0x9000);
+    assert.equal(eap(card, eapResponse(2, new Uint8Array(10), { flags: 0 })).sw, 0x6a80);
+    assert.equal(eap(card, eapResponse(2, new Uint8Array(10), { flags: EapTlsFlag.length, tlsLength: 80_000 })).sw, 0x6a80);
+    reset(card);
+    await fullHandshake(card, ca);
+  } finally {
+    card.close();
+    cleanup();
+  }
+});
+
+test('the host clock: time sets the session, rollback > 300 s → 6A80, lazy persistence', async () => {
+  const { card, ca, dir, masterKey, cleanup } = await personalised();
+  const lastTime = (c: EmulatedCard) => readU32(findTlv(parseTlvs(send(c, cmd(0xa0, 0xca, 0, 0, new Uint8Array(0), 256)).data), 0x07)!, 0);
+  try {
+    const t = now();
+    reset(card);
+    await fullHandshake(card, ca, { time: t });
+    assert.equal(lastTime(card), t);
+    reset(card);
+    const pipe = new ClientPipe();
+    const client = connectClient(pipe, ca.pem);
+    const ch = await pipe.nextRecord();
+    client.destroy();
+    assert.equal(eap(card, eapResponse(1, ch, { time: t - 301 })).sw, 0x6a80);
+    assert.equal(card.lastError?.code, 'ERR_CARD_TIME_ROLLBACK');
+    assert.equal(stateOf(card), 2);
+    assert.equal(eap(card, eapResponse(1, ch, { time: t - 300 })).sw, 0x9000);
+    assert.equal(lastTime(card), t);
+    reset(card);
+    await fullHandshake(card, ca, { time: t + 100 }); // kept in memory only
+    assert.equal(lastTime(card), t + 100);
+    card.close();
+    let c2 = EmulatedCard.open({ dir, masterKey });
+    send(c2, SELECT);
+    assert.equal(lastTime(c2), t); // +100 s was not worth a write
+    send(c2, verify(USER_PIN));
+    reset(c2);
+    await fullHandshake(c2, ca, { time: t + 200 });
+    send(c2, verify(USER_PIN)); // any write carries the latest time along
+    c2.close();
+    c2 = EmulatedCard.open({ dir, masterKey });
+    send(c2, SELECT);
+    assert.equal(lastTime(c2), t + 200);
+    send(c2, verify(USER_PIN));
+    reset(c2);
+    await fullHandshake(c2, ca, { time: t + 200 + 3601 });
+    c2.close();
+    c2 = EmulatedCard.open({ dir, masterKey });
+    send(c2, SELECT);
+    assert.equal(lastTime(c2), t + 200 + 3601); // > 1 h: written at once
+    c2.close();
+  } finally {
+    cleanup();
+  }
+});
+
+/** A scripted engine: a 40 000-byte first flight, completion with a post-handshake record. */
+function fakeEngine(): (c: TlsServerConfig) => TlsServerConnection {
+  return (config) => {
+    let n = 0;
+    let state: TlsServerConnection['state'] = 'handshaking';
+    const out = (o: Partial<TlsOutput>): TlsOutput => ({ records: new Uint8Array(0), plaintext: [], handshakeComplete: false, peerClosed: false, ...o });
+    return {
+      get state() {
+        return state;
+      },
+      info: undefined,
+      receive(data) {
+        n++;
+        if (n === 1) {
+          assert.ok(config.selectIdentity('x'));
+          const flight = new Uint8Array(40_000).map((_, i) => i & 0xff);
+          return out({ records: flight });
+        }
+        if (state === 'handshaking') {
+          state = 'connected';
+          return out({ handshakeComplete: true, records: Uint8Array.of(0x17, 3, 3, 0, 1, 0xee) });
+        }
+        return out({ plaintext: [data.slice(5)] });
+      },
+      encrypt(type, pt) {
+        return concat(Uint8Array.of(type, 3, 3, pt.length >> 8, pt.length & 0xff), pt);
+      },
+      exportKeyingMaterial: (_l, _c, len) => new Uint8Array(len).fill(7),
+      dispose() {
+        state = 'closed';
+      },
+    };
+  };
+}
+
+test('card output fragmentation: 16 384-byte fragments with L then M, the host ACKs each; held post-handshake records', async () => {
+  const ca = await TestCa.create();
+  const { card: base, dir, masterKey, cleanup } = newCard();
+  await personalise(base, ca);
+  base.close();
+  const card = EmulatedCard.open({ dir, masterKey, tlsFactory: fakeEngine() });
+  try {
+    send(card, SELECT);
+    send(card, verify(USER_PIN));
+    const r1 = eap(card, eapResponse(0, Uint8Array.of(0x16, 3, 1, 0, 1, 1), { time: now() }));
+    const f1 = parseEapTls(r1.data);
+    assert.deepEqual([f1.id, f1.flags, f1.tlsLength, f1.data.length], [1, 0xc0, 40_000, 16_384]);
+    assert.equal(eap(card, eapResponse(1, Uint8Array.of(0x16, 3, 3, 0, 0))).sw, 0x6a80); // ACK expected
+    const f2 = parseEapTls(eap(card, eapAck(1)).data);
+    assert.deepEqual([f2.id, f2.flags, f2.data.length], [2, 0x40, 16_384]);
+    const f3 = parseEapTls(eap(card, eapAck(2)).data);
+    assert.deepEqual([f3.id, f3.flags, f3.data.length], [3, 0x00, 40_000 - 32_768]);
+    assert.deepEqual(concat(f1.data, f2.data, f3.data), new Uint8Array(40_000).map((_, i) => i & 0xff));
+    const s = eap(card, eapResponse(3, Uint8Array.of(0x16, 3, 3, 0, 1, 20)));
+    assert.deepEqual(s.data, Uint8Array.of(3, 4, 0, 4));
+    // the held record comes before the first record-layer output
+    const e = parseEapTls(eap(card, eapResponse(4, Uint8Array.of(0x41, 0x42)), 0x97).data);
+    assert.deepEqual(e.data, Uint8Array.of(0x17, 3, 3, 0, 1, 0xee, 0x17, 3, 3, 0, 2, 0x41, 0x42));
+    // ENCRYPT of an alert takes close_notify only
+    assert.equal(eap(card, eapResponse(5, Uint8Array.of(2, 40)), 0x95).sw, 0x6a80);
+    assert.equal(eap(card, eapResponse(5, Uint8Array.of(1, 0), { flags: EapTlsFlag.length | EapTlsFlag.more, tlsLength: 2 }), 0x95).sw, 0x6a80);
+    assert.equal(eap(card, eapResponse(5, Uint8Array.of(1, 0)), 0x95).sw, 0x9000);
+    assert.equal(eap(card, eapResponse(6, Uint8Array.of(1)), 0x97).sw, 0x6985); // after our close_notify
+    // DECRYPT: exactly one record
+    assert.equal(eap(card, eapResponse(6, Uint8Array.of(0x17, 3, 3, 0, 5, 1))).sw, 0x6a80);
+    const d = parseEapTls(eap(card, eapResponse(6, Uint8Array.of(0x17, 3, 3, 0, 2, 0x68, 0x69))).data);
+    assert.deepEqual(d.data, Uint8Array.of(0, 0, 0, 2, 0x68, 0x69));
+    const sk = send(card, cmd(0xa0, 0xa6, 0, 0, new Uint8Array(0), 64));
+    assert.deepEqual([sk.sw, sk.data], [0x9000, new Uint8Array(64).fill(7)]);
+  } finally {
+    card.close();
+    cleanup();
+  }
+});
