@@ -1,0 +1,139 @@
+#!/usr/bin/env node
+/**
+ * The `setls` command: the one place that wires a card, a transport and a server together.
+ */
+import { Command, Option } from 'commander';
+import { initCard, openCard } from './card-setup.js';
+import { runServeHttps } from './serve.js';
+import { cardPaths } from './card-files.js';
+import { CardClient } from '../host/index.js';
+import { X509Certificate } from 'node:crypto';
+import { existsSync } from 'node:fs';
+import { fingerprintOf } from '../pki/local-ca.js';
+
+const DEFAULT_CARD_DIR = '.setls/card';
+
+const program = new Command();
+program.name('setls').description('TLS servers that live inside secure elements').version('0.1.0');
+
+const card = program.command('card').description('create and inspect emulated cards');
+
+card
+  .command('init')
+  .description('create a card, generate its identity key inside it, and certify it with the local CA')
+  .option('--card-dir <dir>', 'card state folder', DEFAULT_CARD_DIR)
+  .addOption(new Option('--key <type>', 'identity key type').choices(['p256']).default('p256'))
+  .option('--ca-dir <dir>', 'local CA folder (default: <card-dir>/../ca)')
+  .option('--card-key <file>', 'card master key file (default: <card-dir>.key)')
+  .option('--pin-file <file>', 'where to write the user PIN (default: <card-dir>.pin)')
+  .action(async (o: { cardDir: string; key: 'p256'; caDir?: string; cardKey?: string; pinFile?: string }) => {
+    const r = await initCard({ cardDir: o.cardDir, keyType: o.key, caDir: o.caDir, cardKey: o.cardKey, pinFile: o.pinFile });
+    console.log(`card created in ${r.paths.dir} (serial ${r.serial})`);
+    console.log(`  identity 'default': ECDSA P-256 key generated in the card, certificate ${r.leafFingerprint}`);
+    console.log(`  master key: ${r.paths.keyFile} (0600)`);
+    console.log(`  user PIN:   ${r.paths.pinFile} (0600)`);
+    console.log(`  operator PIN and PUK: ${r.paths.adminFile} (0600)`);
+    console.log(`  CA certificate: ${r.caCertPath}`);
+    console.log(`  CA SHA-256 fingerprint: ${r.caFingerprint}`);
+  });
+
+card
+  .command('info')
+  .description('show a card: serial, identities, certificates, PIN tries left')
+  .option('--card-dir <dir>', 'card state folder', DEFAULT_CARD_DIR)
+  .option('--card-key <file>', 'card master key file (default: <card-dir>.key)')
+  .option('--json', 'machine-readable output')
+  .action(async (o: { cardDir: string; cardKey?: string; json?: boolean }) => {
+    const { transport } = openCard({ cardDir: o.cardDir, cardKey: o.cardKey });
+    const client = new CardClient(transport);
+    try {
+      await client.select();
+      const info = await client.cardInfo();
+      const identities = [];
+      for (const label of info.identities) {
+        const id = await client.identityInfo(label);
+        const certs = id.certificates.map((der) => {
+          const c = new X509Certificate(der);
+          return { subject: c.subject, issuer: c.issuer, subjectAltName: c.subjectAltName, validFrom: c.validFrom, validTo: c.validTo, sha256: fingerprintOf(der) };
+        });
+        identities.push({ label, keyType: id.keyType === 1 ? 'ECDSA P-256' : `type ${id.keyType}`, certificates: certs });
+      }
+      const out = { cardDir: cardPaths(o.cardDir).dir, ...info, identities };
+      if (o.json) {
+        console.log(JSON.stringify(out, null, 2));
+        return;
+      }
+      console.log(`card ${out.cardDir}`);
+      console.log(`  applet ${info.version}, serial ${info.serial}`);
+      console.log(`  tries left: user PIN ${info.userPinTries ?? '?'}, operator PIN ${info.operatorPinTries ?? '?'}, PUK ${info.pukTries ?? '?'}`);
+      if (info.lastTime) console.log(`  last accepted time: ${new Date(info.lastTime * 1000).toISOString()}`);
+      for (const id of identities) {
+        console.log(`  identity '${id.label}' (${id.keyType})`);
+        for (const c of id.certificates) {
+          console.log(`    subject ${c.subject.replace(/\n/g, ', ')}; SAN ${c.subjectAltName ?? '-'}; valid to ${c.validTo}`);
+          console.log(`    SHA-256 ${c.sha256}`);
+        }
+        if (id.certificates.length === 0) console.log('    (no certificate installed)');
+      }
+    } finally {
+      await transport.close();
+    }
+  });
+
+const serve = program.command('serve').description('serve clients through the card');
+serve
+  .command('https')
+  .description('HTTPS whose TLS ends inside the card (the demo connected plug)')
+  .option('--card-dir <dir>', 'card state folder', DEFAULT_CARD_DIR)
+  .option('--card-key <file>', 'card master key file (default: <card-dir>.key)')
+  .option('--pin-file <file>', 'user PIN file (default: <card-dir>.pin; or set SETLS_PIN)')
+  .option('--port <n>', 'TCP port', (v) => parsePort(v), 8443)
+  .option('--host <addr>', 'address to listen on', '127.0.0.1')
+  .option('--backlog <n>', 'connections waiting for the card before new ones are refused', (v) => parsePositive(v, 'backlog'), 50)
+  .option('--trace', 'print every APDU as annotated hex on stderr')
+  .action(async (o: ServeCliOptions) => {
+    await runServeHttps(o);
+  });
+
+program
+  .command('demo')
+  .description('create the demo card if needed, then serve the demo plug over HTTPS (npm start)')
+  .option('--card-dir <dir>', 'card state folder', DEFAULT_CARD_DIR)
+  .option('--port <n>', 'HTTPS port', (v) => parsePort(v), 8443)
+  .option('--host <addr>', 'address to listen on', '127.0.0.1')
+  .option('--trace', 'print every APDU as annotated hex on stderr')
+  .action(async (o: { cardDir: string; port: number; host: string; trace?: boolean }) => {
+    if (!existsSync(cardPaths(o.cardDir).dir)) {
+      const r = await initCard({ cardDir: o.cardDir });
+      console.log(`created the demo card in ${r.paths.dir}; clients trust ${r.caCertPath}`);
+    }
+    await runServeHttps({ cardDir: o.cardDir, port: o.port, host: o.host, backlog: 50, trace: o.trace });
+  });
+
+export interface ServeCliOptions {
+  cardDir: string;
+  cardKey?: string;
+  pinFile?: string;
+  port: number;
+  host: string;
+  backlog: number;
+  trace?: boolean;
+}
+
+function parsePort(v: string): number {
+  const n = Number(v);
+  if (!Number.isInteger(n) || n < 0 || n > 65535) throw new Error(`invalid port '${v}'`);
+  return n;
+}
+
+function parsePositive(v: string, what: string): number {
+  const n = Number(v);
+  if (!Number.isInteger(n) || n < 0) throw new Error(`invalid ${what} '${v}'`);
+  return n;
+}
+
+program.parseAsync(process.argv).catch((err: unknown) => {
+  const e = err as { code?: string; message?: string };
+  console.error(`setls: ${e.code ? `${e.code}: ` : ''}${e.message ?? String(err)}`);
+  process.exit(1);
+});

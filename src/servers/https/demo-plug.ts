@@ -1,0 +1,159 @@
+/**
+ * The demo device: a connected plug (the paper's smart-grid example) with a relay and a power
+ * reading, served over HTTPS whose TLS ends inside the card.
+ *   GET  /            HTML page
+ *   GET  /status      JSON state (+ the TLS session facts the card reported)
+ *   PUT  /relay       JSON {"state":"on"|"off"}; 400 with a clear message otherwise
+ *   GET  /bytes/N     N bytes of a fixed pattern (bulk-transfer checks; N ≤ 64 MiB)
+ * imports nothing of the project but types.
+ */
+import type { IncomingMessage, ServerResponse } from 'node:http';
+
+export interface PlugState {
+  relay: 'on' | 'off';
+  readonly startedAt: number;
+  /** Switch count since start. */
+  switches: number;
+}
+
+const MAX_BODY = 1024;
+const MAX_BLOB = 64 * 1024 * 1024;
+
+/** Byte i of the /bytes/N pattern (tests recompute it independently). */
+export function patternByte(i: number): number {
+  return (i * 31 + (i >>> 8) + (i >>> 16)) & 0xff;
+}
+
+function patternChunk(offset: number, n: number): Buffer {
+  const b = Buffer.allocUnsafe(n);
+  for (let i = 0; i < n; i++) b[i] = patternByte(offset + i);
+  return b;
+}
+
+/** Simulated instantaneous power draw in watts (0 when the relay is off). */
+function powerW(state: PlugState, now: number): number {
+  if (state.relay === 'off') return 0;
+  return Math.round((1840 + 60 * Math.sin(now / 7000)) * 10) / 10;
+}
+
+function sendJson(res: ServerResponse, status: number, body: unknown): void {
+  const text = JSON.stringify(body) + '\n';
+  res.writeHead(status, { 'content-type': 'application/json; charset=utf-8', 'content-length': Buffer.byteLength(text) });
+  res.end(text);
+}
+
+function tlsFacts(req: IncomingMessage): unknown {
+  const s = req.socket as unknown as { getSessionInfo?: () => unknown };
+  return typeof s.getSessionInfo === 'function' ? s.getSessionInfo() : undefined;
+}
+
+const PAGE = (state: PlugState, now: number): string => `<!doctype html>
+<html lang="en"><head><meta charset="utf-8"><title>setls demo plug</title>
+<style>body{font-family:system-ui,sans-serif;max-width:40rem;margin:2rem auto;line-height:1.5}code{background:#eee;padding:0 .3em}</style>
+</head><body>
+<h1>setls demo plug</h1>
+<p>This page was served over TLS that terminates inside a secure element.</p>
+<p id="relay">Relay: <strong>${state.relay}</strong></p>
+<p id="power">Power: ${powerW(state, now)} W</p>
+<p>API: <code>GET /status</code>, <code>PUT /relay {"state":"on"|"off"}</code></p>
+</body></html>
+`;
+
+export function createPlugState(): PlugState {
+  return { relay: 'off', startedAt: Date.now(), switches: 0 };
+}
+
+function readBody(req: IncomingMessage, limit: number): Promise<string | undefined> {
+  return new Promise((resolve, reject) => {
+    const chunks: Buffer[] = [];
+    let n = 0;
+    let over = false;
+    req.on('data', (c: Buffer) => {
+      n += c.length;
+      if (n > limit) over = true;
+      else chunks.push(c);
+    });
+    req.on('end', () => resolve(over ? undefined : Buffer.concat(chunks).toString('utf8')));
+    req.on('error', reject);
+  });
+}
+
+/** The plug's request handler, for node:http. */
+export function createPlugHandler(state: PlugState = createPlugState()): (req: IncomingMessage, res: ServerResponse) => void {
+  return (req, res) => {
+    void handle(state, req, res).catch((err: unknown) => {
+      if (!res.headersSent) sendJson(res, 500, { error: 'internal error', detail: String((err as Error)?.message ?? err) });
+      else res.destroy();
+    });
+  };
+}
+
+async function handle(state: PlugState, req: IncomingMessage, res: ServerResponse): Promise<void> {
+  const url = new URL(req.url ?? '/', 'https://device.invalid');
+  const now = Date.now();
+  if (url.pathname === '/') {
+    if (req.method !== 'GET' && req.method !== 'HEAD') return sendJson(res, 405, { error: 'use GET' });
+    const html = PAGE(state, now);
+    res.writeHead(200, { 'content-type': 'text/html; charset=utf-8', 'content-length': Buffer.byteLength(html) });
+    res.end(req.method === 'HEAD' ? undefined : html);
+    return;
+  }
+  if (url.pathname === '/status') {
+    if (req.method !== 'GET') return sendJson(res, 405, { error: 'use GET' });
+    return sendJson(res, 200, {
+      device: 'setls demo plug',
+      relay: state.relay,
+      powerW: powerW(state, now),
+      switches: state.switches,
+      uptimeS: Math.round((now - state.startedAt) / 1000),
+      tls: tlsFacts(req),
+    });
+  }
+  if (url.pathname === '/relay') {
+    if (req.method !== 'PUT') return sendJson(res, 405, { error: 'use PUT with {"state":"on"|"off"}' });
+    const type = req.headers['content-type'] ?? '';
+    if (!/^application\/json\b/i.test(type)) {
+      return sendJson(res, 415, { error: 'content-type must be application/json' });
+    }
+    const text = await readBody(req, MAX_BODY);
+    if (text === undefined) return sendJson(res, 413, { error: `body larger than ${MAX_BODY} bytes` });
+    let body: unknown;
+    try {
+      body = JSON.parse(text);
+    } catch (e) {
+      return sendJson(res, 400, { error: `body is not valid JSON: ${(e as Error).message}` });
+    }
+    const st = (body as { state?: unknown } | null)?.state;
+    if (typeof body !== 'object' || body === null || Array.isArray(body) || (st !== 'on' && st !== 'off')) {
+      return sendJson(res, 400, { error: 'expected {"state":"on"} or {"state":"off"}' });
+    }
+    const extra = Object.keys(body).filter((k) => k !== 'state');
+    if (extra.length) return sendJson(res, 400, { error: `unknown field(s): ${extra.join(', ')}` });
+    if (state.relay !== st) state.switches++;
+    state.relay = st;
+    return sendJson(res, 200, { relay: state.relay, powerW: powerW(state, now) });
+  }
+  const m = /^\/bytes\/(\d{1,9})$/.exec(url.pathname);
+  if (m) {
+    const n = Number(m[1]);
+    if (n > MAX_BLOB) return sendJson(res, 400, { error: `at most ${MAX_BLOB} bytes` });
+    res.writeHead(200, { 'content-type': 'application/octet-stream', 'content-length': n });
+    let off = 0;
+    const CHUNK = 64 * 1024;
+    const pump = (): void => {
+      while (off < n) {
+        const k = Math.min(CHUNK, n - off);
+        const ok = res.write(patternChunk(off, k));
+        off += k;
+        if (!ok) {
+          res.once('drain', pump);
+          return;
+        }
+      }
+      res.end();
+    };
+    pump();
+    return;
+  }
+  sendJson(res, 404, { error: `no resource ${url.pathname}` });
+}

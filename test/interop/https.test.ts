@@ -1,0 +1,85 @@
+// Real clients nobody here wrote (curl, openssl s_client, Node's https) against HTTPS served
+// through the emulated card, on 127.0.0.1.
+import { test, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { get } from 'node:https';
+import { createHash } from 'node:crypto';
+import { makeTestCard, startTestHttps, run, type TestCard } from './helpers.js';
+import { requirePeer } from './peers.js';
+import { patternByte } from '../../src/servers/https/index.js';
+import type { RunningHttps } from '../../src/cli/serve.js';
+
+let card: TestCard;
+let server: RunningHttps;
+
+before(async () => {
+  card = await makeTestCard();
+  server = await startTestHttps(card);
+});
+
+after(async () => {
+  await server?.close();
+  card?.cleanup();
+});
+
+test('curl --cacert gets /status over TLS 1.3 with the certificate verified', async (t) => {
+  if (!requirePeer(t, 'curl')) return;
+  const r = await run('curl', ['-sS', '-v', '--tlsv1.3', '--cacert', card.init.caCertPath, `https://localhost:${server.port}/status`]);
+  assert.equal(r.code, 0, r.stderr);
+  const body = JSON.parse(r.stdout);
+  assert.equal(body.device, 'setls demo plug');
+  assert.equal(body.tls.version, 0x0304);
+  assert.match(r.stderr, /SSL connection using TLSv1\.3 \/ TLS_AES_128_GCM_SHA256/);
+  assert.match(r.stderr, /SSL certificate verify ok/);
+  assert.match(r.stderr, /ALPN: server accepted http\/1\.1/);
+});
+
+test('curl PUT /relay switches the relay; bad JSON gets 400 with a clear message', async (t) => {
+  if (!requirePeer(t, 'curl')) return;
+  const base = ['-sS', '--cacert', card.init.caCertPath, '-X', 'PUT', '-H', 'content-type: application/json'];
+  const ok = await run('curl', [...base, '-d', '{"state":"on"}', `https://localhost:${server.port}/relay`]);
+  assert.equal(JSON.parse(ok.stdout).relay, 'on');
+  const bad = await run('curl', [...base, '-w', '\n%{http_code}', '-d', '{"state":1}', `https://localhost:${server.port}/relay`]);
+  const [json, code] = bad.stdout.trim().split('\n').filter((l) => l.length > 0);
+  assert.equal(code, '400');
+  assert.match(JSON.parse(json!).error, /expected \{"state":"on"\}/);
+});
+
+test('curl refuses the server without the CA (no -k): the certificate is really checked', async (t) => {
+  if (!requirePeer(t, 'curl')) return;
+  const r = await run('curl', ['-sS', '--cacert', '/etc/ssl/certs/ca-certificates.crt', `https://localhost:${server.port}/status`]);
+  assert.notEqual(r.code, 0);
+  assert.match(r.stderr, /certificate/i);
+});
+
+test('openssl s_client -tls1_3 completes a handshake and an HTTP exchange, verify OK', async (t) => {
+  if (!requirePeer(t, 'openssl')) return;
+  const r = await run(
+    'openssl',
+    ['s_client', '-tls1_3', '-CAfile', card.init.caCertPath, '-connect', `127.0.0.1:${server.port}`, '-servername', 'localhost', '-verify_return_error', '-ign_eof'],
+    { input: 'GET /status HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n' },
+  );
+  assert.equal(r.code, 0, r.stderr + r.stdout);
+  assert.match(r.stdout, /Verify return code: 0 \(ok\)/);
+  assert.match(r.stdout, /New, TLSv1\.3, Cipher is TLS_AES_128_GCM_SHA256/);
+  assert.match(r.stdout, /HTTP\/1\.1 200 OK/);
+  assert.match(r.stdout, /"device":"setls demo plug"/);
+});
+
+test("Node's https.get downloads 10 MB through the card's record layer, byte for byte", async () => {
+  const N = 10 * 1000 * 1000;
+  const { body, protocol } = await new Promise<{ body: Buffer; protocol: string | null }>((resolve, reject) => {
+    const req = get({ host: '127.0.0.1', port: server.port, path: `/bytes/${N}`, ca: card.ca, servername: 'localhost', agent: false }, (res) => {
+      const chunks: Buffer[] = [];
+      res.on('data', (c: Buffer) => chunks.push(c));
+      res.on('end', () => resolve({ body: Buffer.concat(chunks), protocol: (res.socket as import('node:tls').TLSSocket).getProtocol?.() ?? null }));
+      res.on('error', reject);
+    });
+    req.on('error', reject);
+  });
+  assert.equal(protocol, 'TLSv1.3');
+  assert.equal(body.length, N);
+  const expected = Buffer.allocUnsafe(N);
+  for (let i = 0; i < N; i++) expected[i] = patternByte(i);
+  assert.equal(createHash('sha256').update(body).digest('hex'), createHash('sha256').update(expected).digest('hex'));
+});
