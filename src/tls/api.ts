@@ -78,20 +78,52 @@ export interface TlsServerConfig {
   selectIdentity(serverName: string | undefined): TlsIdentity | undefined;
   /** ALPN protocols the server accepts, in preference order; empty = ALPN not negotiated. */
   readonly alpnProtocols?: readonly string[];
-  /** Cipher suites in server preference order (default: the engine's supported list). */
+  /**
+   * Cipher suites in server preference order; server preference wins over the client's order.
+   * Supported: 0x1301 TLS_AES_128_GCM_SHA256, 0x1302 TLS_AES_256_GCM_SHA384, 0x1303
+   * TLS_CHACHA20_POLY1305_SHA256, 0x1304 TLS_AES_128_CCM_SHA256, 0x1305 TLS_AES_128_CCM_8_SHA256.
+   * Default: [0x1301, 0x1302, 0x1303, 0x1304] — CCM_8 (8-byte tag, an IoT suite) only when listed here.
+   * Unknown code points are ignored.
+   */
   readonly cipherSuites?: readonly number[];
-  /** Named groups in server preference order (default: the engine's supported list). */
+  /**
+   * Named groups in server preference order. Supported: 0x001d x25519, 0x0017 secp256r1.
+   * Default: [x25519, secp256r1]. When the client supports one of these but sent no key share for
+   * any, the engine answers with a HelloRetryRequest (stateless cookie, see `cookieKey`).
+   */
   readonly groups?: readonly number[];
   /**
    * Named groups announced in EncryptedExtensions.supported_groups (RFC 8446 §4.2.7: the server may
    * tell the client its preferred groups for later connections). Sent verbatim; absent or empty = not sent.
    */
   readonly advertisedGroups?: readonly number[];
+  /**
+   * 32-byte key sealing the HelloRetryRequest cookie (AES-256-GCM; the cookie carries Hash(ClientHello1),
+   * suite and group so no state is kept across the retry). Copied at creation. Default: 32 bytes drawn
+   * from `entropy` on the first HelloRetryRequest, held by this engine instance and wiped by dispose().
+   */
+  readonly cookieKey?: Uint8Array;
+  /**
+   * The engine sends its own KeyUpdate (RFC 8446 §4.6.3) once its write key has protected this many
+   * records, and asks the client (update_requested) once the client's key has protected this many.
+   * Default 2^23 (half the AES-GCM/CCM hard limit of 2^24 records per key, RFC 8446 §5.5); clamped to
+   * the suite's hard limit. Small values are for tests.
+   */
+  readonly keyUpdateAfterRecords?: number;
+  /**
+   * record_size_limit (RFC 8449) the engine announces when the client sends the extension, and then
+   * enforces on protected records it receives (TLSInnerPlaintext larger → record_overflow).
+   * 64..16385; default 16385 (2^14 + 1).
+   */
+  readonly recordSizeLimit?: number;
 }
 
 /** What one call into the engine produced. All arrays are fresh copies owned by the caller. */
 export interface TlsOutput {
-  /** Bytes to send to the client: zero or more complete TLS records, concatenated. */
+  /**
+   * Bytes to send to the client: zero or more complete TLS records, concatenated. Send them before any
+   * record a later `encrypt()` returns (they may end with a KeyUpdate that changes the write key).
+   */
   readonly records: Uint8Array;
   /** Application data received from the client, in order. */
   readonly plaintext: readonly Uint8Array[];
@@ -129,4 +161,10 @@ export interface TlsServerConnection {
   exportKeyingMaterial(label: string, context: Uint8Array, length: number): Uint8Array;
   /** Wipes every secret the connection holds; the connection becomes 'closed'. */
   dispose(): void;
+  /**
+   * Sends a KeyUpdate now (RFC 8446 §4.6.3) and switches to the next write key; returns the record
+   * (protected under the old key). `updateRequested` asks the client to update its key too. Throws
+   * ERR_TLS_STATE before the handshake completes or after close/failure. Optional for other engines.
+   */
+  requestKeyUpdate?(updateRequested: boolean): Uint8Array;
 }

@@ -14,6 +14,8 @@ export const CipherSuite = {
   TLS_AES_128_GCM_SHA256: 0x1301,
   TLS_AES_256_GCM_SHA384: 0x1302,
   TLS_CHACHA20_POLY1305_SHA256: 0x1303,
+  TLS_AES_128_CCM_SHA256: 0x1304,
+  TLS_AES_128_CCM_8_SHA256: 0x1305,
 } as const;
 export type CipherSuite = (typeof CipherSuite)[keyof typeof CipherSuite];
 
@@ -96,6 +98,15 @@ export const ExtensionType = {
   signatureAlgorithmsCert: 50,
   keyShare: 51,
 } as const;
+
+/** KeyUpdateRequest (RFC 8446 §4.6.3). */
+export const KeyUpdateRequest = {
+  updateNotRequested: 0,
+  updateRequested: 1,
+} as const;
+
+/** ServerHello.random of a HelloRetryRequest: SHA-256("HelloRetryRequest") (RFC 8446 §4.1.3). */
+export const HELLO_RETRY_REQUEST_RANDOM_HEX = 'cf21ad74e59a6111be1d8c021e65b891c2a211167abb8c5e079e09e2c8a8339c';
 
 /** The record_size_limit this server announces (RFC 8449): 2^14 + 1 for TLS 1.3. */
 export const OUR_RECORD_SIZE_LIMIT = 0x4001;

@@ -7,6 +7,7 @@
 import {
   createCipheriv,
   createDecipheriv,
+  createECDH,
   createHash,
   createHmac,
   createPrivateKey,
@@ -20,7 +21,7 @@ import { ByteWriter, SetlsError, concat, fromHex } from '../bytes/index.js';
 import { CipherSuite, NamedGroup } from './constants.js';
 
 export type HashName = 'sha256' | 'sha384';
-export type AeadName = 'aes-128-gcm' | 'aes-256-gcm';
+export type AeadName = 'aes-128-gcm' | 'aes-256-gcm' | 'chacha20-poly1305' | 'aes-128-ccm';
 
 /** One row of the cipher suite table. */
 export interface SuiteParams {
@@ -31,26 +32,53 @@ export interface SuiteParams {
   readonly keyLength: number;
   readonly ivLength: number;
   readonly tagLength: number;
-  /** Records one key may protect before a KeyUpdate is needed (RFC 8446 §5.5; AES-GCM: 2^24.5). */
+  /**
+   * Hard limit: records one key may protect (RFC 8446 §5.5). AES-GCM: 2^24.5 full-size records keep
+   * the confidentiality margin at ~2^-57; we cap at 2^24. AES-CCM / CCM_8 have the same confidentiality
+   * bound (draft-irtf-cfrg-aead-limits) and get the same cap. ChaCha20-Poly1305 has no practical limit
+   * before the 64-bit sequence number wraps: capped at 2^53-1, the largest sequence JS numbers hold
+   * exactly (so 2^64-1 is never reached either).
+   */
   readonly maxRecordsPerKey: number;
 }
 
-/** Suites this engine implements, keyed by code point. TLS_AES_256_GCM_SHA384 etc. slot in here. */
+/** Default number of records after which the engine rotates its write key with a KeyUpdate. */
+export const DEFAULT_KEY_UPDATE_AFTER_RECORDS = 2 ** 23;
+
+function suite(
+  id: number,
+  hashName: HashName,
+  aead: AeadName,
+  keyLength: number,
+  tagLength: number,
+  maxRecordsPerKey: number,
+): SuiteParams {
+  return { id, hash: hashName, hashLength: hashName === 'sha256' ? 32 : 48, aead, keyLength, ivLength: 12, tagLength, maxRecordsPerKey };
+}
+
+/**
+ * Suites this engine implements, keyed by code point, in the default server preference order.
+ * TLS_AES_128_CCM_8_SHA256 is implemented but not in DEFAULT_CIPHER_SUITES (8-byte tag, an IoT suite):
+ * it is negotiated only when `config.cipherSuites` lists it.
+ */
 export const SUITES: ReadonlyMap<number, SuiteParams> = new Map([
+  [CipherSuite.TLS_AES_128_GCM_SHA256, suite(CipherSuite.TLS_AES_128_GCM_SHA256, 'sha256', 'aes-128-gcm', 16, 16, 2 ** 24)],
+  [CipherSuite.TLS_AES_256_GCM_SHA384, suite(CipherSuite.TLS_AES_256_GCM_SHA384, 'sha384', 'aes-256-gcm', 32, 16, 2 ** 24)],
   [
-    CipherSuite.TLS_AES_128_GCM_SHA256,
-    {
-      id: CipherSuite.TLS_AES_128_GCM_SHA256,
-      hash: 'sha256',
-      hashLength: 32,
-      aead: 'aes-128-gcm',
-      keyLength: 16,
-      ivLength: 12,
-      tagLength: 16,
-      maxRecordsPerKey: 2 ** 24,
-    },
+    CipherSuite.TLS_CHACHA20_POLY1305_SHA256,
+    suite(CipherSuite.TLS_CHACHA20_POLY1305_SHA256, 'sha256', 'chacha20-poly1305', 32, 16, Number.MAX_SAFE_INTEGER),
   ],
+  [CipherSuite.TLS_AES_128_CCM_SHA256, suite(CipherSuite.TLS_AES_128_CCM_SHA256, 'sha256', 'aes-128-ccm', 16, 16, 2 ** 24)],
+  [CipherSuite.TLS_AES_128_CCM_8_SHA256, suite(CipherSuite.TLS_AES_128_CCM_8_SHA256, 'sha256', 'aes-128-ccm', 16, 8, 2 ** 24)],
 ]);
+
+/** Server preference when `config.cipherSuites` is absent (CCM_8 deliberately left out). */
+export const DEFAULT_CIPHER_SUITES: readonly number[] = [
+  CipherSuite.TLS_AES_128_GCM_SHA256,
+  CipherSuite.TLS_AES_256_GCM_SHA384,
+  CipherSuite.TLS_CHACHA20_POLY1305_SHA256,
+  CipherSuite.TLS_AES_128_CCM_SHA256,
+];
 
 export function hash(alg: HashName, data: Uint8Array): Uint8Array {
   return new Uint8Array(createHash(alg).update(data).digest());
@@ -107,16 +135,42 @@ export function hkdfExpandLabel(
   return hkdfExpand(alg, secret, info, length);
 }
 
-/** AEAD encryption: returns ciphertext || tag. */
+/** The slice of node:crypto's CipherGCM / CipherCCM / CipherChaCha20Poly1305 (and Decipher*) we use. */
+interface AeadCipher {
+  setAAD(aad: Uint8Array, options?: { plaintextLength: number }): unknown;
+  update(data: Uint8Array): Buffer;
+  final(): Buffer;
+  getAuthTag(): Buffer;
+  setAuthTag(tag: Uint8Array): unknown;
+}
+
+function aeadCipher(decrypt: boolean, aead: AeadName, key: Uint8Array, nonce: Uint8Array, tagLength: number): AeadCipher {
+  const options = { authTagLength: tagLength };
+  // One overload per mode family in @types/node; the union name needs this single cast.
+  const make = (decrypt ? createDecipheriv : createCipheriv) as unknown as (
+    a: string,
+    k: Uint8Array,
+    n: Uint8Array,
+    o: { authTagLength: number },
+  ) => AeadCipher;
+  return make(aead, key, nonce, options);
+}
+
+/**
+ * AEAD encryption: returns ciphertext || tag. AES-CCM needs the plaintext length with the AAD and a
+ * single update() (node:crypto rules); all modes take the tag length (16, or 8 for CCM_8).
+ */
 export function aeadSeal(
   aead: AeadName,
   key: Uint8Array,
   nonce: Uint8Array,
   aad: Uint8Array,
   plaintext: Uint8Array,
+  tagLength = 16,
 ): Uint8Array {
-  const c = createCipheriv(aead, key, nonce, { authTagLength: 16 });
-  c.setAAD(aad);
+  const c = aeadCipher(false, aead, key, nonce, tagLength);
+  if (aead === 'aes-128-ccm') c.setAAD(aad, { plaintextLength: plaintext.length });
+  else c.setAAD(aad);
   const body = c.update(plaintext);
   const fin = c.final();
   return concat(body, fin, c.getAuthTag());
@@ -133,11 +187,13 @@ export function aeadOpen(
 ): Uint8Array | undefined {
   if (sealed.length < tagLength || nonce.length !== 12) return undefined;
   try {
-    const d = createDecipheriv(aead, key, nonce, { authTagLength: tagLength });
-    d.setAAD(aad);
+    const d = aeadCipher(true, aead, key, nonce, tagLength);
+    const ct = sealed.subarray(0, sealed.length - tagLength);
     d.setAuthTag(sealed.subarray(sealed.length - tagLength));
-    const body = d.update(sealed.subarray(0, sealed.length - tagLength));
-    const fin = d.final();
+    if (aead === 'aes-128-ccm') d.setAAD(aad, { plaintextLength: ct.length });
+    else d.setAAD(aad);
+    const body = d.update(ct);
+    const fin = d.final(); // throws when the tag does not verify
     return fin.length ? concat(body, fin) : new Uint8Array(body);
   } catch {
     return undefined;
@@ -196,9 +252,48 @@ function x25519(privateRaw?: Uint8Array): EphemeralKey {
   };
 }
 
-/** Groups this engine implements. secp256r1 etc. slot in here. */
+/** Uncompressed SEC1 point for P-256: 0x04 || X(32) || Y(32) (RFC 8446 §4.2.8.2). */
+const P256_POINT_LENGTH = 65;
+
+/**
+ * secp256r1 ECDHE (RFC 8446 §4.2.8.2, §7.4.2). The peer's key_exchange must be an uncompressed point
+ * on the curve: wrong length, a format byte other than 0x04 (compressed/hybrid/infinity) or a point
+ * not on P-256 all throw ERR_TLS_BAD_KEY_SHARE (→ illegal_parameter). node:crypto's ECDH checks the
+ * point is on the curve (EC_POINT_oct2point). The shared secret is the X coordinate (32 bytes).
+ */
+function secp256r1(privateRaw?: Uint8Array): EphemeralKey {
+  const ecdh = createECDH('prime256v1');
+  if (privateRaw) {
+    if (privateRaw.length !== 32) throw new SetlsError('ERR_TLS_INTERNAL', 'secp256r1 private key must be 32 bytes');
+    ecdh.setPrivateKey(privateRaw);
+  } else {
+    ecdh.generateKeys();
+  }
+  const publicKey = new Uint8Array(ecdh.getPublicKey());
+  return {
+    group: NamedGroup.secp256r1,
+    publicKey,
+    deriveShared(peerPublic: Uint8Array): Uint8Array {
+      if (peerPublic.length !== P256_POINT_LENGTH) {
+        throw new SetlsError('ERR_TLS_BAD_KEY_SHARE', `secp256r1 key share of ${peerPublic.length} bytes (65 expected)`);
+      }
+      if (peerPublic[0] !== 0x04) throw new SetlsError('ERR_TLS_BAD_KEY_SHARE', 'secp256r1 key share is not an uncompressed point');
+      try {
+        return new Uint8Array(ecdh.computeSecret(peerPublic));
+      } catch (e) {
+        throw new SetlsError('ERR_TLS_BAD_KEY_SHARE', 'secp256r1 key share is not a point on the curve', { cause: e });
+      }
+    },
+  };
+}
+
+/** Server preference when `config.groups` is absent. */
+export const DEFAULT_GROUPS: readonly number[] = [NamedGroup.x25519, NamedGroup.secp256r1];
+
+/** Groups this engine implements (secp384r1 etc. slot in here as rows). */
 export const GROUPS: ReadonlyMap<number, GroupParams> = new Map([
   [NamedGroup.x25519, { id: NamedGroup.x25519, keyExchangeLength: 32, generate: x25519 }],
+  [NamedGroup.secp256r1, { id: NamedGroup.secp256r1, keyExchangeLength: P256_POINT_LENGTH, generate: secp256r1 }],
 ]);
 
 /**
@@ -213,6 +308,10 @@ export function verifySignature(scheme: number, spkiDer: Uint8Array, data: Uint8
         return nodeVerify('sha256', data, { key, dsaEncoding: 'der' }, signature);
       case 0x0804:
         return nodeVerify('sha256', data, { key, padding: 6 /* RSA_PKCS1_PSS_PADDING */, saltLength: 32 }, signature);
+      case 0x0805:
+        return nodeVerify('sha384', data, { key, padding: 6, saltLength: 48 }, signature);
+      case 0x0806:
+        return nodeVerify('sha512', data, { key, padding: 6, saltLength: 64 }, signature);
       default:
         return false;
     }

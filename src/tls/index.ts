@@ -6,7 +6,9 @@ import type { TlsServerConfig, TlsServerConnection } from './api.js';
 import { TlsServer } from './server/connection.js';
 
 export * from './api.js';
-export { CipherSuite, NamedGroup, SignatureScheme, ProtocolVersion, OUR_RECORD_SIZE_LIMIT } from './constants.js';
+export { CipherSuite, NamedGroup, SignatureScheme, ProtocolVersion, OUR_RECORD_SIZE_LIMIT, KeyUpdateRequest } from './constants.js';
+/** Default server preferences and the default KeyUpdate interval (no secrets: code points and a count). */
+export { DEFAULT_CIPHER_SUITES, DEFAULT_GROUPS, DEFAULT_KEY_UPDATE_AFTER_RECORDS } from './crypto.js';
 
 /** A fresh server connection for one session. */
 export function createTlsServer(config: TlsServerConfig): TlsServerConnection {

@@ -93,9 +93,14 @@ test('compression other than [null] → illegal_parameter', () => {
   expectPlainAlert({ compression: [0, 1] }, 47);
 });
 
-test('no usable key share → handshake_failure; missing key_share → missing_extension', () => {
-  expectPlainAlert({ groups: [0x0017, 0x001d], shares: [{ group: 0x0017, key: new Uint8Array(65).fill(4) }] }, 40);
-  expectPlainAlert({ groups: [0x0017], shares: [{ group: 0x0017, key: new Uint8Array(65).fill(4) }] }, 40);
+test('no common group → handshake_failure; bad shares → illegal_parameter; missing key_share → missing_extension', () => {
+  // secp384r1 / x448 only: nothing in common with {x25519, secp256r1} → no HelloRetryRequest either.
+  expectPlainAlert({ groups: [0x0018], shares: [{ group: 0x0018, key: new Uint8Array(97).fill(4) }] }, 40);
+  expectPlainAlert({ groups: [0x001e, 0x0018], shares: [] }, 40);
+  expectPlainAlert({ groups: [0x0017], shares: [] }, 40, { groups: [0x001d] }); // server limited to x25519
+  // secp256r1 is supported now: a 65-byte share that is not a curve point is illegal_parameter.
+  expectPlainAlert({ groups: [0x0017, 0x001d], shares: [{ group: 0x0017, key: new Uint8Array(65).fill(4) }] }, 47);
+  expectPlainAlert({ groups: [0x0017], shares: [{ group: 0x0017, key: new Uint8Array(65).fill(4) }] }, 47);
   expectPlainAlert({ shares: null }, 109);
   expectPlainAlert({ sigalgs: null }, 109);
   expectPlainAlert({ shares: [{ group: 0x001d, key: new Uint8Array(31) }] }, 47); // wrong length
@@ -104,7 +109,9 @@ test('no usable key share → handshake_failure; missing key_share → missing_e
 });
 
 test('no suite / signature scheme in common → handshake_failure', () => {
-  expectPlainAlert({ suites: [0x1303] }, 40);
+  expectPlainAlert({ suites: [0x13ff, 0x00ff] }, 40);
+  expectPlainAlert({ suites: [0x1305] }, 40); // CCM_8 is implemented but only negotiated when configured
+  expectPlainAlert({ suites: [0x1301] }, 40, { cipherSuites: [0x1302, 0x1303] });
   expectPlainAlert({ sigalgs: [0x0401, 0x0201] }, 40);
 });
 
@@ -222,11 +229,12 @@ test('application data before the client Finished → unexpected_message', () =>
   assertFailedWith(conn, conn.receive(sealRecord(keys.c_hs_key!, keys.c_hs_iv!, 0, 23, Uint8Array.of(1))), 10);
 });
 
-test('post-handshake KeyUpdate is not supported yet → unexpected_message', () => {
+test('post-handshake messages other than KeyUpdate → unexpected_message', () => {
   const { conn } = traceServer();
   conn.receive(trace('clientHelloRecord'));
   conn.receive(trace('clientFinishedRecord'));
-  assertFailedWith(conn, conn.receive(sealRecord(keys.c_ap_key!, keys.c_ap_iv!, 0, 22, Uint8Array.of(24, 0, 0, 1, 0))), 10);
+  // a NewSessionTicket from the client
+  assertFailedWith(conn, conn.receive(sealRecord(keys.c_ap_key!, keys.c_ap_iv!, 0, 22, Uint8Array.of(4, 0, 0, 1, 0))), 10);
 });
 
 test('a received fatal alert → failed, reported as not sent by us, nothing sent back', () => {
@@ -269,4 +277,31 @@ test('dispose() wipes and closes', () => {
   assert.equal(conn.state, 'closed');
   assert.throws(() => conn.encrypt(23, new Uint8Array(1)), { code: 'ERR_TLS_STATE' });
   assert.equal(conn.receive(trace('clientDataRecord')).plaintext.length, 0);
+});
+
+test('record limits: TLSCiphertext of exactly 2^14+256 is not an overflow, +1 is; config.recordSizeLimit is announced and enforced', () => {
+  // 2^14 + 256 bytes of garbage after the handshake: framing accepts it, authentication fails.
+  const a = traceServer().conn;
+  a.receive(trace('clientHelloRecord'));
+  a.receive(trace('clientFinishedRecord'));
+  const max = 16384 + 256;
+  assert.equal(a.receive(concat(Uint8Array.of(23, 3, 3, max >> 8, max & 255), new Uint8Array(max))).alert?.description, 20);
+  const b = traceServer().conn;
+  b.receive(trace('clientHelloRecord'));
+  b.receive(trace('clientFinishedRecord'));
+  assert.equal(b.receive(Uint8Array.of(23, 3, 3, (max + 1) >> 8, (max + 1) & 255)).alert?.description, 22);
+
+  // recordSizeLimit 100 (the trace's client sends record_size_limit, so we announce ours).
+  const { conn } = traceServer({ recordSizeLimit: 100 });
+  const flight = conn.receive(trace('clientHelloRecord')).records;
+  const recs = splitRecords(flight);
+  const ee = openRecord(keys.s_hs_key!, keys.s_hs_iv!, 0, recs[1]!);
+  assert.ok(toHex(ee).includes('001c00020064'), 'EncryptedExtensions carries record_size_limit 100');
+  // TLSInnerPlaintext of exactly 100 bytes (a warning user_canceled + type + 97 zeros) is accepted…
+  assert.equal(conn.receive(sealRecord(keys.c_hs_key!, keys.c_hs_iv!, 0, 21, Uint8Array.of(1, 90), 97)).alert, undefined);
+  // …101 bytes is record_overflow even though most of it is padding.
+  const out = conn.receive(sealRecord(keys.c_hs_key!, keys.c_hs_iv!, 1, 21, Uint8Array.of(1, 90), 98));
+  assert.equal(out.alert?.description, 22);
+  assert.throws(() => server({ recordSizeLimit: 63 }), { code: 'ERR_TLS_ARGUMENT' });
+  assert.throws(() => server({ recordSizeLimit: 16386 }), { code: 'ERR_TLS_ARGUMENT' });
 });

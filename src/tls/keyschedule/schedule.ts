@@ -51,6 +51,15 @@ export function trafficKeys(suite: SuiteParams, trafficSecret: Uint8Array): Traf
   };
 }
 
+/**
+ * The next generation of an application traffic secret (RFC 8446 §7.2, KeyUpdate):
+ *   application_traffic_secret_N+1 = HKDF-Expand-Label(application_traffic_secret_N, "traffic upd", "", Hash.length)
+ * Returns a new secret; the caller wipes the old one.
+ */
+export function nextTrafficSecret(suite: SuiteParams, trafficSecret: Uint8Array): Uint8Array {
+  return hkdfExpandLabel(suite.hash, trafficSecret, 'traffic upd', new Uint8Array(0), suite.hashLength);
+}
+
 /** verify_data for a Finished message under base key `trafficSecret` (RFC 8446 §4.4.4). */
 export function finishedVerifyData(suite: SuiteParams, trafficSecret: Uint8Array, transcriptHash: Uint8Array): Uint8Array {
   const finishedKey = hkdfExpandLabel(suite.hash, trafficSecret, 'finished', new Uint8Array(0), suite.hashLength);

@@ -68,14 +68,14 @@ export class RecordKey {
   /** Protects one record: returns header || encrypted_record. `content` must be ≤ 2^14 bytes. */
   seal(type: number, content: Uint8Array): Uint8Array {
     if (content.length > MAX_PLAINTEXT) throw tlsError('ERR_TLS_INTERNAL', 'record content too large');
-    // TODO(KeyUpdate): send a KeyUpdate instead of failing when the per-key limit nears.
+    // The connection sends a KeyUpdate well before this hard limit (config.keyUpdateAfterRecords).
     if (this.seq >= this.suite.maxRecordsPerKey) throw tlsError('ERR_TLS_SEQUENCE_EXHAUSTED', 'write key exhausted');
     const inner = new Uint8Array(content.length + 1);
     inner.set(content);
     inner[content.length] = type;
     const hdr = header(23, inner.length + this.suite.tagLength);
     const nonce = nonceFor(this.iv, this.seq++);
-    const body = aeadSeal(this.suite.aead, this.key, nonce, hdr, inner);
+    const body = aeadSeal(this.suite.aead, this.key, nonce, hdr, inner, this.suite.tagLength);
     wipe(inner);
     const out = new Uint8Array(5 + body.length);
     out.set(hdr);
@@ -86,8 +86,10 @@ export class RecordKey {
   /**
    * Opens one record (whole, header included). Returns undefined when authentication fails (the caller
    * decides between bad_record_mac and skipping rejected 0-RTT data); the sequence number then stays.
+   * `maxInnerPlaintext` is the record_size_limit we announced (RFC 8449; default 2^14 + 1): a longer
+   * TLSInnerPlaintext (content + type + padding) is record_overflow.
    */
-  open(record: Uint8Array): { type: number; content: Uint8Array } | undefined {
+  open(record: Uint8Array, maxInnerPlaintext = MAX_INNER_PLAINTEXT): { type: number; content: Uint8Array } | undefined {
     const hdr = record.subarray(0, 5);
     const body = record.subarray(5);
     if (body.length > MAX_INNER_PLAINTEXT + 255) throw tlsError('ERR_TLS_RECORD_OVERFLOW', 'ciphertext too long');
@@ -95,7 +97,9 @@ export class RecordKey {
     const inner = aeadOpen(this.suite.aead, this.key, nonceFor(this.iv, this.seq), hdr, body, this.suite.tagLength);
     if (!inner) return undefined;
     this.seq++;
-    if (inner.length > MAX_INNER_PLAINTEXT) throw tlsError('ERR_TLS_RECORD_OVERFLOW', 'TLSInnerPlaintext too long');
+    if (inner.length > Math.min(maxInnerPlaintext, MAX_INNER_PLAINTEXT)) {
+      throw tlsError('ERR_TLS_RECORD_OVERFLOW', 'TLSInnerPlaintext too long');
+    }
     // Strip zero padding; the last non-zero byte is the content type.
     let i = inner.length - 1;
     while (i >= 0 && inner[i] === 0) i--;

@@ -6,8 +6,8 @@
  * client auth are not supported yet; CONNECTED is ExpectTraffic):
  *
  *                              START <-----+
- *               Recv ClientHello |         | Send HelloRetryRequest   (TODO: HRR)
- *                                v         |
+ *               Recv ClientHello |         | Send HelloRetryRequest   (ExpectSecondClientHello:
+ *                                v         |  stateless cookie, at most once; server/cookie.ts)
  *                             RECVD_CH ----+
  *                                | Select parameters
  *                                v
@@ -44,11 +44,15 @@
  *                                | Recv Finished
  *                                | K_recv = application
  *                                v
- *                            CONNECTED
+ *                            CONNECTED   Recv KeyUpdate: K_recv = next generation
+ *                                        [update_requested: Send KeyUpdate, K_send = next generation]
+ *                                        Own KeyUpdate after config.keyUpdateAfterRecords records,
+ *                                        or on requestKeyUpdate()
  *
  * Every error raised while processing input becomes one fatal alert (errors.ts), after which the
  * connection stays 'failed'.
- * SECRETS: the RecordKeys (readKey/writeKey), exporterSecret and the current state's secrets.
+ * SECRETS: the RecordKeys (readKey/writeKey), the server application traffic secret (writeSecret,
+ * ratcheted on KeyUpdate), exporterSecret, the HRR cookie key and the current state's secrets.
  * imports bytes/ and tls/ siblings only.
  */
 import { SetlsError, concat, wipe } from '../../bytes/index.js';
@@ -61,14 +65,16 @@ import {
   type TlsSessionInfo,
   type TlsState,
 } from '../api.js';
-import { MAX_PLAINTEXT } from '../constants.js';
-import type { SuiteParams } from '../crypto.js';
+import { MAX_PLAINTEXT, OUR_RECORD_SIZE_LIMIT } from '../constants.js';
+import { DEFAULT_KEY_UPDATE_AFTER_RECORDS, type SuiteParams } from '../crypto.js';
 import { alertForError, tlsError } from '../errors.js';
-import { exportKeyingMaterial } from '../keyschedule/schedule.js';
+import { exportKeyingMaterial, nextTrafficSecret, trafficKeys } from '../keyschedule/schedule.js';
 import { RECORD_HEADER_LENGTH, parseRecordHeader } from '../record/framing.js';
-import { RecordKey, plaintextRecord } from '../record/protection.js';
+import { MAX_INNER_PLAINTEXT, RecordKey, plaintextRecord } from '../record/protection.js';
 import { AlertLevel, encodeAlert, parseAlert } from '../wire/alert.js';
 import { HandshakeReassembler } from '../wire/handshake.js';
+import { buildKeyUpdate } from '../wire/keyUpdate.js';
+import { CookieSealer } from './cookie.js';
 import type { Effect, ServerState, Transition } from './effects.js';
 import { ExpectClientHello, type InternalOptions } from './expectClientHello.js';
 import { CLOSED, FAILED } from './terminal.js';
@@ -110,9 +116,26 @@ export class TlsServer implements TlsServerConnection {
   private sentCloseNotify = false;
   private earlyDataSkipBudget = 0;
   private disposed = false;
+  private readonly cookies: CookieSealer;
+  /** Server application traffic secret of the current write generation (KeyUpdate ratchets it). */
+  private writeSecret: Uint8Array | undefined;
+  /** Records per key after which we rotate ours / ask the client to rotate its (see api.ts). */
+  private readonly keyUpdateAfterRecords: number;
+  /** Largest TLSInnerPlaintext we accept (the record_size_limit we announced). */
+  private maxInnerPlaintext = MAX_INNER_PLAINTEXT;
+  /** The client sent KeyUpdate(update_requested) in this receive() call: answer once at its end. */
+  private keyUpdateReplyDue = false;
+  /** We asked the client to update its key and its KeyUpdate has not come yet. */
+  private clientUpdateRequested = false;
 
   constructor(config: TlsServerConfig, options: InternalOptions = {}) {
-    this.st = new ExpectClientHello(config, options);
+    const after = config.keyUpdateAfterRecords ?? DEFAULT_KEY_UPDATE_AFTER_RECORDS;
+    if (!Number.isSafeInteger(after) || after < 1) throw new SetlsError('ERR_TLS_ARGUMENT', `keyUpdateAfterRecords ${after}`);
+    const rsl = config.recordSizeLimit ?? OUR_RECORD_SIZE_LIMIT;
+    if (!Number.isInteger(rsl) || rsl < 64 || rsl > OUR_RECORD_SIZE_LIMIT) throw new SetlsError('ERR_TLS_ARGUMENT', `recordSizeLimit ${rsl}`);
+    this.keyUpdateAfterRecords = after;
+    this.cookies = new CookieSealer(config.entropy, config.cookieKey); // ERR_TLS_ARGUMENT on a bad key
+    this.st = new ExpectClientHello(config, options, this.cookies);
   }
 
   get state(): TlsState {
@@ -142,6 +165,7 @@ export class TlsServer implements TlsServerConnection {
         this.handleRecord(record, out);
       }
       this.inbox = this.isLive() ? this.inbox.slice(o) : new Uint8Array(0);
+      this.keyUpdateAfterReceive(out);
     } catch (e) {
       this.fail(e, out);
     }
@@ -157,7 +181,7 @@ export class TlsServer implements TlsServerConnection {
     }
     if (contentType === ContentType.alert) {
       const alert = parseAlert(plaintext); // throws ERR_TLS_DECODE on a malformed alert
-      const record = this.writeKey.seal(ContentType.alert, plaintext);
+      const record = this.protect(ContentType.alert, plaintext);
       if (alert.description === AlertDescription.closeNotify) this.sentCloseNotify = true;
       else if (alert.description !== AlertDescription.userCanceled || alert.level === AlertLevel.fatal) this.enterTerminal(FAILED);
       return record;
@@ -166,7 +190,7 @@ export class TlsServer implements TlsServerConnection {
     let o = 0;
     do {
       const n = Math.min(this.maxSendContent, plaintext.length - o);
-      records.push(this.writeKey.seal(ContentType.applicationData, plaintext.subarray(o, o + n)));
+      records.push(this.protect(ContentType.applicationData, plaintext.subarray(o, o + n)));
       o += n;
     } while (o < plaintext.length);
     return concat(...records);
@@ -180,6 +204,13 @@ export class TlsServer implements TlsServerConnection {
       throw new SetlsError('ERR_TLS_ARGUMENT', 'bad exporter label or length');
     }
     return exportKeyingMaterial(this.suite, this.exporterSecret, label, context, length);
+  }
+
+  requestKeyUpdate(updateRequested: boolean): Uint8Array {
+    if (this.st.publicState !== 'connected' || !this.writeKey || !this.writeSecret || this.sentCloseNotify) {
+      throw new SetlsError('ERR_TLS_STATE', `cannot send KeyUpdate in state ${this.state}`);
+    }
+    return this.sendKeyUpdate(updateRequested);
   }
 
   dispose(): void {
@@ -208,7 +239,7 @@ export class TlsServer implements TlsServerConnection {
 
     if (this.readKey) {
       if (type === ContentType.applicationData) {
-        const opened = this.readKey.open(record);
+        const opened = this.readKey.open(record, this.maxInnerPlaintext);
         if (!opened) {
           if (this.earlyDataSkipBudget >= content.length) {
             this.earlyDataSkipBudget -= content.length; // rejected 0-RTT data: skip it
@@ -227,7 +258,13 @@ export class TlsServer implements TlsServerConnection {
         throw tlsError('ERR_TLS_UNEXPECTED_MESSAGE', `plaintext record of type ${type} after keys are in use`);
       }
     } else {
-      if (type === ContentType.applicationData) throw tlsError('ERR_TLS_UNEXPECTED_MESSAGE', 'protected record before ClientHello');
+      if (type === ContentType.applicationData) {
+        if (this.earlyDataSkipBudget >= content.length) {
+          this.earlyDataSkipBudget -= content.length; // 0-RTT data after our HelloRetryRequest: skip it
+          return;
+        }
+        throw tlsError('ERR_TLS_UNEXPECTED_MESSAGE', 'protected record before ClientHello');
+      }
       if (content.length > MAX_PLAINTEXT) throw tlsError('ERR_TLS_RECORD_OVERFLOW', 'plaintext record too long');
     }
 
@@ -292,7 +329,14 @@ export class TlsServer implements TlsServerConnection {
         this.negotiatedInfo = e.info;
         this.suite = e.suite;
         if (e.peerRecordSizeLimit !== undefined) this.maxSendContent = Math.min(MAX_PLAINTEXT, e.peerRecordSizeLimit - 1);
+        if (e.ourRecordSizeLimit !== undefined) this.maxInnerPlaintext = e.ourRecordSizeLimit;
         this.earlyDataSkipBudget = e.earlyDataOffered ? MAX_SKIPPED_EARLY_DATA : 0;
+        return false;
+      case 'skipEarlyData':
+        this.earlyDataSkipBudget = MAX_SKIPPED_EARLY_DATA;
+        return false;
+      case 'keyUpdateRequested':
+        this.keyUpdateReplyDue = true;
         return false;
       case 'sendHandshake':
         this.pendingHandshake.push(e.message);
@@ -303,10 +347,13 @@ export class TlsServer implements TlsServerConnection {
       case 'installWriteKeys':
         this.writeKey?.wipe();
         this.writeKey = new RecordKey(this.requireSuite(), e.keys);
+        wipe(this.writeSecret);
+        this.writeSecret = e.trafficSecret;
         return false;
       case 'installReadKeys':
         this.readKey?.wipe();
         this.readKey = new RecordKey(this.requireSuite(), e.keys);
+        this.clientUpdateRequested = false; // a fresh client key (handshake end or the client's KeyUpdate)
         return true;
       case 'exporterSecret':
         wipe(this.exporterSecret);
@@ -337,15 +384,66 @@ export class TlsServer implements TlsServerConnection {
     }
   }
 
+  /**
+   * Protects one record with the current write key (plaintext before keys exist). After the handshake,
+   * once the write key has protected `keyUpdateAfterRecords` records, a KeyUpdate(update_not_requested)
+   * goes first and the record is protected under the next key (the result is then two records).
+   */
   private protect(type: number, content: Uint8Array): Uint8Array {
-    return this.writeKey ? this.writeKey.seal(type, content) : plaintextRecord(type, content);
+    if (!this.writeKey) return plaintextRecord(type, content);
+    if (this.writeSecret && this.writeKey.sequence >= this.rotationThreshold()) {
+      const keyUpdate = this.sendKeyUpdate(false);
+      return concat(keyUpdate, this.writeKey.seal(type, content));
+    }
+    return this.writeKey.seal(type, content);
+  }
+
+  /** Records per key before rotating: the configured value, clamped below the suite's hard limit. */
+  private rotationThreshold(): number {
+    const hard = this.requireSuite().maxRecordsPerKey;
+    return Math.max(1, Math.min(this.keyUpdateAfterRecords, hard - 1));
+  }
+
+  /**
+   * RFC 8446 §4.6.3: sends KeyUpdate under the current write key, then ratchets
+   *   application_traffic_secret_N+1 = HKDF-Expand-Label(application_traffic_secret_N, "traffic upd", "", Hash.length)
+   * and installs its keys. Returns the KeyUpdate record.
+   */
+  private sendKeyUpdate(updateRequested: boolean): Uint8Array {
+    const suite = this.requireSuite();
+    if (!this.writeKey || !this.writeSecret) throw tlsError('ERR_TLS_INTERNAL', 'KeyUpdate without application keys');
+    const record = this.writeKey.seal(ContentType.handshake, buildKeyUpdate(updateRequested));
+    const next = nextTrafficSecret(suite, this.writeSecret);
+    wipe(this.writeSecret);
+    this.writeSecret = next;
+    this.writeKey.wipe();
+    this.writeKey = new RecordKey(suite, trafficKeys(suite, next));
+    if (updateRequested) this.clientUpdateRequested = true;
+    return record;
+  }
+
+  /**
+   * End of a receive() call: one KeyUpdate answers any number of update_requested (RFC 8446 §4.6.3:
+   * "respond with a single update"); otherwise, if the client's key has protected keyUpdateAfterRecords
+   * records and we have not asked yet, ask it with KeyUpdate(update_requested).
+   */
+  private keyUpdateAfterReceive(out: CallOutput): void {
+    const reply = this.keyUpdateReplyDue;
+    this.keyUpdateReplyDue = false;
+    if (this.st.publicState !== 'connected' || this.sentCloseNotify || !this.writeSecret) return;
+    if (reply) {
+      out.records.push(this.sendKeyUpdate(false));
+    } else if (!this.clientUpdateRequested && this.readKey && this.readKey.sequence >= this.rotationThreshold()) {
+      out.records.push(this.sendKeyUpdate(true));
+    }
   }
 
   private fail(err: unknown, out: CallOutput): void {
     const description = alertForError(err);
     this.pendingHandshake = [];
     try {
-      out.records.push(this.protect(ContentType.alert, encodeAlert(AlertLevel.fatal, description)));
+      const alert = encodeAlert(AlertLevel.fatal, description);
+      out.records.push(this.writeKey ? this.writeKey.seal(ContentType.alert, alert) : plaintextRecord(ContentType.alert, alert));
     } catch {
       // the write key is exhausted: nothing more can be sent
     }
@@ -366,8 +464,10 @@ export class TlsServer implements TlsServerConnection {
     this.writeKey?.wipe();
     this.readKey = undefined;
     this.writeKey = undefined;
-    wipe(this.exporterSecret);
+    wipe(this.exporterSecret, this.writeSecret);
     this.exporterSecret = undefined;
+    this.writeSecret = undefined;
+    this.cookies.wipe();
     this.pendingHandshake = [];
   }
 }

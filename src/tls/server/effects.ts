@@ -15,14 +15,19 @@ export type Effect =
       readonly info: TlsSessionInfo;
       readonly suite: SuiteParams;
       readonly peerRecordSizeLimit: number | undefined;
+      /** The record_size_limit we announced in EncryptedExtensions (undefined = not announced: 2^14 + 1). */
+      readonly ourRecordSizeLimit?: number | undefined;
       readonly earlyDataOffered: boolean;
     }
   /** A whole handshake message to send under the current write protection. */
   | { readonly kind: 'sendHandshake'; readonly message: Uint8Array }
   /** The middlebox-compatibility change_cipher_spec record (RFC 8446 §D.4). */
   | { readonly kind: 'sendChangeCipherSpec' }
-  /** Protect what we send from now on with these keys (ownership passes to the record layer). */
-  | { readonly kind: 'installWriteKeys'; readonly keys: TrafficKeys }
+  /**
+   * Protect what we send from now on with these keys (ownership passes to the record layer). With
+   * `trafficSecret` (application keys) the connection keeps the secret to ratchet it on KeyUpdate.
+   */
+  | { readonly kind: 'installWriteKeys'; readonly keys: TrafficKeys; readonly trafficSecret?: Uint8Array }
   /** Expect the client's records under these keys from now on. */
   | { readonly kind: 'installReadKeys'; readonly keys: TrafficKeys }
   /** The exporter master secret (ownership passes to the connection). */
@@ -30,7 +35,11 @@ export type Effect =
   /** Application data for the caller. */
   | { readonly kind: 'deliver'; readonly data: Uint8Array }
   /** The client's Finished verified. */
-  | { readonly kind: 'handshakeComplete' };
+  | { readonly kind: 'handshakeComplete' }
+  /** The client sent KeyUpdate(update_requested): answer with one KeyUpdate before more data (RFC 8446 §4.6.3). */
+  | { readonly kind: 'keyUpdateRequested' }
+  /** ClientHello1 offered 0-RTT and we sent a HelloRetryRequest: skip its early data (RFC 8446 §4.2.10). */
+  | { readonly kind: 'skipEarlyData' };
 
 export interface Transition {
   readonly next: ServerState;

@@ -1,6 +1,7 @@
 /**
  * WAIT_FINISHED: waits for the client's Finished (no client auth, no EndOfEarlyData yet), verifies it
- * in constant time and switches the read side to the client application traffic keys.
+ * in constant time and switches the read side to the client application traffic keys. Anything else,
+ * a KeyUpdate included, is unexpected_message here.
  * SECRETS: clientHsTraffic, clientApTraffic, exporter (wiped on exit or wipe()).
  * imports bytes/ and tls/ siblings only.
  */
@@ -50,10 +51,11 @@ export class ExpectFinished implements ServerState {
     this.observe?.('c_ap_key', clientApKeys.key);
     this.observe?.('c_ap_iv', clientApKeys.iv);
     this.exporterHandedOver = true;
+    // ExpectTraffic keeps (a copy of) the client application traffic secret to ratchet it on KeyUpdate.
+    const next = new ExpectTraffic(this.suite, this.clientApTraffic.slice());
     this.wipe();
     return {
-      // TODO(KeyUpdate): ExpectTraffic keeps the client application traffic secret to ratchet it.
-      next: new ExpectTraffic(),
+      next,
       effects: [
         { kind: 'installReadKeys', keys: clientApKeys },
         { kind: 'exporterSecret', secret: this.exporter },

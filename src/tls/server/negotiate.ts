@@ -5,7 +5,7 @@
  * imports bytes/ and tls/ siblings only.
  */
 import { ExtensionType, ProtocolVersion, TLS13_CERTIFICATE_VERIFY_SCHEMES } from '../constants.js';
-import { GROUPS, SUITES, type GroupParams, type SuiteParams } from '../crypto.js';
+import { DEFAULT_CIPHER_SUITES, DEFAULT_GROUPS, GROUPS, SUITES, type GroupParams, type SuiteParams } from '../crypto.js';
 import { tlsError } from '../errors.js';
 import type { ClientHello } from '../wire/clientHello.js';
 import {
@@ -39,8 +39,9 @@ export function checkCompression(ch: ClientHello): void {
   }
 }
 
+/** Server preference wins: the first of `serverPrefs` (default DEFAULT_CIPHER_SUITES) the client offers. */
 export function negotiateSuite(ch: ClientHello, serverPrefs: readonly number[] | undefined): SuiteParams {
-  const prefs = serverPrefs ?? [...SUITES.keys()];
+  const prefs = serverPrefs ?? DEFAULT_CIPHER_SUITES;
   for (const id of prefs) {
     const s = SUITES.get(id);
     if (s && ch.cipherSuites.includes(id)) return s;
@@ -48,12 +49,16 @@ export function negotiateSuite(ch: ClientHello, serverPrefs: readonly number[] |
   throw tlsError('ERR_TLS_HANDSHAKE_FAILURE', 'no cipher suite in common');
 }
 
-export interface GroupChoice {
-  readonly group: GroupParams;
-  readonly share: KeyShareEntry;
+/** Either a usable key share, or the group to ask for in a HelloRetryRequest. */
+export type GroupChoice =
+  | { readonly kind: 'share'; readonly group: GroupParams; readonly share: KeyShareEntry }
+  | { readonly kind: 'retry'; readonly group: GroupParams };
+
+function serverGroups(serverPrefs: readonly number[] | undefined): number[] {
+  return (serverPrefs ?? DEFAULT_GROUPS).filter((g) => GROUPS.has(g));
 }
 
-export function negotiateGroup(ch: ClientHello, serverPrefs: readonly number[] | undefined): GroupChoice {
+function clientGroupsAndShares(ch: ClientHello): { groups: number[]; shares: KeyShareEntry[] } {
   const sg = findExtension(ch, ExtensionType.supportedGroups);
   const ks = findExtension(ch, ExtensionType.keyShare);
   if (!sg || !ks) throw tlsError('ERR_TLS_MISSING_EXTENSION', 'supported_groups and key_share are both required');
@@ -62,22 +67,58 @@ export function negotiateGroup(ch: ClientHello, serverPrefs: readonly number[] |
   for (const s of shares) {
     if (!groups.includes(s.group)) throw tlsError('ERR_TLS_ILLEGAL_PARAMETER', `key share for unoffered group ${s.group}`);
   }
-  const prefs = (serverPrefs ?? [...GROUPS.keys()]).filter((g) => GROUPS.has(g));
+  return { groups, shares };
+}
+
+function checkShareLength(group: GroupParams, share: KeyShareEntry): void {
+  if (share.keyExchange.length !== group.keyExchangeLength) {
+    throw tlsError('ERR_TLS_ILLEGAL_PARAMETER', `key share for group ${group.id} has bad length`);
+  }
+}
+
+/**
+ * RFC 8446 §4.2.8 / §4.1.4: the server-preferred group among the client's key shares; else, when the
+ * client supports a server group but sent no share for it, a HelloRetryRequest for the server-preferred
+ * such group; else handshake_failure (no common group at all).
+ */
+export function negotiateGroup(ch: ClientHello, serverPrefs: readonly number[] | undefined): GroupChoice {
+  const { groups, shares } = clientGroupsAndShares(ch);
+  const prefs = serverGroups(serverPrefs);
   for (const g of prefs) {
     const share = shares.find((s) => s.group === g);
     if (!share) continue;
     const group = GROUPS.get(g)!;
-    if (share.keyExchange.length !== group.keyExchangeLength) {
-      throw tlsError('ERR_TLS_ILLEGAL_PARAMETER', `key share for group ${g} has bad length`);
-    }
-    return { group, share };
+    checkShareLength(group, share);
+    return { kind: 'share', group, share };
   }
-  // TODO(HRR): when `prefs` and `groups` intersect, answer with a HelloRetryRequest for that group
-  // instead of failing. Until then a missing usable share is a handshake_failure.
-  throw tlsError('ERR_TLS_HANDSHAKE_FAILURE', 'no usable key share');
+  for (const g of prefs) {
+    if (groups.includes(g)) return { kind: 'retry', group: GROUPS.get(g)! };
+  }
+  throw tlsError('ERR_TLS_HANDSHAKE_FAILURE', 'no group in common');
 }
 
-/** The identity's first scheme (server preference) that the client accepts and TLS 1.3 allows. */
+/**
+ * ClientHello2 after our HelloRetryRequest (RFC 8446 §4.1.2): exactly one key share, for the selected
+ * group, which supported_groups still lists; anything else is illegal_parameter (a second HRR is never sent).
+ */
+export function retriedKeyShare(ch: ClientHello, selectedGroup: number): { group: GroupParams; share: KeyShareEntry } {
+  const { groups, shares } = clientGroupsAndShares(ch);
+  const group = GROUPS.get(selectedGroup);
+  const share = shares[0];
+  if (!group || !groups.includes(selectedGroup) || shares.length !== 1 || !share || share.group !== selectedGroup) {
+    throw tlsError('ERR_TLS_ILLEGAL_PARAMETER', `ClientHello2 must carry exactly one key share, for group ${selectedGroup}`);
+  }
+  checkShareLength(group, share);
+  return { group, share };
+}
+
+/**
+ * The identity's first scheme (server preference) that the client lists in signature_algorithms and
+ * TLS 1.3 allows for CertificateVerify (e.g. rsa_pss_rsae_sha256/384/512, ecdsa_secp256r1_sha256).
+ * No overlap → handshake_failure. signature_algorithms_cert (RFC 8446 §4.2.3) only constrains the
+ * signatures inside the certificate chain, which the card's identity fixes in advance; it plays no
+ * part in choosing the CertificateVerify scheme, so it is not consulted here.
+ */
 export function negotiateSignatureScheme(ch: ClientHello, identitySchemes: readonly number[]): number {
   const sa = findExtension(ch, ExtensionType.signatureAlgorithms);
   if (!sa) throw tlsError('ERR_TLS_MISSING_EXTENSION', 'signature_algorithms is required');

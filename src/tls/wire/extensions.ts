@@ -98,6 +98,27 @@ export function buildKeyShareServerHello(group: number, keyExchange: Uint8Array)
 }
 
 /**
+ * RFC 8446 §4.2.8: in a HelloRetryRequest, struct { NamedGroup selected_group; } KeyShareHelloRetryRequest;
+ */
+export function buildKeyShareHelloRetryRequest(group: number): Uint8Array {
+  return new ByteWriter(2).u16(group).finish();
+}
+
+/**
+ * RFC 8446 §4.2.2: struct { opaque cookie<1..2^16-1>; } Cookie;
+ */
+export function parseCookie(data: Uint8Array): Uint8Array {
+  const r = reader(data, 'cookie');
+  const cookie = r.vec(2, 1);
+  r.end();
+  return cookie;
+}
+
+export function buildCookie(cookie: Uint8Array): Uint8Array {
+  return new ByteWriter(cookie.length + 2).vec(2, cookie).finish();
+}
+
+/**
  * RFC 8446 §4.2.1:
  *   struct { select (Handshake.msg_type) {
  *       case client_hello: ProtocolVersion versions<2..254>;

@@ -12,10 +12,14 @@
  *
  * imports bytes/ and tls/ siblings only.
  */
-import { ByteWriter } from '../../bytes/index.js';
-import { HandshakeType, ProtocolVersion } from '../constants.js';
+import { ByteWriter, fromHex } from '../../bytes/index.js';
+import { ExtensionType, HELLO_RETRY_REQUEST_RANDOM_HEX, HandshakeType, ProtocolVersion } from '../constants.js';
 import type { Extension } from './clientHello.js';
+import { buildCookie, buildKeyShareHelloRetryRequest, buildSupportedVersionsServerHello } from './extensions.js';
 import { encodeHandshake } from './handshake.js';
+
+/** The special ServerHello.random marking a HelloRetryRequest (RFC 8446 §4.1.3). */
+export const HELLO_RETRY_REQUEST_RANDOM: Uint8Array = fromHex(HELLO_RETRY_REQUEST_RANDOM_HEX);
 
 export interface ServerHelloParams {
   readonly random: Uint8Array;
@@ -40,4 +44,30 @@ export function buildServerHello(p: ServerHelloParams): Uint8Array {
     .u8(0);
   writeExtensions(w, p.extensions);
   return encodeHandshake(HandshakeType.serverHello, w.finish());
+}
+
+export interface HelloRetryRequestParams {
+  readonly legacySessionIdEcho: Uint8Array;
+  readonly cipherSuite: number;
+  readonly version: number;
+  readonly selectedGroup: number;
+  readonly cookie: Uint8Array;
+}
+
+/**
+ * A HelloRetryRequest (RFC 8446 §4.1.4): a ServerHello with the special random and the extensions
+ * supported_versions, key_share (selected_group) and cookie, in that order. Deterministic in its
+ * parameters, so the server can rebuild the exact bytes for the transcript from ClientHello2's cookie.
+ */
+export function buildHelloRetryRequest(p: HelloRetryRequestParams): Uint8Array {
+  return buildServerHello({
+    random: HELLO_RETRY_REQUEST_RANDOM,
+    legacySessionIdEcho: p.legacySessionIdEcho,
+    cipherSuite: p.cipherSuite,
+    extensions: [
+      { type: ExtensionType.supportedVersions, data: buildSupportedVersionsServerHello(p.version) },
+      { type: ExtensionType.keyShare, data: buildKeyShareHelloRetryRequest(p.selectedGroup) },
+      { type: ExtensionType.cookie, data: buildCookie(p.cookie) },
+    ],
+  });
 }
