@@ -305,3 +305,14 @@ test('record limits: TLSCiphertext of exactly 2^14+256 is not an overflow, +1 is
   assert.throws(() => server({ recordSizeLimit: 63 }), { code: 'ERR_TLS_ARGUMENT' });
   assert.throws(() => server({ recordSizeLimit: 16386 }), { code: 'ERR_TLS_ARGUMENT' });
 });
+
+test('RecordFramer returns records that own their memory, even when fed Node Buffers', async () => {
+  const { RecordFramer } = await import('../../src/tls/record/framing.js');
+  const input = Buffer.from([0x17, 0x03, 0x03, 0x00, 0x02, 0xaa, 0xbb]);
+  const [rec] = new RecordFramer().push(input);
+  assert.ok(rec);
+  assert.equal(rec.byteOffset, 0);
+  assert.equal(rec.buffer.byteLength, rec.length);
+  input[5] = 0;
+  assert.equal(rec[5], 0xaa);
+});

@@ -45,7 +45,8 @@ export class RecordFramer {
 
   /** Adds stream bytes; returns the whole records now available (each a fresh copy). */
   push(data: Uint8Array): Uint8Array[] {
-    this.buf = this.buf.length ? concat(this.buf, data) : data.slice();
+    // Always a plain Uint8Array copy: Buffer#slice would return views on Node's shared pool.
+    this.buf = this.buf.length ? concat(this.buf, data) : new Uint8Array(data);
     const out: Uint8Array[] = [];
     let o = 0;
     while (this.buf.length - o >= RECORD_HEADER_LENGTH) {

@@ -1,0 +1,78 @@
+/**
+ * What bench/run.ts (the parent, hosting the servers) and bench/client.ts (the load generator, a
+ * separate process) say to each other: one JSON job per line on the child's stdin, one JSON result
+ * per line on its stdout.
+ */
+
+/** The TLS parameters both sides pin, so setls and node:tls do the same handshake. */
+export const PINNED = {
+  minVersion: 'TLSv1.3',
+  maxVersion: 'TLSv1.3',
+  ciphers: 'TLS_AES_128_GCM_SHA256',
+  ecdhCurve: 'X25519',
+  sigalgs: 'ecdsa_secp256r1_sha256',
+  alpn: 'http/1.1',
+} as const;
+
+/** handshake: connect, handshake, close. request: + GET /status (Connection: close). bulk: + GET /bytes/N. */
+export type JobKind = 'handshake' | 'request' | 'bulk';
+
+export interface ClientConfig {
+  /** PEM of the local CA both servers' certificates chain to. */
+  readonly ca: string;
+  readonly servername: string;
+  readonly host: string;
+}
+
+export interface Job {
+  readonly id: number;
+  readonly kind: JobKind;
+  readonly port: number;
+  /** Sequential connections (each a fresh full handshake). */
+  readonly n: number;
+  /** For bulk: body size requested from /bytes/N. */
+  readonly bytes?: number;
+}
+
+/** What the client saw of the negotiated session (first connection of the job). */
+export interface SessionFacts {
+  readonly protocol: string | null;
+  readonly cipher: string;
+  readonly group: string | undefined;
+  readonly alpn: string | false | null;
+  readonly peerCurve: string | undefined;
+}
+
+export interface JobResult {
+  readonly id: number;
+  readonly kind: JobKind;
+  readonly n: number;
+  /** Connections that completed as expected. */
+  readonly ok: number;
+  readonly errors: readonly string[];
+  /** Wall time of the whole job (all connections, closes included), ms. */
+  readonly wallMs: number;
+  /** Per connection: connect() → secureConnect, ms. */
+  readonly handshakeMs: readonly number[];
+  /** Per connection: connect() → what the job waits for (handshake: secureConnect; request/bulk: last response byte), ms. */
+  readonly latencyMs: readonly number[];
+  readonly p50Ms: number;
+  readonly p99Ms: number;
+  /** The client process's own CPU over the job, µs (to show whether the client is the bottleneck). */
+  readonly clientCpuUs: number;
+  /** Connections the client saw resumed (must be 0: every handshake is a full one). */
+  readonly resumed: number;
+  /** Session tickets the server sent (the client never uses them). */
+  readonly ticketsReceived: number;
+  /** Response body bytes received (request/bulk). */
+  readonly bodyBytes: number;
+  /** For bulk: request written → last byte, ms. */
+  readonly transferMs: number;
+  readonly facts: SessionFacts | undefined;
+}
+
+export function percentile(sorted: readonly number[], p: number): number {
+  if (sorted.length === 0) return NaN;
+  const i = Math.min(sorted.length - 1, Math.max(0, Math.ceil((p / 100) * sorted.length) - 1));
+  return sorted[i]!;
+}

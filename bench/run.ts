@@ -1,0 +1,521 @@
+/**
+ * `npm run bench`: TLS 1.3 handshakes and bulk transfer through setls (TLS server in the emulated
+ * card, reached by APDUs) against node:tls with the same key type, suite, group and handler.
+ *
+ *   npm run bench -- [--n 200] [--rounds 3] [--warmup 40] [--bulk-bytes 10000000] [--json] [--quick] [--keep]
+ *
+ * Servers live in this process, one loaded at a time; the load generator is bench/client.ts in a
+ * child process. Batches of the variants are interleaved round by round (order rotated each round)
+ * so they share the machine's noise; ratios from the same run are what to read, not absolute times.
+ */
+import { spawn, type ChildProcessWithoutNullStreams } from 'node:child_process';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir, cpus, loadavg } from 'node:os';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { createInterface } from 'node:readline';
+import { parseArgs } from 'node:util';
+import { initCard } from '../src/cli/card-setup.js';
+import { addCounts, diffCounts, emptyCounts, type ApduCounts, type ApduTally, type Phase } from './counting-transport.js';
+import { PINNED, percentile, type Job, type JobKind, type JobResult, type SessionFacts } from './protocol.js';
+import { makeNodeIdentity, startNodeTls, startSetls, type ServerUnderTest } from './servers.js';
+
+const HERE = dirname(fileURLToPath(import.meta.url));
+const ROOT = dirname(HERE);
+
+// ------------------------------------------------------------------ options
+
+interface Options {
+  n: number;
+  rounds: number;
+  warmup: number;
+  bulkBytes: number;
+  bulkRounds: number;
+  json: boolean;
+  quick: boolean;
+  keep: boolean;
+}
+
+function options(argv: string[]): Options {
+  const { values } = parseArgs({
+    args: argv,
+    options: {
+      n: { type: 'string' },
+      rounds: { type: 'string' },
+      warmup: { type: 'string' },
+      'bulk-bytes': { type: 'string' },
+      'bulk-rounds': { type: 'string' },
+      json: { type: 'boolean', default: false },
+      quick: { type: 'boolean', default: false },
+      keep: { type: 'boolean', default: false },
+      help: { type: 'boolean', short: 'h', default: false },
+    },
+    strict: true,
+  });
+  if (values.help) {
+    process.stdout.write(
+      'usage: npm run bench -- [--n N] [--rounds R] [--warmup W] [--bulk-bytes B] [--bulk-rounds R] [--json] [--quick] [--keep]\n' +
+        '  --n            sequential connections per batch (default 200; --quick: 5)\n' +
+        '  --rounds       interleaved rounds per variant and mode (default 3; --quick: 1)\n' +
+        '  --warmup       connections per variant and mode before measuring (default 40; --quick: 2)\n' +
+        '  --bulk-bytes   size of the bulk download (default 10000000; --quick: 1000000)\n' +
+        '  --bulk-rounds  bulk downloads per variant (default: --rounds)\n' +
+        '  --json         print one JSON object instead of the table\n' +
+        '  --keep         keep the temporary card/CA folder\n',
+    );
+    process.exit(0);
+  }
+  const quick = values.quick ?? false;
+  const int = (v: string | undefined, dflt: number, name: string, min: number): number => {
+    if (v === undefined) return dflt;
+    const x = Number(v);
+    if (!Number.isInteger(x) || x < min) throw new Error(`--${name} must be an integer ≥ ${min}`);
+    return x;
+  };
+  const n = int(values.n, quick ? 5 : 200, 'n', 1);
+  const rounds = int(values.rounds, quick ? 1 : 3, 'rounds', 1);
+  return {
+    n,
+    rounds,
+    warmup: int(values.warmup, quick ? 2 : Math.max(5, Math.round(n / 5)), 'warmup', 0),
+    bulkBytes: int(values['bulk-bytes'], quick ? 1_000_000 : 10_000_000, 'bulk-bytes', 0),
+    bulkRounds: int(values['bulk-rounds'], rounds, 'bulk-rounds', 0),
+    json: values.json ?? false,
+    quick,
+    keep: values.keep ?? false,
+  };
+}
+
+// ------------------------------------------------------------------ the client process
+
+class LoadClient {
+  private readonly child: ChildProcessWithoutNullStreams;
+  private readonly pending = new Map<number, { resolve: (r: JobResult) => void; reject: (e: Error) => void }>();
+  private nextId = 1;
+  private stderr = '';
+
+  constructor(ca: string) {
+    const cfg = JSON.stringify({ ca, servername: 'localhost', host: '127.0.0.1' });
+    this.child = spawn(process.execPath, ['--import', 'tsx', join(HERE, 'client.ts'), cfg], { cwd: ROOT, stdio: ['pipe', 'pipe', 'pipe'] });
+    this.child.stderr.on('data', (d: Buffer) => (this.stderr = (this.stderr + d.toString()).slice(-4000)));
+    createInterface({ input: this.child.stdout }).on('line', (line) => {
+      let r: JobResult;
+      try {
+        r = JSON.parse(line) as JobResult;
+      } catch {
+        return; // not ours
+      }
+      this.pending.get(r.id)?.resolve(r);
+      this.pending.delete(r.id);
+    });
+    this.child.on('exit', (code) => {
+      for (const p of this.pending.values()) p.reject(new Error(`bench client exited (${code}): ${this.stderr}`));
+      this.pending.clear();
+    });
+  }
+
+  run(job: Omit<Job, 'id'>): Promise<JobResult> {
+    const id = this.nextId++;
+    return new Promise((resolve, reject) => {
+      this.pending.set(id, { resolve, reject });
+      this.child.stdin.write(JSON.stringify({ ...job, id }) + '\n');
+    });
+  }
+
+  close(): Promise<void> {
+    return new Promise((r) => {
+      if (this.child.exitCode !== null) return r();
+      this.child.once('exit', () => r());
+      this.child.stdin.end();
+    });
+  }
+}
+
+// ------------------------------------------------------------------ measuring
+
+interface Batch {
+  readonly server: string;
+  readonly kind: JobKind;
+  readonly round: number;
+  readonly result: JobResult;
+  /** This process's CPU over the batch (server + idle others), µs. */
+  readonly serverCpuUs: number;
+  readonly apdus: ApduCounts | undefined;
+  readonly serverErrors: readonly string[];
+}
+
+async function measure(client: LoadClient, s: ServerUnderTest, kind: JobKind, n: number, round: number, bytes?: number): Promise<Batch> {
+  await s.idle();
+  const errs0 = s.errors().length;
+  const apdu0 = s.apdus?.();
+  const cpu0 = process.cpuUsage();
+  const result = await client.run({ kind, port: s.port, n, ...(bytes !== undefined ? { bytes } : {}) });
+  await s.idle(); // the server's own close work (card RESET-STATE, socket teardown) belongs to the batch
+  const cpu = process.cpuUsage(cpu0);
+  const apdus = apdu0 && s.apdus ? diffCounts(s.apdus(), apdu0) : undefined;
+  return { server: s.name, kind, round, result, serverCpuUs: cpu.user + cpu.system, apdus, serverErrors: s.errors().slice(errs0) };
+}
+
+// ------------------------------------------------------------------ summarising
+
+interface PerConn {
+  exchanges: number;
+  commandBytes: number;
+  responseBytes: number;
+}
+
+interface ApduSummary {
+  /** Per connection, the handshake proper: RESET-STATE, PROCESS-EAP exchanges, SESSION-INFO. */
+  readonly handshake: PerConn;
+  /** Per connection, everything (handshake, record layer, teardown RESET-STATE). */
+  readonly total: PerConn;
+  readonly byPhase: Record<Phase, PerConn>;
+  /** Per connection, by command name. */
+  readonly byCommand: Record<string, PerConn>;
+}
+
+interface KindSummary {
+  readonly connections: number;
+  readonly errors: number;
+  readonly errorSamples: readonly string[];
+  /** Connections per second over all rounds (Σ n / Σ wall). */
+  readonly perSecond: number;
+  /** The same per round, to show the spread. */
+  readonly perSecondByRound: readonly number[];
+  readonly p50Ms: number;
+  readonly p99Ms: number;
+  readonly handshakeP50Ms: number;
+  readonly handshakeP99Ms: number;
+  /** Server process CPU per connection, ms. */
+  readonly serverCpuMsPerConn: number;
+  /** Client process CPU per connection, ms. */
+  readonly clientCpuMsPerConn: number;
+  readonly resumed: number;
+  readonly ticketsPerConn: number;
+  readonly apdus?: ApduSummary;
+}
+
+interface BulkSummary {
+  readonly bytes: number;
+  readonly downloads: number;
+  readonly errors: number;
+  readonly errorSamples: readonly string[];
+  /** Body bytes / transfer time (request written → last byte), 10^6 bytes per second, all downloads together. */
+  readonly mbPerSecond: number;
+  readonly mbPerSecondByRound: readonly number[];
+  /** Server process CPU per 10^6 body bytes, ms. */
+  readonly serverCpuMsPerMB: number;
+  readonly apdus?: { exchangesPerMB: number; commandBytesPerMB: number; responseBytesPerMB: number; byCommand: Record<string, PerConn> };
+}
+
+function perConn(t: ApduTally, n: number): PerConn {
+  const r = (x: number): number => Math.round((x / n) * 10) / 10;
+  return { exchanges: r(t.exchanges), commandBytes: r(t.commandBytes), responseBytes: r(t.responseBytes) };
+}
+
+function sumCounts(list: readonly ApduCounts[]): ApduCounts {
+  return list.reduce(addCounts, emptyCounts());
+}
+
+function summariseApdus(list: readonly ApduCounts[], n: number): ApduSummary | undefined {
+  if (list.length === 0 || n === 0) return undefined;
+  const c = sumCounts(list);
+  const byCommand: Record<string, PerConn> = {};
+  for (const [k, v] of Object.entries(c.byCommand).sort((a, b) => b[1].exchanges - a[1].exchanges)) byCommand[k] = perConn(v, n);
+  return {
+    handshake: perConn(c.byPhase.handshake, n),
+    total: perConn(c.total, n),
+    byPhase: {
+      setup: perConn(c.byPhase.setup, n),
+      handshake: perConn(c.byPhase.handshake, n),
+      data: perConn(c.byPhase.data, n),
+      teardown: perConn(c.byPhase.teardown, n),
+    },
+    byCommand,
+  };
+}
+
+function summariseKind(batches: readonly Batch[]): KindSummary {
+  const conns = batches.reduce((a, b) => a + b.result.ok, 0);
+  const wall = batches.reduce((a, b) => a + b.result.wallMs, 0);
+  const lat = batches.flatMap((b) => b.result.latencyMs).sort((a, b) => a - b);
+  const hs = batches.flatMap((b) => b.result.handshakeMs).sort((a, b) => a - b);
+  const errs = batches.flatMap((b) => [...b.result.errors, ...b.serverErrors.map((e) => `server: ${e}`)]);
+  const apdus = batches.map((b) => b.apdus).filter((a): a is ApduCounts => a !== undefined);
+  const r2 = (x: number): number => Math.round(x * 100) / 100;
+  const r3 = (x: number): number => Math.round(x * 1000) / 1000;
+  const ap = summariseApdus(apdus, conns);
+  return {
+    connections: conns,
+    errors: batches.reduce((a, b) => a + (b.result.n - b.result.ok), 0),
+    errorSamples: [...new Set(errs)].slice(0, 5),
+    perSecond: r2((conns / wall) * 1000),
+    perSecondByRound: batches.map((b) => r2((b.result.ok / b.result.wallMs) * 1000)),
+    p50Ms: r3(percentile(lat, 50)),
+    p99Ms: r3(percentile(lat, 99)),
+    handshakeP50Ms: r3(percentile(hs, 50)),
+    handshakeP99Ms: r3(percentile(hs, 99)),
+    serverCpuMsPerConn: r3(batches.reduce((a, b) => a + b.serverCpuUs, 0) / 1000 / Math.max(1, conns)),
+    clientCpuMsPerConn: r3(batches.reduce((a, b) => a + b.result.clientCpuUs, 0) / 1000 / Math.max(1, conns)),
+    resumed: batches.reduce((a, b) => a + b.result.resumed, 0),
+    ticketsPerConn: r2(batches.reduce((a, b) => a + b.result.ticketsReceived, 0) / Math.max(1, conns)),
+    ...(ap ? { apdus: ap } : {}),
+  };
+}
+
+function summariseBulk(batches: readonly Batch[], bytes: number): BulkSummary {
+  const body = batches.reduce((a, b) => a + b.result.bodyBytes, 0);
+  const ms = batches.reduce((a, b) => a + b.result.transferMs, 0);
+  const r2 = (x: number): number => Math.round(x * 100) / 100;
+  const apdus = batches.map((b) => b.apdus).filter((a): a is ApduCounts => a !== undefined);
+  const mb = body / 1e6;
+  let ap: BulkSummary['apdus'];
+  if (apdus.length && mb > 0) {
+    const c = sumCounts(apdus);
+    const byCommand: Record<string, PerConn> = {};
+    for (const [k, v] of Object.entries(c.byCommand).sort((a, b) => b[1].exchanges - a[1].exchanges)) byCommand[k] = perConn(v, mb);
+    ap = { exchangesPerMB: r2(c.total.exchanges / mb), commandBytesPerMB: Math.round(c.total.commandBytes / mb), responseBytesPerMB: Math.round(c.total.responseBytes / mb), byCommand };
+  }
+  return {
+    bytes,
+    downloads: batches.reduce((a, b) => a + b.result.ok, 0),
+    errors: batches.reduce((a, b) => a + (b.result.n - b.result.ok), 0),
+    errorSamples: [...new Set(batches.flatMap((b) => [...b.result.errors, ...b.serverErrors.map((e) => `server: ${e}`)]))].slice(0, 5),
+    mbPerSecond: ms > 0 ? r2(body / 1e6 / (ms / 1000)) : 0,
+    mbPerSecondByRound: batches.map((b) => (b.result.transferMs > 0 ? r2(b.result.bodyBytes / 1e6 / (b.result.transferMs / 1000)) : 0)),
+    serverCpuMsPerMB: mb > 0 ? r2(batches.reduce((a, b) => a + b.serverCpuUs, 0) / 1000 / mb) : 0,
+    ...(ap ? { apdus: ap } : {}),
+  };
+}
+
+// ------------------------------------------------------------------ output
+
+const SETLS_EXT = 'setls-ext';
+const SETLS_SHORT = 'setls-short';
+const NODE = 'node:tls';
+
+const NOTES = [
+  'Every connection is a fresh TCP connection and a FULL TLS 1.3 handshake: fresh x25519 ECDHE key pair and a fresh ECDSA P-256 (ecdsa_secp256r1_sha256) CertificateVerify signature per handshake on both servers; nothing cached that a real server would not cache.',
+  'No resumption: the client offers no session (session: undefined, no agent) and checks isSessionReused() is false on every connection. setls sends no tickets; node:tls sends its default TLS 1.3 tickets (counted, never used).',
+  `Pinned on both sides: TLSv1.3, ${PINNED.ciphers}, group x25519, ${PINNED.sigalgs}, ALPN ${PINNED.alpn}; server certificate verified against the local CA on every connection.`,
+  'Both servers run in the bench (parent) process, one loaded at a time, each batch after the previous one fully closed: the process.cpuUsage() delta over a batch is the server\'s (accept, TLS, HTTP, close, GC). For setls it includes the emulated card, which on a device would run on the secure element.',
+  'The load generator is a separate process (bench/client.ts), sequential connections (one at a time). The card is emulated in-process: an APDU costs a function call and two copies, not a reader round trip, so setls numbers are an upper bound for real hardware.',
+  'The machine is shared and noisy: read the ratios (same run, interleaved rounds), not absolute times.',
+];
+
+function pad(s: string, n: number, right = false): string {
+  return right ? s.padStart(n) : s.padEnd(n);
+}
+
+function table(rows: string[][]): string {
+  const widths = rows[0]!.map((_, i) => Math.max(...rows.map((r) => (r[i] ?? '').length)));
+  return rows.map((r) => r.map((c, i) => pad(c, widths[i]!, i > 0)).join('  ')).join('\n');
+}
+
+const fmt = (x: number, d = 2): string => (Number.isFinite(x) ? x.toFixed(d) : '–');
+
+function human(report: Report): string {
+  const out: string[] = [];
+  out.push(`setls bench — ${report.meta.date}  node ${report.meta.node}, ${report.meta.cpus} CPU (${report.meta.cpuModel}), load ${report.meta.loadavg.map((x) => x.toFixed(2)).join(' ')}`);
+  out.push(`n=${report.config.n} connections per batch, ${report.config.rounds} round(s) interleaved, warm-up ${report.config.warmup}/variant/mode, bulk ${report.config.bulkBytes} B × ${report.config.bulkRounds}`);
+  for (const note of NOTES) out.push(`  * ${note}`);
+  out.push('');
+  for (const kind of ['handshake', 'request'] as const) {
+    out.push(kind === 'handshake' ? '== handshake only (connect, full handshake, close) ==' : '== handshake + 1 request (GET /status, Connection: close) ==');
+    const node = report.results[NODE]?.[kind];
+    const rows: string[][] = [['server', 'conn/s', 'per round', 'vs node', 'p50 ms', 'p99 ms', 'srv CPU ms/conn', 'vs node', 'cli CPU ms/conn', 'tickets/conn', 'errors']];
+    for (const name of report.servers) {
+      const k = report.results[name]?.[kind];
+      if (!k) continue;
+      rows.push([
+        name,
+        fmt(k.perSecond, 1),
+        k.perSecondByRound.map((x) => fmt(x, 0)).join('/'),
+        node ? `${fmt(k.perSecond / node.perSecond)}×` : '',
+        fmt(k.p50Ms),
+        fmt(k.p99Ms),
+        fmt(k.serverCpuMsPerConn, 3),
+        node ? `${fmt(k.serverCpuMsPerConn / node.serverCpuMsPerConn)}×` : '',
+        fmt(k.clientCpuMsPerConn, 3),
+        fmt(k.ticketsPerConn, 1),
+        String(k.errors),
+      ]);
+    }
+    out.push(table(rows));
+    const apRows: string[][] = [['APDUs per connection', 'handshake: exch', 'cmd B', 'resp B', 'total: exch', 'cmd B', 'resp B']];
+    for (const name of report.servers) {
+      const a = report.results[name]?.[kind]?.apdus;
+      if (!a) continue;
+      apRows.push([name, fmt(a.handshake.exchanges, 1), fmt(a.handshake.commandBytes, 0), fmt(a.handshake.responseBytes, 0), fmt(a.total.exchanges, 1), fmt(a.total.commandBytes, 0), fmt(a.total.responseBytes, 0)]);
+    }
+    if (apRows.length > 1) out.push('', table(apRows));
+    for (const name of report.servers) {
+      const a = report.results[name]?.[kind]?.apdus;
+      if (!a) continue;
+      out.push(`  ${name} by command: ${Object.entries(a.byCommand).map(([c, v]) => `${c} ${fmt(v.exchanges, 1)}`).join(', ')}`);
+    }
+    out.push('');
+  }
+  out.push(`== bulk: one GET /bytes/${report.config.bulkBytes} per download (setls: every record encrypted in the card); MB = 10^6 bytes of body ==`);
+  const nodeBulk = report.results[NODE]?.bulk;
+  const rows: string[][] = [['server', 'MB/s', 'per round', 'vs node', 'srv CPU ms/MB', 'vs node', 'APDUs/MB', 'cmd B/MB', 'resp B/MB', 'errors']];
+  for (const name of report.servers) {
+    const b = report.results[name]?.bulk;
+    if (!b) continue;
+    rows.push([
+      name,
+      fmt(b.mbPerSecond),
+      b.mbPerSecondByRound.map((x) => fmt(x, 1)).join('/'),
+      nodeBulk ? `${fmt(b.mbPerSecond / nodeBulk.mbPerSecond, 3)}×` : '',
+      fmt(b.serverCpuMsPerMB, 1),
+      nodeBulk ? `${fmt(b.serverCpuMsPerMB / nodeBulk.serverCpuMsPerMB)}×` : '',
+      b.apdus ? fmt(b.apdus.exchangesPerMB, 1) : '',
+      b.apdus ? String(b.apdus.commandBytesPerMB) : '',
+      b.apdus ? String(b.apdus.responseBytesPerMB) : '',
+      String(b.errors),
+    ]);
+  }
+  out.push(table(rows));
+  out.push('');
+  const errs = report.servers.flatMap((s) =>
+    (['handshake', 'request', 'bulk'] as const).flatMap((k) => (report.results[s]?.[k]?.errorSamples ?? []).map((e) => `${s} ${k}: ${e}`)),
+  );
+  if (errs.length) out.push('errors:', ...errs.map((e) => `  ${e}`), '');
+  out.push(`session (client view): ${JSON.stringify(report.facts)}`);
+  return out.join('\n') + '\n';
+}
+
+interface Report {
+  readonly meta: { date: string; node: string; cpus: number; cpuModel: string; loadavg: number[]; notes: readonly string[]; tempDir?: string };
+  readonly config: Omit<Options, 'json' | 'keep'>;
+  readonly servers: readonly string[];
+  readonly results: Record<string, { handshake: KindSummary; request: KindSummary; bulk?: BulkSummary }>;
+  readonly ratios: Record<string, { handshakesPerSecond: number; requestsPerSecond: number; serverCpuPerHandshake: number; bulkMBps?: number }>;
+  readonly facts: Record<string, SessionFacts | undefined>;
+  readonly ok: boolean;
+}
+
+// ------------------------------------------------------------------ main
+
+async function main(): Promise<void> {
+  const o = options(process.argv.slice(2));
+  const progress = (s: string): void => {
+    if (!o.json) process.stderr.write(s);
+  };
+  const root = mkdtempSync(join(tmpdir(), 'setls-bench-'));
+  const cardDir = join(root, 'card');
+  progress(`setls bench: card and CA in ${root}\n`);
+  const onSignal = (sig: NodeJS.Signals): void => {
+    if (!o.keep) rmSync(root, { recursive: true, force: true });
+    process.stderr.write(`bench: ${sig}, stopped\n`);
+    process.exit(130);
+  };
+  process.once('SIGINT', onSignal);
+  process.once('SIGTERM', onSignal);
+  const init = await initCard({ cardDir });
+  const ca = readFileSync(init.caCertPath, 'utf8');
+  const nodeId = await makeNodeIdentity(init.paths.caDir);
+
+  const setls = await startSetls(cardDir, [
+    { name: SETLS_EXT, extendedApdu: true },
+    { name: SETLS_SHORT, extendedApdu: false },
+  ]);
+  const node = await startNodeTls(NODE, nodeId);
+  const servers: ServerUnderTest[] = [...setls.variants, node];
+  const client = new LoadClient(ca);
+  const batches: Batch[] = [];
+  const kinds: JobKind[] = ['handshake', 'request'];
+  try {
+    if (o.warmup > 0) {
+      progress('warm-up');
+      for (const s of servers) {
+        for (const kind of kinds) {
+          const b = await measure(client, s, kind, o.warmup, -1);
+          if (b.result.errors.length) throw new Error(`warm-up of ${s.name} (${kind}) failed: ${b.result.errors.join('; ')}`);
+          progress('.');
+        }
+        const b = await measure(client, s, 'bulk', 1, -1, Math.min(o.bulkBytes, 1_000_000));
+        if (b.result.errors.length) throw new Error(`warm-up of ${s.name} (bulk) failed: ${b.result.errors.join('; ')}`);
+        progress('.');
+      }
+      progress('\n');
+    }
+    for (let r = 0; r < o.rounds; r++) {
+      progress(`round ${r + 1}/${o.rounds}`);
+      // rotate the order each round so no variant always runs first or last
+      const order = servers.map((_, i) => servers[(i + r) % servers.length]!);
+      for (const kind of kinds) {
+        for (const s of order) {
+          batches.push(await measure(client, s, kind, o.n, r));
+          progress('.');
+        }
+      }
+      progress('\n');
+    }
+    if (o.bulkBytes > 0) {
+      for (let r = 0; r < o.bulkRounds; r++) {
+        progress(`bulk ${r + 1}/${o.bulkRounds}`);
+        const order = servers.map((_, i) => servers[(i + r) % servers.length]!);
+        for (const s of order) {
+          batches.push(await measure(client, s, 'bulk', 1, r, o.bulkBytes));
+          progress('.');
+        }
+        progress('\n');
+      }
+    }
+  } finally {
+    await client.close();
+    await node.close();
+    await setls.close();
+    if (!o.keep) rmSync(root, { recursive: true, force: true });
+  }
+
+  const names = servers.map((s) => s.name);
+  const results: Report['results'] = {};
+  const facts: Report['facts'] = {};
+  for (const name of names) {
+    const of = (k: JobKind): Batch[] => batches.filter((b) => b.server === name && b.kind === k);
+    const bulk = of('bulk');
+    results[name] = { handshake: summariseKind(of('handshake')), request: summariseKind(of('request')), ...(bulk.length ? { bulk: summariseBulk(bulk, o.bulkBytes) } : {}) };
+    facts[name] = batches.find((b) => b.server === name && b.result.facts)?.result.facts;
+  }
+  const ratios: Report['ratios'] = {};
+  const nodeRes = results[NODE]!;
+  for (const name of names.filter((x) => x !== NODE)) {
+    const r = results[name]!;
+    const q = (a: number, b: number): number => Math.round((a / b) * 10000) / 10000;
+    ratios[`${name}/${NODE}`] = {
+      handshakesPerSecond: q(r.handshake.perSecond, nodeRes.handshake.perSecond),
+      requestsPerSecond: q(r.request.perSecond, nodeRes.request.perSecond),
+      serverCpuPerHandshake: q(r.handshake.serverCpuMsPerConn, nodeRes.handshake.serverCpuMsPerConn),
+      ...(r.bulk && nodeRes.bulk ? { bulkMBps: q(r.bulk.mbPerSecond, nodeRes.bulk.mbPerSecond) } : {}),
+    };
+  }
+  const errorCount = Object.values(results).reduce((a, r) => a + r.handshake.errors + r.request.errors + (r.bulk?.errors ?? 0), 0);
+  const resumed = Object.values(results).reduce((a, r) => a + r.handshake.resumed + r.request.resumed, 0);
+  const report: Report = {
+    meta: {
+      date: new Date().toISOString(),
+      node: process.version,
+      cpus: cpus().length,
+      cpuModel: cpus()[0]?.model.trim() ?? '?',
+      loadavg: loadavg().map((x) => Math.round(x * 100) / 100),
+      notes: NOTES,
+      ...(o.keep ? { tempDir: root } : {}),
+    },
+    config: { n: o.n, rounds: o.rounds, warmup: o.warmup, bulkBytes: o.bulkBytes, bulkRounds: o.bulkRounds, quick: o.quick },
+    servers: names,
+    results,
+    ratios,
+    facts,
+    ok: errorCount === 0 && resumed === 0,
+  };
+  if (o.json) process.stdout.write(JSON.stringify(report) + '\n');
+  else process.stdout.write(human(report));
+  process.exitCode = report.ok ? 0 : 1;
+}
+
+main().catch((e: unknown) => {
+  process.stderr.write(`bench: ${(e as Error)?.stack ?? String(e)}\n`);
+  process.exit(1);
+});

@@ -1,0 +1,167 @@
+/**
+ * The servers under test, all in the bench's own process (one is loaded at a time, so the
+ * process's CPU delta over a batch belongs to that server):
+ *   - setls: the emulated card opened with openCard(), a TlsTandem over a CountingTransport, and
+ *     the demo plug served by serveHttps() — the same wiring as `startHttps` (src/cli/serve.ts),
+ *     built here because startHttps takes no transport wrapper and no `extendedApdu`. Two variants
+ *     share the one card: extended APDUs (the in-process default) and short APDUs.
+ *   - node:tls: https.createServer with a P-256 key and a certificate issued by the same local CA,
+ *     the same suite, group and signature scheme, the same demo plug handler.
+ */
+import diagnostics_channel from 'node:diagnostics_channel';
+import { once } from 'node:events';
+import { webcrypto, X509Certificate } from 'node:crypto';
+import https from 'node:https';
+import type { Server as HttpServer } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import * as x509 from '@peculiar/x509';
+import pino from 'pino';
+import { TlsTandem, type SessionEvent } from '../src/host/index.js';
+import { serveHttps, createPlugHandler, createPlugState } from '../src/servers/https/index.js';
+import { openCard } from '../src/cli/card-setup.js';
+import { cardPaths, readPin } from '../src/cli/card-files.js';
+import { openLocalCa } from '../src/pki/local-ca.js';
+import { CountingTransport, type ApduCounts } from './counting-transport.js';
+import { PINNED } from './protocol.js';
+
+export interface ServerUnderTest {
+  readonly name: string;
+  readonly port: number;
+  /** Resolves once the server holds no connection and no card session (after a batch). */
+  idle(): Promise<void>;
+  /** Errors the server reported (sessionError / tlsClientError) since start. */
+  errors(): readonly string[];
+  /** APDU counts so far (setls only). */
+  apdus?(): ApduCounts;
+  close(): Promise<void>;
+}
+
+const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
+
+async function waitFor(cond: () => boolean | Promise<boolean>, what: string, timeoutMs = 30_000): Promise<void> {
+  const end = Date.now() + timeoutMs;
+  while (!(await cond())) {
+    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
+    await sleep(1);
+  }
+}
+
+/** The counting transports alive, to follow the tandems' session phases. */
+const counters = new Set<CountingTransport>();
+let subscribed = false;
+
+function followPhases(): void {
+  if (subscribed) return;
+  subscribed = true;
+  diagnostics_channel.subscribe('setls:session', (msg) => {
+    const ev = (msg as SessionEvent).event;
+    const phase = ev === 'handshake' ? 'handshake' : ev === 'established' ? 'data' : ev === 'closed' || ev === 'failed' ? 'teardown' : undefined;
+    if (phase) for (const c of counters) c.phase = phase;
+  });
+}
+
+export interface SetlsCard {
+  readonly variants: ServerUnderTest[];
+  close(): Promise<void>;
+}
+
+/** Opens the card once and serves it through one tandem per APDU flavour. */
+export async function startSetls(cardDir: string, flavours: readonly { name: string; extendedApdu: boolean }[]): Promise<SetlsCard> {
+  followPhases();
+  const log = pino({ level: 'silent' });
+  const pin = readPin(cardPaths(cardDir).pinFile);
+  const { transport, card } = openCard({ cardDir });
+  const variants: ServerUnderTest[] = [];
+  const closers: (() => Promise<void>)[] = [];
+  for (const f of flavours) {
+    const counting = new CountingTransport(transport);
+    counters.add(counting);
+    const tandem = new TlsTandem({ transport: counting, pin, backlog: 8, extendedApdu: f.extendedApdu });
+    await tandem.start();
+    const errs: string[] = [];
+    tandem.on('sessionError', (err: Error & { code?: string }) => {
+      errs.push(err.code ?? err.message);
+      log.info({ code: err.code, err: err.message }, 'session ended with an error');
+    });
+    const http = serveHttps(tandem, createPlugHandler(createPlugState()));
+    const server = tandem.listen(0, '127.0.0.1');
+    await once(server, 'listening');
+    const port = (server.address() as AddressInfo).port;
+    counting.phase = 'setup';
+    const close = async (): Promise<void> => {
+      await tandem.close();
+      http.close();
+      counters.delete(counting);
+    };
+    closers.push(close);
+    variants.push({
+      name: f.name,
+      port,
+      idle: () => waitFor(() => !tandem.inUse && tandem.queued === 0, `${f.name} to free the card`),
+      errors: () => errs,
+      apdus: () => counting.snapshot(),
+      close,
+    });
+  }
+  return {
+    variants,
+    async close() {
+      for (const c of closers) await c();
+      await transport.close();
+      card.close();
+    },
+  };
+}
+
+const EC = { name: 'ECDSA', namedCurve: 'P-256', hash: 'SHA-256' } as const;
+
+/** A P-256 key made here and a leaf for it from the card's local CA (same names as the card's). */
+export async function makeNodeIdentity(caDir: string): Promise<{ key: string; cert: string }> {
+  const ca = await openLocalCa(caDir);
+  const keys = (await webcrypto.subtle.generateKey(EC, true, ['sign', 'verify'])) as CryptoKeyPair;
+  const csr = await x509.Pkcs10CertificateRequestGenerator.create({
+    name: 'CN=localhost',
+    keys,
+    signingAlgorithm: EC,
+    extensions: [new x509.SubjectAlternativeNameExtension([{ type: 'dns', value: 'localhost' }, { type: 'ip', value: '127.0.0.1' }])],
+  });
+  const leaf = await ca.sign(new Uint8Array(csr.rawData), { dnsNames: ['localhost'], ipAddresses: ['127.0.0.1'] });
+  const pkcs8 = await webcrypto.subtle.exportKey('pkcs8', keys.privateKey);
+  return { key: x509.PemConverter.encode(pkcs8, 'PRIVATE KEY'), cert: new X509Certificate(leaf).toString() };
+}
+
+export async function startNodeTls(name: string, id: { key: string; cert: string }): Promise<ServerUnderTest> {
+  const errs: string[] = [];
+  const server: HttpServer = https.createServer(
+    {
+      key: id.key,
+      cert: id.cert,
+      minVersion: PINNED.minVersion,
+      maxVersion: PINNED.maxVersion,
+      ciphers: PINNED.ciphers,
+      ecdhCurve: PINNED.ecdhCurve,
+      sigalgs: PINNED.sigalgs,
+      ALPNProtocols: [PINNED.alpn],
+    },
+    createPlugHandler(createPlugState()),
+  );
+  // The same HTTP timeouts as serveHttps().
+  server.keepAliveTimeout = 5000;
+  server.headersTimeout = 10000;
+  server.requestTimeout = 60000;
+  server.on('tlsClientError', (e: Error & { code?: string }) => errs.push(e.code ?? e.message));
+  server.listen(0, '127.0.0.1');
+  await once(server, 'listening');
+  const port = (server.address() as AddressInfo).port;
+  const connections = (): Promise<number> => new Promise((r, j) => server.getConnections((e, n) => (e ? j(e) : r(n))));
+  return {
+    name,
+    port,
+    idle: () => waitFor(async () => (await connections()) === 0, `${name} to drop its connections`),
+    errors: () => errs,
+    close: async () => {
+      server.closeAllConnections();
+      await new Promise<void>((r) => server.close(() => r()));
+    },
+  };
+}

@@ -1,0 +1,229 @@
+/**
+ * CardClient: the setls card commands of docs/apdu-protocol.md §2 over a CardTransport. Every
+ * logical command goes through apdu/transceive() (P1-More segmentation, 61xx/9Fxx/6Cxx following),
+ * is serialised (one command at a time, so chains never interleave) and has a deadline. Every
+ * status word other than 9000 becomes a CardError with a stable ERR_CARD_… code and the SW.
+ * Publishes one `setls:apdu` diagnostics_channel event per APDU (metadata only, never bytes).
+ * imports apdu/, bytes/, transport/ and host/.
+ */
+import diagnostics_channel from 'node:diagnostics_channel';
+import { transceive, SW, type CommandApdu, type ResponseApdu } from '../apdu/index.js';
+import { SetlsError } from '../bytes/index.js';
+import { commandName, type CardTransport } from '../transport/index.js';
+import { cardError, withTimeout } from './errors.js';
+import { Mutex } from './mutex.js';
+import {
+  encodeCsrRequest,
+  encodeChain,
+  encodePin,
+  encodeLabel,
+  parseCardInfo,
+  parseIdentityInfo,
+  parseSelect,
+  parseSessionInfo,
+  type CardInfo,
+  type CsrRequest,
+  type IdentityInfo,
+  type SessionInfo,
+} from './card-codec.js';
+
+/** The setls applet AID: F0 "setls" 01. */
+export const SETLS_AID = Uint8Array.of(0xf0, 0x73, 0x65, 0x74, 0x6c, 0x73, 0x01);
+export const CLA_PROPRIETARY = 0xa0;
+
+/** GET-STATE values. */
+export const CardState = {
+  identityNotSet: 1,
+  authenticating: 2,
+  authenticated: 3,
+  notAuthenticated: 4,
+  closed: 5,
+} as const;
+export type CardState = (typeof CardState)[keyof typeof CardState];
+
+export type PinKind = 'user' | 'operator';
+
+export interface CardClientOptions {
+  /** Use extended-length APDUs. Default: `transport.extendedLength`. */
+  readonly extended?: boolean;
+  /** Deadline for each APDU exchange with the card, ms. Default 30000 (key generation is slow on real cards). */
+  readonly apduTimeoutMs?: number;
+  /** Largest response accepted across a 61xx chain. Default 1 MiB. */
+  readonly maxResponse?: number;
+}
+
+/** One `setls:apdu` event. */
+export interface ApduEvent {
+  readonly command: string;
+  readonly commandLength: number;
+  readonly responseLength: number;
+  readonly sw: number;
+  readonly durationMs: number;
+}
+
+const apduChannel = diagnostics_channel.channel('setls:apdu');
+const EMPTY = new Uint8Array(0);
+
+function pinP2(which: PinKind): number {
+  if (which === 'user') return 0x00;
+  if (which === 'operator') return 0x01;
+  throw new TypeError(`PIN kind must be 'user' or 'operator', got ${String(which)}`);
+}
+
+export class CardClient {
+  readonly extended: boolean;
+  private readonly apduTimeoutMs: number;
+  private readonly maxResponse: number;
+  private readonly lock = new Mutex();
+
+  constructor(
+    readonly transport: CardTransport,
+    opts: CardClientOptions = {},
+  ) {
+    if (!transport || typeof transport.transmit !== 'function') throw new TypeError('CardClient needs a CardTransport');
+    this.extended = opts.extended ?? transport.extendedLength;
+    if (this.extended && !transport.extendedLength) {
+      throw new SetlsError('ERR_HOST_OPTION', 'extended APDUs requested but the transport does not carry them');
+    }
+    this.apduTimeoutMs = opts.apduTimeoutMs ?? 30_000;
+    this.maxResponse = opts.maxResponse ?? 1 << 20;
+  }
+
+  /** Largest Ne for one APDU. */
+  private get neMax(): number {
+    return this.extended ? 65536 : 256;
+  }
+
+  /** Sends one logical command (segmented and response-chained) and returns data and final SW, unchecked. */
+  transceive(cmd: CommandApdu): Promise<ResponseApdu> {
+    return this.lock.run(() =>
+      transceive((apdu) => this.transmitOne(apdu), cmd, { extended: this.extended, maxResponse: this.maxResponse }),
+    );
+  }
+
+  private async transmitOne(apdu: Uint8Array): Promise<Uint8Array> {
+    const t0 = performance.now();
+    const res = await withTimeout(this.transport.transmit(apdu), this.apduTimeoutMs, 'ERR_CARD_TIMEOUT', commandName(apdu[0]!, apdu[1]!, apdu[2]!, apdu[3]!));
+    if (apduChannel.hasSubscribers) {
+      const sw = res.length >= 2 ? (res[res.length - 2]! << 8) | res[res.length - 1]! : -1;
+      const ev: ApduEvent = {
+        command: commandName(apdu[0]!, apdu[1]!, apdu[2]!, apdu[3]!),
+        commandLength: apdu.length,
+        responseLength: res.length,
+        sw,
+        durationMs: performance.now() - t0,
+      };
+      apduChannel.publish(ev);
+    }
+    return res;
+  }
+
+  /** Sends a command and throws a CardError unless the card answers 9000. */
+  private async ok(what: string, cmd: CommandApdu): Promise<Uint8Array> {
+    const r = await this.transceive(cmd);
+    if (r.sw !== SW.ok) throw cardError(what, r.sw);
+    return r.data;
+  }
+
+  private cmd(ins: number, p1: number, p2: number, data: Uint8Array = EMPTY, ne = 0): CommandApdu {
+    return { cla: CLA_PROPRIETARY, ins, p1, p2, data, ne };
+  }
+
+  /** SELECT the applet; returns its version string (e.g. "setls/1"). */
+  async select(aid: Uint8Array = SETLS_AID): Promise<string> {
+    if (!(aid instanceof Uint8Array) || aid.length < 5 || aid.length > 16) throw new TypeError('an AID is 5 to 16 bytes');
+    const data = await this.ok('SELECT', { cla: 0x00, ins: 0xa4, p1: 0x04, p2: 0x00, data: aid, ne: 256 });
+    return parseSelect(data);
+  }
+
+  /** VERIFY-PIN. Wrong PIN: CardError ERR_CARD_PIN_WRONG with `triesLeft`; blocked: ERR_CARD_PIN_BLOCKED. */
+  async verifyPin(pin: string, which: PinKind = 'user'): Promise<void> {
+    await this.ok(`VERIFY-PIN(${which})`, this.cmd(0x20, 0x00, pinP2(which), encodePin(pin, 'PIN')));
+  }
+
+  /** VERIFY-PIN with Lc = 0: whether the PIN is verified, else the tries left. */
+  async pinStatus(which: PinKind = 'user'): Promise<{ verified: boolean; triesLeft?: number }> {
+    const r = await this.transceive(this.cmd(0x20, 0x00, pinP2(which)));
+    if (r.sw === SW.ok) return { verified: true };
+    if (r.sw >= 0x63c0 && r.sw <= 0x63cf) return { verified: false, triesLeft: r.sw & 0x0f };
+    if (r.sw === SW.authMethodBlocked) return { verified: false, triesLeft: 0 };
+    throw cardError(`VERIFY-PIN(${which})`, r.sw);
+  }
+
+  async changePin(oldPin: string, newPin: string, which: PinKind = 'user'): Promise<void> {
+    const data = new Uint8Array(16);
+    data.set(encodePin(oldPin, 'old PIN'), 0);
+    data.set(encodePin(newPin, 'new PIN'), 8);
+    await this.ok(`CHANGE-PIN(${which})`, this.cmd(0x24, 0x00, pinP2(which), data));
+  }
+
+  /** UNBLOCK-PIN: sets the PIN `which` to `newPin` with full tries, given the PUK. */
+  async unblockPin(puk: string, newPin: string, which: PinKind = 'user'): Promise<void> {
+    const data = new Uint8Array(16);
+    data.set(encodePin(newPin, 'new PIN'), 0);
+    data.set(encodePin(puk, 'PUK'), 8);
+    await this.ok(`UNBLOCK-PIN(${which})`, this.cmd(0x2c, 0x00, pinP2(which), data));
+  }
+
+  /** SET-IDENTITY: the server identity used by the next handshakes (resets the TLS state). */
+  async setIdentity(label: string): Promise<void> {
+    await this.ok('SET-IDENTITY', this.cmd(0x16, 0x00, 0x80, encodeLabel(label)));
+  }
+
+  async getState(): Promise<CardState> {
+    const d = await this.ok('GET-STATE', this.cmd(0x19, 0x00, 0x00, EMPTY, 1));
+    if (d.length !== 1 || d[0]! < 1 || d[0]! > 5) throw new SetlsError('ERR_CARD_RESPONSE', `GET-STATE returned ${d.length} bytes`);
+    return d[0] as CardState;
+  }
+
+  /** RESET-STATE: wipes the TLS session; the card is ready for a new handshake. */
+  async resetState(): Promise<void> {
+    await this.ok('RESET-STATE', this.cmd(0x19, 0x10, 0x00));
+  }
+
+  /** GET-SESSION-KEY: MSK (64) or MSK ‖ EMSK (128). The caller should wipe it after use. */
+  async getSessionKey(len: 64 | 128 = 64): Promise<Uint8Array> {
+    if (len !== 64 && len !== 128) throw new RangeError('session key length must be 64 or 128');
+    const d = await this.ok('GET-SESSION-KEY', this.cmd(0xa6, 0x00, 0x00, EMPTY, len));
+    if (d.length !== len) throw new SetlsError('ERR_CARD_RESPONSE', `GET-SESSION-KEY returned ${d.length} bytes, expected ${len}`);
+    return d;
+  }
+
+  /** GET-EXPORTED-PARAMETER: the negotiated parameters of the current session. */
+  async sessionInfo(): Promise<SessionInfo> {
+    return parseSessionInfo(await this.ok('GET-EXPORTED-PARAMETER', this.cmd(0x86, 0x00, 0x00, Uint8Array.of(0x10), this.neMax)));
+  }
+
+  async cardInfo(): Promise<CardInfo> {
+    return parseCardInfo(await this.ok('GET-DATA(card info)', this.cmd(0xca, 0x00, 0x00, EMPTY, this.neMax)));
+  }
+
+  async identityInfo(label: string): Promise<IdentityInfo> {
+    return parseIdentityInfo(await this.ok('GET-DATA(identity)', this.cmd(0xca, 0x01, 0x00, encodeLabel(label), this.neMax)));
+  }
+
+  /** GENERATE-KEY (operator): a new key for identity `label`; returns its SPKI DER. keyType 1 = ECDSA P-256. */
+  async generateKey(label: string, keyType = 1): Promise<Uint8Array> {
+    if (keyType !== 1) throw new RangeError('only key type 1 (ECDSA P-256) is defined');
+    return this.ok('GENERATE-KEY', this.cmd(0x46, keyType, 0x00, encodeLabel(label), this.neMax));
+  }
+
+  /** GET-CSR (operator): a PKCS#10 CSR DER signed inside the card. */
+  async getCsr(req: CsrRequest): Promise<Uint8Array> {
+    return this.ok('GET-CSR', this.cmd(0x4a, 0x00, 0x00, encodeCsrRequest(req), this.neMax));
+  }
+
+  /** PUT-CHAIN (operator): installs the certificate chain (leaf first) of identity `label`. */
+  async putChain(label: string, certsDer: readonly Uint8Array[]): Promise<void> {
+    await this.ok('PUT-CHAIN', this.cmd(0xda, 0x00, 0x00, encodeChain(label, certsDer)));
+  }
+
+  /**
+   * PROCESS-EAP (P2 00) or PROCESS-EAP-ENCRYPT (P2 80|CT): one EAP-Response in, the card's answer
+   * and SW out, unchecked (7001 carries data). Used by EapSession.
+   */
+  async processEap(eapResponse: Uint8Array, p2 = 0x00): Promise<ResponseApdu> {
+    if (!(eapResponse instanceof Uint8Array) || eapResponse.length < 4) throw new TypeError('an EAP-Response is at least 4 bytes');
+    return this.transceive(this.cmd(0x80, 0x00, p2, eapResponse, this.neMax));
+  }
+}

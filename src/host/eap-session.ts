@@ -1,0 +1,310 @@
+/**
+ * EapSession: the host end of the EAP-TLS shuttle (docs/apdu-protocol.md §3, §4). The host speaks
+ * EAP-Responses, the card EAP-Requests; the host never looks inside TLS records beyond their
+ * header (it only tells ChangeCipherSpec records apart, to batch them).
+ *
+ * - handshake(records): sends the client's records to the card, at most one non-CCS record per EAP
+ *   message (CCS records batched in front), with EAP-TLS fragmentation + card ACKs for messages
+ *   longer than `maxFragment`, host ACKs for the card's fragments, Identifier echo, GMT time on the
+ *   first Response of a session, and the SW 7001 failure path.
+ * - encrypt(type, plaintext) / decrypt(record): PROCESS-EAP-ENCRYPT / -DECRYPT after EAP-Success.
+ *
+ * Every operation is serialised: the EAP Identifier sequence and the card's chains need it.
+ * imports apdu/, bytes/, eap/ and host/.
+ */
+import { randomInt } from 'node:crypto';
+import { SW, type ResponseApdu } from '../apdu/index.js';
+import { concat, SetlsError, u32 } from '../bytes/index.js';
+import {
+  EapCode,
+  EapTlsReassembler,
+  EAP_TYPE_TLS,
+  eapTlsAck,
+  encodeEapTls,
+  fragmentTls,
+  isEapTlsAck,
+  parseEap,
+  parseEapTls,
+  type EapTlsPacket,
+} from '../eap/index.js';
+import type { CardClient } from './card-client.js';
+import { cardError } from './errors.js';
+import { Mutex } from './mutex.js';
+
+export const CONTENT_TYPE_CCS = 20;
+export const CONTENT_TYPE_ALERT = 21;
+export const CONTENT_TYPE_APPLICATION_DATA = 23;
+/** Largest TLS plaintext per record (RFC 8446 §5.1). */
+export const MAX_PLAINTEXT = 16384;
+
+export interface HandshakeStep {
+  /** Records the card produced for the client (ServerHello flight, or the alert), concatenated. */
+  readonly toClient: Uint8Array;
+  /** EAP-Success: the handshake completed. */
+  readonly done: boolean;
+  /** The handshake failed (7001 / EAP-Failure); `toClient` holds the alert to deliver if any. */
+  readonly failed: boolean;
+  /** The card waits for more records from the client. */
+  readonly needMore: boolean;
+  /** Records not consumed because the handshake completed (or failed) before them: pass them to decrypt(). */
+  readonly remaining: Uint8Array[];
+}
+
+export interface DecryptResult {
+  readonly plaintext: Uint8Array;
+  /** Records the card wants sent to the client (its close_notify, a fatal alert), concatenated. */
+  readonly outRecords: Uint8Array;
+  /** The client sent close_notify. */
+  readonly peerClosed: boolean;
+  /** The connection failed; `alert` is the alert sent or received. */
+  readonly failed: boolean;
+  readonly alert: number;
+}
+
+export interface EapSessionOptions {
+  /** Largest TLS data per host EAP-TLS fragment during the handshake. Default 32768. */
+  readonly maxFragment?: number;
+  /** Identifier of the first Response. Default: random. */
+  readonly initialId?: number;
+  /** Bound on a reassembled card message. Default 1 MiB. */
+  readonly maxMessage?: number;
+}
+
+type Phase = 'handshake' | 'failing' | 'connected' | 'failed' | 'closed';
+
+function protocolError(message: string): SetlsError {
+  return new SetlsError('ERR_HOST_EAP_PROTOCOL', message);
+}
+
+/** Groups records into EAP messages: any CCS records, then at most one other record. */
+export function groupRecords(records: readonly Uint8Array[]): Uint8Array[][] {
+  const groups: Uint8Array[][] = [];
+  let cur: Uint8Array[] = [];
+  for (const r of records) {
+    cur.push(r);
+    if (r[0] !== CONTENT_TYPE_CCS) {
+      groups.push(cur);
+      cur = [];
+    }
+  }
+  if (cur.length) groups.push(cur);
+  return groups;
+}
+
+export class EapSession {
+  private id: number;
+  private first = true;
+  private phaseValue: Phase = 'handshake';
+  private readonly maxFragment: number;
+  private readonly reassembler: EapTlsReassembler;
+  private readonly lock = new Mutex();
+
+  constructor(
+    private readonly card: CardClient,
+    opts: EapSessionOptions = {},
+  ) {
+    this.maxFragment = opts.maxFragment ?? 32768;
+    if (!Number.isInteger(this.maxFragment) || this.maxFragment < 16 || this.maxFragment > 65000) {
+      throw new RangeError('maxFragment must be an integer in 16..65000');
+    }
+    const id = opts.initialId ?? randomInt(256);
+    if (!Number.isInteger(id) || id < 0 || id > 255) throw new RangeError('initialId must be a byte');
+    this.id = id;
+    this.reassembler = new EapTlsReassembler(opts.maxMessage ?? 1 << 20);
+  }
+
+  get phase(): Phase {
+    return this.phaseValue;
+  }
+
+  /** The Identifier the next Response will carry. */
+  get identifier(): number {
+    return this.id;
+  }
+
+  /**
+   * Sends one Response and returns the parsed card answer. 9000 and 7001 carry an EAP packet; any
+   * other SW is a CardError. Updates the Identifier to echo the card's Request.
+   */
+  private async exchange(packet: Uint8Array, p2 = 0x00): Promise<{ sw: number; code: number; tls?: EapTlsPacket }> {
+    const r: ResponseApdu = await this.card.processEap(packet, p2);
+    if (r.sw !== SW.ok && r.sw !== SW.authFailure) throw cardError(p2 ? 'PROCESS-EAP-ENCRYPT' : 'PROCESS-EAP', r.sw);
+    let code: number;
+    let tls: EapTlsPacket | undefined;
+    try {
+      const eap = parseEap(r.data);
+      code = eap.code;
+      if (code === EapCode.request) {
+        if (eap.type !== EAP_TYPE_TLS) throw protocolError(`the card sent an EAP-Request of type ${eap.type}`);
+        tls = parseEapTls(r.data);
+      } else if (code !== EapCode.success && code !== EapCode.failure) {
+        throw protocolError(`the card sent EAP code ${code}`);
+      }
+      this.id = eap.id;
+    } catch (e) {
+      if (e instanceof SetlsError && e.code === 'ERR_HOST_EAP_PROTOCOL') throw e;
+      throw new SetlsError('ERR_HOST_EAP_PROTOCOL', `malformed EAP answer from the card: ${(e as Error).message}`, { cause: e });
+    }
+    return { sw: r.sw, code, ...(tls ? { tls } : {}) };
+  }
+
+  /**
+   * Sends a TLS message as one or more EAP-TLS fragments (waiting for the card's ACK after each
+   * fragment with M), then reads the card's whole answer (ACKing its fragments).
+   */
+  private async sendMessage(
+    data: Uint8Array,
+    p2: number,
+    opts: { fragment: boolean; trailing?: Uint8Array | undefined },
+  ): Promise<{ sw: number; code: number; data?: Uint8Array }> {
+    // ENCRYPT/DECRYPT messages (≤ 16 645 bytes) always travel in one EAP packet (§4).
+    const frags = fragmentTls(data, opts.fragment ? this.maxFragment : 65000);
+    const trailing = opts.trailing;
+    let ans: { sw: number; code: number; tls?: EapTlsPacket } | undefined;
+    for (let i = 0; i < frags.length; i++) {
+      const f = frags[i]!;
+      const pkt = encodeEapTls({
+        code: EapCode.response,
+        id: this.id,
+        flags: f.flags,
+        ...(f.tlsLength !== undefined ? { tlsLength: f.tlsLength } : {}),
+        data: f.data,
+        ...(i === 0 && trailing ? { trailing } : {}),
+      });
+      ans = await this.exchange(pkt, p2);
+      if (i < frags.length - 1) {
+        if (ans.sw === SW.ok && ans.tls && isEapTlsAck(ans.tls)) continue;
+        break; // the card answered before the last fragment (a failure): interpret it below
+      }
+    }
+    return this.readAnswer(ans!);
+  }
+
+  /** Collects the card's answer, ACKing fragments with M; returns its code and whole TLS data. */
+  private async readAnswer(first: { sw: number; code: number; tls?: EapTlsPacket }): Promise<{ sw: number; code: number; data?: Uint8Array }> {
+    let ans = first;
+    this.reassembler.reset();
+    for (;;) {
+      if (ans.code !== EapCode.request || !ans.tls) return { sw: ans.sw, code: ans.code };
+      if (isEapTlsAck(ans.tls) && !this.reassembler.inProgress) return { sw: ans.sw, code: ans.code, data: new Uint8Array(0) };
+      let whole: Uint8Array | undefined;
+      try {
+        whole = this.reassembler.push(ans.tls);
+      } catch (e) {
+        throw new SetlsError('ERR_HOST_EAP_PROTOCOL', `bad fragment from the card: ${(e as Error).message}`, { cause: e });
+      }
+      if (whole !== undefined) return { sw: ans.sw, code: ans.code, data: whole };
+      if (ans.sw !== SW.ok) throw protocolError(`the card sent a fragment with SW ${ans.sw.toString(16)}`);
+      ans = await this.exchange(eapTlsAck(EapCode.response, this.id));
+    }
+  }
+
+  /**
+   * One handshake step: the client's records (whole TLS records, in order) in; the card's records
+   * for the client out. `gmtTime` (Unix seconds) is appended to the first Response of the session.
+   */
+  handshake(records: readonly Uint8Array[], gmtTime?: number): Promise<HandshakeStep> {
+    return this.lock.run(async () => {
+      if (!Array.isArray(records) || records.some((r) => !(r instanceof Uint8Array) || r.length < 5)) {
+        throw new TypeError('handshake() takes an array of whole TLS records');
+      }
+      if (this.phaseValue !== 'handshake') throw new SetlsError('ERR_HOST_STATE', `handshake() in phase ${this.phaseValue}`);
+      if (gmtTime !== undefined && (!Number.isInteger(gmtTime) || gmtTime < 0 || gmtTime > 0xffffffff)) {
+        throw new RangeError('gmtTime must be Unix seconds in 0..2^32-1');
+      }
+      const out: Uint8Array[] = [];
+      const remaining: Uint8Array[] = [];
+      let done = false;
+      let failed = false;
+      for (const group of groupRecords(records)) {
+        if (done || failed) {
+          remaining.push(...group);
+          continue;
+        }
+        const trailing = this.first && gmtTime !== undefined ? u32(gmtTime) : undefined;
+        this.first = false;
+        const ans = await this.sendMessage(concat(...group), 0x00, { fragment: true, trailing });
+        if (ans.sw === SW.authFailure) {
+          if (ans.data?.length) out.push(ans.data);
+          failed = true;
+          this.phaseValue = 'failing';
+        } else if (ans.code === EapCode.success) {
+          done = true;
+          this.phaseValue = 'connected';
+        } else if (ans.code === EapCode.failure) {
+          failed = true;
+          this.phaseValue = 'failed';
+        } else if (ans.data?.length) {
+          out.push(ans.data);
+        }
+      }
+      return { toClient: concat(...out), done, failed, needMore: !done && !failed, remaining };
+    });
+  }
+
+  /**
+   * After a failed step (SW 7001) and delivery of the alert to the client: ACKs the card's last
+   * Request; the card answers EAP-Failure. Harmless when there is nothing to acknowledge.
+   */
+  acknowledgeFailure(): Promise<void> {
+    return this.lock.run(async () => {
+      if (this.phaseValue !== 'failing') return;
+      this.phaseValue = 'failed';
+      const ans = await this.exchange(eapTlsAck(EapCode.response, this.id));
+      if (ans.code !== EapCode.failure) throw protocolError(`expected EAP-Failure after the failure ACK, got code ${ans.code}`);
+    });
+  }
+
+  /**
+   * PROCESS-EAP-ENCRYPT: one plaintext (≤ 16384 bytes) of content type 23 (application data) or
+   * 21 (alert: only close_notify `01 00`) in, one TLS record out.
+   */
+  encrypt(type: number, plaintext: Uint8Array): Promise<Uint8Array> {
+    return this.lock.run(async () => {
+      if (type !== CONTENT_TYPE_APPLICATION_DATA && type !== CONTENT_TYPE_ALERT) throw new RangeError('content type must be 23 or 21');
+      if (!(plaintext instanceof Uint8Array) || plaintext.length > MAX_PLAINTEXT) throw new RangeError(`plaintext must be a Uint8Array of at most ${MAX_PLAINTEXT} bytes`);
+      if (type === CONTENT_TYPE_ALERT && (plaintext.length !== 2 || plaintext[0] !== 1 || plaintext[1] !== 0)) {
+        throw new RangeError('the only alert the host may encrypt is close_notify (01 00)');
+      }
+      if (this.phaseValue !== 'connected') throw new SetlsError('ERR_HOST_STATE', `encrypt() in phase ${this.phaseValue}`);
+      const ans = await this.sendMessage(plaintext, 0x80 | type, { fragment: false });
+      if (ans.sw !== SW.ok || ans.code !== EapCode.request || !ans.data || ans.data.length < 5) {
+        throw protocolError(`PROCESS-EAP-ENCRYPT: unexpected answer (SW ${ans.sw.toString(16)}, code ${ans.code})`);
+      }
+      if (type === CONTENT_TYPE_ALERT) this.phaseValue = 'closed';
+      return ans.data;
+    });
+  }
+
+  /** PROCESS-EAP-DECRYPT: one TLS record from the client in; plaintext and records for the client out. */
+  decrypt(record: Uint8Array): Promise<DecryptResult> {
+    return this.lock.run(async () => {
+      if (!(record instanceof Uint8Array) || record.length < 5) throw new TypeError('decrypt() takes one whole TLS record');
+      if (this.phaseValue !== 'connected') throw new SetlsError('ERR_HOST_STATE', `decrypt() in phase ${this.phaseValue}`);
+      const ans = await this.sendMessage(record, 0x00, { fragment: false });
+      if (ans.sw === SW.authFailure) {
+        // not in the contract for DECRYPT, but handled like a handshake failure: data = the alert record
+        this.phaseValue = 'failed';
+        return { plaintext: new Uint8Array(0), outRecords: ans.data ?? new Uint8Array(0), peerClosed: false, failed: true, alert: 80 };
+      }
+      if (ans.code !== EapCode.request || !ans.data) throw protocolError(`PROCESS-EAP-DECRYPT: unexpected EAP code ${ans.code}`);
+      const d = ans.data;
+      if (d.length < 4) throw protocolError(`PROCESS-EAP-DECRYPT answer of ${d.length} bytes`);
+      const flags = d[0]!;
+      const alert = d[1]!;
+      const plainLen = (d[2]! << 8) | d[3]!;
+      if (4 + plainLen > d.length) throw protocolError(`PlainLen ${plainLen} exceeds the ${d.length - 4} bytes returned`);
+      const res: DecryptResult = {
+        plaintext: d.slice(4, 4 + plainLen),
+        outRecords: d.slice(4 + plainLen),
+        peerClosed: (flags & 0x01) !== 0,
+        failed: (flags & 0x02) !== 0,
+        alert,
+      };
+      if (res.failed) this.phaseValue = 'failed';
+      else if (res.peerClosed) this.phaseValue = 'closed';
+      return res;
+    });
+  }
+}
+

@@ -1,0 +1,74 @@
+/**
+ * Host-side errors: card status words mapped to stable ERR_CARD_… codes, and ERR_HOST_… helpers.
+ * imports apdu/ and bytes/.
+ */
+import { describeSw, swHex, SW } from '../apdu/index.js';
+import { SetlsError } from '../bytes/index.js';
+
+/** A command the card answered with a status word other than success. */
+export class CardError extends SetlsError {
+  constructor(
+    code: string,
+    message: string,
+    /** The status word the card answered. */
+    readonly sw: number,
+    /** For PIN errors: tries left (0 when blocked). */
+    readonly triesLeft?: number,
+  ) {
+    super(code, message);
+    this.name = 'CardError';
+  }
+}
+
+const CODES: Record<number, string> = {
+  [SW.wrongLength]: 'ERR_CARD_WRONG_LENGTH',
+  [SW.lastCommandOfChainExpected]: 'ERR_CARD_CHAIN_BROKEN',
+  [SW.securityNotSatisfied]: 'ERR_CARD_SECURITY_NOT_SATISFIED',
+  [SW.authMethodBlocked]: 'ERR_CARD_PIN_BLOCKED',
+  [SW.conditionsNotSatisfied]: 'ERR_CARD_CONDITIONS_NOT_SATISFIED',
+  [SW.wrongData]: 'ERR_CARD_WRONG_DATA',
+  [SW.notFound]: 'ERR_CARD_APPLET_NOT_FOUND',
+  [SW.notEnoughMemory]: 'ERR_CARD_NOT_ENOUGH_MEMORY',
+  [SW.wrongP1P2]: 'ERR_CARD_WRONG_P1P2',
+  [SW.dataNotFound]: 'ERR_CARD_DATA_NOT_FOUND',
+  [SW.insNotSupported]: 'ERR_CARD_INS_NOT_SUPPORTED',
+  [SW.claNotSupported]: 'ERR_CARD_CLA_NOT_SUPPORTED',
+  [SW.internalError]: 'ERR_CARD_INTERNAL',
+  [SW.eapDiscarded]: 'ERR_CARD_EAP_DISCARDED',
+  [SW.authFailure]: 'ERR_CARD_TLS_FAILURE',
+};
+
+/** The stable error code for a card status word. */
+export function cardErrorCode(sw: number): string {
+  if (sw >= 0x63c0 && sw <= 0x63cf) return 'ERR_CARD_PIN_WRONG';
+  return CODES[sw] ?? 'ERR_CARD_STATUS';
+}
+
+/** The CardError for a command `what` answered with `sw`. */
+export function cardError(what: string, sw: number): CardError {
+  const code = cardErrorCode(sw);
+  const tries = sw >= 0x63c0 && sw <= 0x63cf ? sw & 0x0f : sw === SW.authMethodBlocked ? 0 : undefined;
+  return new CardError(code, `${what} failed: SW ${swHex(sw)} (${describeSw(sw)})`, sw, tries);
+}
+
+export function hostError(code: `ERR_HOST_${string}`, message: string, cause?: unknown): SetlsError {
+  return new SetlsError(code, message, cause === undefined ? undefined : { cause });
+}
+
+/** Runs `p` with a deadline; rejects with `code` when it passes. The timer is cleared as soon as `p` settles. */
+export function withTimeout<T>(p: Promise<T>, ms: number, code: string, what: string): Promise<T> {
+  if (!Number.isFinite(ms) || ms <= 0) return p;
+  return new Promise<T>((resolve, reject) => {
+    const t = setTimeout(() => reject(new SetlsError(code, `${what}: no answer within ${ms} ms`)), ms);
+    p.then(
+      (v) => {
+        clearTimeout(t);
+        resolve(v);
+      },
+      (e: unknown) => {
+        clearTimeout(t);
+        reject(e);
+      },
+    );
+  });
+}

@@ -1,0 +1,189 @@
+/**
+ * RecordLayer (the paper's SE-TLS API): TLS records between a TCP client and the card. The host
+ * frames records and moves them; every encryption and decryption happens in the card.
+ *
+ *   recv()          next whole TLS record from the client (null at EOF), with a deadline
+ *   decrypt(rec)    PROCESS-EAP-DECRYPT
+ *   encrypt(pt,ct)  PROCESS-EAP-ENCRYPT, split in records of ≤ 16384 plaintext bytes
+ *   send(records)   socket write with backpressure and a deadline
+ *   close()         close_notify through the card, end the socket, free the card
+ *
+ * imports bytes/ and host/ (which reaches the card only through transport/).
+ */
+import type { Socket } from 'node:net';
+import { concat, SetlsError } from '../bytes/index.js';
+import type { SessionInfo } from './card-codec.js';
+import { CONTENT_TYPE_ALERT, CONTENT_TYPE_APPLICATION_DATA, MAX_PLAINTEXT, type DecryptResult, type EapSession } from './eap-session.js';
+import { SocketReader } from './socket-reader.js';
+
+export interface RecordLayerOptions {
+  /** Deadline of recv() when none is given, ms (0 = none). Default 30000. */
+  readonly recvTimeoutMs?: number;
+  /** Deadline for the client to drain a blocked write, ms. Default 30000. */
+  readonly writeTimeoutMs?: number;
+  /** After end(), the socket is destroyed if the client has not closed within this time, ms. Default 2000. */
+  readonly lingerMs?: number;
+  /** Called once when the session ends (the card may serve someone else). */
+  readonly onRelease?: (err?: Error) => void | Promise<void>;
+  /** What the handshake negotiated (GET-EXPORTED-PARAMETER), when known. */
+  readonly info?: SessionInfo;
+}
+
+const CLOSE_NOTIFY = Uint8Array.of(1, 0);
+
+export class RecordLayer {
+  readonly info: SessionInfo | undefined;
+  private readonly recvTimeoutMs: number;
+  private readonly writeTimeoutMs: number;
+  private readonly lingerMs: number;
+  private closeNotifySent = false;
+  private released = false;
+  private closing: Promise<void> | undefined;
+  private readonly onRelease: ((err?: Error) => void | Promise<void>) | undefined;
+  private releaseDone!: () => void;
+  /** Resolves when the session has ended and the card was released. */
+  readonly finished: Promise<void>;
+  /** performance.now() of the last record sent. */
+  lastSend = performance.now();
+
+  constructor(
+    readonly socket: Socket,
+    readonly session: EapSession,
+    readonly reader: SocketReader = new SocketReader(socket),
+    opts: RecordLayerOptions = {},
+  ) {
+    this.recvTimeoutMs = opts.recvTimeoutMs ?? 30_000;
+    this.writeTimeoutMs = opts.writeTimeoutMs ?? 30_000;
+    this.lingerMs = opts.lingerMs ?? 2_000;
+    this.onRelease = opts.onRelease;
+    this.info = opts.info;
+    this.finished = new Promise((r) => (this.releaseDone = r));
+  }
+
+  /** performance.now() of the last traffic either way. */
+  get lastActivity(): number {
+    return Math.max(this.lastSend, this.reader.lastActivity);
+  }
+
+  get isClosed(): boolean {
+    return this.released;
+  }
+
+  /** Whether our close_notify went out (the card produced it in OutRecords or close() sent it). */
+  get sentCloseNotify(): boolean {
+    return this.closeNotifySent;
+  }
+
+  /** The next whole TLS record from the client, or null at EOF. Rejects ERR_HOST_TIMEOUT after the deadline. */
+  recv(timeoutMs: number = this.recvTimeoutMs): Promise<Uint8Array | null> {
+    if (this.released) return Promise.resolve(null);
+    return this.reader.recv(timeoutMs);
+  }
+
+  /** Decrypts one record in the card. */
+  async decrypt(record: Uint8Array): Promise<DecryptResult> {
+    const r = await this.session.decrypt(record);
+    if (r.peerClosed && r.outRecords.length) this.closeNotifySent = true;
+    return r;
+  }
+
+  /** Encrypts plaintext in the card: records of ≤ 16384 bytes each. An empty plaintext gives one empty record. */
+  async encrypt(plaintext: Uint8Array, contentType: number = CONTENT_TYPE_APPLICATION_DATA): Promise<Uint8Array[]> {
+    if (!(plaintext instanceof Uint8Array)) throw new TypeError('plaintext must be a Uint8Array');
+    const out: Uint8Array[] = [];
+    let o = 0;
+    do {
+      const n = Math.min(MAX_PLAINTEXT, plaintext.length - o);
+      out.push(await this.session.encrypt(contentType, plaintext.subarray(o, o + n)));
+      o += n;
+    } while (o < plaintext.length);
+    return out;
+  }
+
+  /** Writes records to the client; waits (with a deadline) while the socket buffer is full. */
+  async send(records: Uint8Array | readonly Uint8Array[]): Promise<void> {
+    const list = records instanceof Uint8Array ? [records] : records;
+    if (list.length === 0) return;
+    const s = this.socket;
+    if (s.destroyed || !s.writable) throw new SetlsError('ERR_HOST_PEER_CLOSED', 'the client connection is closed');
+    const buf = list.length === 1 ? list[0]! : concat(...list);
+    if (buf.length === 0) return;
+    this.lastSend = performance.now();
+    if (s.write(buf)) return;
+    await new Promise<void>((resolve, reject) => {
+      const done = (err?: Error): void => {
+        clearTimeout(t);
+        s.off('drain', onDrain);
+        s.off('close', onClose);
+        if (err) reject(err);
+        else resolve();
+      };
+      const onDrain = (): void => done();
+      const onClose = (): void => done(new SetlsError('ERR_HOST_PEER_CLOSED', 'the client closed while we were writing'));
+      const t = setTimeout(() => done(new SetlsError('ERR_HOST_WRITE_TIMEOUT', `the client did not read for ${this.writeTimeoutMs} ms`)), this.writeTimeoutMs);
+      s.on('drain', onDrain);
+      s.on('close', onClose);
+    });
+    this.lastSend = performance.now();
+  }
+
+  /**
+   * Graceful close: our close_notify (encrypted by the card) unless already sent, end the TCP
+   * connection, free the card. Idempotent; never throws (errors go to onRelease).
+   */
+  close(): Promise<void> {
+    this.closing ??= (async () => {
+      let err: Error | undefined;
+      try {
+        if (!this.closeNotifySent && this.session.phase === 'connected' && !this.socket.destroyed && this.socket.writable) {
+          const rec = await this.session.encrypt(CONTENT_TYPE_ALERT, CLOSE_NOTIFY);
+          this.closeNotifySent = true;
+          await this.send(rec);
+        }
+      } catch (e) {
+        err = e as Error;
+      }
+      this.endSocket();
+      await this.release(err);
+    })();
+    return this.closing;
+  }
+
+  /** Abrupt end: optional records (an alert) are written, the socket destroyed, the card freed. */
+  abort(err?: Error, lastRecords?: Uint8Array): Promise<void> {
+    this.closing ??= (async () => {
+      if (lastRecords?.length && !this.socket.destroyed && this.socket.writable) {
+        this.socket.end(lastRecords);
+        this.lingerThenDestroy();
+      } else {
+        this.socket.destroy();
+      }
+      await this.release(err);
+    })();
+    return this.closing;
+  }
+
+  private endSocket(): void {
+    if (this.socket.destroyed) return;
+    this.socket.end();
+    this.lingerThenDestroy();
+  }
+
+  private lingerThenDestroy(): void {
+    const t = setTimeout(() => this.socket.destroy(), this.lingerMs);
+    t.unref();
+    this.socket.once('close', () => clearTimeout(t));
+    this.socket.resume(); // drain the client's last bytes so its FIN is seen
+  }
+
+  private async release(err?: Error): Promise<void> {
+    if (this.released) return;
+    this.released = true;
+    this.reader.detach();
+    try {
+      await this.onRelease?.(err);
+    } finally {
+      this.releaseDone();
+    }
+  }
+}

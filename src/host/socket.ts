@@ -1,0 +1,232 @@
+/**
+ * SeTlsSocket: a Node Duplex of plaintext over a RecordLayer, close enough to a tls.TLSSocket for
+ * `http.Server.emit('connection', socket)`.
+ *
+ * Reads: records from the client → card DECRYPT → push; the client's close_notify ends the
+ *   readable side (the card's close_notify, in OutRecords, goes out first); a fatal alert destroys
+ *   the socket with ERR_TLS_ALERT_SENT / ERR_TLS_ALERT_RECEIVED.
+ * Writes: small writes are coalesced into one record (≤ 16384 bytes) to save card round trips;
+ *   order is kept; a writer waits once a full record is pending (backpressure).
+ * imports bytes/ and host/.
+ */
+import { Duplex } from 'node:stream';
+import type { AddressInfo } from 'node:net';
+import { SetlsError } from '../bytes/index.js';
+import { ActivityTimer } from './activity-timer.js';
+import type { SessionInfo } from './card-codec.js';
+import { MAX_PLAINTEXT } from './eap-session.js';
+import type { RecordLayer } from './record-layer.js';
+
+export class SeTlsSocket extends Duplex {
+  readonly encrypted = true;
+  /** The negotiated ALPN protocol, or false (as tls.TLSSocket). */
+  readonly alpnProtocol: string | false;
+  /** The SNI host name the client sent, or false. */
+  readonly servername: string | false;
+  readonly remoteAddress: string | undefined;
+  readonly remotePort: number | undefined;
+  readonly remoteFamily: string | undefined;
+  readonly localAddress: string | undefined;
+  readonly localPort: number | undefined;
+
+  private pumping = false;
+  private pending: Uint8Array[] = [];
+  private pendingBytes = 0;
+  private flushChain: Promise<void> = Promise.resolve();
+  private flushScheduled = false;
+  private readonly userTimer: ActivityTimer;
+  private readonly idleTimer: ActivityTimer;
+
+  constructor(readonly layer: RecordLayer) {
+    super({ allowHalfOpen: false });
+    const s = layer.socket;
+    this.remoteAddress = s.remoteAddress;
+    this.remotePort = s.remotePort;
+    this.remoteFamily = s.remoteFamily;
+    this.localAddress = s.localAddress;
+    this.localPort = s.localPort;
+    this.alpnProtocol = layer.info?.alpn ?? false;
+    this.servername = layer.info?.serverName ?? false;
+    const last = (): number => layer.lastActivity;
+    this.userTimer = new ActivityTimer(last, () => this.emit('timeout'));
+    this.idleTimer = new ActivityTimer(last, () => this.closeIdle());
+  }
+
+  getSessionInfo(): SessionInfo | undefined {
+    return this.layer.info;
+  }
+
+  address(): AddressInfo | object {
+    return this.layer.socket.address();
+  }
+
+  /** As net.Socket.setTimeout: emits 'timeout' after `ms` without traffic (0 disables). */
+  setTimeout(ms: number, callback?: () => void): this {
+    if (callback) {
+      if (ms === 0) this.off('timeout', callback);
+      else this.once('timeout', callback);
+    }
+    this.userTimer.set(ms);
+    return this;
+  }
+
+  /**
+   * The card holder's idle deadline: after `ms` without traffic the session is closed with
+   * close_notify so the card can serve someone else. 0 disables.
+   */
+  setIdleDeadline(ms: number): void {
+    if (this.idleTimer.period !== ms) this.idleTimer.set(ms);
+  }
+
+  setNoDelay(noDelay?: boolean): this {
+    this.layer.socket.setNoDelay(noDelay);
+    return this;
+  }
+
+  setKeepAlive(enable?: boolean, initialDelay?: number): this {
+    this.layer.socket.setKeepAlive(enable, initialDelay);
+    return this;
+  }
+
+  ref(): this {
+    this.layer.socket.ref();
+    return this;
+  }
+
+  unref(): this {
+    this.layer.socket.unref();
+    return this;
+  }
+
+  /** Gracefully closes after pending writes: our close_notify, then FIN. */
+  destroySoon(): void {
+    if (this.writable) this.end();
+    else this.destroy();
+  }
+
+  private closeIdle(): void {
+    if (this.destroyed) return;
+    this.emit('idle');
+    void this.layer.close().finally(() => {
+      this.push(null);
+      this.destroy();
+    });
+  }
+
+  override _read(): void {
+    if (this.pumping) return;
+    this.pumping = true;
+    void this.pump();
+  }
+
+  private async pump(): Promise<void> {
+    try {
+      for (;;) {
+        const rec = await this.layer.recv(0);
+        if (this.destroyed) return;
+        if (rec === null) {
+          this.push(null);
+          return;
+        }
+        const r = await this.layer.decrypt(rec);
+        if (r.outRecords.length) await this.layer.send(r.outRecords).catch(() => undefined);
+        if (r.failed) {
+          const sent = r.outRecords.length > 0;
+          const e = new SetlsError(sent ? 'ERR_TLS_ALERT_SENT' : 'ERR_TLS_ALERT_RECEIVED', `TLS connection failed: alert ${r.alert} ${sent ? 'sent' : 'received'}`);
+          (e as SetlsError & { alert?: number }).alert = r.alert;
+          this.destroy(e);
+          return;
+        }
+        const more = r.plaintext.length ? this.push(Buffer.from(r.plaintext.buffer, r.plaintext.byteOffset, r.plaintext.length)) : true;
+        if (r.peerClosed) {
+          this.push(null);
+          return;
+        }
+        if (!more) {
+          this.pumping = false;
+          return;
+        }
+      }
+    } catch (e) {
+      this.destroy(e as Error);
+    }
+  }
+
+  override _write(chunk: Buffer | string, encoding: BufferEncoding, cb: (err?: Error | null) => void): void {
+    const b = typeof chunk === 'string' ? Buffer.from(chunk, encoding) : chunk;
+    if (b.length === 0) {
+      cb();
+      return;
+    }
+    this.pending.push(b);
+    this.pendingBytes += b.length;
+    if (this.pendingBytes >= MAX_PLAINTEXT) {
+      this.flush().then(() => cb(), (e: Error) => cb(e));
+    } else {
+      this.scheduleFlush();
+      cb();
+    }
+  }
+
+  private scheduleFlush(): void {
+    if (this.flushScheduled) return;
+    this.flushScheduled = true;
+    setImmediate(() => {
+      this.flushScheduled = false;
+      this.flush().catch((e: Error) => this.destroy(e));
+    });
+  }
+
+  private flush(): Promise<void> {
+    const p = this.flushChain.then(() => this.doFlush());
+    this.flushChain = p.catch(() => undefined);
+    return p;
+  }
+
+  /** Encrypts and sends everything pending, in records of ≤ 16384 bytes. */
+  private async doFlush(): Promise<void> {
+    while (this.pendingBytes > 0) {
+      if (this.layer.isClosed || this.layer.session.phase !== 'connected') {
+        this.pending = [];
+        this.pendingBytes = 0;
+        throw new SetlsError('ERR_HOST_SESSION_CLOSED', 'write after the TLS session ended');
+      }
+      const n = Math.min(MAX_PLAINTEXT, this.pendingBytes);
+      const pt = new Uint8Array(n);
+      let o = 0;
+      while (o < n) {
+        const head = this.pending[0]!;
+        const take = Math.min(head.length, n - o);
+        pt.set(head.subarray(0, take), o);
+        o += take;
+        if (take === head.length) this.pending.shift();
+        else this.pending[0] = head.subarray(take);
+      }
+      this.pendingBytes -= n;
+      const records = await this.layer.encrypt(pt);
+      await this.layer.send(records);
+    }
+  }
+
+  override _final(cb: (err?: Error | null) => void): void {
+    this.flush().then(
+      () => this.layer.close().then(() => cb()),
+      (e: Error) => {
+        void this.layer.abort(e);
+        cb(e);
+      },
+    );
+  }
+
+  override _destroy(err: Error | null, cb: (err?: Error | null) => void): void {
+    this.userTimer.clear();
+    this.idleTimer.clear();
+    this.pending = [];
+    this.pendingBytes = 0;
+    if (!this.layer.isClosed) {
+      if (err) void this.layer.abort(err);
+      else void this.layer.close();
+    }
+    cb(err);
+  }
+}

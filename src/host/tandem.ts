@@ -1,0 +1,338 @@
+/**
+ * TlsTandem (server mode): a TCP listener in tandem with a card that runs the TLS server. The host
+ * accepts TCP clients and shuttles their records to and from the card; it holds no keys.
+ *
+ * Paper semantics (rendezvous / InUse / backlog): ONE session at a time per card; waiting
+ * connections sit in a bounded FIFO backlog, unread (the listener pauses on connect, so TCP
+ * buffers their bytes); beyond `backlog` they are refused (destroyed at once). When a session
+ * ends (close, error, idle deadline) the card gets RESET-STATE and the next waiting connection
+ * gets the card. Deadlines: the handshake (a silent or slow client is dropped and the card freed)
+ * and idleness (close_notify after `idleTimeoutMs`, or `busyIdleTimeoutMs` when others wait).
+ * A client's misbehaviour or a card error never crashes the tandem: the client is closed (with the
+ * card's alert when it produced one), the card reset, the next client served.
+ *
+ * Events: 'listening', 'secureConnection' (SeTlsSocket), 'sessionError' (Error, {remoteAddress,
+ * remotePort}), 'refused' ({remoteAddress, remotePort}), 'close'. Diagnostics: `setls:session`.
+ * imports apdu/, bytes/, transport/ and host/.
+ */
+import diagnostics_channel from 'node:diagnostics_channel';
+import { EventEmitter } from 'node:events';
+import net from 'node:net';
+import { SetlsError } from '../bytes/index.js';
+import type { CardTransport } from '../transport/index.js';
+import { CardClient, SETLS_AID } from './card-client.js';
+import { EapSession } from './eap-session.js';
+import { hostError } from './errors.js';
+import { RecordLayer } from './record-layer.js';
+import { SeTlsSocket } from './socket.js';
+import { SocketReader } from './socket-reader.js';
+
+export interface TlsTandemOptions {
+  readonly transport: CardTransport;
+  /** Applet AID. Default F0 73 65 74 6C 73 01. */
+  readonly aid?: Uint8Array;
+  /** User PIN (4–8 digits). */
+  readonly pin: string;
+  /** Identity label to SET-IDENTITY at start (default: the card's current identity). */
+  readonly identity?: string;
+  /** Defaults for listen(). */
+  readonly port?: number;
+  readonly host?: string;
+  /** Connections waiting for the card beyond the active one. Default 50. */
+  readonly backlog?: number;
+  readonly handshakeTimeoutMs?: number;
+  readonly idleTimeoutMs?: number;
+  readonly busyIdleTimeoutMs?: number;
+  /** Extended APDUs. Default: the transport's capability. */
+  readonly extendedApdu?: boolean;
+  /** Deadline per APDU, ms. Default 30000. */
+  readonly apduTimeoutMs?: number;
+  /** Deadline for a client to drain our writes, ms. Default 30000. */
+  readonly writeTimeoutMs?: number;
+  /** Largest host EAP-TLS fragment during the handshake. Default 32768. */
+  readonly maxFragment?: number;
+}
+
+export interface PeerInfo {
+  readonly remoteAddress: string | undefined;
+  readonly remotePort: number | undefined;
+}
+
+export interface SessionEvent extends PeerInfo {
+  readonly event: 'queued' | 'refused' | 'handshake' | 'established' | 'failed' | 'closed' | 'idle';
+  readonly error?: string;
+  readonly queued?: number;
+}
+
+const sessionChannel = diagnostics_channel.channel('setls:session');
+
+function peer(s: net.Socket): PeerInfo {
+  return { remoteAddress: s.remoteAddress, remotePort: s.remotePort };
+}
+
+function publish(ev: SessionEvent): void {
+  if (sessionChannel.hasSubscribers) sessionChannel.publish(ev);
+}
+
+/** A plaintext fatal alert record (sent only before the card said anything to this client). */
+function plainAlert(description: number): Uint8Array {
+  return Uint8Array.of(0x15, 0x03, 0x03, 0x00, 0x02, 0x02, description);
+}
+
+function checkMs(name: string, v: number | undefined, dflt: number): number {
+  const x = v ?? dflt;
+  if (!Number.isFinite(x) || x < 0) throw new RangeError(`${name} must be a non-negative number of ms`);
+  return x;
+}
+
+export class TlsTandem extends EventEmitter {
+  readonly card: CardClient;
+  private readonly opts: TlsTandemOptions;
+  private readonly backlog: number;
+  private readonly handshakeTimeoutMs: number;
+  private readonly idleTimeoutMs: number;
+  private readonly busyIdleTimeoutMs: number;
+  private started = false;
+  private closed = false;
+  private busy = false;
+  private idleWaiters: (() => void)[] = [];
+  private current: { socket: net.Socket; secure?: SeTlsSocket } | undefined;
+  private readonly waiting: net.Socket[] = [];
+  private server: net.Server | undefined;
+
+  constructor(opts: TlsTandemOptions) {
+    super();
+    if (!opts || typeof opts !== 'object') throw new TypeError('TlsTandem needs options');
+    if (!opts.transport) throw new TypeError('TlsTandem needs a transport');
+    if (typeof opts.pin !== 'string') throw new TypeError('TlsTandem needs the user PIN');
+    this.opts = opts;
+    this.backlog = opts.backlog ?? 50;
+    if (!Number.isInteger(this.backlog) || this.backlog < 0) throw new RangeError('backlog must be a non-negative integer');
+    this.handshakeTimeoutMs = checkMs('handshakeTimeoutMs', opts.handshakeTimeoutMs, 10_000);
+    this.idleTimeoutMs = checkMs('idleTimeoutMs', opts.idleTimeoutMs, 30_000);
+    this.busyIdleTimeoutMs = checkMs('busyIdleTimeoutMs', opts.busyIdleTimeoutMs, 1_000);
+    this.card = new CardClient(opts.transport, {
+      ...(opts.extendedApdu !== undefined ? { extended: opts.extendedApdu } : {}),
+      ...(opts.apduTimeoutMs !== undefined ? { apduTimeoutMs: opts.apduTimeoutMs } : {}),
+    });
+  }
+
+  /** SELECT the applet, VERIFY the user PIN (a bad PIN rejects with its CardError), SET-IDENTITY if asked. */
+  async start(): Promise<void> {
+    if (this.closed) throw hostError('ERR_HOST_CLOSED', 'the tandem is closed');
+    await this.card.select(this.opts.aid ?? SETLS_AID);
+    await this.card.verifyPin(this.opts.pin, 'user');
+    if (this.opts.identity !== undefined) await this.card.setIdentity(this.opts.identity);
+    this.started = true;
+  }
+
+  /** Connections waiting for the card. */
+  get queued(): number {
+    return this.waiting.length;
+  }
+
+  /** Whether a session holds the card. */
+  get inUse(): boolean {
+    return this.busy;
+  }
+
+  /**
+   * Runs the handshake of `socket` through the card (time = now) and returns its RecordLayer.
+   * Rejects ERR_HOST_IN_USE when a session holds the card; on any failure the client is closed
+   * (with the card's alert when there is one) and the card freed.
+   */
+  async openSession(socket: net.Socket): Promise<RecordLayer> {
+    if (!(socket instanceof net.Socket)) throw new TypeError('openSession needs a net.Socket');
+    if (!this.started) throw hostError('ERR_HOST_NOT_STARTED', 'call start() first');
+    if (this.closed) throw hostError('ERR_HOST_CLOSED', 'the tandem is closed');
+    if (this.busy) throw hostError('ERR_HOST_IN_USE', 'the card is serving another session');
+    this.busy = true;
+    this.current = { socket };
+    return this.handshake(socket);
+  }
+
+  private async handshake(socket: net.Socket): Promise<RecordLayer> {
+    const who = peer(socket);
+    publish({ event: 'handshake', ...who });
+    socket.on('error', () => undefined); // errors are read through the reader; never crash
+    const reader = new SocketReader(socket);
+    let spoke = false;
+    let layer: RecordLayer | undefined;
+    try {
+      await this.card.resetState();
+      const session = new EapSession(this.card, this.opts.maxFragment !== undefined ? { maxFragment: this.opts.maxFragment } : {});
+      const deadline = performance.now() + this.handshakeTimeoutMs;
+      let first = true;
+      for (;;) {
+        const left = this.handshakeTimeoutMs > 0 ? Math.max(1, deadline - performance.now()) : 0;
+        let records: Uint8Array[] | null;
+        try {
+          records = await reader.read(true, left, 'ERR_HOST_HANDSHAKE_TIMEOUT');
+        } catch (e) {
+          const code = e instanceof SetlsError ? e.code : '';
+          if (!spoke && (code === 'ERR_TLS_BAD_RECORD' || code === 'ERR_TLS_RECORD_OVERFLOW') && socket.writable) {
+            socket.end(plainAlert(code === 'ERR_TLS_RECORD_OVERFLOW' ? 22 : 10));
+            spoke = true;
+          }
+          throw e;
+        }
+        if (records === null) throw hostError('ERR_HOST_PEER_CLOSED', 'the client closed the connection during the handshake');
+        const step = await session.handshake(records, first ? Math.floor(Date.now() / 1000) : undefined);
+        first = false;
+        if (step.toClient.length && socket.writable) {
+          socket.write(step.toClient);
+          spoke = true;
+        }
+        if (step.failed) {
+          if (socket.writable) socket.end();
+          await session.acknowledgeFailure().catch(() => undefined);
+          const alert = step.toClient.length >= 7 ? step.toClient[6]! : undefined;
+          const e = new SetlsError('ERR_TLS_HANDSHAKE_FAILED', `the card rejected the handshake${alert !== undefined ? ` (alert ${alert} sent)` : ''}`);
+          throw e;
+        }
+        if (step.done) {
+          reader.unshift(step.remaining);
+          const info = await this.card.sessionInfo();
+          layer = new RecordLayer(socket, session, reader, {
+            info,
+            onRelease: (err) => this.release(socket, err),
+            ...(this.opts.writeTimeoutMs !== undefined ? { writeTimeoutMs: this.opts.writeTimeoutMs } : {}),
+            recvTimeoutMs: this.idleTimeoutMs,
+          });
+          publish({ event: 'established', ...who });
+          return layer;
+        }
+      }
+    } catch (e) {
+      reader.detach();
+      if (!socket.destroyed) {
+        if (spoke && socket.writableEnded) {
+          const t = setTimeout(() => socket.destroy(), 2000);
+          t.unref();
+          socket.once('close', () => clearTimeout(t));
+          socket.resume();
+        } else socket.destroy();
+      }
+      publish({ event: 'failed', ...who, error: (e as Error).message });
+      await this.release(socket, e as Error, true);
+      throw e;
+    }
+  }
+
+  /** The session of `socket` ended: reset the card, serve the next waiting client. */
+  private async release(socket: net.Socket, err: Error | undefined, handshakeFailed = false): Promise<void> {
+    if (!this.current || this.current.socket !== socket) return;
+    if (!handshakeFailed) publish({ event: 'closed', ...peer(socket), ...(err ? { error: err.message } : {}) });
+    try {
+      await this.card.resetState();
+    } catch (e) {
+      this.emit('sessionError', e, peer(socket));
+      await this.recover();
+    }
+    this.current = undefined;
+    this.busy = false;
+    const w = this.idleWaiters;
+    this.idleWaiters = [];
+    for (const f of w) f();
+    setImmediate(() => this.next());
+  }
+
+  /** After a card error on RESET-STATE: SELECT + VERIFY again (the card may have been reset). */
+  private async recover(): Promise<void> {
+    try {
+      await this.card.select(this.opts.aid ?? SETLS_AID);
+      await this.card.verifyPin(this.opts.pin, 'user');
+      if (this.opts.identity !== undefined) await this.card.setIdentity(this.opts.identity);
+    } catch (e) {
+      this.emit('sessionError', e, { remoteAddress: undefined, remotePort: undefined });
+    }
+  }
+
+  /** Starts accepting TCP clients. `listening` is emitted (and the server's) when bound. */
+  listen(port: number = this.opts.port ?? 0, host: string | undefined = this.opts.host): net.Server {
+    if (!this.started) throw hostError('ERR_HOST_NOT_STARTED', 'call start() first');
+    if (this.closed) throw hostError('ERR_HOST_CLOSED', 'the tandem is closed');
+    if (this.server) throw hostError('ERR_HOST_STATE', 'already listening');
+    if (!Number.isInteger(port) || port < 0 || port > 65535) throw new RangeError('port must be 0..65535');
+    const server = net.createServer({ pauseOnConnect: true }, (s) => this.onConnection(s));
+    server.on('error', (e) => this.emit('sessionError', e, { remoteAddress: undefined, remotePort: undefined }));
+    server.on('listening', () => this.emit('listening', server.address()));
+    server.listen({ port, ...(host !== undefined ? { host } : {}), backlog: Math.max(this.backlog + 1, 16) });
+    this.server = server;
+    return server;
+  }
+
+  address(): net.AddressInfo | string | null {
+    return this.server?.address() ?? null;
+  }
+
+  private onConnection(socket: net.Socket): void {
+    socket.on('error', () => undefined);
+    if (this.closed) {
+      socket.destroy();
+      return;
+    }
+    if (!this.busy && this.waiting.length === 0) {
+      this.serve(socket);
+      return;
+    }
+    if (this.waiting.length >= this.backlog) {
+      publish({ event: 'refused', ...peer(socket) });
+      this.emit('refused', peer(socket));
+      socket.destroy();
+      return;
+    }
+    this.waiting.push(socket);
+    publish({ event: 'queued', ...peer(socket), queued: this.waiting.length });
+    this.updateIdle();
+  }
+
+  private updateIdle(): void {
+    this.current?.secure?.setIdleDeadline(this.waiting.length > 0 ? this.busyIdleTimeoutMs : this.idleTimeoutMs);
+  }
+
+  private next(): void {
+    if (this.busy || this.closed) return;
+    while (this.waiting.length) {
+      const s = this.waiting.shift()!;
+      if (s.destroyed) continue;
+      this.serve(s);
+      return;
+    }
+  }
+
+  private serve(socket: net.Socket): void {
+    this.openSession(socket).then(
+      (layer) => {
+        const secure = new SeTlsSocket(layer);
+        if (this.current?.socket === socket) this.current.secure = secure;
+        secure.on('error', (e: Error) => this.emit('sessionError', e, peer(socket)));
+        secure.on('idle', () => publish({ event: 'idle', ...peer(socket) }));
+        this.updateIdle();
+        if (this.closed) {
+          secure.destroy();
+          return;
+        }
+        this.emit('secureConnection', secure);
+      },
+      (e: Error) => this.emit('sessionError', e, peer(socket)),
+    );
+  }
+
+  /** Stops listening, drops waiting clients, ends the active session and waits for the card to be free. */
+  async close(): Promise<void> {
+    if (this.closed) return;
+    this.closed = true;
+    const server = this.server;
+    const serverClosed = server ? new Promise<void>((r) => server.close(() => r())) : Promise.resolve();
+    for (const s of this.waiting.splice(0)) s.destroy();
+    if (this.current) {
+      const idle = new Promise<void>((r) => this.idleWaiters.push(r));
+      if (this.current.secure) this.current.secure.destroy();
+      else this.current.socket.destroy();
+      await idle;
+    }
+    await serverClosed;
+    this.emit('close');
+  }
+}

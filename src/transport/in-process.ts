@@ -1,0 +1,55 @@
+/**
+ * InProcessTransport: a card living in the same process (the emulated secure element), reached
+ * through a function that takes command APDU bytes and returns response APDU bytes.
+ *
+ * Only Uint8Array APDUs cross, and each way as a FRESH COPY (own ArrayBuffer, byteOffset 0): Node's
+ * pooled Buffers are views on shared slabs, and handing one across would expose neighbouring
+ * memory; copying also stops either side from mutating what the other already holds.
+ * Calls are serialised: a card processes one APDU at a time.
+ * imports bytes/ and transport/.
+ */
+import { freshCopy, SetlsError } from '../bytes/index.js';
+import { checkApdu, transportClosed, type CardTransport } from './card-transport.js';
+
+export type ApduProcessor = (apdu: Uint8Array) => Uint8Array | Promise<Uint8Array>;
+
+export class InProcessTransport implements CardTransport {
+  readonly extendedLength = true;
+  private tail: Promise<unknown> = Promise.resolve();
+  private closed = false;
+
+  constructor(
+    private readonly process: ApduProcessor,
+    private readonly onClose?: () => void | Promise<void>,
+  ) {
+    if (typeof process !== 'function') throw new TypeError('InProcessTransport needs an APDU processing function');
+  }
+
+  transmit(apdu: Uint8Array): Promise<Uint8Array> {
+    try {
+      checkApdu(apdu);
+    } catch (e) {
+      return Promise.reject(e);
+    }
+    if (this.closed) return Promise.reject(transportClosed());
+    // Copy now: the caller may reuse its buffer as soon as transmit() returns.
+    const cmd = freshCopy(apdu);
+    const run = async (): Promise<Uint8Array> => {
+      if (this.closed) throw transportClosed();
+      const res = await this.process(cmd);
+      if (!(res instanceof Uint8Array)) throw new SetlsError('ERR_APDU_RESPONSE', 'the card returned something other than a Uint8Array');
+      if (res.length < 2) throw new SetlsError('ERR_APDU_RESPONSE', `response APDU of ${res.length} bytes has no status word`);
+      return freshCopy(res);
+    };
+    const p = this.tail.then(run, run);
+    this.tail = p.catch(() => undefined);
+    return p;
+  }
+
+  async close(): Promise<void> {
+    if (this.closed) return;
+    this.closed = true;
+    await this.tail;
+    await this.onClose?.();
+  }
+}

@@ -1,0 +1,5 @@
+/** transport/: the APDU channel to a card. imports bytes/, apdu/ and transport/. */
+export * from './card-transport.js';
+export * from './in-process.js';
+export * from './tracing.js';
+export * from './apdu-names.js';

@@ -1,0 +1,53 @@
+// Smoke test of `npm run bench`: runs bench/run.ts --quick --json in a child process and checks the
+// report's shape and counts. No timing assertions (the machine is shared and noisy).
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
+import { join } from 'node:path';
+
+test('bench --quick --json: every variant measured, no errors, full handshakes, APDUs counted', () => {
+  const r = spawnSync(process.execPath, ['--import', 'tsx', join('bench', 'run.ts'), '--quick', '--json', '--n', '5', '--bulk-bytes', '200000'], {
+    encoding: 'utf8',
+    timeout: 240_000,
+  });
+  assert.equal(r.status, 0, `bench exited ${r.status}: ${r.stderr}`);
+  const lines = r.stdout.trim().split('\n');
+  assert.equal(lines.length, 1, 'exactly one JSON object on stdout');
+  const rep = JSON.parse(lines[0]!);
+  assert.equal(rep.ok, true);
+  assert.equal(rep.config.n, 5);
+  assert.deepEqual(rep.servers, ['setls-ext', 'setls-short', 'node:tls']);
+  for (const name of rep.servers as string[]) {
+    const res = rep.results[name];
+    for (const kind of ['handshake', 'request']) {
+      const k = res[kind];
+      assert.equal(k.connections, 5, `${name} ${kind} connections`);
+      assert.equal(k.errors, 0, `${name} ${kind} errors: ${k.errorSamples}`);
+      assert.equal(k.resumed, 0, `${name} ${kind}: no resumption`);
+      for (const f of ['perSecond', 'p50Ms', 'p99Ms', 'handshakeP50Ms', 'serverCpuMsPerConn', 'clientCpuMsPerConn']) {
+        assert.ok(typeof k[f] === 'number' && k[f] > 0, `${name} ${kind} ${f} = ${k[f]}`);
+      }
+      assert.equal(k.perSecondByRound.length, 1);
+      if (name.startsWith('setls')) {
+        assert.equal(k.ticketsPerConn, 0, 'setls sends no tickets');
+        assert.ok(k.apdus.handshake.exchanges >= 2, `${name} ${kind} APDUs per handshake ${k.apdus.handshake.exchanges}`);
+        assert.ok(k.apdus.handshake.commandBytes > 0 && k.apdus.handshake.responseBytes > 0);
+        assert.ok(k.apdus.total.exchanges >= k.apdus.handshake.exchanges);
+        assert.ok(k.apdus.byCommand['PROCESS-EAP'].exchanges >= 1);
+      } else assert.equal(k.apdus, undefined);
+    }
+    assert.equal(res.bulk.downloads, 1);
+    assert.equal(res.bulk.errors, 0);
+    assert.equal(res.bulk.bytes, 200000);
+    assert.ok(res.bulk.mbPerSecond > 0 && res.bulk.serverCpuMsPerMB > 0);
+    if (name.startsWith('setls')) assert.ok(res.bulk.apdus.exchangesPerMB > 0);
+    const f = rep.facts[name];
+    assert.deepEqual(f, { protocol: 'TLSv1.3', cipher: 'TLS_AES_128_GCM_SHA256', group: 'X25519', alpn: 'http/1.1', peerCurve: 'P-256' });
+  }
+  // Short APDUs need more exchanges than extended ones for the same handshake.
+  assert.ok(rep.results['setls-short'].handshake.apdus.handshake.exchanges > rep.results['setls-ext'].handshake.apdus.handshake.exchanges);
+  for (const key of ['setls-ext/node:tls', 'setls-short/node:tls']) {
+    const q = rep.ratios[key];
+    assert.ok(q.handshakesPerSecond > 0 && q.requestsPerSecond > 0 && q.serverCpuPerHandshake > 0 && q.bulkMBps > 0, key);
+  }
+});

@@ -1,0 +1,269 @@
+// End to end through the real emulated card (src/card) and its TLS engine: personalisation through
+// CardClient (operator PIN, GENERATE-KEY, GET-CSR signed by a throwaway CA, PUT-CHAIN), then
+// TlsTandem.listen and Node's own TLS client. Tests may import card code; src/host may not.
+import 'reflect-metadata';
+import { test, before, after, afterEach } from 'node:test';
+import assert from 'node:assert/strict';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { once } from 'node:events';
+import { createHash, randomBytes, webcrypto } from 'node:crypto';
+import net, { type AddressInfo } from 'node:net';
+import tls from 'node:tls';
+import http from 'node:http';
+import https from 'node:https';
+import * as x509 from '@peculiar/x509';
+import { EmulatedCard } from '../../src/card/index.js';
+import { CardClient, TlsTandem, SeTlsSocket, type TlsTandemOptions } from '../../src/host/index.js';
+import { InProcessTransport, TracingTransport } from '../../src/transport/index.js';
+
+x509.cryptoProvider.set(webcrypto as unknown as Crypto);
+
+const PIN = '123456';
+const OPERATOR = '87654321';
+let root: string;
+let card: EmulatedCard;
+let caPem: string;
+const live: TlsTandem[] = [];
+
+before(async () => {
+  root = mkdtempSync(join(tmpdir(), 'setls-host-e2e-'));
+  card = EmulatedCard.create({ dir: join(root, 'card'), masterKey: randomBytes(32), userPin: PIN, operatorPin: OPERATOR, puk: '11223344' });
+  const client = new CardClient(new InProcessTransport((a) => card.process(a)), { extended: false }); // short APDUs: chains exercised
+  assert.equal(await client.select(), 'setls/1');
+  await client.verifyPin(OPERATOR, 'operator');
+  const spki = await client.generateKey('web');
+  const csrDer = await client.getCsr({ label: 'web', commonName: 'localhost', dnsNames: ['localhost'], ipAddresses: ['127.0.0.1'] });
+  const csr = new x509.Pkcs10CertificateRequest(new Uint8Array(csrDer) as Uint8Array<ArrayBuffer>);
+  assert.ok(await csr.verify(), 'the CSR is signed by the card key');
+  assert.deepEqual(Buffer.from(csr.publicKey.rawData), Buffer.from(spki));
+  const alg = { name: 'ECDSA', namedCurve: 'P-256', hash: 'SHA-256' };
+  const caKeys = (await webcrypto.subtle.generateKey(alg, true, ['sign', 'verify'])) as CryptoKeyPair;
+  const ca = await x509.X509CertificateGenerator.createSelfSigned({
+    serialNumber: '01',
+    name: 'CN=setls host test CA',
+    notBefore: new Date(Date.now() - 3600_000),
+    notAfter: new Date(Date.now() + 86400_000),
+    keys: caKeys,
+    signingAlgorithm: alg,
+    extensions: [new x509.BasicConstraintsExtension(true, undefined, true), new x509.KeyUsagesExtension(x509.KeyUsageFlags.keyCertSign, true)],
+  });
+  const leaf = await x509.X509CertificateGenerator.create({
+    serialNumber: '02',
+    subject: csr.subject,
+    issuer: ca.subject,
+    notBefore: new Date(Date.now() - 3600_000),
+    notAfter: new Date(Date.now() + 86400_000),
+    publicKey: await csr.publicKey.export(),
+    signingKey: caKeys.privateKey,
+    signingAlgorithm: alg,
+    extensions: [
+      new x509.SubjectAlternativeNameExtension([
+        { type: 'dns', value: 'localhost' },
+        { type: 'ip', value: '127.0.0.1' },
+      ]),
+    ],
+  });
+  await client.putChain('web', [new Uint8Array(leaf.rawData), new Uint8Array(ca.rawData)]);
+  const id = await client.identityInfo('web');
+  assert.equal(id.keyType, 1);
+  assert.equal(id.certificates.length, 2);
+  const info = await client.cardInfo();
+  assert.deepEqual(info.identities, ['web']);
+  caPem = ca.toString('pem');
+});
+
+after(() => {
+  card?.close();
+  rmSync(root, { recursive: true, force: true });
+});
+
+afterEach(async () => {
+  for (const t of live.splice(0)) await t.close();
+});
+
+async function startTandem(opts: Partial<TlsTandemOptions> = {}) {
+  const tandem = new TlsTandem({ transport: new InProcessTransport((a) => card.process(a)), pin: PIN, identity: 'web', ...opts });
+  live.push(tandem);
+  await tandem.start();
+  const errors: Error[] = [];
+  tandem.on('sessionError', (e: Error) => errors.push(e));
+  tandem.listen(0, '127.0.0.1');
+  const [addr] = (await once(tandem, 'listening')) as [AddressInfo];
+  return { tandem, port: addr.port, errors };
+}
+
+function connect(port: number, opts: tls.ConnectionOptions = {}): tls.TLSSocket {
+  const s = tls.connect({ host: '127.0.0.1', port, servername: 'localhost', ca: caPem, ...opts });
+  s.on('error', () => undefined);
+  return s;
+}
+
+function readAll(s: net.Socket): Promise<Buffer> {
+  const parts: Buffer[] = [];
+  s.on('data', (d: Buffer) => parts.push(d));
+  return new Promise((resolve) => s.once('close', () => resolve(Buffer.concat(parts))));
+}
+
+test('e2e: Node TLS client, certificate verified, data both ways, session info', async () => {
+  const { tandem, port, errors } = await startTandem();
+  const infos: unknown[] = [];
+  tandem.on('secureConnection', (s: SeTlsSocket) => {
+    infos.push(s.getSessionInfo());
+    s.on('data', (d: Buffer) => s.write(Buffer.concat([Buffer.from('echo:'), d])));
+  });
+  const c = connect(port, { ALPNProtocols: ['http/1.1'] });
+  await once(c, 'secureConnect');
+  assert.equal(c.authorized, true, String(c.authorizationError));
+  assert.equal(c.getProtocol(), 'TLSv1.3');
+  assert.equal(c.alpnProtocol, 'http/1.1');
+  const got: Buffer[] = [];
+  c.on('data', (d: Buffer) => got.push(d));
+  const big = randomBytes(100_000);
+  c.write(big);
+  const want = 5 * Math.ceil(big.length / 16384) + big.length; // one echo per record the card decrypted
+  while (Buffer.concat(got).length < want) await once(c, 'data');
+  const all = Buffer.concat(got).toString('latin1');
+  assert.equal(all.split('echo:').join(''), big.toString('latin1'));
+  c.end();
+  await once(c, 'close');
+  assert.deepEqual(infos[0], { version: 0x0304, cipherSuite: (infos[0] as { cipherSuite: number }).cipherSuite, group: (infos[0] as { group: number }).group, signatureScheme: 0x0403, serverName: 'localhost', alpn: 'http/1.1' });
+  assert.deepEqual(errors, []);
+});
+
+test('e2e: a 10 MB body through the card record layer, byte for byte (http.createServer)', async () => {
+  const { tandem, port } = await startTandem();
+  const body = randomBytes(10 * 1024 * 1024);
+  const server = http.createServer((req, res) => {
+    res.setHeader('content-length', body.length);
+    let o = 0;
+    const pump = (): void => {
+      while (o < body.length) {
+        const chunk = body.subarray(o, o + 65536);
+        o += chunk.length;
+        if (!res.write(chunk)) {
+          res.once('drain', pump);
+          return;
+        }
+      }
+      res.end();
+    };
+    pump();
+  });
+  tandem.on('secureConnection', (s: SeTlsSocket) => server.emit('connection', s));
+  const lines: string[] = [];
+  const got = await new Promise<Buffer>((resolve, reject) => {
+    https
+      .get({ host: '127.0.0.1', port, path: '/big', ca: caPem, servername: 'localhost', agent: false }, (res) => {
+        const parts: Buffer[] = [];
+        res.on('data', (d: Buffer) => parts.push(d));
+        res.on('end', () => resolve(Buffer.concat(parts)));
+        res.on('error', reject);
+      })
+      .on('error', reject);
+  });
+  assert.equal(got.length, body.length);
+  assert.equal(createHash('sha256').update(got).digest('hex'), createHash('sha256').update(body).digest('hex'));
+  server.close();
+  void lines;
+});
+
+test('e2e: backlog=2 → 1 active + 2 waiting served in order, the 4th refused', async () => {
+  const { tandem, port } = await startTandem({ backlog: 2 });
+  let n = 0;
+  tandem.on('secureConnection', (s: SeTlsSocket) => {
+    const me = n++;
+    setTimeout(() => s.end(`you are #${me}`), 500);
+  });
+  const results: Promise<Buffer>[] = [];
+  const sockets: tls.TLSSocket[] = [];
+  for (let i = 0; i < 4; i++) {
+    const s = connect(port);
+    sockets.push(s);
+    results.push(readAll(s));
+    await new Promise((r) => setTimeout(r, 40));
+  }
+  const texts = (await Promise.all(results)).map((b) => b.toString());
+  assert.deepEqual(texts.slice(0, 3), ['you are #0', 'you are #1', 'you are #2']);
+  assert.equal(texts[3], '', 'the 4th connection is refused');
+  assert.equal(sockets[3]!.authorized, false);
+});
+
+test('e2e: a silent client is dropped at the handshake deadline and the next one served', async () => {
+  const { tandem, port, errors } = await startTandem({ handshakeTimeoutMs: 400 });
+  tandem.on('secureConnection', (s: SeTlsSocket) => s.end('served'));
+  const silent = net.connect(port, '127.0.0.1');
+  silent.on('error', () => undefined);
+  await once(silent, 'connect');
+  const t0 = Date.now();
+  const next = connect(port);
+  const text = await readAll(next);
+  assert.equal(text.toString(), 'served');
+  assert.ok(Date.now() - t0 >= 350, 'the next client waited for the deadline');
+  assert.ok(silent.destroyed || silent.readableEnded || (await once(silent, 'close'), true));
+  assert.ok(errors.some((e) => (e as { code?: string }).code === 'ERR_HOST_HANDSHAKE_TIMEOUT'));
+});
+
+test('e2e: an idle keep-alive connection is closed so a waiting one proceeds', async () => {
+  const { tandem, port } = await startTandem({ idleTimeoutMs: 30_000, busyIdleTimeoutMs: 300 });
+  const server = http.createServer({ keepAliveTimeout: 60_000 }, (req, res) => res.end(`hi ${req.url}`));
+  tandem.on('secureConnection', (s: SeTlsSocket) => server.emit('connection', s));
+  const agentA = new https.Agent({ keepAlive: true, ca: caPem, servername: 'localhost' } as https.AgentOptions);
+  const get = (agent: https.Agent | false, path: string) =>
+    new Promise<string>((resolve, reject) => {
+      https
+        .get({ host: '127.0.0.1', port, path, ca: caPem, servername: 'localhost', agent }, (res) => {
+          let s = '';
+          res.on('data', (d: Buffer) => (s += d.toString()));
+          res.on('end', () => resolve(s));
+        })
+        .on('error', reject);
+    });
+  assert.equal(await get(agentA, '/a'), 'hi /a');
+  const t0 = Date.now();
+  assert.equal(await get(false, '/b'), 'hi /b'); // waits until A's idle connection is closed
+  const waited = Date.now() - t0;
+  assert.ok(waited >= 250 && waited < 5000, `waited ${waited} ms`);
+  agentA.destroy();
+  server.close();
+});
+
+test('e2e: TLS garbage gets an alert and the next client works', async () => {
+  const { tandem, port, errors } = await startTandem();
+  tandem.on('secureConnection', (s: SeTlsSocket) => s.end('fine'));
+  // not TLS at all: the host answers a plaintext unexpected_message
+  const g = net.connect(port, '127.0.0.1');
+  g.on('error', () => undefined);
+  g.write('GET / HTTP/1.1\r\nHost: x\r\n\r\n');
+  assert.deepEqual([...(await readAll(g))], [0x15, 3, 3, 0, 2, 2, 10]);
+  // a handshake record holding junk: the card answers with its own alert (SW 7001)
+  const j = net.connect(port, '127.0.0.1');
+  j.on('error', () => undefined);
+  j.write(Buffer.from([0x16, 3, 1, 0, 8, 1, 0, 0, 4, 0xde, 0xad, 0xbe, 0xef]));
+  const alert = await readAll(j);
+  assert.equal(alert[0], 0x15, `an alert record, got ${alert.toString('hex')}`);
+  assert.equal(alert[5], 2, 'fatal');
+  // a real client afterwards
+  const c = connect(port);
+  assert.equal((await readAll(c)).toString(), 'fine');
+  const codes = errors.map((e) => (e as { code?: string }).code);
+  assert.deepEqual(codes.slice(0, 2), ['ERR_TLS_BAD_RECORD', 'ERR_TLS_HANDSHAKE_FAILED']);
+});
+
+test('e2e: tracing shows the EAP shuttle with named commands', async () => {
+  const lines: string[] = [];
+  const tandem = new TlsTandem({ transport: new TracingTransport(new InProcessTransport((a) => card.process(a)), (l) => lines.push(l)), pin: PIN, identity: 'web' });
+  live.push(tandem);
+  await tandem.start();
+  tandem.listen(0, '127.0.0.1');
+  const [addr] = (await once(tandem, 'listening')) as [AddressInfo];
+  tandem.on('secureConnection', (s: SeTlsSocket) => s.end('t'));
+  assert.equal((await readAll(connect(addr.port))).toString(), 't');
+  const text = lines.join('\n');
+  for (const name of ['SELECT', 'VERIFY-PIN(user)', 'SET-IDENTITY', 'RESET-STATE', 'PROCESS-EAP', 'PROCESS-EAP-ENCRYPT', 'PROCESS-EAP-ENCRYPT(alert)', 'GET-EXPORTED-PARAMETER']) {
+    assert.ok(text.includes(`  ${name} [`), `trace lacks ${name}`);
+  }
+  assert.ok(!text.includes(Buffer.from(PIN).toString('hex').toUpperCase().replace(/(..)/g, '$1 ').trim()), 'PIN bytes in the trace');
+  assert.match(text, /<< 03 .. 00 04 90 00  9000 OK/, 'EAP-Success in the trace');
+});
