@@ -15,24 +15,39 @@ import { mkdirSync } from 'node:fs';
 import { randomBytes } from 'node:crypto';
 import { SetlsError, concat, equalBytes, freshCopy, wipe } from '../bytes/index.js';
 import { ApduError, PendingResponse, SW, encodeResponse, parseCommand, type CommandApdu } from '../apdu/index.js';
-import type { TlsIdentity } from '../tls/api.js';
-import { APPLET_AID, CHAINABLE_INS, CLA_ISO, CLA_PROPRIETARY, CardStateCode, Ins, Limits, PinPolicy, PinRef } from './constants.js';
+import type { TlsEntropy, TlsIdentity, TlsServerConfig } from '../tls/api.js';
+import { NamedGroup } from '../tls/constants.js';
+import { APPLET_AID, CHAINABLE_INS, CLA_ISO, CLA_PROPRIETARY, CardStateCode, Ins, KeyType, Limits, PinPolicy, PinRef } from './constants.js';
 import { CardError, cardErr } from './errors.js';
 import { buildCsr, checkChain, generateIdentity, parseChainData, parseCsrRequest, tlsIdentity } from './identity.js';
+import { bestHostMatch } from './names.js';
+import { DEFAULT_POLICY, applyPolicyTlv, type CardPolicy } from './policy.js';
+import { p256Scalar, type RandomSource } from './signers.js';
 import { isPaddedPin, makePinRecord, padPin, pinMatches } from './pins.js';
 import { EapTlsSession, P2_ENCRYPT_ALERT, P2_ENCRYPT_APPDATA, type TlsFactory } from './session.js';
 import { cloneState, decodeLabel, deserializeState, serializeState, type CardState, type IdentityRecord, type PinName } from './state.js';
 import { SealedStore, type StoreHooks } from './store.js';
 import { cardInfoTlv, identityTlv, selectResponse, sessionInfoTlv } from './views.js';
 
-export type RandomSource = (n: number) => Uint8Array;
+export type { RandomSource } from './signers.js';
 
 export interface EmulatedCardOpenOptions {
   /** The card's state folder (holds `state.sealed`). */
   readonly dir: string;
   /** 32-byte AES-256-GCM key sealing the state (copied; wiped by `close()`). */
   readonly masterKey: Uint8Array;
-  /** The card's RNG (serial, PIN salts, TLS randoms). Default node:crypto randomBytes. */
+  /**
+   * The card's RNG. Default node:crypto randomBytes (serial, PIN salts, TLS randoms; ephemeral keys,
+   * ECDSA nonces and PSS salts then come from node:crypto / OpenSSL directly).
+   *
+   * When given, the card runs in **deterministic mode**: everything random in a session comes from
+   * it — ServerHello.random, the ephemeral ECDHE private key (x25519: 32 bytes; secp256r1: 32 bytes
+   * redrawn until in [1, n-1]), the HelloRetryRequest cookie key and nonce, the ECDSA nonce k and the
+   * RSA-PSS salt of CertificateVerify and of GET-CSR. Same state + same `random` + same commands →
+   * the same response bytes (test/fixtures/card-trace). Exceptions: GENERATE-KEY keys come from
+   * node:crypto's RNG, and the sealed store's AES-GCM nonce always comes from the system RNG.
+   * For tests only (the ECDSA arithmetic there is not constant-time).
+   */
   readonly random?: RandomSource;
   /** Test hooks into the atomic write (simulated power cuts). */
   readonly storeHooks?: StoreHooks;
@@ -94,11 +109,15 @@ export class EmulatedCard {
   private session: EapTlsSession;
   /** SET-IDENTITY choice (transient). */
   private identityLabel: string | undefined;
+  /** Label of the identity the engine picked for the current session (session info `26`). */
+  private servedLabel: string | undefined;
   /** Host time of the current session (Unix seconds), if the first Response carried one. */
   private sessionTime: number | undefined;
   /** `lastTime` as last written to the store. */
   private persistedTime: number;
   private closed = false;
+  /** Ephemeral private keys handed to the engine (deterministic mode); wiped after each APDU. */
+  private readonly issuedKeys: Uint8Array[] = [];
   private lastErr: CardErrorInfo | undefined;
 
   private constructor(
@@ -106,6 +125,8 @@ export class EmulatedCard {
     private state: CardState,
     private readonly random: RandomSource,
     private readonly factory: TlsFactory | undefined,
+    /** Deterministic mode: the card was given `random` (see EmulatedCardOpenOptions.random). */
+    private readonly deterministic: boolean,
   ) {
     this.persistedTime = state.lastTime;
     this.session = this.newSession();
@@ -132,9 +153,10 @@ export class EmulatedCard {
       },
       lastTime: 0,
       identities: [],
+      policy: DEFAULT_POLICY,
     };
     wipe(user, operator, puk);
-    const card = new EmulatedCard(store, state, random, opts.tlsFactory);
+    const card = new EmulatedCard(store, state, random, opts.tlsFactory, opts.random !== undefined);
     card.write(state);
     return card;
   }
@@ -153,7 +175,7 @@ export class EmulatedCard {
         wipe(plain);
       }
       const random = checkedRandom(opts.random ?? ((n) => new Uint8Array(randomBytes(n))));
-      return new EmulatedCard(store, state, random, opts.tlsFactory);
+      return new EmulatedCard(store, state, random, opts.tlsFactory, opts.random !== undefined);
     } catch (e) {
       store.close();
       throw e;
@@ -186,7 +208,7 @@ export class EmulatedCard {
       };
       reply = { data: EMPTY, sw };
     } finally {
-      wipe(input);
+      wipe(input, ...this.issuedKeys.splice(0));
     }
     const enc = encodeResponse(reply.data, reply.sw);
     const out = freshCopy(enc);
@@ -356,7 +378,10 @@ export class EmulatedCard {
         p((p1 === 0 || p1 === 1) && p2 === 0);
         return 'none';
       case Ins.generateKey:
-        p(p1 === 0x01 && p2 === 0);
+        p((p1 === KeyType.p256 || p1 === KeyType.rsa2048) && p2 === 0);
+        return 'operator';
+      case Ins.putPolicy:
+        p(p1 === 0 && p2 === 0);
         return 'operator';
       case Ins.getCsr:
       case Ins.putChain:
@@ -397,7 +422,7 @@ export class EmulatedCard {
         if (data[0] !== 0x10) throw cardErr.data('unknown exported parameter');
         const info = this.session.info;
         if (!info) throw cardErr.conditions('no authenticated TLS session');
-        return ok(sessionInfoTlv(info));
+        return ok(sessionInfoTlv(info, this.servedLabel));
       }
       case Ins.getData:
         if (cmd.p1 === 0) {
@@ -406,13 +431,15 @@ export class EmulatedCard {
         }
         return ok(identityTlv(this.findIdentity(decodeLabel(data))));
       case Ins.generateKey:
-        return this.generateKey(decodeLabel(data));
+        return this.generateKey(decodeLabel(data), cmd.p1 === KeyType.rsa2048 ? 'rsa2048' : 'p256');
       case Ins.getCsr: {
         const req = parseCsrRequest(data);
-        return ok(buildCsr(this.findIdentity(req.label), req));
+        return ok(buildCsr(this.findIdentity(req.label), req, this.deterministic ? this.random : undefined));
       }
       case Ins.putChain:
         return this.putChain(data);
+      case Ins.putPolicy:
+        return this.putPolicy(data);
       default:
         throw new CardError('ERR_CARD_INS', `INS 0x${cmd.ins.toString(16)} not supported`, SW.insNotSupported);
     }
@@ -511,10 +538,10 @@ export class EmulatedCard {
     return ok();
   }
 
-  private generateKey(label: string): Reply {
+  private generateKey(label: string, keyType: 'p256' | 'rsa2048'): Reply {
     const exists = this.state.identities.some((i) => i.label === label);
     if (!exists && this.state.identities.length >= Limits.maxIdentities) throw cardErr.full(`at most ${Limits.maxIdentities} identities`);
-    const rec = generateIdentity(label);
+    const rec = generateIdentity(label, keyType);
     this.commit((s) => {
       const i = s.identities.findIndex((x) => x.label === label);
       if (i >= 0) s.identities[i] = rec;
@@ -527,10 +554,20 @@ export class EmulatedCard {
   private putChain(data: Uint8Array): Reply {
     const { label, certs } = parseChainData(data);
     const rec = this.findIdentity(label);
-    checkChain(rec, certs);
+    const hostNames = checkChain(rec, certs);
     this.commit((s) => {
       const i = s.identities.findIndex((x) => x.label === label);
-      s.identities[i] = { ...rec, chain: certs };
+      s.identities[i] = { ...rec, chain: certs, hostNames };
+    });
+    this.resetSession();
+    return ok();
+  }
+
+  /** PUT-POLICY: absent tags keep their value; persisted; resets the TLS session. */
+  private putPolicy(data: Uint8Array): Reply {
+    const policy = applyPolicyTlv(data, this.state.policy);
+    this.commit((s) => {
+      s.policy = policy;
     });
     this.resetSession();
     return ok();
@@ -544,6 +581,7 @@ export class EmulatedCard {
 
   // ---------------------------------------------------------------- TLS session and time
 
+  /** The default identity: the SET-IDENTITY choice, else the first identity with a chain. */
   private activeIdentity(): IdentityRecord | undefined {
     if (this.identityLabel !== undefined) {
       const rec = this.state.identities.find((i) => i.label === this.identityLabel);
@@ -566,30 +604,80 @@ export class EmulatedCard {
     }
   }
 
+  /**
+   * Identity selection for a ClientHello: an identity whose leaf SAN DNS names match the SNI (exact
+   * before wildcard, then identity order); no SNI → the default identity; an SNI that matches nothing
+   * → the default identity, or none (the engine sends unrecognized_name) under policy `reject`.
+   */
+  private selectIdentity(serverName: string | undefined): IdentityRecord | undefined {
+    if (serverName !== undefined) {
+      const match = bestHostMatch(
+        this.state.identities.filter((i) => i.chain.length > 0),
+        serverName,
+      );
+      if (match) return match;
+      if (this.state.policy.unknownSni === 'reject') return undefined;
+    }
+    return this.activeIdentity();
+  }
+
   private resetSession(): void {
     this.session.dispose();
     this.session = this.newSession();
     this.sessionTime = undefined;
+    this.servedLabel = undefined;
+  }
+
+  /** The engine configuration of one session: the card policy, and in deterministic mode the cookie key. */
+  private engineConfig(base: TlsServerConfig): TlsServerConfig {
+    const p: CardPolicy = this.state.policy;
+    return {
+      ...base,
+      cipherSuites: [...p.cipherSuites],
+      groups: [...p.groups],
+      alpnProtocols: [...p.alpn],
+      keyUpdateAfterRecords: p.keyUpdateAfterRecords,
+      ...(this.deterministic ? { cookieKey: this.random(32) } : {}),
+    };
   }
 
   private newSession(): EapTlsSession {
+    const entropy: TlsEntropy = {
+      random: (n) => this.random(n),
+      now: () => (this.sessionTime ?? this.state.lastTime) * 1000,
+      ...(this.deterministic ? { ephemeralPrivateKey: (group: number) => this.ephemeralPrivateKey(group) } : {}),
+    };
     return new EapTlsSession({
       factory: (config) => {
         const f = this.factory ?? defaultTlsFactory;
         if (!f) throw new SetlsError('ERR_CARD_NO_TLS_ENGINE', 'no TLS engine wired (import src/card/index.ts)');
-        return f(config);
+        const full = this.engineConfig(config);
+        try {
+          return f(full);
+        } finally {
+          wipe(full.cookieKey); // the engine keeps its own copy
+        }
       },
-      entropy: {
-        random: (n) => this.random(n),
-        now: () => (this.sessionTime ?? this.state.lastTime) * 1000,
-      },
-      selectIdentity: (): TlsIdentity | undefined => {
-        // SNI-based selection comes later: the active identity serves any name.
-        const rec = this.activeIdentity();
-        return rec ? tlsIdentity(rec) : undefined;
+      entropy,
+      selectIdentity: (serverName): TlsIdentity | undefined => {
+        const rec = this.selectIdentity(serverName);
+        this.servedLabel = rec?.label;
+        return rec ? tlsIdentity(rec, this.deterministic ? this.random : undefined) : undefined;
       },
       acceptTime: (t) => this.acceptTime(t),
     });
+  }
+
+  /** Deterministic mode: the ephemeral ECDHE private key from the card RNG (x25519 raw, P-256 scalar). */
+  private ephemeralPrivateKey(group: number): Uint8Array {
+    let key: Uint8Array | undefined;
+    if (group === NamedGroup.x25519) key = this.random(32);
+    else if (group === NamedGroup.secp256r1) key = p256Scalar(this.random);
+    if (key) {
+      this.issuedKeys.push(key);
+      return key;
+    }
+    throw new SetlsError('ERR_CARD_INTERNAL', `no deterministic key generation for group 0x${group.toString(16)}`);
   }
 
   /** The host's GMT time: refuses a rollback of more than 300 s, keeps the latest, persists it lazily. */

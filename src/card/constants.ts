@@ -27,6 +27,7 @@ export const Ins = {
   generateKey: 0x46,
   getCsr: 0x4a,
   putChain: 0xda,
+  putPolicy: 0xdc,
 } as const;
 
 /** Commands whose P1 bit 0 is the "More" bit of command segmentation (S1 §9.2). */
@@ -43,7 +44,8 @@ export const CardStateCode = {
   closed: 0x05,
 } as const;
 
-export const KeyType = { p256: 0x01 } as const;
+/** GENERATE-KEY P1 and identity TLV `10` values. */
+export const KeyType = { p256: 0x01, rsa2048: 0x02 } as const;
 
 /** Card info TLV tags (GET-DATA `A0 CA 00 00`). */
 export const CardInfoTag = {
@@ -55,10 +57,24 @@ export const CardInfoTag = {
   pukTries: 0x06,
   lastTime: 0x07,
   state: 0x08,
+  /** Card policy: the PUT-POLICY TLVs (`30`..`34`, all present) wrapped in one TLV. */
+  policy: 0x09,
 } as const;
 
 /** Identity TLV tags (GET-DATA `A0 CA 01 00`). */
-export const IdentityTag = { keyType: 0x10, spki: 0x11, certificate: 0x12 } as const;
+export const IdentityTag = { keyType: 0x10, spki: 0x11, certificate: 0x12, hostName: 0x13 } as const;
+
+/** PUT-POLICY TLV tags (also inside card info tag `09`). */
+export const PolicyTag = {
+  cipherSuites: 0x30,
+  groups: 0x31,
+  unknownSni: 0x32,
+  alpn: 0x33,
+  keyUpdateAfterRecords: 0x34,
+} as const;
+
+/** PUT-POLICY tag `32`: what the card does with an SNI that matches no identity. */
+export const UnknownSniPolicy = { serveDefault: 0x00, reject: 0x01 } as const;
 
 /** Session info TLV tags (GET-EXPORTED-PARAMETER). */
 export const SessionTag = {
@@ -68,6 +84,8 @@ export const SessionTag = {
   signatureScheme: 0x23,
   serverName: 0x24,
   alpn: 0x25,
+  /** Label of the identity that served the session (UTF-8). */
+  identityLabel: 0x26,
 } as const;
 
 /** GET-CSR request TLV tags. */
@@ -88,6 +106,10 @@ export const Limits = {
   maxDnsName: 253,
   maxSans: 16,
   maxChainCerts: 8,
+  /** Host names (SAN DNS names) an identity answers to; more are ignored. */
+  maxHostNames: 32,
+  /** PUT-POLICY: at most this many ALPN protocols. */
+  maxAlpnProtocols: 8,
   /** Largest certificate chain stored for one identity (sum of DER sizes). */
   maxChainBytes: 60_000,
   /** A host time more than this many seconds before the latest accepted one is a rollback. */

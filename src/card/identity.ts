@@ -1,37 +1,70 @@
 /**
- * Identity key material: P-256 key generation inside the card, the TLS signer handed to the
- * engine, the PKCS#10 CSR signed inside the card, and certificate chain checks for PUT-CHAIN.
+ * Identity key material: key generation inside the card (P-256 or RSA-2048), the TLS signer handed
+ * to the engine, the PKCS#10 CSR signed inside the card, and certificate chain checks for PUT-CHAIN.
  * Private keys stay KeyObjects here and are never exported except by state.ts into the sealed
- * store. imports bytes/, tls/ (api types and constants) and node built-ins.
+ * store (and by signers.ts, in deterministic test mode, as a BigInt). imports bytes/, tls/ (api types
+ * and constants) and node built-ins.
  */
-import { X509Certificate, generateKeyPairSync, sign as nodeSign } from 'node:crypto';
+import { X509Certificate, constants as cryptoConstants, generateKeyPairSync, sign as nodeSign } from 'node:crypto';
 import { equalBytes } from '../bytes/index.js';
 import type { TlsIdentity } from '../tls/api.js';
 import { SignatureScheme } from '../tls/constants.js';
 import { CsrTag, Limits } from './constants.js';
 import { bits, oid, seq, set, smallInt, tlv, utf8, octets } from './der.js';
 import { cardErr } from './errors.js';
-import type { IdentityRecord } from './state.js';
+import { leafHostNames } from './names.js';
+import { ecdsaP256Sign, rsaPssSign, type PssHash, type RandomSource } from './signers.js';
+import type { IdentityRecord, KeyTypeName } from './state.js';
 import { decodeLabel } from './state.js';
 import { parseTlvs } from '../bytes/index.js';
 
-/** Generates a P-256 key pair with node:crypto; the private key never leaves the card. */
-export function generateIdentity(label: string): IdentityRecord {
-  const { privateKey, publicKey } = generateKeyPairSync('ec', { namedCurve: 'P-256' });
+/**
+ * Generates a key pair with node:crypto (its own RNG, also in deterministic card mode): P-256, or
+ * RSA-2048 with e = 65537. The private key never leaves the card.
+ */
+export function generateIdentity(label: string, keyType: KeyTypeName): IdentityRecord {
+  const { privateKey, publicKey } =
+    keyType === 'rsa2048'
+      ? generateKeyPairSync('rsa', { modulusLength: 2048, publicExponent: 0x10001 })
+      : generateKeyPairSync('ec', { namedCurve: 'P-256' });
   const spki = new Uint8Array(publicKey.export({ format: 'der', type: 'spki' }));
-  return { label, keyType: 'p256', privateKey, spki, chain: [] };
+  return { label, keyType, privateKey, spki, chain: [], hostNames: [] };
 }
 
-/** The engine's view of an identity: its chain and an ECDSA P-256 SHA-256 signer (DER signatures). */
-export function tlsIdentity(rec: IdentityRecord): TlsIdentity {
+/** RSA-PSS schemes (rsaEncryption keys), salt length = hash length. */
+const PSS_HASH: ReadonlyMap<number, PssHash> = new Map([
+  [SignatureScheme.rsa_pss_rsae_sha256, 'sha256'],
+  [SignatureScheme.rsa_pss_rsae_sha384, 'sha384'],
+  [SignatureScheme.rsa_pss_rsae_sha512, 'sha512'],
+]);
+const PSS_SALT: Record<PssHash, number> = { sha256: 32, sha384: 48, sha512: 64 };
+
+/** TLS SignatureScheme values an identity can produce, in the card's preference order. */
+export function identitySchemes(keyType: KeyTypeName): number[] {
+  return keyType === 'rsa2048' ? [...PSS_HASH.keys()] : [SignatureScheme.ecdsa_secp256r1_sha256];
+}
+
+/**
+ * The engine's view of an identity: its chain and a signer. P-256: ecdsa_secp256r1_sha256 (DER
+ * signatures); RSA-2048: rsa_pss_rsae_sha256/384/512. With `random` (deterministic card mode) the
+ * ECDSA nonce and the PSS salt come from it; otherwise from node:crypto.
+ */
+export function tlsIdentity(rec: IdentityRecord, random?: RandomSource): TlsIdentity {
   const key = rec.privateKey;
+  const schemes = identitySchemes(rec.keyType);
   return {
     certificateChain: rec.chain.map((c) => c.slice()),
-    signatureSchemes: [SignatureScheme.ecdsa_secp256r1_sha256],
+    signatureSchemes: schemes,
     sign(scheme: number, data: Uint8Array): Uint8Array {
-      if (scheme !== SignatureScheme.ecdsa_secp256r1_sha256) {
+      if (!schemes.includes(scheme)) {
         throw cardErr.data(`identity ${rec.label} cannot sign with scheme 0x${scheme.toString(16)}`);
       }
+      const pss = PSS_HASH.get(scheme);
+      if (pss) {
+        if (random) return rsaPssSign(key, pss, data, random);
+        return new Uint8Array(nodeSign(pss, data, { key, padding: cryptoConstants.RSA_PKCS1_PSS_PADDING, saltLength: PSS_SALT[pss] }));
+      }
+      if (random) return ecdsaP256Sign(key, data, random);
       return new Uint8Array(nodeSign('sha256', data, { key, dsaEncoding: 'der' }));
     },
   };
@@ -105,9 +138,15 @@ const OID_CN = '2.5.4.3';
 const OID_EXTENSION_REQUEST = '1.2.840.113549.1.9.14';
 const OID_SAN = '2.5.29.17';
 const OID_ECDSA_SHA256 = '1.2.840.10045.4.3.2';
+const OID_SHA256_WITH_RSA = '1.2.840.113549.1.1.11';
+const DER_NULL = Uint8Array.of(0x05, 0x00);
 
-/** A PKCS#10 CertificationRequest (RFC 2986) for the identity's key, signed inside the card. */
-export function buildCsr(rec: IdentityRecord, req: CsrRequest): Uint8Array {
+/**
+ * A PKCS#10 CertificationRequest (RFC 2986) for the identity's key, signed inside the card:
+ * ecdsa-with-SHA256 for P-256 (nonce from `random` in deterministic mode), sha256WithRSAEncryption
+ * (PKCS#1 v1.5, deterministic) for RSA.
+ */
+export function buildCsr(rec: IdentityRecord, req: CsrRequest, random?: RandomSource): Uint8Array {
   const name = seq(set(seq(oid(OID_CN), utf8(req.commonName))));
   const sans = [
     ...req.dnsNames.map((d) => tlv(0x82, new TextEncoder().encode(d))), // [2] dNSName IA5String
@@ -117,7 +156,11 @@ export function buildCsr(rec: IdentityRecord, req: CsrRequest): Uint8Array {
     ? tlv(0xa0, seq(oid(OID_EXTENSION_REQUEST), set(seq(seq(oid(OID_SAN), octets(seq(...sans)))))))
     : tlv(0xa0);
   const info = seq(smallInt(0), name, rec.spki, attributes);
-  const sig = new Uint8Array(nodeSign('sha256', info, { key: rec.privateKey, dsaEncoding: 'der' }));
+  if (rec.keyType === 'rsa2048') {
+    const sig = new Uint8Array(nodeSign('sha256', info, { key: rec.privateKey, padding: cryptoConstants.RSA_PKCS1_PADDING }));
+    return seq(info, seq(oid(OID_SHA256_WITH_RSA), DER_NULL), bits(sig));
+  }
+  const sig = random ? ecdsaP256Sign(rec.privateKey, info, random) : new Uint8Array(nodeSign('sha256', info, { key: rec.privateKey, dsaEncoding: 'der' }));
   return seq(info, seq(oid(OID_ECDSA_SHA256)), bits(sig));
 }
 
@@ -145,9 +188,10 @@ export function parseChainData(data: Uint8Array): { label: string; certs: Uint8A
 
 /**
  * Checks a chain for an identity: every certificate parses, the leaf's public key is the
- * identity's key, and each certificate is issued by the next one. Throws 6A80.
+ * identity's key, and each certificate is issued by the next one. Throws 6A80. Returns the leaf's
+ * host names (SAN DNS names, for SNI selection).
  */
-export function checkChain(rec: IdentityRecord, certs: readonly Uint8Array[]): void {
+export function checkChain(rec: IdentityRecord, certs: readonly Uint8Array[]): string[] {
   let parsed: X509Certificate[];
   try {
     parsed = certs.map((c) => new X509Certificate(c));
@@ -159,4 +203,5 @@ export function checkChain(rec: IdentityRecord, certs: readonly Uint8Array[]): v
   for (let i = 0; i + 1 < parsed.length; i++) {
     if (!parsed[i]!.checkIssued(parsed[i + 1]!)) throw cardErr.data(`PUT-CHAIN: certificate ${i} is not issued by certificate ${i + 1}`);
   }
+  return leafHostNames(certs[0]!);
 }

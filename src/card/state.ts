@@ -1,9 +1,13 @@
 /**
  * The card's persistent state (what the sealed store holds) and its JSON form.
  *
- *   { format: "setls-card-state", version: 1, serial: hex, lastTime: unix seconds,
+ *   { format: "setls-card-state", version: 2, serial: hex, lastTime: unix seconds,
  *     pins: { user|operator|puk: { salt, hash, tries, max } },
- *     identities: [ { label, keyType: "p256", pkcs8, spki, chain: [DER…] } ] }     (binary as base64)
+ *     identities: [ { label, keyType: "p256" | "rsa2048", pkcs8, spki, chain: [DER…] } ],
+ *     policy: { cipherSuites, groups, unknownSni, alpn: [base64], keyUpdateAfterRecords } }   (binary as base64)
+ *
+ * Version 1 (no policy, P-256 only) still loads, with the default policy. Host names are not stored:
+ * they are re-derived from each leaf certificate on load.
  *
  * Secrets: the identities' private keys (KeyObjects in memory, PKCS8 in the serialized bytes,
  * which the caller wipes after sealing) and the PIN hashes. imports bytes/, apdu/ (via errors) and node
@@ -14,16 +18,22 @@ import { SetlsError, equalBytes, fromHex, toHex, wipe } from '../bytes/index.js'
 import { Limits } from './constants.js';
 import { cardErr } from './errors.js';
 import type { PinRecord } from './pins.js';
+import { leafHostNames } from './names.js';
+import { DEFAULT_POLICY, policyFromJson, policyToJson, type CardPolicy } from './policy.js';
+
+export type KeyTypeName = 'p256' | 'rsa2048';
 
 export interface IdentityRecord {
   readonly label: string;
-  readonly keyType: 'p256';
+  readonly keyType: KeyTypeName;
   /** The private key; never leaves src/card. */
   readonly privateKey: KeyObject;
   /** SubjectPublicKeyInfo DER of the key. */
   readonly spki: Uint8Array;
   /** DER certificates, leaf first; empty until PUT-CHAIN. */
   readonly chain: readonly Uint8Array[];
+  /** SAN DNS names of the leaf (lower case, wildcards as `*.x.y`), for SNI selection; empty without a chain. */
+  readonly hostNames: readonly string[];
 }
 
 export interface CardState {
@@ -32,6 +42,8 @@ export interface CardState {
   /** Latest host time accepted (Unix seconds), 0 = never. */
   lastTime: number;
   identities: IdentityRecord[];
+  /** Card policy (PUT-POLICY). */
+  policy: CardPolicy;
 }
 
 export type PinName = keyof CardState['pins'];
@@ -44,7 +56,8 @@ export function cloneState(s: CardState): CardState {
     serial: s.serial,
     pins: { user: { ...s.pins.user }, operator: { ...s.pins.operator }, puk: { ...s.pins.puk } },
     lastTime: s.lastTime,
-    identities: s.identities.map((i) => ({ ...i, chain: [...i.chain] })),
+    identities: s.identities.map((i) => ({ ...i, chain: [...i.chain], hostNames: [...i.hostNames] })),
+    policy: s.policy,
   };
 }
 
@@ -61,11 +74,12 @@ export function serializeState(s: CardState): Uint8Array {
   });
   const doc = {
     format: FORMAT,
-    version: 1,
+    version: 2,
     serial: toHex(s.serial),
     lastTime: s.lastTime,
     pins: { user: pin(s.pins.user), operator: pin(s.pins.operator), puk: pin(s.pins.puk) },
     identities,
+    policy: policyToJson(s.policy),
   };
   return new TextEncoder().encode(JSON.stringify(doc));
 }
@@ -106,14 +120,15 @@ export function deserializeState(plain: Uint8Array): CardState {
     throw new SetlsError('ERR_CARD_STATE', 'card state is not valid JSON', { cause: e });
   }
   const o = obj(doc, 'state');
-  if (o.format !== FORMAT || o.version !== 1) bad('unknown format or version');
+  if (o.format !== FORMAT || (o.version !== 1 && o.version !== 2)) bad('unknown format or version');
   if (typeof o.serial !== 'string' || !/^[0-9a-f]{16}$/.test(o.serial)) bad('serial is not 8 hex bytes');
   const pins = obj(o.pins, 'pins');
   if (!Array.isArray(o.identities) || o.identities.length > Limits.maxIdentities) bad('identities is not a bounded array');
   const identities = o.identities.map((v, n): IdentityRecord => {
     const i = obj(v, `identity ${n}`);
     if (typeof i.label !== 'string' || !validLabel(i.label)) bad(`identity ${n} label`);
-    if (i.keyType !== 'p256') bad(`identity ${n} key type`);
+    if (i.keyType !== 'p256' && i.keyType !== 'rsa2048') bad(`identity ${n} key type`);
+    const keyType: KeyTypeName = i.keyType;
     const pkcs8 = bytes(i.pkcs8, `identity ${n} key`, 1, 4096);
     let privateKey: KeyObject;
     try {
@@ -123,12 +138,19 @@ export function deserializeState(plain: Uint8Array): CardState {
     } finally {
       wipe(pkcs8);
     }
+    if (!keyMatchesType(privateKey, keyType)) bad(`identity ${n} private key is not of type ${keyType}`);
     const spki = bytes(i.spki, `identity ${n} spki`, 1, 4096);
     const derived = new Uint8Array(createPublicKey(privateKey).export({ format: 'der', type: 'spki' }));
     if (!equalBytes(derived, spki)) bad(`identity ${n} public key does not match its private key`);
     if (!Array.isArray(i.chain) || i.chain.length > Limits.maxChainCerts) bad(`identity ${n} chain`);
     const chain = i.chain.map((c, k) => bytes(c, `identity ${n} certificate ${k}`, 1, Limits.maxChainBytes));
-    return { label: i.label, keyType: 'p256', privateKey, spki, chain };
+    let hostNames: string[] = [];
+    try {
+      if (chain.length > 0) hostNames = leafHostNames(chain[0]!);
+    } catch {
+      bad(`identity ${n} leaf certificate does not parse`);
+    }
+    return { label: i.label, keyType, privateKey, spki, chain, hostNames };
   });
   const labels = new Set(identities.map((i) => i.label));
   if (labels.size !== identities.length) bad('duplicate identity labels');
@@ -137,7 +159,23 @@ export function deserializeState(plain: Uint8Array): CardState {
     pins: { user: parsePin(pins.user, 'pins.user'), operator: parsePin(pins.operator, 'pins.operator'), puk: parsePin(pins.puk, 'pins.puk') },
     lastTime: int(o.lastTime, 'lastTime', 0, 0xffffffff),
     identities,
+    policy: parsePolicy(o.policy),
   };
+}
+
+function parsePolicy(v: unknown): CardPolicy {
+  if (v === undefined) return DEFAULT_POLICY;
+  try {
+    return policyFromJson(v);
+  } catch (e) {
+    return bad(`policy: ${(e as Error).message}`);
+  }
+}
+
+function keyMatchesType(k: KeyObject, t: KeyTypeName): boolean {
+  const d = k.asymmetricKeyDetails;
+  if (t === 'rsa2048') return k.asymmetricKeyType === 'rsa' && d?.modulusLength === 2048 && d.publicExponent === 0x10001n;
+  return k.asymmetricKeyType === 'ec' && d?.namedCurve === 'prime256v1';
 }
 
 /** Identity labels: 1–64 bytes of UTF-8 without control characters. */

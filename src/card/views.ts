@@ -5,6 +5,7 @@
 import { encodeTlv, encodeTlvs, u16, u32, type Tlv } from '../bytes/index.js';
 import type { TlsSessionInfo } from '../tls/api.js';
 import { APPLET_VERSION, CardInfoTag, IdentityTag, KeyType, SessionTag } from './constants.js';
+import { encodePolicyTlv } from './policy.js';
 import type { CardState, IdentityRecord } from './state.js';
 
 const utf8 = (s: string): Uint8Array => new TextEncoder().encode(s);
@@ -24,19 +25,21 @@ export function cardInfoTlv(s: CardState, stateCode: number): Uint8Array {
     { tag: CardInfoTag.pukTries, value: Uint8Array.of(s.pins.puk.tries) },
     { tag: CardInfoTag.lastTime, value: u32(s.lastTime) },
     { tag: CardInfoTag.state, value: Uint8Array.of(stateCode) },
+    { tag: CardInfoTag.policy, value: encodePolicyTlv(s.policy) },
   ];
   return encodeTlvs(items);
 }
 
 export function identityTlv(rec: IdentityRecord): Uint8Array {
   return encodeTlvs([
-    { tag: IdentityTag.keyType, value: Uint8Array.of(KeyType.p256) },
+    { tag: IdentityTag.keyType, value: Uint8Array.of(rec.keyType === 'rsa2048' ? KeyType.rsa2048 : KeyType.p256) },
     { tag: IdentityTag.spki, value: rec.spki },
     ...rec.chain.map((c) => ({ tag: IdentityTag.certificate, value: c })),
+    ...rec.hostNames.map((n) => ({ tag: IdentityTag.hostName, value: utf8(n) })),
   ]);
 }
 
-export function sessionInfoTlv(info: TlsSessionInfo): Uint8Array {
+export function sessionInfoTlv(info: TlsSessionInfo, identityLabel?: string): Uint8Array {
   const items: Tlv[] = [
     { tag: SessionTag.version, value: u16(info.version) },
     { tag: SessionTag.cipherSuite, value: u16(info.cipherSuite) },
@@ -44,6 +47,7 @@ export function sessionInfoTlv(info: TlsSessionInfo): Uint8Array {
     { tag: SessionTag.signatureScheme, value: u16(info.signatureScheme) },
   ];
   if (info.serverName !== undefined) items.push({ tag: SessionTag.serverName, value: utf8(info.serverName) });
-  if (info.alpn !== undefined) items.push({ tag: SessionTag.alpn, value: utf8(info.alpn) });
+  if (info.alpn !== undefined) items.push({ tag: SessionTag.alpn, value: Uint8Array.from(info.alpn, (c) => c.charCodeAt(0) & 0xff) });
+  if (identityLabel !== undefined) items.push({ tag: SessionTag.identityLabel, value: utf8(identityLabel) });
   return encodeTlvs(items);
 }

@@ -6,7 +6,7 @@ import 'reflect-metadata';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { webcrypto, randomBytes } from 'node:crypto';
+import { webcrypto, randomBytes, createPublicKey } from 'node:crypto';
 import * as x509 from '@peculiar/x509';
 import { encodeCommand, parseResponse, transceive, type CommandApdu, type ResponseApdu } from '../../src/apdu/index.js';
 import { encodeEapTls, EapCode, EapTlsFlag } from '../../src/eap/index.js';
@@ -110,7 +110,9 @@ export class TestCa {
   }
   async issue(spki: Uint8Array, cn = 'localhost', dns = ['localhost']): Promise<Uint8Array> {
     const alg = { name: 'ECDSA', namedCurve: 'P-256', hash: 'SHA-256' };
-    const publicKey = await webcrypto.subtle.importKey('spki', spki, { name: 'ECDSA', namedCurve: 'P-256' }, true, ['verify']);
+    const isRsa = createPublicKey({ key: Buffer.from(spki), format: 'der', type: 'spki' }).asymmetricKeyType === 'rsa';
+    const keyAlg = isRsa ? { name: 'RSASSA-PKCS1-v1_5', hash: 'SHA-256' } : { name: 'ECDSA', namedCurve: 'P-256' };
+    const publicKey = await webcrypto.subtle.importKey('spki', spki, keyAlg, true, ['verify']);
     const leaf = await x509.X509CertificateGenerator.create({
       serialNumber: '0' + Math.floor(Math.random() * 1e9).toString(16),
       subject: `CN=${cn}`,
@@ -144,7 +146,12 @@ export function csrRequest(label: string, cn: string, dns: string[] = [], ips: U
  * Personalises a card as the operator would: GENERATE-KEY, GET-CSR, certificate from the CA,
  * PUT-CHAIN (with chaining). Returns the SPKI and every response seen.
  */
-export async function personalise(card: EmulatedCard, ca: TestCa, label = 'web'): Promise<{ spki: Uint8Array; csr: Uint8Array; leaf: Uint8Array; responses: Uint8Array[] }> {
+export async function personalise(
+  card: EmulatedCard,
+  ca: TestCa,
+  label = 'web',
+  opts: { keyType?: 1 | 2; cn?: string; dns?: string[] } = {},
+): Promise<{ spki: Uint8Array; csr: Uint8Array; leaf: Uint8Array; responses: Uint8Array[] }> {
   const responses: Uint8Array[] = [];
   const run = async (c: CommandApdu): Promise<ResponseApdu> => {
     const r = await transceive(
@@ -158,11 +165,13 @@ export async function personalise(card: EmulatedCard, ca: TestCa, label = 'web')
     return r;
   };
   selectAndVerify(card, true);
-  const gen = await run(a0(0x46, 0x01, 0x00, utf8(label)));
+  const gen = await run(a0(0x46, opts.keyType ?? 0x01, 0x00, utf8(label)));
   if (gen.sw !== 0x9000) throw new Error(`GENERATE-KEY ${gen.sw.toString(16)}`);
-  const csr = await run(a0(0x4a, 0x00, 0x00, csrRequest(label, 'localhost', ['localhost'], [Uint8Array.of(127, 0, 0, 1)])));
+  const cn = opts.cn ?? 'localhost';
+  const dns = opts.dns ?? ['localhost'];
+  const csr = await run(a0(0x4a, 0x00, 0x00, csrRequest(label, cn, dns, [Uint8Array.of(127, 0, 0, 1)])));
   if (csr.sw !== 0x9000) throw new Error(`GET-CSR ${csr.sw.toString(16)}`);
-  const leaf = await ca.issue(gen.data);
+  const leaf = await ca.issue(gen.data, cn, dns);
   const put = await run(a0(0xda, 0x00, 0x00, chainData(label, [leaf, new Uint8Array(ca.cert.rawData)]), 0));
   if (put.sw !== 0x9000) throw new Error(`PUT-CHAIN ${put.sw.toString(16)}`);
   return { spki: gen.data, csr: csr.data, leaf, responses };

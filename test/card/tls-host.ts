@@ -4,7 +4,7 @@
  */
 import { Duplex } from 'node:stream';
 import * as tls from 'node:tls';
-import { concat } from '../../src/bytes/index.js';
+import { concat, parseTlvs } from '../../src/bytes/index.js';
 import { EapTlsFlag, parseEap, parseEapTls } from '../../src/eap/index.js';
 import { RecordFramer } from '../../src/tls/record/framing.js';
 import type { EmulatedCard } from '../../src/card/index.js';
@@ -145,4 +145,48 @@ export function once<T>(emitter: NodeJS.EventEmitter, event: string, timeoutMs =
       reject(e);
     });
   });
+}
+
+export interface ClientSession {
+  readonly pipe: ClientPipe;
+  readonly client: tls.TLSSocket;
+  readonly hs: HandshakeResult;
+  /** The client's error when the handshake failed on its side (undefined on success). */
+  readonly error: (Error & { code?: string }) | undefined;
+}
+
+/**
+ * RESET-STATE, then one handshake between Node's client (options `extra`) and the card. Resolves
+ * when both sides are done, successfully or not (the client's error is returned, not thrown).
+ */
+export async function handshakeWith(
+  card: EmulatedCard,
+  caPem: string,
+  extra: tls.ConnectionOptions = {},
+  opts: { firstId?: number; time?: number } = {},
+): Promise<ClientSession> {
+  const reset = await xcv(card, a0(0x19, 0x10, 0x00, new Uint8Array(0), 0));
+  if (reset.sw !== 0x9000) throw new Error(`RESET-STATE ${reset.sw.toString(16)}`);
+  const pipe = new ClientPipe();
+  const client = connectClient(pipe, caPem, extra);
+  let error: (Error & { code?: string }) | undefined;
+  client.on('error', (e: Error) => {
+    error ??= e;
+  });
+  const connected = new Promise<void>((resolve) => {
+    client.once('secureConnect', () => resolve());
+    client.once('error', () => resolve());
+    client.once('close', () => resolve());
+  });
+  const hs = await driveHandshake(card, pipe, opts);
+  if (hs.outcome === 'success') await connected;
+  else await Promise.race([connected, new Promise((r) => setTimeout(r, 2000))]);
+  return { pipe, client, hs, error };
+}
+
+/** GET-EXPORTED-PARAMETER session info as tag → value. */
+export async function sessionInfo(card: EmulatedCard): Promise<Map<number, Uint8Array>> {
+  const r = await xcv(card, a0(0x86, 0, 0, Uint8Array.of(0x10)));
+  if (r.sw !== 0x9000) throw new Error(`GET-EXPORTED-PARAMETER ${r.sw.toString(16)}`);
+  return new Map(parseTlvs(r.data).map((t) => [t.tag, t.value]));
 }

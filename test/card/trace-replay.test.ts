@@ -1,0 +1,75 @@
+/**
+ * Replays the captured APDU trace (test/fixtures/card-trace, made by its generate.ts) against a
+ * deterministic card opened from the recorded sealed state with the same `random`: every response
+ * byte must match. A mismatch names the first differing APDU.
+ */
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { readFileSync } from 'node:fs';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { fromHex } from '../../src/bytes/index.js';
+import { tempDir } from './helpers.js';
+import { TRACE_FORMAT, describeMismatch, openFixtureCard, replay, type TraceFile } from './trace.js';
+
+const FIXTURE = join(dirname(fileURLToPath(import.meta.url)), '..', 'fixtures', 'card-trace');
+const trace = JSON.parse(readFileSync(join(FIXTURE, 'trace.json'), 'utf8')) as TraceFile;
+
+test('the card-trace fixture covers SELECT, VERIFY, RESET-STATE, the handshake, DECRYPT/ENCRYPT, close_notify and GET-STATE', () => {
+  assert.equal(trace.format, TRACE_FORMAT);
+  const steps = new Set(trace.exchanges.map((e) => e.step));
+  for (const s of ['SELECT', 'VERIFY user PIN', 'RESET-STATE', 'handshake', 'DECRYPT request', 'ENCRYPT response', 'ENCRYPT close_notify', 'DECRYPT client close_notify', 'GET-STATE']) {
+    assert.ok(steps.has(s), `step ${s} missing`);
+  }
+  const hs = trace.exchanges.filter((e) => e.step === 'handshake');
+  assert.ok(hs.length >= 3, 'ClientHello, fragments/GET RESPONSE, Finished');
+  assert.equal(hs.at(-1)!.r.slice(0, 2), '03', 'the handshake ends with EAP-Success');
+  assert.equal(trace.exchanges.at(-1)!.r, '059000', 'GET-STATE answers CLOSED');
+});
+
+test('replaying every recorded command against the deterministic card gives every recorded response byte', () => {
+  const { dir, cleanup } = tempDir();
+  const card = openFixtureCard(FIXTURE, trace, dir);
+  try {
+    const m = replay(card, trace.exchanges);
+    if (m) assert.fail(describeMismatch(m));
+  } finally {
+    card.close();
+    cleanup();
+  }
+});
+
+test('a replay twice in a row from fresh copies is identical (no hidden state outside the sealed store and the seed)', () => {
+  for (let run = 0; run < 2; run++) {
+    const { dir, cleanup } = tempDir();
+    const card = openFixtureCard(FIXTURE, trace, dir);
+    try {
+      const m = replay(card, trace.exchanges);
+      assert.equal(m, undefined, m && describeMismatch(m));
+    } finally {
+      card.close();
+      cleanup();
+    }
+  }
+});
+
+test('a replay with another seed diverges at the ServerHello, and the report names that APDU', () => {
+  const { dir, cleanup } = tempDir();
+  const card = openFixtureCard(FIXTURE, { ...trace, seed: `${trace.seed} (other)` }, dir);
+  try {
+    const m = replay(card, trace.exchanges);
+    assert.ok(m, 'a different RNG must change the responses');
+    // the first handshake APDU that completes a command (the ClientHello may be chained: 9000 first)
+    const firstHs = trace.exchanges.findIndex((e) => e.step === 'handshake' && e.r !== '9000');
+    assert.equal(m.index, firstHs);
+    assert.equal(m.step, 'handshake');
+    // same code and Identifier; then the EAP Length may already differ (the ECDSA signature's DER
+    // length varies), at the latest ServerHello.random (EAP 10 + record 5 + handshake 4 + version 2)
+    assert.ok(m.offset >= 2 && m.offset <= 21, `offset ${m.offset}`);
+    assert.match(describeMismatch(m), new RegExp(`^APDU #${firstHs} \\(handshake\\).*byte ${m.offset}\\n`));
+    assert.ok(fromHex(m.actual).length > 0);
+  } finally {
+    card.close();
+    cleanup();
+  }
+});
