@@ -7,10 +7,10 @@ import { X509Certificate } from 'node:crypto';
 import { existsSync, writeFileSync, chmodSync } from 'node:fs';
 import { EmulatedCard } from '../card/index.js';
 import { InProcessTransport, TracingTransport, type CardTransport } from '../transport/index.js';
-import { CardClient } from '../host/index.js';
-import { openLocalCa, fingerprintOf } from '../pki/local-ca.js';
+import { CardClient, KeyType, type KeyTypeName } from '../host/index.js';
+import { openLocalCa, fingerprintOf, type LocalCa } from '../pki/local-ca.js';
 import { SetlsError } from '../bytes/index.js';
-import { cardPaths, newMasterKey, randomDigits, readMasterKey, writeSecretFile, type CardPaths } from './card-files.js';
+import { cardPaths, newMasterKey, randomDigits, readMasterKey, readSecretFile, writeSecretFile, type CardPaths } from './card-files.js';
 
 export const DEFAULT_IDENTITY = 'default';
 
@@ -19,7 +19,7 @@ export interface InitOptions {
   readonly caDir?: string;
   readonly cardKey?: string;
   readonly pinFile?: string;
-  readonly keyType?: 'p256';
+  readonly keyType?: KeyTypeName;
   readonly dnsNames?: readonly string[];
   readonly ipAddresses?: readonly string[];
 }
@@ -36,7 +36,8 @@ export interface InitResult {
 
 export async function initCard(opts: InitOptions): Promise<InitResult> {
   const paths = cardPaths(opts.cardDir, { cardKey: opts.cardKey, pinFile: opts.pinFile, caDir: opts.caDir });
-  if (opts.keyType && opts.keyType !== 'p256') throw new SetlsError('ERR_CLI_KEY_TYPE', `unsupported key type ${opts.keyType} (this version: p256)`);
+  const keyType = opts.keyType ?? 'p256';
+  if (!(keyType in KeyType)) throw new SetlsError('ERR_CLI_KEY_TYPE', `unsupported key type ${keyType} (use ${Object.keys(KeyType).join(' or ')})`);
   for (const p of [paths.dir, paths.keyFile, paths.pinFile, paths.adminFile]) {
     if (existsSync(p)) throw new SetlsError('ERR_CARD_EXISTS', `${p} already exists: refusing to overwrite a card (remove it first)`);
   }
@@ -53,13 +54,13 @@ export async function initCard(opts: InitOptions): Promise<InitResult> {
   try {
     await client.select();
     await client.verifyPin(operatorPin, 'operator');
-    const spki = await client.generateKey(DEFAULT_IDENTITY);
-    const dnsNames = opts.dnsNames ?? ['localhost'];
-    const ipAddresses = opts.ipAddresses ?? ['127.0.0.1'];
-    const csr = await client.getCsr({ label: DEFAULT_IDENTITY, commonName: dnsNames[0] ?? 'setls device', dnsNames, ipAddresses });
     const ca = await openLocalCa(paths.caDir);
-    const leaf = await ca.sign(csr, { dnsNames, ipAddresses });
-    await client.putChain(DEFAULT_IDENTITY, [leaf]);
+    const { spki, leaf } = await personalise(client, ca, {
+      label: DEFAULT_IDENTITY,
+      keyType,
+      dnsNames: opts.dnsNames ?? ['localhost'],
+      ipAddresses: opts.ipAddresses ?? ['127.0.0.1'],
+    });
     const info = await client.cardInfo();
     return {
       paths,
@@ -73,6 +74,35 @@ export async function initCard(opts: InitOptions): Promise<InitResult> {
   } finally {
     await transport.close();
   }
+}
+
+export interface IdentitySpec {
+  readonly label: string;
+  readonly keyType: KeyTypeName;
+  readonly dnsNames: readonly string[];
+  readonly ipAddresses: readonly string[];
+}
+
+/**
+ * Gives the card an identity through APDUs (operator PIN already verified): the key pair is
+ * generated inside the card, the card signs a CSR, the CA certifies it, the chain goes back in.
+ */
+export async function personalise(client: CardClient, ca: LocalCa, id: IdentitySpec): Promise<{ spki: Uint8Array; leaf: Uint8Array }> {
+  if (id.dnsNames.length === 0 && id.ipAddresses.length === 0) {
+    throw new SetlsError('ERR_CLI_NAMES', `identity '${id.label}' needs at least one DNS name or IP address`);
+  }
+  const spki = await client.generateKey(id.label, id.keyType);
+  const csr = await client.getCsr({ label: id.label, commonName: id.dnsNames[0] ?? id.ipAddresses[0]!, dnsNames: id.dnsNames, ipAddresses: id.ipAddresses });
+  const leaf = await ca.sign(csr, { dnsNames: id.dnsNames, ipAddresses: id.ipAddresses });
+  await client.putChain(id.label, [leaf]);
+  return { spki, leaf };
+}
+
+/** Reads the operator PIN written by `card init`. */
+export function readOperatorPin(paths: CardPaths): string {
+  const doc = JSON.parse(readSecretFile(paths.adminFile, 'operator PIN')) as { operatorPin?: unknown };
+  if (typeof doc.operatorPin !== 'string') throw new SetlsError('ERR_CLI_SECRET_FORMAT', `${paths.adminFile} has no operatorPin`);
+  return doc.operatorPin;
 }
 
 export interface OpenedCard {

@@ -3,15 +3,21 @@
  * The `setls` command: the one place that wires a card, a transport and a server together.
  */
 import { Command, Option } from 'commander';
-import { initCard, openCard } from './card-setup.js';
+import { initCard, openCard, personalise, readOperatorPin } from './card-setup.js';
 import { runServeHttps } from './serve.js';
 import { cardPaths } from './card-files.js';
-import { CardClient } from '../host/index.js';
+import { CardClient, KeyType, type KeyTypeName } from '../host/index.js';
 import { X509Certificate } from 'node:crypto';
 import { existsSync } from 'node:fs';
-import { fingerprintOf } from '../pki/local-ca.js';
+import { fingerprintOf, openLocalCa } from '../pki/local-ca.js';
 
 const DEFAULT_CARD_DIR = '.setls/card';
+
+// `setls card info | head` closes stdout early: that is not an error.
+process.stdout.on('error', (e: NodeJS.ErrnoException) => {
+  if (e.code === 'EPIPE') process.exit(0);
+  throw e;
+});
 
 const program = new Command();
 program.name('setls').description('TLS servers that live inside secure elements').version('0.1.0');
@@ -22,14 +28,14 @@ card
   .command('init')
   .description('create a card, generate its identity key inside it, and certify it with the local CA')
   .option('--card-dir <dir>', 'card state folder', DEFAULT_CARD_DIR)
-  .addOption(new Option('--key <type>', 'identity key type').choices(['p256']).default('p256'))
+  .addOption(new Option('--key <type>', 'identity key type').choices(['p256', 'rsa2048']).default('p256'))
   .option('--ca-dir <dir>', 'local CA folder (default: <card-dir>/../ca)')
   .option('--card-key <file>', 'card master key file (default: <card-dir>.key)')
   .option('--pin-file <file>', 'where to write the user PIN (default: <card-dir>.pin)')
-  .action(async (o: { cardDir: string; key: 'p256'; caDir?: string; cardKey?: string; pinFile?: string }) => {
+  .action(async (o: { cardDir: string; key: KeyTypeName; caDir?: string; cardKey?: string; pinFile?: string }) => {
     const r = await initCard({ cardDir: o.cardDir, keyType: o.key, caDir: o.caDir, cardKey: o.cardKey, pinFile: o.pinFile });
     console.log(`card created in ${r.paths.dir} (serial ${r.serial})`);
-    console.log(`  identity 'default': ECDSA P-256 key generated in the card, certificate ${r.leafFingerprint}`);
+    console.log(`  identity 'default': ${KEY_NAMES[o.key]} key generated in the card, certificate ${r.leafFingerprint}`);
     console.log(`  master key: ${r.paths.keyFile} (0600)`);
     console.log(`  user PIN:   ${r.paths.pinFile} (0600)`);
     console.log(`  operator PIN and PUK: ${r.paths.adminFile} (0600)`);
@@ -44,7 +50,7 @@ card
   .option('--card-key <file>', 'card master key file (default: <card-dir>.key)')
   .option('--json', 'machine-readable output')
   .action(async (o: { cardDir: string; cardKey?: string; json?: boolean }) => {
-    const { transport } = openCard({ cardDir: o.cardDir, cardKey: o.cardKey });
+    const { transport, card } = openCard({ cardDir: o.cardDir, cardKey: o.cardKey });
     const client = new CardClient(transport);
     try {
       await client.select();
@@ -56,7 +62,8 @@ card
           const c = new X509Certificate(der);
           return { subject: c.subject, issuer: c.issuer, subjectAltName: c.subjectAltName, validFrom: c.validFrom, validTo: c.validTo, sha256: fingerprintOf(der) };
         });
-        identities.push({ label, keyType: id.keyType === 1 ? 'ECDSA P-256' : `type ${id.keyType}`, certificates: certs });
+        const kt = (Object.keys(KeyType) as KeyTypeName[]).find((k) => KeyType[k] === id.keyType);
+        identities.push({ label, keyType: kt ? KEY_NAMES[kt] : `type ${id.keyType}`, hostNames: id.hostNames, certificates: certs });
       }
       const out = { cardDir: cardPaths(o.cardDir).dir, ...info, identities };
       if (o.json) {
@@ -68,7 +75,7 @@ card
       console.log(`  tries left: user PIN ${info.userPinTries ?? '?'}, operator PIN ${info.operatorPinTries ?? '?'}, PUK ${info.pukTries ?? '?'}`);
       if (info.lastTime) console.log(`  last accepted time: ${new Date(info.lastTime * 1000).toISOString()}`);
       for (const id of identities) {
-        console.log(`  identity '${id.label}' (${id.keyType})`);
+        console.log(`  identity '${id.label}' (${id.keyType})${id.hostNames.length ? `, answers to ${id.hostNames.join(', ')}` : ''}`);
         for (const c of id.certificates) {
           console.log(`    subject ${c.subject.replace(/\n/g, ', ')}; SAN ${c.subjectAltName ?? '-'}; valid to ${c.validTo}`);
           console.log(`    SHA-256 ${c.sha256}`);
@@ -77,8 +84,93 @@ card
       }
     } finally {
       await transport.close();
+      card.close();
     }
   });
+
+card
+  .command('add-identity')
+  .description('add an identity (key generated inside the card, certified by the local CA); clients pick it by SNI')
+  .requiredOption('--label <label>', 'identity label')
+  .option('--card-dir <dir>', 'card state folder', DEFAULT_CARD_DIR)
+  .option('--card-key <file>', 'card master key file (default: <card-dir>.key)')
+  .option('--ca-dir <dir>', 'local CA folder (default: <card-dir>/../ca)')
+  .addOption(new Option('--key <type>', 'key type').choices(['p256', 'rsa2048']).default('p256'))
+  .option('--dns <name...>', 'DNS names for the certificate (SNI selects the identity by these)', [])
+  .option('--ip <addr...>', 'IP addresses for the certificate', [])
+  .action(async (o: { label: string; cardDir: string; cardKey?: string; caDir?: string; key: KeyTypeName; dns: string[]; ip: string[] }) => {
+    const paths = cardPaths(o.cardDir, { cardKey: o.cardKey, caDir: o.caDir });
+    const { transport, card } = openCard({ cardDir: o.cardDir, cardKey: o.cardKey });
+    const client = new CardClient(transport);
+    try {
+      await client.select();
+      await client.verifyPin(readOperatorPin(paths), 'operator');
+      const ca = await openLocalCa(paths.caDir);
+      const { leaf } = await personalise(client, ca, { label: o.label, keyType: o.key, dnsNames: o.dns, ipAddresses: o.ip });
+      console.log(`identity '${o.label}' (${KEY_NAMES[o.key]}) added; certificate ${fingerprintOf(leaf)}`);
+    } finally {
+      await transport.close();
+      card.close();
+    }
+  });
+
+card
+  .command('policy')
+  .description("set the card's TLS policy (operator PIN from <card-dir>.admin.json); prints the policy in force")
+  .option('--card-dir <dir>', 'card state folder', DEFAULT_CARD_DIR)
+  .option('--card-key <file>', 'card master key file (default: <card-dir>.key)')
+  .option('--suites <list>', 'cipher suites in preference order, e.g. TLS_AES_256_GCM_SHA384,TLS_AES_128_GCM_SHA256')
+  .option('--groups <list>', 'groups in preference order: x25519, secp256r1')
+  .addOption(new Option('--unknown-sni <rule>', 'an SNI that matches no identity').choices(['default', 'reject']))
+  .option('--alpn <list>', "ALPN protocols in preference order ('' turns ALPN off)")
+  .option('--key-update-after <records>', 'own KeyUpdate after this many records', (v) => parsePositive(v, 'record count'))
+  .action(async (o: { cardDir: string; cardKey?: string; suites?: string; groups?: string; unknownSni?: 'default' | 'reject'; alpn?: string; keyUpdateAfter?: number }) => {
+    const paths = cardPaths(o.cardDir, { cardKey: o.cardKey });
+    const { transport, card } = openCard({ cardDir: o.cardDir, cardKey: o.cardKey });
+    const client = new CardClient(transport);
+    try {
+      await client.select();
+      const policy = {
+        ...(o.suites !== undefined ? { cipherSuites: o.suites.split(',').map((n) => lookup(SUITES, n.trim(), 'cipher suite')) } : {}),
+        ...(o.groups !== undefined ? { groups: o.groups.split(',').map((n) => lookup(GROUPS, n.trim(), 'group')) } : {}),
+        ...(o.unknownSni !== undefined ? { unknownSni: o.unknownSni } : {}),
+        ...(o.alpn !== undefined ? { alpn: o.alpn === '' ? [] : o.alpn.split(',').map((a) => a.trim()) } : {}),
+        ...(o.keyUpdateAfter !== undefined ? { keyUpdateAfterRecords: o.keyUpdateAfter } : {}),
+      };
+      if (Object.keys(policy).length > 0) {
+        await client.verifyPin(readOperatorPin(paths), 'operator');
+        await client.putPolicy(policy);
+      }
+      const p = (await client.cardInfo()).policy;
+      const name = (table: Record<string, number>, v: number): string => Object.keys(table).find((k) => table[k] === v) ?? `0x${v.toString(16)}`;
+      console.log(
+        JSON.stringify(
+          p && { ...p, cipherSuites: p.cipherSuites?.map((v) => name(SUITES, v)), groups: p.groups?.map((v) => name(GROUPS, v)) },
+          null,
+          2,
+        ),
+      );
+    } finally {
+      await transport.close();
+      card.close();
+    }
+  });
+
+const SUITES: Record<string, number> = {
+  TLS_AES_128_GCM_SHA256: 0x1301,
+  TLS_AES_256_GCM_SHA384: 0x1302,
+  TLS_CHACHA20_POLY1305_SHA256: 0x1303,
+  TLS_AES_128_CCM_SHA256: 0x1304,
+  TLS_AES_128_CCM_8_SHA256: 0x1305,
+};
+const GROUPS: Record<string, number> = { x25519: 0x001d, secp256r1: 0x0017 };
+const KEY_NAMES: Record<KeyTypeName, string> = { p256: 'ECDSA P-256', rsa2048: 'RSA-2048' };
+
+function lookup(table: Record<string, number>, name: string, what: string): number {
+  const v = table[name];
+  if (v === undefined) throw new Error(`unknown ${what} '${name}' (known: ${Object.keys(table).join(', ')})`);
+  return v;
+}
 
 const serve = program.command('serve').description('serve clients through the card');
 serve

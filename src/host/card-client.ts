@@ -17,11 +17,15 @@ import {
   encodeChain,
   encodePin,
   encodeLabel,
+  encodePolicy,
+  KeyType,
   parseCardInfo,
   parseIdentityInfo,
   parseSelect,
   parseSessionInfo,
   type CardInfo,
+  type CardPolicy,
+  type KeyTypeName,
   type CsrRequest,
   type IdentityInfo,
   type SessionInfo,
@@ -202,10 +206,16 @@ export class CardClient {
     return parseIdentityInfo(await this.ok('GET-DATA(identity)', this.cmd(0xca, 0x01, 0x00, encodeLabel(label), this.neMax)));
   }
 
-  /** GENERATE-KEY (operator): a new key for identity `label`; returns its SPKI DER. keyType 1 = ECDSA P-256. */
-  async generateKey(label: string, keyType = 1): Promise<Uint8Array> {
-    if (keyType !== 1) throw new RangeError('only key type 1 (ECDSA P-256) is defined');
-    return this.ok('GENERATE-KEY', this.cmd(0x46, keyType, 0x00, encodeLabel(label), this.neMax));
+  /** GENERATE-KEY (operator): a new key, generated inside the card, for identity `label`; returns its SPKI DER. */
+  async generateKey(label: string, keyType: KeyTypeName = 'p256'): Promise<Uint8Array> {
+    const p1 = KeyType[keyType];
+    if (p1 === undefined) throw new RangeError(`key type must be one of ${Object.keys(KeyType).join(', ')}`);
+    return this.ok('GENERATE-KEY', this.cmd(0x46, p1, 0x00, encodeLabel(label), this.neMax));
+  }
+
+  /** PUT-POLICY (operator): suites, groups, unknown-SNI rule, ALPN, KeyUpdate limit. Absent fields are kept. */
+  async putPolicy(policy: CardPolicy): Promise<void> {
+    await this.ok('PUT-POLICY', this.cmd(0xdc, 0x00, 0x00, encodePolicy(policy)));
   }
 
   /** GET-CSR (operator): a PKCS#10 CSR DER signed inside the card. */

@@ -4,7 +4,7 @@
  * imports bytes/ and node:net (IP address syntax).
  */
 import { isIP } from 'node:net';
-import { encodeTlvs, findTlv, parseTlvs, SetlsError, toHex, type Tlv } from '../bytes/index.js';
+import { concat, encodeTlvs, findTlv, parseTlvs, SetlsError, toHex, type Tlv } from '../bytes/index.js';
 
 const utf8 = new TextEncoder();
 const utf8d = new TextDecoder('utf-8', { fatal: true });
@@ -150,12 +150,15 @@ export interface SessionInfo {
   readonly signatureScheme: number;
   readonly serverName?: string;
   readonly alpn?: string;
+  /** Label of the card identity that served the session. */
+  readonly identity?: string;
 }
 
 export function parseSessionInfo(b: Uint8Array): SessionInfo {
   const t = tlvs(b, 'session info');
   const serverName = str(findTlv(t, 0x24), 'SNI');
   const alpn = str(findTlv(t, 0x25), 'ALPN');
+  const identity = str(findTlv(t, 0x26), 'identity label');
   return {
     version: u16of(findTlv(t, 0x20), 'version'),
     cipherSuite: u16of(findTlv(t, 0x21), 'cipher suite'),
@@ -163,6 +166,85 @@ export function parseSessionInfo(b: Uint8Array): SessionInfo {
     signatureScheme: u16of(findTlv(t, 0x23), 'signature scheme'),
     ...(serverName !== undefined ? { serverName } : {}),
     ...(alpn !== undefined ? { alpn } : {}),
+    ...(identity !== undefined ? { identity } : {}),
+  };
+}
+
+/** Card policy (PUT-POLICY, card info tag 09). */
+export interface CardPolicy {
+  /** TLS 1.3 cipher suites in server preference order. */
+  readonly cipherSuites?: readonly number[];
+  /** Named groups in server preference order. */
+  readonly groups?: readonly number[];
+  /** An SNI that matches no identity: serve the default identity, or reject (unrecognized_name). */
+  readonly unknownSni?: 'default' | 'reject';
+  /** ALPN protocols in preference order; empty = ALPN off. */
+  readonly alpn?: readonly string[];
+  /** The card sends its own KeyUpdate after this many records under one key. */
+  readonly keyUpdateAfterRecords?: number;
+}
+
+const u16list = (v: readonly number[]): Uint8Array => {
+  const out = new Uint8Array(v.length * 2);
+  v.forEach((x, i) => {
+    if (!Number.isInteger(x) || x < 0 || x > 0xffff) throw new RangeError(`not a 16-bit value: ${x}`);
+    out[2 * i] = x >> 8;
+    out[2 * i + 1] = x & 0xff;
+  });
+  return out;
+};
+
+/** PUT-POLICY data: only the fields given are sent (the card keeps the others). */
+export function encodePolicy(p: CardPolicy): Uint8Array {
+  const items: { tag: number; value: Uint8Array }[] = [];
+  if (p.cipherSuites) items.push({ tag: 0x30, value: u16list(p.cipherSuites) });
+  if (p.groups) items.push({ tag: 0x31, value: u16list(p.groups) });
+  if (p.unknownSni) items.push({ tag: 0x32, value: Uint8Array.of(p.unknownSni === 'reject' ? 1 : 0) });
+  if (p.alpn) {
+    const parts = p.alpn.map((a) => {
+      const b = new TextEncoder().encode(a);
+      if (b.length < 1 || b.length > 255) throw new RangeError(`ALPN protocol '${a}' must be 1..255 bytes`);
+      return Uint8Array.of(b.length, ...b);
+    });
+    items.push({ tag: 0x33, value: concat(...parts) });
+  }
+  if (p.keyUpdateAfterRecords !== undefined) {
+    const n = p.keyUpdateAfterRecords;
+    if (!Number.isInteger(n) || n < 1 || n > 0xffffffff) throw new RangeError('keyUpdateAfterRecords must be 1..2^32-1');
+    items.push({ tag: 0x34, value: Uint8Array.of(n >>> 24, (n >>> 16) & 0xff, (n >>> 8) & 0xff, n & 0xff) });
+  }
+  if (items.length === 0) throw new RangeError('a policy needs at least one field');
+  return encodeTlvs(items);
+}
+
+function parsePolicy(b: Uint8Array): CardPolicy {
+  const t = tlvs(b, 'policy');
+  const list16 = (v: Uint8Array | undefined): number[] | undefined => {
+    if (!v) return undefined;
+    const out: number[] = [];
+    for (let i = 0; i + 1 < v.length; i += 2) out.push((v[i]! << 8) | v[i + 1]!);
+    return out;
+  };
+  const alpnRaw = findTlv(t, 0x33);
+  let alpn: string[] | undefined;
+  if (alpnRaw) {
+    alpn = [];
+    for (let o = 0; o < alpnRaw.length; ) {
+      const n = alpnRaw[o]!;
+      alpn.push(new TextDecoder().decode(alpnRaw.subarray(o + 1, o + 1 + n)));
+      o += 1 + n;
+    }
+  }
+  const ku = findTlv(t, 0x34);
+  const sni = u8of(findTlv(t, 0x32));
+  const suites = list16(findTlv(t, 0x30));
+  const groups = list16(findTlv(t, 0x31));
+  return {
+    ...(suites ? { cipherSuites: suites } : {}),
+    ...(groups ? { groups } : {}),
+    ...(sni !== undefined ? { unknownSni: sni === 1 ? ('reject' as const) : ('default' as const) } : {}),
+    ...(alpn ? { alpn } : {}),
+    ...(ku && ku.length === 4 ? { keyUpdateAfterRecords: ((ku[0]! << 24) | (ku[1]! << 16) | (ku[2]! << 8) | ku[3]!) >>> 0 } : {}),
   };
 }
 
@@ -177,6 +259,7 @@ export interface CardInfo {
   /** Last accepted time, Unix seconds. */
   readonly lastTime?: number;
   readonly state?: number;
+  readonly policy?: CardPolicy;
 }
 
 export function parseCardInfo(b: Uint8Array): CardInfo {
@@ -191,16 +274,23 @@ export function parseCardInfo(b: Uint8Array): CardInfo {
     ...(u8of(findTlv(t, 0x06)) !== undefined ? { pukTries: u8of(findTlv(t, 0x06))! } : {}),
     ...(time && time.length === 4 ? { lastTime: ((time[0]! << 24) | (time[1]! << 16) | (time[2]! << 8) | time[3]!) >>> 0 } : {}),
     ...(u8of(findTlv(t, 0x08)) !== undefined ? { state: u8of(findTlv(t, 0x08))! } : {}),
+    ...(findTlv(t, 0x09) ? { policy: parsePolicy(findTlv(t, 0x09)!) } : {}),
   };
   return info;
 }
 
+/** GENERATE-KEY P1 values. */
+export const KeyType = { p256: 0x01, rsa2048: 0x02 } as const;
+export type KeyTypeName = keyof typeof KeyType;
+
 export interface IdentityInfo {
-  /** 1 = ECDSA P-256. */
+  /** 1 = ECDSA P-256, 2 = RSA-2048. */
   readonly keyType: number;
   readonly spki: Uint8Array;
   /** DER certificates, leaf first (empty before PUT-CHAIN). */
   readonly certificates: Uint8Array[];
+  /** Host names the identity answers to (its leaf certificate's SAN DNS names). */
+  readonly hostNames: string[];
 }
 
 export function parseIdentityInfo(b: Uint8Array): IdentityInfo {
@@ -208,5 +298,10 @@ export function parseIdentityInfo(b: Uint8Array): IdentityInfo {
   const kt = u8of(findTlv(t, 0x10));
   const spki = findTlv(t, 0x11);
   if (kt === undefined || !spki) bad('identity info lacks key type or SPKI');
-  return { keyType: kt, spki, certificates: t.filter((x) => x.tag === 0x12).map((x) => x.value) };
+  return {
+    keyType: kt,
+    spki,
+    certificates: t.filter((x) => x.tag === 0x12).map((x) => x.value),
+    hostNames: t.filter((x) => x.tag === 0x13).map((x) => str(x.value, 'host name')!),
+  };
 }

@@ -32,6 +32,8 @@ export function commandName(cla: number, ins: number, p1: number, p2: number): s
       return 'GET-CSR';
     case 0xda:
       return 'PUT-CHAIN';
+    case 0xdc:
+      return 'PUT-POLICY';
     case 0xc0:
       return 'GET-RESPONSE';
     case 0x12:

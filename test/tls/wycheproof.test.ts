@@ -1,11 +1,11 @@
-/** Wycheproof vectors (/work/shared/vectors/wycheproof) against src/tls/crypto.ts. */
+/** Wycheproof vectors (test/fixtures/wycheproof, a copy of the project's shared vectors; Apache-2.0, see LICENSE there) against src/tls/crypto.ts. */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
 import { fromHex, toHex } from '../../src/bytes/index.js';
 import { GROUPS, aeadOpen, aeadSeal, hkdfExpand, hkdfExtract, verifySignature } from '../../src/tls/crypto.js';
 
-const DIR = '/work/shared/vectors/wycheproof/';
+const DIR = new URL('../fixtures/wycheproof/', import.meta.url).pathname;
 interface Test { tcId: number; result: 'valid' | 'invalid' | 'acceptable'; flags: string[]; [k: string]: unknown }
 interface Group { tests: Test[]; [k: string]: unknown }
 const load = (f: string) => JSON.parse(readFileSync(DIR + f, 'utf8')) as { testGroups: Group[] };
