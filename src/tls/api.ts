@@ -22,6 +22,7 @@ export const AlertDescription = {
   recordOverflow: 22,
   handshakeFailure: 40,
   badCertificate: 42,
+  unsupportedCertificate: 43,
   certificateExpired: 45,
   certificateUnknown: 46,
   illegalParameter: 47,
@@ -67,6 +68,66 @@ export interface TlsIdentity {
   readonly signatureSchemes: readonly number[];
   /** Signs `data` (the full to-be-signed content, not a digest) with `scheme`. The key never leaves the card. */
   sign(scheme: number, data: Uint8Array): Uint8Array;
+  /**
+   * Client authentication for sessions of this identity (both versions): 'none' (default) sends no
+   * CertificateRequest; 'optional' accepts an empty client Certificate; 'required' answers an empty
+   * one with certificate_required (TLS 1.3) / handshake_failure (TLS 1.2).
+   */
+  readonly clientAuth?: 'none' | 'optional' | 'required';
+  /** DER CA certificates the client's chain must end at (used when clientAuth ≠ 'none'). */
+  readonly trustAnchors?: readonly Uint8Array[];
+}
+
+/** The verified client identity (mutual TLS), reported to the host after the handshake. */
+export interface PeerIdentity {
+  /** Subject DN of the client's leaf certificate (node's X509Certificate.subject format). */
+  readonly subject: string;
+  /** subjectAltName entries as node prints them, e.g. ["DNS:a.example", "IP Address:10.0.0.1"]. */
+  readonly subjectAltNames: readonly string[];
+  /** SHA-256 of the leaf certificate DER. */
+  readonly fingerprint256: Uint8Array;
+  /** The leaf certificate DER. */
+  readonly certificate: Uint8Array;
+}
+
+/** An external PSK held by the card (TLS 1.3 psk_ke/psk_dhe_ke; TLS 1.2 PSK suites). */
+export interface TlsPsk {
+  readonly identity: Uint8Array;
+  /** The key; the engine never copies it out. */
+  readonly key: Uint8Array;
+  /** Hash bound to the PSK in TLS 1.3 (RFC 8446 §4.2.11): 'sha256' (default) or 'sha384'. */
+  readonly hash?: 'sha256' | 'sha384';
+}
+
+/** A key that seals session tickets (TLS 1.3 NewSessionTicket, TLS 1.2 RFC 5077). */
+export interface TicketKey {
+  /**
+   * 4-byte key identifier written in clear at the start of every ticket, so a host (or a pool of
+   * cards) can route a resumption to a card that can open it without parsing TLS.
+   */
+  readonly id: Uint8Array;
+  /** 32-byte AES-256-GCM key. */
+  readonly key: Uint8Array;
+}
+
+/**
+ * The traffic keys of one session, handed to the host by an allowed session export (TLS-Tandem).
+ * Never contains the private key, the master secret or handshake secrets.
+ */
+export interface ExportedSession {
+  readonly version: number;
+  readonly cipherSuite: number;
+  /** TLS 1.3: the current application traffic secrets (so the host can do KeyUpdate); TLS 1.2: empty. */
+  readonly clientTrafficSecret: Uint8Array;
+  readonly serverTrafficSecret: Uint8Array;
+  /** AEAD keys and IVs (TLS 1.3: derived from the secrets above; TLS 1.2: key_block parts, 4-byte implicit IVs for GCM/CCM, 12 for ChaCha). */
+  readonly clientKey: Uint8Array;
+  readonly clientIv: Uint8Array;
+  readonly serverKey: Uint8Array;
+  readonly serverIv: Uint8Array;
+  /** Next sequence numbers: of the next record the server reads / writes. */
+  readonly readSequence: bigint;
+  readonly writeSequence: bigint;
 }
 
 export interface TlsServerConfig {
@@ -116,6 +177,24 @@ export interface TlsServerConfig {
    * 64..16385; default 16385 (2^14 + 1).
    */
   readonly recordSizeLimit?: number;
+  /** Protocol versions enabled: 0x0304 (TLS 1.3), 0x0303 (TLS 1.2). Default both once 1.2 exists. */
+  readonly versions?: readonly number[];
+  /** TLS 1.2 cipher suites in server preference order (default: the engine's AEAD ECDHE suites; PSK suites only when listed). */
+  readonly cipherSuites12?: readonly number[];
+  /** Looks up an external PSK by identity; undefined = unknown identity. */
+  findPsk?(identity: Uint8Array): TlsPsk | undefined;
+  /** The current ticket key (issues tickets; absent = no tickets) and older keys still accepted. */
+  readonly ticketKeys?: { readonly current: TicketKey; readonly previous?: readonly TicketKey[] };
+  /** Ticket lifetime in seconds (default 7200, at most 604800). */
+  readonly ticketLifetimeSeconds?: number;
+  /** NewSessionTicket messages sent after a TLS 1.3 handshake (default 1 when ticketKeys is set). */
+  readonly ticketCount?: number;
+  /** TLS 1.2 session-ID cache (in card RAM); absent = no session IDs. Holds secrets: the card owns it. */
+  readonly sessionCache?: {
+    get(id: Uint8Array): Uint8Array | undefined;
+    set(id: Uint8Array, state: Uint8Array): void;
+    delete(id: Uint8Array): void;
+  };
 }
 
 /** What one call into the engine produced. All arrays are fresh copies owned by the caller. */
@@ -143,6 +222,12 @@ export interface TlsSessionInfo {
   readonly signatureScheme: number;
   readonly serverName?: string;
   readonly alpn?: string;
+  /** Set when the client authenticated with a certificate that verified against the trust anchors. */
+  readonly peer?: PeerIdentity;
+  /** 'full', 'ticket' (resumed from a ticket), 'session-id' (TLS 1.2 cache) or 'psk' (external PSK). */
+  readonly resumption?: 'full' | 'ticket' | 'session-id' | 'psk';
+  /** The external PSK identity used, when resumption === 'psk'. */
+  readonly pskIdentity?: Uint8Array;
 }
 
 /** One server-side TLS connection. Create a fresh one per session. */
@@ -167,4 +252,9 @@ export interface TlsServerConnection {
    * ERR_TLS_STATE before the handshake completes or after close/failure. Optional for other engines.
    */
   requestKeyUpdate?(updateRequested: boolean): Uint8Array;
+  /**
+   * TLS-Tandem: hands over the traffic keys and sequence numbers of this connected session and wipes
+   * every secret the engine holds (it becomes 'closed'). Throws ERR_TLS_STATE unless 'connected'.
+   */
+  exportSession?(): ExportedSession;
 }
