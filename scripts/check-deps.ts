@@ -12,14 +12,15 @@ import { fileURLToPath } from 'node:url';
 /** folder → folders (or folder/subfolder prefixes) it may import. */
 export const RULES: Record<string, readonly string[]> = {
   bytes: [],
+  registry: [],
   apdu: ['bytes'],
   eap: ['bytes'],
   tls: ['bytes'],
   card: ['bytes', 'apdu', 'eap', 'tls'],
   transport: ['bytes', 'apdu'],
-  host: ['bytes', 'apdu', 'eap', 'transport', 'tls/record'],
+  host: ['bytes', 'apdu', 'eap', 'transport', 'tls/record', 'registry'],
   pki: ['bytes'],
-  servers: ['bytes', 'host'],
+  servers: ['bytes', 'host', 'registry'],
   cli: ['*'],
 };
 

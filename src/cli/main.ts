@@ -4,12 +4,13 @@
  */
 import { Command, Option } from 'commander';
 import { initCard, openCard, personalise, readOperatorPin } from './card-setup.js';
-import { runServeHttps } from './serve.js';
+import { runServeHttps, type ServeHttpsOptions } from './serve.js';
 import { cardPaths } from './card-files.js';
 import { CardClient, KeyType, type KeyTypeName } from '../host/index.js';
 import { X509Certificate } from 'node:crypto';
 import { existsSync } from 'node:fs';
 import { fingerprintOf, openLocalCa } from '../pki/local-ca.js';
+import { codeOf, groupName, GROUPS, suiteName, TLS13_SUITES } from '../registry/tls-names.js';
 
 const DEFAULT_CARD_DIR = '.setls/card';
 
@@ -131,8 +132,8 @@ card
     try {
       await client.select();
       const policy = {
-        ...(o.suites !== undefined ? { cipherSuites: o.suites.split(',').map((n) => lookup(SUITES, n.trim(), 'cipher suite')) } : {}),
-        ...(o.groups !== undefined ? { groups: o.groups.split(',').map((n) => lookup(GROUPS, n.trim(), 'group')) } : {}),
+        ...(o.suites !== undefined ? { cipherSuites: o.suites.split(',').map((n) => codeOf(TLS13_SUITES, n.trim(), 'cipher suite')) } : {}),
+        ...(o.groups !== undefined ? { groups: o.groups.split(',').map((n) => codeOf(GROUPS, n.trim(), 'group')) } : {}),
         ...(o.unknownSni !== undefined ? { unknownSni: o.unknownSni } : {}),
         ...(o.alpn !== undefined ? { alpn: o.alpn === '' ? [] : o.alpn.split(',').map((a) => a.trim()) } : {}),
         ...(o.keyUpdateAfter !== undefined ? { keyUpdateAfterRecords: o.keyUpdateAfter } : {}),
@@ -142,10 +143,9 @@ card
         await client.putPolicy(policy);
       }
       const p = (await client.cardInfo()).policy;
-      const name = (table: Record<string, number>, v: number): string => Object.keys(table).find((k) => table[k] === v) ?? `0x${v.toString(16)}`;
       console.log(
         JSON.stringify(
-          p && { ...p, cipherSuites: p.cipherSuites?.map((v) => name(SUITES, v)), groups: p.groups?.map((v) => name(GROUPS, v)) },
+          p && { ...p, cipherSuites: p.cipherSuites?.map(suiteName), groups: p.groups?.map(groupName) },
           null,
           2,
         ),
@@ -156,21 +156,8 @@ card
     }
   });
 
-const SUITES: Record<string, number> = {
-  TLS_AES_128_GCM_SHA256: 0x1301,
-  TLS_AES_256_GCM_SHA384: 0x1302,
-  TLS_CHACHA20_POLY1305_SHA256: 0x1303,
-  TLS_AES_128_CCM_SHA256: 0x1304,
-  TLS_AES_128_CCM_8_SHA256: 0x1305,
-};
-const GROUPS: Record<string, number> = { x25519: 0x001d, secp256r1: 0x0017 };
 const KEY_NAMES: Record<KeyTypeName, string> = { p256: 'ECDSA P-256', rsa2048: 'RSA-2048' };
 
-function lookup(table: Record<string, number>, name: string, what: string): number {
-  const v = table[name];
-  if (v === undefined) throw new Error(`unknown ${what} '${name}' (known: ${Object.keys(table).join(', ')})`);
-  return v;
-}
 
 const serve = program.command('serve').description('serve clients through the card');
 serve
@@ -183,7 +170,7 @@ serve
   .option('--host <addr>', 'address to listen on', '127.0.0.1')
   .option('--backlog <n>', 'connections waiting for the card before new ones are refused', (v) => parsePositive(v, 'backlog'), 50)
   .option('--trace', 'print every APDU as annotated hex on stderr')
-  .action(async (o: ServeCliOptions) => {
+  .action(async (o: ServeHttpsOptions) => {
     await runServeHttps(o);
   });
 
@@ -202,15 +189,6 @@ program
     await runServeHttps({ cardDir: o.cardDir, port: o.port, host: o.host, backlog: 50, trace: o.trace });
   });
 
-export interface ServeCliOptions {
-  cardDir: string;
-  cardKey?: string;
-  pinFile?: string;
-  port: number;
-  host: string;
-  backlog: number;
-  trace?: boolean;
-}
 
 function parsePort(v: string): number {
   const n = Number(v);

@@ -28,7 +28,10 @@ test('curl --cacert gets /status over TLS 1.3 with the certificate verified', as
   assert.equal(r.code, 0, r.stderr);
   const body = JSON.parse(r.stdout);
   assert.equal(body.device, 'setls demo plug');
-  assert.equal(body.tls.version, 0x0304);
+  assert.equal(body.tls.version, 'TLSv1.3');
+  assert.equal(body.tls.cipherSuite, 'TLS_AES_128_GCM_SHA256');
+  assert.equal(body.tls.signatureScheme, 'ecdsa_secp256r1_sha256');
+  assert.equal(body.tls.terminatedIn, 'secure element');
   assert.match(r.stderr, /SSL connection using TLSv1\.3 \/ TLS_AES_128_GCM_SHA256/);
   assert.match(r.stderr, /SSL certificate verify ok/);
   assert.match(r.stderr, /ALPN: server accepted http\/1\.1/);

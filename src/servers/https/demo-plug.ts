@@ -5,9 +5,10 @@
  *   GET  /status      JSON state (+ the TLS session facts the card reported)
  *   PUT  /relay       JSON {"state":"on"|"off"}; 400 with a clear message otherwise
  *   GET  /bytes/N     N bytes of a fixed pattern (bulk-transfer checks; N ≤ 64 MiB)
- * imports nothing of the project but types.
+ * imports registry/ (names of TLS code points) only.
  */
 import type { IncomingMessage, ServerResponse } from 'node:http';
+import { groupName, signatureSchemeName, suiteName, versionName } from '../../registry/tls-names.js';
 
 export interface PlugState {
   relay: 'on' | 'off';
@@ -42,9 +43,31 @@ function sendJson(res: ServerResponse, status: number, body: unknown): void {
   res.end(text);
 }
 
+interface CardSessionFacts {
+  readonly version: number;
+  readonly cipherSuite: number;
+  readonly group: number;
+  readonly signatureScheme: number;
+  readonly serverName?: string;
+  readonly alpn?: string;
+  readonly identity?: string;
+}
+
+/** The TLS facts the card reported for this connection, with IANA names. */
 function tlsFacts(req: IncomingMessage): unknown {
-  const s = req.socket as unknown as { getSessionInfo?: () => unknown };
-  return typeof s.getSessionInfo === 'function' ? s.getSessionInfo() : undefined;
+  const s = req.socket as unknown as { getSessionInfo?: () => CardSessionFacts | undefined };
+  const i = typeof s.getSessionInfo === 'function' ? s.getSessionInfo() : undefined;
+  if (!i) return undefined;
+  return {
+    version: versionName(i.version),
+    cipherSuite: suiteName(i.cipherSuite),
+    group: groupName(i.group),
+    signatureScheme: signatureSchemeName(i.signatureScheme),
+    serverName: i.serverName,
+    alpn: i.alpn,
+    cardIdentity: i.identity,
+    terminatedIn: 'secure element',
+  };
 }
 
 const PAGE = (state: PlugState, now: number): string => `<!doctype html>
