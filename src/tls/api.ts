@@ -33,9 +33,11 @@ export const AlertDescription = {
   insufficientSecurity: 71,
   internalError: 80,
   userCanceled: 90,
+  noRenegotiation: 100, // TLS 1.2 (RFC 5246 §7.2.2)
   missingExtension: 109,
   unsupportedExtension: 110,
   unrecognizedName: 112,
+  unknownPskIdentity: 115, // RFC 4279 §2
   certificateRequired: 116,
   noApplicationProtocol: 120,
 } as const;

@@ -76,8 +76,11 @@ export const HandshakeType = {
   endOfEarlyData: 5,
   encryptedExtensions: 8,
   certificate: 11,
+  serverKeyExchange: 12, // TLS 1.2
   certificateRequest: 13,
+  serverHelloDone: 14, // TLS 1.2
   certificateVerify: 15,
+  clientKeyExchange: 16, // TLS 1.2
   finished: 20,
   keyUpdate: 24,
   messageHash: 254,
@@ -86,10 +89,14 @@ export const HandshakeType = {
 /** ExtensionType (RFC 8446 §4.2 and the RFCs named). */
 export const ExtensionType = {
   serverName: 0, // RFC 6066
+  maxFragmentLength: 1, // RFC 6066 §4
   supportedGroups: 10,
+  ecPointFormats: 11, // RFC 8422 §5.1.2 (TLS 1.2)
   signatureAlgorithms: 13,
   alpn: 16, // RFC 7301
   recordSizeLimit: 28, // RFC 8449
+  extendedMasterSecret: 23, // RFC 7627 (TLS 1.2)
+  sessionTicket: 35, // RFC 5077 (TLS 1.2)
   preSharedKey: 41,
   earlyData: 42,
   supportedVersions: 43,
@@ -97,6 +104,7 @@ export const ExtensionType = {
   pskKeyExchangeModes: 45,
   signatureAlgorithmsCert: 50,
   keyShare: 51,
+  renegotiationInfo: 0xff01, // RFC 5746 (TLS 1.2)
 } as const;
 
 /** KeyUpdateRequest (RFC 8446 §4.6.3). */

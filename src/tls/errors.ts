@@ -22,6 +22,14 @@ export const TlsErrorCode = {
   noApplicationProtocol: 'ERR_TLS_NO_APPLICATION_PROTOCOL',
   sequenceExhausted: 'ERR_TLS_SEQUENCE_EXHAUSTED',
   internal: 'ERR_TLS_INTERNAL',
+  /** Client certificate chain verification (x509/) and client authentication. */
+  badCertificate: 'ERR_TLS_BAD_CERTIFICATE',
+  unsupportedCertificate: 'ERR_TLS_UNSUPPORTED_CERTIFICATE',
+  certificateExpired: 'ERR_TLS_CERTIFICATE_EXPIRED',
+  unknownCa: 'ERR_TLS_UNKNOWN_CA',
+  certificateRequired: 'ERR_TLS_CERTIFICATE_REQUIRED',
+  /** TLS 1.2 PSK suites: ClientKeyExchange names an identity findPsk does not know (RFC 4279 §2). */
+  unknownPskIdentity: 'ERR_TLS_UNKNOWN_PSK_IDENTITY',
   /** API misuse (wrong state); never turned into an alert. */
   state: 'ERR_TLS_STATE',
   argument: 'ERR_TLS_ARGUMENT',
@@ -60,6 +68,18 @@ export function alertForError(err: unknown): number {
       return AlertDescription.unrecognizedName;
     case TlsErrorCode.noApplicationProtocol:
       return AlertDescription.noApplicationProtocol;
+    case TlsErrorCode.badCertificate:
+      return AlertDescription.badCertificate;
+    case TlsErrorCode.unsupportedCertificate:
+      return AlertDescription.unsupportedCertificate;
+    case TlsErrorCode.certificateExpired:
+      return AlertDescription.certificateExpired;
+    case TlsErrorCode.unknownCa:
+      return AlertDescription.unknownCa;
+    case TlsErrorCode.certificateRequired:
+      return AlertDescription.certificateRequired;
+    case TlsErrorCode.unknownPskIdentity:
+      return AlertDescription.unknownPskIdentity;
     default: // ERR_TLS_INTERNAL, sequence exhaustion, a throwing identity.sign(), anything unforeseen
       return AlertDescription.internalError;
   }

@@ -83,9 +83,9 @@ test('garbage records: unknown content type → unexpected_message; bad version 
   expectPlainAlert(record(22, Uint8Array.of(2, 0, 0, 0)), 10); // ServerHello from a client
 });
 
-test('TLS 1.2-only ClientHello → protocol_version', () => {
-  expectPlainAlert({ versions: null }, 70);
-  expectPlainAlert({ versions: [0x0303, 0x0302] }, 70);
+test('TLS 1.2-only ClientHello → protocol_version (server limited to TLS 1.3)', () => {
+  expectPlainAlert({ versions: null }, 70, { versions: [0x0304] });
+  expectPlainAlert({ versions: [0x0303, 0x0302] }, 70, { versions: [0x0304] });
 });
 
 test('compression other than [null] → illegal_parameter', () => {

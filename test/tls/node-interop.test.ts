@@ -188,8 +188,8 @@ test('Node tls client: no ALPN overlap → no_application_protocol', async () =>
   assert.equal(h.outputs.at(-1)!.alert?.description, 120);
 });
 
-test('Node tls client limited to TLS 1.2 → protocol_version alert', async () => {
-  const h = connect({}, { minVersion: 'TLSv1.2', maxVersion: 'TLSv1.2', ecdhCurve: 'X25519' });
+test('Node tls client limited to TLS 1.2, server limited to TLS 1.3 → protocol_version alert', async () => {
+  const h = connect({ versions: [0x0304] }, { minVersion: 'TLSv1.2', maxVersion: 'TLSv1.2', ecdhCurve: 'X25519' });
   const [err] = (await once(h.client, 'error')) as [Error & { code?: string }];
   assert.match(String(err.message) + String(err.code), /protocol.version|PROTOCOL_VERSION/i);
   assert.equal(h.server.state, 'failed');

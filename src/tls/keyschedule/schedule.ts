@@ -7,6 +7,8 @@
  *              v
  *    PSK ->  HKDF-Extract = Early Secret
  *              |
+ *              +-----> Derive-Secret(., "ext binder" | "res binder", "") = binder_key
+ *              |
  *              v
  *        Derive-Secret(., "derived", "")
  *              |
@@ -23,6 +25,7 @@
  *              +-----> Derive-Secret(., "c ap traffic", ClientHello...server Finished)
  *              +-----> Derive-Secret(., "s ap traffic", ClientHello...server Finished)
  *              +-----> Derive-Secret(., "exp master", ClientHello...server Finished)
+ *              +-----> Derive-Secret(., "res master", ClientHello...client Finished)
  *
  * SECRETS: every Uint8Array field in this file holds key material; wipe() zeroes them.
  * imports bytes/ and tls/ siblings only.
@@ -75,12 +78,26 @@ export class EarlySecret {
     private readonly observe?: SecretObserver,
   ) {}
 
-  /** Without a PSK the IKM is Hash.length zeros. PSK resumption passes its PSK here later. */
+  /** Without a PSK the IKM is Hash.length zeros; with one (ticket or external), the PSK. */
   static create(suite: SuiteParams, psk: Uint8Array | undefined, observe?: SecretObserver): EarlySecret {
     const zeros = new Uint8Array(suite.hashLength);
     const secret = hkdfExtract(suite.hash, zeros, psk ?? zeros);
     observe?.('early_secret', secret);
     return new EarlySecret(suite, secret, observe);
+  }
+
+  /**
+   * The PSK binder for Transcript-Hash(truncated ClientHello) (RFC 8446 §4.2.11.2):
+   *   binder_key = Derive-Secret(Early Secret, "ext binder" | "res binder", "")
+   *   binder = HMAC(finished_key(binder_key), Transcript-Hash(Truncate(ClientHello)))
+   */
+  binder(external: boolean, truncatedHelloHash: Uint8Array): Uint8Array {
+    const s = this.suite;
+    const binderKey = deriveSecret(s, this.secret, external ? 'ext binder' : 'res binder', hash(s.hash, new Uint8Array(0)));
+    this.observe?.('binder_key', binderKey);
+    const v = finishedVerifyData(s, binderKey, truncatedHelloHash);
+    wipe(binderKey);
+    return v;
   }
 
   /** Consumes this stage (it is wiped) and returns the handshake stage. */
@@ -148,11 +165,21 @@ export class MasterSecret {
     return { client, server, exporter };
   }
 
-  // TODO(resumption): "res master" over ClientHello..client Finished, when tickets are added.
+  /** resumption_master_secret = Derive-Secret(., "res master", ClientHello..client Finished). SECRET. */
+  resumptionMasterSecret(hashToClientFinished: Uint8Array): Uint8Array {
+    const rms = deriveSecret(this.suite, this.secret, 'res master', hashToClientFinished);
+    this.observe?.('res_master', rms);
+    return rms;
+  }
 
   wipe(): void {
     wipe(this.secret);
   }
+}
+
+/** The PSK of one ticket (RFC 8446 §4.6.1): HKDF-Expand-Label(resumption_master_secret, "resumption", ticket_nonce, Hash.length). */
+export function resumptionPsk(suite: SuiteParams, resumptionMasterSecret: Uint8Array, ticketNonce: Uint8Array): Uint8Array {
+  return hkdfExpandLabel(suite.hash, resumptionMasterSecret, 'resumption', ticketNonce, suite.hashLength);
 }
 
 /**

@@ -2,52 +2,54 @@
  * The TLS 1.3 server connection: record layer + handshake state machine, sans I/O.
  *
  * RFC 8446 §A.2 server state machine (states in this engine: ExpectClientHello covers START,
- * RECVD_CH, NEGOTIATED and WAIT_EOED→WAIT_FLIGHT2 collapse into ExpectFinished since 0-RTT and
- * client auth are not supported yet; CONNECTED is ExpectTraffic):
+ * RECVD_CH and NEGOTIATED (PSK selection: server/psk.ts; flight: server/flight.ts); 0-RTT is never
+ * accepted, so WAIT_EOED does not exist and WAIT_FLIGHT2 is ExpectCertificate (client auth) or
+ * ExpectFinished; WAIT_CV is ExpectCertificateVerify; CONNECTED is ExpectTraffic):
  *
  *                              START <-----+
  *               Recv ClientHello |         | Send HelloRetryRequest   (ExpectSecondClientHello:
  *                                v         |  stateless cookie, at most once; server/cookie.ts)
  *                             RECVD_CH ----+
- *                                | Select parameters
+ *                                | Select parameters: suite, then PSK (ticket: psk_dhe_ke only;
+ *                                | external findPsk: psk_dhe_ke or psk_ke; binder checked) or
+ *                                | certificate; group (none for psk_ke)
  *                                v
  *                             NEGOTIATED
- *                                | Send ServerHello
+ *                                | Send ServerHello [+ pre_shared_key]
  *                                | K_send = handshake
  *                                | Send EncryptedExtensions
- *                                | [Send CertificateRequest]
- * Can send                       | [Send Certificate + CertificateVerify]
+ *                                | [Send CertificateRequest]          (certificate path, clientAuth ≠ 'none')
+ * Can send                       | [Send Certificate + CertificateVerify]  (certificate path only)
  * app data                       | Send Finished
  * after   -->                    | K_send = application
- * here                  +--------+--------+
- *              No 0-RTT |                 | 0-RTT
- *                       |                 |
- *   K_recv = handshake  |                 | K_recv = early data
- * [Skip decrypt errors] |    +------> WAIT_EOED -+
- *                       |    |       Recv |      | Recv EndOfEarlyData
- *                       |    | early data |      | K_recv = handshake
- *                       |    +------------+      |
- *                       |                        |
- *                       +> WAIT_FLIGHT2 <--------+
+ * here                           |
+ *   K_recv = handshake           |  (0-RTT offered: its records are skipped, never decrypted)
+ * [Skip decrypt errors]          |
+ *                                v
+ *                          WAIT_FLIGHT2
  *                                |
  *                       +--------+--------+
- *               No auth |                 | Client auth
- *                       |                 |
+ *               No auth |                 | Client auth (CertificateRequest sent)
+ *         (or PSK)      |                 |
  *                       |                 v
- *                       |             WAIT_CERT
- *                       |        Recv |       | Recv Certificate
- *                       |       empty |       v
- *                       | Certificate |    WAIT_CV
- *                       |             |       | Recv
- *                       |             v       | CertificateVerify
+ *                       |             WAIT_CERT (ExpectCertificate)
+ *                       |        Recv |       | Recv Certificate: chain verified (x509/)
+ *                       |       empty |       v  against identity.trustAnchors at entropy.now()
+ *                       | Certificate |    WAIT_CV (ExpectCertificateVerify)
+ *                       | ('optional';|       | Recv CertificateVerify
+ *                       |  'required' |       |  ("TLS 1.3, client CertificateVerify")
+ *                       |  → certificate_required)
+ *                       |             v       |
  *                       +-> WAIT_FINISHED <---+
  *                                | Recv Finished
  *                                | K_recv = application
+ *                                | [Send NewSessionTicket × ticketCount (config.ticketKeys)]
  *                                v
  *                            CONNECTED   Recv KeyUpdate: K_recv = next generation
  *                                        [update_requested: Send KeyUpdate, K_send = next generation]
  *                                        Own KeyUpdate after config.keyUpdateAfterRecords records,
  *                                        or on requestKeyUpdate()
+ *                                        exportSession(): keys handed over, → closed
  *
  * Every error raised while processing input becomes one fatal alert (errors.ts), after which the
  * connection stays 'failed'.
@@ -65,18 +67,24 @@ import {
   type TlsSessionInfo,
   type TlsState,
 } from '../api.js';
-import { MAX_PLAINTEXT, OUR_RECORD_SIZE_LIMIT } from '../constants.js';
+import { HandshakeType, MAX_PLAINTEXT, OUR_RECORD_SIZE_LIMIT, ProtocolVersion } from '../constants.js';
 import { DEFAULT_KEY_UPDATE_AFTER_RECORDS, type SuiteParams } from '../crypto.js';
 import { alertForError, tlsError } from '../errors.js';
 import { exportKeyingMaterial, nextTrafficSecret, trafficKeys } from '../keyschedule/schedule.js';
 import { RECORD_HEADER_LENGTH, parseRecordHeader } from '../record/framing.js';
 import { MAX_INNER_PLAINTEXT, RecordKey, plaintextRecord } from '../record/protection.js';
 import { AlertLevel, encodeAlert, parseAlert } from '../wire/alert.js';
-import { HandshakeReassembler } from '../wire/handshake.js';
+import { HandshakeReassembler, type HandshakeMessage } from '../wire/handshake.js';
+import { parseClientHello, type ClientHello } from '../wire/clientHello.js';
+import { Output12, Tls12Connection } from '../tls12/connection12.js';
+import type { ExportedSession } from '../api.js';
 import { buildKeyUpdate } from '../wire/keyUpdate.js';
 import { CookieSealer } from './cookie.js';
 import type { Effect, ServerState, Transition } from './effects.js';
 import { ExpectClientHello, type InternalOptions } from './expectClientHello.js';
+import { ExpectTraffic } from './expectTraffic.js';
+import { checkTicketConfig } from './issueTickets.js';
+import { selectVersion } from './negotiate.js';
 import { CLOSED, FAILED } from './terminal.js';
 
 /** Bytes of undecryptable records skipped after a rejected 0-RTT offer (RFC 8446 §4.2.10). */
@@ -127,32 +135,43 @@ export class TlsServer implements TlsServerConnection {
   private keyUpdateReplyDue = false;
   /** We asked the client to update its key and its KeyUpdate has not come yet. */
   private clientUpdateRequested = false;
+  /** Version dispatch: once a ClientHello selects TLS 1.2, every call goes to this connection. */
+  private tls12: Tls12Connection | undefined;
+  private tls12Handover: { msg: HandshakeMessage; ch: ClientHello } | undefined;
+  private readonly config: TlsServerConfig;
 
   constructor(config: TlsServerConfig, options: InternalOptions = {}) {
+    this.config = config;
+    const versions = config.versions ?? [ProtocolVersion.tls13, ProtocolVersion.tls12];
+    if (!versions.some((v) => v === ProtocolVersion.tls13 || v === ProtocolVersion.tls12)) {
+      throw new SetlsError('ERR_TLS_ARGUMENT', 'versions enables neither TLS 1.3 nor TLS 1.2');
+    }
     const after = config.keyUpdateAfterRecords ?? DEFAULT_KEY_UPDATE_AFTER_RECORDS;
     if (!Number.isSafeInteger(after) || after < 1) throw new SetlsError('ERR_TLS_ARGUMENT', `keyUpdateAfterRecords ${after}`);
     const rsl = config.recordSizeLimit ?? OUR_RECORD_SIZE_LIMIT;
     if (!Number.isInteger(rsl) || rsl < 64 || rsl > OUR_RECORD_SIZE_LIMIT) throw new SetlsError('ERR_TLS_ARGUMENT', `recordSizeLimit ${rsl}`);
     this.keyUpdateAfterRecords = after;
+    checkTicketConfig(config); // ERR_TLS_ARGUMENT on bad ticket settings
     this.cookies = new CookieSealer(config.entropy, config.cookieKey); // ERR_TLS_ARGUMENT on a bad key
     this.st = new ExpectClientHello(config, options, this.cookies);
   }
 
   get state(): TlsState {
-    return this.st.publicState;
+    return this.tls12 ? this.tls12.state : this.st.publicState;
   }
 
   get info(): TlsSessionInfo | undefined {
-    return this.negotiatedInfo;
+    return this.tls12 ? this.tls12.info : this.negotiatedInfo;
   }
 
   receive(data: Uint8Array): TlsOutput {
+    if (this.tls12) return this.tls12.receive(data);
     const out = new CallOutput();
     if (this.st === FAILED || this.st === CLOSED) return out.result();
     try {
       this.inbox = this.inbox.length ? concat(this.inbox, data) : data.slice();
       let o = 0;
-      while (this.inbox.length - o >= RECORD_HEADER_LENGTH && this.isLive()) {
+      while (this.inbox.length - o >= RECORD_HEADER_LENGTH && this.isLive() && !this.tls12Handover) {
         const type = this.inbox[o]!;
         if (type < ContentType.changeCipherSpec || type > ContentType.applicationData) {
           throw tlsError('ERR_TLS_UNEXPECTED_MESSAGE', `unknown record content type ${type}`);
@@ -164,6 +183,7 @@ export class TlsServer implements TlsServerConnection {
         o = end;
         this.handleRecord(record, out);
       }
+      if (this.tls12Handover) return this.handOverToTls12(this.tls12Handover, this.inbox.slice(o), out);
       this.inbox = this.isLive() ? this.inbox.slice(o) : new Uint8Array(0);
       this.keyUpdateAfterReceive(out);
     } catch (e) {
@@ -173,6 +193,7 @@ export class TlsServer implements TlsServerConnection {
   }
 
   encrypt(contentType: number, plaintext: Uint8Array): Uint8Array {
+    if (this.tls12) return this.tls12.encrypt(contentType, plaintext);
     if (this.st.publicState !== 'connected' || !this.writeKey || this.sentCloseNotify) {
       throw new SetlsError('ERR_TLS_STATE', `cannot encrypt in state ${this.state}`);
     }
@@ -197,6 +218,7 @@ export class TlsServer implements TlsServerConnection {
   }
 
   exportKeyingMaterial(label: string, context: Uint8Array, length: number): Uint8Array {
+    if (this.tls12) return this.tls12.exportKeyingMaterial(label, context, length);
     if (!this.exporterSecret || !this.suite || this.disposed || this.st === FAILED) {
       throw new SetlsError('ERR_TLS_STATE', `no exporter in state ${this.state}`);
     }
@@ -207,6 +229,7 @@ export class TlsServer implements TlsServerConnection {
   }
 
   requestKeyUpdate(updateRequested: boolean): Uint8Array {
+    if (this.tls12) return this.tls12.requestKeyUpdate();
     if (this.st.publicState !== 'connected' || !this.writeKey || !this.writeSecret || this.sentCloseNotify) {
       throw new SetlsError('ERR_TLS_STATE', `cannot send KeyUpdate in state ${this.state}`);
     }
@@ -214,12 +237,65 @@ export class TlsServer implements TlsServerConnection {
   }
 
   dispose(): void {
+    this.tls12?.dispose();
     this.disposed = true;
     this.wipeSecrets();
     if (this.st !== FAILED) this.st = CLOSED;
   }
 
+  /** TLS 1.2 session export (TLS-Tandem); the TLS 1.3 branch belongs to the TLS 1.3 export work. */
+  exportSession(): ExportedSession {
+    if (this.tls12) return this.tls12.exportSession();
+    return this.exportSession13();
+  }
+
+  /**
+   * TLS 1.3 session export: the current application traffic secrets (so the host can KeyUpdate), their
+   * keys and IVs (HKDF-Expand-Label "key" / "iv") and the next sequence numbers; then every secret is
+   * wiped and the connection is 'closed'. Only when connected (ERR_TLS_STATE otherwise).
+   */
+  private exportSession13(): ExportedSession {
+    const st = this.st;
+    const info = this.negotiatedInfo;
+    if (!(st instanceof ExpectTraffic) || !this.readKey || !this.writeKey || !this.writeSecret || !info || this.sentCloseNotify) {
+      throw new SetlsError('ERR_TLS_STATE', `no session export in state ${this.state}`);
+    }
+    const suite = this.requireSuite();
+    const clientTrafficSecret = st.clientTrafficSecret();
+    const serverTrafficSecret = this.writeSecret.slice();
+    const client = trafficKeys(suite, clientTrafficSecret);
+    const server = trafficKeys(suite, serverTrafficSecret);
+    const exported: ExportedSession = {
+      version: info.version,
+      cipherSuite: info.cipherSuite,
+      clientTrafficSecret,
+      serverTrafficSecret,
+      clientKey: client.key,
+      clientIv: client.iv,
+      serverKey: server.key,
+      serverIv: server.iv,
+      readSequence: BigInt(this.readKey.sequence),
+      writeSequence: BigInt(this.writeKey.sequence),
+    };
+    this.dispose();
+    return exported;
+  }
+
   // ---------------------------------------------------------------- internals
+
+  /** Version dispatch: a ClientHello selected TLS 1.2; tls12/ takes over (this object only forwards). */
+  private handOverToTls12(h: { msg: HandshakeMessage; ch: ClientHello }, rest: Uint8Array, out: CallOutput): TlsOutput {
+    this.tls12Handover = undefined;
+    this.inbox = new Uint8Array(0);
+    this.st.wipe();
+    this.cookies.wipe();
+    const tls12 = new Tls12Connection(this.config);
+    this.tls12 = tls12;
+    const o12 = new Output12();
+    tls12.start(h.msg, h.ch, rest, o12);
+    const r = o12.result();
+    return { ...r, records: concat(...out.records, r.records) };
+  }
 
   private isLive(): boolean {
     return this.st !== FAILED && this.st !== CLOSED;
@@ -276,6 +352,16 @@ export class TlsServer implements TlsServerConnection {
         if (content.length === 0) throw tlsError('ERR_TLS_UNEXPECTED_MESSAGE', 'empty handshake record');
         this.handshake.push(content);
         for (let msg = this.handshake.next(); msg && this.isLive(); msg = this.handshake.next()) {
+          if (msg.type === HandshakeType.clientHello && this.st instanceof ExpectClientHello) {
+            const ch = parseClientHello(msg.body);
+            if (selectVersion(ch, this.config.versions) === ProtocolVersion.tls12) {
+              if (this.handshake.pending || this.handshake.next()) {
+                throw tlsError('ERR_TLS_UNEXPECTED_MESSAGE', 'handshake data after a TLS 1.2 ClientHello');
+              }
+              this.tls12Handover = { msg, ch };
+              return;
+            }
+          }
           const readKeyChanged = this.apply(this.st.handleHandshake(msg), out);
           if (readKeyChanged && this.handshake.pending) {
             throw tlsError('ERR_TLS_UNEXPECTED_MESSAGE', 'handshake data straddles a key change');
@@ -361,6 +447,9 @@ export class TlsServer implements TlsServerConnection {
         return false;
       case 'deliver':
         out.plaintext.push(e.data.slice());
+        return false;
+      case 'peerAuthenticated':
+        if (this.negotiatedInfo) this.negotiatedInfo = { ...this.negotiatedInfo, peer: e.peer };
         return false;
       case 'handshakeComplete':
         out.handshakeComplete = true;

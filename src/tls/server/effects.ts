@@ -3,7 +3,7 @@
  * applies effects in order; states never touch the record layer themselves.
  * imports tls/ siblings only.
  */
-import type { TlsSessionInfo, TlsState } from '../api.js';
+import type { PeerIdentity, TlsSessionInfo, TlsState } from '../api.js';
 import type { TrafficKeys } from '../keyschedule/schedule.js';
 import type { SuiteParams } from '../crypto.js';
 import type { HandshakeMessage } from '../wire/handshake.js';
@@ -34,6 +34,8 @@ export type Effect =
   | { readonly kind: 'exporterSecret'; readonly secret: Uint8Array }
   /** Application data for the caller. */
   | { readonly kind: 'deliver'; readonly data: Uint8Array }
+  /** The client authenticated (verified certificate chain, or restored from a resumed ticket): info.peer. */
+  | { readonly kind: 'peerAuthenticated'; readonly peer: PeerIdentity }
   /** The client's Finished verified. */
   | { readonly kind: 'handshakeComplete' }
   /** The client sent KeyUpdate(update_requested): answer with one KeyUpdate before more data (RFC 8446 §4.6.3). */

@@ -6,6 +6,8 @@
  * still offer TLS 1.3 and the suite the HRR named, repeat ClientHello1's legacy_session_id, carry
  * exactly one key share, for the selected group, and not offer early_data; otherwise illegal_parameter.
  * A second HelloRetryRequest is never sent. A plaintext CCS before ClientHello2 is dropped (§D.4).
+ * A PSK offer is judged here (psk.ts), its binders covering message_hash ‖ HelloRetryRequest ‖
+ * truncated ClientHello2; with no usable PSK the handshake goes on with the certificate.
  * imports bytes/ and tls/ siblings only.
  */
 import { equalBytes } from '../../bytes/index.js';
@@ -22,7 +24,8 @@ import type { CookieSealer } from './cookie.js';
 import type { ServerState, Transition } from './effects.js';
 import type { InternalOptions } from './expectClientHello.js';
 import { serverFlight } from './flight.js';
-import { checkCompression, findExtension, negotiateVersion, retriedKeyShare } from './negotiate.js';
+import { checkCompression, clientServerName, findExtension, negotiateVersion, retriedKeyShare } from './negotiate.js';
+import { pskOffer, selectPsk } from './psk.js';
 
 export class ExpectSecondClientHello implements ServerState {
   readonly name = 'ExpectSecondClientHello';
@@ -64,19 +67,35 @@ export class ExpectSecondClientHello implements ServerState {
     if (findExtension(ch, ExtensionType.earlyData) !== undefined) {
       throw tlsError('ERR_TLS_ILLEGAL_PARAMETER', 'early_data in ClientHello2');
     }
+    const offer = pskOffer(ch); // missing_extension without psk_key_exchange_modes
     const { group, share } = retriedKeyShare(ch, c.group);
 
     // Transcript = message_hash(Hash(ClientHello1)) || HelloRetryRequest (rebuilt byte for byte) || ClientHello2.
+    const hrr = buildHelloRetryRequest({
+      legacySessionIdEcho: c.legacySessionId,
+      cipherSuite: suite.id,
+      version,
+      selectedGroup: group.id,
+      cookie,
+    });
+    const psk = offer
+      ? selectPsk({
+          config: this.config,
+          offer,
+          suite,
+          dheAvailable: true,
+          serverName: clientServerName(ch),
+          clientHelloRaw: msg.raw,
+          binderHash: (truncated) => {
+            const t = Transcript.afterRetry(suite.hash, c.clientHello1Hash);
+            t.add(hrr);
+            t.add(truncated);
+            return t.current();
+          },
+        })
+      : undefined;
     const transcript = Transcript.afterRetry(suite.hash, c.clientHello1Hash);
-    transcript.add(
-      buildHelloRetryRequest({
-        legacySessionIdEcho: c.legacySessionId,
-        cipherSuite: suite.id,
-        version,
-        selectedGroup: group.id,
-        cookie,
-      }),
-    );
+    transcript.add(hrr);
     transcript.add(msg.raw);
     return serverFlight({
       config: this.config,
@@ -84,8 +103,9 @@ export class ExpectSecondClientHello implements ServerState {
       ch,
       version,
       suite,
-      group,
-      share,
+      group: psk && !psk.dhe ? undefined : group,
+      share: psk && !psk.dhe ? undefined : share,
+      psk,
       transcript,
       ccsAlreadySent: c.legacySessionId.length > 0,
     });

@@ -43,6 +43,11 @@ export class ExpectTraffic implements ServerState {
     return { next: this, effects: [{ kind: 'deliver', data }] };
   }
 
+  /** A copy of the current client application traffic secret (session export only). SECRET. */
+  clientTrafficSecret(): Uint8Array {
+    return this.clientApTraffic.slice();
+  }
+
   wipe(): void {
     wipe(this.clientApTraffic);
   }

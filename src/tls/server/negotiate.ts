@@ -11,6 +11,7 @@ import type { ClientHello } from '../wire/clientHello.js';
 import {
   parseAlpn,
   parseKeyShareClientHello,
+  parseMaxFragmentLength,
   parseRecordSizeLimit,
   parseServerName,
   parseSignatureAlgorithms,
@@ -31,6 +32,22 @@ export function negotiateVersion(ch: ClientHello): number {
     throw tlsError('ERR_TLS_PROTOCOL_VERSION', 'client does not offer TLS 1.3');
   }
   return ProtocolVersion.tls13;
+}
+
+/**
+ * Version dispatch (RFC 8446 §4.2.1, RFC 5246 §E.1) over `versions` (default TLS 1.3 and 1.2):
+ * supported_versions with 0x0304 and TLS 1.3 enabled → 0x0304; otherwise supported_versions with
+ * 0x0303, or (no supported_versions) legacy_version ≥ 0x0303, with TLS 1.2 enabled → 0x0303;
+ * otherwise protocol_version.
+ */
+export function selectVersion(ch: ClientHello, versions: readonly number[] | undefined): number {
+  const enabled = versions ?? [ProtocolVersion.tls13, ProtocolVersion.tls12];
+  const sv = findExtension(ch, ExtensionType.supportedVersions);
+  const offered = sv ? parseSupportedVersionsClientHello(sv) : undefined;
+  if (enabled.includes(ProtocolVersion.tls13) && offered?.includes(ProtocolVersion.tls13)) return ProtocolVersion.tls13;
+  const offers12 = offered ? offered.includes(ProtocolVersion.tls12) : ch.legacyVersion >= ProtocolVersion.tls12;
+  if (enabled.includes(ProtocolVersion.tls12) && offers12) return ProtocolVersion.tls12;
+  throw tlsError('ERR_TLS_PROTOCOL_VERSION', 'no protocol version in common');
 }
 
 export function checkCompression(ch: ClientHello): void {
@@ -147,4 +164,10 @@ export function negotiateAlpn(ch: ClientHello, serverProtocols: readonly string[
 export function clientRecordSizeLimit(ch: ClientHello): number | undefined {
   const d = findExtension(ch, ExtensionType.recordSizeLimit);
   return d ? parseRecordSizeLimit(d) : undefined;
+}
+
+/** RFC 6066 §4 max_fragment_length: { code, length } or undefined (both versions). */
+export function clientMaxFragmentLength(ch: ClientHello): { code: number; length: number } | undefined {
+  const d = findExtension(ch, ExtensionType.maxFragmentLength);
+  return d ? parseMaxFragmentLength(d) : undefined;
 }

@@ -13,7 +13,7 @@
  *
  * imports bytes/ and tls/ siblings only.
  */
-import { ByteWriter } from '../../bytes/index.js';
+import { ByteReader, ByteWriter } from '../../bytes/index.js';
 import { HandshakeType } from '../constants.js';
 import { encodeHandshake } from './handshake.js';
 
@@ -23,4 +23,25 @@ export function buildCertificate(chain: readonly Uint8Array[], requestContext: U
     for (const der of chain) l.vec(3, der).u16(0);
   });
   return encodeHandshake(HandshakeType.certificate, w.finish());
+}
+
+/** A parsed Certificate: the request context and the cert_data of each entry (extensions ignored). */
+export interface CertificateMessage {
+  readonly requestContext: Uint8Array;
+  readonly certificates: readonly Uint8Array[];
+}
+
+export function parseCertificate(body: Uint8Array): CertificateMessage {
+  const r = new ByteReader(body, 'Certificate');
+  const requestContext = r.vec(1).slice();
+  const certificates = r.block(3, (l) => {
+    const list: Uint8Array[] = [];
+    while (!l.done) {
+      list.push(l.vec(3, 1).slice());
+      l.vec(2); // CertificateEntry extensions: none requested, none used
+    }
+    return list;
+  });
+  r.end();
+  return { requestContext, certificates };
 }

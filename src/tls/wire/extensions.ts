@@ -191,3 +191,20 @@ export function parseRecordSizeLimit(data: Uint8Array): number {
 export function buildRecordSizeLimit(limit: number): Uint8Array {
   return new ByteWriter(2).u16(limit).finish();
 }
+
+/**
+ * RFC 6066 §4: enum { 2^9(1), 2^10(2), 2^11(3), 2^12(4), (255) } MaxFragmentLength;
+ * Returns the maximum plaintext fragment length in bytes; any other value is illegal_parameter.
+ */
+export function parseMaxFragmentLength(data: Uint8Array): { code: number; length: number } {
+  const r = reader(data, 'max_fragment_length');
+  const code = r.u8();
+  r.end();
+  if (code < 1 || code > 4) throw tlsError('ERR_TLS_ILLEGAL_PARAMETER', `max_fragment_length code ${code}`);
+  return { code, length: 1 << (8 + code) };
+}
+
+/** The server's echo of the client's max_fragment_length code (RFC 6066 §4). */
+export function buildMaxFragmentLength(code: number): Uint8Array {
+  return Uint8Array.of(code);
+}
