@@ -20,7 +20,8 @@ export const RULES: Record<string, readonly string[]> = {
   transport: ['bytes', 'apdu'],
   host: ['bytes', 'apdu', 'eap', 'transport', 'tls/record', 'registry'],
   pki: ['bytes'],
-  servers: ['bytes', 'host', 'registry'],
+  coap: ['bytes'],
+  servers: ['bytes', 'host', 'registry', 'coap'],
   cli: ['*'],
 };
 

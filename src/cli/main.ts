@@ -5,6 +5,8 @@
 import { Command, Option } from 'commander';
 import { initCard, openCard, personalise, readOperatorPin } from './card-setup.js';
 import { runServeHttps, type ServeHttpsOptions } from './serve.js';
+import { runServeCoap } from './serve-coap.js';
+import { runCardServe } from './card-serve.js';
 import { cardPaths } from './card-files.js';
 import { CardClient, KeyType, type KeyTypeName } from '../host/index.js';
 import { X509Certificate } from 'node:crypto';
@@ -159,6 +161,19 @@ card
 const KEY_NAMES: Record<KeyTypeName, string> = { p256: 'ECDSA P-256', rsa2048: 'RSA-2048' };
 
 
+card
+  .command('serve')
+  .description('run the card as its own process behind pcscd (vsmartcard vpcd protocol)')
+  .option('--card-dir <dir>', 'card state folder', DEFAULT_CARD_DIR)
+  .option('--card-key <file>', 'card master key file (default: <card-dir>.key)')
+  .option('--vpcd-host <addr>', 'vpcd address (connect to it; with --reversed: listen on it)', '127.0.0.1')
+  .option('--vpcd-port <n>', 'vpcd port of the first slot (the second is n+1)', (v) => parsePort(v), 35963)
+  .option('--reversed', 'listen on both slot ports and let pcscd connect (reader.conf DEVICENAME 127.0.0.1:0x8C7B)')
+  .option('--name <name>', 'card name in the ATR historical bytes', 'setls')
+  .action(async (o: { cardDir: string; cardKey?: string; vpcdHost: string; vpcdPort: number; reversed?: boolean; name: string }) => {
+    await runCardServe(o);
+  });
+
 const serve = program.command('serve').description('serve clients through the card');
 serve
   .command('https')
@@ -170,23 +185,42 @@ serve
   .option('--host <addr>', 'address to listen on', '127.0.0.1')
   .option('--backlog <n>', 'connections waiting for the card before new ones are refused', (v) => parsePositive(v, 'backlog'), 50)
   .option('--trace', 'print every APDU as annotated hex on stderr')
+  .option('--reader <name>', 'use the card in this PC/SC reader (through pcscd), e.g. "Virtual PCD 00 00"; the PIN still comes from <card-dir>.pin or SETLS_PIN')
+  .addOption(new Option('--pcsc-share <mode>', 'PC/SC share mode (auto = exclusive: the binding has no PC/SC transactions)').choices(['auto', 'shared', 'exclusive']))
+  .addOption(new Option('--driver <kind>', "applet protocol: 'eap' (setls applet) or 'tls-se' (draft-urien-tls-se applet, AID 01 02 03 04 05 00)").choices(['eap', 'tls-se']).default('eap'))
   .action(async (o: ServeHttpsOptions) => {
     await runServeHttps(o);
+  });
+serve
+  .command('coap')
+  .description('CoAP over TLS (coaps+tcp, RFC 8323) whose TLS ends inside the card (the demo plug); DTLS not yet')
+  .option('--card-dir <dir>', 'card state folder', DEFAULT_CARD_DIR)
+  .option('--card-key <file>', 'card master key file (default: <card-dir>.key)')
+  .option('--pin-file <file>', 'user PIN file (default: <card-dir>.pin; or set SETLS_PIN)')
+  .option('--port <n>', 'TCP port', (v) => parsePort(v), 5684)
+  .option('--host <addr>', 'address to listen on', '127.0.0.1')
+  .option('--backlog <n>', 'connections waiting for the card before new ones are refused', (v) => parsePositive(v, 'backlog'), 50)
+  .option('--trace', 'print every APDU as annotated hex on stderr')
+  .action(async (o: ServeHttpsOptions) => {
+    await runServeCoap(o);
   });
 
 program
   .command('demo')
-  .description('create the demo card if needed, then serve the demo plug over HTTPS (npm start)')
+  .description('create the demo card if needed, then serve the demo plug over HTTPS and CoAP over TLS (npm start)')
   .option('--card-dir <dir>', 'card state folder', DEFAULT_CARD_DIR)
   .option('--port <n>', 'HTTPS port', (v) => parsePort(v), 8443)
+  .option('--coap-port <n>', 'CoAP over TLS (coaps+tcp) port', (v) => parsePort(v), 5684)
   .option('--host <addr>', 'address to listen on', '127.0.0.1')
   .option('--trace', 'print every APDU as annotated hex on stderr')
-  .action(async (o: { cardDir: string; port: number; host: string; trace?: boolean }) => {
+  .action(async (o: { cardDir: string; port: number; coapPort: number; host: string; trace?: boolean }) => {
     if (!existsSync(cardPaths(o.cardDir).dir)) {
       const r = await initCard({ cardDir: o.cardDir });
       console.log(`created the demo card in ${r.paths.dir}; clients trust ${r.caCertPath}`);
     }
-    await runServeHttps({ cardDir: o.cardDir, port: o.port, host: o.host, backlog: 50, trace: o.trace });
+    // One card, one tandem: HTTPS and CoAP share its sessions (and the plug's state); the demo card
+    // gets "coap" added to its ALPN policy so libcoap's certificate clients are accepted.
+    await runServeCoap({ cardDir: o.cardDir, port: o.coapPort, httpsPort: o.port, host: o.host, backlog: 50, trace: o.trace, fixAlpn: true });
   });
 
 

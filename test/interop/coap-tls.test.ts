@@ -1,0 +1,119 @@
+// libcoap's clients (coap-client-openssl, coap-client-gnutls) against CoAP over TLS (coaps+tcp,
+// RFC 8323) whose TLS ends in the emulated card: GET, PUT, Observe and block-wise with certificates.
+// PSK over TCP waits for TLS 1.3 external PSK in the card (issue 5 follow-up), DTLS for coaps://.
+import { test, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { createHash } from 'node:crypto';
+import { readFileSync, rmSync, existsSync } from 'node:fs';
+import { join } from 'node:path';
+import type { AddressInfo } from 'node:net';
+import { once } from 'node:events';
+import { makeTestCard, administerCard, run, type TestCard } from './helpers.js';
+import { requirePeer } from './peers.js';
+import { openCard } from '../../src/cli/card-setup.js';
+import { cardPaths, readPin } from '../../src/cli/card-files.js';
+import { TlsTandem, type CardTransport } from '../../src/host/index.js';
+import { createPlugCoapServer, serveCoapOverTls, blobBytes } from '../../src/servers/coap/index.js';
+import { createPlugState, type PlugState } from '../../src/servers/https/index.js';
+import type { CoapServer } from '../../src/coap/index.js';
+
+let card: TestCard;
+let tandem: TlsTandem;
+let transport: CardTransport;
+let closeCard: () => void;
+let coap: CoapServer;
+let state: PlugState;
+let url: string;
+const sessionErrors: string[] = [];
+
+before(async () => {
+  card = await makeTestCard();
+  // libcoap's certificate clients offer ALPN "coap" only; the card's default ALPN policy is ["http/1.1"].
+  await administerCard(card, { policy: { alpn: ['http/1.1', 'coap'] } });
+  const opened = openCard({ cardDir: card.cardDir });
+  transport = opened.transport;
+  closeCard = () => opened.card.close();
+  tandem = new TlsTandem({ transport, pin: readPin(cardPaths(card.cardDir).pinFile), backlog: 8 });
+  await tandem.start();
+  tandem.on('sessionError', (e: Error & { code?: string }) => sessionErrors.push(`${e.code}: ${e.message}`));
+  state = createPlugState();
+  coap = createPlugCoapServer(state, { powerIntervalMs: 300 });
+  serveCoapOverTls(tandem, coap);
+  const server = tandem.listen(0, '127.0.0.1');
+  await once(server, 'listening');
+  url = `coaps+tcp://localhost:${(server.address() as AddressInfo).port}`;
+});
+
+after(async () => {
+  await coap?.close();
+  await tandem?.close();
+  await transport?.close();
+  closeCard?.();
+  card?.cleanup();
+});
+
+const CLIENTS = ['coap-client-openssl', 'coap-client-gnutls'] as const;
+
+/** libcoap clients exit 0 even on failure: the payload (or its absence) is what tells. */
+function client(cmd: string, args: string[], timeoutMs = 20_000): ReturnType<typeof run> {
+  return run(cmd, ['-B', '8', '-C', card.init.caCertPath, ...args], { timeoutMs });
+}
+
+for (const cmd of CLIENTS) {
+  test(`${cmd}: GET /status over coaps+tcp with the card's certificate verified`, async (t) => {
+    if (!requirePeer(t, cmd)) return;
+    const r = await client(cmd, ['-m', 'get', `${url}/status`]);
+    assert.ok(r.stdout.trim().startsWith('{'), `no JSON in stdout: ${r.stdout}\n${r.stderr}`);
+    const body = JSON.parse(r.stdout.trim());
+    assert.equal(body.device, 'setls demo plug');
+    assert.equal(body.transport, 'coaps+tcp');
+  });
+
+  test(`${cmd}: PUT /relay on/off switches the shared plug state`, async (t) => {
+    if (!requirePeer(t, cmd)) return;
+    const on = await client(cmd, ['-m', 'put', '-e', 'on', `${url}/relay`]);
+    assert.equal(on.stdout.trim(), 'on', on.stderr);
+    assert.equal(state.relay, 'on');
+    const get = await client(cmd, ['-m', 'get', `${url}/relay`]);
+    assert.equal(get.stdout.trim(), 'on');
+    const bad = await client(cmd, ['-m', 'put', '-e', 'sideways', `${url}/relay`]);
+    assert.match(bad.stdout + bad.stderr, /4\.00|expected 'on'/);
+    const off = await client(cmd, ['-m', 'put', '-e', 'off', `${url}/relay`]);
+    assert.equal(off.stdout.trim(), 'off');
+    assert.equal(state.relay, 'off');
+  });
+
+  test(`${cmd}: observe /power (-s 3) prints several notifications`, async (t) => {
+    if (!requirePeer(t, cmd)) return;
+    state.relay = 'on';
+    const r = await client(cmd, ['-s', '3', '-w', '-m', 'get', `${url}/power`]);
+    const values = r.stdout.split('\n').map((l) => l.trim()).filter((l) => l.length > 0);
+    assert.ok(values.length >= 3, `only ${values.length} values: ${r.stdout}\n${r.stderr}`);
+    for (const v of values) assert.ok(Number(v) > 1000, `not a reading: ${v}`);
+    state.relay = 'off';
+  });
+
+  test(`${cmd}: block-wise GET (-b 1024) of the 64 KiB /blob, sha256 checked`, async (t) => {
+    if (!requirePeer(t, cmd)) return;
+    const out = join(card.root, `blob-${cmd}.bin`);
+    if (existsSync(out)) rmSync(out);
+    const r = await client(cmd, ['-b', '1024', '-o', out, '-m', 'get', `${url}/blob`], 30_000);
+    assert.ok(existsSync(out), `no output file: ${r.stdout}\n${r.stderr}`);
+    const got = readFileSync(out);
+    assert.equal(got.length, 64 * 1024);
+    assert.equal(createHash('sha256').update(got).digest('hex'), createHash('sha256').update(blobBytes()).digest('hex'));
+  });
+
+  test(`${cmd}: /.well-known/core lists the resources`, async (t) => {
+    if (!requirePeer(t, cmd)) return;
+    const r = await client(cmd, ['-m', 'get', `${url}/.well-known/core`]);
+    assert.match(r.stdout, /<\/power>;[^,]*obs/);
+    assert.match(r.stdout, /<\/blob>/);
+  });
+}
+
+test('a client that does not trust the card CA gets nothing (the certificate is really checked)', async (t) => {
+  if (!requirePeer(t, 'coap-client-openssl')) return;
+  const r = await run('coap-client-openssl', ['-B', '5', '-C', '/etc/ssl/certs/ca-certificates.crt', '-m', 'get', `${url}/status`], { timeoutMs: 20_000 });
+  assert.doesNotMatch(r.stdout, /setls demo plug/);
+});
