@@ -29,6 +29,12 @@ export const SW = {
   eapDiscarded: 0x7000,
   /** draft-urien-eap-smartcard: authentication failure. setls: the data is the last EAP-Request (the alert). */
   authFailure: 0x7001,
+  /**
+   * setls (after draft-urien-tls-se's "session opened"): the handshake is complete and the data is an
+   * EAP-Request with the server's last records (TLS 1.2 CCS + Finished, TLS 1.3 tickets): deliver them,
+   * then ACK; the card answers EAP-Success.
+   */
+  handshakeDone: 0x9001,
 } as const;
 
 const NAMES: Record<number, string> = {
@@ -48,6 +54,7 @@ const NAMES: Record<number, string> = {
   0x6f00: 'internal error',
   0x7000: 'EAP packet discarded',
   0x7001: 'authentication failure',
+  0x9001: 'handshake complete, last records attached',
 };
 
 /** A short human name for a status word (for traces and error messages). */

@@ -62,9 +62,9 @@ export class EapTlsSession {
   private outFrags: EapTlsFragment[] = [];
   private outBuffer: Uint8Array | undefined;
   private failurePending = false;
+  /** The handshake completed with records to deliver (SW 9001): the next Response must be the ACK. */
+  private successPending = false;
   private sentClose = false;
-  /** Records the engine produced with handshake completion (e.g. tickets), sent before the next record-layer output. */
-  private heldRecords: Uint8Array | undefined;
   /** Plaintext that arrived with the handshake's last flight; delivered by the next DECRYPT. */
   private heldPlain: Uint8Array[] = [];
 
@@ -119,7 +119,13 @@ export class EapTlsSession {
   private handshake(pkt: EapTlsPacket, id: number): EapAnswer {
     if (this.outFrags.length > 0) {
       if (!isEapTlsAck(pkt)) throw cardErr.data('the card is sending a fragmented message: an ACK is expected');
-      return { data: this.nextFragment(id), sw: SW.ok };
+      return this.nextFragment(id);
+    }
+    if (this.successPending) {
+      if (!isEapTlsAck(pkt)) throw cardErr.eapDiscarded('the card delivered its last records and waits for the ACK');
+      this.successPending = false;
+      this.phaseValue = 'authenticated';
+      return { data: eapSuccess(id), sw: SW.ok };
     }
     let msg: Uint8Array | undefined;
     try {
@@ -145,10 +151,17 @@ export class EapTlsSession {
       return { data: encodeEapTls({ code: EapCode.request, id, flags: EapTlsFlag.length, data: out.records }), sw: SW.authFailure };
     }
     if (out.handshakeComplete) {
-      this.phaseValue = 'authenticated';
-      if (out.records.length) this.heldRecords = out.records;
       this.heldPlain.push(...out.plaintext);
-      return { data: eapSuccess(id), sw: SW.ok };
+      if (out.records.length === 0) {
+        this.phaseValue = 'authenticated';
+        return { data: eapSuccess(id), sw: SW.ok };
+      }
+      // TLS 1.2 CCS + Finished, TLS 1.3 tickets: the client needs them before it sends anything, so
+      // they go out now with SW 9001; the host's ACK then gets EAP-Success.
+      this.successPending = true;
+      this.outBuffer = out.records;
+      this.outFrags = fragmentTls(out.records, Limits.maxFragment);
+      return this.nextFragment(id);
     }
     if (out.plaintext.length) {
       out.plaintext.forEach((p) => wipe(p));
@@ -157,14 +170,18 @@ export class EapTlsSession {
     if (out.records.length === 0) return { data: eapTlsAck(EapCode.request, id), sw: SW.ok }; // card needs more
     this.outBuffer = out.records;
     this.outFrags = fragmentTls(out.records, Limits.maxFragment);
-    return { data: this.nextFragment(id), sw: SW.ok };
+    return this.nextFragment(id);
   }
 
-  private nextFragment(id: number): Uint8Array {
+  /** The next fragment of the card's output; the last one of a completed handshake carries SW 9001. */
+  private nextFragment(id: number): EapAnswer {
     const f = this.outFrags.shift()!;
     const data = encodeEapTls({ code: EapCode.request, id, flags: f.flags, ...(f.tlsLength !== undefined ? { tlsLength: f.tlsLength } : {}), data: f.data });
-    if (this.outFrags.length === 0) this.outBuffer = undefined;
-    return data;
+    if (this.outFrags.length === 0) {
+      this.outBuffer = undefined;
+      if (this.successPending) return { data, sw: SW.handshakeDone };
+    }
+    return { data, sw: SW.ok };
   }
 
   private encrypt(p2: number, pkt: EapTlsPacket, id: number): EapAnswer {
@@ -184,8 +201,7 @@ export class EapTlsSession {
       wipe(pt);
     }
     if (type === ContentType.alert) this.sentClose = true;
-    const records = this.takeHeld(rec);
-    return { data: encodeEapTls({ code: EapCode.request, id, flags: EapTlsFlag.length, data: records }), sw: SW.ok };
+    return { data: encodeEapTls({ code: EapCode.request, id, flags: EapTlsFlag.length, data: rec }), sw: SW.ok };
   }
 
   private decrypt(pkt: EapTlsPacket, id: number): EapAnswer {
@@ -203,7 +219,7 @@ export class EapTlsSession {
     this.heldPlain.forEach((p) => wipe(p));
     out.plaintext.forEach((p) => wipe(p));
     this.heldPlain = [];
-    const records = this.takeHeld(out.records);
+    const records = out.records;
     let flags = 0;
     if (out.peerClosed) {
       flags |= DecryptFlag.peerClosed;
@@ -226,13 +242,6 @@ export class EapTlsSession {
     wipe(body);
     if (out.alert) this.engine!.dispose();
     return { data, sw: SW.ok };
-  }
-
-  private takeHeld(records: Uint8Array): Uint8Array {
-    if (!this.heldRecords) return records;
-    const all = concat(this.heldRecords, records);
-    this.heldRecords = undefined;
-    return all;
   }
 
   private ensureEngine(): TlsServerConnection {
@@ -262,12 +271,12 @@ export class EapTlsSession {
     } finally {
       this.engine = undefined;
       this.reasm.reset();
-      wipe(this.outBuffer, this.heldRecords);
+      wipe(this.outBuffer);
       this.heldPlain.forEach((p) => wipe(p));
       this.heldPlain = [];
       this.outFrags = [];
       this.outBuffer = undefined;
-      this.heldRecords = undefined;
+      this.successPending = false;
       this.phaseValue = 'closed';
     }
   }

@@ -128,7 +128,7 @@ export class EapSession {
    */
   private async exchange(packet: Uint8Array, p2 = 0x00): Promise<{ sw: number; code: number; tls?: EapTlsPacket }> {
     const r: ResponseApdu = await this.card.processEap(packet, p2);
-    if (r.sw !== SW.ok && r.sw !== SW.authFailure) throw cardError(p2 ? 'PROCESS-EAP-ENCRYPT' : 'PROCESS-EAP', r.sw);
+    if (r.sw !== SW.ok && r.sw !== SW.authFailure && r.sw !== SW.handshakeDone) throw cardError(p2 ? 'PROCESS-EAP-ENCRYPT' : 'PROCESS-EAP', r.sw);
     let code: number;
     let tls: EapTlsPacket | undefined;
     try {
@@ -228,6 +228,13 @@ export class EapSession {
           if (ans.data?.length) out.push(ans.data);
           failed = true;
           this.phaseValue = 'failing';
+        } else if (ans.sw === SW.handshakeDone) {
+          // The server's last records (TLS 1.2 CCS + Finished, TLS 1.3 tickets): ACK, then EAP-Success.
+          if (ans.data?.length) out.push(ans.data);
+          const fin = await this.exchange(eapTlsAck(EapCode.response, this.id));
+          if (fin.code !== EapCode.success) throw protocolError(`expected EAP-Success after SW 9001, got EAP code ${fin.code}`);
+          done = true;
+          this.phaseValue = 'connected';
         } else if (ans.code === EapCode.success) {
           done = true;
           this.phaseValue = 'connected';

@@ -243,7 +243,7 @@ function fakeEngine(): (c: TlsServerConfig) => TlsServerConnection {
   };
 }
 
-test('card output fragmentation: 16 384-byte fragments with L then M, the host ACKs each; held post-handshake records', async () => {
+test('card output fragmentation: 16 384-byte fragments with L then M, the host ACKs each; last records delivered with 9001', async () => {
   const ca = await TestCa.create();
   const { card: base, dir, masterKey, cleanup } = newCard();
   await personalise(base, ca);
@@ -261,19 +261,26 @@ test('card output fragmentation: 16 384-byte fragments with L then M, the host A
     const f3 = parseEapTls(eap(card, eapAck(2)).data);
     assert.deepEqual([f3.id, f3.flags, f3.data.length], [3, 0x00, 40_000 - 32_768]);
     assert.deepEqual(concat(f1.data, f2.data, f3.data), new Uint8Array(40_000).map((_, i) => i & 0xff));
-    const s = eap(card, eapResponse(3, Uint8Array.of(0x16, 3, 3, 0, 1, 20)));
-    assert.deepEqual(s.data, Uint8Array.of(3, 4, 0, 4));
-    // the held record comes before the first record-layer output
-    const e = parseEapTls(eap(card, eapResponse(4, Uint8Array.of(0x41, 0x42)), 0x97).data);
-    assert.deepEqual(e.data, Uint8Array.of(0x17, 3, 3, 0, 1, 0xee, 0x17, 3, 3, 0, 2, 0x41, 0x42));
+    // Completion with records (TLS 1.2 CCS + Finished, TLS 1.3 tickets): delivered at once with SW 9001,
+    // the host ACKs, then EAP-Success.
+    const done = eap(card, eapResponse(3, Uint8Array.of(0x16, 3, 3, 0, 1, 20)));
+    assert.equal(done.sw, 0x9001);
+    const last = parseEapTls(done.data);
+    assert.deepEqual([last.code, last.id, last.data], [1, 4, Uint8Array.of(0x17, 3, 3, 0, 1, 0xee)]);
+    assert.equal(eap(card, eapResponse(4, Uint8Array.of(0x16, 3, 3, 0, 0))).sw, 0x7000); // only the ACK is accepted
+    const s = eap(card, eapAck(4));
+    assert.deepEqual([s.sw, s.data], [0x9000, Uint8Array.of(3, 5, 0, 4)]);
+    // the record layer now carries only its own output
+    const e = parseEapTls(eap(card, eapResponse(5, Uint8Array.of(0x41, 0x42)), 0x97).data);
+    assert.deepEqual(e.data, Uint8Array.of(0x17, 3, 3, 0, 2, 0x41, 0x42));
     // ENCRYPT of an alert takes close_notify only
-    assert.equal(eap(card, eapResponse(5, Uint8Array.of(2, 40)), 0x95).sw, 0x6a80);
-    assert.equal(eap(card, eapResponse(5, Uint8Array.of(1, 0), { flags: EapTlsFlag.length | EapTlsFlag.more, tlsLength: 2 }), 0x95).sw, 0x6a80);
-    assert.equal(eap(card, eapResponse(5, Uint8Array.of(1, 0)), 0x95).sw, 0x9000);
-    assert.equal(eap(card, eapResponse(6, Uint8Array.of(1)), 0x97).sw, 0x6985); // after our close_notify
+    assert.equal(eap(card, eapResponse(6, Uint8Array.of(2, 40)), 0x95).sw, 0x6a80);
+    assert.equal(eap(card, eapResponse(6, Uint8Array.of(1, 0), { flags: EapTlsFlag.length | EapTlsFlag.more, tlsLength: 2 }), 0x95).sw, 0x6a80);
+    assert.equal(eap(card, eapResponse(6, Uint8Array.of(1, 0)), 0x95).sw, 0x9000);
+    assert.equal(eap(card, eapResponse(7, Uint8Array.of(1)), 0x97).sw, 0x6985); // after our close_notify
     // DECRYPT: exactly one record
-    assert.equal(eap(card, eapResponse(6, Uint8Array.of(0x17, 3, 3, 0, 5, 1))).sw, 0x6a80);
-    const d = parseEapTls(eap(card, eapResponse(6, Uint8Array.of(0x17, 3, 3, 0, 2, 0x68, 0x69))).data);
+    assert.equal(eap(card, eapResponse(7, Uint8Array.of(0x17, 3, 3, 0, 5, 1))).sw, 0x6a80);
+    const d = parseEapTls(eap(card, eapResponse(7, Uint8Array.of(0x17, 3, 3, 0, 2, 0x68, 0x69))).data);
     assert.deepEqual(d.data, Uint8Array.of(0, 0, 0, 2, 0x68, 0x69));
     const sk = send(card, cmd(0xa0, 0xa6, 0, 0, new Uint8Array(0), 64));
     assert.deepEqual([sk.sw, sk.data], [0x9000, new Uint8Array(64).fill(7)]);

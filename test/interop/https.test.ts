@@ -86,3 +86,28 @@ test("Node's https.get downloads 10 MB through the card's record layer, byte for
   for (let i = 0; i < N; i++) expected[i] = patternByte(i);
   assert.equal(createHash('sha256').update(body).digest('hex'), createHash('sha256').update(expected).digest('hex'));
 });
+
+test('TLS 1.2 through the card: openssl -tls1_2 and Node (maxVersion TLSv1.2) get CCS + Finished via SW 9001', async (t) => {
+  const body = await new Promise<{ json: { tls: { version: string; cipherSuite: string } }; protocol: string | null }>((resolve, reject) => {
+    const req = get(
+      { host: '127.0.0.1', port: server.port, path: '/status', ca: card.ca, servername: 'localhost', agent: false, maxVersion: 'TLSv1.2' },
+      (res) => {
+        let s = '';
+        res.on('data', (c: Buffer) => (s += c.toString()));
+        res.on('end', () => resolve({ json: JSON.parse(s), protocol: (res.socket as import('node:tls').TLSSocket).getProtocol?.() ?? null }));
+      },
+    );
+    req.on('error', reject);
+  });
+  assert.equal(body.protocol, 'TLSv1.2');
+  assert.equal(body.json.tls.version, 'TLSv1.2');
+  assert.match(body.json.tls.cipherSuite, /^TLS_ECDHE_ECDSA_WITH_/);
+  if (!requirePeer(t, 'openssl')) return;
+  const r = await run(
+    'openssl',
+    ['s_client', '-tls1_2', '-cipher', 'ECDHE-ECDSA-CHACHA20-POLY1305', '-CAfile', card.init.caCertPath, '-connect', `127.0.0.1:${server.port}`, '-servername', 'localhost', '-verify_return_error', '-ign_eof'],
+    { input: 'GET /status HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n' },
+  );
+  assert.match(r.stdout, /New, TLSv1\.2, Cipher is ECDHE-ECDSA-CHACHA20-POLY1305/);
+  assert.match(r.stdout, /"cipherSuite":"TLS_ECDHE_ECDSA_WITH_CHACHA20_POLY1305_SHA256"/);
+});
