@@ -9,3 +9,4 @@ export * from './message.js';
 export * from './signals.js';
 export * from './link-format.js';
 export * from './server.js';
+export * from './udp-messaging.js';

@@ -118,7 +118,15 @@ export class Handshake12 {
   private requestedSchemes: readonly number[] = [];
   private createdMs = 0;
 
-  constructor(private readonly cfg: TlsServerConfig) {}
+  /**
+   * `frame` (DTLS 1.2, tls/dtls/): rewrites each message this server builds (TLS 4-byte header) into
+   * its on-the-wire form before it enters the transcript and is sent — DTLS gives it the 12-byte
+   * handshake header with our message_seq (RFC 6347 §4.2.2, §4.2.6). Default: unchanged (TLS).
+   */
+  constructor(
+    private readonly cfg: TlsServerConfig,
+    private readonly frame: (message: Uint8Array) => Uint8Array = (m) => m,
+  ) {}
 
   // ------------------------------------------------------------------ ClientHello
 
@@ -187,7 +195,7 @@ export class Handshake12 {
     if (serverName !== undefined && !resumable) ext.push({ type: ExtensionType.serverName, data: buildServerNameAck() });
     if (alpn !== undefined) ext.push({ type: ExtensionType.alpn, data: buildAlpn(alpn) });
 
-    const serverHello = buildServerHello({ random: this.serverRandom, legacySessionIdEcho: this.sessionId, cipherSuite: suite.id, extensions: ext });
+    const serverHello = this.frame(buildServerHello({ random: this.serverRandom, legacySessionIdEcho: this.sessionId, cipherSuite: suite.id, extensions: ext }));
     this.messages.push(msg.raw, serverHello);
     this.info = {
       version: ProtocolVersion.tls12,
@@ -437,7 +445,7 @@ export class Handshake12 {
   /** ChangeCipherSpec + server Finished (after NewSessionTicket, if any). */
   private serverFinishedFlight(): Action12[] {
     const verify = verifyData12(this.suite.hash, this.master!, false, this.transcriptHash());
-    const finished = buildFinished12(verify);
+    const finished = this.frame(buildFinished12(verify));
     this.messages.push(finished);
     const key = this.serverKey!;
     this.serverKey = undefined;
@@ -455,7 +463,8 @@ export class Handshake12 {
   }
 
   private pushSend(actions: Action12[], ...messages: Uint8Array[]): void {
-    for (const m of messages) {
+    for (const message of messages) {
+      const m = this.frame(message);
       this.messages.push(m);
       actions.push({ kind: 'send', message: m });
     }
