@@ -296,7 +296,7 @@ const NODE = 'node:tls';
 
 const NOTES = [
   'Every connection is a fresh TCP connection and a FULL TLS 1.3 handshake: fresh x25519 ECDHE key pair and a fresh ECDSA P-256 (ecdsa_secp256r1_sha256) CertificateVerify signature per handshake on both servers; nothing cached that a real server would not cache.',
-  'No resumption: the client offers no session (session: undefined, no agent) and checks isSessionReused() is false on every connection. setls sends no tickets; node:tls sends its default TLS 1.3 tickets (counted, never used).',
+  'No resumption: the client offers no session (session: undefined, no agent) and checks isSessionReused() is false on every connection. setls sends one TLS 1.3 ticket per connection (card default) and node:tls its default two (counted, never used).',
   `Pinned on both sides: TLSv1.3, ${PINNED.ciphers}, group x25519, ${PINNED.sigalgs}, ALPN ${PINNED.alpn}; server certificate verified against the local CA on every connection.`,
   'Both servers run in the bench (parent) process, one loaded at a time, each batch after the previous one fully closed: the process.cpuUsage() delta over a batch is the server\'s (accept, TLS, HTTP, close, GC). For setls it includes the emulated card, which on a device would run on the secure element.',
   'The load generator is a separate process (bench/client.ts), sequential connections (one at a time). The card is emulated in-process: an APDU costs a function call and two copies, not a reader round trip, so setls numbers are an upper bound for real hardware.',

@@ -1,7 +1,8 @@
 /**
  * Dependency-boundary check: every import between src/ folders must be allowed by RULES.
  * The card boundary is the point: host/, transport/ and servers/ never import card/ or the TLS
- * handshake code (only tls/record, which holds record framing and no secrets of the card).
+ * handshake code (only tls/record — record framing and AEAD record protection — and tls/crypto.js,
+ * the primitives; neither holds a secret of the card).
  *
  * Usage: node --import tsx scripts/check-deps.ts [SRC_DIR]   (exit 1 and a list on violations)
  */
@@ -18,7 +19,8 @@ export const RULES: Record<string, readonly string[]> = {
   tls: ['bytes'],
   card: ['bytes', 'apdu', 'eap', 'tls'],
   transport: ['bytes', 'apdu'],
-  host: ['bytes', 'apdu', 'eap', 'transport', 'tls/record', 'registry'],
+  // tls/crypto.js: primitives only (AEAD, HKDF-Expand-Label), for the TLS-Tandem host record layer.
+  host: ['bytes', 'apdu', 'eap', 'transport', 'tls/record', 'tls/crypto.js', 'registry'],
   pki: ['bytes'],
   coap: ['bytes'],
   servers: ['bytes', 'host', 'registry', 'coap'],

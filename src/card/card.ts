@@ -7,17 +7,21 @@
  * the sealed store; transient state (PIN verification, TLS session, chains, pending responses) is
  * cleared by `reset()`.
  *
- * Secrets: private keys (KeyObjects in `state`), PIN hashes, the TLS session (engine + buffers),
- * APDU input copies (PINs, plaintext) and pending responses (plaintext); wiped when done.
+ * Secrets: private keys (KeyObjects in `state`), PIN hashes, PSK keys and the ticket key (in
+ * `state`, wiped by `close()`), the ticket-key copy of the current session's engine (wiped when the
+ * session goes), PSK and session-cache copies handed to the engine (wiped after each APDU), the
+ * TLS 1.2 session-ID cache (master secrets; wiped on eviction, clear and close), the TLS session
+ * (engine + buffers), APDU input copies (PINs, plaintext, PSKs) and pending responses (plaintext,
+ * export blobs, exporter output); wiped when done.
  * imports bytes/, apdu/, eap/ (via session), tls/ (api types) and node built-ins.
  */
 import { mkdirSync } from 'node:fs';
 import { randomBytes } from 'node:crypto';
 import { SetlsError, concat, equalBytes, freshCopy, wipe } from '../bytes/index.js';
 import { ApduError, PendingResponse, SW, encodeResponse, parseCommand, type CommandApdu } from '../apdu/index.js';
-import type { TlsEntropy, TlsIdentity, TlsServerConfig } from '../tls/api.js';
+import type { TicketKey, TlsEntropy, TlsIdentity, TlsPsk, TlsServerConfig } from '../tls/api.js';
 import { NamedGroup } from '../tls/constants.js';
-import { APPLET_AID, CHAINABLE_INS, CLA_ISO, CLA_PROPRIETARY, CardStateCode, Ins, KeyType, Limits, PinPolicy, PinRef } from './constants.js';
+import { APPLET_AID, CHAINABLE_INS, CLA_ISO, CLA_PROPRIETARY, CardStateCode, Ins, KeyType, Limits, PinPolicy, PinRef, RESERVED_EXPORTER_LABELS } from './constants.js';
 import { CardError, cardErr } from './errors.js';
 import { buildCsr, checkChain, generateIdentity, parseChainData, parseCsrRequest, tlsIdentity } from './identity.js';
 import { bestHostMatch } from './names.js';
@@ -28,6 +32,9 @@ import { EapTlsSession, P2_ENCRYPT_ALERT, P2_ENCRYPT_APPDATA, type TlsFactory } 
 import { cloneState, decodeLabel, deserializeState, serializeState, type CardState, type IdentityRecord, type PinName } from './state.js';
 import { SealedStore, type StoreHooks } from './store.js';
 import { cardInfoTlv, identityTlv, selectResponse, sessionInfoTlv } from './views.js';
+import { PskOp, SessionIdCache, TrustAnchorOp, parseExporterRequest, parseIdentityPolicy, parsePskCommand, parseTrustAnchorData } from './tls-commands.js';
+import { TLS_SE_AID, TlsSeApplet } from './tls-se/applet.js';
+import { tlsSeEngineConfig } from './tls-se/config.js';
 
 export type { RandomSource } from './signers.js';
 
@@ -103,6 +110,11 @@ function checkedRandom(src: RandomSource): RandomSource {
 
 export class EmulatedCard {
   private selected = false;
+  /** Which applet the last successful SELECT chose: the setls applet or the TLS-SE applet (tls-se/). */
+  private active: 'setls' | 'tls-se' = 'setls';
+  private readonly tlsSe: TlsSeApplet;
+  /** TLS-SE external PSKs (identity hex → key). Kept in card RAM: lost when the card process ends. */
+  private readonly psks = new Map<string, Uint8Array>();
   private readonly verified = { user: false, operator: false };
   private chain: Chain | undefined;
   private pending: PendingResponse | undefined;
@@ -119,6 +131,10 @@ export class EmulatedCard {
   /** Ephemeral private keys handed to the engine (deterministic mode); wiped after each APDU. */
   private readonly issuedKeys: Uint8Array[] = [];
   private lastErr: CardErrorInfo | undefined;
+  /** TLS 1.2 session-ID cache (card RAM only: lost when the card object goes; never sealed). */
+  private readonly sessionCache = new SessionIdCache(Limits.sessionCacheEntries, (copy) => this.issuedKeys.push(copy));
+  /** Copies of the ticket key handed to the current session's engine; wiped when the session goes. */
+  private sessionSecrets: Uint8Array[] = [];
 
   private constructor(
     private readonly store: SealedStore,
@@ -130,6 +146,7 @@ export class EmulatedCard {
   ) {
     this.persistedTime = state.lastTime;
     this.session = this.newSession();
+    this.tlsSe = this.newTlsSe();
   }
 
   /** Manufactures a new card in `dir` (refuses to overwrite one: ERR_CARD_EXISTS). */
@@ -154,6 +171,8 @@ export class EmulatedCard {
       lastTime: 0,
       identities: [],
       policy: DEFAULT_POLICY,
+      psks: [],
+      ticketKey: undefined,
     };
     wipe(user, operator, puk);
     const card = new EmulatedCard(store, state, random, opts.tlsFactory, opts.random !== undefined);
@@ -218,6 +237,8 @@ export class EmulatedCard {
 
   /** Card reset / power cycle: transient state cleared, persistent state kept. */
   reset(): void {
+    this.tlsSe.reset();
+    this.active = 'setls';
     this.session.dispose();
     this.session = this.newSession();
     this.selected = false;
@@ -233,6 +254,11 @@ export class EmulatedCard {
   close(): void {
     if (this.closed) return;
     this.reset();
+    for (const k of this.psks.values()) wipe(k);
+    this.psks.clear();
+    this.sessionCache.clear();
+    for (const p of this.state.psks) wipe(p.key);
+    if (this.state.ticketKey) wipe(this.state.ticketKey.key);
     this.store.close();
     this.closed = true;
   }
@@ -256,6 +282,8 @@ export class EmulatedCard {
   }
 
   private dispatch(cmd: CommandApdu): Reply {
+    // The TLS-SE applet takes every APDU but SELECT while it is selected.
+    if (this.active === 'tls-se' && !(cmd.cla === CLA_ISO && cmd.ins === Ins.select)) return this.tlsSe.process(cmd);
     const chainable = CHAINABLE_INS.has(cmd.ins) && cmd.cla === CLA_PROPRIETARY;
     if (this.chain && (!chainable || cmd.cla !== this.chain.cla || cmd.ins !== this.chain.ins || cmd.p2 !== this.chain.p2)) {
       this.dropChain();
@@ -372,6 +400,8 @@ export class EmulatedCard {
         return 'user';
       case Ins.getSessionKey:
       case Ins.getExportedParameter:
+      case Ins.exportSession:
+      case Ins.exporter:
         p(p1 === 0 && p2 === 0);
         return 'user';
       case Ins.getData:
@@ -381,7 +411,14 @@ export class EmulatedCard {
         p((p1 === KeyType.p256 || p1 === KeyType.rsa2048) && p2 === 0);
         return 'operator';
       case Ins.putPolicy:
+      case Ins.putIdentityPolicy:
         p(p1 === 0 && p2 === 0);
+        return 'operator';
+      case Ins.putTrustAnchor:
+        p((p1 & ~0x01) === 0 && (p2 === TrustAnchorOp.add || p2 === TrustAnchorOp.clear));
+        return 'operator';
+      case Ins.putPsk:
+        p(p1 === 0 && (p2 === PskOp.put || p2 === PskOp.remove));
         return 'operator';
       case Ins.getCsr:
       case Ins.putChain:
@@ -440,6 +477,17 @@ export class EmulatedCard {
         return this.putChain(data);
       case Ins.putPolicy:
         return this.putPolicy(data);
+      case Ins.putIdentityPolicy:
+        return this.putIdentityPolicy(data);
+      case Ins.putTrustAnchor:
+        return this.putTrustAnchor(cmd.p2, data);
+      case Ins.putPsk:
+        return this.putPsk(cmd.p2, data);
+      case Ins.exportSession:
+        noData(data);
+        return this.exportSession();
+      case Ins.exporter:
+        return this.exporter(data);
       default:
         throw new CardError('ERR_CARD_INS', `INS 0x${cmd.ins.toString(16)} not supported`, SW.insNotSupported);
     }
@@ -451,6 +499,16 @@ export class EmulatedCard {
     // Any SELECT that is not "by DF name" (OpenSC probes MF/EF by FID or path) finds nothing here.
     if (cmd.p1 !== 0x04) throw new CardError('ERR_CARD_NOT_FOUND', 'only SELECT by AID is supported', SW.notFound);
     if (cmd.p2 !== 0x00 && cmd.p2 !== 0x0c) throw cardErr.p1p2('SELECT P2 must be 00 or 0C');
+    if (equalBytes(cmd.data, TLS_SE_AID)) {
+      this.tlsSe.reset();
+      this.active = 'tls-se';
+      this.selected = false;
+      return ok();
+    }
+    if (equalBytes(cmd.data, APPLET_AID)) {
+      this.tlsSe.reset();
+      this.active = 'setls';
+    }
     if (!equalBytes(cmd.data, APPLET_AID)) throw new CardError('ERR_CARD_NOT_FOUND', 'unknown AID', SW.notFound);
     this.selected = true;
     return cmd.p2 === 0x0c ? ok() : ok(selectResponse());
@@ -541,13 +599,18 @@ export class EmulatedCard {
   private generateKey(label: string, keyType: 'p256' | 'rsa2048'): Reply {
     const exists = this.state.identities.some((i) => i.label === label);
     if (!exists && this.state.identities.length >= Limits.maxIdentities) throw cardErr.full(`at most ${Limits.maxIdentities} identities`);
-    const rec = generateIdentity(label, keyType);
-    this.commit((s) => {
+    const fresh = generateIdentity(label, keyType);
+    const old = this.state.identities.find((x) => x.label === label);
+    // A new key keeps the identity's policy and trust anchors (they are about its clients).
+    const rec: IdentityRecord = old
+      ? { ...fresh, clientAuth: old.clientAuth, exportAllowed: old.exportAllowed, exporterLabels: old.exporterLabels, trustAnchors: old.trustAnchors }
+      : fresh;
+    this.commitRotatingTickets((s) => {
       const i = s.identities.findIndex((x) => x.label === label);
       if (i >= 0) s.identities[i] = rec;
       else s.identities.push(rec);
     });
-    this.resetSession();
+    this.configChanged();
     return ok(rec.spki.slice());
   }
 
@@ -555,11 +618,11 @@ export class EmulatedCard {
     const { label, certs } = parseChainData(data);
     const rec = this.findIdentity(label);
     const hostNames = checkChain(rec, certs);
-    this.commit((s) => {
+    this.commitRotatingTickets((s) => {
       const i = s.identities.findIndex((x) => x.label === label);
       s.identities[i] = { ...rec, chain: certs, hostNames };
     });
-    this.resetSession();
+    this.configChanged();
     return ok();
   }
 
@@ -569,8 +632,97 @@ export class EmulatedCard {
     this.commit((s) => {
       s.policy = policy;
     });
-    this.resetSession();
+    this.configChanged();
     return ok();
+  }
+
+  /** PUT-IDENTITY-POLICY: client auth, session export, exporter labels of one identity; absent tags keep their value. */
+  private putIdentityPolicy(data: Uint8Array): Reply {
+    const change = parseIdentityPolicy(data);
+    const rec = this.findIdentity(change.label);
+    const next: IdentityRecord = {
+      ...rec,
+      ...(change.clientAuth !== undefined ? { clientAuth: change.clientAuth } : {}),
+      ...(change.exportAllowed !== undefined ? { exportAllowed: change.exportAllowed } : {}),
+      ...(change.exporterLabels !== undefined ? { exporterLabels: [...change.exporterLabels] } : {}),
+    };
+    this.commitRotatingTickets((s) => {
+      s.identities[s.identities.findIndex((x) => x.label === rec.label)] = next;
+    });
+    this.configChanged();
+    return ok();
+  }
+
+  /** PUT-TRUST-ANCHOR: P2 00 adds a CA certificate to an identity's anchors (at most 8; a duplicate is a no-op), P2 01 clears them. */
+  private putTrustAnchor(p2: number, data: Uint8Array): Reply {
+    const { label, certificate } = parseTrustAnchorData(data, p2);
+    const rec = this.findIdentity(label);
+    let anchors: Uint8Array[];
+    if (p2 === TrustAnchorOp.clear) anchors = [];
+    else if (rec.trustAnchors.some((a) => equalBytes(a, certificate!))) return ok();
+    else {
+      if (rec.trustAnchors.length >= Limits.maxTrustAnchors) throw cardErr.full(`at most ${Limits.maxTrustAnchors} trust anchors per identity`);
+      anchors = [...rec.trustAnchors, certificate!];
+    }
+    this.commitRotatingTickets((s) => {
+      s.identities[s.identities.findIndex((x) => x.label === rec.label)] = { ...rec, trustAnchors: anchors };
+    });
+    this.configChanged();
+    return ok();
+  }
+
+  /** PUT-PSK: P2 00 adds or replaces an external PSK (at most 16), P2 01 deletes one (6A88 when unknown). */
+  private putPsk(p2: number, data: Uint8Array): Reply {
+    const { identity, psk } = parsePskCommand(data, p2);
+    const i = this.state.psks.findIndex((p) => equalBytes(p.identity, identity));
+    const old = i >= 0 ? this.state.psks[i] : undefined;
+    try {
+      if (psk) {
+        if (!old && this.state.psks.length >= Limits.maxPsks) throw cardErr.full(`at most ${Limits.maxPsks} PSKs`);
+        this.commitRotatingTickets((s) => {
+          if (i >= 0) s.psks[i] = psk;
+          else s.psks.push(psk);
+        }, !!old);
+      } else {
+        if (!old) throw cardErr.notFound('no PSK with that identity');
+        this.commitRotatingTickets((s) => {
+          s.psks.splice(i, 1);
+        });
+      }
+    } catch (e) {
+      wipe(psk?.key);
+      throw e;
+    }
+    wipe(old?.key); // no longer in the state
+    this.configChanged();
+    return ok();
+  }
+
+  /** The identity that served the current session (its policy decides export and exporters). */
+  private servedIdentity(): IdentityRecord | undefined {
+    return this.servedLabel === undefined ? undefined : this.state.identities.find((i) => i.label === this.servedLabel);
+  }
+
+  /** EXPORT-SESSION: only when the serving identity allows it (policy 41 = 01); the session is closed after. */
+  private exportSession(): Reply {
+    if (this.session.phase !== 'authenticated') throw cardErr.conditions('no authenticated TLS session');
+    if (!this.servedIdentity()?.exportAllowed) throw cardErr.conditions('session export is not allowed for the identity that served this session');
+    return ok(this.session.exportSession());
+  }
+
+  /** EXPORTER: RFC 5705 / RFC 8446 §7.5 keying material for a label the serving identity allows. */
+  private exporter(data: Uint8Array): Reply {
+    const req = parseExporterRequest(data);
+    try {
+      if (RESERVED_EXPORTER_LABELS.includes(req.label)) throw cardErr.conditions(`exporter label ${JSON.stringify(req.label)} is reserved (RFC 5705 §4)`);
+      if (this.session.phase !== 'authenticated') throw cardErr.conditions('no authenticated TLS session');
+      if (!this.servedIdentity()?.exporterLabels.includes(req.label)) {
+        throw cardErr.conditions(`exporter label ${JSON.stringify(req.label)} is not allowed for the identity that served this session`);
+      }
+      return ok(this.session.exporter(req.label, req.context, req.length));
+    } finally {
+      wipe(req.context);
+    }
   }
 
   private findIdentity(label: string): IdentityRecord {
@@ -628,20 +780,84 @@ export class EmulatedCard {
     this.servedLabel = undefined;
   }
 
-  /** The engine configuration of one session: the card policy, and in deterministic mode the cookie key. */
+  /**
+   * After a change of identities, anchors, PSKs or policy: the TLS session is reset and the TLS 1.2
+   * session-ID cache emptied (a cached session must not outlive the configuration it was made under).
+   */
+  private configChanged(): void {
+    this.sessionCache.clear();
+    this.resetSession();
+  }
+
+  /**
+   * `commit` for changes that decide who may connect (keys, chains, client auth, anchors, PSKs): the
+   * ticket key is dropped in the same write (a new one is made at the next need), so tickets issued
+   * under the old configuration stop resuming. `keepTickets` skips that (a PSK added, none removed).
+   */
+  private commitRotatingTickets(change: (s: CardState) => void, rotate = true): void {
+    const old = this.state.ticketKey;
+    this.commit((s) => {
+      change(s);
+      if (rotate) s.ticketKey = undefined;
+    });
+    if (rotate && old) wipe(old.key, old.id);
+  }
+
+  /** The card's ticket key, generated (from the card RNG) and sealed at first need. */
+  private ticketKey(): TicketKey {
+    if (!this.state.ticketKey) {
+      const id = this.random(4);
+      const key = this.random(32);
+      this.commit((s) => {
+        s.ticketKey = { id, key };
+      });
+    }
+    return this.state.ticketKey!;
+  }
+
+  /** An external PSK by identity, as a copy the card wipes after the APDU (the engine keeps its own). */
+  private findPsk(identity: Uint8Array): TlsPsk | undefined {
+    const p = this.state.psks.find((x) => equalBytes(x.identity, identity));
+    if (!p) return undefined;
+    const key = p.key.slice();
+    this.issuedKeys.push(key);
+    return { identity: p.identity.slice(), key, hash: p.hash };
+  }
+
+  /**
+   * The engine configuration of one session: the card policy (suites, groups, ALPN, KeyUpdate,
+   * versions, TLS 1.2 suites), tickets (the card's ticket key, a copy wiped with the session), the
+   * TLS 1.2 session-ID cache, the card's PSKs, and in deterministic mode the cookie key.
+   */
   private engineConfig(base: TlsServerConfig): TlsServerConfig {
     const p: CardPolicy = this.state.policy;
+    let ticketKeys: { current: TicketKey } | undefined;
+    if (p.ticketLifetime > 0) {
+      const k = this.ticketKey();
+      const copy = { id: k.id.slice(), key: k.key.slice() };
+      this.sessionSecrets.push(copy.key);
+      ticketKeys = { current: copy };
+    }
+    const cache = this.sessionCache;
     return {
       ...base,
       cipherSuites: [...p.cipherSuites],
       groups: [...p.groups],
       alpnProtocols: [...p.alpn],
       keyUpdateAfterRecords: p.keyUpdateAfterRecords,
+      versions: [...p.versions],
+      cipherSuites12: [...p.cipherSuites12],
+      ...(ticketKeys ? { ticketKeys, ticketLifetimeSeconds: p.ticketLifetime } : {}),
+      ...(p.sessionIdCache
+        ? { sessionCache: { get: (id: Uint8Array) => cache.get(id), set: (id: Uint8Array, st: Uint8Array) => cache.set(id, st), delete: (id: Uint8Array) => cache.delete(id) } }
+        : {}),
+      ...(this.state.psks.length > 0 ? { findPsk: (identity: Uint8Array) => this.findPsk(identity) } : {}),
       ...(this.deterministic ? { cookieKey: this.random(32) } : {}),
     };
   }
 
   private newSession(): EapTlsSession {
+    wipe(...this.sessionSecrets.splice(0)); // the previous session's engine is gone
     const entropy: TlsEntropy = {
       random: (n) => this.random(n),
       now: () => (this.sessionTime ?? this.state.lastTime) * 1000,
@@ -665,6 +881,52 @@ export class EmulatedCard {
         return rec ? tlsIdentity(rec, this.deterministic ? this.random : undefined) : undefined;
       },
       acceptTime: (t) => this.acceptTime(t),
+    });
+  }
+
+  /** The TLS-SE applet, wired to this card's engine, identities and PINs (shared with the setls applet). */
+  private newTlsSe(): TlsSeApplet {
+    return new TlsSeApplet({
+      newEngine: () => {
+        const f = this.factory ?? defaultTlsFactory;
+        if (!f) throw new SetlsError('ERR_CARD_NO_TLS_ENGINE', 'no TLS engine wired (import src/card/index.ts)');
+        const config = tlsSeEngineConfig({
+          entropy: {
+            random: (n) => this.random(n),
+            now: () => this.state.lastTime * 1000,
+            ...(this.deterministic ? { ephemeralPrivateKey: (group: number) => this.ephemeralPrivateKey(group) } : {}),
+          },
+          selectIdentity: (serverName): TlsIdentity | undefined => {
+            const rec = this.selectIdentity(serverName);
+            return rec ? tlsIdentity(rec, this.deterministic ? this.random : undefined) : undefined;
+          },
+          alpn: this.state.policy.alpn,
+          psks: this.psks,
+        });
+        return f(config);
+      },
+      isVerified: (which) => this.verified[which],
+      verifyPin: (which, ascii) => {
+        let padded: Uint8Array;
+        try {
+          padded = padPin(new TextDecoder('utf-8', { fatal: true }).decode(ascii));
+        } catch {
+          return SW.wrongData;
+        }
+        try {
+          return this.verifyPin(which === 'operator' ? PinRef.operator : PinRef.user, padded).sw;
+        } catch (e) {
+          if (e instanceof CardError) return e.sw;
+          throw e;
+        } finally {
+          wipe(padded);
+        }
+      },
+      setPsk: (identity, key) => {
+        const k = Buffer.from(identity).toString('hex');
+        wipe(this.psks.get(k));
+        this.psks.set(k, key.slice());
+      },
     });
   }
 

@@ -28,10 +28,15 @@ export const Ins = {
   getCsr: 0x4a,
   putChain: 0xda,
   putPolicy: 0xdc,
+  putIdentityPolicy: 0xde,
+  putTrustAnchor: 0xd2,
+  putPsk: 0xd4,
+  exportSession: 0xa8,
+  exporter: 0xaa,
 } as const;
 
 /** Commands whose P1 bit 0 is the "More" bit of command segmentation (S1 §9.2). */
-export const CHAINABLE_INS: ReadonlySet<number> = new Set([Ins.processEap, Ins.getCsr, Ins.putChain]);
+export const CHAINABLE_INS: ReadonlySet<number> = new Set([Ins.processEap, Ins.getCsr, Ins.putChain, Ins.putTrustAnchor]);
 
 export const PinRef = { user: 0x00, operator: 0x01 } as const;
 
@@ -59,10 +64,39 @@ export const CardInfoTag = {
   state: 0x08,
   /** Card policy: the PUT-POLICY TLVs (`30`..`34`, all present) wrapped in one TLV. */
   policy: 0x09,
+  /** External PSK identity (repeated, opaque); never the key. */
+  pskIdentity: 0x0a,
 } as const;
 
 /** Identity TLV tags (GET-DATA `A0 CA 01 00`). */
-export const IdentityTag = { keyType: 0x10, spki: 0x11, certificate: 0x12, hostName: 0x13 } as const;
+export const IdentityTag = {
+  keyType: 0x10,
+  spki: 0x11,
+  certificate: 0x12,
+  hostName: 0x13,
+  clientAuth: 0x40,
+  exportAllowed: 0x41,
+  exporterLabel: 0x42,
+  trustAnchor: 0x43,
+} as const;
+
+/** PUT-IDENTITY-POLICY TLV tags (`80` label, then the same tags as the identity view). */
+export const IdentityPolicyTag = { label: 0x80, clientAuth: 0x40, exportAllowed: 0x41, exporterLabel: 0x42 } as const;
+
+/** Identity policy tag `40`: client authentication (mutual TLS). */
+export const ClientAuthCode = { none: 0x00, optional: 0x01, required: 0x02 } as const;
+
+/** PUT-PSK TLV tags. */
+export const PskTag = { identity: 0x50, key: 0x51, hash: 0x52 } as const;
+
+/** EXPORTER TLV tags. */
+export const ExporterTag = { label: 0x60, context: 0x61, length: 0x62 } as const;
+
+/**
+ * RFC 5705 §4 labels reserved for TLS itself (plus RFC 7627's "extended master secret"): EXPORTER
+ * refuses them (6985) whatever the identity policy says.
+ */
+export const RESERVED_EXPORTER_LABELS: readonly string[] = ['client finished', 'server finished', 'master secret', 'key expansion', 'extended master secret'];
 
 /** PUT-POLICY TLV tags (also inside card info tag `09`). */
 export const PolicyTag = {
@@ -71,6 +105,14 @@ export const PolicyTag = {
   unknownSni: 0x32,
   alpn: 0x33,
   keyUpdateAfterRecords: 0x34,
+  /** TLS 1.2 cipher suites in preference order (2 bytes each). */
+  cipherSuites12: 0x35,
+  /** Protocol versions enabled (2 bytes each: 0304, 0303). */
+  versions: 0x36,
+  /** Ticket lifetime in seconds (4 bytes; 0 = no tickets). */
+  ticketLifetime: 0x37,
+  /** TLS 1.2 session-ID cache (1 byte: 00 off, 01 on). */
+  sessionIdCache: 0x38,
 } as const;
 
 /** PUT-POLICY tag `32`: what the card does with an SNI that matches no identity. */
@@ -86,7 +128,20 @@ export const SessionTag = {
   alpn: 0x25,
   /** Label of the identity that served the session (UTF-8). */
   identityLabel: 0x26,
+  /** Verified client certificate: subject (UTF-8, node's X509Certificate.subject format). */
+  peerSubject: 0x27,
+  /** Verified client certificate: one subjectAltName entry (repeated, e.g. "DNS:a.example"). */
+  peerSan: 0x28,
+  /** Verified client certificate: SHA-256 of the leaf DER (32 bytes). */
+  peerFingerprint: 0x29,
+  /** Resumption (1 byte): see ResumptionCode. */
+  resumption: 0x2a,
+  /** External PSK identity used (opaque). */
+  pskIdentity: 0x2b,
 } as const;
+
+/** Session info tag `2A`. */
+export const ResumptionCode = { full: 0x00, ticket: 0x01, sessionId: 0x02, psk: 0x03 } as const;
 
 /** GET-CSR request TLV tags. */
 export const CsrTag = { label: 0x80, commonName: 0x81, dnsName: 0x82, ipAddress: 0x83 } as const;
@@ -116,6 +171,25 @@ export const Limits = {
   timeRollbackSeconds: 300,
   /** The latest accepted time is written to the store when it advanced by more than this. */
   timePersistSeconds: 3600,
+  /** Trust anchors (CA certificates for client authentication) per identity. */
+  maxTrustAnchors: 8,
+  /** Largest trust anchor certificate (DER bytes). */
+  maxTrustAnchorBytes: 16_384,
+  /** Allowed exporter labels per identity, and their size (bytes). */
+  maxExporterLabels: 16,
+  maxExporterLabel: 249,
+  /** External PSKs held by the card; identity and key sizes. */
+  maxPsks: 16,
+  maxPskIdentity: 128,
+  minPskKey: 16,
+  maxPskKey: 64,
+  /** TLS 1.2 session-ID cache entries (card RAM, least recently used evicted). */
+  sessionCacheEntries: 64,
+  /** EXPORTER: output length 1..1024, context at most 4096 bytes. */
+  maxExporterLength: 1024,
+  maxExporterContext: 4096,
+  /** Largest ticket lifetime (RFC 8446 §4.6.1: 7 days). */
+  maxTicketLifetime: 604_800,
 } as const;
 
 export const PinPolicy = { userTries: 3, operatorTries: 3, pukTries: 10, padded: 8, minDigits: 4, maxDigits: 8 } as const;

@@ -15,7 +15,7 @@ import { cardErr } from './errors.js';
 import { leafHostNames } from './names.js';
 import { ecdsaP256Sign, rsaPssSign, type PssHash, type RandomSource } from './signers.js';
 import type { IdentityRecord, KeyTypeName } from './state.js';
-import { decodeLabel } from './state.js';
+import { DEFAULT_IDENTITY_POLICY, decodeLabel } from './state.js';
 import { parseTlvs } from '../bytes/index.js';
 
 /**
@@ -28,7 +28,7 @@ export function generateIdentity(label: string, keyType: KeyTypeName): IdentityR
       ? generateKeyPairSync('rsa', { modulusLength: 2048, publicExponent: 0x10001 })
       : generateKeyPairSync('ec', { namedCurve: 'P-256' });
   const spki = new Uint8Array(publicKey.export({ format: 'der', type: 'spki' }));
-  return { label, keyType, privateKey, spki, chain: [], hostNames: [] };
+  return { label, keyType, privateKey, spki, chain: [], hostNames: [], ...DEFAULT_IDENTITY_POLICY };
 }
 
 /** RSA-PSS schemes (rsaEncryption keys), salt length = hash length. */
@@ -45,7 +45,7 @@ export function identitySchemes(keyType: KeyTypeName): number[] {
 }
 
 /**
- * The engine's view of an identity: its chain and a signer. P-256: ecdsa_secp256r1_sha256 (DER
+ * The engine's view of an identity: its chain, a signer, and its client-auth policy and trust anchors. P-256: ecdsa_secp256r1_sha256 (DER
  * signatures); RSA-2048: rsa_pss_rsae_sha256/384/512. With `random` (deterministic card mode) the
  * ECDSA nonce and the PSS salt come from it; otherwise from node:crypto.
  */
@@ -55,6 +55,8 @@ export function tlsIdentity(rec: IdentityRecord, random?: RandomSource): TlsIden
   return {
     certificateChain: rec.chain.map((c) => c.slice()),
     signatureSchemes: schemes,
+    clientAuth: rec.clientAuth,
+    trustAnchors: rec.trustAnchors.map((c) => c.slice()),
     sign(scheme: number, data: Uint8Array): Uint8Array {
       if (!schemes.includes(scheme)) {
         throw cardErr.data(`identity ${rec.label} cannot sign with scheme 0x${scheme.toString(16)}`);

@@ -1,12 +1,14 @@
 /**
- * The card policy (docs/apdu-protocol.md §2 PUT-POLICY, §5): cipher suites and groups in preference
- * order, what to do with an unknown SNI, ALPN protocols and the KeyUpdate interval. Persisted in the
+ * The card policy (docs/apdu-protocol.md §2 PUT-POLICY, §2.3, §5): cipher suites and groups in
+ * preference order, what to do with an unknown SNI, ALPN protocols, the KeyUpdate interval, TLS 1.2
+ * suites, the versions enabled, the ticket lifetime and the TLS 1.2 session-ID cache. Persisted in the
  * sealed state; passed to the TLS engine for every session. No secrets.
  * imports bytes/, tls/ (suite and group tables) and card/ siblings.
  */
 import { encodeTlvs, parseTlvs, readU16, readU32, u16, u32, type Tlv } from '../bytes/index.js';
 import { DEFAULT_KEY_UPDATE_AFTER_RECORDS, GROUPS, SUITES } from '../tls/crypto.js';
-import { CipherSuite, NamedGroup } from '../tls/constants.js';
+import { CipherSuite, NamedGroup, ProtocolVersion } from '../tls/constants.js';
+import { CipherSuite12, SUITES12 } from '../tls/tls12/suites12.js';
 import { Limits, PolicyTag, UnknownSniPolicy } from './constants.js';
 import { cardErr } from './errors.js';
 
@@ -23,7 +25,21 @@ export interface CardPolicy {
   readonly alpn: readonly string[];
   /** The engine's KeyUpdate interval (records per key), ≥ 1. */
   readonly keyUpdateAfterRecords: number;
+  /** TLS 1.2 cipher suites in preference order (only suites of the engine's 1.2 table). */
+  readonly cipherSuites12: readonly number[];
+  /** Protocol versions enabled (0x0304, 0x0303), non-empty. */
+  readonly versions: readonly number[];
+  /** Session ticket lifetime in seconds (TLS 1.3 and TLS 1.2 tickets); 0 = no tickets. */
+  readonly ticketLifetime: number;
+  /** TLS 1.2 session-ID cache (card RAM) on/off. */
+  readonly sessionIdCache: boolean;
 }
+
+/** Versions the card can enable (PUT-POLICY tag `36`). */
+const VERSIONS: ReadonlyMap<number, string> = new Map([
+  [ProtocolVersion.tls13, 'TLS 1.3'],
+  [ProtocolVersion.tls12, 'TLS 1.2'],
+]);
 
 export const DEFAULT_POLICY: CardPolicy = {
   cipherSuites: [
@@ -36,6 +52,17 @@ export const DEFAULT_POLICY: CardPolicy = {
   unknownSni: 'default',
   alpn: ['http/1.1'],
   keyUpdateAfterRecords: DEFAULT_KEY_UPDATE_AFTER_RECORDS,
+  cipherSuites12: [
+    CipherSuite12.TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256,
+    CipherSuite12.TLS_ECDHE_ECDSA_WITH_AES_256_GCM_SHA384,
+    CipherSuite12.TLS_ECDHE_ECDSA_WITH_CHACHA20_POLY1305_SHA256,
+    CipherSuite12.TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256,
+    CipherSuite12.TLS_ECDHE_RSA_WITH_AES_256_GCM_SHA384,
+    CipherSuite12.TLS_ECDHE_RSA_WITH_CHACHA20_POLY1305_SHA256,
+  ],
+  versions: [ProtocolVersion.tls13, ProtocolVersion.tls12],
+  ticketLifetime: 7200,
+  sessionIdCache: true,
 };
 
 /** Largest keyUpdateAfterRecords (4 bytes on the wire). */
@@ -108,6 +135,23 @@ export function applyPolicyTlv(data: Uint8Array, current: CardPolicy): CardPolic
         next = { ...next, keyUpdateAfterRecords: n };
         break;
       }
+      case PolicyTag.cipherSuites12:
+        next = { ...next, cipherSuites12: codePoints(value, 'TLS 1.2 cipher suite', SUITES12) };
+        break;
+      case PolicyTag.versions:
+        next = { ...next, versions: codePoints(value, 'version', VERSIONS) };
+        break;
+      case PolicyTag.ticketLifetime: {
+        if (value.length !== 4) throw cardErr.data('PUT-POLICY: ticket lifetime is 4 bytes');
+        const n = readU32(value, 0);
+        if (n > Limits.maxTicketLifetime) throw cardErr.data(`PUT-POLICY: ticket lifetime above ${Limits.maxTicketLifetime} s`);
+        next = { ...next, ticketLifetime: n };
+        break;
+      }
+      case PolicyTag.sessionIdCache:
+        if (value.length !== 1 || value[0]! > 1) throw cardErr.data('PUT-POLICY: session-ID cache is one byte, 00 or 01');
+        next = { ...next, sessionIdCache: value[0] === 1 };
+        break;
       default:
         throw cardErr.data(`PUT-POLICY: unknown tag 0x${tag.toString(16)}`);
     }
@@ -115,7 +159,7 @@ export function applyPolicyTlv(data: Uint8Array, current: CardPolicy): CardPolic
   return next;
 }
 
-/** The policy as TLVs `30`..`34` (all present), as PUT-POLICY takes them. */
+/** The policy as TLVs `30`..`38` (all present), as PUT-POLICY takes them. */
 export function encodePolicyTlv(p: CardPolicy): Uint8Array {
   const alpn: number[] = [];
   for (const a of p.alpn) alpn.push(a.length, ...Array.from(a, (c) => c.charCodeAt(0) & 0xff));
@@ -125,6 +169,10 @@ export function encodePolicyTlv(p: CardPolicy): Uint8Array {
     { tag: PolicyTag.unknownSni, value: Uint8Array.of(p.unknownSni === 'reject' ? UnknownSniPolicy.reject : UnknownSniPolicy.serveDefault) },
     { tag: PolicyTag.alpn, value: Uint8Array.from(alpn) },
     { tag: PolicyTag.keyUpdateAfterRecords, value: u32(Math.min(p.keyUpdateAfterRecords, MAX_KEY_UPDATE)) },
+    { tag: PolicyTag.cipherSuites12, value: Uint8Array.from(p.cipherSuites12.flatMap((c) => [...u16(c)])) },
+    { tag: PolicyTag.versions, value: Uint8Array.from(p.versions.flatMap((v) => [...u16(v)])) },
+    { tag: PolicyTag.ticketLifetime, value: u32(p.ticketLifetime) },
+    { tag: PolicyTag.sessionIdCache, value: Uint8Array.of(p.sessionIdCache ? 1 : 0) },
   ]);
 }
 
@@ -135,6 +183,10 @@ export interface PolicyJson {
   unknownSni: UnknownSni;
   alpn: string[];
   keyUpdateAfterRecords: number;
+  cipherSuites12: number[];
+  versions: number[];
+  ticketLifetime: number;
+  sessionIdCache: boolean;
 }
 
 export function policyToJson(p: CardPolicy): PolicyJson {
@@ -144,10 +196,18 @@ export function policyToJson(p: CardPolicy): PolicyJson {
     unknownSni: p.unknownSni,
     alpn: p.alpn.map((a) => Buffer.from(a, 'latin1').toString('base64')),
     keyUpdateAfterRecords: p.keyUpdateAfterRecords,
+    cipherSuites12: [...p.cipherSuites12],
+    versions: [...p.versions],
+    ticketLifetime: p.ticketLifetime,
+    sessionIdCache: p.sessionIdCache,
   };
 }
 
-/** Validates the JSON form by re-encoding it as PUT-POLICY TLVs; throws (the caller maps to ERR_CARD_STATE). */
+/**
+ * Validates the JSON form by re-encoding it as PUT-POLICY TLVs; throws (the caller maps to
+ * ERR_CARD_STATE). Fields added in state version 3 (`cipherSuites12`, `versions`, `ticketLifetime`,
+ * `sessionIdCache`) take their defaults when absent (older states).
+ */
 export function policyFromJson(v: unknown): CardPolicy {
   if (typeof v !== 'object' || v === null || Array.isArray(v)) throw new Error('policy is not an object');
   const o = v as Record<string, unknown>;
@@ -163,12 +223,20 @@ export function policyFromJson(v: unknown): CardPolicy {
   if (typeof k !== 'number' || !Number.isInteger(k) || k < 1 || k > MAX_KEY_UPDATE) throw new Error('policy.keyUpdateAfterRecords');
   const alpn = (o.alpn as string[]).map((a) => String.fromCharCode(...Buffer.from(a, 'base64')));
   if (!alpn.every((a) => a.length >= 1 && a.length <= 255)) throw new Error('policy.alpn length');
+  const life = o.ticketLifetime ?? DEFAULT_POLICY.ticketLifetime;
+  if (typeof life !== 'number' || !Number.isInteger(life) || life < 0 || life > Limits.maxTicketLifetime) throw new Error('policy.ticketLifetime');
+  const cache = o.sessionIdCache ?? DEFAULT_POLICY.sessionIdCache;
+  if (typeof cache !== 'boolean') throw new Error('policy.sessionIdCache');
   const candidate: CardPolicy = {
     cipherSuites: ints(o.cipherSuites, 'cipherSuites'),
     groups: ints(o.groups, 'groups'),
     unknownSni: o.unknownSni,
     alpn,
     keyUpdateAfterRecords: k,
+    cipherSuites12: o.cipherSuites12 === undefined ? DEFAULT_POLICY.cipherSuites12 : ints(o.cipherSuites12, 'cipherSuites12'),
+    versions: o.versions === undefined ? DEFAULT_POLICY.versions : ints(o.versions, 'versions'),
+    ticketLifetime: life,
+    sessionIdCache: cache,
   };
   return applyPolicyTlv(encodePolicyTlv(candidate), DEFAULT_POLICY);
 }

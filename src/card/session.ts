@@ -28,6 +28,7 @@ import { ContentType, type TlsEntropy, type TlsIdentity, type TlsServerConfig, t
 import { RECORD_HEADER_LENGTH, parseRecordHeader } from '../tls/record/framing.js';
 import { EAP_TLS_EXPORTER_CONTEXT, EAP_TLS_EXPORTER_LABEL, Limits } from './constants.js';
 import { CardError, cardErr } from './errors.js';
+import { encodeExportBlob, wipeExported } from './tls-commands.js';
 
 export type TlsFactory = (config: TlsServerConfig) => TlsServerConnection;
 
@@ -262,6 +263,52 @@ export class EapTlsSession {
     const out = all.slice(0, length);
     wipe(all);
     return out;
+  }
+
+  /**
+   * EXPORT-SESSION (TLS-Tandem): the engine hands over the traffic keys and wipes itself; the session
+   * is then closed (ENCRYPT/DECRYPT → 6985). 6985 unless authenticated, before the card's
+   * close_notify, with no held plaintext (DECRYPT it first), and with an engine that can export.
+   * The blob is secret: the caller wipes it.
+   */
+  exportSession(): Uint8Array {
+    const engine = this.engine;
+    if (this.phaseValue !== 'authenticated' || !engine || this.sentClose) throw cardErr.conditions('no open authenticated TLS session to export');
+    if (this.heldPlain.length > 0) throw cardErr.conditions('application data from the client is waiting for DECRYPT');
+    if (!engine.exportSession) throw cardErr.conditions('this TLS engine cannot export sessions');
+    let ex;
+    try {
+      ex = engine.exportSession();
+    } catch (e) {
+      if (e instanceof SetlsError && e.code === 'ERR_TLS_STATE') throw cardErr.conditions(`EXPORT-SESSION refused by the TLS engine: ${e.message}`);
+      throw e;
+    }
+    try {
+      return encodeExportBlob(ex);
+    } finally {
+      wipeExported(ex);
+      engine.dispose();
+      this.phaseValue = 'closed';
+    }
+  }
+
+  /**
+   * RFC 5705 / RFC 8446 §7.5 exporter of the authenticated session. `context` undefined = no context:
+   * for TLS 1.3 the same as an empty one; TLS 1.2's no-context form (RFC 5705 §4) is not computed by
+   * the engine, so it is refused (6985). Label checks (reserved, allowed) are the caller's.
+   */
+  exporter(label: string, context: Uint8Array | undefined, length: number): Uint8Array {
+    const engine = this.engine;
+    if (this.phaseValue !== 'authenticated' || !engine) throw cardErr.conditions('no authenticated TLS session');
+    if (context === undefined && engine.info?.version !== 0x0304 /* TLS 1.3 */) {
+      throw cardErr.conditions('TLS 1.2 exporters need a context (the no-context form is not supported)');
+    }
+    try {
+      return engine.exportKeyingMaterial(label, context ?? new Uint8Array(0), length);
+    } catch (e) {
+      if (e instanceof SetlsError && (e.code === 'ERR_TLS_STATE' || e.code === 'ERR_TLS_ARGUMENT')) throw cardErr.conditions(`EXPORTER refused by the TLS engine: ${e.message}`);
+      throw e;
+    }
   }
 
   /** Wipes every secret of the session (engine keys, buffers). */

@@ -1,10 +1,11 @@
 /**
  * The TLV views the card returns (docs/apdu-protocol.md §5): card info, identity, session info.
- * Never any secret: public keys, certificates, counters, labels. imports bytes/, tls/ (api types).
+ * Never any secret: public keys, certificates, counters, labels, PSK identities (never PSK keys or
+ * the ticket key). imports bytes/, tls/ (api types).
  */
 import { encodeTlv, encodeTlvs, u16, u32, type Tlv } from '../bytes/index.js';
 import type { TlsSessionInfo } from '../tls/api.js';
-import { APPLET_VERSION, CardInfoTag, IdentityTag, KeyType, SessionTag } from './constants.js';
+import { APPLET_VERSION, CardInfoTag, ClientAuthCode, IdentityTag, KeyType, ResumptionCode, SessionTag } from './constants.js';
 import { encodePolicyTlv } from './policy.js';
 import type { CardState, IdentityRecord } from './state.js';
 
@@ -26,6 +27,7 @@ export function cardInfoTlv(s: CardState, stateCode: number): Uint8Array {
     { tag: CardInfoTag.lastTime, value: u32(s.lastTime) },
     { tag: CardInfoTag.state, value: Uint8Array.of(stateCode) },
     { tag: CardInfoTag.policy, value: encodePolicyTlv(s.policy) },
+    ...s.psks.map((p) => ({ tag: CardInfoTag.pskIdentity, value: p.identity })),
   ];
   return encodeTlvs(items);
 }
@@ -36,8 +38,14 @@ export function identityTlv(rec: IdentityRecord): Uint8Array {
     { tag: IdentityTag.spki, value: rec.spki },
     ...rec.chain.map((c) => ({ tag: IdentityTag.certificate, value: c })),
     ...rec.hostNames.map((n) => ({ tag: IdentityTag.hostName, value: utf8(n) })),
+    { tag: IdentityTag.clientAuth, value: Uint8Array.of(ClientAuthCode[rec.clientAuth]) },
+    { tag: IdentityTag.exportAllowed, value: Uint8Array.of(rec.exportAllowed ? 1 : 0) },
+    ...rec.exporterLabels.map((l) => ({ tag: IdentityTag.exporterLabel, value: utf8(l) })),
+    ...rec.trustAnchors.map((c) => ({ tag: IdentityTag.trustAnchor, value: c })),
   ]);
 }
+
+const RESUMPTION = { full: ResumptionCode.full, ticket: ResumptionCode.ticket, 'session-id': ResumptionCode.sessionId, psk: ResumptionCode.psk } as const;
 
 export function sessionInfoTlv(info: TlsSessionInfo, identityLabel?: string): Uint8Array {
   const items: Tlv[] = [
@@ -49,5 +57,12 @@ export function sessionInfoTlv(info: TlsSessionInfo, identityLabel?: string): Ui
   if (info.serverName !== undefined) items.push({ tag: SessionTag.serverName, value: utf8(info.serverName) });
   if (info.alpn !== undefined) items.push({ tag: SessionTag.alpn, value: Uint8Array.from(info.alpn, (c) => c.charCodeAt(0) & 0xff) });
   if (identityLabel !== undefined) items.push({ tag: SessionTag.identityLabel, value: utf8(identityLabel) });
+  if (info.peer) {
+    items.push({ tag: SessionTag.peerSubject, value: utf8(info.peer.subject) });
+    for (const san of info.peer.subjectAltNames) items.push({ tag: SessionTag.peerSan, value: utf8(san) });
+    items.push({ tag: SessionTag.peerFingerprint, value: info.peer.fingerprint256 });
+  }
+  items.push({ tag: SessionTag.resumption, value: Uint8Array.of(RESUMPTION[info.resumption ?? 'full']) });
+  if (info.pskIdentity !== undefined) items.push({ tag: SessionTag.pskIdentity, value: info.pskIdentity });
   return encodeTlvs(items);
 }

@@ -12,7 +12,8 @@ import { CardClient, KeyType, type KeyTypeName } from '../host/index.js';
 import { X509Certificate } from 'node:crypto';
 import { existsSync } from 'node:fs';
 import { fingerprintOf, openLocalCa } from '../pki/local-ca.js';
-import { codeOf, groupName, GROUPS, suiteName, TLS13_SUITES } from '../registry/tls-names.js';
+import { codeOf, groupName, GROUPS, suiteName, TLS13_SUITES, versionName } from '../registry/tls-names.js';
+import { parseOnOff, parseTls12Suites, parseVersions, registerCardAdminCommands } from './card-admin.js';
 
 const DEFAULT_CARD_DIR = '.setls/card';
 
@@ -127,7 +128,23 @@ card
   .addOption(new Option('--unknown-sni <rule>', 'an SNI that matches no identity').choices(['default', 'reject']))
   .option('--alpn <list>', "ALPN protocols in preference order ('' turns ALPN off)")
   .option('--key-update-after <records>', 'own KeyUpdate after this many records', (v) => parsePositive(v, 'record count'))
-  .action(async (o: { cardDir: string; cardKey?: string; suites?: string; groups?: string; unknownSni?: 'default' | 'reject'; alpn?: string; keyUpdateAfter?: number }) => {
+  .option('--tls12-suites <list>', 'TLS 1.2 suites in preference order (IANA names), e.g. TLS_ECDHE_ECDSA_WITH_AES_128_CCM_8,TLS_PSK_WITH_AES_128_GCM_SHA256')
+  .option('--versions <list>', 'TLS versions enabled: 1.3,1.2 | 1.3 | 1.2')
+  .option('--ticket-lifetime <seconds>', 'session ticket lifetime (0 = no tickets)', (v) => parsePositive(v, 'ticket lifetime'))
+  .addOption(new Option('--session-cache <on|off>', 'TLS 1.2 session-ID cache in card RAM').choices(['on', 'off']))
+  .action(async (o: {
+    cardDir: string;
+    cardKey?: string;
+    suites?: string;
+    groups?: string;
+    unknownSni?: 'default' | 'reject';
+    alpn?: string;
+    keyUpdateAfter?: number;
+    tls12Suites?: string;
+    versions?: string;
+    ticketLifetime?: number;
+    sessionCache?: string;
+  }) => {
     const paths = cardPaths(o.cardDir, { cardKey: o.cardKey });
     const { transport, card } = openCard({ cardDir: o.cardDir, cardKey: o.cardKey });
     const client = new CardClient(transport);
@@ -139,6 +156,10 @@ card
         ...(o.unknownSni !== undefined ? { unknownSni: o.unknownSni } : {}),
         ...(o.alpn !== undefined ? { alpn: o.alpn === '' ? [] : o.alpn.split(',').map((a) => a.trim()) } : {}),
         ...(o.keyUpdateAfter !== undefined ? { keyUpdateAfterRecords: o.keyUpdateAfter } : {}),
+        ...(o.tls12Suites !== undefined ? { cipherSuites12: parseTls12Suites(o.tls12Suites) } : {}),
+        ...(o.versions !== undefined ? { versions: parseVersions(o.versions) } : {}),
+        ...(o.ticketLifetime !== undefined ? { ticketLifetimeSeconds: o.ticketLifetime } : {}),
+        ...(o.sessionCache !== undefined ? { sessionIdCache: parseOnOff(o.sessionCache, '--session-cache') } : {}),
       };
       if (Object.keys(policy).length > 0) {
         await client.verifyPin(readOperatorPin(paths), 'operator');
@@ -147,7 +168,13 @@ card
       const p = (await client.cardInfo()).policy;
       console.log(
         JSON.stringify(
-          p && { ...p, cipherSuites: p.cipherSuites?.map(suiteName), groups: p.groups?.map(groupName) },
+          p && {
+            ...p,
+            cipherSuites: p.cipherSuites?.map(suiteName),
+            groups: p.groups?.map(groupName),
+            ...(p.cipherSuites12 ? { cipherSuites12: p.cipherSuites12.map(suiteName) } : {}),
+            ...(p.versions ? { versions: p.versions.map(versionName) } : {}),
+          },
           null,
           2,
         ),
@@ -159,6 +186,8 @@ card
   });
 
 const KEY_NAMES: Record<KeyTypeName, string> = { p256: 'ECDSA P-256', rsa2048: 'RSA-2048' };
+
+registerCardAdminCommands(card, DEFAULT_CARD_DIR);
 
 
 card
@@ -188,6 +217,11 @@ serve
   .option('--reader <name>', 'use the card in this PC/SC reader (through pcscd), e.g. "Virtual PCD 00 00"; the PIN still comes from <card-dir>.pin or SETLS_PIN')
   .addOption(new Option('--pcsc-share <mode>', 'PC/SC share mode (auto = exclusive: the binding has no PC/SC transactions)').choices(['auto', 'shared', 'exclusive']))
   .addOption(new Option('--driver <kind>', "applet protocol: 'eap' (setls applet) or 'tls-se' (draft-urien-tls-se applet, AID 01 02 03 04 05 00)").choices(['eap', 'tls-se']).default('eap'))
+  .addOption(
+    new Option('--record-layer <where>', "TLS-Tandem: records protected in the card, or on the host after EXPORT-SESSION (the identity's policy must allow export; the card is freed for the next client)")
+      .choices(['card', 'host'])
+      .default('card'),
+  )
   .action(async (o: ServeHttpsOptions) => {
     await runServeHttps(o);
   });

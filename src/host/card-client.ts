@@ -18,6 +18,12 @@ import {
   encodePin,
   encodeLabel,
   encodePolicy,
+  encodeIdentityPolicy,
+  encodeTrustAnchor,
+  encodePsk,
+  encodePskDelete,
+  encodeExporter,
+  parseExportedSession,
   KeyType,
   parseCardInfo,
   parseIdentityInfo,
@@ -29,6 +35,9 @@ import {
   type CsrRequest,
   type IdentityInfo,
   type SessionInfo,
+  type IdentityPolicy,
+  type PskSpec,
+  type ExportedSessionBlob,
 } from './card-codec.js';
 
 /** The setls applet AID: F0 "setls" 01. */
@@ -100,9 +109,18 @@ export class CardClient {
 
   /** Sends one logical command (segmented and response-chained) and returns data and final SW, unchecked. */
   transceive(cmd: CommandApdu): Promise<ResponseApdu> {
-    return this.lock.run(() =>
-      transceive((apdu) => this.transmitOne(apdu), cmd, { extended: this.extended, maxResponse: this.maxResponse }),
-    );
+    return this.runChain((transmit) => transceive(transmit, cmd, { extended: this.extended, maxResponse: this.maxResponse }));
+  }
+
+  /**
+   * Runs one exchange of several APDUs (a command chain with its GET RESPONSEs, or a TLS-SE
+   * RECV/SEND sequence) under this client's lock and, where the transport has them, inside one
+   * PC/SC transaction, so no other command (or PC/SC client) can split it. `transmit` sends one raw
+   * APDU with the per-APDU deadline and the `setls:apdu` diagnostics.
+   */
+  runChain<T>(fn: (transmit: (apdu: Uint8Array) => Promise<Uint8Array>) => Promise<T>): Promise<T> {
+    const chain = (): Promise<T> => fn((apdu) => this.transmitOne(apdu));
+    return this.lock.run(() => (this.transport.withTransaction ? this.transport.withTransaction(chain) : chain()));
   }
 
   private async transmitOne(apdu: Uint8Array): Promise<Uint8Array> {
@@ -226,6 +244,57 @@ export class CardClient {
   /** PUT-CHAIN (operator): installs the certificate chain (leaf first) of identity `label`. */
   async putChain(label: string, certsDer: readonly Uint8Array[]): Promise<void> {
     await this.ok('PUT-CHAIN', this.cmd(0xda, 0x00, 0x00, encodeChain(label, certsDer)));
+  }
+
+  /** PUT-IDENTITY-POLICY (operator): client auth, session export and exporter labels of one identity. Absent fields are kept. */
+  async putIdentityPolicy(policy: IdentityPolicy): Promise<void> {
+    await this.ok('PUT-IDENTITY-POLICY', this.cmd(0xde, 0x00, 0x00, encodeIdentityPolicy(policy)));
+  }
+
+  /** PUT-TRUST-ANCHOR (operator): adds a CA certificate (DER) client chains of identity `label` may end at. */
+  async putTrustAnchor(label: string, caDer: Uint8Array): Promise<void> {
+    await this.ok('PUT-TRUST-ANCHOR', this.cmd(0xd2, 0x00, 0x00, encodeTrustAnchor(label, caDer)));
+  }
+
+  /** PUT-TRUST-ANCHOR P2 01 (operator): removes every trust anchor of identity `label`. */
+  async clearTrustAnchors(label: string): Promise<void> {
+    await this.ok('PUT-TRUST-ANCHOR(clear)', this.cmd(0xd2, 0x00, 0x01, encodeTrustAnchor(label)));
+  }
+
+  /** PUT-PSK (operator): adds or replaces an external PSK. The caller should wipe `key` afterwards. */
+  async putPsk(psk: PskSpec): Promise<void> {
+    const data = encodePsk(psk);
+    try {
+      await this.ok('PUT-PSK', this.cmd(0xd4, 0x00, 0x00, data));
+    } finally {
+      data.fill(0);
+    }
+  }
+
+  /** PUT-PSK P2 01 (operator): deletes the PSK with this identity. */
+  async deletePsk(identity: Uint8Array | string): Promise<void> {
+    await this.ok('PUT-PSK(delete)', this.cmd(0xd4, 0x00, 0x01, encodePskDelete(identity)));
+  }
+
+  /**
+   * EXPORT-SESSION (user): the current session's traffic keys and sequence numbers (TLS-Tandem);
+   * the card then wipes the session (state CLOSED). ERR_CARD_CONDITIONS_NOT_SATISFIED (6985) when
+   * the identity's policy does not allow export or no session is established. SECRET: wipe the
+   * result with wipeExportedSession().
+   */
+  async exportSession(): Promise<ExportedSessionBlob> {
+    return parseExportedSession(await this.ok('EXPORT-SESSION', this.cmd(0xa8, 0x00, 0x00, EMPTY, this.neMax)));
+  }
+
+  /**
+   * EXPORTER (user): RFC 5705 / RFC 8446 §7.5 keying material of the current session. `context`
+   * undefined = no context (differs from an empty one in TLS 1.2). Reserved or not-allowed labels:
+   * ERR_CARD_CONDITIONS_NOT_SATISFIED.
+   */
+  async exporter(label: string, context: Uint8Array | undefined, length: number): Promise<Uint8Array> {
+    const d = await this.ok('EXPORTER', this.cmd(0xaa, 0x00, 0x00, encodeExporter(label, context, length), Math.min(Math.max(length, 1), this.neMax)));
+    if (d.length !== length) throw new SetlsError('ERR_CARD_RESPONSE', `EXPORTER returned ${d.length} bytes, expected ${length}`);
+    return d;
   }
 
   /**

@@ -1,10 +1,12 @@
 /**
  * host/: the SE-TLS host framework (public API). The card is reached only through APDU bytes.
- * imports apdu/, bytes/, eap/, tls/record/framing.ts, transport/ and host/.
+ * imports apdu/, bytes/, eap/, tls/record/, tls/crypto.ts (primitives, TLS-Tandem), transport/ and host/.
  */
 export { CardClient, CardState, SETLS_AID, CLA_PROPRIETARY, type CardClientOptions, type PinKind, type ApduEvent } from './card-client.js';
 export type { CardInfo, IdentityInfo, SessionInfo, CsrRequest, CardPolicy, KeyTypeName } from './card-codec.js';
-export { KeyType, encodePolicy } from './card-codec.js';
+export type { IdentityPolicy, ClientAuth, PskSpec, PskHash, ExportedSessionBlob, PeerIdentityInfo, Resumption } from './card-codec.js';
+export { KeyType, encodePolicy, encodeIdentityPolicy, encodeTrustAnchor, encodePsk, encodeExporter, parseExportedSession, wipeExportedSession } from './card-codec.js';
+export { HostSession, type HostSessionOptions } from './host-record.js';
 export { encodePin, encodeLabel, encodeChain, encodeCsrRequest, ipToBytes, parseSessionInfo, parseCardInfo, parseIdentityInfo } from './card-codec.js';
 export { CardError, cardError, cardErrorCode } from './errors.js';
 export { EapSession, groupRecords, MAX_PLAINTEXT, type HandshakeStep, type DecryptResult, type EapSessionOptions } from './eap-session.js';
@@ -12,4 +14,6 @@ export { RecordLayer, type RecordLayerOptions } from './record-layer.js';
 export { SocketReader } from './socket-reader.js';
 export { SeTlsSocket } from './socket.js';
 export { TlsTandem, type TlsTandemOptions, type SessionEvent, type PeerInfo } from './tandem.js';
+export { EapDriver, type SeSession, type SeSessionPhase, type SessionDriver, type EapDriverOptions } from './session-driver.js';
+export { TlsSeDriver, TlsSeSession, tlsSeExchange, TLS_SE_AID, TLS_SE_FRAGMENT, TLS_SE_SW, TlsSeP1, type TlsSeDriverOptions, type TlsSeSessionOptions, type TlsSeExchange } from './tls-se-driver.js';
 export * from '../transport/index.js';

@@ -1,6 +1,8 @@
 /**
  * RecordLayer (the paper's SE-TLS API): TLS records between a TCP client and the card. The host
- * frames records and moves them; every encryption and decryption happens in the card.
+ * frames records and moves them; every encryption and decryption happens in the card — or, for a
+ * TLS-Tandem exported session (`HostSession`, recordLayer 'host'), on the host with the traffic
+ * keys the card exported (wiped when the session ends). Same methods in both modes.
  *
  *   recv()          next whole TLS record from the client (null at EOF), with a deadline
  *   decrypt(rec)    PROCESS-EAP-DECRYPT
@@ -13,7 +15,8 @@
 import type { Socket } from 'node:net';
 import { concat, SetlsError } from '../bytes/index.js';
 import type { SessionInfo } from './card-codec.js';
-import { CONTENT_TYPE_ALERT, CONTENT_TYPE_APPLICATION_DATA, MAX_PLAINTEXT, type DecryptResult, type EapSession } from './eap-session.js';
+import { CONTENT_TYPE_ALERT, CONTENT_TYPE_APPLICATION_DATA, MAX_PLAINTEXT, type DecryptResult } from './eap-session.js';
+import type { SeSession } from './session-driver.js';
 import { SocketReader } from './socket-reader.js';
 
 export interface RecordLayerOptions {
@@ -27,12 +30,16 @@ export interface RecordLayerOptions {
   readonly onRelease?: (err?: Error) => void | Promise<void>;
   /** What the handshake negotiated (GET-EXPORTED-PARAMETER), when known. */
   readonly info?: SessionInfo;
+  /** Where the records are protected: in the card, or on the host after EXPORT-SESSION. Default 'card'. */
+  readonly mode?: 'card' | 'host';
 }
 
 const CLOSE_NOTIFY = Uint8Array.of(1, 0);
 
 export class RecordLayer {
   readonly info: SessionInfo | undefined;
+  /** 'card' (PROCESS-EAP-ENCRYPT/DECRYPT) or 'host' (exported session, TLS-Tandem). */
+  readonly mode: 'card' | 'host';
   private readonly recvTimeoutMs: number;
   private readonly writeTimeoutMs: number;
   private readonly lingerMs: number;
@@ -48,7 +55,7 @@ export class RecordLayer {
 
   constructor(
     readonly socket: Socket,
-    readonly session: EapSession,
+    readonly session: SeSession,
     readonly reader: SocketReader = new SocketReader(socket),
     opts: RecordLayerOptions = {},
   ) {
@@ -57,6 +64,7 @@ export class RecordLayer {
     this.lingerMs = opts.lingerMs ?? 2_000;
     this.onRelease = opts.onRelease;
     this.info = opts.info;
+    this.mode = opts.mode ?? 'card';
     this.finished = new Promise((r) => (this.releaseDone = r));
   }
 
@@ -180,6 +188,7 @@ export class RecordLayer {
     if (this.released) return;
     this.released = true;
     this.reader.detach();
+    this.session.dispose?.();
     try {
       await this.onRelease?.(err);
     } finally {

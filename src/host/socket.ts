@@ -13,7 +13,7 @@ import { Duplex } from 'node:stream';
 import type { AddressInfo } from 'node:net';
 import { SetlsError } from '../bytes/index.js';
 import { ActivityTimer } from './activity-timer.js';
-import type { SessionInfo } from './card-codec.js';
+import type { PeerIdentityInfo, SessionInfo } from './card-codec.js';
 import { MAX_PLAINTEXT } from './eap-session.js';
 import type { RecordLayer } from './record-layer.js';
 
@@ -54,6 +54,44 @@ export class SeTlsSocket extends Duplex {
 
   getSessionInfo(): SessionInfo | undefined {
     return this.layer.info;
+  }
+
+  /**
+   * The client certificate the card verified (mutual TLS) — subject, subjectAltNames and SHA-256
+   * fingerprint — or undefined when the client did not authenticate. Authorise by this.
+   */
+  getPeerIdentity(): PeerIdentityInfo | undefined {
+    return this.layer.info?.peer;
+  }
+
+  /** As tls.TLSSocket.authorized: true when the client presented a certificate the card verified. */
+  get authorized(): boolean {
+    return this.layer.info?.peer !== undefined;
+  }
+
+  /** As tls.TLSSocket.authorizationError (only set when no verified client certificate). */
+  get authorizationError(): Error | undefined {
+    return this.authorized ? undefined : new Error('no client certificate verified by the card');
+  }
+
+  /**
+   * A minimal tls.TLSSocket.getPeerCertificate(): `{}` without a verified client certificate, else
+   * `{ subject, subjectaltname, fingerprint256 }` in node's shapes (subject as an object of RDNs).
+   */
+  getPeerCertificate(): { subject?: Record<string, string>; subjectaltname?: string; fingerprint256?: string } {
+    const p = this.layer.info?.peer;
+    if (!p) return {};
+    const subject: Record<string, string> = {};
+    for (const line of p.subject.split('\n')) {
+      const i = line.indexOf('=');
+      if (i > 0) subject[line.slice(0, i)] = line.slice(i + 1);
+    }
+    return { subject, subjectaltname: p.subjectAltNames.join(', '), fingerprint256: p.fingerprint256 };
+  }
+
+  /** Where the records of this session are protected: 'card', or 'host' after a TLS-Tandem export. */
+  get recordLayer(): 'card' | 'host' {
+    return this.layer.mode;
   }
 
   address(): AddressInfo | object {

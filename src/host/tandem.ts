@@ -20,8 +20,12 @@ import { EventEmitter } from 'node:events';
 import net from 'node:net';
 import { SetlsError } from '../bytes/index.js';
 import type { CardTransport } from '../transport/index.js';
-import { CardClient, SETLS_AID } from './card-client.js';
-import { EapSession } from './eap-session.js';
+import { CardClient } from './card-client.js';
+import { CardError } from './errors.js';
+import { HostSession } from './host-record.js';
+import { SW } from '../apdu/index.js';
+import { EapDriver, type SessionDriver } from './session-driver.js';
+import { TlsSeDriver } from './tls-se-driver.js';
 import { hostError } from './errors.js';
 import { RecordLayer } from './record-layer.js';
 import { SeTlsSocket } from './socket.js';
@@ -29,7 +33,12 @@ import { SocketReader } from './socket-reader.js';
 
 export interface TlsTandemOptions {
   readonly transport: CardTransport;
-  /** Applet AID. Default F0 73 65 74 6C 73 01. */
+  /**
+   * How to drive the card: 'eap' (default) — the setls applet, EAP-TLS in APDUs; 'tls-se' — a card
+   * running draft-urien-tls-se (RECV 00 D8 / SEND 00 C0), e.g. the emulated card's TLS-SE applet.
+   */
+  readonly driver?: 'eap' | 'tls-se';
+  /** Applet AID. Default F0 73 65 74 6C 73 01 (eap) / 01 02 03 04 05 00 (tls-se). */
   readonly aid?: Uint8Array;
   /** User PIN (4–8 digits). */
   readonly pin: string;
@@ -51,6 +60,19 @@ export interface TlsTandemOptions {
   readonly writeTimeoutMs?: number;
   /** Largest host EAP-TLS fragment during the handshake. Default 32768. */
   readonly maxFragment?: number;
+  /**
+   * TLS-Tandem: where the record layer of established sessions runs. 'card' (default): every record
+   * is protected in the card (PROCESS-EAP-ENCRYPT/DECRYPT). 'host': after the handshake the host
+   * calls EXPORT-SESSION, protects records itself with the exported traffic keys and frees the card
+   * at once for the next client (the identity's card policy must allow export). eap driver only.
+   */
+  readonly recordLayer?: 'card' | 'host';
+  /**
+   * recordLayer 'host' when the card refuses the export (policy `41` = 00): 'fail' (default) ends
+   * the session (close_notify through the card, `sessionError` ERR_HOST_EXPORT_REFUSED; the card is
+   * reset and serves the next client); 'card' keeps that session's record layer in the card.
+   */
+  readonly onExportRefused?: 'fail' | 'card';
 }
 
 export interface PeerInfo {
@@ -87,6 +109,8 @@ function checkMs(name: string, v: number | undefined, dflt: number): number {
 
 export class TlsTandem extends EventEmitter {
   readonly card: CardClient;
+  /** The applet driver (EAP-TLS or TLS-SE). */
+  readonly driver: SessionDriver;
   private readonly opts: TlsTandemOptions;
   private readonly backlog: number;
   private readonly handshakeTimeoutMs: number;
@@ -99,6 +123,10 @@ export class TlsTandem extends EventEmitter {
   private current: { socket: net.Socket; secure?: SeTlsSocket } | undefined;
   private readonly waiting: net.Socket[] = [];
   private server: net.Server | undefined;
+  private readonly recordLayerMode: 'card' | 'host';
+  /** Exported sessions still running on the host (they no longer hold the card). */
+  private readonly hostLayers = new Set<RecordLayer>();
+  private readonly hostSockets = new Set<SeTlsSocket>();
 
   constructor(opts: TlsTandemOptions) {
     super();
@@ -115,20 +143,37 @@ export class TlsTandem extends EventEmitter {
       ...(opts.extendedApdu !== undefined ? { extended: opts.extendedApdu } : {}),
       ...(opts.apduTimeoutMs !== undefined ? { apduTimeoutMs: opts.apduTimeoutMs } : {}),
     });
+    if (opts.driver !== undefined && opts.driver !== 'eap' && opts.driver !== 'tls-se') throw new RangeError("driver must be 'eap' or 'tls-se'");
+    if (opts.recordLayer !== undefined && opts.recordLayer !== 'card' && opts.recordLayer !== 'host') throw new RangeError("recordLayer must be 'card' or 'host'");
+    if (opts.onExportRefused !== undefined && opts.onExportRefused !== 'fail' && opts.onExportRefused !== 'card') throw new RangeError("onExportRefused must be 'fail' or 'card'");
+    this.recordLayerMode = opts.recordLayer ?? 'card';
+    if (this.recordLayerMode === 'host' && opts.driver === 'tls-se') throw new RangeError("recordLayer 'host' needs the eap driver (EXPORT-SESSION is a setls applet command)");
+    this.driver =
+      opts.driver === 'tls-se'
+        ? new TlsSeDriver(this.card, { pin: opts.pin, ...(opts.aid ? { aid: opts.aid } : {}) })
+        : new EapDriver(this.card, {
+            pin: opts.pin,
+            ...(opts.aid ? { aid: opts.aid } : {}),
+            ...(opts.identity !== undefined ? { identity: opts.identity } : {}),
+            ...(opts.maxFragment !== undefined ? { session: { maxFragment: opts.maxFragment } } : {}),
+          });
   }
 
   /** SELECT the applet, VERIFY the user PIN (a bad PIN rejects with its CardError), SET-IDENTITY if asked. */
   async start(): Promise<void> {
     if (this.closed) throw hostError('ERR_HOST_CLOSED', 'the tandem is closed');
-    await this.card.select(this.opts.aid ?? SETLS_AID);
-    await this.card.verifyPin(this.opts.pin, 'user');
-    if (this.opts.identity !== undefined) await this.card.setIdentity(this.opts.identity);
+    await this.driver.start();
     this.started = true;
   }
 
   /** Connections waiting for the card. */
   get queued(): number {
     return this.waiting.length;
+  }
+
+  /** Sessions whose record layer runs on the host (exported; they do not hold the card). */
+  get exportedSessions(): number {
+    return this.hostLayers.size;
   }
 
   /** Whether a session holds the card. */
@@ -159,8 +204,8 @@ export class TlsTandem extends EventEmitter {
     let spoke = false;
     let layer: RecordLayer | undefined;
     try {
-      await this.card.resetState();
-      const session = new EapSession(this.card, this.opts.maxFragment !== undefined ? { maxFragment: this.opts.maxFragment } : {});
+      await this.resetCard();
+      const session = this.driver.newSession();
       const deadline = performance.now() + this.handshakeTimeoutMs;
       let first = true;
       for (;;) {
@@ -192,9 +237,43 @@ export class TlsTandem extends EventEmitter {
         }
         if (step.done) {
           reader.unshift(step.remaining);
-          const info = await this.card.sessionInfo();
+          const info = await this.driver.sessionInfo();
+          let exported: HostSession | undefined;
+          if (this.recordLayerMode === 'host') {
+            try {
+              exported = new HostSession(await this.card.exportSession());
+            } catch (e) {
+              if (!(e instanceof CardError && e.sw === SW.conditionsNotSatisfied)) throw e;
+              if (this.opts.onExportRefused !== 'card') {
+                // The card still holds the session: end it politely through the card.
+                try {
+                  const cn = await session.encrypt(21, Uint8Array.of(1, 0));
+                  if (socket.writable) socket.end(cn);
+                  spoke = true;
+                } catch {
+                  // the refusal below is what matters
+                }
+                throw hostError('ERR_HOST_EXPORT_REFUSED', `the card refused EXPORT-SESSION for identity '${info?.identity ?? '?'}' (its policy does not allow session export)`, e);
+              }
+            }
+          }
+          if (exported) {
+            const hostLayer: RecordLayer = new RecordLayer(socket, exported, reader, {
+              ...(info ? { info } : {}),
+              mode: 'host',
+              onRelease: (err) => this.hostSessionEnded(hostLayer, socket, err),
+              ...(this.opts.writeTimeoutMs !== undefined ? { writeTimeoutMs: this.opts.writeTimeoutMs } : {}),
+              recvTimeoutMs: this.idleTimeoutMs,
+            });
+            layer = hostLayer;
+            this.hostLayers.add(hostLayer);
+            publish({ event: 'established', ...who });
+            // The card wiped the session at export: it is free for the next client now.
+            await this.freeCard(socket);
+            return hostLayer;
+          }
           layer = new RecordLayer(socket, session, reader, {
-            info,
+            ...(info ? { info } : {}),
             onRelease: (err) => this.release(socket, err),
             ...(this.opts.writeTimeoutMs !== undefined ? { writeTimeoutMs: this.opts.writeTimeoutMs } : {}),
             recvTimeoutMs: this.idleTimeoutMs,
@@ -223,8 +302,27 @@ export class TlsTandem extends EventEmitter {
   private async release(socket: net.Socket, err: Error | undefined, handshakeFailed = false): Promise<void> {
     if (!this.current || this.current.socket !== socket) return;
     if (!handshakeFailed) publish({ event: 'closed', ...peer(socket), ...(err ? { error: err.message } : {}) });
+    await this.freeCard(socket);
+  }
+
+  /** An exported session ended on the host (its keys are wiped by the RecordLayer); the card is not involved. */
+  private hostSessionEnded(layer: RecordLayer, socket: net.Socket, err: Error | undefined): void {
+    if (!this.hostLayers.delete(layer)) return;
+    publish({ event: 'closed', ...peer(socket), ...(err ? { error: err.message } : {}) });
+    const w = this.hostIdleWaiters;
+    if (this.hostLayers.size === 0) {
+      this.hostIdleWaiters = [];
+      for (const f of w) f();
+    }
+  }
+
+  private hostIdleWaiters: (() => void)[] = [];
+
+  /** RESET-STATE and hand the card to the next waiting client. */
+  private async freeCard(socket: net.Socket): Promise<void> {
+    if (!this.current || this.current.socket !== socket) return;
     try {
-      await this.card.resetState();
+      await this.driver.resetState();
     } catch (e) {
       this.emit('sessionError', e, peer(socket));
       await this.recover();
@@ -240,11 +338,23 @@ export class TlsTandem extends EventEmitter {
   /** After a card error on RESET-STATE: SELECT + VERIFY again (the card may have been reset). */
   private async recover(): Promise<void> {
     try {
-      await this.card.select(this.opts.aid ?? SETLS_AID);
-      await this.card.verifyPin(this.opts.pin, 'user');
-      if (this.opts.identity !== undefined) await this.card.setIdentity(this.opts.identity);
+      await this.driver.start();
     } catch (e) {
       this.emit('sessionError', e, { remoteAddress: undefined, remotePort: undefined });
+    }
+  }
+
+  /**
+   * RESET-STATE before a session. When it fails (the card was removed and is back, or another PC/SC
+   * client reset it: selection and PIN are gone), SELECT + VERIFY again and retry once, so a card
+   * restart costs no client.
+   */
+  private async resetCard(): Promise<void> {
+    try {
+      await this.driver.resetState();
+    } catch {
+      await this.driver.start();
+      await this.driver.resetState();
     }
   }
 
@@ -308,6 +418,12 @@ export class TlsTandem extends EventEmitter {
         if (this.current?.socket === socket) this.current.secure = secure;
         secure.on('error', (e: Error) => this.emit('sessionError', e, peer(socket)));
         secure.on('idle', () => publish({ event: 'idle', ...peer(socket) }));
+        if (layer.mode === 'host') {
+          // Exported: holds no card, so the relaxed idle deadline applies whoever waits.
+          this.hostSockets.add(secure);
+          secure.once('close', () => this.hostSockets.delete(secure));
+          secure.setIdleDeadline(this.idleTimeoutMs);
+        }
         this.updateIdle();
         if (this.closed) {
           secure.destroy();
@@ -331,6 +447,12 @@ export class TlsTandem extends EventEmitter {
       if (this.current.secure) this.current.secure.destroy();
       else this.current.socket.destroy();
       await idle;
+    }
+    if (this.hostLayers.size) {
+      const hostIdle = new Promise<void>((r) => this.hostIdleWaiters.push(r));
+      for (const s of this.hostSockets) s.destroy();
+      for (const l of this.hostLayers) void l.abort();
+      await hostIdle;
     }
     await serverClosed;
     this.emit('close');

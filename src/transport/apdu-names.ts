@@ -34,8 +34,22 @@ export function commandName(cla: number, ins: number, p1: number, p2: number): s
       return 'PUT-CHAIN';
     case 0xdc:
       return 'PUT-POLICY';
+    case 0xd2:
+      return p2 === 0x01 ? 'PUT-TRUST-ANCHOR(clear)' : 'PUT-TRUST-ANCHOR';
+    case 0xd4:
+      return p2 === 0x01 ? 'PUT-PSK(delete)' : 'PUT-PSK';
+    case 0xde:
+      return 'PUT-IDENTITY-POLICY';
+    case 0xa8:
+      return 'EXPORT-SESSION';
+    case 0xaa:
+      return 'EXPORTER';
     case 0xc0:
       return 'GET-RESPONSE';
+    case 0xd8:
+      return p2 === 0 && p1 === 0 ? 'TLS-SE RECV/RESET' : `TLS-SE RECV(${p1 === 1 ? 'decrypt' : p1 === 2 ? 'encrypt' : p1 === 0 ? 'handshake' : 'P1 ' + p1})`;
+    case 0x85:
+      return 'TLS-SE SET-KEY';
     case 0x12:
       return 'FETCH';
     default:
@@ -45,15 +59,18 @@ export function commandName(cla: number, ins: number, p1: number, p2: number): s
 
 /** Commands whose P1 bit 0 is the segmentation "More" bit (the others use P1 as a parameter). */
 export function isChainable(ins: number): boolean {
-  return ins === 0x80 || ins === 0xda || ins === 0x4a || ins === 0x16 || ins === 0x86;
+  return ins === 0x80 || ins === 0xda || ins === 0x4a || ins === 0x16 || ins === 0x86 || ins === 0xd2;
 }
 
-/** Commands whose data is a secret (PINs, PUKs): never printed. */
+/** Commands whose data is a secret (PINs, PUKs, PUT-PSK keys): never printed. */
 export function hasSecretData(ins: number): boolean {
-  return ins === 0x20 || ins === 0x24 || ins === 0x2c;
+  return ins === 0x20 || ins === 0x24 || ins === 0x2c || ins === 0xd4;
 }
 
-/** Commands whose response is a secret (session keys): never printed. */
+/**
+ * Commands whose response is a secret (session keys, the EXPORT-SESSION blob, EXPORTER keying
+ * material): never printed, nor the GET RESPONSE / FETCH blocks that continue them.
+ */
 export function hasSecretResponse(ins: number): boolean {
-  return ins === 0xa6;
+  return ins === 0xa6 || ins === 0xa8 || ins === 0xaa;
 }

@@ -12,6 +12,12 @@ export interface CardTransport {
   close(): Promise<void>;
   /** True when the transport carries extended-length APDUs (Lc up to 65535, Le up to 65536). */
   readonly extendedLength: boolean;
+  /**
+   * Optional: runs one whole command/response chain (segments + 61xx GET RESPONSEs) so that no other
+   * APDU gets between its APDUs (PC/SC: SCardBeginTransaction/EndTransaction). `transmit()` calls
+   * made by `fn` run inside it. Transports without it are already one-client (in-process).
+   */
+  withTransaction?<T>(fn: () => Promise<T>): Promise<T>;
 }
 
 export function transportClosed(): SetlsError {

@@ -3,3 +3,5 @@ export * from './card-transport.js';
 export * from './in-process.js';
 export * from './tracing.js';
 export * from './apdu-names.js';
+export * from './pcsc.js';
+export * from './vpcd.js';

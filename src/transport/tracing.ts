@@ -56,6 +56,9 @@ export function formatResponse(res: Uint8Array, opts: TraceOptions & { ins?: num
 }
 
 export class TracingTransport implements CardTransport {
+  /** INS of the last command other than GET RESPONSE / FETCH. */
+  private lastIns: number | undefined;
+
   constructor(
     private readonly inner: CardTransport,
     private readonly sink: TraceSink,
@@ -69,7 +72,10 @@ export class TracingTransport implements CardTransport {
   }
 
   async transmit(apdu: Uint8Array): Promise<Uint8Array> {
-    const ins = apdu.length >= 2 ? apdu[1] : undefined;
+    let ins = apdu.length >= 2 ? apdu[1] : undefined;
+    // GET RESPONSE / FETCH continue the previous command's response: redact them like it.
+    if ((ins === 0xc0 || ins === 0x12) && this.lastIns !== undefined) ins = this.lastIns;
+    else this.lastIns = ins;
     this.emit(formatCommand(apdu, this.opts));
     try {
       const res = await this.inner.transmit(apdu);
@@ -83,6 +89,10 @@ export class TracingTransport implements CardTransport {
 
   close(): Promise<void> {
     return this.inner.close();
+  }
+
+  withTransaction<T>(fn: () => Promise<T>): Promise<T> {
+    return this.inner.withTransaction ? this.inner.withTransaction(fn) : fn();
   }
 
   private emit(line: string): void {

@@ -81,8 +81,15 @@ test('wrong Identifier → 7000 and the packet is ignored; the right one goes on
     assert.equal(eap(card, eapResponse(0x31, concat(ccs, fin, fin))).sw, 0x6a80);
     assert.equal(eap(card, eapResponse(0x31, concat(fin, ccs))).sw, 0x6a80);
     const r2 = eap(card, eapResponse(0x31, concat(ccs, fin)));
-    assert.equal(r2.sw, 0x9000);
-    assert.deepEqual(r2.data, Uint8Array.of(0x03, 0x32, 0x00, 0x04));
+    // tickets are on by default: the NewSessionTicket travels with SW 9001, the ACK gets EAP-Success
+    assert.equal(r2.sw, 0x9001);
+    const last = parseEapTls(r2.data);
+    assert.deepEqual([last.code, last.id], [1, 0x32]);
+    pipe.deliver(last.data);
+    assert.equal(eap(card, eapAck(0x31)).sw, 0x7000); // the ACK must echo 0x32
+    const done = eap(card, eapAck(0x32));
+    assert.equal(done.sw, 0x9000);
+    assert.deepEqual(done.data, Uint8Array.of(0x03, 0x33, 0x00, 0x04));
     await ok;
     client.destroy();
     assert.equal(stateOf(card), 3);

@@ -91,12 +91,12 @@ export class TestCa {
     readonly keys: CryptoKeyPair,
     readonly cert: x509.X509Certificate,
   ) {}
-  static async create(): Promise<TestCa> {
+  static async create(name = 'CN=setls test CA'): Promise<TestCa> {
     const alg = { name: 'ECDSA', namedCurve: 'P-256', hash: 'SHA-256' };
     const keys = (await webcrypto.subtle.generateKey(alg, true, ['sign', 'verify'])) as CryptoKeyPair;
     const cert = await x509.X509CertificateGenerator.createSelfSigned({
       serialNumber: '01',
-      name: 'CN=setls test CA',
+      name,
       notBefore: new Date(Date.now() - 3600_000),
       notAfter: new Date(Date.now() + 86400_000),
       keys,

@@ -15,8 +15,10 @@ async function policyTlv(card: EmulatedCard): Promise<string> {
   return toHex(findTlv(parseTlvs(r.data), 0x09)!);
 }
 
+/** Tags 35–38 (TLS 1.2 suites, versions, ticket lifetime, session-ID cache) at their defaults. */
+const DEFAULT_TLS12_HEX = '350c' + 'c02bc02ccca9c02fc030cca8' + '3604' + '03040303' + '370400001c20' + '380101';
 const DEFAULT_POLICY_HEX =
-  '3008' + '1301130213031304' + '3104' + '001d0017' + '320100' + '3309' + '08' + Buffer.from('http/1.1').toString('hex') + '340400800000';
+  '3008' + '1301130213031304' + '3104' + '001d0017' + '320100' + '3309' + '08' + Buffer.from('http/1.1').toString('hex') + '340400800000' + DEFAULT_TLS12_HEX;
 
 test('PUT-POLICY needs the operator PIN (6982); bad TLVs → 6A80 and change nothing; GET-DATA 09 shows the defaults', async () => {
   const { card, cleanup } = newCard();
@@ -29,7 +31,17 @@ test('PUT-POLICY needs the operator PIN (6982); bad TLVs → 6A80 and change not
     const bad: [string, string][] = [
       ['', 'no TLV'],
       ['300513', 'broken TLV'],
-      ['3500', 'unknown tag'],
+      ['3900', 'unknown tag'],
+      ['3500', 'empty TLS 1.2 suite list'],
+      ['3502c0ff', 'unknown TLS 1.2 suite'],
+      ['35021301', 'a TLS 1.3 suite in the TLS 1.2 list'],
+      ['3504c02bc02b', 'TLS 1.2 suite twice'],
+      ['3600', 'no version'],
+      ['36020302', 'TLS 1.1'],
+      ['360403040304', 'version twice'],
+      ['370400093a81', 'ticket lifetime above 7 days'],
+      ['37020000', 'ticket lifetime of 2 bytes'],
+      ['380102', 'session-ID cache 02'],
       ['3000', 'empty suite list'],
       ['300113', 'odd suite list'],
       ['30021306', 'unsupported suite'],
@@ -69,7 +81,7 @@ test('PUT-POLICY: absent tags keep their value; the policy is persisted (reopen)
     send(card, verify(OPERATOR_PIN, 1));
     assert.equal(swOf(card, putPolicy(Uint8Array.from(Buffer.from('3004' + '13051302' + '320101', 'hex')))), 0x9000);
     assert.equal(swOf(card, putPolicy(Uint8Array.from(Buffer.from('3305' + '026832' + '0161' + '340400000010', 'hex')))), 0x9000);
-    const expected = '3004130513023104001d0017320101' + '3305026832' + '0161' + '340400000010';
+    const expected = '3004130513023104001d0017320101' + '3305026832' + '0161' + '340400000010' + DEFAULT_TLS12_HEX;
     assert.equal(await policyTlv(card), expected);
     card.close();
     const again = EmulatedCard.open({ dir, masterKey });

@@ -62,6 +62,8 @@ export interface HandshakeResult {
   /** Every response APDU exchange's final result. */
   readonly responses: ResponseApdu[];
   readonly sawFailureSw: boolean;
+  /** The card delivered its last records with SW 9001 (TLS 1.2 CCS + Finished, TLS 1.3 tickets). */
+  readonly sawDoneSw: boolean;
 }
 
 export async function sendEap(card: EmulatedCard, eap: Uint8Array, p2 = 0, extended = false): Promise<ResponseApdu> {
@@ -82,6 +84,7 @@ export async function driveHandshake(
   const responses: ResponseApdu[] = [];
   let ccs: Uint8Array[] = [];
   let sawFailureSw = false;
+  let sawDoneSw = false;
   for (;;) {
     const rec = await pipe.nextRecord();
     if (rec[0] === 20) {
@@ -115,15 +118,18 @@ export async function driveHandshake(
     for (;;) {
       responses.push(r);
       if (r.sw === 0x7001) sawFailureSw = true;
+      else if (r.sw === 0x9001) sawDoneSw = true;
       else if (r.sw !== 0x9000) throw new Error(`PROCESS-EAP answered ${r.sw.toString(16)}`);
       const eap = parseEap(r.data);
-      if (eap.code === 3) return { outcome: 'success', lastId: eap.id, responses, sawFailureSw };
-      if (eap.code === 4) return { outcome: 'failure', lastId: eap.id, responses, sawFailureSw };
+      if (eap.code === 3) return { outcome: 'success', lastId: eap.id, responses, sawFailureSw, sawDoneSw };
+      if (eap.code === 4) return { outcome: 'failure', lastId: eap.id, responses, sawFailureSw, sawDoneSw };
       const p = parseEapTls(r.data);
       id = p.id;
       collected.push(p.data);
-      if (p.flags & EapTlsFlag.more || r.sw === 0x7001) {
-        if (r.sw === 0x7001) pipe.deliver(concat(...collected.splice(0)));
+      if (p.flags & EapTlsFlag.more || r.sw === 0x7001 || r.sw === 0x9001) {
+        // 7001: the failure alert, 9001: the server's last records (TLS 1.2 CCS + Finished, TLS 1.3
+        // tickets): deliver them, then ACK (→ EAP-Failure / EAP-Success)
+        if (r.sw === 0x7001 || r.sw === 0x9001) pipe.deliver(concat(...collected.splice(0)));
         r = await sendEap(card, eapAck(id), 0, opts.extended);
         continue;
       }
@@ -163,12 +169,13 @@ export async function handshakeWith(
   card: EmulatedCard,
   caPem: string,
   extra: tls.ConnectionOptions = {},
-  opts: { firstId?: number; time?: number } = {},
+  opts: { firstId?: number; time?: number; onClient?: (client: tls.TLSSocket) => void } = {},
 ): Promise<ClientSession> {
   const reset = await xcv(card, a0(0x19, 0x10, 0x00, new Uint8Array(0), 0));
   if (reset.sw !== 0x9000) throw new Error(`RESET-STATE ${reset.sw.toString(16)}`);
   const pipe = new ClientPipe();
   const client = connectClient(pipe, caPem, extra);
+  opts.onClient?.(client);
   let error: (Error & { code?: string }) | undefined;
   client.on('error', (e: Error) => {
     error ??= e;

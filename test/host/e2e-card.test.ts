@@ -128,7 +128,7 @@ test('e2e: Node TLS client, certificate verified, data both ways, session info',
   assert.equal(all.split('echo:').join(''), big.toString('latin1'));
   c.end();
   await once(c, 'close');
-  assert.deepEqual(infos[0], { version: 0x0304, cipherSuite: (infos[0] as { cipherSuite: number }).cipherSuite, group: (infos[0] as { group: number }).group, signatureScheme: 0x0403, serverName: 'localhost', alpn: 'http/1.1', identity: 'web' });
+  assert.deepEqual(infos[0], { version: 0x0304, cipherSuite: (infos[0] as { cipherSuite: number }).cipherSuite, group: (infos[0] as { group: number }).group, signatureScheme: 0x0403, serverName: 'localhost', alpn: 'http/1.1', identity: 'web', resumption: 'full' });
   assert.deepEqual(errors, []);
 });
 

@@ -5,6 +5,8 @@
  *   GET  /status      JSON state (+ the TLS session facts the card reported)
  *   PUT  /relay       JSON {"state":"on"|"off"}; 400 with a clear message otherwise
  *   GET  /bytes/N     N bytes of a fixed pattern (bulk-transfer checks; N ≤ 64 MiB)
+ *   GET  /admin       403 unless the client presented a certificate the card verified (mutual TLS);
+ *                     200 with the client's identity otherwise
  * imports registry/ (names of TLS code points) only.
  */
 import type { IncomingMessage, ServerResponse } from 'node:http';
@@ -51,6 +53,22 @@ interface CardSessionFacts {
   readonly serverName?: string;
   readonly alpn?: string;
   readonly identity?: string;
+  readonly resumption?: string;
+}
+
+/** The verified client certificate (mutual TLS) as the host socket reports it. */
+interface ClientFacts {
+  readonly subject: string;
+  readonly subjectAltNames: readonly string[];
+  readonly fingerprint256: string;
+}
+
+/** The client identity the card verified for this connection, or undefined. */
+function clientFacts(req: IncomingMessage): { subject: string; san: readonly string[]; fingerprint: string } | undefined {
+  const s = req.socket as unknown as { getPeerIdentity?: () => ClientFacts | undefined };
+  const p = typeof s.getPeerIdentity === 'function' ? s.getPeerIdentity() : undefined;
+  if (!p) return undefined;
+  return { subject: p.subject, san: p.subjectAltNames, fingerprint: p.fingerprint256 };
 }
 
 /** The TLS facts the card reported for this connection, with IANA names. */
@@ -66,6 +84,8 @@ function tlsFacts(req: IncomingMessage): unknown {
     serverName: i.serverName,
     alpn: i.alpn,
     cardIdentity: i.identity,
+    resumption: i.resumption,
+    recordLayer: (req.socket as unknown as { recordLayer?: string }).recordLayer,
     terminatedIn: 'secure element',
   };
 }
@@ -130,7 +150,14 @@ async function handle(state: PlugState, req: IncomingMessage, res: ServerRespons
       switches: state.switches,
       uptimeS: Math.round((now - state.startedAt) / 1000),
       tls: tlsFacts(req),
+      client: clientFacts(req),
     });
+  }
+  if (url.pathname === '/admin') {
+    if (req.method !== 'GET') return sendJson(res, 405, { error: 'use GET' });
+    const client = clientFacts(req);
+    if (!client) return sendJson(res, 403, { error: 'a client certificate verified by the card is required' });
+    return sendJson(res, 200, { admin: true, client });
   }
   if (url.pathname === '/relay') {
     if (req.method !== 'PUT') return sendJson(res, 405, { error: 'use PUT with {"state":"on"|"off"}' });

@@ -1,0 +1,14 @@
+import { TestCa, newCard, personalise, swOf } from './test/card/helpers.js';
+import { clientCredentials, putTrustAnchor, putIdentityPolicy, labelTlv } from './test/card/tls-features.js';
+import { handshakeWith } from './test/card/tls-host.js';
+import * as engine from './src/tls/x509/verify.js';
+const ca = await TestCa.create();
+const c = newCard();
+await personalise(c.card, ca, 'web');
+const clientCa = await TestCa.create();
+console.log((await putTrustAnchor(c.card, 'web', new Uint8Array(clientCa.cert.rawData))).sw.toString(16));
+console.log(swOf(c.card, putIdentityPolicy([labelTlv('web'), { tag: 0x40, value: Uint8Array.of(2) }])).toString(16));
+const cred = await clientCredentials(clientCa, 'device-42', ['device-42.example']);
+const s = await handshakeWith(c.card, ca.pem, { key: cred.key, cert: cred.cert });
+console.log(s.hs.outcome, c.card.lastError, s.error?.message);
+s.client.destroy(); c.card.close(); c.cleanup();

@@ -1,0 +1,75 @@
+/**
+ * `setls card serve`: the emulated card as its own process, reachable only through pcscd's vpcd
+ * driver (the vsmartcard vpcd protocol). Default: connect to vpcd at 127.0.0.1:35963 (reconnecting
+ * while pcscd is away); `--reversed`: listen on 127.0.0.1 on both slot ports and let pcscd connect.
+ */
+import { EmulatedCard } from '../card/index.js';
+import { VpcdCardLink, VpcdCardServer, buildAtr, VPCD_DEFAULT_PORT, type VpcdCard } from '../transport/vpcd.js';
+import { cardPaths, readMasterKey } from './card-files.js';
+import { SetlsError } from '../bytes/index.js';
+import { existsSync } from 'node:fs';
+
+export interface CardServeOptions {
+  cardDir: string;
+  cardKey?: string;
+  vpcdHost?: string;
+  vpcdPort?: number;
+  reversed?: boolean;
+  /** Name in the ATR historical bytes. Default "setls". */
+  name?: string;
+  /** Log lines (default: stderr). */
+  log?: (line: string) => void;
+}
+
+export interface RunningCard {
+  readonly card: EmulatedCard;
+  stop(): Promise<void>;
+}
+
+export async function startCardServe(o: CardServeOptions): Promise<RunningCard> {
+  const log = o.log ?? ((l: string) => process.stderr.write(l + '\n'));
+  const paths = cardPaths(o.cardDir, { cardKey: o.cardKey });
+  if (!existsSync(paths.dir)) throw new SetlsError('ERR_CARD_MISSING', `no card in ${paths.dir} (create one with 'setls card init')`);
+  const card = EmulatedCard.open({ dir: paths.dir, masterKey: readMasterKey(paths.keyFile) });
+  const vcard: VpcdCard = {
+    atr: buildAtr(o.name ?? 'setls'),
+    process: (apdu) => card.process(apdu),
+    reset: () => card.reset(),
+  };
+  const port = o.vpcdPort ?? VPCD_DEFAULT_PORT;
+  if (o.reversed) {
+    const srv = new VpcdCardServer(vcard, { host: o.vpcdHost ?? '127.0.0.1', port });
+    srv.on('connected', (slot: number) => log(`setls card: pcscd connected to slot ${slot}`));
+    srv.on('disconnected', (slot: number) => log(`setls card: pcscd left slot ${slot}`));
+    await srv.listen();
+    log(`setls card: listening for vpcd on ${o.vpcdHost ?? '127.0.0.1'}:${port} and :${port + 1} (reversed mode)`);
+    return {
+      card,
+      async stop() {
+        await srv.close();
+        card.close();
+      },
+    };
+  }
+  const link = new VpcdCardLink(vcard, { host: o.vpcdHost ?? '127.0.0.1', port });
+  link.on('connected', (where: string) => log(`setls card: inserted (connected to vpcd at ${where})`));
+  link.on('disconnected', () => log('setls card: removed (vpcd connection closed); reconnecting'));
+  link.start();
+  log(`setls card: connecting to vpcd at ${o.vpcdHost ?? '127.0.0.1'}:${port}`);
+  return {
+    card,
+    async stop() {
+      await link.stop();
+      card.close();
+    },
+  };
+}
+
+export async function runCardServe(o: CardServeOptions): Promise<void> {
+  const running = await startCardServe(o);
+  const stop = (): void => {
+    void running.stop().then(() => process.exit(0));
+  };
+  process.once('SIGINT', stop);
+  process.once('SIGTERM', stop);
+}

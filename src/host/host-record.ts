@@ -1,0 +1,374 @@
+/**
+ * TLS-Tandem host record layer: after EXPORT-SESSION (docs/apdu-protocol.md §2.3) the host protects
+ * and opens the records of one session itself, with the traffic keys the card handed over, so the
+ * card is free for the next client. `HostSession` implements the same `SeSession` interface as the
+ * card's EAP shuttle, so `RecordLayer` / `SeTlsSocket` work unchanged in both modes.
+ *
+ * - TLS 1.3 (RFC 8446 §5.2–5.3): nonce = IV xor seq; inner content type; KeyUpdate (§4.6.3): a
+ *   client KeyUpdate moves the read key to the next generation (`"traffic upd"`); update_requested
+ *   makes the host put its own KeyUpdate (update_not_requested) in front of its next record and
+ *   move its write key. The host also rotates its write key after `keyUpdateAfterRecords` records.
+ * - TLS 1.2 (RFC 5246 §6.2.3.3): RecordKey12 from tls/record (explicit nonce = sequence number for
+ *   GCM/CCM, IV xor seq for ChaCha20), starting at the exported sequence numbers. Renegotiation is
+ *   refused with a no_renegotiation warning (RFC 5746).
+ *
+ * The host never holds the private key, the master secret or handshake secrets: only this session's
+ * traffic keys (and, for TLS 1.3, the application traffic secrets, for KeyUpdate). `dispose()` wipes
+ * them; it runs when the session ends.
+ * imports bytes/, tls/record and tls/crypto.ts (primitives) and host/.
+ */
+import { SetlsError, concat, wipe } from '../bytes/index.js';
+import { RecordKey12 } from '../tls/record/protection12.js';
+import { aeadOpen, aeadSeal, hkdfExpandLabel, SUITES, type AeadName, type HashName } from '../tls/crypto.js';
+import { wipeExportedSession, type ExportedSessionBlob } from './card-codec.js';
+import { CONTENT_TYPE_ALERT, CONTENT_TYPE_APPLICATION_DATA, MAX_PLAINTEXT, type DecryptResult, type HandshakeStep } from './eap-session.js';
+import type { SeSession, SeSessionPhase } from './session-driver.js';
+
+const CONTENT_TYPE_HANDSHAKE = 22;
+const HS_KEY_UPDATE = 24;
+const HS_CLIENT_HELLO = 1;
+const ALERT = {
+  closeNotify: 0,
+  unexpectedMessage: 10,
+  badRecordMac: 20,
+  recordOverflow: 22,
+  decodeError: 50,
+  internalError: 80,
+  noRenegotiation: 100,
+} as const;
+
+type Suite12Params = ConstructorParameters<typeof RecordKey12>[0];
+
+/** The TLS 1.2 AEAD suites the card may export (the engine's table, RFC 5289/7905/7251/6655/5487). */
+const SUITES12: ReadonlyMap<number, Suite12Params> = new Map(
+  (
+    [
+      [0xc02b, 'ECDHE-ECDSA-AES128-GCM-SHA256', 'ecdhe_ecdsa', 'sha256', 'aes-128-gcm', 16, 16],
+      [0xc02c, 'ECDHE-ECDSA-AES256-GCM-SHA384', 'ecdhe_ecdsa', 'sha384', 'aes-256-gcm', 32, 16],
+      [0xcca9, 'ECDHE-ECDSA-CHACHA20-POLY1305', 'ecdhe_ecdsa', 'sha256', 'chacha20-poly1305', 32, 16],
+      [0xc02f, 'ECDHE-RSA-AES128-GCM-SHA256', 'ecdhe_rsa', 'sha256', 'aes-128-gcm', 16, 16],
+      [0xc030, 'ECDHE-RSA-AES256-GCM-SHA384', 'ecdhe_rsa', 'sha384', 'aes-256-gcm', 32, 16],
+      [0xcca8, 'ECDHE-RSA-CHACHA20-POLY1305', 'ecdhe_rsa', 'sha256', 'chacha20-poly1305', 32, 16],
+      [0xc0ae, 'ECDHE-ECDSA-AES128-CCM8', 'ecdhe_ecdsa', 'sha256', 'aes-128-ccm', 16, 8],
+      [0xc0a8, 'PSK-AES128-CCM8', 'psk', 'sha256', 'aes-128-ccm', 16, 8],
+      [0x00a8, 'PSK-AES128-GCM-SHA256', 'psk', 'sha256', 'aes-128-gcm', 16, 16],
+    ] as const
+  ).map(([id, name, kx, hash, aead, keyLength, tagLength]) => {
+    const chacha = aead === 'chacha20-poly1305';
+    const row: Suite12Params = {
+      id,
+      name,
+      kx,
+      hash,
+      hashLength: hash === 'sha256' ? 32 : 48,
+      aead,
+      keyLength,
+      fixedIvLength: chacha ? 12 : 4,
+      explicitNonceLength: chacha ? 0 : 8,
+      tagLength,
+      maxRecordsPerKey: chacha ? Number.MAX_SAFE_INTEGER : 2 ** 24,
+    };
+    return [id, row] as const;
+  }),
+);
+
+function hostErr(code: string, message: string): SetlsError {
+  return new SetlsError(code, message);
+}
+
+function seqNumber(b: bigint, what: string): number {
+  if (b < 0n || b > BigInt(Number.MAX_SAFE_INTEGER)) throw hostErr('ERR_HOST_EXPORT_BLOB', `${what} sequence number out of range`);
+  return Number(b);
+}
+
+/** TLS 1.3 per-record nonce: IV xor the 64-bit sequence number (left-padded). */
+function nonce13(iv: Uint8Array, seq: number): Uint8Array {
+  const n = iv.slice();
+  const hi = Math.floor(seq / 0x100000000);
+  const lo = seq >>> 0;
+  const l = n.length;
+  const s = [hi >>> 24, hi >>> 16, hi >>> 8, hi, lo >>> 24, lo >>> 16, lo >>> 8, lo];
+  for (let i = 0; i < 8; i++) n[l - 8 + i]! ^= s[i]! & 0xff;
+  return n;
+}
+
+/** One direction of a TLS 1.3 session on the host: traffic secret, key, IV, sequence number. */
+class Direction13 {
+  private key: Uint8Array;
+  private iv: Uint8Array;
+  constructor(
+    private readonly hash: HashName,
+    private readonly aead: AeadName,
+    private readonly keyLength: number,
+    private readonly tagLength: number,
+    private secret: Uint8Array,
+    key: Uint8Array,
+    iv: Uint8Array,
+    public seq: number,
+  ) {
+    this.key = key;
+    this.iv = iv;
+  }
+
+  /** RFC 8446 §7.2: application_traffic_secret_N+1 = HKDF-Expand-Label(secret_N, "traffic upd", "", Hash.length). */
+  update(): void {
+    const hashLen = this.hash === 'sha256' ? 32 : 48;
+    const next = hkdfExpandLabel(this.hash, this.secret, 'traffic upd', new Uint8Array(0), hashLen);
+    wipe(this.secret, this.key, this.iv);
+    this.secret = next;
+    this.key = hkdfExpandLabel(this.hash, next, 'key', new Uint8Array(0), this.keyLength);
+    this.iv = hkdfExpandLabel(this.hash, next, 'iv', new Uint8Array(0), 12);
+    this.seq = 0;
+  }
+
+  seal(type: number, content: Uint8Array): Uint8Array {
+    const inner = new Uint8Array(content.length + 1);
+    inner.set(content);
+    inner[content.length] = type;
+    const len = inner.length + this.tagLength;
+    const hdr = Uint8Array.of(23, 3, 3, len >> 8, len & 0xff);
+    const body = aeadSeal(this.aead, this.key, nonce13(this.iv, this.seq++), hdr, inner, this.tagLength);
+    wipe(inner);
+    return concat(hdr, body);
+  }
+
+  /** undefined = authentication failed. */
+  open(record: Uint8Array): { type: number; content: Uint8Array } | undefined {
+    const body = record.subarray(5);
+    if (body.length > MAX_PLAINTEXT + 256) throw hostErr('ERR_TLS_RECORD_OVERFLOW', 'ciphertext too long');
+    const inner = aeadOpen(this.aead, this.key, nonce13(this.iv, this.seq), record.subarray(0, 5), body, this.tagLength);
+    if (!inner) return undefined;
+    this.seq++;
+    if (inner.length > MAX_PLAINTEXT + 1) throw hostErr('ERR_TLS_RECORD_OVERFLOW', 'TLSInnerPlaintext too long');
+    let i = inner.length - 1;
+    while (i >= 0 && inner[i] === 0) i--;
+    if (i < 0) throw hostErr('ERR_TLS_UNEXPECTED_MESSAGE', 'TLSInnerPlaintext without content type');
+    return { type: inner[i]!, content: inner.subarray(0, i) };
+  }
+
+  wipe(): void {
+    wipe(this.secret, this.key, this.iv);
+  }
+}
+
+/** One direction of a TLS 1.2 session: the engine's RecordKey12. */
+class Direction12 {
+  constructor(private readonly k: RecordKey12) {}
+  seal(type: number, content: Uint8Array): Uint8Array {
+    return this.k.seal(type, content);
+  }
+  open(record: Uint8Array): { type: number; content: Uint8Array } | undefined {
+    return this.k.open(record);
+  }
+  get seq(): number {
+    return this.k.sequence;
+  }
+  wipe(): void {
+    this.k.wipe();
+  }
+}
+
+export interface HostSessionOptions {
+  /** TLS 1.3: the host sends its own KeyUpdate once its write key has protected this many records. Default 2^23. */
+  readonly keyUpdateAfterRecords?: number;
+}
+
+/** A TLS session whose record layer runs on the host with exported keys (TLS-Tandem). */
+export class HostSession implements SeSession {
+  readonly version: number;
+  readonly cipherSuite: number;
+  private phaseValue: SeSessionPhase = 'connected';
+  private readonly read: Direction13 | Direction12;
+  private readonly write: Direction13 | Direction12;
+  private readonly keyUpdateAfter: number;
+  private readonly maxWriteRecords: number;
+  /** TLS 1.3: the client asked for a KeyUpdate; ours goes in front of the next record we send. */
+  private keyUpdatePending = false;
+  private handshakeBuf: Uint8Array = new Uint8Array(0);
+
+  /** Takes ownership of `blob` (its arrays are wiped by dispose()). */
+  constructor(blob: ExportedSessionBlob, opts: HostSessionOptions = {}) {
+    this.version = blob.version;
+    this.cipherSuite = blob.cipherSuite;
+    this.keyUpdateAfter = opts.keyUpdateAfterRecords ?? 2 ** 23;
+    try {
+      const readSeq = seqNumber(blob.readSequence, 'read');
+      const writeSeq = seqNumber(blob.writeSequence, 'write');
+      if (blob.version === 0x0304) {
+        const s = SUITES.get(blob.cipherSuite);
+        if (!s) throw hostErr('ERR_HOST_EXPORT_BLOB', `unknown TLS 1.3 suite 0x${blob.cipherSuite.toString(16)}`);
+        const check = (k: Uint8Array, iv: Uint8Array, sec: Uint8Array, who: string): void => {
+          if (k.length !== s.keyLength || iv.length !== 12 || sec.length !== s.hashLength) throw hostErr('ERR_HOST_EXPORT_BLOB', `bad ${who} key/IV/secret lengths for the suite`);
+        };
+        check(blob.clientKey, blob.clientIv, blob.clientTrafficSecret, 'client');
+        check(blob.serverKey, blob.serverIv, blob.serverTrafficSecret, 'server');
+        this.read = new Direction13(s.hash, s.aead, s.keyLength, s.tagLength, blob.clientTrafficSecret, blob.clientKey, blob.clientIv, readSeq);
+        this.write = new Direction13(s.hash, s.aead, s.keyLength, s.tagLength, blob.serverTrafficSecret, blob.serverKey, blob.serverIv, writeSeq);
+        this.maxWriteRecords = s.maxRecordsPerKey;
+      } else if (blob.version === 0x0303) {
+        const s = SUITES12.get(blob.cipherSuite);
+        if (!s) throw hostErr('ERR_HOST_EXPORT_BLOB', `unknown TLS 1.2 suite 0x${blob.cipherSuite.toString(16)}`);
+        const check = (k: Uint8Array, iv: Uint8Array, who: string): void => {
+          if (k.length !== s.keyLength || iv.length !== s.fixedIvLength) throw hostErr('ERR_HOST_EXPORT_BLOB', `bad ${who} key/IV lengths for the suite`);
+        };
+        check(blob.clientKey, blob.clientIv, 'client');
+        check(blob.serverKey, blob.serverIv, 'server');
+        this.read = new Direction12(new RecordKey12(s, blob.clientKey, blob.clientIv, readSeq));
+        this.write = new Direction12(new RecordKey12(s, blob.serverKey, blob.serverIv, writeSeq));
+        this.maxWriteRecords = s.maxRecordsPerKey;
+      } else {
+        throw hostErr('ERR_HOST_EXPORT_BLOB', `unsupported exported version 0x${blob.version.toString(16)}`);
+      }
+    } catch (e) {
+      wipeExportedSession(blob);
+      throw e;
+    }
+  }
+
+  get phase(): SeSessionPhase {
+    return this.phaseValue;
+  }
+
+  /** Next sequence numbers (tests, diagnostics). */
+  get sequences(): { read: number; write: number } {
+    return { read: this.read.seq, write: this.write.seq };
+  }
+
+  handshake(): Promise<HandshakeStep> {
+    return Promise.reject(hostErr('ERR_HOST_STATE', 'an exported session has no handshake'));
+  }
+
+  acknowledgeFailure(): Promise<void> {
+    return Promise.resolve();
+  }
+
+  /** Our KeyUpdate (TLS 1.3) when one is due, then the record. */
+  private sealOut(type: number, content: Uint8Array): Uint8Array {
+    const parts: Uint8Array[] = [];
+    if (this.write instanceof Direction13 && (this.keyUpdatePending || this.write.seq >= Math.min(this.keyUpdateAfter, this.maxWriteRecords - 1))) {
+      parts.push(this.write.seal(CONTENT_TYPE_HANDSHAKE, Uint8Array.of(HS_KEY_UPDATE, 0, 0, 1, 0)));
+      this.write.update();
+      this.keyUpdatePending = false;
+    }
+    if (this.write.seq >= this.maxWriteRecords) throw hostErr('ERR_TLS_SEQUENCE_EXHAUSTED', 'write key exhausted');
+    parts.push(this.write.seal(type, content));
+    return parts.length === 1 ? parts[0]! : concat(...parts);
+  }
+
+  encrypt(type: number, plaintext: Uint8Array): Promise<Uint8Array> {
+    try {
+      if (type !== CONTENT_TYPE_APPLICATION_DATA && type !== CONTENT_TYPE_ALERT) throw new RangeError('content type must be 23 or 21');
+      if (!(plaintext instanceof Uint8Array) || plaintext.length > MAX_PLAINTEXT) throw new RangeError(`plaintext must be a Uint8Array of at most ${MAX_PLAINTEXT} bytes`);
+      if (type === CONTENT_TYPE_ALERT && (plaintext.length !== 2 || plaintext[0] !== 1 || plaintext[1] !== 0)) {
+        throw new RangeError('the only alert the host may encrypt is close_notify (01 00)');
+      }
+      if (this.phaseValue !== 'connected') throw hostErr('ERR_HOST_STATE', `encrypt() in phase ${this.phaseValue}`);
+      const out = this.sealOut(type, plaintext);
+      if (type === CONTENT_TYPE_ALERT) this.phaseValue = 'closed';
+      return Promise.resolve(out);
+    } catch (e) {
+      return Promise.reject(e);
+    }
+  }
+
+  /** Ends the session with a fatal alert we send (when keys are still usable). */
+  private fail(alert: number, send = true): DecryptResult {
+    let out: Uint8Array = new Uint8Array(0);
+    if (send && this.phaseValue === 'connected') {
+      try {
+        out = this.write.seal(CONTENT_TYPE_ALERT, Uint8Array.of(2, alert));
+      } catch {
+        out = new Uint8Array(0);
+      }
+    }
+    this.phaseValue = 'failed';
+    this.dispose();
+    return { plaintext: new Uint8Array(0), outRecords: out, peerClosed: false, failed: true, alert };
+  }
+
+  decrypt(record: Uint8Array): Promise<DecryptResult> {
+    try {
+      return Promise.resolve(this.decryptSync(record));
+    } catch (e) {
+      return Promise.reject(e);
+    }
+  }
+
+  private decryptSync(record: Uint8Array): DecryptResult {
+    if (!(record instanceof Uint8Array) || record.length < 5) throw new TypeError('decrypt() takes one whole TLS record');
+    if (this.phaseValue === 'failed' || this.phaseValue === 'handshake' || this.phaseValue === 'failing') {
+      throw hostErr('ERR_HOST_STATE', `decrypt() in phase ${this.phaseValue}`);
+    }
+    const outer = record[0]!;
+    const tls13 = this.read instanceof Direction13;
+    if (tls13 ? outer !== 23 : outer !== 23 && outer !== 21 && outer !== 22) return this.fail(ALERT.unexpectedMessage);
+    let opened: { type: number; content: Uint8Array } | undefined;
+    try {
+      opened = this.read.open(record);
+    } catch (e) {
+      return this.fail((e as SetlsError).code === 'ERR_TLS_RECORD_OVERFLOW' ? ALERT.recordOverflow : ALERT.decodeError);
+    }
+    if (!opened) return this.fail(ALERT.badRecordMac);
+    const { type, content } = opened;
+    if (type === CONTENT_TYPE_APPLICATION_DATA) {
+      if (this.handshakeBuf.length) return this.fail(ALERT.unexpectedMessage);
+      return { plaintext: content.slice(), outRecords: new Uint8Array(0), peerClosed: false, failed: false, alert: 0 };
+    }
+    if (type === CONTENT_TYPE_ALERT) {
+      if (content.length !== 2) return this.fail(ALERT.decodeError);
+      const [level, desc] = [content[0]!, content[1]!];
+      if (desc === ALERT.closeNotify) {
+        let out: Uint8Array = new Uint8Array(0);
+        if (this.phaseValue === 'connected') out = this.sealOut(CONTENT_TYPE_ALERT, Uint8Array.of(1, 0));
+        this.phaseValue = 'closed';
+        return { plaintext: new Uint8Array(0), outRecords: out, peerClosed: true, failed: false, alert: 0 };
+      }
+      if (level === 1 && !tls13) return { plaintext: new Uint8Array(0), outRecords: new Uint8Array(0), peerClosed: false, failed: false, alert: 0 };
+      // A fatal alert from the client (TLS 1.3: every alert but close_notify / user_canceled is fatal).
+      if (tls13 && desc === 90) return { plaintext: new Uint8Array(0), outRecords: new Uint8Array(0), peerClosed: false, failed: false, alert: 0 };
+      this.phaseValue = 'failed';
+      this.dispose();
+      return { plaintext: new Uint8Array(0), outRecords: new Uint8Array(0), peerClosed: false, failed: true, alert: desc };
+    }
+    if (type === CONTENT_TYPE_HANDSHAKE) return this.handshakeMessages(content, tls13);
+    return this.fail(ALERT.unexpectedMessage);
+  }
+
+  /** Post-handshake handshake messages: TLS 1.3 KeyUpdate; TLS 1.2 ClientHello (renegotiation, refused). */
+  private handshakeMessages(content: Uint8Array, tls13: boolean): DecryptResult {
+    let buf = this.handshakeBuf.length ? concat(this.handshakeBuf, content) : content.slice();
+    let o = 0;
+    let out: Uint8Array = new Uint8Array(0);
+    while (buf.length - o >= 4) {
+      const t = buf[o]!;
+      const n = (buf[o + 1]! << 16) | (buf[o + 2]! << 8) | buf[o + 3]!;
+      if (n > 1 << 16) return this.fail(ALERT.decodeError);
+      if (buf.length - o - 4 < n) break;
+      const body = buf.subarray(o + 4, o + 4 + n);
+      o += 4 + n;
+      if (tls13 && t === HS_KEY_UPDATE) {
+        if (n !== 1 || body[0]! > 1) return this.fail(ALERT.decodeError);
+        // RFC 8446 §5.1: a KeyUpdate must end its record (the key changes after it).
+        if (o !== buf.length) return this.fail(ALERT.unexpectedMessage);
+        if (this.read instanceof Direction13) this.read.update();
+        if (body[0] === 1) this.keyUpdatePending = true;
+      } else if (!tls13 && t === HS_CLIENT_HELLO) {
+        // RFC 5746: renegotiation refused with a warning.
+        out = concat(out, this.write.seal(CONTENT_TYPE_ALERT, Uint8Array.of(1, ALERT.noRenegotiation)));
+      } else {
+        return this.fail(ALERT.unexpectedMessage);
+      }
+    }
+    buf = buf.slice(o);
+    this.handshakeBuf = buf;
+    return { plaintext: new Uint8Array(0), outRecords: out, peerClosed: false, failed: false, alert: 0 };
+  }
+
+  /** Wipes the traffic keys (and TLS 1.3 secrets). Idempotent. */
+  dispose(): void {
+    this.read.wipe();
+    this.write.wipe();
+    wipe(this.handshakeBuf);
+    if (this.phaseValue === 'connected') this.phaseValue = 'closed';
+  }
+}

@@ -1,0 +1,325 @@
+/**
+ * The vsmartcard **vpcd** protocol, card side: how an emulated card process appears to Debian's
+ * `pcscd` (with the `vsmartcard-vpcd` driver) as a card in a reader.
+ *
+ * Wire format (both directions): a 2-byte big-endian length, then that many bytes.
+ *   pcscd → card, length 1: a control byte — 0 power off, 1 power on, 2 reset, 4 get ATR (only 4
+ *                           is answered, with the ATR);
+ *   pcscd → card, length > 1: a command APDU; the card answers with the response APDU.
+ *
+ * Two ways to meet: the default ("server mode" of vpcd) — pcscd listens (on 0.0.0.0:35963/35964!)
+ * and the card connects to it (`VpcdCardLink`, reconnecting while pcscd is away); or "reversed
+ * mode" — the card listens on 127.0.0.1 and pcscd connects (`VpcdCardServer`; both slot ports must
+ * answer, or pcscd aborts).
+ *
+ * Bad input (short frames, oversize lengths, garbage) never crashes the card process: zero-length
+ * frames are ignored, one-byte frames other than 0/1/2/4 are ignored, a frame longer than an
+ * extended APDU closes that connection, and the card's own exceptions become `6F00`.
+ * imports bytes/ and apdu/ (status words) only.
+ */
+import net from 'node:net';
+import { EventEmitter } from 'node:events';
+import { SetlsError, concat, freshCopy } from '../bytes/index.js';
+import { SW, encodeResponse } from '../apdu/index.js';
+
+export const VPCD_DEFAULT_PORT = 0x8c7b; // 35963; the second slot is port + 1
+export const VpcdControl = { powerOff: 0, powerOn: 1, reset: 2, getAtr: 4 } as const;
+/** Largest frame accepted: an extended case-4 APDU (4 + 3 + 65535 + 2). */
+export const VPCD_MAX_FRAME = 4 + 3 + 65535 + 2;
+
+/** What a vpcd link drives: the emulated card's APDU entry plus its power events. */
+export interface VpcdCard {
+  /** The Answer-To-Reset sent for control 4. */
+  readonly atr: Uint8Array;
+  /** One command APDU in, the response APDU out. May throw: the link answers 6F00. */
+  process(apdu: Uint8Array): Uint8Array | Promise<Uint8Array>;
+  /** Power off / reset / power on: transient state cleared, persistent state kept. */
+  reset(): void;
+}
+
+/** Frames one payload: 2-byte big-endian length ‖ payload. */
+export function encodeVpcdFrame(payload: Uint8Array): Uint8Array {
+  if (payload.length > 0xffff) throw new SetlsError('ERR_VPCD_FRAME', `a vpcd frame holds at most 65535 bytes, not ${payload.length}`);
+  const out = new Uint8Array(2 + payload.length);
+  out[0] = payload.length >> 8;
+  out[1] = payload.length & 0xff;
+  out.set(payload, 2);
+  return out;
+}
+
+/** Incremental decoder of the length-prefixed stream; `push()` returns the whole frames received. */
+export class VpcdFrameDecoder {
+  private buf: Uint8Array = new Uint8Array(0);
+
+  constructor(private readonly maxFrame = VPCD_MAX_FRAME) {}
+
+  /** Bytes received but not yet part of a whole frame. */
+  get buffered(): number {
+    return this.buf.length;
+  }
+
+  /** Throws ERR_VPCD_FRAME on a frame longer than `maxFrame` (the caller drops the connection). */
+  push(chunk: Uint8Array): Uint8Array[] {
+    this.buf = this.buf.length ? concat(this.buf, chunk) : freshCopy(chunk);
+    const frames: Uint8Array[] = [];
+    let o = 0;
+    while (this.buf.length - o >= 2) {
+      const len = (this.buf[o]! << 8) | this.buf[o + 1]!;
+      if (len > this.maxFrame) {
+        this.buf = new Uint8Array(0);
+        throw new SetlsError('ERR_VPCD_FRAME', `vpcd frame of ${len} bytes exceeds ${this.maxFrame}`);
+      }
+      if (this.buf.length - o - 2 < len) break;
+      frames.push(this.buf.slice(o + 2, o + 2 + len));
+      o += 2 + len;
+    }
+    this.buf = o ? this.buf.slice(o) : this.buf;
+    return frames;
+  }
+}
+
+/**
+ * An ATR for a T=0/T=1 card whose historical bytes name it: category indicator `80` followed by a
+ * COMPACT-TLV "card issuer's data" object `5L` ‖ name (1–14 ASCII bytes), then TCK.
+ *   3B 8K 80 01 80 5L <name> TCK     (K = 2 + L historical bytes; TD1 = 80: T=0 and TD2; TD2 = 01: T=1)
+ */
+export function buildAtr(name: string): Uint8Array {
+  const n = new TextEncoder().encode(name);
+  if (n.length < 1 || n.length > 13) throw new RangeError('the card name in the ATR is 1–13 bytes');
+  const hist = concat(Uint8Array.of(0x80, 0x50 | n.length), n);
+  const body = concat(Uint8Array.of(0x80 | hist.length, 0x80, 0x01), hist);
+  let tck = 0;
+  for (const b of body) tck ^= b;
+  return concat(Uint8Array.of(0x3b), body, Uint8Array.of(tck));
+}
+
+/** The card name in an ATR built by buildAtr(), or undefined. */
+export function atrName(atr: Uint8Array): string | undefined {
+  const i = atr.indexOf(0x80, 4);
+  if (atr.length < 7 || atr[0] !== 0x3b || i < 0) return undefined;
+  const tag = atr[i + 1];
+  if (tag === undefined || tag >> 4 !== 5) return undefined;
+  const len = tag & 0x0f;
+  if (i + 2 + len > atr.length - 1) return undefined;
+  return new TextDecoder().decode(atr.subarray(i + 2, i + 2 + len));
+}
+
+/** Statistics of one link, for logs and tests. */
+export interface VpcdStats {
+  apdus: number;
+  controls: number;
+  ignored: number;
+  badFrames: number;
+}
+
+/**
+ * Serves one connected vpcd stream: decodes frames, runs controls and APDUs strictly in order
+ * (one at a time), writes answers as ONE write (length and data together).
+ */
+export function serveVpcdSocket(socket: net.Socket, card: VpcdCard, stats: VpcdStats, onEvent?: (ev: string) => void): void {
+  const dec = new VpcdFrameDecoder();
+  let tail: Promise<void> = Promise.resolve();
+  socket.setNoDelay(true);
+  socket.on('error', () => undefined);
+  socket.on('data', (chunk: Buffer) => {
+    let frames: Uint8Array[];
+    try {
+      frames = dec.push(new Uint8Array(chunk.buffer, chunk.byteOffset, chunk.length));
+    } catch {
+      stats.badFrames++;
+      onEvent?.('bad-frame');
+      socket.destroy();
+      return;
+    }
+    for (const f of frames) tail = tail.then(() => handle(f));
+  });
+
+  async function handle(f: Uint8Array): Promise<void> {
+    if (socket.destroyed) return;
+    if (f.length === 0) {
+      stats.ignored++;
+      return;
+    }
+    if (f.length === 1) {
+      stats.controls++;
+      switch (f[0]) {
+        case VpcdControl.getAtr:
+          socket.write(encodeVpcdFrame(card.atr));
+          return;
+        case VpcdControl.powerOff:
+        case VpcdControl.powerOn:
+        case VpcdControl.reset:
+          safeReset(card);
+          onEvent?.(f[0] === VpcdControl.powerOff ? 'power-off' : f[0] === VpcdControl.powerOn ? 'power-on' : 'reset');
+          return;
+        default:
+          stats.ignored++;
+          return;
+      }
+    }
+    stats.apdus++;
+    let res: Uint8Array;
+    try {
+      res = await card.process(f);
+      if (!(res instanceof Uint8Array) || res.length < 2 || res.length > 0xffff) res = encodeResponse(new Uint8Array(0), SW.internalError);
+    } catch {
+      res = encodeResponse(new Uint8Array(0), SW.internalError);
+    }
+    if (!socket.destroyed) socket.write(encodeVpcdFrame(res));
+  }
+}
+
+function safeReset(card: VpcdCard): void {
+  try {
+    card.reset();
+  } catch {
+    // a failing reset must not take the card process down
+  }
+}
+
+export interface VpcdLinkOptions {
+  readonly host?: string;
+  readonly port?: number;
+  /** Delay between connection attempts while pcscd/vpcd is not there, ms. Default 500. */
+  readonly retryMs?: number;
+}
+
+/**
+ * Default vpcd mode: the card connects to pcscd's vpcd slot (127.0.0.1:35963 unless told otherwise)
+ * and keeps reconnecting when the connection fails or drops. Events: 'connected', 'disconnected',
+ * 'control' (name), 'error'.
+ */
+export class VpcdCardLink extends EventEmitter {
+  readonly stats: VpcdStats = { apdus: 0, controls: 0, ignored: 0, badFrames: 0 };
+  private socket: net.Socket | undefined;
+  private timer: NodeJS.Timeout | undefined;
+  private stopped = false;
+  private readonly host: string;
+  private readonly port: number;
+  private readonly retryMs: number;
+
+  constructor(
+    private readonly card: VpcdCard,
+    opts: VpcdLinkOptions = {},
+  ) {
+    super();
+    this.host = opts.host ?? '127.0.0.1';
+    this.port = opts.port ?? VPCD_DEFAULT_PORT;
+    this.retryMs = opts.retryMs ?? 500;
+  }
+
+  get connected(): boolean {
+    return this.socket !== undefined && !this.socket.destroyed && !this.socket.connecting;
+  }
+
+  start(): void {
+    this.stopped = false;
+    this.connect();
+  }
+
+  private connect(): void {
+    if (this.stopped) return;
+    const s = net.connect({ host: this.host, port: this.port });
+    this.socket = s;
+    s.once('connect', () => {
+      this.emit('connected', `${this.host}:${this.port}`);
+      serveVpcdSocket(s, this.card, this.stats, (ev) => this.emit('control', ev));
+    });
+    s.on('error', () => undefined);
+    s.once('close', () => {
+      const was = !s.connecting;
+      if (this.socket === s) this.socket = undefined;
+      safeReset(this.card); // the reader lost the card: power is gone
+      if (was) this.emit('disconnected');
+      if (!this.stopped) {
+        this.timer = setTimeout(() => this.connect(), this.retryMs);
+        this.timer.unref?.();
+      }
+    });
+  }
+
+  /** Closes the connection (pcscd sees the card removed) and stops reconnecting. */
+  stop(): Promise<void> {
+    this.stopped = true;
+    if (this.timer) clearTimeout(this.timer);
+    const s = this.socket;
+    if (!s || s.destroyed) return Promise.resolve();
+    return new Promise((r) => {
+      s.once('close', () => r());
+      s.destroy();
+    });
+  }
+}
+
+export interface VpcdServerOptions {
+  /** Address to listen on. Default 127.0.0.1 (never 0.0.0.0 unless asked). */
+  readonly host?: string;
+  /** First slot port; the second slot is port + 1. Default 35963. */
+  readonly port?: number;
+  /**
+   * What the second slot holds: another card, or undefined for an empty-card stand-in that
+   * answers its ATR and 6A82/6D00 to everything (pcscd aborts when a slot port does not answer).
+   */
+  readonly secondCard?: VpcdCard;
+}
+
+/** An "empty" card for the second slot in reversed mode: SELECT → 6A82, anything else → 6D00. */
+export function emptyVpcdCard(name = 'setls-empty'): VpcdCard {
+  return {
+    atr: buildAtr(name.slice(0, 13)),
+    process: (apdu) => encodeResponse(new Uint8Array(0), apdu[1] === 0xa4 ? SW.notFound : SW.insNotSupported),
+    reset: () => undefined,
+  };
+}
+
+/**
+ * Reversed vpcd mode: the card listens on 127.0.0.1 on BOTH slot ports and pcscd (reader.conf
+ * `DEVICENAME 127.0.0.1:0x8C7B`) connects. Events: 'listening', 'connected' (slot), 'disconnected' (slot).
+ */
+export class VpcdCardServer extends EventEmitter {
+  readonly stats: VpcdStats = { apdus: 0, controls: 0, ignored: 0, badFrames: 0 };
+  private readonly servers: net.Server[] = [];
+  private readonly sockets = new Set<net.Socket>();
+
+  constructor(
+    private readonly card: VpcdCard,
+    private readonly opts: VpcdServerOptions = {},
+  ) {
+    super();
+  }
+
+  async listen(): Promise<void> {
+    const host = this.opts.host ?? '127.0.0.1';
+    const port = this.opts.port ?? VPCD_DEFAULT_PORT;
+    const cards = [this.card, this.opts.secondCard ?? emptyVpcdCard()];
+    for (let slot = 0; slot < 2; slot++) {
+      const card = cards[slot]!;
+      const srv = net.createServer((s) => {
+        this.sockets.add(s);
+        this.emit('connected', slot);
+        s.once('close', () => {
+          this.sockets.delete(s);
+          safeReset(card);
+          this.emit('disconnected', slot);
+        });
+        serveVpcdSocket(s, card, this.stats, (ev) => this.emit('control', ev, slot));
+      });
+      srv.on('error', (e) => this.emit('error', e));
+      await new Promise<void>((resolve, reject) => {
+        srv.once('error', reject);
+        srv.listen({ host, port: port + slot }, () => {
+          srv.off('error', reject);
+          resolve();
+        });
+      });
+      this.servers.push(srv);
+    }
+    this.emit('listening', host, port);
+  }
+
+  async close(): Promise<void> {
+    for (const s of this.sockets) s.destroy();
+    await Promise.all(this.servers.map((srv) => new Promise<void>((r) => srv.close(() => r()))));
+    this.servers.length = 0;
+  }
+}

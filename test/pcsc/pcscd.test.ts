@@ -1,0 +1,213 @@
+// The card behind a REAL pcscd (vsmartcard vpcd driver), in a private network namespace:
+// opensc-tool sees and SELECTs it, `setls serve https --reader` serves curl and openssl through it,
+// card removal mid-session and re-insertion, APDU round-trip time and handshakes/s, and the TLS-SE
+// driver against the card's TLS-SE applet through pcscd. ONE file on purpose: only one pcscd per
+// machine (plus a lock in the harness). Skips locally with the reason; fails under CI=true.
+import { test, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { spawn, spawnSync } from 'node:child_process';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import tls from 'node:tls';
+import { initCard } from '../../src/cli/card-setup.js';
+import { PcscTransport, listPcscReaders, atrName } from '../../src/transport/index.js';
+import { BIN, PcscLab, READER, pcscPrerequisites, startProc, waitFor, type Proc } from './harness.js';
+
+const reason = await pcscPrerequisites();
+if (reason && process.env.CI === 'true') throw new Error(`PC/SC tests cannot run in CI: ${reason}`);
+const skip = reason ? `PC/SC path unavailable: ${reason}` : false;
+
+const root = mkdtempSync(join(tmpdir(), 'setls-pcsc-'));
+const cardDir = join(root, 'card');
+let ca = '';
+let lab: PcscLab | undefined;
+
+before(async () => {
+  if (skip) return;
+  const r = await initCard({ cardDir });
+  ca = r.caCertPath;
+  lab = new PcscLab(root, cardDir);
+  await lab.start();
+});
+
+after(async () => {
+  await lab?.stop();
+  rmSync(root, { recursive: true, force: true });
+});
+
+function run(cmd: string, args: string[], input = '', timeoutMs = 20_000): Promise<{ code: number | null; out: string }> {
+  return new Promise((resolve) => {
+    const p = spawn(cmd, args);
+    let out = '';
+    p.stdout.on('data', (d: Buffer) => (out += d.toString()));
+    p.stderr.on('data', (d: Buffer) => (out += d.toString()));
+    const t = setTimeout(() => p.kill('SIGKILL'), timeoutMs);
+    p.on('close', (code) => {
+      clearTimeout(t);
+      resolve({ code, out });
+    });
+    p.stdin.end(input);
+  });
+}
+
+async function serveHttps(extra: string[]): Promise<{ proc: Proc; port: number }> {
+  const proc = startProc(process.execPath, [BIN, 'serve', 'https', '--card-dir', cardDir, '--reader', READER, '--port', '0', ...extra]);
+  const port = await waitFor(
+    'serve https to listen',
+    () => {
+      if (proc.child.exitCode !== null) throw new Error(`serve exited: ${proc.out}`);
+      const m = /serving HTTPS through the card at https:\/\/localhost:(\d+)\//.exec(proc.out);
+      return m ? Number(m[1]) : undefined;
+    },
+    30_000,
+  );
+  return { proc, port };
+}
+
+const curl = (port: number): Promise<{ code: number | null; out: string }> =>
+  run('curl', ['-sS', '--max-time', '15', '--cacert', ca, `https://localhost:${port}/status`]);
+
+test('opensc-tool lists the setls reader and SELECTs the applet (9000); the ATR names the card', { skip }, async () => {
+  const l = await run('opensc-tool', ['-l']);
+  assert.match(l.out, /Virtual PCD 00 00/);
+  const line = l.out.split('\n').find((x) => x.includes(READER))!;
+  assert.match(line, /Yes/, 'a card is present');
+  const n = /^\s*(\d+)/.exec(line)![1]!;
+  const s = await run('opensc-tool', ['-r', n, '-s', '00A4040007F07365746C7301']);
+  assert.match(s.out, /SW1=0x90, SW2=0x00/, s.out);
+  const readers = await listPcscReaders();
+  const atr = readers.find((r) => r.name === READER)!.atr!;
+  assert.equal(atrName(atr), 'setls');
+  const bad = await run('opensc-tool', ['-r', n, '-s', '00A4040005A000000001']);
+  assert.match(bad.out, /SW1=0x6A, SW2=0x82/, 'unknown AID → 6A82');
+});
+
+test('APDU round trip through pcscd + vpcd (quickack netns): ms/APDU', { skip }, async (t) => {
+  const tr = await PcscTransport.open({ reader: READER });
+  try {
+    assert.ok(tr.extendedLength, 'vpcd readers carry extended APDUs');
+    const sel = Uint8Array.from(Buffer.from('00A4040007F07365746C730100', 'hex'));
+    const r = await tr.transmit(sel);
+    assert.deepEqual([...r.subarray(-2)], [0x90, 0x00]);
+    const n = 300;
+    const t0 = performance.now();
+    for (let i = 0; i < n; i++) await tr.transmit(sel);
+    const ms = (performance.now() - t0) / n;
+    t.diagnostic(`vpcd: ${ms.toFixed(3)} ms/APDU (${Math.round(1000 / ms)} APDUs/s), SELECT with 9-byte response, share ${tr.shareMode}`);
+    console.log(`# PC/SC via vpcd: ${ms.toFixed(3)} ms/APDU`);
+    assert.ok(ms < 20, `${ms} ms/APDU: the quickack routes are not in effect (delayed-ACK trap is ~48 ms)`);
+    // an extended APDU with a long response passes (GET-DATA card info needs no PIN)
+    const info = await tr.transmit(Uint8Array.of(0xa0, 0xca, 0x00, 0x00, 0x00, 0x00, 0x00));
+    assert.deepEqual([...info.subarray(-2)], [0x90, 0x00]);
+  } finally {
+    await tr.close();
+  }
+});
+
+test('setls serve https --reader: curl and openssl TLS 1.3 through pcscd; handshakes/s; card removal mid-session and re-insertion', { skip }, async (t) => {
+  const { proc, port } = await serveHttps([]);
+  try {
+    const c = await curl(port);
+    assert.equal(c.code, 0, c.out);
+    assert.match(c.out, /"terminatedIn":"secure element"/);
+    const o = await run('openssl', ['s_client', '-tls1_3', '-CAfile', ca, '-servername', 'localhost', '-connect', `127.0.0.1:${port}`, '-ign_eof'], 'GET /status HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n');
+    assert.match(o.out, /Verify return code: 0 \(ok\)/, o.out);
+    assert.match(o.out, /TLSv1\.3/);
+    assert.match(o.out, /HTTP\/1\.1 200 OK/);
+    // handshakes/s through pcscd (Node TLS client, one GET each)
+    const n = 20;
+    const t0 = performance.now();
+    for (let i = 0; i < n; i++) {
+      await new Promise<void>((resolve, reject) => {
+        const s = tls.connect({ host: '127.0.0.1', port, servername: 'localhost', ca: [spawnSync('cat', [ca]).stdout] }, () => {
+          s.end();
+          resolve();
+        });
+        s.on('error', reject);
+      });
+    }
+    const hs = n / ((performance.now() - t0) / 1000);
+    t.diagnostic(`handshakes through pcscd: ${hs.toFixed(1)}/s`);
+    console.log(`# handshakes through pcscd (EAP driver): ${hs.toFixed(1)}/s`);
+
+    // removal mid-session: a kept-alive connection is closed when the card process dies
+    const sock = tls.connect({ host: '127.0.0.1', port, servername: 'localhost', ca: [spawnSync('cat', [ca]).stdout] });
+    await new Promise<void>((resolve, reject) => {
+      sock.once('secureConnect', () => resolve());
+      sock.once('error', reject);
+    });
+    const closed = new Promise<void>((resolve) => sock.once('close', () => resolve()));
+    sock.on('error', () => undefined);
+    sock.write('GET /status HTTP/1.1\r\nHost: localhost\r\n\r\n');
+    await new Promise<void>((resolve) => sock.once('data', () => resolve()));
+    await lab!.stopCard();
+    await waitFor('the reader to see the card removed', async () => ((await listPcscReaders()).find((r) => r.name === READER)?.cardPresent ? undefined : true));
+    sock.write('GET /status HTTP/1.1\r\nHost: localhost\r\n\r\n');
+    await Promise.race([closed, new Promise((_, rej) => setTimeout(() => rej(new Error('the session was not closed after card removal')), 10_000))]);
+    const down = await curl(port);
+    assert.notEqual(down.code, 0, 'no card: no TLS');
+    assert.equal(proc.child.exitCode, null, 'serve survives the removal');
+
+    // re-insertion: the server serves again without a restart of its own
+    await lab!.startCard();
+    const back = await waitFor('serving again after re-insertion', async () => {
+      const r = await curl(port);
+      return r.code === 0 ? r : undefined;
+    });
+    assert.match(back.out, /"terminatedIn":"secure element"/);
+  } finally {
+    await proc.stop();
+  }
+});
+
+test('TLS-SE driver through pcscd against the card TLS-SE applet: openssl -tls1_3 TLS_AES_128_CCM_SHA256', { skip }, async (t) => {
+  const { proc, port } = await serveHttps(['--driver', 'tls-se']);
+  try {
+    const o = await run(
+      'openssl',
+      ['s_client', '-tls1_3', '-ciphersuites', 'TLS_AES_128_CCM_SHA256', '-CAfile', ca, '-servername', 'localhost', '-connect', `127.0.0.1:${port}`, '-ign_eof'],
+      'GET /status HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n',
+    );
+    assert.match(o.out, /Cipher is TLS_AES_128_CCM_SHA256/, o.out);
+    assert.match(o.out, /Verify return code: 0 \(ok\)/);
+    assert.match(o.out, /HTTP\/1\.1 200 OK/);
+    const c = await curl(port);
+    assert.equal(c.code, 0, c.out);
+    const n = 10;
+    const t0 = performance.now();
+    for (let i = 0; i < n; i++) assert.equal((await curl(port)).code, 0);
+    t.diagnostic(`TLS-SE: ${(n / ((performance.now() - t0) / 1000)).toFixed(1)} curl requests/s through pcscd (incl. curl start-up)`);
+  } finally {
+    await proc.stop();
+  }
+});
+
+test('TLS 1.2 through pcscd (compared with the in-process card, while the engine work on 1.2 lands)', { skip }, async (t) => {
+  const req = 'GET /status HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n';
+  const s12 = (port: number): Promise<{ code: number | null; out: string }> =>
+    run('openssl', ['s_client', '-tls1_2', '-CAfile', ca, '-servername', 'localhost', '-connect', `127.0.0.1:${port}`, '-ign_eof'], req, 8000);
+  const viaPcsc = await serveHttps([]);
+  let pcscOk: boolean;
+  try {
+    pcscOk = /HTTP\/1\.1 200 OK/.test((await s12(viaPcsc.port)).out);
+  } finally {
+    await viaPcsc.proc.stop();
+  }
+  if (pcscOk) return;
+  // Not through pcscd: does the same card code do TLS 1.2 in-process? (a second card, same code)
+  const dir2 = join(root, 'card2');
+  await initCard({ cardDir: dir2, caDir: join(root, 'ca') });
+  const inproc = startProc(process.execPath, [BIN, 'serve', 'https', '--card-dir', dir2, '--port', '0']);
+  try {
+    const port = await waitFor('in-process serve', () => {
+      const m = /at https:\/\/localhost:(\d+)\//.exec(inproc.out);
+      return m ? Number(m[1]) : undefined;
+    });
+    const local = /HTTP\/1\.1 200 OK/.test((await s12(port)).out);
+    assert.equal(local, false, 'TLS 1.2 works in-process but not through pcscd');
+    t.diagnostic('TLS 1.2: not working through the card in-process either (engine/applet TLS 1.2 work in progress) — not a PC/SC issue');
+  } finally {
+    await inproc.stop();
+  }
+});
