@@ -183,31 +183,24 @@ test('TLS-SE driver through pcscd against the card TLS-SE applet: openssl -tls1_
   }
 });
 
-test('TLS 1.2 through pcscd (compared with the in-process card, while the engine work on 1.2 lands)', { skip }, async (t) => {
+test('TLS 1.2 through pcscd: openssl -tls1_2 and curl --tls-max 1.2 (server CCS + Finished via SW 9001)', { skip }, async () => {
   const req = 'GET /status HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n';
-  const s12 = (port: number): Promise<{ code: number | null; out: string }> =>
-    run('openssl', ['s_client', '-tls1_2', '-CAfile', ca, '-servername', 'localhost', '-connect', `127.0.0.1:${port}`, '-ign_eof'], req, 8000);
-  const viaPcsc = await serveHttps([]);
-  let pcscOk: boolean;
+  const { proc, port } = await serveHttps([]);
   try {
-    pcscOk = /HTTP\/1\.1 200 OK/.test((await s12(viaPcsc.port)).out);
+    const o = await run(
+      'openssl',
+      ['s_client', '-tls1_2', '-cipher', 'ECDHE-ECDSA-AES128-GCM-SHA256', '-CAfile', ca, '-servername', 'localhost', '-connect', `127.0.0.1:${port}`, '-verify_return_error', '-ign_eof'],
+      req,
+      8000,
+    );
+    assert.match(o.out, /New, TLSv1\.2, Cipher is ECDHE-ECDSA-AES128-GCM-SHA256/, o.out);
+    assert.match(o.out, /Verify return code: 0 \(ok\)/);
+    assert.match(o.out, /"version":"TLSv1\.2"/);
+    assert.match(o.out, /"terminatedIn":"secure element"/);
+    const c = await run('curl', ['-sS', '--tls-max', '1.2', '--cacert', ca, `https://localhost:${port}/status`], '', 8000);
+    assert.equal(c.code, 0, c.out);
+    assert.match(c.out, /"version":"TLSv1\.2"/);
   } finally {
-    await viaPcsc.proc.stop();
-  }
-  if (pcscOk) return;
-  // Not through pcscd: does the same card code do TLS 1.2 in-process? (a second card, same code)
-  const dir2 = join(root, 'card2');
-  await initCard({ cardDir: dir2, caDir: join(root, 'ca') });
-  const inproc = startProc(process.execPath, [BIN, 'serve', 'https', '--card-dir', dir2, '--port', '0']);
-  try {
-    const port = await waitFor('in-process serve', () => {
-      const m = /at https:\/\/localhost:(\d+)\//.exec(inproc.out);
-      return m ? Number(m[1]) : undefined;
-    });
-    const local = /HTTP\/1\.1 200 OK/.test((await s12(port)).out);
-    assert.equal(local, false, 'TLS 1.2 works in-process but not through pcscd');
-    t.diagnostic('TLS 1.2: not working through the card in-process either (engine/applet TLS 1.2 work in progress) — not a PC/SC issue');
-  } finally {
-    await inproc.stop();
+    await proc.stop();
   }
 });
