@@ -294,17 +294,14 @@ export class EapTlsSession {
 
   /**
    * RFC 5705 / RFC 8446 §7.5 exporter of the authenticated session. `context` undefined = no context:
-   * for TLS 1.3 the same as an empty one; TLS 1.2's no-context form (RFC 5705 §4) is not computed by
-   * the engine, so it is refused (6985). Label checks (reserved, allowed) are the caller's.
+   * for TLS 1.3 the same as an empty one; for TLS 1.2 RFC 5705's no-context form (gnutls
+   * --keymatexport). Label checks (reserved, allowed) are the caller's.
    */
   exporter(label: string, context: Uint8Array | undefined, length: number): Uint8Array {
     const engine = this.engine;
     if (this.phaseValue !== 'authenticated' || !engine) throw cardErr.conditions('no authenticated TLS session');
-    if (context === undefined && engine.info?.version !== 0x0304 /* TLS 1.3 */) {
-      throw cardErr.conditions('TLS 1.2 exporters need a context (the no-context form is not supported)');
-    }
     try {
-      return engine.exportKeyingMaterial(label, context ?? new Uint8Array(0), length);
+      return engine.exportKeyingMaterial(label, context, length);
     } catch (e) {
       if (e instanceof SetlsError && (e.code === 'ERR_TLS_STATE' || e.code === 'ERR_TLS_ARGUMENT')) throw cardErr.conditions(`EXPORTER refused by the TLS engine: ${e.message}`);
       throw e;

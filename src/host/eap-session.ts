@@ -283,6 +283,14 @@ export class EapSession {
     });
   }
 
+  /** EXPORTER: keying material of this session, computed in the card (serialised with the record layer). */
+  exportKeyingMaterial(label: string, context: Uint8Array | undefined, length: number): Promise<Uint8Array> {
+    return this.lock.run(async () => {
+      if (this.phaseValue !== 'connected') throw new SetlsError('ERR_HOST_STATE', `exportKeyingMaterial() in phase ${this.phaseValue}`);
+      return this.card.exporter(label, context, length);
+    });
+  }
+
   /** PROCESS-EAP-DECRYPT: one TLS record from the client in; plaintext and records for the client out. */
   decrypt(record: Uint8Array): Promise<DecryptResult> {
     return this.lock.run(async () => {

@@ -24,6 +24,11 @@ export interface SeSession {
   decrypt(record: Uint8Array): Promise<DecryptResult>;
   /** Wipes host-held keys (TLS-Tandem exported sessions); absent when the keys live in the card. */
   dispose?(): void;
+  /**
+   * RFC 5705 / RFC 8446 §7.5 keying material of this session, computed by the card (EXPORTER);
+   * absent where the applet has no exporter (TLS-SE) or the keys left the card.
+   */
+  exportKeyingMaterial?(label: string, context: Uint8Array | undefined, length: number): Promise<Uint8Array>;
 }
 
 /** What the tandem needs of a card beyond sessions. */

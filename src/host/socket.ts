@@ -52,6 +52,18 @@ export class SeTlsSocket extends Duplex {
     this.idleTimer = new ActivityTimer(last, () => this.closeIdle());
   }
 
+  /**
+   * Keying material for this connection (RFC 5705 / RFC 8446 §7.5), computed inside the card; the
+   * label must be allowed by the identity's policy. Like tls.TLSSocket's, but asynchronous.
+   */
+  exportKeyingMaterial(length: number, label: string, context?: Uint8Array): Promise<Uint8Array> {
+    const s = this.layer.session;
+    if (!s.exportKeyingMaterial) {
+      return Promise.reject(new SetlsError('ERR_HOST_EXPORTER_UNAVAILABLE', 'this session has no card exporter (TLS-SE applet, or the keys were exported)'));
+    }
+    return s.exportKeyingMaterial(label, context, length);
+  }
+
   getSessionInfo(): SessionInfo | undefined {
     return this.layer.info;
   }

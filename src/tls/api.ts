@@ -245,7 +245,8 @@ export interface TlsServerConnection {
    */
   encrypt(contentType: number, plaintext: Uint8Array): Uint8Array;
   /** RFC 8446 §7.5 exporter (used for the EAP-TLS MSK, RFC 9190). */
-  exportKeyingMaterial(label: string, context: Uint8Array, length: number): Uint8Array;
+  /** `context` undefined = RFC 5705's no-context form (TLS 1.2); TLS 1.3 treats it as empty (§7.5). */
+  exportKeyingMaterial(label: string, context: Uint8Array | undefined, length: number): Uint8Array;
   /** Wipes every secret the connection holds; the connection becomes 'closed'. */
   dispose(): void;
   /**

@@ -291,12 +291,9 @@ test("EXPORTER: an allowed label equals Node's exportKeyingMaterial (1.3 and 1.2
       assert.equal(r.sw, 0x9000, version);
       assert.equal(toHex(r.data), s.client.exportKeyingMaterial(300, 'EXPORTER-setls-test', Buffer.from(ctx)).toString('hex'), version);
       const noCtx = send(c.card, exporterCmd('EXPORTER-setls-test', 32));
-      if (version === 'TLSv1.3') {
-        assert.equal(noCtx.sw, 0x9000);
-        assert.equal(toHex(noCtx.data), (s.client as unknown as { exportKeyingMaterial(n: number, l: string): Buffer }).exportKeyingMaterial(32, 'EXPORTER-setls-test').toString('hex'), 'TLS 1.3: no context = empty context');
-      } else {
-        assert.equal(noCtx.sw, 0x6985, 'TLS 1.2: the no-context form is not supported');
-      }
+      // No context: TLS 1.3 = empty context; TLS 1.2 = RFC 5705's no-context seed (OpenSSL's use_context=0).
+      assert.equal(noCtx.sw, 0x9000, version);
+      assert.equal(toHex(noCtx.data), (s.client as unknown as { exportKeyingMaterial(n: number, l: string): Buffer }).exportKeyingMaterial(32, 'EXPORTER-setls-test').toString('hex'), version);
       assert.equal(swOf(c.card, exporterCmd('client finished', 32, ctx)), 0x6985, 'reserved (RFC 5705 §4), even when listed');
       assert.equal(swOf(c.card, exporterCmd('master secret', 32, ctx)), 0x6985, 'reserved');
       assert.equal(swOf(c.card, exporterCmd('EXPORTER-other', 32, ctx)), 0x6985, 'not in the identity list');

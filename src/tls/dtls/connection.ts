@@ -153,9 +153,9 @@ export class DtlsServerConnection implements TlsServerConnection {
     return concat(...records);
   }
 
-  exportKeyingMaterial(label: string, context: Uint8Array, length: number): Uint8Array {
+  exportKeyingMaterial(label: string, context: Uint8Array | undefined, length: number): Uint8Array {
     if (!this.master || !this.suite || this.st === 'failed') throw new SetlsError('ERR_TLS_STATE', `no exporter in state ${this.st}`);
-    if (!Number.isInteger(length) || length < 0 || length > 0xffff || context.length > 0xffff || RESERVED_EXPORTER_LABELS.includes(label)) {
+    if (!Number.isInteger(length) || length < 0 || length > 0xffff || (context?.length ?? 0) > 0xffff || RESERVED_EXPORTER_LABELS.includes(label)) {
       throw new SetlsError('ERR_TLS_ARGUMENT', 'bad exporter label, context or length');
     }
     return exporter12(this.suite.hash, this.master, this.clientRandom, this.serverRandom, label, context, length);

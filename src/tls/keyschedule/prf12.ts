@@ -89,8 +89,9 @@ export function verifyData12(alg: HashName, master: Uint8Array, fromClient: bool
 }
 
 /**
- * RFC 5705 §4 with a context (always used, even when empty — as node's exportKeyingMaterial does when
- * given a context): PRF(master_secret, label, client_random + server_random + uint16 len + context).
+ * RFC 5705 §4: PRF(master_secret, label, client_random + server_random [+ uint16 len + context]).
+ * With a context (even an empty one, as node's exportKeyingMaterial sends when given one) the length
+ * and context are in the seed; without one (`undefined`, as gnutls --keymatexport asks) they are not.
  */
 export function exporter12(
   alg: HashName,
@@ -98,9 +99,11 @@ export function exporter12(
   clientRandom: Uint8Array,
   serverRandom: Uint8Array,
   label: string,
-  context: Uint8Array,
+  context: Uint8Array | undefined,
   length: number,
 ): Uint8Array {
-  const seed = new ByteWriter(66 + context.length).bytes(clientRandom).bytes(serverRandom).vec(2, context).finish();
+  const w = new ByteWriter(66 + (context?.length ?? 0)).bytes(clientRandom).bytes(serverRandom);
+  if (context !== undefined) w.vec(2, context);
+  const seed = w.finish();
   return prf12(alg, master, label, seed, length);
 }

@@ -217,7 +217,7 @@ export class TlsServer implements TlsServerConnection {
     return concat(...records);
   }
 
-  exportKeyingMaterial(label: string, context: Uint8Array, length: number): Uint8Array {
+  exportKeyingMaterial(label: string, context: Uint8Array | undefined, length: number): Uint8Array {
     if (this.tls12) return this.tls12.exportKeyingMaterial(label, context, length);
     if (!this.exporterSecret || !this.suite || this.disposed || this.st === FAILED) {
       throw new SetlsError('ERR_TLS_STATE', `no exporter in state ${this.state}`);
@@ -225,7 +225,7 @@ export class TlsServer implements TlsServerConnection {
     if (!Number.isInteger(length) || length < 0 || length > 255 * this.suite.hashLength || label.length > 249) {
       throw new SetlsError('ERR_TLS_ARGUMENT', 'bad exporter label or length');
     }
-    return exportKeyingMaterial(this.suite, this.exporterSecret, label, context, length);
+    return exportKeyingMaterial(this.suite, this.exporterSecret, label, context ?? new Uint8Array(0), length);
   }
 
   requestKeyUpdate(updateRequested: boolean): Uint8Array {
