@@ -28,6 +28,7 @@ import { bestHostMatch } from './names.js';
 import { DEFAULT_POLICY, applyPolicyTlv, type CardPolicy } from './policy.js';
 import { p256Scalar, type RandomSource } from './signers.js';
 import { isPaddedPin, makePinRecord, padPin, pinMatches } from './pins.js';
+import { DtlsEapSession, createCardDtlsEngine } from './dtls-session.js';
 import { EapTlsSession, P2_ENCRYPT_ALERT, P2_ENCRYPT_APPDATA, type TlsFactory } from './session.js';
 import { cloneState, decodeLabel, deserializeState, serializeState, type CardState, type IdentityRecord, type PinName } from './state.js';
 import { SealedStore, type StoreHooks } from './store.js';
@@ -118,7 +119,7 @@ export class EmulatedCard {
   private readonly verified = { user: false, operator: false };
   private chain: Chain | undefined;
   private pending: PendingResponse | undefined;
-  private session: EapTlsSession;
+  private session: EapTlsSession | DtlsEapSession;
   /** SET-IDENTITY choice (transient). */
   private identityLabel: string | undefined;
   /** Label of the identity the engine picked for the current session (session info `26`). */
@@ -393,7 +394,7 @@ export class EmulatedCard {
         p(p1 === 0 && p2 === 0x80);
         return 'user';
       case Ins.state:
-        p((p1 === 0x00 || p1 === 0x10) && p2 === 0);
+        p((p1 === 0x00 && p2 === 0) || (p1 === 0x10 && (p2 === 0 || p2 === 1))); // RESET-STATE P2 01: DTLS (§8)
         return 'user';
       case Ins.processEap:
         p((p1 & ~0x01) === 0 && (p2 === 0 || p2 === P2_ENCRYPT_APPDATA || p2 === P2_ENCRYPT_ALERT));
@@ -442,7 +443,7 @@ export class EmulatedCard {
       case Ins.state:
         noData(data);
         if (cmd.p1 === 0x10) {
-          this.resetSession();
+          this.resetSession(cmd.p2 === 1 ? 'dtls' : 'tls');
           return ok();
         }
         return ok(Uint8Array.of(this.stateCode()));
@@ -773,9 +774,9 @@ export class EmulatedCard {
     return this.activeIdentity();
   }
 
-  private resetSession(): void {
+  private resetSession(mode: 'tls' | 'dtls' = 'tls'): void {
     this.session.dispose();
-    this.session = this.newSession();
+    this.session = this.newSession(mode);
     this.sessionTime = undefined;
     this.servedLabel = undefined;
   }
@@ -847,6 +848,7 @@ export class EmulatedCard {
       keyUpdateAfterRecords: p.keyUpdateAfterRecords,
       versions: [...p.versions],
       cipherSuites12: [...p.cipherSuites12],
+      pskKeyExchangeModes: [...p.pskModes],
       ...(ticketKeys ? { ticketKeys, ticketLifetimeSeconds: p.ticketLifetime } : {}),
       ...(p.sessionIdCache
         ? { sessionCache: { get: (id: Uint8Array) => cache.get(id), set: (id: Uint8Array, st: Uint8Array) => cache.set(id, st), delete: (id: Uint8Array) => cache.delete(id) } }
@@ -856,16 +858,16 @@ export class EmulatedCard {
     };
   }
 
-  private newSession(): EapTlsSession {
+  private newSession(mode: 'tls' | 'dtls' = 'tls'): EapTlsSession | DtlsEapSession {
     wipe(...this.sessionSecrets.splice(0)); // the previous session's engine is gone
     const entropy: TlsEntropy = {
       random: (n) => this.random(n),
       now: () => (this.sessionTime ?? this.state.lastTime) * 1000,
       ...(this.deterministic ? { ephemeralPrivateKey: (group: number) => this.ephemeralPrivateKey(group) } : {}),
     };
-    return new EapTlsSession({
-      factory: (config) => {
-        const f = this.factory ?? defaultTlsFactory;
+    const deps = {
+      factory: (config: TlsServerConfig) => {
+        const f = mode === 'dtls' ? createCardDtlsEngine : (this.factory ?? defaultTlsFactory);
         if (!f) throw new SetlsError('ERR_CARD_NO_TLS_ENGINE', 'no TLS engine wired (import src/card/index.ts)');
         const full = this.engineConfig(config);
         try {
@@ -875,13 +877,14 @@ export class EmulatedCard {
         }
       },
       entropy,
-      selectIdentity: (serverName): TlsIdentity | undefined => {
+      selectIdentity: (serverName: string | undefined): TlsIdentity | undefined => {
         const rec = this.selectIdentity(serverName);
         this.servedLabel = rec?.label;
         return rec ? tlsIdentity(rec, this.deterministic ? this.random : undefined) : undefined;
       },
-      acceptTime: (t) => this.acceptTime(t),
-    });
+      acceptTime: (t: number) => this.acceptTime(t),
+    };
+    return mode === 'dtls' ? new DtlsEapSession(deps) : new EapTlsSession(deps);
   }
 
   /** The TLS-SE applet, wired to this card's engine, identities and PINs (shared with the setls applet). */

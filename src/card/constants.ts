@@ -113,6 +113,7 @@ export const PolicyTag = {
   ticketLifetime: 0x37,
   /** TLS 1.2 session-ID cache (1 byte: 00 off, 01 on). */
   sessionIdCache: 0x38,
+  pskModes: 0x39,
 } as const;
 
 /** PUT-POLICY tag `32`: what the card does with an SNI that matches no identity. */

@@ -33,6 +33,8 @@ export interface CardPolicy {
   readonly ticketLifetime: number;
   /** TLS 1.2 session-ID cache (card RAM) on/off. */
   readonly sessionIdCache: boolean;
+  /** TLS 1.3 external-PSK key exchange modes in preference order (1 psk_dhe_ke, 0 psk_ke). */
+  readonly pskModes: readonly number[];
 }
 
 /** Versions the card can enable (PUT-POLICY tag `36`). */
@@ -63,6 +65,8 @@ export const DEFAULT_POLICY: CardPolicy = {
   versions: [ProtocolVersion.tls13, ProtocolVersion.tls12],
   ticketLifetime: 7200,
   sessionIdCache: true,
+  // Forward secrecy by default: psk_ke (no ECDHE) only when the operator allows it.
+  pskModes: [1],
 };
 
 /** Largest keyUpdateAfterRecords (4 bytes on the wire). */
@@ -152,6 +156,12 @@ export function applyPolicyTlv(data: Uint8Array, current: CardPolicy): CardPolic
         if (value.length !== 1 || value[0]! > 1) throw cardErr.data('PUT-POLICY: session-ID cache is one byte, 00 or 01');
         next = { ...next, sessionIdCache: value[0] === 1 };
         break;
+      case PolicyTag.pskModes:
+        if (value.length < 1 || value.length > 2 || !value.every((m) => m <= 1) || new Set(value).size !== value.length) {
+          throw cardErr.data('PUT-POLICY: PSK modes are 1 or 2 distinct bytes, 01 psk_dhe_ke / 00 psk_ke');
+        }
+        next = { ...next, pskModes: [...value] };
+        break;
       default:
         throw cardErr.data(`PUT-POLICY: unknown tag 0x${tag.toString(16)}`);
     }
@@ -173,6 +183,7 @@ export function encodePolicyTlv(p: CardPolicy): Uint8Array {
     { tag: PolicyTag.versions, value: Uint8Array.from(p.versions.flatMap((v) => [...u16(v)])) },
     { tag: PolicyTag.ticketLifetime, value: u32(p.ticketLifetime) },
     { tag: PolicyTag.sessionIdCache, value: Uint8Array.of(p.sessionIdCache ? 1 : 0) },
+    { tag: PolicyTag.pskModes, value: Uint8Array.from(p.pskModes) },
   ]);
 }
 
@@ -187,6 +198,7 @@ export interface PolicyJson {
   versions: number[];
   ticketLifetime: number;
   sessionIdCache: boolean;
+  pskModes?: number[];
 }
 
 export function policyToJson(p: CardPolicy): PolicyJson {
@@ -200,6 +212,7 @@ export function policyToJson(p: CardPolicy): PolicyJson {
     versions: [...p.versions],
     ticketLifetime: p.ticketLifetime,
     sessionIdCache: p.sessionIdCache,
+    pskModes: [...p.pskModes],
   };
 }
 
@@ -237,6 +250,7 @@ export function policyFromJson(v: unknown): CardPolicy {
     versions: o.versions === undefined ? DEFAULT_POLICY.versions : ints(o.versions, 'versions'),
     ticketLifetime: life,
     sessionIdCache: cache,
+    pskModes: o.pskModes === undefined ? DEFAULT_POLICY.pskModes : ints(o.pskModes, 'pskModes'),
   };
   return applyPolicyTlv(encodePolicyTlv(candidate), DEFAULT_POLICY);
 }

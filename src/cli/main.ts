@@ -132,6 +132,7 @@ card
   .option('--versions <list>', 'TLS versions enabled: 1.3,1.2 | 1.3 | 1.2')
   .option('--ticket-lifetime <seconds>', 'session ticket lifetime (0 = no tickets)', (v) => parsePositive(v, 'ticket lifetime'))
   .addOption(new Option('--session-cache <on|off>', 'TLS 1.2 session-ID cache in card RAM').choices(['on', 'off']))
+  .option('--psk-modes <list>', "TLS 1.3 external-PSK modes in preference order: dhe (psk_dhe_ke), ke (psk_ke, no forward secrecy); e.g. dhe,ke")
   .action(async (o: {
     cardDir: string;
     cardKey?: string;
@@ -144,6 +145,7 @@ card
     versions?: string;
     ticketLifetime?: number;
     sessionCache?: string;
+    pskModes?: string;
   }) => {
     const paths = cardPaths(o.cardDir, { cardKey: o.cardKey });
     const { transport, card } = openCard({ cardDir: o.cardDir, cardKey: o.cardKey });
@@ -160,6 +162,7 @@ card
         ...(o.versions !== undefined ? { versions: parseVersions(o.versions) } : {}),
         ...(o.ticketLifetime !== undefined ? { ticketLifetimeSeconds: o.ticketLifetime } : {}),
         ...(o.sessionCache !== undefined ? { sessionIdCache: parseOnOff(o.sessionCache, '--session-cache') } : {}),
+        ...(o.pskModes !== undefined ? { pskModes: parsePskModes(o.pskModes) } : {}),
       };
       if (Object.keys(policy).length > 0) {
         await client.verifyPin(readOperatorPin(paths), 'operator');
@@ -222,29 +225,33 @@ serve
       .choices(['card', 'host'])
       .default('card'),
   )
+  .option('--cards <dirs>', 'a pool: serve through these card state folders (comma-separated), one listener')
+  .option('--pool <n>', 'a pool of N cards cloned from --card-dir (state folders <card-dir>-pool1…)', (v) => parsePositive(v, 'pool'))
+  .option('--admin-port <n>', 'Prometheus /metrics on 127.0.0.1:<n>', (v) => parsePort(v))
   .action(async (o: ServeHttpsOptions) => {
     await runServeHttps(o);
   });
 serve
   .command('coap')
-  .description('CoAP over TLS (coaps+tcp, RFC 8323) whose TLS ends inside the card (the demo plug); DTLS not yet')
+  .description('CoAP over TLS (coaps+tcp, RFC 8323) on TCP and over DTLS (coaps, RFC 7252) on UDP, same port, whose (D)TLS ends inside the card (the demo plug)')
   .option('--card-dir <dir>', 'card state folder', DEFAULT_CARD_DIR)
   .option('--card-key <file>', 'card master key file (default: <card-dir>.key)')
   .option('--pin-file <file>', 'user PIN file (default: <card-dir>.pin; or set SETLS_PIN)')
-  .option('--port <n>', 'TCP port', (v) => parsePort(v), 5684)
+  .option('--port <n>', 'TCP (coaps+tcp) and UDP (coaps) port', (v) => parsePort(v), 5684)
   .option('--host <addr>', 'address to listen on', '127.0.0.1')
   .option('--backlog <n>', 'connections waiting for the card before new ones are refused', (v) => parsePositive(v, 'backlog'), 50)
   .option('--trace', 'print every APDU as annotated hex on stderr')
-  .action(async (o: ServeHttpsOptions) => {
+  .option('--no-dtls', 'do not serve CoAP over DTLS on UDP')
+  .action(async (o: ServeHttpsOptions & { dtls?: boolean }) => {
     await runServeCoap(o);
   });
 
 program
   .command('demo')
-  .description('create the demo card if needed, then serve the demo plug over HTTPS and CoAP over TLS (npm start)')
+  .description('create the demo card if needed, then serve the demo plug over HTTPS and CoAP over TLS and DTLS (npm start)')
   .option('--card-dir <dir>', 'card state folder', DEFAULT_CARD_DIR)
   .option('--port <n>', 'HTTPS port', (v) => parsePort(v), 8443)
-  .option('--coap-port <n>', 'CoAP over TLS (coaps+tcp) port', (v) => parsePort(v), 5684)
+  .option('--coap-port <n>', 'CoAP port: coaps+tcp on TCP and coaps on UDP', (v) => parsePort(v), 5684)
   .option('--host <addr>', 'address to listen on', '127.0.0.1')
   .option('--trace', 'print every APDU as annotated hex on stderr')
   .action(async (o: { cardDir: string; port: number; coapPort: number; host: string; trace?: boolean }) => {
@@ -254,9 +261,15 @@ program
     }
     // One card, one tandem: HTTPS and CoAP share its sessions (and the plug's state); the demo card
     // gets "coap" added to its ALPN policy so libcoap's certificate clients are accepted.
-    await runServeCoap({ cardDir: o.cardDir, port: o.coapPort, httpsPort: o.port, host: o.host, backlog: 50, trace: o.trace, fixAlpn: true });
+    await runServeCoap({ cardDir: o.cardDir, port: o.coapPort, httpsPort: o.port, host: o.host, backlog: 50, trace: o.trace, fixAlpn: true, demoPsk: true });
   });
 
+
+function parsePskModes(v: string): ('dhe' | 'ke')[] {
+  const modes = v.split(',').map((m) => m.trim());
+  for (const m of modes) if (m !== 'dhe' && m !== 'ke') throw new Error(`--psk-modes: '${m}' is not dhe or ke`);
+  return modes as ('dhe' | 'ke')[];
+}
 
 function parsePort(v: string): number {
   const n = Number(v);

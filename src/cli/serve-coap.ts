@@ -1,17 +1,23 @@
 /**
  * `setls serve coap` and the CoAP half of `setls demo`: one card, one TlsTandem, CoAP over TLS
- * (coaps+tcp, RFC 8323) and optionally HTTPS on a second port. Connections to either port share the
- * tandem's rendezvous/backlog (the card serves one session at a time); the sockets are told apart
- * by the local port they arrived on.
+ * (coaps+tcp, RFC 8323) on TCP and CoAP over DTLS (coaps, RFC 7252; the DTLS handshake and record
+ * layer in the card, docs/apdu-protocol.md §8) on UDP with the same port number, and optionally
+ * HTTPS on a second port. TCP connections to either port share the tandem's rendezvous/backlog (the
+ * card serves one session at a time; sockets are told apart by their local port); a DTLS association
+ * takes the card only when no TLS session holds it or waits for it (CardGate), otherwise its
+ * ClientHello is dropped and the client's retransmission tries again.
  */
 import { once } from 'node:events';
 import net, { type AddressInfo } from 'node:net';
 import pino from 'pino';
 import { CardClient, TlsTandem, type CardTransport } from '../host/index.js';
+import { CardDtlsBackends, CardGate, DtlsServer } from '../host/dtls/index.js';
 import { serveHttps, createPlugHandler, createPlugState } from '../servers/https/index.js';
-import { createPlugCoapServer, secureConnectionsWhere, serveCoapOverTls, COAP_ALPN } from '../servers/coap/index.js';
+import { createPlugCoapServer, secureConnectionsWhere, serveCoapOverDtls, serveCoapOverTls, COAP_ALPN } from '../servers/coap/index.js';
 import { openCard, readOperatorPin } from './card-setup.js';
-import { cardPaths, readPin } from './card-files.js';
+import { existsSync } from 'node:fs';
+import { randomInt } from 'node:crypto';
+import { cardPaths, readPin, readSecretFile, writeSecretFile } from './card-files.js';
 
 export interface ServeCoapOptions {
   cardDir: string;
@@ -31,10 +37,56 @@ export interface ServeCoapOptions {
   powerIntervalMs?: number;
   /** Tandem idle deadline, ms. */
   idleTimeoutMs?: number;
+  /** Also serve CoAP over DTLS on UDP with the CoAP port number (default true). */
+  dtls?: boolean;
+  /**
+   * The demo: make sure the card holds the PSK `setls-demo` (key in `<card-dir>.psk`, hex, mode 0600;
+   * created when missing) and lists the DTLS and TLS 1.2 PSK suites in its policy.
+   */
+  demoPsk?: boolean;
+}
+
+export const DEMO_PSK_IDENTITY = 'setls-demo';
+/** The DTLS suites (§8) and the TLS 1.2 PSK suites the demo card lists after its TLS 1.2 defaults. */
+const DEMO_SUITES12 = [0xc0ae, 0xc0a8, 0x00a8];
+
+/** `<card-dir>.psk`: the demo PSK as hex of an ASCII key (so `coap-client -k` can take it as typed). */
+export function demoPskFile(cardDir: string): string {
+  return `${cardPaths(cardDir).dir}.psk`;
+}
+
+/** The demo PSK key as text (created when the file is missing). */
+export function demoPskKey(cardDir: string): string {
+  const file = demoPskFile(cardDir);
+  if (!existsSync(file)) {
+    const alphabet = 'ABCDEFGHJKLMNPQRSTUVWXYZabcdefghijkmnopqrstuvwxyz23456789';
+    let key = '';
+    for (let i = 0; i < 24; i++) key += alphabet[randomInt(alphabet.length)];
+    writeSecretFile(file, Buffer.from(key, 'ascii').toString('hex') + '\n');
+  }
+  return Buffer.from(readSecretFile(file, 'PSK key').trim(), 'hex').toString('ascii');
+}
+
+/** Puts the demo PSK into the card (PUT-PSK) and adds the DTLS / PSK suites to policy tag 35. */
+async function ensureDemoPsk(transport: CardTransport, cardDir: string, cardKey: string | undefined): Promise<void> {
+  const key = demoPskKey(cardDir);
+  const client = new CardClient(transport);
+  await client.select();
+  const info = await client.cardInfo();
+  await client.verifyPin(readOperatorPin(cardPaths(cardDir, { cardKey })), 'operator');
+  const have = info.policy?.cipherSuites12 ?? [];
+  const missing = DEMO_SUITES12.filter((x) => !have.includes(x));
+  if (missing.length > 0) await client.putPolicy({ cipherSuites12: [...have, ...missing] });
+  if (info.pskIdentities.some((b) => Buffer.from(b).toString('utf8') === DEMO_PSK_IDENTITY)) return; // (a new key file: setls card add-psk)
+  const bytes = new Uint8Array(Buffer.from(key, 'ascii'));
+  await client.putPsk({ identity: DEMO_PSK_IDENTITY, key: bytes });
+  bytes.fill(0);
 }
 
 export interface RunningCoap {
   readonly coapPort: number;
+  /** UDP port of coaps:// (the same number as coapPort), when DTLS is served. */
+  readonly dtlsPort: number | undefined;
   readonly httpsPort: number | undefined;
   readonly url: string;
   /** The card's ALPN policy in force (undefined: the card reported none). */
@@ -68,10 +120,13 @@ export async function startCoap(o: ServeCoapOptions, log = pino({ level: process
   const paths = cardPaths(o.cardDir, { cardKey: o.cardKey, pinFile: o.pinFile });
   const pin = readPin(paths.pinFile);
   const { transport, card } = openCard({ cardDir: o.cardDir, cardKey: o.cardKey, trace: o.trace, traceSink: o.traceSink });
-  const tandem = new TlsTandem({ transport, pin, backlog: o.backlog, ...(o.idleTimeoutMs !== undefined ? { idleTimeoutMs: o.idleTimeoutMs } : {}) });
+  // The tandem's APDUs wait while a DTLS association holds the card.
+  const gate = new CardGate(transport);
+  const tandem = new TlsTandem({ transport: gate.shared, pin, backlog: o.backlog, ...(o.idleTimeoutMs !== undefined ? { idleTimeoutMs: o.idleTimeoutMs } : {}) });
   let alpn: readonly string[] | undefined;
   try {
     alpn = await coapAlpn(transport, o.cardDir, o.cardKey, o.fixAlpn ?? false);
+    if (o.demoPsk) await ensureDemoPsk(transport, o.cardDir, o.cardKey);
     await tandem.start();
   } catch (e) {
     await transport.close();
@@ -114,13 +169,29 @@ export async function startCoap(o: ServeCoapOptions, log = pino({ level: process
   } else {
     serveCoapOverTls(tandem, coap, { shouldYield });
   }
+  let dtls: DtlsServer | undefined;
+  let dtlsPort: number | undefined;
+  if (o.dtls ?? true) {
+    const backends = new CardDtlsBackends({ card: new CardClient(transport), pin, gate, available: () => !tandem.inUse && tandem.queued === 0 });
+    dtls = new DtlsServer({ openBackend: backends.openBackend, idleTimeoutMs: o.idleTimeoutMs ?? 30_000 });
+    dtls.on('error', (err: Error & { code?: string }) => log.info({ code: err.code, err: err.message }, 'DTLS association error'));
+    serveCoapOverDtls(dtls, coap);
+    try {
+      dtlsPort = (await dtls.listen(coapPort, o.host)).port;
+    } catch (e) {
+      log.warn({ err: (e as Error).message }, 'CoAP over DTLS not served: UDP port unavailable');
+      dtls = undefined;
+    }
+  }
   return {
     coapPort,
+    dtlsPort,
     httpsPort,
     url: `coaps+tcp://localhost:${coapPort}`,
     alpn,
     async close() {
       extra?.close();
+      await dtls?.close();
       await coap.close().catch(() => undefined);
       await tandem.close();
       http?.close();
@@ -130,16 +201,18 @@ export async function startCoap(o: ServeCoapOptions, log = pino({ level: process
   };
 }
 
-/** Ready-to-paste libcoap client commands. */
-export function coapClientCommands(caPath: string, url: string): string[] {
+/** Ready-to-paste libcoap client commands (certificate; PSK when `psk` is given). */
+export function coapClientCommands(caPath: string, url: string, psk?: { identity: string; key: string }): string[] {
   const c = `coap-client-openssl -B 5 -C ${caPath}`;
-  return [
+  const out = [
     `${c} -m get ${url}/status`,
     `${c} -m put -e on ${url}/relay`,
     `${c} -s 5 -w -m get ${url}/power`,
     `${c} -b 1024 -o blob.bin -m get ${url}/blob && sha256sum blob.bin`,
     `${c} -m get ${url}/.well-known/core`,
   ];
+  if (psk) out.push(`coap-client-openssl -B 5 -u ${psk.identity} -k ${psk.key} -m get ${url}/status`);
+  return out;
 }
 
 export async function runServeCoap(o: ServeCoapOptions): Promise<void> {
@@ -149,12 +222,18 @@ export async function runServeCoap(o: ServeCoapOptions): Promise<void> {
     console.log(`setls: serving HTTPS through the card at https://localhost:${running.httpsPort}/`);
     console.log(`  try: curl --cacert ${ca} https://localhost:${running.httpsPort}/status`);
   }
-  console.log(`setls: serving CoAP over TLS through the card at ${running.url} (TCP; DTLS not yet)`);
+  const psk = o.demoPsk ? { identity: DEMO_PSK_IDENTITY, key: demoPskKey(o.cardDir) } : undefined;
+  console.log(`setls: serving CoAP over TLS through the card at ${running.url} (TCP)`);
   if (running.alpn && running.alpn.length > 0 && !running.alpn.includes(COAP_ALPN)) {
     console.log(`  note: the card's ALPN policy is ${running.alpn.join(',')}; clients offering only "coap" (libcoap with certificates) will be refused.`);
     console.log(`        fix: setls card policy --card-dir ${o.cardDir} --alpn ${[...running.alpn, COAP_ALPN].join(',')}`);
   }
-  for (const cmd of coapClientCommands(ca, running.url)) console.log(`  try: ${cmd}`);
+  for (const cmd of coapClientCommands(ca, running.url, psk)) console.log(`  try: ${cmd}`);
+  if (running.dtlsPort !== undefined) {
+    const udp = `coaps://127.0.0.1:${running.dtlsPort}`;
+    console.log(`setls: serving CoAP over DTLS through the card at ${udp} (UDP; DTLS handshake and records in the card)`);
+    for (const cmd of coapClientCommands(ca, udp, psk)) console.log(`  try: ${cmd}`);
+  }
   const stop = (): void => {
     void running.close().then(() => process.exit(0));
   };

@@ -3,9 +3,10 @@
  * node:http. Prints the URL once listening; stops cleanly on SIGINT/SIGTERM.
  */
 import { once } from 'node:events';
+import { cpSync, existsSync } from 'node:fs';
 import type { AddressInfo } from 'node:net';
 import pino from 'pino';
-import { TlsTandem, PcscTransport, TracingTransport, type CardTransport } from '../host/index.js';
+import { TlsTandem, TlsPool, PcscTransport, TracingTransport, createMetrics, startAdminServer, type CardTransport } from '../host/index.js';
 import { serveHttps, createPlugHandler, createPlugState } from '../servers/https/index.js';
 import { openCard } from './card-setup.js';
 import { cardPaths, readPin } from './card-files.js';
@@ -28,6 +29,31 @@ export interface ServeHttpsOptions {
   driver?: 'eap' | 'tls-se';
   /** TLS-Tandem: records protected in the card (default) or on the host after EXPORT-SESSION. */
   recordLayer?: 'card' | 'host';
+  /** A pool: these card state folders (comma-separated), one TlsTandem slot each, behind one listener. */
+  cards?: string;
+  /** A pool of N cards made from --card-dir (cloned state folders <card-dir>-pool1…; same identity). */
+  pool?: number;
+  /** Prometheus /metrics on 127.0.0.1:<adminPort>. */
+  adminPort?: number;
+}
+
+/** Card folders of a pool: --cards, or --pool N clones of --card-dir (made once, then reused). */
+export function poolCardDirs(o: ServeHttpsOptions): string[] {
+  if (o.cards) return o.cards.split(',').map((d) => d.trim()).filter(Boolean);
+  const n = o.pool ?? 1;
+  const dirs = [o.cardDir];
+  const src = cardPaths(o.cardDir, { cardKey: o.cardKey, pinFile: o.pinFile });
+  for (let i = 1; i < n; i++) {
+    const dir = `${src.dir}-pool${i}`;
+    const dst = cardPaths(dir);
+    if (!existsSync(dst.dir)) {
+      cpSync(src.dir, dst.dir, { recursive: true });
+      cpSync(src.keyFile, dst.keyFile);
+      cpSync(src.pinFile, dst.pinFile);
+    }
+    dirs.push(dir);
+  }
+  return dirs;
 }
 
 /** The card of a serve command: a PC/SC reader (the PIN file of --card-dir still applies) or the in-process card. */
@@ -46,10 +72,71 @@ export interface RunningHttps {
   readonly port: number;
   /** The tandem serving the card (tests inspect inUse / queued / exportedSessions). */
   readonly tandem: TlsTandem;
+  /** The pool (--cards / --pool). */
+  readonly pool?: TlsPool;
+  /** The /metrics admin port (--admin-port). */
+  readonly adminPort?: number;
   close(): Promise<void>;
 }
 
+async function startHttpsPool(o: ServeHttpsOptions, log: pino.Logger): Promise<RunningHttps> {
+  const dirs = poolCardDirs(o);
+  const opened = dirs.map((d) => openCard({ cardDir: d, ...(d === o.cardDir && o.cardKey ? { cardKey: o.cardKey } : {}), trace: o.trace, traceSink: o.traceSink }));
+  const pins = dirs.map((d) => readPin(cardPaths(d, d === o.cardDir && o.pinFile ? { pinFile: o.pinFile } : {}).pinFile));
+  const closeCards = async (): Promise<void> => {
+    for (const c of opened) {
+      await c.transport.close();
+      c.card.close();
+    }
+  };
+  const pool = new TlsPool({
+    transports: opened.map((c) => c.transport),
+    pins,
+    names: dirs.map((_, i) => `card${i}`),
+    backlog: o.backlog,
+    ...(o.driver ? { driver: o.driver } : {}),
+    ...(o.recordLayer ? { recordLayer: o.recordLayer } : {}),
+  });
+  try {
+    await pool.start();
+  } catch (e) {
+    await closeCards();
+    throw e;
+  }
+  pool.on('sessionError', (err: Error & { code?: string }, peer: { remoteAddress?: string; remotePort?: number }) => {
+    log.info({ code: err.code, err: err.message, peer: peer?.remoteAddress ? `${peer.remoteAddress}:${peer.remotePort}` : undefined }, 'session ended with an error');
+  });
+  pool.on('refused', (peer: { remoteAddress?: string; remotePort?: number }) => log.warn({ peer }, 'backlog full: connection refused'));
+  pool.on('health', (h: { name: string; health: string }) => log.warn(h, 'card health changed'));
+  const metrics = createMetrics(pool);
+  const admin = o.adminPort !== undefined ? await startAdminServer(metrics, o.adminPort) : undefined;
+  const http = serveHttps(pool, createPlugHandler(createPlugState()));
+  const server = pool.listen(o.port, o.host);
+  await Promise.race([
+    once(server, 'listening'),
+    once(server, 'error').then(([e]) => {
+      throw e;
+    }),
+  ]);
+  const port = (server.address() as AddressInfo).port;
+  return {
+    url: `https://localhost:${port}/`,
+    port,
+    tandem: pool.slots[0]!.tandem,
+    pool,
+    ...(admin ? { adminPort: admin.port } : {}),
+    async close() {
+      await pool.close();
+      http.close();
+      metrics.detach();
+      await admin?.close();
+      await closeCards();
+    },
+  };
+}
+
 export async function startHttps(o: ServeHttpsOptions, log = pino({ level: process.env.SETLS_LOG ?? 'info' }, pino.destination(2))): Promise<RunningHttps> {
+  if ((o.cards || (o.pool ?? 1) > 1) && o.reader === undefined) return startHttpsPool(o, log);
   const paths = cardPaths(o.cardDir, { cardKey: o.cardKey, pinFile: o.pinFile });
   const pin = readPin(paths.pinFile);
   const { transport, closeCard } = await openServeCard(o);
@@ -71,6 +158,8 @@ export async function startHttps(o: ServeHttpsOptions, log = pino({ level: proce
     log.info({ code: err.code, err: err.message, peer: peer?.remoteAddress ? `${peer.remoteAddress}:${peer.remotePort}` : undefined }, 'session ended with an error');
   });
   tandem.on('refused', (peer: { remoteAddress?: string; remotePort?: number }) => log.warn({ peer }, 'backlog full: connection refused'));
+  const metrics = createMetrics(tandem);
+  const admin = o.adminPort !== undefined ? await startAdminServer(metrics, o.adminPort) : undefined;
   const http = serveHttps(tandem, createPlugHandler(createPlugState()));
   const server = tandem.listen(o.port, o.host);
   await Promise.race([
@@ -85,9 +174,12 @@ export async function startHttps(o: ServeHttpsOptions, log = pino({ level: proce
     url,
     port,
     tandem,
+    ...(admin ? { adminPort: admin.port } : {}),
     async close() {
       await tandem.close();
       http.close();
+      metrics.detach();
+      await admin?.close();
       await transport.close();
       closeCard();
     },
@@ -97,7 +189,8 @@ export async function startHttps(o: ServeHttpsOptions, log = pino({ level: proce
 export async function runServeHttps(o: ServeHttpsOptions): Promise<void> {
   const running = await startHttps(o);
   const ca = cardPaths(o.cardDir).caDir + '/ca.crt';
-  console.log(`setls: serving HTTPS through the card at ${running.url}`);
+  console.log(`setls: serving HTTPS through ${running.pool ? `a pool of ${running.pool.slots.length} cards` : 'the card'} at ${running.url}`);
+  if (running.adminPort !== undefined) console.log(`  metrics: http://127.0.0.1:${running.adminPort}/metrics`);
   console.log(`  try: curl --cacert ${ca} ${running.url}status`);
   const stop = (): void => {
     void running.close().then(() => process.exit(0));

@@ -198,6 +198,8 @@ export interface CardPolicy {
   readonly ticketLifetimeSeconds?: number;
   /** TLS 1.2 session-ID cache on/off (tag 38). */
   readonly sessionIdCache?: boolean;
+  /** TLS 1.3 external-PSK modes in preference order: 'dhe' (psk_dhe_ke), 'ke' (psk_ke, no forward secrecy). */
+  readonly pskModes?: readonly ('dhe' | 'ke')[];
 }
 
 const u16list = (v: readonly number[]): Uint8Array => {
@@ -543,6 +545,10 @@ export function encodePolicyExtra(p: CardPolicy): Tlv[] {
   if (p.versions) items.push({ tag: 0x36, value: u16list(p.versions) });
   if (p.ticketLifetimeSeconds !== undefined) items.push({ tag: 0x37, value: u32bytes(p.ticketLifetimeSeconds, 'ticketLifetimeSeconds') });
   if (p.sessionIdCache !== undefined) items.push({ tag: 0x38, value: Uint8Array.of(p.sessionIdCache ? 1 : 0) });
+  if (p.pskModes !== undefined) {
+    if (p.pskModes.length === 0 || new Set(p.pskModes).size !== p.pskModes.length) throw new RangeError("pskModes: one or both of 'dhe', 'ke', no repeats");
+    items.push({ tag: 0x39, value: Uint8Array.from(p.pskModes.map((m) => (m === 'dhe' ? 1 : 0))) });
+  }
   return items;
 }
 
@@ -558,10 +564,12 @@ export function parsePolicyExtra(t: readonly Tlv[]): Partial<CardPolicy> {
   const vers = list(findTlv(t, 0x36));
   const life = u32of(findTlv(t, 0x37));
   const cache = u8of(findTlv(t, 0x38));
+  const pskModesRaw = findTlv(t, 0x39);
   return {
     ...(s12 ? { cipherSuites12: s12 } : {}),
     ...(vers ? { versions: vers } : {}),
     ...(life !== undefined ? { ticketLifetimeSeconds: life } : {}),
     ...(cache !== undefined ? { sessionIdCache: cache === 1 } : {}),
+    ...(pskModesRaw ? { pskModes: [...pskModesRaw].map((m) => (m === 1 ? ('dhe' as const) : ('ke' as const))) } : {}),
   };
 }

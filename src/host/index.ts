@@ -17,3 +17,6 @@ export { TlsTandem, type TlsTandemOptions, type SessionEvent, type PeerInfo } fr
 export { EapDriver, type SeSession, type SeSessionPhase, type SessionDriver, type EapDriverOptions } from './session-driver.js';
 export { TlsSeDriver, TlsSeSession, tlsSeExchange, TLS_SE_AID, TLS_SE_FRAGMENT, TLS_SE_SW, TlsSeP1, type TlsSeDriverOptions, type TlsSeSessionOptions, type TlsSeExchange } from './tls-se-driver.js';
 export * from '../transport/index.js';
+export { TlsPool, type TlsPoolOptions, type PoolSlot, type SlotHealth } from './pool.js';
+export { peekClientHello, ticketKeyIdInFlight, type HelloPeek } from './pool-hello.js';
+export { createMetrics, startAdminServer, type SetlsMetrics } from './metrics.js';

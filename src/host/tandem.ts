@@ -127,6 +127,10 @@ export class TlsTandem extends EventEmitter {
   /** Exported sessions still running on the host (they no longer hold the card). */
   private readonly hostLayers = new Set<RecordLayer>();
   private readonly hostSockets = new Set<SeTlsSocket>();
+  /** Set by a TlsPool: clients wait for this card elsewhere (busy idle deadline applies). */
+  private othersWaiting = false;
+  /** Server flights of the current handshake go here too (TlsPool: TLS 1.2 ticket key id learning). */
+  onServerFlight: ((bytes: Uint8Array) => void) | undefined;
 
   constructor(opts: TlsTandemOptions) {
     super();
@@ -225,6 +229,7 @@ export class TlsTandem extends EventEmitter {
         const step = await session.handshake(records, first ? Math.floor(Date.now() / 1000) : undefined);
         first = false;
         if (step.toClient.length && socket.writable) {
+          this.onServerFlight?.(step.toClient);
           socket.write(step.toClient);
           spoke = true;
         }
@@ -321,27 +326,40 @@ export class TlsTandem extends EventEmitter {
   /** RESET-STATE and hand the card to the next waiting client. */
   private async freeCard(socket: net.Socket): Promise<void> {
     if (!this.current || this.current.socket !== socket) return;
+    let fault: Error | undefined;
     try {
       await this.driver.resetState();
     } catch (e) {
       this.emit('sessionError', e, peer(socket));
-      await this.recover();
+      fault = await this.recover();
     }
     this.current = undefined;
     this.busy = false;
     const w = this.idleWaiters;
     this.idleWaiters = [];
     for (const f of w) f();
+    // 'cardFault': RESET-STATE failed and SELECT + VERIFY too (a TlsPool takes the card out).
+    if (fault) this.emit('cardFault', fault);
+    this.emit('free');
     setImmediate(() => this.next());
   }
 
-  /** After a card error on RESET-STATE: SELECT + VERIFY again (the card may have been reset). */
-  private async recover(): Promise<void> {
+  /** After a card error on RESET-STATE: SELECT + VERIFY again (the card may have been reset). Returns the error when that fails too. */
+  private async recover(): Promise<Error | undefined> {
     try {
       await this.driver.start();
+      return undefined;
     } catch (e) {
       this.emit('sessionError', e, { remoteAddress: undefined, remotePort: undefined });
+      return e as Error;
     }
+  }
+
+  /** TlsPool: whether clients wait for a card elsewhere (the busy idle deadline then applies to this card's session). */
+  setOthersWaiting(waiting: boolean): void {
+    if (this.othersWaiting === waiting) return;
+    this.othersWaiting = waiting;
+    this.updateIdle();
   }
 
   /**
@@ -398,7 +416,7 @@ export class TlsTandem extends EventEmitter {
   }
 
   private updateIdle(): void {
-    this.current?.secure?.setIdleDeadline(this.waiting.length > 0 ? this.busyIdleTimeoutMs : this.idleTimeoutMs);
+    this.current?.secure?.setIdleDeadline(this.waiting.length > 0 || this.othersWaiting ? this.busyIdleTimeoutMs : this.idleTimeoutMs);
   }
 
   private next(): void {
@@ -412,7 +430,16 @@ export class TlsTandem extends EventEmitter {
   }
 
   private serve(socket: net.Socket): void {
-    this.openSession(socket).then(
+    void this.serveConnection(socket);
+  }
+
+  /**
+   * Serves one accepted connection now (the card must be free: a TlsPool calls this once it has
+   * chosen the card). Resolves with the SeTlsSocket also emitted as 'secureConnection', or undefined
+   * when the handshake failed ('sessionError' emitted, client closed, card freed).
+   */
+  serveConnection(socket: net.Socket): Promise<SeTlsSocket | undefined> {
+    return this.openSession(socket).then(
       (layer) => {
         const secure = new SeTlsSocket(layer);
         if (this.current?.socket === socket) this.current.secure = secure;
@@ -427,11 +454,15 @@ export class TlsTandem extends EventEmitter {
         this.updateIdle();
         if (this.closed) {
           secure.destroy();
-          return;
+          return undefined;
         }
         this.emit('secureConnection', secure);
+        return secure;
       },
-      (e: Error) => this.emit('sessionError', e, peer(socket)),
+      (e: Error) => {
+        this.emit('sessionError', e, peer(socket));
+        return undefined;
+      },
     );
   }
 

@@ -183,6 +183,11 @@ export interface TlsServerConfig {
   readonly versions?: readonly number[];
   /** TLS 1.2 cipher suites in server preference order (default: the engine's AEAD ECDHE suites; PSK suites only when listed). */
   readonly cipherSuites12?: readonly number[];
+  /**
+   * TLS 1.3 PSK key-exchange modes the server accepts, in preference order (RFC 8446 §4.2.9 code
+   * points: 1 psk_dhe_ke, 0 psk_ke). Default [1, 0]. Tickets always need psk_dhe_ke.
+   */
+  readonly pskKeyExchangeModes?: readonly number[];
   /** Looks up an external PSK by identity; undefined = unknown identity. */
   findPsk?(identity: Uint8Array): TlsPsk | undefined;
   /** The current ticket key (issues tickets; absent = no tickets) and older keys still accepted. */

@@ -5,3 +5,4 @@ export * from './tracing.js';
 export * from './apdu-names.js';
 export * from './pcsc.js';
 export * from './vpcd.js';
+export * from './faulty.js';

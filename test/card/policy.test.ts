@@ -16,7 +16,8 @@ async function policyTlv(card: EmulatedCard): Promise<string> {
 }
 
 /** Tags 35–38 (TLS 1.2 suites, versions, ticket lifetime, session-ID cache) at their defaults. */
-const DEFAULT_TLS12_HEX = '350c' + 'c02bc02ccca9c02fc030cca8' + '3604' + '03040303' + '370400001c20' + '380101';
+// TLS 1.2 suites, versions, ticket lifetime, session-ID cache, PSK modes (psk_dhe_ke only).
+const DEFAULT_TLS12_HEX = '350c' + 'c02bc02ccca9c02fc030cca8' + '3604' + '03040303' + '370400001c20' + '380101' + '390101';
 const DEFAULT_POLICY_HEX =
   '3008' + '1301130213031304' + '3104' + '001d0017' + '320100' + '3309' + '08' + Buffer.from('http/1.1').toString('hex') + '340400800000' + DEFAULT_TLS12_HEX;
 

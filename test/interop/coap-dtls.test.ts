@@ -1,29 +1,32 @@
 /**
  * libcoap's clients against CoAP over DTLS (coaps://, RFC 7252) served by the host DTLS listener
- * (HelloVerifyRequest, fragmentation, retransmission) with the DTLS engine as the key holder (the
- * card's DTLS hook is docs/apdu-protocol.md §8) and the demo plug resources: PSK and certificates,
+ * (HelloVerifyRequest, fragmentation, retransmission) with the emulated card as the key holder (the
+ * handshake and the record layer in the card, docs/apdu-protocol.md §8; the PSK put in by PUT-PSK,
+ * the certificate the card's P-256 identity) and the demo plug resources: PSK and certificates,
  * GET, PUT, Observe, block-wise 64 KiB. libcoap clients exit 0 even on failure: payloads are checked.
  * A duplicated CON (a lossy relay repeating every client datagram) is processed once.
  */
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
-import { mkdtempSync, writeFileSync, readFileSync, rmSync, existsSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { readFileSync, rmSync, existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { requirePeer } from './peers.js';
-import { run } from './helpers.js';
-import { makePki, type TestPki } from '../tls/helpers/pki.js';
-import { engineBackend } from '../tls/helpers/dtls.js';
+import { makeTestCard, run, type TestCard } from './helpers.js';
 import { startRelay } from '../host/dtls-relay.js';
-import { DtlsServer } from '../../src/host/dtls/index.js';
+import { openCard, readOperatorPin } from '../../src/cli/card-setup.js';
+import { cardPaths, readPin } from '../../src/cli/card-files.js';
+import { CardClient, type CardTransport } from '../../src/host/index.js';
+import { CardDtlsBackends, DtlsServer } from '../../src/host/dtls/index.js';
 import { createPlugCoapServer, serveCoapOverDtls, blobBytes } from '../../src/servers/coap/index.js';
 import { createPlugState, type PlugState } from '../../src/servers/https/index.js';
 import type { CoapServer } from '../../src/coap/index.js';
 
 const PSK_ID = 'setls-coap';
-const PSK_KEY = 'secretPSK';
-let ec: TestPki;
+const PSK_KEY = 'setls-coap-psk-key-0123';
+let card: TestCard;
+let transport: CardTransport;
+let closeCard: () => void;
 let dir: string;
 let caFile: string;
 let dtls: DtlsServer;
@@ -33,21 +36,23 @@ let port: number;
 let processed = 0;
 
 before(async () => {
-  ec = await makePki('ecdsa');
-  dir = mkdtempSync(join(tmpdir(), 'setls-coaps-'));
-  caFile = join(dir, 'ca.pem');
-  writeFileSync(caFile, ec.caPem);
+  card = await makeTestCard();
+  dir = card.root;
+  caFile = card.init.caCertPath;
+  const opened = openCard({ cardDir: card.cardDir });
+  transport = opened.transport;
+  closeCard = () => opened.card.close();
+  const admin = new CardClient(transport);
+  await admin.select();
+  await admin.verifyPin(readOperatorPin(card.init.paths), 'operator');
+  await admin.putPolicy({ cipherSuites12: [0xc0ae, 0xc02b, 0xc0a8, 0xc02c] });
+  await admin.putPsk({ identity: PSK_ID, key: new Uint8Array(Buffer.from(PSK_KEY)) });
+  const backends = new CardDtlsBackends({ card: new CardClient(transport), pin: readPin(cardPaths(card.cardDir).pinFile) });
   state = createPlugState();
   coap = createPlugCoapServer(state, { powerIntervalMs: 300 });
   coap.on('request', () => processed++);
   dtls = new DtlsServer({
-    openBackend: async () =>
-      engineBackend({
-        selectIdentity: () => ec.identity,
-        cipherSuites12: [0xc0ae, 0xc02b, 0xc0a8],
-        groups: [0x0017, 0x001d],
-        findPsk: (id) => (Buffer.from(id).toString() === PSK_ID ? { identity: id, key: Buffer.from(PSK_KEY) } : undefined),
-      }),
+    openBackend: backends.openBackend,
   });
   serveCoapOverDtls(dtls, coap);
   port = (await dtls.listen(0)).port;
@@ -56,7 +61,9 @@ before(async () => {
 after(async () => {
   await dtls?.close();
   await coap?.close();
-  rmSync(dir, { recursive: true, force: true });
+  await transport?.close();
+  closeCard?.();
+  card?.cleanup();
 });
 
 const psk = ['-u', PSK_ID, '-k', PSK_KEY];
@@ -73,6 +80,7 @@ for (const cmd of ['coap-client-openssl', 'coap-client-gnutls'] as const) {
       const r = await client(cmd, auth(), ['-m', 'get', '/status']);
       assert.ok(r.stdout.trim().startsWith('{'), `no JSON in stdout: ${r.stdout}\n${r.stderr}`);
       assert.equal(JSON.parse(r.stdout.trim()).device, 'setls demo plug');
+      assert.equal(JSON.parse(r.stdout.trim()).transport, 'coaps');
     });
   }
 

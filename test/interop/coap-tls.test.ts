@@ -1,6 +1,7 @@
 // libcoap's clients (coap-client-openssl, coap-client-gnutls) against CoAP over TLS (coaps+tcp,
 // RFC 8323) whose TLS ends in the emulated card: GET, PUT, Observe and block-wise with certificates.
-// PSK over TCP waits for TLS 1.3 external PSK in the card (issue 5 follow-up), DTLS for coaps://.
+// PSK (-u/-k): libcoap's openssl client restricts PSK to TLS 1.2, so the card's policy lists the
+// TLS 1.2 PSK suites (C0A8, 00A8) and holds the PSK (PUT-PSK). coaps:// is coap-dtls*.test.ts.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
@@ -12,11 +13,14 @@ import { makeTestCard, administerCard, run, type TestCard } from './helpers.js';
 import { requirePeer } from './peers.js';
 import { openCard } from '../../src/cli/card-setup.js';
 import { cardPaths, readPin } from '../../src/cli/card-files.js';
-import { TlsTandem, type CardTransport } from '../../src/host/index.js';
+import { CardClient, TlsTandem, type CardTransport } from '../../src/host/index.js';
+import { readOperatorPin } from '../../src/cli/card-setup.js';
 import { createPlugCoapServer, serveCoapOverTls, blobBytes } from '../../src/servers/coap/index.js';
 import { createPlugState, type PlugState } from '../../src/servers/https/index.js';
 import type { CoapServer } from '../../src/coap/index.js';
 
+const PSK_ID = 'setls-coap-tcp';
+const PSK_KEY = 'setls-coap-tcp-psk-key-01';
 let card: TestCard;
 let tandem: TlsTandem;
 let transport: CardTransport;
@@ -29,10 +33,14 @@ const sessionErrors: string[] = [];
 before(async () => {
   card = await makeTestCard();
   // libcoap's certificate clients offer ALPN "coap" only; the card's default ALPN policy is ["http/1.1"].
-  await administerCard(card, { policy: { alpn: ['http/1.1', 'coap'] } });
+  await administerCard(card, { policy: { alpn: ['http/1.1', 'coap'], cipherSuites12: [0xc02b, 0xc02c, 0xcca9, 0xc0a8, 0x00a8] } });
   const opened = openCard({ cardDir: card.cardDir });
   transport = opened.transport;
   closeCard = () => opened.card.close();
+  const admin = new CardClient(transport);
+  await admin.select();
+  await admin.verifyPin(readOperatorPin(card.init.paths), 'operator');
+  await admin.putPsk({ identity: PSK_ID, key: new Uint8Array(Buffer.from(PSK_KEY)) });
   tandem = new TlsTandem({ transport, pin: readPin(cardPaths(card.cardDir).pinFile), backlog: 8 });
   await tandem.start();
   tandem.on('sessionError', (e: Error & { code?: string }) => sessionErrors.push(`${e.code}: ${e.message}`));
@@ -117,3 +125,19 @@ test('a client that does not trust the card CA gets nothing (the certificate is 
   const r = await run('coap-client-openssl', ['-B', '5', '-C', '/etc/ssl/certs/ca-certificates.crt', '-m', 'get', `${url}/status`], { timeoutMs: 20_000 });
   assert.doesNotMatch(r.stdout, /setls demo plug/);
 });
+
+for (const cmd of CLIENTS) {
+  test(`${cmd} with a PSK (-u/-k) over coaps+tcp://: GET /status and PUT /relay through the card`, async (t) => {
+    if (!requirePeer(t, cmd)) return;
+    const psk = ['-B', '8', '-u', PSK_ID, '-k', PSK_KEY];
+    const r = await run(cmd, [...psk, '-m', 'get', `${url}/status`], { timeoutMs: 20_000 });
+    assert.ok(r.stdout.trim().startsWith('{'), `no JSON in stdout: ${r.stdout}\n${r.stderr}`);
+    const body = JSON.parse(r.stdout.trim()) as { device: string; transport: string };
+    assert.equal(body.device, 'setls demo plug');
+    assert.equal(body.transport, 'coaps+tcp');
+    const on = await run(cmd, [...psk, '-m', 'put', '-e', 'on', `${url}/relay`], { timeoutMs: 20_000 });
+    assert.equal(on.stdout.trim(), 'on', on.stderr);
+    assert.equal(state.relay, 'on');
+    state.relay = 'off';
+  });
+}

@@ -70,15 +70,41 @@ describe('external PSKs in the card', () => {
     assert.equal(st.tls.resumption, 'psk');
   });
 
-  test('TLS 1.3 with psk_ke offered too: openssl -allow_no_dhe_kex completes', async (t) => {
+  test('TLS 1.3 psk_ke offered too (-allow_no_dhe_kex): the default policy still uses psk_dhe_ke', async (t) => {
     if (!requirePeer(t, 'openssl')) return;
     const r = await sClient(['-tls1_3', '-psk', hex, '-ciphersuites', 'TLS_AES_128_GCM_SHA256', '-allow_no_dhe_kex']);
     assert.equal(r.code, 0, r.stderr);
     assert.match(r.stdout, /(?:New|Reused), TLSv1\.3, Cipher is TLS_AES_128_GCM_SHA256/);
-    // The client offers psk_ke and psk_dhe_ke; the card prefers psk_dhe_ke when both are offered
-    // (the contract has no policy tag for psk_ke preference), so a key share is still used.
-    assert.match(r.stdout, /HTTP\/1\.1 200 OK/);
-    assert.equal((statusBodies(r.stdout)[0] as unknown as StatusR).tls.resumption, 'psk');
+    assert.match(r.stdout, /Server Temp Key: X25519/, 'forward secrecy: an ECDHE share was used');
+    const st = statusBodies(r.stdout)[0] as unknown as StatusR & { tls: { group: string } };
+    assert.equal(st.tls.resumption, 'psk');
+    assert.equal(st.tls.group, 'x25519');
+  });
+
+  test('TLS 1.3 psk_ke where the card policy allows it (pskModes ke,dhe): no key exchange', async (t) => {
+    if (!requirePeer(t, 'openssl')) return;
+    await server.close();
+    const { transport, card: emulated } = openCard({ cardDir: card.cardDir });
+    try {
+      const c = new CardClient(transport);
+      await c.select();
+      await c.verifyPin(readOperatorPin(card.init.paths), 'operator');
+      await c.putPolicy({ pskModes: ['ke', 'dhe'] });
+      assert.deepEqual((await c.cardInfo()).policy?.pskModes, ['ke', 'dhe']);
+    } finally {
+      await transport.close();
+      emulated.close();
+    }
+    server = await startTestHttps(card);
+    const ke = await sClient(['-tls1_3', '-psk', hex, '-ciphersuites', 'TLS_AES_128_GCM_SHA256', '-allow_no_dhe_kex']);
+    assert.match(ke.stdout, /(?:New|Reused), TLSv1\.3, Cipher is TLS_AES_128_GCM_SHA256/, ke.stderr);
+    assert.doesNotMatch(ke.stdout, /Server Temp Key/, 'psk_ke: no ECDHE');
+    const st = statusBodies(ke.stdout)[0] as unknown as StatusR & { tls: { group: string } };
+    assert.equal(st.tls.resumption, 'psk');
+    assert.equal(st.tls.group, '0x0000');
+    // A client that does not allow psk_ke still gets psk_dhe_ke.
+    const dhe = await sClient(['-tls1_3', '-psk', hex, '-ciphersuites', 'TLS_AES_128_GCM_SHA256']);
+    assert.match(dhe.stdout, /Server Temp Key: X25519/);
   });
 
   test('TLS 1.3 with the wrong PSK: no session', async (t) => {

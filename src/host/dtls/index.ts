@@ -7,3 +7,4 @@
 export { DtlsAssociation, type DtlsBackend, type DtlsBackendOutput, type DtlsAssociationOptions, type AssociationState } from './association.js';
 export { DtlsServer, type DtlsServerOptions, type DtlsPeer, type DtlsServerStats } from './server.js';
 export { CookieJar, helloVerifyRequest, COOKIE_LENGTH } from './cookie.js';
+export { CardDtlsBackends, CardGate, type CardDtlsOptions } from './card-backend.js';

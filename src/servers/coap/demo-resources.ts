@@ -88,7 +88,7 @@ export function createPlugCoapServer(state: PlugState, opts: PlugCoapOptions = {
             powerW: plugPowerW(state, now),
             switches: state.switches,
             uptimeS: Math.round((now - state.startedAt) / 1000),
-            transport: 'coaps+tcp',
+            transport: coapTransportOf(req),
           }),
         );
         return;
@@ -151,4 +151,9 @@ export function createPlugCoapServer(state: PlugState, opts: PlugCoapOptions = {
   }
 
   return server;
+}
+
+/** The transport a request came over: `coaps` (DTLS, serveCoapOverDtls marks its peers) or `coaps+tcp`. */
+export function coapTransportOf(req: CoapIncomingRequest): 'coaps' | 'coaps+tcp' {
+  return (req.peer as { transport?: string }).transport === 'coaps' ? 'coaps' : 'coaps+tcp';
 }

@@ -7,7 +7,7 @@
  * imports host/ and coap/.
  */
 import type { DtlsAssociation, DtlsServer } from '../../host/dtls/index.js';
-import { CoapUdpEndpoint, type CoapServer, type UdpMessagingOptions } from '../../coap/index.js';
+import { CoapUdpEndpoint, type CoapPeer, type CoapServer, type UdpMessagingOptions } from '../../coap/index.js';
 
 export const COAPS_UDP_PORT = 5684;
 
@@ -15,12 +15,14 @@ export const COAPS_UDP_PORT = 5684;
 export function serveCoapOverDtls(dtls: DtlsServer, server: CoapServer, opts: Omit<UdpMessagingOptions, 'peer'> = {}): () => void {
   const endpoints = new Set<CoapUdpEndpoint>();
   const onSession = (a: DtlsAssociation): void => {
+    // `transport` marks DTLS peers for the resources (e.g. /status reports "coaps").
+    const peer: CoapPeer & { transport: 'coaps' } = { remoteAddress: a.address, remotePort: a.port, transport: 'coaps' };
     const ep = new CoapUdpEndpoint(
       server,
       (d) => {
         a.send(d).catch(() => undefined);
       },
-      { ...opts, peer: { remoteAddress: a.address, remotePort: a.port } },
+      { ...opts, peer },
     );
     endpoints.add(ep);
     a.on('message', (m: Uint8Array) => ep.receive(m));

@@ -74,10 +74,13 @@ export interface PskSelectParams {
 /** The selected PSK with a verified binder, or undefined (no usable identity). */
 export function selectPsk(p: PskSelectParams): PskChoice | undefined {
   const { offer } = p;
-  const dheOk = p.dheAvailable && offer.modes.includes(PskKeyExchangeMode.pskDheKe);
-  const keOk = offer.modes.includes(PskKeyExchangeMode.pskKe);
+  const prefs = p.config.pskKeyExchangeModes ?? [PskKeyExchangeMode.pskDheKe, PskKeyExchangeMode.pskKe];
+  const dheOk = p.dheAvailable && offer.modes.includes(PskKeyExchangeMode.pskDheKe) && prefs.includes(PskKeyExchangeMode.pskDheKe);
+  const keOk = offer.modes.includes(PskKeyExchangeMode.pskKe) && prefs.includes(PskKeyExchangeMode.pskKe);
+  // The server's preference decides between the two when both are possible.
+  const preferKe = keOk && (!dheOk || prefs.indexOf(PskKeyExchangeMode.pskKe) < prefs.indexOf(PskKeyExchangeMode.pskDheKe));
   for (let i = 0; i < offer.offered.identities.length; i++) {
-    const choice = usableIdentity(p, i, dheOk, keOk);
+    const choice = usableIdentity(p, i, dheOk, keOk, preferKe);
     if (!choice) continue;
     try {
       checkBinder(p, choice, offer.offered.binders[i]!);
@@ -90,13 +93,13 @@ export function selectPsk(p: PskSelectParams): PskChoice | undefined {
   return undefined;
 }
 
-function usableIdentity(p: PskSelectParams, index: number, dheOk: boolean, keOk: boolean): PskChoice | undefined {
+function usableIdentity(p: PskSelectParams, index: number, dheOk: boolean, keOk: boolean, preferKe: boolean): PskChoice | undefined {
   const { identity, obfuscatedTicketAge } = p.offer.offered.identities[index]!;
   const external = p.config.findPsk?.(identity);
   if (external) {
     if ((external.hash ?? 'sha256') !== p.suite.hash || external.key.length === 0) return undefined;
     if (!dheOk && !keOk) return undefined;
-    return { kind: 'psk', index, psk: external.key.slice(), dhe: dheOk, identity: identity.slice() };
+    return { kind: 'psk', index, psk: external.key.slice(), dhe: dheOk && !preferKe, identity: identity.slice() };
   }
   const keys = p.config.ticketKeys;
   if (!keys || !dheOk) return undefined; // tickets resume with psk_dhe_ke only
