@@ -21,7 +21,7 @@ import { SetlsError, concat, equalBytes, freshCopy, wipe } from '../bytes/index.
 import { ApduError, PendingResponse, SW, encodeResponse, parseCommand, type CommandApdu } from '../apdu/index.js';
 import type { TicketKey, TlsEntropy, TlsIdentity, TlsPsk, TlsServerConfig } from '../tls/api.js';
 import { NamedGroup } from '../tls/constants.js';
-import { APPLET_AID, CHAINABLE_INS, CLA_ISO, CLA_PROPRIETARY, CardStateCode, Ins, KeyType, Limits, PinPolicy, PinRef, RESERVED_EXPORTER_LABELS } from './constants.js';
+import { APPLET_AID, CHAINABLE_INS, CLA_ISO, CLA_PROPRIETARY, CardStateCode, Channels, decodeCla, Ins, KeyType, Limits, PinPolicy, PinRef, RESERVED_EXPORTER_LABELS } from './constants.js';
 import { CardError, cardErr } from './errors.js';
 import { buildCsr, checkChain, generateIdentity, parseChainData, parseCsrRequest, tlsIdentity } from './identity.js';
 import { bestHostMatch } from './names.js';
@@ -44,6 +44,11 @@ export interface EmulatedCardOpenOptions {
   readonly dir: string;
   /** 32-byte AES-256-GCM key sealing the state (copied; wiped by `close()`). */
   readonly masterKey: Uint8Array;
+  /**
+   * Logical channels the card keeps open at most, channel 0 included (1–20). Default 4. Each channel
+   * has its own selected applet, TLS session, PIN verification, command chain and pending response.
+   */
+  readonly channels?: number;
   /**
    * The card's RNG. Default node:crypto randomBytes (serial, PIN salts, TLS randoms; ephemeral keys,
    * ECDSA nonces and PSS salts then come from node:crypto / OpenSSL directly).
@@ -109,23 +114,40 @@ function checkedRandom(src: RandomSource): RandomSource {
   };
 }
 
-export class EmulatedCard {
-  private selected = false;
+/**
+ * The transient state of one logical channel (docs/apdu-protocol.md §1.1): selected applet, PIN
+ * verification (per channel), SET-IDENTITY choice, TLS session, command chain and pending response.
+ * Persistent state (identities, PIN counters, policy, PSKs, ticket key) and the TLS 1.2 session-ID
+ * cache are the card's, shared by all channels.
+ */
+class LogicalChannel {
+  selected = false;
   /** Which applet the last successful SELECT chose: the setls applet or the TLS-SE applet (tls-se/). */
-  private active: 'setls' | 'tls-se' = 'setls';
-  private readonly tlsSe: TlsSeApplet;
+  active: 'setls' | 'tls-se' = 'setls';
+  tlsSe!: TlsSeApplet;
+  readonly verified = { user: false, operator: false };
+  chain: Chain | undefined;
+  pending: PendingResponse | undefined;
+  session!: EapTlsSession | DtlsEapSession;
+  /** SET-IDENTITY choice (transient). */
+  identityLabel: string | undefined;
+  /** Label of the identity the engine picked for the current session (session info `26`). */
+  servedLabel: string | undefined;
+  /** Host time of the current session (Unix seconds), if the first Response carried one. */
+  sessionTime: number | undefined;
+  /** Copies of the ticket key handed to the current session's engine; wiped when the session goes. */
+  sessionSecrets: Uint8Array[] = [];
+
+  constructor(readonly number: number) {}
+}
+
+export class EmulatedCard {
+  /** Open logical channels by number (channel 0 always open). */
+  private readonly channels: (LogicalChannel | undefined)[];
+  /** The channel of the APDU being processed. */
+  private ch: LogicalChannel;
   /** TLS-SE external PSKs (identity hex → key). Kept in card RAM: lost when the card process ends. */
   private readonly psks = new Map<string, Uint8Array>();
-  private readonly verified = { user: false, operator: false };
-  private chain: Chain | undefined;
-  private pending: PendingResponse | undefined;
-  private session: EapTlsSession | DtlsEapSession;
-  /** SET-IDENTITY choice (transient). */
-  private identityLabel: string | undefined;
-  /** Label of the identity the engine picked for the current session (session info `26`). */
-  private servedLabel: string | undefined;
-  /** Host time of the current session (Unix seconds), if the first Response carried one. */
-  private sessionTime: number | undefined;
   /** `lastTime` as last written to the store. */
   private persistedTime: number;
   private closed = false;
@@ -134,8 +156,6 @@ export class EmulatedCard {
   private lastErr: CardErrorInfo | undefined;
   /** TLS 1.2 session-ID cache (card RAM only: lost when the card object goes; never sealed). */
   private readonly sessionCache = new SessionIdCache(Limits.sessionCacheEntries, (copy) => this.issuedKeys.push(copy));
-  /** Copies of the ticket key handed to the current session's engine; wiped when the session goes. */
-  private sessionSecrets: Uint8Array[] = [];
 
   private constructor(
     private readonly store: SealedStore,
@@ -144,14 +164,64 @@ export class EmulatedCard {
     private readonly factory: TlsFactory | undefined,
     /** Deterministic mode: the card was given `random` (see EmulatedCardOpenOptions.random). */
     private readonly deterministic: boolean,
+    maxChannels: number | undefined,
   ) {
+    const max = maxChannels ?? Channels.defaultMax;
     this.persistedTime = state.lastTime;
-    this.session = this.newSession();
-    this.tlsSe = this.newTlsSe();
+    this.channels = new Array<LogicalChannel | undefined>(max).fill(undefined);
+    this.ch = this.openChannel(0);
+  }
+
+  /** A fresh channel `n` (nothing selected, no PIN verified, a new TLS session). */
+  private openChannel(n: number): LogicalChannel {
+    const ch = new LogicalChannel(n);
+    ch.session = this.newSession(ch);
+    ch.tlsSe = this.newTlsSe(ch);
+    this.channels[n] = ch;
+    return ch;
+  }
+
+  /** Closes channel `n`: its session, chain, pending response and PIN verification are wiped. */
+  private closeChannel(n: number): void {
+    const ch = this.channels[n];
+    if (!ch) return;
+    this.clearChannel(ch);
+    ch.session.dispose();
+    wipe(...ch.sessionSecrets.splice(0));
+    this.channels[n] = undefined;
+  }
+
+  /** Clears a channel's transient state (as after a reset) and gives it a new TLS session. */
+  private clearChannel(ch: LogicalChannel): void {
+    ch.tlsSe.reset();
+    ch.active = 'setls';
+    ch.session.dispose();
+    ch.session = this.newSession(ch);
+    ch.selected = false;
+    ch.verified.user = false;
+    ch.verified.operator = false;
+    ch.identityLabel = undefined;
+    ch.sessionTime = undefined;
+    ch.servedLabel = undefined;
+    if (ch.chain) for (const p of ch.chain.parts) wipe(p);
+    ch.chain = undefined;
+    ch.pending?.wipe();
+    ch.pending = undefined;
+  }
+
+  /** Logical channels the card keeps open at most (channel 0 included). */
+  get maxChannels(): number {
+    return this.channels.length;
+  }
+
+  /** The numbers of the open logical channels (0 first). */
+  get openChannels(): number[] {
+    return this.channels.flatMap((c, i) => (c ? [i] : []));
   }
 
   /** Manufactures a new card in `dir` (refuses to overwrite one: ERR_CARD_EXISTS). */
   static create(opts: EmulatedCardCreateOptions): EmulatedCard {
+    checkChannels(opts.channels);
     const user = padPin(opts.userPin);
     const operator = padPin(opts.operatorPin);
     const puk = padPin(opts.puk);
@@ -176,13 +246,14 @@ export class EmulatedCard {
       ticketKey: undefined,
     };
     wipe(user, operator, puk);
-    const card = new EmulatedCard(store, state, random, opts.tlsFactory, opts.random !== undefined);
+    const card = new EmulatedCard(store, state, random, opts.tlsFactory, opts.random !== undefined, opts.channels);
     card.write(state);
     return card;
   }
 
   /** Loads the card in `dir`; a wrong master key or a corrupt state gives ERR_CARD_STATE. */
   static open(opts: EmulatedCardOpenOptions): EmulatedCard {
+    checkChannels(opts.channels);
     const store = new SealedStore(opts.dir, opts.masterKey, opts.storeHooks);
     try {
       if (!store.exists()) throw new SetlsError('ERR_CARD_STATE', `no card state in ${opts.dir}`);
@@ -195,7 +266,7 @@ export class EmulatedCard {
         wipe(plain);
       }
       const random = checkedRandom(opts.random ?? ((n) => new Uint8Array(randomBytes(n))));
-      return new EmulatedCard(store, state, random, opts.tlsFactory, opts.random !== undefined);
+      return new EmulatedCard(store, state, random, opts.tlsFactory, opts.random !== undefined, opts.channels);
     } catch (e) {
       store.close();
       throw e;
@@ -236,19 +307,11 @@ export class EmulatedCard {
     return out;
   }
 
-  /** Card reset / power cycle: transient state cleared, persistent state kept. */
+  /** Card reset / power cycle: transient state cleared, persistent state kept; every channel but 0 closed. */
   reset(): void {
-    this.tlsSe.reset();
-    this.active = 'setls';
-    this.session.dispose();
-    this.session = this.newSession();
-    this.selected = false;
-    this.verified.user = false;
-    this.verified.operator = false;
-    this.identityLabel = undefined;
-    this.sessionTime = undefined;
-    this.dropChain();
-    this.dropPending();
+    for (let n = 1; n < this.channels.length; n++) this.closeChannel(n);
+    this.ch = this.channels[0]!;
+    this.clearChannel(this.ch);
   }
 
   /** Power off for good: resets, wipes the master key copy; `process` answers 6985 afterwards. */
@@ -276,17 +339,75 @@ export class EmulatedCard {
       throw e;
     }
     try {
-      return this.dispatch(cmd);
+      const dc = decodeCla(cmd.cla);
+      if (!dc) {
+        // An undecodable class byte: answered on the basic channel (as before channels existed).
+        this.ch = this.channels[0]!;
+        return this.dispatch(cmd);
+      }
+      const ch = dc.channel < this.channels.length ? this.channels[dc.channel] : undefined;
+      if (!ch) throw new CardError('ERR_CARD_CHANNEL', `logical channel ${dc.channel} is not open`, Channels.swChannelNotSupported);
+      this.ch = ch;
+      // From here on the command is seen in its channel-0 class (00 / A0).
+      const norm: CommandApdu = { ...cmd, cla: dc.kind === 'iso' ? CLA_ISO : CLA_PROPRIETARY };
+      if (dc.kind === 'iso' && cmd.ins === Channels.insManageChannel) return this.manageChannel(norm);
+      return this.dispatch(norm);
     } finally {
       wipe(cmd.data);
     }
   }
 
+  /**
+   * MANAGE CHANNEL (interindustry class only). Open: P1 00, P2 00 → the lowest free channel, its
+   * number as the one data byte; P2 = n → opens channel n (no data). Close: P1 80, P2 = n (P2 00:
+   * the channel in CLA). Like any other command it breaks a chain and drops the pending response of
+   * the channel it arrives on. A channel opened from channel 0 starts with nothing selected; one
+   * opened from another channel starts with the same applet selected (ISO 7816-4), PIN not verified.
+   */
+  private manageChannel(cmd: CommandApdu): Reply {
+    const ch = this.ch;
+    if (ch.chain) {
+      this.dropChain();
+      this.dropPending();
+      throw new CardError('ERR_CARD_CHAIN', 'command chain broken by a different command', SW.lastCommandOfChainExpected);
+    }
+    this.dropPending();
+    if (cmd.data.length !== 0) throw cardErr.length('MANAGE CHANNEL takes no data');
+    if (cmd.p1 === Channels.open) {
+      let n = cmd.p2;
+      if (n === 0) {
+        n = this.channels.findIndex((c) => !c);
+        if (n < 0) throw new CardError('ERR_CARD_NO_CHANNEL', `all ${this.channels.length} logical channels are open`, Channels.swNoChannelLeft);
+      } else {
+        if (n >= Channels.limit) throw cardErr.p1p2(`no logical channel ${n}`);
+        if (n >= this.channels.length) throw new CardError('ERR_CARD_NO_CHANNEL', `the card keeps at most ${this.channels.length} logical channels`, Channels.swNoChannelLeft);
+        if (this.channels[n]) throw cardErr.p1p2(`logical channel ${n} is already open`);
+      }
+      const opened = this.openChannel(n);
+      if (ch.number !== 0) {
+        opened.selected = ch.selected;
+        opened.active = ch.active;
+      }
+      if (cmd.p2 !== 0) return ok();
+      return this.respond(cmd, ok(Uint8Array.of(n)));
+    }
+    if (cmd.p1 === Channels.close) {
+      const n = cmd.p2 === 0 ? ch.number : cmd.p2;
+      if (n === 0) throw cardErr.p1p2('the basic channel cannot be closed');
+      if (n >= this.channels.length) throw cardErr.p1p2(`no logical channel ${n}`);
+      if (!this.channels[n]) throw new CardError('ERR_CARD_CHANNEL', `logical channel ${n} is not open`, Channels.swChannelNotSupported);
+      this.closeChannel(n);
+      this.ch = this.channels[0]!;
+      return ok();
+    }
+    throw cardErr.p1p2('MANAGE CHANNEL P1 must be 00 (open) or 80 (close)');
+  }
+
   private dispatch(cmd: CommandApdu): Reply {
     // The TLS-SE applet takes every APDU but SELECT while it is selected.
-    if (this.active === 'tls-se' && !(cmd.cla === CLA_ISO && cmd.ins === Ins.select)) return this.tlsSe.process(cmd);
+    if (this.ch.active === 'tls-se' && !(cmd.cla === CLA_ISO && cmd.ins === Ins.select)) return this.ch.tlsSe.process(cmd);
     const chainable = CHAINABLE_INS.has(cmd.ins) && cmd.cla === CLA_PROPRIETARY;
-    if (this.chain && (!chainable || cmd.cla !== this.chain.cla || cmd.ins !== this.chain.ins || cmd.p2 !== this.chain.p2)) {
+    if (this.ch.chain && (!chainable || cmd.cla !== this.ch.chain.cla || cmd.ins !== this.ch.chain.ins || cmd.p2 !== this.ch.chain.p2)) {
       this.dropChain();
       this.dropPending();
       throw new CardError('ERR_CARD_CHAIN', 'command chain broken by a different command', SW.lastCommandOfChainExpected);
@@ -308,29 +429,29 @@ export class EmulatedCard {
       this.dropChain();
       throw e;
     }
-    if (access !== 'none' && !this.verified[access]) {
+    if (access !== 'none' && !this.ch.verified[access]) {
       this.dropChain();
       throw cardErr.security(`${access} PIN not verified`);
     }
     let data = cmd.data;
     if (chainable && (cmd.p1 & 0x01) !== 0) {
-      const c = this.chain ?? { cla: cmd.cla, ins: cmd.ins, p2: cmd.p2, parts: [], total: 0 };
+      const c = this.ch.chain ?? { cla: cmd.cla, ins: cmd.ins, p2: cmd.p2, parts: [], total: 0 };
       c.total += data.length;
       if (c.total > Limits.maxChain) {
-        this.chain = c;
+        this.ch.chain = c;
         this.dropChain();
         throw cardErr.length(`command chain longer than ${Limits.maxChain} bytes`);
       }
       c.parts.push(data.slice());
-      this.chain = c;
+      this.ch.chain = c;
       return ok();
     }
-    if (this.chain) {
-      if (this.chain.total + data.length > Limits.maxChain) {
+    if (this.ch.chain) {
+      if (this.ch.chain.total + data.length > Limits.maxChain) {
         this.dropChain();
         throw cardErr.length(`command chain longer than ${Limits.maxChain} bytes`);
       }
-      data = concat(...this.chain.parts, data);
+      data = concat(...this.ch.chain.parts, data);
       this.dropChain();
     }
     try {
@@ -347,14 +468,14 @@ export class EmulatedCard {
     const p = new PendingResponse(r.data.slice(), r.sw);
     wipe(r.data);
     const first = p.take(cmd.ne);
-    if (p.remaining > 0) this.pending = p;
+    if (p.remaining > 0) this.ch.pending = p;
     return first;
   }
 
   private getResponse(cmd: CommandApdu): Reply {
     if (cmd.p1 !== 0 || cmd.p2 !== 0) throw cardErr.p1p2('GET RESPONSE takes P1 = P2 = 00');
     if (cmd.data.length !== 0) throw cardErr.length('GET RESPONSE takes no data');
-    const p = this.pending;
+    const p = this.ch.pending;
     if (!p) throw cardErr.conditions('no response data pending');
     if (cmd.ne === 0) {
       // No Le: tell the host how many bytes to ask for (the data stays pending).
@@ -366,13 +487,13 @@ export class EmulatedCard {
   }
 
   private dropChain(): void {
-    if (this.chain) for (const p of this.chain.parts) wipe(p);
-    this.chain = undefined;
+    if (this.ch.chain) for (const p of this.ch.chain.parts) wipe(p);
+    this.ch.chain = undefined;
   }
 
   private dropPending(): void {
-    this.pending?.wipe();
-    this.pending = undefined;
+    this.ch.pending?.wipe();
+    this.ch.pending = undefined;
   }
 
   /** Checks INS, selection and P1/P2 of a proprietary command; returns the PIN it needs. */
@@ -380,7 +501,7 @@ export class EmulatedCard {
     const { ins, p1, p2 } = cmd;
     const known = (Object.values(Ins) as number[]).includes(ins) && ins !== Ins.select;
     if (!known) throw new CardError('ERR_CARD_INS', `INS 0x${ins.toString(16)} not supported`, SW.insNotSupported);
-    if (!this.selected) throw cardErr.conditions('the setls applet is not selected');
+    if (!this.ch.selected) throw cardErr.conditions('the setls applet is not selected');
     const p = (cond: boolean): void => {
       if (!cond) throw cardErr.p1p2(`P1/P2 ${p1.toString(16)}/${p2.toString(16)} invalid for INS 0x${ins.toString(16)}`);
     };
@@ -449,18 +570,18 @@ export class EmulatedCard {
         return ok(Uint8Array.of(this.stateCode()));
       case Ins.processEap:
         if (data.length === 0) throw cardErr.length('PROCESS-EAP needs an EAP packet');
-        return this.session.processEap(cmd.p2, data);
+        return this.ch.session.processEap(cmd.p2, data);
       case Ins.getSessionKey: {
         noData(data);
         if (cmd.ne !== 64 && cmd.ne !== 128) return { data: EMPTY, sw: SW.wrongLe | 64 };
-        return ok(this.session.sessionKey(cmd.ne));
+        return ok(this.ch.session.sessionKey(cmd.ne));
       }
       case Ins.getExportedParameter: {
         if (data.length !== 1) throw cardErr.length('GET-EXPORTED-PARAMETER takes one byte');
         if (data[0] !== 0x10) throw cardErr.data('unknown exported parameter');
-        const info = this.session.info;
+        const info = this.ch.session.info;
         if (!info) throw cardErr.conditions('no authenticated TLS session');
-        return ok(sessionInfoTlv(info, this.servedLabel));
+        return ok(sessionInfoTlv(info, this.ch.servedLabel));
       }
       case Ins.getData:
         if (cmd.p1 === 0) {
@@ -501,17 +622,17 @@ export class EmulatedCard {
     if (cmd.p1 !== 0x04) throw new CardError('ERR_CARD_NOT_FOUND', 'only SELECT by AID is supported', SW.notFound);
     if (cmd.p2 !== 0x00 && cmd.p2 !== 0x0c) throw cardErr.p1p2('SELECT P2 must be 00 or 0C');
     if (equalBytes(cmd.data, TLS_SE_AID)) {
-      this.tlsSe.reset();
-      this.active = 'tls-se';
-      this.selected = false;
+      this.ch.tlsSe.reset();
+      this.ch.active = 'tls-se';
+      this.ch.selected = false;
       return ok();
     }
     if (equalBytes(cmd.data, APPLET_AID)) {
-      this.tlsSe.reset();
-      this.active = 'setls';
+      this.ch.tlsSe.reset();
+      this.ch.active = 'setls';
     }
     if (!equalBytes(cmd.data, APPLET_AID)) throw new CardError('ERR_CARD_NOT_FOUND', 'unknown AID', SW.notFound);
-    this.selected = true;
+    this.ch.selected = true;
     return cmd.p2 === 0x0c ? ok() : ok(selectResponse());
   }
 
@@ -544,15 +665,15 @@ export class EmulatedCard {
   private verifyPin(p2: number, data: Uint8Array): Reply {
     const name = this.pinName(p2);
     if (data.length === 0) {
-      if (this.verified[name]) return ok();
+      if (this.ch.verified[name]) return ok();
       return this.wrongSecret(name);
     }
     if (data.length !== PinPolicy.padded) throw cardErr.length('VERIFY takes an 8-byte padded PIN');
     if (!isPaddedPin(data)) throw cardErr.data('a PIN is 4–8 ASCII digits padded with FF');
     if (this.state.pins[name].tries === 0) throw cardErr.blocked(`${name} PIN blocked`);
-    this.verified[name] = false;
+    this.ch.verified[name] = false;
     if (!this.checkSecret(name, data)) return this.wrongSecret(name);
-    this.verified[name] = true;
+    this.ch.verified[name] = true;
     return ok();
   }
 
@@ -563,13 +684,13 @@ export class EmulatedCard {
     const newPin = data.subarray(8);
     if (!isPaddedPin(oldPin) || !isPaddedPin(newPin)) throw cardErr.data('a PIN is 4–8 ASCII digits padded with FF');
     if (this.state.pins[name].tries === 0) throw cardErr.blocked(`${name} PIN blocked`);
-    this.verified[name] = false;
+    this.ch.verified[name] = false;
     if (!this.checkSecret(name, oldPin)) return this.wrongSecret(name);
     const salt = this.random(16);
     this.commit((s) => {
       (s.pins as Record<PinName, ReturnType<typeof makePinRecord>>)[name] = makePinRecord(newPin, salt, s.pins[name].max);
     });
-    this.verified[name] = true;
+    this.ch.verified[name] = true;
     return ok();
   }
 
@@ -585,14 +706,14 @@ export class EmulatedCard {
     this.commit((s) => {
       (s.pins as Record<PinName, ReturnType<typeof makePinRecord>>)[name] = makePinRecord(newPin, salt, s.pins[name].max);
     });
-    this.verified[name] = false;
+    this.ch.verified[name] = false;
     return ok();
   }
 
   private setIdentity(data: Uint8Array): Reply {
     const rec = this.findIdentity(decodeLabel(data));
     if (rec.chain.length === 0) throw cardErr.conditions(`identity ${rec.label} has no certificate chain yet`);
-    this.identityLabel = rec.label;
+    this.ch.identityLabel = rec.label;
     this.resetSession();
     return ok();
   }
@@ -701,14 +822,14 @@ export class EmulatedCard {
 
   /** The identity that served the current session (its policy decides export and exporters). */
   private servedIdentity(): IdentityRecord | undefined {
-    return this.servedLabel === undefined ? undefined : this.state.identities.find((i) => i.label === this.servedLabel);
+    return this.ch.servedLabel === undefined ? undefined : this.state.identities.find((i) => i.label === this.ch.servedLabel);
   }
 
   /** EXPORT-SESSION: only when the serving identity allows it (policy 41 = 01); the session is closed after. */
   private exportSession(): Reply {
-    if (this.session.phase !== 'authenticated') throw cardErr.conditions('no authenticated TLS session');
+    if (this.ch.session.phase !== 'authenticated') throw cardErr.conditions('no authenticated TLS session');
     if (!this.servedIdentity()?.exportAllowed) throw cardErr.conditions('session export is not allowed for the identity that served this session');
-    return ok(this.session.exportSession());
+    return ok(this.ch.session.exportSession());
   }
 
   /** EXPORTER: RFC 5705 / RFC 8446 §7.5 keying material for a label the serving identity allows. */
@@ -716,11 +837,11 @@ export class EmulatedCard {
     const req = parseExporterRequest(data);
     try {
       if (RESERVED_EXPORTER_LABELS.includes(req.label)) throw cardErr.conditions(`exporter label ${JSON.stringify(req.label)} is reserved (RFC 5705 §4)`);
-      if (this.session.phase !== 'authenticated') throw cardErr.conditions('no authenticated TLS session');
+      if (this.ch.session.phase !== 'authenticated') throw cardErr.conditions('no authenticated TLS session');
       if (!this.servedIdentity()?.exporterLabels.includes(req.label)) {
         throw cardErr.conditions(`exporter label ${JSON.stringify(req.label)} is not allowed for the identity that served this session`);
       }
-      return ok(this.session.exporter(req.label, req.context, req.length));
+      return ok(this.ch.session.exporter(req.label, req.context, req.length));
     } finally {
       wipe(req.context);
     }
@@ -735,9 +856,9 @@ export class EmulatedCard {
   // ---------------------------------------------------------------- TLS session and time
 
   /** The default identity: the SET-IDENTITY choice, else the first identity with a chain. */
-  private activeIdentity(): IdentityRecord | undefined {
-    if (this.identityLabel !== undefined) {
-      const rec = this.state.identities.find((i) => i.label === this.identityLabel);
+  private activeIdentity(ch: LogicalChannel = this.ch): IdentityRecord | undefined {
+    if (ch.identityLabel !== undefined) {
+      const rec = this.state.identities.find((i) => i.label === ch.identityLabel);
       if (rec && rec.chain.length > 0) return rec;
       return undefined;
     }
@@ -745,7 +866,7 @@ export class EmulatedCard {
   }
 
   private stateCode(): number {
-    switch (this.session.phase) {
+    switch (this.ch.session.phase) {
       case 'authenticated':
         return CardStateCode.authenticated;
       case 'failed':
@@ -762,7 +883,7 @@ export class EmulatedCard {
    * before wildcard, then identity order); no SNI → the default identity; an SNI that matches nothing
    * → the default identity, or none (the engine sends unrecognized_name) under policy `reject`.
    */
-  private selectIdentity(serverName: string | undefined): IdentityRecord | undefined {
+  private selectIdentity(serverName: string | undefined, ch: LogicalChannel = this.ch): IdentityRecord | undefined {
     if (serverName !== undefined) {
       const match = bestHostMatch(
         this.state.identities.filter((i) => i.chain.length > 0),
@@ -771,14 +892,14 @@ export class EmulatedCard {
       if (match) return match;
       if (this.state.policy.unknownSni === 'reject') return undefined;
     }
-    return this.activeIdentity();
+    return this.activeIdentity(ch);
   }
 
-  private resetSession(mode: 'tls' | 'dtls' = 'tls'): void {
-    this.session.dispose();
-    this.session = this.newSession(mode);
-    this.sessionTime = undefined;
-    this.servedLabel = undefined;
+  private resetSession(mode: 'tls' | 'dtls' = 'tls', ch: LogicalChannel = this.ch): void {
+    ch.session.dispose();
+    ch.session = this.newSession(ch, mode);
+    ch.sessionTime = undefined;
+    ch.servedLabel = undefined;
   }
 
   /**
@@ -787,7 +908,7 @@ export class EmulatedCard {
    */
   private configChanged(): void {
     this.sessionCache.clear();
-    this.resetSession();
+    for (const ch of this.channels) if (ch) this.resetSession('tls', ch);
   }
 
   /**
@@ -830,13 +951,13 @@ export class EmulatedCard {
    * versions, TLS 1.2 suites), tickets (the card's ticket key, a copy wiped with the session), the
    * TLS 1.2 session-ID cache, the card's PSKs, and in deterministic mode the cookie key.
    */
-  private engineConfig(base: TlsServerConfig): TlsServerConfig {
+  private engineConfig(base: TlsServerConfig, ch: LogicalChannel): TlsServerConfig {
     const p: CardPolicy = this.state.policy;
     let ticketKeys: { current: TicketKey } | undefined;
     if (p.ticketLifetime > 0) {
       const k = this.ticketKey();
       const copy = { id: k.id.slice(), key: k.key.slice() };
-      this.sessionSecrets.push(copy.key);
+      ch.sessionSecrets.push(copy.key);
       ticketKeys = { current: copy };
     }
     const cache = this.sessionCache;
@@ -858,18 +979,18 @@ export class EmulatedCard {
     };
   }
 
-  private newSession(mode: 'tls' | 'dtls' = 'tls'): EapTlsSession | DtlsEapSession {
-    wipe(...this.sessionSecrets.splice(0)); // the previous session's engine is gone
+  private newSession(ch: LogicalChannel, mode: 'tls' | 'dtls' = 'tls'): EapTlsSession | DtlsEapSession {
+    wipe(...ch.sessionSecrets.splice(0)); // the previous session's engine is gone
     const entropy: TlsEntropy = {
       random: (n) => this.random(n),
-      now: () => (this.sessionTime ?? this.state.lastTime) * 1000,
+      now: () => (ch.sessionTime ?? this.state.lastTime) * 1000,
       ...(this.deterministic ? { ephemeralPrivateKey: (group: number) => this.ephemeralPrivateKey(group) } : {}),
     };
     const deps = {
       factory: (config: TlsServerConfig) => {
         const f = mode === 'dtls' ? createCardDtlsEngine : (this.factory ?? defaultTlsFactory);
         if (!f) throw new SetlsError('ERR_CARD_NO_TLS_ENGINE', 'no TLS engine wired (import src/card/index.ts)');
-        const full = this.engineConfig(config);
+        const full = this.engineConfig(config, ch);
         try {
           return f(full);
         } finally {
@@ -878,17 +999,17 @@ export class EmulatedCard {
       },
       entropy,
       selectIdentity: (serverName: string | undefined): TlsIdentity | undefined => {
-        const rec = this.selectIdentity(serverName);
-        this.servedLabel = rec?.label;
+        const rec = this.selectIdentity(serverName, ch);
+        ch.servedLabel = rec?.label;
         return rec ? tlsIdentity(rec, this.deterministic ? this.random : undefined) : undefined;
       },
-      acceptTime: (t: number) => this.acceptTime(t),
+      acceptTime: (t: number) => this.acceptTime(t, ch),
     };
     return mode === 'dtls' ? new DtlsEapSession(deps) : new EapTlsSession(deps);
   }
 
   /** The TLS-SE applet, wired to this card's engine, identities and PINs (shared with the setls applet). */
-  private newTlsSe(): TlsSeApplet {
+  private newTlsSe(ch: LogicalChannel): TlsSeApplet {
     return new TlsSeApplet({
       newEngine: () => {
         const f = this.factory ?? defaultTlsFactory;
@@ -900,7 +1021,7 @@ export class EmulatedCard {
             ...(this.deterministic ? { ephemeralPrivateKey: (group: number) => this.ephemeralPrivateKey(group) } : {}),
           },
           selectIdentity: (serverName): TlsIdentity | undefined => {
-            const rec = this.selectIdentity(serverName);
+            const rec = this.selectIdentity(serverName, ch);
             return rec ? tlsIdentity(rec, this.deterministic ? this.random : undefined) : undefined;
           },
           alpn: this.state.policy.alpn,
@@ -908,7 +1029,7 @@ export class EmulatedCard {
         });
         return f(config);
       },
-      isVerified: (which) => this.verified[which],
+      isVerified: (which) => ch.verified[which],
       verifyPin: (which, ascii) => {
         let padded: Uint8Array;
         try {
@@ -946,12 +1067,12 @@ export class EmulatedCard {
   }
 
   /** The host's GMT time: refuses a rollback of more than 300 s, keeps the latest, persists it lazily. */
-  private acceptTime(t: number): void {
+  private acceptTime(t: number, ch: LogicalChannel): void {
     const last = this.state.lastTime;
     if (last !== 0 && t + Limits.timeRollbackSeconds < last) {
       throw cardErr.timeRollback(`host time ${t} is more than ${Limits.timeRollbackSeconds} s before the latest accepted time ${last}`);
     }
-    this.sessionTime = t;
+    ch.sessionTime = t;
     if (t > last) {
       this.state.lastTime = t;
       if (t - this.persistedTime > Limits.timePersistSeconds) this.write(this.state);
@@ -977,6 +1098,10 @@ export class EmulatedCard {
     this.write(next);
     this.state = next;
   }
+}
+
+function checkChannels(n: number | undefined): void {
+  if (n !== undefined && (!Number.isInteger(n) || n < 1 || n > Channels.limit)) throw new RangeError(`channels must be an integer 1..${Channels.limit}`);
 }
 
 function noData(data: Uint8Array): void {

@@ -11,6 +11,49 @@ export const APPLET_VERSION = 'setls/1';
 export const CLA_ISO = 0x00;
 export const CLA_PROPRIETARY = 0xa0;
 
+/** ISO 7816-4 logical channels (docs/apdu-protocol.md §1.1). */
+export const Channels = {
+  /** Channels open at most, by default (channel 0 included). */
+  defaultMax: 4,
+  /** The most the CLA coding can address: 0–3 (first interindustry / A0–A3) and 4–19 (further / E0–EF). */
+  limit: 20,
+  /** MANAGE CHANNEL. */
+  insManageChannel: 0x70,
+  /** MANAGE CHANNEL P1: open (00) / close (80). */
+  open: 0x00,
+  close: 0x80,
+  /** Logical channel not supported / not open. */
+  swChannelNotSupported: 0x6881,
+  /** Function not supported (no channel left). */
+  swNoChannelLeft: 0x6a81,
+} as const;
+
+/** A decoded class byte: interindustry (`00`) or proprietary (`A0`) class, and the logical channel. */
+export interface DecodedCla {
+  readonly kind: 'iso' | 'proprietary';
+  readonly channel: number;
+}
+
+/**
+ * Decodes the channel number from CLA: `00`–`03` / `A0`–`A3` → channels 0–3 (low 2 bits),
+ * `40`–`4F` / `E0`–`EF` → channels 4–19 (low 4 bits + 4). Anything else (secure messaging bits,
+ * ISO command chaining bit, other classes) → undefined.
+ */
+export function decodeCla(cla: number): DecodedCla | undefined {
+  if ((cla & 0xfc) === 0x00) return { kind: 'iso', channel: cla & 0x03 };
+  if ((cla & 0xf0) === 0x40) return { kind: 'iso', channel: 4 + (cla & 0x0f) };
+  if ((cla & 0xfc) === 0xa0) return { kind: 'proprietary', channel: cla & 0x03 };
+  if ((cla & 0xf0) === 0xe0) return { kind: 'proprietary', channel: 4 + (cla & 0x0f) };
+  return undefined;
+}
+
+/** The CLA of a class on a channel (0–19). */
+export function encodeCla(kind: 'iso' | 'proprietary', channel: number): number {
+  if (!Number.isInteger(channel) || channel < 0 || channel >= Channels.limit) throw new RangeError(`logical channel must be 0..${Channels.limit - 1}`);
+  if (channel < 4) return (kind === 'iso' ? 0x00 : 0xa0) | channel;
+  return (kind === 'iso' ? 0x40 : 0xe0) | (channel - 4);
+}
+
 export const Ins = {
   select: 0xa4,
   getResponse: 0xc0,

@@ -44,6 +44,19 @@ import {
 export const SETLS_AID = Uint8Array.of(0xf0, 0x73, 0x65, 0x74, 0x6c, 0x73, 0x01);
 export const CLA_PROPRIETARY = 0xa0;
 
+/** Logical channels the CLA coding can address (0–19). */
+export const MAX_LOGICAL_CHANNELS = 20;
+
+/**
+ * The class byte of a command on logical channel `channel` (ISO 7816-4 §5.4.1; proprietary classes
+ * as Java Card codes them): interindustry `00`–`03` / `40`–`4F`, proprietary `A0`–`A3` / `E0`–`EF`.
+ */
+export function claFor(kind: 'iso' | 'proprietary', channel: number): number {
+  if (!Number.isInteger(channel) || channel < 0 || channel >= MAX_LOGICAL_CHANNELS) throw new RangeError(`logical channel must be 0..${MAX_LOGICAL_CHANNELS - 1}`);
+  if (channel < 4) return (kind === 'iso' ? 0x00 : 0xa0) | channel;
+  return (kind === 'iso' ? 0x40 : 0xe0) | (channel - 4);
+}
+
 /** GET-STATE values. */
 export const CardState = {
   identityNotSet: 1,
@@ -63,6 +76,12 @@ export interface CardClientOptions {
   readonly apduTimeoutMs?: number;
   /** Largest response accepted across a 61xx chain. Default 1 MiB. */
   readonly maxResponse?: number;
+  /**
+   * The logical channel this client talks on (0–19; default 0). Every command's CLA carries it, GET
+   * RESPONSE too. Channels other than 0 must be opened first (`openChannel()` on another client of
+   * the same card). Several clients (one per channel) may share one transport.
+   */
+  readonly channel?: number;
 }
 
 /** One `setls:apdu` event. */
@@ -88,6 +107,10 @@ export class CardClient {
   private readonly apduTimeoutMs: number;
   private readonly maxResponse: number;
   private readonly lock = new Mutex();
+  /** The logical channel of this client's commands. */
+  readonly channel: number;
+  private readonly cla: number;
+  private readonly claIso: number;
 
   constructor(
     readonly transport: CardTransport,
@@ -100,6 +123,33 @@ export class CardClient {
     }
     this.apduTimeoutMs = opts.apduTimeoutMs ?? 30_000;
     this.maxResponse = opts.maxResponse ?? 1 << 20;
+    this.channel = opts.channel ?? 0;
+    this.cla = claFor('proprietary', this.channel);
+    this.claIso = claFor('iso', this.channel);
+  }
+
+  /**
+   * MANAGE CHANNEL open (sent on this client's channel): `channel` undefined → the card picks the
+   * lowest free channel; else that channel. Returns the channel number. No channel left:
+   * CardError with SW 6A81.
+   */
+  async openChannel(channel?: number): Promise<number> {
+    if (channel !== undefined && (!Number.isInteger(channel) || channel < 1 || channel >= MAX_LOGICAL_CHANNELS)) {
+      throw new RangeError(`a channel to open is 1..${MAX_LOGICAL_CHANNELS - 1}`);
+    }
+    if (channel !== undefined) {
+      await this.ok('MANAGE-CHANNEL(open)', { cla: this.claIso, ins: 0x70, p1: 0x00, p2: channel, data: EMPTY, ne: 0 });
+      return channel;
+    }
+    const d = await this.ok('MANAGE-CHANNEL(open)', { cla: this.claIso, ins: 0x70, p1: 0x00, p2: 0x00, data: EMPTY, ne: 1 });
+    if (d.length !== 1 || d[0]! < 1 || d[0]! >= MAX_LOGICAL_CHANNELS) throw new SetlsError('ERR_CARD_RESPONSE', `MANAGE CHANNEL returned ${d.length} bytes`);
+    return d[0]!;
+  }
+
+  /** MANAGE CHANNEL close of `channel` (default: this client's channel; channel 0 cannot be closed). */
+  async closeChannel(channel: number = this.channel): Promise<void> {
+    if (!Number.isInteger(channel) || channel < 1 || channel >= MAX_LOGICAL_CHANNELS) throw new RangeError(`a channel to close is 1..${MAX_LOGICAL_CHANNELS - 1}`);
+    await this.ok('MANAGE-CHANNEL(close)', { cla: this.claIso, ins: 0x70, p1: 0x80, p2: channel, data: EMPTY, ne: 0 });
   }
 
   /** Largest Ne for one APDU. */
@@ -148,13 +198,13 @@ export class CardClient {
   }
 
   private cmd(ins: number, p1: number, p2: number, data: Uint8Array = EMPTY, ne = 0): CommandApdu {
-    return { cla: CLA_PROPRIETARY, ins, p1, p2, data, ne };
+    return { cla: this.cla, ins, p1, p2, data, ne };
   }
 
   /** SELECT the applet; returns its version string (e.g. "setls/1"). */
   async select(aid: Uint8Array = SETLS_AID): Promise<string> {
     if (!(aid instanceof Uint8Array) || aid.length < 5 || aid.length > 16) throw new TypeError('an AID is 5 to 16 bytes');
-    const data = await this.ok('SELECT', { cla: 0x00, ins: 0xa4, p1: 0x04, p2: 0x00, data: aid, ne: 256 });
+    const data = await this.ok('SELECT', { cla: this.claIso, ins: 0xa4, p1: 0x04, p2: 0x00, data: aid, ne: 256 });
     return parseSelect(data);
   }
 

@@ -1,7 +1,10 @@
 /**
- * TlsPool: several cards behind one TCP listener. Each slot is (card, channel) — channel 0 only for
- * now (MANAGE CHANNEL is not in the card yet) — served by a TlsTandem (the session code is the
- * tandem's: handshake, record layer, TLS-Tandem export, deadlines; the pool only schedules).
+ * TlsPool: several cards behind one TCP listener. Each slot is (card, logical channel) — channels
+ * 0..channelsPerCard-1 of every card (the pool opens 1..n-1 with MANAGE CHANNEL at start and again
+ * when a recovering card lost them) — served by a TlsTandem on that channel (the session code is the
+ * tandem's: handshake, record layer, TLS-Tandem export, deadlines; the pool only schedules). The
+ * tandems of one card share its transport (which serialises APDUs); their sessions interleave
+ * APDU by APDU, each in its own channel's state on the card.
  *
  * Scheduling:
  *  - A connection first sits in the PEEK stage: the host reads its bytes (no card involved) until a
@@ -27,7 +30,7 @@ import diagnostics_channel from 'node:diagnostics_channel';
 import { EventEmitter } from 'node:events';
 import net from 'node:net';
 import type { CardTransport } from '../transport/index.js';
-import { hostError } from './errors.js';
+import { CardError, hostError } from './errors.js';
 import { MAX_HELLO_BYTES, peekClientHello, ticketKeyIdInFlight } from './pool-hello.js';
 import type { SeTlsSocket } from './socket.js';
 import { TlsTandem, type PeerInfo, type SessionEvent, type TlsTandemOptions } from './tandem.js';
@@ -47,12 +50,19 @@ export interface TlsPoolOptions extends Omit<TlsTandemOptions, 'transport' | 'pi
   /** First retry of a failed card, ms (doubles up to `maxRecoveryBackoffMs`). Default 500. */
   readonly recoveryBackoffMs?: number;
   readonly maxRecoveryBackoffMs?: number;
+  /**
+   * Logical channels used on each card (1–20; default 1): slots per card. The card must allow that
+   * many (the emulated card: `channels`, default 4).
+   */
+  readonly channelsPerCard?: number;
 }
 
 export interface PoolSlot {
   readonly index: number;
   readonly name: string;
-  /** Logical channel on the card (always 0 for now). */
+  /** Which card (index into `transports`). */
+  readonly card: number;
+  /** Logical channel on the card. */
   readonly channel: number;
   readonly tandem: TlsTandem;
   health: SlotHealth;
@@ -86,6 +96,9 @@ function peer(s: net.Socket): PeerInfo {
 
 export class TlsPool extends EventEmitter {
   readonly slots: readonly PoolSlot[];
+  /** Logical channels (slots) per card. */
+  readonly channelsPerCard: number;
+  private readonly cardCount: number;
   private readonly opts: TlsPoolOptions;
   private readonly backlog: number;
   private readonly handshakeTimeoutMs: number;
@@ -112,15 +125,22 @@ export class TlsPool extends EventEmitter {
     this.affinityWaitMs = opts.affinityWaitMs ?? 250;
     this.backoffMs = opts.recoveryBackoffMs ?? 500;
     this.maxBackoffMs = opts.maxRecoveryBackoffMs ?? 30_000;
-    const { transports, names, pins, pin, ...rest } = opts;
-    this.slots = transports.map((transport, index) => {
-      const cardPin = pins?.[index] ?? pin;
-      if (typeof cardPin !== 'string') throw new TypeError(`TlsPool needs the user PIN of card ${index}`);
-      const tandem = new TlsTandem({ ...rest, pin: cardPin, transport, backlog: 0 });
+    const { transports, names, pins, pin, channelsPerCard, ...rest } = opts;
+    const perCard = channelsPerCard ?? 1;
+    if (!Number.isInteger(perCard) || perCard < 1 || perCard > 20) throw new RangeError('channelsPerCard must be an integer 1..20');
+    this.channelsPerCard = perCard;
+    this.cardCount = transports.length;
+    const pairs = transports.flatMap((transport, card) => Array.from({ length: perCard }, (_, channel) => ({ transport, card, channel })));
+    this.slots = pairs.map(({ transport, card, channel }, index) => {
+      const cardPin = pins?.[card] ?? pin;
+      if (typeof cardPin !== 'string') throw new TypeError(`TlsPool needs the user PIN of card ${card}`);
+      const tandem = new TlsTandem({ ...rest, pin: cardPin, transport, backlog: 0, channel });
+      const cardName = names?.[card] ?? `card${card}`;
       const slot: PoolSlot = {
         index,
-        name: names?.[index] ?? `card${index}`,
-        channel: 0,
+        name: perCard > 1 ? `${cardName}/ch${channel}` : cardName,
+        card,
+        channel,
         tandem,
         health: 'up',
         busy: false,
@@ -136,7 +156,7 @@ export class TlsPool extends EventEmitter {
       tandem.on('cardFault', (e: Error) => this.cardFault(slot, e));
       tandem.onServerFlight = (bytes) => {
         const id = ticketKeyIdInFlight(bytes);
-        if (id) this.learn(id, index);
+        if (id) this.learn(id, slot);
       };
       return slot;
     });
@@ -145,13 +165,45 @@ export class TlsPool extends EventEmitter {
   /** SELECT + VERIFY every card. A card that fails starts 'down' (retried); all failing rejects. */
   async start(): Promise<void> {
     if (this.closed) throw hostError('ERR_HOST_CLOSED', 'the pool is closed');
-    const results = await Promise.allSettled(this.slots.map((s) => s.tandem.start()));
+    // Per card: channel 0 first (SELECT + VERIFY), then the other channels (opened as needed).
+    const byCard = Array.from({ length: this.cardCount }, (_, c) => this.slots.filter((s) => s.card === c));
+    const perCard = await Promise.all(
+      byCard.map(async (slots) => {
+        const out: PromiseSettledResult<void>[] = [];
+        for (const s of slots) out.push(await this.startSlot(s).then(
+          () => ({ status: 'fulfilled', value: undefined }) as const,
+          (reason: unknown) => ({ status: 'rejected', reason }) as const,
+        ));
+        return out;
+      }),
+    );
+    const results = perCard.flat();
     const failed = results.filter((r) => r.status === 'rejected');
     if (failed.length === results.length) throw (failed[0] as PromiseRejectedResult).reason;
     results.forEach((r, i) => {
       if (r.status === 'rejected') this.cardFault(this.slots[i]!, r.reason as Error);
     });
     this.started = true;
+  }
+
+  /**
+   * SELECT + VERIFY on the slot's channel; a channel other than 0 that the card reports not open
+   * (6881: never opened, or closed by a card reset) is opened with MANAGE CHANNEL on channel 0 first.
+   */
+  private async startSlot(slot: PoolSlot): Promise<void> {
+    try {
+      await slot.tandem.start();
+    } catch (e) {
+      if (slot.channel === 0 || !(e instanceof CardError) || e.sw !== 0x6881) throw e;
+      const basic = this.slots.find((s) => s.card === slot.card && s.channel === 0)!;
+      await basic.tandem.card.openChannel(slot.channel);
+      await slot.tandem.start();
+    }
+  }
+
+  /** The slots of the card that `slot` is on (its channels). */
+  private sameCard(slot: PoolSlot): PoolSlot[] {
+    return this.slots.filter((s) => s.card === slot.card);
   }
 
   /** Connections waiting (peek + ready). */
@@ -271,9 +323,10 @@ export class TlsPool extends EventEmitter {
     this.updateWaiting();
   }
 
-  private learn(id: string, slot: number): void {
+  /** The card of `slot` can open tickets of key `id`: every channel of that card can. */
+  private learn(id: string, slot: PoolSlot): void {
     const set = this.keyHome.get(id) ?? new Set<number>();
-    set.add(slot);
+    for (const s of this.sameCard(slot)) set.add(s.index);
     this.keyHome.set(id, set);
   }
 
@@ -286,7 +339,7 @@ export class TlsPool extends EventEmitter {
         if (homes.length) return homes.find((s) => !s.busy) ?? homes[0];
       }
       const left = this.slots.filter((s) => s.health === 'up' && !s.notHere.has(id));
-      if (left.length === 1 && this.slots.length > 1) return left[0];
+      if (this.cardCount > 1 && left.length > 0 && new Set(left.map((s) => s.card)).size === 1) return left.find((s) => !s.busy) ?? left[0];
     }
     return undefined;
   }
@@ -342,11 +395,13 @@ export class TlsPool extends EventEmitter {
       if (!secure || !r.keyIds.length) return;
       const info = secure.getSessionInfo();
       if (info?.resumption === 'ticket') {
-        for (const id of r.keyIds) this.learn(id, slot.index);
+        for (const id of r.keyIds) this.learn(id, slot);
       } else
         for (const id of r.keyIds) {
-          this.keyHome.get(id)?.delete(slot.index);
-          slot.notHere.add(id);
+          for (const s of this.sameCard(slot)) {
+            this.keyHome.get(id)?.delete(s.index);
+            s.notHere.add(id);
+          }
         }
     });
   }
@@ -380,7 +435,7 @@ export class TlsPool extends EventEmitter {
     const t = setTimeout(() => {
       this.recoveryTimers.delete(t);
       if (this.closed) return;
-      slot.tandem.start().then(
+      this.startSlot(slot).then(
         () => {
           slot.failures = 0;
           this.setHealth(slot, 'up');

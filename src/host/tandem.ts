@@ -54,6 +54,11 @@ export interface TlsTandemOptions {
   readonly busyIdleTimeoutMs?: number;
   /** Extended APDUs. Default: the transport's capability. */
   readonly extendedApdu?: boolean;
+  /**
+   * The card's logical channel this tandem uses (default 0). A channel other than 0 must be open
+   * (CardClient.openChannel()); one tandem per channel may share the transport.
+   */
+  readonly channel?: number;
   /** Deadline per APDU, ms. Default 30000. */
   readonly apduTimeoutMs?: number;
   /** Deadline for a client to drain our writes, ms. Default 30000. */
@@ -146,6 +151,7 @@ export class TlsTandem extends EventEmitter {
     this.card = new CardClient(opts.transport, {
       ...(opts.extendedApdu !== undefined ? { extended: opts.extendedApdu } : {}),
       ...(opts.apduTimeoutMs !== undefined ? { apduTimeoutMs: opts.apduTimeoutMs } : {}),
+      ...(opts.channel !== undefined ? { channel: opts.channel } : {}),
     });
     if (opts.driver !== undefined && opts.driver !== 'eap' && opts.driver !== 'tls-se') throw new RangeError("driver must be 'eap' or 'tls-se'");
     if (opts.recordLayer !== undefined && opts.recordLayer !== 'card' && opts.recordLayer !== 'host') throw new RangeError("recordLayer must be 'card' or 'host'");

@@ -5,7 +5,10 @@
 
 /** A short name for a command APDU header, e.g. `PROCESS-EAP-ENCRYPT`. */
 export function commandName(cla: number, ins: number, p1: number, p2: number): string {
-  if (cla === 0x00 && ins === 0xa4) return 'SELECT';
+  // Interindustry classes 00–03 / 40–4F carry SELECT and MANAGE CHANNEL on any logical channel.
+  const interindustry = (cla & 0xfc) === 0x00 || (cla & 0xf0) === 0x40;
+  if (interindustry && ins === 0xa4) return 'SELECT';
+  if (interindustry && ins === 0x70) return p1 === 0x80 ? 'MANAGE-CHANNEL(close)' : 'MANAGE-CHANNEL(open)';
   switch (ins) {
     case 0x20:
       return p2 === 0x01 ? 'VERIFY-PIN(operator)' : 'VERIFY-PIN(user)';

@@ -38,9 +38,12 @@ export async function makeTestCard(opts: CardOptions = {}): Promise<TestCard> {
   };
 }
 
-export async function startTestHttps(card: TestCard, trace?: (line: string) => void): Promise<RunningHttps> {
+export async function startTestHttps(card: TestCard, trace?: (line: string) => void, opts: { recordLayer?: 'card' | 'host' } = {}): Promise<RunningHttps> {
   const silent = (await import('pino')).default({ level: 'silent' });
-  return startHttps({ cardDir: card.cardDir, port: 0, host: '127.0.0.1', backlog: 8, trace: trace !== undefined, traceSink: trace }, silent);
+  return startHttps(
+    { cardDir: card.cardDir, port: 0, host: '127.0.0.1', backlog: 8, trace: trace !== undefined, traceSink: trace, ...(opts.recordLayer ? { recordLayer: opts.recordLayer } : {}) },
+    silent,
+  );
 }
 
 export interface RunResult {
