@@ -1,7 +1,10 @@
 /**
  * The load generator, run as its own process (so its CPU never lands on the servers' account):
  *   node --import tsx bench/client.ts '<ClientConfig JSON>'
- * then reads one Job per line on stdin and answers one JobResult per line on stdout. Each
+ * then reads one Job per line on stdin and answers one JobResult per line on stdout. Jobs may pin
+ * TLS 1.2 (`version`), resume (`resume`: a priming connection, then every connection offers the
+ * latest session received and must resume), run `concurrency` connections at once (bounded by
+ * `maxMs`) and check /bytes/N bodies byte by byte (`checkBody`). Otherwise each
  * connection is a fresh TCP connection and a FULL TLS 1.3 handshake: no session is offered
  * (`session: undefined`, no agent, tickets received are dropped) and each one is checked not
  * resumed, TLS 1.3, TLS_AES_128_GCM_SHA256 and x25519, with the server certificate verified
@@ -10,7 +13,7 @@
 import tls from 'node:tls';
 import { createInterface } from 'node:readline';
 import { performance } from 'node:perf_hooks';
-import { PINNED, percentile, type ClientConfig, type Job, type JobResult, type SessionFacts } from './protocol.js';
+import { PINNED, PINNED12, percentile, type ClientConfig, type Job, type JobResult, type SessionFacts } from './protocol.js';
 
 const CONN_TIMEOUT_MS = 60_000;
 
@@ -24,8 +27,26 @@ interface ConnResult {
   facts: SessionFacts;
 }
 
-function oneConnection(cfg: ClientConfig, job: Job): Promise<ConnResult> {
+/** Byte i of the demo plug's /bytes/N pattern, recomputed here independently. */
+function patternByte(i: number): number {
+  return (i * 31 + (i >>> 8) + (i >>> 16)) & 0xff;
+}
+
+interface ConnOpts {
+  /** Offer this session (resumption). */
+  session?: Buffer;
+  /** Keep the connection until a session (ticket / id) arrived, at most 1 s (resumption runs). */
+  waitTicket?: boolean;
+  /** Called with every session received. */
+  onSession?: (s: Buffer) => void;
+}
+
+function oneConnection(cfg: ClientConfig, job: Job, co: ConnOpts = {}): Promise<ConnResult> {
   return new Promise((resolve, reject) => {
+    const v12 = job.version === 'TLSv1.2';
+    let gotTicket = false;
+    let endWhenTicket: (() => void) | undefined;
+    let bodyBad = '';
     const t0 = performance.now();
     let handshakeMs = NaN;
     let doneMs = NaN;
@@ -45,13 +66,14 @@ function oneConnection(cfg: ClientConfig, job: Job): Promise<ConnResult> {
       servername: cfg.servername,
       ca: cfg.ca,
       rejectUnauthorized: true,
-      minVersion: PINNED.minVersion,
-      maxVersion: PINNED.maxVersion,
-      ciphers: PINNED.ciphers,
-      ecdhCurve: PINNED.ecdhCurve,
+      minVersion: v12 ? 'TLSv1.2' : PINNED.minVersion,
+      maxVersion: v12 ? 'TLSv1.2' : PINNED.maxVersion,
+      ciphers: v12 ? PINNED12.ciphers : PINNED.ciphers,
+      // TLS 1.2: an ECDSA P-256 certificate needs P-256 among the client's groups; ECDHE stays x25519
+      ecdhCurve: v12 ? `${PINNED.ecdhCurve}:P-256` : PINNED.ecdhCurve,
       sigalgs: PINNED.sigalgs,
       ALPNProtocols: [PINNED.alpn],
-      session: undefined, // never offer a session: every handshake is a full one
+      session: co.session, // undefined unless resuming: every other handshake is a full one
     });
     const fail = (e: Error): void => {
       if (settled) return;
@@ -61,7 +83,13 @@ function oneConnection(cfg: ClientConfig, job: Job): Promise<ConnResult> {
       reject(e);
     };
     const timer = setTimeout(() => fail(new Error(`connection did not finish within ${CONN_TIMEOUT_MS} ms`)), CONN_TIMEOUT_MS);
-    s.on('session', () => tickets++); // counted, never reused
+    s.on('session', (sess: Buffer) => {
+      tickets++; // counted; reused only by resumption jobs
+      gotTicket = true;
+      co.onSession?.(sess);
+      endWhenTicket?.();
+      endWhenTicket = undefined;
+    });
     s.on('error', fail);
     s.once('secureConnect', () => {
       handshakeMs = performance.now() - t0;
@@ -77,8 +105,16 @@ function oneConnection(cfg: ClientConfig, job: Job): Promise<ConnResult> {
       };
       if (job.kind === 'handshake') {
         doneMs = handshakeMs;
-        s.end(); // close_notify + FIN; wait for the server's close below
         s.resume();
+        if (co.waitTicket && !gotTicket) {
+          const t = setTimeout(() => endWhenTicket?.(), 1000);
+          endWhenTicket = () => {
+            clearTimeout(t);
+            s.end();
+          };
+          return;
+        }
+        s.end(); // close_notify + FIN; wait for the server's close below
         return;
       }
       const path = job.kind === 'bulk' ? `/bytes/${job.bytes ?? 0}` : '/status';
@@ -97,10 +133,23 @@ function oneConnection(cfg: ClientConfig, job: Job): Promise<ConnResult> {
         const cl = lines.find((l) => /^content-length:/i.test(l));
         contentLength = cl ? Number(cl.split(':')[1]) : -1;
         bodyBytes = head.length - i - 4;
+        if (job.checkBody) checkBody(head.subarray(i + 4), 0);
         head = Buffer.alloc(0);
-      } else bodyBytes += chunk.length;
+      } else {
+        if (job.checkBody) checkBody(chunk, bodyBytes);
+        bodyBytes += chunk.length;
+      }
       if (contentLength >= 0 && bodyBytes >= contentLength && Number.isNaN(doneMs)) doneMs = performance.now() - t0;
     });
+    function checkBody(b: Buffer, offset: number): void {
+      if (bodyBad) return;
+      for (let k = 0; k < b.length; k++) {
+        if (b[k] !== patternByte(offset + k)) {
+          bodyBad = `body byte ${offset + k} is ${b[k]}, not ${patternByte(offset + k)}`;
+          return;
+        }
+      }
+    }
     s.on('close', () => {
       if (settled) return;
       settled = true;
@@ -109,6 +158,8 @@ function oneConnection(cfg: ClientConfig, job: Job): Promise<ConnResult> {
       if (job.kind !== 'handshake') {
         if (!/^HTTP\/1\.1 200 /.test(status)) return reject(new Error(`unexpected response status: ${JSON.stringify(status)}`));
         if (bodyBytes !== contentLength) return reject(new Error(`body of ${bodyBytes} bytes, content-length ${contentLength}`));
+        if (job.kind === 'bulk' && bodyBytes !== (job.bytes ?? 0)) return reject(new Error(`body of ${bodyBytes} bytes, asked for ${job.bytes}`));
+        if (bodyBad) return reject(new Error(bodyBad));
       }
       const end = Number.isNaN(doneMs) ? performance.now() - t0 : doneMs;
       resolve({
@@ -124,11 +175,13 @@ function oneConnection(cfg: ClientConfig, job: Job): Promise<ConnResult> {
   });
 }
 
-function checkFacts(f: SessionFacts): string | undefined {
-  if (f.protocol !== 'TLSv1.3') return `protocol ${f.protocol}`;
-  if (f.cipher !== PINNED.ciphers) return `cipher ${f.cipher}`;
-  if (f.group !== PINNED.ecdhCurve) return `group ${f.group}`;
-  if (f.peerCurve !== 'P-256') return `server key curve ${f.peerCurve}`;
+function checkFacts(f: SessionFacts, job: Job): string | undefined {
+  const v12 = job.version === 'TLSv1.2';
+  if (f.protocol !== (v12 ? 'TLSv1.2' : 'TLSv1.3')) return `protocol ${f.protocol}`;
+  if (f.cipher !== (v12 ? PINNED12.standardName : PINNED.ciphers)) return `cipher ${f.cipher}`;
+  // a resumed TLS 1.2 session has no ephemeral key exchange to report
+  if (f.group !== PINNED.ecdhCurve && !(job.resume && v12)) return `group ${f.group}`;
+  if (f.peerCurve !== 'P-256' && !job.resume) return `server key curve ${f.peerCurve}`;
   return undefined;
 }
 
@@ -141,32 +194,56 @@ async function runJob(cfg: ClientConfig, job: Job): Promise<JobResult> {
   let bodyBytes = 0;
   let transferMs = 0;
   let facts: SessionFacts | undefined;
+  let failed = 0;
   const cpu0 = process.cpuUsage();
-  const t0 = performance.now();
-  for (let i = 0; i < job.n; i++) {
+  let session: Buffer | undefined;
+  const onSession = (x: Buffer): void => {
+    session = x;
+  };
+  if (job.resume) {
+    // priming connection (not counted): a first full handshake to get a ticket / session id
     try {
-      const r = await oneConnection(cfg, job);
-      const bad = checkFacts(r.facts);
-      if (bad) throw new Error(`negotiated ${bad}, not the pinned parameters`);
-      if (r.resumed) resumed++;
-      facts ??= r.facts;
-      handshakeMs.push(r.handshakeMs);
-      latencyMs.push(r.latencyMs);
-      tickets += r.tickets;
-      bodyBytes += r.bodyBytes;
-      transferMs += r.transferMs;
+      await oneConnection(cfg, { ...job, kind: 'handshake' }, { waitTicket: true, onSession });
     } catch (e) {
-      if (errors.length < 20) errors.push((e as Error).message);
-      else if (errors.length === 20) errors.push('…');
+      errors.push(`priming connection: ${(e as Error).message}`);
     }
+    if (!session && errors.length === 0) errors.push('priming connection: no session received');
   }
+  const t0 = performance.now();
+  const c = Math.max(1, Math.min(job.concurrency ?? 1, job.n));
+  let next = 0;
+  const worker = async (): Promise<void> => {
+    while (next < job.n && (job.maxMs === undefined || performance.now() - t0 < job.maxMs)) {
+      next++;
+      try {
+        if (job.resume && !session) throw new Error('no session to resume');
+        // measured resumptions do not wait for a new ticket: the latest session received is offered
+        const r = await oneConnection(cfg, job, job.resume ? { session, onSession } : {});
+        const bad = checkFacts(r.facts, job);
+        if (bad) throw new Error(`negotiated ${bad}, not the pinned parameters`);
+        if (job.resume && !r.resumed) throw new Error('offered a session but the handshake was a full one');
+        if (r.resumed) resumed++;
+        facts ??= r.facts;
+        handshakeMs.push(r.handshakeMs);
+        latencyMs.push(r.latencyMs);
+        tickets += r.tickets;
+        bodyBytes += r.bodyBytes;
+        transferMs += r.transferMs;
+      } catch (e) {
+        if (errors.length < 20) errors.push((e as Error).message);
+        else if (errors.length === 20) errors.push('…');
+        failed++;
+      }
+    }
+  };
+  await Promise.all(Array.from({ length: c }, worker));
   const wallMs = performance.now() - t0;
   const cpu = process.cpuUsage(cpu0);
   const sorted = [...latencyMs].sort((a, b) => a - b);
   return {
     id: job.id,
     kind: job.kind,
-    n: job.n,
+    n: latencyMs.length + failed, // attempted (maxMs may stop a job early)
     ok: latencyMs.length,
     errors,
     wallMs,

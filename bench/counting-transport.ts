@@ -83,9 +83,64 @@ export function cloneCounts(c: ApduCounts): ApduCounts {
   return diffCounts(c, emptyCounts());
 }
 
+/**
+ * The handshake's TLS flights as the card saw them: one "flight pair" is a PROCESS-EAP command chain
+ * (the client's flight, data bytes summed over the segments) and the response it drew (the card's
+ * flight, data bytes summed over GET RESPONSE blocks). Bytes include the EAP-TLS framing.
+ */
+export interface FlightTally {
+  /** PROCESS-EAP command chains (flight pairs) in the handshake phase. */
+  pairs: number;
+  /** Command data bytes (client → card) over those chains. */
+  cmdData: number;
+  /** Response data bytes (card → client) over those chains. */
+  respData: number;
+  /** Σ over pairs of the fewest short-APDU exchanges: ceil(cmd/255) + ceil(resp/256) − 1 (≥ 1). */
+  minShortExchanges: number;
+}
+
+export function emptyFlights(): FlightTally {
+  return { pairs: 0, cmdData: 0, respData: 0, minShortExchanges: 0 };
+}
+
+export function diffFlights(a: FlightTally, b: FlightTally): FlightTally {
+  return { pairs: a.pairs - b.pairs, cmdData: a.cmdData - b.cmdData, respData: a.respData - b.respData, minShortExchanges: a.minShortExchanges - b.minShortExchanges };
+}
+
+/** Data bytes (Lc) of a command APDU, short or extended. */
+function commandData(apdu: Uint8Array): number {
+  if (apdu.length <= 5) return 0;
+  if (apdu[4] === 0 && apdu.length >= 7) return (apdu[5]! << 8) | apdu[6]!;
+  return apdu[4]!;
+}
+
 export class CountingTransport implements CardTransport {
   phase: Phase = 'setup';
   private readonly counts = emptyCounts();
+  private readonly flights = emptyFlights();
+  private chain: { cmd: number; resp: number } | undefined;
+
+  private trackFlight(apdu: Uint8Array, res: Uint8Array, phase: Phase): void {
+    if (phase !== 'handshake' || apdu.length < 4) return;
+    const ins = apdu[1]!;
+    if (ins === 0x80) {
+      this.chain ??= { cmd: 0, resp: 0 };
+      this.chain.cmd += commandData(apdu);
+      if ((apdu[0]! & 0x10) !== 0) return; // more segments follow
+    } else if (ins !== 0xc0 || !this.chain) return;
+    this.chain.resp += res.length - 2;
+    if (res.length >= 2 && res[res.length - 2] === 0x61) return; // more response blocks
+    const c = this.chain;
+    this.chain = undefined;
+    this.flights.pairs++;
+    this.flights.cmdData += c.cmd;
+    this.flights.respData += c.resp;
+    this.flights.minShortExchanges += Math.max(1, Math.ceil(c.cmd / 255) + Math.ceil(c.resp / 256) - 1);
+  }
+
+  flightSnapshot(): FlightTally {
+    return { ...this.flights };
+  }
 
   constructor(private readonly inner: CardTransport) {}
 
@@ -100,6 +155,7 @@ export class CountingTransport implements CardTransport {
     // DECRYPT has the same header as a handshake PROCESS-EAP: tell them apart by the phase.
     if (name === 'PROCESS-EAP' && phase !== 'handshake') name = 'PROCESS-EAP-DECRYPT';
     if (apdu.length >= 4 && apdu[1] === 0x80 && apdu[2]! & 0x01) name += ' (More)';
+    this.trackFlight(apdu, res, phase);
     add(this.counts.total, apdu.length, res.length);
     add(this.counts.byPhase[phase], apdu.length, res.length);
     add((this.counts.byCommand[name] ??= zero()), apdu.length, res.length);

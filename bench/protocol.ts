@@ -32,7 +32,23 @@ export interface Job {
   readonly n: number;
   /** For bulk: body size requested from /bytes/N. */
   readonly bytes?: number;
+  /** Protocol version pinned by the client (default TLSv1.3). */
+  readonly version?: 'TLSv1.3' | 'TLSv1.2';
+  /**
+   * Resumption: a priming connection (not counted) gets a session (ticket / session id); every
+   * measured connection offers the latest session received and must come out resumed.
+   */
+  readonly resume?: boolean;
+  /** Connections in flight at once (default 1: sequential). */
+  readonly concurrency?: number;
+  /** Give up starting new connections after this many ms (bounded load). */
+  readonly maxMs?: number;
+  /** Check the body of /bytes/N (the demo plug's pattern) byte by byte. */
+  readonly checkBody?: boolean;
 }
+
+/** The TLS 1.2 suite pinned for the 1.2 runs (ECDSA P-256 on both servers). */
+export const PINNED12 = { ciphers: 'ECDHE-ECDSA-AES128-GCM-SHA256', standardName: 'TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256' } as const;
 
 /** What the client saw of the negotiated session (first connection of the job). */
 export interface SessionFacts {

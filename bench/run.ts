@@ -1,14 +1,21 @@
 /**
- * `npm run bench`: TLS 1.3 handshakes and bulk transfer through setls (TLS server in the emulated
- * card, reached by APDUs) against node:tls with the same key type, suite, group and handler.
+ * `npm run bench`: TLS handshakes and bulk transfer through setls (TLS server in the emulated
+ * card, reached by APDUs) against node:tls with the same key type, suite, group and handler:
+ *   - TLS 1.3 full handshakes (handshake only; + GET /status), APDU counts, short and extended APDUs;
+ *   - TLS 1.3 and 1.2, full and resumed handshakes/s, with the card time a real card would take
+ *     (FaultyTransport 'real-card' profile, sleep: false) and APDUs per handshake vs the physical minimum;
+ *   - bulk GET /bytes/N (default 64 MiB): record layer in the card, exported to the host
+ *     (TLS-Tandem, recordLayer 'host'), node:tls;
+ *   - concurrency 1/16/256: a TlsPool of 4 cards (backlog 1024) vs node:tls, p50/p99;
+ *   - with --pcsc: handshakes/s through pcscd + vpcd vs in-process (bench/pcsc.ts; root only).
  *
- *   npm run bench -- [--n 200] [--rounds 3] [--warmup 40] [--bulk-bytes 10000000] [--json] [--quick] [--keep]
+ *   npm run bench -- [--n 200] [--rounds 3] [--warmup 40] [--bulk-bytes 67108864] [--conc-n 768] [--pcsc] [--json] [--quick] [--keep]
  *
  * Servers live in this process, one loaded at a time; the load generator is bench/client.ts in a
  * child process. Batches of the variants are interleaved round by round (order rotated each round)
  * so they share the machine's noise; ratios from the same run are what to read, not absolute times.
  */
-import { spawn, type ChildProcessWithoutNullStreams } from 'node:child_process';
+import { spawn, spawnSync, type ChildProcessWithoutNullStreams } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir, cpus, loadavg } from 'node:os';
 import { dirname, join } from 'node:path';
@@ -16,9 +23,9 @@ import { fileURLToPath } from 'node:url';
 import { createInterface } from 'node:readline';
 import { parseArgs } from 'node:util';
 import { initCard } from '../src/cli/card-setup.js';
-import { addCounts, diffCounts, emptyCounts, type ApduCounts, type ApduTally, type Phase } from './counting-transport.js';
+import { addCounts, diffCounts, diffFlights, emptyCounts, type ApduCounts, type ApduTally, type FlightTally, type Phase } from './counting-transport.js';
 import { PINNED, percentile, type Job, type JobKind, type JobResult, type SessionFacts } from './protocol.js';
-import { makeNodeIdentity, startNodeTls, startSetls, type ServerUnderTest } from './servers.js';
+import { makeNodeIdentity, setExportAllowed, startNodeTls, startSetls, startSetlsPool, type ServerUnderTest } from './servers.js';
 
 const HERE = dirname(fileURLToPath(import.meta.url));
 const ROOT = dirname(HERE);
@@ -31,6 +38,10 @@ interface Options {
   warmup: number;
   bulkBytes: number;
   bulkRounds: number;
+  /** Connections per concurrency level (at least the level itself). */
+  concN: number;
+  /** Also run bench/pcsc.ts (handshakes/s through pcscd vs in-process; root + pcscd + vpcd, else skipped). */
+  pcsc: boolean;
   json: boolean;
   quick: boolean;
   keep: boolean;
@@ -45,6 +56,8 @@ function options(argv: string[]): Options {
       warmup: { type: 'string' },
       'bulk-bytes': { type: 'string' },
       'bulk-rounds': { type: 'string' },
+      'conc-n': { type: 'string' },
+      pcsc: { type: 'boolean', default: false },
       json: { type: 'boolean', default: false },
       quick: { type: 'boolean', default: false },
       keep: { type: 'boolean', default: false },
@@ -58,8 +71,10 @@ function options(argv: string[]): Options {
         '  --n            sequential connections per batch (default 200; --quick: 5)\n' +
         '  --rounds       interleaved rounds per variant and mode (default 3; --quick: 1)\n' +
         '  --warmup       connections per variant and mode before measuring (default 40; --quick: 2)\n' +
-        '  --bulk-bytes   size of the bulk download (default 10000000; --quick: 1000000)\n' +
+        '  --bulk-bytes   size of the bulk download (default 67108864 = 64 MiB, the demo plug maximum; --quick: 1000000)\n' +
+        '  --conc-n       connections per concurrency level 1/16/256 (default 768; --quick: 16), bounded to 60 s each\n' +
         '  --bulk-rounds  bulk downloads per variant (default: --rounds)\n' +
+        '  --pcsc         also handshakes/s through pcscd + vpcd next to in-process (bench/pcsc.ts; root only, else skipped)\n' +
         '  --json         print one JSON object instead of the table\n' +
         '  --keep         keep the temporary card/CA folder\n',
     );
@@ -78,9 +93,11 @@ function options(argv: string[]): Options {
     n,
     rounds,
     warmup: int(values.warmup, quick ? 2 : Math.max(5, Math.round(n / 5)), 'warmup', 0),
-    bulkBytes: int(values['bulk-bytes'], quick ? 1_000_000 : 10_000_000, 'bulk-bytes', 0),
+    bulkBytes: int(values['bulk-bytes'], quick ? 1_000_000 : 64 * 1024 * 1024, 'bulk-bytes', 0),
+    concN: int(values['conc-n'], quick ? 16 : 768, 'conc-n', 1),
     bulkRounds: int(values['bulk-rounds'], rounds, 'bulk-rounds', 0),
     json: values.json ?? false,
+    pcsc: values.pcsc ?? false,
     quick,
     keep: values.keep ?? false,
   };
@@ -142,18 +159,38 @@ interface Batch {
   readonly serverCpuUs: number;
   readonly apdus: ApduCounts | undefined;
   readonly serverErrors: readonly string[];
+  /** 'real-card' profile time modelled over the batch, ms (setls). */
+  readonly modelledMs?: number;
+  readonly flights?: FlightTally;
+  /** Label of the extra sections (e.g. 'TLSv1.3 resumed', 'c=16'). */
+  readonly tag?: string;
 }
 
-async function measure(client: LoadClient, s: ServerUnderTest, kind: JobKind, n: number, round: number, bytes?: number): Promise<Batch> {
+type JobExtra = Pick<Job, 'version' | 'resume' | 'concurrency' | 'maxMs' | 'checkBody'>;
+
+async function measure(client: LoadClient, s: ServerUnderTest, kind: JobKind, n: number, round: number, bytes?: number, extra: JobExtra = {}, tag?: string): Promise<Batch> {
   await s.idle();
   const errs0 = s.errors().length;
   const apdu0 = s.apdus?.();
+  const fl0 = s.flights?.();
+  const mod0 = s.modelledMs?.();
   const cpu0 = process.cpuUsage();
-  const result = await client.run({ kind, port: s.port, n, ...(bytes !== undefined ? { bytes } : {}) });
+  const result = await client.run({ kind, port: s.port, n, ...(bytes !== undefined ? { bytes } : {}), ...extra });
   await s.idle(); // the server's own close work (card RESET-STATE, socket teardown) belongs to the batch
   const cpu = process.cpuUsage(cpu0);
   const apdus = apdu0 && s.apdus ? diffCounts(s.apdus(), apdu0) : undefined;
-  return { server: s.name, kind, round, result, serverCpuUs: cpu.user + cpu.system, apdus, serverErrors: s.errors().slice(errs0) };
+  return {
+    server: s.name,
+    kind,
+    round,
+    result,
+    serverCpuUs: cpu.user + cpu.system,
+    apdus,
+    serverErrors: s.errors().slice(errs0),
+    ...(mod0 !== undefined && s.modelledMs ? { modelledMs: s.modelledMs() - mod0 } : {}),
+    ...(fl0 && s.flights ? { flights: diffFlights(s.flights(), fl0) } : {}),
+    ...(tag ? { tag } : {}),
+  };
 }
 
 // ------------------------------------------------------------------ summarising
@@ -293,10 +330,12 @@ function summariseBulk(batches: readonly Batch[], bytes: number): BulkSummary {
 const SETLS_EXT = 'setls-ext';
 const SETLS_SHORT = 'setls-short';
 const NODE = 'node:tls';
+const SETLS_EXPORT = 'setls-export';
+const SETLS_POOL = 'setls-pool4';
 
 const NOTES = [
-  'Every connection is a fresh TCP connection and a FULL TLS 1.3 handshake: fresh x25519 ECDHE key pair and a fresh ECDSA P-256 (ecdsa_secp256r1_sha256) CertificateVerify signature per handshake on both servers; nothing cached that a real server would not cache.',
-  'No resumption: the client offers no session (session: undefined, no agent) and checks isSessionReused() is false on every connection. setls sends one TLS 1.3 ticket per connection (card default) and node:tls its default two (counted, never used).',
+  'First two sections (handshake only, handshake + 1 request): every connection is a fresh TCP connection and a FULL TLS 1.3 handshake: fresh x25519 ECDHE key pair and a fresh ECDSA P-256 (ecdsa_secp256r1_sha256) CertificateVerify signature per handshake on both servers; nothing cached that a real server would not cache.',
+  'No resumption there (the "TLS 1.3 / 1.2, full and RESUMED" section below has it): the client offers no session (session: undefined, no agent) and checks isSessionReused() is false on every connection. setls sends one TLS 1.3 ticket per connection (card default) and node:tls its default two (counted, never used).',
   `Pinned on both sides: TLSv1.3, ${PINNED.ciphers}, group x25519, ${PINNED.sigalgs}, ALPN ${PINNED.alpn}; server certificate verified against the local CA on every connection.`,
   'Both servers run in the bench (parent) process, one loaded at a time, each batch after the previous one fully closed: the process.cpuUsage() delta over a batch is the server\'s (accept, TLS, HTTP, close, GC). For setls it includes the emulated card, which on a device would run on the secure element.',
   'The load generator is a separate process (bench/client.ts), sequential connections (one at a time). The card is emulated in-process: an APDU costs a function call and two copies, not a reader round trip, so setls numbers are an upper bound for real hardware.',
@@ -392,7 +431,164 @@ interface Report {
   readonly results: Record<string, { handshake: KindSummary; request: KindSummary; bulk?: BulkSummary }>;
   readonly ratios: Record<string, { handshakesPerSecond: number; requestsPerSecond: number; serverCpuPerHandshake: number; bulkMBps?: number }>;
   readonly facts: Record<string, SessionFacts | undefined>;
+  readonly extra: Extra;
   readonly ok: boolean;
+}
+
+
+// ------------------------------------------------------------------ extra sections
+
+const HS_MODES: readonly (readonly ['TLSv1.3' | 'TLSv1.2', boolean])[] = [
+  ['TLSv1.3', false],
+  ['TLSv1.3', true],
+  ['TLSv1.2', false],
+  ['TLSv1.2', true],
+];
+const hsTag = (v: string, resume: boolean): string => `${v} ${resume ? 'resumed' : 'full'}`;
+const CONCURRENCY = [1, 16, 256] as const;
+/** Published time of a full TLS 1.3 handshake with Urien's TLS-SE applet on a real card (draft-urien-tls-se), ms. */
+const URIEN_TLS_SE_MS = 1400;
+
+interface ApduFloor {
+  /** Measured, handshake phase, per connection. */
+  readonly exchanges: number;
+  readonly commandBytes: number;
+  readonly responseBytes: number;
+  /** PROCESS-EAP chains (flight pairs: client flight in, card flight out) per connection. */
+  readonly flightPairs: number;
+  /** Flight data bytes per connection (EAP-TLS framing included). */
+  readonly flightBytesIn: number;
+  readonly flightBytesOut: number;
+  /** Physical minimum with extended APDUs: one exchange per flight pair. */
+  readonly minExtended: number;
+  /** Physical minimum with short APDUs: Σ ceil(in/255) + ceil(out/256) − 1 per flight pair. */
+  readonly minShort: number;
+}
+
+interface Extra {
+  /** mode ('TLSv1.3 full' …) → server → summary (handshake only, sequential). */
+  readonly handshakes: Record<string, Record<string, KindSummary & { modelledMsPerConn?: number; floor?: ApduFloor }>>;
+  /** mode → 'setls-ext/node:tls' → handshakes/s ratio. */
+  readonly handshakeRatios: Record<string, Record<string, number>>;
+  readonly bulk: Record<string, BulkSummary>;
+  bulkRatios: Record<string, number>;
+  /** 'c=16' → server → summary (handshake + GET /status). */
+  readonly concurrency: Record<string, Record<string, KindSummary>>;
+  readonly concurrencyRatios: Record<string, number>;
+  readonly urienTlsSeMs: number;
+  /** bench/pcsc.ts --json (with --pcsc). */
+  pcsc?: { ok: boolean; skipped?: string; ratio?: number; results?: Record<string, { perSecond: number; handshakeP50Ms: number; handshakeP99Ms: number; errors: number }> };
+}
+
+function summariseExtra(batches: readonly Batch[], _results: Report['results'], o: Options): Extra {
+  const q = (a: number, b: number): number => Math.round((a / b) * 10000) / 10000;
+  const r1 = (x: number): number => Math.round(x * 10) / 10;
+  const handshakes: Extra['handshakes'] = {};
+  const handshakeRatios: Extra['handshakeRatios'] = {};
+  for (const [v, resume] of HS_MODES) {
+    const tag = hsTag(v, resume);
+    const mode: Extra['handshakes'][string] = (handshakes[tag] = {});
+    for (const name of [SETLS_EXT, SETLS_SHORT, NODE]) {
+      const bs = batches.filter((b) => b.server === name && b.tag === tag);
+      if (!bs.length) continue;
+      const k = summariseKind(bs);
+      const conns = Math.max(1, k.connections);
+      const mod = bs.reduce((a, b) => a + (b.modelledMs ?? 0), 0);
+      const fl = bs.map((b) => b.flights).filter((f): f is FlightTally => f !== undefined);
+      let floor: ApduFloor | undefined;
+      if (fl.length && k.apdus) {
+        const f = fl.reduce((a, b) => ({ pairs: a.pairs + b.pairs, cmdData: a.cmdData + b.cmdData, respData: a.respData + b.respData, minShortExchanges: a.minShortExchanges + b.minShortExchanges }));
+        floor = {
+          exchanges: k.apdus.handshake.exchanges,
+          commandBytes: k.apdus.handshake.commandBytes,
+          responseBytes: k.apdus.handshake.responseBytes,
+          flightPairs: r1(f.pairs / conns),
+          flightBytesIn: Math.round(f.cmdData / conns),
+          flightBytesOut: Math.round(f.respData / conns),
+          minExtended: r1(f.pairs / conns),
+          minShort: r1(f.minShortExchanges / conns),
+        };
+      }
+      mode[name] = { ...k, ...(name !== NODE ? { modelledMsPerConn: r1(mod / conns) } : {}), ...(floor ? { floor } : {}) };
+    }
+    const node = mode[NODE];
+    handshakeRatios[tag] = {};
+    for (const name of [SETLS_EXT, SETLS_SHORT]) if (mode[name] && node) handshakeRatios[tag]![`${name}/${NODE}`] = q(mode[name]!.perSecond, node.perSecond);
+  }
+  const concurrency: Extra['concurrency'] = {};
+  const concurrencyRatios: Extra['concurrencyRatios'] = {};
+  for (const c of CONCURRENCY) {
+    const tag = `c=${c}`;
+    const m: Record<string, KindSummary> = (concurrency[tag] = {});
+    for (const name of [SETLS_POOL, NODE]) {
+      const bs = batches.filter((b) => b.server === name && b.tag === tag);
+      if (bs.length) m[name] = summariseKind(bs);
+    }
+    if (m[SETLS_POOL] && m[NODE]) concurrencyRatios[tag] = q(m[SETLS_POOL]!.perSecond, m[NODE]!.perSecond);
+  }
+  void o;
+  return { handshakes, handshakeRatios, bulk: {}, bulkRatios: {}, concurrency, concurrencyRatios, urienTlsSeMs: URIEN_TLS_SE_MS };
+}
+
+function humanExtra(x: Extra, cfg: Report['config']): string {
+  const out: string[] = [''];
+  out.push(`== TLS 1.3 / 1.2, full and RESUMED handshakes (sequential, ${cfg.n}/batch × ${cfg.rounds} round(s)); resumed: the client offers the latest ticket/session it got, every connection checked isSessionReused() ==`);
+  const rows: string[][] = [['mode', 'server', 'conn/s', 'vs node', 'p50 ms', 'p99 ms', 'srv CPU ms/conn', 'modelled card ms/conn', 'resumed', 'errors']];
+  for (const [tag, m] of Object.entries(x.handshakes)) {
+    for (const [name, k] of Object.entries(m)) {
+      const node = m[NODE];
+      rows.push([tag, name, fmt(k.perSecond, 1), node && name !== NODE ? `${fmt(k.perSecond / node.perSecond, 3)}×` : '', fmt(k.p50Ms), fmt(k.p99Ms), fmt(k.serverCpuMsPerConn, 3), k.modelledMsPerConn !== undefined ? fmt(k.modelledMsPerConn, 0) : '', `${k.resumed}/${k.connections}`, String(k.errors)]);
+    }
+  }
+  out.push(table(rows));
+  out.push('');
+  out.push(`== real card, modelled ('real-card' latency profile, sleep: false: 30–80 ms per APDU, +900 ms on the ECDHE/sign APDU; whole connection incl. RESET-STATE) vs ~${x.urienTlsSeMs} ms published for Urien's TLS-SE applet (full TLS 1.3 handshake) ==`);
+  const rc: string[][] = [['mode', 'server', 'modelled ms/conn', 'vs TLS-SE 1.4 s']];
+  for (const [tag, m] of Object.entries(x.handshakes)) {
+    for (const name of [SETLS_EXT, SETLS_SHORT]) {
+      const k = m[name];
+      if (k?.modelledMsPerConn !== undefined) rc.push([tag, name, fmt(k.modelledMsPerConn, 0), `${fmt(k.modelledMsPerConn / x.urienTlsSeMs, 2)}×`]);
+    }
+  }
+  out.push(table(rc));
+  out.push('');
+  out.push('== APDUs per handshake vs the physical minimum (handshake phase; flight pair = client flight in one PROCESS-EAP chain, card flight out) ==');
+  out.push('   minimum, extended APDUs: one exchange per flight pair; short APDUs: ceil(in/255) command segments + ceil(out/256) response blocks − 1 (the last segment carries the first block) per pair');
+  const ap: string[][] = [['mode', 'server', 'exchanges', 'cmd B', 'resp B', 'flight pairs', 'flight B in', 'flight B out', 'min ext', 'min short', 'measured / min']];
+  for (const [tag, m] of Object.entries(x.handshakes)) {
+    for (const name of [SETLS_EXT, SETLS_SHORT]) {
+      const f = m[name]?.floor;
+      if (!f) continue;
+      const min = name === SETLS_EXT ? f.minExtended : f.minShort;
+      ap.push([tag, name, fmt(f.exchanges, 1), fmt(f.commandBytes, 0), fmt(f.responseBytes, 0), fmt(f.flightPairs, 1), String(f.flightBytesIn), String(f.flightBytesOut), fmt(f.minExtended, 1), fmt(f.minShort, 1), `${fmt(f.exchanges / min, 2)}×`]);
+    }
+  }
+  out.push(table(ap));
+  out.push('   (exchanges beyond the flights: RESET-STATE before the handshake and SESSION-INFO after it; see "by command" above)');
+  out.push('');
+  out.push(`== bulk ${cfg.bulkBytes} B: record layer in the card (setls-ext), exported to the host (setls-export: TLS-Tandem, identity policy exportAllowed, recordLayer 'host'), node:tls ==`);
+  const br: string[][] = [['ratio', 'MB/s ratio']];
+  for (const [k, v] of Object.entries(x.bulkRatios)) br.push([k, `${fmt(v, 3)}×`]);
+  for (const [name, b] of Object.entries(x.bulk)) out.push(`  ${name}: ${fmt(b.mbPerSecond)} MB/s (per round ${b.mbPerSecondByRound.map((v) => fmt(v, 1)).join('/')}), server CPU ${fmt(b.serverCpuMsPerMB, 1)} ms/MB, errors ${b.errors}`);
+  out.push(table(br));
+  out.push('');
+  out.push(`== concurrency (handshake + GET /status per connection; setls: TlsPool of 4 emulated cards, backlog 1024, record layer in the card; n = max(c, ${cfg.concN}), ≤ 60 s) ==`);
+  const cr: string[][] = [['c', 'server', 'conn/s', 'vs node', 'p50 ms', 'p99 ms', 'hs p50', 'hs p99', 'ok', 'errors']];
+  for (const [tag, m] of Object.entries(x.concurrency)) {
+    for (const [name, k] of Object.entries(m)) cr.push([tag, name, fmt(k.perSecond, 1), name === SETLS_POOL && x.concurrencyRatios[tag] !== undefined ? `${fmt(x.concurrencyRatios[tag]!, 3)}×` : '', fmt(k.p50Ms, 1), fmt(k.p99Ms, 1), fmt(k.handshakeP50Ms, 1), fmt(k.handshakeP99Ms, 1), String(k.connections), String(k.errors)]);
+  }
+  out.push(table(cr));
+  if (x.pcsc) {
+    out.push('');
+    out.push('== handshakes/s through pcscd + vpcd (netns lab of test/pcsc/harness.ts) vs in-process; both `serve https` in their own process ==');
+    if (x.pcsc.skipped) out.push(`  skipped: ${x.pcsc.skipped}`);
+    for (const [name, k] of Object.entries(x.pcsc.results ?? {})) out.push(`  ${name.padEnd(11)} ${fmt(k.perSecond, 1)}/s  hs p50 ${fmt(k.handshakeP50Ms, 1)} ms  p99 ${fmt(k.handshakeP99Ms, 1)} ms  errors ${k.errors}`);
+    if (x.pcsc.ratio !== undefined) out.push(`  pcscd / in-process: ${fmt(x.pcsc.ratio, 3)}×`);
+  }
+  const errs = [...Object.entries(x.handshakes), ...Object.entries(x.concurrency)].flatMap(([t, m]) => Object.entries(m).flatMap(([n, k]) => k.errorSamples.map((e) => `${t} ${n}: ${e}`)));
+  for (const [n, b] of Object.entries(x.bulk)) errs.push(...b.errorSamples.map((e) => `bulk ${n}: ${e}`));
+  if (errs.length) out.push('errors:', ...errs.map((e) => `  ${e}`));
+  return out.join('\n') + '\n';
 }
 
 // ------------------------------------------------------------------ main
@@ -415,13 +611,18 @@ async function main(): Promise<void> {
   const init = await initCard({ cardDir });
   const ca = readFileSync(init.caCertPath, 'utf8');
   const nodeId = await makeNodeIdentity(init.paths.caDir);
+  await setExportAllowed(cardDir, true); // TLS-Tandem export for the setls-export variant (bulk)
 
   const setls = await startSetls(cardDir, [
     { name: SETLS_EXT, extendedApdu: true },
     { name: SETLS_SHORT, extendedApdu: false },
+    { name: SETLS_EXPORT, extendedApdu: true, recordLayer: 'host' },
   ]);
+  const exportVariant = setls.variants.find((v) => v.name === SETLS_EXPORT)!;
   const node = await startNodeTls(NODE, nodeId);
-  const servers: ServerUnderTest[] = [...setls.variants, node];
+  const servers: ServerUnderTest[] = [...setls.variants.filter((v) => v !== exportVariant), node];
+  const bulkServers: ServerUnderTest[] = [servers[0]!, exportVariant, node];
+  let pool: ServerUnderTest | undefined;
   const client = new LoadClient(ca);
   const batches: Batch[] = [];
   const kinds: JobKind[] = ['handshake', 'request'];
@@ -438,6 +639,8 @@ async function main(): Promise<void> {
         if (b.result.errors.length) throw new Error(`warm-up of ${s.name} (bulk) failed: ${b.result.errors.join('; ')}`);
         progress('.');
       }
+      const b = await measure(client, exportVariant, 'bulk', 1, -1, Math.min(o.bulkBytes, 1_000_000), { checkBody: true });
+      if (b.result.errors.length) throw new Error(`warm-up of ${SETLS_EXPORT} (bulk) failed: ${b.result.errors.join('; ')}`);
       progress('\n');
     }
     for (let r = 0; r < o.rounds; r++) {
@@ -455,16 +658,41 @@ async function main(): Promise<void> {
     if (o.bulkBytes > 0) {
       for (let r = 0; r < o.bulkRounds; r++) {
         progress(`bulk ${r + 1}/${o.bulkRounds}`);
-        const order = servers.map((_, i) => servers[(i + r) % servers.length]!);
+        const order = [...servers.filter((x) => !bulkServers.includes(x)), ...bulkServers.map((_, i) => bulkServers[(i + r) % bulkServers.length]!)];
         for (const s of order) {
-          batches.push(await measure(client, s, 'bulk', 1, r, o.bulkBytes));
+          // setls-short, setls-ext and node:tls as before; setls-export: the same card, records on the host
+          batches.push(await measure(client, s, 'bulk', 1, r, o.bulkBytes, { checkBody: false }));
           progress('.');
         }
         progress('\n');
       }
     }
+    // ---- TLS 1.3 / 1.2, full and resumed (setls-ext, setls-short, node:tls)
+    for (let r = 0; r < o.rounds; r++) {
+      progress(`versions/resumption ${r + 1}/${o.rounds}`);
+      const order = servers.map((_, i) => servers[(i + r) % servers.length]!);
+      for (const [version, resume] of HS_MODES) {
+        for (const s of order) {
+          batches.push(await measure(client, s, 'handshake', o.n, r, undefined, { version, resume }, hsTag(version, resume)));
+          progress('.');
+        }
+      }
+      progress('\n');
+    }
+    // ---- concurrency: a TlsPool of 4 cards (backlog 1024) vs node:tls; GET /status per connection
+    pool = await startSetlsPool(SETLS_POOL, cardDir, 4, 1024);
+    for (const s of [pool, node]) await measure(client, s, 'request', Math.min(o.warmup + 1, 16), -1, undefined, { concurrency: 4 }, 'warm-up');
+    for (const c of CONCURRENCY) {
+      progress(`concurrency ${c}`);
+      for (const s of c % 2 ? [pool, node] : [node, pool]) {
+        batches.push(await measure(client, s, 'request', Math.max(c, o.concN), 0, undefined, { concurrency: c, maxMs: 60_000 }, `c=${c}`));
+        progress('.');
+      }
+      progress('\n');
+    }
   } finally {
     await client.close();
+    await pool?.close();
     await node.close();
     await setls.close();
     if (!o.keep) rmSync(root, { recursive: true, force: true });
@@ -474,7 +702,7 @@ async function main(): Promise<void> {
   const results: Report['results'] = {};
   const facts: Report['facts'] = {};
   for (const name of names) {
-    const of = (k: JobKind): Batch[] => batches.filter((b) => b.server === name && b.kind === k);
+    const of = (k: JobKind): Batch[] => batches.filter((b) => b.server === name && b.kind === k && !b.tag);
     const bulk = of('bulk');
     results[name] = { handshake: summariseKind(of('handshake')), request: summariseKind(of('request')), ...(bulk.length ? { bulk: summariseBulk(bulk, o.bulkBytes) } : {}) };
     facts[name] = batches.find((b) => b.server === name && b.result.facts)?.result.facts;
@@ -491,7 +719,29 @@ async function main(): Promise<void> {
       ...(r.bulk && nodeRes.bulk ? { bulkMBps: q(r.bulk.mbPerSecond, nodeRes.bulk.mbPerSecond) } : {}),
     };
   }
-  const errorCount = Object.values(results).reduce((a, r) => a + r.handshake.errors + r.request.errors + (r.bulk?.errors ?? 0), 0);
+  const extra = summariseExtra(batches, results, o);
+  for (const name of [SETLS_EXPORT]) {
+    const bulk = batches.filter((b) => b.server === name && b.kind === 'bulk' && !b.tag);
+    if (bulk.length) extra.bulk[name] = summariseBulk(bulk, o.bulkBytes);
+  }
+  extra.bulkRatios = Object.fromEntries(
+    [SETLS_EXT, SETLS_EXPORT].filter((n) => (n === SETLS_EXT ? results[n]?.bulk : extra.bulk[n]) && results[NODE]?.bulk).map((n) => {
+      const b = n === SETLS_EXT ? results[n]!.bulk! : extra.bulk[n]!;
+      return [`${n === SETLS_EXT ? 'setls-card' : n}/${NODE}`, Math.round((b.mbPerSecond / results[NODE]!.bulk!.mbPerSecond) * 1000) / 1000];
+    }),
+  );
+  if (o.pcsc) {
+    progress('pcscd vs in-process…\n');
+    const r = spawnSync(process.execPath, ['--import', 'tsx', join(HERE, 'pcsc.ts'), '--json', '--n', String(Math.min(o.n, 50)), '--rounds', String(o.rounds)], { cwd: ROOT, encoding: 'utf8', timeout: 600_000 });
+    try {
+      extra.pcsc = JSON.parse(r.stdout.trim().split('\n').pop() ?? '') as NonNullable<Extra['pcsc']>;
+    } catch {
+      extra.pcsc = { ok: false, skipped: `bench/pcsc.ts failed (${r.status}): ${r.stderr.slice(-500)}` };
+    }
+  }
+  const extraErrors = (extra.pcsc && !extra.pcsc.ok ? 1 : 0) + [...Object.values(extra.handshakes).flatMap((m) => Object.values(m)), ...Object.values(extra.concurrency).flatMap((m) => Object.values(m))].reduce((a, k) => a + k.errors, 0) +
+    Object.values(extra.bulk).reduce((a, b) => a + b.errors, 0);
+  const errorCount = extraErrors + Object.values(results).reduce((a, r) => a + r.handshake.errors + r.request.errors + (r.bulk?.errors ?? 0), 0);
   const resumed = Object.values(results).reduce((a, r) => a + r.handshake.resumed + r.request.resumed, 0);
   const report: Report = {
     meta: {
@@ -503,15 +753,16 @@ async function main(): Promise<void> {
       notes: NOTES,
       ...(o.keep ? { tempDir: root } : {}),
     },
-    config: { n: o.n, rounds: o.rounds, warmup: o.warmup, bulkBytes: o.bulkBytes, bulkRounds: o.bulkRounds, quick: o.quick },
+    config: { n: o.n, rounds: o.rounds, warmup: o.warmup, bulkBytes: o.bulkBytes, bulkRounds: o.bulkRounds, concN: o.concN, pcsc: o.pcsc, quick: o.quick },
     servers: names,
     results,
     ratios,
     facts,
+    extra,
     ok: errorCount === 0 && resumed === 0,
   };
   if (o.json) process.stdout.write(JSON.stringify(report) + '\n');
-  else process.stdout.write(human(report));
+  else process.stdout.write(human(report) + humanExtra(report.extra, report.config));
   process.exitCode = report.ok ? 0 : 1;
 }
 

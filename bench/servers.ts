@@ -10,6 +10,7 @@
  */
 import diagnostics_channel from 'node:diagnostics_channel';
 import { once } from 'node:events';
+import { cpSync, existsSync } from 'node:fs';
 import { webcrypto, X509Certificate } from 'node:crypto';
 import https from 'node:https';
 import type { Server as HttpServer } from 'node:http';
@@ -21,8 +22,12 @@ import { serveHttps, createPlugHandler, createPlugState } from '../src/servers/h
 import { openCard } from '../src/cli/card-setup.js';
 import { cardPaths, readPin } from '../src/cli/card-files.js';
 import { openLocalCa } from '../src/pki/local-ca.js';
-import { CountingTransport, type ApduCounts } from './counting-transport.js';
-import { PINNED } from './protocol.js';
+import { FaultyTransport } from '../src/transport/faulty.js';
+import { CardClient } from '../src/host/card-client.js';
+import { readOperatorPin } from '../src/cli/card-setup.js';
+import { startHttps } from '../src/cli/serve.js';
+import { CountingTransport, type ApduCounts, type FlightTally } from './counting-transport.js';
+import { PINNED, PINNED12 } from './protocol.js';
 
 export interface ServerUnderTest {
   readonly name: string;
@@ -33,6 +38,10 @@ export interface ServerUnderTest {
   errors(): readonly string[];
   /** APDU counts so far (setls only). */
   apdus?(): ApduCounts;
+  /** Handshake flights so far (setls only). */
+  flights?(): FlightTally;
+  /** Card time modelled by the 'real-card' latency profile so far, ms (setls only; nothing slept). */
+  modelledMs?(): number;
   close(): Promise<void>;
 }
 
@@ -66,7 +75,28 @@ export interface SetlsCard {
 }
 
 /** Opens the card once and serves it through one tandem per APDU flavour. */
-export async function startSetls(cardDir: string, flavours: readonly { name: string; extendedApdu: boolean }[]): Promise<SetlsCard> {
+export interface SetlsFlavour {
+  readonly name: string;
+  readonly extendedApdu: boolean;
+  /** TLS-Tandem: 'host' = EXPORT-SESSION after the handshake (the identity must allow export). */
+  readonly recordLayer?: 'card' | 'host';
+}
+
+/** Sets the default identity's export policy (TLS-Tandem) through APDUs, operator PIN verified. */
+export async function setExportAllowed(cardDir: string, exportAllowed: boolean): Promise<void> {
+  const { transport, card } = openCard({ cardDir });
+  try {
+    const c = new CardClient(transport);
+    await c.select();
+    await c.verifyPin(readOperatorPin(cardPaths(cardDir)), 'operator');
+    await c.putIdentityPolicy({ label: 'default', exportAllowed });
+  } finally {
+    await transport.close();
+    card.close();
+  }
+}
+
+export async function startSetls(cardDir: string, flavours: readonly SetlsFlavour[]): Promise<SetlsCard> {
   followPhases();
   const log = pino({ level: 'silent' });
   const pin = readPin(cardPaths(cardDir).pinFile);
@@ -74,9 +104,12 @@ export async function startSetls(cardDir: string, flavours: readonly { name: str
   const variants: ServerUnderTest[] = [];
   const closers: (() => Promise<void>)[] = [];
   for (const f of flavours) {
-    const counting = new CountingTransport(transport);
+    // The 'real-card' latency profile in accounting mode (sleep: false): nothing waits, modelledMs
+    // adds up what a real card would have taken (30–80 ms per APDU, +900 ms on the ECDHE/sign APDU).
+    const model = new FaultyTransport(transport, { latency: 'real-card', sleep: false });
+    const counting = new CountingTransport(model);
     counters.add(counting);
-    const tandem = new TlsTandem({ transport: counting, pin, backlog: 8, extendedApdu: f.extendedApdu });
+    const tandem = new TlsTandem({ transport: counting, pin, backlog: 8, extendedApdu: f.extendedApdu, ...(f.recordLayer ? { recordLayer: f.recordLayer } : {}) });
     await tandem.start();
     const errs: string[] = [];
     tandem.on('sessionError', (err: Error & { code?: string }) => {
@@ -100,6 +133,8 @@ export async function startSetls(cardDir: string, flavours: readonly { name: str
       idle: () => waitFor(() => !tandem.inUse && tandem.queued === 0, `${f.name} to free the card`),
       errors: () => errs,
       apdus: () => counting.snapshot(),
+      flights: () => counting.flightSnapshot(),
+      modelledMs: () => model.modelledMs,
       close,
     });
   }
@@ -136,9 +171,10 @@ export async function startNodeTls(name: string, id: { key: string; cert: string
     {
       key: id.key,
       cert: id.cert,
-      minVersion: PINNED.minVersion,
+      // TLS 1.2 allowed too (the 1.2 runs); each client pins its version and suite.
+      minVersion: 'TLSv1.2',
       maxVersion: PINNED.maxVersion,
-      ciphers: PINNED.ciphers,
+      ciphers: `${PINNED.ciphers}:${PINNED12.ciphers}`,
       ecdhCurve: PINNED.ecdhCurve,
       sigalgs: PINNED.sigalgs,
       ALPNProtocols: [PINNED.alpn],
@@ -163,5 +199,33 @@ export async function startNodeTls(name: string, id: { key: string; cert: string
       server.closeAllConnections();
       await new Promise<void>((r) => server.close(() => r()));
     },
+  };
+}
+
+/** A TlsPool of `cards` clones of the card (startHttps --pool: same identity), backlog as given. */
+export async function startSetlsPool(name: string, cardDir: string, cards: number, backlog: number, recordLayer: 'card' | 'host' = 'card'): Promise<ServerUnderTest> {
+  const errs: string[] = [];
+  // The pool's own copy of the card (the single-card variants keep theirs open): <dir>-p, then
+  // startHttps clones it to <dir>-p-pool1… (same identity, same ticket key).
+  const src = cardPaths(cardDir);
+  const copy = cardPaths(`${src.dir}-p`);
+  if (!existsSync(copy.dir)) {
+    cpSync(src.dir, copy.dir, { recursive: true });
+    cpSync(src.keyFile, copy.keyFile);
+    cpSync(src.pinFile, copy.pinFile);
+  }
+  const running = await startHttps(
+    { cardDir: copy.dir, pool: cards, backlog, port: 0, host: '127.0.0.1', recordLayer },
+    pino({ level: 'silent' }),
+  );
+  const pool = running.pool!;
+  pool.on('sessionError', (err: Error & { code?: string }) => errs.push(err.code ?? err.message));
+  pool.on('refused', () => errs.push('refused (backlog full)'));
+  return {
+    name,
+    port: running.port,
+    idle: () => waitFor(() => pool.slots.every((sl) => !sl.busy && !sl.tandem.inUse && sl.tandem.queued === 0 && sl.tandem.exportedSessions === 0), `${name} to free its cards`, 120_000),
+    errors: () => errs,
+    close: () => running.close(),
   };
 }

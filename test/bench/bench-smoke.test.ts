@@ -46,6 +46,37 @@ test('bench --quick --json: every variant measured, no errors, full handshakes, 
   }
   // Short APDUs need more exchanges than extended ones for the same handshake.
   assert.ok(rep.results['setls-short'].handshake.apdus.handshake.exchanges > rep.results['setls-ext'].handshake.apdus.handshake.exchanges);
+  // TLS 1.3 / 1.2, full and resumed: every connection resumed exactly when a session was offered
+  const x = rep.extra;
+  for (const mode of ['TLSv1.3 full', 'TLSv1.3 resumed', 'TLSv1.2 full', 'TLSv1.2 resumed']) {
+    for (const name of ['setls-ext', 'setls-short', 'node:tls']) {
+      const k = x.handshakes[mode][name];
+      assert.equal(k.connections, 5, `${mode} ${name} connections`);
+      assert.equal(k.errors, 0, `${mode} ${name} errors: ${k.errorSamples}`);
+      assert.equal(k.resumed, mode.endsWith('resumed') ? 5 : 0, `${mode} ${name} resumed`);
+      if (name !== 'node:tls') {
+        assert.ok(k.modelledMsPerConn > 0, `${mode} ${name} modelled real-card time`);
+        assert.ok(k.floor.flightPairs >= 1 && k.floor.minShort >= k.floor.minExtended, `${mode} ${name} APDU floor`);
+        assert.ok(k.floor.exchanges >= (name === 'setls-ext' ? k.floor.minExtended : k.floor.minShort), `${mode} ${name}: no fewer exchanges than the physical minimum`);
+      }
+    }
+    assert.ok(x.handshakeRatios[mode]['setls-ext/node:tls'] > 0);
+  }
+  assert.equal(x.urienTlsSeMs, 1400);
+  // bulk: the exported (TLS-Tandem, host record layer) variant too
+  assert.equal(x.bulk['setls-export'].downloads, 1);
+  assert.equal(x.bulk['setls-export'].errors, 0);
+  assert.ok(x.bulkRatios['setls-export/node:tls'] > 0 && x.bulkRatios['setls-card/node:tls'] > 0);
+  // concurrency 1 / 16 / 256 through the pool of 4 cards and node:tls
+  for (const c of ['c=1', 'c=16', 'c=256']) {
+    for (const name of ['setls-pool4', 'node:tls']) {
+      const k = x.concurrency[c][name];
+      assert.equal(k.errors, 0, `${c} ${name} errors: ${k.errorSamples}`);
+      assert.equal(k.connections, Math.max(16, Number(c.slice(2))), `${c} ${name} connections`);
+      assert.ok(k.p99Ms >= k.p50Ms && k.p50Ms > 0);
+    }
+    assert.ok(x.concurrencyRatios[c] > 0);
+  }
   for (const key of ['setls-ext/node:tls', 'setls-short/node:tls']) {
     const q = rep.ratios[key];
     assert.ok(q.handshakesPerSecond > 0 && q.requestsPerSecond > 0 && q.serverCpuPerHandshake > 0 && q.bulkMBps > 0, key);
