@@ -54,22 +54,25 @@ export const P2_ENCRYPT_ALERT = 0x80 | ContentType.alert;
 export const DecryptFlag = { peerClosed: 0x01, failed: 0x02 } as const;
 
 export class EapTlsSession {
-  private phaseValue: SessionPhase = 'authenticating';
-  private engine: TlsServerConnection | undefined;
+  protected phaseValue: SessionPhase = 'authenticating';
+  protected engine: TlsServerConnection | undefined;
   /** Identifier of the card's last EAP packet; undefined until the first Response. */
-  private lastId: number | undefined;
-  private first = true;
-  private readonly reasm = new EapTlsReassembler(Limits.maxEapMessage);
-  private outFrags: EapTlsFragment[] = [];
-  private outBuffer: Uint8Array | undefined;
-  private failurePending = false;
+  protected lastId: number | undefined;
+  protected first = true;
+  protected readonly reasm = new EapTlsReassembler(Limits.maxEapMessage);
+  protected outFrags: EapTlsFragment[] = [];
+  protected outBuffer: Uint8Array | undefined;
+  protected failurePending = false;
   /** The handshake completed with records to deliver (SW 9001): the next Response must be the ACK. */
-  private successPending = false;
-  private sentClose = false;
+  protected successPending = false;
+  protected sentClose = false;
   /** Plaintext that arrived with the handshake's last flight; delivered by the next DECRYPT. */
-  private heldPlain: Uint8Array[] = [];
+  protected heldPlain: Uint8Array[] = [];
 
-  constructor(private readonly deps: SessionDeps) {}
+  /** 'TLS' or 'DTLS', for messages. */
+  protected readonly kind: string = 'TLS';
+
+  constructor(protected readonly deps: SessionDeps) {}
 
   get phase(): SessionPhase {
     return this.phaseValue;
@@ -86,9 +89,9 @@ export class EapTlsSession {
     if (encrypt) {
       if (this.phaseValue !== 'authenticated' || this.sentClose) throw cardErr.conditions('ENCRYPT needs an open session after the handshake');
     } else if (this.phaseValue === 'failed') {
-      if (!this.failurePending) throw cardErr.conditions('the TLS session failed; RESET-STATE first');
+      if (!this.failurePending) throw cardErr.conditions(`the ${this.kind} session failed; RESET-STATE first`);
     } else if (this.phaseValue === 'closed') {
-      throw cardErr.conditions('the TLS session is closed; RESET-STATE first');
+      throw cardErr.conditions(`the ${this.kind} session is closed; RESET-STATE first`);
     }
     if (this.lastId !== undefined && pkt.id !== this.lastId) {
       throw cardErr.eapDiscarded(`EAP Identifier ${pkt.id} does not echo the card's last Identifier ${this.lastId}`);
@@ -136,7 +139,8 @@ export class EapTlsSession {
       throw cardErr.data(`broken EAP-TLS fragment sequence: ${(e as Error).message}`, e);
     }
     if (msg === undefined) return { data: eapTlsAck(EapCode.request, id), sw: SW.ok };
-    checkHandshakeRecords(msg);
+    const early = this.screenHandshakeMessage(msg, id);
+    if (early) return early;
     const engine = this.ensureEngine();
     const out = engine.receive(msg);
     if (out.alert) {
@@ -174,8 +178,17 @@ export class EapTlsSession {
     return this.nextFragment(id);
   }
 
+  /**
+   * Checks a reassembled handshake message before the engine sees it: TLS takes whole records with
+   * at most one that is not a CCS (6A80 otherwise). An answer returned here ends the step.
+   */
+  protected screenHandshakeMessage(msg: Uint8Array, _id: number): EapAnswer | undefined {
+    checkHandshakeRecords(msg);
+    return undefined;
+  }
+
   /** The next fragment of the card's output; the last one of a completed handshake carries SW 9001. */
-  private nextFragment(id: number): EapAnswer {
+  protected nextFragment(id: number): EapAnswer {
     const f = this.outFrags.shift()!;
     const data = encodeEapTls({ code: EapCode.request, id, flags: f.flags, ...(f.tlsLength !== undefined ? { tlsLength: f.tlsLength } : {}), data: f.data });
     if (this.outFrags.length === 0) {
@@ -185,7 +198,7 @@ export class EapTlsSession {
     return { data, sw: SW.ok };
   }
 
-  private encrypt(p2: number, pkt: EapTlsPacket, id: number): EapAnswer {
+  protected encrypt(p2: number, pkt: EapTlsPacket, id: number): EapAnswer {
     const pt = wholeMessage(pkt);
     if (pt.length > Limits.maxPlaintext) throw cardErr.length(`ENCRYPT plaintext of ${pt.length} bytes exceeds ${Limits.maxPlaintext}`);
     const type = p2 & 0x7f;
@@ -196,7 +209,7 @@ export class EapTlsSession {
     try {
       rec = this.engine!.encrypt(type, pt);
     } catch (e) {
-      if (e instanceof SetlsError && e.code === 'ERR_TLS_STATE') throw cardErr.conditions(`ENCRYPT refused by the TLS engine: ${e.message}`);
+      if (e instanceof SetlsError && e.code === 'ERR_TLS_STATE') throw cardErr.conditions(`ENCRYPT refused by the ${this.kind} engine: ${e.message}`);
       throw e;
     } finally {
       wipe(pt);
@@ -205,7 +218,7 @@ export class EapTlsSession {
     return { data: encodeEapTls({ code: EapCode.request, id, flags: EapTlsFlag.length, data: rec }), sw: SW.ok };
   }
 
-  private decrypt(pkt: EapTlsPacket, id: number): EapAnswer {
+  protected decrypt(pkt: EapTlsPacket, id: number): EapAnswer {
     const rec = wholeMessage(pkt);
     if (rec.length < RECORD_HEADER_LENGTH) throw cardErr.data('DECRYPT needs one TLS record');
     let len: number | undefined;
@@ -230,22 +243,11 @@ export class EapTlsSession {
       flags |= DecryptFlag.failed;
       this.phaseValue = 'failed';
     }
-    if (plain.length > 0xffff) throw new SetlsError('ERR_CARD_INTERNAL', 'DECRYPT plaintext exceeds 65535 bytes');
-    const body = new Uint8Array(4 + plain.length + records.length);
-    body[0] = flags;
-    body[1] = out.alert?.description ?? 0;
-    body[2] = plain.length >> 8;
-    body[3] = plain.length & 0xff;
-    body.set(plain, 4);
-    body.set(records, 4 + plain.length);
-    wipe(plain);
-    const data = encodeEapTls({ code: EapCode.request, id, flags: EapTlsFlag.length, data: body });
-    wipe(body);
     if (out.alert) this.engine!.dispose();
-    return { data, sw: SW.ok };
+    return decryptAnswer(id, flags, out.alert?.description ?? 0, plain, records);
   }
 
-  private ensureEngine(): TlsServerConnection {
+  protected ensureEngine(): TlsServerConnection {
     if (!this.engine) {
       this.engine = this.deps.factory({
         entropy: this.deps.entropy,
@@ -258,7 +260,7 @@ export class EapTlsSession {
 
   /** RFC 9190 MSK ‖ EMSK (first `length` of the 128 bytes); 6985 before the handshake completed. */
   sessionKey(length: 64 | 128): Uint8Array {
-    if (this.phaseValue !== 'authenticated' || !this.engine) throw cardErr.conditions('no authenticated TLS session');
+    if (this.phaseValue !== 'authenticated' || !this.engine) throw cardErr.conditions(`no authenticated ${this.kind} session`);
     const all = this.engine.exportKeyingMaterial(EAP_TLS_EXPORTER_LABEL, EAP_TLS_EXPORTER_CONTEXT, 128);
     const out = all.slice(0, length);
     wipe(all);
@@ -299,11 +301,11 @@ export class EapTlsSession {
    */
   exporter(label: string, context: Uint8Array | undefined, length: number): Uint8Array {
     const engine = this.engine;
-    if (this.phaseValue !== 'authenticated' || !engine) throw cardErr.conditions('no authenticated TLS session');
+    if (this.phaseValue !== 'authenticated' || !engine) throw cardErr.conditions(`no authenticated ${this.kind} session`);
     try {
       return engine.exportKeyingMaterial(label, context, length);
     } catch (e) {
-      if (e instanceof SetlsError && (e.code === 'ERR_TLS_STATE' || e.code === 'ERR_TLS_ARGUMENT')) throw cardErr.conditions(`EXPORTER refused by the TLS engine: ${e.message}`);
+      if (e instanceof SetlsError && (e.code === 'ERR_TLS_STATE' || e.code === 'ERR_TLS_ARGUMENT')) throw cardErr.conditions(`EXPORTER refused by the ${this.kind} engine: ${e.message}`);
       throw e;
     }
   }
@@ -327,6 +329,25 @@ export class EapTlsSession {
 }
 
 /**
+ * The DECRYPT answer (§4): an EAP-Request whose TLS data is Flags ‖ Alert ‖ PlainLen ‖ Plaintext ‖
+ * OutRecords. Wipes `plain` (and the body) once encoded.
+ */
+export function decryptAnswer(id: number, flags: number, alert: number, plain: Uint8Array, outRecords: Uint8Array): EapAnswer {
+  if (plain.length > 0xffff) throw new SetlsError('ERR_CARD_INTERNAL', 'DECRYPT plaintext exceeds 65535 bytes');
+  const body = new Uint8Array(4 + plain.length + outRecords.length);
+  body[0] = flags;
+  body[1] = alert;
+  body[2] = plain.length >> 8;
+  body[3] = plain.length & 0xff;
+  body.set(plain, 4);
+  body.set(outRecords, 4 + plain.length);
+  wipe(plain);
+  const data = encodeEapTls({ code: EapCode.request, id, flags: EapTlsFlag.length, data: body });
+  wipe(body);
+  return { data, sw: SW.ok };
+}
+
+/**
  * Checks an EAP packet before anything else: 6A80 for bad framing (Length beyond the data or too
  * short, reserved flags), 7000 for a packet the card silently discards (not a Response, not EAP-TLS).
  */
@@ -347,7 +368,7 @@ export function parseResponse(b: Uint8Array): EapTlsPacket {
 }
 
 /** Record-layer packets are never fragmented: no M flag, and L (when present) is the data length. */
-function wholeMessage(pkt: EapTlsPacket): Uint8Array {
+export function wholeMessage(pkt: EapTlsPacket): Uint8Array {
   if ((pkt.flags & EapTlsFlag.more) !== 0) throw cardErr.data('record-layer messages are not EAP-TLS fragmented');
   if (pkt.tlsLength !== undefined && pkt.tlsLength !== pkt.data.length) throw cardErr.data('TLS-Message-Length does not match the data');
   return pkt.data;
