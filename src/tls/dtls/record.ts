@@ -16,6 +16,7 @@ import { MAX_PLAINTEXT } from '../constants.js';
 import { aeadOpen, aeadSeal } from '../crypto.js';
 import { tlsError } from '../errors.js';
 import { DTLS12_VERSION, DTLS_RECORD_HEADER_LENGTH, epochSeq, writeDtlsRecordHeader, type DtlsRecord } from '../record/dtls-framing.js';
+import { aeadNonce12 } from '../record/protection12.js';
 import type { Suite12 } from '../tls12/suites12.js';
 
 /** Highest sequence number a 48-bit field holds. */
@@ -90,15 +91,7 @@ export class DtlsRecordKey {
   }
 
   private nonce(es: Uint8Array): Uint8Array {
-    if (this.suite.explicitNonceLength === 0) {
-      const n = this.iv.slice();
-      for (let i = 0; i < 8; i++) n[4 + i]! ^= es[i]!;
-      return n;
-    }
-    const n = new Uint8Array(12);
-    n.set(this.iv);
-    n.set(es, 4);
-    return n;
+    return aeadNonce12(this.suite, this.iv, es);
   }
 
   /** Protects one record with the next sequence number: the whole DTLS record. */

@@ -40,6 +40,23 @@ function aad(seq: number, type: number, length: number): Uint8Array {
   return new ByteWriter(13).bytes(seq64(seq)).u8(type).u16(0x0303).u16(length).finish();
 }
 
+/**
+ * The 12-byte AEAD nonce of a TLS 1.2 / DTLS 1.2 record from the 8-byte explicit part (the sequence
+ * number, or DTLS epoch ‖ sequence): GCM/CCM (RFC 5288, RFC 6655) salt(4) ‖ explicit(8); ChaCha20
+ * (RFC 7905, no explicit nonce) iv(12) XOR (0000 ‖ explicit).
+ */
+export function aeadNonce12(suite: Suite12, iv: Uint8Array, explicit: Uint8Array): Uint8Array {
+  if (suite.explicitNonceLength === 0) {
+    const n = iv.slice();
+    for (let i = 0; i < 8; i++) n[4 + i]! ^= explicit[i]!;
+    return n;
+  }
+  const n = new Uint8Array(12);
+  n.set(iv);
+  n.set(explicit, 4);
+  return n;
+}
+
 /** One direction's TLS 1.2 AEAD state: key, implicit IV and sequence number. */
 export class RecordKey12 {
   private seq: number;
@@ -63,15 +80,7 @@ export class RecordKey12 {
   }
 
   private nonce(explicit: Uint8Array): Uint8Array {
-    if (this.suite.explicitNonceLength === 0) {
-      const n = this.iv.slice();
-      for (let i = 0; i < 8; i++) n[4 + i]! ^= explicit[i]!;
-      return n;
-    }
-    const n = new Uint8Array(12);
-    n.set(this.iv);
-    n.set(explicit, 4);
-    return n;
+    return aeadNonce12(this.suite, this.iv, explicit);
   }
 
   /** Protects one record: returns header ‖ [nonce_explicit] ‖ ciphertext ‖ tag. */
