@@ -1,11 +1,13 @@
 // Load test: 1000 concurrent TLS clients (the bench load generator, bench/client.ts, in a child
-// process, loopback only) against a TlsPool of 4 emulated cards with backlog 1024. Every client does
-// a full TLS 1.3 handshake and GET /bytes/4096; every body is checked byte by byte against the demo
-// plug's pattern. Asserts: no failed handshake, no server-side session error or refusal, every body
-// correct. Prints throughput and p50/p99 via t.diagnostic (no timing assertions: shared machine).
+// process, loopback only) against a TlsPool of 4 emulated cards × 4 logical channels
+// (channelsPerCard: 4, i.e. 16 slots; the sessions of one card interleave APDU by APDU on its
+// channels) with backlog 1024. Every client does a full TLS 1.3 handshake and GET /bytes/4096; every
+// body is checked byte by byte against the demo plug's pattern. Asserts: no failed handshake, no
+// server-side session error or refusal, every body correct, every card and channel used. Prints
+// throughput and p50/p99 via t.diagnostic (no timing assertions: shared machine).
 //
 // Record layer: in the card (the default, no export). The pool's handshake deadline is raised to
-// 100 s: with 1000 clients queued at once behind 4 cards, the last ones wait for ~1000/4 handshakes
+// 100 s: with 1000 clients queued at once behind 16 slots, the last ones wait for ~1000/16 handshakes
 // before theirs starts, which can exceed the 10 s default on a busy 2-core machine; the point here is
 // that none is lost, not how long the queue takes. Bounded: the job stops starting connections after
 // 100 s and each connection gives up after 60 s; the test times out at 150 s.
@@ -26,9 +28,10 @@ import type { JobResult } from '../../bench/protocol.js';
 
 const CLIENTS = 1000;
 const CARDS = 4;
+const CHANNELS = 4;
 const BODY = 4096;
 
-test(`${CLIENTS} concurrent clients against a TlsPool of ${CARDS} cards (backlog 1024): every handshake and body correct`, { timeout: 150_000 }, async (t) => {
+test(`${CLIENTS} concurrent clients against a TlsPool of ${CARDS} cards × ${CHANNELS} channels (backlog 1024): every handshake and body correct`, { timeout: 150_000 }, async (t) => {
   const root = mkdtempSync(join(tmpdir(), 'setls-load-'));
   const closers: (() => Promise<void> | void)[] = [() => rmSync(root, { recursive: true, force: true })];
   try {
@@ -55,6 +58,7 @@ test(`${CLIENTS} concurrent clients against a TlsPool of ${CARDS} cards (backlog
     const pool = new TlsPool({
       transports: opened.map((c) => c.transport),
       pins: dirs.map((d) => readPin(cardPaths(d).pinFile)),
+      channelsPerCard: CHANNELS,
       backlog: 1024,
       handshakeTimeoutMs: 100_000,
     });
@@ -98,7 +102,7 @@ test(`${CLIENTS} concurrent clients against a TlsPool of ${CARDS} cards (backlog
     t.diagnostic(
       `${r.ok}/${r.n} clients ok in ${(r.wallMs / 1000).toFixed(1)} s (${((r.ok / r.wallMs) * 1000).toFixed(1)} conn/s); ` +
         `latency p50 ${r.p50Ms.toFixed(0)} ms, p99 ${r.p99Ms.toFixed(0)} ms; handshake p99 ${[...r.handshakeMs].sort((a, b) => a - b)[Math.max(0, Math.ceil(0.99 * r.handshakeMs.length) - 1)]?.toFixed(0)} ms; ` +
-        `cards used: ${pool.slots.map((s) => `${s.name}=${s.sessions}`).join(' ')}`,
+        `slots used (${pool.slots.length}): ${pool.slots.map((s) => `${s.name}=${s.sessions}`).join(' ')}`,
     );
     assert.deepEqual(r.errors, [], 'client-side failures');
     assert.equal(r.n, CLIENTS, 'every client started (the time bound was not hit)');
@@ -107,7 +111,8 @@ test(`${CLIENTS} concurrent clients against a TlsPool of ${CARDS} cards (backlog
     assert.equal(r.bodyBytes, CLIENTS * BODY);
     assert.equal(refused, 0, 'no connection refused (backlog 1024)');
     assert.deepEqual(serverErrors, [], 'no session error on the server');
-    assert.ok(pool.slots.every((s) => s.sessions > 0), 'every card served');
+    assert.equal(pool.slots.length, CARDS * CHANNELS);
+    assert.ok(pool.slots.every((s) => s.sessions > 0), 'every card and channel served');
   } finally {
     for (const c of closers) await c();
   }
