@@ -138,3 +138,67 @@ test('DTLS through the card under loss: drops, duplicates and reordering in the 
     await srv.server.close();
   }
 });
+
+/** Counts the APDUs the card sees through one wrapped transport. */
+class CountingTransport implements CardTransport {
+  apdus = 0;
+  constructor(private readonly inner: CardTransport) {}
+  get extendedLength(): boolean {
+    return this.inner.extendedLength;
+  }
+  transmit(apdu: Uint8Array): Promise<Uint8Array> {
+    this.apdus++;
+    return this.inner.transmit(apdu);
+  }
+  close(): Promise<void> {
+    return Promise.resolve(); // the shared transport is closed in after()
+  }
+}
+
+test('a flood of 200 ClientHellos without cookies: only HelloVerifyRequests, no APDU to the card; a real client still completes', async (t) => {
+  const counting = new CountingTransport(transport);
+  const flooded = new CardDtlsBackends({ card: new CardClient(counting), pin: readPin(cardPaths(card.cardDir).pinFile) });
+  const srv = await echoServer({ openBackend: flooded.openBackend });
+  const { createSocket } = await import('node:dgram');
+  const s = createSocket('udp4');
+  await new Promise<void>((r) => s.bind(0, '127.0.0.1', () => r()));
+  let datagrams = 0;
+  let hvr = 0;
+  s.on('message', (m) => {
+    datagrams++;
+    const recs = parseDtlsRecords(new Uint8Array(m));
+    if (recs.length === 1 && recs[0]!.type === 22 && recs[0]!.epoch === 0 && recs[0]!.fragment[0] === 3) hvr++;
+  });
+  try {
+    const before = counting.apdus;
+    // a minimal DTLS ClientHello: version FEFD, random, empty session id, empty cookie, one suite, null compression
+    for (let i = 0; i < 200; i++) {
+      const body = Buffer.concat([Buffer.from([0xfe, 0xfd]), Buffer.alloc(32, i), Buffer.from([0, 0, 0, 2, 0xc0, 0xae, 1, 0])]);
+      const hs = Buffer.concat([Buffer.from([1, 0, 0, body.length, 0, 0, 0, 0, 0, 0, 0, body.length]), body]);
+      const rec = Buffer.concat([Buffer.from([22, 0xfe, 0xff, 0, 0, 0, 0, 0, 0, 0, 0, 0, hs.length]), hs]);
+      s.send(rec, srv.port, '127.0.0.1');
+      if (i % 50 === 49) await new Promise((r) => setImmediate(r));
+    }
+    await new Promise((r) => setTimeout(r, 400));
+    assert.equal(counting.apdus - before, 0, 'the card saw no APDU for the flood');
+    assert.equal(flooded.stats.opened, 0, 'no card session opened');
+    assert.equal(srv.server.size, 0, 'no association');
+    assert.equal(hvr, datagrams, `only HelloVerifyRequests went out (${hvr} of ${datagrams})`);
+    assert.ok(hvr > 150, `HelloVerifyRequests answered (${hvr})`);
+    assert.ok(srv.server.stats.helloVerifyRequests >= hvr, `server counted ${srv.server.stats.helloVerifyRequests} HelloVerifyRequests`);
+    if (!requirePeer(t, 'openssl')) return;
+    const c = sClient(srv.port, ['-cipher', 'ECDHE-ECDSA-AES128-CCM8:@SECLEVEL=0', '-CAfile', card.init.caCertPath, '-verify_return_error']);
+    try {
+      await c.waitFor(/Cipher is ECDHE-ECDSA-AES128-CCM8/, 20000);
+      c.write('after the flood\n');
+      await c.waitFor(/AFTER THE FLOOD/);
+      assert.equal(flooded.stats.opened, 1, 'one card session, for the real client');
+      assert.ok(counting.apdus - before > 0, 'the real handshake went through the card');
+    } finally {
+      await c.kill();
+    }
+  } finally {
+    s.close();
+    await srv.server.close();
+  }
+});

@@ -1,0 +1,132 @@
+// Mutual certificates with libcoap over CoAP: coaps+tcp:// (TlsTandem) and coaps:// (host DTLS
+// listener with the handshake in the card) against a card whose default identity has clientAuth
+// 'required' and a client CA installed as trust anchor (PUT-TRUST-ANCHOR, PUT-IDENTITY-POLICY).
+// coap-client-openssl and coap-client-gnutls with -C ca -c client.crt -j client.key get GET /status;
+// without a client certificate, or with one from another CA, they get nothing. libcoap clients exit
+// 0 even on failure: the payload (or its absence) is what is checked.
+import 'reflect-metadata';
+import { test, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { webcrypto, X509Certificate } from 'node:crypto';
+import type { AddressInfo } from 'node:net';
+import { once } from 'node:events';
+import * as x509 from '@peculiar/x509';
+import { makeTestCard, administerCard, run, type TestCard } from './helpers.js';
+import { requirePeer } from './peers.js';
+import { openCard, readOperatorPin } from '../../src/cli/card-setup.js';
+import { cardPaths, readPin } from '../../src/cli/card-files.js';
+import { CardClient, TlsTandem, type CardTransport } from '../../src/host/index.js';
+import { CardDtlsBackends, DtlsServer } from '../../src/host/dtls/index.js';
+import { openLocalCa } from '../../src/pki/local-ca.js';
+import { createPlugCoapServer, serveCoapOverTls, serveCoapOverDtls } from '../../src/servers/coap/index.js';
+import { createPlugState } from '../../src/servers/https/index.js';
+import type { CoapServer } from '../../src/coap/index.js';
+
+const EC = { name: 'ECDSA', namedCurve: 'P-256', hash: 'SHA-256' } as const;
+
+interface ClientCert {
+  readonly certPath: string;
+  readonly keyPath: string;
+}
+
+/** A client key pair and a certificate for it from the local CA in `caDir` (as mtls.test.ts). */
+async function clientCert(root: string, caDir: string, caName: string, cn: string): Promise<ClientCert> {
+  const ca = await openLocalCa(caDir, caName);
+  const keys = (await webcrypto.subtle.generateKey(EC, true, ['sign', 'verify'])) as CryptoKeyPair;
+  const csr = await x509.Pkcs10CertificateRequestGenerator.create({ name: `CN=${cn}`, keys, signingAlgorithm: EC });
+  const der = await ca.sign(new Uint8Array(csr.rawData), { dnsNames: [`${cn}.example`], ipAddresses: [] });
+  const certPath = join(root, `${cn}.crt`);
+  const keyPath = join(root, `${cn}.key`);
+  writeFileSync(certPath, new X509Certificate(der).toString());
+  writeFileSync(keyPath, x509.PemConverter.encode(await webcrypto.subtle.exportKey('pkcs8', keys.privateKey), 'PRIVATE KEY'), { mode: 0o600 });
+  return { certPath, keyPath };
+}
+
+let card: TestCard;
+let transport: CardTransport;
+let closeCard: () => void;
+let tandem: TlsTandem;
+let dtls: DtlsServer;
+let coap: CoapServer;
+let good: ClientCert;
+let rogue: ClientCert;
+let tcpUrl: string;
+let udpUrl: string;
+
+before(async () => {
+  card = await makeTestCard();
+  good = await clientCert(card.root, join(card.root, 'client-ca'), 'setls coap client CA', 'coap-device');
+  rogue = await clientCert(card.root, join(card.root, 'rogue-ca'), 'rogue CA', 'coap-intruder');
+  const anchor = (await openLocalCa(join(card.root, 'client-ca'), 'setls coap client CA')).certificate.toString('pem');
+  await administerCard(card, { policy: { alpn: ['http/1.1', 'coap'], cipherSuites12: [0xc0ae, 0xc02b, 0xc02c, 0xcca9] } });
+  const opened = openCard({ cardDir: card.cardDir });
+  transport = opened.transport;
+  closeCard = () => opened.card.close();
+  const admin = new CardClient(transport);
+  await admin.select();
+  await admin.verifyPin(readOperatorPin(card.init.paths), 'operator');
+  await admin.putTrustAnchor('default', new Uint8Array(new X509Certificate(anchor).raw));
+  await admin.putIdentityPolicy({ label: 'default', clientAuth: 'required' });
+  const info = await admin.identityInfo('default');
+  assert.equal(info.clientAuth, 'required');
+  assert.equal(info.trustAnchors.length, 1);
+  const pin = readPin(cardPaths(card.cardDir).pinFile);
+  coap = createPlugCoapServer(createPlugState(), { powerIntervalMs: 300 });
+  tandem = new TlsTandem({ transport, pin, backlog: 8 });
+  await tandem.start();
+  serveCoapOverTls(tandem, coap);
+  const server = tandem.listen(0, '127.0.0.1');
+  await once(server, 'listening');
+  tcpUrl = `coaps+tcp://localhost:${(server.address() as AddressInfo).port}`;
+  const backends = new CardDtlsBackends({ card: new CardClient(transport), pin });
+  dtls = new DtlsServer({ openBackend: backends.openBackend });
+  serveCoapOverDtls(dtls, coap);
+  udpUrl = `coaps://localhost:${(await dtls.listen(0)).port}`;
+});
+
+after(async () => {
+  await dtls?.close();
+  await coap?.close();
+  await tandem?.close();
+  await transport?.close();
+  closeCard?.();
+  card?.cleanup();
+});
+
+const CLIENTS = ['coap-client-openssl', 'coap-client-gnutls'] as const;
+const SCHEMES = [
+  ['coaps+tcp', () => tcpUrl],
+  ['coaps', () => udpUrl],
+] as const;
+
+function get(cmd: string, base: string, extra: readonly string[]): ReturnType<typeof run> {
+  return run(cmd, ['-B', '6', '-C', card.init.caCertPath, ...extra, '-m', 'get', `${base}/status`], { timeoutMs: 20_000 });
+}
+
+for (const [scheme, base] of SCHEMES) {
+  for (const cmd of CLIENTS) {
+    test(`${cmd} -c/-j over ${scheme}://, clientAuth required: GET /status`, async (t) => {
+      if (!requirePeer(t, cmd)) return;
+      const r = await get(cmd, base(), ['-c', good.certPath, '-j', good.keyPath]);
+      assert.ok(r.stdout.trim().startsWith('{'), `no JSON in stdout: ${r.stdout}\n${r.stderr}`);
+      const body = JSON.parse(r.stdout.trim()) as { device: string; transport: string };
+      assert.equal(body.device, 'setls demo plug');
+      assert.equal(body.transport, scheme);
+    });
+
+    test(`${cmd} over ${scheme}:// without a client certificate gets nothing`, async (t) => {
+      if (!requirePeer(t, cmd)) return;
+      const r = await get(cmd, base(), []);
+      assert.doesNotMatch(r.stdout, /setls demo plug/);
+      assert.doesNotMatch(r.stdout, /^\s*\{/);
+    });
+  }
+
+  test(`coap-client-openssl over ${scheme}:// with a certificate from another CA gets nothing`, async (t) => {
+    if (!requirePeer(t, 'coap-client-openssl')) return;
+    const r = await get('coap-client-openssl', base(), ['-c', rogue.certPath, '-j', rogue.keyPath]);
+    assert.doesNotMatch(r.stdout, /setls demo plug/);
+  });
+}
