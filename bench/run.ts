@@ -7,6 +7,7 @@
  *   - bulk GET /bytes/N (default 64 MiB): record layer in the card, exported to the host
  *     (TLS-Tandem, recordLayer 'host'), node:tls;
  *   - concurrency 1/16/256: a TlsPool of 4 cards (backlog 1024) vs node:tls, p50/p99;
+ *   - CoAP GET/s over TLS and DTLS and DTLS handshakes/s through the card (bench/coap.ts; not with --quick).
  *   - with --pcsc: handshakes/s through pcscd + vpcd vs in-process (bench/pcsc.ts; root only).
  *
  *   npm run bench -- [--n 200] [--rounds 3] [--warmup 40] [--bulk-bytes 67108864] [--conc-n 768] [--pcsc] [--json] [--quick] [--keep]
@@ -476,6 +477,8 @@ interface Extra {
   readonly concurrency: Record<string, Record<string, KindSummary>>;
   readonly concurrencyRatios: Record<string, number>;
   readonly urienTlsSeMs: number;
+  /** bench/coap.ts --json (not with --quick): CoAP GET/s over TLS and DTLS, DTLS handshakes/s. */
+  coap?: { params?: Record<string, number>; results?: Record<string, number>; skipped?: string };
   /** bench/pcsc.ts --json (with --pcsc). */
   pcsc?: { ok: boolean; skipped?: string; ratio?: number; results?: Record<string, { perSecond: number; handshakeP50Ms: number; handshakeP99Ms: number; errors: number }> };
 }
@@ -578,6 +581,12 @@ function humanExtra(x: Extra, cfg: Report['config']): string {
     for (const [name, k] of Object.entries(m)) cr.push([tag, name, fmt(k.perSecond, 1), name === SETLS_POOL && x.concurrencyRatios[tag] !== undefined ? `${fmt(x.concurrencyRatios[tag]!, 3)}×` : '', fmt(k.p50Ms, 1), fmt(k.p99Ms, 1), fmt(k.handshakeP50Ms, 1), fmt(k.handshakeP99Ms, 1), String(k.connections), String(k.errors)]);
   }
   out.push(table(cr));
+  if (x.coap) {
+    out.push('');
+    out.push('== CoAP through the card (bench/coap.ts: Node CoAP-over-TLS client in its own process; libcoap coap-client loops for handshake-per-request rates) ==');
+    if (x.coap.skipped) out.push(`  skipped: ${x.coap.skipped}`);
+    for (const [name, v] of Object.entries(x.coap.results ?? {})) out.push(`  ${name.padEnd(56)} ${fmt(v, 1)}`);
+  }
   if (x.pcsc) {
     out.push('');
     out.push('== handshakes/s through pcscd + vpcd (netns lab of test/pcsc/harness.ts) vs in-process; both `serve https` in their own process ==');
@@ -730,6 +739,15 @@ async function main(): Promise<void> {
       return [`${n === SETLS_EXT ? 'setls-card' : n}/${NODE}`, Math.round((b.mbPerSecond / results[NODE]!.bulk!.mbPerSecond) * 1000) / 1000];
     }),
   );
+  if (!o.quick) {
+    progress('CoAP over TLS and DTLS…\n');
+    const r = spawnSync(process.execPath, ['--import', 'tsx', join(HERE, 'coap.ts'), '--json'], { cwd: ROOT, encoding: 'utf8', timeout: 300_000 });
+    try {
+      extra.coap = JSON.parse(r.stdout) as NonNullable<Extra['coap']>;
+    } catch {
+      extra.coap = { skipped: `bench/coap.ts failed (${r.status}): ${r.stderr.slice(-500)}` };
+    }
+  }
   if (o.pcsc) {
     progress('pcscd vs in-process…\n');
     const r = spawnSync(process.execPath, ['--import', 'tsx', join(HERE, 'pcsc.ts'), '--json', '--n', String(Math.min(o.n, 50)), '--rounds', String(o.rounds)], { cwd: ROOT, encoding: 'utf8', timeout: 600_000 });
