@@ -206,17 +206,20 @@ card
     await runCardServe(o);
   });
 
+/** The options every `serve` command shares: which card, its PIN, where to listen, the backlog, tracing. */
+function cardServeOptions(cmd: Command, portHelp: string, defaultPort: number): Command {
+  return cmd
+    .option('--card-dir <dir>', 'card state folder', DEFAULT_CARD_DIR)
+    .option('--card-key <file>', 'card master key file (default: <card-dir>.key)')
+    .option('--pin-file <file>', 'user PIN file (default: <card-dir>.pin; or set SETLS_PIN)')
+    .option('--port <n>', portHelp, (v) => parsePort(v), defaultPort)
+    .option('--host <addr>', 'address to listen on', '127.0.0.1')
+    .option('--backlog <n>', 'connections waiting for the card before new ones are refused', (v) => parsePositive(v, 'backlog'), 50)
+    .option('--trace', 'print every APDU as annotated hex on stderr');
+}
+
 const serve = program.command('serve').description('serve clients through the card');
-serve
-  .command('https')
-  .description('HTTPS whose TLS ends inside the card (the demo connected plug)')
-  .option('--card-dir <dir>', 'card state folder', DEFAULT_CARD_DIR)
-  .option('--card-key <file>', 'card master key file (default: <card-dir>.key)')
-  .option('--pin-file <file>', 'user PIN file (default: <card-dir>.pin; or set SETLS_PIN)')
-  .option('--port <n>', 'TCP port', (v) => parsePort(v), 8443)
-  .option('--host <addr>', 'address to listen on', '127.0.0.1')
-  .option('--backlog <n>', 'connections waiting for the card before new ones are refused', (v) => parsePositive(v, 'backlog'), 50)
-  .option('--trace', 'print every APDU as annotated hex on stderr')
+cardServeOptions(serve.command('https').description('HTTPS whose TLS ends inside the card (the demo connected plug)'), 'TCP port', 8443)
   .option('--reader <name>', 'use the card in this PC/SC reader (through pcscd), e.g. "Virtual PCD 00 00"; the PIN still comes from <card-dir>.pin or SETLS_PIN')
   .addOption(new Option('--pcsc-share <mode>', 'PC/SC share mode (auto = exclusive: the binding has no PC/SC transactions)').choices(['auto', 'shared', 'exclusive']))
   .addOption(new Option('--driver <kind>', "applet protocol: 'eap' (setls applet) or 'tls-se' (draft-urien-tls-se applet, AID 01 02 03 04 05 00)").choices(['eap', 'tls-se']).default('eap'))
@@ -231,16 +234,13 @@ serve
   .action(async (o: ServeHttpsOptions) => {
     await runServeHttps(o);
   });
-serve
-  .command('coap')
-  .description('CoAP over TLS (coaps+tcp, RFC 8323) on TCP and over DTLS (coaps, RFC 7252) on UDP, same port, whose (D)TLS ends inside the card (the demo plug)')
-  .option('--card-dir <dir>', 'card state folder', DEFAULT_CARD_DIR)
-  .option('--card-key <file>', 'card master key file (default: <card-dir>.key)')
-  .option('--pin-file <file>', 'user PIN file (default: <card-dir>.pin; or set SETLS_PIN)')
-  .option('--port <n>', 'TCP (coaps+tcp) and UDP (coaps) port', (v) => parsePort(v), 5684)
-  .option('--host <addr>', 'address to listen on', '127.0.0.1')
-  .option('--backlog <n>', 'connections waiting for the card before new ones are refused', (v) => parsePositive(v, 'backlog'), 50)
-  .option('--trace', 'print every APDU as annotated hex on stderr')
+cardServeOptions(
+  serve
+    .command('coap')
+    .description('CoAP over TLS (coaps+tcp, RFC 8323) on TCP and over DTLS (coaps, RFC 7252) on UDP, same port, whose (D)TLS ends inside the card (the demo plug)'),
+  'TCP (coaps+tcp) and UDP (coaps) port',
+  5684,
+)
   .option('--no-dtls', 'do not serve CoAP over DTLS on UDP')
   .action(async (o: ServeHttpsOptions & { dtls?: boolean }) => {
     await runServeCoap(o);
