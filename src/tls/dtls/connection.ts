@@ -34,7 +34,7 @@ import {
 } from '../api.js';
 import { HandshakeType, MAX_PLAINTEXT, ProtocolVersion } from '../constants.js';
 import { alertForError, tlsError } from '../errors.js';
-import { exporter12 } from '../keyschedule/prf12.js';
+import { checkedExporter12 } from '../keyschedule/prf12.js';
 import {
   DTLS12_VERSION,
   DtlsHandshakeReassembler,
@@ -53,6 +53,7 @@ import { AlertLevel, encodeAlert, parseAlert } from '../wire/alert.js';
 import { parseClientHello, type ClientHello } from '../wire/clientHello.js';
 import type { HandshakeMessage } from '../wire/handshake.js';
 import { DtlsRecordKey } from './record.js';
+import { sealApplicationData } from '../record/protection12.js';
 
 /** DTLS-only options, on top of TlsServerConfig. */
 export interface DtlsServerOptions {
@@ -65,7 +66,6 @@ export interface DtlsServerOptions {
   readonly maxRecordPlaintext?: number;
 }
 
-const RESERVED_EXPORTER_LABELS = ['client finished', 'server finished', 'master secret', 'extended master secret', 'key expansion'];
 /** Records of the next epoch kept while the ChangeCipherSpec is missing (reordering). */
 const MAX_EARLY_RECORDS = 8;
 /** The ClientHello may carry message_seq 0 (no HelloVerifyRequest) or a small number after HVRs. */
@@ -143,22 +143,12 @@ export class DtlsServerConnection implements TlsServerConnection {
     if (contentType !== ContentType.applicationData) {
       throw new SetlsError('ERR_TLS_ARGUMENT', `encrypt() takes application_data or alert, not ${contentType}`);
     }
-    const records: Uint8Array[] = [];
-    let o = 0;
-    do {
-      const n = Math.min(this.maxSend, plaintext.length - o);
-      records.push(this.writeKey.seal(ContentType.applicationData, plaintext.subarray(o, o + n)));
-      o += n;
-    } while (o < plaintext.length);
-    return concat(...records);
+    return sealApplicationData(this.writeKey, plaintext, this.maxSend);
   }
 
   exportKeyingMaterial(label: string, context: Uint8Array | undefined, length: number): Uint8Array {
-    if (!this.master || !this.suite || this.st === 'failed') throw new SetlsError('ERR_TLS_STATE', `no exporter in state ${this.st}`);
-    if (!Number.isInteger(length) || length < 0 || length > 0xffff || (context?.length ?? 0) > 0xffff || RESERVED_EXPORTER_LABELS.includes(label)) {
-      throw new SetlsError('ERR_TLS_ARGUMENT', 'bad exporter label, context or length');
-    }
-    return exporter12(this.suite.hash, this.master, this.clientRandom, this.serverRandom, label, context, length);
+    const s = { master: this.master, hash: this.suite?.hash, failed: this.st === 'failed', state: this.st };
+    return checkedExporter12(s, this.clientRandom, this.serverRandom, label, context, length);
   }
 
   dispose(): void {

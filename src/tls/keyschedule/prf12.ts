@@ -15,7 +15,7 @@
  * imports node:crypto, bytes/ and tls/ siblings only.
  */
 import { createHmac } from 'node:crypto';
-import { ByteWriter, concat, wipe } from '../../bytes/index.js';
+import { ByteWriter, SetlsError, concat, wipe } from '../../bytes/index.js';
 import type { HashName } from '../crypto.js';
 
 export const MASTER_SECRET_LENGTH = 48;
@@ -106,4 +106,26 @@ export function exporter12(
   if (context !== undefined) w.vec(2, context);
   const seed = w.finish();
   return prf12(alg, master, label, seed, length);
+}
+
+/** Labels the TLS 1.2 key schedule uses itself (RFC 5705 §4, RFC 7627): never exported. */
+export const RESERVED_EXPORTER_LABELS: readonly string[] = ['client finished', 'server finished', 'master secret', 'extended master secret', 'key expansion'];
+
+/**
+ * The RFC 5705 exporter of a TLS 1.2 / DTLS 1.2 session with its argument checks: ERR_TLS_STATE
+ * without a master secret, ERR_TLS_ARGUMENT for a reserved label or out-of-range sizes.
+ */
+export function checkedExporter12(
+  s: { readonly master: Uint8Array | undefined; readonly hash: HashName | undefined; readonly failed: boolean; readonly state: string },
+  clientRandom: Uint8Array,
+  serverRandom: Uint8Array,
+  label: string,
+  context: Uint8Array | undefined,
+  length: number,
+): Uint8Array {
+  if (!s.master || !s.hash || s.failed) throw new SetlsError('ERR_TLS_STATE', `no exporter in state ${s.state}`);
+  if (!Number.isInteger(length) || length < 0 || length > 0xffff || (context?.length ?? 0) > 0xffff || RESERVED_EXPORTER_LABELS.includes(label)) {
+    throw new SetlsError('ERR_TLS_ARGUMENT', 'bad exporter label, context or length');
+  }
+  return exporter12(s.hash, s.master, clientRandom, serverRandom, label, context, length);
 }

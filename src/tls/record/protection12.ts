@@ -15,7 +15,8 @@
  * SECRETS: RecordKey12.key and .iv; wipe() zeroes them.
  * imports bytes/ and tls/ siblings only.
  */
-import { ByteWriter, wipe } from '../../bytes/index.js';
+import { ByteWriter, concat, wipe } from '../../bytes/index.js';
+import { ContentType } from '../api.js';
 import { MAX_PLAINTEXT } from '../constants.js';
 import { aeadOpen, aeadSeal } from '../crypto.js';
 import { tlsError } from '../errors.js';
@@ -123,4 +124,19 @@ export class RecordKey12 {
   wipe(): void {
     wipe(this.key, this.iv);
   }
+}
+
+/**
+ * Application data as records of at most `maxSend` plaintext bytes (at least one record, even for
+ * empty data), sealed in order by `key` (TLS 1.2 or DTLS 1.2), concatenated.
+ */
+export function sealApplicationData(key: { seal(type: number, content: Uint8Array): Uint8Array }, plaintext: Uint8Array, maxSend: number): Uint8Array {
+  const records: Uint8Array[] = [];
+  let o = 0;
+  do {
+    const n = Math.min(maxSend, plaintext.length - o);
+    records.push(key.seal(ContentType.applicationData, plaintext.subarray(o, o + n)));
+    o += n;
+  } while (o < plaintext.length);
+  return concat(...records);
 }

@@ -25,9 +25,9 @@ import {
 } from '../api.js';
 import { MAX_PLAINTEXT, ProtocolVersion } from '../constants.js';
 import { alertForError, tlsError } from '../errors.js';
-import { exporter12 } from '../keyschedule/prf12.js';
+import { checkedExporter12 } from '../keyschedule/prf12.js';
 import { RECORD_HEADER_LENGTH, parseRecordHeader } from '../record/framing.js';
-import type { RecordKey12 } from '../record/protection12.js';
+import { sealApplicationData, type RecordKey12 } from '../record/protection12.js';
 import { plaintextRecord } from '../record/protection.js';
 import { AlertLevel, encodeAlert, parseAlert } from '../wire/alert.js';
 import type { ClientHello } from '../wire/clientHello.js';
@@ -36,7 +36,6 @@ import { Handshake12, type Action12 } from './handshake12.js';
 import type { Suite12 } from './suites12.js';
 
 /** RFC 5705 §4 / RFC 5246: labels the exporter must refuse (they name the key schedule's own PRF uses). */
-const RESERVED_EXPORTER_LABELS = ['client finished', 'server finished', 'master secret', 'extended master secret', 'key expansion'];
 
 /** Per-call accumulator of what we return (same shape as connection.ts's). */
 export class Output12 {
@@ -121,22 +120,12 @@ export class Tls12Connection {
       else if (alert.level === AlertLevel.fatal) this.terminal('failed');
       return record;
     }
-    const records: Uint8Array[] = [];
-    let o = 0;
-    do {
-      const n = Math.min(this.maxSend, plaintext.length - o);
-      records.push(this.writeKey.seal(ContentType.applicationData, plaintext.subarray(o, o + n)));
-      o += n;
-    } while (o < plaintext.length);
-    return concat(...records);
+    return sealApplicationData(this.writeKey, plaintext, this.maxSend);
   }
 
   exportKeyingMaterial(label: string, context: Uint8Array | undefined, length: number): Uint8Array {
-    if (!this.master || !this.suite || this.st === 'failed') throw new SetlsError('ERR_TLS_STATE', `no exporter in state ${this.st}`);
-    if (!Number.isInteger(length) || length < 0 || length > 0xffff || (context?.length ?? 0) > 0xffff || RESERVED_EXPORTER_LABELS.includes(label)) {
-      throw new SetlsError('ERR_TLS_ARGUMENT', 'bad exporter label, context or length');
-    }
-    return exporter12(this.suite.hash, this.master, this.clientRandom, this.serverRandom, label, context, length);
+    const s = { master: this.master, hash: this.suite?.hash, failed: this.st === 'failed', state: this.st };
+    return checkedExporter12(s, this.clientRandom, this.serverRandom, label, context, length);
   }
 
   requestKeyUpdate(): Uint8Array {
