@@ -217,20 +217,30 @@ export interface GroupParams {
 }
 
 const X25519_PKCS8_PREFIX = fromHex('302e020100300506032b656e04220420');
-const X25519_SPKI_PREFIX = fromHex('302a300506032b656e032100');
 
+/**
+ * X25519 (RFC 7748). Keys cross node:crypto as JWK (`x` = raw 32 bytes, base64url): OpenSSL 3's DER
+ * encoder/decoder path costs ~150 µs per key, JWK ~3–16 µs, which is most of the handshake's
+ * key-exchange time. The DER prefix is kept for the deterministic (test) private key only.
+ */
 function x25519(privateRaw?: Uint8Array): EphemeralKey {
   let priv: KeyObject;
+  let pubObject: KeyObject;
   if (privateRaw) {
     if (privateRaw.length !== 32) throw new SetlsError('ERR_TLS_INTERNAL', 'x25519 private key must be 32 bytes');
     const der = concat(X25519_PKCS8_PREFIX, privateRaw);
     priv = createPrivateKey({ key: Buffer.from(der), format: 'der', type: 'pkcs8' });
     der.fill(0); // held the private key
+    pubObject = createPublicKey(priv);
   } else {
-    priv = generateKeyPairSync('x25519').privateKey;
+    const pair = generateKeyPairSync('x25519');
+    priv = pair.privateKey;
+    pubObject = pair.publicKey;
   }
-  const spki = createPublicKey(priv).export({ format: 'der', type: 'spki' });
-  const publicKey = new Uint8Array(spki.subarray(spki.length - 32));
+  const x = pubObject.export({ format: 'jwk' }).x;
+  if (typeof x !== 'string') throw new SetlsError('ERR_TLS_INTERNAL', 'x25519 public key export failed');
+  const publicKey = new Uint8Array(Buffer.from(x, 'base64url'));
+  if (publicKey.length !== 32) throw new SetlsError('ERR_TLS_INTERNAL', 'x25519 public key export failed');
   return {
     group: NamedGroup.x25519,
     publicKey,
@@ -238,7 +248,8 @@ function x25519(privateRaw?: Uint8Array): EphemeralKey {
       if (peerPublic.length !== 32) throw new SetlsError('ERR_TLS_BAD_KEY_SHARE', 'x25519 key share must be 32 bytes');
       let shared: Uint8Array;
       try {
-        const pub = createPublicKey({ key: Buffer.from(concat(X25519_SPKI_PREFIX, peerPublic)), format: 'der', type: 'spki' });
+        const jwk = { kty: 'OKP', crv: 'X25519', x: Buffer.from(peerPublic.buffer, peerPublic.byteOffset, 32).toString('base64url') };
+        const pub = createPublicKey({ key: jwk, format: 'jwk' });
         shared = new Uint8Array(diffieHellman({ privateKey: priv, publicKey: pub }));
       } catch (e) {
         throw new SetlsError('ERR_TLS_BAD_KEY_SHARE', 'x25519 key agreement failed', { cause: e });
