@@ -7,7 +7,7 @@
  */
 import { commandName, type CardTransport } from '../src/transport/index.js';
 
-/** handshake: RESET-STATE … PROCESS-EAP … SESSION-INFO; data: the record layer; teardown: RESET-STATE after close. */
+/** handshake: PROCESS-EAP(START) … PROCESS-EAP (EAP-Success + session info); data: the record layer; teardown: RESET-STATE after close. */
 export type Phase = 'setup' | 'handshake' | 'data' | 'teardown';
 export const PHASES: readonly Phase[] = ['setup', 'handshake', 'data', 'teardown'];
 
@@ -126,7 +126,7 @@ export class CountingTransport implements CardTransport {
     if (ins === 0x80) {
       this.chain ??= { cmd: 0, resp: 0 };
       this.chain.cmd += commandData(apdu);
-      if ((apdu[0]! & 0x10) !== 0) return; // more segments follow
+      if ((apdu[2]! & 0x01) !== 0) return; // more segments follow (P1 bit 0, the card's chaining)
     } else if (ins !== 0xc0 || !this.chain) return;
     this.chain.resp += res.length - 2;
     if (res.length >= 2 && res[res.length - 2] === 0x61) return; // more response blocks

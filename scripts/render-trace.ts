@@ -41,10 +41,14 @@ function explain(e: Exchange): string {
   else if (ins === '80') {
     const more = p1 & 1 ? ' segment with P1 More set (the card answers 9000 and waits for the rest)' : '';
     if (p2 & 0x80) notes.push(`PROCESS-EAP-ENCRYPT, content type ${(p2 & 0x7f).toString(16)}${more}`);
-    else notes.push(`PROCESS-EAP${e.step.startsWith('DECRYPT') ? ' (DECRYPT: after EAP-Success)' : ''}${more}`);
+    else {
+      const flags = [p1 & 2 ? 'START: the card wipes its TLS session first' : '', p1 & 4 ? 'INFO: session info after EAP-Success' : ''].filter(Boolean).join(', ');
+      notes.push(`PROCESS-EAP${e.step.startsWith('DECRYPT') ? ' (DECRYPT: after EAP-Success)' : ''}${flags ? ` (P1 ${flags})` : ''}${more}`);
+    }
   }
   if (sw.startsWith('61')) notes.push(`${sw}: ${parseInt(sw.slice(2), 16) || 256} more response bytes`);
   if (e.r.toLowerCase().startsWith('03') && e.r.length === 12) notes.push('EAP-Success (03 id 00 04): the handshake is complete');
+  else if (e.r.toLowerCase().startsWith('03') && e.r.slice(4, 8) === '0004') notes.push('EAP-Success (03 id 00 04) followed by the session info TLV (§5): the handshake is complete');
   return notes.join('; ');
 }
 

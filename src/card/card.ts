@@ -18,6 +18,7 @@
 import { mkdirSync } from 'node:fs';
 import { randomBytes } from 'node:crypto';
 import { SetlsError, concat, equalBytes, freshCopy, wipe } from '../bytes/index.js';
+import { EapCode } from '../eap/index.js';
 import { ApduError, PendingResponse, SW, encodeResponse, parseCommand, type CommandApdu } from '../apdu/index.js';
 import type { TicketKey, TlsEntropy, TlsIdentity, TlsPsk, TlsServerConfig } from '../tls/api.js';
 import { NamedGroup } from '../tls/constants.js';
@@ -29,7 +30,7 @@ import { DEFAULT_POLICY, applyPolicyTlv, type CardPolicy } from './policy.js';
 import { p256Scalar, type RandomSource } from './signers.js';
 import { isPaddedPin, makePinRecord, padPin, pinMatches } from './pins.js';
 import { DtlsEapSession, createCardDtlsEngine } from './dtls-session.js';
-import { EapTlsSession, P2_ENCRYPT_ALERT, P2_ENCRYPT_APPDATA, type TlsFactory } from './session.js';
+import { EapTlsSession, P1_EAP_INFO, P1_EAP_START, P2_ENCRYPT_ALERT, P2_ENCRYPT_APPDATA, type TlsFactory } from './session.js';
 import { cloneState, decodeLabel, deserializeState, serializeState, type CardState, type IdentityRecord, type PinName } from './state.js';
 import { SealedStore, type StoreHooks } from './store.js';
 import { cardInfoTlv, identityTlv, selectResponse, sessionInfoTlv } from './views.js';
@@ -86,6 +87,8 @@ type Access = 'none' | 'user' | 'operator';
 interface Chain {
   readonly cla: number;
   readonly ins: number;
+  /** P1 without the More bit: every segment of a chain carries the same flags (PROCESS-EAP START/INFO). */
+  readonly p1: number;
   readonly p2: number;
   readonly parts: Uint8Array[];
   total: number;
@@ -434,8 +437,13 @@ export class EmulatedCard {
       throw cardErr.security(`${access} PIN not verified`);
     }
     let data = cmd.data;
+    if (this.ch.chain && (cmd.p1 & ~0x01) !== this.ch.chain.p1) {
+      // Same command, other flags (PROCESS-EAP START/INFO): a different command breaks the chain.
+      this.dropChain();
+      throw new CardError('ERR_CARD_CHAIN', 'command chain broken by different P1 flags', SW.lastCommandOfChainExpected);
+    }
     if (chainable && (cmd.p1 & 0x01) !== 0) {
-      const c = this.ch.chain ?? { cla: cmd.cla, ins: cmd.ins, p2: cmd.p2, parts: [], total: 0 };
+      const c = this.ch.chain ?? { cla: cmd.cla, ins: cmd.ins, p1: cmd.p1 & ~0x01, p2: cmd.p2, parts: [], total: 0 };
       c.total += data.length;
       if (c.total > Limits.maxChain) {
         this.ch.chain = c;
@@ -459,6 +467,18 @@ export class EmulatedCard {
     } finally {
       if (data !== cmd.data) wipe(data);
     }
+  }
+
+  /**
+   * PROCESS-EAP with its P1 flags (§3): START wipes the channel's session first (RESET-STATE folded
+   * into the first Response of a handshake); INFO appends the session info TLV beyond the EAP Length
+   * of an EAP-Success (GET-EXPORTED-PARAMETER folded into the handshake's last exchange).
+   */
+  private processEap(cmd: CommandApdu, data: Uint8Array): Reply {
+    if ((cmd.p1 & P1_EAP_START) !== 0) this.resetSession('tls');
+    const answer = this.ch.session.processEap(cmd.p2, data);
+    const info = (cmd.p1 & P1_EAP_INFO) !== 0 && answer.data[0] === EapCode.success ? this.ch.session.info : undefined;
+    return info ? { data: concat(answer.data, sessionInfoTlv(info, this.ch.servedLabel)), sw: answer.sw } : answer;
   }
 
   /** Applies Ne: the whole reply when it fits, else Ne bytes and 61xx (Ne = 0: no data, 61xx). */
@@ -518,7 +538,8 @@ export class EmulatedCard {
         p((p1 === 0x00 && p2 === 0) || (p1 === 0x10 && (p2 === 0 || p2 === 1))); // RESET-STATE P2 01: DTLS (§8)
         return 'user';
       case Ins.processEap:
-        p((p1 & ~0x01) === 0 && (p2 === 0 || p2 === P2_ENCRYPT_APPDATA || p2 === P2_ENCRYPT_ALERT));
+        // P1: bit 0 More; START and INFO (§3) only on PROCESS-EAP proper (P2 00).
+        p(p2 === 0 ? (p1 & ~(0x01 | P1_EAP_START | P1_EAP_INFO)) === 0 : (p1 & ~0x01) === 0 && (p2 === P2_ENCRYPT_APPDATA || p2 === P2_ENCRYPT_ALERT));
         return 'user';
       case Ins.getSessionKey:
       case Ins.getExportedParameter:
@@ -570,7 +591,7 @@ export class EmulatedCard {
         return ok(Uint8Array.of(this.stateCode()));
       case Ins.processEap:
         if (data.length === 0) throw cardErr.length('PROCESS-EAP needs an EAP packet');
-        return this.ch.session.processEap(cmd.p2, data);
+        return this.processEap(cmd, data);
       case Ins.getSessionKey: {
         noData(data);
         if (cmd.ne !== 64 && cmd.ne !== 128) return { data: EMPTY, sw: SW.wrongLe | 64 };

@@ -51,6 +51,14 @@ export interface SessionDeps {
 export const P2_ENCRYPT_APPDATA = 0x80 | ContentType.applicationData;
 export const P2_ENCRYPT_ALERT = 0x80 | ContentType.alert;
 
+/**
+ * P1 flags of PROCESS-EAP (P2 `00`), besides bit 0 (More): START (`02`) wipes the TLS session before
+ * the Response is processed, as RESET-STATE does; INFO (`04`) asks for the session info TLV after an
+ * EAP-Success (docs/apdu-protocol.md §3).
+ */
+export const P1_EAP_START = 0x02;
+export const P1_EAP_INFO = 0x04;
+
 export const DecryptFlag = { peerClosed: 0x01, failed: 0x02 } as const;
 
 export class EapTlsSession {

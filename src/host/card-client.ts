@@ -40,6 +40,9 @@ import {
   type ExportedSessionBlob,
 } from './card-codec.js';
 
+/** P1 flags of PROCESS-EAP (P2 00) besides More (docs/apdu-protocol.md §3). */
+export const EapP1 = { start: 0x02, info: 0x04 } as const;
+
 /** The setls applet AID: F0 "setls" 01. */
 export const SETLS_AID = Uint8Array.of(0xf0, 0x73, 0x65, 0x74, 0x6c, 0x73, 0x01);
 export const CLA_PROPRIETARY = 0xa0;
@@ -349,10 +352,13 @@ export class CardClient {
 
   /**
    * PROCESS-EAP (P2 00) or PROCESS-EAP-ENCRYPT (P2 80|CT): one EAP-Response in, the card's answer
-   * and SW out, unchecked (7001 carries data). Used by EapSession.
+   * and SW out, unchecked (7001 carries data). Used by EapSession. `p1Flags` (P2 00 only):
+   * EapP1.start wipes the card's TLS session first, EapP1.info asks for the session info after an
+   * EAP-Success (docs/apdu-protocol.md §3).
    */
-  async processEap(eapResponse: Uint8Array, p2 = 0x00): Promise<ResponseApdu> {
+  async processEap(eapResponse: Uint8Array, p2 = 0x00, p1Flags = 0x00): Promise<ResponseApdu> {
     if (!(eapResponse instanceof Uint8Array) || eapResponse.length < 4) throw new TypeError('an EAP-Response is at least 4 bytes');
-    return this.transceive(this.cmd(0x80, 0x00, p2, eapResponse, this.neMax));
+    if ((p1Flags & ~(EapP1.start | EapP1.info)) !== 0 || (p1Flags !== 0 && p2 !== 0)) throw new RangeError('PROCESS-EAP flags are START/INFO, with P2 00 only');
+    return this.transceive(this.cmd(0x80, p1Flags, p2, eapResponse, this.neMax));
   }
 }

@@ -27,7 +27,8 @@ import {
   parseEapTls,
   type EapTlsPacket,
 } from '../eap/index.js';
-import type { CardClient } from './card-client.js';
+import { EapP1, type CardClient } from './card-client.js';
+import { parseSessionInfo, type SessionInfo } from './card-codec.js';
 import { cardError } from './errors.js';
 import { Mutex } from './mutex.js';
 
@@ -48,6 +49,8 @@ export interface HandshakeStep {
   readonly needMore: boolean;
   /** Records not consumed because the handshake completed (or failed) before them: pass them to decrypt(). */
   readonly remaining: Uint8Array[];
+  /** What the handshake negotiated, when `done` and the card sent it with its EAP-Success (`sessionInfo` option). */
+  readonly info?: SessionInfo;
 }
 
 export interface DecryptResult {
@@ -68,6 +71,13 @@ export interface EapSessionOptions {
   readonly initialId?: number;
   /** Bound on a reassembled card message. Default 1 MiB. */
   readonly maxMessage?: number;
+  /**
+   * The first Response carries PROCESS-EAP START: the card wipes its TLS session before reading it,
+   * so no RESET-STATE exchange is needed before a handshake. Default false.
+   */
+  readonly fresh?: boolean;
+  /** Handshake Responses carry PROCESS-EAP INFO: the EAP-Success brings the session info (`HandshakeStep.info`). Default false. */
+  readonly sessionInfo?: boolean;
 }
 
 type Phase = 'handshake' | 'failing' | 'connected' | 'failed' | 'closed';
@@ -98,6 +108,11 @@ export class EapSession {
   private readonly maxFragment: number;
   private readonly reassembler: EapTlsReassembler;
   private readonly lock = new Mutex();
+  /** START still to be sent (on the first PROCESS-EAP of the session only). */
+  private startPending: boolean;
+  private readonly infoFlag: number;
+  /** Session info the card appended to its EAP-Success. */
+  private info: SessionInfo | undefined;
 
   constructor(
     private readonly card: CardClient,
@@ -111,6 +126,8 @@ export class EapSession {
     if (!Number.isInteger(id) || id < 0 || id > 255) throw new RangeError('initialId must be a byte');
     this.id = id;
     this.reassembler = new EapTlsReassembler(opts.maxMessage ?? 1 << 20);
+    this.startPending = opts.fresh === true;
+    this.infoFlag = opts.sessionInfo === true ? EapP1.info : 0;
   }
 
   get phase(): Phase {
@@ -127,7 +144,10 @@ export class EapSession {
    * other SW is a CardError. Updates the Identifier to echo the card's Request.
    */
   private async exchange(packet: Uint8Array, p2 = 0x00): Promise<{ sw: number; code: number; tls?: EapTlsPacket }> {
-    const r: ResponseApdu = await this.card.processEap(packet, p2);
+    // Flags only during the handshake (PROCESS-EAP proper); START on the session's first Response only.
+    const p1 = p2 === 0 && this.phaseValue === 'handshake' ? (this.startPending ? EapP1.start : 0) | this.infoFlag : 0;
+    const r: ResponseApdu = await this.card.processEap(packet, p2, p1);
+    this.startPending = false;
     if (r.sw !== SW.ok && r.sw !== SW.authFailure && r.sw !== SW.handshakeDone) throw cardError(p2 ? 'PROCESS-EAP-ENCRYPT' : 'PROCESS-EAP', r.sw);
     let code: number;
     let tls: EapTlsPacket | undefined;
@@ -139,6 +159,10 @@ export class EapSession {
         tls = parseEapTls(r.data);
       } else if (code !== EapCode.success && code !== EapCode.failure) {
         throw protocolError(`the card sent EAP code ${code}`);
+      }
+      if (code === EapCode.success && eap.trailing.length > 0) {
+        if (!(p1 & EapP1.info)) throw protocolError('the card sent bytes after its EAP-Success unasked');
+        this.info = parseSessionInfo(eap.trailing);
       }
       this.id = eap.id;
     } catch (e) {
@@ -245,7 +269,7 @@ export class EapSession {
           out.push(ans.data);
         }
       }
-      return { toClient: concat(...out), done, failed, needMore: !done && !failed, remaining };
+      return { toClient: concat(...out), done, failed, needMore: !done && !failed, remaining, ...(done && this.info ? { info: this.info } : {}) };
     });
   }
 

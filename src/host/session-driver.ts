@@ -38,7 +38,13 @@ export interface SessionDriver {
   start(): Promise<void>;
   /** Wipes the card's TLS session (between clients). */
   resetState(): Promise<void>;
-  newSession(): SeSession;
+  /**
+   * True when a session made with `{ fresh: true }` wipes the card's TLS session with its first
+   * command (setls PROCESS-EAP START): no resetState() is needed before a handshake.
+   */
+  readonly freshSessions: boolean;
+  /** A session for the next handshake; `fresh` where the driver supports it (see `freshSessions`). */
+  newSession(opts?: { fresh?: boolean }): SeSession;
   /** What the handshake negotiated, when the applet can tell. */
   sessionInfo(): Promise<SessionInfo | undefined>;
 }
@@ -53,6 +59,7 @@ export interface EapDriverOptions {
 /** The setls applet (EAP-TLS in APDUs, docs/apdu-protocol.md). */
 export class EapDriver implements SessionDriver {
   readonly kind = 'eap' as const;
+  readonly freshSessions = true;
   constructor(
     readonly card: CardClient,
     private readonly opts: EapDriverOptions,
@@ -68,8 +75,9 @@ export class EapDriver implements SessionDriver {
     return this.card.resetState();
   }
 
-  newSession(): SeSession {
-    return new EapSession(this.card, this.opts.session ?? {});
+  /** `fresh`: START on the first Response; the handshake's EAP-Success always brings the session info (INFO). */
+  newSession(opts: { fresh?: boolean } = {}): SeSession {
+    return new EapSession(this.card, { ...this.opts.session, fresh: opts.fresh === true, sessionInfo: true });
   }
 
   sessionInfo(): Promise<SessionInfo | undefined> {

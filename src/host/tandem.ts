@@ -25,11 +25,15 @@ import { CardError } from './errors.js';
 import { HostSession } from './host-record.js';
 import { SW } from '../apdu/index.js';
 import { EapDriver, type SessionDriver } from './session-driver.js';
+import type { HandshakeStep } from './eap-session.js';
 import { TlsSeDriver } from './tls-se-driver.js';
 import { hostError } from './errors.js';
 import { RecordLayer } from './record-layer.js';
 import { SeTlsSocket } from './socket.js';
 import { SocketReader } from './socket-reader.js';
+
+/** Answers of a card that lost its applet selection or PIN verification (after a reset): start() again. */
+const ACCESS_LOST: ReadonlySet<number> = new Set([SW.securityNotSatisfied, SW.conditionsNotSatisfied, SW.insNotSupported, SW.claNotSupported]);
 
 export interface TlsTandemOptions {
   readonly transport: CardTransport;
@@ -214,8 +218,10 @@ export class TlsTandem extends EventEmitter {
     let spoke = false;
     let layer: RecordLayer | undefined;
     try {
-      await this.resetCard();
-      const session = this.driver.newSession();
+      // setls: PROCESS-EAP START wipes the card's session with the ClientHello (no RESET-STATE exchange).
+      const fold = this.driver.freshSessions;
+      if (!fold) await this.resetCard();
+      let session = this.driver.newSession({ fresh: true });
       const deadline = performance.now() + this.handshakeTimeoutMs;
       let first = true;
       for (;;) {
@@ -232,7 +238,18 @@ export class TlsTandem extends EventEmitter {
           throw e;
         }
         if (records === null) throw hostError('ERR_HOST_PEER_CLOSED', 'the client closed the connection during the handshake');
-        const step = await session.handshake(records, first ? Math.floor(Date.now() / 1000) : undefined);
+        const gmt = first ? Math.floor(Date.now() / 1000) : undefined;
+        let step: HandshakeStep;
+        try {
+          step = await session.handshake(records, gmt);
+        } catch (e) {
+          // The card lost its selection / PIN (reset, re-inserted): SELECT + VERIFY, then the same
+          // first step again (START makes it idempotent). What resetCard() does for other drivers.
+          if (!(fold && first && e instanceof CardError && ACCESS_LOST.has(e.sw))) throw e;
+          await this.driver.start();
+          session = this.driver.newSession({ fresh: true });
+          step = await session.handshake(records, gmt);
+        }
         first = false;
         if (step.toClient.length && socket.writable) {
           this.onServerFlight?.(step.toClient);
@@ -248,7 +265,7 @@ export class TlsTandem extends EventEmitter {
         }
         if (step.done) {
           reader.unshift(step.remaining);
-          const info = await this.driver.sessionInfo();
+          const info = step.info ?? (await this.driver.sessionInfo());
           let exported: HostSession | undefined;
           if (this.recordLayerMode === 'host') {
             try {

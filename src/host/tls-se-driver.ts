@@ -247,6 +247,9 @@ export class TlsSeDriver implements SessionDriver {
     if (sw !== 0x9000) throw cardError('TLS-SE RESET', sw);
   }
 
+  /** The TLS-SE applet has no way to fold its RESET into the first command. */
+  readonly freshSessions = false;
+
   newSession(): SeSession {
     return new TlsSeSession(this.card, this.opts.session ?? {});
   }

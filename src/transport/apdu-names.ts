@@ -22,7 +22,7 @@ export function commandName(cla: number, ins: number, p1: number, p2: number): s
       return p1 === 0x10 ? 'RESET-STATE' : 'GET-STATE';
     case 0x80:
       if (p2 & 0x80) return (p2 & 0x7f) === 0x15 ? 'PROCESS-EAP-ENCRYPT(alert)' : 'PROCESS-EAP-ENCRYPT';
-      return 'PROCESS-EAP';
+      return p1 & 0x02 ? 'PROCESS-EAP(START)' : 'PROCESS-EAP';
     case 0xa6:
       return 'GET-SESSION-KEY';
     case 0x86:

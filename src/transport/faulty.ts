@@ -38,9 +38,11 @@ export interface FaultyTransportOptions {
 }
 
 /**
- * Default heavy-APDU rule: after RESET-STATE (INS 19 P1 10) or SELECT, the APDU that completes the
- * first ≥ 100-byte PROCESS-EAP (INS 80; the last segment of a chain, CLA bit 0x10 clear) or TLS-SE
- * RECV (INS D8): the card then runs ECDHE, signs and derives the key schedule.
+ * Default heavy-APDU rule: after RESET-STATE (INS 19 P1 10), SELECT, or a PROCESS-EAP with START
+ * (INS 80 P1 bit 1, P2 00: the setls host folds RESET-STATE into the ClientHello), the APDU that
+ * completes the first ≥ 100-byte PROCESS-EAP (INS 80; the last segment of a chain: P1 bit 0 clear)
+ * or TLS-SE RECV (INS D8; CLA bit 0x10 clear): the card then runs ECDHE, signs and derives the key
+ * schedule.
  */
 function defaultHeavy(): (apdu: Uint8Array) => boolean {
   let armed = true;
@@ -52,9 +54,15 @@ function defaultHeavy(): (apdu: Uint8Array) => boolean {
       acc = 0;
       return false;
     }
+    // Every segment of a START chain carries START: arm once, on the first.
+    if (ins === 0x80 && apdu[3] === 0x00 && (apdu[2]! & 0x02) !== 0 && !armed) {
+      armed = true;
+      acc = 0;
+    }
     if (!armed || (ins !== 0x80 && ins !== 0xd8)) return false;
     acc += apdu.length;
-    if ((apdu[0]! & 0x10) !== 0 || acc < 100) return false;
+    const more = ins === 0x80 ? (apdu[2]! & 0x01) !== 0 : (apdu[0]! & 0x10) !== 0;
+    if (more || acc < 100) return false;
     armed = false;
     return true;
   };

@@ -126,6 +126,56 @@ test('garbage TLS → EAP-Request with the alert + 7001, EAP-Failure after the A
   }
 });
 
+test('PROCESS-EAP START wipes the session (no RESET-STATE), INFO puts the session info after EAP-Success only', async () => {
+  const { card, ca, cleanup } = await personalised();
+  try {
+    reset(card);
+    // leave the session failed (state 04): only a reset can recover it
+    assert.equal(eap(card, eapResponse(0x10, new TextEncoder().encode('GET / HTTP/1.1\r\n\r\n'), { time: now() })).sw, 0x7001);
+    assert.equal(stateOf(card), 4);
+    // START on the first Response recovers it, with any Identifier; INFO on every handshake Response
+    const pipe = new ClientPipe();
+    const client = connectClient(pipe, ca.pem);
+    const connected = once(client, 'secureConnect');
+    const hs = await driveHandshake(card, pipe, { start: true, info: true, firstId: 0x77 });
+    assert.equal(hs.outcome, 'success');
+    await connected;
+    client.destroy();
+    const last = hs.responses[hs.responses.length - 1]!;
+    assert.deepEqual([...last.data.subarray(0, 4)], [0x03, hs.lastId, 0x00, 0x04]);
+    const info = parseTlvs(last.data.subarray(4));
+    assert.deepEqual([...findTlv(info, 0x20)!], [0x03, 0x04]); // TLS 1.3
+    assert.equal(new TextDecoder().decode(findTlv(info, 0x26)), 'web'); // identity that served
+    assert.deepEqual(info.map((t) => t.tag), parseTlvs(send(card, cmd(0xa0, 0x86, 0, 0, Uint8Array.of(0x10), 256)).data).map((t) => t.tag));
+    // every other answer is a bare EAP packet (nothing beyond its Length)
+    for (const r of hs.responses.slice(0, -1)) assert.equal(r.data.length, (r.data[2]! << 8) | r.data[3]!);
+    assert.equal(stateOf(card), 3);
+    // without INFO, EAP-Success stays 4 bytes; START again mid-session wipes the connected session
+    const pipe2 = new ClientPipe();
+    const client2 = connectClient(pipe2, ca.pem);
+    const c2 = once(client2, 'secureConnect');
+    const hs2 = await driveHandshake(card, pipe2, { start: true });
+    assert.equal(hs2.outcome, 'success');
+    await c2;
+    client2.destroy();
+    assert.equal(hs2.responses[hs2.responses.length - 1]!.data.length, 4);
+    // the flags must be the same on every segment of a chain: START on the first only → 6883
+    const seg1 = cmd(0xa0, 0x80, 0x03, 0x00, Uint8Array.of(2, 1, 0, 6));
+    const seg2 = cmd(0xa0, 0x80, 0x00, 0x00, Uint8Array.of(13, 0));
+    assert.equal(swOf(card, seg1), 0x9000);
+    assert.equal(swOf(card, seg2), 0x6883);
+    // the same flags on both: one Response, executed once (START wiped the session → state 02, an empty Request)
+    assert.equal(swOf(card, cmd(0xa0, 0x80, 0x03, 0x00, Uint8Array.of(2, 1, 0, 6))), 0x9000);
+    const whole = send(card, cmd(0xa0, 0x80, 0x02, 0x00, Uint8Array.of(13, 0), 256));
+    assert.equal(whole.sw, 0x9000);
+    assert.deepEqual([...whole.data], [0x01, 0x02, 0x00, 0x06, 0x0d, 0x00]);
+    assert.equal(stateOf(card), 2);
+  } finally {
+    card.close();
+    cleanup();
+  }
+});
+
 test('a truncated ClientHello: the card asks for more (empty Request); RESET-STATE then a full handshake', async () => {
   const { card, ca, cleanup } = await personalised();
   try {

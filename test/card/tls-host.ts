@@ -66,8 +66,8 @@ export interface HandshakeResult {
   readonly sawDoneSw: boolean;
 }
 
-export async function sendEap(card: EmulatedCard, eap: Uint8Array, p2 = 0, extended = false): Promise<ResponseApdu> {
-  return xcv(card, a0(0x80, 0x00, p2, eap), extended);
+export async function sendEap(card: EmulatedCard, eap: Uint8Array, p2 = 0, extended = false, p1 = 0): Promise<ResponseApdu> {
+  return xcv(card, a0(0x80, p1, p2, eap), extended);
 }
 
 /**
@@ -77,10 +77,12 @@ export async function sendEap(card: EmulatedCard, eap: Uint8Array, p2 = 0, exten
 export async function driveHandshake(
   card: EmulatedCard,
   pipe: ClientPipe,
-  opts: { firstId?: number; time?: number; extended?: boolean; fragment?: number } = {},
+  opts: { firstId?: number; time?: number; extended?: boolean; fragment?: number; start?: boolean; info?: boolean } = {},
 ): Promise<HandshakeResult> {
   let id = opts.firstId ?? 0x42;
   let first = true;
+  // PROCESS-EAP P1 flags: START (02) on the first Response only, INFO (04) on every handshake Response.
+  const p1 = (): number => (first && opts.start ? 0x02 : 0) | (opts.info ? 0x04 : 0);
   const responses: ResponseApdu[] = [];
   let ccs: Uint8Array[] = [];
   let sawFailureSw = false;
@@ -102,7 +104,8 @@ export async function driveHandshake(
         const part = msg.subarray(o, o + opts.fragment);
         const last = o + opts.fragment >= msg.length;
         const flags = (o === 0 ? EapTlsFlag.length : 0) | (last ? 0 : EapTlsFlag.more);
-        r = await sendEap(card, eapResponse(id, part, { flags, tlsLength: msg.length, ...(o === 0 ? time : {}) }), 0, opts.extended);
+        r = await sendEap(card, eapResponse(id, part, { flags, tlsLength: msg.length, ...(o === 0 ? time : {}) }), 0, opts.extended, p1());
+        first = false;
         o += opts.fragment;
         if (last) break;
         if (r.sw !== 0x9000) throw new Error(`fragment answered ${r.sw.toString(16)}`);
@@ -111,7 +114,7 @@ export async function driveHandshake(
         id = ack.id;
       }
     } else {
-      r = await sendEap(card, eapResponse(id, msg, time), 0, opts.extended);
+      r = await sendEap(card, eapResponse(id, msg, time), 0, opts.extended, p1());
     }
     first = false;
     const collected: Uint8Array[] = [];
@@ -130,7 +133,7 @@ export async function driveHandshake(
         // 7001: the failure alert, 9001: the server's last records (TLS 1.2 CCS + Finished, TLS 1.3
         // tickets): deliver them, then ACK (→ EAP-Failure / EAP-Success)
         if (r.sw === 0x7001 || r.sw === 0x9001) pipe.deliver(concat(...collected.splice(0)));
-        r = await sendEap(card, eapAck(id), 0, opts.extended);
+        r = await sendEap(card, eapAck(id), 0, opts.extended, p1());
         continue;
       }
       break;

@@ -15,15 +15,18 @@ import { TRACE_FORMAT, describeMismatch, openFixtureCard, replay, type TraceFile
 const FIXTURE = join(dirname(fileURLToPath(import.meta.url)), '..', 'fixtures', 'card-trace');
 const trace = JSON.parse(readFileSync(join(FIXTURE, 'trace.json'), 'utf8')) as TraceFile;
 
-test('the card-trace fixture covers SELECT, VERIFY, RESET-STATE, the handshake, DECRYPT/ENCRYPT, close_notify and GET-STATE', () => {
+test('the card-trace fixture covers SELECT, VERIFY, the handshake (START, INFO), DECRYPT/ENCRYPT, close_notify and GET-STATE', () => {
   assert.equal(trace.format, TRACE_FORMAT);
   const steps = new Set(trace.exchanges.map((e) => e.step));
-  for (const s of ['SELECT', 'VERIFY user PIN', 'RESET-STATE', 'handshake', 'DECRYPT request', 'ENCRYPT response', 'ENCRYPT close_notify', 'DECRYPT client close_notify', 'GET-STATE']) {
+  for (const s of ['SELECT', 'VERIFY user PIN', 'handshake', 'DECRYPT request', 'ENCRYPT response', 'ENCRYPT close_notify', 'DECRYPT client close_notify', 'GET-STATE']) {
     assert.ok(steps.has(s), `step ${s} missing`);
   }
   const hs = trace.exchanges.filter((e) => e.step === 'handshake');
   assert.ok(hs.length >= 3, 'ClientHello, fragments/GET RESPONSE, Finished');
   assert.equal(hs.at(-1)!.r.slice(0, 2), '03', 'the handshake ends with EAP-Success');
+  assert.equal(hs[0]!.c.slice(0, 4), 'a080', 'PROCESS-EAP first (no RESET-STATE)');
+  assert.ok((parseInt(hs[0]!.c.slice(4, 6), 16) & 0x06) === 0x06, 'the first Response carries START and INFO');
+  assert.ok(hs.at(-1)!.r.length > 8 + 4, 'the EAP-Success carries the session info');
   assert.equal(trace.exchanges.at(-1)!.r, '059000', 'GET-STATE answers CLOSED');
 });
 

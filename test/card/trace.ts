@@ -88,14 +88,12 @@ export async function recordSession(card: EmulatedCard, caPem: string, time: num
   expectOk(send(c, SELECT).sw, 'SELECT');
   rec.step = 'VERIFY user PIN';
   expectOk(send(c, verify(USER_PIN)).sw, 'VERIFY');
-  rec.step = 'RESET-STATE';
-  expectOk(send(c, cmd(0xa0, 0x19, 0x10, 0x00)).sw, 'RESET-STATE');
-
+  // No RESET-STATE: the first Response carries PROCESS-EAP START, the EAP-Success the session info (INFO).
   rec.step = 'handshake';
   const pipe = new ClientPipe();
   const client = connectClient(pipe, caPem);
   const connected = once(client, 'secureConnect');
-  const hs = await driveHandshake(c, pipe, { time });
+  const hs = await driveHandshake(c, pipe, { time, start: true, info: true });
   if (hs.outcome !== 'success') throw new Error('the recorded handshake failed');
   await connected;
   let id = hs.lastId;

@@ -261,9 +261,41 @@ test('e2e: tracing shows the EAP shuttle with named commands', async () => {
   tandem.on('secureConnection', (s: SeTlsSocket) => s.end('t'));
   assert.equal((await readAll(connect(addr.port))).toString(), 't');
   const text = lines.join('\n');
-  for (const name of ['SELECT', 'VERIFY-PIN(user)', 'SET-IDENTITY', 'RESET-STATE', 'PROCESS-EAP', 'PROCESS-EAP-ENCRYPT', 'PROCESS-EAP-ENCRYPT(alert)', 'GET-EXPORTED-PARAMETER']) {
+  for (const name of ['SELECT', 'VERIFY-PIN(user)', 'SET-IDENTITY', 'PROCESS-EAP(START)', 'PROCESS-EAP', 'PROCESS-EAP-ENCRYPT', 'PROCESS-EAP-ENCRYPT(alert)', 'RESET-STATE']) {
     assert.ok(text.includes(`  ${name} [`), `trace lacks ${name}`);
   }
+  // RESET-STATE and the session-info read are folded into PROCESS-EAP: RESET-STATE only after the
+  // session (teardown), GET-EXPORTED-PARAMETER never; the EAP-Success carries the info TLV (tag 24+).
+  assert.ok(!text.includes('  GET-EXPORTED-PARAMETER ['), 'a separate session-info read');
+  const handshake = text.slice(0, text.indexOf('  PROCESS-EAP-ENCRYPT ['));
+  assert.ok(!handshake.slice(handshake.indexOf('  PROCESS-EAP(START) [')).includes('  RESET-STATE ['), 'RESET-STATE inside the handshake');
+  assert.equal(handshake.split('  PROCESS-EAP(START) [').length - 1, 1, 'START on the first Response only');
   assert.ok(!text.includes(Buffer.from(PIN).toString('hex').toUpperCase().replace(/(..)/g, '$1 ').trim()), 'PIN bytes in the trace');
-  assert.match(text, /<< 03 .. 00 04 90 00  9000 OK/, 'EAP-Success in the trace');
+  assert.match(text, /<< 03 .. 00 04 [0-9A-F ]+ 90 00  9000 OK/, 'EAP-Success (+ session info) in the trace');
+});
+
+test('e2e: a card reset between sessions (selection and PIN lost): the first PROCESS-EAP(START) gets 6985/6982, the tandem SELECTs, VERIFYs and serves the client', async () => {
+  const lines: string[] = [];
+  const tandem = new TlsTandem({ transport: new TracingTransport(new InProcessTransport((a) => card.process(a)), (l) => lines.push(l)), pin: PIN, identity: 'web' });
+  live.push(tandem);
+  const errors: unknown[] = [];
+  tandem.on('sessionError', (e) => errors.push(e));
+  await tandem.start();
+  tandem.listen(0, '127.0.0.1');
+  const [addr] = (await once(tandem, 'listening')) as [AddressInfo];
+  tandem.on('secureConnection', (s: SeTlsSocket) => s.end(`n=${s.getSessionInfo()?.identity ?? '?'}`));
+  assert.equal((await readAll(connect(addr.port))).toString(), 'n=web');
+  await new Promise((r) => setTimeout(r, 50)); // the teardown RESET-STATE of the first session
+  card.reset(); // power cycle: no applet selected, no PIN verified
+  const before = lines.length;
+  assert.equal((await readAll(connect(addr.port))).toString(), 'n=web');
+  const trace = lines.slice(before).join('\n');
+  const order = ['  PROCESS-EAP(START) [', '  SELECT [', '  VERIFY-PIN(user) [', '  PROCESS-EAP(START) ['];
+  let at = 0;
+  for (const name of order) {
+    const i = trace.indexOf(name, at);
+    assert.ok(i >= 0, `${name.trim()} missing after ${at}: ${trace}`);
+    at = i + name.length;
+  }
+  assert.deepEqual(errors, []);
 });
