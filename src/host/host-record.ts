@@ -9,7 +9,8 @@
  *   makes the host put its own KeyUpdate (update_not_requested) in front of its next record and
  *   move its write key. The host also rotates its write key after `keyUpdateAfterRecords` records.
  * - TLS 1.2 (RFC 5246 §6.2.3.3): RecordKey12 from tls/record (explicit nonce = sequence number for
- *   GCM/CCM, IV xor seq for ChaCha20), starting at the exported sequence numbers. Renegotiation is
+ *   GCM/CCM, IV xor seq for ChaCha20), starting at the exported sequence numbers; the suite's key,
+ *   IV and tag lengths come from the engine's own table (tls/record/aead-suites12.ts). Renegotiation is
  *   refused with a no_renegotiation warning (RFC 5746).
  *
  * The host never holds the private key, the master secret or handshake secrets: only this session's
@@ -18,6 +19,7 @@
  * imports bytes/, tls/record and tls/crypto.ts (primitives) and host/.
  */
 import { SetlsError, concat, wipe } from '../bytes/index.js';
+import { AEAD_SUITES12 } from '../tls/record/aead-suites12.js';
 import { RecordKey12 } from '../tls/record/protection12.js';
 import { aeadOpen, aeadSeal, hkdfExpandLabel, SUITES, type AeadName, type HashName } from '../tls/crypto.js';
 import { wipeExportedSession, type ExportedSessionBlob } from './card-codec.js';
@@ -36,41 +38,6 @@ const ALERT = {
   internalError: 80,
   noRenegotiation: 100,
 } as const;
-
-type Suite12Params = ConstructorParameters<typeof RecordKey12>[0];
-
-/** The TLS 1.2 AEAD suites the card may export (the engine's table, RFC 5289/7905/7251/6655/5487). */
-const SUITES12: ReadonlyMap<number, Suite12Params> = new Map(
-  (
-    [
-      [0xc02b, 'ECDHE-ECDSA-AES128-GCM-SHA256', 'ecdhe_ecdsa', 'sha256', 'aes-128-gcm', 16, 16],
-      [0xc02c, 'ECDHE-ECDSA-AES256-GCM-SHA384', 'ecdhe_ecdsa', 'sha384', 'aes-256-gcm', 32, 16],
-      [0xcca9, 'ECDHE-ECDSA-CHACHA20-POLY1305', 'ecdhe_ecdsa', 'sha256', 'chacha20-poly1305', 32, 16],
-      [0xc02f, 'ECDHE-RSA-AES128-GCM-SHA256', 'ecdhe_rsa', 'sha256', 'aes-128-gcm', 16, 16],
-      [0xc030, 'ECDHE-RSA-AES256-GCM-SHA384', 'ecdhe_rsa', 'sha384', 'aes-256-gcm', 32, 16],
-      [0xcca8, 'ECDHE-RSA-CHACHA20-POLY1305', 'ecdhe_rsa', 'sha256', 'chacha20-poly1305', 32, 16],
-      [0xc0ae, 'ECDHE-ECDSA-AES128-CCM8', 'ecdhe_ecdsa', 'sha256', 'aes-128-ccm', 16, 8],
-      [0xc0a8, 'PSK-AES128-CCM8', 'psk', 'sha256', 'aes-128-ccm', 16, 8],
-      [0x00a8, 'PSK-AES128-GCM-SHA256', 'psk', 'sha256', 'aes-128-gcm', 16, 16],
-    ] as const
-  ).map(([id, name, kx, hash, aead, keyLength, tagLength]) => {
-    const chacha = aead === 'chacha20-poly1305';
-    const row: Suite12Params = {
-      id,
-      name,
-      kx,
-      hash,
-      hashLength: hash === 'sha256' ? 32 : 48,
-      aead,
-      keyLength,
-      fixedIvLength: chacha ? 12 : 4,
-      explicitNonceLength: chacha ? 0 : 8,
-      tagLength,
-      maxRecordsPerKey: chacha ? Number.MAX_SAFE_INTEGER : 2 ** 24,
-    };
-    return [id, row] as const;
-  }),
-);
 
 function hostErr(code: string, message: string): SetlsError {
   return new SetlsError(code, message);
@@ -206,7 +173,7 @@ export class HostSession implements SeSession {
         this.write = new Direction13(s.hash, s.aead, s.keyLength, s.tagLength, blob.serverTrafficSecret, blob.serverKey, blob.serverIv, writeSeq);
         this.maxWriteRecords = s.maxRecordsPerKey;
       } else if (blob.version === 0x0303) {
-        const s = SUITES12.get(blob.cipherSuite);
+        const s = AEAD_SUITES12.get(blob.cipherSuite);
         if (!s) throw hostErr('ERR_HOST_EXPORT_BLOB', `unknown TLS 1.2 suite 0x${blob.cipherSuite.toString(16)}`);
         const check = (k: Uint8Array, iv: Uint8Array, who: string): void => {
           if (k.length !== s.keyLength || iv.length !== s.fixedIvLength) throw hostErr('ERR_HOST_EXPORT_BLOB', `bad ${who} key/IV lengths for the suite`);

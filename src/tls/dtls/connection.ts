@@ -1,6 +1,7 @@
 /**
  * The DTLS 1.2 server (RFC 6347, RFC 7925 profile), sans I/O: TLS 1.2's handshake (tls12/handshake12.ts,
- * reused as is) with DTLS record and handshake framing.
+ * reused as is) and connection core (tls12/core12.ts: state, encrypt, exporter, alerts, handshake
+ * actions, wiping — shared with TLS 1.2) with DTLS record and handshake framing, which is this file.
  *
  * Division of labour (draft-urien-uta-tls-dtls-security-module §5, §7; docs/apdu-protocol.md §8):
  * the host answers the first ClientHello with a stateless HelloVerifyRequest, reassembles fragments,
@@ -22,19 +23,10 @@
  * SECRETS: read/write keys, the master secret (exporter), the handshake's secrets (Handshake12).
  * imports bytes/ and tls/ siblings only.
  */
-import { SetlsError, concat, wipe } from '../../bytes/index.js';
-import {
-  AlertDescription,
-  ContentType,
-  type TlsOutput,
-  type TlsServerConfig,
-  type TlsServerConnection,
-  type TlsSessionInfo,
-  type TlsState,
-} from '../api.js';
+import { concat } from '../../bytes/index.js';
+import { ContentType, type TlsServerConfig, type TlsServerConnection } from '../api.js';
 import { HandshakeType, MAX_PLAINTEXT, ProtocolVersion } from '../constants.js';
-import { alertForError, tlsError } from '../errors.js';
-import { checkedExporter12 } from '../keyschedule/prf12.js';
+import { tlsError } from '../errors.js';
 import {
   DTLS12_VERSION,
   DtlsHandshakeReassembler,
@@ -46,14 +38,12 @@ import {
   splitDtlsClientHello,
   type DtlsRecord,
 } from '../record/dtls-framing.js';
-import { Output12 } from '../tls12/connection12.js';
-import { Handshake12, type Action12 } from '../tls12/handshake12.js';
-import type { Suite12 } from '../tls12/suites12.js';
-import { AlertLevel, encodeAlert, parseAlert } from '../wire/alert.js';
+import type { RecordKey12 } from '../record/protection12.js';
+import { Connection12Core, type Output12 } from '../tls12/core12.js';
+import { AlertLevel } from '../wire/alert.js';
 import { parseClientHello, type ClientHello } from '../wire/clientHello.js';
 import type { HandshakeMessage } from '../wire/handshake.js';
 import { DtlsRecordKey } from './record.js';
-import { sealApplicationData } from '../record/protection12.js';
 
 /** DTLS-only options, on top of TlsServerConfig. */
 export interface DtlsServerOptions {
@@ -71,42 +61,21 @@ const MAX_EARLY_RECORDS = 8;
 /** The ClientHello may carry message_seq 0 (no HelloVerifyRequest) or a small number after HVRs. */
 const MAX_FIRST_MESSAGE_SEQ = 4;
 
-export class DtlsServerConnection implements TlsServerConnection {
-  private st: TlsState = 'handshaking';
-  private readonly hs: Handshake12;
+export class DtlsServerConnection extends Connection12Core<DtlsRecordKey> implements TlsServerConnection {
   private readonly reassembler = new DtlsHandshakeReassembler(0);
   private started = false;
   private writeMessageSeq = 0;
   private readEpoch = 0;
   private writeEpoch = 0;
   private epoch0WriteSeq = 0;
-  private readKey: DtlsRecordKey | undefined;
-  private writeKey: DtlsRecordKey | undefined;
   private pendingCcs = false;
   private early: DtlsRecord[] = [];
-  private suite: Suite12 | undefined;
-  private negotiatedInfo: TlsSessionInfo | undefined;
-  private maxSend: number;
-  private maxReceive = MAX_PLAINTEXT;
   private readonly maxFragment: number;
-  private sentCloseNotify = false;
-  private master: Uint8Array | undefined;
-  private clientRandom: Uint8Array = new Uint8Array(0);
-  private serverRandom: Uint8Array = new Uint8Array(0);
 
   constructor(config: TlsServerConfig, opts: DtlsServerOptions = {}) {
     // DTLS 1.2 only: no TLS 1.3 downgrade sentinel in ServerHello.random.
-    this.hs = new Handshake12({ ...config, versions: [ProtocolVersion.tls12] }, (m) => this.frame(m));
+    super({ ...config, versions: [ProtocolVersion.tls12] }, Math.max(1, Math.min(opts.maxRecordPlaintext ?? MAX_PLAINTEXT, MAX_PLAINTEXT)));
     this.maxFragment = Math.max(64, Math.min(opts.maxHandshakeFragment ?? 16384, 16384));
-    this.maxSend = Math.max(1, Math.min(opts.maxRecordPlaintext ?? MAX_PLAINTEXT, MAX_PLAINTEXT));
-  }
-
-  get state(): TlsState {
-    return this.st;
-  }
-
-  get info(): TlsSessionInfo | undefined {
-    return this.negotiatedInfo;
   }
 
   /** message_seq of the next handshake message the engine expects from the client. */
@@ -114,52 +83,10 @@ export class DtlsServerConnection implements TlsServerConnection {
     return this.reassembler.next;
   }
 
-  /** Feeds one datagram (or any concatenation of whole DTLS records). */
-  receive(data: Uint8Array): TlsOutput {
-    const out = new Output12();
-    if (!this.live()) return out.result();
-    try {
-      for (const r of parseDtlsRecords(data)) {
-        if (!this.live()) break;
-        this.handleRecord(r, out);
-      }
-    } catch (e) {
-      this.fail(e, out);
-    }
-    return out.result();
-  }
-
-  encrypt(contentType: number, plaintext: Uint8Array): Uint8Array {
-    if (this.st !== 'connected' || !this.writeKey || this.sentCloseNotify) {
-      throw new SetlsError('ERR_TLS_STATE', `cannot encrypt in state ${this.st}`);
-    }
-    if (contentType === ContentType.alert) {
-      const alert = parseAlert(plaintext);
-      const record = this.writeKey.seal(ContentType.alert, plaintext);
-      if (alert.description === AlertDescription.closeNotify) this.sentCloseNotify = true;
-      else if (alert.level === AlertLevel.fatal) this.terminal('failed');
-      return record;
-    }
-    if (contentType !== ContentType.applicationData) {
-      throw new SetlsError('ERR_TLS_ARGUMENT', `encrypt() takes application_data or alert, not ${contentType}`);
-    }
-    return sealApplicationData(this.writeKey, plaintext, this.maxSend);
-  }
-
-  exportKeyingMaterial(label: string, context: Uint8Array | undefined, length: number): Uint8Array {
-    const s = { master: this.master, hash: this.suite?.hash, failed: this.st === 'failed', state: this.st };
-    return checkedExporter12(s, this.clientRandom, this.serverRandom, label, context, length);
-  }
-
-  dispose(): void {
-    this.wipeSecrets();
-    if (this.st !== 'failed') this.st = 'closed';
-  }
-
   // ---------------------------------------------------------------- framing of our messages
 
   /** TLS 4-byte header → DTLS 12-byte header with our next message_seq; ServerHello gets version FE FD. */
-  private frame(m: Uint8Array): Uint8Array {
+  protected override frameMessage(m: Uint8Array): Uint8Array {
     const type = m[0]!;
     const body = m.slice(4);
     if (type === HandshakeType.serverHello) {
@@ -171,8 +98,12 @@ export class DtlsServerConnection implements TlsServerConnection {
 
   // ---------------------------------------------------------------- records in
 
-  private live(): boolean {
-    return this.st === 'handshaking' || this.st === 'connected';
+  /** One datagram (or any concatenation of whole DTLS records). */
+  protected override feed(data: Uint8Array, out: Output12): void {
+    for (const r of parseDtlsRecords(data)) {
+      if (!this.live()) break;
+      this.handleRecord(r, out);
+    }
   }
 
   private handleRecord(r: DtlsRecord, out: Output12): void {
@@ -201,7 +132,8 @@ export class DtlsServerConnection implements TlsServerConnection {
         this.onChangeCipherSpec(out);
         return;
       case ContentType.alert:
-        this.onAlert(content, out);
+        if (content.length !== 2) return;
+        this.handleAlert(content, out);
         return;
       default:
         if (!this.hs.acceptsApplicationData || this.readEpoch === 0) return;
@@ -263,92 +195,34 @@ export class DtlsServerConnection implements TlsServerConnection {
     // otherwise: a retransmitted CCS, or one before our flight: ignored
   }
 
-  private onAlert(content: Uint8Array, out: Output12): void {
-    if (content.length !== 2) return;
-    const alert = parseAlert(content);
-    if (alert.description === AlertDescription.closeNotify) {
-      out.peerClosed = true;
-      if (!this.sentCloseNotify) {
-        this.sentCloseNotify = true;
-        out.records.push(this.protect(ContentType.alert, encodeAlert(AlertLevel.warning, AlertDescription.closeNotify)));
-      }
-      this.terminal('closed');
-      return;
-    }
-    if (alert.level !== AlertLevel.fatal) return;
-    out.alert = { description: alert.description, sentByUs: false };
-    this.terminal('failed');
+  /** RFC 6347 §4.1.2.7 leniency: only fatal alerts end the association (warnings are ignored). */
+  protected override ignoresAlert(level: number): boolean {
+    return level !== AlertLevel.fatal;
   }
 
-  // ---------------------------------------------------------------- actions out
+  // ---------------------------------------------------------------- records out
 
-  private apply(actions: readonly Action12[], out: Output12): void {
-    for (const a of actions) {
-      switch (a.kind) {
-        case 'negotiated':
-          this.negotiatedInfo = a.info;
-          this.suite = a.suite;
-          this.maxSend = Math.min(this.maxSend, a.maxSend);
-          this.maxReceive = a.maxReceive;
-          break;
-        case 'send':
-          for (const frag of fragmentDtlsHandshake(a.message, this.maxFragment)) out.records.push(this.protect(ContentType.handshake, frag));
-          break;
-        case 'changeWriteKey': {
-          out.records.push(this.protect(ContentType.changeCipherSpec, Uint8Array.of(1)));
-          const k = a.key.exportKeys();
-          a.key.wipe();
-          this.writeKey?.wipe();
-          this.writeEpoch++;
-          this.writeKey = new DtlsRecordKey(this.suite!, k.key, k.iv, this.writeEpoch);
-          break;
-        }
-        case 'warningAlert':
-          out.records.push(this.protect(ContentType.alert, encodeAlert(AlertLevel.warning, a.description)));
-          break;
-        case 'complete':
-          wipe(this.master);
-          this.master = a.master;
-          this.clientRandom = a.clientRandom;
-          this.serverRandom = a.serverRandom;
-          this.negotiatedInfo = a.info;
-          this.st = 'connected';
-          out.handshakeComplete = true;
-          break;
-      }
-    }
+  /** Each message at once, fragmented to maxHandshakeFragment (nothing is queued: flush is a no-op). */
+  protected override sendHandshake(message: Uint8Array, out: Output12): void {
+    for (const frag of fragmentDtlsHandshake(message, this.maxFragment)) out.records.push(this.protect(ContentType.handshake, frag));
   }
 
-  private protect(type: number, content: Uint8Array): Uint8Array {
+  /** Our ChangeCipherSpec starts the next write epoch at sequence 0. */
+  protected override adoptWriteKey(key: RecordKey12): DtlsRecordKey {
+    const k = key.exportKeys();
+    key.wipe();
+    this.writeEpoch++;
+    return new DtlsRecordKey(this.suite!, k.key, k.iv, this.writeEpoch);
+  }
+
+  protected override protect(type: number, content: Uint8Array): Uint8Array {
     if (this.writeKey) return this.writeKey.seal(type, content);
     return encodeDtlsRecord(type, 0, this.epoch0WriteSeq++, content);
   }
 
-  private fail(err: unknown, out: Output12): void {
-    const description = alertForError(err);
-    try {
-      out.records.push(this.protect(ContentType.alert, encodeAlert(AlertLevel.fatal, description)));
-    } catch {
-      // the write key is exhausted: nothing more can be sent
-    }
-    out.alert = { description, sentByUs: true };
-    this.terminal('failed');
-  }
-
-  private terminal(s: 'closed' | 'failed'): void {
-    this.st = s;
+  protected override dropInput(): void {
     this.early = [];
     this.reassembler.clear();
-    if (s === 'failed') this.wipeSecrets();
-  }
-
-  private wipeSecrets(): void {
-    this.hs.wipe();
-    this.readKey?.wipe();
-    this.writeKey?.wipe();
-    this.readKey = this.writeKey = undefined;
-    wipe(this.master);
-    this.master = undefined;
   }
 }
 

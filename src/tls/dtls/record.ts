@@ -17,7 +17,7 @@ import { aeadOpen, aeadSeal } from '../crypto.js';
 import { tlsError } from '../errors.js';
 import { DTLS12_VERSION, DTLS_RECORD_HEADER_LENGTH, epochSeq, writeDtlsRecordHeader, type DtlsRecord } from '../record/dtls-framing.js';
 import { aeadNonce12 } from '../record/protection12.js';
-import type { Suite12 } from '../tls12/suites12.js';
+import type { AeadSuite12 } from '../record/aead-suites12.js';
 
 /** Highest sequence number a 48-bit field holds. */
 export const MAX_DTLS_SEQ = 2 ** 48 - 1;
@@ -71,7 +71,7 @@ export class DtlsRecordKey {
   readonly window = new ReplayWindow();
 
   constructor(
-    private readonly suite: Suite12,
+    private readonly suite: AeadSuite12,
     private readonly key: Uint8Array,
     private readonly iv: Uint8Array,
     readonly epoch: number,

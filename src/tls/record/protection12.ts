@@ -20,7 +20,7 @@ import { ContentType } from '../api.js';
 import { MAX_PLAINTEXT } from '../constants.js';
 import { aeadOpen, aeadSeal } from '../crypto.js';
 import { tlsError } from '../errors.js';
-import type { Suite12 } from '../tls12/suites12.js';
+import type { AeadSuite12 } from './aead-suites12.js';
 
 function seq64(seq: number): Uint8Array {
   const b = new Uint8Array(8);
@@ -46,7 +46,7 @@ function aad(seq: number, type: number, length: number): Uint8Array {
  * number, or DTLS epoch ‖ sequence): GCM/CCM (RFC 5288, RFC 6655) salt(4) ‖ explicit(8); ChaCha20
  * (RFC 7905, no explicit nonce) iv(12) XOR (0000 ‖ explicit).
  */
-export function aeadNonce12(suite: Suite12, iv: Uint8Array, explicit: Uint8Array): Uint8Array {
+export function aeadNonce12(suite: AeadSuite12, iv: Uint8Array, explicit: Uint8Array): Uint8Array {
   if (suite.explicitNonceLength === 0) {
     const n = iv.slice();
     for (let i = 0; i < 8; i++) n[4 + i]! ^= explicit[i]!;
@@ -63,7 +63,7 @@ export class RecordKey12 {
   private seq: number;
 
   constructor(
-    private readonly suite: Suite12,
+    private readonly suite: AeadSuite12,
     private readonly key: Uint8Array,
     private readonly iv: Uint8Array,
     initialSequence = 0,
