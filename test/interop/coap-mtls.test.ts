@@ -1,15 +1,16 @@
 // Mutual certificates with libcoap over CoAP: coaps+tcp:// (TlsTandem) and coaps:// (host DTLS
 // listener with the handshake in the card) against a card whose default identity has clientAuth
 // 'required' and a client CA installed as trust anchor (PUT-TRUST-ANCHOR, PUT-IDENTITY-POLICY).
-// coap-client-openssl and coap-client-gnutls with -C ca -c client.crt -j client.key get GET /status;
-// without a client certificate, or with one from another CA, they get nothing. libcoap clients exit
-// 0 even on failure: the payload (or its absence) is what is checked.
+// coap-client-openssl and coap-client-gnutls with -C ca -c client.crt -j client.key get GET /status,
+// PUT /relay, Observe /power and a block-wise 64 KiB /blob; without a client certificate, or with one
+// from another CA, they get nothing. libcoap clients exit 0 even on failure: the payload (or its
+// absence) is what is checked.
 import 'reflect-metadata';
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { writeFileSync } from 'node:fs';
+import { writeFileSync, readFileSync, rmSync, existsSync } from 'node:fs';
 import { join } from 'node:path';
-import { webcrypto, X509Certificate } from 'node:crypto';
+import { createHash, webcrypto, X509Certificate } from 'node:crypto';
 import type { AddressInfo } from 'node:net';
 import { once } from 'node:events';
 import * as x509 from '@peculiar/x509';
@@ -20,8 +21,8 @@ import { cardPaths, readPin } from '../../src/cli/card-files.js';
 import { CardClient, TlsTandem, type CardTransport } from '../../src/host/index.js';
 import { CardDtlsBackends, DtlsServer } from '../../src/host/dtls/index.js';
 import { openLocalCa } from '../../src/pki/local-ca.js';
-import { createPlugCoapServer, serveCoapOverTls, serveCoapOverDtls } from '../../src/servers/coap/index.js';
-import { createPlugState } from '../../src/servers/https/index.js';
+import { createPlugCoapServer, serveCoapOverTls, serveCoapOverDtls, blobBytes } from '../../src/servers/coap/index.js';
+import { createPlugState, type PlugState } from '../../src/servers/https/index.js';
 import type { CoapServer } from '../../src/coap/index.js';
 
 const EC = { name: 'ECDSA', namedCurve: 'P-256', hash: 'SHA-256' } as const;
@@ -50,6 +51,7 @@ let closeCard: () => void;
 let tandem: TlsTandem;
 let dtls: DtlsServer;
 let coap: CoapServer;
+let state: PlugState;
 let good: ClientCert;
 let rogue: ClientCert;
 let tcpUrl: string;
@@ -73,7 +75,8 @@ before(async () => {
   assert.equal(info.clientAuth, 'required');
   assert.equal(info.trustAnchors.length, 1);
   const pin = readPin(cardPaths(card.cardDir).pinFile);
-  coap = createPlugCoapServer(createPlugState(), { powerIntervalMs: 300 });
+  state = createPlugState();
+  coap = createPlugCoapServer(state, { powerIntervalMs: 300 });
   tandem = new TlsTandem({ transport, pin, backlog: 8 });
   await tandem.start();
   serveCoapOverTls(tandem, coap);
@@ -129,4 +132,72 @@ for (const [scheme, base] of SCHEMES) {
     const r = await get('coap-client-openssl', base(), ['-c', rogue.certPath, '-j', rogue.keyPath]);
     assert.doesNotMatch(r.stdout, /setls demo plug/);
   });
+}
+
+// PUT, Observe and block-wise with mutual certificates, over both schemes and with both clients.
+const mutual = (): string[] => ['-c', good.certPath, '-j', good.keyPath];
+const BLOB_SHA256 = createHash('sha256').update(blobBytes()).digest('hex');
+
+function mutualRun(cmd: string, base: string, args: readonly string[], path: string, timeoutMs = 20_000): ReturnType<typeof run> {
+  return run(cmd, ['-B', '10', '-C', card.init.caCertPath, ...mutual(), ...args, `${base}${path}`], { timeoutMs });
+}
+
+/**
+ * What a libcoap client printed as data: its log lines below LOG_CRIT (e.g. "Nov 28 08:27:41.635 WARN …",
+ * a retransmission on a loaded machine) go to stdout too, so they are taken out.
+ */
+function dataOf(stdout: string): string {
+  return stdout
+    .split('\n')
+    .filter((l) => !/^[A-Z][a-z]{2} [ \d]\d \d\d:\d\d:\d\d(\.\d+)? (EMRG|ALRT|CRIT|ERR|WARN|NOTE|INFO|DEBG|CIPH) /.test(l))
+    .join('\n');
+}
+
+/** The /power readings an observing client printed (one per line with -w): each must be a reading of the relay switched on. */
+function assertReadings(r: { stdout: string; stderr: string }): void {
+  const values = dataOf(r.stdout).split('\n').map((l) => l.trim()).filter((l) => l.length > 0);
+  assert.ok(values.length >= 3, `only ${values.length} notifications: ${r.stdout}\n${r.stderr}`);
+  for (const v of values) {
+    assert.match(v, /^\d+\.\d$/, `not a reading: ${JSON.stringify(v)}`);
+    assert.ok(Number(v) > 1700 && Number(v) < 2000, `not a switched-on reading: ${v}`);
+  }
+}
+
+// One client run after another: the card holds one session at a time (TlsTandem queues a second
+// TLS client and closes a session idle for busyIdleTimeoutMs while others wait; the DTLS listener
+// here shares the same card), so runs at once would not be independent of each other.
+for (const [scheme, base] of SCHEMES) {
+  for (const cmd of CLIENTS) {
+    test(`${cmd} -c/-j over ${scheme}://: PUT /relay on/off switches the plug state`, async (t) => {
+      if (!requirePeer(t, cmd)) return;
+      state.relay = 'off';
+      const on = await mutualRun(cmd, base(), ['-m', 'put', '-e', 'on'], '/relay');
+      assert.equal(dataOf(on.stdout).trim(), 'on', `${on.stdout}\n${on.stderr}`);
+      assert.equal(state.relay, 'on');
+      const off = await mutualRun(cmd, base(), ['-m', 'put', '-e', 'off'], '/relay');
+      assert.equal(dataOf(off.stdout).trim(), 'off', `${off.stdout}\n${off.stderr}`);
+      assert.equal(state.relay, 'off');
+    });
+
+    test(`${cmd} -c/-j over ${scheme}://: observe /power (-s 3) prints several notifications`, async (t) => {
+      if (!requirePeer(t, cmd)) return;
+      state.relay = 'on';
+      try {
+        assertReadings(await mutualRun(cmd, base(), ['-s', '3', '-w', '-m', 'get'], '/power'));
+      } finally {
+        state.relay = 'off';
+      }
+    });
+
+    test(`${cmd} -c/-j over ${scheme}://: block-wise GET (-b 1024) of the 64 KiB /blob, sha256 checked`, async (t) => {
+      if (!requirePeer(t, cmd)) return;
+      const out = join(card.root, `blob-mtls-${scheme}-${cmd}.bin`);
+      if (existsSync(out)) rmSync(out);
+      const r = await mutualRun(cmd, base(), ['-b', '1024', '-o', out, '-m', 'get'], '/blob', 40_000);
+      assert.ok(existsSync(out), `no output file: ${r.stdout}\n${r.stderr}`);
+      const got = readFileSync(out);
+      assert.equal(got.length, 64 * 1024);
+      assert.equal(createHash('sha256').update(got).digest('hex'), BLOB_SHA256);
+    });
+  }
 }

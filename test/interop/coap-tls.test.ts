@@ -1,7 +1,8 @@
 // libcoap's clients (coap-client-openssl, coap-client-gnutls) against CoAP over TLS (coaps+tcp,
-// RFC 8323) whose TLS ends in the emulated card: GET, PUT, Observe and block-wise with certificates.
-// PSK (-u/-k): libcoap's openssl client restricts PSK to TLS 1.2, so the card's policy lists the
-// TLS 1.2 PSK suites (C0A8, 00A8) and holds the PSK (PUT-PSK). coaps:// is coap-dtls*.test.ts.
+// RFC 8323) whose TLS ends in the emulated card: GET, PUT, Observe and block-wise with certificates
+// and with a PSK (-u/-k). PSK: libcoap's openssl client restricts PSK to TLS 1.2, so the card's
+// policy lists the TLS 1.2 PSK suites (C0A8, 00A8) and holds the PSK (PUT-PSK). coaps:// is
+// coap-dtls*.test.ts.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
@@ -139,5 +140,54 @@ for (const cmd of CLIENTS) {
     assert.equal(on.stdout.trim(), 'on', on.stderr);
     assert.equal(state.relay, 'on');
     state.relay = 'off';
+  });
+}
+
+// PSK over coaps+tcp:// beyond GET/PUT: Observe and block-wise (issue #5 acceptance).
+const pskArgs = ['-B', '8', '-u', PSK_ID, '-k', PSK_KEY];
+const BLOB_SHA256 = createHash('sha256').update(blobBytes()).digest('hex');
+
+/**
+ * What a libcoap client printed as data: its log lines below LOG_CRIT (e.g. "Nov 28 08:27:41.635 WARN …",
+ * a retransmission on a loaded machine) go to stdout too, so they are taken out.
+ */
+function dataOf(stdout: string): string {
+  return stdout
+    .split('\n')
+    .filter((l) => !/^[A-Z][a-z]{2} [ \d]\d \d\d:\d\d:\d\d(\.\d+)? (EMRG|ALRT|CRIT|ERR|WARN|NOTE|INFO|DEBG|CIPH) /.test(l))
+    .join('\n');
+}
+
+/** The /power readings an observing client printed (one per line with -w): each must be a reading of the relay switched on. */
+function assertReadings(r: { stdout: string; stderr: string }): void {
+  const values = dataOf(r.stdout).split('\n').map((l) => l.trim()).filter((l) => l.length > 0);
+  assert.ok(values.length >= 3, `only ${values.length} notifications: ${r.stdout}\n${r.stderr}`);
+  for (const v of values) {
+    assert.match(v, /^\d+\.\d$/, `not a reading: ${JSON.stringify(v)}`);
+    assert.ok(Number(v) > 1700 && Number(v) < 2000, `not a switched-on reading: ${v}`);
+  }
+}
+
+for (const cmd of CLIENTS) {
+  test(`${cmd} with a PSK (-u/-k) over coaps+tcp://: observe /power (-s 3) prints several notifications`, async (t) => {
+    if (!requirePeer(t, cmd)) return;
+    state.relay = 'on';
+    try {
+      const r = await run(cmd, [...pskArgs, '-s', '3', '-w', '-m', 'get', `${url}/power`], { timeoutMs: 20_000 });
+      assertReadings(r);
+    } finally {
+      state.relay = 'off';
+    }
+  });
+
+  test(`${cmd} with a PSK (-u/-k) over coaps+tcp://: block-wise GET (-b 1024) of the 64 KiB /blob, sha256 checked`, async (t) => {
+    if (!requirePeer(t, cmd)) return;
+    const out = join(card.root, `blob-psk-${cmd}.bin`);
+    if (existsSync(out)) rmSync(out);
+    const r = await run(cmd, [...pskArgs, '-b', '1024', '-o', out, '-m', 'get', `${url}/blob`], { timeoutMs: 30_000 });
+    assert.ok(existsSync(out), `no output file: ${r.stdout}\n${r.stderr}`);
+    const got = readFileSync(out);
+    assert.equal(got.length, 64 * 1024);
+    assert.equal(createHash('sha256').update(got).digest('hex'), BLOB_SHA256);
   });
 }
