@@ -9,6 +9,11 @@
  * (`session: undefined`, no agent, tickets received are dropped) and each one is checked not
  * resumed, TLS 1.3, TLS_AES_128_GCM_SHA256 and x25519, with the server certificate verified
  * against the local CA.
+ *
+ * `hold` / `release` jobs (bench/memory.ts, host memory per idle session): `hold` opens n
+ * connections (full TLS 1.3 handshake + one keep-alive GET /status each) and keeps them open and
+ * idle across jobs; `release` does one more GET /status on each (all must still be open) and closes
+ * them.
  */
 import tls from 'node:tls';
 import { createInterface } from 'node:readline';
@@ -260,6 +265,234 @@ async function runJob(cfg: ClientConfig, job: Job): Promise<JobResult> {
   };
 }
 
+// ------------------------------------------------------------------ held (idle) connections
+
+/** A keep-alive connection that stays open between jobs; GET /status on demand. */
+class HeldConn {
+  closed = false;
+  facts: SessionFacts | undefined;
+  private buf = Buffer.alloc(0);
+  private waiter: { resolve: () => void; reject: (e: Error) => void; timer: NodeJS.Timeout } | undefined;
+  /** Bytes the server sent while no request was pending (must stay empty: idle means idle). */
+  unsolicited = 0;
+
+  private constructor(readonly socket: tls.TLSSocket) {
+    socket.on('data', (d: Buffer) => {
+      if (!this.waiter) {
+        this.unsolicited += d.length;
+        return;
+      }
+      this.buf = Buffer.concat([this.buf, d]);
+      this.tryComplete();
+    });
+    socket.on('error', (e) => this.settle(e));
+    socket.on('close', () => {
+      this.closed = true;
+      this.settle(new Error('connection closed'));
+    });
+  }
+
+  static open(cfg: ClientConfig, port: number): Promise<{ conn: HeldConn; handshakeMs: number }> {
+    return new Promise((resolve, reject) => {
+      const t0 = performance.now();
+      const s = tls.connect({
+        host: cfg.host,
+        port,
+        servername: cfg.servername,
+        ca: cfg.ca,
+        rejectUnauthorized: true,
+        minVersion: PINNED.minVersion,
+        maxVersion: PINNED.maxVersion,
+        ciphers: PINNED.ciphers,
+        ecdhCurve: PINNED.ecdhCurve,
+        sigalgs: PINNED.sigalgs,
+        ALPNProtocols: [PINNED.alpn],
+      });
+      const conn = new HeldConn(s);
+      let done = false;
+      const early = (e: Error): void => {
+        if (done) return;
+        done = true;
+        clearTimeout(timer);
+        s.destroy();
+        reject(e);
+      };
+      const timer = setTimeout(() => early(new Error(`handshake did not finish within ${CONN_TIMEOUT_MS} ms`)), CONN_TIMEOUT_MS);
+      s.once('error', early);
+      s.once('close', () => early(new Error('closed before the handshake completed')));
+      s.once('secureConnect', () => {
+        if (done) return;
+        done = true;
+        clearTimeout(timer);
+        const eph = s.getEphemeralKeyInfo();
+        const peer = s.getPeerCertificate();
+        conn.facts = {
+          protocol: s.getProtocol(),
+          cipher: s.getCipher().standardName,
+          group: eph && 'name' in eph ? (eph.name as string) : undefined,
+          alpn: s.alpnProtocol,
+          peerCurve: (peer as { nistCurve?: string }).nistCurve,
+        };
+        if (s.isSessionReused()) {
+          s.destroy();
+          return reject(new Error('resumed: the hold connections must be full handshakes'));
+        }
+        resolve({ conn, handshakeMs: performance.now() - t0 });
+      });
+    });
+  }
+
+  /** One keep-alive GET /status; resolves when the whole response (content-length) arrived. */
+  get(servername: string): Promise<void> {
+    if (this.closed) return Promise.reject(new Error('connection closed'));
+    if (this.waiter) return Promise.reject(new Error('a request is already pending'));
+    return new Promise((resolve, reject) => {
+      const timer = setTimeout(() => this.settle(new Error(`no response within ${CONN_TIMEOUT_MS} ms`)), CONN_TIMEOUT_MS);
+      this.waiter = { resolve, reject, timer };
+      this.buf = Buffer.alloc(0);
+      this.socket.write(`GET /status HTTP/1.1\r\nHost: ${servername}\r\nConnection: keep-alive\r\n\r\n`);
+    });
+  }
+
+  private tryComplete(): void {
+    const i = this.buf.indexOf('\r\n\r\n');
+    if (i < 0) return;
+    const lines = this.buf.subarray(0, i).toString('latin1').split('\r\n');
+    const status = lines[0] ?? '';
+    const cl = lines.find((l) => /^content-length:/i.test(l));
+    const len = cl ? Number(cl.split(':')[1]) : NaN;
+    if (!/^HTTP\/1\.1 200 /.test(status)) return this.settle(new Error(`unexpected response status: ${JSON.stringify(status)}`));
+    if (!Number.isInteger(len)) return this.settle(new Error('response without content-length'));
+    if (lines.some((l) => /^connection:\s*close/i.test(l))) return this.settle(new Error('server answered Connection: close'));
+    const have = this.buf.length - i - 4;
+    if (have < len) return;
+    if (have > len) return this.settle(new Error(`${have - len} bytes beyond the response`));
+    this.settle();
+  }
+
+  private settle(e?: Error): void {
+    const w = this.waiter;
+    if (!w) return;
+    this.waiter = undefined;
+    clearTimeout(w.timer);
+    if (e) w.reject(e);
+    else w.resolve();
+  }
+
+  /** close_notify + FIN; resolves once the socket closed (destroyed after 5 s). */
+  close(): Promise<void> {
+    if (this.closed) return Promise.resolve();
+    return new Promise((resolve) => {
+      const t = setTimeout(() => this.socket.destroy(), 5000);
+      this.socket.once('close', () => {
+        clearTimeout(t);
+        resolve();
+      });
+      this.socket.end();
+    });
+  }
+}
+
+let held: HeldConn[] = [];
+
+async function pooled(n: number, c: number, fn: (i: number) => Promise<void>): Promise<void> {
+  let next = 0;
+  const worker = async (): Promise<void> => {
+    while (next < n) await fn(next++);
+  };
+  await Promise.all(Array.from({ length: Math.max(1, Math.min(c, n)) }, worker));
+}
+
+function baseResult(job: Job, t0: number, cpu0: NodeJS.CpuUsage): Omit<JobResult, 'n' | 'ok' | 'errors' | 'handshakeMs' | 'latencyMs' | 'p50Ms' | 'p99Ms' | 'facts'> {
+  const cpu = process.cpuUsage(cpu0);
+  return { id: job.id, kind: job.kind, wallMs: performance.now() - t0, clientCpuUs: cpu.user + cpu.system, resumed: 0, ticketsReceived: 0, bodyBytes: 0, transferMs: 0 };
+}
+
+/** hold: n keep-alive connections, each a full handshake + GET /status, left open and idle. */
+async function runHold(cfg: ClientConfig, job: Job): Promise<JobResult> {
+  const t0 = performance.now();
+  const cpu0 = process.cpuUsage();
+  const errors: string[] = [];
+  const handshakeMs: number[] = [];
+  const latencyMs: number[] = [];
+  let facts: SessionFacts | undefined;
+  let failed = 0;
+  await pooled(job.n, job.concurrency ?? 1, async () => {
+    const ts = performance.now();
+    let conn: HeldConn | undefined;
+    try {
+      const o = await HeldConn.open(cfg, job.port);
+      conn = o.conn;
+      const bad = checkFacts(o.conn.facts!, job);
+      if (bad) throw new Error(`negotiated ${bad}, not the pinned parameters`);
+      await o.conn.get(cfg.servername);
+      handshakeMs.push(o.handshakeMs);
+      latencyMs.push(performance.now() - ts);
+      facts ??= o.conn.facts;
+      held.push(o.conn);
+    } catch (e) {
+      conn?.socket.destroy();
+      failed++;
+      if (errors.length < 20) errors.push((e as Error).message);
+    }
+  });
+  const sorted = [...latencyMs].sort((a, b) => a - b);
+  return {
+    ...baseResult(job, t0, cpu0),
+    n: job.n,
+    ok: job.n - failed,
+    errors,
+    handshakeMs,
+    latencyMs,
+    p50Ms: percentile(sorted, 50),
+    p99Ms: percentile(sorted, 99),
+    facts,
+    held: held.filter((h) => !h.closed).length,
+  };
+}
+
+/** release: every held connection must still be open and answer one more GET /status; then all closed. */
+async function runRelease(cfg: ClientConfig, job: Job): Promise<JobResult> {
+  const t0 = performance.now();
+  const cpu0 = process.cpuUsage();
+  const errors: string[] = [];
+  const latencyMs: number[] = [];
+  const list = held;
+  held = [];
+  const closedEarly = list.filter((h) => h.closed).length;
+  if (closedEarly) errors.push(`${closedEarly} of ${list.length} held connections closed while idle`);
+  const noisy = list.filter((h) => h.unsolicited > 0).length;
+  if (noisy) errors.push(`${noisy} held connections received data while idle`);
+  let ok = 0;
+  await pooled(list.length, job.concurrency ?? 1, async (i) => {
+    const h = list[i]!;
+    if (h.closed) return;
+    const ts = performance.now();
+    try {
+      await h.get(cfg.servername);
+      latencyMs.push(performance.now() - ts);
+      ok++;
+    } catch (e) {
+      if (errors.length < 20) errors.push(`final GET: ${(e as Error).message}`);
+    }
+  });
+  await Promise.all(list.map((h) => h.close()));
+  const sorted = [...latencyMs].sort((a, b) => a - b);
+  return {
+    ...baseResult(job, t0, cpu0),
+    n: list.length,
+    ok: noisy ? 0 : ok,
+    errors,
+    handshakeMs: [],
+    latencyMs,
+    p50Ms: percentile(sorted, 50),
+    p99Ms: percentile(sorted, 99),
+    facts: undefined,
+    held: 0,
+    closedEarly,
+  };
+}
+
 async function main(): Promise<void> {
   const arg = process.argv[2];
   if (!arg) throw new Error('usage: client.ts <ClientConfig JSON>  (jobs on stdin, one JSON per line)');
@@ -268,7 +501,7 @@ async function main(): Promise<void> {
   for await (const line of rl) {
     if (!line.trim()) continue;
     const job = JSON.parse(line) as Job;
-    const res = await runJob(cfg, job);
+    const res = job.kind === 'hold' ? await runHold(cfg, job) : job.kind === 'release' ? await runRelease(cfg, job) : await runJob(cfg, job);
     process.stdout.write(JSON.stringify(res) + '\n');
   }
 }

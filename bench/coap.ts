@@ -1,7 +1,7 @@
 /**
  * CoAP through the card: GET /status requests/s over TLS (coaps+tcp, RFC 8323; TlsTandem) and over
  * DTLS (coaps, RFC 7252; host DtlsServer + CardDtlsBackends, handshake and records in the card),
- * and DTLS handshakes/s.
+ * each on one kept connection/association and with a handshake per request, and DTLS handshakes/s.
  *
  *   node --import tsx bench/coap.ts [--n 2000] [--spawns 40] [--conc 4] [--json]
  *
@@ -9,12 +9,19 @@
  *   - coaps+tcp, one connection: this file re-run as a child (`--child`) is a Node CoAP-over-TCP client
  *     on node:tls (CSM, then N GET /status one after another on one TLS connection): requests/s on
  *     an established session (the card's record layer only);
+ *   - coaps, one association: `openssl s_client -dtls1_2 -quiet` (PSK, TLS_PSK_WITH_AES_128_CCM_8)
+ *     as the DTLS client, driven through its stdin/stdout by bench/dtls-client-driver.ts: N CON GET
+ *     /status one after another (fresh message ID and token each, every piggybacked 2.05 checked) on
+ *     one DTLS association, the handshake and min(50, N) warm-up GETs excluded: requests/s on an
+ *     established association (the card's record layer + the host's DTLS record framing). One request at a time
+ *     only: s_client turns each stdin read into one datagram, and CoAP over UDP has no length field,
+ *     so a pipelined window could coalesce messages. Errors (timeouts, wrong answers) are counted;
+ *     the server must have opened exactly one card session for the whole run;
  *   - coaps and coaps+tcp, one handshake per request: libcoap's coap-client-openssl in a loop (`--conc`
  *     in parallel, PSK for DTLS and TLS 1.2): each run is a process spawn + handshake + GET, so this
  *     is requests/s *with* a fresh handshake each, including process start-up;
  *   - DTLS handshakes/s: card sessions opened (CardDtlsBackends.stats.opened) / elapsed over the
  *     coaps loop — the same number, counted on the server side.
- * There is no DTLS client in Node, so requests/s on an established DTLS association is not measured.
  */
 import { spawn } from 'node:child_process';
 import { connect } from 'node:tls';
@@ -31,6 +38,7 @@ import { CardClient, TlsTandem } from '../src/host/index.js';
 import { CardDtlsBackends, DtlsServer } from '../src/host/dtls/index.js';
 import { createPlugCoapServer, serveCoapOverTls, serveCoapOverDtls } from '../src/servers/coap/index.js';
 import { createPlugState } from '../src/servers/https/index.js';
+import { dtlsKeptGets } from './dtls-client-driver.js';
 
 const PSK_ID = 'setls-bench';
 const PSK_KEY = 'setls-bench-psk-key-0123';
@@ -171,6 +179,16 @@ async function main(): Promise<void> {
     const r = JSON.parse(c.stdout.trim()) as { n: number; seconds: number };
     results['coaps+tcp GET/s, one connection (Node client)'] = r.n / r.seconds;
 
+    // 1b. coaps (DTLS), one association, openssl s_client in a child process (PSK)
+    const openedK = backends.stats.opened;
+    const k = await dtlsKeptGets({ port: udpPort, pskIdentity: PSK_ID, psk: Buffer.from(PSK_KEY), n });
+    const sessions = backends.stats.opened - openedK;
+    if (sessions !== 1) throw new Error(`one DTLS association expected, the card opened ${sessions} sessions`);
+    results['coaps (DTLS) GET/s, one association (openssl s_client)'] = k.perSecond;
+    results['coaps (DTLS) GETs timed on that association'] = k.requests;
+    results['coaps (DTLS) GET errors on that association'] = k.errors;
+    if (k.errors > 0) process.stderr.write(`bench/coap.ts: ${k.errors} DTLS GET errors, e.g. ${k.errorSamples.join('; ')}\n`);
+
     // 2. coaps (DTLS) and coaps+tcp, a fresh handshake per GET (coap-client-openssl, PSK)
     await coapClientLoop(`coaps://127.0.0.1:${udpPort}`, Math.min(4, spawns), conc); // warm-up
     const opened0 = backends.stats.opened;
@@ -191,8 +209,8 @@ async function main(): Promise<void> {
   if (values.json) {
     process.stdout.write(JSON.stringify({ params, results }, null, 2) + '\n');
   } else {
-    console.log(`CoAP through the emulated card (n=${n} GETs on one connection; ${spawns} coap-client runs, ${conc} at a time)`);
-    for (const [k, v] of Object.entries(results)) console.log(`  ${k.padEnd(56)} ${v.toFixed(1)}`);
+    console.log(`CoAP through the emulated card (n=${n} GETs on one connection / one association; ${spawns} coap-client runs, ${conc} at a time)`);
+    for (const [k, v] of Object.entries(results)) console.log(`  ${k.padEnd(56)} ${Number.isInteger(v) ? String(v) : v.toFixed(1)}`);
   }
 }
 

@@ -14,8 +14,14 @@ export const PINNED = {
   alpn: 'http/1.1',
 } as const;
 
-/** handshake: connect, handshake, close. request: + GET /status (Connection: close). bulk: + GET /bytes/N. */
-export type JobKind = 'handshake' | 'request' | 'bulk';
+/**
+ * handshake: connect, handshake, close. request: + GET /status (Connection: close). bulk: + GET /bytes/N.
+ * hold: open `n` connections (`concurrency` at once), full TLS 1.3 handshake + one GET /status
+ * (keep-alive) on each, then KEEP them open and idle (the client holds them between jobs).
+ * release: one more GET /status on every held connection (each must still be open: the proof the
+ * sessions were alive while idle), then close them all.
+ */
+export type JobKind = 'handshake' | 'request' | 'bulk' | 'hold' | 'release';
 
 export interface ClientConfig {
   /** PEM of the local CA both servers' certificates chain to. */
@@ -85,6 +91,10 @@ export interface JobResult {
   /** For bulk: request written → last byte, ms. */
   readonly transferMs: number;
   readonly facts: SessionFacts | undefined;
+  /** hold / release: connections the client holds open after the job. */
+  readonly held?: number;
+  /** release: held connections that closed while idle (before the final GET); must be 0. */
+  readonly closedEarly?: number;
 }
 
 export function percentile(sorted: readonly number[], p: number): number {

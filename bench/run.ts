@@ -7,10 +7,13 @@
  *   - bulk GET /bytes/N (default 64 MiB): record layer in the card, exported to the host
  *     (TLS-Tandem, recordLayer 'host'), node:tls;
  *   - concurrency 1/16/256: a TlsPool of 4 cards (backlog 1024) vs node:tls, p50/p99;
+ *   - host memory per idle session (bench/memory.ts): K idle TLS 1.3 sessions (handshake + one
+ *     keep-alive GET /status each) through a TlsPool of 4 cards × 4 channels, record layer exported
+ *     (K = --mem-k, default 200) and in the card (K = 16 slots), vs node:tls at the same K;
  *   - CoAP GET/s over TLS and DTLS and DTLS handshakes/s through the card (bench/coap.ts; not with --quick).
  *   - with --pcsc: handshakes/s through pcscd + vpcd vs in-process (bench/pcsc.ts; root only).
  *
- *   npm run bench -- [--n 200] [--rounds 3] [--warmup 40] [--bulk-bytes 67108864] [--conc-n 768] [--pcsc] [--json] [--quick] [--keep]
+ *   npm run bench -- [--n 200] [--rounds 3] [--warmup 40] [--bulk-bytes 67108864] [--conc-n 768] [--mem-k 200] [--only memory] [--pcsc] [--json] [--quick] [--keep]
  *
  * Servers live in this process, one loaded at a time; the load generator is bench/client.ts in a
  * child process. Batches of the variants are interleaved round by round (order rotated each round)
@@ -27,6 +30,7 @@ import { initCard } from '../src/cli/card-setup.js';
 import { addCounts, diffCounts, diffFlights, emptyCounts, type ApduCounts, type ApduTally, type FlightTally, type Phase } from './counting-transport.js';
 import { PINNED, percentile, type Job, type JobKind, type JobResult, type SessionFacts } from './protocol.js';
 import { makeNodeIdentity, setExportAllowed, startNodeTls, startSetls, startSetlsPool, type ServerUnderTest } from './servers.js';
+import { humanMemory, runMemory, type MemorySection } from './memory.js';
 
 const HERE = dirname(fileURLToPath(import.meta.url));
 const ROOT = dirname(HERE);
@@ -43,6 +47,12 @@ interface Options {
   concN: number;
   /** Also run bench/pcsc.ts (handshakes/s through pcscd vs in-process; root + pcscd + vpcd, else skipped). */
   pcsc: boolean;
+  /** Idle sessions for the memory section (setls record layer on the host, node:tls). */
+  memK: number;
+  /** memoryUsage() readings per point in the memory section (median). */
+  memSamples: number;
+  /** Run only this section ('memory'). */
+  only?: 'memory';
   json: boolean;
   quick: boolean;
   keep: boolean;
@@ -58,6 +68,9 @@ function options(argv: string[]): Options {
       'bulk-bytes': { type: 'string' },
       'bulk-rounds': { type: 'string' },
       'conc-n': { type: 'string' },
+      'mem-k': { type: 'string' },
+      'mem-samples': { type: 'string' },
+      only: { type: 'string' },
       pcsc: { type: 'boolean', default: false },
       json: { type: 'boolean', default: false },
       quick: { type: 'boolean', default: false },
@@ -75,6 +88,10 @@ function options(argv: string[]): Options {
         '  --bulk-bytes   size of the bulk download (default 67108864 = 64 MiB, the demo plug maximum; --quick: 1000000)\n' +
         '  --conc-n       connections per concurrency level 1/16/256 (default 768; --quick: 16), bounded to 60 s each\n' +
         '  --bulk-rounds  bulk downloads per variant (default: --rounds)\n' +
+        '  --mem-k        idle sessions held for the memory section, setls record layer on the host and node:tls (default 200; --quick: 16);\n' +
+        '                 record layer in the card: min(K, 16 slots of the 4-card × 4-channel pool)\n' +
+        '  --mem-samples  memoryUsage() readings (after gc) per point, median taken (default 5; --quick: 3)\n' +
+        '  --only memory  run only the memory section\n' +
         '  --pcsc         also handshakes/s through pcscd + vpcd next to in-process (bench/pcsc.ts; root only, else skipped)\n' +
         '  --json         print one JSON object instead of the table\n' +
         '  --keep         keep the temporary card/CA folder\n',
@@ -90,6 +107,7 @@ function options(argv: string[]): Options {
   };
   const n = int(values.n, quick ? 5 : 200, 'n', 1);
   const rounds = int(values.rounds, quick ? 1 : 3, 'rounds', 1);
+  if (values.only !== undefined && values.only !== 'memory') throw new Error("--only takes 'memory'");
   return {
     n,
     rounds,
@@ -99,6 +117,9 @@ function options(argv: string[]): Options {
     bulkRounds: int(values['bulk-rounds'], rounds, 'bulk-rounds', 0),
     json: values.json ?? false,
     pcsc: values.pcsc ?? false,
+    memK: int(values['mem-k'], quick ? 16 : 200, 'mem-k', 1),
+    memSamples: int(values['mem-samples'], quick ? 3 : 5, 'mem-samples', 1),
+    ...(values.only ? { only: 'memory' as const } : {}),
     quick,
     keep: values.keep ?? false,
   };
@@ -479,6 +500,8 @@ interface Extra {
   readonly urienTlsSeMs: number;
   /** bench/coap.ts --json (not with --quick): CoAP GET/s over TLS and DTLS, DTLS handshakes/s. */
   coap?: { params?: Record<string, number>; results?: Record<string, number>; skipped?: string };
+  /** Host memory per idle session (bench/memory.ts). */
+  memory?: MemorySection;
   /** bench/pcsc.ts --json (with --pcsc). */
   pcsc?: { ok: boolean; skipped?: string; ratio?: number; results?: Record<string, { perSecond: number; handshakeP50Ms: number; handshakeP99Ms: number; errors: number }> };
 }
@@ -581,6 +604,7 @@ function humanExtra(x: Extra, cfg: Report['config']): string {
     for (const [name, k] of Object.entries(m)) cr.push([tag, name, fmt(k.perSecond, 1), name === SETLS_POOL && x.concurrencyRatios[tag] !== undefined ? `${fmt(x.concurrencyRatios[tag]!, 3)}×` : '', fmt(k.p50Ms, 1), fmt(k.p99Ms, 1), fmt(k.handshakeP50Ms, 1), fmt(k.handshakeP99Ms, 1), String(k.connections), String(k.errors)]);
   }
   out.push(table(cr));
+  if (x.memory) out.push('', humanMemory(x.memory).trimEnd());
   if (x.coap) {
     out.push('');
     out.push('== CoAP through the card (bench/coap.ts: Node CoAP-over-TLS client in its own process; libcoap coap-client loops for handshake-per-request rates) ==');
@@ -620,7 +644,8 @@ async function main(): Promise<void> {
   const init = await initCard({ cardDir });
   const ca = readFileSync(init.caCertPath, 'utf8');
   const nodeId = await makeNodeIdentity(init.paths.caDir);
-  await setExportAllowed(cardDir, true); // TLS-Tandem export for the setls-export variant (bulk)
+  await setExportAllowed(cardDir, true); // TLS-Tandem export for the setls-export variant (bulk) and setls-pool-host (memory)
+  if (o.only === 'memory') return onlyMemory(o, new LoadClient(ca), { cardDir, caDir: init.paths.caDir, nodeId, root, progress });
 
   const setls = await startSetls(cardDir, [
     { name: SETLS_EXT, extendedApdu: true },
@@ -632,6 +657,7 @@ async function main(): Promise<void> {
   const servers: ServerUnderTest[] = [...setls.variants.filter((v) => v !== exportVariant), node];
   const bulkServers: ServerUnderTest[] = [servers[0]!, exportVariant, node];
   let pool: ServerUnderTest | undefined;
+  let memory: MemorySection | undefined;
   const client = new LoadClient(ca);
   const batches: Batch[] = [];
   const kinds: JobKind[] = ['handshake', 'request'];
@@ -699,6 +725,10 @@ async function main(): Promise<void> {
       }
       progress('\n');
     }
+    await pool.close();
+    pool = undefined;
+    // ---- host memory per idle session: TlsPool 4 × 4 (record layer on the host / in the card) vs node:tls
+    memory = await runMemory({ run: (j) => client.run(j), cardDir, caDir: init.paths.caDir, nodeId, progress }, { k: o.memK, samples: o.memSamples, warmup: MEM_WARMUP });
   } finally {
     await client.close();
     await pool?.close();
@@ -729,6 +759,7 @@ async function main(): Promise<void> {
     };
   }
   const extra = summariseExtra(batches, results, o);
+  if (memory) extra.memory = memory;
   for (const name of [SETLS_EXPORT]) {
     const bulk = batches.filter((b) => b.server === name && b.kind === 'bulk' && !b.tag);
     if (bulk.length) extra.bulk[name] = summariseBulk(bulk, o.bulkBytes);
@@ -758,20 +789,12 @@ async function main(): Promise<void> {
     }
   }
   const extraErrors = (extra.pcsc && !extra.pcsc.ok ? 1 : 0) + [...Object.values(extra.handshakes).flatMap((m) => Object.values(m)), ...Object.values(extra.concurrency).flatMap((m) => Object.values(m))].reduce((a, k) => a + k.errors, 0) +
-    Object.values(extra.bulk).reduce((a, b) => a + b.errors, 0);
+    Object.values(extra.bulk).reduce((a, b) => a + b.errors, 0) + (extra.memory?.errors ?? 0);
   const errorCount = extraErrors + Object.values(results).reduce((a, r) => a + r.handshake.errors + r.request.errors + (r.bulk?.errors ?? 0), 0);
   const resumed = Object.values(results).reduce((a, r) => a + r.handshake.resumed + r.request.resumed, 0);
   const report: Report = {
-    meta: {
-      date: new Date().toISOString(),
-      node: process.version,
-      cpus: cpus().length,
-      cpuModel: cpus()[0]?.model.trim() ?? '?',
-      loadavg: loadavg().map((x) => Math.round(x * 100) / 100),
-      notes: NOTES,
-      ...(o.keep ? { tempDir: root } : {}),
-    },
-    config: { n: o.n, rounds: o.rounds, warmup: o.warmup, bulkBytes: o.bulkBytes, bulkRounds: o.bulkRounds, concN: o.concN, pcsc: o.pcsc, quick: o.quick },
+    meta: metaOf(o, root),
+    config: configOf(o),
     servers: names,
     results,
     ratios,
@@ -781,6 +804,52 @@ async function main(): Promise<void> {
   };
   if (o.json) process.stdout.write(JSON.stringify(report) + '\n');
   else process.stdout.write(human(report) + humanExtra(report.extra, report.config));
+  process.exitCode = report.ok ? 0 : 1;
+}
+
+const MEM_WARMUP = 8;
+
+function configOf(o: Options): Report['config'] {
+  return { n: o.n, rounds: o.rounds, warmup: o.warmup, bulkBytes: o.bulkBytes, bulkRounds: o.bulkRounds, concN: o.concN, memK: o.memK, memSamples: o.memSamples, ...(o.only ? { only: o.only } : {}), pcsc: o.pcsc, quick: o.quick };
+}
+
+function metaOf(o: Options, root: string): Report['meta'] {
+  return {
+    date: new Date().toISOString(),
+    node: process.version,
+    cpus: cpus().length,
+    cpuModel: cpus()[0]?.model.trim() ?? '?',
+    loadavg: loadavg().map((x) => Math.round(x * 100) / 100),
+    notes: NOTES,
+    ...(o.keep ? { tempDir: root } : {}),
+  };
+}
+
+/** --only memory: the memory section alone (same report shape, other sections empty). */
+async function onlyMemory(
+  o: Options,
+  client: LoadClient,
+  c: { cardDir: string; caDir: string; nodeId: { key: string; cert: string }; root: string; progress: (s: string) => void },
+): Promise<void> {
+  let memory: MemorySection;
+  try {
+    memory = await runMemory({ run: (j) => client.run(j), cardDir: c.cardDir, caDir: c.caDir, nodeId: c.nodeId, progress: c.progress }, { k: o.memK, samples: o.memSamples, warmup: MEM_WARMUP });
+  } finally {
+    await client.close();
+    if (!o.keep) rmSync(c.root, { recursive: true, force: true });
+  }
+  const report: Report = {
+    meta: metaOf(o, c.root),
+    config: configOf(o),
+    servers: [],
+    results: {},
+    ratios: {},
+    facts: {},
+    extra: { handshakes: {}, handshakeRatios: {}, bulk: {}, bulkRatios: {}, concurrency: {}, concurrencyRatios: {}, urienTlsSeMs: URIEN_TLS_SE_MS, memory },
+    ok: memory.errors === 0,
+  };
+  if (o.json) process.stdout.write(JSON.stringify(report) + '\n');
+  else process.stdout.write(`setls bench (--only memory) — ${report.meta.date}  node ${report.meta.node}, ${report.meta.cpus} CPU (${report.meta.cpuModel}), load ${report.meta.loadavg.map((x) => x.toFixed(2)).join(' ')}\n\n` + humanMemory(memory));
   process.exitCode = report.ok ? 0 : 1;
 }
 

@@ -17,7 +17,7 @@ import type { Server as HttpServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import * as x509 from '@peculiar/x509';
 import pino from 'pino';
-import { TlsTandem, type SessionEvent } from '../src/host/index.js';
+import { TlsPool, TlsTandem, type SessionEvent } from '../src/host/index.js';
 import { serveHttps, createPlugHandler, createPlugState } from '../src/servers/https/index.js';
 import { openCard } from '../src/cli/card-setup.js';
 import { cardPaths, readPin } from '../src/cli/card-files.js';
@@ -42,6 +42,8 @@ export interface ServerUnderTest {
   flights?(): FlightTally;
   /** Card time modelled by the 'real-card' latency profile so far, ms (setls only; nothing slept). */
   modelledMs?(): number;
+  /** Sessions the server holds right now (connections; setls pool: busy slots + exported sessions). */
+  sessions?(): Promise<number>;
   close(): Promise<void>;
 }
 
@@ -165,7 +167,7 @@ export async function makeNodeIdentity(caDir: string): Promise<{ key: string; ce
   return { key: x509.PemConverter.encode(pkcs8, 'PRIVATE KEY'), cert: new X509Certificate(leaf).toString() };
 }
 
-export async function startNodeTls(name: string, id: { key: string; cert: string }): Promise<ServerUnderTest> {
+export async function startNodeTls(name: string, id: { key: string; cert: string }, opts: { keepAliveTimeoutMs?: number } = {}): Promise<ServerUnderTest> {
   const errs: string[] = [];
   const server: HttpServer = https.createServer(
     {
@@ -182,7 +184,7 @@ export async function startNodeTls(name: string, id: { key: string; cert: string
     createPlugHandler(createPlugState()),
   );
   // The same HTTP timeouts as serveHttps().
-  server.keepAliveTimeout = 5000;
+  server.keepAliveTimeout = opts.keepAliveTimeoutMs ?? 5000;
   server.headersTimeout = 10000;
   server.requestTimeout = 60000;
   server.on('tlsClientError', (e: Error & { code?: string }) => errs.push(e.code ?? e.message));
@@ -195,6 +197,7 @@ export async function startNodeTls(name: string, id: { key: string; cert: string
     port,
     idle: () => waitFor(async () => (await connections()) === 0, `${name} to drop its connections`),
     errors: () => errs,
+    sessions: connections,
     close: async () => {
       server.closeAllConnections();
       await new Promise<void>((r) => server.close(() => r()));
@@ -227,5 +230,79 @@ export async function startSetlsPool(name: string, cardDir: string, cards: numbe
     idle: () => waitFor(() => pool.slots.every((sl) => !sl.busy && !sl.tandem.inUse && sl.tandem.queued === 0 && sl.tandem.exportedSessions === 0), `${name} to free its cards`, 120_000),
     errors: () => errs,
     close: () => running.close(),
+  };
+}
+
+function cloneCard(cardDir: string, dir: string): void {
+  const src = cardPaths(cardDir);
+  const dst = cardPaths(dir);
+  if (existsSync(dst.dir)) return;
+  cpSync(src.dir, dst.dir, { recursive: true });
+  cpSync(src.keyFile, dst.keyFile);
+  cpSync(src.pinFile, dst.pinFile);
+}
+
+export interface ChannelPoolOptions {
+  readonly cards: number;
+  /** Logical channels per card (the emulated card keeps at most 4 by default). */
+  readonly channelsPerCard: number;
+  readonly backlog: number;
+  readonly recordLayer: 'card' | 'host';
+  /** Clones of the card go to <cardDir>-<tag>0…: each pool its own state folders. */
+  readonly tag: string;
+  /** node:http keep-alive and the tandems' idle deadline (close_notify), ms. */
+  readonly keepAliveTimeoutMs?: number;
+}
+
+/**
+ * A TlsPool of `cards` clones of the card × `channelsPerCard` logical channels (slots), built here
+ * (startHttps has no channelsPerCard): the same TlsPool + serveHttps wiring as `serve https --pool`.
+ * With recordLayer 'host' the identity must allow export (setExportAllowed before cloning).
+ */
+export async function startSetlsChannelPool(name: string, cardDir: string, o: ChannelPoolOptions): Promise<ServerUnderTest & { readonly slots: number }> {
+  const errs: string[] = [];
+  const dirs = Array.from({ length: o.cards }, (_, i) => `${cardPaths(cardDir).dir}-${o.tag}${i}`);
+  for (const d of dirs) cloneCard(cardDir, d);
+  const opened = dirs.map((d) => openCard({ cardDir: d }));
+  const closeCards = async (): Promise<void> => {
+    for (const c of opened) {
+      await c.transport.close();
+      c.card.close();
+    }
+  };
+  const keepAlive = o.keepAliveTimeoutMs ?? 5000;
+  const pool = new TlsPool({
+    transports: opened.map((c) => c.transport),
+    pins: dirs.map((d) => readPin(cardPaths(d).pinFile)),
+    names: dirs.map((_, i) => `card${i}`),
+    backlog: o.backlog,
+    channelsPerCard: o.channelsPerCard,
+    recordLayer: o.recordLayer,
+    idleTimeoutMs: Math.max(30_000, keepAlive),
+  });
+  try {
+    await pool.start();
+  } catch (e) {
+    await closeCards();
+    throw e;
+  }
+  pool.on('sessionError', (err: Error & { code?: string }) => errs.push(err.code ?? err.message));
+  pool.on('refused', () => errs.push('refused (backlog full)'));
+  const http = serveHttps(pool, createPlugHandler(createPlugState()), { keepAliveTimeoutMs: keepAlive });
+  const server = pool.listen(0, '127.0.0.1');
+  await once(server, 'listening');
+  const port = (server.address() as AddressInfo).port;
+  return {
+    name,
+    port,
+    slots: pool.slots.length,
+    idle: () => waitFor(() => pool.slots.every((sl) => !sl.busy && !sl.tandem.inUse && sl.tandem.queued === 0 && sl.tandem.exportedSessions === 0), `${name} to free its cards`, 120_000),
+    errors: () => errs,
+    sessions: async () => pool.slots.reduce((a, sl) => a + (sl.busy ? 1 : 0) + sl.tandem.exportedSessions, 0),
+    async close() {
+      await pool.close();
+      http.close();
+      await closeCards();
+    },
   };
 }

@@ -58,6 +58,8 @@ test('bench --quick --json: every variant measured, no errors, full handshakes, 
         assert.ok(k.modelledMsPerConn > 0, `${mode} ${name} modelled real-card time`);
         assert.ok(k.floor.flightPairs >= 1 && k.floor.minShort >= k.floor.minExtended, `${mode} ${name} APDU floor`);
         assert.ok(k.floor.exchanges >= (name === 'setls-ext' ? k.floor.minExtended : k.floor.minShort), `${mode} ${name}: no fewer exchanges than the physical minimum`);
+        // PROCESS-EAP START/INFO fold RESET-STATE and the session-info read: extended APDUs reach the floor
+        if (name === 'setls-ext') assert.equal(k.floor.exchanges, k.floor.minExtended, `${mode}: exchanges at the extended-APDU minimum`);
       }
     }
     assert.ok(x.handshakeRatios[mode]['setls-ext/node:tls'] > 0);
@@ -76,6 +78,14 @@ test('bench --quick --json: every variant measured, no errors, full handshakes, 
       assert.ok(k.p99Ms >= k.p50Ms && k.p50Ms > 0);
     }
     assert.ok(x.concurrencyRatios[c] > 0);
+  }
+  // host memory per idle session: every held session alive and counted by the server
+  assert.equal(x.memory.errors, 0);
+  assert.deepEqual([...new Set(x.memory.rows.map((r: { server: string }) => r.server))].sort(), ['node:tls', 'setls-pool-card', 'setls-pool-host']);
+  for (const r of x.memory.rows) {
+    assert.equal(r.aliveAtEnd, r.k, `${r.server} K=${r.k}: all held sessions answer at the end`);
+    assert.deepEqual(r.serverSessions, [r.k, r.k], `${r.server} K=${r.k}: the server holds K sessions`);
+    assert.ok(r.heapPerSession > 0, `${r.server} heap per session ${r.heapPerSession}`);
   }
   for (const key of ['setls-ext/node:tls', 'setls-short/node:tls']) {
     const q = rep.ratios[key];
