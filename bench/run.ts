@@ -179,6 +179,8 @@ interface Batch {
   readonly result: JobResult;
   /** This process's CPU over the batch (server + idle others), µs. */
   readonly serverCpuUs: number;
+  /** Of which inside the emulated card's process(), µs (setls in-process). */
+  readonly cardCpuUs?: number;
   readonly apdus: ApduCounts | undefined;
   readonly serverErrors: readonly string[];
   /** 'real-card' profile time modelled over the batch, ms (setls). */
@@ -196,6 +198,7 @@ async function measure(client: LoadClient, s: ServerUnderTest, kind: JobKind, n:
   const apdu0 = s.apdus?.();
   const fl0 = s.flights?.();
   const mod0 = s.modelledMs?.();
+  const card0 = s.cardCpuUs?.();
   const cpu0 = process.cpuUsage();
   const result = await client.run({ kind, port: s.port, n, ...(bytes !== undefined ? { bytes } : {}), ...extra });
   await s.idle(); // the server's own close work (card RESET-STATE, socket teardown) belongs to the batch
@@ -207,6 +210,7 @@ async function measure(client: LoadClient, s: ServerUnderTest, kind: JobKind, n:
     round,
     result,
     serverCpuUs: cpu.user + cpu.system,
+    ...(card0 !== undefined && s.cardCpuUs ? { cardCpuUs: s.cardCpuUs() - card0 } : {}),
     apdus,
     serverErrors: s.errors().slice(errs0),
     ...(mod0 !== undefined && s.modelledMs ? { modelledMs: s.modelledMs() - mod0 } : {}),
@@ -247,6 +251,9 @@ interface KindSummary {
   readonly handshakeP99Ms: number;
   /** Server process CPU per connection, ms. */
   readonly serverCpuMsPerConn: number;
+  /** Of which the emulated card (setls in-process), ms; the rest is the host's. */
+  readonly cardCpuMsPerConn?: number;
+  readonly hostCpuMsPerConn?: number;
   /** Client process CPU per connection, ms. */
   readonly clientCpuMsPerConn: number;
   readonly resumed: number;
@@ -315,6 +322,12 @@ function summariseKind(batches: readonly Batch[]): KindSummary {
     handshakeP50Ms: r3(percentile(hs, 50)),
     handshakeP99Ms: r3(percentile(hs, 99)),
     serverCpuMsPerConn: r3(batches.reduce((a, b) => a + b.serverCpuUs, 0) / 1000 / Math.max(1, conns)),
+    ...(batches.length && batches.every((b) => b.cardCpuUs !== undefined)
+      ? {
+          cardCpuMsPerConn: r3(batches.reduce((a, b) => a + b.cardCpuUs!, 0) / 1000 / Math.max(1, conns)),
+          hostCpuMsPerConn: r3(batches.reduce((a, b) => a + b.serverCpuUs - b.cardCpuUs!, 0) / 1000 / Math.max(1, conns)),
+        }
+      : {}),
     clientCpuMsPerConn: r3(batches.reduce((a, b) => a + b.result.clientCpuUs, 0) / 1000 / Math.max(1, conns)),
     resumed: batches.reduce((a, b) => a + b.result.resumed, 0),
     ticketsPerConn: r2(batches.reduce((a, b) => a + b.result.ticketsReceived, 0) / Math.max(1, conns)),
@@ -359,7 +372,7 @@ const NOTES = [
   'First two sections (handshake only, handshake + 1 request): every connection is a fresh TCP connection and a FULL TLS 1.3 handshake: fresh x25519 ECDHE key pair and a fresh ECDSA P-256 (ecdsa_secp256r1_sha256) CertificateVerify signature per handshake on both servers; nothing cached that a real server would not cache.',
   'No resumption there (the "TLS 1.3 / 1.2, full and RESUMED" section below has it): the client offers no session (session: undefined, no agent) and checks isSessionReused() is false on every connection. setls sends one TLS 1.3 ticket per connection (card default) and node:tls its default two (counted, never used).',
   `Pinned on both sides: TLSv1.3, ${PINNED.ciphers}, group x25519, ${PINNED.sigalgs}, ALPN ${PINNED.alpn}; server certificate verified against the local CA on every connection.`,
-  'Both servers run in the bench (parent) process, one loaded at a time, each batch after the previous one fully closed: the process.cpuUsage() delta over a batch is the server\'s (accept, TLS, HTTP, close, GC). For setls it includes the emulated card, which on a device would run on the secure element.',
+  'Both servers run in the bench (parent) process, one loaded at a time, each batch after the previous one fully closed: the process.cpuUsage() delta over a batch is the server\'s (accept, TLS, HTTP, close, GC). For setls it includes the emulated card, which on a device would run on the secure element: "card" is the CPU spent inside the card process() (cpuUsage() around each APDU), "host" the rest (sockets, EAP/APDU shuttle, record layer, HTTP); "host vs node" compares the host alone with the whole node:tls server.',
   'The load generator is a separate process (bench/client.ts), sequential connections (one at a time). The card is emulated in-process: an APDU costs a function call and two copies, not a reader round trip, so setls numbers are an upper bound for real hardware.',
   'The machine is shared and noisy: read the ratios (same run, interleaved rounds), not absolute times.',
 ];
@@ -384,7 +397,7 @@ function human(report: Report): string {
   for (const kind of ['handshake', 'request'] as const) {
     out.push(kind === 'handshake' ? '== handshake only (connect, full handshake, close) ==' : '== handshake + 1 request (GET /status, Connection: close) ==');
     const node = report.results[NODE]?.[kind];
-    const rows: string[][] = [['server', 'conn/s', 'per round', 'vs node', 'p50 ms', 'p99 ms', 'srv CPU ms/conn', 'vs node', 'cli CPU ms/conn', 'tickets/conn', 'errors']];
+    const rows: string[][] = [['server', 'conn/s', 'per round', 'vs node', 'p50 ms', 'p99 ms', 'srv CPU ms/conn', 'vs node', '  card', '  host', 'host vs node', 'cli CPU ms/conn', 'tickets/conn', 'errors']];
     for (const name of report.servers) {
       const k = report.results[name]?.[kind];
       if (!k) continue;
@@ -397,6 +410,9 @@ function human(report: Report): string {
         fmt(k.p99Ms),
         fmt(k.serverCpuMsPerConn, 3),
         node ? `${fmt(k.serverCpuMsPerConn / node.serverCpuMsPerConn)}×` : '',
+        k.cardCpuMsPerConn !== undefined ? fmt(k.cardCpuMsPerConn, 3) : '',
+        k.hostCpuMsPerConn !== undefined ? fmt(k.hostCpuMsPerConn, 3) : '',
+        node && k.hostCpuMsPerConn !== undefined ? `${fmt(k.hostCpuMsPerConn / node.serverCpuMsPerConn)}×` : '',
         fmt(k.clientCpuMsPerConn, 3),
         fmt(k.ticketsPerConn, 1),
         String(k.errors),
@@ -451,7 +467,7 @@ interface Report {
   readonly config: Omit<Options, 'json' | 'keep'>;
   readonly servers: readonly string[];
   readonly results: Record<string, { handshake: KindSummary; request: KindSummary; bulk?: BulkSummary }>;
-  readonly ratios: Record<string, { handshakesPerSecond: number; requestsPerSecond: number; serverCpuPerHandshake: number; bulkMBps?: number }>;
+  readonly ratios: Record<string, { handshakesPerSecond: number; requestsPerSecond: number; serverCpuPerHandshake: number; hostCpuPerHandshake?: number; bulkMBps?: number }>;
   readonly facts: Record<string, SessionFacts | undefined>;
   readonly extra: Extra;
   readonly ok: boolean;
@@ -559,11 +575,11 @@ function summariseExtra(batches: readonly Batch[], _results: Report['results'], 
 function humanExtra(x: Extra, cfg: Report['config']): string {
   const out: string[] = [''];
   out.push(`== TLS 1.3 / 1.2, full and RESUMED handshakes (sequential, ${cfg.n}/batch × ${cfg.rounds} round(s)); resumed: the client offers the latest ticket/session it got, every connection checked isSessionReused() ==`);
-  const rows: string[][] = [['mode', 'server', 'conn/s', 'vs node', 'p50 ms', 'p99 ms', 'srv CPU ms/conn', 'modelled card ms/conn', 'resumed', 'errors']];
+  const rows: string[][] = [['mode', 'server', 'conn/s', 'vs node', 'p50 ms', 'p99 ms', 'srv CPU ms/conn', '  card', '  host', 'modelled card ms/conn', 'resumed', 'errors']];
   for (const [tag, m] of Object.entries(x.handshakes)) {
     for (const [name, k] of Object.entries(m)) {
       const node = m[NODE];
-      rows.push([tag, name, fmt(k.perSecond, 1), node && name !== NODE ? `${fmt(k.perSecond / node.perSecond, 3)}×` : '', fmt(k.p50Ms), fmt(k.p99Ms), fmt(k.serverCpuMsPerConn, 3), k.modelledMsPerConn !== undefined ? fmt(k.modelledMsPerConn, 0) : '', `${k.resumed}/${k.connections}`, String(k.errors)]);
+      rows.push([tag, name, fmt(k.perSecond, 1), node && name !== NODE ? `${fmt(k.perSecond / node.perSecond, 3)}×` : '', fmt(k.p50Ms), fmt(k.p99Ms), fmt(k.serverCpuMsPerConn, 3), k.cardCpuMsPerConn !== undefined ? fmt(k.cardCpuMsPerConn, 3) : '', k.hostCpuMsPerConn !== undefined ? fmt(k.hostCpuMsPerConn, 3) : '', k.modelledMsPerConn !== undefined ? fmt(k.modelledMsPerConn, 0) : '', `${k.resumed}/${k.connections}`, String(k.errors)]);
     }
   }
   out.push(table(rows));
@@ -755,6 +771,7 @@ async function main(): Promise<void> {
       handshakesPerSecond: q(r.handshake.perSecond, nodeRes.handshake.perSecond),
       requestsPerSecond: q(r.request.perSecond, nodeRes.request.perSecond),
       serverCpuPerHandshake: q(r.handshake.serverCpuMsPerConn, nodeRes.handshake.serverCpuMsPerConn),
+      ...(r.handshake.hostCpuMsPerConn !== undefined ? { hostCpuPerHandshake: q(r.handshake.hostCpuMsPerConn, nodeRes.handshake.serverCpuMsPerConn) } : {}),
       ...(r.bulk && nodeRes.bulk ? { bulkMBps: q(r.bulk.mbPerSecond, nodeRes.bulk.mbPerSecond) } : {}),
     };
   }

@@ -42,6 +42,8 @@ export interface ServerUnderTest {
   flights?(): FlightTally;
   /** Card time modelled by the 'real-card' latency profile so far, ms (setls only; nothing slept). */
   modelledMs?(): number;
+  /** CPU spent inside the emulated card's process() so far, µs (setls in-process only). */
+  cardCpuUs?(): number;
   /** Sessions the server holds right now (connections; setls pool: busy slots + exported sessions). */
   sessions?(): Promise<number>;
   close(): Promise<void>;
@@ -103,6 +105,19 @@ export async function startSetls(cardDir: string, flavours: readonly SetlsFlavou
   const log = pino({ level: 'silent' });
   const pin = readPin(cardPaths(cardDir).pinFile);
   const { transport, card } = openCard({ cardDir });
+  // The card runs synchronously inside process(): its CPU is the cpuUsage() delta around each call
+  // (what a device would spend on the secure element, not on the host).
+  let cardCpuUs = 0;
+  const cardProcess = card.process.bind(card);
+  card.process = (apdu: Uint8Array): Uint8Array => {
+    const c0 = process.cpuUsage();
+    try {
+      return cardProcess(apdu);
+    } finally {
+      const c = process.cpuUsage(c0);
+      cardCpuUs += c.user + c.system;
+    }
+  };
   const variants: ServerUnderTest[] = [];
   const closers: (() => Promise<void>)[] = [];
   for (const f of flavours) {
@@ -137,6 +152,7 @@ export async function startSetls(cardDir: string, flavours: readonly SetlsFlavou
       apdus: () => counting.snapshot(),
       flights: () => counting.flightSnapshot(),
       modelledMs: () => model.modelledMs,
+      cardCpuUs: () => cardCpuUs,
       close,
     });
   }
