@@ -1,31 +1,39 @@
 /**
- * The card's persistent state (what the sealed store holds) and its JSON form.
+ * The card's persistent state (what the sealed store holds) and its byte form.
  *
- *   { format: "setls-card-state", version: 3, serial: hex, lastTime: unix seconds,
- *     pins: { user|operator|puk: { salt, hash, tries, max } },
- *     identities: [ { label, keyType: "p256" | "rsa2048", pkcs8, spki, chain: [DER…],
- *                     clientAuth: "none" | "optional" | "required", exportAllowed: bool,
- *                     exporterLabels: [string], trustAnchors: [DER…] } ],
- *     policy: { cipherSuites, groups, unknownSni, alpn: [base64], keyUpdateAfterRecords,
- *               cipherSuites12, versions, ticketLifetime, sessionIdCache },
- *     psks: [ { identity, key, hash: "sha256" | "sha384" } ],
- *     ticketKey?: { id, key } }                                       (binary as base64)
+ * Written: state format v4, binary (docs/apdu-protocol.md §6 has it byte by byte):
  *
- * Version 1 (no policy, P-256 only) and version 2 (no identity policies, PSKs or ticket key) still
- * load, with the defaults. Host names are not stored: they are re-derived from each leaf certificate
- * on load.
+ *   04 ‖ E0 { 02 serial(8), 07 lastTime(4), 04/05/06 PIN records of the user PIN, operator PIN, PUK
+ *             (tries(1) ‖ max(1) ‖ salt(16) ‖ hash(32)), 09 policy (the PUT-POLICY TLVs 30..39),
+ *             E1 identity* { 80 label, 10 key type, 14 PKCS#8, 11 SPKI, 12 certificate*, 40 client
+ *                            auth, 41 export allowed, 42 exporter label*, 43 trust anchor* },
+ *             E2 PSK* { 50 identity, 51 key, 52 hash }, 0D ticket key? (id(4) ‖ key(32)) }
+
+ * TLVs have one-byte tags and shortest-form BER lengths (state-codec.ts); fields come in this
+ * order; anything else (unknown or out-of-order tags, bad sizes, trailing bytes) is ERR_CARD_STATE.
+ * Secrets go from their Uint8Arrays (and the PKCS#8 Buffer that `KeyObject.export` returns, wiped
+ * once copied) straight into the output array and never become a JS string, so the caller can wipe
+ * every copy; decoding copies secrets out of the input into fresh arrays and parses the private keys
+ * from views of the input.
+ *
+ * Read for migration: the JSON of versions 1–3 (`{"format":"setls-card-state","version":3,…}`, told
+ * apart by its first byte `{`); the next write stores v4. Version 1 (no policy, P-256 only) and 2 (no
+ * identity policies, PSKs or ticket key) load with the defaults. That reader necessarily turns the
+ * secrets into strings once, when an old card is opened. Host names are not stored: they are
+ * re-derived from each leaf certificate on load.
  *
  * Secrets: the identities' private keys (KeyObjects in memory, PKCS8 in the serialized bytes,
- * which the caller wipes after sealing), the PIN hashes, the PSK keys and the ticket key. imports bytes/, apdu/ (via errors) and node
- * built-ins.
+ * which the caller wipes after sealing / after loading), the PIN hashes, the PSK keys and the ticket
+ * key. imports bytes/, apdu/ (via errors), tls/ (via policy) and node built-ins.
  */
 import { createPrivateKey, createPublicKey, type KeyObject } from 'node:crypto';
-import { SetlsError, equalBytes, fromHex, toHex, wipe } from '../bytes/index.js';
-import { Limits } from './constants.js';
+import { SetlsError, equalBytes, freshCopy, fromHex, readU32, toHex, u32, wipe } from '../bytes/index.js';
+import { ClientAuthCode, KeyType, Limits } from './constants.js';
 import { cardErr } from './errors.js';
 import type { PinRecord } from './pins.js';
 import { leafHostNames } from './names.js';
-import { DEFAULT_POLICY, policyFromJson, policyToJson, type CardPolicy } from './policy.js';
+import { DEFAULT_POLICY, applyPolicyTlv, encodePolicyTlv, policyFromJson, type CardPolicy } from './policy.js';
+import { encodeTree, parseItems, readFields, stateError, type Field, type Node } from './state-codec.js';
 
 export type KeyTypeName = 'p256' | 'rsa2048';
 
@@ -87,9 +95,10 @@ export interface CardState {
 
 export type PinName = keyof CardState['pins'];
 
-const FORMAT = 'setls-card-state';
-/** The version written; 1 and 2 still load (with defaults for what they lack). */
-export const STATE_VERSION = 3;
+/** The `format` of the JSON states (versions 1–3), read for migration only. */
+const JSON_FORMAT = 'setls-card-state';
+/** The version written: the binary format v4 (its first byte). JSON versions 1–3 still load. */
+export const STATE_VERSION = 4;
 
 /** A copy that can be changed without touching `s` (key objects and byte arrays are shared, never mutated). */
 export function cloneState(s: CardState): CardState {
@@ -110,43 +119,237 @@ export function cloneState(s: CardState): CardState {
   };
 }
 
-const b64 = (b: Uint8Array): string => Buffer.from(b.buffer, b.byteOffset, b.length).toString('base64');
+// ---------------------------------------------------------------- state format v4
 
-/** UTF-8 JSON bytes of the state. Holds private keys: wipe after sealing. */
+/** Tags of the v4 state (docs/apdu-protocol.md §6). Where the APDUs have a tag for a field, it is reused. */
+export const StateTag = {
+  /** The one TLV after the version byte; it holds all the others. */
+  state: 0xe0,
+  serial: 0x02,
+  lastTime: 0x07,
+  userPin: 0x04,
+  operatorPin: 0x05,
+  puk: 0x06,
+  policy: 0x09,
+  identity: 0xe1,
+  psk: 0xe2,
+  ticketKey: 0x0d,
+  // inside an identity (E1)
+  label: 0x80,
+  keyType: 0x10,
+  pkcs8: 0x14,
+  spki: 0x11,
+  certificate: 0x12,
+  clientAuth: 0x40,
+  exportAllowed: 0x41,
+  exporterLabel: 0x42,
+  trustAnchor: 0x43,
+  // inside a PSK (E2)
+  pskIdentity: 0x50,
+  pskKey: 0x51,
+  pskHash: 0x52,
+} as const;
+
+/** A PIN record: tries(1) ‖ max(1) ‖ salt(16) ‖ hash(32). */
+const PIN_RECORD = 50;
+/** The ticket key record: id(4) ‖ key(32). */
+const TICKET_KEY_RECORD = 36;
+const MAX_KEY_DER = 4096;
+
+const TOP_FIELDS: readonly Field[] = [
+  { tag: StateTag.serial, name: 'serial', minLen: 8, maxLen: 8 },
+  { tag: StateTag.lastTime, name: 'lastTime', minLen: 4, maxLen: 4 },
+  { tag: StateTag.userPin, name: 'user PIN', minLen: PIN_RECORD, maxLen: PIN_RECORD },
+  { tag: StateTag.operatorPin, name: 'operator PIN', minLen: PIN_RECORD, maxLen: PIN_RECORD },
+  { tag: StateTag.puk, name: 'PUK', minLen: PIN_RECORD, maxLen: PIN_RECORD },
+  { tag: StateTag.policy, name: 'policy', minLen: 1, maxLen: 1024 },
+  { tag: StateTag.identity, name: 'identity', min: 0, max: Limits.maxIdentities },
+  { tag: StateTag.psk, name: 'PSK', min: 0, max: Limits.maxPsks },
+  { tag: StateTag.ticketKey, name: 'ticket key', min: 0, max: 1, minLen: TICKET_KEY_RECORD, maxLen: TICKET_KEY_RECORD },
+];
+
+const IDENTITY_FIELDS: readonly Field[] = [
+  { tag: StateTag.label, name: 'label', minLen: 1, maxLen: Limits.maxLabel },
+  { tag: StateTag.keyType, name: 'key type', minLen: 1, maxLen: 1 },
+  { tag: StateTag.pkcs8, name: 'private key', minLen: 1, maxLen: MAX_KEY_DER },
+  { tag: StateTag.spki, name: 'SPKI', minLen: 1, maxLen: MAX_KEY_DER },
+  { tag: StateTag.certificate, name: 'certificate', min: 0, max: Limits.maxChainCerts, minLen: 1, maxLen: Limits.maxChainBytes },
+  { tag: StateTag.clientAuth, name: 'client auth', minLen: 1, maxLen: 1 },
+  { tag: StateTag.exportAllowed, name: 'export allowed', minLen: 1, maxLen: 1 },
+  { tag: StateTag.exporterLabel, name: 'exporter label', min: 0, max: Limits.maxExporterLabels, minLen: 1, maxLen: Limits.maxExporterLabel },
+  { tag: StateTag.trustAnchor, name: 'trust anchor', min: 0, max: Limits.maxTrustAnchors, minLen: 1, maxLen: Limits.maxTrustAnchorBytes },
+];
+
+const PSK_FIELDS: readonly Field[] = [
+  { tag: StateTag.pskIdentity, name: 'identity', minLen: 1, maxLen: Limits.maxPskIdentity },
+  { tag: StateTag.pskKey, name: 'key', minLen: Limits.minPskKey, maxLen: Limits.maxPskKey },
+  { tag: StateTag.pskHash, name: 'hash', minLen: 1, maxLen: 1 },
+];
+
+const CLIENT_AUTH: readonly ClientAuth[] = ['none', 'optional', 'required'];
+const PSK_HASH: readonly PskRecord['hash'][] = ['sha256', 'sha384'];
+
+const utf8 = (s: string): Uint8Array => new TextEncoder().encode(s);
+const leaf = (tag: number, ...parts: Uint8Array[]): Node => ({ tag, parts });
+
+/**
+ * The state in format v4. Holds private keys, PIN hashes, PSK keys and the ticket key: the caller
+ * wipes the result after sealing. No secret becomes a string on the way.
+ */
 export function serializeState(s: CardState): Uint8Array {
-  const pin = (p: PinRecord) => ({ salt: b64(p.salt), hash: b64(p.hash), tries: p.tries, max: p.max });
-  const identities = s.identities.map((i) => {
-    const pkcs8 = i.privateKey.export({ format: 'der', type: 'pkcs8' });
-    const text = pkcs8.toString('base64');
-    wipe(pkcs8);
-    return {
-      label: i.label,
-      keyType: i.keyType,
-      pkcs8: text,
-      spki: b64(i.spki),
-      chain: i.chain.map(b64),
-      clientAuth: i.clientAuth,
-      exportAllowed: i.exportAllowed,
-      exporterLabels: [...i.exporterLabels],
-      trustAnchors: i.trustAnchors.map(b64),
-    };
-  });
-  const doc = {
-    format: FORMAT,
-    version: STATE_VERSION,
-    serial: toHex(s.serial),
-    lastTime: s.lastTime,
-    pins: { user: pin(s.pins.user), operator: pin(s.pins.operator), puk: pin(s.pins.puk) },
-    identities,
-    policy: policyToJson(s.policy),
-    psks: s.psks.map((p) => ({ identity: b64(p.identity), key: b64(p.key), hash: p.hash })),
-    ...(s.ticketKey ? { ticketKey: { id: b64(s.ticketKey.id), key: b64(s.ticketKey.key) } } : {}),
-  };
-  return new TextEncoder().encode(JSON.stringify(doc));
+  const exported: Uint8Array[] = [];
+  try {
+    const pin = (tag: number, p: PinRecord): Node => leaf(tag, Uint8Array.of(p.tries, p.max), p.salt, p.hash);
+    const nodes: Node[] = [
+      leaf(StateTag.serial, s.serial),
+      leaf(StateTag.lastTime, u32(s.lastTime)),
+      pin(StateTag.userPin, s.pins.user),
+      pin(StateTag.operatorPin, s.pins.operator),
+      pin(StateTag.puk, s.pins.puk),
+      leaf(StateTag.policy, encodePolicyTlv(s.policy)),
+    ];
+    for (const i of s.identities) {
+      const pkcs8 = i.privateKey.export({ format: 'der', type: 'pkcs8' });
+      exported.push(pkcs8);
+      nodes.push({
+        tag: StateTag.identity,
+        children: [
+          leaf(StateTag.label, utf8(i.label)),
+          leaf(StateTag.keyType, Uint8Array.of(KeyType[i.keyType])),
+          leaf(StateTag.pkcs8, pkcs8),
+          leaf(StateTag.spki, i.spki),
+          ...i.chain.map((c) => leaf(StateTag.certificate, c)),
+          leaf(StateTag.clientAuth, Uint8Array.of(ClientAuthCode[i.clientAuth])),
+          leaf(StateTag.exportAllowed, Uint8Array.of(i.exportAllowed ? 1 : 0)),
+          ...i.exporterLabels.map((l) => leaf(StateTag.exporterLabel, utf8(l))),
+          ...i.trustAnchors.map((a) => leaf(StateTag.trustAnchor, a)),
+        ],
+      });
+    }
+    for (const p of s.psks) {
+      nodes.push({
+        tag: StateTag.psk,
+        children: [leaf(StateTag.pskIdentity, p.identity), leaf(StateTag.pskKey, p.key), leaf(StateTag.pskHash, Uint8Array.of(PSK_HASH.indexOf(p.hash)))],
+      });
+    }
+    if (s.ticketKey) nodes.push(leaf(StateTag.ticketKey, s.ticketKey.id, s.ticketKey.key));
+    return encodeTree(STATE_VERSION, [{ tag: StateTag.state, children: nodes }]);
+  } finally {
+    wipe(...exported);
+  }
 }
 
+/**
+ * Parses and validates a serialized state: format v4, or the JSON of versions 1–3 (first byte `{`).
+ * Throws ERR_CARD_STATE. The result shares no memory with `plain`, which the caller wipes.
+ */
+export function deserializeState(plain: Uint8Array): CardState {
+  if (!(plain instanceof Uint8Array) || plain.length === 0) bad('empty');
+  if (plain[0] === STATE_VERSION) return decodeV4(plain);
+  if (plain[0] === 0x7b /* '{' */) return deserializeJsonState(plain);
+  return bad(`unknown state format (first byte 0x${plain[0]!.toString(16).padStart(2, '0')})`);
+}
+
+function decodeV4(plain: Uint8Array): CardState {
+  const one = (m: Map<number, Uint8Array[]>, tag: number): Uint8Array => m.get(tag)![0]!;
+  const outer = readFields(parseItems(plain.subarray(1), 'state'), [{ tag: StateTag.state, name: 'state TLV' }], 'state');
+  const top = readFields(parseItems(one(outer, StateTag.state), 'state'), TOP_FIELDS, 'state');
+  const pin = (tag: number, what: string): PinRecord => {
+    const v = one(top, tag);
+    const tries = v[0]!;
+    const max = v[1]!;
+    if (max < 1 || max > 15 || tries > max) bad(`${what}: tries ${tries} / max ${max}`);
+    return { tries, max, salt: freshCopy(v.subarray(2, 18)), hash: freshCopy(v.subarray(18, 50)) };
+  };
+  const policyBytes = one(top, StateTag.policy);
+  let policy: CardPolicy;
+  try {
+    policy = applyPolicyTlv(policyBytes, DEFAULT_POLICY);
+  } catch (e) {
+    throw stateError(`policy: ${(e as Error).message}`, e);
+  }
+  const identities = top.get(StateTag.identity)!.map((v, n) => decodeIdentity(v, n));
+  if (new Set(identities.map((i) => i.label)).size !== identities.length) bad('duplicate identity labels');
+  const psks = top.get(StateTag.psk)!.map((v, n): PskRecord => {
+    const f = readFields(parseItems(v, `PSK ${n}`), PSK_FIELDS, `PSK ${n}`);
+    const hash = PSK_HASH[one(f, StateTag.pskHash)[0]!];
+    if (!hash) bad(`PSK ${n} hash`);
+    return { identity: freshCopy(one(f, StateTag.pskIdentity)), key: freshCopy(one(f, StateTag.pskKey)), hash };
+  });
+  if (new Set(psks.map((p) => toHex(p.identity))).size !== psks.length) bad('duplicate PSK identities');
+  const t = top.get(StateTag.ticketKey)![0];
+  return {
+    serial: freshCopy(one(top, StateTag.serial)),
+    pins: { user: pin(StateTag.userPin, 'user PIN'), operator: pin(StateTag.operatorPin, 'operator PIN'), puk: pin(StateTag.puk, 'PUK') },
+    lastTime: readU32(one(top, StateTag.lastTime), 0),
+    identities,
+    policy,
+    psks,
+    ticketKey: t ? { id: freshCopy(t.subarray(0, 4)), key: freshCopy(t.subarray(4, 36)) } : undefined,
+  };
+}
+
+function decodeIdentity(v: Uint8Array, n: number): IdentityRecord {
+  const what = `identity ${n}`;
+  const f = readFields(parseItems(v, what), IDENTITY_FIELDS, what);
+  const one = (tag: number): Uint8Array => f.get(tag)![0]!;
+  const label = utf8Text(one(StateTag.label), `${what} label`);
+  if (!validLabel(label)) bad(`${what} label`);
+  const kt = one(StateTag.keyType)[0];
+  const keyType: KeyTypeName | undefined = kt === KeyType.p256 ? 'p256' : kt === KeyType.rsa2048 ? 'rsa2048' : undefined;
+  if (!keyType) bad(`${what} key type`);
+  const spki = freshCopy(one(StateTag.spki));
+  // the private key is parsed from a view of the input (no copy to wipe); the caller wipes the input
+  const privateKey = loadPrivateKey(one(StateTag.pkcs8), keyType, spki, what);
+  const chain = f.get(StateTag.certificate)!.map(freshCopy);
+  const clientAuth = CLIENT_AUTH[one(StateTag.clientAuth)[0]!];
+  if (!clientAuth) bad(`${what} client auth`);
+  const e = one(StateTag.exportAllowed)[0]!;
+  if (e > 1) bad(`${what} export allowed`);
+  const exporterLabels = f.get(StateTag.exporterLabel)!.map((l, k) => {
+    const s = utf8Text(l, `${what} exporter label ${k}`);
+    if (!validExporterLabel(s)) bad(`${what} exporter label ${k}`);
+    return s;
+  });
+  const trustAnchors = f.get(StateTag.trustAnchor)!.map(freshCopy);
+  return { label, keyType, privateKey, spki, chain, hostNames: hostNamesOf(chain, what), clientAuth, exportAllowed: e === 1, exporterLabels, trustAnchors };
+}
+
+/** Non-secret UTF-8 (labels) only. */
+function utf8Text(b: Uint8Array, what: string): string {
+  try {
+    return new TextDecoder('utf-8', { fatal: true }).decode(b);
+  } catch {
+    return bad(`${what} is not UTF-8`);
+  }
+}
+
+/** The private key from PKCS#8 DER, checked against its key type and SPKI. Does not wipe `pkcs8`. */
+function loadPrivateKey(pkcs8: Uint8Array, keyType: KeyTypeName, spki: Uint8Array, what: string): KeyObject {
+  let privateKey: KeyObject;
+  try {
+    privateKey = createPrivateKey({ key: pkcs8 as Buffer, format: 'der', type: 'pkcs8' });
+  } catch {
+    return bad(`${what} private key does not parse`);
+  }
+  if (!keyMatchesType(privateKey, keyType)) bad(`${what} private key is not of type ${keyType}`);
+  const derived = new Uint8Array(createPublicKey(privateKey).export({ format: 'der', type: 'spki' }));
+  if (!equalBytes(derived, spki)) bad(`${what} public key does not match its private key`);
+  return privateKey;
+}
+
+function hostNamesOf(chain: readonly Uint8Array[], what: string): string[] {
+  try {
+    return chain.length > 0 ? leafHostNames(chain[0]!) : [];
+  } catch {
+    return bad(`${what} leaf certificate does not parse`);
+  }
+}
+
+// ---------------------------------------------------------------- JSON versions 1–3 (read only)
+
 function bad(why: string): never {
-  throw new SetlsError('ERR_CARD_STATE', `card state is invalid: ${why}`);
+  throw stateError(why);
 }
 
 function obj(v: unknown, what: string): Record<string, unknown> {
@@ -172,8 +375,11 @@ function parsePin(v: unknown, what: string): PinRecord {
   return { salt: bytes(o.salt, `${what}.salt`, 16, 16), hash: bytes(o.hash, `${what}.hash`, 32, 32), tries: int(o.tries, `${what}.tries`, 0, max), max };
 }
 
-/** Parses and validates the JSON bytes of a state; throws ERR_CARD_STATE. */
-export function deserializeState(plain: Uint8Array): CardState {
+/**
+ * The JSON states of versions 1–3 (migration: the card writes v4 from its next write on). Secrets
+ * pass through JS strings here, once, when such a state is opened; that cannot be helped.
+ */
+function deserializeJsonState(plain: Uint8Array): CardState {
   let doc: unknown;
   try {
     doc = JSON.parse(new TextDecoder('utf-8', { fatal: true }).decode(plain));
@@ -181,7 +387,7 @@ export function deserializeState(plain: Uint8Array): CardState {
     throw new SetlsError('ERR_CARD_STATE', 'card state is not valid JSON', { cause: e });
   }
   const o = obj(doc, 'state');
-  if (o.format !== FORMAT || (o.version !== 1 && o.version !== 2 && o.version !== STATE_VERSION)) bad('unknown format or version');
+  if (o.format !== JSON_FORMAT || (o.version !== 1 && o.version !== 2 && o.version !== 3)) bad('unknown format or version');
   if (typeof o.serial !== 'string' || !/^[0-9a-f]{16}$/.test(o.serial)) bad('serial is not 8 hex bytes');
   const pins = obj(o.pins, 'pins');
   if (!Array.isArray(o.identities) || o.identities.length > Limits.maxIdentities) bad('identities is not a bounded array');
@@ -190,28 +396,17 @@ export function deserializeState(plain: Uint8Array): CardState {
     if (typeof i.label !== 'string' || !validLabel(i.label)) bad(`identity ${n} label`);
     if (i.keyType !== 'p256' && i.keyType !== 'rsa2048') bad(`identity ${n} key type`);
     const keyType: KeyTypeName = i.keyType;
-    const pkcs8 = bytes(i.pkcs8, `identity ${n} key`, 1, 4096);
+    const pkcs8 = bytes(i.pkcs8, `identity ${n} key`, 1, MAX_KEY_DER);
+    const spki = bytes(i.spki, `identity ${n} spki`, 1, MAX_KEY_DER);
     let privateKey: KeyObject;
     try {
-      privateKey = createPrivateKey({ key: Buffer.from(pkcs8), format: 'der', type: 'pkcs8' });
-    } catch {
-      bad(`identity ${n} private key does not parse`);
+      privateKey = loadPrivateKey(pkcs8, keyType, spki, `identity ${n}`);
     } finally {
       wipe(pkcs8);
     }
-    if (!keyMatchesType(privateKey, keyType)) bad(`identity ${n} private key is not of type ${keyType}`);
-    const spki = bytes(i.spki, `identity ${n} spki`, 1, 4096);
-    const derived = new Uint8Array(createPublicKey(privateKey).export({ format: 'der', type: 'spki' }));
-    if (!equalBytes(derived, spki)) bad(`identity ${n} public key does not match its private key`);
     if (!Array.isArray(i.chain) || i.chain.length > Limits.maxChainCerts) bad(`identity ${n} chain`);
     const chain = i.chain.map((c, k) => bytes(c, `identity ${n} certificate ${k}`, 1, Limits.maxChainBytes));
-    let hostNames: string[] = [];
-    try {
-      if (chain.length > 0) hostNames = leafHostNames(chain[0]!);
-    } catch {
-      bad(`identity ${n} leaf certificate does not parse`);
-    }
-    return { label: i.label, keyType, privateKey, spki, chain, hostNames, ...parseIdentityPolicy(i, n) };
+    return { label: i.label, keyType, privateKey, spki, chain, hostNames: hostNamesOf(chain, `identity ${n}`), ...parseIdentityPolicy(i, n) };
   });
   const labels = new Set(identities.map((i) => i.label));
   if (labels.size !== identities.length) bad('duplicate identity labels');

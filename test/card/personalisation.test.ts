@@ -2,12 +2,11 @@
 import 'reflect-metadata';
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { createDecipheriv, createPrivateKey } from 'node:crypto';
-import { readFileSync } from 'node:fs';
-import { join } from 'node:path';
 import * as x509 from '@peculiar/x509';
 import { concat, findTlv, parseTlvs } from '../../src/bytes/index.js';
 import type { EmulatedCard } from '../../src/card/index.js';
+import { deserializeState } from '../../src/card/state.js';
+import { SealedStore } from '../../src/card/store.js';
 import { OPERATOR_PIN, SELECT, TestCa, USER_PIN, a0, chainData, cmd, csrRequest, newCard, personalise, send, swOf, utf8, verify, xcv } from './helpers.js';
 import { ClientPipe, connectClient, driveHandshake, once } from './tls-host.js';
 
@@ -106,16 +105,12 @@ test('PUT-CHAIN: a certificate for another key → 6A80, garbage → 6A80, the r
 
 /** The test opens the sealed state itself (it knows the master key) to learn the private key. */
 function privateKeyBytes(dir: string, masterKey: Uint8Array): Uint8Array[] {
-  const sealed = readFileSync(join(dir, 'state.sealed'));
-  const d = createDecipheriv('aes-256-gcm', masterKey, sealed.subarray(8, 20));
-  d.setAAD(Buffer.from('setls-card-state/v1'));
-  d.setAuthTag(sealed.subarray(sealed.length - 16));
-  const doc = JSON.parse(Buffer.concat([d.update(sealed.subarray(20, sealed.length - 16)), d.final()]).toString('utf8')) as {
-    identities: { pkcs8: string }[];
-  };
-  return doc.identities.flatMap((i) => {
-    const pkcs8 = new Uint8Array(Buffer.from(i.pkcs8, 'base64'));
-    const jwk = createPrivateKey({ key: Buffer.from(pkcs8), format: 'der', type: 'pkcs8' }).export({ format: 'jwk' });
+  const store = new SealedStore(dir, masterKey);
+  const state = deserializeState(store.read());
+  store.close();
+  return state.identities.flatMap((i) => {
+    const pkcs8 = new Uint8Array(i.privateKey.export({ format: 'der', type: 'pkcs8' }));
+    const jwk = i.privateKey.export({ format: 'jwk' });
     return [pkcs8, new Uint8Array(Buffer.from(jwk.d!, 'base64url'))];
   });
 }

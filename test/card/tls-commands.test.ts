@@ -8,6 +8,8 @@ import assert from 'node:assert/strict';
 import { findTlv, parseTlvs, toHex, type Tlv } from '../../src/bytes/index.js';
 import { EmulatedCard } from '../../src/card/index.js';
 import { SealedStore } from '../../src/card/store.js';
+import { STATE_VERSION, deserializeState } from '../../src/card/state.js';
+import { stateV3Doc } from './state-v3.js';
 import { OPERATOR_PIN, SELECT, TestCa, USER_PIN, a0, cmd, newCard, personalise, send, swOf, utf8, verify, xcv } from './helpers.js';
 import { handshakeWith, sessionInfo } from './tls-host.js';
 import { labelTlv, putIdentityPolicy, putPsk, putTrustAnchor } from './tls-features.js';
@@ -195,10 +197,10 @@ test('no response carries a PSK key or the ticket key (card info, identity, sess
     s.client.destroy();
     // the ticket key now exists: read it from the sealed state (the test knows the master key)
     const store = new SealedStore(dir, masterKey);
-    const doc = JSON.parse(new TextDecoder().decode(store.read())) as { version: number; ticketKey: { id: string; key: string } };
+    const plain = store.read();
     store.close();
-    assert.equal(doc.version, 3);
-    const ticketKey = new Uint8Array(Buffer.from(doc.ticketKey.key, 'base64'));
+    assert.equal(plain[0], STATE_VERSION);
+    const ticketKey = deserializeState(plain).ticketKey!.key;
     assert.equal(ticketKey.length, 32);
     const responses: Uint8Array[] = [
       (await cardInfo(card)).raw,
@@ -225,7 +227,7 @@ test('a version 2 sealed state (before identity policies, PSKs and tickets) stil
     await personalise(card, ca);
     card.close();
     const store = new SealedStore(dir, masterKey);
-    const doc = JSON.parse(new TextDecoder().decode(store.read())) as Record<string, unknown> & { identities: Record<string, unknown>[]; policy: Record<string, unknown> };
+    const doc = stateV3Doc(deserializeState(store.read()));
     doc.version = 2;
     delete doc.psks;
     delete doc.ticketKey;
