@@ -13,7 +13,7 @@
  *   - CoAP GET/s over TLS and DTLS and DTLS handshakes/s through the card (bench/coap.ts; not with --quick).
  *   - with --pcsc: handshakes/s through pcscd + vpcd vs in-process (bench/pcsc.ts; root only).
  *
- *   npm run bench -- [--n 200] [--rounds 3] [--warmup 40] [--bulk-bytes 67108864] [--conc-n 768] [--mem-k 200] [--only memory] [--pcsc] [--json] [--quick] [--keep]
+ *   npm run bench -- [--n 200] [--rounds 3] [--warmup 40] [--bulk-bytes 67108864] [--conc-n 768] [--mem-k 200] [--only memory|bulk] [--pcsc] [--json] [--quick] [--keep]
  *
  * Servers live in this process, one loaded at a time; the load generator is bench/client.ts in a
  * child process. Batches of the variants are interleaved round by round (order rotated each round)
@@ -51,8 +51,8 @@ interface Options {
   memK: number;
   /** memoryUsage() readings per point in the memory section (median). */
   memSamples: number;
-  /** Run only this section ('memory'). */
-  only?: 'memory';
+  /** Run only this section ('memory', or 'bulk': setls-card, setls-export and node:tls). */
+  only?: 'memory' | 'bulk';
   json: boolean;
   quick: boolean;
   keep: boolean;
@@ -92,6 +92,7 @@ function options(argv: string[]): Options {
         '                 record layer in the card: min(K, 16 slots of the 4-card × 4-channel pool)\n' +
         '  --mem-samples  memoryUsage() readings (after gc) per point, median taken (default 5; --quick: 3)\n' +
         '  --only memory  run only the memory section\n' +
+        '  --only bulk    run only the bulk section (setls-card, setls-export, node:tls; same interleaving; --bulk-rounds, default --rounds)\n' +
         '  --pcsc         also handshakes/s through pcscd + vpcd next to in-process (bench/pcsc.ts; root only, else skipped)\n' +
         '  --json         print one JSON object instead of the table\n' +
         '  --keep         keep the temporary card/CA folder\n',
@@ -107,7 +108,7 @@ function options(argv: string[]): Options {
   };
   const n = int(values.n, quick ? 5 : 200, 'n', 1);
   const rounds = int(values.rounds, quick ? 1 : 3, 'rounds', 1);
-  if (values.only !== undefined && values.only !== 'memory') throw new Error("--only takes 'memory'");
+  if (values.only !== undefined && values.only !== 'memory' && values.only !== 'bulk') throw new Error("--only takes 'memory' or 'bulk'");
   return {
     n,
     rounds,
@@ -119,7 +120,7 @@ function options(argv: string[]): Options {
     pcsc: values.pcsc ?? false,
     memK: int(values['mem-k'], quick ? 16 : 200, 'mem-k', 1),
     memSamples: int(values['mem-samples'], quick ? 3 : 5, 'mem-samples', 1),
-    ...(values.only ? { only: 'memory' as const } : {}),
+    ...(values.only ? { only: values.only as 'memory' | 'bulk' } : {}),
     quick,
     keep: values.keep ?? false,
   };
@@ -662,6 +663,7 @@ async function main(): Promise<void> {
   const nodeId = await makeNodeIdentity(init.paths.caDir);
   await setExportAllowed(cardDir, true); // TLS-Tandem export for the setls-export variant (bulk) and setls-pool-host (memory)
   if (o.only === 'memory') return onlyMemory(o, new LoadClient(ca), { cardDir, caDir: init.paths.caDir, nodeId, root, progress });
+  if (o.only === 'bulk') return onlyBulk(o, new LoadClient(ca), { cardDir, nodeId, root, progress });
 
   const setls = await startSetls(cardDir, [
     { name: SETLS_EXT, extendedApdu: true },
@@ -867,6 +869,87 @@ async function onlyMemory(
   };
   if (o.json) process.stdout.write(JSON.stringify(report) + '\n');
   else process.stdout.write(`setls bench (--only memory) — ${report.meta.date}  node ${report.meta.node}, ${report.meta.cpus} CPU (${report.meta.cpuModel}), load ${report.meta.loadavg.map((x) => x.toFixed(2)).join(' ')}\n\n` + humanMemory(memory));
+  process.exitCode = report.ok ? 0 : 1;
+}
+
+/**
+ * --only bulk: the bulk section alone (same report shape, other sections empty): setls-card
+ * (setls-ext, records in the card), setls-export (records on the host) and node:tls, warmed up and
+ * interleaved as in the full run. All three summaries go to extra.bulk, with extra.bulkRatios.
+ */
+async function onlyBulk(
+  o: Options,
+  client: LoadClient,
+  c: { cardDir: string; nodeId: { key: string; cert: string }; root: string; progress: (s: string) => void },
+): Promise<void> {
+  const setls = await startSetls(c.cardDir, [
+    { name: SETLS_EXT, extendedApdu: true },
+    { name: SETLS_EXPORT, extendedApdu: true, recordLayer: 'host' },
+  ]);
+  const node = await startNodeTls(NODE, c.nodeId);
+  const bulkServers: ServerUnderTest[] = [setls.variants.find((v) => v.name === SETLS_EXT)!, setls.variants.find((v) => v.name === SETLS_EXPORT)!, node];
+  const batches: Batch[] = [];
+  try {
+    if (o.warmup > 0) {
+      c.progress('warm-up');
+      for (const s of bulkServers) {
+        const b = await measure(client, s, 'bulk', 1, -1, Math.min(o.bulkBytes, 1_000_000), s.name === SETLS_EXPORT ? { checkBody: true } : {});
+        if (b.result.errors.length) throw new Error(`warm-up of ${s.name} (bulk) failed: ${b.result.errors.join('; ')}`);
+        c.progress('.');
+      }
+      c.progress('\n');
+    }
+    if (o.bulkBytes > 0) {
+      for (let r = 0; r < o.bulkRounds; r++) {
+        c.progress(`bulk ${r + 1}/${o.bulkRounds}`);
+        for (const s of bulkServers.map((_, i) => bulkServers[(i + r) % bulkServers.length]!)) {
+          batches.push(await measure(client, s, 'bulk', 1, r, o.bulkBytes, { checkBody: false }));
+          c.progress('.');
+        }
+        c.progress('\n');
+      }
+    }
+  } finally {
+    await client.close();
+    await node.close();
+    await setls.close();
+    if (!o.keep) rmSync(c.root, { recursive: true, force: true });
+  }
+  const bulk: Extra['bulk'] = {};
+  for (const s of bulkServers) {
+    const bs = batches.filter((b) => b.server === s.name);
+    if (bs.length) bulk[s.name] = summariseBulk(bs, o.bulkBytes);
+  }
+  const nodeBulk = bulk[NODE];
+  const bulkRatios = Object.fromEntries(
+    [SETLS_EXT, SETLS_EXPORT].filter((n) => bulk[n] && nodeBulk).map((n) => [`${n === SETLS_EXT ? 'setls-card' : n}/${NODE}`, Math.round((bulk[n]!.mbPerSecond / nodeBulk!.mbPerSecond) * 1000) / 1000]),
+  );
+  const report: Report = {
+    meta: metaOf(o, c.root),
+    config: configOf(o),
+    servers: [],
+    results: {},
+    ratios: {},
+    facts: {},
+    extra: { handshakes: {}, handshakeRatios: {}, bulk, bulkRatios, concurrency: {}, concurrencyRatios: {}, urienTlsSeMs: URIEN_TLS_SE_MS },
+    ok: Object.values(bulk).every((b) => b.errors === 0),
+  };
+  if (o.json) {
+    process.stdout.write(JSON.stringify(report) + '\n');
+  } else {
+    const out: string[] = [`setls bench (--only bulk) — ${report.meta.date}  node ${report.meta.node}, ${report.meta.cpus} CPU (${report.meta.cpuModel}), load ${report.meta.loadavg.map((x) => x.toFixed(2)).join(' ')}`, ''];
+    out.push(`== bulk: one GET /bytes/${o.bulkBytes} per download × ${o.bulkRounds} round(s) interleaved; setls-card: records in the card (setls-ext), setls-export: exported to the host (TLS-Tandem); MB = 10^6 bytes of body ==`);
+    const rows: string[][] = [['server', 'MB/s', 'per round', 'vs node', 'srv CPU ms/MB', 'vs node', 'errors']];
+    for (const s of bulkServers) {
+      const b = bulk[s.name];
+      if (!b) continue;
+      rows.push([s.name, fmt(b.mbPerSecond), b.mbPerSecondByRound.map((x) => fmt(x, 1)).join('/'), nodeBulk ? `${fmt(b.mbPerSecond / nodeBulk.mbPerSecond, 3)}×` : '', fmt(b.serverCpuMsPerMB, 1), nodeBulk ? `${fmt(b.serverCpuMsPerMB / nodeBulk.serverCpuMsPerMB)}×` : '', String(b.errors)]);
+    }
+    out.push(table(rows));
+    const errs = Object.entries(bulk).flatMap(([n, b]) => b.errorSamples.map((e) => `bulk ${n}: ${e}`));
+    if (errs.length) out.push('errors:', ...errs.map((e) => `  ${e}`));
+    process.stdout.write(out.join('\n') + '\n');
+  }
   process.exitCode = report.ok ? 0 : 1;
 }
 

@@ -18,6 +18,7 @@
  * them; it runs when the session ends.
  * imports bytes/, tls/record and tls/crypto.ts (primitives) and host/.
  */
+import { createCipheriv, type CipherGCM } from 'node:crypto';
 import { SetlsError, concat, wipe } from '../bytes/index.js';
 import { AEAD_SUITES12 } from '../tls/record/aead-suites12.js';
 import { RecordKey12 } from '../tls/record/protection12.js';
@@ -54,8 +55,14 @@ function nonce13(iv: Uint8Array, seq: number): Uint8Array {
   const hi = Math.floor(seq / 0x100000000);
   const lo = seq >>> 0;
   const l = n.length;
-  const s = [hi >>> 24, hi >>> 16, hi >>> 8, hi, lo >>> 24, lo >>> 16, lo >>> 8, lo];
-  for (let i = 0; i < 8; i++) n[l - 8 + i]! ^= s[i]! & 0xff;
+  n[l - 8]! ^= (hi >>> 24) & 0xff;
+  n[l - 7]! ^= (hi >>> 16) & 0xff;
+  n[l - 6]! ^= (hi >>> 8) & 0xff;
+  n[l - 5]! ^= hi & 0xff;
+  n[l - 4]! ^= (lo >>> 24) & 0xff;
+  n[l - 3]! ^= (lo >>> 16) & 0xff;
+  n[l - 2]! ^= (lo >>> 8) & 0xff;
+  n[l - 1]! ^= lo & 0xff;
   return n;
 }
 
@@ -86,6 +93,47 @@ class Direction13 {
     this.key = hkdfExpandLabel(this.hash, next, 'key', new Uint8Array(0), this.keyLength);
     this.iv = hkdfExpandLabel(this.hash, next, 'iv', new Uint8Array(0), 12);
     this.seq = 0;
+  }
+
+  /**
+   * The record of `pieces` (concatenated, ≤ 2^14 bytes) as chunks to write in order: header,
+   * ciphertext (one chunk per piece), then the encrypted content type with the tag. Streams the
+   * pieces through one AEAD context (AES-GCM and ChaCha20-Poly1305 take several update() calls), so
+   * the plaintext is never copied into a TLSInnerPlaintext buffer and the record never concatenated;
+   * AES-CCM (one update() only) goes through seal().
+   */
+  sealv(type: number, pieces: readonly Uint8Array[], bytes: number, out: Uint8Array[]): void {
+    if (this.aead === 'aes-128-ccm') {
+      out.push(this.seal(type, pieces.length === 1 ? pieces[0]! : concat(...pieces)));
+      return;
+    }
+    const len = bytes + 1 + this.tagLength;
+    const hdr = Uint8Array.of(23, 3, 3, len >> 8, len & 0xff);
+    const nonce = nonce13(this.iv, this.seq++);
+    const c = createCipheriv(this.aead as 'aes-128-gcm', this.key, nonce, { authTagLength: this.tagLength }) as CipherGCM;
+    wipe(nonce);
+    c.setAAD(hdr);
+    const first = out.length;
+    out.push(hdr);
+    let n = 0;
+    for (const p of pieces) {
+      const b = c.update(p);
+      n += b.length;
+      if (b.length) out.push(b);
+    }
+    const t = c.update(Uint8Array.of(type));
+    const f = c.final();
+    const tag = c.getAuthTag();
+    const tail = new Uint8Array(t.length + f.length + tag.length);
+    tail.set(t);
+    tail.set(f, t.length);
+    tail.set(tag, t.length + f.length);
+    out.push(tail);
+    n += t.length + f.length;
+    if (n !== bytes + 1 || tag.length !== this.tagLength) {
+      out.length = first;
+      throw hostErr('ERR_HOST_INTERNAL', 'AEAD output length mismatch');
+    }
   }
 
   seal(type: number, content: Uint8Array): Uint8Array {
@@ -123,6 +171,9 @@ class Direction12 {
   constructor(private readonly k: RecordKey12) {}
   seal(type: number, content: Uint8Array): Uint8Array {
     return this.k.seal(type, content);
+  }
+  sealv(type: number, pieces: readonly Uint8Array[], _bytes: number, out: Uint8Array[]): void {
+    out.push(this.k.seal(type, pieces.length === 1 ? pieces[0]! : concat(...pieces)));
   }
   open(record: Uint8Array): { type: number; content: Uint8Array } | undefined {
     return this.k.open(record);
@@ -209,17 +260,43 @@ export class HostSession implements SeSession {
     return Promise.resolve();
   }
 
-  /** Our KeyUpdate (TLS 1.3) when one is due, then the record. */
-  private sealOut(type: number, content: Uint8Array): Uint8Array {
-    const parts: Uint8Array[] = [];
+  /** Our KeyUpdate (TLS 1.3) when one is due; then the write key must still have room for a record. */
+  private beforeSeal(parts: Uint8Array[]): void {
     if (this.write instanceof Direction13 && (this.keyUpdatePending || this.write.seq >= Math.min(this.keyUpdateAfter, this.maxWriteRecords - 1))) {
       parts.push(this.write.seal(CONTENT_TYPE_HANDSHAKE, Uint8Array.of(HS_KEY_UPDATE, 0, 0, 1, 0)));
       this.write.update();
       this.keyUpdatePending = false;
     }
     if (this.write.seq >= this.maxWriteRecords) throw hostErr('ERR_TLS_SEQUENCE_EXHAUSTED', 'write key exhausted');
+  }
+
+  /** Our KeyUpdate (TLS 1.3) when one is due, then the record. */
+  private sealOut(type: number, content: Uint8Array): Uint8Array {
+    const parts: Uint8Array[] = [];
+    this.beforeSeal(parts);
     parts.push(this.write.seal(type, content));
     return parts.length === 1 ? parts[0]! : concat(...parts);
+  }
+
+  /**
+   * Synchronous fast path of encrypt() for application data (SeTlsSocket's writes, through
+   * RecordLayer.hostSession):
+   * one record of `pieces` concatenated (`bytes` = their total, ≤ 16384), preceded by our KeyUpdate
+   * when one is due, appended to `out` as chunks to write in order (header, ciphertext…, tag). The
+   * pieces are read, not kept: the caller may reuse them once this returns.
+   */
+  sealApplicationData(pieces: readonly Uint8Array[], bytes: number, out: Uint8Array[]): void {
+    if (bytes > MAX_PLAINTEXT) throw new RangeError(`plaintext must be at most ${MAX_PLAINTEXT} bytes`);
+    if (this.phaseValue !== 'connected') throw hostErr('ERR_HOST_STATE', `encrypt() in phase ${this.phaseValue}`);
+    this.beforeSeal(out);
+    try {
+      this.write.sealv(CONTENT_TYPE_APPLICATION_DATA, pieces, bytes, out);
+    } catch (e) {
+      // The sequence number may have moved without a record going out: the session cannot go on.
+      this.phaseValue = 'failed';
+      this.dispose();
+      throw e;
+    }
   }
 
   encrypt(type: number, plaintext: Uint8Array): Promise<Uint8Array> {

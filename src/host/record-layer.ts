@@ -13,8 +13,9 @@
  * imports bytes/ and host/ (which reaches the card only through transport/).
  */
 import type { Socket } from 'node:net';
-import { concat, SetlsError } from '../bytes/index.js';
+import { SetlsError } from '../bytes/index.js';
 import type { SessionInfo } from './card-codec.js';
+import { HostSession } from './host-record.js';
 import { CONTENT_TYPE_ALERT, CONTENT_TYPE_APPLICATION_DATA, MAX_PLAINTEXT, type DecryptResult } from './eap-session.js';
 import type { SeSession } from './session-driver.js';
 import { SocketReader } from './socket-reader.js';
@@ -108,16 +109,30 @@ export class RecordLayer {
     return out;
   }
 
-  /** Writes records to the client; waits (with a deadline) while the socket buffer is full. */
+  /**
+   * The exported session when the records are protected on the host (mode 'host'): its
+   * synchronous sealApplicationData() is the fast path of encrypt() (SeTlsSocket's writes).
+   */
+  get hostSession(): HostSession | undefined {
+    return this.session instanceof HostSession ? this.session : undefined;
+  }
+
+  /**
+   * Writes records (or chunks of records, in order) to the client as one buffer (one write():
+   * cheaper than a corked writev of many small chunks); waits (with a deadline) while the socket
+   * buffer is full.
+   */
   async send(records: Uint8Array | readonly Uint8Array[]): Promise<void> {
     const list = records instanceof Uint8Array ? [records] : records;
     if (list.length === 0) return;
     const s = this.socket;
     if (s.destroyed || !s.writable) throw new SetlsError('ERR_HOST_PEER_CLOSED', 'the client connection is closed');
-    const buf = list.length === 1 ? list[0]! : concat(...list);
+    const buf = list.length === 1 ? list[0]! : Buffer.concat(list);
     if (buf.length === 0) return;
     this.lastSend = performance.now();
-    if (s.write(buf)) return;
+    const ok = s.write(buf);
+    // Everything already went to the kernel (a write that completed synchronously): nothing to wait for.
+    if (ok || s.writableLength === 0) return;
     await new Promise<void>((resolve, reject) => {
       const done = (err?: Error): void => {
         clearTimeout(t);

@@ -6,7 +6,9 @@
  *   readable side (the card's close_notify, in OutRecords, goes out first); a fatal alert destroys
  *   the socket with ERR_TLS_ALERT_SENT / ERR_TLS_ALERT_RECEIVED.
  * Writes: small writes are coalesced into one record (≤ 16384 bytes) to save card round trips;
- *   order is kept; a writer waits once a full record is pending (backpressure).
+ *   order is kept; a writer waits once a full record is pending (backpressure). With an exported
+ *   session (TLS-Tandem, records on the host) records are sealed synchronously from the pending
+ *   chunks and written up to 4 at a time (HostSession.sealApplicationData).
  * imports bytes/ and host/.
  */
 import { Duplex } from 'node:stream';
@@ -15,7 +17,11 @@ import { SetlsError } from '../bytes/index.js';
 import { ActivityTimer } from './activity-timer.js';
 import type { PeerIdentityInfo, SessionInfo } from './card-codec.js';
 import { MAX_PLAINTEXT } from './eap-session.js';
+import type { HostSession } from './host-record.js';
 import type { RecordLayer } from './record-layer.js';
+
+/** Records sealed and written in one batch (one socket write) by the host record layer: 64 KiB of plaintext. */
+const HOST_BATCH_RECORDS = 4;
 
 export class SeTlsSocket extends Duplex {
   readonly encrypted = true;
@@ -235,6 +241,8 @@ export class SeTlsSocket extends Duplex {
 
   /** Encrypts and sends everything pending, in records of ≤ 16384 bytes. */
   private async doFlush(): Promise<void> {
+    const host = this.layer.hostSession;
+    if (host) return this.doFlushHost(host);
     while (this.pendingBytes > 0) {
       if (this.layer.isClosed || this.layer.session.phase !== 'connected') {
         this.pending = [];
@@ -255,6 +263,43 @@ export class SeTlsSocket extends Duplex {
       this.pendingBytes -= n;
       const records = await this.layer.encrypt(pt);
       await this.layer.send(records);
+    }
+  }
+
+  /**
+   * doFlush() for a session exported to the host: each record sealed straight from the pending
+   * chunks (no plaintext copy), up to HOST_BATCH_RECORDS records written in one socket write, then
+   * the socket's backpressure is honoured before the next batch (so a large write is never
+   * encrypted ahead of the client by more than one batch).
+   */
+  private async doFlushHost(host: HostSession): Promise<void> {
+    while (this.pendingBytes > 0) {
+      if (this.layer.isClosed || host.phase !== 'connected') {
+        this.pending = [];
+        this.pendingBytes = 0;
+        throw new SetlsError('ERR_HOST_SESSION_CLOSED', 'write after the TLS session ended');
+      }
+      const out: Uint8Array[] = [];
+      for (let r = 0; r < HOST_BATCH_RECORDS && this.pendingBytes > 0; r++) {
+        const n = Math.min(MAX_PLAINTEXT, this.pendingBytes);
+        const pieces: Uint8Array[] = [];
+        let o = 0;
+        while (o < n) {
+          const head = this.pending[0]!;
+          const take = Math.min(head.length, n - o);
+          if (take === head.length) {
+            pieces.push(head);
+            this.pending.shift();
+          } else {
+            pieces.push(head.subarray(0, take));
+            this.pending[0] = head.subarray(take);
+          }
+          o += take;
+        }
+        this.pendingBytes -= n;
+        host.sealApplicationData(pieces, n, out);
+      }
+      await this.layer.send(out);
     }
   }
 
