@@ -17,7 +17,7 @@ import {
   verify as nodeVerify,
   type KeyObject,
 } from 'node:crypto';
-import { ByteWriter, SetlsError, concat, fromHex } from '../bytes/index.js';
+import { SetlsError, concat, fromHex } from '../bytes/index.js';
 import { CipherSuite, NamedGroup } from './constants.js';
 
 export type HashName = 'sha256' | 'sha384';
@@ -80,12 +80,27 @@ export const DEFAULT_CIPHER_SUITES: readonly number[] = [
   CipherSuite.TLS_AES_128_CCM_SHA256,
 ];
 
+/** A digest Buffer as a plain Uint8Array over the same memory (digests own their ArrayBuffer: no copy, nothing left unwiped). */
+function digestBytes(d: Buffer): Uint8Array {
+  return new Uint8Array(d.buffer, d.byteOffset, d.length);
+}
+
 export function hash(alg: HashName, data: Uint8Array): Uint8Array {
-  return new Uint8Array(createHash(alg).update(data).digest());
+  return digestBytes(createHash(alg).update(data).digest());
+}
+
+const EMPTY_HASHES: Readonly<Record<HashName, Uint8Array>> = {
+  sha256: hash('sha256', new Uint8Array(0)),
+  sha384: hash('sha384', new Uint8Array(0)),
+};
+
+/** Hash("") of `alg` (public, shared: callers must not modify it). */
+export function emptyHash(alg: HashName): Uint8Array {
+  return EMPTY_HASHES[alg];
 }
 
 export function hmac(alg: HashName, key: Uint8Array, data: Uint8Array): Uint8Array {
-  return new Uint8Array(createHmac(alg, key).update(data).digest());
+  return digestBytes(createHmac(alg, key).update(data).digest());
 }
 
 /** HKDF-Extract(salt, IKM) = HMAC-Hash(salt, IKM) (RFC 5869 §2.2). Returns a secret. */
@@ -93,15 +108,32 @@ export function hkdfExtract(alg: HashName, salt: Uint8Array, ikm: Uint8Array): U
   return hmac(alg, salt, ikm);
 }
 
+const hashLength = (alg: HashName): number => (alg === 'sha256' ? 32 : 48);
+
+/**
+ * T(1) = HMAC(PRK, info ‖ 0x01) cut to `length` ≤ Hash.length: HKDF-Expand when one block is enough.
+ * `infoAndOne` is info with the counter byte 0x01 already appended.
+ */
+function expandOneBlock(alg: HashName, prk: Uint8Array, infoAndOne: Uint8Array, length: number): Uint8Array {
+  const t = digestBytes(createHmac(alg, prk).update(infoAndOne).digest());
+  if (length === t.length) return t;
+  const out = t.slice(0, length);
+  t.fill(0);
+  return out;
+}
+
+const ONE = Uint8Array.of(1);
+
 /** HKDF-Expand(PRK, info, L) (RFC 5869 §2.3). Returns a secret. */
 export function hkdfExpand(alg: HashName, prk: Uint8Array, info: Uint8Array, length: number): Uint8Array {
-  const hashLen = alg === 'sha256' ? 32 : 48;
+  const hashLen = hashLength(alg);
   if (length > 255 * hashLen) throw new SetlsError('ERR_TLS_HKDF_LENGTH', `HKDF output ${length} too long`);
+  if (length >= 0 && length <= hashLen) return expandOneBlock(alg, prk, concat(info, ONE), length);
   const out = new Uint8Array(length);
   let t: Uint8Array = new Uint8Array(0);
   let o = 0;
   for (let i = 1; o < length; i++) {
-    const next = new Uint8Array(createHmac(alg, prk).update(t).update(info).update(Uint8Array.of(i)).digest());
+    const next = digestBytes(createHmac(alg, prk).update(t).update(info).update(Uint8Array.of(i)).digest());
     t.fill(0);
     t = next;
     const n = Math.min(t.length, length - o);
@@ -110,6 +142,20 @@ export function hkdfExpand(alg: HashName, prk: Uint8Array, info: Uint8Array, len
   }
   t.fill(0);
   return out;
+}
+
+const UTF8 = new TextEncoder();
+/** Encoded "tls13 " + label, for the labels in use (public; bounded). */
+const LABELS = new Map<string, Uint8Array>();
+const MAX_CACHED_LABELS = 64;
+
+function fullLabel(label: string): Uint8Array {
+  let b = LABELS.get(label);
+  if (b === undefined) {
+    b = UTF8.encode('tls13 ' + label);
+    if (LABELS.size < MAX_CACHED_LABELS) LABELS.set(label, b);
+  }
+  return b;
 }
 
 /**
@@ -127,12 +173,21 @@ export function hkdfExpandLabel(
   context: Uint8Array,
   length: number,
 ): Uint8Array {
-  const info = new ByteWriter(64)
-    .u16(length)
-    .vec(1, new TextEncoder().encode('tls13 ' + label))
-    .vec(1, context)
-    .finish();
-  return hkdfExpand(alg, secret, info, length);
+  const l = fullLabel(label);
+  if (l.length > 0xff) throw new RangeError(`vector of ${l.length} bytes exceeds 1-byte length prefix`);
+  if (context.length > 0xff) throw new RangeError(`vector of ${context.length} bytes exceeds 1-byte length prefix`);
+  // HkdfLabel ‖ 0x01: the counter byte of the first HKDF-Expand block rides along
+  const n = 2 + 1 + l.length + 1 + context.length;
+  const info = new Uint8Array(n + 1);
+  info[0] = (length >>> 8) & 0xff;
+  info[1] = length & 0xff;
+  info[2] = l.length;
+  info.set(l, 3);
+  info[3 + l.length] = context.length;
+  info.set(context, 4 + l.length);
+  info[n] = 1;
+  if (length >= 0 && length <= hashLength(alg)) return expandOneBlock(alg, secret, info, length);
+  return hkdfExpand(alg, secret, info.subarray(0, n), length);
 }
 
 /** The slice of node:crypto's CipherGCM / CipherCCM / CipherChaCha20Poly1305 (and Decipher*) we use. */
@@ -156,6 +211,8 @@ function aeadCipher(decrypt: boolean, aead: AeadName, key: Uint8Array, nonce: Ui
   return make(aead, key, nonce, options);
 }
 
+const EMPTY_WITH_MEMORY = new Uint8Array(1).subarray(0, 0);
+
 /**
  * AEAD encryption: returns ciphertext || tag. AES-CCM needs the plaintext length with the AAD and a
  * single update() (node:crypto rules); all modes take the tag length (16, or 8 for CCM_8).
@@ -171,7 +228,9 @@ export function aeadSeal(
   const c = aeadCipher(false, aead, key, nonce, tagLength);
   if (aead === 'aes-128-ccm') c.setAAD(aad, { plaintextLength: plaintext.length });
   else c.setAAD(aad);
-  const body = c.update(plaintext);
+  // An empty view of a zero-length ArrayBuffer reaches OpenSSL as a NULL pointer, which CCM takes
+  // for "no data call" (final() then fails with "tag not set"): give it an empty view of real memory.
+  const body = c.update(plaintext.length === 0 ? EMPTY_WITH_MEMORY : plaintext);
   const fin = c.final();
   return concat(body, fin, c.getAuthTag());
 }
