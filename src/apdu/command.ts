@@ -90,46 +90,46 @@ export function encodeCommand(c: CommandApdu): Uint8Array {
   return out;
 }
 
+function malformed(b: Uint8Array, why: string): never {
+  throw new ApduError('ERR_APDU_LENGTH', `malformed command APDU (${b.length} bytes): ${why}`, SW.wrongLength);
+}
+
+function parsed(b: Uint8Array, data: Uint8Array, ne: number, extended: boolean): CommandApdu {
+  return extended ? { cla: b[0]!, ins: b[1]!, p1: b[2]!, p2: b[3]!, data, ne, extended } : { cla: b[0]!, ins: b[1]!, p1: b[2]!, p2: b[3]!, data, ne };
+}
+
 /**
  * Parses a command APDU the way a card must: every length consistent with the total size.
  * Throws ApduError with SW 6700 (wrong length) for any inconsistency.
  */
 export function parseCommand(b: Uint8Array): CommandApdu {
-  const bad = (why: string): never => {
-    throw new ApduError('ERR_APDU_LENGTH', `malformed command APDU (${b.length} bytes): ${why}`, SW.wrongLength);
-  };
-  if (b.length < 4) bad('shorter than a header');
-  const cla = b[0]!;
-  const ins = b[1]!;
-  const p1 = b[2]!;
-  const p2 = b[3]!;
+  if (b.length < 4) malformed(b, 'shorter than a header');
   const body = b.length - 4;
-  const hdr = { cla, ins, p1, p2 };
-  if (body === 0) return { ...hdr, data: new Uint8Array(0), ne: 0 };
+  if (body === 0) return parsed(b, new Uint8Array(0), 0, false);
   const b4 = b[4]!;
-  if (body === 1) return { ...hdr, data: new Uint8Array(0), ne: b4 === 0 ? 256 : b4 };
+  if (body === 1) return parsed(b, new Uint8Array(0), b4 === 0 ? 256 : b4, false);
   if (b4 !== 0) {
     // short case 3 or 4
     const nc = b4;
-    if (body === 1 + nc) return { ...hdr, data: b.slice(5, 5 + nc), ne: 0 };
+    if (body === 1 + nc) return parsed(b, b.slice(5, 5 + nc), 0, false);
     if (body === 2 + nc) {
       const le = b[5 + nc]!;
-      return { ...hdr, data: b.slice(5, 5 + nc), ne: le === 0 ? 256 : le };
+      return parsed(b, b.slice(5, 5 + nc), le === 0 ? 256 : le, false);
     }
-    return bad(`Lc=${nc} does not match body of ${body} bytes`);
+    return malformed(b, `Lc=${nc} does not match body of ${body} bytes`);
   }
   // extended
   if (body === 3) {
     const le = (b[5]! << 8) | b[6]!;
-    return { ...hdr, data: new Uint8Array(0), ne: le === 0 ? 65536 : le, extended: true };
+    return parsed(b, new Uint8Array(0), le === 0 ? 65536 : le, true);
   }
-  if (body < 3) return bad('truncated extended length');
+  if (body < 3) return malformed(b, 'truncated extended length');
   const nc = (b[5]! << 8) | b[6]!;
-  if (nc === 0) return bad('extended Lc of 0');
-  if (body === 3 + nc) return { ...hdr, data: b.slice(7, 7 + nc), ne: 0, extended: true };
+  if (nc === 0) return malformed(b, 'extended Lc of 0');
+  if (body === 3 + nc) return parsed(b, b.slice(7, 7 + nc), 0, true);
   if (body === 5 + nc) {
     const le = (b[7 + nc]! << 8) | b[8 + nc]!;
-    return { ...hdr, data: b.slice(7, 7 + nc), ne: le === 0 ? 65536 : le, extended: true };
+    return parsed(b, b.slice(7, 7 + nc), le === 0 ? 65536 : le, true);
   }
-  return bad(`extended Lc=${nc} does not match body of ${body} bytes`);
+  return malformed(b, `extended Lc=${nc} does not match body of ${body} bytes`);
 }

@@ -21,12 +21,29 @@ export function encodeTlv(tag: number, value: Uint8Array): Uint8Array {
 }
 
 export function encodeTlvs(items: readonly Tlv[]): Uint8Array {
-  const parts = items.map((t) => encodeTlv(t.tag, t.value));
-  const out = new Uint8Array(parts.reduce((a, p) => a + p.length, 0));
+  // one pass to size (and check) everything, one buffer written in place
+  let total = 0;
+  for (const t of items) {
+    const n = t.value.length;
+    if (n > 0xffff) throw new RangeError(`TLV value of ${n} bytes is too long`);
+    total += 1 + (n < 0x80 ? 1 : n <= 0xff ? 2 : 3) + n;
+  }
+  const out = new Uint8Array(total);
   let o = 0;
-  for (const p of parts) {
-    out.set(p, o);
-    o += p.length;
+  for (const t of items) {
+    const n = t.value.length;
+    out[o++] = t.tag;
+    if (n < 0x80) out[o++] = n;
+    else if (n <= 0xff) {
+      out[o++] = 0x81;
+      out[o++] = n;
+    } else {
+      out[o++] = 0x82;
+      out[o++] = n >> 8;
+      out[o++] = n & 0xff;
+    }
+    out.set(t.value, o);
+    o += n;
   }
   return out;
 }

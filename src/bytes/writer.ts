@@ -3,7 +3,8 @@
 export class ByteWriter {
   private buf: Uint8Array;
   private len = 0;
-  constructor(initial = 256) {
+  /** The default initial size stays within V8's on-heap typed arrays (≤ 64 bytes: no backing-store allocation). */
+  constructor(initial = 64) {
     this.buf = new Uint8Array(initial);
   }
   private ensure(n: number): void {
@@ -59,11 +60,20 @@ export class ByteWriter {
     else this.u24(b.length);
     return this.bytes(b);
   }
-  /** A block whose length prefix is filled in after fn wrote its body. */
+  /**
+   * A block whose length prefix is filled in after fn wrote its body (into this writer, after a
+   * placeholder prefix); throws if the body does not fit the prefix.
+   */
   block(lenBytes: 1 | 2 | 3, fn: (w: ByteWriter) => void): this {
-    const inner = new ByteWriter();
-    fn(inner);
-    return this.vec(lenBytes, inner.finish());
+    const max = lenBytes === 1 ? 0xff : lenBytes === 2 ? 0xffff : 0xffffff;
+    this.ensure(lenBytes);
+    const at = this.len;
+    this.len += lenBytes;
+    fn(this);
+    const n = this.len - at - lenBytes;
+    if (n > max) throw new RangeError(`vector of ${n} bytes exceeds ${lenBytes}-byte length prefix`);
+    for (let i = lenBytes - 1, v = n; i >= 0; i--, v >>>= 8) this.buf[at + i] = v & 0xff;
+    return this;
   }
   /** The written bytes as a fresh array. */
   finish(): Uint8Array {

@@ -16,7 +16,7 @@
  * imports bytes/, apdu/, eap/ (via session), tls/ (api types) and node built-ins.
  */
 import { mkdirSync } from 'node:fs';
-import { randomBytes } from 'node:crypto';
+import { randomFillSync } from 'node:crypto';
 import { SetlsError, concat, equalBytes, freshCopy, wipe } from '../bytes/index.js';
 import { EapCode } from '../eap/index.js';
 import { ApduError, PendingResponse, SW, encodeResponse, parseCommand, type CommandApdu } from '../apdu/index.js';
@@ -30,7 +30,7 @@ import { DEFAULT_POLICY, applyPolicyTlv, type CardPolicy } from './policy.js';
 import { p256Scalar, type RandomSource } from './signers.js';
 import { isPaddedPin, makePinRecord, padPin, pinMatches } from './pins.js';
 import { DtlsEapSession, createCardDtlsEngine } from './dtls-session.js';
-import { EapTlsSession, P1_EAP_INFO, P1_EAP_START, P2_ENCRYPT_ALERT, P2_ENCRYPT_APPDATA, type TlsFactory } from './session.js';
+import { EapTlsSession, P1_EAP_INFO, P1_EAP_START, P2_ENCRYPT_ALERT, P2_ENCRYPT_APPDATA, type SessionDeps, type TlsFactory } from './session.js';
 import { cloneState, decodeLabel, deserializeState, serializeState, type CardState, type IdentityRecord, type PinName } from './state.js';
 import { SealedStore, type StoreHooks } from './store.js';
 import { cardInfoTlv, identityTlv, selectResponse, sessionInfoTlv } from './views.js';
@@ -51,7 +51,7 @@ export interface EmulatedCardOpenOptions {
    */
   readonly channels?: number;
   /**
-   * The card's RNG. Default node:crypto randomBytes (serial, PIN salts, TLS randoms; ephemeral keys,
+   * The card's RNG. Default node:crypto's CSPRNG, drawn in blocks (serial, PIN salts, TLS randoms; ephemeral keys,
    * ECDSA nonces and PSS salts then come from node:crypto / OpenSSL directly).
    *
    * When given, the card runs in **deterministic mode**: everything random in a session comes from
@@ -118,6 +118,38 @@ function checkedRandom(src: RandomSource): RandomSource {
 }
 
 /**
+ * The default card RNG: node:crypto's CSPRNG drawn a block at a time (one randomFillSync for many
+ * small draws: TLS randoms, ticket nonces...). Bytes handed out are zeroed in the block at once;
+ * `wipe()` (card reset and close) zeroes the bytes not yet drawn.
+ */
+class RandomPool {
+  private static readonly BLOCK = 1024;
+  /** Draws larger than this bypass the block. */
+  private static readonly MAX_POOLED = 64;
+  private readonly buf = new Uint8Array(RandomPool.BLOCK);
+  private pos = RandomPool.BLOCK;
+  readonly source: RandomSource = (n: number): Uint8Array => this.take(n);
+
+  take(n: number): Uint8Array {
+    if (!Number.isInteger(n) || n < 0) throw new RangeError(`random bytes: bad length ${n}`);
+    if (n > RandomPool.MAX_POOLED) return randomFillSync(new Uint8Array(n));
+    if (this.pos + n > this.buf.length) {
+      randomFillSync(this.buf);
+      this.pos = 0;
+    }
+    const out = this.buf.slice(this.pos, this.pos + n);
+    this.buf.fill(0, this.pos, this.pos + n);
+    this.pos += n;
+    return out;
+  }
+
+  wipe(): void {
+    this.buf.fill(0);
+    this.pos = this.buf.length;
+  }
+}
+
+/**
  * The transient state of one logical channel (docs/apdu-protocol.md §1.1): selected applet, PIN
  * verification (per channel), SET-IDENTITY choice, TLS session, command chain and pending response.
  * Persistent state (identities, PIN counters, policy, PSKs, ticket key) and the TLS 1.2 session-ID
@@ -140,6 +172,9 @@ class LogicalChannel {
   sessionTime: number | undefined;
   /** Copies of the ticket key handed to the current session's engine; wiped when the session goes. */
   sessionSecrets: Uint8Array[] = [];
+  /** The wiring of this channel's TLS / DTLS sessions (made at first use). */
+  tlsDeps: SessionDeps | undefined;
+  dtlsDeps: SessionDeps | undefined;
 
   constructor(readonly number: number) {}
 }
@@ -159,11 +194,22 @@ export class EmulatedCard {
   private lastErr: CardErrorInfo | undefined;
   /** TLS 1.2 session-ID cache (card RAM only: lost when the card object goes; never sealed). */
   private readonly sessionCache = new SessionIdCache(Limits.sessionCacheEntries, (copy) => this.issuedKeys.push(copy));
+  /** The engine's view of the session-ID cache (the same hooks for every session). */
+  private readonly sessionCacheHooks = {
+    get: (id: Uint8Array) => this.sessionCache.get(id),
+    set: (id: Uint8Array, st: Uint8Array) => this.sessionCache.set(id, st),
+    delete: (id: Uint8Array) => this.sessionCache.delete(id),
+  };
+  private readonly findPskHook = (identity: Uint8Array): TlsPsk | undefined => this.findPsk(identity);
+  /** The policy's lists as handed to engines: frozen copies, remade when the policy object changes (public data). */
+  private policyLists: PolicyLists | undefined;
 
   private constructor(
     private readonly store: SealedStore,
     private state: CardState,
     private readonly random: RandomSource,
+    /** The default RNG's block (undefined with a given `random`): wiped on reset and close. */
+    private readonly randomPool: RandomPool | undefined,
     private readonly factory: TlsFactory | undefined,
     /** Deterministic mode: the card was given `random` (see EmulatedCardOpenOptions.random). */
     private readonly deterministic: boolean,
@@ -234,7 +280,8 @@ export class EmulatedCard {
       throw new SetlsError('ERR_CARD_EXISTS', `a card already exists in ${opts.dir}`);
     }
     mkdirSync(opts.dir, { recursive: true, mode: 0o700 });
-    const random = checkedRandom(opts.random ?? ((n) => new Uint8Array(randomBytes(n))));
+    const pool = opts.random ? undefined : new RandomPool();
+    const random = opts.random ? checkedRandom(opts.random) : pool!.source;
     const state: CardState = {
       serial: random(8),
       pins: {
@@ -249,7 +296,7 @@ export class EmulatedCard {
       ticketKey: undefined,
     };
     wipe(user, operator, puk);
-    const card = new EmulatedCard(store, state, random, opts.tlsFactory, opts.random !== undefined, opts.channels);
+    const card = new EmulatedCard(store, state, random, pool, opts.tlsFactory, opts.random !== undefined, opts.channels);
     card.write(state);
     return card;
   }
@@ -268,8 +315,9 @@ export class EmulatedCard {
       } finally {
         wipe(plain);
       }
-      const random = checkedRandom(opts.random ?? ((n) => new Uint8Array(randomBytes(n))));
-      return new EmulatedCard(store, state, random, opts.tlsFactory, opts.random !== undefined, opts.channels);
+      const pool = opts.random ? undefined : new RandomPool();
+      const random = opts.random ? checkedRandom(opts.random) : pool!.source;
+      return new EmulatedCard(store, state, random, pool, opts.tlsFactory, opts.random !== undefined, opts.channels);
     } catch (e) {
       store.close();
       throw e;
@@ -304,9 +352,8 @@ export class EmulatedCard {
     } finally {
       wipe(input, ...this.issuedKeys.splice(0));
     }
-    const enc = encodeResponse(reply.data, reply.sw);
-    const out = freshCopy(enc);
-    wipe(enc, reply.data);
+    const out = encodeResponse(reply.data, reply.sw); // a fresh array (own ArrayBuffer, byteOffset 0)
+    wipe(reply.data);
     return out;
   }
 
@@ -315,6 +362,7 @@ export class EmulatedCard {
     for (let n = 1; n < this.channels.length; n++) this.closeChannel(n);
     this.ch = this.channels[0]!;
     this.clearChannel(this.ch);
+    this.randomPool?.wipe();
   }
 
   /** Power off for good: resets, wipes the master key copy; `process` answers 6985 afterwards. */
@@ -352,7 +400,8 @@ export class EmulatedCard {
       if (!ch) throw new CardError('ERR_CARD_CHANNEL', `logical channel ${dc.channel} is not open`, Channels.swChannelNotSupported);
       this.ch = ch;
       // From here on the command is seen in its channel-0 class (00 / A0).
-      const norm: CommandApdu = { ...cmd, cla: dc.kind === 'iso' ? CLA_ISO : CLA_PROPRIETARY };
+      const cla = dc.kind === 'iso' ? CLA_ISO : CLA_PROPRIETARY;
+      const norm: CommandApdu = cla === cmd.cla ? cmd : withCla(cmd, cla);
       if (dc.kind === 'iso' && cmd.ins === Channels.insManageChannel) return this.manageChannel(norm);
       return this.dispatch(norm);
     } finally {
@@ -519,53 +568,49 @@ export class EmulatedCard {
   /** Checks INS, selection and P1/P2 of a proprietary command; returns the PIN it needs. */
   private precheck(cmd: CommandApdu): Access {
     const { ins, p1, p2 } = cmd;
-    const known = (Object.values(Ins) as number[]).includes(ins) && ins !== Ins.select;
-    if (!known) throw new CardError('ERR_CARD_INS', `INS 0x${ins.toString(16)} not supported`, SW.insNotSupported);
+    if (!PROPRIETARY_INS.has(ins)) throw new CardError('ERR_CARD_INS', `INS 0x${ins.toString(16)} not supported`, SW.insNotSupported);
     if (!this.ch.selected) throw cardErr.conditions('the setls applet is not selected');
-    const p = (cond: boolean): void => {
-      if (!cond) throw cardErr.p1p2(`P1/P2 ${p1.toString(16)}/${p2.toString(16)} invalid for INS 0x${ins.toString(16)}`);
-    };
     switch (ins) {
       case Ins.verifyPin:
       case Ins.changePin:
       case Ins.unblockPin:
-        p(p1 === 0 && (p2 === PinRef.user || p2 === PinRef.operator));
+        checkP1P2(p1 === 0 && (p2 === PinRef.user || p2 === PinRef.operator), cmd);
         return 'none';
       case Ins.setIdentity:
-        p(p1 === 0 && p2 === 0x80);
+        checkP1P2(p1 === 0 && p2 === 0x80, cmd);
         return 'user';
       case Ins.state:
-        p((p1 === 0x00 && p2 === 0) || (p1 === 0x10 && (p2 === 0 || p2 === 1))); // RESET-STATE P2 01: DTLS (§8)
+        checkP1P2((p1 === 0x00 && p2 === 0) || (p1 === 0x10 && (p2 === 0 || p2 === 1)), cmd); // RESET-STATE P2 01: DTLS (§8)
         return 'user';
       case Ins.processEap:
         // P1: bit 0 More; START and INFO (§3) only on PROCESS-EAP proper (P2 00).
-        p(p2 === 0 ? (p1 & ~(0x01 | P1_EAP_START | P1_EAP_INFO)) === 0 : (p1 & ~0x01) === 0 && (p2 === P2_ENCRYPT_APPDATA || p2 === P2_ENCRYPT_ALERT));
+        checkP1P2(p2 === 0 ? (p1 & ~(0x01 | P1_EAP_START | P1_EAP_INFO)) === 0 : (p1 & ~0x01) === 0 && (p2 === P2_ENCRYPT_APPDATA || p2 === P2_ENCRYPT_ALERT), cmd);
         return 'user';
       case Ins.getSessionKey:
       case Ins.getExportedParameter:
       case Ins.exportSession:
       case Ins.exporter:
-        p(p1 === 0 && p2 === 0);
+        checkP1P2(p1 === 0 && p2 === 0, cmd);
         return 'user';
       case Ins.getData:
-        p((p1 === 0 || p1 === 1) && p2 === 0);
+        checkP1P2((p1 === 0 || p1 === 1) && p2 === 0, cmd);
         return 'none';
       case Ins.generateKey:
-        p((p1 === KeyType.p256 || p1 === KeyType.rsa2048) && p2 === 0);
+        checkP1P2((p1 === KeyType.p256 || p1 === KeyType.rsa2048) && p2 === 0, cmd);
         return 'operator';
       case Ins.putPolicy:
       case Ins.putIdentityPolicy:
-        p(p1 === 0 && p2 === 0);
+        checkP1P2(p1 === 0 && p2 === 0, cmd);
         return 'operator';
       case Ins.putTrustAnchor:
-        p((p1 & ~0x01) === 0 && (p2 === TrustAnchorOp.add || p2 === TrustAnchorOp.clear));
+        checkP1P2((p1 & ~0x01) === 0 && (p2 === TrustAnchorOp.add || p2 === TrustAnchorOp.clear), cmd);
         return 'operator';
       case Ins.putPsk:
-        p(p1 === 0 && (p2 === PskOp.put || p2 === PskOp.remove));
+        checkP1P2(p1 === 0 && (p2 === PskOp.put || p2 === PskOp.remove), cmd);
         return 'operator';
       case Ins.getCsr:
       case Ins.putChain:
-        p((p1 & ~0x01) === 0 && p2 === 0);
+        checkP1P2((p1 & ~0x01) === 0 && p2 === 0, cmd);
         return 'operator';
       default:
         throw new CardError('ERR_CARD_INS', `INS 0x${ins.toString(16)} not supported`, SW.insNotSupported);
@@ -974,40 +1019,56 @@ export class EmulatedCard {
    */
   private engineConfig(base: TlsServerConfig, ch: LogicalChannel): TlsServerConfig {
     const p: CardPolicy = this.state.policy;
-    let ticketKeys: { current: TicketKey } | undefined;
+    let lists = this.policyLists;
+    if (lists === undefined || lists.policy !== p) {
+      lists = {
+        policy: p,
+        cipherSuites: Object.freeze([...p.cipherSuites]),
+        groups: Object.freeze([...p.groups]),
+        alpnProtocols: Object.freeze([...p.alpn]),
+        versions: Object.freeze([...p.versions]),
+        cipherSuites12: Object.freeze([...p.cipherSuites12]),
+        pskKeyExchangeModes: Object.freeze([...p.pskModes]),
+      };
+      this.policyLists = lists;
+    }
+    // Object.assign + assignments, not `{ ...base, ... }`: V8 (Node 20) takes a slow path (~20 µs)
+    // for properties added after an object spread.
+    const cfg: Mutable<TlsServerConfig> = Object.assign({}, base);
+    cfg.cipherSuites = lists.cipherSuites;
+    cfg.groups = lists.groups;
+    cfg.alpnProtocols = lists.alpnProtocols;
+    cfg.keyUpdateAfterRecords = p.keyUpdateAfterRecords;
+    cfg.versions = lists.versions;
+    cfg.cipherSuites12 = lists.cipherSuites12;
+    cfg.pskKeyExchangeModes = lists.pskKeyExchangeModes;
     if (p.ticketLifetime > 0) {
       const k = this.ticketKey();
       const copy = { id: k.id.slice(), key: k.key.slice() };
       ch.sessionSecrets.push(copy.key);
-      ticketKeys = { current: copy };
+      cfg.ticketKeys = { current: copy };
+      cfg.ticketLifetimeSeconds = p.ticketLifetime;
     }
-    const cache = this.sessionCache;
-    return {
-      ...base,
-      cipherSuites: [...p.cipherSuites],
-      groups: [...p.groups],
-      alpnProtocols: [...p.alpn],
-      keyUpdateAfterRecords: p.keyUpdateAfterRecords,
-      versions: [...p.versions],
-      cipherSuites12: [...p.cipherSuites12],
-      pskKeyExchangeModes: [...p.pskModes],
-      ...(ticketKeys ? { ticketKeys, ticketLifetimeSeconds: p.ticketLifetime } : {}),
-      ...(p.sessionIdCache
-        ? { sessionCache: { get: (id: Uint8Array) => cache.get(id), set: (id: Uint8Array, st: Uint8Array) => cache.set(id, st), delete: (id: Uint8Array) => cache.delete(id) } }
-        : {}),
-      ...(this.state.psks.length > 0 ? { findPsk: (identity: Uint8Array) => this.findPsk(identity) } : {}),
-      ...(this.deterministic ? { cookieKey: this.random(32) } : {}),
-    };
+    if (p.sessionIdCache) cfg.sessionCache = this.sessionCacheHooks;
+    if (this.state.psks.length > 0) cfg.findPsk = this.findPskHook;
+    if (this.deterministic) cfg.cookieKey = this.random(32);
+    return cfg;
   }
 
   private newSession(ch: LogicalChannel, mode: 'tls' | 'dtls' = 'tls'): EapTlsSession | DtlsEapSession {
     wipe(...ch.sessionSecrets.splice(0)); // the previous session's engine is gone
+    if (mode === 'dtls') return new DtlsEapSession((ch.dtlsDeps ??= this.sessionDeps(ch, mode)));
+    return new EapTlsSession((ch.tlsDeps ??= this.sessionDeps(ch, mode)));
+  }
+
+  /** A channel's session wiring (made once per channel and mode: the hooks read the channel's state when called). */
+  private sessionDeps(ch: LogicalChannel, mode: 'tls' | 'dtls'): SessionDeps {
     const entropy: TlsEntropy = {
       random: (n) => this.random(n),
       now: () => (ch.sessionTime ?? this.state.lastTime) * 1000,
       ...(this.deterministic ? { ephemeralPrivateKey: (group: number) => this.ephemeralPrivateKey(group) } : {}),
     };
-    const deps = {
+    return {
       factory: (config: TlsServerConfig) => {
         const f = mode === 'dtls' ? createCardDtlsEngine : (this.factory ?? defaultTlsFactory);
         if (!f) throw new SetlsError('ERR_CARD_NO_TLS_ENGINE', 'no TLS engine wired (import src/card/index.ts)');
@@ -1026,7 +1087,6 @@ export class EmulatedCard {
       },
       acceptTime: (t: number) => this.acceptTime(t, ch),
     };
-    return mode === 'dtls' ? new DtlsEapSession(deps) : new EapTlsSession(deps);
   }
 
   /** The TLS-SE applet, wired to this card's engine, identities and PINs (shared with the setls applet). */
@@ -1121,8 +1181,34 @@ export class EmulatedCard {
   }
 }
 
+/** The command in another class byte (same fields otherwise). */
+function withCla(cmd: CommandApdu, cla: number): CommandApdu {
+  const c: Mutable<CommandApdu> = Object.assign({}, cmd);
+  c.cla = cla;
+  return c;
+}
+
+type Mutable<T> = { -readonly [K in keyof T]: T[K] };
+
+interface PolicyLists {
+  readonly policy: CardPolicy;
+  readonly cipherSuites: readonly number[];
+  readonly groups: readonly number[];
+  readonly alpnProtocols: readonly string[];
+  readonly versions: readonly number[];
+  readonly cipherSuites12: readonly number[];
+  readonly pskKeyExchangeModes: readonly number[];
+}
+
 function checkChannels(n: number | undefined): void {
   if (n !== undefined && (!Number.isInteger(n) || n < 1 || n > Channels.limit)) throw new RangeError(`channels must be an integer 1..${Channels.limit}`);
+}
+
+/** Every INS of the setls applet but SELECT (the proprietary class). */
+const PROPRIETARY_INS: ReadonlySet<number> = new Set((Object.values(Ins) as number[]).filter((i) => i !== Ins.select));
+
+function checkP1P2(cond: boolean, cmd: CommandApdu): void {
+  if (!cond) throw cardErr.p1p2(`P1/P2 ${cmd.p1.toString(16)}/${cmd.p2.toString(16)} invalid for INS 0x${cmd.ins.toString(16)}`);
 }
 
 function noData(data: Uint8Array): void {

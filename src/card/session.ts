@@ -198,7 +198,7 @@ export class EapTlsSession {
   /** The next fragment of the card's output; the last one of a completed handshake carries SW 9001. */
   protected nextFragment(id: number): EapAnswer {
     const f = this.outFrags.shift()!;
-    const data = encodeEapTls({ code: EapCode.request, id, flags: f.flags, ...(f.tlsLength !== undefined ? { tlsLength: f.tlsLength } : {}), data: f.data });
+    const data = encodeEapTls(f.tlsLength !== undefined ? { code: EapCode.request, id, flags: f.flags, tlsLength: f.tlsLength, data: f.data } : { code: EapCode.request, id, flags: f.flags, data: f.data });
     if (this.outFrags.length === 0) {
       this.outBuffer = undefined;
       if (this.successPending) return { data, sw: SW.handshakeDone };

@@ -9,7 +9,15 @@ import { APPLET_VERSION, CardInfoTag, ClientAuthCode, IdentityTag, KeyType, Resu
 import { encodePolicyTlv } from './policy.js';
 import type { CardState, IdentityRecord } from './state.js';
 
-const utf8 = (s: string): Uint8Array => new TextEncoder().encode(s);
+const UTF8 = new TextEncoder();
+const utf8 = (s: string): Uint8Array => UTF8.encode(s);
+
+/** A latin1 string's bytes (ALPN protocol names are held that way). */
+function latin1(s: string): Uint8Array {
+  const out = new Uint8Array(s.length);
+  for (let i = 0; i < s.length; i++) out[i] = s.charCodeAt(i) & 0xff;
+  return out;
+}
 
 /** SELECT response: `01 len "setls/1"`. */
 export function selectResponse(): Uint8Array {
@@ -55,7 +63,7 @@ export function sessionInfoTlv(info: TlsSessionInfo, identityLabel?: string): Ui
     { tag: SessionTag.signatureScheme, value: u16(info.signatureScheme) },
   ];
   if (info.serverName !== undefined) items.push({ tag: SessionTag.serverName, value: utf8(info.serverName) });
-  if (info.alpn !== undefined) items.push({ tag: SessionTag.alpn, value: Uint8Array.from(info.alpn, (c) => c.charCodeAt(0) & 0xff) });
+  if (info.alpn !== undefined) items.push({ tag: SessionTag.alpn, value: latin1(info.alpn) });
   if (identityLabel !== undefined) items.push({ tag: SessionTag.identityLabel, value: utf8(identityLabel) });
   if (info.peer) {
     items.push({ tag: SessionTag.peerSubject, value: utf8(info.peer.subject) });

@@ -25,11 +25,9 @@ export function fragmentTls(data: Uint8Array, maxData: number): EapTlsFragment[]
   for (let o = 0; o < data.length; o += maxData) {
     const first = o === 0;
     const last = o + maxData >= data.length;
-    out.push({
-      flags: (first ? EapTlsFlag.length : 0) | (last ? 0 : EapTlsFlag.more),
-      ...(first ? { tlsLength: data.length } : {}),
-      data: data.subarray(o, Math.min(data.length, o + maxData)),
-    });
+    const flags = (first ? EapTlsFlag.length : 0) | (last ? 0 : EapTlsFlag.more);
+    const part = data.subarray(o, Math.min(data.length, o + maxData));
+    out.push(first ? { flags, tlsLength: data.length, data: part } : { flags, data: part });
   }
   return out;
 }

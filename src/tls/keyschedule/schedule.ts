@@ -31,7 +31,9 @@
  * imports bytes/ and tls/ siblings only.
  */
 import { wipe } from '../../bytes/index.js';
-import { hash, hkdfExpandLabel, hkdfExtract, hmac, type SuiteParams } from '../crypto.js';
+import { emptyHash, hash, hkdfExpandLabel, hkdfExtract, hmac, type SuiteParams } from '../crypto.js';
+
+const EMPTY = new Uint8Array(0);
 
 /** Test-only observer of derived secrets (RFC 8448 checks); never reachable from the public API. */
 export type SecretObserver = (label: string, value: Uint8Array) => void;
@@ -49,8 +51,8 @@ export interface TrafficKeys {
 
 export function trafficKeys(suite: SuiteParams, trafficSecret: Uint8Array): TrafficKeys {
   return {
-    key: hkdfExpandLabel(suite.hash, trafficSecret, 'key', new Uint8Array(0), suite.keyLength),
-    iv: hkdfExpandLabel(suite.hash, trafficSecret, 'iv', new Uint8Array(0), suite.ivLength),
+    key: hkdfExpandLabel(suite.hash, trafficSecret, 'key', EMPTY, suite.keyLength),
+    iv: hkdfExpandLabel(suite.hash, trafficSecret, 'iv', EMPTY, suite.ivLength),
   };
 }
 
@@ -60,12 +62,12 @@ export function trafficKeys(suite: SuiteParams, trafficSecret: Uint8Array): Traf
  * Returns a new secret; the caller wipes the old one.
  */
 export function nextTrafficSecret(suite: SuiteParams, trafficSecret: Uint8Array): Uint8Array {
-  return hkdfExpandLabel(suite.hash, trafficSecret, 'traffic upd', new Uint8Array(0), suite.hashLength);
+  return hkdfExpandLabel(suite.hash, trafficSecret, 'traffic upd', EMPTY, suite.hashLength);
 }
 
 /** verify_data for a Finished message under base key `trafficSecret` (RFC 8446 §4.4.4). */
 export function finishedVerifyData(suite: SuiteParams, trafficSecret: Uint8Array, transcriptHash: Uint8Array): Uint8Array {
-  const finishedKey = hkdfExpandLabel(suite.hash, trafficSecret, 'finished', new Uint8Array(0), suite.hashLength);
+  const finishedKey = hkdfExpandLabel(suite.hash, trafficSecret, 'finished', EMPTY, suite.hashLength);
   const v = hmac(suite.hash, finishedKey, transcriptHash);
   wipe(finishedKey);
   return v;
@@ -93,7 +95,7 @@ export class EarlySecret {
    */
   binder(external: boolean, truncatedHelloHash: Uint8Array): Uint8Array {
     const s = this.suite;
-    const binderKey = deriveSecret(s, this.secret, external ? 'ext binder' : 'res binder', hash(s.hash, new Uint8Array(0)));
+    const binderKey = deriveSecret(s, this.secret, external ? 'ext binder' : 'res binder', emptyHash(s.hash));
     this.observe?.('binder_key', binderKey);
     const v = finishedVerifyData(s, binderKey, truncatedHelloHash);
     wipe(binderKey);
@@ -103,7 +105,7 @@ export class EarlySecret {
   /** Consumes this stage (it is wiped) and returns the handshake stage. */
   toHandshake(ecdhe: Uint8Array): HandshakeSecret {
     const s = this.suite;
-    const derived = deriveSecret(s, this.secret, 'derived', hash(s.hash, new Uint8Array(0)));
+    const derived = deriveSecret(s, this.secret, 'derived', emptyHash(s.hash));
     this.observe?.('derived_for_handshake', derived);
     const hs = hkdfExtract(s.hash, derived, ecdhe);
     this.observe?.('handshake_secret', hs);
@@ -135,7 +137,7 @@ export class HandshakeSecret {
   /** Consumes this stage (it is wiped) and returns the master stage. */
   toMaster(): MasterSecret {
     const s = this.suite;
-    const derived = deriveSecret(s, this.secret, 'derived', hash(s.hash, new Uint8Array(0)));
+    const derived = deriveSecret(s, this.secret, 'derived', emptyHash(s.hash));
     const ms = hkdfExtract(s.hash, derived, new Uint8Array(s.hashLength));
     this.observe?.('master_secret', ms);
     wipe(derived, this.secret);
@@ -194,7 +196,7 @@ export function exportKeyingMaterial(
   context: Uint8Array,
   length: number,
 ): Uint8Array {
-  const empty = hash(suite.hash, new Uint8Array(0));
+  const empty = emptyHash(suite.hash);
   const inner = hkdfExpandLabel(suite.hash, exporterMasterSecret, label, empty, suite.hashLength);
   const out = hkdfExpandLabel(suite.hash, inner, 'exporter', hash(suite.hash, context), length);
   wipe(inner);
