@@ -844,6 +844,20 @@ function metaOf(o: Options, root: string): Report['meta'] {
   };
 }
 
+/** The report of an --only run: the full report's shape with the other sections empty. */
+function sectionReport(o: Options, root: string, part: Partial<Extra>, ok: boolean): Report {
+  return {
+    meta: metaOf(o, root),
+    config: configOf(o),
+    servers: [],
+    results: {},
+    ratios: {},
+    facts: {},
+    extra: { handshakes: {}, handshakeRatios: {}, bulk: {}, bulkRatios: {}, concurrency: {}, concurrencyRatios: {}, urienTlsSeMs: URIEN_TLS_SE_MS, ...part },
+    ok,
+  };
+}
+
 /** --only memory: the memory section alone (same report shape, other sections empty). */
 async function onlyMemory(
   o: Options,
@@ -857,16 +871,7 @@ async function onlyMemory(
     await client.close();
     if (!o.keep) rmSync(c.root, { recursive: true, force: true });
   }
-  const report: Report = {
-    meta: metaOf(o, c.root),
-    config: configOf(o),
-    servers: [],
-    results: {},
-    ratios: {},
-    facts: {},
-    extra: { handshakes: {}, handshakeRatios: {}, bulk: {}, bulkRatios: {}, concurrency: {}, concurrencyRatios: {}, urienTlsSeMs: URIEN_TLS_SE_MS, memory },
-    ok: memory.errors === 0,
-  };
+  const report = sectionReport(o, c.root, { memory }, memory.errors === 0);
   if (o.json) process.stdout.write(JSON.stringify(report) + '\n');
   else process.stdout.write(`setls bench (--only memory) — ${report.meta.date}  node ${report.meta.node}, ${report.meta.cpus} CPU (${report.meta.cpuModel}), load ${report.meta.loadavg.map((x) => x.toFixed(2)).join(' ')}\n\n` + humanMemory(memory));
   process.exitCode = report.ok ? 0 : 1;
@@ -924,16 +929,7 @@ async function onlyBulk(
   const bulkRatios = Object.fromEntries(
     [SETLS_EXT, SETLS_EXPORT].filter((n) => bulk[n] && nodeBulk).map((n) => [`${n === SETLS_EXT ? 'setls-card' : n}/${NODE}`, Math.round((bulk[n]!.mbPerSecond / nodeBulk!.mbPerSecond) * 1000) / 1000]),
   );
-  const report: Report = {
-    meta: metaOf(o, c.root),
-    config: configOf(o),
-    servers: [],
-    results: {},
-    ratios: {},
-    facts: {},
-    extra: { handshakes: {}, handshakeRatios: {}, bulk, bulkRatios, concurrency: {}, concurrencyRatios: {}, urienTlsSeMs: URIEN_TLS_SE_MS },
-    ok: Object.values(bulk).every((b) => b.errors === 0),
-  };
+  const report = sectionReport(o, c.root, { bulk, bulkRatios }, Object.values(bulk).every((b) => b.errors === 0));
   if (o.json) {
     process.stdout.write(JSON.stringify(report) + '\n');
   } else {

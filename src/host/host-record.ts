@@ -22,6 +22,7 @@ import { createCipheriv, type CipherGCM } from 'node:crypto';
 import { SetlsError, concat, wipe } from '../bytes/index.js';
 import { AEAD_SUITES12 } from '../tls/record/aead-suites12.js';
 import { RecordKey12 } from '../tls/record/protection12.js';
+import { nonceFor } from '../tls/record/protection.js';
 import { aeadOpen, aeadSeal, hkdfExpandLabel, SUITES, type AeadName, type HashName } from '../tls/crypto.js';
 import { wipeExportedSession, type ExportedSessionBlob } from './card-codec.js';
 import { CONTENT_TYPE_ALERT, CONTENT_TYPE_APPLICATION_DATA, MAX_PLAINTEXT, type DecryptResult, type HandshakeStep } from './eap-session.js';
@@ -49,22 +50,6 @@ function seqNumber(b: bigint, what: string): number {
   return Number(b);
 }
 
-/** TLS 1.3 per-record nonce: IV xor the 64-bit sequence number (left-padded). */
-function nonce13(iv: Uint8Array, seq: number): Uint8Array {
-  const n = iv.slice();
-  const hi = Math.floor(seq / 0x100000000);
-  const lo = seq >>> 0;
-  const l = n.length;
-  n[l - 8]! ^= (hi >>> 24) & 0xff;
-  n[l - 7]! ^= (hi >>> 16) & 0xff;
-  n[l - 6]! ^= (hi >>> 8) & 0xff;
-  n[l - 5]! ^= hi & 0xff;
-  n[l - 4]! ^= (lo >>> 24) & 0xff;
-  n[l - 3]! ^= (lo >>> 16) & 0xff;
-  n[l - 2]! ^= (lo >>> 8) & 0xff;
-  n[l - 1]! ^= lo & 0xff;
-  return n;
-}
 
 /** One direction of a TLS 1.3 session on the host: traffic secret, key, IV, sequence number. */
 class Direction13 {
@@ -109,7 +94,7 @@ class Direction13 {
     }
     const len = bytes + 1 + this.tagLength;
     const hdr = Uint8Array.of(23, 3, 3, len >> 8, len & 0xff);
-    const nonce = nonce13(this.iv, this.seq++);
+    const nonce = nonceFor(this.iv, this.seq++);
     const c = createCipheriv(this.aead as 'aes-128-gcm', this.key, nonce, { authTagLength: this.tagLength }) as CipherGCM;
     wipe(nonce);
     c.setAAD(hdr);
@@ -142,7 +127,7 @@ class Direction13 {
     inner[content.length] = type;
     const len = inner.length + this.tagLength;
     const hdr = Uint8Array.of(23, 3, 3, len >> 8, len & 0xff);
-    const body = aeadSeal(this.aead, this.key, nonce13(this.iv, this.seq++), hdr, inner, this.tagLength);
+    const body = aeadSeal(this.aead, this.key, nonceFor(this.iv, this.seq++), hdr, inner, this.tagLength);
     wipe(inner);
     return concat(hdr, body);
   }
@@ -151,7 +136,7 @@ class Direction13 {
   open(record: Uint8Array): { type: number; content: Uint8Array } | undefined {
     const body = record.subarray(5);
     if (body.length > MAX_PLAINTEXT + 256) throw hostErr('ERR_TLS_RECORD_OVERFLOW', 'ciphertext too long');
-    const inner = aeadOpen(this.aead, this.key, nonce13(this.iv, this.seq), record.subarray(0, 5), body, this.tagLength);
+    const inner = aeadOpen(this.aead, this.key, nonceFor(this.iv, this.seq), record.subarray(0, 5), body, this.tagLength);
     if (!inner) return undefined;
     this.seq++;
     if (inner.length > MAX_PLAINTEXT + 1) throw hostErr('ERR_TLS_RECORD_OVERFLOW', 'TLSInnerPlaintext too long');

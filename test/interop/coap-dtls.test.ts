@@ -21,6 +21,7 @@ import { CardDtlsBackends, DtlsServer } from '../../src/host/dtls/index.js';
 import { createPlugCoapServer, serveCoapOverDtls, blobBytes } from '../../src/servers/coap/index.js';
 import { createPlugState, type PlugState } from '../../src/servers/https/index.js';
 import type { CoapServer } from '../../src/coap/index.js';
+import { BLOB_SHA256, assertReadings, dataOf } from './coap-output.js';
 
 const PSK_ID = 'setls-coap';
 const PSK_KEY = 'setls-coap-psk-key-0123';
@@ -139,28 +140,7 @@ test('a client that does not trust the CA gets nothing (certificate really check
 
 // The rest of the matrix over coaps:// (issue #5 acceptance): block-wise with a PSK, PUT and
 // Observe with the card's certificate verified (-C).
-const BLOB_SHA256 = createHash('sha256').update(blobBytes()).digest('hex');
 
-/**
- * What a libcoap client printed as data: its log lines below LOG_CRIT (e.g. "Nov 28 08:27:41.635 WARN …",
- * a retransmission on a loaded machine) go to stdout too, so they are taken out.
- */
-function dataOf(stdout: string): string {
-  return stdout
-    .split('\n')
-    .filter((l) => !/^[A-Z][a-z]{2} [ \d]\d \d\d:\d\d:\d\d(\.\d+)? (EMRG|ALRT|CRIT|ERR|WARN|NOTE|INFO|DEBG|CIPH) /.test(l))
-    .join('\n');
-}
-
-/** The /power readings an observing client printed (one per line with -w): each must be a reading of the relay switched on. */
-function assertReadings(r: { stdout: string; stderr: string }): void {
-  const values = dataOf(r.stdout).split('\n').map((l) => l.trim()).filter((l) => l.length > 0);
-  assert.ok(values.length >= 3, `only ${values.length} notifications: ${r.stdout}\n${r.stderr}`);
-  for (const v of values) {
-    assert.match(v, /^\d+\.\d$/, `not a reading: ${JSON.stringify(v)}`);
-    assert.ok(Number(v) > 1700 && Number(v) < 2000, `not a switched-on reading: ${v}`);
-  }
-}
 
 for (const cmd of ['coap-client-openssl', 'coap-client-gnutls'] as const) {
   test(`${cmd}: block-wise GET (-b 1024) of the 64 KiB /blob (PSK), sha256 checked`, async (t) => {

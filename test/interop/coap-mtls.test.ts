@@ -21,9 +21,10 @@ import { cardPaths, readPin } from '../../src/cli/card-files.js';
 import { CardClient, TlsTandem, type CardTransport } from '../../src/host/index.js';
 import { CardDtlsBackends, DtlsServer } from '../../src/host/dtls/index.js';
 import { openLocalCa } from '../../src/pki/local-ca.js';
-import { createPlugCoapServer, serveCoapOverTls, serveCoapOverDtls, blobBytes } from '../../src/servers/coap/index.js';
+import { createPlugCoapServer, serveCoapOverTls, serveCoapOverDtls } from '../../src/servers/coap/index.js';
 import { createPlugState, type PlugState } from '../../src/servers/https/index.js';
 import type { CoapServer } from '../../src/coap/index.js';
+import { BLOB_SHA256, assertReadings, dataOf } from './coap-output.js';
 
 const EC = { name: 'ECDSA', namedCurve: 'P-256', hash: 'SHA-256' } as const;
 
@@ -136,32 +137,11 @@ for (const [scheme, base] of SCHEMES) {
 
 // PUT, Observe and block-wise with mutual certificates, over both schemes and with both clients.
 const mutual = (): string[] => ['-c', good.certPath, '-j', good.keyPath];
-const BLOB_SHA256 = createHash('sha256').update(blobBytes()).digest('hex');
 
 function mutualRun(cmd: string, base: string, args: readonly string[], path: string, timeoutMs = 20_000): ReturnType<typeof run> {
   return run(cmd, ['-B', '10', '-C', card.init.caCertPath, ...mutual(), ...args, `${base}${path}`], { timeoutMs });
 }
 
-/**
- * What a libcoap client printed as data: its log lines below LOG_CRIT (e.g. "Nov 28 08:27:41.635 WARN …",
- * a retransmission on a loaded machine) go to stdout too, so they are taken out.
- */
-function dataOf(stdout: string): string {
-  return stdout
-    .split('\n')
-    .filter((l) => !/^[A-Z][a-z]{2} [ \d]\d \d\d:\d\d:\d\d(\.\d+)? (EMRG|ALRT|CRIT|ERR|WARN|NOTE|INFO|DEBG|CIPH) /.test(l))
-    .join('\n');
-}
-
-/** The /power readings an observing client printed (one per line with -w): each must be a reading of the relay switched on. */
-function assertReadings(r: { stdout: string; stderr: string }): void {
-  const values = dataOf(r.stdout).split('\n').map((l) => l.trim()).filter((l) => l.length > 0);
-  assert.ok(values.length >= 3, `only ${values.length} notifications: ${r.stdout}\n${r.stderr}`);
-  for (const v of values) {
-    assert.match(v, /^\d+\.\d$/, `not a reading: ${JSON.stringify(v)}`);
-    assert.ok(Number(v) > 1700 && Number(v) < 2000, `not a switched-on reading: ${v}`);
-  }
-}
 
 // One client run after another: the card holds one session at a time (TlsTandem queues a second
 // TLS client and closes a session idle for busyIdleTimeoutMs while others wait; the DTLS listener

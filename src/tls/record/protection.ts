@@ -27,7 +27,8 @@ import type { TrafficKeys } from '../keyschedule/schedule.js';
 /** Largest TLSInnerPlaintext we accept: 2^14 content + 1 type byte (RFC 8446 §5.4, RFC 8449). */
 export const MAX_INNER_PLAINTEXT = MAX_PLAINTEXT + 1;
 
-function nonceFor(iv: Uint8Array, seq: number): Uint8Array {
+/** TLS 1.3 per-record nonce (RFC 8446 §5.3): a copy of the IV xor the 64-bit sequence number, left-padded. */
+export function nonceFor(iv: Uint8Array, seq: number): Uint8Array {
   const n = iv.slice();
   const hi = Math.floor(seq / 0x100000000);
   const lo = seq >>> 0;

@@ -76,7 +76,8 @@ import { MAX_INNER_PLAINTEXT, RecordKey, plaintextRecord } from '../record/prote
 import { AlertLevel, encodeAlert, parseAlert } from '../wire/alert.js';
 import { HandshakeReassembler, type HandshakeMessage } from '../wire/handshake.js';
 import { parseClientHello, type ClientHello } from '../wire/clientHello.js';
-import { Output12, Tls12Connection } from '../tls12/connection12.js';
+import { Tls12Connection } from '../tls12/connection12.js';
+import { CallOutput } from '../output.js';
 import type { ExportedSession } from '../api.js';
 import { buildKeyUpdate } from '../wire/keyUpdate.js';
 import { CookieSealer } from './cookie.js';
@@ -89,25 +90,6 @@ import { CLOSED, FAILED } from './terminal.js';
 
 /** Bytes of undecryptable records skipped after a rejected 0-RTT offer (RFC 8446 §4.2.10). */
 const MAX_SKIPPED_EARLY_DATA = 65536;
-
-/** Per-call accumulator of what we return. */
-class CallOutput {
-  readonly records: Uint8Array[] = [];
-  readonly plaintext: Uint8Array[] = [];
-  handshakeComplete = false;
-  peerClosed = false;
-  alert: { description: number; sentByUs: boolean } | undefined;
-
-  result(): TlsOutput {
-    return {
-      records: concat(...this.records),
-      plaintext: this.plaintext,
-      handshakeComplete: this.handshakeComplete,
-      peerClosed: this.peerClosed,
-      ...(this.alert ? { alert: this.alert } : {}),
-    };
-  }
-}
 
 export class TlsServer implements TlsServerConnection {
   private st: ServerState;
@@ -291,7 +273,7 @@ export class TlsServer implements TlsServerConnection {
     this.cookies.wipe();
     const tls12 = new Tls12Connection(this.config);
     this.tls12 = tls12;
-    const o12 = new Output12();
+    const o12 = new CallOutput();
     tls12.start(h.msg, h.ch, rest, o12);
     const r = o12.result();
     return { ...r, records: concat(...out.records, r.records) };

@@ -22,25 +22,10 @@ import { sealApplicationData, type RecordKey12 } from '../record/protection12.js
 import { AlertLevel, encodeAlert, parseAlert } from '../wire/alert.js';
 import { Handshake12, type Action12 } from './handshake12.js';
 import type { Suite12 } from './suites12.js';
+import { CallOutput as Output12 } from '../output.js';
 
-/** Per-call accumulator of what we return (same shape as connection.ts's). */
-export class Output12 {
-  readonly records: Uint8Array[] = [];
-  readonly plaintext: Uint8Array[] = [];
-  handshakeComplete = false;
-  peerClosed = false;
-  alert: { description: number; sentByUs: boolean } | undefined;
-
-  result(): TlsOutput {
-    return {
-      records: concat(...this.records),
-      plaintext: this.plaintext,
-      handshakeComplete: this.handshakeComplete,
-      peerClosed: this.peerClosed,
-      ...(this.alert ? { alert: this.alert } : {}),
-    };
-  }
-}
+/** The per-call output (tls/output.ts), under the name the TLS 1.2 code uses. */
+export { Output12 };
 
 /** What the core needs of a record key: TLS's RecordKey12 or DTLS's DtlsRecordKey. */
 export interface SealingKey12 {
