@@ -585,7 +585,7 @@ function humanExtra(x: Extra, cfg: Report['config']): string {
   }
   out.push(table(rows));
   out.push('');
-  out.push(`== real card, modelled ('real-card' latency profile, sleep: false: 30–80 ms per APDU, +900 ms on the ECDHE/sign APDU; whole connection incl. RESET-STATE) vs ~${x.urienTlsSeMs} ms published for Urien's TLS-SE applet (full TLS 1.3 handshake) ==`);
+  out.push(`== real card, modelled ('real-card' latency profile, sleep: false: 30–80 ms per APDU, +900 ms on the ECDHE/sign APDU; whole connection incl. the RESET-STATE after it) vs ~${x.urienTlsSeMs} ms published for Urien's TLS-SE applet (full TLS 1.3 handshake) ==`);
   const rc: string[][] = [['mode', 'server', 'modelled ms/conn', 'vs TLS-SE 1.4 s']];
   for (const [tag, m] of Object.entries(x.handshakes)) {
     for (const name of [SETLS_EXT, SETLS_SHORT]) {
@@ -607,7 +607,7 @@ function humanExtra(x: Extra, cfg: Report['config']): string {
     }
   }
   out.push(table(ap));
-  out.push('   (exchanges beyond the flights: RESET-STATE before the handshake and SESSION-INFO after it; see "by command" above)');
+  out.push('   (PROCESS-EAP START folds the RESET-STATE before a handshake and INFO the session-info read after it: with extended APDUs the handshake is the flights alone; RESET-STATE after the connection is teardown, not counted here)');
   out.push('');
   out.push(`== bulk ${cfg.bulkBytes} B: record layer in the card (setls-ext), exported to the host (setls-export: TLS-Tandem, identity policy exportAllowed, recordLayer 'host'), node:tls ==`);
   const br: string[][] = [['ratio', 'MB/s ratio']];
