@@ -18,12 +18,11 @@
  * them; it runs when the session ends.
  * imports bytes/, tls/record and tls/crypto.ts (primitives) and host/.
  */
-import { createCipheriv, type CipherGCM } from 'node:crypto';
 import { SetlsError, concat, wipe } from '../bytes/index.js';
 import { AEAD_SUITES12 } from '../tls/record/aead-suites12.js';
 import { RecordKey12 } from '../tls/record/protection12.js';
 import { nonceFor } from '../tls/record/protection.js';
-import { aeadOpen, aeadSeal, hkdfExpandLabel, SUITES, type AeadName, type HashName } from '../tls/crypto.js';
+import { aeadOpen, aeadSeal, aeadSealPieces, hkdfExpandLabel, SUITES, type AeadName, type HashName } from '../tls/crypto.js';
 import { wipeExportedSession, type ExportedSessionBlob } from './card-codec.js';
 import { CONTENT_TYPE_ALERT, CONTENT_TYPE_APPLICATION_DATA, MAX_PLAINTEXT, type DecryptResult, type HandshakeStep } from './eap-session.js';
 import type { SeSession, SeSessionPhase } from './session-driver.js';
@@ -92,32 +91,21 @@ class Direction13 {
       out.push(this.seal(type, pieces.length === 1 ? pieces[0]! : concat(...pieces)));
       return;
     }
+    let total = 0;
+    for (const p of pieces) total += p.length;
+    if (total !== bytes) throw hostErr('ERR_HOST_INTERNAL', `pieces hold ${total} bytes, not the ${bytes} announced`);
     const len = bytes + 1 + this.tagLength;
     const hdr = Uint8Array.of(23, 3, 3, len >> 8, len & 0xff);
     const nonce = nonceFor(this.iv, this.seq++);
-    const c = createCipheriv(this.aead as 'aes-128-gcm', this.key, nonce, { authTagLength: this.tagLength }) as CipherGCM;
-    wipe(nonce);
-    c.setAAD(hdr);
     const first = out.length;
     out.push(hdr);
-    let n = 0;
-    for (const p of pieces) {
-      const b = c.update(p);
-      n += b.length;
-      if (b.length) out.push(b);
-    }
-    const t = c.update(Uint8Array.of(type));
-    const f = c.final();
-    const tag = c.getAuthTag();
-    const tail = new Uint8Array(t.length + f.length + tag.length);
-    tail.set(t);
-    tail.set(f, t.length);
-    tail.set(tag, t.length + f.length);
-    out.push(tail);
-    n += t.length + f.length;
-    if (n !== bytes + 1 || tag.length !== this.tagLength) {
+    try {
+      aeadSealPieces(this.aead, this.key, nonce, hdr, pieces, Uint8Array.of(type), this.tagLength, out);
+    } catch (e) {
       out.length = first;
-      throw hostErr('ERR_HOST_INTERNAL', 'AEAD output length mismatch');
+      throw e;
+    } finally {
+      wipe(nonce);
     }
   }
 

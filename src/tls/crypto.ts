@@ -235,6 +235,50 @@ export function aeadSeal(
   return concat(body, fin, c.getAuthTag());
 }
 
+/**
+ * AEAD encryption of `pieces` followed by `last`, as if concatenated, without copying them together:
+ * appends one ciphertext chunk per non-empty piece to `out`, then one chunk holding the rest of the
+ * ciphertext and the tag. AES-GCM and ChaCha20-Poly1305 only (they take several update() calls;
+ * AES-CCM takes one: use aeadSeal). `last` must not be empty. On an internal length mismatch nothing
+ * is left appended and ERR_TLS_INTERNAL is thrown.
+ */
+export function aeadSealPieces(
+  aead: AeadName,
+  key: Uint8Array,
+  nonce: Uint8Array,
+  aad: Uint8Array,
+  pieces: readonly Uint8Array[],
+  last: Uint8Array,
+  tagLength: number,
+  out: Uint8Array[],
+): void {
+  if (aead === 'aes-128-ccm') throw new SetlsError('ERR_TLS_INTERNAL', 'AES-CCM takes its plaintext in one piece (aeadSeal)');
+  const c = aeadCipher(false, aead, key, nonce, tagLength);
+  c.setAAD(aad);
+  const first = out.length;
+  let n = 0;
+  let expected = last.length;
+  for (const p of pieces) {
+    expected += p.length;
+    const b = c.update(p);
+    n += b.length;
+    if (b.length) out.push(b);
+  }
+  const t = c.update(last);
+  const f = c.final();
+  const tag = c.getAuthTag();
+  const tail = new Uint8Array(t.length + f.length + tag.length);
+  tail.set(t);
+  tail.set(f, t.length);
+  tail.set(tag, t.length + f.length);
+  n += t.length + f.length;
+  if (n !== expected || tag.length !== tagLength) {
+    out.length = first;
+    throw new SetlsError('ERR_TLS_INTERNAL', 'AEAD output length mismatch');
+  }
+  out.push(tail);
+}
+
 /** AEAD decryption of ciphertext || tag; returns undefined when authentication fails. */
 export function aeadOpen(
   aead: AeadName,
