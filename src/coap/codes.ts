@@ -73,5 +73,8 @@ export const RESPONSE = {
   UnprocessableEntity: '4.22',
   InternalServerError: '5.00',
   NotImplemented: '5.01',
+  BadGateway: '5.02',
   ServiceUnavailable: '5.03',
+  GatewayTimeout: '5.04',
+  ProxyingNotSupported: '5.05',
 } as const;

@@ -12,10 +12,16 @@
  * Max-Message-Size, TKL 9..15 and bad signalling options end the connection with Abort (and a
  * diagnostic payload); a request with an unknown or malformed critical option gets 4.02 Bad Option,
  * an unknown method 4.05.
+ * Request semantics (RFC 7252 §5.7.2, §5.10): Proxy-Uri / Proxy-Scheme → 5.05 (we are no proxy);
+ * for a path declared with resource(): methods (4.05), Accept (4.06), the Content-Format of a body
+ * (4.15), its size (4.13 with Size1) and If-Match / If-None-Match against the resource's current
+ * ETag (4.12) are checked before the handler runs. A GET/FETCH carrying ETag options whose 2.05
+ * carries one of them is answered 2.03 Valid (ETag and Max-Age, no payload). A 4.13 always carries Size1.
  * Block-wise (RFC 7959 + BERT, RFC 8323 §6): Block2 slices large responses with the client's SZX
  * (or smaller, to respect the peer's Max-Message-Size), and keeps the representation for the later
  * blocks; Block1 reassembles request bodies up to `maxBodySize` (2.31 Continue, 4.08 on a gap or
- * unknown transfer, 4.13 with Size1 when too large).
+ * unknown transfer, 4.13 with Size1 when too large). SZX 7 is BERT only when both CSMs carry
+ * Block-Wise-Transfer; otherwise it is reserved (RFC 7959 §2.2) and gets 4.00 — always over UDP.
  * Observe (RFC 7641): GET with Observe 0 keeps the response open; Observe 1, a new registration on
  * the same token, a Release/Abort or the end of the connection ends it ('close' on the response).
  * imports nothing of the project but coap/.
@@ -28,9 +34,11 @@ import { filterLinks, formatLinks, type Link, type LinkAttributes } from './link
 import { encodeTcp, TcpFrameSplitter, decodeTcp, type CoapMessage } from './message.js';
 import { blockSize, decodeBlock, encodeBlock, encodeUint, OPTION, type BlockValue, type CoapOption } from './options.js';
 import { CoapIncomingRequest, CoapServerResponse, type CoapPeer, type ResponseSink } from './request.js';
+import { checkAccept, checkContentFormat, checkPreconditions, etagMatches, type CoapResource, type Refusal } from './resource.js';
 import { abortMessage, checkOptions, csmMessage, DEFAULT_MAX_MESSAGE_SIZE, parseCsm, pongMessage, releaseMessage } from './signals.js';
 
 export { CoapIncomingRequest, CoapServerResponse, type CoapPeer, type CoapHeaders, type DecodedOption } from './request.js';
+export * from './resource.js';
 
 export type CoapRequestListener = (req: CoapIncomingRequest, res: CoapServerResponse) => void | Promise<void>;
 
@@ -66,6 +74,7 @@ export interface StreamOptions {
 }
 
 const WELL_KNOWN = '/.well-known/core';
+const WELL_KNOWN_RESOURCE: CoapResource = { methods: ['GET'], produces: [40] };
 
 export class CoapServer extends EventEmitter {
   readonly maxMessageSize: number;
@@ -77,6 +86,7 @@ export class CoapServer extends EventEmitter {
   readonly idleTimeoutMs: number;
   readonly wellKnownCore: boolean;
   private readonly linkList: Link[] = [];
+  private readonly resources = new Map<string, CoapResource>();
   readonly connections = new Set<CoapStreamConnection>();
   private closed = false;
 
@@ -107,6 +117,23 @@ export class CoapServer extends EventEmitter {
 
   get links(): readonly Link[] {
     return this.linkList;
+  }
+
+  /**
+   * Declares the resource at `path` (methods, Content-Formats, body size, current ETag, see
+   * CoapResource) so the server checks a request's Accept, Content-Format, size and preconditions
+   * before the handler runs; with `desc.link`, also lists it in /.well-known/core.
+   */
+  resource(path: string, desc: CoapResource): this {
+    this.resources.set(path, desc);
+    if (desc.link) this.link(path, { ...(desc.produces?.length ? { ct: desc.produces.length === 1 ? desc.produces[0]! : desc.produces } : {}), ...desc.link });
+    return this;
+  }
+
+  /** The declaration for a path (the built-in /.well-known/core included), if any. */
+  resourceAt(path: string): CoapResource | undefined {
+    if (this.wellKnownCore && path === WELL_KNOWN) return WELL_KNOWN_RESOURCE;
+    return this.resources.get(path);
   }
 
   /** Serves one RFC 8323 connection over a reliable byte stream (TLS socket, TCP socket, Duplex). */
@@ -176,6 +203,8 @@ interface RequestContext {
   /** The client asked for Size2 (RFC 7959 §4). */
   readonly wantSize2: boolean;
   observing: boolean;
+  /** The largest request body accepted for this request's resource (Size1 of a 4.13). */
+  readonly maxBody: number;
 }
 
 interface CachedRepresentation {
@@ -193,6 +222,9 @@ interface Block1Transfer {
 
 const EMPTY = new Uint8Array(0);
 const enc = new TextEncoder();
+const CODE_2_03 = parseCode('2.03');
+const CODE_2_05 = parseCode('2.05');
+const CODE_4_13 = parseCode('4.13');
 const tokenKey = (t: Uint8Array): string => Buffer.from(t.buffer, t.byteOffset, t.length).toString('hex');
 
 /** One RFC 8323 connection. Events: 'csm' (CsmInfo), 'abort' (diagnostic), 'close'. */
@@ -414,7 +446,6 @@ export class CoapStreamConnection extends EventEmitter implements ResponseSink {
       return;
     }
     const bert = this.server.blockWiseTransfer && this.peerBert;
-    if (block2 && block2.szx === 7 && !bert) block2 = { ...block2, szx: 6 };
     const cacheKey = `${req.method} ${req.url} ${String(h.Accept ?? '')}`;
     const tk = tokenKey(req.token);
 
@@ -425,16 +456,40 @@ export class CoapStreamConnection extends EventEmitter implements ResponseSink {
       previous.destroy();
     }
 
+    // RFC 7252 §5.7.2: we are an origin server, not a forward-proxy; with a Uri-Path too, the
+    // request still targets the proxied URI, never our own resource.
+    if (h['Proxy-Uri'] !== undefined || h['Proxy-Scheme'] !== undefined) {
+      this.respondDirect(m, '5.05', 'proxying not supported: this is an origin server');
+      return;
+    }
+    // RFC 7959 §2.2: SZX 7 is reserved (4.00) unless it is BERT, which needs both CSMs (RFC 8323 §6).
+    if (block2 && block2.szx === 7 && !bert) {
+      this.respondDirect(m, '4.00', 'Block2 SZX 7 is reserved: BERT needs a reliable transport and Block-Wise-Transfer in both CSMs');
+      return;
+    }
+
+    // The declared resource's semantics, before any body is kept or the handler runs.
+    const resource = this.server.resourceAt(req.pathname);
+    const maxBody = Math.min(this.server.maxBodySize, resource?.maxBodySize ?? Infinity);
+    if (resource) {
+      const refusal = this.checkResource(req, resource, block1 ? undefined : req.payload.length, maxBody);
+      if (refusal) {
+        this.block1.delete(`${req.method} ${req.url}`);
+        this.respondDirect(m, refusal.code, refusal.diagnostic, refusal.code === '4.13' ? [{ number: OPTION.Size1, value: encodeUint(maxBody) }] : []);
+        return;
+      }
+    }
+
     // Block1: reassemble the body first.
     let block1Echo: BlockValue | undefined;
     let payload: Uint8Array = req.payload;
     if (block1) {
-      const r = this.block1Step(req, block1, bert);
+      const r = this.block1Step(req, block1, bert, maxBody);
       if (r === undefined) return;
       payload = r.body;
       block1Echo = r.echo;
-    } else if (req.payload.length > this.server.maxBodySize) {
-      this.respondDirect(m, '4.13', `body above ${this.server.maxBodySize} bytes`, [{ number: OPTION.Size1, value: encodeUint(this.server.maxBodySize) }]);
+    } else if (req.payload.length > maxBody) {
+      this.respondDirect(m, '4.13', `body above ${maxBody} bytes`, [{ number: OPTION.Size1, value: encodeUint(maxBody) }]);
       return;
     }
     if (payload !== req.payload) req = new CoapIncomingRequest(m.code, m.token, chk.decoded, payload, this.peer);
@@ -450,7 +505,7 @@ export class CoapStreamConnection extends EventEmitter implements ResponseSink {
 
     const observe = (req.method === 'GET' || req.method === 'FETCH') && h.Observe === 0;
     const res = new CoapServerResponse(req, this, { observe, maxBody: this.server.maxBodySize });
-    this.contexts.set(res, { req, cacheKey, block2, block1Echo, wantSize2: h.Size2 !== undefined, observing: false });
+    this.contexts.set(res, { req, cacheKey, block2, block1Echo, wantSize2: h.Size2 !== undefined, observing: false, maxBody });
     this.inflight++;
     let counted = true;
     const done = (): void => {
@@ -483,10 +538,30 @@ export class CoapStreamConnection extends EventEmitter implements ResponseSink {
     this.server.dispatch(req, res);
   }
 
+  /**
+   * A declared resource's checks, in order of precedence: method (4.05), body size when whole
+   * (4.13), Content-Format of the body (4.15), Accept (4.06), then If-Match / If-None-Match (4.12:
+   * preconditions only matter for a request that would otherwise succeed).
+   */
+  private checkResource(req: CoapIncomingRequest, r: CoapResource, bodySize: number | undefined, maxBody: number): Refusal | undefined {
+    if (r.methods && !r.methods.includes(req.method)) return { code: '4.05', diagnostic: `use ${r.methods.join(' or ')}` };
+    if (bodySize !== undefined && bodySize > maxBody) return { code: '4.13', diagnostic: `body above ${maxBody} bytes` };
+    const refusal = checkContentFormat(req, r.consumes) ?? checkAccept(req, r.produces);
+    if (refusal) return refusal;
+    if (req.headers['If-Match'] === undefined && req.headers['If-None-Match'] === undefined) return undefined;
+    let etag: Uint8Array | null | undefined;
+    try {
+      etag = r.etag ? r.etag(req) : undefined;
+    } catch (e) {
+      this.server.emit('handlerError', e, req);
+      return { code: '5.00', diagnostic: `internal error: ${(e as Error)?.message ?? String(e)}` };
+    }
+    return checkPreconditions(req, etag);
+  }
+
   /** One Block1 block: undefined when answered already (2.31, 4.08, 4.13…), else the whole body. */
-  private block1Step(req: CoapIncomingRequest, b: BlockValue, bert: boolean): { body: Uint8Array; echo: BlockValue } | undefined {
+  private block1Step(req: CoapIncomingRequest, b: BlockValue, bert: boolean, max: number): { body: Uint8Array; echo: BlockValue } | undefined {
     const key = `${req.method} ${req.url}`;
-    const max = this.server.maxBodySize;
     const tooLarge = (): undefined => {
       this.block1.delete(key);
       this.respondDirect(req, '4.13', `request body above ${max} bytes`, [{ number: OPTION.Size1, value: encodeUint(max) }]);
@@ -555,6 +630,21 @@ export class CoapStreamConnection extends EventEmitter implements ResponseSink {
       body = enc.encode((e as Error).message);
     }
     if (ctx.block1Echo) options.push({ number: OPTION.Block1, value: encodeBlock(ctx.block1Echo) });
+    // §5.9.2.9: a 4.13 tells the largest body accepted
+    if (code === CODE_4_13 && !options.some((o) => o.number === OPTION.Size1)) options.push({ number: OPTION.Size1, value: encodeUint(ctx.maxBody) });
+    // Notifications after the first start at block 0; the first response honours the requested block.
+    const first = !res.headersSent;
+    let block2 = first || !ctx.block2 ? ctx.block2 : { ...ctx.block2, num: 0 };
+    // §5.10.6.2 / §5.9.1.3: the client's cached copy (one of its ETags) is still the current one → 2.03 Valid
+    if (first && code === CODE_2_05 && (ctx.req.method === 'GET' || ctx.req.method === 'FETCH')) {
+      const tag = options.find((o) => o.number === OPTION.ETag);
+      if (tag && etagMatches(ctx.req, tag.value)) {
+        code = CODE_2_03;
+        options = options.filter((o) => o.number === OPTION.ETag || o.number === OPTION.MaxAge);
+        body = EMPTY;
+        block2 = undefined;
+      }
+    }
     let seq: number | undefined;
     if (res.observe && observe !== undefined && codeClass(code) === 2) {
       seq = observe;
@@ -564,10 +654,7 @@ export class CoapStreamConnection extends EventEmitter implements ResponseSink {
         res.emit('observing');
       }
     }
-    // Notifications after the first start at block 0; the first response honours the requested block.
-    const first = !res.headersSent;
     res.markSent();
-    const block2 = first || !ctx.block2 ? ctx.block2 : { ...ctx.block2, num: 0 };
     this.sendBlocks(ctx.req.token, code, options, body, block2, ctx.cacheKey, ctx.wantSize2, seq, cb);
     if (res.observe && seq === undefined && !res.writableEnded) {
       // an error code (or no 2.xx) ends the observation (RFC 7641 §4.2)

@@ -13,7 +13,10 @@
  *     as a CON (separate response, §5.2.2);
  *   - our CONs (separate responses, confirmable notifications) are retransmitted after a random
  *     ACK_TIMEOUT × [1, ACK_RANDOM_FACTOR] = 2..3 s, doubling, at most MAX_RETRANSMIT = 4 times;
- *     a CON notification never ACKed, or RST, ends the observation (RFC 7641 §4.5);
+ *     a CON notification never ACKed, or RST, ends the observation (RFC 7641 §4.5); so does a RST
+ *     matching a NON notification (RFC 7641 §3.6: the message IDs of recent NON notifications are kept);
+ *   - a NON request with an unknown or malformed critical option is rejected (RST, §5.4.1 and §4.3);
+ *     a CON one gets 4.02 piggybacked in the ACK;
  *   - Observe notifications are NON, and every `conNotificationEvery`-th (default 5) is CON;
  *   - a CON Empty message (CoAP ping) and unparseable CON messages get RST; other garbage is dropped.
  * imports coap/ siblings only.
@@ -25,7 +28,7 @@ import { decodeTcp, decodeUdp, encodeTcp, encodeUdp, TcpFrameSplitter, type Coap
 import { OPTION, encodeUint } from './options.js';
 import type { CoapServer, CoapStreamConnection } from './server.js';
 import type { CoapPeer } from './request.js';
-import { csmMessage } from './signals.js';
+import { checkOptions, csmMessage } from './signals.js';
 
 /** RFC 7252 §4.8 transmission parameters (defaults). */
 export const ACK_TIMEOUT_MS = 2000;
@@ -52,6 +55,8 @@ export interface UdpMessagingOptions {
   readonly maxDedup?: number;
   /** Random source for the first message ID and the retransmission jitter (tests). */
   readonly random?: () => number;
+  /** Message IDs of NON notifications remembered to match a RST (oldest dropped first). Default 256. */
+  readonly maxNonNotifications?: number;
 }
 
 interface Exchange {
@@ -71,6 +76,13 @@ interface DedupEntry {
   reply: Uint8Array | undefined;
 }
 
+/** A NON notification we sent, so that a RST with its message ID cancels the observation. */
+interface SentNotification {
+  readonly at: number;
+  readonly token: string;
+  readonly exchange: Exchange;
+}
+
 interface Outstanding {
   readonly datagram: Uint8Array;
   readonly token: string;
@@ -84,7 +96,8 @@ const EMPTY = new Uint8Array(0);
 
 /**
  * One peer's messaging layer. Events: 'processed' (a request handed to the request layer, once per
- * exchange), 'close'. Give it datagrams with receive(); it sends with the `send` callback.
+ * exchange), 'rejected' (a NON request refused with RST, not processed), 'close'. Give it datagrams
+ * with receive(); it sends with the `send` callback.
  */
 export class CoapUdpEndpoint extends EventEmitter {
   private readonly o: Required<Omit<UdpMessagingOptions, 'peer'>>;
@@ -92,6 +105,7 @@ export class CoapUdpEndpoint extends EventEmitter {
   private readonly dedup = new Map<number, DedupEntry>();
   private readonly exchanges = new Map<string, Exchange>();
   private readonly outstanding = new Map<number, Outstanding>();
+  private readonly nonNotifications = new Map<number, SentNotification>();
   private readonly suppressed = new Set<string>();
   private conn: CoapStreamConnection | undefined;
   private stream: Duplex | undefined;
@@ -117,6 +131,7 @@ export class CoapUdpEndpoint extends EventEmitter {
       conNotificationEvery: Math.max(1, opts.conNotificationEvery ?? 5),
       maxDedup: opts.maxDedup ?? 512,
       random: opts.random ?? Math.random,
+      maxNonNotifications: opts.maxNonNotifications ?? 256,
     };
     this.nextMid = Math.floor(this.o.random() * 0x10000) & 0xffff;
   }
@@ -167,6 +182,12 @@ export class CoapUdpEndpoint extends EventEmitter {
         this.sweepDedup();
         if (this.dedup.has(mid)) return;
         this.remember(mid);
+        if (checkOptions(m).badCritical !== undefined) {
+          // §5.4.1: an unrecognised critical option in a NON rejects the message (§4.3: RST, nothing processed)
+          this.send(encodeUdp({ type: 'RST', messageId: mid, code: 0, token: EMPTY, options: [], payload: EMPTY }));
+          this.emit('rejected', m);
+          return;
+        }
         this.onRequest(m, 'NON');
       }
     }
@@ -215,7 +236,15 @@ export class CoapUdpEndpoint extends EventEmitter {
 
   private onAckOrRst(type: 'ACK' | 'RST', mid: number): void {
     const o = this.outstanding.get(mid);
-    if (!o) return;
+    if (!o) {
+      const n = type === 'RST' ? this.nonNotifications.get(mid) : undefined;
+      if (n) {
+        // RFC 7641 §3.6: the client rejected a NON notification: it is not interested any more
+        this.nonNotifications.delete(mid);
+        if (this.exchanges.get(n.token) === n.exchange) this.cancelObservation(n.token);
+      }
+      return;
+    }
     clearTimeout(o.timer);
     this.outstanding.delete(mid);
     if (type === 'RST') this.cancelObservation(o.token);
@@ -285,7 +314,8 @@ export class CoapUdpEndpoint extends EventEmitter {
         ex.notifications++;
         if (ex.notifications % this.o.conNotificationEvery === 0) type = 'CON';
       }
-      this.sendNew(m, type, key);
+      const mid = this.sendNew(m, type, key);
+      if (type === 'NON' && observing) this.rememberNotification(mid, key, ex);
     }
     if (!observing && !isNotification) {
       // a plain response ends the exchange (the token may be reused by the client)
@@ -293,12 +323,23 @@ export class CoapUdpEndpoint extends EventEmitter {
     }
   }
 
-  private sendNew(m: CoapMessage, type: MessageType, token: string): void {
+  private rememberNotification(mid: number, token: string, exchange: Exchange): void {
+    const now = Date.now();
+    this.nonNotifications.delete(mid);
+    this.nonNotifications.set(mid, { at: now, token, exchange });
+    for (const [k, n] of this.nonNotifications) {
+      if (this.nonNotifications.size <= this.o.maxNonNotifications && now - n.at <= this.o.nonLifetimeMs) break; // insertion order = time order
+      this.nonNotifications.delete(k);
+    }
+  }
+
+  /** Sends a new message of ours (our next message ID); a CON is retransmitted until ACKed. Returns the message ID. */
+  private sendNew(m: CoapMessage, type: MessageType, token: string): number {
     const mid = this.nextMid;
     this.nextMid = (this.nextMid + 1) & 0xffff;
     const datagram = encodeUdp({ ...m, type, messageId: mid });
     this.send(datagram);
-    if (type !== 'CON') return;
+    if (type !== 'CON') return mid;
     const timeout = this.o.ackTimeoutMs * (1 + this.o.random() * (this.o.ackRandomFactor - 1));
     const o: Outstanding = { datagram, token, tries: 0, timeout, timer: undefined as unknown as NodeJS.Timeout };
     const arm = (): void => {
@@ -318,6 +359,7 @@ export class CoapUdpEndpoint extends EventEmitter {
     };
     arm();
     this.outstanding.set(mid, o);
+    return mid;
   }
 
   /** Our CONs waiting for an ACK. */
@@ -330,6 +372,7 @@ export class CoapUdpEndpoint extends EventEmitter {
     this.closed = true;
     for (const o of this.outstanding.values()) clearTimeout(o.timer);
     this.outstanding.clear();
+    this.nonNotifications.clear();
     for (const e of this.exchanges.values()) if (e.piggyTimer) clearTimeout(e.piggyTimer);
     this.exchanges.clear();
     this.stream?.destroy();

@@ -1,6 +1,9 @@
-/** Test helpers: an in-memory Duplex pair and a minimal RFC 8323 client speaking raw frames. */
+/**
+ * Test helpers: an in-memory Duplex pair and a minimal RFC 8323 client speaking raw frames; an
+ * RFC 7252 messaging endpoint driven by datagrams in memory (UdpPeer).
+ */
 import { Duplex } from 'node:stream';
-import { decodeTcp, encodeTcp, TcpFrameSplitter, type CoapMessage, type CoapOption } from '../../src/coap/index.js';
+import { CoapUdpEndpoint, decodeTcp, decodeUdp, encodeTcp, encodeUdp, TcpFrameSplitter, type CoapMessage, type CoapOption, type CoapServer, type UdpMessagingOptions } from '../../src/coap/index.js';
 import { csmMessage } from '../../src/coap/signals.js';
 
 /** Two connected Duplexes (what one writes, the other reads); end/destroy propagate. */
@@ -115,3 +118,45 @@ export const optUint = (m: CoapMessage, n: number): number | undefined => {
   for (const b of v) x = x * 256 + b;
   return x;
 };
+
+/** A client of one CoapUdpEndpoint, in memory: what it sends in, the datagrams it gets back (decoded). */
+export class UdpPeer {
+  readonly ep: CoapUdpEndpoint;
+  readonly received: CoapMessage[] = [];
+  private waiters: (() => void)[] = [];
+  private mid = 0x100;
+  constructor(server: CoapServer, opts: UdpMessagingOptions = {}) {
+    this.ep = new CoapUdpEndpoint(
+      server,
+      (d) => {
+        this.received.push(decodeUdp(d));
+        const w = this.waiters;
+        this.waiters = [];
+        for (const f of w) f();
+      },
+      opts,
+    );
+  }
+  /** Sends a message (a new message ID unless given); returns its message ID. */
+  send(m: Partial<CoapMessage> & { code: number; type: 'CON' | 'NON' | 'ACK' | 'RST' }): number {
+    const messageId = m.messageId ?? this.mid++;
+    this.ep.receive(encodeUdp({ token: new Uint8Array(0), options: [], payload: new Uint8Array(0), ...m, messageId }));
+    return messageId;
+  }
+  /** Waits for a datagram matching `pred` (removing it from `received`). */
+  async next(pred: (m: CoapMessage) => boolean = () => true, timeoutMs = 3000): Promise<CoapMessage> {
+    const deadline = Date.now() + timeoutMs;
+    for (;;) {
+      const i = this.received.findIndex(pred);
+      if (i >= 0) return this.received.splice(i, 1)[0]!;
+      if (Date.now() > deadline) throw new Error(`timed out waiting for a datagram (got ${this.received.length} others)`);
+      await new Promise<void>((r) => {
+        const t = setTimeout(r, Math.max(1, deadline - Date.now()));
+        this.waiters.push(() => {
+          clearTimeout(t);
+          r();
+        });
+      });
+    }
+  }
+}

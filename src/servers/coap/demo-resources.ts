@@ -1,14 +1,19 @@
 /**
  * The demo plug's CoAP resources, sharing the PlugState of the HTTPS plug (a PUT over either
- * protocol switches the same relay):
- *   GET  /status   JSON (Content-Format 50)
- *   GET  /relay    'on' | 'off' (text/plain)
- *   PUT  /relay    'on' | 'off' or JSON {"state":"on"|"off"} → 2.04; anything else → 4.00 with a diagnostic
- *   GET  /power    watts (text/plain); observable: a notification every second and on each switch
- *   GET  /blob     64 KiB of the /bytes/N pattern (application/octet-stream), for block-wise tests
- *   GET  /.well-known/core   (served by the CoapServer from the links registered here)
+ * protocol switches the same relay). Each is declared to the CoapServer (methods, Content-Formats,
+ * body size, current ETag), which answers 4.05 / 4.06 / 4.15 / 4.13 (with Size1) / 4.12 before the
+ * handler runs (docs/coap.md):
+ *   GET  /status   JSON (Content-Format 50); no ETag (uptime and power change every second)
+ *   GET  /relay    'on' | 'off' (text/plain), with an ETag of the relay state (2.03 when the client's is current)
+ *   PUT  /relay    'on' | 'off' (text/plain) or JSON {"state":"on"|"off"} (50), at most 256 bytes → 2.04
+ *                  with the new state and ETag; If-Match / If-None-Match honoured; a bad body → 4.00
+ *   GET  /power    watts (text/plain), Max-Age = the notification period + 1 s; observable: a
+ *                  notification every period and on each switch, each with the same Max-Age
+ *   GET  /blob     64 KiB of the /bytes/N pattern (application/octet-stream) with a content ETag, for block-wise tests
+ *   GET  /.well-known/core   (served by the CoapServer from the links declared here)
  * imports coap/ and servers/https (the shared state and byte pattern).
  */
+import { createHash } from 'node:crypto';
 import { createCoapServer, type CoapIncomingRequest, type CoapServer, type CoapServerOptions, type CoapServerResponse } from '../../coap/index.js';
 import { patternByte, type PlugState } from '../https/demo-plug.js';
 
@@ -19,6 +24,19 @@ const MAX_RELAY_BODY = 256;
 export function plugPowerW(state: PlugState, now = Date.now()): number {
   if (state.relay === 'off') return 0;
   return Math.round((1840 + 60 * Math.sin(now / 7000)) * 10) / 10;
+}
+
+/** The entity-tag of /relay's representation: the switch count (4 bytes) and the state (1 byte). */
+export function relayEtag(state: PlugState): Uint8Array {
+  const t = new Uint8Array(5);
+  new DataView(t.buffer).setUint32(0, state.switches >>> 0);
+  t[4] = state.relay === 'on' ? 1 : 0;
+  return t;
+}
+
+/** Max-Age (s) of a /power reading and of each of its notifications: the period plus a second (RFC 7641 §4.3.2). */
+export function powerMaxAgeS(intervalMs: number): number {
+  return Math.ceil(intervalMs / 1000) + 1;
 }
 
 /** The /blob bytes (byte i = patternByte(i), as GET /bytes/65536 over HTTPS). */
@@ -63,12 +81,21 @@ export function parseRelayBody(payload: Uint8Array, contentFormat: number | unde
 export function createPlugCoapServer(state: PlugState, opts: PlugCoapOptions = {}): CoapServer {
   const interval = opts.powerIntervalMs ?? 1000;
   const switchWatchers = new Set<() => void>();
+  const maxAgeS = powerMaxAgeS(interval);
   const blob = blobBytes();
+  const blobEtag = createHash('sha256').update(blob).digest().subarray(0, 8);
   const server = createCoapServer({ ...opts, maxBodySize: Math.max(BLOB_SIZE, opts.maxBodySize ?? 0) }, (req, res) => handle(req, res));
-  server.link('/status', { rt: 'setls.plug.status', if: 'core.rp', ct: 50, title: 'plug status' });
-  server.link('/relay', { rt: 'setls.plug.relay', if: 'core.a', ct: 0 });
-  server.link('/power', { rt: 'setls.plug.power', if: 'core.s', ct: 0, obs: true });
-  server.link('/blob', { rt: 'setls.blob', ct: 42, sz: BLOB_SIZE });
+  server.resource('/status', { methods: ['GET'], produces: [50], link: { rt: 'setls.plug.status', if: 'core.rp', title: 'plug status' } });
+  server.resource('/relay', {
+    methods: ['GET', 'PUT'],
+    produces: [0],
+    consumes: { PUT: [0, 50] },
+    maxBodySize: MAX_RELAY_BODY,
+    etag: () => relayEtag(state),
+    link: { rt: 'setls.plug.relay', if: 'core.a' },
+  });
+  server.resource('/power', { methods: ['GET'], produces: [0], link: { rt: 'setls.plug.power', if: 'core.s', obs: true } });
+  server.resource('/blob', { methods: ['GET'], produces: [42], etag: () => blobEtag, link: { rt: 'setls.blob', sz: BLOB_SIZE } });
 
   const methodNotAllowed = (res: CoapServerResponse, allowed: string): void => {
     res.code = '4.05';
@@ -96,6 +123,7 @@ export function createPlugCoapServer(state: PlugState, opts: PlugCoapOptions = {
       case '/relay': {
         if (req.method === 'GET') {
           res.setOption('Content-Format', 0);
+          res.setOption('ETag', relayEtag(state));
           res.end(state.relay);
           return;
         }
@@ -103,6 +131,7 @@ export function createPlugCoapServer(state: PlugState, opts: PlugCoapOptions = {
         const r = parseRelayBody(req.payload, req.headers['Content-Format']);
         if ('error' in r) {
           res.code = r.code;
+          if (r.code === '4.13') res.setOption('Size1', MAX_RELAY_BODY);
           res.end(r.error);
           return;
         }
@@ -113,15 +142,17 @@ export function createPlugCoapServer(state: PlugState, opts: PlugCoapOptions = {
         }
         res.code = '2.04';
         res.setOption('Content-Format', 0);
+        res.setOption('ETag', relayEtag(state));
         res.end(state.relay);
         return;
       }
       case '/power': {
         if (req.method !== 'GET') return methodNotAllowed(res, 'GET');
         res.setOption('Content-Format', 0);
+        // the options stay on the response: every notification carries the same Max-Age (RFC 7641 §4.3.2)
+        res.setOption('Max-Age', maxAgeS);
         const reading = (): string => plugPowerW(state, Date.now()).toFixed(1);
         if (!res.observe) {
-          res.setOption('Max-Age', 1);
           res.end(reading());
           return;
         }
@@ -141,6 +172,7 @@ export function createPlugCoapServer(state: PlugState, opts: PlugCoapOptions = {
       case '/blob': {
         if (req.method !== 'GET') return methodNotAllowed(res, 'GET');
         res.setOption('Content-Format', 42);
+        res.setOption('ETag', blobEtag);
         res.end(blob);
         return;
       }
