@@ -3,8 +3,9 @@
  * (HelloVerifyRequest, fragmentation, retransmission) with the emulated card as the key holder (the
  * handshake and the record layer in the card, docs/apdu-protocol.md §8; the PSK put in by PUT-PSK,
  * the certificate the card's P-256 identity) and the demo plug resources: PSK and certificates,
- * GET, PUT, Observe, block-wise 64 KiB. libcoap clients exit 0 even on failure: payloads are checked.
- * A duplicated CON (a lossy relay repeating every client datagram) is processed once.
+ * GET, PUT, Observe, block-wise 64 KiB. libcoap clients exit 0 even on failure: payloads are checked,
+ * and a refusal is asserted as such (coap-refusal.ts). A duplicated CON (a lossy relay repeating every
+ * client datagram) is processed once. The request semantics (4.06, 4.12, 5.05) through the card.
  */
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
@@ -19,9 +20,11 @@ import { cardPaths, readPin } from '../../src/cli/card-files.js';
 import { CardClient, type CardTransport } from '../../src/host/index.js';
 import { CardDtlsBackends, DtlsServer } from '../../src/host/dtls/index.js';
 import { createPlugCoapServer, serveCoapOverDtls, blobBytes } from '../../src/servers/coap/index.js';
+import type { DtlsAssociation } from '../../src/host/dtls/index.js';
 import { createPlugState, type PlugState } from '../../src/servers/https/index.js';
 import type { CoapServer } from '../../src/coap/index.js';
 import { BLOB_SHA256, assertReadings, dataOf } from './coap-output.js';
+import { DTLS_ALERT_RECEIVED, ServerLog, VERIFY_FAILED, assertRefused, clientPort } from './coap-refusal.js';
 
 const PSK_ID = 'setls-coap';
 const PSK_KEY = 'setls-coap-psk-key-0123';
@@ -35,6 +38,7 @@ let coap: CoapServer;
 let state: PlugState;
 let port: number;
 let processed = 0;
+const serverLog = new ServerLog();
 
 before(async () => {
   card = await makeTestCard();
@@ -56,6 +60,7 @@ before(async () => {
     openBackend: backends.openBackend,
   });
   serveCoapOverDtls(dtls, coap);
+  serverLog.watchDtls(dtls);
   port = (await dtls.listen(0)).port;
 });
 
@@ -120,22 +125,46 @@ for (const cmd of ['coap-client-openssl', 'coap-client-gnutls'] as const) {
 test('a duplicated CON request is processed once (relay repeats every client datagram)', async (t) => {
   if (!requirePeer(t, 'coap-client-openssl')) return;
   const relay = await startRelay(port, (dir) => (dir === 'up' ? 'dup' : 'pass'));
+  // The association handles its datagrams in order: once it has ended on the client's close_notify
+  // (sent after the PUT and its copy), both copies of the PUT have been dealt with.
+  let association: DtlsAssociation | undefined;
+  const onAssociation = (a: DtlsAssociation): void => void (association ??= a);
+  dtls.on('association', onAssociation);
   try {
     state.relay = 'off';
     const before = processed;
     const r = await client('coap-client-openssl', psk, ['-m', 'put', '-e', 'on', '/relay'], relay.port);
     assert.equal(r.stdout.trim(), 'on', r.stderr);
-    await new Promise((res) => setTimeout(res, 200));
+    assert.ok(association, 'the relayed client had an association');
+    await serverLog.expect(association.port, /^dtls peer closed$/, 20_000); // the client's close_notify, after the PUT and its copy
+    const upPut = relay.log.filter((l) => l.dir === 'up' && l.verdict === 'dup' && l.datagram[0] === 23);
+    assert.ok(upPut.length >= 1, 'the relay repeated the PUT record');
     assert.equal(processed - before, 1, 'one PUT reached the resource');
   } finally {
+    dtls.off('association', onAssociation);
     await relay.close();
   }
 });
 
-test('a client that does not trust the CA gets nothing (certificate really checked)', async (t) => {
+test('a client that does not trust the CA refuses the card certificate (after a positive control)', async (t) => {
   if (!requirePeer(t, 'coap-client-openssl')) return;
+  const ok = await client('coap-client-openssl', cert(), ['-m', 'get', '/status']);
+  assert.equal(JSON.parse(dataOf(ok.stdout).trim() || '{}').device, 'setls demo plug', `positive control: ${ok.stdout}\n${ok.stderr}`);
   const r = await client('coap-client-openssl', ['-C', '/etc/ssl/certs/ca-certificates.crt'], ['-m', 'get', '/status']);
-  assert.doesNotMatch(r.stdout, /setls demo plug/);
+  assertRefused(r, VERIFY_FAILED);
+  await serverLog.expect(clientPort(r), DTLS_ALERT_RECEIVED); // the client's alert ended the association
+});
+
+test('coaps:// through the card: -A 60 on /status → 4.06, If-None-Match PUT /relay → 4.12 (relay untouched), -P → 5.05', async (t) => {
+  if (!requirePeer(t, 'coap-client-openssl')) return;
+  state.relay = 'off';
+  const accept = await client('coap-client-openssl', psk, ['-A', '60', '-m', 'get', '/status']);
+  assert.match(accept.stderr, /^4\.06 /m, `${accept.stdout}\n${accept.stderr}`);
+  const guarded = await client('coap-client-openssl', psk, ['-O', '5', '-m', 'put', '-e', 'on', '/relay']);
+  assert.match(guarded.stderr, /^4\.12 /m, `${guarded.stdout}\n${guarded.stderr}`);
+  assert.equal(state.relay, 'off');
+  const proxied = await run('coap-client-openssl', ['-B', '10', ...psk, '-P', `coaps://127.0.0.1:${port}`, 'coap://example.org/status'], { timeoutMs: 20_000 });
+  assert.match(proxied.stderr, /^5\.05 /m, `${proxied.stdout}\n${proxied.stderr}`);
 });
 
 // The rest of the matrix over coaps:// (issue #5 acceptance): block-wise with a PSK, PUT and

@@ -3,8 +3,9 @@
 // 'required' and a client CA installed as trust anchor (PUT-TRUST-ANCHOR, PUT-IDENTITY-POLICY).
 // coap-client-openssl and coap-client-gnutls with -C ca -c client.crt -j client.key get GET /status,
 // PUT /relay, Observe /power and a block-wise 64 KiB /blob; without a client certificate, or with one
-// from another CA, they get nothing. libcoap clients exit 0 even on failure: the payload (or its
-// absence) is what is checked.
+// from another CA, the card refuses the handshake. libcoap clients exit 0 even on failure: a refusal
+// is asserted as the alert the client read plus the server's record of that connection, after a
+// positive control in the same test (coap-refusal.ts).
 import 'reflect-metadata';
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
@@ -25,6 +26,7 @@ import { createPlugCoapServer, serveCoapOverTls, serveCoapOverDtls } from '../..
 import { createPlugState, type PlugState } from '../../src/servers/https/index.js';
 import type { CoapServer } from '../../src/coap/index.js';
 import { BLOB_SHA256, assertReadings, dataOf } from './coap-output.js';
+import { ALERT_READ, DTLS_ALERT_SENT, ServerLog, TLS_REFUSED, assertRefused, clientPort } from './coap-refusal.js';
 
 const EC = { name: 'ECDSA', namedCurve: 'P-256', hash: 'SHA-256' } as const;
 
@@ -57,6 +59,7 @@ let good: ClientCert;
 let rogue: ClientCert;
 let tcpUrl: string;
 let udpUrl: string;
+const serverLog = new ServerLog();
 
 before(async () => {
   card = await makeTestCard();
@@ -81,12 +84,14 @@ before(async () => {
   tandem = new TlsTandem({ transport, pin, backlog: 8 });
   await tandem.start();
   serveCoapOverTls(tandem, coap);
+  serverLog.watchTandem(tandem);
   const server = tandem.listen(0, '127.0.0.1');
   await once(server, 'listening');
   tcpUrl = `coaps+tcp://localhost:${(server.address() as AddressInfo).port}`;
   const backends = new CardDtlsBackends({ card: new CardClient(transport), pin });
   dtls = new DtlsServer({ openBackend: backends.openBackend });
   serveCoapOverDtls(dtls, coap);
+  serverLog.watchDtls(dtls);
   udpUrl = `coaps://localhost:${(await dtls.listen(0)).port}`;
 });
 
@@ -120,19 +125,30 @@ for (const [scheme, base] of SCHEMES) {
       assert.equal(body.transport, scheme);
     });
 
-    test(`${cmd} over ${scheme}:// without a client certificate gets nothing`, async (t) => {
+    test(`${cmd} over ${scheme}:// without a client certificate is refused by the card (alert), after a positive control`, async (t) => {
       if (!requirePeer(t, cmd)) return;
+      await assertServed(cmd, base(), scheme);
       const r = await get(cmd, base(), []);
-      assert.doesNotMatch(r.stdout, /setls demo plug/);
-      assert.doesNotMatch(r.stdout, /^\s*\{/);
+      assertRefused(r, ALERT_READ);
+      await serverLog.expect(clientPort(r), scheme === 'coaps' ? DTLS_ALERT_SENT : TLS_REFUSED);
+    });
+
+    test(`${cmd} over ${scheme}:// with a certificate from another CA is refused by the card (alert), after a positive control`, async (t) => {
+      if (!requirePeer(t, cmd)) return;
+      await assertServed(cmd, base(), scheme);
+      const r = await get(cmd, base(), ['-c', rogue.certPath, '-j', rogue.keyPath]);
+      assertRefused(r, ALERT_READ);
+      await serverLog.expect(clientPort(r), scheme === 'coaps' ? DTLS_ALERT_SENT : TLS_REFUSED);
     });
   }
+}
 
-  test(`coap-client-openssl over ${scheme}:// with a certificate from another CA gets nothing`, async (t) => {
-    if (!requirePeer(t, 'coap-client-openssl')) return;
-    const r = await get('coap-client-openssl', base(), ['-c', rogue.certPath, '-j', rogue.keyPath]);
-    assert.doesNotMatch(r.stdout, /setls demo plug/);
-  });
+/** Positive control: the same client with the accepted certificate gets /status now. */
+async function assertServed(cmd: string, base: string, scheme: string): Promise<void> {
+  const r = await get(cmd, base, ['-c', good.certPath, '-j', good.keyPath]);
+  const body = JSON.parse(dataOf(r.stdout).trim() || '{}') as { device?: string; transport?: string };
+  assert.equal(body.device, 'setls demo plug', `positive control failed: ${r.stdout}\n${r.stderr}`);
+  assert.equal(body.transport, scheme);
 }
 
 // PUT, Observe and block-wise with mutual certificates, over both schemes and with both clients.

@@ -19,7 +19,8 @@ import { readOperatorPin } from '../../src/cli/card-setup.js';
 import { createPlugCoapServer, serveCoapOverTls, blobBytes } from '../../src/servers/coap/index.js';
 import { createPlugState, type PlugState } from '../../src/servers/https/index.js';
 import type { CoapServer } from '../../src/coap/index.js';
-import { BLOB_SHA256, assertReadings } from './coap-output.js';
+import { BLOB_SHA256, assertReadings, dataOf } from './coap-output.js';
+import { ALERT_READ, ServerLog, TLS_REFUSED, VERIFY_FAILED, assertRefused, clientPort } from './coap-refusal.js';
 
 const PSK_ID = 'setls-coap-tcp';
 const PSK_KEY = 'setls-coap-tcp-psk-key-01';
@@ -31,6 +32,7 @@ let coap: CoapServer;
 let state: PlugState;
 let url: string;
 const sessionErrors: string[] = [];
+const serverLog = new ServerLog();
 
 before(async () => {
   card = await makeTestCard();
@@ -46,6 +48,7 @@ before(async () => {
   tandem = new TlsTandem({ transport, pin: readPin(cardPaths(card.cardDir).pinFile), backlog: 8 });
   await tandem.start();
   tandem.on('sessionError', (e: Error & { code?: string }) => sessionErrors.push(`${e.code}: ${e.message}`));
+  serverLog.watchTandem(tandem);
   state = createPlugState();
   coap = createPlugCoapServer(state, { powerIntervalMs: 300 });
   serveCoapOverTls(tandem, coap);
@@ -122,11 +125,16 @@ for (const cmd of CLIENTS) {
   });
 }
 
-test('a client that does not trust the card CA gets nothing (the certificate is really checked)', async (t) => {
-  if (!requirePeer(t, 'coap-client-openssl')) return;
-  const r = await run('coap-client-openssl', ['-B', '5', '-C', '/etc/ssl/certs/ca-certificates.crt', '-m', 'get', `${url}/status`], { timeoutMs: 20_000 });
-  assert.doesNotMatch(r.stdout, /setls demo plug/);
-});
+for (const cmd of CLIENTS) {
+  test(`${cmd}: a client that does not trust the card CA refuses the card's certificate (after a positive control)`, async (t) => {
+    if (!requirePeer(t, cmd)) return;
+    const ok = await client(cmd, ['-m', 'get', `${url}/status`]);
+    assert.equal(JSON.parse(dataOf(ok.stdout).trim() || '{}').device, 'setls demo plug', `positive control: ${ok.stdout}\n${ok.stderr}`);
+    const r = await run(cmd, ['-B', '5', '-C', '/etc/ssl/certs/ca-certificates.crt', '-m', 'get', `${url}/status`], { timeoutMs: 20_000 });
+    assertRefused(r, VERIFY_FAILED);
+    await serverLog.expect(clientPort(r), /^tls /); // the card saw the handshake end
+  });
+}
 
 for (const cmd of CLIENTS) {
   test(`${cmd} with a PSK (-u/-k) over coaps+tcp://: GET /status and PUT /relay through the card`, async (t) => {
@@ -143,6 +151,33 @@ for (const cmd of CLIENTS) {
     state.relay = 'off';
   });
 }
+
+for (const cmd of CLIENTS) {
+  test(`${cmd} with a wrong PSK key over coaps+tcp:// is refused by the card (alert), after a positive control`, async (t) => {
+    if (!requirePeer(t, cmd)) return;
+    const ok = await run(cmd, ['-B', '8', '-u', PSK_ID, '-k', PSK_KEY, '-m', 'get', `${url}/status`], { timeoutMs: 20_000 });
+    assert.equal(JSON.parse(dataOf(ok.stdout).trim() || '{}').device, 'setls demo plug', `positive control: ${ok.stdout}\n${ok.stderr}`);
+    const r = await run(cmd, ['-B', '8', '-u', PSK_ID, '-k', `${PSK_KEY}-wrong`, '-m', 'get', `${url}/status`], { timeoutMs: 20_000 });
+    assert.match(assertRefused(r, ALERT_READ), /bad record mac/i);
+    await serverLog.expect(clientPort(r), TLS_REFUSED);
+  });
+}
+
+test('coaps+tcp:// through the card: -A 60 on /status → 4.06, If-None-Match PUT /relay → 4.12 (relay untouched), -P → 5.05, BERT', async (t) => {
+  if (!requirePeer(t, 'coap-client-openssl')) return;
+  state.relay = 'off';
+  const accept = await client('coap-client-openssl', ['-A', '60', '-m', 'get', `${url}/status`]);
+  assert.match(accept.stderr, /^4\.06 /m, `${accept.stdout}\n${accept.stderr}`);
+  const guarded = await client('coap-client-openssl', ['-O', '5', '-m', 'put', '-e', 'on', `${url}/relay`]);
+  assert.match(guarded.stderr, /^4\.12 /m, `${guarded.stdout}\n${guarded.stderr}`);
+  assert.equal(state.relay, 'off');
+  const proxied = await client('coap-client-openssl', ['-P', url, 'coap://example.org/status']);
+  assert.match(proxied.stderr, /^5\.05 /m, `${proxied.stdout}\n${proxied.stderr}`);
+  const out = join(card.root, 'blob-bert.bin');
+  if (existsSync(out)) rmSync(out);
+  await client('coap-client-openssl', ['-O', '23,0x07', '-o', out, '-m', 'get', `${url}/blob`], 30_000);
+  assert.equal(createHash('sha256').update(readFileSync(out)).digest('hex'), BLOB_SHA256, 'BERT (SZX 7) over TLS');
+});
 
 // PSK over coaps+tcp:// beyond GET/PUT: Observe and block-wise (issue #5 acceptance).
 const pskArgs = ['-B', '8', '-u', PSK_ID, '-k', PSK_KEY];
