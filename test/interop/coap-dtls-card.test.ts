@@ -114,30 +114,47 @@ test('DTLS through the card under loss: drops, duplicates and reordering in the 
     assert.ok(relay.log.filter((l) => l.dir === 'down').length > 4, 'the card flight was fragmented');
     assert.ok(srv.sessions[0]!.retransmissions >= 2, `the host retransmitted lost flights (${srv.sessions[0]!.retransmissions})`);
     phase = 'data';
+    const upAppData = (): number => relay.log.filter((l) => l.dir === 'up' && parseDtlsRecords(new Uint8Array(l.datagram))[0]?.type === 23).length;
     for (let i = 0; i < 6; i++) {
+      const n = upAppData();
       c.write(`line ${i}\n`);
-      await new Promise((r) => setTimeout(r, 30));
+      await until(() => upAppData() > n); // one record per line, in its own datagram
     }
     c.write('last\n'); // releases a held datagram
     await c.waitFor(/LAST/);
-    await new Promise((r) => setTimeout(r, 200));
+    phase = 'handshake'; // pass everything again
+    // The association handles its datagrams in order. MARK1 releases whatever the relay still holds
+    // (it goes out after MARK1), MARK2 follows it: once MARK2 is echoed, every copy was dealt with.
+    c.write('mark1\n');
+    await c.waitFor(/MARK1/);
+    c.write('mark2\n');
+    await c.waitFor(/MARK2/);
     const lines = srv.received.join('').split('\n').filter((l) => l);
     for (let i = 0; i < 6; i++) assert.equal(lines.filter((l) => l === `line ${i}`).length, 1, `line ${i} delivered once: ${JSON.stringify(lines)}`);
     // a replayed record is dropped by the card (DECRYPT flag 04), the association goes on
     const appRecord = relay.log.find((l) => l.dir === 'up' && parseDtlsRecords(new Uint8Array(l.datagram))[0]?.type === 23)!;
     relay.inject(appRecord.datagram);
     relay.inject(Uint8Array.of(0x17, 0xfe, 0xfd, 0, 1, 0, 0, 0, 0, 0, 0x63, 0, 4, 1, 2, 3, 4));
-    await new Promise((r) => setTimeout(r, 200));
-    assert.equal(srv.received.join('').split('\n').filter((l) => l === 'line 0').length, 1, 'the replay was not delivered');
-    phase = 'handshake'; // pass everything again
+    // 'after' leaves the relay's upstream socket after the two injected datagrams: once it is echoed,
+    // they were handled
     c.write('after\n');
     await c.waitFor(/AFTER/);
+    assert.equal(srv.received.join('').split('\n').filter((l) => l === 'line 0').length, 1, 'the replay was not delivered');
   } finally {
     await c.kill();
     await relay.close();
     await srv.server.close();
   }
 });
+
+/** Polls `cond` until it holds (a generous deadline; no fixed sleep decides an outcome). */
+async function until(cond: () => boolean, timeoutMs = 10_000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (!cond()) {
+    if (Date.now() > deadline) throw new Error('timed out waiting for a condition');
+    await new Promise((r) => setTimeout(r, 10));
+  }
+}
 
 /** Counts the APDUs the card sees through one wrapped transport. */
 class CountingTransport implements CardTransport {
@@ -164,22 +181,32 @@ test('a flood of 200 ClientHellos without cookies: only HelloVerifyRequests, no 
   await new Promise<void>((r) => s.bind(0, '127.0.0.1', () => r()));
   let datagrams = 0;
   let hvr = 0;
+  let markerAnswered = false;
+  const MARKER_SEQ = 0x4d4d;
   s.on('message', (m) => {
     datagrams++;
     const recs = parseDtlsRecords(new Uint8Array(m));
-    if (recs.length === 1 && recs[0]!.type === 22 && recs[0]!.epoch === 0 && recs[0]!.fragment[0] === 3) hvr++;
+    if (recs.length === 1 && recs[0]!.type === 22 && recs[0]!.epoch === 0 && recs[0]!.fragment[0] === 3) {
+      hvr++;
+      if (recs[0]!.seq === MARKER_SEQ) markerAnswered = true;
+    }
   });
   try {
     const before = counting.apdus;
     // a minimal DTLS ClientHello: version FEFD, random, empty session id, empty cookie, one suite, null compression
-    for (let i = 0; i < 200; i++) {
+    const hello = (i: number, seq = 0): Buffer => {
       const body = Buffer.concat([Buffer.from([0xfe, 0xfd]), Buffer.alloc(32, i), Buffer.from([0, 0, 0, 2, 0xc0, 0xae, 1, 0])]);
       const hs = Buffer.concat([Buffer.from([1, 0, 0, body.length, 0, 0, 0, 0, 0, 0, 0, body.length]), body]);
-      const rec = Buffer.concat([Buffer.from([22, 0xfe, 0xff, 0, 0, 0, 0, 0, 0, 0, 0, 0, hs.length]), hs]);
-      s.send(rec, srv.port, '127.0.0.1');
+      return Buffer.concat([Buffer.from([22, 0xfe, 0xff, 0, 0, 0, 0, 0, 0, seq >>> 8, seq & 0xff, 0, hs.length]), hs]);
+    };
+    for (let i = 0; i < 200; i++) {
+      s.send(hello(i), srv.port, '127.0.0.1');
       if (i % 50 === 49) await new Promise((r) => setImmediate(r));
     }
-    await new Promise((r) => setTimeout(r, 400));
+    // The server answers in order: once the HelloVerifyRequest to a last, marked ClientHello (its
+    // record sequence number is echoed) is back, the flood has been dealt with.
+    s.send(hello(200, MARKER_SEQ), srv.port, '127.0.0.1');
+    await until(() => markerAnswered, 20_000);
     assert.equal(counting.apdus - before, 0, 'the card saw no APDU for the flood');
     assert.equal(flooded.stats.opened, 0, 'no card session opened');
     assert.equal(srv.server.size, 0, 'no association');

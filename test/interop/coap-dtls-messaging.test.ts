@@ -8,7 +8,15 @@ import assert from 'node:assert/strict';
 import { CoapUdpEndpoint, createCoapServer, decodeUdp, encodeUdp, type CoapMessage } from '../../src/coap/index.js';
 
 const GET = 0x01;
-const tick = (ms = 20): Promise<void> => new Promise((r) => setTimeout(r, ms));
+
+/** Polls `cond` until it holds (a generous deadline; no fixed sleep decides an outcome). */
+async function until(cond: () => boolean, timeoutMs = 5000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (!cond()) {
+    if (Date.now() > deadline) throw new Error('timed out waiting for a condition');
+    await new Promise((r) => setTimeout(r, 5));
+  }
+}
 
 function setup(opts = {}) {
   let calls = 0;
@@ -27,12 +35,16 @@ const req = (type: 'CON' | 'NON', mid: number, path = 'a'): Uint8Array =>
 test('CON: piggybacked 2.05 in the ACK; a duplicate gets the same ACK and is not processed again', async () => {
   const { ep, sent, calls } = setup();
   ep.receive(req('CON', 0x1234));
-  await tick();
+  await until(() => sent.length >= 1);
   ep.receive(req('CON', 0x1234));
-  await tick();
-  assert.equal(calls(), 1);
-  assert.equal(sent.length, 2);
-  for (const m of sent) {
+  await until(() => sent.length >= 2);
+  // a later request: the request layer handles requests in order, so once it is answered a
+  // (wrongly) processed duplicate would have been counted
+  ep.receive(req('CON', 0x1300, 'marker'));
+  await until(() => sent.some((m) => m.messageId === 0x1300));
+  assert.equal(calls(), 2, 'the original and the marker, not the duplicate');
+  assert.equal(sent.length, 3);
+  for (const m of sent.slice(0, 2)) {
     assert.equal(m.type, 'ACK');
     assert.equal(m.messageId, 0x1234);
     assert.equal(m.code, 0x45);
@@ -45,10 +57,10 @@ test('NON: answered with NON; a duplicate is dropped', async () => {
   const { ep, sent, calls } = setup();
   ep.receive(req('NON', 7));
   ep.receive(req('NON', 7));
-  await tick();
-  assert.equal(calls(), 1);
-  assert.equal(sent.length, 1);
-  assert.equal(sent[0]!.type, 'NON');
+  ep.receive(req('NON', 8, 'marker'));
+  await until(() => sent.some((m) => new TextDecoder().decode(m.payload) === 'hello /marker'));
+  assert.equal(calls(), 2, 'the original and the marker, not the duplicate');
+  assert.deepEqual(sent.map((m) => [m.type, new TextDecoder().decode(m.payload)]), [['NON', 'hello /a'], ['NON', 'hello /marker']]);
   ep.close();
 });
 
@@ -57,28 +69,33 @@ test('CoAP ping (Empty CON) → RST; a malformed CON (TKL 9) → RST; garbage NO
   ep.receive(encodeUdp({ type: 'CON', messageId: 9, code: 0, token: new Uint8Array(0), options: [], payload: new Uint8Array(0) }));
   ep.receive(Uint8Array.of(0x49, 0x01, 0x00, 0x0a, 1, 2, 3, 4, 5, 6, 7, 8, 9));
   ep.receive(Uint8Array.of(0x59, 0x01, 0x00, 0x0b));
-  await tick();
-  assert.deepEqual(sent.map((m) => [m.type, m.messageId]), [['RST', 9], ['RST', 10]]);
+  ep.receive(req('CON', 0x0c, 'marker')); // answered after anything the garbage could have caused
+  await until(() => sent.some((m) => m.messageId === 0x0c));
+  assert.deepEqual(sent.map((m) => [m.type, m.messageId]), [['RST', 9], ['RST', 10], ['ACK', 0x0c]]);
   ep.close();
 });
 
 test('slow handler: empty ACK first, then the response as a CON, retransmitted until ACKed', async () => {
-  const server = createCoapServer((_req, res) => {
-    setTimeout(() => res.end('late'), 80);
+  const server = createCoapServer((req, res) => {
+    if (req.pathname === '/late') setTimeout(() => res.end('late'), 80);
+    // '/never' is not answered: its empty ACK, then nothing
   });
   const sent: CoapMessage[] = [];
   const ep = new CoapUdpEndpoint(server, (d) => sent.push(decodeUdp(d)), { piggybackMs: 20, ackTimeoutMs: 40, random: () => 0 });
-  ep.receive(req('CON', 0x42));
-  await tick(200);
+  ep.receive(req('CON', 0x42, 'late'));
+  const cons = (): CoapMessage[] => sent.filter((m) => m.type === 'CON');
+  await until(() => cons().length >= 2);
   assert.equal(sent[0]!.type, 'ACK');
   assert.equal(sent[0]!.code, 0);
-  const con = sent.filter((m) => m.type === 'CON');
-  assert.ok(con.length >= 2, 'retransmitted');
+  const con = cons();
   assert.ok(con.every((m) => m.messageId === con[0]!.messageId && new TextDecoder().decode(m.payload) === 'late'));
   ep.receive(encodeUdp({ type: 'ACK', messageId: con[0]!.messageId!, code: 0, token: new Uint8Array(0), options: [], payload: new Uint8Array(0) }));
-  const n = sent.length;
-  await tick(300);
-  assert.equal(sent.length, n, 'no retransmission after the ACK');
-  assert.equal(ep.outstandingCount, 0);
+  assert.equal(ep.outstandingCount, 0, 'the ACK stopped the retransmission timer');
+  const n = cons().length;
+  // re-check once more than a retransmission period has surely gone by: a second slow exchange
+  // started now has been retransmitted by then
+  ep.receive(req('CON', 0x43, 'late'));
+  await until(() => sent.filter((m) => m.type === 'CON' && m.messageId !== con[0]!.messageId).length >= 2);
+  assert.equal(sent.filter((m) => m.messageId === con[0]!.messageId && m.type === 'CON').length, n, 'no retransmission after the ACK');
   ep.close();
 });
