@@ -160,3 +160,12 @@ export class UdpPeer {
     }
   }
 }
+
+/** Polls `cond` until it holds (a generous deadline; no fixed sleep decides an outcome). */
+export async function until(cond: () => boolean, timeoutMs = 3000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (!cond()) {
+    if (Date.now() > deadline) throw new Error('timed out waiting for a condition');
+    await new Promise((r) => setTimeout(r, 5));
+  }
+}

@@ -8,7 +8,7 @@ import assert from 'node:assert/strict';
 import { codeString, createCoapServer, encodeBlock, decodeBlock, OPTION, type CoapServer, type CoapMessage } from '../../src/coap/index.js';
 import { createPlugCoapServer, relayEtag, powerMaxAgeS } from '../../src/servers/coap/index.js';
 import { createPlugState } from '../../src/servers/https/index.js';
-import { duplexPair, RawClient, UdpPeer, tok, opt, path, text, optUint, optVal } from './helpers.js';
+import { duplexPair, RawClient, UdpPeer, tok, opt, path, text, optUint, optVal, until } from './helpers.js';
 
 const GET = 1;
 const POST = 2;
@@ -259,7 +259,7 @@ test('UDP: a RST in answer to a NON notification ends the observation (RFC 7641 
   u.send({ type: 'RST', code: 0, messageId: (a1.messageId! + 1000) & 0xffff });
   // the client rejects the NON notification
   u.send({ type: 'RST', code: 0, messageId: a1.messageId! });
-  await waitFor(() => closed.includes('/a'));
+  await until(() => closed.includes('/a'));
   assert.deepEqual(closed, ['/a'], 'only the rejected observation ended');
   assert.equal(u.received.length, 0, 'nothing answered the RST');
   // the other observation goes on
@@ -274,7 +274,7 @@ test('UDP: a RST in answer to a NON notification ends the observation (RFC 7641 
   const c1 = await v.next((m) => m.token[0] === 3);
   assert.equal(c1.type, 'CON');
   v.send({ type: 'RST', code: 0, messageId: c1.messageId! });
-  await waitFor(() => closed.includes('/c'));
+  await until(() => closed.includes('/c'));
   assert.equal(v.ep.outstandingCount, 0);
   v.ep.close();
   await server.close();
@@ -372,11 +372,3 @@ test('/power notifications carry the Max-Age its GET carries (RFC 7641 §4.3.2),
   await server.close();
 });
 
-/** Polls `cond` until it holds (a generous deadline; no fixed sleep decides the outcome). */
-async function waitFor(cond: () => boolean, timeoutMs = 3000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!cond()) {
-    if (Date.now() > deadline) throw new Error('timed out waiting for a condition');
-    await new Promise((r) => setTimeout(r, 5));
-  }
-}

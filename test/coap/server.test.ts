@@ -6,7 +6,7 @@ import { createHash } from 'node:crypto';
 import { createCoapServer, codeString, parseCode, SIGNAL, OPTION, encodeBlock, decodeBlock, parseLinks, type CoapServer, type CoapServerOptions, type CoapRequestListener } from '../../src/coap/index.js';
 import { createPlugCoapServer, blobBytes, parseRelayBody } from '../../src/servers/coap/index.js';
 import { createPlugState } from '../../src/servers/https/index.js';
-import { duplexPair, RawClient, tok, opt, path, text, optUint, optVal } from './helpers.js';
+import { duplexPair, RawClient, tok, opt, path, text, optUint, optVal, until } from './helpers.js';
 
 const GET = 1;
 const POST = 2;
@@ -269,13 +269,13 @@ test('Observe: registration, notifications with increasing sequence, deregistrat
   const plain = await c.next();
   assert.equal(text(plain), 'plain');
   assert.equal(optVal(plain, OPTION.Observe), undefined);
-  await new Promise((r) => setImmediate(r));
+  await until(() => closed.length === 1);
   assert.deepEqual(closed, ['/obs']);
   // register again, then the connection goes away
   c.send({ code: GET, token: tok(6), options: [opt(6, 0), ...path('obs2')] });
   await c.next();
   c.stream.destroy();
-  await new Promise((r) => setTimeout(r, 20));
+  await until(() => closed.length === 2);
   assert.deepEqual(closed, ['/obs', '/obs2']);
   await server.close();
 });
@@ -378,3 +378,4 @@ test('demo plug: /status JSON, /relay PUT on/off/JSON and 4.00 diagnostics, /pow
   assert.deepEqual(parseRelayBody(Buffer.from(' OFF\n'), undefined), { state: 'off' });
   assert.equal((parseRelayBody(Buffer.from('on'), 42) as { code: string }).code, '4.15');
 });
+
