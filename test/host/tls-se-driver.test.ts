@@ -25,6 +25,7 @@ import { CardClient, TlsSeSession, TlsSeDriver, TlsTandem } from '../../src/host
 import { InProcessTransport, TracingTransport } from '../../src/transport/index.js';
 import { serveHttps, createPlugHandler, createPlugState, patternByte } from '../../src/servers/https/index.js';
 import { requirePeer } from '../interop/peers.js';
+import { httpGet, runInteractive } from '../interop/helpers.js';
 
 const rec = (type: number, n: number, fill: number): Uint8Array => {
   const r = new Uint8Array(5 + n).fill(fill);
@@ -209,6 +210,27 @@ test('TLS-SE acceptance: openssl s_client with DEFAULT options (middlebox-compat
     // the card's flight came as separate records without a CCS, the response in ≤ 512-byte records
     assert.ok(trace.every((l) => !/14 03 03 00 01 01/.test(l) || l.startsWith('>> ')), 'the card sent no CCS');
     assert.ok(trace.every((l) => !/6D02|6F00/.test(l)), 'no input the card could not take');
+  });
+});
+
+test('TLS-SE setls extension: the client’s KeyUpdate(update_requested) is answered by the card (decrypt → records ‖ 16), then requests still work', async (t) => {
+  if (!requirePeer(t, 'openssl')) return;
+  await withTandem('tls-se', async (port, trace) => {
+    const steps = [
+      { waitFor: /Verify return code: 0/ },
+      { write: httpGet('/status', { keepAlive: true }) },
+      { waitFor: /setls demo plug/ },
+      { write: 'K\n' },
+      { waitFor: /^KEYUPDATE$/m },
+      { write: httpGet('/status', { keepAlive: true }) },
+      { waitFor: /setls demo plug/, count: 2 },
+      { write: httpGet('/status') },
+      { waitFor: /setls demo plug/, count: 3 },
+    ];
+    const r = await runInteractive('openssl', ['s_client', '-CAfile', init.caCertPath, '-servername', 'localhost', '-connect', `127.0.0.1:${port}`, '-verify_return_error'], steps);
+    assert.ok(r.completed, `stuck at ${r.stuckAt}: ${r.stdout}${r.stderr}`);
+    // the decrypt exchange whose output ended in 16 carried the card's KeyUpdate record for the client
+    assert.ok(trace.some((l) => l.startsWith('<< 17 03 03') && / 16 90 00  9000/.test(l)), 'a decrypt answered records ‖ 16 (the card’s KeyUpdate)');
   });
 });
 
