@@ -200,9 +200,10 @@ card
   .option('--card-key <file>', 'card master key file (default: <card-dir>.key)')
   .option('--vpcd-host <addr>', 'vpcd address (connect to it; with --reversed: listen on it)', '127.0.0.1')
   .option('--vpcd-port <n>', 'vpcd port of the first slot (the second is n+1)', (v) => parsePort(v), 35963)
-  .option('--reversed', 'listen on both slot ports and let pcscd connect (reader.conf DEVICENAME 127.0.0.1:0x8C7B)')
+  .option('--reversed', 'listen on both slot ports and let pcscd connect (reader.conf DEVICENAME 127.0.0.1:0x8C7B); one reader per slot')
+  .option('--allow-remote-vpcd', 'accept a non-loopback --vpcd-host (vpcd has NO authentication: anyone who reaches it drives the card)')
   .option('--name <name>', 'card name in the ATR historical bytes', 'setls')
-  .action(async (o: { cardDir: string; cardKey?: string; vpcdHost: string; vpcdPort: number; reversed?: boolean; name: string }) => {
+  .action(async (o: { cardDir: string; cardKey?: string; vpcdHost: string; vpcdPort: number; reversed?: boolean; allowRemoteVpcd?: boolean; name: string }) => {
     await runCardServe(o);
   });
 

@@ -15,7 +15,7 @@ export { SocketReader } from './socket-reader.js';
 export { SeTlsSocket } from './socket.js';
 export { TlsTandem, type TlsTandemOptions, type SessionEvent, type PeerInfo } from './tandem.js';
 export { EapDriver, type SeSession, type SeSessionPhase, type SessionDriver, type EapDriverOptions } from './session-driver.js';
-export { TlsSeDriver, TlsSeSession, tlsSeExchange, TLS_SE_AID, TLS_SE_FRAGMENT, TLS_SE_SW, TlsSeP1, type TlsSeDriverOptions, type TlsSeSessionOptions, type TlsSeExchange } from './tls-se-driver.js';
+export { TlsSeDriver, TlsSeSession, tlsSeExchange, tlsSeMaxPlaintext, TLS_SE_AID, TLS_SE_FRAGMENT, TLS_SE_RX_SIZE, TLS_SE_SW, TlsSeP1, type TlsSeDriverOptions, type TlsSeSessionOptions, type TlsSeExchange } from './tls-se-driver.js';
 export * from '../transport/index.js';
 export { TlsPool, type TlsPoolOptions, type PoolSlot, type SlotHealth } from './pool.js';
 export { peekClientHello, ticketKeyIdInFlight, type HelloPeek } from './pool-hello.js';

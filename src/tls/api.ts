@@ -179,6 +179,18 @@ export interface TlsServerConfig {
    * 64..16385; default 16385 (2^14 + 1).
    */
   readonly recordSizeLimit?: number;
+  /**
+   * Each handshake message in its own record(s) instead of coalescing a flight (TLS 1.3). Default
+   * false. The TLS-SE applet sets it: Urien's applet sends ServerHello, EncryptedExtensions and
+   * Finished as separate records (draft-urien-tls-se Fig. 5).
+   */
+  readonly handshakeRecordPerMessage?: boolean;
+  /**
+   * Send the middlebox-compatibility change_cipher_spec (RFC 8446 §D.4) after ServerHello / HRR when
+   * the client's legacy_session_id is not empty. Default true; false never sends one (a server may
+   * omit it; the TLS-SE applet does, like Urien's).
+   */
+  readonly middleboxCompatibilityCcs?: boolean;
   /** Protocol versions enabled: 0x0304 (TLS 1.3), 0x0303 (TLS 1.2). Default both once 1.2 exists. */
   readonly versions?: readonly number[];
   /** TLS 1.2 cipher suites in server preference order (default: the engine's AEAD ECDHE suites; PSK suites only when listed). */

@@ -12,6 +12,12 @@
  * mode" — the card listens on 127.0.0.1 and pcscd connects (`VpcdCardServer`; both slot ports must
  * answer, or pcscd aborts).
  *
+ * Trust model (docs/pcsc.md): vpcd has no authentication — whoever holds the connection IS the
+ * reader. So a slot takes ONE peer at a time (a second connection is closed at once, unread, and
+ * reported as 'refused'); every new connection is a power-on (the previous peer's PIN verification
+ * and sessions are gone, `VpcdCard.reset()`), and so is its end; and only loopback addresses are
+ * accepted unless `allowRemote` is set (ERR_VPCD_REMOTE otherwise).
+ *
  * Bad input (short frames, oversize lengths, garbage) never crashes the card process: zero-length
  * frames are ignored, one-byte frames other than 0/1/2/4 are ignored, a frame longer than an
  * extended APDU closes that connection, and the card's own exceptions become `6F00`.
@@ -104,19 +110,51 @@ export function atrName(atr: Uint8Array): string | undefined {
   return new TextDecoder().decode(atr.subarray(i + 2, i + 2 + len));
 }
 
+/**
+ * Whether `host` is a loopback address: `localhost`, IPv4 127.0.0.0/8, `::1`, or IPv4-mapped
+ * 127.x. Other names are not resolved (a name is not proof of where it points): they count as remote.
+ */
+export function isLoopbackHost(host: string): boolean {
+  const h = host.trim().toLowerCase().replace(/^\[(.*)\]$/, '$1');
+  if (h === 'localhost') return true;
+  const v4 = (a: string): boolean => net.isIPv4(a) && a.split('.')[0] === '127';
+  if (v4(h)) return true;
+  if (!net.isIPv6(h)) return false;
+  if (h === '::1' || h === '0:0:0:0:0:0:0:1') return true;
+  const m = /^(?:0{0,4}:){0,5}:?ffff:(\d+\.\d+\.\d+\.\d+)$/.exec(h);
+  return m ? v4(m[1]!) : false;
+}
+
+/** Throws ERR_VPCD_REMOTE for a non-loopback vpcd address unless `allowRemote`. */
+export function checkVpcdHost(host: string, allowRemote: boolean | undefined, what: string): void {
+  if (allowRemote || isLoopbackHost(host)) return;
+  throw new SetlsError(
+    'ERR_VPCD_REMOTE',
+    `refusing to ${what} ${host}: vpcd has no authentication, so any peer that reaches the port drives the card; use 127.0.0.1 ` +
+      `(and a private network namespace, docs/pcsc.md), or force it with --allow-remote-vpcd`,
+  );
+}
+
 /** Statistics of one link, for logs and tests. */
 export interface VpcdStats {
   apdus: number;
   controls: number;
   ignored: number;
   badFrames: number;
+  /** Connections closed at once because the slot already had its peer (reversed mode). */
+  refused: number;
+}
+
+/** A served vpcd stream: `idle()` resolves once the APDU in progress (if any) has been answered or dropped. */
+export interface VpcdServing {
+  idle(): Promise<void>;
 }
 
 /**
  * Serves one connected vpcd stream: decodes frames, runs controls and APDUs strictly in order
  * (one at a time), writes answers as ONE write (length and data together).
  */
-export function serveVpcdSocket(socket: net.Socket, card: VpcdCard, stats: VpcdStats, onEvent?: (ev: string) => void): void {
+export function serveVpcdSocket(socket: net.Socket, card: VpcdCard, stats: VpcdStats, onEvent?: (ev: string) => void): VpcdServing {
   const dec = new VpcdFrameDecoder();
   let tail: Promise<void> = Promise.resolve();
   socket.setNoDelay(true);
@@ -131,8 +169,9 @@ export function serveVpcdSocket(socket: net.Socket, card: VpcdCard, stats: VpcdS
       socket.destroy();
       return;
     }
-    for (const f of frames) tail = tail.then(() => handle(f));
+    for (const f of frames) tail = tail.then(() => handle(f)).catch(() => undefined);
   });
+  const serving: VpcdServing = { idle: () => tail };
 
   async function handle(f: Uint8Array): Promise<void> {
     if (socket.destroyed) return;
@@ -167,6 +206,7 @@ export function serveVpcdSocket(socket: net.Socket, card: VpcdCard, stats: VpcdS
     }
     if (!socket.destroyed) socket.write(encodeVpcdFrame(res));
   }
+  return serving;
 }
 
 function safeReset(card: VpcdCard): void {
@@ -182,6 +222,8 @@ export interface VpcdLinkOptions {
   readonly port?: number;
   /** Delay between connection attempts while pcscd/vpcd is not there, ms. Default 500. */
   readonly retryMs?: number;
+  /** Allow a non-loopback `host` (vpcd has no authentication). Default false: ERR_VPCD_REMOTE. */
+  readonly allowRemote?: boolean;
 }
 
 /**
@@ -190,7 +232,7 @@ export interface VpcdLinkOptions {
  * 'control' (name), 'error'.
  */
 export class VpcdCardLink extends EventEmitter {
-  readonly stats: VpcdStats = { apdus: 0, controls: 0, ignored: 0, badFrames: 0 };
+  readonly stats: VpcdStats = { apdus: 0, controls: 0, ignored: 0, badFrames: 0, refused: 0 };
   private socket: net.Socket | undefined;
   private timer: NodeJS.Timeout | undefined;
   private stopped = false;
@@ -204,6 +246,7 @@ export class VpcdCardLink extends EventEmitter {
   ) {
     super();
     this.host = opts.host ?? '127.0.0.1';
+    checkVpcdHost(this.host, opts.allowRemote, 'connect the card to vpcd at');
     this.port = opts.port ?? VPCD_DEFAULT_PORT;
     this.retryMs = opts.retryMs ?? 500;
   }
@@ -222,6 +265,7 @@ export class VpcdCardLink extends EventEmitter {
     const s = net.connect({ host: this.host, port: this.port });
     this.socket = s;
     s.once('connect', () => {
+      safeReset(this.card); // inserted: a power-on, nothing of an earlier connection survives
       this.emit('connected', `${this.host}:${this.port}`);
       serveVpcdSocket(s, this.card, this.stats, (ev) => this.emit('control', ev));
     });
@@ -252,7 +296,7 @@ export class VpcdCardLink extends EventEmitter {
 }
 
 export interface VpcdServerOptions {
-  /** Address to listen on. Default 127.0.0.1 (never 0.0.0.0 unless asked). */
+  /** Address to listen on. Default 127.0.0.1; a non-loopback address needs `allowRemote`. */
   readonly host?: string;
   /** First slot port; the second slot is port + 1. Default 35963. */
   readonly port?: number;
@@ -261,6 +305,8 @@ export interface VpcdServerOptions {
    * answers its ATR and 6A82/6D00 to everything (pcscd aborts when a slot port does not answer).
    */
   readonly secondCard?: VpcdCard;
+  /** Allow listening on a non-loopback address (vpcd has no authentication). Default false: ERR_VPCD_REMOTE. */
+  readonly allowRemote?: boolean;
 }
 
 /** An "empty" card for the second slot in reversed mode: SELECT → 6A82, anything else → 6D00. */
@@ -272,20 +318,41 @@ export function emptyVpcdCard(name = 'setls-empty'): VpcdCard {
   };
 }
 
+/** Where a socket's peer is, for logs. */
+function peerOf(s: net.Socket): string {
+  return s.remoteAddress ? `${s.remoteAddress}:${s.remotePort}` : 'unknown peer';
+}
+
 /**
- * Reversed vpcd mode: the card listens on 127.0.0.1 on BOTH slot ports and pcscd (reader.conf
- * `DEVICENAME 127.0.0.1:0x8C7B`) connects. Events: 'listening', 'connected' (slot), 'disconnected' (slot).
+ * Reversed vpcd mode: the card listens (127.0.0.1 by default) on BOTH slot ports and pcscd
+ * (reader.conf `DEVICENAME 127.0.0.1:0x8C7B`) connects.
+ *
+ * One peer per slot: while a slot's connection is open — and until the last APDU it sent has been
+ * answered or dropped — another connection to that slot is destroyed at once, its bytes never read
+ * ('refused'). Each accepted connection starts with a card reset (power-on) and its end resets the
+ * card again, so no PIN verification, session or pending response passes from one peer to the next.
+ *
+ * Events: 'listening' (host, port), 'connected' (slot, peer), 'disconnected' (slot, peer),
+ * 'refused' (slot, peer), 'control' (name, slot), 'error'.
  */
 export class VpcdCardServer extends EventEmitter {
-  readonly stats: VpcdStats = { apdus: 0, controls: 0, ignored: 0, badFrames: 0 };
+  readonly stats: VpcdStats = { apdus: 0, controls: 0, ignored: 0, badFrames: 0, refused: 0 };
   private readonly servers: net.Server[] = [];
   private readonly sockets = new Set<net.Socket>();
+  /** Per slot: whether a peer holds it (from accept until its close has been handled). */
+  private readonly held = [false, false];
 
   constructor(
     private readonly card: VpcdCard,
     private readonly opts: VpcdServerOptions = {},
   ) {
     super();
+    checkVpcdHost(opts.host ?? '127.0.0.1', opts.allowRemote, 'listen for vpcd on');
+  }
+
+  /** Whether the slot currently has its one peer. */
+  slotHeld(slot: number): boolean {
+    return this.held[slot] === true;
   }
 
   async listen(): Promise<void> {
@@ -294,16 +361,7 @@ export class VpcdCardServer extends EventEmitter {
     const cards = [this.card, this.opts.secondCard ?? emptyVpcdCard()];
     for (let slot = 0; slot < 2; slot++) {
       const card = cards[slot]!;
-      const srv = net.createServer((s) => {
-        this.sockets.add(s);
-        this.emit('connected', slot);
-        s.once('close', () => {
-          this.sockets.delete(s);
-          safeReset(card);
-          this.emit('disconnected', slot);
-        });
-        serveVpcdSocket(s, card, this.stats, (ev) => this.emit('control', ev, slot));
-      });
+      const srv = net.createServer({ pauseOnConnect: true }, (s) => this.accept(s, slot, card));
       srv.on('error', (e) => this.emit('error', e));
       await new Promise<void>((resolve, reject) => {
         srv.once('error', reject);
@@ -315,6 +373,33 @@ export class VpcdCardServer extends EventEmitter {
       this.servers.push(srv);
     }
     this.emit('listening', host, port);
+  }
+
+  private accept(s: net.Socket, slot: number, card: VpcdCard): void {
+    const peer = peerOf(s);
+    s.on('error', () => undefined);
+    if (this.held[slot]) {
+      // Paused since accept: nothing it sent is read. Closed at once.
+      this.stats.refused++;
+      s.destroy();
+      this.emit('refused', slot, peer);
+      return;
+    }
+    this.held[slot] = true;
+    this.sockets.add(s);
+    safeReset(card); // a new reader connection is a power-on: nothing of the previous peer survives
+    const serving = serveVpcdSocket(s, card, this.stats, (ev) => this.emit('control', ev, slot));
+    s.once('close', () => {
+      this.sockets.delete(s);
+      // The slot stays held until the last APDU of this peer is done, then the card is reset.
+      void serving.idle().then(() => {
+        safeReset(card);
+        this.held[slot] = false;
+        this.emit('disconnected', slot, peer);
+      });
+    });
+    this.emit('connected', slot, peer);
+    s.resume();
   }
 
   async close(): Promise<void> {

@@ -9,7 +9,7 @@
  * another live pcscd); the tests skip with that reason locally and fail under CI=true.
  */
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
-import { existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, readlinkSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { listPcscReaders, loadPcsc } from '../../src/transport/index.js';
 
@@ -36,7 +36,7 @@ function alive(pid: number): boolean {
 export async function pcscPrerequisites(): Promise<string | undefined> {
   if (process.platform !== 'linux') return 'PC/SC tests need Linux';
   if (process.getuid?.() !== 0) return 'PC/SC tests need root (unshare -n, pcscd)';
-  for (const t of ['pcscd', 'unshare', 'nsenter', 'ip', 'opensc-tool', 'openssl', 'curl']) if (!which(t)) return `${t} is not installed`;
+  for (const t of ['pcscd', 'unshare', 'nsenter', 'ip', 'ss', 'opensc-tool', 'openssl', 'curl']) if (!which(t)) return `${t} is not installed`;
   if (!existsSync(VPCD_DRIVER)) return 'vsmartcard-vpcd is not installed';
   try {
     await loadPcsc();
@@ -126,7 +126,14 @@ export function startProc(cmd: string, args: string[], env: Record<string, strin
   return p;
 }
 
-/** pcscd (in its own network namespace) plus the card process joined to it. */
+/** The vpcd slot port of the first reader (0x8C7B); the second is + 1. */
+export const VPCD_PORT = 0x8c7b;
+
+/**
+ * pcscd (in its own network namespace) plus the card process joined to it. `reversed`: the card
+ * listens (`card serve --reversed`) and pcscd connects to it (reader.conf DEVICENAME 127.0.0.1:0x8C7B);
+ * the namespace is made first, the card started in it, and pcscd only once the card listens.
+ */
 export class PcscLab {
   pcscd: Proc | undefined;
   card: Proc | undefined;
@@ -135,14 +142,27 @@ export class PcscLab {
   constructor(
     readonly root: string,
     readonly cardDir: string,
+    readonly mode: 'server' | 'reversed' = 'server',
   ) {}
 
   async start(): Promise<void> {
     this.release = await acquireLock();
     clearStalePcscd();
-    const conf = join(this.root, 'reader.conf.d');
+    const conf = join(this.root, `reader.conf.d-${this.mode}`);
     mkdirSync(conf, { recursive: true });
-    writeFileSync(join(conf, 'vpcd'), `FRIENDLYNAME "Virtual PCD"\nDEVICENAME   /dev/null:0x8C7B\nLIBPATH      ${VPCD_DRIVER}\nCHANNELID    0x8C7B\n`);
+    const device = this.mode === 'reversed' ? '127.0.0.1:0x8C7B' : '/dev/null:0x8C7B';
+    writeFileSync(join(conf, 'vpcd'), `FRIENDLYNAME "Virtual PCD"\nDEVICENAME   ${device}\nLIBPATH      ${VPCD_DRIVER}\nCHANNELID    0x8C7B\n`);
+    if (this.mode === 'reversed') {
+      this.pcscd = startProc('unshare', ['-n', 'bash', NETNS_SH, conf, String(VPCD_PORT)]);
+      const ownNs = readlinkSync('/proc/self/ns/net');
+      // The namespace exists and its loopback is up (the script says so), so the card lands in it.
+      await waitFor('the private network namespace', () => {
+        if (this.pcscd!.child.exitCode !== null) throw new Error(`netns.sh exited: ${this.pcscd!.out}`);
+        return this.pcscd!.out.includes('netns ready') && readlinkSync(`/proc/${this.pcscd!.pid}/ns/net`) !== ownNs ? true : undefined;
+      });
+      await this.startCard();
+      return;
+    }
     this.pcscd = startProc('unshare', ['-n', 'bash', NETNS_SH, conf]);
     await waitFor('pcscd', async () => (existsSync('/run/pcscd/pcscd.comm') && (await listPcscReaders()).some((r) => r.name === READER) ? true : undefined));
     await this.startCard();
@@ -150,8 +170,22 @@ export class PcscLab {
 
   /** `setls card serve` inside pcscd's namespace; resolves when pcscd sees the card. */
   async startCard(): Promise<void> {
-    this.card = startProc('nsenter', ['-t', String(this.pcscd!.pid), '-n', process.execPath, BIN, 'card', 'serve', '--card-dir', this.cardDir]);
-    await waitFor('the card in the reader', async () => ((await listPcscReaders()).find((r) => r.name === READER)?.cardPresent ? true : undefined));
+    const args = ['-t', String(this.pcscd!.pid), '-n', process.execPath, BIN, 'card', 'serve', '--card-dir', this.cardDir];
+    if (this.mode === 'reversed') args.push('--reversed');
+    this.card = startProc('nsenter', args);
+    await waitFor(
+      'the card in the reader',
+      async () => {
+        if (this.card!.child.exitCode !== null) throw new Error(`card serve exited: ${this.card!.out}`);
+        return (await listPcscReaders()).find((r) => r.name === READER)?.cardPresent ? true : undefined;
+      },
+      30_000,
+    );
+  }
+
+  /** Runs a command inside the lab's network namespace (where the vpcd ports are). */
+  inNamespace(cmd: string, args: string[]): Proc {
+    return startProc('nsenter', ['-t', String(this.pcscd!.pid), '-n', cmd, ...args]);
   }
 
   async stopCard(): Promise<void> {
@@ -166,7 +200,9 @@ export class PcscLab {
       // pcscd removes its socket on SIGTERM; make sure nothing stale stays behind
       if (this.pcscd && !alive(this.pcscd.pid)) for (const f of ['/run/pcscd/pcscd.comm', '/run/pcscd/pcscd.pid']) rmSync(f, { force: true });
     } finally {
-      this.release?.();
+      const release = this.release;
+      this.release = undefined; // a second stop() must not free a lock someone else holds by then
+      release?.();
     }
   }
 }

@@ -1,9 +1,17 @@
 // The vsmartcard vpcd protocol, card side (src/transport/vpcd.ts), without pcscd: framing, the ATR,
 // control messages, and bad input at the boundary (short frames, oversize lengths, garbage, a card
-// that throws) never crash the card process. A fake "vpcd" plays pcscd's part on 127.0.0.1.
+// that throws) never crash the card process; the trust model: one peer per slot (a second
+// connection is refused and cannot use or reset the first one's PIN-verified card), each connection
+// is a power-on, and non-loopback addresses are refused unless forced (also through the binary).
+// A fake "vpcd" plays pcscd's part on 127.0.0.1, over real sockets.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import net from 'node:net';
+import { spawn } from 'node:child_process';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { randomBytes } from 'node:crypto';
 import { once } from 'node:events';
 import {
   VpcdCardLink,
@@ -12,8 +20,12 @@ import {
   atrName,
   buildAtr,
   encodeVpcdFrame,
+  isLoopbackHost,
   type VpcdCard,
+  type VpcdServerOptions,
 } from '../../src/transport/vpcd.js';
+import { EmulatedCard } from '../../src/card/index.js';
+import { initCard } from '../../src/cli/card-setup.js';
 
 function fakeCard(): VpcdCard & { resets: number; seen: Uint8Array[] } {
   const c = {
@@ -52,6 +64,21 @@ class VpcdPeer {
   send(payload: Uint8Array): void {
     this.sock.write(encodeVpcdFrame(payload));
   }
+  /** Resolves when the connection has closed (bounded: rejects after `timeoutMs`). */
+  async closedWithin(timeoutMs = 10_000): Promise<void> {
+    const deadline = Date.now() + timeoutMs;
+    while (!this.closed) {
+      if (Date.now() > deadline) throw new Error('the connection stayed open');
+      await new Promise<void>((r) => {
+        this.waiters.push(r);
+        setTimeout(r, 50);
+      });
+    }
+  }
+  /** Frames received so far (not consumed). */
+  get pending(): number {
+    return this.frames.length;
+  }
   async next(timeoutMs = 10_000): Promise<Uint8Array> {
     const deadline = Date.now() + timeoutMs;
     while (this.frames.length === 0) {
@@ -64,6 +91,44 @@ class VpcdPeer {
     }
     return this.frames.shift()!;
   }
+}
+
+/** A VpcdCardServer on two free consecutive ports (random, retried). */
+async function listenServer(card: VpcdCard, opts: VpcdServerOptions = {}): Promise<{ srv: VpcdCardServer; port: number }> {
+  for (let i = 0; ; i++) {
+    const port = 40000 + Math.floor(Math.random() * 20000);
+    const cand = new VpcdCardServer(card, { ...opts, port });
+    try {
+      await cand.listen();
+      return { srv: cand, port };
+    } catch (e) {
+      await cand.close();
+      if (i > 20) throw e;
+    }
+  }
+}
+
+/** The next event `name` for `slot` (registered before the action that causes it), bounded. */
+function nextSlotEvent(srv: VpcdCardServer, name: 'connected' | 'disconnected' | 'refused', slot: number, timeoutMs = 10_000): Promise<string> {
+  return new Promise((resolve, reject) => {
+    const t = setTimeout(() => {
+      srv.off(name, on);
+      reject(new Error(`no '${name}' event for slot ${slot} within ${timeoutMs} ms`));
+    }, timeoutMs);
+    const on = (s: number, peer: string): void => {
+      if (s !== slot) return;
+      clearTimeout(t);
+      srv.off(name, on);
+      resolve(peer);
+    };
+    srv.on(name, on);
+  });
+}
+
+async function connectPeer(port: number): Promise<VpcdPeer> {
+  const p = new VpcdPeer(net.connect({ host: '127.0.0.1', port }));
+  await once(p.sock, 'connect');
+  return p;
 }
 
 test('frames: length-prefixed, any split, oversize rejected', () => {
@@ -90,22 +155,13 @@ test('ATR: T=0/T=1, historical bytes name the card, TCK correct', () => {
 
 test('reversed mode: both slots answer; controls, APDUs, and bad input do not crash the card', async () => {
   const card = fakeCard();
-  let port = 0;
-  let srv: VpcdCardServer | undefined;
-  for (let i = 0; !srv; i++) {
-    port = 40000 + Math.floor(Math.random() * 20000);
-    const cand = new VpcdCardServer(card, { port });
-    try {
-      await cand.listen();
-      srv = cand;
-    } catch (e) {
-      await cand.close();
-      if (i > 20) throw e;
-    }
-  }
+  const { srv, port } = await listenServer(card);
   try {
-    const a = new VpcdPeer(net.connect({ host: '127.0.0.1', port }));
-    await once(a.sock, 'connect');
+    const aIn = nextSlotEvent(srv, 'connected', 0);
+    const a = await connectPeer(port);
+    await aIn;
+    const resetsAtConnect = card.resets;
+    assert.equal(resetsAtConnect, 1, 'the connection itself is a power-on');
     a.send(Uint8Array.of(4));
     assert.deepEqual([...(await a.next())], [...card.atr]);
     a.send(Uint8Array.of(1)); // power on: no answer
@@ -120,14 +176,15 @@ test('reversed mode: both slots answer; controls, APDUs, and bad input do not cr
     a.send(Uint8Array.of(2)); // reset
     a.send(Uint8Array.of(0x00, 0xb0, 0x00, 0x00));
     assert.deepEqual([...(await a.next())], [0xb0, 0x90, 0x00]);
-    assert.equal(card.resets, 3, 'power on, power off and reset each reset the card');
+    assert.equal(card.resets - resetsAtConnect, 3, 'power on, power off and reset each reset the card');
     assert.ok(srv.stats.ignored >= 2);
-    // an oversize length closes that connection only
+    // A length of 0xFFFF is within the limit: the card waits for more bytes; a truncated frame then a
+    // close must not crash it (the slot is released: the 'disconnected' event).
+    const aOut = nextSlotEvent(srv, 'disconnected', 0);
     a.sock.write(Uint8Array.of(0xff, 0xff, 1, 2, 3));
     a.sock.write(Uint8Array.of(0xff, 0xff));
-    await new Promise((r) => setTimeout(r, 100));
-    // (0xFFFF ≤ max: it just waits for more bytes; a truncated frame then a close must not crash)
-    a.sock.destroy();
+    a.sock.end();
+    await aOut;
     // the second slot answers too (empty-card stand-in)
     const b = new VpcdPeer(net.connect({ host: '127.0.0.1', port: port + 1 }));
     await once(b.sock, 'connect');
@@ -136,8 +193,9 @@ test('reversed mode: both slots answer; controls, APDUs, and bad input do not cr
     b.send(Uint8Array.of(0x00, 0xa4, 0x04, 0x00, 0x01, 0x01));
     assert.deepEqual([...(await b.next())], [0x6a, 0x82]);
     b.sock.destroy();
-    // random garbage streams on fresh connections
+    // random garbage streams on fresh connections (each waits until the card let the previous one go)
     for (let i = 0; i < 20; i++) {
+      const gone = nextSlotEvent(srv, 'disconnected', 0);
       const g = net.connect({ host: '127.0.0.1', port });
       g.on('error', () => undefined);
       // Read what the card answers: when the junk starts with a whole short frame the card replies,
@@ -148,12 +206,14 @@ test('reversed mode: both slots answer; controls, APDUs, and bad input do not cr
       for (let k = 0; k < junk.length; k++) junk[k] = Math.floor(Math.random() * 256);
       g.end(junk);
       // The card's side ends its half when ours does: the connection closes (bounded wait).
-      const closed = await Promise.race([once(g, 'close').then(() => true), new Promise<boolean>((r) => setTimeout(() => r(false), 5000))]);
+      const closed = await Promise.race([once(g, 'close').then(() => true), new Promise<boolean>((r) => setTimeout(() => r(false), 10_000))]);
       if (!closed) g.destroy();
       assert.ok(closed, `the card kept a garbage connection open (junk ${Buffer.from(junk).toString('hex')})`);
+      await gone;
     }
     // A whole APDU frame in the junk is answered before the close (the case that looked half-open).
     {
+      const gone = nextSlotEvent(srv, 'disconnected', 0);
       const g = net.connect({ host: '127.0.0.1', port });
       g.on('error', () => undefined);
       const got: Buffer[] = [];
@@ -162,6 +222,7 @@ test('reversed mode: both slots answer; controls, APDUs, and bad input do not cr
       g.end(Uint8Array.of(0x00, 0x04, 0x00, 0xb0, 0x00, 0x00, 0x12, 0x34, 0x56)); // a frame, then a partial one
       await once(g, 'close');
       assert.deepEqual([...Buffer.concat(got)], [0x00, 0x03, 0xb0, 0x90, 0x00]);
+      await gone;
     }
     // still serving
     const c = new VpcdPeer(net.connect({ host: '127.0.0.1', port }));
@@ -169,6 +230,7 @@ test('reversed mode: both slots answer; controls, APDUs, and bad input do not cr
     c.send(Uint8Array.of(0x00, 0xa4, 0x04, 0x00));
     assert.deepEqual([...(await c.next())], [0xa4, 0x90, 0x00]);
     c.sock.destroy();
+    assert.equal(srv.stats.refused, 0, 'no connection was refused: each waited for the previous one');
   } finally {
     await srv.close();
   }
@@ -183,21 +245,162 @@ test('vpcd server mode: the card connects, reconnects after vpcd drops, and a lo
   const link = new VpcdCardLink(card, { port, retryMs: 50 });
   link.start();
   try {
+    // Waits on the fake vpcd's 'connection' events (bounded), not on a clock.
     const wait = async (n: number): Promise<net.Socket> => {
-      for (let i = 0; i < 100 && conns.length < n; i++) await new Promise((r) => setTimeout(r, 20));
+      const deadline = Date.now() + 10_000;
+      while (conns.length < n) {
+        const left = deadline - Date.now();
+        if (left <= 0) throw new Error(`the card did not connect (${conns.length}/${n})`);
+        await Promise.race([once(vpcd, 'connection'), new Promise((r) => setTimeout(r, Math.min(left, 500)))]);
+      }
       return conns[n - 1]!;
     };
     const p1 = new VpcdPeer(await wait(1));
     p1.send(Uint8Array.of(4));
     assert.equal(atrName(await p1.next()), 'setls');
+    assert.ok(card.resets >= 1, 'inserting the card (connecting) is a power-on');
+    const before = card.resets;
     p1.sock.destroy();
     const p2 = new VpcdPeer(await wait(2));
     p2.send(Uint8Array.of(0x00, 0xc0, 0x00, 0x00, 0x00));
     assert.deepEqual([...(await p2.next())], [0xc0, 0x90, 0x00]);
-    assert.ok(card.resets >= 1, 'the dropped link powered the card off');
+    assert.ok(card.resets >= before + 2, 'the dropped link powered the card off, the new one powered it on');
   } finally {
     await link.stop();
     for (const s of conns) s.destroy();
     await new Promise<void>((r) => vpcd.close(() => r()));
+  }
+});
+
+const hex = (h: string): Uint8Array => Uint8Array.from(Buffer.from(h.replace(/ /g, ''), 'hex'));
+const swOf = (r: Uint8Array): string => Buffer.from(r.subarray(-2)).toString('hex').toUpperCase();
+const SELECT_SETLS = hex('00A4040007F07365746C7301');
+const verifyUser = (pin: string): Uint8Array => {
+  const p = Buffer.alloc(8, 0xff);
+  p.write(pin, 'ascii');
+  return new Uint8Array([0xa0, 0x20, 0x00, 0x00, 0x08, ...p]);
+};
+const GET_STATE = hex('A019000001'); // needs the user PIN
+
+test('reversed mode, one reader per slot: a second connection is refused unread; it can neither use, guess nor reset the first one’s PIN-verified card; the next reader starts from a power-on', async () => {
+  const root = mkdtempSync(join(tmpdir(), 'setls-vpcd-'));
+  const emu = EmulatedCard.create({ dir: join(root, 'card'), masterKey: randomBytes(32), userPin: '1234', operatorPin: '87654321', puk: '11223344' });
+  const card: VpcdCard = { atr: buildAtr('setls'), process: (a) => emu.process(a), reset: () => emu.reset() };
+  const { srv, port } = await listenServer(card);
+  try {
+    // Reader A: the PIN-verified session a server would hold.
+    const aIn = nextSlotEvent(srv, 'connected', 0);
+    const a = await connectPeer(port);
+    await aIn;
+    a.send(Uint8Array.of(1));
+    a.send(SELECT_SETLS);
+    assert.match(swOf(await a.next()), /^(9000|61..)$/, 'SELECT (FCI waiting: 61xx)');
+    a.send(verifyUser('1234'));
+    assert.equal(swOf(await a.next()), '9000');
+    a.send(GET_STATE);
+    assert.equal(swOf(await a.next()), '9000', 'A: user-PIN command allowed');
+
+    // Intruder B: connects while A holds the slot, and at once sends a user-PIN command, a power
+    // cycle and three wrong PINs. It is closed without a single answer.
+    const refused = nextSlotEvent(srv, 'refused', 0);
+    refused.catch(() => undefined); // awaited below; no unhandled rejection if an earlier assertion fails
+    const b = new VpcdPeer(net.connect({ host: '127.0.0.1', port }));
+    b.sock.once('connect', () => {
+      b.send(GET_STATE);
+      b.send(Uint8Array.of(0)); // power off
+      b.send(Uint8Array.of(2)); // reset
+      for (let i = 0; i < 3; i++) b.send(verifyUser('0000'));
+    });
+    const outcome = await Promise.race([b.closedWithin().then(() => 'closed'), b.next().then((f) => `answered ${swOf(f)}`, () => 'closed')]);
+    assert.equal(outcome, 'closed', 'B must be closed without an answer (an answer 9000 = it used A’s PIN verification)');
+    assert.equal(b.pending, 0, 'B got no answer at all');
+    const peer = await refused;
+    assert.match(peer, /^127\.0\.0\.1:\d+$/, 'the refusal names the peer (for the log)');
+    assert.equal(srv.stats.refused, 1);
+
+    // A is untouched: still verified (B neither reset the card nor spent a PIN try).
+    a.send(GET_STATE);
+    assert.equal(swOf(await a.next()), '9000', 'A: still PIN-verified after B');
+
+    // A leaves; reader C gets a freshly powered card: no PIN verification inherited.
+    const aOut = nextSlotEvent(srv, 'disconnected', 0);
+    a.sock.end();
+    await aOut;
+    assert.equal(srv.slotHeld(0), false);
+    const cIn = nextSlotEvent(srv, 'connected', 0);
+    const c = await connectPeer(port);
+    await cIn;
+    c.send(SELECT_SETLS);
+    assert.match(swOf(await c.next()), /^(9000|61..)$/);
+    c.send(GET_STATE);
+    assert.equal(swOf(await c.next()), '6982', 'C: the previous reader’s PIN verification is gone');
+    c.send(verifyUser('1234'));
+    assert.equal(swOf(await c.next()), '9000', 'the correct PIN still works: B’s wrong guesses were never counted');
+    c.send(hex('A020000000'));
+    assert.equal(swOf(await c.next()), '9000');
+    c.sock.destroy();
+  } finally {
+    await srv.close();
+    emu.close();
+    rmSync(root, { recursive: true, force: true });
+  }
+});
+
+test('non-loopback vpcd addresses: refused (ERR_VPCD_REMOTE) unless allowRemote', async () => {
+  for (const h of ['127.0.0.1', '127.1.2.3', 'localhost', '::1', '[::1]', '::ffff:127.0.0.1']) assert.equal(isLoopbackHost(h), true, h);
+  for (const h of ['0.0.0.0', '::', '10.0.0.1', '192.168.1.2', 'example.org', '::ffff:10.0.0.1', '128.0.0.1']) assert.equal(isLoopbackHost(h), false, h);
+  const card = fakeCard();
+  assert.throws(() => new VpcdCardServer(card, { host: '0.0.0.0' }), (e: Error & { code?: string }) => e.code === 'ERR_VPCD_REMOTE' && /--allow-remote-vpcd/.test(e.message));
+  assert.throws(() => new VpcdCardServer(card, { host: '::' }), /ERR_VPCD_REMOTE|no authentication/);
+  assert.throws(() => new VpcdCardLink(card, { host: '192.0.2.1' }), (e: Error & { code?: string }) => e.code === 'ERR_VPCD_REMOTE');
+  // forced: it listens on every interface
+  const { srv } = await listenServer(card, { host: '0.0.0.0', allowRemote: true });
+  await srv.close();
+});
+
+function runSetls(args: string[], until: RegExp | undefined, timeoutMs = 60_000): Promise<{ code: number | null; out: string }> {
+  return new Promise((resolve) => {
+    const p = spawn(process.execPath, [join(process.cwd(), 'bin/setls.mjs'), ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
+    let out = '';
+    let done = false;
+    const finish = (code: number | null): void => {
+      if (done) return;
+      done = true;
+      clearTimeout(t);
+      resolve({ code, out });
+    };
+    const onData = (d: Buffer): void => {
+      out += d.toString();
+      if (until && until.test(out)) {
+        p.kill('SIGTERM');
+        p.once('exit', () => finish(null));
+      }
+    };
+    p.stdout.on('data', onData);
+    p.stderr.on('data', onData);
+    const t = setTimeout(() => p.kill('SIGKILL'), timeoutMs);
+    p.once('exit', (code) => finish(code));
+  });
+}
+
+test('setls card serve (the binary): --vpcd-host 0.0.0.0 is refused; --allow-remote-vpcd starts with a warning', async () => {
+  const root = mkdtempSync(join(tmpdir(), 'setls-vpcd-cli-'));
+  try {
+    const cardDir = join(root, 'card');
+    const refused = await runSetls(['card', 'serve', '--reversed', '--card-dir', cardDir, '--vpcd-host', '0.0.0.0'], undefined);
+    assert.equal(refused.code, 1, refused.out);
+    assert.match(refused.out, /ERR_VPCD_REMOTE/);
+    assert.match(refused.out, /no authentication/);
+    const refusedLink = await runSetls(['card', 'serve', '--card-dir', cardDir, '--vpcd-host', '192.0.2.7'], undefined);
+    assert.equal(refusedLink.code, 1, refusedLink.out);
+    assert.match(refusedLink.out, /ERR_VPCD_REMOTE/);
+
+    await initCard({ cardDir });
+    const port = 40000 + Math.floor(Math.random() * 20000);
+    const forced = await runSetls(['card', 'serve', '--reversed', '--card-dir', cardDir, '--vpcd-host', '0.0.0.0', '--vpcd-port', String(port), '--allow-remote-vpcd'], /listening for vpcd|ERR_|EADDRINUSE/);
+    assert.match(forced.out, /WARNING: vpcd listens on 0\.0\.0\.0 .*no authentication/, forced.out);
+    assert.match(forced.out, /listening for vpcd on 0\.0\.0\.0:/, forced.out);
+  } finally {
+    rmSync(root, { recursive: true, force: true });
   }
 });

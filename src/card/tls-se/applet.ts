@@ -1,28 +1,52 @@
 /**
  * The TLS-SE applet (draft-urien-tls-se; ../shared/reference/urien-drafts.md §7): a TLS 1.3 server
- * inside the card, driven by two APDUs instead of EAP-TLS:
+ * inside the card, driven by two APDUs instead of EAP-TLS. It behaves like Urien's Java Card applet
+ * (purien/TLS-SE `src/tls_se.java`, commit a2ad601; "Java:" below quotes it) wherever a host can
+ * tell the difference:
  *
- *   RECV  00 D8 P1 P2 Lc <fragment ≤ 255 (the host uses 240)>
+ *   RECV  00 D8 P1 P2 Lc <fragment ≤ 255 (hosts use 240)>
  *         P1: 00 handshake, 01 decrypt, 02 encrypt, FF echo; P2: bit0 first fragment, bit1 last
  *         (03 = a single fragment); `00 D8 00 00 00` with no data = RESET of the TLS state machine.
- *   SEND  00 C0 00 00 Le     (GET RESPONSE) reads the card's output, ≤ 240 bytes per APDU.
+ *   SEND  00 C0 00 00 Le     (GET RESPONSE) reads more of the card's output.
  *
- * Output is a list of ITEMS (handshake: one TLS record per item, as in Fig. 5; decrypt:
- * `plaintext ‖ content type`, then any records the card wants sent; encrypt: the record(s)). The
- * status word after each SEND says what follows: `61xx` more bytes of this item, `9Fxx` the next
- * item (xx = its length, 00 for ≥ 256), else the final status of the RECV:
- *   9000 ok / the card needs more records;  9001 session opened (handshake complete);
- *   9002 session closed (the client's close_notify; items: `01 00 15`, then our close_notify record;
- *        or after ENCRYPT of close_notify);
- *   6D16 TLS error: the session failed; the items (if any) are the alert record(s) for the client.
- * A RECV with output answers 61xx/9Fxx at once (no data); without output it answers the final SW.
+ * Input: ONE receive buffer of 512 bytes (Java: `RXSIZE = 512`; process() case INS_SEND:
+ * `if ((short)(VS[RXPTR] + len) > RXSIZE) ISOException.throwIt(SW_ERROR_WRITE)` → 6D02). On the last
+ * fragment the buffer must hold exactly ONE TLS record, header included (Java: `len =
+ * Util.makeShort(RX[3],RX[4]); if ((short)(len+5) != VS[RXPTR]) ISOException.throwIt(SW_ERROR_WRITE)`
+ * → 6D02), except for encrypt once the session is open (`plaintext ‖ content type`) and echo. So a
+ * client's ChangeCipherSpec and Finished take two RECVs (Java tls() S_CCS: a CCS record answers 9000,
+ * a 0x17 record goes straight on to S_CFINISHED → 9001).
  *
- * The engine is src/tls via the factory the card passes in (`host.newEngine()`), so certificate
- * mode (the card's identities, chosen by SNI) and external PSK (psk_dhe_ke, once the engine
- * supports `findPsk`) use the same TLS code as the setls applet.
+ * Output: one byte stream per RECV, in blocks of at most 240 bytes (Java: `MAXRXSIZE = 240`). The
+ * RECV itself answers with the first block as DATA when its unit fits (Java send(): `if (VS[RXPTR]
+ * <= MAXRXSIZE) … apdu.setOutgoingAndSend(…); ISOException.throwIt(sw)`), or with a bare `9FF0` when
+ * it does not (`ISOException.throwIt(Util.makeShort(SW1M, MAXRXSIZE))`). `9Fxx` always means "xx more
+ * bytes of this output: SEND with Le = xx" (Java recv(): `if (len != VS[TXLEN]) 6C…` — Le must be
+ * exactly xx, else `6Cxx` and nothing is lost); after the last block comes the final status word. A
+ * SEND with nothing pending answers 9000 (Java recv(): `ISOException.throwIt(ISO7816.SW_NO_ERROR)`).
+ * Units: handshake — one TLS record each, ServerHello, EncryptedExtensions, (Certificate,
+ * CertificateVerify,) Finished, no CCS (Java tls(): S_READY sends ServerHello with `9F1C`, S_EXTENSION
+ * EncryptedExtensions with `9F3A`, S_SFINISHED Finished with 9000); decrypt — `plaintext ‖ content
+ * type` (Java tls_read()); encrypt — the record (Java tls_write()).
  *
- * Secrets: the engine (dispose() wipes it), receive buffers (plaintext on encrypt), output items
- * (plaintext on decrypt): all wiped on reset. imports bytes/, apdu/, tls/ (api types), card/.
+ * Final status words: 9000 ok / the card needs more records; 9001 session opened (Java `SW_TLS_OPEN`);
+ * 9002 session closed; 6D16 TLS error (Java `SW_TLS_ERROR`); 6D02 input does not fit / not one record.
+ *
+ * setls extensions (a host written for the real applet never meets them except where noted):
+ *   - certificate mode (the card's identities, by SNI) next to external PSK; the Certificate record
+ *     may exceed 240 bytes (it is sent in 9Fxx blocks like any long output);
+ *   - 6D16 carries the alert record(s) for the client as data (Java: a bare 6D16);
+ *   - decrypt of a record that is not application data returns `records ‖ content type`: records the
+ *     card sends in reply (its KeyUpdate after the client's update_requested; its close_notify after
+ *     the client's, final SW 9002, `… ‖ 01 00 15`) and the type 16 (handshake, consumed by the card) or
+ *     the alert `lvl desc 15`. Records the engine makes while delivering application data (its own
+ *     KeyUpdate request) wait and go out in front of the next output that carries records.
+ *
+ * The engine is src/tls via the factory the card passes in (`host.newEngine()`), configured by
+ * config.ts (one record per handshake message, no middlebox CCS).
+ *
+ * Secrets: the engine (dispose() wipes it), the receive buffer (plaintext on encrypt), the output
+ * (plaintext on decrypt): all wiped on reset and once read. imports bytes/, apdu/, tls/ (api types), card/.
  */
 import { concat, wipe } from '../../bytes/index.js';
 import { SW, type CommandApdu } from '../../apdu/index.js';
@@ -38,18 +62,32 @@ export const TlsSeSw = {
   ok: 0x9000,
   sessionOpen: 0x9001,
   sessionClosed: 0x9002,
-  /** draft code: TLS error */
+  /** Java SW_TLS_ERROR */
   tlsError: 0x6d16,
-  /** draft code: encrypt error */
+  /** Java SW_ENCRYPT_ERROR */
   encryptError: 0x6d15,
+  /** Java SW_ERROR_WRITE: the input overflows the receive buffer, or is not exactly one record */
+  writeError: 0x6d02,
+  /** `9Fxx`: xx more bytes of this output (Java SW1M) */
+  more: 0x9f00,
 } as const;
 
-/** Largest output block per SEND (MAXRXSIZE of the draft's applet). */
+/** Largest output block per APDU (Java MAXRXSIZE). */
 export const TLS_SE_BLOCK = 240;
-/** Largest reassembled RECV input: one TLS record (2^14 + 256 + header) plus a CCS record. */
-export const TLS_SE_MAX_INPUT = 16384 + 256 + 5 + 6;
+/** The receive buffer (Java RXSIZE): one RECV input, a record with its 5-byte header, at most this. */
+export const TLS_SE_RX_SIZE = 512;
+/**
+ * Largest encrypt input (`plaintext ‖ content type`): the record is built in the same buffer, 5-byte
+ * header + input + 16-byte CCM tag ≤ 512 (Java tls_write(): `aesccm_encrypt(…, RX,(short)5, RX,(short)(5+len))`
+ * writes the tag at RX[5+len…5+len+15]; past RX[511] the Java Card runtime answers 6F00).
+ */
+export const TLS_SE_MAX_ENCRYPT_INPUT = TLS_SE_RX_SIZE - 5 - 16;
 /** The PSK identity used when SET-KEY gives none (openssl s_client's default -psk_identity). */
 export const TLS_SE_DEFAULT_PSK_IDENTITY = 'Client_identity';
+
+const CONTENT_HANDSHAKE = 0x16;
+const CONTENT_ALERT = 0x15;
+const CONTENT_APPLICATION_DATA = 0x17;
 
 /** What the card gives the applet: its TLS engine, PIN checks and key storage. */
 export interface TlsSeHost {
@@ -71,7 +109,6 @@ export interface Reply {
 type Phase = 'idle' | 'handshake' | 'open' | 'closed' | 'failed';
 
 const EMPTY = new Uint8Array(0);
-const moreSw = (base: number, n: number): number => base | (n >= 256 ? 0 : n);
 
 /** Splits concatenated TLS records on their headers (the engine always emits whole records). */
 export function splitRecords(b: Uint8Array): Uint8Array[] {
@@ -87,15 +124,26 @@ export function splitRecords(b: Uint8Array): Uint8Array[] {
   return out;
 }
 
+function writeError(message: string): CardError {
+  return new CardError('ERR_CARD_TLS_SE_INPUT', `TLS-SE RECV: ${message}`, TlsSeSw.writeError);
+}
+
 export class TlsSeApplet {
   private phase: Phase = 'idle';
   private engine: TlsServerConnection | undefined;
-  private rx: Uint8Array[] = [];
-  private rxTotal = 0;
-  private items: Uint8Array[] = [];
-  private itemOff = 0;
+  /** The receive buffer (Java RX) and how much of it holds input (Java VS[RXPTR]). */
+  private readonly rx = new Uint8Array(TLS_SE_RX_SIZE);
+  private rxLen = 0;
+  /** Output units (records, or one decrypt result) not yet read, the read offset in the first. */
+  private units: Uint8Array[] = [];
+  private unitOff = 0;
+  /** The length of the next block, announced as `9Fxx` (0: nothing announced). */
+  private announced = 0;
   private finalSw: number = SW.ok;
+  /** Plaintext the engine delivered during the handshake, given out with the next decrypt. */
   private heldPlain: Uint8Array[] = [];
+  /** Records made while delivering application data: they go out first with the next records. */
+  private queued: Uint8Array[] = [];
 
   constructor(private readonly host: TlsSeHost) {}
 
@@ -115,8 +163,9 @@ export class TlsSeApplet {
     this.phase = 'idle';
     this.dropRx();
     this.dropOutput();
-    wipe(...this.heldPlain);
+    wipe(...this.heldPlain, ...this.queued);
     this.heldPlain = [];
+    this.queued = [];
   }
 
   /** One APDU for the applet (SELECT is handled by the card). Throws CardError for error SWs. */
@@ -162,7 +211,7 @@ export class TlsSeApplet {
 
   private recv(cmd: CommandApdu): Reply {
     if (cmd.data.length === 0) {
-      // `00 D8 00 00 00`: RESET of the TLS state machine.
+      // `00 D8 00 00 00`: RESET of the TLS state machine (Java: `if (len == 0) { reset_tls(); … 9000 }`).
       if (cmd.p1 !== 0 || cmd.p2 !== 0) throw cardErr.length('RECV without data is only the RESET 00 D8 00 00 00');
       this.reset();
       return { data: EMPTY, sw: SW.ok };
@@ -176,91 +225,113 @@ export class TlsSeApplet {
       this.dropRx();
       throw cardErr.p1p2('RECV: P1 00/01/02/FF, P2 bits 0–1');
     }
-    if (cmd.p2 & 0x01) this.dropRx();
-    if (this.rxTotal + cmd.data.length > TLS_SE_MAX_INPUT) {
+    if (cmd.p2 & 0x01) this.dropRx(); // Java: `if ((P2 & 1) == 1) VS[RXPTR] = 0`
+    if (this.rxLen + cmd.data.length > TLS_SE_RX_SIZE) {
       this.dropRx();
-      throw cardErr.length(`RECV input longer than ${TLS_SE_MAX_INPUT} bytes`);
+      throw writeError(`input longer than the ${TLS_SE_RX_SIZE}-byte receive buffer`);
     }
-    this.rx.push(cmd.data.slice());
-    this.rxTotal += cmd.data.length;
+    this.rx.set(cmd.data, this.rxLen);
+    this.rxLen += cmd.data.length;
     if ((cmd.p2 & 0x02) === 0) return { data: EMPTY, sw: SW.ok };
-    const input = concat(...this.rx);
+    const input = this.rx.slice(0, this.rxLen);
     this.dropRx();
     try {
+      if (mode === TlsSeMode.echo) return this.output([input.slice()], SW.ok);
+      // Java: unless `(VS[MODE] == 2) && (VS[STATE] == S_OPEN)`, the buffer must be one whole record.
+      if (!(mode === TlsSeMode.encrypt && this.phase === 'open')) {
+        if (input.length < 5) throw writeError(`${input.length} bytes are not a TLS record`);
+        const len = (input[3]! << 8) | input[4]!;
+        if (len + 5 !== input.length) throw writeError(`one RECV carries exactly one TLS record (header says ${len + 5} bytes, got ${input.length})`);
+      }
       switch (mode) {
         case TlsSeMode.handshake:
           return this.handshake(input);
         case TlsSeMode.decrypt:
           return this.decrypt(input);
-        case TlsSeMode.encrypt:
-          return this.encrypt(input);
         default:
-          return this.output([input.slice()], SW.ok);
+          return this.encrypt(input);
       }
     } finally {
       wipe(input);
     }
   }
 
-  private handshake(input: Uint8Array): Reply {
+  private handshake(record: Uint8Array): Reply {
     if (this.phase === 'idle') {
       this.engine = this.host.newEngine();
       this.phase = 'handshake';
     }
     if (this.phase !== 'handshake' || !this.engine) throw cardErr.conditions(`TLS-SE: handshake data in phase ${this.phase}`);
-    const out = this.feed(input);
-    if (this.failed) return this.output(splitRecords(out.records), TlsSeSw.tlsError);
+    const out = this.feed(record);
+    const records = splitRecords(out.records);
+    if (this.failed) return this.output(records, TlsSeSw.tlsError);
     this.heldPlain.push(...out.plaintext);
     if (out.peerClosed) {
       this.phase = 'closed';
-      return this.output(splitRecords(out.records), TlsSeSw.sessionClosed);
+      return this.output(records, TlsSeSw.sessionClosed);
     }
     if (out.handshakeComplete) {
       this.phase = 'open';
-      return this.output(splitRecords(out.records), TlsSeSw.sessionOpen);
+      return this.output(records, TlsSeSw.sessionOpen);
     }
-    return this.output(splitRecords(out.records), SW.ok);
+    return this.output(records, SW.ok);
   }
 
   private decrypt(record: Uint8Array): Reply {
     if (this.phase !== 'open' || !this.engine) throw cardErr.conditions(`TLS-SE: decrypt in phase ${this.phase}`);
     const out = this.feed(record);
     const records = splitRecords(out.records);
-    if (this.failed) return this.output(records, TlsSeSw.tlsError);
-    const plain = concat(...this.heldPlain, ...out.plaintext, Uint8Array.of(0x17));
-    wipe(...this.heldPlain, ...out.plaintext);
+    if (this.failed) return this.output([...this.takeQueued(), ...records], TlsSeSw.tlsError);
+    const plain = [...this.heldPlain, ...out.plaintext];
     this.heldPlain = [];
     if (out.peerClosed) {
+      // The client's close_notify: our close_notify record(s), then the alert ‖ 15.
       this.phase = 'closed';
-      wipe(plain);
-      return this.output([Uint8Array.of(0x01, 0x00, 0x15), ...records], TlsSeSw.sessionClosed);
+      wipe(...plain);
+      return this.output([concat(...this.takeQueued(), ...records, Uint8Array.of(0x01, 0x00, CONTENT_ALERT))], TlsSeSw.sessionClosed);
     }
-    return this.output([plain, ...records], SW.ok);
+    if (plain.length > 0) {
+      // Application data: `plaintext ‖ 17` (Java tls_read()). Records made meanwhile wait their turn.
+      this.queued.push(...records);
+      const unit = concat(...plain, Uint8Array.of(CONTENT_APPLICATION_DATA));
+      wipe(...plain);
+      return this.output([unit], SW.ok);
+    }
+    // A handshake message the card consumed (KeyUpdate): the records it sends in reply ‖ 16.
+    return this.output([concat(...this.takeQueued(), ...records, Uint8Array.of(CONTENT_HANDSHAKE))], SW.ok);
   }
 
   private encrypt(input: Uint8Array): Reply {
     if (this.phase !== 'open' || !this.engine) throw cardErr.conditions(`TLS-SE: encrypt in phase ${this.phase}`);
+    if (input.length > TLS_SE_MAX_ENCRYPT_INPUT) {
+      // Java: the tag would be written past RX[511] (ArrayIndexOutOfBounds → 6F00).
+      throw new CardError('ERR_CARD_TLS_SE_INPUT', `TLS-SE encrypt: plaintext ‖ type of ${input.length} bytes; the record must fit the ${TLS_SE_RX_SIZE}-byte buffer (≤ ${TLS_SE_MAX_ENCRYPT_INPUT})`, SW.internalError);
+    }
     const ct = input[input.length - 1]!;
     const pt = input.subarray(0, input.length - 1);
-    if (ct === 0x15) {
+    if (ct === CONTENT_ALERT) {
       if (pt.length !== 2 || pt[0] !== 0x01 || pt[1] !== 0x00) throw cardErr.data('TLS-SE encrypt: the only alert is close_notify (01 00 15)');
-      let rec: Uint8Array;
-      try {
-        rec = this.engine.encrypt(0x15, pt);
-      } catch (e) {
-        throw new CardError('ERR_CARD_TLS', `TLS-SE encrypt: ${(e as Error).message}`, TlsSeSw.encryptError, { cause: e });
-      }
+      const rec = this.seal(CONTENT_ALERT, pt);
       this.phase = 'closed';
-      return this.output(splitRecords(rec), TlsSeSw.sessionClosed);
+      return this.output([...this.takeQueued(), ...splitRecords(rec)], TlsSeSw.sessionClosed);
     }
-    if (ct !== 0x17) throw cardErr.data('TLS-SE encrypt: content type must be 17 (application data) or 15 (close_notify)');
-    let rec: Uint8Array;
+    if (ct !== CONTENT_APPLICATION_DATA) throw cardErr.data('TLS-SE encrypt: content type must be 17 (application data) or 15 (close_notify)');
+    const rec = this.seal(CONTENT_APPLICATION_DATA, pt);
+    return this.output([...this.takeQueued(), ...splitRecords(rec)], SW.ok);
+  }
+
+  private seal(type: number, pt: Uint8Array): Uint8Array {
     try {
-      rec = this.engine.encrypt(0x17, pt);
+      return this.engine!.encrypt(type, pt);
     } catch (e) {
       throw new CardError('ERR_CARD_TLS', `TLS-SE encrypt: ${(e as Error).message}`, TlsSeSw.encryptError, { cause: e });
     }
-    return this.output(splitRecords(rec), SW.ok);
+  }
+
+  private takeQueued(): Uint8Array[] {
+    const q = this.queued;
+    this.queued = [];
+    return q;
   }
 
   private feed(input: Uint8Array): TlsOutput {
@@ -276,45 +347,63 @@ export class TlsSeApplet {
     return out;
   }
 
-  /** Queues the items; answers 61xx/9Fxx when there is output, else the final SW. */
-  private output(items: Uint8Array[], finalSw: number): Reply {
-    const list = items.filter((i) => i.length > 0);
-    if (list.length === 0) return { data: EMPTY, sw: finalSw };
-    this.items = list;
-    this.itemOff = 0;
+  /**
+   * Queues the output and answers the RECV: the first unit as data when it fits one block, else a
+   * bare `9FF0`; then `9Fxx` for the next block or the final status word (Java send()).
+   */
+  private output(units: Uint8Array[], finalSw: number): Reply {
+    this.units = units.filter((u) => u.length > 0);
+    this.unitOff = 0;
     this.finalSw = finalSw;
-    return { data: EMPTY, sw: moreSw(SW.moreData, list[0]!.length) };
+    const first = this.units[0];
+    if (!first) return this.finish(EMPTY);
+    if (first.length > TLS_SE_BLOCK) {
+      this.announced = TLS_SE_BLOCK;
+      return { data: EMPTY, sw: TlsSeSw.more | TLS_SE_BLOCK };
+    }
+    return this.block(first.length);
   }
 
-  /** SEND = GET RESPONSE `00 C0 00 00 Le`. */
+  /** Takes the next `n` bytes of the current unit; answers them with `9Fxx` (more) or the final SW. */
+  private block(n: number): Reply {
+    const cur = this.units[0]!;
+    const data = cur.slice(this.unitOff, this.unitOff + n);
+    this.unitOff += n;
+    if (this.unitOff >= cur.length) {
+      wipe(cur);
+      this.units.shift();
+      this.unitOff = 0;
+    }
+    const next = this.units[0];
+    if (!next) return this.finish(data);
+    this.announced = Math.min(next.length - this.unitOff, TLS_SE_BLOCK);
+    return { data, sw: TlsSeSw.more | this.announced };
+  }
+
+  private finish(data: Uint8Array): Reply {
+    const sw = this.finalSw;
+    this.dropOutput();
+    return { data, sw };
+  }
+
+  /** SEND = GET RESPONSE `00 C0 00 00 Le`: Le must be the announced xx (Java recv()). */
   private send(cmd: CommandApdu): Reply {
     if (cmd.p1 !== 0 || cmd.p2 !== 0) throw cardErr.p1p2('SEND takes P1 = P2 = 00');
-    const cur = this.items[0];
-    if (!cur) throw cardErr.conditions('TLS-SE: nothing to send');
-    const left = cur.length - this.itemOff;
-    if (cmd.ne === 0) return { data: EMPTY, sw: SW.wrongLe | Math.min(left, TLS_SE_BLOCK) };
-    const n = Math.min(cmd.ne, TLS_SE_BLOCK, left);
-    const data = cur.slice(this.itemOff, this.itemOff + n);
-    this.itemOff += n;
-    if (this.itemOff < cur.length) return { data, sw: moreSw(SW.moreData, cur.length - this.itemOff) };
-    wipe(cur);
-    this.items.shift();
-    this.itemOff = 0;
-    const next = this.items[0];
-    if (next) return { data, sw: moreSw(SW.moreDataEap, next.length) };
-    return { data, sw: this.finalSw };
+    if (this.announced === 0) return { data: EMPTY, sw: SW.ok }; // Java: nothing to send → SW_NO_ERROR
+    if (cmd.ne !== this.announced) return { data: EMPTY, sw: SW.wrongLe | this.announced };
+    return this.block(this.announced);
   }
 
   private dropRx(): void {
-    wipe(...this.rx);
-    this.rx = [];
-    this.rxTotal = 0;
+    this.rx.fill(0, 0, this.rxLen);
+    this.rxLen = 0;
   }
 
   private dropOutput(): void {
-    wipe(...this.items);
-    this.items = [];
-    this.itemOff = 0;
+    wipe(...this.units);
+    this.units = [];
+    this.unitOff = 0;
+    this.announced = 0;
     this.finalSw = SW.ok;
   }
 }

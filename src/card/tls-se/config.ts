@@ -2,7 +2,8 @@
  * The engine configuration of a TLS-SE session (draft-urien-tls-se §3.1): TLS 1.3 only,
  * TLS_AES_128_CCM_SHA256 preferred (the draft's suite) with the other AEAD suites after it, secp256r1
  * preferred (the draft's group), the card's identities for certificate mode, and the external PSKs
- * installed with SET-KEY for psk_dhe_ke (used once the engine implements `findPsk`).
+ * installed with SET-KEY for psk_dhe_ke (used once the engine implements `findPsk`); one record per
+ * handshake message and no middlebox-compatibility CCS, as the real applet sends its flight.
  * imports bytes/ and tls/ (api types).
  */
 import { fromHex, toHex } from '../../bytes/index.js';
@@ -27,6 +28,10 @@ export function tlsSeEngineConfig(i: TlsSeConfigInput): TlsServerConfig {
     groups: [...TLS_SE_GROUPS],
     alpnProtocols: [...i.alpn],
     versions: [0x0304],
+    // Like Urien's applet (tls_se.java tls(): S_READY → ServerHello, S_EXTENSION → EncryptedExtensions,
+    // S_SFINISHED → Finished, each its own record and no change_cipher_spec of its own).
+    handshakeRecordPerMessage: true,
+    middleboxCompatibilityCcs: false,
     findPsk: (identity: Uint8Array): TlsPsk | undefined => {
       const key = i.psks.get(toHex(identity));
       return key ? { identity: fromHex(toHex(identity)), key, hash: 'sha256' } : undefined;

@@ -410,6 +410,7 @@ export class TlsServer implements TlsServerConnection {
         this.pendingHandshake.push(e.message);
         return false;
       case 'sendChangeCipherSpec':
+        if (this.config.middleboxCompatibilityCcs === false) return false;
         out.records.push(plaintextRecord(ContentType.changeCipherSpec, Uint8Array.of(1)));
         return false;
       case 'installWriteKeys':
@@ -444,14 +445,16 @@ export class TlsServer implements TlsServerConnection {
     return this.suite;
   }
 
-  /** Sends queued handshake messages, coalesced and split to the record limit. */
+  /** Sends queued handshake messages, coalesced (or one message per record) and split to the record limit. */
   private flushHandshake(out: CallOutput): void {
     if (this.pendingHandshake.length === 0) return;
-    const data = concat(...this.pendingHandshake);
+    const pieces = this.config.handshakeRecordPerMessage ? this.pendingHandshake : [concat(...this.pendingHandshake)];
     this.pendingHandshake = [];
     const max = this.writeKey ? this.maxSendContent : MAX_PLAINTEXT;
-    for (let o = 0; o < data.length; o += max) {
-      out.records.push(this.protect(ContentType.handshake, data.subarray(o, o + max)));
+    for (const data of pieces) {
+      for (let o = 0; o < data.length; o += max) {
+        out.records.push(this.protect(ContentType.handshake, data.subarray(o, o + max)));
+      }
     }
   }
 
