@@ -516,8 +516,9 @@ export class TlsTandem extends EventEmitter {
     }
     if (this.hostLayers.size) {
       const hostIdle = new Promise<void>((r) => this.hostIdleWaiters.push(r));
+      // A server shutdown is not a failure: close_notify (from the host record layer), FIN, drain.
       for (const s of this.hostSockets) s.destroy();
-      for (const l of this.hostLayers) void l.abort();
+      for (const l of this.hostLayers) void l.close();
       await hostIdle;
     }
     await serverClosed;

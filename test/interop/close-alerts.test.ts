@@ -37,8 +37,9 @@ for (const recordLayer of ['card', 'host'] as const) {
       if (recordLayer === 'host') await allowExport(card);
       server = await startTestHttps(card, undefined, { recordLayer });
     });
+    let serverClosed = false;
     after(async () => {
-      await server?.close();
+      if (!serverClosed) await server?.close();
       card?.cleanup();
     });
 
@@ -97,6 +98,24 @@ for (const recordLayer of ['card', 'host'] as const) {
         assert.equal(tap.error, undefined, 'no ECONNRESET/EPIPE: the server drained instead of resetting');
         assert.deepEqual(tap.alerts(), [[2, 20]]);
         assert.equal(tap.fin, true);
+      } finally {
+        tap.destroy();
+      }
+    });
+
+    // Last: it stops this describe's server.
+    test('server shutdown with a session open (keep-alive, after a response): close_notify, then FIN', async () => {
+      const tap = await Tls13Tap.connect(server.port, { ca: card.ca });
+      try {
+        tap.client.write('GET /status HTTP/1.1\r\nHost: localhost\r\n\r\n');
+        assert.ok(await tap.until(() => /"device":"setls demo plug"/.test(tap.text())), tap.text());
+        assert.equal(server.tandem.exportedSessions, recordLayer === 'host' ? 1 : 0);
+        serverClosed = true;
+        await server.close();
+        await tap.closed;
+        assert.deepEqual(tap.alerts(), [[1, 0]]);
+        assert.equal(tap.fin, true);
+        assert.equal(tap.error, undefined);
       } finally {
         tap.destroy();
       }

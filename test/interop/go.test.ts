@@ -5,9 +5,9 @@
 // resumption (Go's ClientSessionCache, the card's /status agrees), and mutual TLS.
 //
 // Left out on purpose:
-// - Go 1.19's resumption after a HelloRetryRequest: Go 1.19 sends a ClientHello2 whose binders
-//   another server (openssl s_server) refuses as well; the card's default groups (x25519 first) never
-//   cause an HRR for Go, whose first key share is x25519.
+// - Go 1.19's resumption after a HelloRetryRequest: openssl s_server refuses that go1.19 ClientHello
+//   too (issue #11), so it is a client limitation, not something to hold setls to. Nothing here
+//   causes an HRR: Go's first key share is x25519, the card's first group.
 // - TLS 1.2 resumption: go1.19 has no extended_master_secret (added in Go 1.21), and the card never
 //   resumes nor stores a non-EMS session (RFC 7627 §5.3). The test asserts exactly that.
 import 'reflect-metadata';
