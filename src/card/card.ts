@@ -33,7 +33,7 @@ import { DtlsEapSession, createCardDtlsEngine } from './dtls-session.js';
 import { EapTlsSession, P1_EAP_INFO, P1_EAP_START, P2_ENCRYPT_ALERT, P2_ENCRYPT_APPDATA, type SessionDeps, type TlsFactory } from './session.js';
 import { cloneState, decodeLabel, deserializeState, serializeState, type CardState, type IdentityRecord, type PinName } from './state.js';
 import { SealedStore, type StoreHooks } from './store.js';
-import { cardInfoTlv, identityTlv, selectResponse, sessionInfoTlv } from './views.js';
+import { alertTlv, cardInfoTlv, identityTlv, selectResponse, sessionInfoTlv } from './views.js';
 import { PskOp, SessionIdCache, TrustAnchorOp, parseExporterRequest, parseIdentityPolicy, parsePskCommand, parseTrustAnchorData } from './tls-commands.js';
 import { TLS_SE_AID, TlsSeApplet } from './tls-se/applet.js';
 import { tlsSeEngineConfig } from './tls-se/config.js';
@@ -521,12 +521,19 @@ export class EmulatedCard {
   /**
    * PROCESS-EAP with its P1 flags (§3): START wipes the channel's session first (RESET-STATE folded
    * into the first Response of a handshake); INFO appends the session info TLV beyond the EAP Length
-   * of an EAP-Success (GET-EXPORTED-PARAMETER folded into the handshake's last exchange).
+   * of an EAP-Success (GET-EXPORTED-PARAMETER folded into the handshake's last exchange), and the
+   * alert TLV `2C` (level, description) beyond the EAP Length of a `7001` answer, so the host knows
+   * which alert the card sent without reading the (possibly encrypted) alert record.
    */
   private processEap(cmd: CommandApdu, data: Uint8Array): Reply {
     if ((cmd.p1 & P1_EAP_START) !== 0) this.resetSession('tls');
     const answer = this.ch.session.processEap(cmd.p2, data);
-    const info = (cmd.p1 & P1_EAP_INFO) !== 0 && answer.data[0] === EapCode.success ? this.ch.session.info : undefined;
+    if ((cmd.p1 & P1_EAP_INFO) === 0) return answer;
+    if (answer.sw === SW.authFailure) {
+      const alert = this.ch.session.alertSent;
+      return alert === undefined ? answer : { data: concat(answer.data, alertTlv(alert)), sw: answer.sw };
+    }
+    const info = answer.data[0] === EapCode.success ? this.ch.session.info : undefined;
     return info ? { data: concat(answer.data, sessionInfoTlv(info, this.ch.servedLabel)), sw: answer.sw } : answer;
   }
 

@@ -182,6 +182,8 @@ export const SessionTag = {
   resumption: 0x2a,
   /** External PSK identity used (opaque). */
   pskIdentity: 0x2b,
+  /** The fatal alert the card sent (level, description), after a 7001 answer to a Response with INFO. */
+  alertSent: 0x2c,
 } as const;
 
 /** Session info tag `2A`. */

@@ -76,6 +76,8 @@ export class EapTlsSession {
   protected sentClose = false;
   /** Plaintext that arrived with the handshake's last flight; delivered by the next DECRYPT. */
   protected heldPlain: Uint8Array[] = [];
+  /** The fatal alert the card sent to end a failed handshake (reported with the 7001 answer). */
+  protected alertSentValue: number | undefined;
 
   /** 'TLS' or 'DTLS', for messages. */
   protected readonly kind: string = 'TLS';
@@ -84,6 +86,11 @@ export class EapTlsSession {
 
   get phase(): SessionPhase {
     return this.phaseValue;
+  }
+
+  /** Description of the fatal alert this session sent when its handshake failed (SW 7001), else undefined. */
+  get alertSent(): number | undefined {
+    return this.alertSentValue;
   }
 
   get info(): TlsSessionInfo | undefined {
@@ -161,6 +168,7 @@ export class EapTlsSession {
         return { data: eapFailure(id), sw: SW.ok };
       }
       this.failurePending = true;
+      this.alertSentValue = out.alert.description;
       return { data: encodeEapTls({ code: EapCode.request, id, flags: EapTlsFlag.length, data: out.records }), sw: SW.authFailure };
     }
     if (out.handshakeComplete) {
@@ -331,6 +339,7 @@ export class EapTlsSession {
       this.outFrags = [];
       this.outBuffer = undefined;
       this.successPending = false;
+      this.alertSentValue = undefined;
       this.phaseValue = 'closed';
     }
   }

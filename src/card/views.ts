@@ -55,6 +55,11 @@ export function identityTlv(rec: IdentityRecord): Uint8Array {
 
 const RESUMPTION = { full: ResumptionCode.full, ticket: ResumptionCode.ticket, 'session-id': ResumptionCode.sessionId, psk: ResumptionCode.psk } as const;
 
+/** The alert TLV of a failed handshake step's `7001` answer (§3, §5): `2C 02 02 <description>` (fatal). */
+export function alertTlv(description: number): Uint8Array {
+  return encodeTlvs([{ tag: SessionTag.alertSent, value: Uint8Array.of(2, description) }]);
+}
+
 export function sessionInfoTlv(info: TlsSessionInfo, identityLabel?: string): Uint8Array {
   const items: Tlv[] = [
     { tag: SessionTag.version, value: u16(info.version) },

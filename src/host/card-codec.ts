@@ -142,6 +142,18 @@ export function parseSelect(b: Uint8Array): string {
   return str(findTlv(tlvs(b, 'SELECT'), 0x01), 'applet version') ?? '';
 }
 
+/**
+ * The alert TLV a card appends beyond the EAP Length of its `7001` answer when the Response
+ * carried INFO (docs/apdu-protocol.md §3, §5): `2C 02 level description`. Only that TLV.
+ */
+export function parseAlertTlv(b: Uint8Array): { level: number; description: number } {
+  const t = tlvs(b, 'alert TLV');
+  const v = findTlv(t, 0x2c);
+  if (t.length !== 1 || !v || v.length !== 2) return bad('the bytes after a 7001 answer are not one alert TLV 2C of 2 bytes');
+  if (v[0] !== 1 && v[0] !== 2) return bad(`alert level ${v[0]} in the alert TLV`);
+  return { level: v[0]!, description: v[1]! };
+}
+
 export interface SessionInfo {
   /** 0x0304 for TLS 1.3. */
   readonly version: number;

@@ -28,7 +28,7 @@ import {
   type EapTlsPacket,
 } from '../eap/index.js';
 import { EapP1, type CardClient } from './card-client.js';
-import { parseSessionInfo, type SessionInfo } from './card-codec.js';
+import { parseAlertTlv, parseSessionInfo, type SessionInfo } from './card-codec.js';
 import { cardError } from './errors.js';
 import { Mutex } from './mutex.js';
 
@@ -51,6 +51,11 @@ export interface HandshakeStep {
   readonly remaining: Uint8Array[];
   /** What the handshake negotiated, when `done` and the card sent it with its EAP-Success (`sessionInfo` option). */
   readonly info?: SessionInfo;
+  /**
+   * When `failed`: the description of the fatal alert the card sent (in `toClient`), as the card
+   * reported it in the alert TLV `2C` of its `7001` answer (`sessionInfo` option).
+   */
+  readonly alert?: number;
 }
 
 export interface DecryptResult {
@@ -113,6 +118,8 @@ export class EapSession {
   private readonly infoFlag: number;
   /** Session info the card appended to its EAP-Success. */
   private info: SessionInfo | undefined;
+  /** The alert the card reported sending with its 7001 answer. */
+  private alertSent: number | undefined;
 
   constructor(
     private readonly card: CardClient,
@@ -160,9 +167,11 @@ export class EapSession {
       } else if (code !== EapCode.success && code !== EapCode.failure) {
         throw protocolError(`the card sent EAP code ${code}`);
       }
-      if (code === EapCode.success && eap.trailing.length > 0) {
-        if (!(p1 & EapP1.info)) throw protocolError('the card sent bytes after its EAP-Success unasked');
-        this.info = parseSessionInfo(eap.trailing);
+      if (eap.trailing.length > 0) {
+        if (!(p1 & EapP1.info)) throw protocolError('the card sent bytes beyond the EAP Length unasked');
+        if (code === EapCode.success) this.info = parseSessionInfo(eap.trailing);
+        else if (r.sw === SW.authFailure) this.alertSent = parseAlertTlv(eap.trailing).description;
+        else throw protocolError('the card sent bytes beyond the EAP Length of a Request that is not a failure (7001)');
       }
       this.id = eap.id;
     } catch (e) {
@@ -269,7 +278,15 @@ export class EapSession {
           out.push(ans.data);
         }
       }
-      return { toClient: concat(...out), done, failed, needMore: !done && !failed, remaining, ...(done && this.info ? { info: this.info } : {}) };
+      return {
+        toClient: concat(...out),
+        done,
+        failed,
+        needMore: !done && !failed,
+        remaining,
+        ...(done && this.info ? { info: this.info } : {}),
+        ...(failed && this.alertSent !== undefined ? { alert: this.alertSent } : {}),
+      };
     });
   }
 

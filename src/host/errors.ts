@@ -4,6 +4,7 @@
  */
 import { describeSw, swHex, SW } from '../apdu/index.js';
 import { SetlsError } from '../bytes/index.js';
+import { alertName } from '../registry/tls-names.js';
 
 /** A command the card answered with a status word other than success. */
 export class CardError extends SetlsError {
@@ -17,6 +18,27 @@ export class CardError extends SetlsError {
   ) {
     super(code, message);
     this.name = 'CardError';
+  }
+}
+
+/**
+ * A TLS session that ended with a fatal alert: the one we sent (reported by the card — its DECRYPT
+ * answer, or the alert TLV `2C` of a failed handshake step — or produced by the host record layer of
+ * an exported session, or a plaintext alert the host sent before the card spoke) or the client's.
+ * `alert` is undefined when the alert is not known (a TLS-SE card that does not report it, an
+ * encrypted alert record): the host never guesses it from ciphertext.
+ */
+export class TlsAlertError extends SetlsError {
+  constructor(
+    code: string,
+    what: string,
+    /** The alert description, when known. */
+    readonly alert: number | undefined,
+    /** true: we sent it; false: the client did. */
+    readonly alertSent: boolean,
+  ) {
+    super(code, `${what}: ${alert === undefined ? 'alert (not reported by the card)' : `alert ${alertName(alert)} (${alert})`} ${alertSent ? 'sent' : 'received'}`);
+    this.name = 'TlsAlertError';
   }
 }
 

@@ -8,7 +8,7 @@ export type { IdentityPolicy, ClientAuth, PskSpec, PskHash, ExportedSessionBlob,
 export { KeyType, encodePolicy, encodeIdentityPolicy, encodeTrustAnchor, encodePsk, encodeExporter, parseExportedSession, wipeExportedSession } from './card-codec.js';
 export { HostSession, type HostSessionOptions } from './host-record.js';
 export { encodePin, encodeLabel, encodeChain, encodeCsrRequest, ipToBytes, parseSessionInfo, parseCardInfo, parseIdentityInfo } from './card-codec.js';
-export { CardError, cardError, cardErrorCode } from './errors.js';
+export { CardError, TlsAlertError, cardError, cardErrorCode } from './errors.js';
 export { EapSession, groupRecords, MAX_PLAINTEXT, type HandshakeStep, type DecryptResult, type EapSessionOptions } from './eap-session.js';
 export { RecordLayer, type RecordLayerOptions } from './record-layer.js';
 export { SocketReader } from './socket-reader.js';

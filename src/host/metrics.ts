@@ -3,7 +3,9 @@
  * listens on 127.0.0.1 only (a separate port from the TLS listener).
  *
  *   setls_handshakes_total{version,result,resumption}   result = ok | failed
- *   setls_alerts_sent_total{alert}                      fatal alerts the card sent to failing clients
+ *   setls_alerts_sent_total{alert}                      fatal alerts sent to clients, by IANA name (decrypt_error, ...),
+ *                                                       as the card reported them (never read from ciphertext);
+ *                                                       `unknown` when the card does not report it (TLS-SE)
  *   setls_apdus_total{command}, setls_apdu_bytes_total{direction}, setls_apdu_duration_seconds
  *   setls_card_busy_seconds_total{card}                 time a session held the card (pool)
  *   setls_queue_length                                  connections waiting for a card
@@ -11,13 +13,15 @@
  *   setls_sessions_total{event}                         setls:session events (queued, refused, ...)
  *
  * APDU and session figures come from the `setls:apdu` / `setls:session` diagnostics channels.
- * imports host/.
+ * imports host/ and registry/.
  */
 import diagnostics_channel from 'node:diagnostics_channel';
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { Counter, Gauge, Histogram, Registry } from 'prom-client';
+import { alertName } from '../registry/tls-names.js';
 import type { ApduEvent } from './card-client.js';
+import { TlsAlertError } from './errors.js';
 import type { TlsPool } from './pool.js';
 import type { SeTlsSocket } from './socket.js';
 import type { SessionEvent, TlsTandem } from './tandem.js';
@@ -32,7 +36,7 @@ export interface SetlsMetrics {
 
 export function createMetrics(source: TlsPool | TlsTandem, registry = new Registry()): SetlsMetrics {
   const handshakes = new Counter({ name: 'setls_handshakes_total', help: 'TLS handshakes through the card(s)', labelNames: ['version', 'result', 'resumption'], registers: [registry] });
-  const alerts = new Counter({ name: 'setls_alerts_sent_total', help: 'fatal alerts sent to clients whose handshake failed', labelNames: ['alert'], registers: [registry] });
+  const alerts = new Counter({ name: 'setls_alerts_sent_total', help: 'fatal alerts sent to clients (handshake and record layer), by name', labelNames: ['alert'], registers: [registry] });
   const apdus = new Counter({ name: 'setls_apdus_total', help: 'APDU exchanges with the card(s)', labelNames: ['command'], registers: [registry] });
   const apduBytes = new Counter({ name: 'setls_apdu_bytes_total', help: 'APDU bytes', labelNames: ['direction'], registers: [registry] });
   const apduDuration = new Histogram({ name: 'setls_apdu_duration_seconds', help: 'APDU round trip', buckets: [0.0005, 0.001, 0.005, 0.01, 0.05, 0.1, 0.5, 1, 2], registers: [registry] });
@@ -74,10 +78,10 @@ export function createMetrics(source: TlsPool | TlsTandem, registry = new Regist
     handshakes.inc({ version: VERSIONS[info?.version ?? 0] ?? 'unknown', result: 'ok', resumption: info?.resumption ?? 'full' });
   };
   const onError = (e: Error & { code?: string }): void => {
-    if (e.code === undefined || !/HANDSHAKE|TLS|NOT_CLIENT_HELLO/.test(e.code)) return;
+    if (e instanceof TlsAlertError && e.alertSent) alerts.inc({ alert: e.alert === undefined ? 'unknown' : alertName(e.alert) });
+    // Alerts of an established session (ERR_TLS_ALERT_*) are not failed handshakes.
+    if (e.code === undefined || e.code.startsWith('ERR_TLS_ALERT_') || !/HANDSHAKE|TLS|NOT_CLIENT_HELLO/.test(e.code)) return;
     handshakes.inc({ version: 'unknown', result: 'failed', resumption: 'unknown' });
-    const m = /alert (\d+)/.exec(e.message);
-    if (m) alerts.inc({ alert: m[1]! });
   };
   const onApdu = (m: unknown): void => {
     const ev = m as ApduEvent;

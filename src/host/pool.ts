@@ -30,7 +30,8 @@ import diagnostics_channel from 'node:diagnostics_channel';
 import { EventEmitter } from 'node:events';
 import net from 'node:net';
 import type { CardTransport } from '../transport/index.js';
-import { CardError, hostError } from './errors.js';
+import { CardError, hostError, TlsAlertError } from './errors.js';
+import { endAndDrain } from './linger.js';
 import { MAX_HELLO_BYTES, peekClientHello, ticketKeyIdInFlight } from './pool-hello.js';
 import type { SeTlsSocket } from './socket.js';
 import { TlsTandem, type PeerInfo, type SessionEvent, type TlsTandemOptions } from './tandem.js';
@@ -298,9 +299,9 @@ export class TlsPool extends EventEmitter {
         if (deadline) clearTimeout(deadline);
         const desc = p.state === 'bad' ? 10 : 22; // unexpected_message / record_overflow
         publish({ event: 'failed', ...peer(socket), error: `not a ClientHello: ${p.reason ?? 'too big'}` });
-        this.emit('sessionError', hostError('ERR_HOST_NOT_CLIENT_HELLO', `the client did not send a ClientHello (${p.reason ?? 'too big'})`), peer(socket));
-        socket.end(Uint8Array.of(0x15, 0x03, 0x03, 0x00, 0x02, 0x02, desc));
-        setTimeout(() => socket.destroy(), 1000).unref();
+        this.emit('sessionError', new TlsAlertError('ERR_HOST_NOT_CLIENT_HELLO', `the client did not send a ClientHello (${p.reason ?? 'too big'})`, desc, true), peer(socket));
+        // The host's own plaintext alert, then FIN and a bounded drain (not a reset that could eat it).
+        endAndDrain(socket, Uint8Array.of(0x15, 0x03, 0x03, 0x00, 0x02, 0x02, desc));
         this.updateWaiting();
         return;
       }

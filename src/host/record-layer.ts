@@ -9,6 +9,11 @@
  *   encrypt(pt,ct)  PROCESS-EAP-ENCRYPT, split in records of ≤ 16384 plaintext bytes
  *   send(records)   socket write with backpressure and a deadline
  *   close()         close_notify through the card, end the socket, free the card
+ *   abort(err, rec) the session failed: its last records (the alert), end the socket, free the card
+ *
+ * Both ends end the TCP connection the same way (linger.ts): last records, FIN, then the client's
+ * reads are drained with a deadline before the socket is destroyed, so a client that had sent more
+ * still reads our alert or close_notify instead of a TCP reset.
  *
  * imports bytes/ and host/ (which reaches the card only through transport/).
  */
@@ -19,13 +24,14 @@ import { HostSession } from './host-record.js';
 import { CONTENT_TYPE_ALERT, CONTENT_TYPE_APPLICATION_DATA, MAX_PLAINTEXT, type DecryptResult } from './eap-session.js';
 import type { SeSession } from './session-driver.js';
 import { SocketReader } from './socket-reader.js';
+import { endAndDrain, LINGER_MS } from './linger.js';
 
 export interface RecordLayerOptions {
   /** Deadline of recv() when none is given, ms (0 = none). Default 30000. */
   readonly recvTimeoutMs?: number;
   /** Deadline for the client to drain a blocked write, ms. Default 30000. */
   readonly writeTimeoutMs?: number;
-  /** After end(), the socket is destroyed if the client has not closed within this time, ms. Default 2000. */
+  /** After end(), the client's reads are drained and the socket destroyed if it has not closed within this time, ms. Default 2000. */
   readonly lingerMs?: number;
   /** Called once when the session ends (the card may serve someone else). */
   readonly onRelease?: (err?: Error) => void | Promise<void>;
@@ -47,6 +53,9 @@ export class RecordLayer {
   private closeNotifySent = false;
   private released = false;
   private closing: Promise<void> | undefined;
+  /** Set by hurry(): send() no longer waits for the client to drain (the connection is ending). */
+  private noWait = false;
+  private readonly drainWaiters = new Set<() => void>();
   private readonly onRelease: ((err?: Error) => void | Promise<void>) | undefined;
   private releaseDone!: () => void;
   /** Resolves when the session has ended and the card was released. */
@@ -62,7 +71,7 @@ export class RecordLayer {
   ) {
     this.recvTimeoutMs = opts.recvTimeoutMs ?? 30_000;
     this.writeTimeoutMs = opts.writeTimeoutMs ?? 30_000;
-    this.lingerMs = opts.lingerMs ?? 2_000;
+    this.lingerMs = opts.lingerMs ?? LINGER_MS;
     this.onRelease = opts.onRelease;
     this.info = opts.info;
     this.mode = opts.mode ?? 'card';
@@ -132,15 +141,18 @@ export class RecordLayer {
     this.lastSend = performance.now();
     const ok = s.write(buf);
     // Everything already went to the kernel (a write that completed synchronously): nothing to wait for.
-    if (ok || s.writableLength === 0) return;
+    if (ok || s.writableLength === 0 || this.noWait) return;
     await new Promise<void>((resolve, reject) => {
       const done = (err?: Error): void => {
         clearTimeout(t);
         s.off('drain', onDrain);
         s.off('close', onClose);
+        this.drainWaiters.delete(release);
         if (err) reject(err);
         else resolve();
       };
+      const release = (): void => done();
+      this.drainWaiters.add(release);
       const onDrain = (): void => done();
       const onClose = (): void => done(new SetlsError('ERR_HOST_PEER_CLOSED', 'the client closed while we were writing'));
       const t = setTimeout(() => done(new SetlsError('ERR_HOST_WRITE_TIMEOUT', `the client did not read for ${this.writeTimeoutMs} ms`)), this.writeTimeoutMs);
@@ -151,52 +163,58 @@ export class RecordLayer {
   }
 
   /**
-   * Graceful close: our close_notify (encrypted by the card) unless already sent, end the TCP
-   * connection, free the card. Idempotent; never throws (errors go to onRelease).
+   * The connection is ending: pending and later send()s stop waiting for the client to read (their
+   * bytes stay queued, in order, ahead of the close_notify or alert), so a client that does not
+   * read cannot hold the close for the write deadline. The socket's end deadline bounds the rest.
+   */
+  hurry(): void {
+    this.noWait = true;
+    for (const f of [...this.drainWaiters]) f();
+  }
+
+  /**
+   * Graceful close (RFC 8446 §6.1): our close_notify (encrypted by the card, or on the host for an
+   * exported session) unless already sent or the session cannot send any more, then FIN and a
+   * drain of the client's reads with a deadline; the card is freed at once. The close_notify does
+   * not wait for the client to read what is queued before it. Idempotent; never throws (errors go
+   * to onRelease).
    */
   close(): Promise<void> {
     this.closing ??= (async () => {
       let err: Error | undefined;
+      let last: Uint8Array | undefined;
       try {
         if (!this.closeNotifySent && this.session.phase === 'connected' && !this.socket.destroyed && this.socket.writable) {
-          const rec = await this.session.encrypt(CONTENT_TYPE_ALERT, CLOSE_NOTIFY);
+          last = await this.session.encrypt(CONTENT_TYPE_ALERT, CLOSE_NOTIFY);
           this.closeNotifySent = true;
-          await this.send(rec);
+          this.lastSend = performance.now();
         }
       } catch (e) {
         err = e as Error;
       }
-      this.endSocket();
+      this.endSocket(last);
       await this.release(err);
     })();
     return this.closing;
   }
 
-  /** Abrupt end: optional records (an alert) are written, the socket destroyed, the card freed. */
+  /**
+   * The session failed: its last records (the fatal alert the card or the host record layer
+   * produced), if any, then FIN and a drain of the client's reads with a deadline, so the alert is
+   * not lost to a TCP reset; the card is freed at once. Idempotent.
+   */
   abort(err?: Error, lastRecords?: Uint8Array): Promise<void> {
     this.closing ??= (async () => {
-      if (lastRecords?.length && !this.socket.destroyed && this.socket.writable) {
-        this.socket.end(lastRecords);
-        this.lingerThenDestroy();
-      } else {
-        this.socket.destroy();
-      }
+      this.endSocket(lastRecords);
       await this.release(err);
     })();
     return this.closing;
   }
 
-  private endSocket(): void {
-    if (this.socket.destroyed) return;
-    this.socket.end();
-    this.lingerThenDestroy();
-  }
-
-  private lingerThenDestroy(): void {
-    const t = setTimeout(() => this.socket.destroy(), this.lingerMs);
-    t.unref();
-    this.socket.once('close', () => clearTimeout(t));
-    this.socket.resume(); // drain the client's last bytes so its FIN is seen
+  private endSocket(last?: Uint8Array): void {
+    this.noWait = true;
+    this.reader.detach();
+    endAndDrain(this.socket, last, { ms: this.lingerMs });
   }
 
   private async release(err?: Error): Promise<void> {

@@ -4,7 +4,11 @@
  *
  * Reads: records from the client → card DECRYPT → push; the client's close_notify ends the
  *   readable side (the card's close_notify, in OutRecords, goes out first); a fatal alert destroys
- *   the socket with ERR_TLS_ALERT_SENT / ERR_TLS_ALERT_RECEIVED.
+ *   the socket with ERR_TLS_ALERT_SENT / ERR_TLS_ALERT_RECEIVED (a TlsAlertError).
+ * Closes: every close that is not a fatal alert sends close_notify (RFC 8446 §6.1): end(), the idle
+ *   deadline, and destroy() — by node:http or application code, with or without an error — unless
+ *   the error says the TLS session or the card itself failed (then nothing can be encrypted any
+ *   more). Either way the TCP connection ends with FIN and a bounded drain (linger.ts).
  * Writes: small writes are coalesced into one record (≤ 16384 bytes) to save card round trips;
  *   order is kept; a writer waits once a full record is pending (backpressure). With an exported
  *   session (TLS-Tandem, records on the host) records are sealed synchronously from the pending
@@ -16,12 +20,24 @@ import type { AddressInfo } from 'node:net';
 import { SetlsError } from '../bytes/index.js';
 import { ActivityTimer } from './activity-timer.js';
 import type { PeerIdentityInfo, SessionInfo } from './card-codec.js';
+import { TlsAlertError } from './errors.js';
 import { MAX_PLAINTEXT } from './eap-session.js';
 import type { HostSession } from './host-record.js';
 import type { RecordLayer } from './record-layer.js';
 
 /** Records sealed and written in one batch (one socket write) by the host record layer: 64 KiB of plaintext. */
 const HOST_BATCH_RECORDS = 4;
+
+/**
+ * Errors after which the session cannot send close_notify: the TLS session failed (an alert either
+ * way), or the card, its transport or the EAP/TLS-SE exchange broke. Any other error (node:http's
+ * parse errors, a write deadline, application code's destroy(err)) still closes with close_notify.
+ */
+function sessionBroken(err: Error): boolean {
+  const code = (err as { code?: unknown }).code;
+  if (typeof code !== 'string') return false;
+  return /^ERR_(TLS|CARD|APDU|TRANSPORT|VPCD)_/.test(code) || code === 'ERR_HOST_EAP_PROTOCOL' || code === 'ERR_HOST_TLS_SE_PROTOCOL' || code === 'ERR_HOST_STATE';
+}
 
 export class SeTlsSocket extends Duplex {
   readonly encrypted = true;
@@ -185,14 +201,15 @@ export class SeTlsSocket extends Duplex {
           return;
         }
         const r = await this.layer.decrypt(rec);
-        if (r.outRecords.length) await this.layer.send(r.outRecords).catch(() => undefined);
         if (r.failed) {
+          // The alert goes out with FIN and a drain of the client's reads (not a reset).
           const sent = r.outRecords.length > 0;
-          const e = new SetlsError(sent ? 'ERR_TLS_ALERT_SENT' : 'ERR_TLS_ALERT_RECEIVED', `TLS connection failed: alert ${r.alert} ${sent ? 'sent' : 'received'}`);
-          (e as SetlsError & { alert?: number }).alert = r.alert;
+          const e = new TlsAlertError(sent ? 'ERR_TLS_ALERT_SENT' : 'ERR_TLS_ALERT_RECEIVED', 'TLS connection failed', r.alert, sent);
+          void this.layer.abort(e, r.outRecords);
           this.destroy(e);
           return;
         }
+        if (r.outRecords.length) await this.layer.send(r.outRecords).catch(() => undefined);
         const more = r.plaintext.length ? this.push(Buffer.from(r.plaintext.buffer, r.plaintext.byteOffset, r.plaintext.length)) : true;
         if (r.peerClosed) {
           this.push(null);
@@ -307,20 +324,27 @@ export class SeTlsSocket extends Duplex {
     this.flush().then(
       () => this.layer.close().then(() => cb()),
       (e: Error) => {
-        void this.layer.abort(e);
+        void (sessionBroken(e) ? this.layer.abort(e) : this.layer.close());
         cb(e);
       },
     );
   }
 
+  /**
+   * destroy(): what is pending is dropped, the record being written (if any) still goes out whole,
+   * then close_notify — unless the session or the card broke (sessionBroken) — then FIN and a
+   * bounded drain. Nothing waits for the client to read.
+   */
   override _destroy(err: Error | null, cb: (err?: Error | null) => void): void {
     this.userTimer.clear();
     this.idleTimer.clear();
     this.pending = [];
     this.pendingBytes = 0;
     if (!this.layer.isClosed) {
-      if (err) void this.layer.abort(err);
-      else void this.layer.close();
+      this.layer.hurry();
+      const layer = this.layer;
+      // After the record in flight (encrypted by the card, so it must precede the close_notify).
+      void this.flushChain.then(() => (err && sessionBroken(err) ? layer.abort(err) : layer.close()));
     }
     cb(err);
   }

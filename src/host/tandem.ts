@@ -21,7 +21,8 @@ import net from 'node:net';
 import { SetlsError } from '../bytes/index.js';
 import type { CardTransport } from '../transport/index.js';
 import { CardClient } from './card-client.js';
-import { CardError } from './errors.js';
+import { CardError, TlsAlertError } from './errors.js';
+import { endAndDrain } from './linger.js';
 import { HostSession } from './host-record.js';
 import { SW } from '../apdu/index.js';
 import { EapDriver, type SessionDriver } from './session-driver.js';
@@ -108,6 +109,16 @@ function publish(ev: SessionEvent): void {
 /** A plaintext fatal alert record (sent only before the card said anything to this client). */
 function plainAlert(description: number): Uint8Array {
   return Uint8Array.of(0x15, 0x03, 0x03, 0x00, 0x02, 0x02, description);
+}
+
+/**
+ * The description of `records` when they are exactly one plaintext fatal alert record (type 21,
+ * length 2, level 2): the TLS-SE driver's failures, which carry no alert TLV. undefined otherwise
+ * (an encrypted alert says nothing readable).
+ */
+function plainAlertDescription(records: Uint8Array): number | undefined {
+  if (records.length !== 7 || records[0] !== 0x15 || records[3] !== 0 || records[4] !== 2 || records[5] !== 2) return undefined;
+  return records[6];
 }
 
 function checkMs(name: string, v: number | undefined, dflt: number): number {
@@ -232,8 +243,11 @@ export class TlsTandem extends EventEmitter {
         } catch (e) {
           const code = e instanceof SetlsError ? e.code : '';
           if (!spoke && (code === 'ERR_TLS_BAD_RECORD' || code === 'ERR_TLS_RECORD_OVERFLOW') && socket.writable) {
-            socket.end(plainAlert(code === 'ERR_TLS_RECORD_OVERFLOW' ? 22 : 10));
+            // The host's own plaintext alert (the card never saw these bytes): it knows what it sent.
+            const alert = code === 'ERR_TLS_RECORD_OVERFLOW' ? 22 : 10;
+            socket.end(plainAlert(alert));
             spoke = true;
+            throw new TlsAlertError(code, (e as Error).message, alert, true);
           }
           throw e;
         }
@@ -259,9 +273,11 @@ export class TlsTandem extends EventEmitter {
         if (step.failed) {
           if (socket.writable) socket.end();
           await session.acknowledgeFailure().catch(() => undefined);
-          const alert = step.toClient.length >= 7 ? step.toClient[6]! : undefined;
-          const e = new SetlsError('ERR_TLS_HANDSHAKE_FAILED', `the card rejected the handshake${alert !== undefined ? ` (alert ${alert} sent)` : ''}`);
-          throw e;
+          // The alert the card reported (TLV 2C with its 7001 answer), else one readable in a
+          // plaintext alert record; never a byte of an encrypted record.
+          const sent = step.alert ?? plainAlertDescription(step.toClient);
+          if (step.toClient.length === 0 && sent === undefined) throw new SetlsError('ERR_TLS_HANDSHAKE_FAILED', 'the card ended the handshake without an alert for the client (the client may have sent one)');
+          throw new TlsAlertError('ERR_TLS_HANDSHAKE_FAILED', 'the card rejected the handshake', sent, true);
         }
         if (step.done) {
           reader.unshift(step.remaining);
@@ -312,14 +328,10 @@ export class TlsTandem extends EventEmitter {
       }
     } catch (e) {
       reader.detach();
-      if (!socket.destroyed) {
-        if (spoke && socket.writableEnded) {
-          const t = setTimeout(() => socket.destroy(), 2000);
-          t.unref();
-          socket.once('close', () => clearTimeout(t));
-          socket.resume();
-        } else socket.destroy();
-      }
+      // After an alert (or close_notify) FIN and a bounded drain, so the client reads it rather
+      // than a reset; without one nothing is owed to the client.
+      if (spoke && socket.writableEnded) endAndDrain(socket);
+      else socket.destroy();
       publish({ event: 'failed', ...who, error: (e as Error).message });
       await this.release(socket, e as Error, true);
       throw e;
@@ -504,8 +516,9 @@ export class TlsTandem extends EventEmitter {
     }
     if (this.hostLayers.size) {
       const hostIdle = new Promise<void>((r) => this.hostIdleWaiters.push(r));
+      // A server shutdown is not a failure: close_notify (from the host record layer), FIN, drain.
       for (const s of this.hostSockets) s.destroy();
-      for (const l of this.hostLayers) void l.abort();
+      for (const l of this.hostLayers) void l.close();
       await hostIdle;
     }
     await serverClosed;

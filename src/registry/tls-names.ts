@@ -1,5 +1,5 @@
 /**
- * IANA names of TLS code points (cipher suites, groups, signature schemes, versions), for display
+ * IANA names of TLS code points (cipher suites, groups, signature schemes, versions, alerts), for display
  * and for command-line input. Data only: imports nothing, holds no protocol logic.
  */
 
@@ -35,6 +35,38 @@ export const SIGNATURE_SCHEMES = {
   rsa_pkcs1_sha256: 0x0401,
 } as const;
 
+/** Alert descriptions (IANA "TLS Alerts" registry; RFC 8446 §6, RFC 5246 §7.2, RFC 7507, RFC 8446 §6.2). */
+export const ALERT_DESCRIPTIONS = {
+  close_notify: 0,
+  unexpected_message: 10,
+  bad_record_mac: 20,
+  record_overflow: 22,
+  handshake_failure: 40,
+  bad_certificate: 42,
+  unsupported_certificate: 43,
+  certificate_revoked: 44,
+  certificate_expired: 45,
+  certificate_unknown: 46,
+  illegal_parameter: 47,
+  unknown_ca: 48,
+  access_denied: 49,
+  decode_error: 50,
+  decrypt_error: 51,
+  protocol_version: 70,
+  insufficient_security: 71,
+  internal_error: 80,
+  inappropriate_fallback: 86,
+  user_canceled: 90,
+  no_renegotiation: 100,
+  missing_extension: 109,
+  unsupported_extension: 110,
+  unrecognized_name: 112,
+  bad_certificate_status_response: 113,
+  unknown_psk_identity: 115,
+  certificate_required: 116,
+  no_application_protocol: 120,
+} as const;
+
 function nameOf(table: Readonly<Record<string, number>>, v: number): string {
   for (const [k, x] of Object.entries(table)) if (x === v) return k;
   return `0x${v.toString(16).padStart(4, '0')}`;
@@ -44,6 +76,11 @@ export const suiteName = (v: number): string => nameOf({ ...TLS13_SUITES, ...TLS
 export const groupName = (v: number): string => nameOf(GROUPS, v);
 export const signatureSchemeName = (v: number): string => nameOf(SIGNATURE_SCHEMES, v);
 export const versionName = (v: number): string => TLS_VERSION_NAMES[v] ?? `0x${v.toString(16)}`;
+/** The IANA name of an alert description (e.g. 51 → 'decrypt_error'), or `alert_<n>` for an unassigned one. */
+export function alertName(v: number): string {
+  for (const [k, x] of Object.entries(ALERT_DESCRIPTIONS)) if (x === v) return k;
+  return `alert_${v}`;
+}
 
 /** Looks a name up in `table`; throws a clear error listing the known names. */
 export function codeOf(table: Readonly<Record<string, number>>, name: string, what: string): number {

@@ -126,6 +126,31 @@ test('garbage TLS → EAP-Request with the alert + 7001, EAP-Failure after the A
   }
 });
 
+test('INFO on a Response the card fails: the 7001 answer carries the alert TLV 2C (level, description) beyond the EAP Length; without INFO nothing', async () => {
+  const { card, cleanup } = await personalised();
+  try {
+    const garbage = new TextEncoder().encode('GET / HTTP/1.1\r\n\r\n');
+    // P1 06 (START + INFO): EAP-Request with the alert record, then 2C 02 02 <description>
+    const r = send(card, cmd(0xa0, 0x80, 0x06, 0x00, eapResponse(0x30, garbage, { time: now() }), 65536, true));
+    assert.equal(r.sw, 0x7001);
+    const len = (r.data[2]! << 8) | r.data[3]!;
+    const p = parseEapTls(r.data.subarray(0, len));
+    assert.equal(p.data[0], 0x15); // the alert record is in clear here: the TLV must name the same alert
+    assert.deepEqual([...r.data.subarray(len)], [0x2c, 0x02, 0x02, p.data[6]!]);
+    assert.equal(p.data[6], 10); // unexpected_message: not a handshake record
+    // the EAP-Failure after the ACK carries nothing more, INFO or not
+    const f = send(card, cmd(0xa0, 0x80, 0x04, 0x00, eapAck(0x31), 65536, true));
+    assert.deepEqual([f.sw, ...f.data], [0x9000, 0x04, 0x32, 0x00, 0x04]);
+    // without INFO the 7001 answer ends at the EAP Length
+    const bare = send(card, cmd(0xa0, 0x80, 0x02, 0x00, eapResponse(0x40, garbage, { time: now() }), 65536, true));
+    assert.equal(bare.sw, 0x7001);
+    assert.equal(bare.data.length, (bare.data[2]! << 8) | bare.data[3]!);
+  } finally {
+    card.close();
+    cleanup();
+  }
+});
+
 test('PROCESS-EAP START wipes the session (no RESET-STATE), INFO puts the session info after EAP-Success only', async () => {
   const { card, ca, cleanup } = await personalised();
   try {

@@ -108,6 +108,43 @@ test('EapSession: SW 7001 → alert for the client, then ACK → EAP-Failure', a
   await assert.rejects(s.encrypt(23, Uint8Array.of(1)), { code: 'ERR_HOST_STATE' });
 });
 
+test('EapSession: the alert of a 7001 answer is the one the card reports (TLV 2C after the EAP packet, with INFO), even when its record is encrypted', async () => {
+  const { client } = setup({ encryptedAlert: true });
+  await ready(client);
+  const s = new EapSession(client, { sessionInfo: true });
+  await s.handshake([hello], 5);
+  const r = await s.handshake([ccs, record(22, Uint8Array.of(0xba))]);
+  assert.equal(r.failed, true);
+  assert.equal(r.toClient[0], 23, 'an encrypted alert record: nothing to read in it');
+  assert.equal(r.alert, 40);
+  await s.acknowledgeFailure();
+  // without INFO the card sends no TLV and the host reports no alert (it does not guess)
+  const { client: c2 } = setup({ encryptedAlert: true });
+  await ready(c2);
+  const s2 = new EapSession(c2);
+  const r2 = await s2.handshake([record(22, Uint8Array.of(0xba, 0, 0, 0))], 5);
+  assert.equal(r2.failed, true);
+  assert.equal(r2.alert, undefined);
+});
+
+test('EapSession: bytes beyond the EAP Length of an answer that is neither EAP-Success nor 7001 are a protocol error', async () => {
+  const card = new FakeCard();
+  const t = new InProcessTransport(card.process);
+  // the card appends 2 bytes to the EAP-Request of its server flight (SW 9000)
+  const tamper: CardTransport = {
+    transmit: async (a) => {
+      const r = await t.transmit(a);
+      return a[1] === 0x80 && r.length > 10 && r[r.length - 2] === 0x90 ? Uint8Array.from([...r.subarray(0, -2), 0xaa, 0xbb, 0x90, 0x00]) : r;
+    },
+    close: () => t.close(),
+    extendedLength: true,
+  };
+  const client = new CardClient(tamper);
+  await ready(client);
+  const s = new EapSession(client, { sessionInfo: true });
+  await assert.rejects(s.handshake([hello], 5), { code: 'ERR_HOST_EAP_PROTOCOL' });
+});
+
 test('EapSession: bad Finished fails; records after it are returned unconsumed', async () => {
   const { client } = setup();
   await ready(client);

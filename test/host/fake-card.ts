@@ -3,7 +3,8 @@
  * instead of real crypto, so the host can be tested without src/card:
  *
  *   ClientHello  = handshake record (type 22); payload ending in EE = "continued in the next record";
- *                  payload starting with BA = bad (SW 7001 + alert 40)
+ *                  payload starting with BA = bad (SW 7001 + alert 40; with P1 INFO the alert TLV 2C 02 02 28
+ *                  follows the EAP packet; `encryptedAlert`: the alert record is toy-encrypted, as TLS 1.3's after ServerHello)
  *   server flight = `flightSize` bytes of handshake records
  *   client Finished = handshake record after the flight (CCS alone → "need more"); BA = bad Finished
  *   application records: type 23, payload = (plaintext ‖ innerType) XOR 5A
@@ -26,6 +27,8 @@ export interface FakeCardOptions {
   wrongLeFor?: number[];
   /** Longest response block even when the host asks more. */
   maxBlock?: number;
+  /** The handshake failure alert is a toy-encrypted record (outer type 23), not a plaintext one. */
+  encryptedAlert?: boolean;
 }
 
 const enc = new TextEncoder();
@@ -105,6 +108,7 @@ export class FakeCard {
       use9F: opts.use9F ?? false,
       wrongLeFor: [...(opts.wrongLeFor ?? [])],
       maxBlock: opts.maxBlock ?? 65536,
+      encryptedAlert: opts.encryptedAlert ?? false,
     };
     this.flight = serverFlight(this.o.flightSize);
   }
@@ -300,7 +304,7 @@ export class FakeCard {
         const recs = splitRecords(whole);
         const hello = recs.find((r) => r[0] === 22);
         if (!hello) return this.ack(next);
-        if (hello[5] === 0xba) return this.fail(next);
+        if (hello[5] === 0xba) return this.fail(next, (c.p1 & 0x04) !== 0);
         if (hello[hello.length - 1] === 0xee && !this.partialHello) {
           this.partialHello = true;
           return this.ack(next);
@@ -312,7 +316,7 @@ export class FakeCard {
         const recs = splitRecords(whole);
         const fin = recs.find((r) => r[0] !== 20);
         if (!fin) return this.ack(next);
-        if (fin[5] === 0xba || fin[0] !== 22) return this.fail(next);
+        if (fin[5] === 0xba || fin[0] !== 22) return this.fail(next, (c.p1 & 0x04) !== 0);
         this.phase = 'connected';
         this.lastId = next;
         return this.r(encodeEap({ code: EapCode.success, id: next }));
@@ -341,9 +345,11 @@ export class FakeCard {
     return this.req(next, concat(Uint8Array.of(2, alert, 0, 0), toySeal(21, Uint8Array.of(2, alert))));
   }
 
-  private fail(next: number): { data: Uint8Array; sw: number } {
+  private fail(next: number, info: boolean): { data: Uint8Array; sw: number } {
     this.failing = true;
     this.phase = 'failed';
-    return this.req(next, record(21, Uint8Array.of(2, 40)), SW.authFailure);
+    const alert = this.o.encryptedAlert ? toySeal(21, Uint8Array.of(2, 40)) : record(21, Uint8Array.of(2, 40));
+    const r = this.req(next, alert, SW.authFailure);
+    return info ? { data: concat(r.data, Uint8Array.of(0x2c, 0x02, 0x02, 40)), sw: r.sw } : r;
   }
 }
