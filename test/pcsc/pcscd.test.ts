@@ -12,10 +12,11 @@ import { join } from 'node:path';
 import tls from 'node:tls';
 import { initCard } from '../../src/cli/card-setup.js';
 import { PcscTransport, listPcscReaders, atrName } from '../../src/transport/index.js';
+import { inCI } from '../ci.js';
 import { BIN, PcscLab, READER, pcscPrerequisites, startProc, waitFor, type Proc } from './harness.js';
 
 const reason = await pcscPrerequisites();
-if (reason && process.env.CI === 'true') throw new Error(`PC/SC tests cannot run in CI: ${reason}`);
+if (reason && inCI()) throw new Error(`PC/SC tests cannot run in CI: ${reason}`);
 const skip = reason ? `PC/SC path unavailable: ${reason}` : false;
 
 const root = mkdtempSync(join(tmpdir(), 'setls-pcsc-'));
