@@ -54,9 +54,14 @@ const res = spawnSync(
   { stdio: 'inherit' },
 );
 
+// Tests left out on purpose by the caller's own filter flags are not skips of the suite.
+const filtered = [];
+if (flags.some((f) => f.startsWith('--test-name-pattern') || f.startsWith('--test-skip-pattern'))) filtered.push('test name does not match pattern');
+if (flags.some((f) => f === '--test-only' || f.startsWith('--test-only='))) filtered.push("'only' option not set");
+
 let skips = [];
 try {
-  skips = readFileSync(skipFile, 'utf8').split('\n').filter(Boolean).map((l) => JSON.parse(l));
+  skips = readFileSync(skipFile, 'utf8').split('\n').filter(Boolean).map((l) => JSON.parse(l)).filter((s) => !(s.kind === 'skip' && filtered.includes(s.reason)));
 } catch {
   skips = []; // no file: the collector saw no skip (or the run died; its status says so)
 } finally {
