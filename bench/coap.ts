@@ -22,8 +22,16 @@
  *     is requests/s *with* a fresh handshake each, including process start-up;
  *   - DTLS handshakes/s: card sessions opened (CardDtlsBackends.stats.opened) / elapsed over the
  *     coaps loop — the same number, counted on the server side.
+ *
+ * The outcome is one of three, and --json prints it as { ok, params, results, skipped?, failed? }:
+ *   - measured: ok true, exit 0;
+ *   - skipped: a client program (openssl, coap-client-openssl) is not installed and CI is not set:
+ *     ok true, `skipped` says which, exit 0 (under CI=true/1 a missing client is a failure);
+ *   - failed: anything else that went wrong (a client error, a wrong answer, a DTLS GET error, a
+ *     crash): ok false, `failed` says what, exit 1. SETLS_BENCH_FAIL_SECTION=coap injects a failure
+ *     after the servers are up (for test/bench/bench-smoke.test.ts).
  */
-import { spawn } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
 import { connect } from 'node:tls';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -39,6 +47,20 @@ import { CardDtlsBackends, DtlsServer } from '../src/host/dtls/index.js';
 import { createPlugCoapServer, serveCoapOverTls, serveCoapOverDtls } from '../src/servers/coap/index.js';
 import { createPlugState } from '../src/servers/https/index.js';
 import { dtlsKeptGets } from './dtls-client-driver.js';
+
+/** What bench/run.ts reads from --json. */
+export interface CoapSection {
+  readonly ok: boolean;
+  readonly params?: Record<string, number>;
+  readonly results?: Record<string, number>;
+  /** Not run, and why (a client program missing, outside CI). */
+  readonly skipped?: string;
+  /** Run and failed, and why. */
+  readonly failed?: string;
+}
+
+/** Env var naming a bench section that must fail on purpose (tests of the failure path). */
+export const FAIL_SECTION_ENV = 'SETLS_BENCH_FAIL_SECTION';
 
 const PSK_ID = 'setls-bench';
 const PSK_KEY = 'setls-bench-psk-key-0123';
@@ -130,6 +152,10 @@ async function coapClientLoop(url: string, total: number, conc: number): Promise
   return s;
 }
 
+function installed(cmd: string): boolean {
+  return spawnSync('sh', ['-c', `command -v ${cmd}`]).status === 0;
+}
+
 async function main(): Promise<void> {
   const { values } = parseArgs({
     options: {
@@ -146,7 +172,40 @@ async function main(): Promise<void> {
   if (values.child) return child(Number(values.port), values.ca!, n);
   const spawns = Number(values.spawns);
   const conc = Number(values.conc);
+  const params = { n, spawns, conc };
+  const section = await measureSection(n, spawns, conc, params);
+  if (values.json) {
+    process.stdout.write(JSON.stringify(section, null, 2) + '\n');
+  } else if (section.skipped) {
+    console.log(`CoAP bench skipped: ${section.skipped}`);
+  } else {
+    console.log(`CoAP through the emulated card (n=${n} GETs on one connection / one association; ${spawns} coap-client runs, ${conc} at a time)`);
+    for (const [k, v] of Object.entries(section.results ?? {})) console.log(`  ${k.padEnd(56)} ${Number.isInteger(v) ? String(v) : v.toFixed(1)}`);
+    if (section.failed) console.log(`CoAP bench FAILED: ${section.failed}`);
+  }
+  if (!section.ok) process.exitCode = 1;
+}
 
+/** Runs the section; never throws: a failure is reported in the result. */
+async function measureSection(n: number, spawns: number, conc: number, params: Record<string, number>): Promise<CoapSection> {
+  const missing = ['openssl', 'coap-client-openssl'].filter((c) => !installed(c));
+  if (missing.length > 0) {
+    const why = `${missing.join(', ')} not installed`;
+    const ci = process.env.CI === 'true' || process.env.CI === '1';
+    return ci ? { ok: false, params, failed: `${why} (CI=${process.env.CI}: a missing client is a failure)` } : { ok: true, params, skipped: why };
+  }
+  const results: Record<string, number> = {};
+  try {
+    await runServersAndClients(n, spawns, conc, results);
+    const errors = results['coaps (DTLS) GET errors on that association'] ?? 0;
+    if (errors > 0) return { ok: false, params, results, failed: `${errors} DTLS GET errors on the kept association` };
+    return { ok: true, params, results };
+  } catch (e) {
+    return { ok: false, params, results, failed: (e as Error)?.message ?? String(e) };
+  }
+}
+
+async function runServersAndClients(n: number, spawns: number, conc: number, results: Record<string, number>): Promise<void> {
   const root = mkdtempSync(join(tmpdir(), 'setls-bench-coap-'));
   const cardDir = join(root, 'card');
   const init = await initCard({ cardDir });
@@ -170,8 +229,8 @@ async function main(): Promise<void> {
   serveCoapOverDtls(dtls, coap);
   const udpPort = (await dtls.listen(0)).port;
 
-  const results: Record<string, number> = {};
   try {
+    if (process.env[FAIL_SECTION_ENV] === 'coap') throw new Error(`injected failure (${FAIL_SECTION_ENV}=coap)`);
     // 1. coaps+tcp, one TLS connection, Node client in a child process
     const self = fileURLToPath(import.meta.url);
     const c = await runProcess(process.execPath, ['--import', 'tsx', self, '--child', '--port', String(tcpPort), '--ca', init.caCertPath, '--n', String(n)]);
@@ -204,13 +263,6 @@ async function main(): Promise<void> {
     await transport.close();
     opened.card.close();
     rmSync(root, { recursive: true, force: true });
-  }
-  const params = { n, spawns, conc };
-  if (values.json) {
-    process.stdout.write(JSON.stringify({ params, results }, null, 2) + '\n');
-  } else {
-    console.log(`CoAP through the emulated card (n=${n} GETs on one connection / one association; ${spawns} coap-client runs, ${conc} at a time)`);
-    for (const [k, v] of Object.entries(results)) console.log(`  ${k.padEnd(56)} ${Number.isInteger(v) ? String(v) : v.toFixed(1)}`);
   }
 }
 

@@ -31,6 +31,7 @@ import { addCounts, diffCounts, diffFlights, emptyCounts, type ApduCounts, type 
 import { PINNED, percentile, type Job, type JobKind, type JobResult, type SessionFacts } from './protocol.js';
 import { makeNodeIdentity, setExportAllowed, startNodeTls, startSetls, startSetlsPool, type ServerUnderTest } from './servers.js';
 import { humanMemory, runMemory, type MemorySection } from './memory.js';
+import type { CoapSection } from './coap.js';
 
 const HERE = dirname(fileURLToPath(import.meta.url));
 const ROOT = dirname(HERE);
@@ -51,8 +52,11 @@ interface Options {
   memK: number;
   /** memoryUsage() readings per point in the memory section (median). */
   memSamples: number;
-  /** Run only this section ('memory', or 'bulk': setls-card, setls-export and node:tls). */
-  only?: 'memory' | 'bulk';
+  /** Run only this section ('memory'; 'bulk': setls-card, setls-export and node:tls; 'coap': bench/coap.ts). */
+  only?: 'memory' | 'bulk' | 'coap';
+  /** bench/coap.ts --n (GETs on one connection / association) and --spawns (coap-client runs). */
+  coapN: number;
+  coapSpawns: number;
   json: boolean;
   quick: boolean;
   keep: boolean;
@@ -71,6 +75,8 @@ function options(argv: string[]): Options {
       'mem-k': { type: 'string' },
       'mem-samples': { type: 'string' },
       only: { type: 'string' },
+      'coap-n': { type: 'string' },
+      'coap-spawns': { type: 'string' },
       pcsc: { type: 'boolean', default: false },
       json: { type: 'boolean', default: false },
       quick: { type: 'boolean', default: false },
@@ -93,6 +99,11 @@ function options(argv: string[]): Options {
         '  --mem-samples  memoryUsage() readings (after gc) per point, median taken (default 5; --quick: 3)\n' +
         '  --only memory  run only the memory section\n' +
         '  --only bulk    run only the bulk section (setls-card, setls-export, node:tls; same interleaving; --bulk-rounds, default --rounds)\n' +
+        '  --only coap    run only the CoAP section (bench/coap.ts; also part of a full run, not of --quick)\n' +
+        '  --coap-n       CoAP GETs on one connection / one association (default 2000)\n' +
+        '  --coap-spawns  coap-client-openssl runs per handshake-per-request rate (default 40)\n' +
+        '  A section that fails makes the report say so (failed: why), ok false and the exit status 1; a\n' +
+        '  section whose client program is missing (outside CI) is reported as skipped: why, and does not.\n' +
         '  --pcsc         also handshakes/s through pcscd + vpcd next to in-process (bench/pcsc.ts; root only, else skipped)\n' +
         '  --json         print one JSON object instead of the table\n' +
         '  --keep         keep the temporary card/CA folder\n',
@@ -108,7 +119,7 @@ function options(argv: string[]): Options {
   };
   const n = int(values.n, quick ? 5 : 200, 'n', 1);
   const rounds = int(values.rounds, quick ? 1 : 3, 'rounds', 1);
-  if (values.only !== undefined && values.only !== 'memory' && values.only !== 'bulk') throw new Error("--only takes 'memory' or 'bulk'");
+  if (values.only !== undefined && values.only !== 'memory' && values.only !== 'bulk' && values.only !== 'coap') throw new Error("--only takes 'memory', 'bulk' or 'coap'");
   return {
     n,
     rounds,
@@ -120,7 +131,9 @@ function options(argv: string[]): Options {
     pcsc: values.pcsc ?? false,
     memK: int(values['mem-k'], quick ? 16 : 200, 'mem-k', 1),
     memSamples: int(values['mem-samples'], quick ? 3 : 5, 'mem-samples', 1),
-    ...(values.only ? { only: values.only as 'memory' | 'bulk' } : {}),
+    ...(values.only ? { only: values.only as 'memory' | 'bulk' | 'coap' } : {}),
+    coapN: int(values['coap-n'], 2000, 'coap-n', 1),
+    coapSpawns: int(values['coap-spawns'], 40, 'coap-spawns', 1),
     quick,
     keep: values.keep ?? false,
   };
@@ -515,12 +528,12 @@ interface Extra {
   readonly concurrency: Record<string, Record<string, KindSummary>>;
   readonly concurrencyRatios: Record<string, number>;
   readonly urienTlsSeMs: number;
-  /** bench/coap.ts --json (not with --quick): CoAP GET/s over TLS and DTLS, DTLS handshakes/s. */
-  coap?: { params?: Record<string, number>; results?: Record<string, number>; skipped?: string };
+  /** bench/coap.ts --json (not with --quick): CoAP GET/s over TLS and DTLS, DTLS handshakes/s; failed ≠ skipped. */
+  coap?: CoapSection;
   /** Host memory per idle session (bench/memory.ts). */
   memory?: MemorySection;
   /** bench/pcsc.ts --json (with --pcsc). */
-  pcsc?: { ok: boolean; skipped?: string; ratio?: number; results?: Record<string, { perSecond: number; handshakeP50Ms: number; handshakeP99Ms: number; errors: number }> };
+  pcsc?: { ok: boolean; skipped?: string; failed?: string; ratio?: number; results?: Record<string, { perSecond: number; handshakeP50Ms: number; handshakeP99Ms: number; errors: number }> };
 }
 
 function summariseExtra(batches: readonly Batch[], _results: Report['results'], o: Options): Extra {
@@ -622,15 +635,11 @@ function humanExtra(x: Extra, cfg: Report['config']): string {
   }
   out.push(table(cr));
   if (x.memory) out.push('', humanMemory(x.memory).trimEnd());
-  if (x.coap) {
-    out.push('');
-    out.push('== CoAP through the card (bench/coap.ts: Node CoAP-over-TLS client in its own process; libcoap coap-client loops for handshake-per-request rates) ==');
-    if (x.coap.skipped) out.push(`  skipped: ${x.coap.skipped}`);
-    for (const [name, v] of Object.entries(x.coap.results ?? {})) out.push(`  ${name.padEnd(56)} ${fmt(v, 1)}`);
-  }
+  if (x.coap) out.push('', humanExtraCoap(x.coap).trimEnd());
   if (x.pcsc) {
     out.push('');
     out.push('== handshakes/s through pcscd + vpcd (netns lab of test/pcsc/harness.ts) vs in-process; both `serve https` in their own process ==');
+    if (x.pcsc.failed) out.push(`  FAILED: ${x.pcsc.failed}`);
     if (x.pcsc.skipped) out.push(`  skipped: ${x.pcsc.skipped}`);
     for (const [name, k] of Object.entries(x.pcsc.results ?? {})) out.push(`  ${name.padEnd(11)} ${fmt(k.perSecond, 1)}/s  hs p50 ${fmt(k.handshakeP50Ms, 1)} ms  p99 ${fmt(k.handshakeP99Ms, 1)} ms  errors ${k.errors}`);
     if (x.pcsc.ratio !== undefined) out.push(`  pcscd / in-process: ${fmt(x.pcsc.ratio, 3)}×`);
@@ -641,6 +650,14 @@ function humanExtra(x: Extra, cfg: Report['config']): string {
   return out.join('\n') + '\n';
 }
 
+function humanExtraCoap(c: CoapSection): string {
+  const out = ['== CoAP through the card (bench/coap.ts: Node CoAP-over-TLS client in its own process; libcoap coap-client loops for handshake-per-request rates) =='];
+  if (c.failed) out.push(`  FAILED: ${c.failed}`);
+  if (c.skipped) out.push(`  skipped: ${c.skipped}`);
+  for (const [name, v] of Object.entries(c.results ?? {})) out.push(`  ${name.padEnd(56)} ${fmt(v, 1)}`);
+  return out.join('\n') + '\n';
+}
+
 // ------------------------------------------------------------------ main
 
 async function main(): Promise<void> {
@@ -648,6 +665,7 @@ async function main(): Promise<void> {
   const progress = (s: string): void => {
     if (!o.json) process.stderr.write(s);
   };
+  if (o.only === 'coap') return onlyCoap(o, progress);
   const root = mkdtempSync(join(tmpdir(), 'setls-bench-'));
   const cardDir = join(root, 'card');
   progress(`setls bench: card and CA in ${root}\n`);
@@ -791,12 +809,7 @@ async function main(): Promise<void> {
   );
   if (!o.quick) {
     progress('CoAP over TLS and DTLS…\n');
-    const r = spawnSync(process.execPath, ['--import', 'tsx', join(HERE, 'coap.ts'), '--json'], { cwd: ROOT, encoding: 'utf8', timeout: 300_000 });
-    try {
-      extra.coap = JSON.parse(r.stdout) as NonNullable<Extra['coap']>;
-    } catch {
-      extra.coap = { skipped: `bench/coap.ts failed (${r.status}): ${r.stderr.slice(-500)}` };
-    }
+    extra.coap = coapSection(o);
   }
   if (o.pcsc) {
     progress('pcscd vs in-process…\n');
@@ -804,10 +817,10 @@ async function main(): Promise<void> {
     try {
       extra.pcsc = JSON.parse(r.stdout.trim().split('\n').pop() ?? '') as NonNullable<Extra['pcsc']>;
     } catch {
-      extra.pcsc = { ok: false, skipped: `bench/pcsc.ts failed (${r.status}): ${r.stderr.slice(-500)}` };
+      extra.pcsc = { ok: false, failed: `bench/pcsc.ts failed (${r.status}): ${r.stderr.slice(-500)}` };
     }
   }
-  const extraErrors = (extra.pcsc && !extra.pcsc.ok ? 1 : 0) + [...Object.values(extra.handshakes).flatMap((m) => Object.values(m)), ...Object.values(extra.concurrency).flatMap((m) => Object.values(m))].reduce((a, k) => a + k.errors, 0) +
+  const extraErrors = (extra.pcsc && !extra.pcsc.ok ? 1 : 0) + (extra.coap && !extra.coap.ok ? 1 : 0) + [...Object.values(extra.handshakes).flatMap((m) => Object.values(m)), ...Object.values(extra.concurrency).flatMap((m) => Object.values(m))].reduce((a, k) => a + k.errors, 0) +
     Object.values(extra.bulk).reduce((a, b) => a + b.errors, 0) + (extra.memory?.errors ?? 0);
   const errorCount = extraErrors + Object.values(results).reduce((a, r) => a + r.handshake.errors + r.request.errors + (r.bulk?.errors ?? 0), 0);
   const resumed = Object.values(results).reduce((a, r) => a + r.handshake.resumed + r.request.resumed, 0);
@@ -822,14 +835,54 @@ async function main(): Promise<void> {
     ok: errorCount === 0 && resumed === 0,
   };
   if (o.json) process.stdout.write(JSON.stringify(report) + '\n');
-  else process.stdout.write(human(report) + humanExtra(report.extra, report.config));
+  else process.stdout.write(human(report) + humanExtra(report.extra, report.config) + verdict(report));
+  process.exitCode = report.ok ? 0 : 1;
+}
+
+/** The last line of a human report: ok, or what failed. */
+function verdict(report: Report): string {
+  const failed = failedSections(report.extra);
+  return report.ok ? '\nbench: ok\n' : `\nbench: FAILED${failed.length ? ` (sections: ${failed.join(', ')})` : ' (errors above)'}\n`;
+}
+
+/** --only coap: the CoAP section alone (bench/coap.ts; same report shape, other sections empty). */
+function onlyCoap(o: Options, progress: (s: string) => void): void {
+  progress('CoAP over TLS and DTLS…\n');
+  const coap = coapSection(o);
+  const report = sectionReport(o, '', { coap }, coap.ok);
+  if (o.json) process.stdout.write(JSON.stringify(report) + '\n');
+  else process.stdout.write(`setls bench (--only coap) — ${report.meta.date}  node ${report.meta.node}\n` + humanExtraCoap(coap) + verdict(report));
   process.exitCode = report.ok ? 0 : 1;
 }
 
 const MEM_WARMUP = 8;
 
+/**
+ * bench/coap.ts in its own process. Its report says measured, skipped (with why) or failed (with
+ * why); an exit status that is not 0, or no report at all, is a failure whatever the report says.
+ */
+function coapSection(o: Options): CoapSection {
+  const r = spawnSync(process.execPath, ['--import', 'tsx', join(HERE, 'coap.ts'), '--json', '--n', String(o.coapN), '--spawns', String(o.coapSpawns)], { cwd: ROOT, encoding: 'utf8', timeout: 300_000 });
+  const how = r.error ? r.error.message : r.signal ? `killed by ${r.signal}` : `exit ${r.status}`;
+  let section: CoapSection | undefined;
+  try {
+    const parsed = JSON.parse(r.stdout) as CoapSection;
+    if (typeof parsed.ok === 'boolean') section = parsed;
+  } catch {
+    section = undefined;
+  }
+  if (!section) return { ok: false, failed: `bench/coap.ts gave no report (${how}): ${r.stderr.slice(-500)}` };
+  if (r.status !== 0 && section.ok) return { ...section, ok: false, failed: `bench/coap.ts ${how}: ${r.stderr.slice(-500)}` };
+  return section;
+}
+
+/** The names of the sections that failed (for the last line of a human report). */
+function failedSections(x: Extra): string[] {
+  return [...(x.coap?.failed || (x.coap && !x.coap.ok) ? ['coap'] : []), ...(x.pcsc && !x.pcsc.ok ? ['pcsc'] : [])];
+}
+
 function configOf(o: Options): Report['config'] {
-  return { n: o.n, rounds: o.rounds, warmup: o.warmup, bulkBytes: o.bulkBytes, bulkRounds: o.bulkRounds, concN: o.concN, memK: o.memK, memSamples: o.memSamples, ...(o.only ? { only: o.only } : {}), pcsc: o.pcsc, quick: o.quick };
+  return { n: o.n, rounds: o.rounds, warmup: o.warmup, bulkBytes: o.bulkBytes, bulkRounds: o.bulkRounds, concN: o.concN, memK: o.memK, memSamples: o.memSamples, coapN: o.coapN, coapSpawns: o.coapSpawns, ...(o.only ? { only: o.only } : {}), pcsc: o.pcsc, quick: o.quick };
 }
 
 function metaOf(o: Options, root: string): Report['meta'] {

@@ -1,9 +1,81 @@
 // Smoke test of `npm run bench`: runs bench/run.ts --quick --json in a child process and checks the
-// report's shape and counts. No timing assertions (the machine is shared and noisy).
+// report's shape and counts; then the CoAP section alone (--only coap): measured, failed (a failure
+// injected with SETLS_BENCH_FAIL_SECTION=coap) and skipped (clients missing) are three different
+// reports, and only "failed" makes ok false and the exit status non-zero. No timing assertions (the
+// machine is shared and noisy).
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
+import { mkdtempSync, rmSync, symlinkSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { requirePeer } from '../interop/peers.js';
+
+/** bench/run.ts --only coap (small counts) with extra env; status, parsed JSON report, stdout, stderr. */
+function benchCoap(env: Record<string, string | undefined>, json = true) {
+  const e: NodeJS.ProcessEnv = { ...process.env };
+  delete e.CI;
+  delete e.SETLS_BENCH_FAIL_SECTION;
+  for (const [k, v] of Object.entries(env)) if (v !== undefined) e[k] = v;
+  const r = spawnSync(process.execPath, ['--import', 'tsx', join('bench', 'run.ts'), '--only', 'coap', '--coap-n', '20', '--coap-spawns', '2', ...(json ? ['--json'] : [])], {
+    encoding: 'utf8',
+    env: e,
+    timeout: 240_000,
+  });
+  const rep = json && r.stdout.trim() ? (JSON.parse(r.stdout.trim()) as any) : undefined;
+  return { status: r.status, rep, stdout: r.stdout, stderr: r.stderr };
+}
+
+/** A PATH holding only `sh`: openssl and coap-client-openssl are "not installed". */
+function pathWithoutClients(): { path: string; cleanup(): void } {
+  const dir = mkdtempSync(join(tmpdir(), 'setls-nopeers-'));
+  symlinkSync('/bin/sh', join(dir, 'sh'));
+  return { path: dir, cleanup: () => rmSync(dir, { recursive: true, force: true }) };
+}
+
+test('bench --only coap: a failed CoAP section → failed (not skipped), ok false, exit status 1; human report says FAILED', () => {
+  const r = benchCoap({ SETLS_BENCH_FAIL_SECTION: 'coap' });
+  assert.equal(r.status, 1, r.stderr);
+  assert.equal(r.rep.ok, false);
+  assert.match(r.rep.extra.coap.failed, /injected failure \(SETLS_BENCH_FAIL_SECTION=coap\)/);
+  assert.equal(r.rep.extra.coap.skipped, undefined, 'a failure is not a skip');
+  const h = benchCoap({ SETLS_BENCH_FAIL_SECTION: 'coap' }, false);
+  assert.equal(h.status, 1);
+  assert.match(h.stdout, /FAILED: injected failure/);
+  assert.match(h.stdout, /bench: FAILED \(sections: coap\)/);
+});
+
+test('bench --only coap: clients not installed → skipped with the reason, ok true, exit 0 locally; under CI=true it fails', () => {
+  const p = pathWithoutClients();
+  try {
+    const local = benchCoap({ PATH: p.path });
+    assert.equal(local.status, 0, local.stderr);
+    assert.equal(local.rep.ok, true);
+    assert.match(local.rep.extra.coap.skipped, /openssl, coap-client-openssl not installed/);
+    assert.equal(local.rep.extra.coap.failed, undefined);
+    const ci = benchCoap({ PATH: p.path, CI: 'true' });
+    assert.equal(ci.status, 1);
+    assert.equal(ci.rep.ok, false);
+    assert.match(ci.rep.extra.coap.failed, /not installed \(CI=true/);
+  } finally {
+    p.cleanup();
+  }
+});
+
+test('bench --only coap: measured (the positive control of the two above): ok true, exit 0, every rate > 0, no DTLS GET error', (t) => {
+  if (!requirePeer(t, 'coap-client-openssl') || !requirePeer(t, 'openssl')) return;
+  const r = benchCoap({});
+  assert.equal(r.status, 0, `${r.stderr}\n${JSON.stringify(r.rep?.extra?.coap)}`);
+  assert.equal(r.rep.ok, true);
+  const c = r.rep.extra.coap;
+  assert.equal(c.failed, undefined);
+  assert.equal(c.skipped, undefined);
+  assert.equal(c.results['coaps (DTLS) GET errors on that association'], 0);
+  assert.equal(c.results['coaps (DTLS) GETs timed on that association'], 20);
+  for (const k of ['coaps+tcp GET/s, one connection (Node client)', 'coaps (DTLS) GET/s, one association (openssl s_client)', 'coaps (DTLS) GET/s, handshake each (coap-client loop)', 'coaps+tcp GET/s, handshake each (coap-client loop)']) {
+    assert.ok(c.results[k] > 0, `${k} = ${c.results[k]}`);
+  }
+});
 
 test('bench --quick --json: every variant measured, no errors, full handshakes, APDUs counted', () => {
   const r = spawnSync(process.execPath, ['--import', 'tsx', join('bench', 'run.ts'), '--quick', '--json', '--n', '5', '--bulk-bytes', '200000'], {

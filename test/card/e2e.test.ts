@@ -6,6 +6,7 @@ import { parseEap, parseEapTls } from '../../src/eap/index.js';
 import { TestCa, a0, eapAck, eapResponse, newCard, personalise, send, cmd, xcv, utf8 } from './helpers.js';
 import { ClientPipe, connectClient, driveHandshake, once, sendEap } from './tls-host.js';
 import type { EmulatedCard } from '../../src/card/index.js';
+import { waitUntil } from '../wait.js';
 
 async function decryptRecord(card: EmulatedCard, id: number, rec: Uint8Array) {
   const r = await sendEap(card, eapResponse(id, rec));
@@ -87,7 +88,7 @@ test('full handshake by APDU bytes, record layer, session key, close, and a seco
     const e2 = await encrypt(card, id, big);
     id = e2.id;
     pipe.deliver(e2.records);
-    for (let i = 0; i < 100 && Buffer.concat(chunks).length < 16384; i++) await new Promise((r) => setTimeout(r, 10));
+    await waitUntil(() => Buffer.concat(chunks).length >= 16384, () => `16384 bytes at the client (${Buffer.concat(chunks).length})`);
     assert.equal(Buffer.concat(chunks).length, 16384);
     assert.equal(send(card, cmd(0xa0, 0x80, 0x00, 0x97, eapResponse(id, new Uint8Array(16385)), 0, true)).sw, 0x6700);
 

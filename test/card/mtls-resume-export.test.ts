@@ -9,6 +9,7 @@ import { readU16, toHex } from '../../src/bytes/index.js';
 import { EmulatedCard } from '../../src/card/index.js';
 import { OPERATOR_PIN, SELECT, TestCa, USER_PIN, a0, cmd, eapResponse, newCard, personalise, send, swOf, utf8, verify, xcv } from './helpers.js';
 import { handshakeWith, once, sessionInfo } from './tls-host.js';
+import { waitUntil } from '../wait.js';
 import { clientCredentials, exportSessionCmd, exporterCmd, labelTlv, nextSession, putIdentityPolicy, putPolicy, putPsk, putTrustAnchor, roundTrip } from './tls-features.js';
 
 let ca: TestCa;
@@ -60,7 +61,7 @@ test('mutual TLS: an untrusted client certificate → unknown_ca via 7001, EAP-F
     const alertRecord = s.hs.responses.find((r) => r.sw === 0x7001)!;
     assert.ok(alertRecord);
     assert.equal(stateOf(c.card), 4);
-    await new Promise((r) => setTimeout(r, 50));
+    await waitUntil(() => s.error !== undefined, "the client's error (the card's alert)");
     assert.match(String(s.error?.message ?? s.error?.code), /unknown ca|UNKNOWN_CA|alert number 48/i);
     s.client.destroy();
 

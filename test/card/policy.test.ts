@@ -6,6 +6,7 @@ import { parseEapTls } from '../../src/eap/index.js';
 import { EmulatedCard } from '../../src/card/index.js';
 import { OPERATOR_PIN, SELECT, TestCa, USER_PIN, a0, cmd, eapResponse, newCard, personalise, send, swOf, utf8, verify, xcv } from './helpers.js';
 import { handshakeWith, sessionInfo } from './tls-host.js';
+import { waitUntil } from '../wait.js';
 
 const putPolicy = (data: Uint8Array) => cmd(0xa0, 0xdc, 0x00, 0x00, data);
 
@@ -187,7 +188,7 @@ test('keyUpdateAfterRecords 1: the card rotates its key after every record and N
       total += p.data.length;
       s.pipe.deliver(p.data);
     }
-    for (let i = 0; i < 100 && Buffer.concat(chunks).toString() !== 'onetwothreefour'; i++) await new Promise((r) => setTimeout(r, 10));
+    await waitUntil(() => Buffer.concat(chunks).length >= 'onetwothreefour'.length, () => `the four words at the client (${Buffer.concat(chunks).toString()})`);
     assert.equal(Buffer.concat(chunks).toString(), 'onetwothreefour');
     assert.ok(total > 4 * (5 + 3 + 1 + 16) + 3 * 5, 'KeyUpdate records were sent along');
     // the client's data still decrypts (it may answer the card's update_requested with its own KeyUpdate)

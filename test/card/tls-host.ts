@@ -160,7 +160,7 @@ export interface ClientSession {
   readonly pipe: ClientPipe;
   readonly client: tls.TLSSocket;
   readonly hs: HandshakeResult;
-  /** The client's error when the handshake failed on its side (undefined on success). */
+  /** The client's first error, read live (it may arrive after the card's side is done; wait for it). */
   readonly error: (Error & { code?: string }) | undefined;
 }
 
@@ -191,7 +191,14 @@ export async function handshakeWith(
   const hs = await driveHandshake(card, pipe, opts);
   if (hs.outcome === 'success') await connected;
   else await Promise.race([connected, new Promise((r) => setTimeout(r, 2000))]);
-  return { pipe, client, hs, error };
+  return {
+    pipe,
+    client,
+    hs,
+    get error() {
+      return error;
+    },
+  };
 }
 
 /** GET-EXPORTED-PARAMETER session info as tag → value. */

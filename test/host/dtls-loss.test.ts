@@ -3,6 +3,9 @@
  * holder). The relay drops, duplicates and reorders datagrams during the handshake (with a 300-byte
  * path MTU so the certificate flight is fragmented) and during transfers; the handshake completes,
  * each line arrives exactly once. Replayed and tampered records and garbage are dropped silently.
+ * Negative checks wait on a barrier, not a clock: a datagram sent after the ones that must be dropped
+ * (same socket, loopback, one association processes its datagrams in order) is delivered, and only
+ * then is "nothing else arrived" checked.
  */
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
@@ -14,6 +17,7 @@ import { sClient, startEchoServer } from '../tls/helpers/dtls.js';
 import { requirePeer } from '../interop/peers.js';
 import { startRelay, type Verdict } from './dtls-relay.js';
 import { parseDtlsRecords } from '../../src/tls/record/dtls-framing.js';
+import { waitUntil } from '../wait.js';
 
 let ec: TestPki;
 let dir: string;
@@ -74,12 +78,14 @@ test('DTLS transfers under loss: duplicated and reordered records are delivered 
   try {
     await c.waitFor(/Cipher is ECDHE-ECDSA-AES128-GCM-SHA256/);
     phase = 'data';
+    const appUp = () => relay.log.filter((l) => l.dir === 'up' && parseDtlsRecords(new Uint8Array(l.datagram))[0]?.type === 23).length;
     for (let i = 0; i < 6; i++) {
       c.write(`line ${i}\n`);
-      await new Promise((r) => setTimeout(r, 30));
+      // one record per line: the next line is written once this one left openssl
+      await waitUntil(() => appUp() === i + 1, `line ${i} at the relay`);
     }
     await c.waitFor(/LINE 5/);
-    await new Promise((r) => setTimeout(r, 100));
+    await waitUntil(() => srv.received.length >= 6, 'six lines at the server');
     const got = srv.received.map((m) => new TextDecoder().decode(m)).sort();
     assert.deepEqual(got, [0, 1, 2, 3, 4, 5].map((i) => `line ${i}\n`));
     const engine = srv.engines[0]!;
@@ -95,14 +101,19 @@ test('DTLS transfers under loss: duplicated and reordered records are delivered 
     relay.inject(forged);
     relay.inject(Buffer.from('not a dtls record at all'));
     relay.inject(Buffer.from([0x17, 0xfe, 0xfd, 0, 1, 0, 0, 0, 0, 0, 0x99, 0, 40, ...new Array(40).fill(7)]));
-    await new Promise((r) => setTimeout(r, 200));
-    assert.equal(srv.received.length, 6, 'nothing replayed reached the application');
-    assert.equal(engine.state, 'connected');
-    // the window did not move for the forged record: a new line still gets through
+    // barrier: a new line, sent by the relay after the injected datagrams from the same socket. When
+    // its echo is back the server has processed everything injected before it. It also shows the
+    // window did not move for the forged record.
     phase = 'handshake'; // no more holding (a held last datagram would wait forever)
     c.write('after\n');
     await c.waitFor(/AFTER/);
-    assert.equal(srv.received.length, 7);
+    await waitUntil(() => srv.received.length >= 7, 'the barrier line at the server');
+    assert.deepEqual(
+      srv.received.slice(6).map((m) => new TextDecoder().decode(m)),
+      ['after\n'],
+      'nothing replayed, forged or garbage reached the application; only the new line',
+    );
+    assert.equal(engine.state, 'connected');
   } finally {
     await c.kill();
     await relay.close();
@@ -116,19 +127,29 @@ test('a flood of ClientHellos without cookies costs no backend: only HelloVerify
   const s = createSocket('udp4');
   await new Promise<void>((r) => s.bind(0, '127.0.0.1', () => r()));
   let answers = 0;
+  let barrierAnswered = false;
+  const BARRIER_SEQ = 0x777; // the HelloVerifyRequest echoes the ClientHello's record sequence number
   s.on('message', (m) => {
     const [r] = parseDtlsRecords(new Uint8Array(m));
-    if (r?.type === 22 && r.fragment[0] === 3) answers++;
+    if (r?.type === 22 && r.fragment[0] === 3) {
+      if (r.seq === BARRIER_SEQ) barrierAnswered = true;
+      else answers++;
+    }
   });
   // a minimal DTLS ClientHello: version FEFD, random, empty session id, empty cookie, one suite, null compression
   const body = Buffer.concat([Buffer.from([0xfe, 0xfd]), Buffer.alloc(32, 1), Buffer.from([0, 0, 0, 2, 0xc0, 0xae, 1, 0])]);
   const hs = Buffer.concat([Buffer.from([1, 0, 0, body.length, 0, 0, 0, 0, 0, 0, 0, body.length]), body]);
   const rec = Buffer.concat([Buffer.from([22, 0xfe, 0xff, 0, 0, 0, 0, 0, 0, 0, 0, 0, hs.length]), hs]);
   for (let i = 0; i < 200; i++) s.send(rec, srv.port, '127.0.0.1');
-  await new Promise((r) => setTimeout(r, 300));
+  await waitUntil(() => answers > 150, () => `HelloVerifyRequests answered (${answers})`);
+  // barrier: one more ClientHello after the flood (same socket: processed after it); when its
+  // answer is back, every datagram of the flood that arrived has been handled
+  const barrier = Buffer.from(rec);
+  barrier.writeUIntBE(BARRIER_SEQ, 5, 6);
+  s.send(barrier, srv.port, '127.0.0.1');
+  await waitUntil(() => barrierAnswered, 'the answer to the ClientHello sent after the flood');
   assert.equal(srv.engines.length, 0, 'no backend opened');
   assert.equal(srv.server.size, 0);
-  assert.ok(answers > 150, `HelloVerifyRequests answered (${answers})`);
   s.close();
   await srv.close();
 });

@@ -17,6 +17,7 @@ import * as x509 from '@peculiar/x509';
 import { EmulatedCard } from '../../src/card/index.js';
 import { CardClient, TlsTandem, SeTlsSocket, type TlsTandemOptions } from '../../src/host/index.js';
 import { InProcessTransport, TracingTransport } from '../../src/transport/index.js';
+import { waitUntil } from '../wait.js';
 
 x509.cryptoProvider.set(webcrypto as unknown as Crypto);
 
@@ -171,19 +172,30 @@ test('e2e: a 10 MB body through the card record layer, byte for byte (http.creat
 
 test('e2e: backlog=2 → 1 active + 2 waiting served in order, the 4th refused', async () => {
   const { tandem, port } = await startTandem({ backlog: 2 });
+  // the first session is held until all four connections have been seen by the tandem (one at a
+  // time, so the order is the test's); then every session ends at once
   let n = 0;
+  let release = false;
+  const held: (() => void)[] = [];
+  let refused = 0;
+  tandem.on('refused', () => refused++);
   tandem.on('secureConnection', (s: SeTlsSocket) => {
     const me = n++;
-    setTimeout(() => s.end(`you are #${me}`), 500);
+    const end = () => s.end(`you are #${me}`);
+    if (release) end();
+    else held.push(end);
   });
   const results: Promise<Buffer>[] = [];
   const sockets: tls.TLSSocket[] = [];
+  const seen = [() => held.length === 1, () => tandem.queued === 1, () => tandem.queued === 2, () => refused === 1];
   for (let i = 0; i < 4; i++) {
     const s = connect(port);
     sockets.push(s);
     results.push(readAll(s));
-    await new Promise((r) => setTimeout(r, 40));
+    await waitUntil(seen[i]!, `connection ${i} taken by the tandem`);
   }
+  release = true;
+  for (const end of held.splice(0)) end();
   const texts = (await Promise.all(results)).map((b) => b.toString());
   assert.deepEqual(texts.slice(0, 3), ['you are #0', 'you are #1', 'you are #2']);
   assert.equal(texts[3], '', 'the 4th connection is refused');
@@ -193,16 +205,20 @@ test('e2e: backlog=2 → 1 active + 2 waiting served in order, the 4th refused',
 test('e2e: a silent client is dropped at the handshake deadline and the next one served', async () => {
   const { tandem, port, errors } = await startTandem({ handshakeTimeoutMs: 400 });
   tandem.on('secureConnection', (s: SeTlsSocket) => s.end('served'));
+  // the order of the tandem's own events shows that the next client waited for the deadline
+  const events: string[] = [];
+  tandem.on('sessionError', (e: Error & { code?: string }) => events.push(e.code ?? e.message));
+  tandem.on('secureConnection', () => events.push('next served'));
   const silent = net.connect(port, '127.0.0.1');
   silent.on('error', () => undefined);
   await once(silent, 'connect');
-  const t0 = Date.now();
+  await waitUntil(() => tandem.inUse, 'the silent client holds the card');
   const next = connect(port);
   const text = await readAll(next);
   assert.equal(text.toString(), 'served');
-  assert.ok(Date.now() - t0 >= 350, 'the next client waited for the deadline');
+  assert.deepEqual(events, ['ERR_HOST_HANDSHAKE_TIMEOUT', 'next served'], 'the next client waited for the deadline');
   assert.ok(silent.destroyed || silent.readableEnded || (await once(silent, 'close'), true));
-  assert.ok(errors.some((e) => (e as { code?: string }).code === 'ERR_HOST_HANDSHAKE_TIMEOUT'));
+  assert.equal(errors.length, 1);
 });
 
 test('e2e: an idle keep-alive connection is closed so a waiting one proceeds', async () => {
@@ -220,11 +236,18 @@ test('e2e: an idle keep-alive connection is closed so a waiting one proceeds', a
         })
         .on('error', reject);
     });
+  // order of the tandem's events: A's session ends (closed for idleness) before B's starts
+  const events: string[] = [];
+  let nth = 0;
+  tandem.on('secureConnection', (s: SeTlsSocket) => {
+    const me = nth++ === 0 ? 'A' : 'B';
+    events.push(`${me} open`);
+    s.once('close', () => events.push(`${me} closed`));
+  });
   assert.equal(await get(agentA, '/a'), 'hi /a');
-  const t0 = Date.now();
+  assert.deepEqual(events, ['A open'], 'A is kept alive (keep-alive agent), nobody waits');
   assert.equal(await get(false, '/b'), 'hi /b'); // waits until A's idle connection is closed
-  const waited = Date.now() - t0;
-  assert.ok(waited >= 250 && waited < 5000, `waited ${waited} ms`);
+  assert.deepEqual(events.slice(0, 3), ['A open', 'A closed', 'B open'], 'B waited for A to be closed');
   agentA.destroy();
   server.close();
 });
@@ -285,7 +308,7 @@ test('e2e: a card reset between sessions (selection and PIN lost): the first PRO
   const [addr] = (await once(tandem, 'listening')) as [AddressInfo];
   tandem.on('secureConnection', (s: SeTlsSocket) => s.end(`n=${s.getSessionInfo()?.identity ?? '?'}`));
   assert.equal((await readAll(connect(addr.port))).toString(), 'n=web');
-  await new Promise((r) => setTimeout(r, 50)); // the teardown RESET-STATE of the first session
+  await waitUntil(() => !tandem.inUse, 'the teardown RESET-STATE of the first session');
   card.reset(); // power cycle: no applet selected, no PIN verified
   const before = lines.length;
   assert.equal((await readAll(connect(addr.port))).toString(), 'n=web');

@@ -42,8 +42,8 @@ export class FakeClient {
     return new FakeClient(s);
   }
 
-  /** Waits until `pred` holds (or the connection ends), up to `ms`. */
-  async until(pred: () => boolean, ms = 5000): Promise<boolean> {
+  /** Waits until `pred` holds (or the connection closes), up to `ms` (a generous bound on a hang). */
+  async until(pred: () => boolean, ms = 30_000): Promise<boolean> {
     const deadline = Date.now() + ms;
     while (!pred()) {
       if (this.closed || Date.now() > deadline) { const v = pred(); if (process.env.DBG) console.log("until-exit", this.closed, v, this.records.map((r) => Buffer.from(r).toString("hex"))); return v; }

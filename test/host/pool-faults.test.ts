@@ -6,6 +6,7 @@ import assert from 'node:assert/strict';
 import { once } from 'node:events';
 import tls from 'node:tls';
 import { makeCards, startPool, get, type PoolCards } from './pool-helpers.js';
+import { waitUntil, within } from '../wait.js';
 
 let cards: PoolCards;
 before(async () => {
@@ -13,11 +14,11 @@ before(async () => {
 });
 after(() => cards.cleanup());
 
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
-
+// apduTimeoutMs is what turns a hung card into a fault; it is kept well above what an APDU of the
+// emulated card takes on a loaded machine so the healthy card is never mistaken for a hung one.
 for (const kind of ['6F00', 'timeout', 'removal'] as const) {
   test(`pool fault '${kind}' mid-handshake: client ends cleanly, other card serves, card back after reset`, async () => {
-    const p = await startPool(cards, { backlog: 64, apduTimeoutMs: 400, recoveryBackoffMs: 100, maxRecoveryBackoffMs: 200 });
+    const p = await startPool(cards, { backlog: 64, apduTimeoutMs: 1500, recoveryBackoffMs: 100, maxRecoveryBackoffMs: 200 });
     try {
       const health: string[] = [];
       p.pool.on('health', (h: { slot: number; health: string }) => health.push(`${h.slot}:${h.health}`));
@@ -43,16 +44,13 @@ for (const kind of ['6F00', 'timeout', 'removal'] as const) {
           }),
         );
       }
-      const outcomes = await Promise.race([Promise.all(victims), sleep(8000).then(() => 'hung')]);
-      assert.notEqual(outcomes, 'hung', 'no client hangs');
-      for (let i = 0; i < 50 && !health.includes('0:down'); i++) await sleep(50);
-      assert.ok(health.includes('0:down'), `card 0 taken out (${health.join(' ')})`);
+      await within(Promise.all(victims), 'a client of the faulty card never ended');
+      await waitUntil(() => health.includes('0:down'), () => `card 0 taken out (${health.join(' ')})`);
       const during = await Promise.all(Array.from({ length: 4 }, (_, i) => get(p.port, cards.ca, `/during${i}`)));
       during.forEach((r, i) => assert.equal(r.body, `ok /during${i} 0`));
       assert.equal(p.pool.slots[0]!.health as string, 'down');
       p.faulty[0]!.reset();
-      for (let i = 0; i < 60 && p.pool.slots[0]!.health !== 'up'; i++) await sleep(50);
-      assert.equal(p.pool.slots[0]!.health, 'up', 'card 0 back after reset');
+      await waitUntil(() => p.pool.slots[0]!.health === 'up', 'card 0 back after reset');
       const served = new Set<number>();
       p.pool.on('assigned', (a: { slot: number }) => served.add(a.slot));
       const afterR = await Promise.all(Array.from({ length: 6 }, (_, i) => get(p.port, cards.ca, `/after${i}`)));
@@ -66,7 +64,7 @@ for (const kind of ['6F00', 'timeout', 'removal'] as const) {
 }
 
 test('pool fault: card removed during an established card-record-layer session; other card session continues', async () => {
-  const p = await startPool(cards, { backlog: 64, apduTimeoutMs: 400, recoveryBackoffMs: 100 });
+  const p = await startPool(cards, { backlog: 64, apduTimeoutMs: 1500, recoveryBackoffMs: 100 });
   try {
     const bySlot = new Map<number, tls.TLSSocket>();
     const slots: number[] = [];
@@ -86,8 +84,7 @@ test('pool fault: card removed during an established card-record-layer session; 
     const victim = bySlot.get(0)!;
     const other = bySlot.get(1)!;
     victim.write('GET /v HTTP/1.1\r\nHost: x\r\n\r\n');
-    const closed = await Promise.race([once(victim, 'close').then(() => true), sleep(5000).then(() => false)]);
-    assert.ok(closed, 'the session on the pulled card ends');
+    await within(once(victim, 'close'), 'the session on the pulled card never ended');
     let body = '';
     other.on('data', (d: Buffer) => (body += d.toString()));
     other.write('GET /o HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n');

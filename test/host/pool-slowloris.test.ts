@@ -7,25 +7,17 @@
 //    client is done, no slowloris socket is closed and no handshake-timeout error was emitted);
 //  - then the deadlines release them: all 500 sockets are closed by the server (each sees the
 //    server's FIN before the test closes anything), 500 ERR_HOST_HANDSHAKE_TIMEOUT errors, queue empty.
-// Bounded: every wait has a limit, the test times out at 60 s; every socket is destroyed in `finally`.
+// Bounded: every wait has a limit, the test times out at 90 s; every socket is destroyed in `finally`.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import net from 'node:net';
 import tls from 'node:tls';
 import { makeCards, startPool, get } from './pool-helpers.js';
+import { waitUntil } from '../wait.js';
 
 const LORIS = 500;
 const DEADLINE_MS = 8000;
 
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
-
-async function until(what: string, cond: () => boolean, limitMs: number): Promise<void> {
-  const end = performance.now() + limitMs;
-  while (!cond()) {
-    if (performance.now() > end) throw new Error(`timed out waiting for: ${what}`);
-    await sleep(20);
-  }
-}
 
 /** A real ClientHello (Node's), captured by a plain TCP listener on loopback. */
 function captureClientHello(): Promise<Buffer> {
@@ -46,7 +38,7 @@ function captureClientHello(): Promise<Buffer> {
   });
 }
 
-test(`pool: ${LORIS} slowloris connections hold no card/channel; a normal client completes first; the deadlines release them`, { timeout: 60_000 }, async (t) => {
+test(`pool: ${LORIS} slowloris connections hold no card/channel; a normal client completes first; the deadlines release them`, { timeout: 90_000 }, async (t) => {
   const cards = await makeCards(2);
   const p = await startPool(cards, { backlog: 1024, handshakeTimeoutMs: DEADLINE_MS, channelsPerCard: 2 });
   const loris: net.Socket[] = [];
@@ -76,7 +68,7 @@ test(`pool: ${LORIS} slowloris connections hold no card/channel; a normal client
       if (i % 2) s.once('connect', () => s.write(half));
       loris.push(s);
     }
-    await until(`${LORIS} connections in the peek stage`, () => p.pool.queued === LORIS, 5000);
+    await waitUntil(() => p.pool.queued === LORIS, () => `${LORIS} connections in the peek stage (${p.pool.queued})`, DEADLINE_MS);
     const allOpen = performance.now();
     assert.equal(p.pool.inUse, 0, 'no card/channel held by slowloris');
     assert.equal(p.pool.readyCount, 0, 'none has a complete ClientHello');
@@ -97,7 +89,7 @@ test(`pool: ${LORIS} slowloris connections hold no card/channel; a normal client
     );
 
     // the deadlines release them: the server closes every socket
-    await until(`all ${LORIS} slowloris sockets closed by the server`, () => closedByServer === LORIS, DEADLINE_MS + 15_000);
+    await waitUntil(() => closedByServer === LORIS, () => `all ${LORIS} slowloris sockets closed by the server (${closedByServer})`, DEADLINE_MS + 30_000);
     const released = performance.now();
     assert.equal(p.pool.queued, 0, 'the peek stage is empty');
     assert.equal(p.pool.inUse, 0);

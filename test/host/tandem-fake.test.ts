@@ -7,6 +7,7 @@ import { TlsTandem, SeTlsSocket, type TlsTandemOptions } from '../../src/host/in
 import { InProcessTransport } from '../../src/transport/index.js';
 import { FakeCard } from './fake-card.js';
 import { FakeClient } from './fake-client.js';
+import { waitUntil } from '../wait.js';
 
 const live: TlsTandem[] = [];
 afterEach(async () => {
@@ -25,6 +26,7 @@ async function tandemOn(card: FakeCard, opts: Partial<TlsTandemOptions> = {}) {
 }
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+const codes = (errors: Error[]) => errors.map((e) => (e as { code?: string }).code);
 
 test('tandem: start fails fast on a bad PIN', async () => {
   const t = new TlsTandem({ transport: new InProcessTransport(new FakeCard().process), pin: '9999' });
@@ -53,9 +55,8 @@ test('tandem: echo through the card, close_notify both ways, card reset after', 
   assert.equal(s.getSessionInfo()?.cipherSuite, 0x1301);
   c.closeNotify();
   assert.ok(await c.until(() => c.opened().closeNotify && c.ended), 'server close_notify then FIN');
-  await sleep(50);
-  assert.equal(card.phase, 'wantHello', 'RESET-STATE after the session');
-  assert.equal(tandem.inUse, false);
+  await waitUntil(() => !tandem.inUse, 'the card freed after the session');
+  assert.equal(card.phase, 'wantHello', 'RESET-STATE after the session (before the card is freed)');
   assert.deepEqual(errors, []);
   await tandem.close();
 });
@@ -73,13 +74,15 @@ test('tandem: backlog=2 → 1 active + 2 waiting served in order, the 4th refuse
   });
   const refused: unknown[] = [];
   tandem.on('refused', (p) => refused.push(p));
+  // each connection is seen by the tandem before the next one is made: the order is the test's
   const clients: FakeClient[] = [];
+  const seen = [() => tandem.inUse, () => tandem.queued === 1, () => tandem.queued === 2, () => refused.length === 1];
   for (let i = 0; i < 4; i++) {
     clients.push(await FakeClient.connect(port));
-    await sleep(30);
+    await waitUntil(seen[i]!, `connection ${i} taken by the tandem`);
   }
   const ports = clients.map((c) => c.socket.localPort);
-  assert.ok(await clients[3]!.until(() => clients[3]!.closed, 2000), 'the 4th is refused at once');
+  assert.ok(await clients[3]!.until(() => clients[3]!.closed), 'the 4th is refused (closed)');
   assert.equal(refused.length, 1);
   assert.equal(tandem.queued, 2);
   for (let i = 0; i < 3; i++) {
@@ -104,19 +107,21 @@ test('tandem: a silent client is dropped at the handshake deadline; the next one
     s.end('bye');
   });
   const silent = await FakeClient.connect(port);
-  const t0 = Date.now();
+  await waitUntil(() => tandem.inUse, 'the silent client holds the card');
   const next = await FakeClient.connect(port);
-  assert.ok(await silent.until(() => silent.closed, 3000), 'silent client dropped');
-  const dt = Date.now() - t0;
-  assert.ok(dt >= 250 && dt < 2000, `dropped after ${dt} ms`);
+  await waitUntil(() => tandem.queued === 1, 'the next client waits');
+  // dropped by the handshake deadline (the error says which), not by anything else
+  assert.ok(await silent.until(() => silent.closed), 'silent client dropped');
+  assert.deepEqual(codes(errors), ['ERR_HOST_HANDSHAKE_TIMEOUT']);
   await next.handshake(card.flightBytes.length);
   assert.ok(await next.until(() => next.opened().text.toString() === 'bye'), 'next client served');
   assert.equal(secure, 1);
-  assert.equal(errors[0] && (errors[0] as { code?: string }).code, 'ERR_HOST_HANDSHAKE_TIMEOUT');
+  assert.deepEqual(codes(errors), ['ERR_HOST_HANDSHAKE_TIMEOUT']);
   // a partial ClientHello (half a record) is dropped too
   const partial = await FakeClient.connect(port);
   partial.write(Uint8Array.of(22, 3, 3, 0, 50, 1, 2));
-  assert.ok(await partial.until(() => partial.closed, 3000), 'partial ClientHello dropped');
+  assert.ok(await partial.until(() => partial.closed), 'partial ClientHello dropped');
+  assert.deepEqual(codes(errors), ['ERR_HOST_HANDSHAKE_TIMEOUT', 'ERR_HOST_HANDSHAKE_TIMEOUT']);
   await tandem.close();
 });
 
@@ -128,10 +133,15 @@ test('tandem: an idle keep-alive client is closed with close_notify when someone
   await a.handshake(card.flightBytes.length);
   a.send('ping');
   assert.ok(await a.until(() => a.opened().text.toString() === 'ping'));
-  await sleep(400); // idle, but nobody waits: kept
-  assert.equal(a.closed || a.ended, false);
+  // idle for twice the busy deadline with nobody waiting: kept. The tandem's idle timer and this
+  // sleep run in this process, so a 300 ms timer armed before it has fired when it ends; the echo
+  // afterwards is the re-check that the session was still open then (not a close still in flight).
+  await sleep(600);
+  a.send('ping2');
+  assert.ok(await a.until(() => a.opened().text.toString() === 'pingping2'), 'kept: still echoing after the idle time');
+  assert.equal(a.closed || a.ended || a.opened().closeNotify, false);
   const b = await FakeClient.connect(port);
-  assert.ok(await a.until(() => a.opened().closeNotify && a.ended, 3000), 'idle client closed with close_notify');
+  assert.ok(await a.until(() => a.opened().closeNotify && a.ended), 'idle client closed with close_notify');
   await b.handshake(card.flightBytes.length);
   b.send('pong');
   assert.ok(await b.until(() => b.opened().text.toString() === 'pong'), 'waiting client proceeds');
@@ -144,11 +154,11 @@ test('tandem: garbage and a bad ClientHello get an alert; the next client works'
   tandem.on('secureConnection', (s: SeTlsSocket) => s.end('ok'));
   const g = await FakeClient.connect(port);
   g.write(Buffer.from('GET / HTTP/1.1\r\nHost: x\r\n\r\n'));
-  assert.ok(await g.until(() => g.closed, 3000));
+  assert.ok(await g.until(() => g.closed));
   assert.deepEqual([...Buffer.concat(g.raw)], [0x15, 3, 3, 0, 2, 2, 10], 'plaintext unexpected_message');
   const bad = await FakeClient.connect(port);
   bad.write(Uint8Array.of(22, 3, 3, 0, 2, 0xba, 0));
-  assert.ok(await bad.until(() => bad.closed, 3000));
+  assert.ok(await bad.until(() => bad.closed));
   assert.deepEqual(bad.opened().alerts, [40], 'the card’s alert delivered');
   assert.equal(card.phase === 'failed' || card.phase === 'wantHello', true);
   const c = await FakeClient.connect(port);
@@ -165,7 +175,7 @@ test('tandem: a fatal alert / undecryptable record closes the session with the c
   const a = await FakeClient.connect(port);
   await a.handshake(card.flightBytes.length);
   a.write(Uint8Array.of(23, 3, 3, 0, 3, 1, 2, 3)); // the toy card cannot open it → bad_record_mac
-  assert.ok(await a.until(() => a.closed, 3000));
+  assert.ok(await a.until(() => a.closed));
   assert.deepEqual(a.opened().alerts, [20]);
   assert.ok(errors.some((e) => (e as { code?: string }).code === 'ERR_TLS_ALERT_SENT'));
   const b = await FakeClient.connect(port);
@@ -191,7 +201,7 @@ test('tandem: a card error mid-session closes the client and the next one is ser
   tandem.on('secureConnection', (s: SeTlsSocket) => s.end('x'));
   const a = await FakeClient.connect(addr.port);
   await a.handshake(card.flightBytes.length);
-  assert.ok(await a.until(() => a.closed, 3000));
+  assert.ok(await a.until(() => a.closed));
   assert.ok(errors.some((e) => (e as { code?: string }).code === 'ERR_CARD_INTERNAL'), errors.map(String).join());
   breakEncrypt = false;
   const b = await FakeClient.connect(addr.port);
@@ -215,7 +225,7 @@ test('tandem + http.Server: request/response through the card, small writes coal
   await c.handshake(card.flightBytes.length);
   const before = card.commands.filter((x) => x.ins === 0x80 && x.p2 === 0x97).length;
   c.send('GET /abc HTTP/1.1\r\nHost: card\r\nConnection: close\r\n\r\n');
-  assert.ok(await c.until(() => c.opened().closeNotify, 5000), 'response and close_notify');
+  assert.ok(await c.until(() => c.opened().closeNotify), 'response and close_notify');
   const text = c.opened().text.toString();
   assert.match(text, /^HTTP\/1.1 200 OK/);
   assert.match(text, /part1 \r\n6\r\npart2 \r\ne\r\nyou asked \/abc\r\n0\r\n\r\n$/);
@@ -228,15 +238,16 @@ test('tandem + http.Server: request/response through the card, small writes coal
 test('tandem: close() drops waiting clients and ends the active session', async () => {
   const card = new FakeCard();
   const { tandem, port } = await tandemOn(card);
-  tandem.on('secureConnection', () => undefined);
+  let secure = 0;
+  tandem.on('secureConnection', () => secure++);
   const a = await FakeClient.connect(port);
   await a.handshake(card.flightBytes.length);
-  await sleep(50);
+  await waitUntil(() => secure === 1, "a's session established");
   const b = await FakeClient.connect(port);
-  await sleep(50);
+  await waitUntil(() => tandem.queued === 1, 'b waiting');
   await tandem.close();
-  assert.ok(await a.until(() => a.closed, 3000));
-  assert.ok(await b.until(() => b.closed, 3000));
+  assert.ok(await a.until(() => a.closed));
+  assert.ok(await b.until(() => b.closed));
   assert.equal(tandem.inUse, false);
 });
 
@@ -254,8 +265,8 @@ test('diagnostics_channel: setls:apdu (metadata only) and setls:session events',
     tandem.on('secureConnection', (s: SeTlsSocket) => s.end('d'));
     const c = await FakeClient.connect(port);
     await c.handshake(card.flightBytes.length);
-    assert.ok(await c.until(() => c.closed, 3000));
-    await sleep(50);
+    assert.ok(await c.until(() => c.closed));
+    await waitUntil(() => sessions.some((s) => s.event === 'closed'), () => `a 'closed' session event (${sessions.map((s) => s.event).join(',')})`);
     assert.ok(apdus.some((a) => a.command === 'PROCESS-EAP-ENCRYPT' && a.sw === 0x9000));
     assert.ok(apdus.every((a) => !('data' in a)), 'no APDU bytes on the channel');
     assert.deepEqual(sessions.map((s) => s.event), ['handshake', 'established', 'closed']);

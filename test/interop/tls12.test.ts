@@ -43,12 +43,10 @@ function opensslArgs(card: TestCard, server: RunningHttps, extra: readonly strin
   return ['s_client', '-CAfile', card.init.caCertPath, '-connect', `127.0.0.1:${server.port}`, '-servername', 'localhost', '-verify_return_error', '-ign_eof', ...extra];
 }
 
-function suiteTests(getCard: () => TestCard, getServer: () => RunningHttps, suites: readonly Suite12[], sig: RegExp, isCcm8Enabled: () => boolean): void {
+function suiteTests(getCard: () => TestCard, getServer: () => RunningHttps, suites: readonly Suite12[], sig: RegExp): void {
   for (const s of suites) {
-    const gated = s.iana === 'TLS_ECDHE_ECDSA_WITH_AES_128_CCM_8';
     test(`openssl s_client -tls1_2 -cipher ${s.openssl}: handshake, verify, GET`, async (t) => {
       if (!requirePeer(t, 'openssl')) return;
-      if (gated && !isCcm8Enabled()) return t.skip('the card does not take policy tag 35 yet (CCM_8 needs it)');
       const r = await run('openssl', opensslArgs(getCard(), getServer(), ['-tls1_2', '-cipher', s.openssl]), { input: httpGet('/status') });
       assert.equal(r.code, 0, r.stderr + r.stdout);
       assert.match(r.stdout, new RegExp(`New, TLSv1\\.2, Cipher is ${s.openssl}\\b`));
@@ -61,7 +59,6 @@ function suiteTests(getCard: () => TestCard, getServer: () => RunningHttps, suit
     });
     test(`gnutls-cli VERS-TLS1.2 +${s.gnutlsCipher} +${s.gnutlsKx}: handshake, verify, GET`, async (t) => {
       if (!requirePeer(t, 'gnutls-cli')) return;
-      if (gated && !isCcm8Enabled()) return t.skip('the card does not take policy tag 35 yet (CCM_8 needs it)');
       const prio = `NORMAL:-VERS-ALL:+VERS-TLS1.2:-CIPHER-ALL:+${s.gnutlsCipher}:-KX-ALL:+${s.gnutlsKx}`;
       const r = await runInteractive(
         'gnutls-cli',
@@ -75,8 +72,7 @@ function suiteTests(getCard: () => TestCard, getServer: () => RunningHttps, suit
       assert.equal(body?.tls.version, 'TLSv1.2');
       assert.equal(body?.tls.cipherSuite, s.iana);
     });
-    test(`Node tls.connect maxVersion TLSv1.2 ciphers ${s.openssl}`, async (t) => {
-      if (gated && !isCcm8Enabled()) return t.skip('the card does not take policy tag 35 yet (CCM_8 needs it)');
+    test(`Node tls.connect maxVersion TLSv1.2 ciphers ${s.openssl}`, async () => {
       const r = await nodeTlsGet(getServer().port, '/status', { ca: getCard().ca, ciphers: s.openssl, maxVersion: 'TLSv1.2' });
       assert.equal(r.authorized, true);
       assert.equal(r.protocol, 'TLSv1.2');
@@ -91,15 +87,10 @@ function suiteTests(getCard: () => TestCard, getServer: () => RunningHttps, suit
 describe('TLS 1.2 on a P-256 card (ECDHE_ECDSA; CCM_8 enabled by policy)', () => {
   let card: TestCard;
   let server: RunningHttps;
-  let ccm8 = false;
   before(async () => {
     card = await makeTestCard({ keyType: 'p256' });
-    try {
-      await administerCard(card, { policy: { cipherSuites12: ALL12.map((n) => TLS12_SUITES[n]) } });
-      ccm8 = true;
-    } catch {
-      ccm8 = false; // a card before policy tag 35 answers 6A80
-    }
+    // no fallback: a card that refuses policy tag 35 fails every test here (it used to skip CCM_8)
+    await administerCard(card, { policy: { cipherSuites12: ALL12.map((n) => TLS12_SUITES[n]) } });
     server = await startTestHttps(card);
   });
   after(async () => {
@@ -107,7 +98,7 @@ describe('TLS 1.2 on a P-256 card (ECDHE_ECDSA; CCM_8 enabled by policy)', () =>
     card?.cleanup();
   });
 
-  suiteTests(() => card, () => server, ECDSA_SUITES, /ECDSA-SHA256/, () => ccm8);
+  suiteTests(() => card, () => server, ECDSA_SUITES, /ECDSA-SHA256/);
 
   test('curl --tls-max 1.2: TLSv1.2 with an ECDHE-ECDSA suite, verify ok, GET', async (t) => {
     if (!requirePeer(t, 'curl')) return;
@@ -156,5 +147,5 @@ describe('TLS 1.2 on an RSA-2048 card (ECDHE_RSA)', () => {
     await server?.close();
     card?.cleanup();
   });
-  suiteTests(() => card, () => server, RSA_SUITES, /RSA-(?:PSS-RSAE-)?SHA(?:256|384|512)/, () => true);
+  suiteTests(() => card, () => server, RSA_SUITES, /RSA-(?:PSS-RSAE-)?SHA(?:256|384|512)/);
 });

@@ -4,7 +4,7 @@
 // driver against the card's TLS-SE applet through pcscd, and reversed vpcd mode (pcscd connects to
 // `card serve --reversed`): a second vpcd connection is refused while pcscd holds the slot. ONE file
 // on purpose: only one pcscd per machine (plus a lock in the harness). Skips locally with the reason;
-// under CI (CI=true or CI=1, test/interop/peers.ts underCI) a missing prerequisite or a failed set-up fails.
+// under CI (CI=true or CI=1, test/ci.ts inCI) a missing prerequisite or a failed set-up fails.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn, spawnSync } from 'node:child_process';
@@ -15,11 +15,11 @@ import { join } from 'node:path';
 import tls from 'node:tls';
 import { initCard } from '../../src/cli/card-setup.js';
 import { PcscTransport, listPcscReaders, atrName } from '../../src/transport/index.js';
+import { inCI } from '../ci.js';
 import { BIN, PcscLab, READER, VPCD_PORT, pcscPrerequisites, startProc, waitFor, type Proc } from './harness.js';
-import { underCI } from '../interop/peers.js';
 
 const reason = await pcscPrerequisites();
-if (reason && underCI()) throw new Error(`PC/SC tests cannot run in CI: ${reason}`);
+if (reason && inCI()) throw new Error(`PC/SC tests cannot run in CI: ${reason}`);
 const skip = reason ? `PC/SC path unavailable: ${reason}` : false;
 
 const root = mkdtempSync(join(tmpdir(), 'setls-pcsc-'));

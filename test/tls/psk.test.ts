@@ -5,7 +5,7 @@
  */
 import { test, before } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawn, spawnSync } from 'node:child_process';
+import { spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import * as net from 'node:net';
 import { once } from 'node:events';
@@ -13,6 +13,8 @@ import type { TlsPsk, TlsServerConfig } from '../../src/tls/api.js';
 import { createTlsServer } from '../../src/tls/index.js';
 import { makePki, type TestPki } from './helpers/pki.js';
 import { connectPeer, waitFor } from './helpers/nodePeer.js';
+import { requirePeer } from '../interop/peers.js';
+import { waitUntil } from '../wait.js';
 
 let pki: TestPki;
 const KEY = new Uint8Array(randomBytes(32));
@@ -104,18 +106,24 @@ async function opensslPsk(args: string[], config: Partial<TlsServerConfig>) {
   let stdout = '';
   child.stdout.on('data', (d) => (stdout += d));
   child.stderr.on('data', (d) => (stdout += d));
-  await waitFor(() => server.state !== 'handshaking' || stdout.includes('hello from the card'), 200000).catch(() => undefined);
-  await new Promise((r) => setTimeout(r, 200));
-  child.stdin.end('from openssl\n');
-  await waitFor(() => received.length > 0 || server.state !== 'connected', 200000).catch(() => undefined);
-  child.kill();
-  tcp.close();
+  const exited = () => child.exitCode !== null || child.signalCode !== null;
+  try {
+    // the handshake ends: openssl printed the card's greeting (so it is in its read loop), or the
+    // engine failed/closed, or openssl gave up
+    await waitUntil(() => stdout.includes('hello from the card') || server.state === 'failed' || server.state === 'closed' || exited(), 'the openssl handshake to end');
+    if (stdout.includes('hello from the card')) {
+      child.stdin.end('from openssl\n');
+      await waitUntil(() => received.length > 0 || server.state !== 'connected' || exited(), "openssl's data to reach the engine");
+    }
+  } finally {
+    child.kill();
+    tcp.close();
+  }
   return { server, stdout, received: Buffer.concat(received).toString(), alerts };
 }
 
-const haveOpenssl = spawnSync('openssl', ['version']).status === 0;
-
-test('psk: openssl s_client psk_dhe_ke (real peer over TCP)', { skip: !haveOpenssl }, async () => {
+test('psk: openssl s_client psk_dhe_ke (real peer over TCP)', async (t) => {
+  if (!requirePeer(t, 'openssl')) return;
   const hex = Buffer.from(KEY).toString('hex');
   const r = await opensslPsk(['-psk', hex, '-psk_identity', ID, '-ciphersuites', 'TLS_AES_128_GCM_SHA256'], {
     findPsk: findPsk({ [ID]: { identity: enc(ID), key: KEY } }),
@@ -127,7 +135,8 @@ test('psk: openssl s_client psk_dhe_ke (real peer over TCP)', { skip: !haveOpens
   assert.equal(r.received, 'from openssl\n');
 });
 
-test('psk: openssl s_client psk_ke (-allow_no_dhe_kex, only a P-384 share the card lacks): no ECDHE, group 0', { skip: !haveOpenssl }, async () => {
+test('psk: openssl s_client psk_ke (-allow_no_dhe_kex, only a P-384 share the card lacks): no ECDHE, group 0', async (t) => {
+  if (!requirePeer(t, 'openssl')) return;
   const hex = Buffer.from(KEY).toString('hex');
   const args = ['-psk', hex, '-psk_identity', ID, '-allow_no_dhe_kex', '-groups', 'P-384', '-ciphersuites', 'TLS_AES_128_GCM_SHA256'];
   const r = await opensslPsk(args, {
@@ -140,7 +149,8 @@ test('psk: openssl s_client psk_ke (-allow_no_dhe_kex, only a P-384 share the ca
   assert.equal(r.received, 'from openssl\n');
 });
 
-test('psk: no group in common and a wrong psk_ke key → decrypt_error; no PSK at all → handshake_failure', { skip: !haveOpenssl }, async () => {
+test('psk: no group in common and a wrong psk_ke key → decrypt_error; no PSK at all → handshake_failure', async (t) => {
+  if (!requirePeer(t, 'openssl')) return;
   const args = (hex: string) => ['-psk', hex, '-psk_identity', ID, '-allow_no_dhe_kex', '-groups', 'P-384', '-ciphersuites', 'TLS_AES_128_GCM_SHA256'];
   const wrong = await opensslPsk(args(randomBytes(32).toString('hex')), { findPsk: findPsk({ [ID]: { identity: enc(ID), key: KEY } }) });
   assert.deepEqual(wrong.alerts, [51]);
