@@ -332,6 +332,8 @@ export class HostSession implements SeSession {
       return { plaintext: content.slice(), outRecords: new Uint8Array(0), peerClosed: false, failed: false, alert: 0 };
     }
     if (type === CONTENT_TYPE_ALERT) {
+      // RFC 8446 §5.4 / RFC 5246 §6.2.1: a zero-length Alert is unexpected_message; other lengths ≠ 2 decode_error.
+      if (content.length === 0) return this.fail(ALERT.unexpectedMessage);
       if (content.length !== 2) return this.fail(ALERT.decodeError);
       const [level, desc] = [content[0]!, content[1]!];
       if (desc === ALERT.closeNotify) {

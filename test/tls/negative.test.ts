@@ -316,3 +316,19 @@ test('RecordFramer returns records that own their memory, even when fed Node Buf
   input[5] = 0;
   assert.equal(rec[5], 0xaa);
 });
+
+test('zero-length alert records → unexpected_message (RFC 8446 §5.4): plaintext, and protected with or without padding', () => {
+  expectPlainAlert(record(21, new Uint8Array(0)), 10);
+  for (const padding of [0, 7]) {
+    const { conn } = traceServer();
+    conn.receive(trace('clientHelloRecord'));
+    assertFailedWith(conn, conn.receive(sealRecord(keys.c_hs_key!, keys.c_hs_iv!, 0, 21, new Uint8Array(0), padding)), 10);
+  }
+});
+
+test('an empty application_data record between ClientHello fragments → unexpected_message (RFC 8446 §5.1), not skipped', () => {
+  const ch = clientHelloMessage({ sni: 'example.com' });
+  const conn = server();
+  assert.equal(conn.receive(record(22, ch.subarray(0, 30))).records.length, 0);
+  assertFailedWith(conn, conn.receive(record(23, new Uint8Array(0), 0x0303)), 10);
+});

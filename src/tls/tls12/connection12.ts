@@ -110,7 +110,9 @@ export class Tls12Connection extends Connection12Core<RecordKey12> {
     }
     switch (type) {
       case ContentType.changeCipherSpec: {
-        if (content.length !== 1 || content[0] !== 1) throw tlsError('ERR_TLS_DECODE', 'malformed change_cipher_spec');
+        // Anything but the single byte 01 (empty, 2 bytes, another value) is unexpected_message, as in
+        // TLS 1.3 (RFC 8446 §5) and OpenSSL (docs/architecture.md, "TLS engine choices").
+        if (content.length !== 1 || content[0] !== 1) throw tlsError('ERR_TLS_UNEXPECTED_MESSAGE', 'malformed change_cipher_spec');
         const key = this.hs.onChangeCipherSpec(); // unexpected_message unless expected now
         this.readKey?.wipe();
         this.readKey = key;
@@ -125,6 +127,8 @@ export class Tls12Connection extends Connection12Core<RecordKey12> {
         return;
       }
       case ContentType.alert:
+        // RFC 5246 §6.2.1: no zero-length Alert fragments (unexpected_message, as RFC 8446 §5.4 says).
+        if (content.length === 0) throw tlsError('ERR_TLS_UNEXPECTED_MESSAGE', 'empty alert record');
         this.handleAlert(content, out);
         return;
       default:
