@@ -332,3 +332,39 @@ test('an empty application_data record between ClientHello fragments → unexpec
   assert.equal(conn.receive(record(22, ch.subarray(0, 30))).records.length, 0);
   assertFailedWith(conn, conn.receive(record(23, new Uint8Array(0), 0x0303)), 10);
 });
+
+test('RecordFramer: a header no record may have is handed on alone, then the framing stops (bounded memory)', async () => {
+  const { RecordFramer, MAX_FRAMED_FRAGMENT } = await import('../../src/tls/record/framing.js');
+  // A whole record, then a header claiming 65 535 bytes: the record, then the lone header.
+  const f = new RecordFramer();
+  const out = f.push(Uint8Array.of(0x17, 3, 3, 0, 1, 0xaa, 0x17, 3, 3, 0xff, 0xff, 1, 2, 3));
+  assert.deepEqual(out.map((r) => [...r]), [[0x17, 3, 3, 0, 1, 0xaa], [0x17, 3, 3, 0xff, 0xff]]);
+  assert.equal(f.ended, true);
+  assert.equal(f.pending, 0);
+  assert.deepEqual(f.push(new Uint8Array(70000)), []);
+  assert.equal(f.pending, 0);
+  // Unknown content type and bad version: the same.
+  assert.deepEqual(new RecordFramer().push(Uint8Array.of(25, 3, 3, 0, 3, 1, 2, 3)).map((r) => [...r]), [[25, 3, 3, 0, 3]]);
+  assert.deepEqual(new RecordFramer().push(Uint8Array.of(22, 2, 0, 0, 1, 1)).map((r) => [...r]), [[22, 2, 0, 0, 1]]);
+  // 2^14 + 2048 (the TLS 1.2 bound) is still framed whole, in pieces.
+  const g = new RecordFramer();
+  const big = new Uint8Array(5 + MAX_FRAMED_FRAGMENT);
+  big.set([0x17, 3, 3, MAX_FRAMED_FRAGMENT >> 8, MAX_FRAMED_FRAGMENT & 0xff]);
+  assert.deepEqual(g.push(big.subarray(0, 1000)), []);
+  const [whole] = g.push(big.subarray(1000));
+  assert.equal(whole?.length, big.length);
+  assert.equal(g.ended, false);
+});
+
+test('the engine judges a lone header: length > 2^14 + 256 → record_overflow, unknown type → unexpected_message (under the current keys)', () => {
+  const { conn } = traceServer();
+  conn.receive(trace('clientHelloRecord'));
+  conn.receive(trace('clientFinishedRecord'));
+  const out = conn.receive(Uint8Array.of(23, 3, 3, 0xff, 0xff));
+  assert.equal(toHex(openRecord(keys.s_ap_key!, keys.s_ap_iv!, 0, out.records)), '021615');
+  assertFailedWith(conn, out, 22);
+  const b = traceServer().conn;
+  b.receive(trace('clientHelloRecord'));
+  b.receive(trace('clientFinishedRecord'));
+  assertFailedWith(b, b.receive(Uint8Array.of(25, 3, 3, 0, 3)), 10);
+});

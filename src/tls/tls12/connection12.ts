@@ -18,7 +18,7 @@ import { SetlsError, concat } from '../../bytes/index.js';
 import { AlertDescription, ContentType, type ExportedSession, type TlsServerConfig } from '../api.js';
 import { ProtocolVersion } from '../constants.js';
 import { tlsError } from '../errors.js';
-import { RECORD_HEADER_LENGTH, parseRecordHeader } from '../record/framing.js';
+import { MAX_CIPHERTEXT_FRAGMENT_12, RECORD_HEADER_LENGTH, parseRecordHeader } from '../record/framing.js';
 import { type RecordKey12 } from '../record/protection12.js';
 import { plaintextRecord } from '../record/protection.js';
 import { AlertLevel } from '../wire/alert.js';
@@ -84,7 +84,7 @@ export class Tls12Connection extends Connection12Core<RecordKey12> {
       if (type < ContentType.changeCipherSpec || type > ContentType.applicationData) {
         throw tlsError('ERR_TLS_UNEXPECTED_MESSAGE', `unknown record content type ${type}`);
       }
-      const h = parseRecordHeader(this.inbox, o);
+      const h = parseRecordHeader(this.inbox, o, MAX_CIPHERTEXT_FRAGMENT_12); // 2^14 + 2048 (RFC 5246 §6.2.3)
       const end = o + RECORD_HEADER_LENGTH + h.length;
       if (end > this.inbox.length) break;
       const record = this.inbox.subarray(o, end);
