@@ -25,7 +25,7 @@ import {
   type EapTlsPacket,
 } from '../eap/index.js';
 import { ContentType, type TlsEntropy, type TlsIdentity, type TlsServerConfig, type TlsServerConnection, type TlsSessionInfo } from '../tls/api.js';
-import { RECORD_HEADER_LENGTH, parseRecordHeader } from '../tls/record/framing.js';
+import { MAX_FRAMED_FRAGMENT, RECORD_HEADER_LENGTH, parseRecordHeader } from '../tls/record/framing.js';
 import { EAP_TLS_EXPORTER_CONTEXT, EAP_TLS_EXPORTER_LABEL, Limits } from './constants.js';
 import { CardError, cardErr } from './errors.js';
 import { encodeExportBlob, wipeExported } from './tls-commands.js';
@@ -239,9 +239,11 @@ export class EapTlsSession {
     if (rec.length < RECORD_HEADER_LENGTH) throw cardErr.data('DECRYPT needs one TLS record');
     let len: number | undefined;
     try {
-      len = parseRecordHeader(rec).length;
+      len = parseRecordHeader(rec, 0, MAX_FRAMED_FRAGMENT).length;
     } catch {
-      len = undefined; // not a record header: the engine answers with a fatal alert
+      // A header no record may have (the host's framing hands it on alone, docs/apdu-protocol.md §4):
+      // the engine answers with the fatal alert it deserves under its current keys.
+      len = undefined;
     }
     if (len !== undefined && rec.length !== RECORD_HEADER_LENGTH + len) throw cardErr.data('DECRYPT takes exactly one whole TLS record');
     const out = this.engine!.receive(rec);
@@ -403,7 +405,7 @@ function checkHandshakeRecords(msg: Uint8Array): void {
     let type: number;
     let len: number;
     try {
-      ({ type, length: len } = parseRecordHeader(msg, o));
+      ({ type, length: len } = parseRecordHeader(msg, o, MAX_FRAMED_FRAGMENT));
     } catch {
       return;
     }

@@ -20,6 +20,7 @@
  */
 import { SetlsError, concat, wipe } from '../bytes/index.js';
 import { AEAD_SUITES12 } from '../tls/record/aead-suites12.js';
+import { MAX_CIPHERTEXT_FRAGMENT, MAX_CIPHERTEXT_FRAGMENT_12 } from '../tls/record/framing.js';
 import { RecordKey12 } from '../tls/record/protection12.js';
 import { nonceFor } from '../tls/record/protection.js';
 import { aeadOpen, aeadSeal, aeadSealPieces, hkdfExpandLabel, SUITES, type AeadName, type HashName } from '../tls/crypto.js';
@@ -319,6 +320,13 @@ export class HostSession implements SeSession {
     const outer = record[0]!;
     const tls13 = this.read instanceof Direction13;
     if (tls13 ? outer !== 23 : outer !== 23 && outer !== 21 && outer !== 22) return this.fail(ALERT.unexpectedMessage);
+    // The framing hands on a header no record may have alone (tls/record/framing.ts): judge it by its
+    // header, as the card's engine does — a version that is not 3.x, then a length beyond 2^14 + 256
+    // (TLS 1.3, RFC 8446 §5.2) / 2^14 + 2048 (TLS 1.2, RFC 5246 §6.2.3) → record_overflow.
+    const declared = (record[3]! << 8) | record[4]!;
+    if (record[1] !== 3) return this.fail(ALERT.decodeError);
+    if (declared > (tls13 ? MAX_CIPHERTEXT_FRAGMENT : MAX_CIPHERTEXT_FRAGMENT_12)) return this.fail(ALERT.recordOverflow);
+    if (record.length !== 5 + declared) return this.fail(ALERT.decodeError);
     let opened: { type: number; content: Uint8Array } | undefined;
     try {
       opened = this.read.open(record);
@@ -332,6 +340,8 @@ export class HostSession implements SeSession {
       return { plaintext: content.slice(), outRecords: new Uint8Array(0), peerClosed: false, failed: false, alert: 0 };
     }
     if (type === CONTENT_TYPE_ALERT) {
+      // RFC 8446 §5.4 / RFC 5246 §6.2.1: a zero-length Alert is unexpected_message; other lengths ≠ 2 decode_error.
+      if (content.length === 0) return this.fail(ALERT.unexpectedMessage);
       if (content.length !== 2) return this.fail(ALERT.decodeError);
       const [level, desc] = [content[0]!, content[1]!];
       if (desc === ALERT.closeNotify) {

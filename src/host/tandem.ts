@@ -13,7 +13,7 @@
  *
  * Events: 'listening', 'secureConnection' (SeTlsSocket), 'sessionError' (Error, {remoteAddress,
  * remotePort}), 'refused' ({remoteAddress, remotePort}), 'close'. Diagnostics: `setls:session`.
- * imports apdu/, bytes/, transport/ and host/.
+ * imports apdu/, bytes/, transport/, tls/record/framing.ts (lone bad headers) and host/.
  */
 import diagnostics_channel from 'node:diagnostics_channel';
 import { EventEmitter } from 'node:events';
@@ -32,6 +32,7 @@ import { hostError } from './errors.js';
 import { RecordLayer } from './record-layer.js';
 import { SeTlsSocket } from './socket.js';
 import { SocketReader } from './socket-reader.js';
+import { loneHeaderError } from '../tls/record/framing.js';
 
 /** Answers of a card that lost its applet selection or PIN verification (after a reset): start() again. */
 const ACCESS_LOST: ReadonlySet<number> = new Set([SW.securityNotSatisfied, SW.conditionsNotSatisfied, SW.insNotSupported, SW.claNotSupported]);
@@ -237,21 +238,20 @@ export class TlsTandem extends EventEmitter {
       let first = true;
       for (;;) {
         const left = this.handshakeTimeoutMs > 0 ? Math.max(1, deadline - performance.now()) : 0;
-        let records: Uint8Array[] | null;
-        try {
-          records = await reader.read(true, left, 'ERR_HOST_HANDSHAKE_TIMEOUT');
-        } catch (e) {
-          const code = e instanceof SetlsError ? e.code : '';
-          if (!spoke && (code === 'ERR_TLS_BAD_RECORD' || code === 'ERR_TLS_RECORD_OVERFLOW') && socket.writable) {
-            // The host's own plaintext alert (the card never saw these bytes): it knows what it sent.
-            const alert = code === 'ERR_TLS_RECORD_OVERFLOW' ? 22 : 10;
-            socket.end(plainAlert(alert));
-            spoke = true;
-            throw new TlsAlertError(code, (e as Error).message, alert, true);
-          }
-          throw e;
-        }
+        const records = await reader.read(true, left, 'ERR_HOST_HANDSHAKE_TIMEOUT');
         if (records === null) throw hostError('ERR_HOST_PEER_CLOSED', 'the client closed the connection during the handshake');
+        // A header no record may have, handed on alone by the framing (tls/record/framing.ts): before
+        // the card said anything the client has no keys, so the host answers in plaintext as it always
+        // did (not TLS at all, a header claiming too much); once the card spoke, the card judges it
+        // under its keys (below, like any record).
+        const bad = spoke || !socket.writable ? undefined : records.map(loneHeaderError).find((e) => e !== undefined);
+        if (bad) {
+          // The host's own plaintext alert (the card never saw these bytes): it knows what it sent.
+          const alert = bad.code === 'ERR_TLS_RECORD_OVERFLOW' ? 22 : 10;
+          socket.end(plainAlert(alert));
+          spoke = true;
+          throw new TlsAlertError(bad.code, bad.message, alert, true);
+        }
         const gmt = first ? Math.floor(Date.now() / 1000) : undefined;
         let step: HandshakeStep;
         try {

@@ -31,6 +31,7 @@ export const AlertDescription = {
   decryptError: 51,
   protocolVersion: 70,
   insufficientSecurity: 71,
+  inappropriateFallback: 86, // RFC 7507
   internalError: 80,
   userCanceled: 90,
   noRenegotiation: 100, // TLS 1.2 (RFC 5246 §7.2.2)

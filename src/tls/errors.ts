@@ -16,6 +16,8 @@ export const TlsErrorCode = {
   illegalParameter: 'ERR_TLS_ILLEGAL_PARAMETER',
   badKeyShare: 'ERR_TLS_BAD_KEY_SHARE',
   protocolVersion: 'ERR_TLS_PROTOCOL_VERSION',
+  /** RFC 7507: TLS_FALLBACK_SCSV from a client below our highest version. */
+  inappropriateFallback: 'ERR_TLS_INAPPROPRIATE_FALLBACK',
   decryptError: 'ERR_TLS_DECRYPT_ERROR',
   missingExtension: 'ERR_TLS_MISSING_EXTENSION',
   unrecognizedName: 'ERR_TLS_UNRECOGNIZED_NAME',
@@ -60,6 +62,8 @@ export function alertForError(err: unknown): number {
       return AlertDescription.illegalParameter;
     case TlsErrorCode.protocolVersion:
       return AlertDescription.protocolVersion;
+    case TlsErrorCode.inappropriateFallback:
+      return AlertDescription.inappropriateFallback;
     case TlsErrorCode.decryptError:
       return AlertDescription.decryptError;
     case TlsErrorCode.missingExtension:

@@ -126,10 +126,12 @@ test('ALPN without overlap → no_application_protocol; with overlap → server 
   assert.equal(conn.info?.alpn, 'h2');
 });
 
-test('malformed extensions: duplicate → illegal_parameter, record_size_limit < 64 → illegal_parameter, bad SNI → decode_error', () => {
+test('malformed extensions: duplicate → illegal_parameter, record_size_limit < 64 → illegal_parameter, SNI with a control byte → illegal_parameter, empty SNI list → decode_error', () => {
   expectPlainAlert({ extra: [{ type: 43, data: Uint8Array.of(2, 3, 4) }] }, 47);
   expectPlainAlert({ recordSizeLimit: 63 }, 47);
-  expectPlainAlert({ sni: 'bad\u0001name' }, 50);
+  expectPlainAlert({ sni: 'bad\u0001name' }, 47);
+  expectPlainAlert({ sni: 'bad\u00e9name' }, 47);
+  expectPlainAlert({ extra: [{ type: 0, data: Uint8Array.of(0, 0) }] }, 50);
   expectPlainAlert({ extra: [{ type: 41, data: new Uint8Array(4) }, { type: 99, data: new Uint8Array(0) }] }, 47); // psk not last
 });
 
@@ -315,4 +317,69 @@ test('RecordFramer returns records that own their memory, even when fed Node Buf
   assert.equal(rec.buffer.byteLength, rec.length);
   input[5] = 0;
   assert.equal(rec[5], 0xaa);
+});
+
+test('RecordFramer: a header no record may have is handed on alone, then the framing stops (bounded memory)', async () => {
+  const { RecordFramer, MAX_FRAMED_FRAGMENT } = await import('../../src/tls/record/framing.js');
+  // A whole record, then a header claiming 65 535 bytes: the record, then the lone header.
+  const f = new RecordFramer();
+  const out = f.push(Uint8Array.of(0x17, 3, 3, 0, 1, 0xaa, 0x17, 3, 3, 0xff, 0xff, 1, 2, 3));
+  assert.deepEqual(out.map((r) => [...r]), [[0x17, 3, 3, 0, 1, 0xaa], [0x17, 3, 3, 0xff, 0xff]]);
+  assert.equal(f.ended, true);
+  assert.equal(f.pending, 0);
+  assert.deepEqual(f.push(new Uint8Array(70000)), []);
+  assert.equal(f.pending, 0);
+  // Unknown content type and bad version: the same.
+  assert.deepEqual(new RecordFramer().push(Uint8Array.of(25, 3, 3, 0, 3, 1, 2, 3)).map((r) => [...r]), [[25, 3, 3, 0, 3]]);
+  assert.deepEqual(new RecordFramer().push(Uint8Array.of(22, 2, 0, 0, 1, 1)).map((r) => [...r]), [[22, 2, 0, 0, 1]]);
+  // 2^14 + 2048 (the TLS 1.2 bound) is still framed whole, in pieces.
+  const g = new RecordFramer();
+  const big = new Uint8Array(5 + MAX_FRAMED_FRAGMENT);
+  big.set([0x17, 3, 3, MAX_FRAMED_FRAGMENT >> 8, MAX_FRAMED_FRAGMENT & 0xff]);
+  assert.deepEqual(g.push(big.subarray(0, 1000)), []);
+  const [whole] = g.push(big.subarray(1000));
+  assert.equal(whole?.length, big.length);
+  assert.equal(g.ended, false);
+});
+
+test('the engine judges a lone header: length > 2^14 + 256 → record_overflow, unknown type → unexpected_message (under the current keys)', () => {
+  const { conn } = traceServer();
+  conn.receive(trace('clientHelloRecord'));
+  conn.receive(trace('clientFinishedRecord'));
+  const out = conn.receive(Uint8Array.of(23, 3, 3, 0xff, 0xff));
+  assert.equal(toHex(openRecord(keys.s_ap_key!, keys.s_ap_iv!, 0, out.records)), '021615');
+  assertFailedWith(conn, out, 22);
+  const b = traceServer().conn;
+  b.receive(trace('clientHelloRecord'));
+  b.receive(trace('clientFinishedRecord'));
+  assertFailedWith(b, b.receive(Uint8Array.of(25, 3, 3, 0, 3)), 10);
+});
+
+test('zero-length alert records → unexpected_message (RFC 8446 §5.4): plaintext, and protected with or without padding', () => {
+  expectPlainAlert(record(21, new Uint8Array(0)), 10);
+  for (const padding of [0, 7]) {
+    const { conn } = traceServer();
+    conn.receive(trace('clientHelloRecord'));
+    assertFailedWith(conn, conn.receive(sealRecord(keys.c_hs_key!, keys.c_hs_iv!, 0, 21, new Uint8Array(0), padding)), 10);
+  }
+});
+
+test('an empty application_data record between ClientHello fragments → unexpected_message (RFC 8446 §5.1), not skipped', () => {
+  const ch = clientHelloMessage({ sni: 'example.com' });
+  const conn = server();
+  assert.equal(conn.receive(record(22, ch.subarray(0, 30))).records.length, 0);
+  assertFailedWith(conn, conn.receive(record(23, new Uint8Array(0), 0x0303)), 10);
+});
+
+test('legacy_version 0x0300 → protocol_version even with TLS 1.3 in supported_versions; TLS_FALLBACK_SCSV below our best → inappropriate_fallback', () => {
+  const m = clientHelloMessage({ versions: [0x0304, 0x0303] });
+  m[4] = 3;
+  m[5] = 0;
+  expectPlainAlert(record(22, m), 70);
+  expectPlainAlert(record(22, clientHelloMessage({ versions: [0x0303], suites: [0xc02b, 0x5600], shares: null })), 86);
+  // GREASE in supported_versions does not count as a higher version.
+  expectPlainAlert(record(22, clientHelloMessage({ versions: [0x0a0a, 0x0303], suites: [0xc02b, 0x5600], shares: null })), 86);
+  // TLS 1.3 offered: no fallback.
+  const ok = server().receive(clientHelloRecord({ suites: [0x1301, 0x5600] }));
+  assert.equal(ok.alert, undefined);
 });

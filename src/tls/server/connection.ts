@@ -299,7 +299,7 @@ export class TlsServer implements TlsServerConnection {
       if (type === ContentType.applicationData) {
         const opened = this.readKey.open(record, this.maxInnerPlaintext);
         if (!opened) {
-          if (this.earlyDataSkipBudget >= content.length) {
+          if (this.earlyDataSkipBudget > 0 && this.earlyDataSkipBudget >= content.length && !this.handshake.pending) {
             this.earlyDataSkipBudget -= content.length; // rejected 0-RTT data: skip it
             return;
           }
@@ -317,7 +317,10 @@ export class TlsServer implements TlsServerConnection {
       }
     } else {
       if (type === ContentType.applicationData) {
-        if (this.earlyDataSkipBudget >= content.length) {
+        // RFC 8446 §5.1: nothing may come between the fragments of a handshake message — not even an
+        // empty application_data record (which the early-data budget below must not swallow).
+        if (this.handshake.pending) throw tlsError('ERR_TLS_UNEXPECTED_MESSAGE', 'record interleaved with a fragmented handshake message');
+        if (this.earlyDataSkipBudget > 0 && this.earlyDataSkipBudget >= content.length) {
           this.earlyDataSkipBudget -= content.length; // 0-RTT data after our HelloRetryRequest: skip it
           return;
         }
@@ -352,6 +355,8 @@ export class TlsServer implements TlsServerConnection {
         return;
       }
       case ContentType.alert:
+        // RFC 8446 §5.4: a zero-length Alert (TLSInnerPlaintext.content, padded or not) is unexpected_message.
+        if (content.length === 0) throw tlsError('ERR_TLS_UNEXPECTED_MESSAGE', 'empty alert record');
         this.handleAlert(content, out);
         return;
       default:

@@ -24,8 +24,22 @@ export function findExtension(ch: ClientHello, type: number): Uint8Array | undef
   return ch.extensions.find((e) => e.type === type)?.data;
 }
 
+/** TLS_FALLBACK_SCSV (RFC 7507 §6), a cipher suite value that signals a downgraded retry. */
+export const TLS_FALLBACK_SCSV = 0x5600;
+
+/**
+ * RFC 8446 Appendix D.5 (and D.2 for a TLS 1.2 server): a ClientHello.legacy_version of 0x0300
+ * (SSL 3.0) or lower is protocol_version, whatever supported_versions offers.
+ */
+function checkLegacyVersion(ch: ClientHello): void {
+  if (ch.legacyVersion <= 0x0300) {
+    throw tlsError('ERR_TLS_PROTOCOL_VERSION', `ClientHello.legacy_version 0x${ch.legacyVersion.toString(16).padStart(4, '0')} (SSL 3.0 or older)`);
+  }
+}
+
 /** TLS 1.3 or protocol_version (TLS 1.2 fallback slots in here later). */
 export function negotiateVersion(ch: ClientHello): number {
+  checkLegacyVersion(ch);
   const sv = findExtension(ch, ExtensionType.supportedVersions);
   if (!sv) throw tlsError('ERR_TLS_PROTOCOL_VERSION', 'client does not offer TLS 1.3 (no supported_versions)');
   if (!parseSupportedVersionsClientHello(sv).includes(ProtocolVersion.tls13)) {
@@ -36,18 +50,33 @@ export function negotiateVersion(ch: ClientHello): number {
 
 /**
  * Version dispatch (RFC 8446 §4.2.1, RFC 5246 §E.1) over `versions` (default TLS 1.3 and 1.2):
- * supported_versions with 0x0304 and TLS 1.3 enabled → 0x0304; otherwise supported_versions with
- * 0x0303, or (no supported_versions) legacy_version ≥ 0x0303, with TLS 1.2 enabled → 0x0303;
- * otherwise protocol_version.
+ * legacy_version 0x0300 or lower → protocol_version (RFC 8446 D.5); supported_versions with 0x0304
+ * and TLS 1.3 enabled → 0x0304; otherwise supported_versions with 0x0303, or (no supported_versions)
+ * legacy_version ≥ 0x0303, with TLS 1.2 enabled → 0x0303; otherwise protocol_version. Then RFC 7507
+ * §3: TLS_FALLBACK_SCSV from a client whose highest version is below our highest enabled one →
+ * inappropriate_fallback (after the version check: protocol_version wins when nothing is in common).
  */
 export function selectVersion(ch: ClientHello, versions: readonly number[] | undefined): number {
+  checkLegacyVersion(ch);
   const enabled = versions ?? [ProtocolVersion.tls13, ProtocolVersion.tls12];
   const sv = findExtension(ch, ExtensionType.supportedVersions);
   const offered = sv ? parseSupportedVersionsClientHello(sv) : undefined;
-  if (enabled.includes(ProtocolVersion.tls13) && offered?.includes(ProtocolVersion.tls13)) return ProtocolVersion.tls13;
-  const offers12 = offered ? offered.includes(ProtocolVersion.tls12) : ch.legacyVersion >= ProtocolVersion.tls12;
-  if (enabled.includes(ProtocolVersion.tls12) && offers12) return ProtocolVersion.tls12;
-  throw tlsError('ERR_TLS_PROTOCOL_VERSION', 'no protocol version in common');
+  let selected: number;
+  if (enabled.includes(ProtocolVersion.tls13) && offered?.includes(ProtocolVersion.tls13)) selected = ProtocolVersion.tls13;
+  else {
+    const offers12 = offered ? offered.includes(ProtocolVersion.tls12) : ch.legacyVersion >= ProtocolVersion.tls12;
+    if (!(enabled.includes(ProtocolVersion.tls12) && offers12)) throw tlsError('ERR_TLS_PROTOCOL_VERSION', 'no protocol version in common');
+    selected = ProtocolVersion.tls12;
+  }
+  if (ch.cipherSuites.includes(TLS_FALLBACK_SCSV)) {
+    // The client's highest version: among the TLS versions it lists (GREASE and drafts ignored), or legacy_version.
+    const clientMax = offered ? Math.max(0, ...offered.filter((v) => v >= 0x0300 && v <= ProtocolVersion.tls13)) : ch.legacyVersion;
+    const serverMax = Math.max(...enabled.filter((v) => v === ProtocolVersion.tls13 || v === ProtocolVersion.tls12));
+    if (clientMax < serverMax) {
+      throw tlsError('ERR_TLS_INAPPROPRIATE_FALLBACK', `TLS_FALLBACK_SCSV with version 0x${clientMax.toString(16)} below ours 0x${serverMax.toString(16)}`);
+    }
+  }
+  return selected;
 }
 
 export function checkCompression(ch: ClientHello): void {

@@ -18,7 +18,7 @@ import { SetlsError, concat } from '../../bytes/index.js';
 import { AlertDescription, ContentType, type ExportedSession, type TlsServerConfig } from '../api.js';
 import { ProtocolVersion } from '../constants.js';
 import { tlsError } from '../errors.js';
-import { RECORD_HEADER_LENGTH, parseRecordHeader } from '../record/framing.js';
+import { MAX_CIPHERTEXT_FRAGMENT_12, RECORD_HEADER_LENGTH, parseRecordHeader } from '../record/framing.js';
 import { type RecordKey12 } from '../record/protection12.js';
 import { plaintextRecord } from '../record/protection.js';
 import { AlertLevel } from '../wire/alert.js';
@@ -84,7 +84,7 @@ export class Tls12Connection extends Connection12Core<RecordKey12> {
       if (type < ContentType.changeCipherSpec || type > ContentType.applicationData) {
         throw tlsError('ERR_TLS_UNEXPECTED_MESSAGE', `unknown record content type ${type}`);
       }
-      const h = parseRecordHeader(this.inbox, o);
+      const h = parseRecordHeader(this.inbox, o, MAX_CIPHERTEXT_FRAGMENT_12); // 2^14 + 2048 (RFC 5246 §6.2.3)
       const end = o + RECORD_HEADER_LENGTH + h.length;
       if (end > this.inbox.length) break;
       const record = this.inbox.subarray(o, end);
@@ -110,7 +110,9 @@ export class Tls12Connection extends Connection12Core<RecordKey12> {
     }
     switch (type) {
       case ContentType.changeCipherSpec: {
-        if (content.length !== 1 || content[0] !== 1) throw tlsError('ERR_TLS_DECODE', 'malformed change_cipher_spec');
+        // Anything but the single byte 01 (empty, 2 bytes, another value) is unexpected_message, as in
+        // TLS 1.3 (RFC 8446 §5) and OpenSSL (docs/architecture.md, "TLS engine choices").
+        if (content.length !== 1 || content[0] !== 1) throw tlsError('ERR_TLS_UNEXPECTED_MESSAGE', 'malformed change_cipher_spec');
         const key = this.hs.onChangeCipherSpec(); // unexpected_message unless expected now
         this.readKey?.wipe();
         this.readKey = key;
@@ -125,6 +127,8 @@ export class Tls12Connection extends Connection12Core<RecordKey12> {
         return;
       }
       case ContentType.alert:
+        // RFC 5246 §6.2.1: no zero-length Alert fragments (unexpected_message, as RFC 8446 §5.4 says).
+        if (content.length === 0) throw tlsError('ERR_TLS_UNEXPECTED_MESSAGE', 'empty alert record');
         this.handleAlert(content, out);
         return;
       default:

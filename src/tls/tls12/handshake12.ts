@@ -252,13 +252,16 @@ export class Handshake12 {
     return actions;
   }
 
-  /** A cached / ticketed session we may resume: EMS on both sides, suite offered and enabled, same SNI, not expired. */
+  /**
+   * A cached / ticketed session we may resume: EMS on both sides, suite offered and enabled, same SNI,
+   * not expired. One we would resume, offered by a ClientHello without EMS, is handshake_failure
+   * (RFC 7627 §5.3: abort, not a silent full handshake).
+   */
   private findResumable(
     ch: ClientHello,
     serverName: string | undefined,
     ticket: Uint8Array | undefined,
   ): { state: SessionState12; via: 'session-id' | 'ticket' } | undefined {
-    if (!this.ems) return undefined; // RFC 7627 §5.3: never resume without EMS
     let state: SessionState12 | undefined;
     let via: 'session-id' | 'ticket' = 'ticket';
     if (ticket && ticket.length > 0 && this.cfg.ticketKeys) {
@@ -298,6 +301,12 @@ export class Handshake12 {
       wipe(state.masterSecret);
       if (via === 'session-id') this.cfg.sessionCache?.delete(ch.legacySessionId);
       return undefined;
+    }
+    if (!this.ems) {
+      // RFC 7627 §5.3: the original session used extended_master_secret (every session we keep did)
+      // and this ClientHello does not offer it: the server MUST abort (no silent full handshake).
+      wipe(state.masterSecret);
+      throw tlsError('ERR_TLS_HANDSHAKE_FAILURE', `resumption (${via}) of an extended_master_secret session offered without the extension`);
     }
     return { state, via };
   }

@@ -29,8 +29,10 @@ export function parseServerName(data: Uint8Array): string {
       if (type !== 0) continue;
       if (host !== undefined) throw tlsError('ERR_TLS_ILLEGAL_PARAMETER', 'two host_name entries');
       for (const c of name) {
-        // RFC 6066: a DNS host name in ASCII, no trailing dot; reject control bytes and non-ASCII.
-        if (c <= 0x20 || c >= 0x7f) throw tlsError('ERR_TLS_DECODE', 'server_name is not a DNS host name');
+        // RFC 6066 §3: a DNS host name in ASCII. The vector decoded; a byte no host name holds
+        // (control, space, DEL, non-ASCII) is a field with an incorrect value: illegal_parameter
+        // (docs/architecture.md, "TLS engine choices").
+        if (c <= 0x20 || c >= 0x7f) throw tlsError('ERR_TLS_ILLEGAL_PARAMETER', 'server_name is not a DNS host name');
       }
       host = String.fromCharCode(...name).toLowerCase();
     }
