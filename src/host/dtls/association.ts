@@ -18,6 +18,7 @@
  * imports tls/record (framing) and host/ siblings.
  */
 import { EventEmitter } from 'node:events';
+import { alertName } from '../../registry/tls-names.js';
 import {
   DTLS_RECORD_HEADER_LENGTH,
   DTLS_HANDSHAKE_HEADER_LENGTH,
@@ -41,7 +42,8 @@ export interface DtlsBackendOutput {
   readonly plaintext: readonly Uint8Array[];
   readonly handshakeComplete: boolean;
   readonly peerClosed: boolean;
-  readonly alert?: { readonly description: number; readonly sentByUs: boolean };
+  /** `description` undefined: the alert is not known in clear (an encrypted one the card did not name, or one the client sent in a handshake). */
+  readonly alert?: { readonly description: number | undefined; readonly sentByUs: boolean };
 }
 
 /** The key holder of one association: the card (PROCESS-EAP, docs/apdu-protocol.md §8) or the engine. */
@@ -243,7 +245,7 @@ export class DtlsAssociation extends EventEmitter {
     }
     for (const p of out.plaintext) this.emit('message', p);
     if (out.peerClosed) this.close('peer closed');
-    else if (out.alert) this.close(`alert ${out.alert.description} ${out.alert.sentByUs ? 'sent' : 'received'}`);
+    else if (out.alert) this.close(`alert ${out.alert.description === undefined ? '(description unknown)' : alertName(out.alert.description)} ${out.alert.sentByUs ? 'sent' : 'received'}`);
   }
 
   // ------------------------------------------------------------------ output

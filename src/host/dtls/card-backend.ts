@@ -138,7 +138,8 @@ export class CardDtlsBackends {
   };
 
   private backend(free: () => void): DtlsBackend {
-    const session = new EapSession(this.opts.card, this.opts.session ?? {});
+    // INFO: the card names the alert it sent with its 7001 answer (docs/apdu-protocol.md §3).
+    const session = new EapSession(this.opts.card, { sessionInfo: true, ...this.opts.session });
     let first = true;
     let closed = false;
     const now = this.opts.now ?? (() => Math.floor(Date.now() / 1000));
@@ -149,9 +150,11 @@ export class CardDtlsBackends {
           const step = await session.handshake([record], first ? now() : undefined);
           first = false;
           if (step.failed) {
-            const alert = alertOf(step.toClient);
+            const sentByUs = step.toClient.length > 0;
+            // Sent: as the card named it (or a plaintext one we can read); received: the client's record, if in clear.
+            const alert = sentByUs ? (step.alert ?? alertOf(step.toClient)) : alertOf(record);
             await session.acknowledgeFailure().catch(() => undefined);
-            return { records: step.toClient, plaintext: [], handshakeComplete: false, peerClosed: false, alert: { description: alert, sentByUs: step.toClient.length > 0 } };
+            return { records: step.toClient, plaintext: [], handshakeComplete: false, peerClosed: false, alert: { description: alert, sentByUs } };
           }
           return { records: step.toClient, plaintext: [], handshakeComplete: step.done, peerClosed: false };
         }
@@ -181,8 +184,8 @@ export class CardDtlsBackends {
   }
 }
 
-/** The alert description of a plaintext (epoch-0) DTLS alert record; 0 when it is not one. */
-function alertOf(records: Uint8Array): number {
-  if (records.length >= 15 && records[0] === 21 && records[3] === 0 && records[4] === 0) return records[14]!;
-  return 0;
+/** The alert description of a plaintext (epoch-0) DTLS alert record; undefined when it is not one. */
+function alertOf(records: Uint8Array): number | undefined {
+  if (records.length >= 15 && records[0] === 21 && records[3] === 0 && records[4] === 0) return records[14];
+  return undefined;
 }
