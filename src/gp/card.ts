@@ -42,7 +42,14 @@ import {
   type SMode,
 } from './params.js';
 import { SecureMessaging, type ResponseContext, type UnwrapFailure } from './secure-messaging.js';
-import { cardCryptogram, deriveSessionKeys, hostCryptogram, pseudoRandomCardChallenge, wipeSessionKeys, type SessionKeys } from './session-keys.js';
+import {
+  cardCryptogram,
+  deriveSessionKeys,
+  hostCryptogram,
+  pseudoRandomCardChallenge,
+  wipeSessionKeys,
+  type SessionKeys,
+} from './session-keys.js';
 
 export interface Scp03CardOptions {
   /** AID of this security domain (5..16 bytes): context of the pseudo-random card challenge. */

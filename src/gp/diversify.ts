@@ -28,7 +28,13 @@ export const DiversifyPurpose = { enc: 0x01, mac: 0x02, dek: 0x03 } as const;
 export type DiversifyPurpose = (typeof DiversifyPurpose)[keyof typeof DiversifyPurpose];
 
 /** One diversified key (see the construction above). */
-export function diversifyKey(master: Uint8Array, uid: Uint8Array, purpose: DiversifyPurpose, kvn: number, keyLength = master.length): Uint8Array {
+export function diversifyKey(
+  master: Uint8Array,
+  uid: Uint8Array,
+  purpose: DiversifyPurpose,
+  kvn: number,
+  keyLength = master.length,
+): Uint8Array {
   assertAesKey(master, 'master key');
   if (!isAesKeyLength(keyLength)) throw new GpError(GpErrorCode.key, `diversified key length ${keyLength} is not 16, 24 or 32`);
   if (uid.length < 1 || uid.length > 255) throw new RangeError('UID must be 1..255 bytes');

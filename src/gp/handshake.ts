@@ -45,7 +45,9 @@ export function encodeInitializeUpdateResponse(r: InitializeUpdateResponse): Uin
   const s = modeOfI(r.i);
   if (r.cardChallenge.length !== s || r.cardCryptogram.length !== s) throw new RangeError(`card challenge and cryptogram must be ${s} bytes`);
   const pseudo = (r.i & IParam.pseudoRandomChallenge) !== 0;
-  if (pseudo !== (r.sequenceCounter !== undefined)) throw new RangeError('a sequence counter goes with the pseudo-random challenge bit and only with it');
+  if (pseudo !== (r.sequenceCounter !== undefined)) {
+    throw new RangeError('a sequence counter goes with the pseudo-random challenge bit and only with it');
+  }
   return concat(
     r.keyDiversificationData,
     Uint8Array.of(r.kvn, SCP03_ID, r.i),

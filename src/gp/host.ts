@@ -19,7 +19,7 @@
  * cryptogram, the MAC chain values of pending responses. Plaintexts given to `wrap` stay the
  * caller's; intermediate padded copies are zeroed at once.
  */
-import { ctEqual, wipe } from '../bytes/index.js';
+import { ctEqual, toHex, wipe } from '../bytes/index.js';
 import { randomBytes } from 'node:crypto';
 import { parseCla } from './cla.js';
 import { parseCommandApdu } from './command-apdu.js';
@@ -34,7 +34,14 @@ import {
 import { copyStaticKeys, wipeStaticKeys, type StaticKeys } from './keys.js';
 import { IParam, isSecurityLevel, levelAllowedByI, modeOfI, type SecurityLevel, type SMode } from './params.js';
 import { SecureMessaging, type PlainResponse, type ResponseContext } from './secure-messaging.js';
-import { cardCryptogram, deriveSessionKeys, hostCryptogram, pseudoRandomCardChallenge, wipeSessionKeys, type SessionKeys } from './session-keys.js';
+import {
+  cardCryptogram,
+  deriveSessionKeys,
+  hostCryptogram,
+  pseudoRandomCardChallenge,
+  wipeSessionKeys,
+  type SessionKeys,
+} from './session-keys.js';
 
 export interface Scp03HostOptions {
   /** The card's static key set (copied; the copy is wiped on close). */
@@ -159,7 +166,8 @@ export class Scp03Host {
     this.need('authenticating', 'externalAuthenticate');
     if (!isSecurityLevel(level)) throw new GpError(GpErrorCode.level, `security level 0x${level.toString(16)} is not 01, 03, 11, 13 or 33`);
     if (!levelAllowedByI(level, this.card!.i)) {
-      throw new GpError(GpErrorCode.level, `security level 0x${level.toString(16)} needs R-MAC/R-ENC the card (i=0x${this.card!.i.toString(16)}) lacks`);
+      const i = this.card!.i.toString(16);
+      throw new GpError(GpErrorCode.level, `security level 0x${level.toString(16)} needs R-MAC/R-ENC the card (i=0x${i}) lacks`);
     }
     const sm = new SecureMessaging(this.session!, level as SecurityLevel, this.mode);
     this.session = undefined; // owned by sm from now on
@@ -176,10 +184,8 @@ export class Scp03Host {
   /** Checks EXTERNAL AUTHENTICATE's answer (SW only); anything but 9000 closes the session. */
   processExternalAuthenticateResponse(response: Uint8Array): void {
     this.need('open', 'processExternalAuthenticateResponse');
-    const sw = response.length === 2 ? (response[0]! << 8) | response[1]! : -1;
-    if (sw !== 0x9000) {
-      const shown = response.length >= 2 ? ((response[response.length - 2]! << 8) | response[response.length - 1]!).toString(16).padStart(4, '0') : 'no SW';
-      this.fail(GpErrorCode.auth, `EXTERNAL AUTHENTICATE refused (${shown})`);
+    if (response.length !== 2 || response[0] !== 0x90 || response[1] !== 0x00) {
+      this.fail(GpErrorCode.auth, `EXTERNAL AUTHENTICATE refused (${toHex(response.subarray(-2)) || 'no SW'})`);
     }
   }
 

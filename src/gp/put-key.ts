@@ -44,7 +44,12 @@ export function encodeAesKeyBlock(dek: Uint8Array, key: Uint8Array): Uint8Array 
 /** PUT KEY data: new KVN then the three key blocks (ENC, MAC, DEK), encrypted under `dek`. */
 export function buildPutKeyData(dek: Uint8Array, newKeys: StaticKeys): Uint8Array {
   if (!isScp03Kvn(newKeys.kvn)) throw new RangeError(`new KVN 0x${newKeys.kvn.toString(16)} is outside SCP03's 30..3F`);
-  return concat(Uint8Array.of(newKeys.kvn), encodeAesKeyBlock(dek, newKeys.enc), encodeAesKeyBlock(dek, newKeys.mac), encodeAesKeyBlock(dek, newKeys.dek));
+  return concat(
+    Uint8Array.of(newKeys.kvn),
+    encodeAesKeyBlock(dek, newKeys.enc),
+    encodeAesKeyBlock(dek, newKeys.mac),
+    encodeAesKeyBlock(dek, newKeys.dek),
+  );
 }
 
 /** The plain PUT KEY command (case 4) — wrap it with the session before sending. */
