@@ -241,8 +241,10 @@ export class Scp03Card {
     const c = parseCommandApdu(apdu);
     const info: ClaInfo | undefined = c && parseCla(c.cla);
     if (this._state === 'idle') {
-      if (c && info && !info.sm) return { ok: true, command: c, apdu: encodeCommandApdu(c), secured: false };
-      return fail(GpSw.securityStatusNotSatisfied, 'state');
+      if (!c) return fail(GpSw.wrongLength, 'format');
+      if (!info) return fail(GpSw.claNotSupported, 'format');
+      if (info.sm) return fail(GpSw.securityStatusNotSatisfied, 'state');
+      return { ok: true, command: c, apdu: encodeCommandApdu(c), secured: false };
     }
     // open
     if (!c || !info) return fail(GpSw.securityStatusNotSatisfied, 'format');

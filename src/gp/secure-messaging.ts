@@ -121,20 +121,21 @@ export class SecureMessaging {
   /** Off-card: protects a plain command (its CLA already checked by the caller). */
   wrapCommand(plain: RawCommand, info: ClaInfo, allowExtended: boolean): { wire: Uint8Array; ctx: ResponseContext } {
     const keys = this.k();
-    const counter = this.nextCounter();
-    let body = plain.data;
-    let padded: Uint8Array | undefined;
-    if (this.cDec && body.length > 0) {
-      padded = pad80(body);
-      const icv = this.icv(counter, false);
-      body = aesCbcEncrypt(keys.sEnc, icv, padded);
-      wipe(icv, padded);
-    }
-    const nc = body.length + this.s;
+    // Sizes first: a command refused for its length must not move the counter or the chain.
+    const encrypt = this.cDec && plain.data.length > 0;
+    const nc = (encrypt ? (Math.floor(plain.data.length / 16) + 1) * 16 : plain.data.length) + this.s;
     if (nc > 65535) throw new GpError(GpErrorCode.tooLong, `wrapped command data of ${nc} bytes exceeds 65535`);
     const extended = plain.extended || nc > 255 || plain.ne > 256;
     if (extended && !allowExtended) {
       throw new GpError(GpErrorCode.tooLong, `wrapped command needs extended length (Lc ${nc}, Ne ${plain.ne})`);
+    }
+    const counter = this.nextCounter();
+    let body = plain.data;
+    if (encrypt) {
+      const padded = pad80(body);
+      const icv = this.icv(counter, false);
+      body = aesCbcEncrypt(keys.sEnc, icv, padded);
+      wipe(icv, padded);
     }
     const lc = lcField(nc, extended);
     const mac = this.cmac(concat(Uint8Array.of(macCla(plain.cla), plain.ins, plain.p1, plain.p2), lc, body));

@@ -12,7 +12,7 @@ test('BER-TLV: two-byte constructed tags with nested TLVs (a GP STORE DATA funct
   assert.equal(toHex(req), 'bf2106800101810101');
   const [outer] = parseBerTlvs(req);
   assert.equal(outer!.tag, 0xbf21);
-  assert.ok(isConstructedTag(outer!.tag));
+  assert.ok(isConstructedTag(outer!.tag), 'isConstructedTag(outer!.tag)');
   assert.deepEqual(parseBerTlvs(outer!.value).map((t) => [t.tag, toHex(t.value)]), [[0x80, '01'], [0x81, '01']]);
   // pySim's GetEID response: BF3E { 5A <EID 16> }
   const eid = parseBerTlvs(fromHex('bf3e125a1089882119900000000000000000000005'));

@@ -38,7 +38,7 @@ test('the card decodes PUT KEY and checks every KCV; malformed or tampered data 
   const next = testKeys(0x31, 32);
   const data = buildPutKeyData(DEK, next);
   const ok = parsePutKey(DEK, 0x30, 0x81, data);
-  assert.ok(ok.ok);
+  assert.ok(ok.ok, 'ok.ok');
   assert.equal(ok.keys.kvn, 0x31);
   assert.equal(ok.replaceKvn, 0x30);
   assert.deepEqual([toHex(ok.keys.enc), toHex(ok.keys.mac), toHex(ok.keys.dek)], [toHex(next.enc), toHex(next.mac), toHex(next.dek)]);
@@ -84,14 +84,14 @@ test('key rotation through a level-33 session: the relay sees no key, key block 
   }
 
   const u = card.unwrapCommand(wire);
-  assert.ok(u.ok);
+  assert.ok(u.ok, 'u.ok');
   const parsed = parsePutKey(current.dek, u.command.p1, u.command.p2, u.command.data);
-  assert.ok(parsed.ok);
+  assert.ok(parsed.ok, 'parsed.ok');
   const resp = card.wrapResponse(putKeyResponseData(parsed.keys), 0x9000);
   const r = host.unwrap(resp);
   assert.equal(r.sw, 0x9000);
-  assert.ok(checkPutKeyResponse(r.data, next));
-  assert.ok(!checkPutKeyResponse(r.data, current));
+  assert.ok(checkPutKeyResponse(r.data, next), 'checkPutKeyResponse(r.data, next)');
+  assert.ok(!checkPutKeyResponse(r.data, current), '!checkPutKeyResponse(r.data, current)');
 
   // the new key set opens a session
   const card2 = new Scp03Card({ sdAid: SD_AID, lookupKeys: (kvn) => (kvn === 0x31 ? parsed.keys : undefined) });

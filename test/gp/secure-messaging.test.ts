@@ -85,7 +85,7 @@ test('any single-bit flip of a wrapped command is refused and closes the session
       (level, [ch, plain], before, pos, bit) => {
         const { host, card } = openPair({ level, channel: ch });
         for (let n = 0; n < before; n++) {
-          assert.ok(card.unwrapCommand(host.wrap(Uint8Array.of(claFor(ch), 0xca, 0x00, 0x66, 0x00))).ok);
+          assert.ok(card.unwrapCommand(host.wrap(Uint8Array.of(claFor(ch), 0xca, 0x00, 0x66, 0x00))).ok, 'card.unwrapCommand(host.wrap(Uint8Array.of(claFor(ch), 0xca, 0x00, 0x66, 0x00))).ok');
           host.unwrap(card.wrapResponse(fromHex('0102'), 0x9000));
         }
         const wire = host.wrap(encodeCommandApdu(plain));
@@ -114,7 +114,7 @@ test('any single-bit flip of an R-MAC protected response (9000/62xx/63xx) is ref
       fc.integer({ min: 0, max: 7 }),
       (level, data, sw, pos, bit) => {
         const { host, card } = openPair({ level });
-        assert.ok(card.unwrapCommand(host.wrap(fromHex('80CA006600'))).ok);
+        assert.ok(card.unwrapCommand(host.wrap(fromHex('80CA006600'))).ok, 'card.unwrapCommand(host.wrap(fromHex("80CA006600"))).ok');
         const resp = card.wrapResponse(data, sw);
         const bad = resp.slice();
         bad[pos % bad.length]! ^= 1 << bit;
@@ -146,7 +146,7 @@ test('responses swallowed, reordered or duplicated by the relay fail their R-MAC
   const run = (deliver: (r: Uint8Array[]) => Uint8Array[]) => {
     const { host, card } = openPair({ level: 0x11 });
     const responses = [0, 1, 2].map((n) => {
-      assert.ok(card.unwrapCommand(host.wrap(fromHex('80CA006600'))).ok);
+      assert.ok(card.unwrapCommand(host.wrap(fromHex('80CA006600'))).ok, 'card.unwrapCommand(host.wrap(fromHex("80CA006600"))).ok');
       return card.wrapResponse(Uint8Array.of(n), 0x9000);
     });
     const got: string[] = [];
@@ -165,17 +165,17 @@ test('responses swallowed, reordered or duplicated by the relay fail their R-MAC
 
 test('error status words carry no R-MAC and no data; warnings 62xx/63xx do carry an R-MAC', () => {
   const { host, card } = openPair({ level: 0x33 });
-  assert.ok(card.unwrapCommand(host.wrap(fromHex('80CA006600'))).ok);
+  assert.ok(card.unwrapCommand(host.wrap(fromHex('80CA006600'))).ok, 'card.unwrapCommand(host.wrap(fromHex("80CA006600"))).ok');
   assert.equal(toHex(card.wrapResponse(fromHex('deadbeef'), 0x6a88)), '6a88');
   assert.deepEqual(host.unwrap(fromHex('6a88')), { data: new Uint8Array(0), sw: 0x6a88 });
 
-  assert.ok(card.unwrapCommand(host.wrap(fromHex('80F2400002 4F00 00'))).ok);
+  assert.ok(card.unwrapCommand(host.wrap(fromHex('80F2400002 4F00 00'))).ok, 'card.unwrapCommand(host.wrap(fromHex("80F2400002 4F00 00"))).ok');
   const warn = card.wrapResponse(fromHex('e3 02 4f 00'), 0x6310);
   assert.equal(warn.length, 16 + 8 + 2, 'R-ENC (16) + R-MAC (8) + SW');
   assert.equal(toHex(host.unwrap(warn).data), 'e3024f00');
 
   // an error SW arriving with data where an R-MAC is expected is refused
-  assert.ok(card.unwrapCommand(host.wrap(fromHex('80CA006600'))).ok);
+  assert.ok(card.unwrapCommand(host.wrap(fromHex('80CA006600'))).ok, 'card.unwrapCommand(host.wrap(fromHex("80CA006600"))).ok');
   card.wrapResponse(new Uint8Array(0), 0x9000);
   assert.throws(() => host.unwrap(fromHex('0102030405060708 6a80')), { code: 'ERR_GP_RESPONSE' });
 });
@@ -189,7 +189,7 @@ test('C-DECRYPTION: the encryption counter advances on every command, with or wi
   b.host.wrap(fromHex('80F22002'));
   const second = b.host.wrap(fromHex('80E2900003BF2000'));
   assert.notEqual(toHex(first.subarray(5, 21)), toHex(second.subarray(5, 21)));
-  assert.ok(a.card.unwrapCommand(first).ok);
+  assert.ok(a.card.unwrapCommand(first).ok, 'a.card.unwrapCommand(first).ok');
 });
 
 test('the C-MAC ignores the channel bits: the same command on channels 0, 1 and 9 has the same MAC', () => {
@@ -204,7 +204,7 @@ test('the C-MAC ignores the channel bits: the same command on channels 0, 1 and 
   const iso = host.wrap(fromHex('00B0000010'));
   assert.equal(toHex(iso.subarray(0, 1)), '04');
   const u = card.unwrapCommand(iso);
-  assert.ok(u.ok);
+  assert.ok(u.ok, 'u.ok');
   // Le travels as 00 (outside the MAC, so the card accepts only 00): the applet sees Ne = 256.
   assert.equal(toHex(u.apdu), '00b0000000');
 });
@@ -230,7 +230,7 @@ test('extended length when the wrapped command outgrows a short APDU, and only i
   const fits = encodeCommandApdu({ cla: 0x80, ins: 0xe2, p1: 0x90, p2: 0, data: new Uint8Array(239).fill(7), ne: 256, extended: false });
   const wire = host.wrap(fits);
   assert.equal(wire[4], 240 + 8, '239 bytes pad to 240, plus the MAC: still short');
-  assert.ok(card.unwrapCommand(wire).ok);
+  assert.ok(card.unwrapCommand(wire).ok, 'card.unwrapCommand(wire).ok');
   host.unwrap(card.wrapResponse(new Uint8Array(0), 0x9000));
 
   const big = encodeCommandApdu({ cla: 0x80, ins: 0xe2, p1: 0x90, p2: 0, data: new Uint8Array(240).fill(7), ne: 256, extended: false });
@@ -238,16 +238,20 @@ test('extended length when the wrapped command outgrows a short APDU, and only i
   assert.equal(toHex(ext.subarray(4, 7)), '000108', 'extended Lc: 256 + 8');
   assert.equal(toHex(ext.subarray(-2)), '0000', 'extended Le');
   const u = card.unwrapCommand(ext);
-  assert.ok(u.ok);
+  assert.ok(u.ok, 'u.ok');
   assert.equal(u.command.data.length, 240);
 
   const short = openPair({ level: 0x33, allowExtended: false });
   assert.throws(() => short.host.wrap(big), { code: 'ERR_GP_TOO_LONG' });
+  // the refused command moved neither the counter nor the chain: the session goes on
+  const next = short.card.unwrapCommand(short.host.wrap(fromHex('80E2900003BF2000')));
+  assert.ok(next.ok, 'next.ok');
+  assert.equal(toHex(next.command.data), 'bf2000');
 });
 
 test('the card wraps each response once; a second call throws rather than send data unprotected', () => {
   const { host, card } = openPair();
-  assert.ok(card.unwrapCommand(host.wrap(fromHex('80CA006600'))).ok);
+  assert.ok(card.unwrapCommand(host.wrap(fromHex('80CA006600'))).ok, 'card.unwrapCommand(host.wrap(fromHex("80CA006600"))).ok');
   card.wrapResponse(fromHex('01'), 0x9000);
   assert.throws(() => card.wrapResponse(fromHex('0102'), 0x9000), { code: 'ERR_GP_STATE' });
 });
@@ -257,10 +261,12 @@ test('outside a session plain commands pass through and SM commands are refused;
   const { card } = openPair();
   card.reset();
   const plain = card.unwrapCommand(fromHex('80CA00E000'));
-  assert.ok(plain.ok && !plain.secured);
+  assert.ok(plain.ok && !plain.secured, 'plain.ok && !plain.secured');
   assert.equal(toHex(card.wrapResponse(fromHex('0102'), 0x9000)), '01029000');
   const sm = card.unwrapCommand(fromHex('84CA00E0080102030405060708'));
-  assert.equal(sm.ok, false);
+  assert.equal(hex((sm as { sw: number }).sw), '6982');
+  assert.equal(hex((card.unwrapCommand(fromHex('A0CA00E000')) as { sw: number }).sw), '6e00');
+  assert.equal(hex((card.unwrapCommand(fromHex('80CA00E00501')) as { sw: number }).sw), '6700');
   assert.equal(card.state, 'idle');
 
   const h = new Scp03Host({ keys });

@@ -21,11 +21,11 @@ test('600 bytes of BER-TLV travel in blocks of 239 with P1 10/10/91 and P2 00/01
 test('the assembler wants consecutive blocks, one structure, a bounded size', () => {
   const a = new StoreDataAssembler(300);
   assert.deepEqual(a.accept(0x10, 0, fromHex('01')), { done: false });
-  assert.ok(a.pending);
+  assert.ok(a.pending, 'a.pending');
   const done = a.accept(0x91, 1, fromHex('02'));
-  assert.ok('done' in done && done.done);
+  assert.ok('done' in done && done.done, '"done" in done && done.done');
   assert.equal(toHex((done as { data: Uint8Array }).data), '0102');
-  assert.ok(!a.pending);
+  assert.ok(!a.pending, '!a.pending');
 
   const sw = (r: ReturnType<StoreDataAssembler['accept']>) => ('error' in r ? r.sw.toString(16) : 'accepted');
   assert.equal(sw(a.accept(0x10, 1, fromHex('01'))), '6a86', 'first block must be 00');
@@ -50,9 +50,9 @@ test('a BER-TLV function request chained over STORE DATA through an SCP03 sessio
     const wire = host.wrap(plain);
     assert.ok(wire.length <= 261, 'every wrapped block still fits a short APDU');
     const u = card.unwrapCommand(wire);
-    assert.ok(u.ok);
+    assert.ok(u.ok, 'u.ok');
     const step = assembler.accept(u.command.p1, u.command.p2, u.command.data);
-    assert.ok(!('error' in step));
+    assert.ok(!('error' in step), '!("error" in step)');
     if (step.done) result = step.data;
     const r = host.unwrap(card.wrapResponse(step.done ? fromHex('9000') : new Uint8Array(0), 0x9000));
     assert.equal(r.sw, 0x9000);
