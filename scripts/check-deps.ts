@@ -22,6 +22,8 @@ export const RULES: Record<string, readonly string[]> = {
   // tls/crypto.js: primitives only (AEAD, HKDF-Expand-Label), for the TLS-Tandem host record layer.
   host: ['bytes', 'apdu', 'eap', 'transport', 'tls/record', 'tls/crypto.js', 'registry'],
   pki: ['bytes'],
+  // GlobalPlatform SCP03 for card and operator alike: pure, so both sides may import it.
+  gp: ['bytes'],
   coap: ['bytes'],
   servers: ['bytes', 'host', 'registry', 'coap'],
   cli: ['*'],
