@@ -7,14 +7,17 @@
  *  - An accepted t is the session's time (certificate validity, ticket age) and the card's latest
  *    time in RAM (for sessions without time bytes and the TLS-SE applet); neither is persisted.
  *  - The floor follows accepted times, bounded so that host time alone can never make the card
- *    refuse real time for long, and never for good:
- *      per accepted time: floor' ≤ floor + 300 s + (card seconds since the floor last moved)
- *      per power-on:      floor' ≤ floor at power-on + `timeAdvancePerPowerOn` (1 h) + (card seconds since power-on)
- *    "Card seconds" come from the card's own monotonic tick counter (the emulated card: the
- *    process's monotonic clock; a card without a timer counts none), never from the host's time.
- *    A single bogus time moves the floor by at most 300 s, so real time is never refused for it; any
- *    number of bogus times in one power-on move it at most 1 h ahead, which real time overtakes
- *    within the hour. The operator resets the floor with SET-CLOCK (operator PIN).
+ *    refuse real time for long, and never for good. An accepted t moves the floor to at most
+ *      min(t,
+ *          the previous time accepted in this power-on + 300 s + card seconds since then,  (corroboration)
+ *          floor + 300 s + card seconds since the floor last moved,                         (per accepted time)
+ *          floor at power-on + `timeAdvancePerPowerOn` (1 h) + card seconds since power-on) (per power-on)
+ *    The first time of a power-on has nothing to corroborate it and moves nothing. "Card seconds"
+ *    come from the card's own monotonic tick counter (the emulated card: the process's monotonic
+ *    clock; a card without a timer counts none), never from the host's time. So a single bogus time
+ *    (followed by real ones) never moves the floor beyond real time, in any number of restarts; a run
+ *    of bogus times in one power-on moves it at most 1 h ahead, which real time overtakes within the
+ *    hour. The operator resets the floor with SET-CLOCK (operator PIN).
  *  - A floor of 0 (never set: a card made without `setls card init`, which sets it) takes the first
  *    host time as it is (trust on first use); SET-CLOCK 0 returns to that.
  *
@@ -34,8 +37,9 @@ export class CardClock {
   private baseAt: number;
   /** When the floor last moved (card ms). */
   private movedAt: number;
-  /** The latest accepted host time (RAM only); undefined before the first one. */
+  /** The latest accepted host time (RAM only) and when it came (card ms); undefined before the first one. */
   private latest: number | undefined;
+  private latestAt = 0;
 
   constructor(
     floor: number,
@@ -58,17 +62,21 @@ export class CardClock {
     if (floor !== 0 && t + Limits.timeRollbackSeconds < floor) {
       throw cardErr.timeRollback(`host time ${t} is more than ${Limits.timeRollbackSeconds} s before the card's time floor ${floor}`);
     }
-    this.latest = t;
     const at = this.mono();
+    const prev = this.latest;
+    const prevAt = this.latestAt;
+    this.latest = t;
+    this.latestAt = at;
     if (floor === 0) {
       this.base = t;
       this.baseAt = this.movedAt = at;
       return t;
     }
-    if (t <= floor) return floor;
+    if (t <= floor || prev === undefined) return floor;
+    const corroborated = prev + Limits.timeRollbackSeconds + seconds(at - prevAt);
     const perCommand = floor + Limits.timeRollbackSeconds + seconds(at - this.movedAt);
     const perPowerOn = this.base + Limits.timeAdvancePerPowerOn + seconds(at - this.baseAt);
-    const next = Math.max(floor, Math.min(t, perCommand, perPowerOn));
+    const next = Math.max(floor, Math.min(t, corroborated, perCommand, perPowerOn));
     if (next > floor) this.movedAt = at;
     return next;
   }
@@ -76,7 +84,7 @@ export class CardClock {
   /** SET-CLOCK: the operator's new floor (0 = unset); the bounds start again from it. */
   set(floor: number): void {
     this.base = floor;
-    this.baseAt = this.movedAt = this.mono();
+    this.baseAt = this.movedAt = this.latestAt = this.mono();
     this.latest = floor === 0 ? undefined : floor;
   }
 }
