@@ -8,6 +8,7 @@ import { spawn, spawnSync, type ChildProcessWithoutNullStreams } from 'node:chil
 import { chmodSync, existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import net from 'node:net';
 import tls from 'node:tls';
 import { requirePeer } from '../interop/peers.js';
 import { run } from '../interop/helpers.js';
@@ -247,4 +248,38 @@ test('serve coap on a card whose ALPN policy lacks coap: the hint names the fix;
   } finally {
     await s.stop();
   }
+});
+
+test('setls card serve (vpcd) holds its card folder too: admin commands fail naming its PID (it offers no admin socket)', async () => {
+  const { dir } = newCard('vpcd');
+  // reversed mode: the card process listens for pcscd (on a free port and the next one) and holds its card
+  const probe = await new Promise<number>((resolve) => {
+    const srv = net.createServer();
+    srv.listen(0, '127.0.0.1', () => {
+      const p = (srv.address() as net.AddressInfo).port;
+      srv.close(() => resolve(p));
+    });
+  });
+  const proc = spawn(process.execPath, [BIN, 'card', 'serve', '--card-dir', dir, '--reversed', '--vpcd-port', String(probe)]);
+  const exited = new Promise<void>((r) => proc.once('exit', () => r()));
+  try {
+    await new Promise<void>((resolve, reject) => {
+      let err = '';
+      const timer = setTimeout(() => reject(new Error(`card serve did not start: ${err}`)), 60_000);
+      proc.stderr.on('data', (d: Buffer) => {
+        err += d.toString();
+        if (/listening for vpcd/.test(err)) {
+          clearTimeout(timer);
+          resolve();
+        }
+      });
+    });
+    const r = setls(['card', 'policy', '--card-dir', dir, '--versions', '1.3']);
+    assert.notEqual(r.code, 0);
+    assert.match(r.stderr, new RegExp(`ERR_CARD_LOCKED: .*process ${proc.pid}\\b.*card serve.*offers no admin socket.*stop it`));
+  } finally {
+    proc.kill('SIGTERM');
+    await exited;
+  }
+  assert.deepEqual(info(dir).policy.versions, [0x0304, 0x0303], 'nothing was changed behind its back');
 });
