@@ -120,7 +120,14 @@ export interface RunningHttps {
 
 async function startHttpsPool(o: ServeHttpsOptions, log: pino.Logger): Promise<RunningHttps> {
   const dirs = poolCardDirs(o);
-  const opened = dirs.map((d) => openCard({ cardDir: d, ...(d === o.cardDir && o.cardKey ? { cardKey: o.cardKey } : {}), trace: o.trace, traceSink: o.traceSink }));
+  const opened: ReturnType<typeof openCard>[] = [];
+  try {
+    for (const d of dirs) opened.push(openCard({ cardDir: d, ...(d === o.cardDir && o.cardKey ? { cardKey: o.cardKey } : {}), trace: o.trace, traceSink: o.traceSink }));
+  } catch (e) {
+    // one card of the pool is missing or held by another process: let go of the others' folders
+    for (const c of opened) c.card.close();
+    throw e;
+  }
   const pins = dirs.map((d) => readPin(cardPaths(d, d === o.cardDir && o.pinFile ? { pinFile: o.pinFile } : {}).pinFile));
   const relays: AdminRelay[] = [];
   const closeCards = async (): Promise<void> => {
