@@ -120,6 +120,7 @@ export interface RunningHttps {
 
 async function startHttpsPool(o: ServeHttpsOptions, log: pino.Logger): Promise<RunningHttps> {
   const dirs = poolCardDirs(o);
+  const pins = dirs.map((d) => readPin(cardPaths(d, d === o.cardDir && o.pinFile ? { pinFile: o.pinFile } : {}).pinFile));
   const opened: ReturnType<typeof openCard>[] = [];
   try {
     for (const d of dirs) opened.push(openCard({ cardDir: d, ...(d === o.cardDir && o.cardKey ? { cardKey: o.cardKey } : {}), trace: o.trace, traceSink: o.traceSink }));
@@ -128,7 +129,6 @@ async function startHttpsPool(o: ServeHttpsOptions, log: pino.Logger): Promise<R
     for (const c of opened) c.card.close();
     throw e;
   }
-  const pins = dirs.map((d) => readPin(cardPaths(d, d === o.cardDir && o.pinFile ? { pinFile: o.pinFile } : {}).pinFile));
   const relays: AdminRelay[] = [];
   const closeCards = async (): Promise<void> => {
     for (const r of relays) await r.close();
