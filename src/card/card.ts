@@ -15,9 +15,8 @@
  * export blobs, exporter output); wiped when done.
  * imports bytes/, apdu/, eap/ (via session), tls/ (api types) and node built-ins.
  */
-import { mkdirSync } from 'node:fs';
 import { randomFillSync } from 'node:crypto';
-import { SetlsError, concat, equalBytes, freshCopy, wipe } from '../bytes/index.js';
+import { SetlsError, concat, ctEqual, equalBytes, freshCopy, readU32, wipe } from '../bytes/index.js';
 import { EapCode } from '../eap/index.js';
 import { ApduError, PendingResponse, SW, encodeResponse, parseCommand, type CommandApdu } from '../apdu/index.js';
 import type { TicketKey, TlsEntropy, TlsIdentity, TlsPsk, TlsServerConfig } from '../tls/api.js';
@@ -28,7 +27,8 @@ import { buildCsr, checkChain, generateIdentity, parseChainData, parseCsrRequest
 import { bestHostMatch } from './names.js';
 import { DEFAULT_POLICY, applyPolicyTlv, type CardPolicy } from './policy.js';
 import { p256Scalar, type RandomSource } from './signers.js';
-import { isPaddedPin, makePinRecord, padPin, pinMatches } from './pins.js';
+import { hashPin, isPaddedPin, makePinRecord, padPin, pendingTag } from './pins.js';
+import { CardClock, type MonotonicMs } from './clock.js';
 import { DtlsEapSession, createCardDtlsEngine } from './dtls-session.js';
 import { EapTlsSession, P1_EAP_INFO, P1_EAP_START, P2_ENCRYPT_ALERT, P2_ENCRYPT_APPDATA, type SessionDeps, type TlsFactory } from './session.js';
 import { cloneState, decodeLabel, deserializeState, serializeState, type CardState, type IdentityRecord, type PinName } from './state.js';
@@ -65,6 +65,13 @@ export interface EmulatedCardOpenOptions {
   readonly random?: RandomSource;
   /** Test hooks into the atomic write (simulated power cuts). */
   readonly storeHooks?: StoreHooks;
+  /**
+   * The card's monotonic tick counter in ms (clock.ts: it bounds how fast host times move the time
+   * floor). Default: the process's monotonic clock. Never the host's calendar time.
+   */
+  readonly monotonicMs?: MonotonicMs;
+  /** What the folder lock says this card's process runs (default: the process's command line). */
+  readonly owner?: string;
   /** The TLS engine factory. Default: `createTlsServer` of src/tls (wired by src/card/index.ts). */
   readonly tlsFactory?: TlsFactory;
 }
@@ -186,8 +193,10 @@ export class EmulatedCard {
   private ch: LogicalChannel;
   /** TLS-SE external PSKs (identity hex → key). Kept in card RAM: lost when the card process ends. */
   private readonly psks = new Map<string, Uint8Array>();
-  /** `lastTime` as last written to the store. */
+  /** `lastTime` (the time floor) as last written to the store. */
   private persistedTime: number;
+  /** The time model: floor bounds, latest host time (clock.ts). */
+  private readonly clock: CardClock;
   private closed = false;
   /** Ephemeral private keys handed to the engine (deterministic mode); wiped after each APDU. */
   private readonly issuedKeys: Uint8Array[] = [];
@@ -214,9 +223,11 @@ export class EmulatedCard {
     /** Deterministic mode: the card was given `random` (see EmulatedCardOpenOptions.random). */
     private readonly deterministic: boolean,
     maxChannels: number | undefined,
+    monotonicMs: MonotonicMs | undefined,
   ) {
     const max = maxChannels ?? Channels.defaultMax;
     this.persistedTime = state.lastTime;
+    this.clock = new CardClock(state.lastTime, monotonicMs);
     this.channels = new Array<LogicalChannel | undefined>(max).fill(undefined);
     this.ch = this.openChannel(0);
   }
@@ -274,12 +285,12 @@ export class EmulatedCard {
     const user = padPin(opts.userPin);
     const operator = padPin(opts.operatorPin);
     const puk = padPin(opts.puk);
-    const store = new SealedStore(opts.dir, opts.masterKey, opts.storeHooks);
+    // The folder is made and locked first: the existence check and the first write are the lock holder's.
+    const store = SealedStore.open(opts.dir, opts.masterKey, opts.storeHooks, { create: true, ...(opts.owner !== undefined ? { command: opts.owner } : {}) });
     if (store.exists()) {
       store.close();
       throw new SetlsError('ERR_CARD_EXISTS', `a card already exists in ${opts.dir}`);
     }
-    mkdirSync(opts.dir, { recursive: true, mode: 0o700 });
     const pool = opts.random ? undefined : new RandomPool();
     const random = opts.random ? checkedRandom(opts.random) : pool!.source;
     const state: CardState = {
@@ -296,15 +307,24 @@ export class EmulatedCard {
       ticketKey: undefined,
     };
     wipe(user, operator, puk);
-    const card = new EmulatedCard(store, state, random, pool, opts.tlsFactory, opts.random !== undefined, opts.channels);
-    card.write(state);
+    const card = new EmulatedCard(store, state, random, pool, opts.tlsFactory, opts.random !== undefined, opts.channels, opts.monotonicMs);
+    try {
+      card.write(state);
+    } catch (e) {
+      card.close();
+      throw e;
+    }
     return card;
   }
 
-  /** Loads the card in `dir`; a wrong master key or a corrupt state gives ERR_CARD_STATE. */
+  /**
+   * Loads the card in `dir`, taking the folder's lock until `close()` (ERR_CARD_LOCKED, naming the
+   * holder, when another process or card object has it); a wrong master key or a corrupt state
+   * gives ERR_CARD_STATE.
+   */
   static open(opts: EmulatedCardOpenOptions): EmulatedCard {
     checkChannels(opts.channels);
-    const store = new SealedStore(opts.dir, opts.masterKey, opts.storeHooks);
+    const store = SealedStore.open(opts.dir, opts.masterKey, opts.storeHooks, opts.owner !== undefined ? { command: opts.owner } : {});
     try {
       if (!store.exists()) throw new SetlsError('ERR_CARD_STATE', `no card state in ${opts.dir}`);
       store.removeLeftoverTmp();
@@ -317,7 +337,7 @@ export class EmulatedCard {
       }
       const pool = opts.random ? undefined : new RandomPool();
       const random = opts.random ? checkedRandom(opts.random) : pool!.source;
-      return new EmulatedCard(store, state, random, pool, opts.tlsFactory, opts.random !== undefined, opts.channels);
+      return new EmulatedCard(store, state, random, pool, opts.tlsFactory, opts.random !== undefined, opts.channels, opts.monotonicMs);
     } catch (e) {
       store.close();
       throw e;
@@ -615,6 +635,9 @@ export class EmulatedCard {
       case Ins.putPsk:
         checkP1P2(p1 === 0 && (p2 === PskOp.put || p2 === PskOp.remove), cmd);
         return 'operator';
+      case Ins.setClock:
+        checkP1P2(p1 === 0 && p2 === 0, cmd);
+        return 'operator';
       case Ins.getCsr:
       case Ins.putChain:
         checkP1P2((p1 & ~0x01) === 0 && p2 === 0, cmd);
@@ -678,6 +701,8 @@ export class EmulatedCard {
         return this.putTrustAnchor(cmd.p2, data);
       case Ins.putPsk:
         return this.putPsk(cmd.p2, data);
+      case Ins.setClock:
+        return this.setClock(data);
       case Ins.exportSession:
         noData(data);
         return this.exportSession();
@@ -716,17 +741,40 @@ export class EmulatedCard {
   /**
    * The PIN check: the counter is decremented and written to the store BEFORE the constant-time
    * comparison, so a lost write (power cut) never reveals a comparison result without costing a try.
-   * A correct value restores the counter.
+   * That write also stores the value's pending-attempt tag (pins.ts): the same value presented again
+   * (the process crashed before the success was recorded) was already charged and is not charged
+   * again, even at 0 tries left (the same value is no new guess). A correct value restores the
+   * counter and clears the tag, in a second write. A different value replaces the tag and is charged.
    */
   private checkSecret(name: PinName, presented: Uint8Array): boolean {
     const rec = this.state.pins[name];
-    if (rec.tries === 0) throw cardErr.blocked(`${name} blocked`);
-    rec.tries -= 1; // in memory first: a failed write never refunds the try
-    this.write(this.state);
-    if (!pinMatches(rec, presented)) return false;
-    rec.tries = rec.max;
-    this.write(this.state);
-    return true;
+    const digest = hashPin(presented, rec.salt);
+    try {
+      const tag = pendingTag(digest);
+      const charged = rec.pending !== undefined && ctEqual(rec.pending, tag);
+      if (!charged) {
+        if (rec.tries === 0) throw cardErr.blocked(`${name} blocked`);
+        // in memory first: a failed write never refunds the try
+        rec.tries -= 1;
+        rec.pending = tag;
+        this.write(this.state);
+      }
+      if (!ctEqual(digest, rec.hash)) return false;
+      // Adopted only once written: a torn write leaves the (charged) pending attempt in place.
+      this.commit((s) => {
+        s.pins[name].tries = s.pins[name].max;
+        s.pins[name].pending = undefined;
+      });
+      return true;
+    } finally {
+      wipe(digest);
+    }
+  }
+
+  /** Blocked, unless a pending attempt may still be resolved by presenting the same value (checkSecret). */
+  private blockedWithoutPending(name: PinName): boolean {
+    const rec = this.state.pins[name];
+    return rec.tries === 0 && rec.pending === undefined;
   }
 
   private wrongSecret(name: PinName): never {
@@ -743,7 +791,7 @@ export class EmulatedCard {
     }
     if (data.length !== PinPolicy.padded) throw cardErr.length('VERIFY takes an 8-byte padded PIN');
     if (!isPaddedPin(data)) throw cardErr.data('a PIN is 4–8 ASCII digits padded with FF');
-    if (this.state.pins[name].tries === 0) throw cardErr.blocked(`${name} PIN blocked`);
+    if (this.blockedWithoutPending(name)) throw cardErr.blocked(`${name} PIN blocked`);
     this.ch.verified[name] = false;
     if (!this.checkSecret(name, data)) return this.wrongSecret(name);
     this.ch.verified[name] = true;
@@ -756,7 +804,7 @@ export class EmulatedCard {
     const oldPin = data.subarray(0, 8);
     const newPin = data.subarray(8);
     if (!isPaddedPin(oldPin) || !isPaddedPin(newPin)) throw cardErr.data('a PIN is 4–8 ASCII digits padded with FF');
-    if (this.state.pins[name].tries === 0) throw cardErr.blocked(`${name} PIN blocked`);
+    if (this.blockedWithoutPending(name)) throw cardErr.blocked(`${name} PIN blocked`);
     this.ch.verified[name] = false;
     if (!this.checkSecret(name, oldPin)) return this.wrongSecret(name);
     const salt = this.random(16);
@@ -773,7 +821,7 @@ export class EmulatedCard {
     const newPin = data.subarray(0, 8);
     const puk = data.subarray(8);
     if (!isPaddedPin(newPin) || !isPaddedPin(puk)) throw cardErr.data('a PIN or PUK is 4–8 ASCII digits padded with FF');
-    if (this.state.pins.puk.tries === 0) throw cardErr.blocked('PUK blocked');
+    if (this.blockedWithoutPending('puk')) throw cardErr.blocked('PUK blocked');
     if (!this.checkSecret('puk', puk)) return this.wrongSecret('puk');
     const salt = this.random(16);
     this.commit((s) => {
@@ -1072,7 +1120,7 @@ export class EmulatedCard {
   private sessionDeps(ch: LogicalChannel, mode: 'tls' | 'dtls'): SessionDeps {
     const entropy: TlsEntropy = {
       random: (n) => this.random(n),
-      now: () => (ch.sessionTime ?? this.state.lastTime) * 1000,
+      now: () => (ch.sessionTime ?? this.clock.now(this.state.lastTime)) * 1000,
       ...(this.deterministic ? { ephemeralPrivateKey: (group: number) => this.ephemeralPrivateKey(group) } : {}),
     };
     return {
@@ -1105,7 +1153,7 @@ export class EmulatedCard {
         const config = tlsSeEngineConfig({
           entropy: {
             random: (n) => this.random(n),
-            now: () => this.state.lastTime * 1000,
+            now: () => this.clock.now(this.state.lastTime) * 1000,
             ...(this.deterministic ? { ephemeralPrivateKey: (group: number) => this.ephemeralPrivateKey(group) } : {}),
           },
           selectIdentity: (serverName): TlsIdentity | undefined => {
@@ -1154,17 +1202,32 @@ export class EmulatedCard {
     throw new SetlsError('ERR_CARD_INTERNAL', `no deterministic key generation for group 0x${group.toString(16)}`);
   }
 
-  /** The host's GMT time: refuses a rollback of more than 300 s, keeps the latest, persists it lazily. */
+  /**
+   * The host's GMT time (clock.ts): refuses a rollback of more than 300 s below the floor; the session
+   * uses `t`; the floor moves within its bounds and is persisted lazily (at once when it moved by more
+   * than an hour since the last write, or when it is first set).
+   */
   private acceptTime(t: number, ch: LogicalChannel): void {
-    const last = this.state.lastTime;
-    if (last !== 0 && t + Limits.timeRollbackSeconds < last) {
-      throw cardErr.timeRollback(`host time ${t} is more than ${Limits.timeRollbackSeconds} s before the latest accepted time ${last}`);
-    }
+    const floor = this.state.lastTime;
+    const next = this.clock.accept(t, floor);
     ch.sessionTime = t;
-    if (t > last) {
-      this.state.lastTime = t;
-      if (t - this.persistedTime > Limits.timePersistSeconds) this.write(this.state);
-    }
+    if (next === floor) return;
+    this.state.lastTime = next;
+    if (this.persistedTime === 0 || next - this.persistedTime > Limits.timePersistSeconds) this.write(this.state);
+  }
+
+  /**
+   * SET-CLOCK (operator PIN): `data` = the new time floor, 4 bytes big-endian Unix seconds; 0 (or no
+   * data) unsets it. Written at once; the floor's bounds restart from it (clock.ts).
+   */
+  private setClock(data: Uint8Array): Reply {
+    if (data.length !== 0 && data.length !== 4) throw cardErr.length('SET-CLOCK takes 4 bytes (Unix seconds) or none');
+    const t = data.length === 0 ? 0 : readU32(data, 0);
+    this.commit((s) => {
+      s.lastTime = t;
+    });
+    this.clock.set(t);
+    return ok();
   }
 
   // ---------------------------------------------------------------- persistence

@@ -76,6 +76,8 @@ export const Ins = {
   putPsk: 0xd4,
   exportSession: 0xa8,
   exporter: 0xaa,
+  /** SET-CLOCK (operator PIN): the card's time floor (docs/apdu-protocol.md §2, clock.ts). */
+  setClock: 0xd6,
 } as const;
 
 /** Commands whose P1 bit 0 is the "More" bit of command segmentation (S1 §9.2). */
@@ -213,9 +215,14 @@ export const Limits = {
   maxAlpnProtocols: 8,
   /** Largest certificate chain stored for one identity (sum of DER sizes). */
   maxChainBytes: 60_000,
-  /** A host time more than this many seconds before the latest accepted one is a rollback. */
+  /**
+   * A host time more than this many seconds below the card's time floor is a rollback; also how far
+   * one accepted time may move the floor beyond the card's own elapsed seconds (clock.ts).
+   */
   timeRollbackSeconds: 300,
-  /** The latest accepted time is written to the store when it advanced by more than this. */
+  /** How far host times may move the floor in one power-on beyond the card's own elapsed seconds (clock.ts). */
+  timeAdvancePerPowerOn: 3600,
+  /** The time floor is written to the store when it advanced by more than this since the last write. */
   timePersistSeconds: 3600,
   /** Trust anchors (CA certificates for client authentication) per identity. */
   maxTrustAnchors: 8,

@@ -1,11 +1,16 @@
 /**
  * PIN and PUK values: the 8-byte padded format (4–8 ASCII digits, `FF` padding), salted scrypt
- * hashes, and the constant-time check. The retry counter logic (decrement and persist before
- * compare) lives in the card, which owns the store. imports bytes/ and node built-ins.
+ * hashes, the constant-time check, and the pending-attempt tag. The retry counter logic (decrement
+ * and persist before compare) lives in the card, which owns the store. imports bytes/ and node built-ins.
  *
- * Secrets: the padded PIN buffers (callers wipe them) and the hashes (sealed in the store).
+ * The pending-attempt tag of a presented value is HMAC-SHA256(scrypt(value, salt), "setls pending PIN
+ * attempt"): it is stored with the decremented counter, before the comparison, so the card can tell
+ * the same value presented again after a crash (that attempt was already charged). It costs a guesser
+ * the same scrypt as the PIN hash itself, and never equals it.
+ *
+ * Secrets: the padded PIN buffers (callers wipe them), the hashes and pending tags (sealed in the store).
  */
-import { scryptSync } from 'node:crypto';
+import { createHmac, scryptSync } from 'node:crypto';
 import { SetlsError, ctEqual, wipe } from '../bytes/index.js';
 import { PinPolicy } from './constants.js';
 
@@ -15,7 +20,16 @@ export interface PinRecord {
   /** Tries left; 0 = blocked. */
   tries: number;
   readonly max: number;
+  /**
+   * The pending-attempt tag (32 bytes) of the last value charged to `tries` whose success was not
+   * yet recorded (a correct value's second write clears it). Shared between state copies: never mutated.
+   */
+  pending?: Uint8Array | undefined;
 }
+
+/** Size of a pending-attempt tag. */
+export const PENDING_TAG_BYTES = 32;
+const PENDING_LABEL = 'setls pending PIN attempt';
 
 const SCRYPT = { N: 1024, r: 8, p: 1 } as const;
 
@@ -45,6 +59,11 @@ export function hashPin(padded: Uint8Array, salt: Uint8Array): Uint8Array {
 
 export function makePinRecord(padded: Uint8Array, salt: Uint8Array, max: number): PinRecord {
   return { salt, hash: hashPin(padded, salt), tries: max, max };
+}
+
+/** The pending-attempt tag of a presented value, from its scrypt digest (see the header). */
+export function pendingTag(digest: Uint8Array): Uint8Array {
+  return new Uint8Array(createHmac('sha256', digest).update(PENDING_LABEL).digest());
 }
 
 /** Constant-time comparison of a presented padded PIN against a record (no counter logic). */

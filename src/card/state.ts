@@ -7,7 +7,8 @@
  *             (tries(1) ‖ max(1) ‖ salt(16) ‖ hash(32)), 09 policy (the PUT-POLICY TLVs 30..39),
  *             E1 identity* { 80 label, 10 key type, 14 PKCS#8, 11 SPKI, 12 certificate*, 40 client
  *                            auth, 41 export allowed, 42 exporter label*, 43 trust anchor* },
- *             E2 PSK* { 50 identity, 51 key, 52 hash }, 0D ticket key? (id(4) ‖ key(32)) }
+ *             E2 PSK* { 50 identity, 51 key, 52 hash }, 0D ticket key? (id(4) ‖ key(32)),
+ *             0E pending PIN attempt* (PIN ref(1) ‖ tag(32): 00 user, 01 operator, 02 PUK) }
 
  * TLVs have one-byte tags and shortest-form BER lengths (state-codec.ts); fields come in this
  * order; anything else (unknown or out-of-order tags, bad sizes, trailing bytes) is ERR_CARD_STATE.
@@ -30,7 +31,7 @@ import { createPrivateKey, createPublicKey, type KeyObject } from 'node:crypto';
 import { SetlsError, equalBytes, freshCopy, fromHex, readU32, toHex, u32, wipe } from '../bytes/index.js';
 import { ClientAuthCode, KeyType, Limits } from './constants.js';
 import { cardErr } from './errors.js';
-import type { PinRecord } from './pins.js';
+import { PENDING_TAG_BYTES, type PinRecord } from './pins.js';
 import { leafHostNames } from './names.js';
 import { DEFAULT_POLICY, applyPolicyTlv, encodePolicyTlv, policyFromJson, type CardPolicy } from './policy.js';
 import { encodeTree, parseItems, readFields, stateError, type Field, type Node } from './state-codec.js';
@@ -134,6 +135,8 @@ export const StateTag = {
   identity: 0xe1,
   psk: 0xe2,
   ticketKey: 0x0d,
+  /** A charged PIN attempt whose success was not recorded: PIN ref(1) ‖ pending tag(32) (pins.ts). */
+  pendingAttempt: 0x0e,
   // inside an identity (E1)
   label: 0x80,
   keyType: 0x10,
@@ -166,7 +169,12 @@ const TOP_FIELDS: readonly Field[] = [
   { tag: StateTag.identity, name: 'identity', min: 0, max: Limits.maxIdentities },
   { tag: StateTag.psk, name: 'PSK', min: 0, max: Limits.maxPsks },
   { tag: StateTag.ticketKey, name: 'ticket key', min: 0, max: 1, minLen: TICKET_KEY_RECORD, maxLen: TICKET_KEY_RECORD },
+  // Added after the first v4 cards: optional and last, so their states still load.
+  { tag: StateTag.pendingAttempt, name: 'pending PIN attempt', min: 0, max: 3, minLen: 1 + PENDING_TAG_BYTES, maxLen: 1 + PENDING_TAG_BYTES },
 ];
+
+/** The PIN a pending-attempt record belongs to (its first byte). */
+const PIN_REFS: readonly PinName[] = ['user', 'operator', 'puk'];
 
 const IDENTITY_FIELDS: readonly Field[] = [
   { tag: StateTag.label, name: 'label', minLen: 1, maxLen: Limits.maxLabel },
@@ -233,6 +241,10 @@ export function serializeState(s: CardState): Uint8Array {
       });
     }
     if (s.ticketKey) nodes.push(leaf(StateTag.ticketKey, s.ticketKey.id, s.ticketKey.key));
+    PIN_REFS.forEach((name, ref) => {
+      const p = s.pins[name].pending;
+      if (p) nodes.push(leaf(StateTag.pendingAttempt, Uint8Array.of(ref), p));
+    });
     return encodeTree(STATE_VERSION, [{ tag: StateTag.state, children: nodes }]);
   } finally {
     wipe(...exported);
@@ -278,9 +290,16 @@ function decodeV4(plain: Uint8Array): CardState {
   });
   if (new Set(psks.map((p) => toHex(p.identity))).size !== psks.length) bad('duplicate PSK identities');
   const t = top.get(StateTag.ticketKey)![0];
+  const pins = { user: pin(StateTag.userPin, 'user PIN'), operator: pin(StateTag.operatorPin, 'operator PIN'), puk: pin(StateTag.puk, 'PUK') };
+  for (const v of top.get(StateTag.pendingAttempt)!) {
+    const name = PIN_REFS[v[0]!];
+    if (!name) bad(`pending PIN attempt for unknown PIN ${v[0]}`);
+    if (pins[name].pending) bad(`two pending attempts for the ${name} PIN`);
+    pins[name].pending = freshCopy(v.subarray(1));
+  }
   return {
     serial: freshCopy(one(top, StateTag.serial)),
-    pins: { user: pin(StateTag.userPin, 'user PIN'), operator: pin(StateTag.operatorPin, 'operator PIN'), puk: pin(StateTag.puk, 'PUK') },
+    pins,
     lastTime: readU32(one(top, StateTag.lastTime), 0),
     identities,
     policy,

@@ -1,8 +1,9 @@
 /**
- * `setls card identity-policy | add-anchor | clear-anchors | add-psk | delete-psk`: the per-identity
- * policy (client authentication, TLS-Tandem session export, exporter labels), client-CA trust
- * anchors and external PSKs, installed through APDUs with the operator PIN of <card-dir>.admin.json.
- * Also the parsers of `card policy`'s TLS 1.2 / version / ticket options.
+ * `setls card identity-policy | add-anchor | clear-anchors | add-psk | delete-psk | reset-clock`: the
+ * per-identity policy (client authentication, TLS-Tandem session export, exporter labels), client-CA
+ * trust anchors, external PSKs and the card's time floor, installed through APDUs with the operator
+ * PIN of <card-dir>.admin.json — in-process, or through the admin socket of the setls process that
+ * serves the card (admin-access.ts). Also the parsers of `card policy`'s TLS 1.2 / version / ticket options.
  */
 import { X509Certificate } from 'node:crypto';
 import { readFileSync } from 'node:fs';
@@ -10,8 +11,9 @@ import { Option, type Command } from 'commander';
 import { SetlsError, fromHex, toHex } from '../bytes/index.js';
 import { CardClient, type ClientAuth, type PskHash } from '../host/index.js';
 import { codeOf, TLS12_SUITES } from '../registry/tls-names.js';
-import { openCard, readOperatorPin } from './card-setup.js';
+import { readOperatorPin } from './card-setup.js';
 import { cardPaths, readSecretFile } from './card-files.js';
+import { openCardForAdmin } from './admin-access.js';
 
 /** `--versions 1.3,1.2` → [0x0304, 0x0303]. */
 export function parseVersions(v: string): number[] {
@@ -63,19 +65,28 @@ interface CardOpts {
   cardKey?: string;
 }
 
-/** Opens the card, verifies the operator PIN, runs `fn`, closes. */
+/** Opens the card (or reaches the process serving it), verifies the operator PIN, runs `fn`, closes. */
 async function asOperator<T>(o: CardOpts, fn: (client: CardClient) => Promise<T>): Promise<T> {
   const paths = cardPaths(o.cardDir, { cardKey: o.cardKey });
-  const { transport, card } = openCard({ cardDir: o.cardDir, cardKey: o.cardKey });
+  const opened = await openCardForAdmin({ cardDir: o.cardDir, cardKey: o.cardKey });
   try {
-    const client = new CardClient(transport);
+    const client = new CardClient(opened.transport);
     await client.select();
     await client.verifyPin(readOperatorPin(paths), 'operator');
     return await fn(client);
   } finally {
-    await transport.close();
-    card.close();
+    await opened.close();
   }
+}
+
+/** `--time`: an ISO date/time, Unix seconds, `now`, or `none` (unset the floor). */
+export function parseClockTime(v: string | undefined): number {
+  if (v === undefined || v === 'now') return Math.floor(Date.now() / 1000);
+  if (v === 'none' || v === '0') return 0;
+  if (/^\d+$/.test(v)) return Number(v);
+  const ms = Date.parse(v);
+  if (Number.isNaN(ms)) throw new RangeError(`--time: '${v}' is not an ISO date/time, Unix seconds, 'now' or 'none'`);
+  return Math.floor(ms / 1000);
 }
 
 async function printIdentityPolicy(client: CardClient, label: string): Promise<void> {
@@ -169,6 +180,22 @@ export function registerCardAdminCommands(card: Command, defaultCardDir: string)
       } finally {
         key.fill(0);
       }
+    });
+
+  card
+    .command('reset-clock')
+    .description("reset the card's time floor (the latest time it trusts; host times far below it are refused) — operator PIN from <card-dir>.admin.json")
+    .option('--card-dir <dir>', 'card state folder', defaultCardDir)
+    .option('--card-key <file>', 'card master key file (default: <card-dir>.key)')
+    .option('--time <iso>', "the new floor: ISO date/time, Unix seconds, 'now' (default) or 'none' (unset: the next host time sets it)")
+    .action(async (o: CardOpts & { time?: string }) => {
+      const t = parseClockTime(o.time);
+      if (t > 0xffffffff) throw new RangeError('--time: beyond 2106');
+      await asOperator(o, async (client) => {
+        await client.setClock(t);
+        const info = await client.cardInfo();
+        console.log(info.lastTime ? `card time floor set to ${new Date(info.lastTime * 1000).toISOString()}` : 'card time floor unset (the next host time sets it)');
+      });
     });
 
   card

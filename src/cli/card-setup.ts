@@ -14,6 +14,12 @@ import { cardPaths, newMasterKey, randomDigits, readMasterKey, readSecretFile, w
 
 export const DEFAULT_IDENTITY = 'default';
 
+/**
+ * The ALPN policy `card init` gives a new card: HTTPS clients and libcoap's certificate clients
+ * (which offer only "coap", RFC 8323 §8.2) both connect to a fresh card.
+ */
+export const INIT_ALPN: readonly string[] = ['http/1.1', 'coap'];
+
 export interface InitOptions {
   readonly cardDir: string;
   readonly caDir?: string;
@@ -61,6 +67,9 @@ export async function initCard(opts: InitOptions): Promise<InitResult> {
       dnsNames: opts.dnsNames ?? ['localhost'],
       ipAddresses: opts.ipAddresses ?? ['127.0.0.1'],
     });
+    await client.putPolicy({ alpn: [...INIT_ALPN] });
+    // The operator's clock at personalisation sets the card's time floor (host times move it within bounds).
+    await client.setClock(Math.floor(Date.now() / 1000));
     const info = await client.cardInfo();
     return {
       paths,
@@ -73,6 +82,7 @@ export async function initCard(opts: InitOptions): Promise<InitResult> {
     };
   } finally {
     await transport.close();
+    card.close();
   }
 }
 

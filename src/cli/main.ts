@@ -3,7 +3,8 @@
  * The `setls` command: the one place that wires a card, a transport and a server together.
  */
 import { Command, Option } from 'commander';
-import { initCard, openCard, personalise, readOperatorPin } from './card-setup.js';
+import { initCard, personalise, readOperatorPin } from './card-setup.js';
+import { openCardForAdmin } from './admin-access.js';
 import { runServeHttps, type ServeHttpsOptions } from './serve.js';
 import { runServeCoap } from './serve-coap.js';
 import { runCardServe } from './card-serve.js';
@@ -54,8 +55,8 @@ card
   .option('--card-key <file>', 'card master key file (default: <card-dir>.key)')
   .option('--json', 'machine-readable output')
   .action(async (o: { cardDir: string; cardKey?: string; json?: boolean }) => {
-    const { transport, card } = openCard({ cardDir: o.cardDir, cardKey: o.cardKey });
-    const client = new CardClient(transport);
+    const opened = await openCardForAdmin({ cardDir: o.cardDir, cardKey: o.cardKey });
+    const client = new CardClient(opened.transport);
     try {
       await client.select();
       const info = await client.cardInfo();
@@ -77,7 +78,7 @@ card
       console.log(`card ${out.cardDir}`);
       console.log(`  applet ${info.version}, serial ${info.serial}`);
       console.log(`  tries left: user PIN ${info.userPinTries ?? '?'}, operator PIN ${info.operatorPinTries ?? '?'}, PUK ${info.pukTries ?? '?'}`);
-      if (info.lastTime) console.log(`  last accepted time: ${new Date(info.lastTime * 1000).toISOString()}`);
+      if (info.lastTime) console.log(`  time floor: ${new Date(info.lastTime * 1000).toISOString()} (host times far below it are refused; setls card reset-clock)`);
       for (const id of identities) {
         console.log(`  identity '${id.label}' (${id.keyType})${id.hostNames.length ? `, answers to ${id.hostNames.join(', ')}` : ''}`);
         for (const c of id.certificates) {
@@ -87,8 +88,7 @@ card
         if (id.certificates.length === 0) console.log('    (no certificate installed)');
       }
     } finally {
-      await transport.close();
-      card.close();
+      await opened.close();
     }
   });
 
@@ -104,8 +104,8 @@ card
   .option('--ip <addr...>', 'IP addresses for the certificate', [])
   .action(async (o: { label: string; cardDir: string; cardKey?: string; caDir?: string; key: KeyTypeName; dns: string[]; ip: string[] }) => {
     const paths = cardPaths(o.cardDir, { cardKey: o.cardKey, caDir: o.caDir });
-    const { transport, card } = openCard({ cardDir: o.cardDir, cardKey: o.cardKey });
-    const client = new CardClient(transport);
+    const opened = await openCardForAdmin({ cardDir: o.cardDir, cardKey: o.cardKey });
+    const client = new CardClient(opened.transport);
     try {
       await client.select();
       await client.verifyPin(readOperatorPin(paths), 'operator');
@@ -113,8 +113,7 @@ card
       const { leaf } = await personalise(client, ca, { label: o.label, keyType: o.key, dnsNames: o.dns, ipAddresses: o.ip });
       console.log(`identity '${o.label}' (${KEY_NAMES[o.key]}) added; certificate ${fingerprintOf(leaf)}`);
     } finally {
-      await transport.close();
-      card.close();
+      await opened.close();
     }
   });
 
@@ -148,8 +147,8 @@ card
     pskModes?: string;
   }) => {
     const paths = cardPaths(o.cardDir, { cardKey: o.cardKey });
-    const { transport, card } = openCard({ cardDir: o.cardDir, cardKey: o.cardKey });
-    const client = new CardClient(transport);
+    const opened = await openCardForAdmin({ cardDir: o.cardDir, cardKey: o.cardKey });
+    const client = new CardClient(opened.transport);
     try {
       await client.select();
       const policy = {
@@ -183,8 +182,7 @@ card
         ),
       );
     } finally {
-      await transport.close();
-      card.close();
+      await opened.close();
     }
   });
 

@@ -18,6 +18,8 @@ import { openCard, readOperatorPin } from './card-setup.js';
 import { existsSync } from 'node:fs';
 import { randomInt } from 'node:crypto';
 import { cardPaths, readPin, readSecretFile, writeSecretFile } from './card-files.js';
+import { startAdminSocket } from './admin-access.js';
+import type { AdminRelay } from '../transport/admin-relay.js';
 
 export interface ServeCoapOptions {
   cardDir: string;
@@ -91,6 +93,8 @@ export interface RunningCoap {
   readonly url: string;
   /** The card's ALPN policy in force (undefined: the card reported none). */
   readonly alpn: readonly string[] | undefined;
+  /** The admin socket offered (undefined: none, see the log). */
+  readonly adminSocket: string | undefined;
   close(): Promise<void>;
 }
 
@@ -124,11 +128,15 @@ export async function startCoap(o: ServeCoapOptions, log = pino({ level: process
   const gate = new CardGate(transport);
   const tandem = new TlsTandem({ transport: gate.shared, pin, backlog: o.backlog, ...(o.idleTimeoutMs !== undefined ? { idleTimeoutMs: o.idleTimeoutMs } : {}) });
   let alpn: readonly string[] | undefined;
+  let relay: AdminRelay | undefined;
   try {
     alpn = await coapAlpn(transport, o.cardDir, o.cardKey, o.fixAlpn ?? false);
     if (o.demoPsk) await ensureDemoPsk(transport, o.cardDir, o.cardKey);
     await tandem.start();
+    // Before the listeners: the relay opens its logical channel while nothing else talks to the card.
+    relay = await startAdminSocket(o.cardDir, transport, (l) => log.warn(l));
   } catch (e) {
+    await relay?.close();
     await transport.close();
     card.close();
     throw e;
@@ -189,7 +197,9 @@ export async function startCoap(o: ServeCoapOptions, log = pino({ level: process
     httpsPort,
     url: `coaps+tcp://localhost:${coapPort}`,
     alpn,
+    adminSocket: relay?.socketPath,
     async close() {
+      await relay?.close();
       extra?.close();
       await dtls?.close();
       await coap.close().catch(() => undefined);
@@ -215,6 +225,22 @@ export function coapClientCommands(caPath: string, url: string, psk?: { identity
   return out;
 }
 
+/**
+ * The lines `serve coap` prints when the card's ALPN policy lacks "coap" (libcoap's certificate
+ * clients offer only "coap": coaps+tcp fails with no_application_protocol): the fix, and whether this
+ * server must be restarted for it (only when it has no admin socket for the command to go through).
+ */
+export function coapAlpnHint(alpn: readonly string[] | undefined, cardDir: string, adminSocket: boolean): string[] {
+  if (!alpn || alpn.length === 0 || alpn.includes(COAP_ALPN)) return [];
+  const fix = `setls card policy --card-dir ${cardDir} --alpn ${[...alpn, COAP_ALPN].join(',')}`;
+  return [
+    `  note: the card's ALPN policy is ${alpn.join(',')}; coaps+tcp clients offering only "coap" (libcoap with certificates) are refused (no_application_protocol).`,
+    adminSocket
+      ? `        fix: ${fix}   (applies to this running server through its admin socket; no restart needed)`
+      : `        fix: stop this server, run ${fix}, then restart setls serve coap (the card folder is this server's while it runs)`,
+  ];
+}
+
 export async function runServeCoap(o: ServeCoapOptions): Promise<void> {
   const running = await startCoap(o);
   const ca = cardPaths(o.cardDir).caDir + '/ca.crt';
@@ -224,10 +250,8 @@ export async function runServeCoap(o: ServeCoapOptions): Promise<void> {
   }
   const psk = o.demoPsk ? { identity: DEMO_PSK_IDENTITY, key: demoPskKey(o.cardDir) } : undefined;
   console.log(`setls: serving CoAP over TLS through the card at ${running.url} (TCP)`);
-  if (running.alpn && running.alpn.length > 0 && !running.alpn.includes(COAP_ALPN)) {
-    console.log(`  note: the card's ALPN policy is ${running.alpn.join(',')}; clients offering only "coap" (libcoap with certificates) will be refused.`);
-    console.log(`        fix: setls card policy --card-dir ${o.cardDir} --alpn ${[...running.alpn, COAP_ALPN].join(',')}`);
-  }
+  for (const line of coapAlpnHint(running.alpn, o.cardDir, running.adminSocket !== undefined)) console.log(line);
+  if (running.adminSocket) console.log(`  admin socket: ${running.adminSocket} (setls card … commands on this card go through this process)`);
   for (const cmd of coapClientCommands(ca, running.url, psk)) console.log(`  try: ${cmd}`);
   if (running.dtlsPort !== undefined) {
     const udp = `coaps://127.0.0.1:${running.dtlsPort}`;

@@ -1,12 +1,20 @@
 /**
- * `setls serve https`: opens the card, starts a TlsTandem on it and serves the demo plug through
- * node:http. Prints the URL once listening; stops cleanly on SIGINT/SIGTERM.
+ * `setls serve https`: opens the card (taking its folder lock), starts a TlsTandem on it and serves
+ * the demo plug through node:http; offers the admin socket (admin-access.ts) so administrative
+ * commands reach this process's card. With `--record-layer host` it first checks that every
+ * identity's policy allows session export, and refuses to start with the fix otherwise. Prints the
+ * URL once listening; stops cleanly on SIGINT/SIGTERM.
  */
 import { once } from 'node:events';
 import { cpSync, existsSync } from 'node:fs';
 import type { AddressInfo } from 'node:net';
 import pino from 'pino';
-import { TlsTandem, TlsPool, PcscTransport, TracingTransport, createMetrics, startAdminServer, type CardTransport } from '../host/index.js';
+import { CardClient, TlsTandem, TlsPool, PcscTransport, TracingTransport, createMetrics, startAdminServer, type CardTransport } from '../host/index.js';
+import { SetlsError } from '../bytes/index.js';
+import type { AdminRelay } from '../transport/admin-relay.js';
+import { ADMIN_SOCKET_FILE } from '../transport/admin-socket.js';
+import { startAdminSocket } from './admin-access.js';
+import { LOCK_FILE } from '../card/folder-lock.js';
 import { serveHttps, createPlugHandler, createPlugState } from '../servers/https/index.js';
 import { openCard } from './card-setup.js';
 import { cardPaths, readPin } from './card-files.js';
@@ -47,13 +55,42 @@ export function poolCardDirs(o: ServeHttpsOptions): string[] {
     const dir = `${src.dir}-pool${i}`;
     const dst = cardPaths(dir);
     if (!existsSync(dst.dir)) {
-      cpSync(src.dir, dst.dir, { recursive: true });
+      // not the source's lock or admin socket: they belong to whoever serves the source card
+      cpSync(src.dir, dst.dir, { recursive: true, filter: (from) => !isOwnerFile(from) });
       cpSync(src.keyFile, dst.keyFile);
       cpSync(src.pinFile, dst.pinFile);
     }
     dirs.push(dir);
   }
   return dirs;
+}
+
+/** The lock file, its temp files and the admin socket of a card folder (never copied to a clone). */
+function isOwnerFile(path: string): boolean {
+  const name = path.split('/').pop() ?? '';
+  return name === ADMIN_SOCKET_FILE || name === LOCK_FILE || name.startsWith(`${LOCK_FILE}.`);
+}
+
+/**
+ * `--record-layer host` needs EXPORT-SESSION, which each identity's policy must allow: refused at
+ * start-up (with the fix) rather than failing every request later. `where` names the card in messages.
+ */
+export async function checkExportAllowed(transport: CardTransport, cardDir: string): Promise<void> {
+  const client = new CardClient(transport);
+  await client.select();
+  const info = await client.cardInfo();
+  const forbidden: string[] = [];
+  for (const label of info.identities) {
+    const id = await client.identityInfo(label);
+    if (id.certificates.length > 0 && id.exportAllowed !== true) forbidden.push(label);
+  }
+  if (forbidden.length === 0) return;
+  const fixes = forbidden.map((l) => `setls card identity-policy --card-dir ${cardDir} --label ${l} --export on`);
+  throw new SetlsError(
+    'ERR_CLI_EXPORT_FORBIDDEN',
+    `--record-layer host needs session export, but the card's policy forbids it for identit${forbidden.length === 1 ? 'y' : 'ies'} ${forbidden.map((l) => `'${l}'`).join(', ')} ` +
+      `(every request would fail). Allow it with: ${fixes.join(' ; ')} — or serve with --record-layer card`,
+  );
 }
 
 /** The card of a serve command: a PC/SC reader (the PIN file of --card-dir still applies) or the in-process card. */
@@ -76,14 +113,25 @@ export interface RunningHttps {
   readonly pool?: TlsPool;
   /** The /metrics admin port (--admin-port). */
   readonly adminPort?: number;
+  /** The admin sockets offered (one per in-process card). */
+  readonly adminSockets: readonly string[];
   close(): Promise<void>;
 }
 
 async function startHttpsPool(o: ServeHttpsOptions, log: pino.Logger): Promise<RunningHttps> {
   const dirs = poolCardDirs(o);
-  const opened = dirs.map((d) => openCard({ cardDir: d, ...(d === o.cardDir && o.cardKey ? { cardKey: o.cardKey } : {}), trace: o.trace, traceSink: o.traceSink }));
   const pins = dirs.map((d) => readPin(cardPaths(d, d === o.cardDir && o.pinFile ? { pinFile: o.pinFile } : {}).pinFile));
+  const opened: ReturnType<typeof openCard>[] = [];
+  try {
+    for (const d of dirs) opened.push(openCard({ cardDir: d, ...(d === o.cardDir && o.cardKey ? { cardKey: o.cardKey } : {}), trace: o.trace, traceSink: o.traceSink }));
+  } catch (e) {
+    // one card of the pool is missing or held by another process: let go of the others' folders
+    for (const c of opened) c.card.close();
+    throw e;
+  }
+  const relays: AdminRelay[] = [];
   const closeCards = async (): Promise<void> => {
+    for (const r of relays) await r.close();
     for (const c of opened) {
       await c.transport.close();
       c.card.close();
@@ -98,7 +146,12 @@ async function startHttpsPool(o: ServeHttpsOptions, log: pino.Logger): Promise<R
     ...(o.recordLayer ? { recordLayer: o.recordLayer } : {}),
   });
   try {
+    if (o.recordLayer === 'host') for (let i = 0; i < opened.length; i++) await checkExportAllowed(opened[i]!.transport, dirs[i]!);
     await pool.start();
+    for (let i = 0; i < opened.length; i++) {
+      const r = await startAdminSocket(dirs[i]!, opened[i]!.transport, (l) => log.warn(l));
+      if (r) relays.push(r);
+    }
   } catch (e) {
     await closeCards();
     throw e;
@@ -125,6 +178,7 @@ async function startHttpsPool(o: ServeHttpsOptions, log: pino.Logger): Promise<R
     tandem: pool.slots[0]!.tandem,
     pool,
     ...(admin ? { adminPort: admin.port } : {}),
+    adminSockets: relays.map((r) => r.socketPath),
     async close() {
       await pool.close();
       http.close();
@@ -147,9 +201,14 @@ export async function startHttps(o: ServeHttpsOptions, log = pino({ level: proce
     ...(o.driver ? { driver: o.driver } : {}),
     ...(o.recordLayer ? { recordLayer: o.recordLayer } : {}),
   });
+  let relay: AdminRelay | undefined;
   try {
+    if (o.recordLayer === 'host') await checkExportAllowed(transport, o.cardDir);
     await tandem.start();
+    // Before the listener: the relay opens its logical channel while nothing else talks to the card.
+    if (o.reader === undefined) relay = await startAdminSocket(o.cardDir, transport, (l) => log.warn(l));
   } catch (e) {
+    await relay?.close();
     await transport.close();
     closeCard();
     throw e;
@@ -175,7 +234,9 @@ export async function startHttps(o: ServeHttpsOptions, log = pino({ level: proce
     port,
     tandem,
     ...(admin ? { adminPort: admin.port } : {}),
+    adminSockets: relay ? [relay.socketPath] : [],
     async close() {
+      await relay?.close();
       await tandem.close();
       http.close();
       metrics.detach();
@@ -191,6 +252,7 @@ export async function runServeHttps(o: ServeHttpsOptions): Promise<void> {
   const ca = cardPaths(o.cardDir).caDir + '/ca.crt';
   console.log(`setls: serving HTTPS through ${running.pool ? `a pool of ${running.pool.slots.length} cards` : 'the card'} at ${running.url}`);
   if (running.adminPort !== undefined) console.log(`  metrics: http://127.0.0.1:${running.adminPort}/metrics`);
+  for (const s of running.adminSockets) console.log(`  admin socket: ${s} (setls card … commands on this card go through this process)`);
   console.log(`  try: curl --cacert ${ca} ${running.url}status`);
   const stop = (): void => {
     void running.close().then(() => process.exit(0));

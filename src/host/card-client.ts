@@ -330,6 +330,16 @@ export class CardClient {
   }
 
   /**
+   * SET-CLOCK (operator): sets the card's time floor to `seconds` (Unix time; the floor below which
+   * the card refuses a host time as rolled back), or unsets it with 0 (docs/apdu-protocol.md §2).
+   */
+  async setClock(seconds: number): Promise<void> {
+    if (!Number.isInteger(seconds) || seconds < 0 || seconds > 0xffffffff) throw new RangeError('SET-CLOCK takes Unix seconds 0..2^32-1');
+    const data = seconds === 0 ? EMPTY : Uint8Array.of(seconds >>> 24, (seconds >>> 16) & 0xff, (seconds >>> 8) & 0xff, seconds & 0xff);
+    await this.ok('SET-CLOCK', this.cmd(0xd6, 0x00, 0x00, data));
+  }
+
+  /**
    * EXPORT-SESSION (user): the current session's traffic keys and sequence numbers (TLS-Tandem);
    * the card then wipes the session (state CLOSED). ERR_CARD_CONDITIONS_NOT_SATISFIED (6985) when
    * the identity's policy does not allow export or no session is established. SECRET: wipe the

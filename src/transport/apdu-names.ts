@@ -43,6 +43,8 @@ export function commandName(cla: number, ins: number, p1: number, p2: number): s
       return p2 === 0x01 ? 'PUT-PSK(delete)' : 'PUT-PSK';
     case 0xde:
       return 'PUT-IDENTITY-POLICY';
+    case 0xd6:
+      return 'SET-CLOCK';
     case 0xa8:
       return 'EXPORT-SESSION';
     case 0xaa:

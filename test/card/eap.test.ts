@@ -23,9 +23,9 @@ async function fullHandshake(card: EmulatedCard, ca: TestCa, opts: Parameters<ty
   client.destroy();
 }
 
-async function personalised() {
+async function personalised(extra: Parameters<typeof newCard>[0] = {}) {
   const ca = await TestCa.create();
-  const c = newCard();
+  const c = newCard(extra);
   await personalise(c.card, ca);
   return { ...c, ca };
 }
@@ -244,13 +244,14 @@ test('host EAP-TLS fragmentation with ACKs; a broken fragment sequence is 6A80',
   }
 });
 
-test('the host clock: time sets the session, rollback > 300 s → 6A80, lazy persistence', async () => {
-  const { card, ca, dir, masterKey, cleanup } = await personalised();
+test('the host clock: time sets the session, rollback > 300 s below the floor → 6A80, lazy persistence', async () => {
+  let ms = 0; // the card's monotonic tick counter (clock.ts), moved by the test
+  const { card, ca, dir, masterKey, cleanup } = await personalised({ monotonicMs: () => ms });
   const lastTime = (c: EmulatedCard) => readU32(findTlv(parseTlvs(send(c, cmd(0xa0, 0xca, 0, 0, new Uint8Array(0), 256)).data), 0x07)!, 0);
   try {
     const t = now();
     reset(card);
-    await fullHandshake(card, ca, { time: t });
+    await fullHandshake(card, ca, { time: t }); // an unset floor takes the first time (and writes it)
     assert.equal(lastTime(card), t);
     reset(card);
     const pipe = new ClientPipe();
@@ -263,25 +264,35 @@ test('the host clock: time sets the session, rollback > 300 s → 6A80, lazy per
     assert.equal(eap(card, eapResponse(1, ch, { time: t - 300 })).sw, 0x9000);
     assert.equal(lastTime(card), t);
     reset(card);
+    await fullHandshake(card, ca, { time: t + 100 }); // bounded by the previous time + 300 s: t
+    assert.equal(lastTime(card), t);
+    reset(card);
     await fullHandshake(card, ca, { time: t + 100 }); // kept in memory only
     assert.equal(lastTime(card), t + 100);
     card.close();
-    let c2 = EmulatedCard.open({ dir, masterKey });
+    let c2 = EmulatedCard.open({ dir, masterKey, monotonicMs: () => ms });
     send(c2, SELECT);
     assert.equal(lastTime(c2), t); // +100 s was not worth a write
     send(c2, verify(USER_PIN));
     reset(c2);
+    await fullHandshake(c2, ca, { time: t + 150 }); // the first time of a power-on moves nothing (clock.ts)
+    assert.equal(lastTime(c2), t);
+    reset(c2);
     await fullHandshake(c2, ca, { time: t + 200 });
-    send(c2, verify(USER_PIN)); // any write carries the latest time along
+    send(c2, verify(USER_PIN)); // any write carries the latest floor along
     c2.close();
-    c2 = EmulatedCard.open({ dir, masterKey });
+    c2 = EmulatedCard.open({ dir, masterKey, monotonicMs: () => ms });
     send(c2, SELECT);
     assert.equal(lastTime(c2), t + 200);
     send(c2, verify(USER_PIN));
     reset(c2);
+    await fullHandshake(c2, ca, { time: t + 201 });
+    reset(c2);
+    ms += 3601_000; // an hour of the card's own time passes: the floor may follow a host time an hour on
     await fullHandshake(c2, ca, { time: t + 200 + 3601 });
+    assert.equal(lastTime(c2), t + 200 + 3601);
     c2.close();
-    c2 = EmulatedCard.open({ dir, masterKey });
+    c2 = EmulatedCard.open({ dir, masterKey, monotonicMs: () => ms });
     send(c2, SELECT);
     assert.equal(lastTime(c2), t + 200 + 3601); // > 1 h: written at once
     c2.close();

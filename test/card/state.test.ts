@@ -121,6 +121,7 @@ function assertSameState(a: CardState, b: CardState): void {
     assert.deepEqual(a.pins[p].hash, b.pins[p].hash, `${p} hash`);
     assert.equal(a.pins[p].tries, b.pins[p].tries, `${p} tries`);
     assert.equal(a.pins[p].max, b.pins[p].max, `${p} max`);
+    assert.deepEqual(a.pins[p].pending && toHex(a.pins[p].pending), b.pins[p].pending && toHex(b.pins[p].pending), `${p} pending attempt`);
   }
   assert.deepEqual(a.policy, b.policy, 'policy');
   assert.equal(a.identities.length, b.identities.length, 'identities');
@@ -196,6 +197,29 @@ test('v4 layout: version 04, one E0 TLV, fields in order, PIN record = tries ‖
   assert.equal(toHex(plain.subarray(plain.length - 38)), '0d24' + toHex(s.ticketKey!.id) + toHex(s.ticketKey!.key));
 });
 
+test('v4 pending PIN attempts (0E, after the ticket key): round-trip, absent in older v4 states, malformed ones refused', async () => {
+  const s = await fullState();
+  const withPending: CardState = cloneState(s);
+  withPending.pins.user.pending = bytes(32, 11);
+  withPending.pins.puk.pending = bytes(32, 12);
+  const plain = serializeState(withPending);
+  // ticket key, then one 0E per pending attempt in PIN order (00 user, 02 PUK)
+  const tail = toHex(plain.subarray(plain.length - 38 - 2 * 35));
+  assert.equal(tail, '0d24' + toHex(s.ticketKey!.id) + toHex(s.ticketKey!.key) + '0e2100' + toHex(bytes(32, 11)) + '0e2102' + toHex(bytes(32, 12)));
+  const back = deserializeState(plain);
+  assertSameState(back, withPending);
+  assert.equal(back.pins.operator.pending, undefined);
+  // a state written before the field existed (no 0E) is the same state with nothing pending
+  assertSameState(deserializeState(serializeState(s)), s);
+  const expect = (b: Uint8Array, re: RegExp, what: string): void => {
+    assert.throws(() => deserializeState(b), (e: Error & { code?: string }) => e.code === 'ERR_CARD_STATE' && re.test(e.message), what);
+  };
+  const body = bodyOf(serializeState(s));
+  expect(withBody(Uint8Array.of(...body, 0x0e, 0x21, 0x03, ...bytes(32, 1))), /unknown PIN 3/, 'PIN ref 03');
+  expect(withBody(Uint8Array.of(...body, 0x0e, 0x21, 0x00, ...bytes(32, 1), 0x0e, 0x21, 0x00, ...bytes(32, 2))), /two pending attempts for the user PIN/, 'two for one PIN');
+  expect(withBody(Uint8Array.of(...body, 0x0e, 0x20, 0x00, ...bytes(31, 1))), /pending PIN attempt .*32 bytes/, 'short tag');
+});
+
 test('v3 JSON (and v1, v2) still load, with the defaults for what older versions lack', async () => {
   const s = await fullState();
   assertSameState(deserializeState(serializeStateV3(s)), s);
@@ -250,7 +274,8 @@ test('the captured card-trace fixture (a v3 JSON state) opens, and the next writ
     assert.equal(after[0], STATE_VERSION, 'written as v4');
     const migrated = deserializeState(after);
     assert.equal(migrated.pins.user.tries, v3.pins.user.tries - 1);
-    assertSameState(migrated, { ...cloneState(v3), pins: { ...v3.pins, user: { ...v3.pins.user, tries: v3.pins.user.tries - 1 } } });
+    assert.equal(migrated.pins.user.pending?.length, 32, 'the charged wrong PIN is the pending attempt');
+    assertSameState(migrated, { ...cloneState(v3), pins: { ...v3.pins, user: { ...v3.pins.user, tries: v3.pins.user.tries - 1, pending: migrated.pins.user.pending } } });
     const reopened = EmulatedCard.open({ dir, masterKey: FIXTURE_KEY });
     try {
       assert.equal(send(reopened, SELECT).sw, 0x9000);
