@@ -11,14 +11,14 @@
  * exits 0 (skipped).
  */
 import { spawn } from 'node:child_process';
-import { cpSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { createInterface } from 'node:readline';
 import { parseArgs } from 'node:util';
 import { initCard } from '../src/cli/card-setup.js';
-import { cardPaths } from '../src/cli/card-files.js';
+import { cardPaths, cloneCardFiles } from '../src/cli/card-files.js';
 import { BIN, PcscLab, READER, pcscPrerequisites, startProc, waitFor, type Proc } from '../test/pcsc/harness.js';
 import { percentile, type JobResult } from './protocol.js';
 
@@ -55,9 +55,7 @@ async function main(): Promise<void> {
   // in-process server: its own copy of the card (the lab's card process holds the original)
   const src = cardPaths(cardDir);
   const copy = cardPaths(join(root, 'card-inproc'));
-  cpSync(src.dir, copy.dir, { recursive: true });
-  cpSync(src.keyFile, copy.keyFile);
-  cpSync(src.pinFile, copy.pinFile);
+  cloneCardFiles(src, copy);
   const lab = new PcscLab(root, cardDir);
   const procs: Proc[] = [];
   const results: Record<string, JobResult[]> = { pcscd: [], 'in-process': [] };

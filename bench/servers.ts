@@ -10,7 +10,6 @@
  */
 import diagnostics_channel from 'node:diagnostics_channel';
 import { once } from 'node:events';
-import { cpSync, existsSync } from 'node:fs';
 import { webcrypto, X509Certificate } from 'node:crypto';
 import https from 'node:https';
 import type { Server as HttpServer } from 'node:http';
@@ -20,7 +19,7 @@ import pino from 'pino';
 import { TlsPool, TlsTandem, type SessionEvent } from '../src/host/index.js';
 import { serveHttps, createPlugHandler, createPlugState } from '../src/servers/https/index.js';
 import { openCard } from '../src/cli/card-setup.js';
-import { cardPaths, readPin } from '../src/cli/card-files.js';
+import { cardPaths, cloneCardFiles, readPin } from '../src/cli/card-files.js';
 import { openLocalCa } from '../src/pki/local-ca.js';
 import { FaultyTransport } from '../src/transport/faulty.js';
 import { CardClient } from '../src/host/card-client.js';
@@ -228,11 +227,7 @@ export async function startSetlsPool(name: string, cardDir: string, cards: numbe
   // startHttps clones it to <dir>-p-pool1… (same identity, same ticket key).
   const src = cardPaths(cardDir);
   const copy = cardPaths(`${src.dir}-p`);
-  if (!existsSync(copy.dir)) {
-    cpSync(src.dir, copy.dir, { recursive: true });
-    cpSync(src.keyFile, copy.keyFile);
-    cpSync(src.pinFile, copy.pinFile);
-  }
+  cloneCardFiles(src, copy);
   const running = await startHttps(
     { cardDir: copy.dir, pool: cards, backlog, port: 0, host: '127.0.0.1', recordLayer },
     pino({ level: 'silent' }),
@@ -247,15 +242,6 @@ export async function startSetlsPool(name: string, cardDir: string, cards: numbe
     errors: () => errs,
     close: () => running.close(),
   };
-}
-
-function cloneCard(cardDir: string, dir: string): void {
-  const src = cardPaths(cardDir);
-  const dst = cardPaths(dir);
-  if (existsSync(dst.dir)) return;
-  cpSync(src.dir, dst.dir, { recursive: true });
-  cpSync(src.keyFile, dst.keyFile);
-  cpSync(src.pinFile, dst.pinFile);
 }
 
 export interface ChannelPoolOptions {
@@ -278,7 +264,7 @@ export interface ChannelPoolOptions {
 export async function startSetlsChannelPool(name: string, cardDir: string, o: ChannelPoolOptions): Promise<ServerUnderTest & { readonly slots: number }> {
   const errs: string[] = [];
   const dirs = Array.from({ length: o.cards }, (_, i) => `${cardPaths(cardDir).dir}-${o.tag}${i}`);
-  for (const d of dirs) cloneCard(cardDir, d);
+  for (const d of dirs) cloneCardFiles(cardPaths(cardDir), cardPaths(d));
   const opened = dirs.map((d) => openCard({ cardDir: d }));
   const closeCards = async (): Promise<void> => {
     for (const c of opened) {

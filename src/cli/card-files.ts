@@ -7,9 +7,11 @@
  *   DIR/../ca/      the local CA (ca.crt is what clients trust)
  */
 import { randomBytes, randomInt } from 'node:crypto';
-import { chmodSync, existsSync, mkdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
+import { chmodSync, cpSync, existsSync, mkdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import { SetlsError, fromHex, toHex } from '../bytes/index.js';
+import { LOCK_FILE } from '../card/folder-lock.js';
+import { ADMIN_SOCKET_FILE } from '../transport/admin-socket.js';
 
 export interface CardPaths {
   readonly dir: string;
@@ -28,6 +30,23 @@ export function cardPaths(cardDir: string, opts: { cardKey?: string; pinFile?: s
     adminFile: `${dir}.admin.json`,
     caDir: resolve(opts.caDir ?? join(dirname(dir), 'ca')),
   };
+}
+
+/**
+ * Copies a card (state folder, master key file, PIN file) to `dst` unless `dst` exists already:
+ * a second card with the same identity (pools, benches). The source's lock file, its temp files
+ * and its admin socket are not copied: they belong to whoever serves the source card.
+ */
+export function cloneCardFiles(src: CardPaths, dst: CardPaths): void {
+  if (existsSync(dst.dir)) return;
+  cpSync(src.dir, dst.dir, { recursive: true, filter: (from) => !isOwnerFile(from) });
+  cpSync(src.keyFile, dst.keyFile);
+  cpSync(src.pinFile, dst.pinFile);
+}
+
+function isOwnerFile(path: string): boolean {
+  const name = path.split('/').pop() ?? '';
+  return name === ADMIN_SOCKET_FILE || name === LOCK_FILE || name.startsWith(`${LOCK_FILE}.`);
 }
 
 /** A random string of `n` decimal digits (uniform, from the OS CSPRNG). */

@@ -6,18 +6,15 @@
  * URL once listening; stops cleanly on SIGINT/SIGTERM.
  */
 import { once } from 'node:events';
-import { cpSync, existsSync } from 'node:fs';
 import type { AddressInfo } from 'node:net';
 import pino from 'pino';
 import { CardClient, TlsTandem, TlsPool, PcscTransport, TracingTransport, createMetrics, startAdminServer, type CardTransport } from '../host/index.js';
 import { SetlsError } from '../bytes/index.js';
 import type { AdminRelay } from '../transport/admin-relay.js';
-import { ADMIN_SOCKET_FILE } from '../transport/admin-socket.js';
 import { startAdminSocket } from './admin-access.js';
-import { LOCK_FILE } from '../card/folder-lock.js';
 import { serveHttps, createPlugHandler, createPlugState } from '../servers/https/index.js';
 import { openCard } from './card-setup.js';
-import { cardPaths, readPin } from './card-files.js';
+import { cardPaths, cloneCardFiles, readPin } from './card-files.js';
 
 export interface ServeHttpsOptions {
   cardDir: string;
@@ -53,22 +50,10 @@ export function poolCardDirs(o: ServeHttpsOptions): string[] {
   const src = cardPaths(o.cardDir, { cardKey: o.cardKey, pinFile: o.pinFile });
   for (let i = 1; i < n; i++) {
     const dir = `${src.dir}-pool${i}`;
-    const dst = cardPaths(dir);
-    if (!existsSync(dst.dir)) {
-      // not the source's lock or admin socket: they belong to whoever serves the source card
-      cpSync(src.dir, dst.dir, { recursive: true, filter: (from) => !isOwnerFile(from) });
-      cpSync(src.keyFile, dst.keyFile);
-      cpSync(src.pinFile, dst.pinFile);
-    }
+    cloneCardFiles(src, cardPaths(dir));
     dirs.push(dir);
   }
   return dirs;
-}
-
-/** The lock file, its temp files and the admin socket of a card folder (never copied to a clone). */
-function isOwnerFile(path: string): boolean {
-  const name = path.split('/').pop() ?? '';
-  return name === ADMIN_SOCKET_FILE || name === LOCK_FILE || name.startsWith(`${LOCK_FILE}.`);
 }
 
 /**

@@ -15,13 +15,13 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import { once } from 'node:events';
-import { cpSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
 import { initCard, openCard } from '../../src/cli/card-setup.js';
-import { cardPaths, readPin } from '../../src/cli/card-files.js';
+import { cardPaths, cloneCardFiles, readPin } from '../../src/cli/card-files.js';
 import { TlsPool } from '../../src/host/index.js';
 import { serveHttps, createPlugHandler, createPlugState } from '../../src/servers/https/index.js';
 import type { JobResult } from '../../bench/protocol.js';
@@ -43,9 +43,7 @@ test(`${CLIENTS} concurrent clients against a TlsPool of ${CARDS} cards × ${CHA
     const dirs = [cardDir];
     for (let i = 1; i < CARDS; i++) {
       const d = cardPaths(`${src.dir}-pool${i}`);
-      cpSync(src.dir, d.dir, { recursive: true });
-      cpSync(src.keyFile, d.keyFile);
-      cpSync(src.pinFile, d.pinFile);
+      cloneCardFiles(src, d);
       dirs.push(d.dir);
     }
     const opened = dirs.map((d) => openCard({ cardDir: d }));
