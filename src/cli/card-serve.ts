@@ -83,7 +83,11 @@ export async function startCardServe(o: CardServeOptions): Promise<RunningCard> 
 
 export async function runCardServe(o: CardServeOptions): Promise<void> {
   const running = await startCardServe(o);
+  // The vpcd link's retry timer is unref'd (embedders decide their own lifetime); the command runs
+  // until a signal, even while no vpcd is there to connect to.
+  const keepAlive = setInterval(() => undefined, 1 << 30);
   const stop = (): void => {
+    clearInterval(keepAlive);
     void running.stop().then(() => process.exit(0));
   };
   process.once('SIGINT', stop);

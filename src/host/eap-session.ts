@@ -66,7 +66,8 @@ export interface DecryptResult {
   readonly peerClosed: boolean;
   /** The connection failed; `alert` is the alert sent or received. */
   readonly failed: boolean;
-  readonly alert: number;
+  /** The alert description, as the card reported it; undefined when the card did not say (never guessed). */
+  readonly alert: number | undefined;
 }
 
 export interface EapSessionOptions {
@@ -341,7 +342,7 @@ export class EapSession {
       if (ans.sw === SW.authFailure) {
         // not in the contract for DECRYPT, but handled like a handshake failure: data = the alert record
         this.phaseValue = 'failed';
-        return { plaintext: new Uint8Array(0), outRecords: ans.data ?? new Uint8Array(0), peerClosed: false, failed: true, alert: 80 };
+        return { plaintext: new Uint8Array(0), outRecords: ans.data ?? new Uint8Array(0), peerClosed: false, failed: true, alert: undefined };
       }
       if (ans.code !== EapCode.request || !ans.data) throw protocolError(`PROCESS-EAP-DECRYPT: unexpected EAP code ${ans.code}`);
       const d = ans.data;

@@ -258,7 +258,8 @@ export class TlsSeSession implements SeSession {
       const empty = new Uint8Array(0);
       if (x.sw === TLS_SE_SW.tlsError) {
         this.phaseValue = 'failed';
-        return { plaintext: empty, outRecords: x.output, peerClosed: false, failed: true, alert: 80 };
+        // 6D16: the applet names no alert (its records are encrypted): not known, never guessed.
+        return { plaintext: empty, outRecords: x.output, peerClosed: false, failed: true, alert: undefined };
       }
       if (x.sw !== TLS_SE_SW.ok && x.sw !== TLS_SE_SW.closed) {
         this.phaseValue = 'failed';

@@ -404,3 +404,43 @@ test('setls card serve (the binary): --vpcd-host 0.0.0.0 is refused; --allow-rem
     rmSync(root, { recursive: true, force: true });
   }
 });
+
+test('setls card serve (the binary, connect mode): waits for a vpcd that is not there yet, then inserts the card', async () => {
+  const root = mkdtempSync(join(tmpdir(), 'setls-vpcd-wait-'));
+  const cardDir = join(root, 'card');
+  await initCard({ cardDir });
+  // A free port with nobody listening yet: the card must keep retrying, not exit.
+  const probe = net.createServer().listen(0, '127.0.0.1');
+  await once(probe, 'listening');
+  const port = (probe.address() as net.AddressInfo).port;
+  await new Promise<void>((r) => probe.close(() => r()));
+  const p = spawn(process.execPath, [join(process.cwd(), 'bin/setls.mjs'), 'card', 'serve', '--card-dir', cardDir, '--vpcd-port', String(port)], { stdio: ['ignore', 'pipe', 'pipe'] });
+  let out = '';
+  let exited: number | null | undefined;
+  p.stdout.on('data', (d: Buffer) => (out += d.toString()));
+  p.stderr.on('data', (d: Buffer) => (out += d.toString()));
+  p.once('exit', (code) => (exited = code));
+  const vpcd = net.createServer();
+  try {
+    const deadline = Date.now() + 60_000;
+    while (!/connecting to vpcd/.test(out) && exited === undefined && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
+    assert.match(out, /connecting to vpcd/, out);
+    // Several retry periods (500 ms each) with nobody there: the process is still running.
+    await new Promise((r) => setTimeout(r, 1500));
+    assert.equal(exited, undefined, `card serve exited (${exited}) while waiting for vpcd: ${out}`);
+    const connected = once(vpcd, 'connection');
+    vpcd.listen(port, '127.0.0.1');
+    const [sock] = (await connected) as [net.Socket];
+    sock.destroy();
+    const inserted = Date.now() + 60_000;
+    while (!/inserted/.test(out) && Date.now() < inserted) await new Promise((r) => setTimeout(r, 20));
+    assert.match(out, /inserted \(connected to vpcd at 127\.0\.0\.1:/, out);
+  } finally {
+    vpcd.close();
+    if (exited === undefined) {
+      p.kill('SIGTERM');
+      await once(p, 'exit');
+    }
+    rmSync(root, { recursive: true, force: true });
+  }
+});
