@@ -24,6 +24,7 @@ import { TlsAlertError } from './errors.js';
 import { MAX_PLAINTEXT } from './eap-session.js';
 import type { HostSession } from './host-record.js';
 import type { RecordLayer } from './record-layer.js';
+import { Mutex } from './mutex.js';
 
 /** Records sealed and written in one batch (one socket write) by the host record layer: 64 KiB of plaintext. */
 const HOST_BATCH_RECORDS = 4;
@@ -55,6 +56,13 @@ export class SeTlsSocket extends Duplex {
   private pending: Uint8Array[] = [];
   private pendingBytes = 0;
   private flushChain: Promise<void> = Promise.resolve();
+  /**
+   * Card output order: each card call that produces records for the client and the write of those
+   * records happen under this lock, so records reach the client in the order the card produced them
+   * (a KeyUpdate the card answers with precedes the data it then encrypts under its new key; our
+   * close_notify comes last), whichever of reading, writing or closing asked for them.
+   */
+  private readonly output = new Mutex();
   private flushScheduled = false;
   private readonly userTimer: ActivityTimer;
   private readonly idleTimer: ActivityTimer;
@@ -179,7 +187,8 @@ export class SeTlsSocket extends Duplex {
   private closeIdle(): void {
     if (this.destroyed) return;
     this.emit('idle');
-    void this.layer.close().finally(() => {
+    this.layer.hurry(); // a write blocked on a client that does not read must not hold the close
+    void this.output.run(() => this.layer.close()).finally(() => {
       this.push(null);
       this.destroy();
     });
@@ -200,16 +209,20 @@ export class SeTlsSocket extends Duplex {
           this.push(null);
           return;
         }
-        const r = await this.layer.decrypt(rec);
-        if (r.failed) {
-          // The alert goes out with FIN and a drain of the client's reads (not a reset).
-          const sent = r.outRecords.length > 0;
-          const e = new TlsAlertError(sent ? 'ERR_TLS_ALERT_SENT' : 'ERR_TLS_ALERT_RECEIVED', 'TLS connection failed', r.alert, sent);
-          void this.layer.abort(e, r.outRecords);
-          this.destroy(e);
-          return;
-        }
-        if (r.outRecords.length) await this.layer.send(r.outRecords).catch(() => undefined);
+        const r = await this.output.run(async () => {
+          const d = await this.layer.decrypt(rec);
+          if (d.failed) {
+            // The alert goes out with FIN and a drain of the client's reads (not a reset).
+            const sent = d.outRecords.length > 0;
+            const e = new TlsAlertError(sent ? 'ERR_TLS_ALERT_SENT' : 'ERR_TLS_ALERT_RECEIVED', 'TLS connection failed', d.alert, sent);
+            void this.layer.abort(e, d.outRecords);
+            this.destroy(e);
+          } else if (d.outRecords.length) {
+            await this.layer.send(d.outRecords).catch(() => undefined);
+          }
+          return d;
+        });
+        if (r.failed) return;
         const more = r.plaintext.length ? this.push(Buffer.from(r.plaintext.buffer, r.plaintext.byteOffset, r.plaintext.length)) : true;
         if (r.peerClosed) {
           this.push(null);
@@ -278,8 +291,7 @@ export class SeTlsSocket extends Duplex {
         else this.pending[0] = head.subarray(take);
       }
       this.pendingBytes -= n;
-      const records = await this.layer.encrypt(pt);
-      await this.layer.send(records);
+      await this.output.run(async () => this.layer.send(await this.layer.encrypt(pt)));
     }
   }
 
@@ -291,40 +303,44 @@ export class SeTlsSocket extends Duplex {
    */
   private async doFlushHost(host: HostSession): Promise<void> {
     while (this.pendingBytes > 0) {
-      if (this.layer.isClosed || host.phase !== 'connected') {
-        this.pending = [];
-        this.pendingBytes = 0;
-        throw new SetlsError('ERR_HOST_SESSION_CLOSED', 'write after the TLS session ended');
-      }
-      const out: Uint8Array[] = [];
-      for (let r = 0; r < HOST_BATCH_RECORDS && this.pendingBytes > 0; r++) {
-        const n = Math.min(MAX_PLAINTEXT, this.pendingBytes);
-        const pieces: Uint8Array[] = [];
-        let o = 0;
-        while (o < n) {
-          const head = this.pending[0]!;
-          const take = Math.min(head.length, n - o);
-          if (take === head.length) {
-            pieces.push(head);
-            this.pending.shift();
-          } else {
-            pieces.push(head.subarray(0, take));
-            this.pending[0] = head.subarray(take);
-          }
-          o += take;
+      // Sealing happens under the output lock too: a KeyUpdate answered by decrypt() switches the
+      // write key, and what is sealed after it must go out after it.
+      await this.output.run(() => {
+        if (this.layer.isClosed || host.phase !== 'connected') {
+          this.pending = [];
+          this.pendingBytes = 0;
+          throw new SetlsError('ERR_HOST_SESSION_CLOSED', 'write after the TLS session ended');
         }
-        this.pendingBytes -= n;
-        host.sealApplicationData(pieces, n, out);
-      }
-      await this.layer.send(out);
+        const out: Uint8Array[] = [];
+        for (let r = 0; r < HOST_BATCH_RECORDS && this.pendingBytes > 0; r++) {
+          const n = Math.min(MAX_PLAINTEXT, this.pendingBytes);
+          const pieces: Uint8Array[] = [];
+          let o = 0;
+          while (o < n) {
+            const head = this.pending[0]!;
+            const take = Math.min(head.length, n - o);
+            if (take === head.length) {
+              pieces.push(head);
+              this.pending.shift();
+            } else {
+              pieces.push(head.subarray(0, take));
+              this.pending[0] = head.subarray(take);
+            }
+            o += take;
+          }
+          this.pendingBytes -= n;
+          host.sealApplicationData(pieces, n, out);
+        }
+        return this.layer.send(out);
+      });
     }
   }
 
   override _final(cb: (err?: Error | null) => void): void {
     this.flush().then(
-      () => this.layer.close().then(() => cb()),
+      () => this.output.run(() => this.layer.close()).then(() => cb()),
       (e: Error) => {
-        void (sessionBroken(e) ? this.layer.abort(e) : this.layer.close());
+        void this.output.run(() => (sessionBroken(e) ? this.layer.abort(e) : this.layer.close()));
         cb(e);
       },
     );
@@ -344,7 +360,7 @@ export class SeTlsSocket extends Duplex {
       this.layer.hurry();
       const layer = this.layer;
       // After the record in flight (encrypted by the card, so it must precede the close_notify).
-      void this.flushChain.then(() => (err && sessionBroken(err) ? layer.abort(err) : layer.close()));
+      void this.flushChain.then(() => this.output.run(() => (err && sessionBroken(err) ? layer.abort(err) : layer.close())));
     }
     cb(err);
   }
