@@ -98,8 +98,13 @@ function decodeState(b: Uint8Array): State {
 }
 
 export function blankState(): Uint8Array {
+  return stateWith(blankRecord());
+}
+
+/** Store bytes holding `isd` and a TLS stand-in with one legacy identity and PINs 1234 / 5678. */
+export function stateWith(isd: IsdRecord): Uint8Array {
   return encodeState({
-    isd: blankRecord(),
+    isd,
     tls: { identities: {}, legacyIdentities: 1, pins: { user: { value: '1234', tries: 3 }, operator: { value: '5678', tries: 3 } }, floor: 0 },
   });
 }

@@ -68,3 +68,12 @@ export function sw(r: Uint8Array): number {
   assert.ok(r.length >= 2);
   return (r[r.length - 2]! << 8) | r[r.length - 1]!;
 }
+
+/** Asserts that a promise rejects with an AdminSwError of `sw`. */
+export async function rejectsSw(p: Promise<unknown>, expected: number, what?: string): Promise<void> {
+  await assert.rejects(p, (e: { code?: string; sw?: number }) => {
+    assert.equal(e.code, 'ERR_ADMIN_SW', what);
+    assert.equal(e.sw?.toString(16), expected.toString(16), what);
+    return true;
+  });
+}
