@@ -25,7 +25,8 @@
 import { concat, wipe } from '../../../bytes/index.js';
 import { AuditEvent, CardLifecycle, COUNTER_EXHAUSTED, ISD_AID, IsdIns, IsdLimits, IsdSw } from '../../../gp/admin/constants.js';
 import { Scp03Card, type Scp03CardState } from '../../../gp/card.js';
-import type { RawCommand } from '../../../gp/command-apdu.js';
+import { parseCla } from '../../../gp/cla.js';
+import { parseCommandApdu, type RawCommand } from '../../../gp/command-apdu.js';
 import { StoreDataAssembler } from '../../../gp/store-data.js';
 import { encodeSequenceCounter } from '../../../gp/session-keys.js';
 import { appendAudit } from './audit-log.js';
@@ -217,6 +218,14 @@ export class IsdApplet {
 
   private initializeUpdate(ch: ChannelState, apdu: Uint8Array): IsdResponse {
     ch.end();
+    // Not an INITIALIZE UPDATE at all (malformed, SM class, P2, S8 challenge length): refused like
+    // any malformed command — the counter and F stay as they are.
+    const cmd = parseCommandApdu(apdu);
+    const info = cmd && parseCla(cmd.cla);
+    if (!cmd) return swOnly(IsdSw.wrongLength);
+    if (!info || info.sm || !info.proprietary) return swOnly(IsdSw.claNotSupported);
+    if (cmd.p2 !== 0x00) return swOnly(IsdSw.wrongP1P2);
+    if (cmd.data.length !== 8) return swOnly(IsdSw.wrongLength);
     const r = this.platform.record();
     if (r.lifecycle === CardLifecycle.opReady) return swOnly(IsdSw.conditionsNotSatisfied);
     if (this.failed >= this.maxFailed) return swOnly(IsdSw.conditionsNotSatisfied);
