@@ -10,10 +10,12 @@
  *   E1 key set* { 20 KVN, 21 K-ENC, 22 K-MAC, 23 K-DEK }         (secret; ascending KVN)
  *   30 locked applet AID*             31 operator root certificate?    32 client-auth CA*
  *   33 revocation list number (4)     34 revoked serial*               35 time anchor? time(4) ‖ counter(4)
- *   36 audit seq (4)                  37 audit head (32)               38 audit base (32)
  *   39 audit entry* (E2 TLV)
  *   E2 slot* { 40 slot, 41 status, 42 algorithm, 43 policy, 44 locked, 45 generated in card,
  *              46 staged certificate* }                              (ascending slot)
+ *   36 audit seq (4)                  37 audit head (32)               38 audit base (32)
+ *
+ * The three fixed-size audit fields come last, so a record cut short anywhere does not decode.
  *
  * Secrets go from their arrays straight into the one exact-size output (no JS strings, no growing
  * buffers); the caller wipes the output after sealing it. Decoding copies every value out of the
@@ -122,7 +124,6 @@ export function encodeIsdRecord(r: IsdRecord): Uint8Array {
   nodes.push(leaf(T.revocationNumber, u32(r.revocationNumber)));
   for (const s of r.revokedSerials) nodes.push(leaf(T.revokedSerial, s));
   if (r.timeAnchor) nodes.push(leaf(T.timeAnchor, u32(r.timeAnchor.time), u32(r.timeAnchor.counter)));
-  nodes.push(leaf(T.auditSeq, u32(r.audit.seq)), leaf(T.auditHead, r.audit.head), leaf(T.auditBase, r.audit.base));
   for (const e of r.audit.entries) nodes.push(leaf(T.auditEntry, e));
   for (const s of r.slots) {
     nodes.push({
@@ -138,6 +139,7 @@ export function encodeIsdRecord(r: IsdRecord): Uint8Array {
       ],
     });
   }
+  nodes.push(leaf(T.auditSeq, u32(r.audit.seq)), leaf(T.auditHead, r.audit.head), leaf(T.auditBase, r.audit.base));
   return encodeNodes(nodes);
 }
 
@@ -212,11 +214,11 @@ const TOP: readonly FieldSpec[] = [
   { tag: T.revocationNumber, minLen: 4, maxLen: 4 },
   { tag: T.revokedSerial, min: 0, max: L.maxRevokedSerials, minLen: 1, maxLen: L.maxSerialBytes },
   { tag: T.timeAnchor, min: 0, minLen: 8, maxLen: 8 },
+  { tag: T.auditEntry, min: 0, max: L.auditEntriesKept, minLen: 1, maxLen: 256 },
+  { tag: T.slot, min: 0, max: L.maxSlot },
   { tag: T.auditSeq, minLen: 4, maxLen: 4 },
   { tag: T.auditHead, minLen: 32, maxLen: 32 },
   { tag: T.auditBase, minLen: 32, maxLen: 32 },
-  { tag: T.auditEntry, min: 0, max: L.auditEntriesKept, minLen: 1, maxLen: 256 },
-  { tag: T.slot, min: 0, max: L.maxSlot },
 ];
 const ATTESTATION: readonly FieldSpec[] = [
   { tag: T.attPkcs8, minLen: 1, maxLen: 512 },
