@@ -5,22 +5,21 @@
  * responses, the signed structures' tags, audit event codes, status words and the bounds the card
  * enforces. Pure data, shared by the card (src/card/applets/isd) and every off-card user (factory,
  * operator); the card-protocol module of issue #12 is where it moves at integration.
- * imports nothing.
+ * imports gp/errors and gp/params (the SCP03 status words and instructions it extends).
  */
+import { GpSw } from '../errors.js';
+import { GpIns } from '../params.js';
 
 /** GlobalPlatform's issuer security domain AID: setls's security domain. */
 export const ISD_AID = Uint8Array.of(0xa0, 0x00, 0x00, 0x01, 0x51, 0x00, 0x00, 0x00);
 
-/** Instruction bytes the security domain answers. */
+/** Instruction bytes the security domain answers: SCP03's (gp/params.ts) and the GP card-content ones. */
 export const IsdIns = {
+  ...GpIns,
   select: 0xa4,
   getData: 0xca,
   getStatus: 0xf2,
   setStatus: 0xf0,
-  putKey: 0xd8,
-  storeData: 0xe2,
-  initializeUpdate: 0x50,
-  externalAuthenticate: 0x82,
 } as const;
 
 /** GET DATA tags (P1 ‖ P2): public items, answered with or without secure messaging. */
@@ -184,22 +183,12 @@ export const AuditEvent = {
   factorySealed: 0x06,
 } as const;
 
-/** Status words the security domain answers (ISO 7816-4 §5.6, GP Card Spec 2.3 §11). */
+/** Status words the security domain answers: SCP03's (gp/errors.ts) and a few more (ISO 7816-4 §5.6). */
 export const IsdSw = {
-  ok: 0x9000,
-  authenticationFailed: 0x6300,
-  wrongLength: 0x6700,
+  ...GpSw,
   logicalChannelNotSupported: 0x6881,
-  securityStatusNotSatisfied: 0x6982,
-  conditionsNotSatisfied: 0x6985,
-  wrongData: 0x6a80,
   functionNotSupported: 0x6a81,
-  notEnoughMemory: 0x6a84,
-  wrongP1P2: 0x6a86,
-  referencedDataNotFound: 0x6a88,
   dataAlreadyExists: 0x6a89,
-  insNotSupported: 0x6d00,
-  claNotSupported: 0x6e00,
   noPreciseDiagnosis: 0x6f00,
 } as const;
 
