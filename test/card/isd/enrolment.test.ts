@@ -9,6 +9,7 @@ import assert from 'node:assert/strict';
 import { randomBytes, X509Certificate } from 'node:crypto';
 import { concat, equalBytes, fromHex, toHex } from '../../../src/bytes/index.js';
 import { buildStoreData } from '../../../src/gp/store-data.js';
+import { buildPutKey } from '../../../src/gp/put-key.js';
 import { TLS_AID } from './fake-platform.js';
 import {
   AdminRequest,
@@ -162,4 +163,30 @@ test('an admin session on channel 1 while channel 0 serves the TLS applet', asyn
   // closing channel 1 ends the session
   assert.equal(toHex(card.transmit(fromHex('01708001'))), '9000');
   assert.equal(card.isd.sessionState(1), 'idle');
+});
+
+test('PUT KEY: add, replace, KCV checked, bounded; KVN 00 opens the first key set', async () => {
+  const { card, fx } = await sealedCard();
+  const s = await adminSession(card, fx.factoryKeys);
+  await s.putKey(operatorKeys(0x31));
+  await rejectsSw(s.putKey(operatorKeys(0x31)), 0x6a80, 'exists already');
+  await rejectsSw(s.putKey(operatorKeys(0x36), 0x35), 0x6a88, 'nothing to replace');
+  // a key check value that does not match its key: refused, nothing written
+  const before = card.platform.store.bytes.slice();
+  const cmd = buildPutKey(s.session!.dek!, operatorKeys(0x33));
+  cmd[5 + 1 + 3 + 16 + 1] = cmd[5 + 1 + 3 + 16 + 1]! ^ 0xff; // first byte of the K-ENC KCV
+  assert.equal((await s.send(cmd)).sw, 0x6a80);
+  assert.ok(equalBytes(card.platform.store.bytes, before));
+  await s.putKey(operatorKeys(0x32));
+  await s.putKey(operatorKeys(0x33));
+  await rejectsSw(s.putKey(operatorKeys(0x34)), 0x6a84, 'at most 4 key sets');
+  assert.deepEqual(card.platform.record().keySets.map((k) => k.kvn), [0x30, 0x31, 0x32, 0x33]);
+  s.close();
+  // KVN 00: the card picks its first key set (30) and says so
+  const c = new AdminClient(card.transmit);
+  await c.select();
+  await c.open(fx.factoryKeys, 0x33, 0x00);
+  assert.equal(c.session!.cardInfo!.kvn, 0x30);
+  // and every added set opens its own session
+  await (await adminSession(card, operatorKeys(0x33))).call(AdminRequest.getCardInfo());
 });
