@@ -17,13 +17,16 @@ export const RULES: Record<string, readonly string[]> = {
   apdu: ['bytes'],
   eap: ['bytes'],
   tls: ['bytes'],
-  card: ['bytes', 'apdu', 'eap', 'tls'],
+  // gp: the security domain applet (card/applets/isd) runs SCP03's card side and the admin protocol.
+  card: ['bytes', 'apdu', 'eap', 'tls', 'gp'],
   transport: ['bytes', 'apdu'],
   // tls/crypto.js: primitives only (AEAD, HKDF-Expand-Label), for the TLS-Tandem host record layer.
   host: ['bytes', 'apdu', 'eap', 'transport', 'tls/record', 'tls/crypto.js', 'registry'],
   pki: ['bytes'],
   // GlobalPlatform SCP03 for card and operator alike: pure, so both sides may import it.
   gp: ['bytes'],
+  // Off-card factory personalisation: builds APDUs and parses answers, never imports card code.
+  factory: ['bytes', 'gp'],
   coap: ['bytes'],
   servers: ['bytes', 'host', 'registry', 'coap'],
   cli: ['*'],
