@@ -14,7 +14,7 @@ import { createApiToken } from './auth/tokens.js';
 import { OpError, OpErrorCode } from './errors.js';
 import { adminMasterPath, createMasterKeyFile } from './keys/master-keys.js';
 import { writeSecretFile } from './keys/secret-files.js';
-import { DEFAULT_CONFIG, DEFAULT_OPERATOR_PORT, operatorPaths, type OperatorConfig, type OperatorPaths } from './paths.js';
+import { DEFAULT_CONFIG, operatorPaths, type OperatorConfig, type OperatorPaths } from './paths.js';
 import { OperatorCa } from './pki/issuing-ca.js';
 import { DAY_MS, EC_P256, randomSerial, toPem } from './pki/x509.js';
 import { openSqliteStore } from './store/index.js';
@@ -79,7 +79,7 @@ export async function initOperator(o: InitOptions = {}): Promise<InitResult> {
   // Admin master key (SCP03 keys per card are derived from it, never stored).
   const masterKcv = createMasterKeyFile(adminMasterPath(paths.keysDir, 1), 16);
 
-  const config: OperatorConfig = { ...DEFAULT_CONFIG, publicUrl: o.publicUrl ?? `https://localhost:${DEFAULT_OPERATOR_PORT}` };
+  const config: OperatorConfig = { ...DEFAULT_CONFIG, ...(o.publicUrl ? { publicUrl: o.publicUrl } : {}) };
   writeFileSync(paths.config, JSON.stringify(config, null, 2) + '\n');
 
   const store = await openSqliteStore(paths.db);

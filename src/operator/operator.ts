@@ -38,6 +38,8 @@ export class Operator {
   readonly revocation: RevocationService;
   readonly runner: JobRunner;
   readonly metrics: OperatorMetrics;
+  /** The URL the API listens on (set by the server), used when no public URL is configured. */
+  listeningUrl: string | undefined;
   private constructor(
     readonly paths: OperatorPaths,
     readonly config: OperatorConfig,
@@ -54,7 +56,7 @@ export class Operator {
       caId,
       verifier: opts.verifier ?? new DefaultAttestationVerifier(),
       trustedManufacturerCas: async () => (await store.listManufacturerCas()).map((m) => m.certDer),
-      crlUrl: crlUrlOf(config),
+      crlUrl: () => crlUrlOf(this.config, this.listeningUrl),
       defaultDays: config.certificateDays,
       defaultDnsNames: config.defaultDnsNames,
       defaultIpAddresses: config.defaultIpAddresses,

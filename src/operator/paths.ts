@@ -55,8 +55,9 @@ export function operatorPaths(dir: string = DEFAULT_OPERATOR_DIR): OperatorPaths
 }
 
 export interface OperatorConfig {
-  /** Base URL relying parties and agents reach this operator at (CDP URLs are built from it). */
-  readonly publicUrl: string;
+  /** Base URL relying parties and agents reach this operator at (CDP URLs are built from it);
+   *  absent: the URL `serve` listens on. */
+  readonly publicUrl?: string;
   /** Explicit CRL URL for issued certificates (default `<publicUrl>/v1/ca/crl`). */
   readonly crlUrl?: string;
   /** Validity of issued card certificates, days. */
@@ -69,7 +70,6 @@ export interface OperatorConfig {
 }
 
 export const DEFAULT_CONFIG: OperatorConfig = {
-  publicUrl: `https://localhost:${DEFAULT_OPERATOR_PORT}`,
   certificateDays: 30,
   defaultDnsNames: ['localhost'],
   defaultIpAddresses: ['127.0.0.1', '::1'],
@@ -82,6 +82,7 @@ export function readConfig(paths: OperatorPaths): OperatorConfig {
   return { ...DEFAULT_CONFIG, ...raw };
 }
 
-export function crlUrlOf(config: OperatorConfig): string {
-  return config.crlUrl ?? `${config.publicUrl.replace(/\/+$/, '')}/v1/ca/crl`;
+export function crlUrlOf(config: OperatorConfig, listeningUrl?: string): string {
+  const base = config.publicUrl ?? listeningUrl ?? `https://localhost:${DEFAULT_OPERATOR_PORT}`;
+  return config.crlUrl ?? `${base.replace(/\/+$/, '')}/v1/ca/crl`;
 }

@@ -40,6 +40,7 @@ export async function startOperator(o: StartOptions): Promise<RunningOperator> {
     await o.setup?.({ operator, server });
     await operator.revocation.refreshIfDue();
     const { port, url } = await server.listen();
+    operator.listeningUrl = url;
     // The CRL must never go stale: refresh when half its validity is gone (checked every minute).
     crlTimer = setInterval(() => void operator.revocation.refreshIfDue().catch((e: unknown) => log.error({ err: e }, 'CRL refresh failed')), 60_000);
     crlTimer.unref();

@@ -104,7 +104,8 @@ export interface EnrolmentServiceOptions {
   readonly verifier: AttestationVerifier;
   /** The trusted manufacturer CAs (DER); read per call so a newly trusted CA counts at once. */
   readonly trustedManufacturerCas: () => Promise<readonly Uint8Array[]>;
-  readonly crlUrl: string;
+  /** The cRLDistributionPoints URL (read per issuance: known once the server listens). */
+  readonly crlUrl: () => string;
   readonly defaultDays: number;
   readonly defaultDnsNames: readonly string[];
   readonly defaultIpAddresses: readonly string[];
@@ -176,7 +177,7 @@ export class EnrolmentService {
         ipAddresses,
         notBefore: new Date(notBefore),
         notAfter: new Date(notAfter),
-        crlUrl: this.o.crlUrl,
+        crlUrl: this.o.crlUrl(),
       });
       return await store.tx(async (t) => {
         const bound = await t.identityBySpkiHash(csr.spkiSha256);
