@@ -241,6 +241,9 @@ export async function migrate(driver: SqlDriver, now = Date.now()): Promise<numb
   for (const m of MIGRATIONS) {
     if (m.version <= current) continue;
     await driver.tx(async (c) => {
+      // Another process may have run it meanwhile (the check and the DDL share this transaction).
+      const again = await c.get('SELECT MAX(version) AS v FROM schema_migrations');
+      if (Number(again?.['v'] ?? 0) >= m.version) return;
       // DDL statement by statement inside one transaction (SQLite and PostgreSQL both have transactional DDL).
       for (const stmt of ddl(driver.dialect, m.sql).split(';').map((s) => s.trim()).filter(Boolean)) await c.run(stmt);
       await c.run('INSERT INTO schema_migrations (version, name, applied_at) VALUES (?, ?, ?)', [m.version, m.name, now]);

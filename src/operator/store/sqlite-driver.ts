@@ -5,8 +5,11 @@
  * One file `operator.db` in WAL mode, synchronous=NORMAL, foreign keys on, busy_timeout 5 s.
  * Two connections: ONE writer (every write and every transaction, serialised by an async mutex, so
  * a transaction may await between statements without another write slipping in) and one reader for
- * reads outside transactions (WAL lets it read the last commit while the writer works). Other
- * processes (the CLI's `token`, a second `serve`) wait on the file lock up to busy_timeout.
+ * reads outside transactions (WAL lets it read the last commit while the writer works). Another
+ * writer on the file (the CLI's `token`, a second `serve`, a second store in this process) makes
+ * BEGIN IMMEDIATE fail with SQLITE_BUSY: it is retried asynchronously (the writer has no
+ * busy_timeout: a synchronous busy wait would block this event loop, and with it a transaction of
+ * this process that the other one waits for) for up to `busyTimeoutMs`.
  * Blobs come back as fresh `Uint8Array`s (never a Buffer view), bound as Buffers.
  */
 import Database from 'better-sqlite3';
@@ -93,15 +96,31 @@ export class SqliteDriver implements SqlDriver {
   private readonly writer: Conn;
   private readonly reader: Conn;
   private readonly mutex = new Mutex();
+  private readonly busyMs: number;
   private closed = false;
+
+  /** BEGIN IMMEDIATE, retried without blocking the event loop while another connection writes. */
+  private async begin(): Promise<void> {
+    const deadline = Date.now() + this.busyMs;
+    for (let wait = 2; ; wait = Math.min(wait * 2, 50)) {
+      try {
+        this.writer.db.exec('BEGIN IMMEDIATE');
+        return;
+      } catch (e) {
+        if ((e as { code?: string }).code !== 'SQLITE_BUSY' || Date.now() > deadline) throw e;
+        await new Promise((r) => setTimeout(r, wait));
+      }
+    }
+  }
 
   constructor(readonly path: string, opts: SqliteOptions = {}) {
     const busy = opts.busyTimeoutMs ?? 5000;
-    const w = new Database(path);
+    this.busyMs = busy;
+    const w = new Database(path, { timeout: busy });
     w.pragma('journal_mode = WAL');
     w.pragma('synchronous = NORMAL');
     w.pragma('foreign_keys = ON');
-    w.pragma(`busy_timeout = ${busy}`);
+    w.pragma('busy_timeout = 0');
     this.writer = new Conn(w);
     const r = new Database(path, { readonly: true, fileMustExist: true });
     r.pragma(`busy_timeout = ${busy}`);
@@ -116,12 +135,12 @@ export class SqliteDriver implements SqlDriver {
     return this.reader.getSync(sql, params);
   }
   async run(sql: string, params?: readonly SqlValue[]): Promise<{ changes: number }> {
-    return this.mutex.lock(async () => this.writer.runSync(sql, params));
+    return this.tx(async (c) => c.run(sql, params));
   }
 
   async tx<T>(fn: (c: SqlConn) => Promise<T>): Promise<T> {
     return this.mutex.lock(async () => {
-      this.writer.db.exec('BEGIN IMMEDIATE');
+      await this.begin();
       try {
         const out = await fn(this.writer);
         this.writer.db.exec('COMMIT');
@@ -135,7 +154,7 @@ export class SqliteDriver implements SqlDriver {
 
   async execScript(sql: string): Promise<void> {
     await this.mutex.lock(async () => {
-      this.writer.db.exec('BEGIN IMMEDIATE');
+      await this.begin();
       try {
         this.writer.db.exec(sql);
         this.writer.db.exec('COMMIT');
