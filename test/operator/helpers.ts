@@ -172,3 +172,23 @@ export function call(
     req.end();
   });
 }
+
+import { initOperator } from '../../src/operator/init.js';
+import { Operator, type OpenOptions } from '../../src/operator/operator.js';
+
+/** A fresh operator folder (init) trusting `manufacturers`, opened. */
+export async function makeOperator(manufacturers: readonly Manufacturer[], opts: Omit<OpenOptions, 'dir'> & { publicUrl?: string } = {}): Promise<{ op: Operator; dir: string; adminToken: string; cleanup: () => Promise<void> }> {
+  const t = tempDir();
+  const dir = join(t.dir, 'op');
+  const r = await initOperator({ dir, publicUrl: opts.publicUrl ?? 'https://operator.test:9443', manufacturerCaPems: manufacturers.map((m) => m.caPem) });
+  const op = await Operator.open({ dir, ...opts });
+  return {
+    op,
+    dir,
+    adminToken: r.adminToken,
+    cleanup: async () => {
+      await op.close();
+      t.cleanup();
+    },
+  };
+}

@@ -13,7 +13,7 @@
  *   signature = ECDSA P-256 with SHA-256 over `statement` (DER Ecdsa-Sig-Value, or raw r‖s 64 bytes)
  *   chain     = [attestation certificate, intermediates…] (DER)
  */
-import { createPublicKey, verify as nodeVerify, X509Certificate } from 'node:crypto';
+import { verify as nodeVerify, X509Certificate } from 'node:crypto';
 import { encodeBerTlv, encodeBerTlvs, parseBerTlvs, toHex } from '../../bytes/index.js';
 import { OpError, OpErrorCode } from '../errors.js';
 import { ChainError, verifyChain } from './chain.js';
@@ -128,7 +128,7 @@ export class DefaultAttestationVerifier implements AttestationVerifier {
       throw e;
     }
     const leaf = new X509Certificate(leafDer);
-    const key = createPublicKey(leaf.publicKey.export({ type: 'spki', format: 'der' }) as Buffer);
+    const key = leaf.publicKey;
     if (key.asymmetricKeyType !== 'ec' || key.asymmetricKeyDetails?.namedCurve !== 'prime256v1') {
       throw new OpError(OpErrorCode.attestationSignature, 'the attestation key is not ECDSA P-256');
     }
