@@ -43,8 +43,8 @@ export function readBody(req: IncomingMessage, limit: number, timeoutMs = 30_000
   });
 }
 
-/** Parses a JSON object body; an empty body is `{}`. */
-export function parseJsonBody(req: IncomingMessage, raw: Buffer): JsonObject {
+/** Parses a JSON object body; an empty body is `{}`; with `arrayKey`, an array body is `{ [arrayKey]: array }`. */
+export function parseJsonBody(req: IncomingMessage, raw: Buffer, arrayKey?: string): JsonObject {
   if (raw.length === 0) return {};
   const type = String(req.headers['content-type'] ?? '').split(';')[0]!.trim().toLowerCase();
   if (type !== 'application/json') {
@@ -56,6 +56,7 @@ export function parseJsonBody(req: IncomingMessage, raw: Buffer): JsonObject {
   } catch (e) {
     throw new OpError(OpErrorCode.badJson, `the body is not valid JSON: ${(e as Error).message}`);
   }
+  if (arrayKey && Array.isArray(v)) return { [arrayKey]: v as Json[] };
   if (!v || typeof v !== 'object' || Array.isArray(v)) throw new OpError(OpErrorCode.badJson, 'the body must be a JSON object');
   return v as JsonObject;
 }

@@ -35,6 +35,8 @@ export interface Route {
   /** POST that creates work: Idempotency-Key honoured. */
   readonly createsWork?: boolean;
   readonly bodyLimit?: number;
+  /** An array body is accepted as `{ [arrayBodyKey]: array }`. */
+  readonly arrayBodyKey?: string;
   readonly handler: (r: RouteRequest) => Promise<Reply>;
 }
 
@@ -119,6 +121,7 @@ export function buildRoutes(op: Operator): Route[] {
       role: 'operator',
       createsWork: true,
       bodyLimit: 16 * 1024 * 1024,
+      arrayBodyKey: 'cards',
       handler: async (r) => {
         const res = await importManifest(store, r.body, r.principal!.name, op.now());
         return { status: res.imported.length > 0 ? 201 : 200, body: { batchId: res.batchId, imported: res.imported, alreadyPresent: res.alreadyPresent } };

@@ -173,7 +173,7 @@ export class OperatorServer {
     }
     const raw = route.method === 'POST' ? await readBody(req, route.bodyLimit ?? this.o.bodyLimit ?? DEFAULT_BODY_LIMIT) : Buffer.alloc(0);
     if (route.method === 'GET') req.resume();
-    const body = route.method === 'POST' ? parseJsonBody(req, raw) : {};
+    const body = route.method === 'POST' ? parseJsonBody(req, raw, route.arrayBodyKey) : {};
     const keyHeader = req.headers['idempotency-key'];
     const key = typeof keyHeader === 'string' && keyHeader !== '' ? keyHeader : null;
     if (key !== null && (key.length > 255 || !/^[\x21-\x7e]+$/.test(key))) throw new OpError(OpErrorCode.badRequest, 'Idempotency-Key must be 1–255 visible ASCII characters');
