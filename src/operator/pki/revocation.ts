@@ -87,7 +87,8 @@ export class RevocationService {
       new Date(nextUpdate),
     );
     const info = { number, der, thisUpdate, nextUpdate };
+    // Stored unless a higher-numbered CRL (built by a later revocation, listing this one too) is.
     if (await this.o.store.storeCrl(this.o.caId, number, der, thisUpdate, nextUpdate)) this.o.onCrl?.(info);
-    return (await this.current()) ?? info;
+    return info;
   }
 }
