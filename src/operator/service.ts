@@ -39,6 +39,7 @@ export async function startOperator(o: StartOptions): Promise<RunningOperator> {
   try {
     await o.setup?.({ operator, server });
     await operator.revocation.refreshIfDue();
+    void operator.revocation.warm().catch((e: unknown) => log.error({ err: e }, 'CRL cache warm-up failed'));
     const { port, url } = await server.listen();
     operator.listeningUrl = url;
     // The CRL must never go stale: refresh when half its validity is gone (checked every minute).

@@ -120,3 +120,27 @@ test('concurrent revocations: every serial ends up in the CRL served last, numbe
   const crl = new X509Crl(new Uint8Array(current.der));
   for (const s of mine) assert.ok(crl.findRevoked(Buffer.from(s).toString('hex')), `serial ${Buffer.from(s).toString('hex')} listed`);
 });
+
+test('a CRL of 3 000 entries (DER lengths in long form) verifies with openssl and lists them all', async (t) => {
+  if (!requirePeer(t, 'openssl')) return;
+  const op = svc.operator;
+  const { randomSerial } = await import('../../src/operator/pki/x509.js');
+  const now = Date.now();
+  const card = (await op.store.listCards({}, null, 1))[0]!;
+  const identity = (await op.store.identitiesOfCard(card.id))[0]!;
+  await op.store.tx(async (tx) => {
+    for (let i = 0; i < 3000; i++) {
+      await tx.insertCertificate({
+        serial: randomSerial(), identityId: identity.id, cardId: card.id, caId: op.caId, jobId: null, enrolmentId: null, subject: 'CN=x', san: {},
+        notBefore: now, notAfter: now + 86400_000, der: Uint8Array.of(0x30), status: 'revoked', revokedAt: now, reason: i % 2 ? 'superseded' : null, createdAt: now,
+      });
+    }
+  });
+  const expected = (await op.store.revokedCertificates(op.caId, Date.now())).length;
+  const r = await call(svc.url, svc.operator.paths.tlsCaCert, 'POST', `/v1/certificates/${serials[2]}/revoke`, { token, body: { reason: 'cessationOfOperation' } });
+  assert.equal(r.status, 200);
+  const crl = await fetchCrl('big');
+  assert.equal([...crl.text.matchAll(/Serial Number: /g)].length, expected + 1);
+  assert.match(crl.text, new RegExp(`Serial Number: ${serials[2]!.toUpperCase()}\\s*\\n[^\\n]*\\n[^\\n]*\\n[^\\n]*\\n\\s*Cessation Of Operation`));
+  assert.equal([...crl.text.matchAll(/Superseded/g)].length, 1500 + 5, 'reasons kept per entry (5 from the concurrent test)');
+});
