@@ -29,6 +29,8 @@ export const RULES: Record<string, readonly string[]> = {
   factory: ['bytes', 'gp'],
   coap: ['bytes'],
   servers: ['bytes', 'host', 'registry', 'coap'],
+  // The operator service: never card/, host/ or tls/ (it reaches cards only through SCP03 scripts).
+  operator: ['bytes', 'gp', 'pki', 'registry', 'protocol'],
   cli: ['*'],
 };
 

@@ -15,6 +15,7 @@ import { existsSync } from 'node:fs';
 import { fingerprintOf, openLocalCa } from '../pki/local-ca.js';
 import { codeOf, groupName, GROUPS, suiteName, TLS13_SUITES, versionName } from '../registry/tls-names.js';
 import { parseOnOff, parseTls12Suites, parseVersions, registerCardAdminCommands } from './card-admin.js';
+import { registerOperatorCommands } from './operator-commands.js';
 
 const DEFAULT_CARD_DIR = '.setls/card';
 
@@ -189,6 +190,7 @@ card
 const KEY_NAMES: Record<KeyTypeName, string> = { p256: 'ECDSA P-256', rsa2048: 'RSA-2048' };
 
 registerCardAdminCommands(card, DEFAULT_CARD_DIR);
+registerOperatorCommands(program);
 
 
 card
