@@ -61,9 +61,9 @@ const swHex = (sw: number): string => sw.toString(16).padStart(4, '0').toUpperCa
 const shortUid = (uid: string): string => (uid.length > 12 ? `${uid.slice(0, 8)}…${uid.slice(-4)}` : uid);
 
 /**
- * Events: 'poll' (each poll sent), 'idle' (a 204 to a poll), 'script' ({ uid, status, apdus, ran,
- * sws, ms }) after each script's answers were accepted, 'error' is never emitted (failures are logged
- * and retried).
+ * Events: 'poll' (each poll sent), 'idle' (a 204 to a poll), 'received' ({ uid, apdus }) when a
+ * script arrives, 'script' ({ uid, status, apdus, ran, ms }) after its answers were posted. No
+ * 'error' event: failures are logged and retried.
  */
 export class DeviceAgent extends EventEmitter {
   readonly cards: AgentCard[];
@@ -214,6 +214,7 @@ export class DeviceAgent extends EventEmitter {
         if (this.stopping) return;
         const uidHex = toHex(script.uid).toUpperCase();
         const aidHex = toHex(script.aid).toUpperCase();
+        this.emit('received', { uid: uidHex, apdus: script.capdus.length });
         const t0 = performance.now();
         const card = this.cards.find((c) => c.uidHex === uidHex);
         let status: ScriptStatus = ScriptStatus.ok;

@@ -219,8 +219,6 @@ export class RelayHub extends EventEmitter {
       const prev = await this.store.openSession(uidHex);
       if (!prev || prev.aid !== aidHex) throw new RelayError('ERR_RELAY_SESSION_LOST', `no channel to ${aidHex} is held open for card ${uidHex}`);
       continues = prev.id;
-    } else if ((await this.store.countQueued(uidHex)) >= this.maxQueuedPerCard) {
-      throw new RelayError('ERR_RELAY_QUEUE_FULL', `${this.maxQueuedPerCard} scripts already wait for card ${uidHex}`);
     }
     const now = Date.now();
     const rec: ScriptRecord = {
@@ -240,7 +238,12 @@ export class RelayHub extends EventEmitter {
       const timer = setTimeout(() => void this.expire(rec.id, opts.timeoutMs), opts.timeoutMs);
       this.callers.set(rec.id, { resolve, reject, timer });
     });
-    await this.store.insert(rec);
+    if (!(await this.store.insert(rec, continues ? undefined : this.maxQueuedPerCard))) {
+      const c = this.callers.get(rec.id)!;
+      this.callers.delete(rec.id);
+      clearTimeout(c.timer);
+      throw new RelayError('ERR_RELAY_QUEUE_FULL', `${this.maxQueuedPerCard} scripts already wait for card ${uidHex}`);
+    }
     if (continues) {
       // The hold may have ended between the check and the insert: then this script can never run.
       const prev = await this.store.get(continues);

@@ -61,8 +61,11 @@ export type RelayEvent =
 type Patch = Partial<Omit<ScriptRecord, 'id' | 'uid' | 'aid' | 'capdus' | 'keepOpen' | 'continues' | 'createdAt' | 'deadline'>>;
 
 export interface RelayStore {
-  /** Adds a queued script (announces `queued`). */
-  insert(r: ScriptRecord): Promise<void>;
+  /**
+   * Adds a queued script (announces `queued`) unless `maxQueued` scripts of its card are already
+   * queued (then false, nothing added): the count and the insert are one atomic step.
+   */
+  insert(r: ScriptRecord, maxQueued?: number): Promise<boolean>;
   get(id: string): Promise<ScriptRecord | undefined>;
   /**
    * Compare-and-set: applies `patch` when the record is in one of the states `from` (and, when given,
@@ -74,8 +77,6 @@ export interface RelayStore {
   findByToken(tokenHash: string): Promise<ScriptRecord | undefined>;
   /** The oldest queued script that is not a continuation, for one of `uids`. */
   nextQueued(uids: readonly string[]): Promise<ScriptRecord | undefined>;
-  /** Queued scripts of `uid` (bounds the queue per card). */
-  countQueued(uid: string): Promise<number>;
   /** Every record bound to `hostId` that is delivered, or done with its session open. */
   openForHost(hostId: string): Promise<ScriptRecord[]>;
   /** Queued continuations of script `id`. */
@@ -104,11 +105,15 @@ export class MemoryRelayStore implements RelayStore {
     queueMicrotask(() => this.events.emit('event', e));
   }
 
-  async insert(r: ScriptRecord): Promise<void> {
+  async insert(r: ScriptRecord, maxQueued = Infinity): Promise<boolean> {
     if (this.records.has(r.id)) throw new Error(`script ${r.id} exists`);
+    let queued = 0;
+    for (const x of this.records.values()) if (x.uid === r.uid && x.state === 'queued') queued++;
+    if (queued >= maxQueued) return false;
     this.records.set(r.id, { ...r });
     if (r.tokenHash) this.byToken.set(r.tokenHash, r.id);
     if (r.state === 'queued') this.emit({ type: 'queued', id: r.id, uid: r.uid, ...(r.continues ? { continues: r.continues } : {}) });
+    return true;
   }
 
   async get(id: string): Promise<ScriptRecord | undefined> {
@@ -148,12 +153,6 @@ export class MemoryRelayStore implements RelayStore {
       if (!best || r.createdAt < best.createdAt) best = r;
     }
     return best && { ...best };
-  }
-
-  async countQueued(uid: string): Promise<number> {
-    let n = 0;
-    for (const r of this.records.values()) if (r.uid === uid && r.state === 'queued') n++;
-    return n;
   }
 
   async openForHost(hostId: string): Promise<ScriptRecord[]> {
