@@ -225,8 +225,11 @@ export class DeviceAgent extends EventEmitter {
           await session.card.closeAdminChannel(session.channel);
           session = undefined;
         }
-        const refused = card ? checkScript(script.capdus, card.transport.extendedLength) : undefined;
-        if (!card || !card.ready) {
+        const refused = script.formatError ?? (card ? checkScript(script.capdus, card.transport.extendedLength) : undefined);
+        if (script.formatError) {
+          status = ScriptStatus.scriptFormatError;
+          detail = refused!;
+        } else if (!card || !card.ready) {
           status = ScriptStatus.unavailableSe;
           detail = card ? 'card not ready' : 'no such card here';
         } else if (refused) {

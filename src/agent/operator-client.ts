@@ -50,6 +50,8 @@ export interface DeliveredScript {
   readonly aid: Uint8Array;
   readonly delayS: number;
   readonly capdus: readonly Uint8Array[];
+  /** Set when the script's headers were valid but its body was not: the agent answers script-format-error. */
+  readonly formatError?: string;
 }
 
 export type OperatorAnswer = { readonly kind: 'script'; readonly script: DeliveredScript } | { readonly kind: 'idle'; readonly retryAfterS: number } | { readonly kind: 'end' };
@@ -132,7 +134,13 @@ export class OperatorClient {
     const token = parseNextUri(h(RelayHeader.nextUri));
     const uid = parseSeId(h(RelayHeader.targetedSe));
     const aid = parseAid(h(RelayHeader.targetedApplication));
-    const body = decodeScriptBody(r.body);
+    let body;
+    try {
+      body = decodeScriptBody(r.body);
+    } catch (e) {
+      // A script this agent cannot read: answered as such on its Next-URI (not retried forever).
+      return { kind: 'script', script: { token, uid, aid, delayS: 0, capdus: [], formatError: (e as Error).message } };
+    }
     return { kind: 'script', script: { token, uid, aid, delayS: body.delayS, capdus: body.capdus } };
   }
 

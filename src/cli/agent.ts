@@ -58,7 +58,7 @@ export async function startAgent(transports: readonly CardTransport[], o: AgentC
   };
   const uid = o.cardUid !== undefined ? parseUid(o.cardUid) : undefined;
   const cards: AgentCardOptions[] = transports.map((transport) => ({ transport, ...(uid ? { uidSource: async () => uid } : {}) }));
-  return DeviceAgent.start({
+  const agent = await DeviceAgent.start({
     operatorUrl: o.operator,
     hostId: defaultHostId(o),
     cards,
@@ -66,6 +66,13 @@ export async function startAgent(transports: readonly CardTransport[], o: AgentC
     ...(ca !== undefined ? { ca } : {}),
     ...(token ? { token } : {}),
   });
+  // A card without a security domain will never report a UID: say so now rather than poll forever.
+  if (agent.cards.every((c) => !c.ready && c.lastError.startsWith('ERR_AGENT_NO_ISD'))) {
+    const why = agent.cards[0]!.lastError;
+    await agent.stop();
+    throw new SetlsError('ERR_AGENT_NO_ISD', `${why.replace(/^ERR_AGENT_NO_ISD: /, '')}: give its UID with --card-uid HEX until it has one`);
+  }
+  return agent;
 }
 
 /** `setls agent`: the agent alone, on the in-process card of --card-dir or a PC/SC reader. */

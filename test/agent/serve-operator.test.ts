@@ -149,3 +149,25 @@ test('setls agent refuses an operator URL that is not https://host:port, and a m
   assert.notEqual(tok.code, 0);
   assert.match(tok.stderr, /ENOENT/);
 });
+
+test('setls agent alone (in-process card): polls, runs a script on its own channel, stops on SIGTERM', async () => {
+  const dir = join(root, 'card3');
+  assert.equal(setls(['card', 'init', '--card-dir', dir]).code, 0);
+  const uid = '5E7150000000000000000000000000A3';
+  const proc = spawn(process.execPath, [BIN, 'agent', '--card-dir', dir, '--operator', op.url, '--operator-ca', join(root, 'operator-ca.pem'), '--operator-token-file', join(root, 'agent.token'), '--host-id', 'dev-1', '--card-uid', uid]);
+  let out = '';
+  proc.stdout.on('data', (d: Buffer) => (out += d.toString()));
+  proc.stderr.on('data', (d: Buffer) => (out += d.toString()));
+  const exited = new Promise<number | null>((r) => proc.once('exit', (code) => r(code)));
+  try {
+    await waitUntil(() => /agent of host dev-1 polling/.test(out), () => `the agent starts: ${out}`, 60_000);
+    await waitUntil(() => op.hub.hosts().some((h) => h.cards.includes(uid)), 'the agent polls with the card');
+    const r = await op.hub.runScript(fromHex(uid), SETLS_AID, [fromHex('A0CA000000')], { timeoutMs: 30_000 });
+    assert.equal(r.status, 'ok');
+    assert.equal(hex(r.rapdus[0]!.subarray(r.rapdus[0]!.length - 2)), '9000');
+  } finally {
+    proc.kill('SIGTERM');
+  }
+  assert.equal(await exited, 0, out);
+  assert.match(out, /agent: stopped/);
+});
