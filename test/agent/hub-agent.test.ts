@@ -59,7 +59,7 @@ async function agentFor(op: { url: string }, cards: FakeCard[] | ReturnType<Fake
   return Object.assign(a, { lines });
 }
 
-test('a script runs on a channel of the agent own, opened from its home channel; channel 0 is touched once, at start', async () => {
+test("a script runs on a channel of the agent's own, opened from its home channel; channel 0 is touched once, at start", async () => {
   const op = await operator();
   const card = new FakeCard();
   const agent = await agentFor(op, [card]);
