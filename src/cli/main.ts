@@ -8,6 +8,8 @@ import { openCardForAdmin } from './admin-access.js';
 import { runServeHttps, type ServeHttpsOptions } from './serve.js';
 import { runServeCoap } from './serve-coap.js';
 import { runCardServe } from './card-serve.js';
+import { runAgent } from './agent.js';
+import pino from 'pino';
 import { cardPaths } from './card-files.js';
 import { CardClient, KeyType, type KeyTypeName } from '../host/index.js';
 import { X509Certificate } from 'node:crypto';
@@ -232,8 +234,31 @@ cardServeOptions(serve.command('https').description('HTTPS whose TLS ends inside
   .option('--cards <dirs>', 'a pool: serve through these card state folders (comma-separated), one listener')
   .option('--pool <n>', 'a pool of N cards cloned from --card-dir (state folders <card-dir>-pool1…)', (v) => parsePositive(v, 'pool'))
   .option('--admin-port <n>', 'Prometheus /metrics on 127.0.0.1:<n>', (v) => parsePort(v))
+  .option('--operator <url>', 'also run the device agent: poll this operator (https://host:port) for admin scripts, run on a logical channel of their own')
+  .option('--operator-ca <file>', "PEM of the CA of the operator's certificate (with --operator)")
+  .option('--operator-token-file <file>', "the agent's bearer token (with --operator; read at each request)")
+  .option('--host-id <id>', 'the agent\'s host id, X-Admin-From (with --operator; default: the host name)')
+  .option('--card-uid <hex>', 'the card UID, for a card without a security domain to ask (with --operator)')
   .action(async (o: ServeHttpsOptions) => {
     await runServeHttps(o);
+  });
+
+program
+  .command('agent')
+  .description('the device agent alone: relays the operator\'s admin scripts to the card on a logical channel of its own (`serve https --operator` runs it next to the TLS service)')
+  .requiredOption('--operator <url>', 'the operator, https://host:port')
+  .option('--operator-ca <file>', "PEM of the CA of the operator's certificate")
+  .option('--operator-token-file <file>', "the agent's bearer token (read at each request)")
+  .option('--host-id <id>', 'the agent\'s host id, X-Admin-From (default: the host name)')
+  .option('--card-uid <hex>', 'the card UID, for a card without a security domain to ask')
+  .option('--card-dir <dir>', 'card state folder', DEFAULT_CARD_DIR)
+  .option('--card-key <file>', 'card master key file (default: <card-dir>.key)')
+  .option('--pin-file <file>', 'accepted for symmetry with serve; the security domain needs no PIN')
+  .option('--reader <name>', 'use the card in this PC/SC reader (through pcscd)')
+  .addOption(new Option('--pcsc-share <mode>', 'PC/SC share mode').choices(['auto', 'shared', 'exclusive']))
+  .option('--trace', 'print every APDU as annotated hex on stderr (admin scripts are SCP03-protected, but this is not the agent log)')
+  .action(async (o: Parameters<typeof runAgent>[0]) => {
+    await runAgent(o, pino({ level: process.env.SETLS_LOG ?? 'info' }, pino.destination(2)));
   });
 cardServeOptions(
   serve
