@@ -21,7 +21,28 @@ import { EapCode } from '../eap/index.js';
 import { ApduError, PendingResponse, SW, encodeResponse, parseCommand, type CommandApdu } from '../apdu/index.js';
 import type { TicketKey, TlsEntropy, TlsIdentity, TlsPsk, TlsServerConfig } from '../tls/api.js';
 import { NamedGroup } from '../tls/constants.js';
-import { APPLET_AID, CHAINABLE_INS, CLA_ISO, CLA_PROPRIETARY, CardStateCode, Channels, decodeCla, Ins, KeyType, Limits, PinPolicy, PinRef, RESERVED_EXPORTER_LABELS } from './constants.js';
+import {
+  APPLET_AID,
+  CHAINABLE_INS,
+  CLA_ISO,
+  CLA_PROPRIETARY,
+  CardStateCode,
+  Channels,
+  EXPORTED_PARAMETER_SESSION_INFO,
+  EapP1,
+  EncryptP2,
+  Ins,
+  KeyType,
+  PinRef,
+  PskOp,
+  SetlsSw,
+  TLS_SE_AID,
+  TrustAnchorOp,
+  decodeCla,
+  encodeAlertTlv,
+  encodeSessionInfo,
+} from '../protocol/index.js';
+import { DEFAULT_MAX_CHANNELS, Limits, PinPolicy, RESERVED_EXPORTER_LABELS } from './constants.js';
 import { CardError, cardErr } from './errors.js';
 import { buildCsr, checkChain, generateIdentity, parseChainData, parseCsrRequest, tlsIdentity } from './identity.js';
 import { bestHostMatch } from './names.js';
@@ -30,12 +51,12 @@ import { p256Scalar, type RandomSource } from './signers.js';
 import { hashPin, isPaddedPin, makePinRecord, padPin, pendingTag } from './pins.js';
 import { CardClock, type MonotonicMs } from './clock.js';
 import { DtlsEapSession, createCardDtlsEngine } from './dtls-session.js';
-import { EapTlsSession, P1_EAP_INFO, P1_EAP_START, P2_ENCRYPT_ALERT, P2_ENCRYPT_APPDATA, type SessionDeps, type TlsFactory } from './session.js';
+import { EapTlsSession, type SessionDeps, type TlsFactory } from './session.js';
 import { cloneState, decodeLabel, deserializeState, serializeState, type CardState, type IdentityRecord, type PinName } from './state.js';
 import { SealedStore, type StoreHooks } from './store.js';
-import { alertTlv, cardInfoTlv, identityTlv, selectResponse, sessionInfoTlv } from './views.js';
-import { PskOp, SessionIdCache, TrustAnchorOp, parseExporterRequest, parseIdentityPolicy, parsePskCommand, parseTrustAnchorData } from './tls-commands.js';
-import { TLS_SE_AID, TlsSeApplet } from './tls-se/applet.js';
+import { cardInfoTlv, identityTlv, selectResponse } from './views.js';
+import { SessionIdCache, parseExporterRequest, parseIdentityPolicy, parsePskCommand, parseTrustAnchorData } from './tls-commands.js';
+import { TlsSeApplet } from './tls-se/applet.js';
 import { tlsSeEngineConfig } from './tls-se/config.js';
 
 export type { RandomSource } from './signers.js';
@@ -225,7 +246,7 @@ export class EmulatedCard {
     maxChannels: number | undefined,
     monotonicMs: MonotonicMs | undefined,
   ) {
-    const max = maxChannels ?? Channels.defaultMax;
+    const max = maxChannels ?? DEFAULT_MAX_CHANNELS;
     this.persistedTime = state.lastTime;
     this.clock = new CardClock(state.lastTime, monotonicMs);
     this.channels = new Array<LogicalChannel | undefined>(max).fill(undefined);
@@ -411,7 +432,7 @@ export class EmulatedCard {
     }
     try {
       const dc = decodeCla(cmd.cla);
-      if (!dc) {
+      if (!dc || dc.kind === 'gp' || dc.sm || dc.chaining) {
         // An undecodable class byte: answered on the basic channel (as before channels existed).
         this.ch = this.channels[0]!;
         return this.dispatch(cmd);
@@ -546,15 +567,15 @@ export class EmulatedCard {
    * which alert the card sent without reading the (possibly encrypted) alert record.
    */
   private processEap(cmd: CommandApdu, data: Uint8Array): Reply {
-    if ((cmd.p1 & P1_EAP_START) !== 0) this.resetSession('tls');
+    if ((cmd.p1 & EapP1.start) !== 0) this.resetSession('tls');
     const answer = this.ch.session.processEap(cmd.p2, data);
-    if ((cmd.p1 & P1_EAP_INFO) === 0) return answer;
-    if (answer.sw === SW.authFailure) {
+    if ((cmd.p1 & EapP1.info) === 0) return answer;
+    if (answer.sw === SetlsSw.authFailure) {
       const alert = this.ch.session.alertSent;
-      return alert === undefined ? answer : { data: concat(answer.data, alertTlv(alert)), sw: answer.sw };
+      return alert === undefined ? answer : { data: concat(answer.data, encodeAlertTlv(alert)), sw: answer.sw };
     }
     const info = answer.data[0] === EapCode.success ? this.ch.session.info : undefined;
-    return info ? { data: concat(answer.data, sessionInfoTlv(info, this.ch.servedLabel)), sw: answer.sw } : answer;
+    return info ? { data: concat(answer.data, encodeSessionInfo(info, this.ch.servedLabel)), sw: answer.sw } : answer;
   }
 
   /** Applies Ne: the whole reply when it fits, else Ne bytes and 61xx (Ne = 0: no data, 61xx). */
@@ -611,7 +632,7 @@ export class EmulatedCard {
         return 'user';
       case Ins.processEap:
         // P1: bit 0 More; START and INFO (§3) only on PROCESS-EAP proper (P2 00).
-        checkP1P2(p2 === 0 ? (p1 & ~(0x01 | P1_EAP_START | P1_EAP_INFO)) === 0 : (p1 & ~0x01) === 0 && (p2 === P2_ENCRYPT_APPDATA || p2 === P2_ENCRYPT_ALERT), cmd);
+        checkP1P2(p2 === 0 ? (p1 & ~(0x01 | EapP1.start | EapP1.info)) === 0 : (p1 & ~0x01) === 0 && (p2 === EncryptP2.applicationData || p2 === EncryptP2.alert), cmd);
         return 'user';
       case Ins.getSessionKey:
       case Ins.getExportedParameter:
@@ -674,10 +695,10 @@ export class EmulatedCard {
       }
       case Ins.getExportedParameter: {
         if (data.length !== 1) throw cardErr.length('GET-EXPORTED-PARAMETER takes one byte');
-        if (data[0] !== 0x10) throw cardErr.data('unknown exported parameter');
+        if (data[0] !== EXPORTED_PARAMETER_SESSION_INFO) throw cardErr.data('unknown exported parameter');
         const info = this.ch.session.info;
         if (!info) throw cardErr.conditions('no authenticated TLS session');
-        return ok(sessionInfoTlv(info, this.ch.servedLabel));
+        return ok(encodeSessionInfo(info, this.ch.servedLabel));
       }
       case Ins.getData:
         if (cmd.p1 === 0) {
@@ -1275,7 +1296,7 @@ function checkChannels(n: number | undefined): void {
 }
 
 /** Every INS of the setls applet but SELECT (the proprietary class). */
-const PROPRIETARY_INS: ReadonlySet<number> = new Set((Object.values(Ins) as number[]).filter((i) => i !== Ins.select));
+const PROPRIETARY_INS: ReadonlySet<number> = new Set((Object.values(Ins) as number[]).filter((i) => i !== Ins.select && i !== Ins.manageChannel));
 
 function checkP1P2(cond: boolean, cmd: CommandApdu): void {
   if (!cond) throw cardErr.p1p2(`P1/P2 ${cmd.p1.toString(16)}/${cmd.p2.toString(16)} invalid for INS 0x${cmd.ins.toString(16)}`);

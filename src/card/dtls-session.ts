@@ -25,10 +25,8 @@ import { createDtlsServer } from '../tls/dtls/index.js';
 import { DTLS_RECORD_HEADER_LENGTH, parseDtlsRecords } from '../tls/record/dtls-framing.js';
 import { SW } from '../apdu/index.js';
 import { cardErr } from './errors.js';
-import { DecryptFlag, EapTlsSession, decryptAnswer, wholeMessage, type EapAnswer, type SessionDeps } from './session.js';
-
-/** DECRYPT flag `04`: the record was dropped (§8). */
-export const DTLS_DECRYPT_DROPPED = 0x04;
+import { DecryptFlag } from '../protocol/index.js';
+import { EapTlsSession, decryptAnswer, wholeMessage, type EapAnswer, type SessionDeps } from './session.js';
 
 /** The three DTLS suites of the RFC 7925 profile the card serves (policy `35` orders them). */
 export const DTLS_SUITES: readonly number[] = [0xc0ae, 0xc02b, 0xc0a8];
@@ -70,7 +68,7 @@ export class DtlsEapSession extends EapTlsSession {
     let outRecords: Uint8Array = new Uint8Array(0);
     let alert = 0;
     if (records.length === 0 || msg.length < DTLS_RECORD_HEADER_LENGTH) {
-      flags = DTLS_DECRYPT_DROPPED; // garbage: dropped
+      flags = DecryptFlag.dtlsDropped; // garbage: dropped
     } else {
       const out = this.engine!.receive(msg);
       plain = concat(...this.heldPlain, ...out.plaintext);
@@ -87,7 +85,7 @@ export class DtlsEapSession extends EapTlsSession {
         alert = out.alert.description;
         this.phaseValue = 'failed';
       }
-      if (flags === 0 && plain.length === 0 && outRecords.length === 0) flags = DTLS_DECRYPT_DROPPED;
+      if (flags === 0 && plain.length === 0 && outRecords.length === 0) flags = DecryptFlag.dtlsDropped;
     }
     if (flags & DecryptFlag.failed) this.engine!.dispose();
     return decryptAnswer(id, flags, alert, plain, outRecords);

@@ -10,5 +10,5 @@ setDefaultTlsFactory(createTlsServer);
 export { EmulatedCard, type EmulatedCardCreateOptions, type EmulatedCardOpenOptions, type CardErrorInfo, type RandomSource } from './card.js';
 export type { TlsFactory } from './session.js';
 export type { StoreHooks, WriteStep } from './store.js';
-export { APPLET_AID, APPLET_VERSION, CardStateCode, KeyType, PolicyTag, UnknownSniPolicy } from './constants.js';
+export { APPLET_AID, APPLET_VERSION, CardStateCode, KeyType, PolicyTag, UnknownSniPolicy } from '../protocol/index.js';
 export { DEFAULT_POLICY, encodePolicyTlv, type CardPolicy, type UnknownSni } from './policy.js';

@@ -29,7 +29,8 @@
  */
 import { createPrivateKey, createPublicKey, type KeyObject } from 'node:crypto';
 import { SetlsError, equalBytes, freshCopy, fromHex, readU32, toHex, u32, wipe } from '../bytes/index.js';
-import { ClientAuthCode, KeyType, Limits } from './constants.js';
+import { ClientAuthCode, KeyType } from '../protocol/index.js';
+import { Limits } from './constants.js';
 import { cardErr } from './errors.js';
 import { PENDING_TAG_BYTES, type PinRecord } from './pins.js';
 import { leafHostNames } from './names.js';
