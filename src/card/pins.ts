@@ -1,7 +1,8 @@
 /**
  * PIN and PUK values: the 8-byte padded format (4–8 ASCII digits, `FF` padding), salted scrypt
  * hashes, the constant-time check, and the pending-attempt tag. The retry counter logic (decrement
- * and persist before compare) lives in the card, which owns the store. imports bytes/ and node built-ins.
+ * and persist before compare) is services/pin-service.ts, over the card's store.
+ * imports bytes/, protocol/ and node built-ins.
  *
  * The pending-attempt tag of a presented value is HMAC-SHA256(scrypt(value, salt), "setls pending PIN
  * attempt"): it is stored with the decremented counter, before the comparison, so the card can tell

@@ -1,6 +1,6 @@
 /**
  * The host end of draft-urien-tls-se (../shared/reference/urien-drafts.md §7; the card side is
- * src/card/tls-se/, docs/tls-se.md): drives a card that runs a TLS 1.3 server behind two APDUs,
+ * src/card/applets/tls-se/, docs/tls-se.md): drives a card that runs a TLS 1.3 server behind two APDUs,
  *
  *   RECV  00 D8 P1 P2 Lc <≤ 240 bytes>   P1 00 handshake / 01 decrypt / 02 encrypt; P2 bit0 first, bit1 last
  *   SEND  00 C0 00 00 Le                 (GET RESPONSE)

@@ -1,17 +1,17 @@
 /**
- * Data of the card's TLS 1.2 / mutual TLS / resumption / PSK / export commands
- * (docs/apdu-protocol.md §2.3): PUT-IDENTITY-POLICY, PUT-TRUST-ANCHOR, PUT-PSK and EXPORTER request
- * parsing, and the RAM session-ID cache of TLS 1.2 (the EXPORT-SESSION blob is protocol/export-blob.ts).
+ * card/applets/setls/requests: the command data of the setls applet's TLS 1.2 / mutual TLS / PSK /
+ * exporter commands (docs/apdu-protocol.md §2.3): PUT-IDENTITY-POLICY, PUT-TRUST-ANCHOR, PUT-PSK and
+ * EXPORTER request parsing (6A80 on anything malformed).
  *
- * Secrets: PSK keys parsed from PUT-PSK (fresh copies the caller stores or wipes), the cache entries (TLS 1.2 master secrets; wiped on eviction,
- * deletion and `clear()`). imports bytes/, protocol/ and node built-ins.
+ * Secrets: PSK keys parsed from PUT-PSK (fresh copies the caller stores or wipes).
+ * imports bytes/, protocol/, card/ and node built-ins.
  */
 import { X509Certificate } from 'node:crypto';
-import { parseTlvs, readU16, toHex, wipe, type Tlv } from '../bytes/index.js';
-import { ClientAuthCode, ExporterTag, IdentityPolicyTag, PskHashCode, PskOp, PskTag, TrustAnchorOp } from '../protocol/index.js';
-import { Limits } from './constants.js';
-import { cardErr } from './errors.js';
-import { decodeLabel, validExporterLabel, type ClientAuth, type PskRecord } from './state.js';
+import { parseTlvs, readU16, wipe, type Tlv } from '../../../bytes/index.js';
+import { ClientAuthCode, ExporterTag, IdentityPolicyTag, PskHashCode, PskOp, PskTag, TrustAnchorOp } from '../../../protocol/index.js';
+import { Limits } from '../../constants.js';
+import { cardErr } from '../../errors.js';
+import { decodeLabel, validExporterLabel, type ClientAuth, type PskRecord } from '../../state.js';
 
 function tlvs(data: Uint8Array, what: string): Tlv[] {
   if (data.length === 0) throw cardErr.data(`${what}: no TLV`);
@@ -221,64 +221,4 @@ export function parseExporterRequest(data: Uint8Array): ExporterRequest {
   if (label === undefined) throw cardErr.data('EXPORTER: label (tag 60) missing');
   if (length === undefined) throw cardErr.data('EXPORTER: length (tag 62) missing');
   return { label, context, length };
-}
-
-// ------------------------------------------------------------------ TLS 1.2 session-ID cache
-
-/**
- * The TLS 1.2 session-ID cache in card RAM (TlsServerConfig.sessionCache): at most `capacity`
- * entries, least recently used evicted. Entries hold master secrets: stored as given (the engine
- * hands over fresh copies), returned as copies (given to `onIssue` for wiping), wiped on eviction,
- * deletion and `clear()`. Lost when
- * the card process ends (never sealed).
- */
-export class SessionIdCache {
-  private readonly entries = new Map<string, Uint8Array>();
-
-  /**
-   * `onIssue` receives every copy `get` hands out, so the card can wipe it once the APDU is done
-   * (the engine decodes the entry at once and keeps its own copy of what it needs).
-   */
-  constructor(
-    private readonly capacity: number = Limits.sessionCacheEntries,
-    private readonly onIssue: (copy: Uint8Array) => void = () => {},
-  ) {}
-
-  get size(): number {
-    return this.entries.size;
-  }
-
-  get(id: Uint8Array): Uint8Array | undefined {
-    const k = toHex(id);
-    const v = this.entries.get(k);
-    if (!v) return undefined;
-    this.entries.delete(k); // most recently used last
-    this.entries.set(k, v);
-    const copy = v.slice();
-    this.onIssue(copy);
-    return copy;
-  }
-
-  set(id: Uint8Array, state: Uint8Array): void {
-    const k = toHex(id);
-    wipe(this.entries.get(k));
-    this.entries.delete(k);
-    this.entries.set(k, state);
-    while (this.entries.size > this.capacity) {
-      const oldest = this.entries.keys().next().value as string;
-      wipe(this.entries.get(oldest));
-      this.entries.delete(oldest);
-    }
-  }
-
-  delete(id: Uint8Array): void {
-    const k = toHex(id);
-    wipe(this.entries.get(k));
-    this.entries.delete(k);
-  }
-
-  clear(): void {
-    for (const v of this.entries.values()) wipe(v);
-    this.entries.clear();
-  }
 }

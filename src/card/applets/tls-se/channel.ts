@@ -1,5 +1,6 @@
 /**
- * The TLS-SE applet (draft-urien-tls-se; ../shared/reference/urien-drafts.md §7): a TLS 1.3 server
+ * card/applets/tls-se/channel: the TLS-SE applet's state machine on one logical channel
+ * (draft-urien-tls-se; ../shared/reference/urien-drafts.md §7; applet.ts puts it on the card OS): a TLS 1.3 server
  * inside the card, driven by two APDUs instead of EAP-TLS. It behaves like Urien's Java Card applet
  * (purien/TLS-SE `src/tls_se.java`, commit a2ad601; "Java:" below quotes it) wherever a host can
  * tell the difference:
@@ -42,19 +43,19 @@
  *     the alert `lvl desc 15`. Records the engine makes while delivering application data (its own
  *     KeyUpdate request) wait and go out in front of the next output that carries records.
  *
- * The engine is src/tls via the factory the card passes in (`host.newEngine()`), configured by
+ * The engine is src/tls via the card services (`host.newEngine()`, applet.ts), configured by
  * config.ts (one record per handshake message, no middlebox CCS).
  *
  * Secrets: the engine (dispose() wipes it), the receive buffer (plaintext on encrypt), the output
- * (plaintext on decrypt): all wiped on reset and once read. imports bytes/, apdu/, protocol/, tls/ (api types), card/.
+ * (plaintext on decrypt): all wiped on reset and once read.
+ * imports bytes/, apdu/, protocol/, tls/ (api types) and card/.
  */
-import { concat, wipe } from '../../bytes/index.js';
-import { SW, type CommandApdu } from '../../apdu/index.js';
-import type { TlsOutput, TlsServerConnection } from '../../tls/api.js';
-import { CLA_ISO, TLS_SE_AID, TLS_SE_BLOCK, TLS_SE_DEFAULT_PSK_IDENTITY, TLS_SE_MAX_ENCRYPT_INPUT, TLS_SE_RX_SIZE, TlsSeIns, TlsSeMode, TlsSeP2, TlsSePinRef, TlsSeSetKey, TlsSeSw } from '../../protocol/index.js';
-import { CardError, cardErr } from '../errors.js';
-
-export { TLS_SE_AID, TLS_SE_BLOCK, TLS_SE_RX_SIZE, TLS_SE_MAX_ENCRYPT_INPUT, TLS_SE_DEFAULT_PSK_IDENTITY, TlsSeIns, TlsSeMode, TlsSeSw };
+import { concat, wipe } from '../../../bytes/index.js';
+import { SW } from '../../../apdu/index.js';
+import type { TlsOutput, TlsServerConnection } from '../../../tls/api.js';
+import { TLS_SE_BLOCK, TLS_SE_DEFAULT_PSK_IDENTITY, TLS_SE_MAX_ENCRYPT_INPUT, TLS_SE_RX_SIZE, TlsSeIns, TlsSeMode, TlsSeP2, TlsSePinRef, TlsSeSetKey, TlsSeSw } from '../../../protocol/index.js';
+import { CardError, cardErr } from '../../errors.js';
+import type { AppletCommand, Reply } from '../../os/applet.js';
 
 const CONTENT_HANDSHAKE = 0x16;
 const CONTENT_ALERT = 0x15;
@@ -70,11 +71,6 @@ export interface TlsSeHost {
   verifyPin(which: 'user' | 'operator', ascii: Uint8Array): number;
   /** Installs the external PSK (operator). */
   setPsk(identity: Uint8Array, key: Uint8Array): void;
-}
-
-export interface Reply {
-  readonly data: Uint8Array;
-  readonly sw: number;
 }
 
 type Phase = 'idle' | 'handshake' | 'open' | 'closed' | 'failed';
@@ -99,7 +95,7 @@ function writeError(message: string): CardError {
   return new CardError('ERR_CARD_TLS_SE_INPUT', `TLS-SE RECV: ${message}`, TlsSeSw.writeError);
 }
 
-export class TlsSeApplet {
+export class TlsSeChannel {
   private phase: Phase = 'idle';
   private engine: TlsServerConnection | undefined;
   /** The receive buffer (Java RX) and how much of it holds input (Java VS[RXPTR]). */
@@ -139,9 +135,10 @@ export class TlsSeApplet {
     this.queued = [];
   }
 
-  /** One APDU for the applet (SELECT is handled by the card). Throws CardError for error SWs. */
-  process(cmd: CommandApdu): Reply {
-    if (cmd.cla !== CLA_ISO) throw new CardError('ERR_CARD_CLA', `TLS-SE: CLA 0x${cmd.cla.toString(16)} not supported`, SW.claNotSupported);
+  /** One APDU for the applet (SELECT is handled by the card OS). Throws CardError for error SWs. */
+  process(cmd: AppletCommand): Reply {
+    const cls = cmd.cls;
+    if (!cls || cls.kind !== 'iso' || cls.sm || cls.chaining) throw new CardError('ERR_CARD_CLA', `TLS-SE: CLA 0x${cmd.cla.toString(16)} not supported`, SW.claNotSupported);
     switch (cmd.ins) {
       case TlsSeIns.send:
         return this.send(cmd);
@@ -165,7 +162,7 @@ export class TlsSeApplet {
   }
 
   /** `00 85 00 0A 23 01 00 20 <32-byte PSK> [identity]` (operator PIN). */
-  private setKey(cmd: CommandApdu): Reply {
+  private setKey(cmd: AppletCommand): Reply {
     if (cmd.p1 !== 0x00 || cmd.p2 !== TlsSeSetKey.p2) throw cardErr.p1p2('SET-KEY: P1 00 P2 0A');
     if (!this.host.isVerified('operator')) throw cardErr.security('SET-KEY needs the admin (operator) PIN');
     const d = cmd.data;
@@ -180,7 +177,7 @@ export class TlsSeApplet {
     return { data: EMPTY, sw: SW.ok };
   }
 
-  private recv(cmd: CommandApdu): Reply {
+  private recv(cmd: AppletCommand): Reply {
     if (cmd.data.length === 0) {
       // `00 D8 00 00 00`: RESET of the TLS state machine (Java: `if (len == 0) { reset_tls(); … 9000 }`).
       if (cmd.p1 !== 0 || cmd.p2 !== 0) throw cardErr.length('RECV without data is only the RESET 00 D8 00 00 00');
@@ -358,7 +355,7 @@ export class TlsSeApplet {
   }
 
   /** SEND = GET RESPONSE `00 C0 00 00 Le`: Le must be the announced xx (Java recv()). */
-  private send(cmd: CommandApdu): Reply {
+  private send(cmd: AppletCommand): Reply {
     if (cmd.p1 !== 0 || cmd.p2 !== 0) throw cardErr.p1p2('SEND takes P1 = P2 = 00');
     if (this.announced === 0) return { data: EMPTY, sw: SW.ok }; // Java: nothing to send → SW_NO_ERROR
     if (cmd.ne !== this.announced) return { data: EMPTY, sw: SW.wrongLe | this.announced };

@@ -1,14 +1,14 @@
 /**
- * One TLS session of the card, driven by EAP-TLS packets (docs/apdu-protocol.md §3–§4): Identifier
+ * card/applets/setls/eap-session: one TLS session of the setls applet, driven by EAP-TLS packets (docs/apdu-protocol.md §3–§4): Identifier
  * rules, GMT time bytes, EAP-TLS fragmentation both ways, the handshake flight exchange, failure
  * (alert + 7001, then EAP-Failure after the host's ACK), and the record layer (ENCRYPT/DECRYPT).
  * The TLS engine is injected (`TlsFactory`), so this file depends only on src/tls/api.ts.
  *
  * Secrets: the engine (traffic keys; `dispose()` wipes them), held plaintext and reassembly
- * buffers (wiped on dispose). imports bytes/, apdu/, eap/, protocol/, tls/ (api, record framing).
+ * buffers (wiped on dispose). imports bytes/, apdu/, eap/, protocol/, tls/ (api, record framing) and card/.
  */
-import { SetlsError, concat, readU32, wipe } from '../bytes/index.js';
-import { SW } from '../apdu/index.js';
+import { SetlsError, concat, readU32, wipe } from '../../../bytes/index.js';
+import { SW } from '../../../apdu/index.js';
 import {
   EapCode,
   EapTlsFlag,
@@ -23,14 +23,13 @@ import {
   parseEapTls,
   type EapTlsFragment,
   type EapTlsPacket,
-} from '../eap/index.js';
-import { ContentType, type TlsEntropy, type TlsIdentity, type TlsServerConfig, type TlsServerConnection, type TlsSessionInfo } from '../tls/api.js';
-import { MAX_FRAMED_FRAGMENT, RECORD_HEADER_LENGTH, parseRecordHeader } from '../tls/record/framing.js';
-import { DecryptFlag, SetlsSw, encodeExportBlob, wipeExportedSession } from '../protocol/index.js';
-import { EAP_TLS_EXPORTER_CONTEXT, EAP_TLS_EXPORTER_LABEL, Limits } from './constants.js';
-import { CardError, cardErr } from './errors.js';
-
-export type TlsFactory = (config: TlsServerConfig) => TlsServerConnection;
+} from '../../../eap/index.js';
+import { ContentType, type TlsEntropy, type TlsIdentity, type TlsServerConfig, type TlsServerConnection, type TlsSessionInfo } from '../../../tls/api.js';
+import { MAX_FRAMED_FRAGMENT, RECORD_HEADER_LENGTH, parseRecordHeader } from '../../../tls/record/framing.js';
+import { DecryptFlag, SetlsSw, encodeExportBlob, wipeExportedSession } from '../../../protocol/index.js';
+import { EAP_TLS_EXPORTER_CONTEXT, EAP_TLS_EXPORTER_LABEL, Limits } from '../../constants.js';
+import { CardError, cardErr } from '../../errors.js';
+import type { TlsFactory } from '../../services/tls-service.js';
 
 export type SessionPhase = 'authenticating' | 'authenticated' | 'failed' | 'closed';
 

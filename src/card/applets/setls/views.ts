@@ -4,10 +4,10 @@
  * certificates, counters, labels, PSK identities (never PSK keys or the ticket key).
  * imports bytes/, protocol/ and card/.
  */
-import { encodeTlv, encodeTlvs, u32, type Tlv } from '../bytes/index.js';
-import { APPLET_VERSION, CardInfoTag, ClientAuthCode, IdentityTag, KeyType } from '../protocol/index.js';
-import { encodePolicyTlv } from './policy.js';
-import type { CardState, IdentityRecord } from './state.js';
+import { encodeTlv, encodeTlvs, u32, type Tlv } from '../../../bytes/index.js';
+import { APPLET_VERSION, CardInfoTag, ClientAuthCode, IdentityTag, KeyType } from '../../../protocol/index.js';
+import { encodePolicyTlv } from '../../policy.js';
+import type { CardState, IdentityRecord } from '../../state.js';
 
 const UTF8 = new TextEncoder();
 const utf8 = (s: string): Uint8Array => UTF8.encode(s);
