@@ -8,9 +8,10 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { SW } from '../../src/apdu/index.js';
+import { atrName } from '../../src/protocol/index.js';
 import { CardError } from '../../src/card/errors.js';
-import type { Applet, AppletCommand, ChannelContext, CommandSpec, Reply } from '../../src/card/index.js';
-import { SELECT, USER_PIN, cmd, newCard, pad, send, swOf, verify } from './helpers.js';
+import { EmulatedCard, type Applet, type AppletCommand, type ChannelContext, type CommandSpec, type Reply } from '../../src/card/index.js';
+import { SELECT, USER_PIN, cmd, newCard, pad, send, swOf, tempDir, verify } from './helpers.js';
 
 const TEST_AID = Uint8Array.of(0xa0, 0x00, 0x00, 0x09, 0x99, 0x01);
 const LOCKED_AID = Uint8Array.of(0xa0, 0x00, 0x00, 0x09, 0x99, 0x02);
@@ -221,4 +222,21 @@ test('reset: every channel but 0 closed, every applet told to wipe each channel,
     assert.equal(swOf(card, SELECT), 0x9000);
     assert.equal(swOf(card, cmd(0xa0, 0x20, 0x00, 0x00, pad(USER_PIN))), 0x9000);
   });
+});
+
+test('the card OS presents an ATR naming the card (default "setls")', () => {
+  const a = newCard();
+  const b = newCard({ atrName: 'card-7' });
+  try {
+    assert.equal(atrName(a.card.atr), 'setls');
+    assert.equal(atrName(b.card.atr), 'card-7');
+    const t = tempDir();
+    assert.throws(() => EmulatedCard.create({ dir: t.dir, masterKey: new Uint8Array(32), userPin: USER_PIN, operatorPin: '87654321', puk: '11223344', atrName: 'a name far too long' }), RangeError);
+    t.cleanup();
+  } finally {
+    a.card.close();
+    b.card.close();
+    a.cleanup();
+    b.cleanup();
+  }
 });
