@@ -4,7 +4,7 @@
  * RFC 9190's EAP-TLS key derivation. The protocol both ends speak (AID, CLA/INS/P1/P2 values, tags,
  * status words) is in src/protocol. imports protocol/.
  */
-import { PinFormat } from '../protocol/index.js';
+import { MAX_COMMAND_CHAIN, PinFormat } from '../protocol/index.js';
 
 /** Logical channels the card keeps open at most, by default (channel 0 included; 1–20 configurable). */
 export const DEFAULT_MAX_CHANNELS = 4;
@@ -17,7 +17,7 @@ export const RESERVED_EXPORTER_LABELS: readonly string[] = ['client finished', '
 
 export const Limits = {
   /** Largest command chain (sum of segment data). */
-  maxChain: 70_000,
+  maxChain: MAX_COMMAND_CHAIN,
   /** Largest reassembled EAP-TLS message. */
   maxEapMessage: 70_000,
   /** Largest TLS payload per card EAP-TLS fragment. */

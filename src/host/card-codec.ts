@@ -14,6 +14,7 @@ import {
   IdentityPolicyTag,
   IdentityTag,
   KeyType,
+  MAX_COMMAND_CHAIN,
   PolicyTag,
   PskHashCode,
   PskModeCode,
@@ -114,7 +115,7 @@ export function encodeChain(label: string, certs: readonly Uint8Array[]): Uint8A
     if (!(c instanceof Uint8Array) || c.length === 0 || c.length > 0xffffff) throw new SetlsError('ERR_HOST_CHAIN', 'certificates must be non-empty DER Uint8Arrays');
     n += 3 + c.length;
   }
-  if (n > 70_000) throw new SetlsError('ERR_HOST_CHAIN', `chain of ${n} bytes exceeds the card's 70000-byte command limit`);
+  if (n > MAX_COMMAND_CHAIN) throw new SetlsError('ERR_HOST_CHAIN', `chain of ${n} bytes exceeds the card's ${MAX_COMMAND_CHAIN}-byte command limit`);
   const out = new Uint8Array(n);
   out[0] = l.length;
   out.set(l, 1);

@@ -47,6 +47,9 @@ export const SelectP2 = { answer: 0x00, noAnswer: 0x0c } as const;
 /** The setls commands whose P1 bit 0 is the "More" bit of command segmentation (S1 §9.2). */
 export const CHAINABLE_INS: ReadonlySet<number> = new Set([Ins.processEap, Ins.getCsr, Ins.putChain, Ins.putTrustAnchor]);
 
+/** The most command data one chain of segments may carry (a longer chain is discarded with 6700). */
+export const MAX_COMMAND_CHAIN = 70_000;
+
 /** P1 bit 0 of a chainable command: more segments follow. */
 export const P1_MORE = 0x01;
 
