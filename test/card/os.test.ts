@@ -240,3 +240,22 @@ test('the card OS presents an ATR naming the card (default "setls")', () => {
     b.cleanup();
   }
 });
+
+test('a raw applet (TLS-SE) on another channel: its interindustry class on that channel, SELECT stays the OS’s', () => {
+  const { card, cleanup } = newCard();
+  const TLS_SE = Uint8Array.of(1, 2, 3, 4, 5, 0);
+  try {
+    assert.equal(send(card, cmd(0x00, 0x70, 0x00, 0x01)).sw, 0x9000);
+    assert.equal(swOf(card, cmd(0x01, 0xa4, 0x04, 0x00, TLS_SE, 256)), 0x9000);
+    assert.equal(swOf(card, cmd(0x01, 0xd8, 0x00, 0x00, new Uint8Array(0), 0)), 0x9000); // RESET of the TLS-SE session
+    assert.equal(swOf(card, cmd(0x01, 0xd8, 0x00, 0x03, Uint8Array.of(0x16, 3, 3, 0, 1, 1))), 0x6982); // user PIN not verified on channel 1
+    assert.equal(swOf(card, cmd(0xa1, 0xd8, 0x00, 0x00)), 0x6e00); // setls's class: not TLS-SE's
+    assert.equal(swOf(card, cmd(0x81, 0xd8, 0x00, 0x00)), 0x6e00); // GlobalPlatform's: neither
+    // the setls applet, selected again on channel 1 with CLA 01, answers A1
+    assert.equal(swOf(card, cmd(0x01, 0xa4, 0x04, 0x00, Uint8Array.of(0xf0, 0x73, 0x65, 0x74, 0x6c, 0x73, 0x01), 256)), 0x9000);
+    assert.equal(swOf(card, cmd(0xa1, 0x20, 0x00, 0x00, pad(USER_PIN))), 0x9000);
+  } finally {
+    card.close();
+    cleanup();
+  }
+});
