@@ -2,7 +2,9 @@
  * Dependency-boundary check: every import between src/ folders must be allowed by RULES.
  * The card boundary is the point: host/, transport/ and servers/ never import card/ or the TLS
  * handshake code (only tls/record — record framing and AEAD record protection — and tls/crypto.js,
- * the primitives; neither holds a secret of the card).
+ * the primitives; neither holds a secret of the card). The card protocol (protocol/: INS codes, tags,
+ * shared codecs) is the one module card and host share besides apdu/, eap/ and tls/record; it imports
+ * bytes/ only.
  *
  * Usage: node --import tsx scripts/check-deps.ts [SRC_DIR]   (exit 1 and a list on violations)
  */
@@ -17,18 +19,21 @@ export const RULES: Record<string, readonly string[]> = {
   apdu: ['bytes'],
   eap: ['bytes'],
   tls: ['bytes'],
+  // The card protocol (INS codes, flags, tags, status words, shared codecs): pure, so card and host
+  // alike import it, and it imports nothing but bytes.
+  protocol: ['bytes'],
   // gp: the security domain applet (card/applets/isd) runs SCP03's card side and the admin protocol.
-  card: ['bytes', 'apdu', 'eap', 'tls', 'gp'],
-  transport: ['bytes', 'apdu'],
+  card: ['bytes', 'apdu', 'eap', 'tls', 'protocol', 'gp'],
+  transport: ['bytes', 'apdu', 'protocol'],
   // tls/crypto.js: primitives only (AEAD, HKDF-Expand-Label), for the TLS-Tandem host record layer.
-  host: ['bytes', 'apdu', 'eap', 'transport', 'tls/record', 'tls/crypto.js', 'registry'],
+  host: ['bytes', 'apdu', 'eap', 'transport', 'tls/record', 'tls/crypto.js', 'registry', 'protocol'],
   pki: ['bytes'],
   // GlobalPlatform SCP03 for card and operator alike: pure, so both sides may import it.
   gp: ['bytes'],
   // Off-card factory personalisation: builds APDUs and parses answers, never imports card code.
   factory: ['bytes', 'gp'],
   coap: ['bytes'],
-  servers: ['bytes', 'host', 'registry', 'coap'],
+  servers: ['bytes', 'host', 'registry', 'coap', 'protocol'],
   // The operator service: never card/, host/ or tls/ (it reaches cards only through SCP03 scripts).
   operator: ['bytes', 'gp', 'pki', 'registry', 'protocol'],
   // The device-agent relay protocol (setls-remote-admin/1), shared by operator and agent: pure.

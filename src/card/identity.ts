@@ -9,7 +9,8 @@ import { X509Certificate, constants as cryptoConstants, generateKeyPairSync, sig
 import { equalBytes } from '../bytes/index.js';
 import type { TlsIdentity } from '../tls/api.js';
 import { SignatureScheme } from '../tls/constants.js';
-import { CsrTag, Limits } from './constants.js';
+import { CsrTag } from '../protocol/index.js';
+import { Limits } from './constants.js';
 import { bits, oid, seq, set, smallInt, tlv, utf8, octets } from './der.js';
 import { cardErr } from './errors.js';
 import { leafHostNames } from './names.js';

@@ -25,16 +25,16 @@
  *
  * Secrets: the identities' private keys (KeyObjects in memory, PKCS8 in the serialized bytes,
  * which the caller wipes after sealing / after loading), the PIN hashes, the PSK keys and the ticket
- * key. imports bytes/, apdu/ (via errors), tls/ (via policy) and node built-ins.
+ * key. imports bytes/, protocol/, card/ siblings (apdu/ via errors, tls/ via policy) and node built-ins.
  */
-import { createPrivateKey, createPublicKey, type KeyObject } from 'node:crypto';
-import { SetlsError, equalBytes, freshCopy, fromHex, readU32, toHex, u32, wipe } from '../bytes/index.js';
-import { ClientAuthCode, KeyType, Limits } from './constants.js';
+import type { KeyObject } from 'node:crypto';
+import { SetlsError, freshCopy, fromHex, readU32, toHex, u32, wipe } from '../bytes/index.js';
+import { ClientAuthCode, KeyType } from '../protocol/index.js';
+import { Limits } from './constants.js';
 import { cardErr } from './errors.js';
 import { PENDING_TAG_BYTES, type PinRecord } from './pins.js';
-import { leafHostNames } from './names.js';
 import { DEFAULT_POLICY, applyPolicyTlv, encodePolicyTlv, policyFromJson, type CardPolicy } from './policy.js';
-import { encodeTree, parseItems, readFields, stateError, type Field, type Node } from './state-codec.js';
+import { encodeTree, hostNamesOf, loadPrivateKey, parseItems, readFields, stateError, utf8Text, type Field, type Node } from './state-codec.js';
 
 export type KeyTypeName = 'p256' | 'rsa2048';
 
@@ -334,37 +334,6 @@ function decodeIdentity(v: Uint8Array, n: number): IdentityRecord {
   return { label, keyType, privateKey, spki, chain, hostNames: hostNamesOf(chain, what), clientAuth, exportAllowed: e === 1, exporterLabels, trustAnchors };
 }
 
-/** Non-secret UTF-8 (labels) only. */
-function utf8Text(b: Uint8Array, what: string): string {
-  try {
-    return new TextDecoder('utf-8', { fatal: true }).decode(b);
-  } catch {
-    return bad(`${what} is not UTF-8`);
-  }
-}
-
-/** The private key from PKCS#8 DER, checked against its key type and SPKI. Does not wipe `pkcs8`. */
-function loadPrivateKey(pkcs8: Uint8Array, keyType: KeyTypeName, spki: Uint8Array, what: string): KeyObject {
-  let privateKey: KeyObject;
-  try {
-    privateKey = createPrivateKey({ key: pkcs8 as Buffer, format: 'der', type: 'pkcs8' });
-  } catch {
-    return bad(`${what} private key does not parse`);
-  }
-  if (!keyMatchesType(privateKey, keyType)) bad(`${what} private key is not of type ${keyType}`);
-  const derived = new Uint8Array(createPublicKey(privateKey).export({ format: 'der', type: 'spki' }));
-  if (!equalBytes(derived, spki)) bad(`${what} public key does not match its private key`);
-  return privateKey;
-}
-
-function hostNamesOf(chain: readonly Uint8Array[], what: string): string[] {
-  try {
-    return chain.length > 0 ? leafHostNames(chain[0]!) : [];
-  } catch {
-    return bad(`${what} leaf certificate does not parse`);
-  }
-}
-
 // ---------------------------------------------------------------- JSON versions 1–3 (read only)
 
 function bad(why: string): never {
@@ -492,12 +461,6 @@ function parsePolicy(v: unknown): CardPolicy {
   } catch (e) {
     return bad(`policy: ${(e as Error).message}`);
   }
-}
-
-function keyMatchesType(k: KeyObject, t: KeyTypeName): boolean {
-  const d = k.asymmetricKeyDetails;
-  if (t === 'rsa2048') return k.asymmetricKeyType === 'rsa' && d?.modulusLength === 2048 && d.publicExponent === 0x10001n;
-  return k.asymmetricKeyType === 'ec' && d?.namedCurve === 'prime256v1';
 }
 
 /** Identity labels: 1–64 bytes of UTF-8 without control characters. */

@@ -11,7 +11,7 @@ import { channelOfCla, isMovableCla, moveCla } from '../../src/agent/cla.js';
 import { executeScript } from '../../src/agent/execute.js';
 import { CardClient } from '../../src/host/card-client.js';
 import { claFor as gpClaFor, macCla, parseCla } from '../../src/gp/cla.js';
-import { claFor as hostClaFor } from '../../src/host/card-client.js';
+import { encodeCla as hostClaFor } from '../../src/protocol/cla.js';
 import { encodeCommand } from '../../src/apdu/index.js';
 import { FakeCard, SD_AID } from './fake-card.js';
 

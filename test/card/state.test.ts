@@ -16,7 +16,7 @@ import { EmulatedCard } from '../../src/card/index.js';
 import { makePinRecord } from '../../src/card/pins.js';
 import { DEFAULT_POLICY, applyPolicyTlv } from '../../src/card/policy.js';
 import { STATE_VERSION, StateTag, cloneState, deserializeState, serializeState, type CardState } from '../../src/card/state.js';
-import { SealedStore } from '../../src/card/store.js';
+import { SealedStore } from '../../src/card/os/sealed-store.js';
 import { SELECT, TestCa, pad, send, tempDir, verify } from './helpers.js';
 import { serializeStateV3, stateV3Doc } from './state-v3.js';
 

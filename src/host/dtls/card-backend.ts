@@ -9,12 +9,10 @@
  * while a DTLS association or, through `available`, anything else (the TLS tandem) uses the card; the
  * client's ClientHello retransmission tries again. CardGate lets the TLS tandem share the transport:
  * its APDUs wait while a DTLS association holds the card.
- * imports apdu/, bytes/, eap/ (via host), transport/ and host/.
+ * imports bytes/, eap/ (via host), transport/ and host/.
  */
-import { SW } from '../../apdu/index.js';
 import type { CardTransport } from '../../transport/index.js';
 import { CardClient } from '../card-client.js';
-import { cardError } from '../errors.js';
 import { EapSession, type EapSessionOptions } from '../eap-session.js';
 import type { DtlsBackend, DtlsBackendOutput } from './association.js';
 import type { DtlsPeer } from './server.js';
@@ -100,9 +98,8 @@ export class CardDtlsBackends {
     this.started = true;
   }
 
-  private async resetState(p2: 0 | 1): Promise<void> {
-    const r = await this.opts.card.transceive({ cla: 0xa0, ins: 0x19, p1: 0x10, p2, data: EMPTY, ne: 0 });
-    if (r.sw !== SW.ok) throw cardError('RESET-STATE', r.sw);
+  private resetState(mode: 'tls' | 'dtls'): Promise<void> {
+    return this.opts.card.resetState(mode);
   }
 
   readonly openBackend = async (_peer: DtlsPeer): Promise<DtlsBackend | undefined> => {
@@ -123,10 +120,10 @@ export class CardDtlsBackends {
     try {
       if (!this.started) await this.start();
       try {
-        await this.resetState(1);
+        await this.resetState('dtls');
       } catch {
         await this.start(); // the card was reset (selection and PIN gone): once more
-        await this.resetState(1);
+        await this.resetState('dtls');
       }
     } catch (e) {
       this.started = false;
@@ -173,7 +170,7 @@ export class CardDtlsBackends {
         if (closed) return;
         closed = true;
         try {
-          await this.resetState(0); // wipes the DTLS session in the card
+          await this.resetState('tls'); // wipes the DTLS session in the card
         } catch {
           this.started = false;
         } finally {

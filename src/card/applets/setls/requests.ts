@@ -1,18 +1,17 @@
 /**
- * Data of the card's TLS 1.2 / mutual TLS / resumption / PSK / export commands
- * (docs/apdu-protocol.md §2.3): PUT-IDENTITY-POLICY, PUT-TRUST-ANCHOR, PUT-PSK and EXPORTER request
- * parsing, the EXPORT-SESSION blob, and the RAM session-ID cache of TLS 1.2.
+ * card/applets/setls/requests: the command data of the setls applet's TLS 1.2 / mutual TLS / PSK /
+ * exporter commands (docs/apdu-protocol.md §2.3): PUT-IDENTITY-POLICY, PUT-TRUST-ANCHOR, PUT-PSK and
+ * EXPORTER request parsing (6A80 on anything malformed).
  *
- * Secrets: PSK keys parsed from PUT-PSK (fresh copies the caller stores or wipes), the export blob
- * (the caller wipes it after sending), the cache entries (TLS 1.2 master secrets; wiped on eviction,
- * deletion and `clear()`). imports bytes/, tls/ (api types) and node built-ins.
+ * Secrets: PSK keys parsed from PUT-PSK (fresh copies the caller stores or wipes).
+ * imports bytes/, protocol/, card/ and node built-ins.
  */
 import { X509Certificate } from 'node:crypto';
-import { parseTlvs, readU16, toHex, u16, wipe, type Tlv } from '../bytes/index.js';
-import type { ExportedSession } from '../tls/api.js';
-import { ClientAuthCode, ExporterTag, IdentityPolicyTag, Limits, PskTag } from './constants.js';
-import { cardErr } from './errors.js';
-import { decodeLabel, validExporterLabel, type ClientAuth, type PskRecord } from './state.js';
+import { parseTlvs, readU16, wipe, type Tlv } from '../../../bytes/index.js';
+import { ClientAuthCode, ExporterTag, IdentityPolicyTag, PskHashCode, PskOp, PskTag, TrustAnchorOp } from '../../../protocol/index.js';
+import { Limits } from '../../constants.js';
+import { cardErr } from '../../errors.js';
+import { decodeLabel, validExporterLabel, type ClientAuth, type PskRecord } from '../../state.js';
 
 function tlvs(data: Uint8Array, what: string): Tlv[] {
   if (data.length === 0) throw cardErr.data(`${what}: no TLV`);
@@ -106,9 +105,6 @@ export function parseIdentityPolicy(data: Uint8Array): IdentityPolicyChange {
 
 // ------------------------------------------------------------------ PUT-TRUST-ANCHOR
 
-/** PUT-TRUST-ANCHOR P2. */
-export const TrustAnchorOp = { add: 0x00, clear: 0x01 } as const;
-
 /**
  * PUT-TRUST-ANCHOR data: labelLen(1) label ‖ CA certificate DER (P2 00, add) or labelLen(1) label
  * alone (P2 01, clear). The certificate must parse, be at most Limits.maxTrustAnchorBytes and be a
@@ -139,9 +135,6 @@ export function parseTrustAnchorData(data: Uint8Array, op: number): { label: str
 
 // ------------------------------------------------------------------ PUT-PSK
 
-/** PUT-PSK P2. */
-export const PskOp = { put: 0x00, remove: 0x01 } as const;
-
 /**
  * PUT-PSK data. Add/replace (P2 00): `50` identity (1..128 bytes), `51` key (16..64), `52` hash (00
  * SHA-256, 01 SHA-384; default 00), each once, `50` and `51` required. Delete (P2 01): `50` only.
@@ -169,8 +162,8 @@ export function parsePskCommand(data: Uint8Array, op: number): { identity: Uint8
         case PskTag.hash:
           if (op !== PskOp.put) throw cardErr.data('PUT-PSK delete takes the identity only');
           if (hash) throw cardErr.data('PUT-PSK: hash given twice');
-          if (value.length !== 1 || value[0]! > 1) throw cardErr.data('PUT-PSK: hash is one byte, 00 SHA-256 or 01 SHA-384');
-          hash = value[0] === 1 ? 'sha384' : 'sha256';
+          if (value.length !== 1 || (value[0] !== PskHashCode.sha256 && value[0] !== PskHashCode.sha384)) throw cardErr.data('PUT-PSK: hash is one byte, 00 SHA-256 or 01 SHA-384');
+          hash = value[0] === PskHashCode.sha384 ? 'sha384' : 'sha256';
           break;
         default:
           throw cardErr.data(`PUT-PSK: unknown tag 0x${tag.toString(16)}`);
@@ -228,103 +221,4 @@ export function parseExporterRequest(data: Uint8Array): ExporterRequest {
   if (label === undefined) throw cardErr.data('EXPORTER: label (tag 60) missing');
   if (length === undefined) throw cardErr.data('EXPORTER: length (tag 62) missing');
   return { label, context, length };
-}
-
-// ------------------------------------------------------------------ EXPORT-SESSION
-
-function u64(n: bigint): Uint8Array {
-  if (n < 0n || n > 0xffffffffffffffffn) throw new RangeError('sequence number out of range');
-  const out = new Uint8Array(8);
-  for (let i = 7; i >= 0; i--) {
-    out[i] = Number(n & 0xffn);
-    n >>= 8n;
-  }
-  return out;
-}
-
-/**
- * The EXPORT-SESSION blob: version(2) ‖ suite(2) ‖ readSeq(8) ‖ writeSeq(8) ‖ len(1) clientTrafficSecret
- * ‖ len(1) serverTrafficSecret ‖ len(1) clientKey ‖ len(1) clientIv ‖ len(1) serverKey ‖ len(1) serverIv.
- * Secret: the caller wipes it (and `s`'s arrays) once sent.
- */
-export function encodeExportBlob(s: ExportedSession): Uint8Array {
-  const parts = [s.clientTrafficSecret, s.serverTrafficSecret, s.clientKey, s.clientIv, s.serverKey, s.serverIv];
-  for (const p of parts) if (p.length > 255) throw new RangeError('exported secret longer than 255 bytes');
-  const out = new Uint8Array(20 + parts.reduce((a, p) => a + 1 + p.length, 0));
-  out.set(u16(s.version), 0);
-  out.set(u16(s.cipherSuite), 2);
-  out.set(u64(s.readSequence), 4);
-  out.set(u64(s.writeSequence), 12);
-  let o = 20;
-  for (const p of parts) {
-    out[o++] = p.length;
-    out.set(p, o);
-    o += p.length;
-  }
-  return out;
-}
-
-/** Wipes every secret array of an exported session. */
-export function wipeExported(s: ExportedSession): void {
-  wipe(s.clientTrafficSecret, s.serverTrafficSecret, s.clientKey, s.clientIv, s.serverKey, s.serverIv);
-}
-
-// ------------------------------------------------------------------ TLS 1.2 session-ID cache
-
-/**
- * The TLS 1.2 session-ID cache in card RAM (TlsServerConfig.sessionCache): at most `capacity`
- * entries, least recently used evicted. Entries hold master secrets: stored as given (the engine
- * hands over fresh copies), returned as copies (given to `onIssue` for wiping), wiped on eviction,
- * deletion and `clear()`. Lost when
- * the card process ends (never sealed).
- */
-export class SessionIdCache {
-  private readonly entries = new Map<string, Uint8Array>();
-
-  /**
-   * `onIssue` receives every copy `get` hands out, so the card can wipe it once the APDU is done
-   * (the engine decodes the entry at once and keeps its own copy of what it needs).
-   */
-  constructor(
-    private readonly capacity: number = Limits.sessionCacheEntries,
-    private readonly onIssue: (copy: Uint8Array) => void = () => {},
-  ) {}
-
-  get size(): number {
-    return this.entries.size;
-  }
-
-  get(id: Uint8Array): Uint8Array | undefined {
-    const k = toHex(id);
-    const v = this.entries.get(k);
-    if (!v) return undefined;
-    this.entries.delete(k); // most recently used last
-    this.entries.set(k, v);
-    const copy = v.slice();
-    this.onIssue(copy);
-    return copy;
-  }
-
-  set(id: Uint8Array, state: Uint8Array): void {
-    const k = toHex(id);
-    wipe(this.entries.get(k));
-    this.entries.delete(k);
-    this.entries.set(k, state);
-    while (this.entries.size > this.capacity) {
-      const oldest = this.entries.keys().next().value as string;
-      wipe(this.entries.get(oldest));
-      this.entries.delete(oldest);
-    }
-  }
-
-  delete(id: Uint8Array): void {
-    const k = toHex(id);
-    wipe(this.entries.get(k));
-    this.entries.delete(k);
-  }
-
-  clear(): void {
-    for (const v of this.entries.values()) wipe(v);
-    this.entries.clear();
-  }
 }

@@ -1,6 +1,6 @@
 /**
- * One DTLS 1.2 session of the card (docs/apdu-protocol.md §8), selected by RESET-STATE P2 = 01:
- * the same EAP-TLS shuttle as session.ts (Identifier echo, GMT time bytes, EAP-TLS fragmentation
+ * card/applets/setls/dtls-session: one DTLS 1.2 session of the setls applet (docs/apdu-protocol.md §8), selected by RESET-STATE P2 = 01:
+ * the same EAP-TLS shuttle as eap-session.ts (Identifier echo, GMT time bytes, EAP-TLS fragmentation
  * both ways, "card needs more", SW 9001 / 7001, EAP-Success / EAP-Failure), with DTLS records inside:
  *
  *   - handshake: each EAP-Response carries exactly one DTLS record (an epoch-0 handshake record with
@@ -11,24 +11,22 @@
  *     §4's Flags ‖ Alert ‖ PlainLen ‖ Plaintext ‖ OutRecords, with Flags `04` when the record was
  *     dropped (epoch, replay window or AEAD check failed; a retransmitted handshake record).
  *
- * It extends the TLS session (session.ts) and overrides only what DTLS changes: the record check of
+ * It extends the TLS session (eap-session.ts) and overrides only what DTLS changes: the record check of
  * the handshake, DECRYPT (dropped records), the reported version and EXPORT-SESSION.
  * The engine is the DTLS server of tls/dtls (TLS 1.2's state machine; replay window moved only after
  * the AEAD check). EXPORT-SESSION is not offered for DTLS (6985).
  * Secrets: the engine (traffic keys, master secret; dispose() wipes them), held plaintext and
- * reassembly buffers. imports bytes/, apdu/, eap/, tls/ (api, dtls framing) and card/ siblings.
+ * reassembly buffers. imports bytes/, apdu/, eap/, protocol/, tls/ (api, dtls framing) and card/.
  */
-import { concat, wipe } from '../bytes/index.js';
-import { EapCode, eapTlsAck, type EapTlsPacket } from '../eap/index.js';
-import type { TlsServerConfig, TlsServerConnection, TlsSessionInfo } from '../tls/api.js';
-import { createDtlsServer } from '../tls/dtls/index.js';
-import { DTLS_RECORD_HEADER_LENGTH, parseDtlsRecords } from '../tls/record/dtls-framing.js';
-import { SW } from '../apdu/index.js';
-import { cardErr } from './errors.js';
-import { DecryptFlag, EapTlsSession, decryptAnswer, wholeMessage, type EapAnswer, type SessionDeps } from './session.js';
-
-/** DECRYPT flag `04`: the record was dropped (§8). */
-export const DTLS_DECRYPT_DROPPED = 0x04;
+import { concat, wipe } from '../../../bytes/index.js';
+import { EapCode, eapTlsAck, type EapTlsPacket } from '../../../eap/index.js';
+import type { TlsServerConfig, TlsServerConnection, TlsSessionInfo } from '../../../tls/api.js';
+import { createDtlsServer } from '../../../tls/dtls/index.js';
+import { DTLS_RECORD_HEADER_LENGTH, parseDtlsRecords } from '../../../tls/record/dtls-framing.js';
+import { SW } from '../../../apdu/index.js';
+import { cardErr } from '../../errors.js';
+import { DecryptFlag } from '../../../protocol/index.js';
+import { EapTlsSession, decryptAnswer, wholeMessage, type EapAnswer, type SessionDeps } from './eap-session.js';
 
 /** The three DTLS suites of the RFC 7925 profile the card serves (policy `35` orders them). */
 export const DTLS_SUITES: readonly number[] = [0xc0ae, 0xc02b, 0xc0a8];
@@ -70,7 +68,7 @@ export class DtlsEapSession extends EapTlsSession {
     let outRecords: Uint8Array = new Uint8Array(0);
     let alert = 0;
     if (records.length === 0 || msg.length < DTLS_RECORD_HEADER_LENGTH) {
-      flags = DTLS_DECRYPT_DROPPED; // garbage: dropped
+      flags = DecryptFlag.dtlsDropped; // garbage: dropped
     } else {
       const out = this.engine!.receive(msg);
       plain = concat(...this.heldPlain, ...out.plaintext);
@@ -87,7 +85,7 @@ export class DtlsEapSession extends EapTlsSession {
         alert = out.alert.description;
         this.phaseValue = 'failed';
       }
-      if (flags === 0 && plain.length === 0 && outRecords.length === 0) flags = DTLS_DECRYPT_DROPPED;
+      if (flags === 0 && plain.length === 0 && outRecords.length === 0) flags = DecryptFlag.dtlsDropped;
     }
     if (flags & DecryptFlag.failed) this.engine!.dispose();
     return decryptAnswer(id, flags, alert, plain, outRecords);

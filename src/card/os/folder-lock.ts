@@ -25,7 +25,7 @@ import { randomBytes } from 'node:crypto';
 import * as fs from 'node:fs';
 import { hostname } from 'node:os';
 import { basename, join } from 'node:path';
-import { SetlsError } from '../bytes/index.js';
+import { SetlsError } from '../../bytes/index.js';
 
 export const LOCK_FILE = 'lock';
 const TAKEOVER_FILE = 'lock.takeover';

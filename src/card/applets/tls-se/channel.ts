@@ -1,5 +1,6 @@
 /**
- * The TLS-SE applet (draft-urien-tls-se; ../shared/reference/urien-drafts.md §7): a TLS 1.3 server
+ * card/applets/tls-se/channel: the TLS-SE applet's state machine on one logical channel
+ * (draft-urien-tls-se; ../shared/reference/urien-drafts.md §7; applet.ts puts it on the card OS): a TLS 1.3 server
  * inside the card, driven by two APDUs instead of EAP-TLS. It behaves like Urien's Java Card applet
  * (purien/TLS-SE `src/tls_se.java`, commit a2ad601; "Java:" below quotes it) wherever a host can
  * tell the difference:
@@ -42,48 +43,19 @@
  *     the alert `lvl desc 15`. Records the engine makes while delivering application data (its own
  *     KeyUpdate request) wait and go out in front of the next output that carries records.
  *
- * The engine is src/tls via the factory the card passes in (`host.newEngine()`), configured by
+ * The engine is src/tls via the card services (`host.newEngine()`, applet.ts), configured by
  * config.ts (one record per handshake message, no middlebox CCS).
  *
  * Secrets: the engine (dispose() wipes it), the receive buffer (plaintext on encrypt), the output
- * (plaintext on decrypt): all wiped on reset and once read. imports bytes/, apdu/, tls/ (api types), card/.
+ * (plaintext on decrypt): all wiped on reset and once read.
+ * imports bytes/, apdu/, protocol/, tls/ (api types) and card/.
  */
-import { concat, wipe } from '../../bytes/index.js';
-import { SW, type CommandApdu } from '../../apdu/index.js';
-import type { TlsOutput, TlsServerConnection } from '../../tls/api.js';
-import { CardError, cardErr } from '../errors.js';
-
-/** The applet AID, as in Urien's tls_se.java / send_apdu.txt. */
-export const TLS_SE_AID = Uint8Array.of(0x01, 0x02, 0x03, 0x04, 0x05, 0x00);
-
-export const TlsSeIns = { recv: 0xd8, send: 0xc0, verifyPin: 0x20, setKey: 0x85 } as const;
-export const TlsSeMode = { handshake: 0x00, decrypt: 0x01, encrypt: 0x02, echo: 0xff } as const;
-export const TlsSeSw = {
-  ok: 0x9000,
-  sessionOpen: 0x9001,
-  sessionClosed: 0x9002,
-  /** Java SW_TLS_ERROR */
-  tlsError: 0x6d16,
-  /** Java SW_ENCRYPT_ERROR */
-  encryptError: 0x6d15,
-  /** Java SW_ERROR_WRITE: the input overflows the receive buffer, or is not exactly one record */
-  writeError: 0x6d02,
-  /** `9Fxx`: xx more bytes of this output (Java SW1M) */
-  more: 0x9f00,
-} as const;
-
-/** Largest output block per APDU (Java MAXRXSIZE). */
-export const TLS_SE_BLOCK = 240;
-/** The receive buffer (Java RXSIZE): one RECV input, a record with its 5-byte header, at most this. */
-export const TLS_SE_RX_SIZE = 512;
-/**
- * Largest encrypt input (`plaintext ‖ content type`): the record is built in the same buffer, 5-byte
- * header + input + 16-byte CCM tag ≤ 512 (Java tls_write(): `aesccm_encrypt(…, RX,(short)5, RX,(short)(5+len))`
- * writes the tag at RX[5+len…5+len+15]; past RX[511] the Java Card runtime answers 6F00).
- */
-export const TLS_SE_MAX_ENCRYPT_INPUT = TLS_SE_RX_SIZE - 5 - 16;
-/** The PSK identity used when SET-KEY gives none (openssl s_client's default -psk_identity). */
-export const TLS_SE_DEFAULT_PSK_IDENTITY = 'Client_identity';
+import { concat, wipe } from '../../../bytes/index.js';
+import { SW } from '../../../apdu/index.js';
+import type { TlsOutput, TlsServerConnection } from '../../../tls/api.js';
+import { TLS_SE_BLOCK, TLS_SE_DEFAULT_PSK_IDENTITY, TLS_SE_MAX_ENCRYPT_INPUT, TLS_SE_RX_SIZE, TlsSeIns, TlsSeMode, TlsSeP2, TlsSePinRef, TlsSeSetKey, TlsSeSw } from '../../../protocol/index.js';
+import { CardError, cardErr } from '../../errors.js';
+import type { AppletCommand, Reply } from '../../os/applet.js';
 
 const CONTENT_HANDSHAKE = 0x16;
 const CONTENT_ALERT = 0x15;
@@ -99,11 +71,6 @@ export interface TlsSeHost {
   verifyPin(which: 'user' | 'operator', ascii: Uint8Array): number;
   /** Installs the external PSK (operator). */
   setPsk(identity: Uint8Array, key: Uint8Array): void;
-}
-
-export interface Reply {
-  readonly data: Uint8Array;
-  readonly sw: number;
 }
 
 type Phase = 'idle' | 'handshake' | 'open' | 'closed' | 'failed';
@@ -128,7 +95,7 @@ function writeError(message: string): CardError {
   return new CardError('ERR_CARD_TLS_SE_INPUT', `TLS-SE RECV: ${message}`, TlsSeSw.writeError);
 }
 
-export class TlsSeApplet {
+export class TlsSeChannel {
   private phase: Phase = 'idle';
   private engine: TlsServerConnection | undefined;
   /** The receive buffer (Java RX) and how much of it holds input (Java VS[RXPTR]). */
@@ -168,9 +135,10 @@ export class TlsSeApplet {
     this.queued = [];
   }
 
-  /** One APDU for the applet (SELECT is handled by the card). Throws CardError for error SWs. */
-  process(cmd: CommandApdu): Reply {
-    if (cmd.cla !== 0x00) throw new CardError('ERR_CARD_CLA', `TLS-SE: CLA 0x${cmd.cla.toString(16)} not supported`, SW.claNotSupported);
+  /** One APDU for the applet (SELECT is handled by the card OS). Throws CardError for error SWs. */
+  process(cmd: AppletCommand): Reply {
+    const cls = cmd.cls;
+    if (!cls || cls.kind !== 'iso' || cls.sm || cls.chaining) throw new CardError('ERR_CARD_CLA', `TLS-SE: CLA 0x${cmd.cla.toString(16)} not supported`, SW.claNotSupported);
     switch (cmd.ins) {
       case TlsSeIns.send:
         return this.send(cmd);
@@ -179,8 +147,8 @@ export class TlsSeApplet {
         return this.recv(cmd);
       case TlsSeIns.verifyPin: {
         this.dropOutput();
-        if (cmd.p1 !== 0 || (cmd.p2 !== 0 && cmd.p2 !== 1)) throw cardErr.p1p2('TLS-SE VERIFY: P1 00, P2 00 (user) or 01 (admin)');
-        const which = cmd.p2 === 1 ? 'operator' : 'user';
+        if (cmd.p1 !== 0 || (cmd.p2 !== TlsSePinRef.user && cmd.p2 !== TlsSePinRef.admin)) throw cardErr.p1p2('TLS-SE VERIFY: P1 00, P2 00 (user) or 01 (admin)');
+        const which = cmd.p2 === TlsSePinRef.admin ? 'operator' : 'user';
         if (cmd.data.length === 0) return { data: EMPTY, sw: this.host.isVerified(which) ? SW.ok : SW.securityNotSatisfied };
         return { data: EMPTY, sw: this.host.verifyPin(which, cmd.data) };
       }
@@ -194,11 +162,11 @@ export class TlsSeApplet {
   }
 
   /** `00 85 00 0A 23 01 00 20 <32-byte PSK> [identity]` (operator PIN). */
-  private setKey(cmd: CommandApdu): Reply {
-    if (cmd.p1 !== 0x00 || cmd.p2 !== 0x0a) throw cardErr.p1p2('SET-KEY: P1 00 P2 0A');
+  private setKey(cmd: AppletCommand): Reply {
+    if (cmd.p1 !== 0x00 || cmd.p2 !== TlsSeSetKey.p2) throw cardErr.p1p2('SET-KEY: P1 00 P2 0A');
     if (!this.host.isVerified('operator')) throw cardErr.security('SET-KEY needs the admin (operator) PIN');
     const d = cmd.data;
-    if (d.length < 3 || d[0] !== 0x01) throw cardErr.data('SET-KEY data: 01 len(2) key [identity]');
+    if (d.length < 3 || d[0] !== TlsSeSetKey.keyTag) throw cardErr.data('SET-KEY data: 01 len(2) key [identity]');
     const len = (d[1]! << 8) | d[2]!;
     if (len < 16 || len > 64 || d.length < 3 + len) throw cardErr.length('SET-KEY: key of 16–64 bytes');
     const key = d.slice(3, 3 + len);
@@ -209,7 +177,7 @@ export class TlsSeApplet {
     return { data: EMPTY, sw: SW.ok };
   }
 
-  private recv(cmd: CommandApdu): Reply {
+  private recv(cmd: AppletCommand): Reply {
     if (cmd.data.length === 0) {
       // `00 D8 00 00 00`: RESET of the TLS state machine (Java: `if (len == 0) { reset_tls(); … 9000 }`).
       if (cmd.p1 !== 0 || cmd.p2 !== 0) throw cardErr.length('RECV without data is only the RESET 00 D8 00 00 00');
@@ -221,18 +189,18 @@ export class TlsSeApplet {
       throw cardErr.security('TLS-SE: user PIN not verified');
     }
     const mode = cmd.p1;
-    if ((mode > 2 && mode !== TlsSeMode.echo) || (cmd.p2 & ~0x03) !== 0) {
+    if ((mode > TlsSeMode.encrypt && mode !== TlsSeMode.echo) || (cmd.p2 & ~(TlsSeP2.first | TlsSeP2.last)) !== 0) {
       this.dropRx();
       throw cardErr.p1p2('RECV: P1 00/01/02/FF, P2 bits 0–1');
     }
-    if (cmd.p2 & 0x01) this.dropRx(); // Java: `if ((P2 & 1) == 1) VS[RXPTR] = 0`
+    if (cmd.p2 & TlsSeP2.first) this.dropRx(); // Java: `if ((P2 & 1) == 1) VS[RXPTR] = 0`
     if (this.rxLen + cmd.data.length > TLS_SE_RX_SIZE) {
       this.dropRx();
       throw writeError(`input longer than the ${TLS_SE_RX_SIZE}-byte receive buffer`);
     }
     this.rx.set(cmd.data, this.rxLen);
     this.rxLen += cmd.data.length;
-    if ((cmd.p2 & 0x02) === 0) return { data: EMPTY, sw: SW.ok };
+    if ((cmd.p2 & TlsSeP2.last) === 0) return { data: EMPTY, sw: SW.ok };
     const input = this.rx.slice(0, this.rxLen);
     this.dropRx();
     try {
@@ -387,7 +355,7 @@ export class TlsSeApplet {
   }
 
   /** SEND = GET RESPONSE `00 C0 00 00 Le`: Le must be the announced xx (Java recv()). */
-  private send(cmd: CommandApdu): Reply {
+  private send(cmd: AppletCommand): Reply {
     if (cmd.p1 !== 0 || cmd.p2 !== 0) throw cardErr.p1p2('SEND takes P1 = P2 = 00');
     if (this.announced === 0) return { data: EMPTY, sw: SW.ok }; // Java: nothing to send → SW_NO_ERROR
     if (cmd.ne !== this.announced) return { data: EMPTY, sw: SW.wrongLe | this.announced };

@@ -13,12 +13,12 @@
  * `write` takes the lock for the duration of the write.
  *
  * Secrets: `masterKey` (a private copy, wiped by `close()`) and every plaintext passed to `write`
- * or returned by `read` (the caller wipes those). imports bytes/, card/folder-lock and node built-ins.
+ * or returned by `read` (the caller wipes those). imports bytes/, card/os/folder-lock and node built-ins.
  */
 import { createCipheriv, createDecipheriv, randomBytes } from 'node:crypto';
 import * as fs from 'node:fs';
 import { join } from 'node:path';
-import { SetlsError, concat, equalBytes, freshCopy, wipe } from '../bytes/index.js';
+import { SetlsError, concat, equalBytes, freshCopy, wipe } from '../../bytes/index.js';
 import { lockFolder, type FolderLock, type LockOptions } from './folder-lock.js';
 
 export const STATE_FILE = 'state.sealed';

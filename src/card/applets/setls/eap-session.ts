@@ -1,14 +1,14 @@
 /**
- * One TLS session of the card, driven by EAP-TLS packets (docs/apdu-protocol.md §3–§4): Identifier
+ * card/applets/setls/eap-session: one TLS session of the setls applet, driven by EAP-TLS packets (docs/apdu-protocol.md §3–§4): Identifier
  * rules, GMT time bytes, EAP-TLS fragmentation both ways, the handshake flight exchange, failure
  * (alert + 7001, then EAP-Failure after the host's ACK), and the record layer (ENCRYPT/DECRYPT).
  * The TLS engine is injected (`TlsFactory`), so this file depends only on src/tls/api.ts.
  *
  * Secrets: the engine (traffic keys; `dispose()` wipes them), held plaintext and reassembly
- * buffers (wiped on dispose). imports bytes/, apdu/, eap/, tls/ (api, record framing).
+ * buffers (wiped on dispose). imports bytes/, apdu/, eap/, protocol/, tls/ (api, record framing) and card/.
  */
-import { SetlsError, concat, readU32, wipe } from '../bytes/index.js';
-import { SW } from '../apdu/index.js';
+import { SetlsError, concat, readU32, wipe } from '../../../bytes/index.js';
+import { SW } from '../../../apdu/index.js';
 import {
   EapCode,
   EapTlsFlag,
@@ -23,14 +23,13 @@ import {
   parseEapTls,
   type EapTlsFragment,
   type EapTlsPacket,
-} from '../eap/index.js';
-import { ContentType, type TlsEntropy, type TlsIdentity, type TlsServerConfig, type TlsServerConnection, type TlsSessionInfo } from '../tls/api.js';
-import { MAX_FRAMED_FRAGMENT, RECORD_HEADER_LENGTH, parseRecordHeader } from '../tls/record/framing.js';
-import { EAP_TLS_EXPORTER_CONTEXT, EAP_TLS_EXPORTER_LABEL, Limits } from './constants.js';
-import { CardError, cardErr } from './errors.js';
-import { encodeExportBlob, wipeExported } from './tls-commands.js';
-
-export type TlsFactory = (config: TlsServerConfig) => TlsServerConnection;
+} from '../../../eap/index.js';
+import { ContentType, type TlsEntropy, type TlsIdentity, type TlsServerConfig, type TlsServerConnection, type TlsSessionInfo } from '../../../tls/api.js';
+import { MAX_FRAMED_FRAGMENT, RECORD_HEADER_LENGTH, parseRecordHeader } from '../../../tls/record/framing.js';
+import { DecryptFlag, SetlsSw, encodeExportBlob, wipeExportedSession } from '../../../protocol/index.js';
+import { EAP_TLS_EXPORTER_CONTEXT, EAP_TLS_EXPORTER_LABEL, Limits } from '../../constants.js';
+import { CardError, cardErr } from '../../errors.js';
+import type { TlsFactory } from '../../services/tls-service.js';
 
 export type SessionPhase = 'authenticating' | 'authenticated' | 'failed' | 'closed';
 
@@ -47,19 +46,6 @@ export interface SessionDeps {
   acceptTime(seconds: number): void;
 }
 
-/** P2 of PROCESS-EAP: `00` handshake / DECRYPT, `80|CT` ENCRYPT. */
-export const P2_ENCRYPT_APPDATA = 0x80 | ContentType.applicationData;
-export const P2_ENCRYPT_ALERT = 0x80 | ContentType.alert;
-
-/**
- * P1 flags of PROCESS-EAP (P2 `00`), besides bit 0 (More): START (`02`) wipes the TLS session before
- * the Response is processed, as RESET-STATE does; INFO (`04`) asks for the session info TLV after an
- * EAP-Success (docs/apdu-protocol.md §3).
- */
-export const P1_EAP_START = 0x02;
-export const P1_EAP_INFO = 0x04;
-
-export const DecryptFlag = { peerClosed: 0x01, failed: 0x02 } as const;
 
 export class EapTlsSession {
   protected phaseValue: SessionPhase = 'authenticating';
@@ -169,7 +155,7 @@ export class EapTlsSession {
       }
       this.failurePending = true;
       this.alertSentValue = out.alert.description;
-      return { data: encodeEapTls({ code: EapCode.request, id, flags: EapTlsFlag.length, data: out.records }), sw: SW.authFailure };
+      return { data: encodeEapTls({ code: EapCode.request, id, flags: EapTlsFlag.length, data: out.records }), sw: SetlsSw.authFailure };
     }
     if (out.handshakeComplete) {
       this.heldPlain.push(...out.plaintext);
@@ -209,7 +195,7 @@ export class EapTlsSession {
     const data = encodeEapTls(f.tlsLength !== undefined ? { code: EapCode.request, id, flags: f.flags, tlsLength: f.tlsLength, data: f.data } : { code: EapCode.request, id, flags: f.flags, data: f.data });
     if (this.outFrags.length === 0) {
       this.outBuffer = undefined;
-      if (this.successPending) return { data, sw: SW.handshakeDone };
+      if (this.successPending) return { data, sw: SetlsSw.handshakeDone };
     }
     return { data, sw: SW.ok };
   }
@@ -306,7 +292,7 @@ export class EapTlsSession {
     try {
       return encodeExportBlob(ex);
     } finally {
-      wipeExported(ex);
+      wipeExportedSession(ex);
       engine.dispose();
       this.phaseValue = 'closed';
     }
