@@ -339,7 +339,7 @@ export class VpcdCardServer extends EventEmitter {
     for (let slot = 0; slot < 2; slot++) {
       const card = cards[slot]!;
       const srv = net.createServer({ pauseOnConnect: true }, (s) => this.accept(s, slot, card));
-      srv.on('error', (e) => this.emit('error', e));
+      // A failed listen (EADDRINUSE…) rejects listen() only: it is not also an 'error' event.
       await new Promise<void>((resolve, reject) => {
         srv.once('error', reject);
         srv.listen({ host, port: port + slot }, () => {
@@ -347,6 +347,7 @@ export class VpcdCardServer extends EventEmitter {
           resolve();
         });
       });
+      srv.on('error', (e) => this.emit('error', e));
       this.servers.push(srv);
     }
     this.emit('listening', host, port);

@@ -51,6 +51,7 @@ function run(cmd: string, args: string[], input = '', timeoutMs = 20_000): Promi
       clearTimeout(t);
       resolve({ code, out });
     });
+    p.stdin.on('error', () => undefined); // EPIPE when the program exits before reading its input
     p.stdin.end(input);
   });
 }
