@@ -43,6 +43,9 @@ export const RULES: Record<string, readonly string[]> = {
   agent: ['bytes', 'apdu', 'transport', 'host/card-client.js', 'relay'],
   // The operator's end of the relay (a subfolder rule: more specific than a rule for its top folder).
   'operator/relay': ['bytes', 'apdu', 'relay'],
+  // The package's public entry points (createServer, openCard, setls/coap, setls/pcsc): wiring like
+  // cli/, whose card set-up it reuses, but never the card or TLS code directly.
+  api: ['bytes', 'host', 'transport', 'servers', 'coap', 'registry', 'protocol', 'cli'],
   cli: ['*'],
 };
 

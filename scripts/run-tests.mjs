@@ -1,5 +1,6 @@
 // Runs every *.test.ts under test/ (or the folders/files given) with node:test through tsx.
-// Node 20's --test does not expand globs, so the file list is built here.
+// Node 20's --test does not expand globs, so the file list is built here. Tests run the TypeScript
+// sources: `setls` imports resolve to src/ (condition setls-source) and bin/setls.mjs runs src/ too.
 // Skipped and todo tests are collected by scripts/skip-reporter.mjs (next to the normal reporter,
 // whose output is unchanged) and listed at the end; under CI (CI=true or CI=1) any skipped or todo
 // test fails the run: in CI a missing peer or a failed set-up must fail, never pass silently.
@@ -46,12 +47,14 @@ const skipReporter = fileURLToPath(new URL('./skip-reporter.mjs', import.meta.ur
 const res = spawnSync(
   process.execPath,
   [
-    '--import', 'tsx', '--test', '--test-concurrency=2', '--test-timeout=300000',
+    // setls-source: `import … from 'setls'` (examples, docs/api.md) resolves to src/ (package.json exports).
+    '--conditions=setls-source', '--import', 'tsx', '--test', '--test-concurrency=2', '--test-timeout=300000',
     ...flags, ...reporterFlags,
     `--test-reporter=${skipReporter}`, `--test-reporter-destination=${skipFile}`,
     ...files,
   ],
-  { stdio: 'inherit' },
+  // SETLS_FROM_SOURCE: bin/setls.mjs runs src/ through tsx, never a stale dist/.
+  { stdio: 'inherit', env: { ...process.env, SETLS_FROM_SOURCE: '1' } },
 );
 
 // Tests left out on purpose by the caller's own filter flags are not skips of the suite.

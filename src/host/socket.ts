@@ -13,7 +13,9 @@
  *   order is kept; a writer waits once a full record is pending (backpressure). With an exported
  *   session (TLS-Tandem, records on the host) records are sealed synchronously from the pending
  *   chunks and written up to 4 at a time (HostSession.sealApplicationData).
- * imports bytes/ and host/.
+ * tls.TLSSocket's introspection, from what the card reported (IANA names, src/registry):
+ *   getProtocol(), getCipher(), getEphemeralKeyInfo(), isSessionReused(), getPeerCertificate().
+ * imports bytes/, registry/ and host/.
  */
 import { Duplex } from 'node:stream';
 import type { AddressInfo } from 'node:net';
@@ -25,6 +27,7 @@ import { MAX_PLAINTEXT } from './eap-session.js';
 import type { HostSession } from './host-record.js';
 import type { RecordLayer } from './record-layer.js';
 import { Mutex } from './mutex.js';
+import { groupName, suiteName, versionName } from '../registry/tls-names.js';
 
 /** Records sealed and written in one batch (one socket write) by the host record layer: 64 KiB of plaintext. */
 const HOST_BATCH_RECORDS = 4;
@@ -117,8 +120,10 @@ export class SeTlsSocket extends Duplex {
   }
 
   /**
-   * A minimal tls.TLSSocket.getPeerCertificate(): `{}` without a verified client certificate, else
-   * `{ subject, subjectaltname, fingerprint256 }` in node's shapes (subject as an object of RDNs).
+   * tls.TLSSocket.getPeerCertificate() as far as the card tells: `{}` without a verified client
+   * certificate, else `{ subject, subjectaltname, fingerprint256 }` in node's shapes (subject as an
+   * object of RDNs). The card checks the client's chain itself and reports only these facts, so
+   * `raw`, `issuer`, validity and the public key are not available here.
    */
   getPeerCertificate(): { subject?: Record<string, string>; subjectaltname?: string; fingerprint256?: string } {
     const p = this.layer.info?.peer;
@@ -129,6 +134,41 @@ export class SeTlsSocket extends Duplex {
       if (i > 0) subject[line.slice(0, i)] = line.slice(i + 1);
     }
     return { subject, subjectaltname: p.subjectAltNames.join(', '), fingerprint256: p.fingerprint256 };
+  }
+
+  /** As tls.TLSSocket.getProtocol(): 'TLSv1.3' or 'TLSv1.2' (null when the card reported nothing). */
+  getProtocol(): string | null {
+    const v = this.layer.info?.version;
+    return v === undefined ? null : versionName(v);
+  }
+
+  /**
+   * As tls.TLSSocket.getCipher(): `name` and `standardName` are the suite's IANA name (e.g.
+   * TLS_AES_128_GCM_SHA256, TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256), `version` the protocol.
+   */
+  getCipher(): { name: string; standardName: string; version: string } | undefined {
+    const i = this.layer.info;
+    if (!i) return undefined;
+    const name = suiteName(i.cipherSuite);
+    return { name, standardName: name, version: versionName(i.version) };
+  }
+
+  /**
+   * The (EC)DHE group in tls.TLSSocket.getEphemeralKeyInfo()'s shape (node fills it on clients only;
+   * the card reports it on the server): `{}` for a PSK session without (EC)DHE.
+   */
+  getEphemeralKeyInfo(): { type: 'ECDH'; name: string; size: number } | Record<string, never> | null {
+    const g = this.layer.info?.group;
+    if (g === undefined) return null;
+    if (g === 0) return {};
+    const name = groupName(g);
+    return { type: 'ECDH', name: name === 'x25519' ? 'X25519' : name === 'secp256r1' ? 'prime256v1' : name, size: name === 'x25519' ? 253 : 256 };
+  }
+
+  /** As tls.TLSSocket.isSessionReused(): true for a ticket, session-ID or external-PSK session. */
+  isSessionReused(): boolean {
+    const r = this.layer.info?.resumption;
+    return r !== undefined && r !== 'full';
   }
 
   /** Where the records of this session are protected: 'card', or 'host' after a TLS-Tandem export. */
