@@ -9,7 +9,6 @@ import { runServeHttps, type ServeHttpsOptions } from './serve.js';
 import { runServeCoap } from './serve-coap.js';
 import { runCardServe } from './card-serve.js';
 import { runAgent } from './agent.js';
-import pino from 'pino';
 import { cardPaths } from './card-files.js';
 import { CardClient, KeyType, type KeyTypeName } from '../host/index.js';
 import { X509Certificate } from 'node:crypto';
@@ -18,6 +17,8 @@ import { fingerprintOf, openLocalCa } from '../pki/local-ca.js';
 import { codeOf, groupName, GROUPS, suiteName, TLS13_SUITES, versionName } from '../registry/tls-names.js';
 import { parseOnOff, parseTls12Suites, parseVersions, registerCardAdminCommands } from './card-admin.js';
 import { registerOperatorCommands } from './operator-commands.js';
+import { registerPinCommands } from './pin-commands.js';
+import { cliLogger, logFormat } from './log.js';
 
 const DEFAULT_CARD_DIR = '.setls/card';
 
@@ -28,7 +29,18 @@ process.stdout.on('error', (e: NodeJS.ErrnoException) => {
 });
 
 const program = new Command();
-program.name('setls').description('TLS servers that live inside secure elements').version('0.1.0');
+program
+  .name('setls')
+  .description('TLS servers that live inside secure elements')
+  .version('0.1.0')
+  .option('--log-format <format>', 'log lines on stderr: pretty (default on a terminal), json (default otherwise), auto; or SETLS_LOG_FORMAT');
+
+/** The global --log-format (checked early: a typo fails before anything starts). */
+function globalLogFormat(): string | undefined {
+  const f = (program.opts() as { logFormat?: string }).logFormat;
+  logFormat(f);
+  return f;
+}
 
 const card = program.command('card').description('create and inspect emulated cards');
 
@@ -192,6 +204,7 @@ card
 const KEY_NAMES: Record<KeyTypeName, string> = { p256: 'ECDSA P-256', rsa2048: 'RSA-2048' };
 
 registerCardAdminCommands(card, DEFAULT_CARD_DIR);
+registerPinCommands(card, DEFAULT_CARD_DIR);
 registerOperatorCommands(program);
 
 
@@ -240,7 +253,7 @@ cardServeOptions(serve.command('https').description('HTTPS whose TLS ends inside
   .option('--host-id <id>', 'the agent\'s host id, X-Admin-From (with --operator; default: the host name)')
   .option('--card-uid <hex>', 'the card UID, for a card without a security domain to ask (with --operator)')
   .action(async (o: ServeHttpsOptions) => {
-    await runServeHttps(o);
+    await runServeHttps({ ...o, logFormat: globalLogFormat() });
   });
 
 program
@@ -258,7 +271,7 @@ program
   .addOption(new Option('--pcsc-share <mode>', 'PC/SC share mode').choices(['auto', 'shared', 'exclusive']))
   .option('--trace', 'print every APDU as annotated hex on stderr (admin scripts are SCP03-protected, but this is not the agent log)')
   .action(async (o: Parameters<typeof runAgent>[0]) => {
-    await runAgent(o, pino({ level: process.env.SETLS_LOG ?? 'info' }, pino.destination(2)));
+    await runAgent(o, cliLogger(logFormat(globalLogFormat())));
   });
 cardServeOptions(
   serve
@@ -269,12 +282,12 @@ cardServeOptions(
 )
   .option('--no-dtls', 'do not serve CoAP over DTLS on UDP')
   .action(async (o: ServeHttpsOptions & { dtls?: boolean }) => {
-    await runServeCoap(o);
+    await runServeCoap({ ...o, logFormat: globalLogFormat() });
   });
 
 program
   .command('demo')
-  .description('create the demo card if needed, then serve the demo plug over HTTPS and CoAP over TLS and DTLS (npm start)')
+  .description('create the demo card if needed, then serve the demo plug over HTTPS and CoAP over TLS and DTLS (npm start; other ports: npm start -- --port N --coap-port M)')
   .option('--card-dir <dir>', 'card state folder', DEFAULT_CARD_DIR)
   .option('--port <n>', 'HTTPS port', (v) => parsePort(v), 8443)
   .option('--coap-port <n>', 'CoAP port: coaps+tcp on TCP and coaps on UDP', (v) => parsePort(v), 5684)
@@ -287,7 +300,7 @@ program
     }
     // One card, one tandem: HTTPS and CoAP share its sessions (and the plug's state); the demo card
     // gets "coap" added to its ALPN policy so libcoap's certificate clients are accepted.
-    await runServeCoap({ cardDir: o.cardDir, port: o.coapPort, httpsPort: o.port, host: o.host, backlog: 50, trace: o.trace, fixAlpn: true, demoPsk: true });
+    await runServeCoap({ cardDir: o.cardDir, port: o.coapPort, httpsPort: o.port, host: o.host, backlog: 50, trace: o.trace, fixAlpn: true, demoPsk: true, logFormat: globalLogFormat() });
   });
 
 
@@ -310,7 +323,20 @@ function parsePositive(v: string, what: string): number {
 }
 
 program.parseAsync(process.argv).catch((err: unknown) => {
-  const e = err as { code?: string; message?: string };
+  const e = err as { code?: string; message?: string; port?: number };
   console.error(`setls: ${e.code ? `${e.code}: ` : ''}${e.message ?? String(err)}`);
+  for (const line of errorHints(e, program.args[0])) console.error(line);
   process.exit(1);
 });
+
+/** What to do about an error the user can fix (printed after it). */
+function errorHints(e: { code?: string; port?: number }, command: string | undefined): string[] {
+  if (e.code !== 'EADDRINUSE') return [];
+  const port = e.port !== undefined ? `port ${e.port}` : 'the port';
+  return [
+    `  ${port} is taken: another setls (each prints its PID and how to stop it) or another server.`,
+    command === 'demo'
+      ? '  Stop it, or use other ports: npm start -- --port 9443 --coap-port 5685 (setls demo --port N --coap-port M)'
+      : '  Stop it, or listen on another port: --port N',
+  ];
+}

@@ -17,7 +17,10 @@ import { createPlugCoapServer, secureConnectionsWhere, serveCoapOverDtls, serveC
 import { openCard, readOperatorPin } from './card-setup.js';
 import { existsSync } from 'node:fs';
 import { randomInt } from 'node:crypto';
-import { cardPaths, readPin, readSecretFile, writeSecretFile } from './card-files.js';
+import { cardPaths, readSecretFile, writeSecretFile } from './card-files.js';
+import { servePin } from './serve.js';
+import { cliLogger, logFormat } from './log.js';
+import { stopHint, stopOnSignals } from './stop.js';
 import { startAdminSocket } from './admin-access.js';
 import type { AdminRelay } from '../transport/admin-relay.js';
 
@@ -41,6 +44,8 @@ export interface ServeCoapOptions {
   idleTimeoutMs?: number;
   /** Also serve CoAP over DTLS on UDP with the CoAP port number (default true). */
   dtls?: boolean;
+  /** Log format: json, pretty, auto (default: pretty on a terminal). */
+  logFormat?: string;
   /**
    * The demo: make sure the card holds the PSK `setls-demo` (key in `<card-dir>.psk`, hex, mode 0600;
    * created when missing) and lists the DTLS and TLS 1.2 PSK suites in its policy.
@@ -121,8 +126,7 @@ async function coapAlpn(transport: CardTransport, cardDir: string, cardKey: stri
 }
 
 export async function startCoap(o: ServeCoapOptions, log = pino({ level: process.env.SETLS_LOG ?? 'info' }, pino.destination(2))): Promise<RunningCoap> {
-  const paths = cardPaths(o.cardDir, { cardKey: o.cardKey, pinFile: o.pinFile });
-  const pin = readPin(paths.pinFile);
+  const pin = servePin(o.cardDir, o.pinFile, (m) => log.warn(m));
   const { transport, card } = openCard({ cardDir: o.cardDir, cardKey: o.cardKey, trace: o.trace, traceSink: o.traceSink });
   // The tandem's APDUs wait while a DTLS association holds the card.
   const gate = new CardGate(transport);
@@ -141,14 +145,15 @@ export async function startCoap(o: ServeCoapOptions, log = pino({ level: process
     card.close();
     throw e;
   }
-  tandem.on('sessionError', (err: Error & { code?: string }, peer: { remoteAddress?: string; remotePort?: number }) => {
-    log.info({ code: err.code, err: err.message, peer: peer?.remoteAddress ? `${peer.remoteAddress}:${peer.remotePort}` : undefined }, 'session ended with an error');
+  tandem.on('sessionError', (err: Error & { code?: string; syscall?: string }, peer: { remoteAddress?: string; remotePort?: number }) => {
+    if (err.syscall === 'listen') return; // the command fails with it
+    log[peer?.remoteAddress ? 'warn' : 'error']({ code: err.code, err: err.message, peer: peer?.remoteAddress ? `${peer.remoteAddress}:${peer.remotePort}` : undefined }, peer?.remoteAddress ? 'session ended with an error' : 'card error');
   });
   tandem.on('refused', (peer: { remoteAddress?: string; remotePort?: number }) => log.warn({ peer }, 'backlog full: connection refused'));
 
   const state = createPlugState();
   const coap = createPlugCoapServer(state, o.powerIntervalMs !== undefined ? { powerIntervalMs: o.powerIntervalMs } : {});
-  coap.on('clientError', (err: Error & { code?: string }) => log.info({ code: err.code, err: err.message }, 'CoAP connection ended with an error'));
+  coap.on('clientError', (err: Error & { code?: string }) => log.warn({ code: err.code, err: err.message }, 'CoAP connection ended with an error'));
 
   // The tandem's own listener takes the first port; a second listener feeds the same tandem.
   const primaryIsHttps = o.httpsPort !== undefined;
@@ -182,7 +187,7 @@ export async function startCoap(o: ServeCoapOptions, log = pino({ level: process
   if (o.dtls ?? true) {
     const backends = new CardDtlsBackends({ card: new CardClient(transport), pin, gate, available: () => !tandem.inUse && tandem.queued === 0 });
     dtls = new DtlsServer({ openBackend: backends.openBackend, idleTimeoutMs: o.idleTimeoutMs ?? 30_000 });
-    dtls.on('error', (err: Error & { code?: string }) => log.info({ code: err.code, err: err.message }, 'DTLS association error'));
+    dtls.on('error', (err: Error & { code?: string }) => log.warn({ code: err.code, err: err.message }, 'DTLS association error'));
     serveCoapOverDtls(dtls, coap);
     try {
       dtlsPort = (await dtls.listen(coapPort, o.host)).port;
@@ -242,7 +247,7 @@ export function coapAlpnHint(alpn: readonly string[] | undefined, cardDir: strin
 }
 
 export async function runServeCoap(o: ServeCoapOptions): Promise<void> {
-  const running = await startCoap(o);
+  const running = await startCoap(o, cliLogger(logFormat(o.logFormat)));
   const ca = cardPaths(o.cardDir).caDir + '/ca.crt';
   if (running.httpsPort !== undefined) {
     console.log(`setls: serving HTTPS through the card at https://localhost:${running.httpsPort}/`);
@@ -258,9 +263,6 @@ export async function runServeCoap(o: ServeCoapOptions): Promise<void> {
     console.log(`setls: serving CoAP over DTLS through the card at ${udp} (UDP; DTLS handshake and records in the card)`);
     for (const cmd of coapClientCommands(ca, udp, psk)) console.log(`  try: ${cmd}`);
   }
-  const stop = (): void => {
-    void running.close().then(() => process.exit(0));
-  };
-  process.once('SIGINT', stop);
-  process.once('SIGTERM', stop);
+  console.log(stopHint());
+  stopOnSignals(() => running.close());
 }

@@ -17,7 +17,10 @@ import { startAgent, type AgentCliOptions } from './agent.js';
 import type { DeviceAgent } from '../agent/index.js';
 import { serveHttps, createPlugHandler, createPlugState } from '../servers/https/index.js';
 import { openCard } from './card-setup.js';
-import { cardPaths, cloneCardFiles, readPin } from './card-files.js';
+import { cardPaths, cloneCardFiles } from './card-files.js';
+import { resolvePin } from '../api/pin.js';
+import { cliLogger, logFormat } from './log.js';
+import { stopHint, stopOnSignals } from './stop.js';
 
 export interface ServeHttpsOptions extends AgentCliOptions {
   cardDir: string;
@@ -43,6 +46,13 @@ export interface ServeHttpsOptions extends AgentCliOptions {
   pool?: number;
   /** Prometheus /metrics on 127.0.0.1:<adminPort>. */
   adminPort?: number;
+  /** Log format: json, pretty, auto (default: pretty on a terminal). */
+  logFormat?: string;
+}
+
+/** The user PIN of a served card (api/pin.ts): --pin-file, <card-dir>.pin or SETLS_PIN. */
+export function servePin(cardDir: string, pinFile: string | undefined, warn: (m: string) => void): string {
+  return resolvePin({ cardDir, ...(pinFile !== undefined ? { pinFile } : {}) }, { warn, pinFileName: '--pin-file' }).pin;
 }
 
 /** Card folders of a pool: --cards, or --pool N clones of --card-dir (made once, then reused). */
@@ -110,7 +120,7 @@ export interface RunningHttps {
 
 async function startHttpsPool(o: ServeHttpsOptions, log: pino.Logger): Promise<RunningHttps> {
   const dirs = poolCardDirs(o);
-  const pins = dirs.map((d) => readPin(cardPaths(d, d === o.cardDir && o.pinFile ? { pinFile: o.pinFile } : {}).pinFile));
+  const pins = dirs.map((d) => servePin(d, d === o.cardDir ? o.pinFile : undefined, (m) => log.warn(m)));
   const opened: ReturnType<typeof openCard>[] = [];
   try {
     for (const d of dirs) opened.push(openCard({ cardDir: d, ...(d === o.cardDir && o.cardKey ? { cardKey: o.cardKey } : {}), trace: o.trace, traceSink: o.traceSink }));
@@ -149,8 +159,9 @@ async function startHttpsPool(o: ServeHttpsOptions, log: pino.Logger): Promise<R
     await closeCards();
     throw e;
   }
-  pool.on('sessionError', (err: Error & { code?: string }, peer: { remoteAddress?: string; remotePort?: number }) => {
-    log.info({ code: err.code, err: err.message, peer: peer?.remoteAddress ? `${peer.remoteAddress}:${peer.remotePort}` : undefined }, 'session ended with an error');
+  pool.on('sessionError', (err: Error & { code?: string; syscall?: string }, peer: { remoteAddress?: string; remotePort?: number }) => {
+    if (err.syscall === 'listen') return; // the command fails with it
+    log[peer?.remoteAddress ? 'warn' : 'error']({ code: err.code, err: err.message, peer: peer?.remoteAddress ? `${peer.remoteAddress}:${peer.remotePort}` : undefined }, peer?.remoteAddress ? 'session ended with an error' : 'card error');
   });
   pool.on('refused', (peer: { remoteAddress?: string; remotePort?: number }) => log.warn({ peer }, 'backlog full: connection refused'));
   pool.on('health', (h: { name: string; health: string }) => log.warn(h, 'card health changed'));
@@ -185,8 +196,7 @@ async function startHttpsPool(o: ServeHttpsOptions, log: pino.Logger): Promise<R
 
 export async function startHttps(o: ServeHttpsOptions, log = pino({ level: process.env.SETLS_LOG ?? 'info' }, pino.destination(2))): Promise<RunningHttps> {
   if ((o.cards || (o.pool ?? 1) > 1) && o.reader === undefined) return startHttpsPool(o, log);
-  const paths = cardPaths(o.cardDir, { cardKey: o.cardKey, pinFile: o.pinFile });
-  const pin = readPin(paths.pinFile);
+  const pin = servePin(o.cardDir, o.pinFile, (m) => log.warn(m));
   const { transport, closeCard } = await openServeCard(o);
   const tandem = new TlsTandem({
     transport,
@@ -211,8 +221,9 @@ export async function startHttps(o: ServeHttpsOptions, log = pino({ level: proce
     closeCard();
     throw e;
   }
-  tandem.on('sessionError', (err: Error & { code?: string }, peer: { remoteAddress?: string; remotePort?: number }) => {
-    log.info({ code: err.code, err: err.message, peer: peer?.remoteAddress ? `${peer.remoteAddress}:${peer.remotePort}` : undefined }, 'session ended with an error');
+  tandem.on('sessionError', (err: Error & { code?: string; syscall?: string }, peer: { remoteAddress?: string; remotePort?: number }) => {
+    if (err.syscall === 'listen') return; // the command fails with it
+    log[peer?.remoteAddress ? 'warn' : 'error']({ code: err.code, err: err.message, peer: peer?.remoteAddress ? `${peer.remoteAddress}:${peer.remotePort}` : undefined }, peer?.remoteAddress ? 'session ended with an error' : 'card error');
   });
   tandem.on('refused', (peer: { remoteAddress?: string; remotePort?: number }) => log.warn({ peer }, 'backlog full: connection refused'));
   const metrics = createMetrics(tandem);
@@ -248,16 +259,13 @@ export async function startHttps(o: ServeHttpsOptions, log = pino({ level: proce
 }
 
 export async function runServeHttps(o: ServeHttpsOptions): Promise<void> {
-  const running = await startHttps(o);
+  const running = await startHttps(o, cliLogger(logFormat(o.logFormat)));
   const ca = cardPaths(o.cardDir).caDir + '/ca.crt';
   console.log(`setls: serving HTTPS through ${running.pool ? `a pool of ${running.pool.slots.length} cards` : 'the card'} at ${running.url}`);
   if (running.adminPort !== undefined) console.log(`  metrics: http://127.0.0.1:${running.adminPort}/metrics`);
   for (const s of running.adminSockets) console.log(`  admin socket: ${s} (setls card … commands on this card go through this process)`);
   if (running.agent) console.log(`  device agent: polling ${o.operator} (admin scripts run on a logical channel of their own)`);
   console.log(`  try: curl --cacert ${ca} ${running.url}status`);
-  const stop = (): void => {
-    void running.close().then(() => process.exit(0));
-  };
-  process.once('SIGINT', stop);
-  process.once('SIGTERM', stop);
+  console.log(stopHint());
+  stopOnSignals(() => running.close());
 }

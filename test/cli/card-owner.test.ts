@@ -158,7 +158,9 @@ test('admin commands on a served card go through its admin socket; the server la
     const anchor = JSON.parse(ok(['card', 'add-anchor', '--card-dir', dir, '--label', 'default', '--ca', ca]).stdout) as { trustAnchors: unknown[] };
     assert.equal(anchor.trustAnchors.length, 1);
     // a wrong PIN from another process: it cannot even open the card, so nothing is tried
-    const wrongPin = setls(['serve', 'https', '--card-dir', dir, '--port', '0'], { SETLS_PIN: '000000' });
+    const wrongPinFile = `${dir}.wrong-pin`;
+    writeFileSync(wrongPinFile, '000000\n', { mode: 0o600 });
+    const wrongPin = setls(['serve', 'https', '--card-dir', dir, '--port', '0', '--pin-file', wrongPinFile]);
     assert.notEqual(wrongPin.code, 0);
     assert.match(wrongPin.stderr, /ERR_CARD_LOCKED/);
     const live = info(dir);

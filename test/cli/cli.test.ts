@@ -2,7 +2,7 @@
 import { test, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn, spawnSync } from 'node:child_process';
-import { mkdtempSync, readFileSync, rmSync, statSync, existsSync, writeFileSync, chmodSync } from 'node:fs';
+import { mkdtempSync, readFileSync, renameSync, rmSync, statSync, existsSync, writeFileSync, chmodSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { get } from 'node:https';
@@ -103,19 +103,30 @@ test('serve https reads the PIN from the PIN file and serves the plug', async ()
   }
 });
 
-test('SETLS_PIN overrides the file; a wrong PIN fails with tries left; no --pin option exists', async () => {
+test('SETLS_PIN differing from the PIN file is refused before the card is asked; a wrong --pin-file fails with tries left; no --pin option exists', async () => {
   const pin = readFileSync(`${cardDir}.pin`, 'utf8').trim();
   const wrong = pin === '000000' ? '111111' : '000000';
-  const bad = setls(['serve', 'https', '--card-dir', cardDir, '--port', '0'], { SETLS_PIN: wrong });
+  const conflict = setls(['serve', 'https', '--card-dir', cardDir, '--port', '0'], { SETLS_PIN: wrong });
+  assert.notEqual(conflict.code, 0);
+  assert.match(conflict.stderr, /ERR_API_PIN_CONFLICT/);
+  assert.equal(JSON.parse(setls(['card', 'info', '--card-dir', cardDir, '--json']).stdout).userPinTries, 3, 'no try spent');
+  const wrongFile = join(root, 'wrong.pin');
+  writeFileSync(wrongFile, wrong + '\n', { mode: 0o600 });
+  const bad = setls(['serve', 'https', '--card-dir', cardDir, '--port', '0', '--pin-file', wrongFile], { SETLS_PIN: '' });
   assert.notEqual(bad.code, 0);
   assert.match(bad.stderr, /ERR_CARD_PIN_WRONG/);
   assert.match(bad.stderr, /2 tries left/);
   const argv = setls(['serve', 'https', '--card-dir', cardDir, '--pin', pin]);
   assert.notEqual(argv.code, 0);
   assert.match(argv.stderr, /unknown option '--pin'/);
-  // The right PIN through the environment works (and restores the counter).
-  const s = await serve(['--card-dir', cardDir, '--port', '0', '--pin-file', '/nonexistent'], { SETLS_PIN: pin });
-  await s.stop();
+  // SETLS_PIN alone (no PIN file next to the card) works, and restores the counter.
+  renameSync(`${cardDir}.pin`, `${cardDir}.pin.aside`);
+  try {
+    const s = await serve(['--card-dir', cardDir, '--port', '0'], { SETLS_PIN: pin });
+    await s.stop();
+  } finally {
+    renameSync(`${cardDir}.pin.aside`, `${cardDir}.pin`);
+  }
   const info = JSON.parse(setls(['card', 'info', '--card-dir', cardDir, '--json']).stdout);
   assert.equal(info.userPinTries, 3);
 });
