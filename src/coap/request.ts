@@ -1,7 +1,8 @@
 /**
  * The request and response objects of the CoAP server, shaped like node:http / node-coap:
  *   req.method, req.url, req.payload, req.options, req.headers.Observe …
- *   res.code = '2.05'; res.setOption('Content-Format', 50); res.end(payload)
+ *   res.code = '2.05' (or statusCode, writeHead(code, options)); res.setOption('Content-Format', 50); res.end(payload)
+ *   req.rsinfo = { address, port } as node-coap
  * An Observe registration (req.headers.Observe === 0) keeps `res` open as a Writable: each
  * write() is a notification with an increasing Observe sequence number; 'close' is emitted when the
  * client deregisters (Observe 1, a new registration with the same token, or connection close).
@@ -85,6 +86,11 @@ export class CoapIncomingRequest {
     this.url = this.query.length ? `${path}?${this.query.map((q) => encodePart(q, '/?')).join('&')}` : path;
   }
 
+  /** node-coap's spelling of the peer: `{ address, port }`. */
+  get rsinfo(): { address: string | undefined; port: number | undefined } {
+    return { address: this.peer.remoteAddress, port: this.peer.remotePort };
+  }
+
   /** The path without the query. */
   get pathname(): string {
     const q = this.url.indexOf('?');
@@ -135,6 +141,22 @@ export class CoapServerResponse extends Writable {
     this.maxBody = opts.maxBody;
     this.sequence = opts.firstSequence ?? 2;
     this.on('error', () => undefined); // a write after the client left is not the handler's crash
+  }
+
+  /** node-coap's other name for `code`. */
+  get statusCode(): string | number {
+    return this.code;
+  }
+
+  set statusCode(c: string | number) {
+    this.code = c;
+  }
+
+  /** node-coap / node:http: sets the code and options at once (`writeHead('2.05', { 'Content-Format': 'text/plain' })`). */
+  writeHead(code: string | number, options: Record<string, OptionValue | readonly OptionValue[] | Uint8Array> = {}): this {
+    this.code = code;
+    for (const [name, value] of Object.entries(options)) this.setOption(name, value);
+    return this;
   }
 
   /** Whether anything went on the wire already. */

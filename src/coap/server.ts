@@ -40,7 +40,8 @@ import { abortMessage, checkOptions, csmMessage, DEFAULT_MAX_MESSAGE_SIZE, parse
 export { CoapIncomingRequest, CoapServerResponse, type CoapPeer, type CoapHeaders, type DecodedOption } from './request.js';
 export * from './resource.js';
 
-export type CoapRequestListener = (req: CoapIncomingRequest, res: CoapServerResponse) => void | Promise<void>;
+/** A request handler; a returned promise that rejects becomes a 5.00 (other return values are ignored). */
+export type CoapRequestListener = (req: CoapIncomingRequest, res: CoapServerResponse) => unknown;
 
 export interface CoapServerOptions {
   /** Max-Message-Size we advertise in our CSM and accept (bytes). Default 8192 + 128. */
