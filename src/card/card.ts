@@ -1,17 +1,18 @@
 /**
- * EmulatedCard: the emulated secure element — a card OS (card/os/) hosting the setls applet and
- * Urien's TLS-SE applet (card/applets/), which share the card services (card/services/) over one
- * sealed persistent store. `process()` is the only way in: APDU bytes in, response APDU bytes out,
+ * EmulatedCard: the emulated secure element — a card OS (card/os/) hosting the setls applet,
+ * Urien's TLS-SE applet and the GlobalPlatform security domain (card/applets/), which share the card
+ * services (card/services/) over one sealed persistent store. `process()` is the only way in: APDU bytes in, response APDU bytes out,
  * synchronous, never throwing (docs/apdu-protocol.md; docs/architecture.md "The card: an OS and
  * its applets").
  *
- * Secrets: the persistent state (private keys as KeyObjects, PIN hashes, PSK keys, the ticket key;
- * wiped by `close()`), the master-key copy (the sealed store's), the RNG block, everything the
+ * Secrets: the persistent state (private keys as KeyObjects, PIN hashes, PSK keys, the ticket key,
+ * the security domain's attestation key and SCP03 key sets; wiped by `close()`), the master-key copy (the sealed store's), the RNG block, everything the
  * applets and services hold (their headers say what and when it is wiped).
  * imports bytes/, protocol/ and card/.
  */
 import { SetlsError, wipe } from '../bytes/index.js';
 import { Channels, DEFAULT_CARD_NAME, buildAtr } from '../protocol/index.js';
+import { blankRecord, type IsdOptions } from './applets/isd/index.js';
 import { cardApplets, type AppletFactory } from './applets/registry.js';
 import type { MonotonicMs } from './clock.js';
 import { DEFAULT_MAX_CHANNELS, PinPolicy } from './constants.js';
@@ -70,6 +71,11 @@ export interface EmulatedCardOpenOptions {
    * `registerDefaultApplet` (applets/registry.ts). Each gets the card's services.
    */
   readonly applets?: readonly AppletFactory[];
+  /**
+   * Options of the card's security domain (tests: the challenge AID of recorded SCP03 vectors, the
+   * back-off threshold).
+   */
+  readonly securityDomain?: IsdOptions;
 }
 
 export interface EmulatedCardCreateOptions extends EmulatedCardOpenOptions {
@@ -96,9 +102,10 @@ export class EmulatedCard {
     this.os = new CardOs({
       maxChannels: opts.channels ?? DEFAULT_MAX_CHANNELS,
       // The setls applet first: it is the default applet (answers on channels where nothing is selected).
-      applets: cardApplets(s, opts.applets),
+      applets: cardApplets(s, opts.applets, opts.securityDomain),
       afterApdu: () => s.tls.afterApdu(),
       afterReset: () => s.rng.wipe(),
+      admit: (applet, what) => s.securityDomain.admit(applet.aid, what),
     });
   }
 
@@ -145,6 +152,8 @@ export class EmulatedCard {
       policy: DEFAULT_POLICY,
       psks: [],
       ticketKey: undefined,
+      // A card fresh from the fab: its security domain in OP_READY, for factory personalisation.
+      isd: blankRecord(),
     };
     wipe(user, operator, puk);
     let card: EmulatedCard;
@@ -202,7 +211,12 @@ export class EmulatedCard {
     return this.os.process(apdu);
   }
 
-  /** Card reset / power cycle: transient state cleared, persistent state kept; every channel but 0 closed. */
+  /**
+   * Card reset / power cycle: transient state cleared, persistent state kept; every channel but 0
+   * closed. A power cycle for every applet's RAM (the security domain's SCP03 sessions end and its
+   * count of failed authentications starts again), except the time floor's per-power-on bound, which
+   * runs from the card object's creation (a host cannot widen it by resetting the card).
+   */
   reset(): void {
     this.os.reset();
   }
@@ -215,6 +229,10 @@ export class EmulatedCard {
     const state = this.services.store.state;
     for (const p of state.psks) wipe(p.key);
     if (state.ticketKey) wipe(state.ticketKey.key);
+    if (state.isd) {
+      wipe(state.isd.attestation?.pkcs8);
+      for (const k of state.isd.keySets) wipe(k.enc, k.mac, k.dek);
+    }
     this.sealed.close();
   }
 }
