@@ -14,6 +14,7 @@ import { SetlsError, wipe } from '../bytes/index.js';
 import { Channels, DEFAULT_CARD_NAME, buildAtr } from '../protocol/index.js';
 import { blankRecord, type IsdOptions } from './applets/isd/index.js';
 import { cardApplets, type AppletFactory } from './applets/registry.js';
+import { SecurityDomainApplet } from './applets/security-domain.js';
 import type { MonotonicMs } from './clock.js';
 import { DEFAULT_MAX_CHANNELS, PinPolicy } from './constants.js';
 import { makePinRecord, padPin } from './pins.js';
@@ -86,8 +87,17 @@ export interface EmulatedCardCreateOptions extends EmulatedCardOpenOptions {
 
 const STATE_CODEC = { serialize: serializeState, clone: cloneState };
 
+/** Diagnostics of the card's security domain (tests, never secrets). */
+export interface SecurityDomainDiagnostics {
+  /** The SCP03 session state of a logical channel ('idle' when none). */
+  sessionState(channel: number): 'idle' | 'initialized' | 'open' | 'aborted';
+  /** Failed authentications counted in this power cycle (the back-off's F). */
+  readonly failedAuths: number;
+}
+
 export class EmulatedCard {
   private readonly os: CardOs;
+  private readonly sd: SecurityDomainApplet;
   /** The card's Answer To Reset (protocol/atr.ts). */
   readonly atr: Uint8Array;
 
@@ -99,10 +109,12 @@ export class EmulatedCard {
   ) {
     this.atr = atr;
     const s = services;
+    // The setls applet first: it is the default applet (answers on channels where nothing is selected).
+    const applets = cardApplets(s, opts.applets, opts.securityDomain);
+    this.sd = applets.find((a): a is SecurityDomainApplet => a instanceof SecurityDomainApplet)!;
     this.os = new CardOs({
       maxChannels: opts.channels ?? DEFAULT_MAX_CHANNELS,
-      // The setls applet first: it is the default applet (answers on channels where nothing is selected).
-      applets: cardApplets(s, opts.applets, opts.securityDomain),
+      applets,
       afterApdu: () => s.tls.afterApdu(),
       afterReset: () => s.rng.wipe(),
       admit: (applet, what) => s.securityDomain.admit(applet.aid, what),
@@ -201,6 +213,17 @@ export class EmulatedCard {
   /** The last error turned into a status word by `process` (undefined after a success). */
   get lastError(): CardErrorInfo | undefined {
     return this.os.lastError;
+  }
+
+  /** The security domain's session states and back-off count (diagnostics). */
+  get securityDomain(): SecurityDomainDiagnostics {
+    const isd = this.sd.isd;
+    return {
+      sessionState: (channel) => isd.sessionState(channel),
+      get failedAuths() {
+        return isd.failedAuths;
+      },
+    };
   }
 
   /**
