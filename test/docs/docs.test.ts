@@ -1,11 +1,14 @@
 // The Markdown people read: every Mermaid diagram is well-formed (test/docs/markdown.ts), the
-// diagrams the docs promise are there, every link stays inside the repo and resolves, and the notes
-// that used to be stale stay fixed.
+// diagrams the docs promise are there (the .setls/ one names every file a new card leaves on
+// disk), every link stays inside the repo and resolves to a file and heading that exist, and the
+// notes that used to be stale stay fixed.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { existsSync, readdirSync, readFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
-import { codeBlocks, links, mermaidProblems } from './markdown.js';
+import { initCard } from 'setls/card';
+import { anchors, codeBlocks, links, mermaidProblems, outputProblems } from './markdown.js';
 
 const DOCS = ['README.md', ...readdirSync('docs').filter((f) => f.endsWith('.md')).map((f) => join('docs', f))];
 const read = (f: string): string => readFileSync(f, 'utf8');
@@ -41,18 +44,70 @@ test('the diagrams the docs promise are where people look for them', () => {
   assert.ok(has('docs/architecture.md', 'flowchart', /\.setls\/[\s\S]*card\.pin[\s\S]*ca\.crt/), 'the .setls/ folder');
 });
 
-test('every link in README.md and docs/ points inside the repo, at a file that exists', () => {
+test('every link in README.md and docs/ points inside the repo, at a file (and heading) that exists', () => {
   let n = 0;
+  let withAnchor = 0;
   for (const f of DOCS) {
     for (const target of links(read(f))) {
       n++;
       assert.doesNotMatch(target, /^[a-z][a-z+.-]*:/i, `${f}: ${target} leaves the repo`);
-      const path = target.split('#')[0]!;
-      if (path === '') continue; // an anchor in the same file
-      assert.ok(existsSync(resolve(dirname(f), path)), `${f}: ${target} does not exist`);
+      const [path, anchor] = target.split('#') as [string, string | undefined];
+      const file = path === '' ? f : resolve(dirname(f), decodeURI(path));
+      assert.ok(existsSync(file), `${f}: ${target} does not exist`);
+      if (anchor === undefined) continue;
+      withAnchor++;
+      assert.ok(file.endsWith('.md') && statSync(file).isFile(), `${f}: ${target}: an anchor into something that is not a Markdown file`);
+      assert.ok(anchors(read(file)).has(decodeURIComponent(anchor)), `${f}: ${target}: no heading with that anchor in ${path || f}`);
     }
   }
   assert.ok(n > 10, `${n} links`);
+  assert.ok(withAnchor >= 3, `${withAnchor} links to headings`);
+});
+
+test('the link checker: GitHub heading anchors, and a missing one is caught', () => {
+  const a = anchors('# setls API\n## HTTPS: `createServer(options, handler)`\n### Options\n### Options\n```sh\n# not a heading\n```\n## TLS-Tandem: the hand-off\n');
+  assert.deepEqual([...a], ['setls-api', 'https-createserveroptions-handler', 'options', 'options-1', 'tls-tandem-the-hand-off']);
+  assert.ok(!a.has('not-a-heading') && !a.has('tls-tandem'), 'only whole headings are anchors');
+});
+
+test("the output check of docs/api.md: '…' is anything, lines in order, a line not printed is reported", () => {
+  const printed = 'listening on 4433\nsession failed: ERR_HOST_IN_USE\necho: hi\n';
+  assert.deepEqual(outputProblems('session failed: ERR_HOST_IN_USE\necho: hi', printed), []);
+  assert.deepEqual(outputProblems('listening on …\necho: hi', printed), []);
+  assert.equal(outputProblems('echo: hi\nsession failed: ERR_HOST_IN_USE', printed).length, 1);
+  assert.equal(outputProblems('session failed: ERR_HOST_TIMEOUT', printed).length, 1);
+  assert.equal(outputProblems('echo: h', printed).length, 1, 'a whole line, not a prefix');
+  assert.equal(outputProblems('listening on 4.33', printed).length, 1, 'no regular expressions');
+});
+
+test('the .setls/ diagram names every file and folder a new card leaves on disk, with its mode', async () => {
+  const block = codeBlocks(read('docs/architecture.md')).find((b) => b.lang === 'mermaid' && /root\["\.setls\/"\]/.test(b.code));
+  assert.ok(block, 'the .setls/ diagram');
+  const label = new Map<string, string>();
+  const parent = new Map<string, string>();
+  for (const m of block.code.matchAll(/(\w+)\["([^"]*)"\]/g)) label.set(m[1]!, m[2]!);
+  for (const m of block.code.matchAll(/^\s*(\w+)(?:\["[^"]*"\])?\s*-->\s*(\w+)/gm)) parent.set(m[2]!, m[1]!);
+  const pathOf = (id: string): string => {
+    const name = /^[^\s:(]+/.exec(label.get(id) ?? '')![0];
+    const up = parent.get(id);
+    return up === undefined ? '' : pathOf(up) + name;
+  };
+  const drawn = new Map([...label.keys()].map((id) => [pathOf(id), label.get(id)!]));
+  const root = mkdtempSync(join(tmpdir(), 'setls-docs-layout-'));
+  try {
+    await initCard({ cardDir: join(root, '.setls/card') });
+    const walk = (d: string, rel: string): string[] =>
+      readdirSync(d).flatMap((e) => (statSync(join(d, e)).isDirectory() ? [`${rel}${e}/`, ...walk(join(d, e), `${rel}${e}/`)] : [`${rel}${e}`]));
+    const made = walk(join(root, '.setls'), '');
+    assert.ok(made.length >= 10, made.join(' '));
+    for (const p of made) {
+      assert.ok(drawn.has(p), `initCard made .setls/${p}; the diagram does not show it (it shows: ${[...drawn.keys()].join(', ')})`);
+      const mode = /\((0[0-7]{3})\)/.exec(drawn.get(p)!)?.[1];
+      if (mode) assert.equal((statSync(join(root, '.setls', p)).mode & 0o777).toString(8).padStart(4, '0'), mode, `.setls/${p}`);
+    }
+  } finally {
+    rmSync(root, { recursive: true, force: true });
+  }
 });
 
 test('stale notes stay fixed: logical channels are done; tls/ is TLS 1.3, 1.2 and DTLS 1.2', () => {

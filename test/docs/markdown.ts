@@ -1,7 +1,8 @@
 /**
  * Reading the repo's Markdown for tests: fenced code blocks (language, text, line), markdown links,
  * and a structural check of Mermaid diagrams (the subset the docs use: sequenceDiagram, flowchart,
- * stateDiagram-v2) so a diagram that would not render fails here, where people read it later.
+ * stateDiagram-v2) so a diagram that would not render fails here, where people read it later;
+ * GitHub's heading anchors; and the check of an `output` block against what a program printed.
  * Imports nothing of the project.
  */
 
@@ -14,28 +15,76 @@ export interface CodeBlock {
 
 /** Fenced blocks (``` or ~~~, at any indentation), in order. */
 export function codeBlocks(md: string): CodeBlock[] {
-  const out: CodeBlock[] = [];
+  return split(md).blocks;
+}
+
+/** The page without its fenced blocks (their lines left empty, so line numbers stay). */
+function prose(md: string): string {
+  return split(md).prose;
+}
+
+function split(md: string): { blocks: CodeBlock[]; prose: string } {
+  const blocks: CodeBlock[] = [];
   const lines = md.split('\n');
+  const text = [...lines];
   for (let i = 0; i < lines.length; i++) {
-    const open = /^(\s*)(```|~~~)\s*([\w+-]*)/.exec(lines[i]!);
+    const open = /^([ \t]*)(```|~~~)[ \t]*([\w+-]*)/.exec(lines[i]!);
     if (!open) continue;
     const [, indent, fence, lang] = open;
     const body: string[] = [];
     let j = i + 1;
     for (; j < lines.length; j++) {
-      if (lines[j]!.trimStart().startsWith(fence!) && lines[j]!.trim() === fence) break;
+      if (lines[j]!.trim() === fence) break;
       body.push(lines[j]!.startsWith(indent!) ? lines[j]!.slice(indent!.length) : lines[j]!);
     }
-    out.push({ lang: lang ?? '', code: body.join('\n'), line: i + 1 });
+    blocks.push({ lang: lang ?? '', code: body.join('\n'), line: i + 1 });
+    for (let k = i; k <= j && k < lines.length; k++) text[k] = '';
     i = j;
+  }
+  return { blocks, prose: text.join('\n') };
+}
+
+/**
+ * The anchors GitHub gives the headings of a page: the heading's text lower-cased, inline-code
+ * backticks and punctuation other than '-' and '_' dropped, each space a '-'; a repeated slug gets
+ * -1, -2 … Headings inside code blocks are not headings.
+ */
+export function anchors(md: string): Set<string> {
+  const page = prose(md);
+  const seen = new Map<string, number>();
+  const out = new Set<string>();
+  for (const m of page.matchAll(/^#{1,6}\s+(.+?)\s*#*\s*$/gm)) {
+    const text = m[1]!.replace(/\[([^\]]*)\]\([^)]*\)/g, '$1');
+    const slug = text.toLowerCase().replace(/[^\p{L}\p{N}\p{M} _-]/gu, '').replace(/ /g, '-');
+    const n = seen.get(slug) ?? 0;
+    seen.set(slug, n + 1);
+    out.add(n === 0 ? slug : `${slug}-${n}`);
   }
   return out;
 }
 
 /** Markdown links `[text](target)` outside code blocks and inline code. */
 export function links(md: string): string[] {
-  const prose = md.replace(/^(\s*)(```|~~~)[\s\S]*?^\1\2\s*$/gm, '').replace(/`[^`\n]*`/g, '');
-  return [...prose.matchAll(/\[[^\]\n]*\]\(([^)\s]+)(?:\s+"[^"]*")?\)/g)].map((m) => m[1]!);
+  const page = prose(md).replace(/`[^`\n]*`/g, '');
+  return [...page.matchAll(/\[[^\]\n]*\]\(([^)\s]+)(?:\s+"[^"]*")?\)/g)].map((m) => m[1]!);
+}
+
+/**
+ * Lines of `shown` (an output block) that do not match, in order, lines of `printed`. A shown line
+ * matches a printed line (both trimmed) in full; `…` in it stands for any text.
+ */
+export function outputProblems(shown: string, printed: string): string[] {
+  const want = shown.split('\n').map((l) => l.trim()).filter((l) => l !== '');
+  const got = printed.split('\n').map((l) => l.trim());
+  const problems: string[] = [];
+  let at = 0;
+  for (const w of want) {
+    const re = new RegExp(`^${w.split('…').map((p) => p.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')).join('.*')}$`);
+    const k = got.findIndex((g, j) => j >= at && re.test(g));
+    if (k < 0) problems.push(`not printed (after line ${at + 1}): ${w}`);
+    else at = k + 1;
+  }
+  return problems;
 }
 
 /** What is wrong with a Mermaid diagram (empty: nothing found). */
