@@ -163,6 +163,23 @@ test("no PIN anywhere: 'error' ERR_API_PIN_MISSING; a wrong PIN: the card's ERR_
   }
 });
 
+test("a card folder another opener holds: 'error' ERR_CARD_LOCKED naming its PID, nothing listens; free again, it listens", async () => {
+  const card = await openCard({ cardDir });
+  const server = createServer({ cardDir }, (_req, res) => res.end('ok'));
+  try {
+    server.listen(0, '127.0.0.1');
+    const [err] = (await within(once(server, 'error'), 'locked folder')) as [Error & { code?: string }];
+    assert.equal(err.code, 'ERR_CARD_LOCKED');
+    assert.match(err.message, new RegExp(`\\b${process.pid}\\b`));
+    assert.equal(server.address(), null);
+  } finally {
+    await card.close();
+  }
+  const port = await listening(server);
+  assert.equal((await get(port)).body, 'ok');
+  await closed(server);
+});
+
 test('close() before listen: the callback gets ERR_SERVER_NOT_RUNNING, as node:net', async () => {
   const server = createServer({ cardDir });
   const err = await new Promise<Error | undefined>((r) => server.close(r));
