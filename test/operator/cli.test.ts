@@ -12,6 +12,7 @@ import { statSync, existsSync, writeFileSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { startOperator, type RunningOperator } from '../../src/operator/service.js';
 import { JobError } from '../../src/operator/jobs/runner.js';
+import { DefaultAttestationVerifier, SETLS_ATTESTATION_V1 } from '../../src/operator/pki/attestation.js';
 import { makeCsr, makeManufacturer, SoftCard, tempDir, type Manufacturer } from './helpers.js';
 import { requirePeer } from '../interop/peers.js';
 import { waitUntil, within } from '../wait.js';
@@ -104,6 +105,7 @@ test('the operator service with software executors: import, list, enrol --wait, 
     dir,
     port: 0,
     quiet: true,
+    verifier: new DefaultAttestationVerifier(SETLS_ATTESTATION_V1),
     runner: { pollMs: 200 },
     setup: ({ operator }) => {
       operator.runner.register('enrol', async (job, ctx) => {

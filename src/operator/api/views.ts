@@ -47,6 +47,13 @@ export function certificateView(c: CertificateRow, uid: Uint8Array | null, withP
   };
 }
 
+/** A job's result as shown: a sealed secret is replaced by whether one is there. */
+function withoutSecrets(r: JsonObject): JsonObject {
+  if (!('sealedPin' in r)) return r;
+  const { sealedPin: _sealed, ...rest } = r;
+  return { ...rest, secret: 'GET /v1/jobs/{id}/secret (the token that created the job)' };
+}
+
 export function jobView(j: JobRow, uid: Uint8Array | null): JsonObject {
   return {
     id: j.id,
@@ -59,7 +66,7 @@ export function jobView(j: JobRow, uid: Uint8Array | null): JsonObject {
     maxAttempts: j.maxAttempts,
     errorCode: j.errorCode,
     errorMessage: j.errorMessage,
-    result: j.result,
+    result: j.result ? withoutSecrets(j.result) : null,
     progress: j.progress,
     createdBy: j.createdBy,
     createdAt: iso(j.createdAt),
