@@ -52,11 +52,16 @@ export class TestCard {
     readonly manifest: ManifestEntry,
   ) {
     card.logging = false;
+    this.transport = this.newTransport();
+  }
+
+  /** Another transport to the same card (a second agent, after the first one "died" mid-APDU). */
+  newTransport(): CardTransport {
     const inner = new InProcessTransport(async (apdu) => {
       this.apdus++;
       return this.filter ? this.filter(apdu, (a) => this.card.transmit(a)) : this.card.transmit(apdu);
     });
-    this.transport = { extendedLength: false, transmit: (a) => inner.transmit(a), close: () => inner.close() };
+    return { extendedLength: false, transmit: (a) => inner.transmit(a), close: () => inner.close() };
   }
 
   static async create(m: Manufacturing, uid: Uint8Array = new Uint8Array(randomBytes(16))): Promise<TestCard> {
@@ -104,7 +109,7 @@ export interface Bench {
   /** Polls the job until it ends. */
   wait(id: string, timeoutMs?: number): Promise<Record<string, any>>;
   agentToken(hostId: string): Promise<string>;
-  startAgent(cards: readonly TestCard[], hostId?: string, log?: (l: string) => void): Promise<DeviceAgent>;
+  startAgent(cards: readonly TestCard[], hostId?: string, log?: (l: string) => void, transports?: readonly CardTransport[]): Promise<DeviceAgent>;
   importCards(cards: readonly TestCard[]): Promise<void>;
   close(): Promise<void>;
 }
@@ -145,9 +150,18 @@ export async function makeBench(m: Manufacturing, opts: Partial<StartOptions> = 
       return job;
     },
     agentToken: (hostId) => createAgentToken(svc.operator.store, hostId),
-    async startAgent(cards, hostId = 'dev-1', log) {
+    async startAgent(cards, hostId = 'dev-1', log, transports) {
       const token = await createAgentToken(svc.operator.store, hostId);
-      const a = await DeviceAgent.start({ operatorUrl: svc.url, ca: tlsCaPem, token, hostId, cards: cards.map((c) => ({ transport: c.transport })), ...(log ? { log } : {}), backoffInitialMs: 50, backoffMaxMs: 500 });
+      const a = await DeviceAgent.start({
+        operatorUrl: svc.url,
+        ca: tlsCaPem,
+        token,
+        hostId,
+        cards: cards.map((c, i) => ({ transport: transports?.[i] ?? c.transport })),
+        ...(log ? { log } : {}),
+        backoffInitialMs: 50,
+        backoffMaxMs: 500,
+      });
       agents.push(a);
       return a;
     },

@@ -21,6 +21,7 @@ export function cardView(c: CardRow): JsonObject {
     attestationCertificateSha256: fingerprintHex(c.attestCertDer),
     createdAt: iso(c.createdAt),
     updatedAt: iso(c.updatedAt),
+    hostId: c.hostId,
     lastSeenAt: iso(c.lastSeenAt),
   };
 }
