@@ -252,3 +252,45 @@ test('revoke a served certificate: CRL at once, and by default a re-key of the c
   const none = await bench.api('POST', `/v1/certificates/${v.certificates.find((c: any) => c.status === 'good').serial}/revoke`, { cardAction: 'none' });
   assert.equal(none.json().job, null);
 });
+
+test("the agent's log and the wire of an enrolment, a re-key and a PIN reset carry no PIN, key or certificate bytes in clear", async () => {
+  const card = await TestCard.create(m);
+  await bench.importCards([card]);
+  const log: string[] = [];
+  const wire: Buffer[] = [];
+  card.filter = async (apdu, next) => {
+    const r = await next(apdu);
+    wire.push(Buffer.from(apdu), Buffer.from(r));
+    return r;
+  };
+  await bench.startAgent([card], `dev-${++hosts}`, (l) => log.push(l));
+  await ok(card, 'enrol');
+  await ok(card, 'rekey');
+  const pinJob = await ok(card, 'unblock-pin', { newPin: true });
+  const pin = (await bench.api('GET', `/v1/jobs/${pinJob.id}/secret`)).json().pin as string;
+  card.filter = undefined;
+  assert.ok(log.length >= 6, 'the agent logged its scripts');
+  const text = log.join('\n');
+  const all = Buffer.concat(wire);
+  const v = await cardJson(card);
+  const certs = await Promise.all(v.certificates.map(async (c: any) => Buffer.from((await bench.api('GET', `/v1/certificates/${c.serial}`)).json().certificate.pem.replace(/-----[^-]+-----|\s/g, ''), 'base64')));
+  const { adminKeysForCard } = await import('../../src/operator/keys/master-keys.js');
+  const keys = adminKeysForCard(join(bench.dir, 'keys'), 1, card.uid, 0x31);
+  const secrets: [string, Buffer][] = [
+    ['PIN', Buffer.from(pin, 'ascii')],
+    ...certs.map((c, i) => [`certificate ${i}`, c] as [string, Buffer]),
+    ['operator CA certificate', Buffer.from(bench.svc.operator.ca.certDer)],
+    ...Object.values(card.platform.tls().identities).map((i, n) => [`identity key ${n} (SPKI)`, Buffer.from(i.spki, 'hex')] as [string, Buffer]),
+    ['K-ENC', Buffer.from(keys.enc)],
+    ['K-MAC', Buffer.from(keys.mac)],
+    ['K-DEK', Buffer.from(keys.dek)],
+  ];
+  assert.ok(!text.includes(pin), 'no PIN in the agent log');
+  for (const [what, s] of secrets) {
+    for (let i = 0; i + 8 <= s.length; i += 4) {
+      const w = s.subarray(i, i + 8);
+      assert.ok(!all.includes(w), `${what}: bytes ${i}..${i + 8} appear on the wire`);
+      assert.ok(!text.toLowerCase().includes(w.subarray(0, 4).toString('hex')), `${what}: bytes ${i}..${i + 4} in the agent log`);
+    }
+  }
+});
