@@ -159,6 +159,7 @@ test('rotate-admin-keys: PUT KEY to the next KVN; later jobs open with it', asyn
   const card = await enrolled();
   const rot = await ok(card, 'rotate-admin-keys');
   assert.equal(rot.result.kvn, '32');
+  assert.equal(rot.result.roundTrips, 1);
   assert.deepEqual(card.platform.record().keySets.map((k) => k.kvn), [0x32]);
   assert.equal((await cardJson(card)).kvn, '32');
   await ok(card, 'lock');

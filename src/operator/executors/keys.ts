@@ -1,7 +1,8 @@
 /**
  * operator/executors/keys: rotate-admin-keys — PUT KEY replacing the card's operator key set (KVN
  * k) by a new one (KVN k + 1, 31..3F wrapping to 31), derived from the admin master for that KVN.
- * One round trip: [IU, EA (keys k), PUT KEY(k → k+1), GetCardInfo]; the card's key check values and
+ * One round trip: [IU, EA (keys k), PUT KEY(k → k+1), GetCardInfo] (a resumed job reads GetCardInfo
+ * first); the card's key check values and
  * GetCardInfo's KVN list confirm it. The KVN it moves to is checkpointed first, so an attempt after a
  * crash opens with k + 1 when the card answers that k is gone. imports executors/common, admin/, gp/.
  */
@@ -19,12 +20,16 @@ export function rotateAdminKeysExecutor(deps: ExecutorDeps): JobExecutor {
     const from = typeof job.progress['rotateFrom'] === 'number' ? (job.progress['rotateFrom'] as number) : ctx.card.kvn;
     if (from === FACTORY_KVN) throw new OpError(OpErrorCode.cardState, 'the card still has its factory keys: enrol it (taking ownership) before rotating admin keys');
     const admin = new CardAdmin(deps, job, ctx, [target]);
-    return withCard(admin, async () => {
-      await admin.checkpoint({ rotateFrom: from, rotateTo: target });
-      const info = await admin.info({ keepOpen: true });
-      if (admin.kvn === target || (info.kvns.includes(target) && !info.kvns.includes(from))) {
-        await admin.session.release();
-        return admin.result({ kvn: target.toString(16), from: from.toString(16), alreadyDone: true });
+    return withCard(admin, async (replan) => {
+      // A first attempt goes straight to PUT KEY; a later one first looks at which key sets the card holds.
+      if (replan || 'rotateTo' in job.progress) {
+        const info = await admin.info({ keepOpen: true });
+        if (admin.kvn === target || (info.kvns.includes(target) && !info.kvns.includes(from))) {
+          await admin.session.release();
+          return admin.result({ kvn: target.toString(16), from: from.toString(16), alreadyDone: true });
+        }
+      } else {
+        await admin.checkpoint({ rotateFrom: from, rotateTo: target });
       }
       const keys = admin.keysFor(target);
       try {
