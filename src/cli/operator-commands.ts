@@ -11,7 +11,11 @@ import { randomUUID } from 'node:crypto';
 import { SetlsError } from '../bytes/index.js';
 import { createApiToken, isRole } from '../operator/auth/tokens.js';
 import { createAgentToken } from '../operator/auth/agent-tokens.js';
-import { DEFAULT_OPERATOR_DIR, DEFAULT_OPERATOR_PORT } from '../operator/paths.js';
+import { DEFAULT_OPERATOR_DIR, DEFAULT_OPERATOR_PORT, operatorPaths } from '../operator/paths.js';
+import { readMasterKeyFile, transportMasterPath } from '../operator/keys/master-keys.js';
+import { writeSecretFile } from '../operator/keys/secret-files.js';
+import { aesKcv } from '../gp/keys.js';
+import { toHex } from '../bytes/index.js';
 import { initOperator } from '../operator/init.js';
 import { Operator } from '../operator/operator.js';
 import { startOperator } from '../operator/service.js';
@@ -155,6 +159,22 @@ export function registerOperatorCommands(program: Command): void {
         console.log(await createAgentToken(operator.store, o.host, operator.now()));
       } finally {
         await operator.close();
+      }
+    });
+
+  op.command('transport-key')
+    .description("keep a manufacturer's transport master (hex AES key; the factory key sets of its cards derive from it) as keys/transport-<id>.key, mode 0600")
+    .requiredOption('--id <id>', 'the transportKeyId its manifests name')
+    .argument('<file>', 'file holding the master key in hex')
+    .option('--dir <dir>', 'operator state folder', DEFAULT_OPERATOR_DIR)
+    .action((file: string, o: { id: string; dir: string }) => {
+      const key = readMasterKeyFile(file);
+      try {
+        const path = transportMasterPath(operatorPaths(o.dir).keysDir, o.id);
+        writeSecretFile(path, toHex(key) + '\n');
+        console.log(`transport master '${o.id}' kept in ${path} (KCV ${toHex(aesKcv(key))})`);
+      } finally {
+        key.fill(0);
       }
     });
 

@@ -81,6 +81,15 @@ test('enrol: ownership (PUT KEY 30→31), key generated and attested in the card
   assert.equal(done.result.slot, slot.slot);
 });
 
+test('a manifest that gives the card\'s sequence counter: the enrolment is precomputed from the first script — two round trips', async () => {
+  const card = await TestCard.create(m);
+  const r = await bench.api('POST', '/v1/manifests', { cards: [card.manifestEntry({}, true)] });
+  assert.equal(r.status, 201, r.body.toString());
+  await bench.startAgent([card], `dev-${++hosts}`);
+  const done = await ok(card, 'enrol');
+  assert.deepEqual([done.result.roundTrips, done.result.sessions, done.result.predictedSessions], [2, 1, 1], JSON.stringify(done.result));
+});
+
 test('lock and unlock: one precomputed round trip each; the TLS applet locked then unlocked in the card', async () => {
   const card = await enrolled();
   const lock = await ok(card, 'lock');

@@ -83,7 +83,9 @@ export class TestCard {
     return this.card.platform;
   }
 
-  manifestEntry(extra: Record<string, unknown> = {}): Record<string, unknown> {
+  /** The card's manifest entry; `withCounter`: with its next sequence counter (what a factory may say). */
+  manifestEntry(extra: Record<string, unknown> = {}, withCounter = false): Record<string, unknown> {
+    if (withCounter) extra = { sequenceCounter: this.platform.record().sequenceCounter, ...extra };
     return { uid: this.uidHex, attestationCertificate: pem(this.manifest.attestationChain[0]!), kvn: '30', transportKeyId: TRANSPORT_ID, ...extra };
   }
 

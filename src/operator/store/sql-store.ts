@@ -350,8 +350,8 @@ export class SqlStore implements OperatorStore {
   }
   async insertCard(card: NewCard): Promise<void> {
     await this.c.run(
-      `INSERT INTO card (id, uid, batch_id, attest_cert_der, attest_spki_sha256, lifecycle, kvn, transport_key_id, labels, profile, created_at, updated_at)
-       VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+      `INSERT INTO card (id, uid, batch_id, attest_cert_der, attest_spki_sha256, lifecycle, kvn, transport_key_id, seq_counter, labels, profile, created_at, updated_at)
+       VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
       [
         card.id,
         card.uid,
@@ -361,6 +361,7 @@ export class SqlStore implements OperatorStore {
         card.lifecycle,
         card.kvn,
         card.transportKeyId,
+        card.seqCounter ?? null,
         json(card.labels),
         json(card.profile),
         card.createdAt,

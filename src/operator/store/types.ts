@@ -291,7 +291,10 @@ export interface JobFilter {
   readonly kind?: string;
 }
 
-export type NewCard = Omit<CardRow, 'createdAt' | 'updatedAt' | 'lastSeenAt' | 'hostId' | 'seqCounter' | 'denyListNumber' | 'timeAnchorCounter'> & { readonly createdAt: number };
+export type NewCard = Omit<CardRow, 'createdAt' | 'updatedAt' | 'lastSeenAt' | 'hostId' | 'seqCounter' | 'denyListNumber' | 'timeAnchorCounter'> & {
+  readonly createdAt: number;
+  readonly seqCounter?: number | null;
+};
 export type NewJob = Pick<JobRow, 'id' | 'cardId' | 'kind' | 'params' | 'maxAttempts' | 'deadlineAt' | 'idempotencyKey' | 'createdBy' | 'createdAt'> & {
   readonly campaignId?: string | null;
   /** Not claimable before (default: createdAt). */
