@@ -28,8 +28,9 @@ export const RULES: Record<string, readonly string[]> = {
   // tls/crypto.js: primitives only (AEAD, HKDF-Expand-Label), for the TLS-Tandem host record layer.
   host: ['bytes', 'apdu', 'eap', 'transport', 'tls/record', 'tls/crypto.js', 'registry', 'protocol'],
   pki: ['bytes'],
-  // GlobalPlatform SCP03 for card and operator alike: pure, so both sides may import it.
-  gp: ['bytes'],
+  // GlobalPlatform SCP03 for card and operator alike: pure, so both sides may import it; the admin
+  // protocol's data (AID, tags, lifecycle codes) is written once in protocol/isd.ts.
+  gp: ['bytes', 'protocol'],
   // Off-card factory personalisation: builds APDUs and parses answers, never imports card code.
   factory: ['bytes', 'gp'],
   coap: ['bytes'],
@@ -37,7 +38,7 @@ export const RULES: Record<string, readonly string[]> = {
   // The operator service: never card/, host/ or tls/ (it reaches cards only through SCP03 scripts).
   operator: ['bytes', 'gp', 'pki', 'registry', 'protocol'],
   // The device-agent relay protocol (setls-remote-admin/1), shared by operator and agent: pure.
-  relay: ['bytes'],
+  relay: ['bytes', 'protocol'],
   // The device agent: a host-side relay that reaches the card through CardClient only (never card/,
   // gp/ or operator/ code: it cannot read what it relays, and needs nothing to do so).
   agent: ['bytes', 'apdu', 'transport', 'host/card-client.js', 'relay'],

@@ -1,18 +1,20 @@
 /**
- * EmulatedCard: the emulated secure element — a card OS (card/os/) hosting the setls applet and
- * Urien's TLS-SE applet (card/applets/), which share the card services (card/services/) over one
- * sealed persistent store. `process()` is the only way in: APDU bytes in, response APDU bytes out,
+ * EmulatedCard: the emulated secure element — a card OS (card/os/) hosting the setls applet,
+ * Urien's TLS-SE applet and the GlobalPlatform security domain (card/applets/), which share the card
+ * services (card/services/) over one sealed persistent store. `process()` is the only way in: APDU bytes in, response APDU bytes out,
  * synchronous, never throwing (docs/apdu-protocol.md; docs/architecture.md "The card: an OS and
  * its applets").
  *
- * Secrets: the persistent state (private keys as KeyObjects, PIN hashes, PSK keys, the ticket key;
- * wiped by `close()`), the master-key copy (the sealed store's), the RNG block, everything the
+ * Secrets: the persistent state (private keys as KeyObjects, PIN hashes, PSK keys, the ticket key,
+ * the security domain's attestation key and SCP03 key sets; wiped by `close()`), the master-key copy (the sealed store's), the RNG block, everything the
  * applets and services hold (their headers say what and when it is wiped).
  * imports bytes/, protocol/ and card/.
  */
 import { SetlsError, wipe } from '../bytes/index.js';
 import { Channels, DEFAULT_CARD_NAME, buildAtr } from '../protocol/index.js';
+import { blankRecord, type IsdOptions } from './applets/isd/index.js';
 import { cardApplets, type AppletFactory } from './applets/registry.js';
+import { SecurityDomainApplet } from './applets/security-domain.js';
 import type { MonotonicMs } from './clock.js';
 import { DEFAULT_MAX_CHANNELS, PinPolicy } from './constants.js';
 import { makePinRecord, padPin } from './pins.js';
@@ -70,6 +72,11 @@ export interface EmulatedCardOpenOptions {
    * `registerDefaultApplet` (applets/registry.ts). Each gets the card's services.
    */
   readonly applets?: readonly AppletFactory[];
+  /**
+   * Options of the card's security domain (tests: the challenge AID of recorded SCP03 vectors, the
+   * back-off threshold).
+   */
+  readonly securityDomain?: IsdOptions;
 }
 
 export interface EmulatedCardCreateOptions extends EmulatedCardOpenOptions {
@@ -80,8 +87,17 @@ export interface EmulatedCardCreateOptions extends EmulatedCardOpenOptions {
 
 const STATE_CODEC = { serialize: serializeState, clone: cloneState };
 
+/** Diagnostics of the card's security domain (tests, never secrets). */
+export interface SecurityDomainDiagnostics {
+  /** The SCP03 session state of a logical channel ('idle' when none). */
+  sessionState(channel: number): 'idle' | 'initialized' | 'open' | 'aborted';
+  /** Failed authentications counted in this power cycle (the back-off's F). */
+  readonly failedAuths: number;
+}
+
 export class EmulatedCard {
   private readonly os: CardOs;
+  private readonly sd: SecurityDomainApplet;
   /** The card's Answer To Reset (protocol/atr.ts). */
   readonly atr: Uint8Array;
 
@@ -93,12 +109,15 @@ export class EmulatedCard {
   ) {
     this.atr = atr;
     const s = services;
+    // The setls applet first: it is the default applet (answers on channels where nothing is selected).
+    const applets = cardApplets(s, opts.applets, opts.securityDomain);
+    this.sd = applets.find((a): a is SecurityDomainApplet => a instanceof SecurityDomainApplet)!;
     this.os = new CardOs({
       maxChannels: opts.channels ?? DEFAULT_MAX_CHANNELS,
-      // The setls applet first: it is the default applet (answers on channels where nothing is selected).
-      applets: cardApplets(s, opts.applets),
+      applets,
       afterApdu: () => s.tls.afterApdu(),
       afterReset: () => s.rng.wipe(),
+      admit: (applet, what) => s.securityDomain.admit(applet.aid, what),
     });
   }
 
@@ -145,6 +164,8 @@ export class EmulatedCard {
       policy: DEFAULT_POLICY,
       psks: [],
       ticketKey: undefined,
+      // A card fresh from the fab: its security domain in OP_READY, for factory personalisation.
+      isd: blankRecord(),
     };
     wipe(user, operator, puk);
     let card: EmulatedCard;
@@ -194,6 +215,17 @@ export class EmulatedCard {
     return this.os.lastError;
   }
 
+  /** The security domain's session states and back-off count (diagnostics). */
+  get securityDomain(): SecurityDomainDiagnostics {
+    const isd = this.sd.isd;
+    return {
+      sessionState: (channel) => isd.sessionState(channel),
+      get failedAuths() {
+        return isd.failedAuths;
+      },
+    };
+  }
+
   /**
    * Processes one command APDU and returns the response APDU (data ‖ SW1 SW2) as a fresh array
    * (own ArrayBuffer, byteOffset 0). Never throws: errors become status words, unexpected ones 6F00.
@@ -202,7 +234,12 @@ export class EmulatedCard {
     return this.os.process(apdu);
   }
 
-  /** Card reset / power cycle: transient state cleared, persistent state kept; every channel but 0 closed. */
+  /**
+   * Card reset / power cycle: transient state cleared, persistent state kept; every channel but 0
+   * closed. A power cycle for every applet's RAM (the security domain's SCP03 sessions end and its
+   * count of failed authentications starts again), except the time floor's per-power-on bound, which
+   * runs from the card object's creation (a host cannot widen it by resetting the card).
+   */
   reset(): void {
     this.os.reset();
   }
@@ -215,6 +252,10 @@ export class EmulatedCard {
     const state = this.services.store.state;
     for (const p of state.psks) wipe(p.key);
     if (state.ticketKey) wipe(state.ticketKey.key);
+    if (state.isd) {
+      wipe(state.isd.attestation?.pkcs8);
+      for (const k of state.isd.keySets) wipe(k.enc, k.mac, k.dek);
+    }
     this.sealed.close();
   }
 }

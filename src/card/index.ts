@@ -8,7 +8,7 @@ import { setDefaultTlsFactory } from './services/tls-service.js';
 
 setDefaultTlsFactory(createTlsServer);
 
-export { EmulatedCard, type EmulatedCardCreateOptions, type EmulatedCardOpenOptions, type CardErrorInfo, type RandomSource } from './card.js';
+export { EmulatedCard, type EmulatedCardCreateOptions, type EmulatedCardOpenOptions, type CardErrorInfo, type RandomSource, type SecurityDomainDiagnostics } from './card.js';
 export type { TlsFactory } from './services/tls-service.js';
 export type { StoreHooks, WriteStep } from './os/sealed-store.js';
 export { APPLET_AID, APPLET_VERSION, CardStateCode, KeyType, PolicyTag, UnknownSniPolicy } from '../protocol/index.js';

@@ -8,7 +8,8 @@
  *             E1 identity* { 80 label, 10 key type, 14 PKCS#8, 11 SPKI, 12 certificate*, 40 client
  *                            auth, 41 export allowed, 42 exporter label*, 43 trust anchor* },
  *             E2 PSK* { 50 identity, 51 key, 52 hash }, 0D ticket key? (id(4) ‖ key(32)),
- *             0E pending PIN attempt* (PIN ref(1) ‖ tag(32): 00 user, 01 operator, 02 PUK) }
+ *             0E pending PIN attempt* (PIN ref(1) ‖ tag(32): 00 user, 01 operator, 02 PUK),
+ *             E3 security domain record? (card/applets/isd/record-codec.ts: its TLVs as the value) }
 
  * TLVs have one-byte tags and shortest-form BER lengths (state-codec.ts); fields come in this
  * order; anything else (unknown or out-of-order tags, bad sizes, trailing bytes) is ERR_CARD_STATE.
@@ -23,18 +24,23 @@
  * secrets into strings once, when an old card is opened. Host names are not stored: they are
  * re-derived from each leaf certificate on load.
  *
+ * A card made before the security domain existed has no `E3`: it has no security domain
+ * (`isd` undefined; its ISD applet answers SELECT with 6A82). `EmulatedCard.create` writes a blank
+ * record (OP_READY) that factory personalisation fills in and seals.
+ *
  * Secrets: the identities' private keys (KeyObjects in memory, PKCS8 in the serialized bytes,
- * which the caller wipes after sealing / after loading), the PIN hashes, the PSK keys and the ticket
- * key. imports bytes/, protocol/, card/ siblings (apdu/ via errors, tls/ via policy) and node built-ins.
+ * which the caller wipes after sealing / after loading), the PIN hashes, the PSK keys, the ticket
+ * key, and the security domain's attestation key and SCP03 key sets. imports bytes/, protocol/, card/ siblings (apdu/ via errors, tls/ via policy) and node built-ins.
  */
 import type { KeyObject } from 'node:crypto';
 import { SetlsError, freshCopy, fromHex, readU32, toHex, u32, wipe } from '../bytes/index.js';
-import { ClientAuthCode, KeyType } from '../protocol/index.js';
+import { ClientAuthCode, IsdLimits, KeyType } from '../protocol/index.js';
 import { Limits } from './constants.js';
 import { cardErr } from './errors.js';
 import { PENDING_TAG_BYTES, type PinRecord } from './pins.js';
 import { DEFAULT_POLICY, applyPolicyTlv, encodePolicyTlv, policyFromJson, type CardPolicy } from './policy.js';
 import { encodeTree, hostNamesOf, loadPrivateKey, parseItems, readFields, stateError, utf8Text, type Field, type Node } from './state-codec.js';
+import { cloneRecord, decodeIsdRecord, encodeIsdRecord, type IsdRecord } from './applets/isd/index.js';
 
 export type KeyTypeName = 'p256' | 'rsa2048';
 
@@ -92,6 +98,11 @@ export interface CardState {
   psks: PskRecord[];
   /** Session ticket key, generated at first need; absent until then. */
   ticketKey: TicketKeyRecord | undefined;
+  /**
+   * The security domain's record (card/applets/isd); undefined on a card made before the security
+   * domain existed: it has no security domain ("no security domain personalised").
+   */
+  isd: IsdRecord | undefined;
 }
 
 export type PinName = keyof CardState['pins'];
@@ -117,6 +128,7 @@ export function cloneState(s: CardState): CardState {
     policy: s.policy,
     psks: [...s.psks],
     ticketKey: s.ticketKey,
+    isd: s.isd ? cloneRecord(s.isd) : undefined,
   };
 }
 
@@ -137,6 +149,8 @@ export const StateTag = {
   ticketKey: 0x0d,
   /** A charged PIN attempt whose success was not recorded: PIN ref(1) ‖ pending tag(32) (pins.ts). */
   pendingAttempt: 0x0e,
+  /** The security domain's record (its own TLV codec, card/applets/isd/record-codec.ts). */
+  isd: 0xe3,
   // inside an identity (E1)
   label: 0x80,
   keyType: 0x10,
@@ -153,6 +167,9 @@ export const StateTag = {
   pskHash: 0x52,
 } as const;
 
+/** Labelled identities (GENERATE-KEY) and the security domain's slot identities (`slot1`–`slot8`). */
+const MAX_STORED_IDENTITIES = Limits.maxIdentities + IsdLimits.maxSlot;
+
 /** A PIN record: tries(1) ‖ max(1) ‖ salt(16) ‖ hash(32). */
 const PIN_RECORD = 50;
 /** The ticket key record: id(4) ‖ key(32). */
@@ -166,11 +183,12 @@ const TOP_FIELDS: readonly Field[] = [
   { tag: StateTag.operatorPin, name: 'operator PIN', minLen: PIN_RECORD, maxLen: PIN_RECORD },
   { tag: StateTag.puk, name: 'PUK', minLen: PIN_RECORD, maxLen: PIN_RECORD },
   { tag: StateTag.policy, name: 'policy', minLen: 1, maxLen: 1024 },
-  { tag: StateTag.identity, name: 'identity', min: 0, max: Limits.maxIdentities },
+  { tag: StateTag.identity, name: 'identity', min: 0, max: MAX_STORED_IDENTITIES },
   { tag: StateTag.psk, name: 'PSK', min: 0, max: Limits.maxPsks },
   { tag: StateTag.ticketKey, name: 'ticket key', min: 0, max: 1, minLen: TICKET_KEY_RECORD, maxLen: TICKET_KEY_RECORD },
   // Added after the first v4 cards: optional and last, so their states still load.
   { tag: StateTag.pendingAttempt, name: 'pending PIN attempt', min: 0, max: 3, minLen: 1 + PENDING_TAG_BYTES, maxLen: 1 + PENDING_TAG_BYTES },
+  { tag: StateTag.isd, name: 'security domain', min: 0, max: 1, minLen: 1 },
 ];
 
 /** The PIN a pending-attempt record belongs to (its first byte). */
@@ -206,6 +224,7 @@ const leaf = (tag: number, ...parts: Uint8Array[]): Node => ({ tag, parts });
  */
 export function serializeState(s: CardState): Uint8Array {
   const exported: Uint8Array[] = [];
+  let isd: Uint8Array | undefined;
   try {
     const pin = (tag: number, p: PinRecord): Node => leaf(tag, Uint8Array.of(p.tries, p.max), p.salt, p.hash);
     const nodes: Node[] = [
@@ -245,9 +264,13 @@ export function serializeState(s: CardState): Uint8Array {
       const p = s.pins[name].pending;
       if (p) nodes.push(leaf(StateTag.pendingAttempt, Uint8Array.of(ref), p));
     });
+    if (s.isd) {
+      isd = encodeIsdRecord(s.isd);
+      nodes.push(leaf(StateTag.isd, isd));
+    }
     return encodeTree(STATE_VERSION, [{ tag: StateTag.state, children: nodes }]);
   } finally {
-    wipe(...exported);
+    wipe(...exported, isd);
   }
 }
 
@@ -297,6 +320,15 @@ function decodeV4(plain: Uint8Array): CardState {
     if (pins[name].pending) bad(`two pending attempts for the ${name} PIN`);
     pins[name].pending = freshCopy(v.subarray(1));
   }
+  const isdBytes = top.get(StateTag.isd)![0];
+  let isd: IsdRecord | undefined;
+  if (isdBytes) {
+    try {
+      isd = decodeIsdRecord(isdBytes);
+    } catch (e) {
+      throw stateError(`security domain: ${(e as Error).message}`, e);
+    }
+  }
   return {
     serial: freshCopy(one(top, StateTag.serial)),
     pins,
@@ -305,6 +337,7 @@ function decodeV4(plain: Uint8Array): CardState {
     policy,
     psks,
     ticketKey: t ? { id: freshCopy(t.subarray(0, 4)), key: freshCopy(t.subarray(4, 36)) } : undefined,
+    isd,
   };
 }
 
@@ -378,7 +411,7 @@ function deserializeJsonState(plain: Uint8Array): CardState {
   if (o.format !== JSON_FORMAT || (o.version !== 1 && o.version !== 2 && o.version !== 3)) bad('unknown format or version');
   if (typeof o.serial !== 'string' || !/^[0-9a-f]{16}$/.test(o.serial)) bad('serial is not 8 hex bytes');
   const pins = obj(o.pins, 'pins');
-  if (!Array.isArray(o.identities) || o.identities.length > Limits.maxIdentities) bad('identities is not a bounded array');
+  if (!Array.isArray(o.identities) || o.identities.length > MAX_STORED_IDENTITIES) bad('identities is not a bounded array');
   const identities = o.identities.map((v, n): IdentityRecord => {
     const i = obj(v, `identity ${n}`);
     if (typeof i.label !== 'string' || !validLabel(i.label)) bad(`identity ${n} label`);
@@ -406,6 +439,7 @@ function deserializeJsonState(plain: Uint8Array): CardState {
     policy: parsePolicy(o.policy),
     psks: parsePsks(o.psks),
     ticketKey: parseTicketKey(o.ticketKey),
+    isd: undefined,
   };
 }
 

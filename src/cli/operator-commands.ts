@@ -93,8 +93,15 @@ export function registerOperatorCommands(program: Command): void {
     .option('--public-url <url>', 'URL relying parties and agents use (CRL URLs in certificates); default: the URL serve listens on')
     .option('--hostname <name...>', "extra DNS names / IPs for the operator's HTTPS certificate", [])
     .option('--manufacturer-ca <file...>', 'trust these manufacturer CA certificates (PEM) for attestation', [])
-    .action(async (o: { dir: string; publicUrl?: string; hostname: string[]; manufacturerCa: string[] }) => {
-      const r = await initOperator({ dir: o.dir, publicUrl: o.publicUrl, hostnames: o.hostname, manufacturerCaPems: o.manufacturerCa.map((f) => readFileSync(f, 'utf8')) });
+    .option('--manufacturer-keys <file...>', "manufacturer master key files (e.g. .setls/manufacturer/master.key): the cards' factory SCP03 keys (KVN 30) derive from them", [])
+    .action(async (o: { dir: string; publicUrl?: string; hostname: string[]; manufacturerCa: string[]; manufacturerKeys: string[] }) => {
+      const r = await initOperator({
+        dir: o.dir,
+        publicUrl: o.publicUrl,
+        hostnames: o.hostname,
+        manufacturerCaPems: o.manufacturerCa.map((f) => readFileSync(f, 'utf8')),
+        manufacturerKeyFiles: o.manufacturerKeys,
+      });
       console.log(`operator created in ${r.paths.dir}`);
       console.log(`  store:            ${r.paths.db}`);
       console.log(`  issuing CA:       ${r.paths.caCert} (relying parties trust it; key ${r.paths.caKey}, 0600)`);
@@ -103,6 +110,7 @@ export function registerOperatorCommands(program: Command): void {
       console.log(`  admin master key: ${r.paths.keysDir}/admin-master-v1.key (0600, KCV ${r.masterKcv})`);
       console.log(`  admin token:      ${r.paths.adminToken} (0600)`);
       console.log(`  manufacturer CAs: ${r.trustedManufacturers} trusted${r.trustedManufacturers === 0 ? ' (setls operator trust-manufacturer FILE)' : ''}`);
+      if (r.transportKeyIds.length) console.log(`  transport keys:   ${r.transportKeyIds.map((id) => `${r.paths.keysDir}/transport-${id}.key`).join(', ')} (0600)`);
     });
 
   op.command('serve')

@@ -1,8 +1,9 @@
 /**
  * operator/init: `setls operator init` — creates an operator state folder (paths.ts): the store,
  * the issuing CA, a separate TLS CA and the operator's HTTPS certificate, the admin master key, an
- * admin API token, the first CRL, the configuration; trusts the manufacturer CAs given. Refuses an
- * existing folder state. imports store/, pki/, keys/, auth/, paths, errors.
+ * admin API token, the first CRL, the configuration; trusts the manufacturer CAs given and keeps the
+ * manufacturer master keys given (the cards' factory SCP03 keys derive from them). Refuses an
+ * existing folder state. imports bytes/, gp/, store/, pki/, keys/, auth/, paths, errors.
  *
  * Why a separate TLS CA: relying parties trust ca.crt to authenticate *cards*; if the operator's own
  * HTTPS certificate came from that CA, anything trusting cards would also accept a card key as the
@@ -12,7 +13,9 @@ import { randomUUID, webcrypto } from 'node:crypto';
 import { existsSync, mkdirSync, writeFileSync, chmodSync } from 'node:fs';
 import { createApiToken } from './auth/tokens.js';
 import { OpError, OpErrorCode } from './errors.js';
-import { adminMasterPath, createMasterKeyFile } from './keys/master-keys.js';
+import { aesKcv, transportKeyId } from '../gp/index.js';
+import { toHex, wipe } from '../bytes/index.js';
+import { adminMasterPath, createMasterKeyFile, readMasterKeyFile, transportMasterPath } from './keys/master-keys.js';
 import { writeSecretFile } from './keys/secret-files.js';
 import { DEFAULT_CONFIG, operatorPaths, type OperatorConfig, type OperatorPaths } from './paths.js';
 import { OperatorCa } from './pki/issuing-ca.js';
@@ -26,6 +29,12 @@ export interface InitOptions {
   /** Extra DNS names / IPs for the operator's HTTPS certificate (localhost, 127.0.0.1, ::1 always). */
   readonly hostnames?: readonly string[];
   readonly manufacturerCaPems?: readonly string[];
+  /**
+   * Manufacturer master key files (hex AES keys, 0600): each is kept as `keys/transport-<id>.key`
+   * (id = gp transportKeyId: `mfr-<KCV>`, what the manufacturer's manifests name), so the operator
+   * derives each card's factory key set (KVN 30) from it and the card's UID.
+   */
+  readonly manufacturerKeyFiles?: readonly string[];
   readonly name?: string;
   readonly now?: number;
 }
@@ -36,6 +45,8 @@ export interface InitResult {
   readonly caFingerprint: string;
   readonly masterKcv: string;
   readonly trustedManufacturers: number;
+  /** The transport key ids of the manufacturer master keys given. */
+  readonly transportKeyIds: readonly string[];
 }
 
 export async function initOperator(o: InitOptions = {}): Promise<InitResult> {
@@ -78,6 +89,20 @@ export async function initOperator(o: InitOptions = {}): Promise<InitResult> {
 
   // Admin master key (SCP03 keys per card are derived from it, never stored).
   const masterKcv = createMasterKeyFile(adminMasterPath(paths.keysDir, 1), 16);
+  // Manufacturer (transport) master keys: the factory key sets of the cards they made derive from them.
+  const transports: { id: string; kcv: string }[] = [];
+  for (const file of o.manufacturerKeyFiles ?? []) {
+    const key = readMasterKeyFile(file);
+    try {
+      const id = transportKeyId(key);
+      if (!transports.some((t) => t.id === id)) {
+        writeSecretFile(transportMasterPath(paths.keysDir, id), toHex(key) + '\n');
+        transports.push({ id, kcv: toHex(aesKcv(key)) });
+      }
+    } finally {
+      wipe(key);
+    }
+  }
 
   const config: OperatorConfig = { ...DEFAULT_CONFIG, ...(o.publicUrl ? { publicUrl: o.publicUrl } : {}) };
   writeFileSync(paths.config, JSON.stringify(config, null, 2) + '\n');
@@ -88,6 +113,9 @@ export async function initOperator(o: InitOptions = {}): Promise<InitResult> {
     await store.putCa({ id: randomUUID(), role: 'issuing', certDer: issuing.ca.certDer, keyRef: 'file:ca.key', notAfter: issuing.ca.notAfter, createdAt: now });
     await store.putCa({ id: randomUUID(), role: 'tls', certDer: tlsCa.ca.certDer, keyRef: 'file:tls-ca.key', notAfter: tlsCa.ca.notAfter, createdAt: now });
     await store.putMasterKey({ id: randomUUID(), purpose: 'admin', version: 1, kcv: masterKcv, source: 'file:keys/admin-master-v1.key', createdAt: now });
+    for (const [i, t] of transports.entries()) {
+      await store.putMasterKey({ id: randomUUID(), purpose: 'transport', version: i + 1, kcv: t.kcv, source: `file:keys/transport-${t.id}.key`, createdAt: now });
+    }
     adminToken = (await createApiToken(store, 'admin', 'admin', now)).token;
   } finally {
     await store.close();
@@ -103,5 +131,5 @@ export async function initOperator(o: InitOptions = {}): Promise<InitResult> {
   } finally {
     await op.close();
   }
-  return { paths, adminToken, caFingerprint: issuing.ca.nodeCert.fingerprint256, masterKcv, trustedManufacturers: trusted };
+  return { paths, adminToken, caFingerprint: issuing.ca.nodeCert.fingerprint256, masterKcv, trustedManufacturers: trusted, transportKeyIds: transports.map((t) => t.id) };
 }

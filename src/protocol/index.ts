@@ -16,3 +16,4 @@ export * from './export-blob.js';
 export * from './tls-se.js';
 export * from './names.js';
 export * from './atr.js';
+export * from './isd.js';

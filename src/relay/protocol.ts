@@ -2,7 +2,7 @@
  * relay/protocol: the constants of `setls-remote-admin/1`, the protocol between the operator and the
  * device agent (docs/agent.md): header names, paths, script status values, limits. Modelled on GP
  * Amendment B (headers, Next-URI chaining, resume) and its admin-agent variant (SE list, targeted SE),
- * with GP SERAM's JSON (hex APDU lists). Pure data; imports nothing.
+ * with GP SERAM's JSON (hex APDU lists). Pure data; imports protocol/isd (the ISD AID).
  */
 
 /** The value of X-Admin-Protocol on every request and response. */
@@ -93,8 +93,8 @@ export const RelayLimits = {
   maxTokenChars: 512,
 } as const;
 
-/** GlobalPlatform's issuer security domain, the application admin scripts target. */
-export const ISD_AID = Uint8Array.of(0xa0, 0x00, 0x00, 0x01, 0x51, 0x00, 0x00, 0x00);
+/** GlobalPlatform's issuer security domain, the application admin scripts target (protocol/isd.ts). */
+export { ISD_AID } from '../protocol/isd.js';
 
 /** Next-URI tokens: 32 random bytes, base64url without padding. */
 export const NEXT_URI_TOKEN_CHARS = 43;

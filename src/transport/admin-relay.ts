@@ -9,8 +9,9 @@
  *    else is talking on channel 0). Admin clients are served one at a time; each gets a clean channel:
  *    when a client leaves, a new channel is opened FROM the admin channel and the old one is closed
  *    (its PIN verification, chain and pending response go with it). Channel 0 is never touched again.
- *  - APDUs arrive as on channel 0 (CLA 00 / A0); the relay changes only the channel bits of CLA (the
- *    rule GlobalPlatform admin agents follow). A CLA for another channel, or MANAGE CHANNEL, is answered
+ *  - APDUs arrive as on channel 0 (CLA 00 / A0, and 80 / 84 for the security domain, whose SCP03
+ *    MACs exclude the channel bits); the relay changes only the channel bits of CLA (the rule
+ *    GlobalPlatform admin agents follow). A CLA for another channel, or MANAGE CHANNEL, is answered
  *    `6881` without reaching the card.
  *  - Authentication: both ends prove knowledge of the operator PIN (admin-socket.ts); the PIN file is
  *    read at each connection. Deadlines on authentication and idleness; at most `maxClients`
@@ -23,7 +24,7 @@ import { chmodSync, rmSync } from 'node:fs';
 import net from 'node:net';
 import { SetlsError, concat } from '../bytes/index.js';
 import { SW } from '../apdu/index.js';
-import { CLA_ISO, CLA_PROPRIETARY, Channels, Ins, encodeCla } from '../protocol/index.js';
+import { CLA_GP, CLA_ISO, CLA_PROPRIETARY, Channels, Ins, encodeCla } from '../protocol/index.js';
 import { ADMIN_PROTOCOL_VERSION, AdminFrame, AdminFrameDecoder, MAX_SOCKET_PATH, adminKey, adminMac, encodeAdminFrame, macEqual, type AdminFrameValue } from './admin-socket.js';
 import type { CardTransport } from './card-transport.js';
 
@@ -44,6 +45,8 @@ export interface AdminRelayOptions {
 }
 
 const SW_CHANNEL_NOT_SUPPORTED = Uint8Array.of(Channels.swChannelNotSupported >> 8, Channels.swChannelNotSupported & 0xff);
+/** GlobalPlatform's class with secure messaging on channel 0 (SCP03-wrapped security domain commands). */
+const CLA_GP_SM = 0x84;
 
 const swOf = (r: Uint8Array): number => (r[r.length - 2]! << 8) | r[r.length - 1]!;
 
@@ -178,10 +181,15 @@ export class AdminRelay {
   private async relay(apdu: Uint8Array): Promise<Uint8Array> {
     const cla = apdu[0]!;
     const ins = apdu[1]!;
-    if (cla !== CLA_ISO && cla !== CLA_PROPRIETARY) return SW_CHANNEL_NOT_SUPPORTED.slice();
-    if (cla === CLA_ISO && ins === Ins.manageChannel) return SW_CHANNEL_NOT_SUPPORTED.slice(); // MANAGE CHANNEL stays the relay's
     const moved = apdu.slice();
-    moved[0] = encodeCla(cla === CLA_ISO ? 'iso' : 'proprietary', this.channel);
+    if (cla === CLA_ISO || cla === CLA_PROPRIETARY || cla === CLA_GP) {
+      if (cla === CLA_ISO && ins === Ins.manageChannel) return SW_CHANNEL_NOT_SUPPORTED.slice(); // MANAGE CHANNEL stays the relay's
+      moved[0] = encodeCla(cla === CLA_ISO ? 'iso' : cla === CLA_GP ? 'gp' : 'proprietary', this.channel);
+    } else if (cla === CLA_GP_SM) {
+      // GlobalPlatform secure messaging (the security domain's SCP03): 84–87 on channels 0–3, E0–EF
+      // beyond; the C-MAC covers CLA with its channel bits cleared, so moving the channel keeps it.
+      moved[0] = this.channel < 4 ? CLA_GP_SM | this.channel : 0xe0 | (this.channel - 4);
+    } else return SW_CHANNEL_NOT_SUPPORTED.slice();
     try {
       return await this.o.transport.transmit(moved);
     } finally {

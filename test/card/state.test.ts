@@ -108,6 +108,7 @@ async function fullState(): Promise<CardState> {
       { identity: bytes(128, 5), key: bytes(64, 6), hash: 'sha384' },
     ],
     ticketKey: { id: bytes(4, 7), key: bytes(32, 8) },
+    isd: undefined,
   };
   return full;
 }
@@ -325,9 +326,9 @@ test('v4 strict parsing: each malformation is ERR_CARD_STATE with a message nami
   const b2 = Uint8Array.from(body);
   b2[18] = 4; // user PIN: tries 4, max 3
   expect(withBody(b2), /user PIN: tries 4/, 'tries > max');
-  // too many identities
-  const many: CardState = { ...cloneState(s), identities: Array.from({ length: 9 }, (_, n) => ({ ...s.identities[2]!, label: `id${n}` })) };
-  expect(serializeState(many), /identity .*more than 8/, 'nine identities');
+  // too many identities (8 labelled and the security domain's 8 slots)
+  const many: CardState = { ...cloneState(s), identities: Array.from({ length: 17 }, (_, n) => ({ ...s.identities[2]!, label: `id${n}` })) };
+  expect(serializeState(many), /identity .*more than 16/, 'seventeen identities');
   // duplicate labels, duplicate PSK identities
   expect(serializeState({ ...cloneState(s), identities: [s.identities[2]!, s.identities[2]!] }), /duplicate identity labels/, 'duplicate labels');
   expect(serializeState({ ...cloneState(s), psks: [s.psks[0]!, s.psks[0]!] }), /duplicate PSK/, 'duplicate PSKs');

@@ -87,6 +87,12 @@ export interface Applet {
   readonly name: string;
   readonly table?: CommandTable;
   /**
+   * A raw applet (no `table`) whose replies the OS cuts to Ne like a table-driven applet's (`61xx`,
+   * GET RESPONSE / FETCH answered by the OS, `6Cxx`): 'os'. Absent: the applet chains its own output
+   * (Urien's TLS-SE applet, `9Fxx`) and gets GET RESPONSE in `process`.
+   */
+  readonly responses?: 'os';
+  /**
    * SELECT by this AID on `ch` (P2 00: with answer data, 0C: without). Throws CardError to refuse
    * (e.g. a locked applet): the channel's selection is then unchanged. Also called (answer ignored)
    * when a channel is opened from a channel where this applet is selected.
@@ -98,6 +104,12 @@ export interface Applet {
   process?(cmd: AppletCommand, ch: ChannelContext): Reply;
   /** Card reset or channel close: wipe this applet's transient state of `ch` (selected or not). */
   reset(ch: ChannelContext): void;
+  /**
+   * The card was reset (a power cycle for the applet's RAM: `EmulatedCard.reset`, a vpcd reconnect),
+   * after every channel's `reset`: card-wide transient state (e.g. the security domain's count of
+   * failed authentications) starts again.
+   */
+  powerOn?(): void;
   /** The card is closed for good: wipe everything the applet holds. */
   close?(): void;
 }

@@ -11,6 +11,9 @@
  * setls's proprietary class to the setls applet and GlobalPlatform's SM class to a security domain).
  * On a channel where nothing is selected the first registered applet (the default applet) checks
  * commands against its table and answers 6985 "not selected" for its own (6D00 for others).
+ * The card's lifecycle (`admit`: the security domain's locks) may refuse SELECT of an applet and the
+ * commands of an applet selected before a lock; a raw applet may leave its response chaining to the
+ * OS (`Applet.responses`: the security domain).
  *
  * Secrets: each APDU's input copy (wiped after the command), chains and pending responses (channel.ts).
  * imports bytes/, apdu/, protocol/ and card/.
@@ -21,7 +24,7 @@ import { Channels, Ins, SelectP1, SelectP2, decodeCla } from '../../protocol/ind
 import { CardError, cardErr } from '../errors.js';
 import type { Applet, AppletCommand, Reply } from './applet.js';
 import { LogicalChannel } from './channel.js';
-import { CompiledTable, breakChain, dispatchTable, respond } from './dispatcher.js';
+import { CompiledTable, breakChain, dispatchTable, getResponse, respond } from './dispatcher.js';
 
 /** The last error the card turned into a status word (diagnostics for the host and tests; never secret). */
 export interface CardErrorInfo {
@@ -39,6 +42,13 @@ export interface CardOsOptions {
   readonly afterApdu?: () => void;
   /** After a reset, once every channel is cleared (the card wipes its RNG block). */
   readonly afterReset?: () => void;
+  /**
+   * Whether the card's lifecycle lets `applet` be selected ('select': SELECT, or a channel opened
+   * from one where it is selected) or answer a command on a channel where it is selected
+   * ('command'); throws a CardError to refuse (the security domain's locks: card/services/
+   * security-domain.ts). SELECT, MANAGE CHANNEL and GET RESPONSE are never refused by it.
+   */
+  readonly admit?: (applet: Applet, what: 'select' | 'command') => void;
 }
 
 const EMPTY = new Uint8Array(0);
@@ -114,12 +124,16 @@ export class CardOs {
     return out;
   }
 
-  /** Card reset: every channel but 0 closed, channel 0 cleared (nothing selected), every applet's transient state wiped. */
+  /**
+   * Card reset: every channel but 0 closed, channel 0 cleared (nothing selected), every applet's
+   * transient state wiped, then every applet's `powerOn`.
+   */
   reset(): void {
     for (let n = 1; n < this.channels.length; n++) this.closeChannel(n);
     const ch0 = this.channels[0]!;
     this.current = ch0;
     this.clearChannel(ch0);
+    for (const a of this.applets) a.powerOn?.();
     this.opts.afterReset?.();
   }
 
@@ -173,11 +187,29 @@ export class CardOs {
   /** Routes a command to the applet selected on `ch` (or the default applet, unselected). */
   private dispatch(ch: LogicalChannel, cmd: AppletCommand): Reply {
     const applet = ch.applet ?? this.applets[0]!;
+    const plainIso = isPlainIso(cmd);
+    if (ch.applet && this.opts.admit && !(plainIso && (cmd.ins === Ins.select || cmd.ins === Ins.getResponse))) {
+      try {
+        this.opts.admit(ch.applet, 'command');
+      } catch (e) {
+        ch.dropChain();
+        ch.dropPending();
+        throw e;
+      }
+    }
     const table = this.tables.get(applet);
     if (table) return dispatchTable(ch, applet, table, ch.applet === applet, cmd, (c, s) => this.select(c, s));
-    // A raw applet (selected): SELECT stays the OS's; it has no chain or pending response of the OS.
-    if (isPlainIso(cmd) && cmd.ins === Ins.select) return respond(ch, cmd, this.select(ch, cmd));
-    return applet.process!(cmd, ch);
+    // A raw applet (selected): SELECT stays the OS's.
+    if (applet.responses !== 'os') {
+      // Its own output chaining: no chain or pending response of the OS.
+      if (plainIso && cmd.ins === Ins.select) return respond(ch, cmd, this.select(ch, cmd));
+      return applet.process!(cmd, ch);
+    }
+    // The OS cuts its replies to Ne and answers GET RESPONSE from them (61xx).
+    if (plainIso && cmd.ins === Ins.getResponse) return getResponse(ch, cmd);
+    ch.dropPending();
+    if (plainIso && cmd.ins === Ins.select) return respond(ch, cmd, this.select(ch, cmd));
+    return respond(ch, cmd, applet.process!(cmd, ch));
   }
 
   /**
@@ -189,6 +221,7 @@ export class CardOs {
     if (cmd.p2 !== SelectP2.answer && cmd.p2 !== SelectP2.noAnswer) throw cardErr.p1p2('SELECT P2 must be 00 or 0C');
     const applet = this.applets.find((a) => equalBytes(cmd.data, a.aid));
     if (!applet) throw new CardError('ERR_CARD_NOT_FOUND', 'unknown AID', SW.notFound);
+    this.opts.admit?.(applet, 'select');
     const reply = applet.select(ch, cmd.p2);
     const prev = ch.applet;
     if (prev && prev !== applet) prev.deselect(ch);
@@ -220,6 +253,7 @@ export class CardOs {
       const opened = (this.channels[n] = new LogicalChannel(n));
       if (ch.number !== 0 && ch.applet) {
         try {
+          this.opts.admit?.(ch.applet, 'select');
           ch.applet.select(opened, SelectP2.noAnswer);
         } catch (e) {
           this.closeChannel(n);

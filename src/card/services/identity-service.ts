@@ -10,7 +10,7 @@
  * Secrets: the private keys (KeyObjects in the state, never exported here). imports bytes/, tls/
  * (api types) and card/.
  */
-import { equalBytes } from '../../bytes/index.js';
+import { SetlsError, equalBytes } from '../../bytes/index.js';
 import type { TlsIdentity } from '../../tls/api.js';
 import { Limits } from '../constants.js';
 import { cardErr } from '../errors.js';
@@ -21,6 +21,11 @@ import type { ChannelContext } from '../os/applet.js';
 import type { PersistentStore } from '../os/persistent-store.js';
 import type { ConfigService } from './config-service.js';
 import type { CardRandom } from './random.js';
+import { slotOfLabel, type EngineIdentityRules } from './security-domain.js';
+
+function accessDenied(serverName: string | undefined): SetlsError {
+  return new SetlsError('ERR_TLS_ACCESS_DENIED', `the identity for ${serverName ?? 'this channel'} is locked or not active (security domain)`);
+}
 
 /** A change of one identity's policy; absent fields keep their value. */
 export interface IdentityPolicyChange {
@@ -69,22 +74,29 @@ export class IdentityService {
    * Identity selection for a ClientHello on `ch`: an identity whose leaf SAN DNS names match the SNI
    * (exact before wildcard, then identity order); no SNI → the default identity; an SNI that matches
    * nothing → the default identity, or none (the engine sends unrecognized_name) under policy `reject`.
+   * `usable` (the security domain's rule) hides identities that may not serve: when the identity that
+   * would answer is one of them — the only match for the SNI, or the default — the handshake is
+   * refused with access_denied (ERR_TLS_ACCESS_DENIED, thrown into the engine).
    */
-  select(serverName: string | undefined, ch: ChannelContext): IdentityRecord | undefined {
+  select(serverName: string | undefined, ch: ChannelContext, usable?: (rec: IdentityRecord) => boolean): IdentityRecord | undefined {
     if (serverName !== undefined) {
-      const match = bestHostMatch(
-        this.store.state.identities.filter((i) => i.chain.length > 0),
-        serverName,
-      );
+      const served = this.store.state.identities.filter((i) => i.chain.length > 0);
+      const match = bestHostMatch(usable ? served.filter(usable) : served, serverName);
       if (match) return match;
+      if (usable && bestHostMatch(served, serverName)) throw accessDenied(serverName);
       if (this.store.state.policy.unknownSni === 'reject') return undefined;
     }
-    return this.defaultFor(ch);
+    const d = this.defaultFor(ch);
+    if (d && usable && !usable(d)) throw accessDenied(serverName);
+    return d;
   }
 
-  /** The TLS engine's view of an identity (deterministic mode: nonces and salts from the card RNG). */
-  forEngine(rec: IdentityRecord): TlsIdentity {
-    return tlsIdentity(rec, this.rng.deterministic ? this.rng.random : undefined);
+  /**
+   * The TLS engine's view of an identity (deterministic mode: nonces and salts from the card RNG),
+   * with the security domain's `rules` (client CAs, deny-list) when it has some.
+   */
+  forEngine(rec: IdentityRecord, rules?: EngineIdentityRules): TlsIdentity {
+    return tlsIdentity(rec, this.rng.deterministic ? this.rng.random : undefined, rules);
   }
 
   /**
@@ -93,7 +105,10 @@ export class IdentityService {
    */
   generateKey(label: string, keyType: KeyTypeName): Uint8Array {
     const old = this.store.state.identities.find((x) => x.label === label);
-    if (!old && this.store.state.identities.length >= Limits.maxIdentities) throw cardErr.full(`at most ${Limits.maxIdentities} identities`);
+    // The security domain's slots (`slot1`–`slot8`) do not count against the limit of labelled identities.
+    if (!old && this.store.state.identities.filter((i) => slotOfLabel(i.label) === undefined).length >= Limits.maxIdentities) {
+      throw cardErr.full(`at most ${Limits.maxIdentities} identities`);
+    }
     const fresh = generateIdentity(label, keyType);
     // A new key keeps the identity's policy and trust anchors (they are about its clients).
     const rec: IdentityRecord = old

@@ -7,9 +7,15 @@
  *
  * "Power-on" for the clock's per-power-on bound is the card object's creation (EmulatedCard.create
  * / open), not a card reset: a host that resets the card (a vpcd reconnect) cannot widen the bound.
+ *
+ * The operator's time anchor (the security domain's PutTimeAnchor, state `isd.timeAnchor`) is a hard
+ * floor: a host time below it is refused (ERR_CARD_TIME_ROLLBACK, 6A80) whatever the 300 s
+ * tolerance, the card's time never reads below it, and SET-CLOCK may not move the floor back on a
+ * card that holds one (6985): PutTimeAnchor is then the only way back.
  * No secrets. imports card/.
  */
 import { Limits } from '../constants.js';
+import { cardErr } from '../errors.js';
 import { CardClock, type MonotonicMs } from '../clock.js';
 import type { CardState } from '../state.js';
 import type { PersistentStore } from '../os/persistent-store.js';
@@ -35,9 +41,16 @@ export class TimeService {
     return this.store.state.lastTime;
   }
 
-  /** The card's best time: the latest accepted host time, else the floor (Unix seconds; 0 = unknown). */
+  /** The card's best time: the latest accepted host time, else the floor (Unix seconds; 0 = unknown); never below the time anchor. */
   now(): number {
-    return this.clock.now(this.store.state.lastTime);
+    const t = this.clock.now(this.store.state.lastTime);
+    const anchor = this.anchor;
+    return t < anchor ? anchor : t;
+  }
+
+  /** The operator's signed time anchor (Unix seconds; 0 = none): card time never goes below it. */
+  get anchor(): number {
+    return this.store.state.isd?.timeAnchor?.time ?? 0;
   }
 
   /**
@@ -47,6 +60,8 @@ export class TimeService {
    * failed write keeps the new floor in memory (it goes with the next write).
    */
   accept(t: number, accepted?: (t: number) => void): void {
+    const anchor = this.anchor;
+    if (t < anchor) throw cardErr.timeRollback(`host time ${t} is before the operator's time anchor ${anchor}`);
     const floor = this.store.state.lastTime;
     const next = this.clock.accept(t, floor);
     accepted?.(t);
@@ -55,6 +70,17 @@ export class TimeService {
       s.lastTime = next;
     });
     if (this.persisted === 0 || next - this.persisted > Limits.timePersistSeconds) this.store.flush();
+  }
+
+  /**
+   * SET-CLOCK (operator PIN): the floor set to `t` like `setFloor`, except on a card whose security
+   * domain holds a time anchor, where it may only move forward (6985): PutTimeAnchor is the only way back.
+   */
+  setClock(t: number): void {
+    if (this.anchor !== 0 && t < this.store.state.lastTime) {
+      throw cardErr.conditions("the card holds an operator time anchor: only a newer time anchor (PutTimeAnchor) moves its clock back");
+    }
+    this.setFloor(t);
   }
 
   /**

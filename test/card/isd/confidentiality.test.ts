@@ -4,7 +4,9 @@
  * PutTrustAnchors, InstallCertificateChain, ActivateIdentity — plus a PIN reset, searched for every
  * secret and every payload it carried: new SCP03 keys and their KCVs, the PIN, the SPKI, the
  * CSR, the attestation statement and signature, the certificates, the nonce. The same enrolment
- * at level 11 (MACs only) shows them in clear: the search does find what is there.
+ * at level 11 (MACs only) shows them in clear: the search does find what is there. On the ISD
+ * applet alone and through the real EmulatedCard (whose log holds every APDU on the wire, GET
+ * RESPONSE included).
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
@@ -12,12 +14,13 @@ import { randomBytes } from 'node:crypto';
 import { concat } from '../../../src/bytes/index.js';
 import { AdminRequest, Field, Fn, KeyAlg, parseAttestKeyResponse, parseFunctionResponse, req } from '../../../src/gp/admin/index.js';
 import { aesKcv } from '../../../src/gp/keys.js';
-import { adminSession, operatorKeys, sealedCard } from './helpers.js';
+import { CARD_KINDS, type CardKind } from './cards.js';
+import { adminSession, operatorKeys, sealedTestCard } from './helpers.js';
 
 const PIN = '24681357';
 
-async function enrol(level: number): Promise<{ log: Buffer; secrets: Record<string, Uint8Array> }> {
-  const { card, fx } = await sealedCard();
+async function enrol(kind: CardKind, level: number): Promise<{ log: Buffer; secrets: Record<string, Uint8Array> }> {
+  const { card, fx } = await sealedTestCard(kind);
   card.log.length = 0;
   const s1 = await adminSession(card, fx.factoryKeys, { level: 0x33 });
   const op = operatorKeys(0x31);
@@ -51,7 +54,9 @@ async function enrol(level: number): Promise<{ log: Buffer; secrets: Record<stri
       assert.equal(sw, 0x6982);
     }
   }
-  return { log: Buffer.concat(card.log.flatMap((e) => [Buffer.from(e.c), Buffer.from(e.r)])), secrets };
+  const log = Buffer.concat(card.log.flatMap((e) => [Buffer.from(e.c), Buffer.from(e.r)]));
+  card.dispose();
+  return { log, secrets };
 }
 
 /** Windows of `b` to look for: the whole value if short, else every 12-byte window. */
@@ -62,15 +67,17 @@ function windows(b: Uint8Array): Uint8Array[] {
   return out;
 }
 
-test('level 33: the APDU log of an enrolment and a PIN reset holds no key, PIN, certificate or payload byte in clear', async () => {
-  const { log, secrets } = await enrol(0x33);
+for (const kind of CARD_KINDS) {
+test(`${kind}: level 33: the APDU log of an enrolment and a PIN reset holds no key, PIN, certificate or payload byte in clear`, async () => {
+  const { log, secrets } = await enrol(kind, 0x33);
   for (const [name, value] of Object.entries(secrets)) {
     for (const w of windows(value)) assert.equal(log.indexOf(Buffer.from(w)), -1, `${name} appears in the APDU log`);
   }
 });
 
-test('control: at level 11 (no encryption) the same search finds the PIN and the nonce', async () => {
-  const { log, secrets } = await enrol(0x11);
+test(`${kind}: control: at level 11 (no encryption) the same search finds the PIN and the nonce`, async () => {
+  const { log, secrets } = await enrol(kind, 0x11);
   assert.notEqual(log.indexOf(Buffer.from(secrets.PIN!)), -1);
   assert.notEqual(log.indexOf(Buffer.from(secrets.nonce!)), -1);
 });
+}

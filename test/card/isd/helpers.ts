@@ -10,6 +10,7 @@ import { staticKeys, type StaticKeys } from '../../../src/gp/keys.js';
 import { factoryKeySet, personalise, type ManifestEntry } from '../../../src/factory/personalise.js';
 import { FakePlatform, FakeStore } from './fake-platform.js';
 import { MiniCard } from './harness.js';
+import { blankCard, cardFromSnapshot, type CardKind, type IsdTestCard } from './cards.js';
 import { makeCa, type TestCa } from './test-ca.js';
 
 export const UID = fromHex('5e71500000000000000000000000c0de');
@@ -26,28 +27,49 @@ export interface Fixture {
   readonly operatorCa: TestCa;
   readonly factoryKeys: StaticKeys;
   readonly manifest: ManifestEntry;
-  /** Store bytes of the freshly sealed card (counter already advanced by the factory's check session). */
+  /** Snapshot of the freshly sealed card (counter already advanced by the factory's check session). */
   readonly sealed: Uint8Array;
 }
 
-let fixture: Promise<Fixture> | undefined;
+interface Cas {
+  readonly manufacturer: TestCa;
+  readonly operatorRoot: TestCa;
+  readonly operatorCa: TestCa;
+}
 
-export function getFixture(): Promise<Fixture> {
-  fixture ??= (async () => {
+let cas: Promise<Cas> | undefined;
+function getCas(): Promise<Cas> {
+  cas ??= (async () => {
     const manufacturer = await makeCa('setls test manufacturer');
     const operatorRoot = await makeCa('setls test operator root');
     const operatorCa = await operatorRoot.subordinate('setls test operator CA');
-    const factoryKeys = factoryKeySet(MASTER, UID);
-    const platform = FakePlatform.blank();
-    const card = new MiniCard(platform);
-    const manifest = await personalise(card.transmit, {
-      uid: UID,
-      factoryKeys,
-      manufacturerCa: async ({ csr }) => [await manufacturer.issueFromCsr(csr), manufacturer.cert],
-    });
-    return { manufacturer, operatorRoot, operatorCa, factoryKeys, manifest, sealed: platform.store.bytes.slice() };
+    return { manufacturer, operatorRoot, operatorCa };
   })();
-  return fixture;
+  return cas;
+}
+
+const fixtures = new Map<CardKind, Promise<Fixture>>();
+
+/** The shared set-up for cards of `kind`: one card personalised through the real factory sequence, snapshotted. */
+export function getFixture(kind: CardKind = 'fake'): Promise<Fixture> {
+  let f = fixtures.get(kind);
+  if (!f) {
+    f = (async () => {
+      const { manufacturer, operatorRoot, operatorCa } = await getCas();
+      const factoryKeys = factoryKeySet(MASTER, UID);
+      const card = blankCard(kind);
+      const manifest = await personalise(card.transmit, {
+        uid: UID,
+        factoryKeys,
+        manufacturerCa: async ({ csr }) => [await manufacturer.issueFromCsr(csr), manufacturer.cert],
+      });
+      const sealed = card.snapshot();
+      card.dispose();
+      return { manufacturer, operatorRoot, operatorCa, factoryKeys, manifest, sealed };
+    })();
+    fixtures.set(kind, f);
+  }
+  return f;
 }
 
 /** A new card from the sealed snapshot. */
@@ -56,8 +78,14 @@ export async function sealedCard(): Promise<{ card: MiniCard; fx: Fixture }> {
   return { card: new MiniCard(new FakePlatform(new FakeStore(fx.sealed.slice()))), fx };
 }
 
+/** A new card of `kind` from its sealed snapshot (the fake, or the real EmulatedCard). */
+export async function sealedTestCard(kind: CardKind): Promise<{ card: IsdTestCard; fx: Fixture }> {
+  const fx = await getFixture(kind);
+  return { card: cardFromSnapshot(kind, fx.sealed), fx };
+}
+
 /** An admin session at level 33 with `keys` (default the factory keys) on `channel`. */
-export async function adminSession(card: MiniCard, keys: StaticKeys, opts: { channel?: number; level?: number } = {}): Promise<AdminClient> {
+export async function adminSession(card: { transmit: (apdu: Uint8Array) => Uint8Array }, keys: StaticKeys, opts: { channel?: number; level?: number } = {}): Promise<AdminClient> {
   const c = new AdminClient(card.transmit, { channel: opts.channel ?? 0 });
   await c.select();
   await c.open(keys, opts.level ?? 0x33);

@@ -5,6 +5,9 @@
  * admin session works afterwards. Each command is exactly one write (one transaction); a cut
  * before the write keeps the old state, a cut after it (the answer never sent) the new one.
  * A failed write without a power loss leaves the old state and the card keeps working.
+ * On the ISD applet alone ('fake': cut before / after its one write) and through the real
+ * EmulatedCard and its sealed store ('card': cut at each step of the atomic write — before the temp
+ * file, after it, after the rename — through StoreHooks, then the card reopened from its folder).
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
@@ -14,26 +17,33 @@ import { AdminRequest, Field, Fn, ISD_AID, KeyAlg, parseCardInfo, parseFunctionR
 import { Scp03Host } from '../../../src/gp/host.js';
 import { buildPutKey } from '../../../src/gp/put-key.js';
 import { buildStoreData } from '../../../src/gp/store-data.js';
-import { FakePlatform, FakeStore, PowerCut } from './fake-platform.js';
-import { MiniCard } from './harness.js';
-import { adminSession, getFixture, operatorKeys, sealedCard, UID, type Fixture } from './helpers.js';
+import { PowerCut } from './fake-platform.js';
+import { CARD_KINDS, cardFromSnapshot, type CardKind, type IsdTestCard } from './cards.js';
+import { adminSession, getFixture, operatorKeys, sealedTestCard, UID, type Fixture } from './helpers.js';
 
 const SELECT = concat(fromHex('00A4040008'), ISD_AID, fromHex('00'));
 
 /** A card with slot 1 generated and staged, slot 2 generated, the operator root installed. */
-let base: Promise<Uint8Array> | undefined;
-function baseState(): Promise<Uint8Array> {
-  base ??= (async () => {
-    const { card, fx } = await sealedCard();
+const bases = new Map<CardKind, Promise<{ snapshot: Uint8Array; slot2Spki: Uint8Array }>>();
+function baseState(kind: CardKind): Promise<{ snapshot: Uint8Array; slot2Spki: Uint8Array }> {
+  let base = bases.get(kind);
+  if (base) return base;
+  base = (async () => {
+    const { card, fx } = await sealedTestCard(kind);
+    let slot2Spki: Uint8Array = new Uint8Array(0);
     const s = await adminSession(card, fx.factoryKeys);
     await s.call(AdminRequest.putTrustAnchors({ role: 'operator-root', certificates: [fx.operatorRoot.cert] }));
     for (const slot of [1, 2]) {
       const spki = req(parseFunctionResponse(Fn.generateIdentityKey, await s.call(AdminRequest.generateIdentityKey({ slot, algorithm: KeyAlg.p256 }))), Field.spki, 'spki');
       if (slot === 1) await s.call(AdminRequest.installCertificateChain({ slot, certificates: [await fx.operatorCa.issueForSpki(spki, 'one'), fx.operatorCa.cert] }));
+      else slot2Spki = spki;
     }
     s.close();
-    return card.platform.store.bytes.slice();
+    const snapshot = card.snapshot();
+    card.dispose();
+    return { snapshot, slot2Spki };
   })();
+  bases.set(kind, base);
   return base;
 }
 
@@ -48,8 +58,8 @@ const COMMANDS: Record<string, Plain> = {
 };
 
 /** Opens a deterministic session on a card from `start`; returns the card and the host. */
-function session(start: Uint8Array, fx: Fixture): { card: MiniCard; host: Scp03Host } {
-  const card = new MiniCard(new FakePlatform(new FakeStore(start.slice())));
+function session(kind: CardKind, start: Uint8Array, fx: Fixture): { card: IsdTestCard; host: Scp03Host } {
+  const card = cardFromSnapshot(kind, start);
   card.transmit(SELECT);
   let n = 0;
   const host = new Scp03Host({ keys: fx.factoryKeys, sdAid: ISD_AID, random: (k) => createHash('sha256').update(`pc${n++}`).digest().subarray(0, k) });
@@ -58,71 +68,72 @@ function session(start: Uint8Array, fx: Fixture): { card: MiniCard; host: Scp03H
   return { card, host };
 }
 
-async function slot2Leaf(start: Uint8Array, fx: Fixture): Promise<Uint8Array> {
-  const p = new FakePlatform(new FakeStore(start.slice()));
-  return fx.operatorCa.issueForSpki(p.identities().key(2)!.spki, 'two');
-}
-
-for (const [name, plain] of Object.entries(COMMANDS)) {
-  test(`power cut at every write of ${name}: old or new state, never neither`, async () => {
-    const fx = await getFixture();
-    const start = await baseState();
-    const leaf = await slot2Leaf(start, fx);
-    // the reference run: the state before and after, and the writes the command makes
-    const ref = session(start, fx);
-    const old = ref.card.platform.store.bytes.slice();
-    const w0 = ref.card.platform.store.writes;
-    for (const c of plain(ref.host, fx, leaf)) assert.equal(ref.host.unwrap(ref.card.transmit(ref.host.wrap(c))).sw, 0x9000);
-    const writes = ref.card.platform.store.writes - w0;
-    const fresh = ref.card.platform.store.bytes.slice();
-    assert.equal(writes, 1, `${name} commits in one write`);
-    assert.ok(!equalBytes(old, fresh));
-    for (let k = 1; k <= writes; k++) {
-      for (const when of ['before', 'after'] as const) {
-        const { card, host } = session(start, fx);
-        const cmds = plain(host, fx, leaf);
-        card.platform.store.cutAt(k, when);
-        assert.throws(() => {
-          for (const c of cmds) host.unwrap(card.transmit(host.wrap(c)));
-        }, PowerCut);
-        card.restart();
-        const now = card.platform.store.bytes;
-        assert.ok(equalBytes(now, when === 'before' ? old : fresh), `${name}, cut ${when} write ${k}: ${when === 'before' ? 'old' : 'new'} state expected`);
-        // the card works on: a new session, and the command's effect is there or not at all
-        const keys = name === 'PUT KEY' && when === 'after' ? operatorKeys(0x31) : fx.factoryKeys;
-        const s = await adminSession(card, keys);
-        const info = parseCardInfo(await s.call(AdminRequest.getCardInfo()));
-        assert.deepEqual(info.kvns, name === 'PUT KEY' && when === 'after' ? [0x31] : [0x30]);
+for (const kind of CARD_KINDS) {
+  for (const [name, plain] of Object.entries(COMMANDS)) {
+    test(`${kind}: power cut at every write of ${name}: old or new state, never neither`, async () => {
+      const fx = await getFixture(kind);
+      const { snapshot: start, slot2Spki } = await baseState(kind);
+      const leaf = await fx.operatorCa.issueForSpki(slot2Spki, 'two');
+      // the reference run: the state before and after, and the writes the command makes
+      const ref = session(kind, start, fx);
+      const old = ref.card.stateBytes();
+      const w0 = ref.card.writes;
+      for (const c of plain(ref.host, fx, leaf)) assert.equal(ref.host.unwrap(ref.card.transmit(ref.host.wrap(c))).sw, 0x9000);
+      const writes = ref.card.writes - w0;
+      const fresh = ref.card.stateBytes();
+      ref.card.dispose();
+      assert.equal(writes, 1, `${name} commits in one write`);
+      assert.ok(!equalBytes(old, fresh));
+      for (let k = 1; k <= writes; k++) {
+        for (const cut of ref.card.cutPoints) {
+          const { card, host } = session(kind, start, fx);
+          const cmds = plain(host, fx, leaf);
+          card.cutAt(k, cut.when);
+          assert.throws(() => {
+            for (const c of cmds) host.unwrap(card.transmit(host.wrap(c)));
+          }, PowerCut);
+          card.restart();
+          const now = card.stateBytes();
+          assert.ok(equalBytes(now, cut.expect === 'old' ? old : fresh), `${name}, cut ${cut.when} write ${k}: ${cut.expect} state expected`);
+          // the card works on: a new session, and the command's effect is there or not at all
+          const keys = name === 'PUT KEY' && cut.expect === 'new' ? operatorKeys(0x31) : fx.factoryKeys;
+          const s = await adminSession(card, keys);
+          const info = parseCardInfo(await s.call(AdminRequest.getCardInfo()));
+          assert.deepEqual(info.kvns, name === 'PUT KEY' && cut.expect === 'new' ? [0x31] : [0x30]);
+          card.dispose();
+        }
       }
+    });
+  }
+
+  test(`${kind}: power cut at the INITIALIZE UPDATE counter write: no challenge goes out; the counter is old or new`, async () => {
+    const { card } = await sealedTestCard(kind);
+    const c0 = card.record().sequenceCounter;
+    for (const cut of card.cutPoints) {
+      card.transmit(SELECT);
+      const before = card.record().sequenceCounter;
+      card.cutAt(1, cut.when);
+      assert.throws(() => card.transmit(concat(fromHex('8050300008'), new Uint8Array(8), fromHex('00'))), PowerCut);
+      card.restart();
+      assert.equal(card.record().sequenceCounter, cut.expect === 'old' ? before : before + 1, cut.when);
     }
+    assert.equal(card.record().sequenceCounter, c0 + 1);
+    card.dispose();
+  });
+
+  test(`${kind}: a failed write without a power loss: the old state stays, the session ends, the card goes on`, async () => {
+    const fx = await getFixture(kind);
+    const { snapshot: start } = await baseState(kind);
+    const { card, host } = session(kind, start, fx);
+    const old = card.stateBytes();
+    card.cutAt(1, card.cutPoints[0]!.when);
+    assert.throws(() => host.unwrap(card.transmit(host.wrap(buildStoreData(AdminRequest.putRevocationList({ number: 3, serials: [] }))[0]!))), PowerCut);
+    assert.ok(equalBytes(card.stateBytes(), old));
+    assert.equal(card.record().revocationNumber, 0, 'the committed record is the old one');
+    assert.equal(card.sessionState(0), 'idle', 'the session ended');
+    const s = await adminSession(card, fx.factoryKeys);
+    await s.call(AdminRequest.putRevocationList({ number: 3, serials: [] }));
+    assert.equal(card.record().revocationNumber, 3);
+    card.dispose();
   });
 }
-
-test('power cut at the INITIALIZE UPDATE counter write: no challenge goes out; the counter is old or new', async () => {
-  const { card } = await sealedCard();
-  const c0 = card.platform.record().sequenceCounter;
-  for (const when of ['before', 'after'] as const) {
-    card.transmit(SELECT);
-    const before = card.platform.record().sequenceCounter;
-    card.platform.store.cutAt(1, when);
-    assert.throws(() => card.transmit(concat(fromHex('8050300008'), new Uint8Array(8), fromHex('00'))), PowerCut);
-    card.restart();
-    assert.equal(card.platform.record().sequenceCounter, when === 'before' ? before : before + 1);
-  }
-  assert.equal(card.platform.record().sequenceCounter, c0 + 1);
-});
-
-test('a failed write without a power loss: the old state stays, the session ends, the card goes on', async () => {
-  const fx = await getFixture();
-  const start = await baseState();
-  const { card, host } = session(start, fx);
-  const old = card.platform.store.bytes.slice();
-  card.platform.store.cutAt(1, 'before');
-  assert.throws(() => host.unwrap(card.transmit(host.wrap(buildStoreData(AdminRequest.putRevocationList({ number: 3, serials: [] }))[0]!))), PowerCut);
-  assert.ok(equalBytes(card.platform.store.bytes, old));
-  assert.equal(card.platform.record().revocationNumber, 0, 'the committed record is the old one');
-  assert.equal(card.isd.sessionState(0), 'idle', 'the session ended');
-  const s = await adminSession(card, fx.factoryKeys);
-  await s.call(AdminRequest.putRevocationList({ number: 3, serials: [] }));
-  assert.equal(card.platform.record().revocationNumber, 3);
-});

@@ -1,6 +1,7 @@
 /**
  * The nine pySim SCP03 sessions (test/fixtures/gp/scp03-pysim.json) reproduced by the security
- * domain through real APDUs: the ISD loaded with each vector's keys (KVN 30), its sequence
+ * domain through real APDUs — on the ISD applet alone ('fake') and through the real EmulatedCard
+ * ('card': its card OS, 61xx, the real store): the ISD loaded with each vector's keys (KVN 30), its sequence
  * counter preset to the vector's, the eUICC ISD-R AID as the challenge KDF context (the vectors'),
  * a zero UID (key diversification data 00×10, as in the vectors). SELECT, then the vector's
  * INITIALIZE UPDATE must be answered with the vector's bytes, its EXTERNAL AUTHENTICATE accepted,
@@ -17,8 +18,7 @@ import { ISD_AID } from '../../../src/gp/admin/constants.js';
 import { Scp03Host } from '../../../src/gp/host.js';
 import { staticKeys } from '../../../src/gp/keys.js';
 import { blankRecord } from '../../../src/card/applets/isd/index.js';
-import { FakePlatform, FakeStore, stateWith } from './fake-platform.js';
-import { MiniCard } from './harness.js';
+import { CARD_KINDS, cardWithRecord } from './cards.js';
 
 interface Vector {
   name: string;
@@ -40,8 +40,8 @@ const V = JSON.parse(readFileSync(join(dirname(fileURLToPath(import.meta.url)), 
 };
 const ISD_R = fromHex('A0000005591010FFFFFFFF8900000100');
 
-for (const t of V.tests) {
-  test(`the security domain reproduces pySim ${t.name} through APDUs`, () => {
+for (const kind of CARD_KINDS) for (const t of V.tests) {
+  test(`${kind}: the security domain reproduces pySim ${t.name} through APDUs`, () => {
     const k = V.keysets[t.keyset]!;
     const keys = staticKeys(parseInt(k.kvn, 16), fromHex(k.enc), fromHex(k.mac), fromHex(k.dek));
     const counter = parseInt(t.initializeUpdateResponse.slice(-6), 16);
@@ -50,15 +50,15 @@ for (const t of V.tests) {
     rec.uid = new Uint8Array(16);
     rec.keySets = [keys];
     rec.sequenceCounter = counter;
-    const card = new MiniCard(new FakePlatform(new FakeStore(stateWith(rec))), { challengeAid: ISD_R });
+    const card = cardWithRecord(kind, rec, { challengeAid: ISD_R });
     const sel = card.transmit(concat(fromHex('00A4040008'), ISD_AID, fromHex('00')));
     assert.equal(toHex(sel.subarray(-2)), '9000');
 
     const iu = card.transmit(fromHex(t.initializeUpdate));
     assert.equal(toHex(iu), t.initializeUpdateResponse.toLowerCase() + '9000');
-    assert.equal(card.platform.record().sequenceCounter, counter + 1, 'the counter advanced and persisted');
+    assert.equal(card.record().sequenceCounter, counter + 1, 'the counter advanced and persisted');
     assert.equal(toHex(card.transmit(fromHex(t.externalAuthenticate))), '9000');
-    assert.equal(card.isd.sessionState(0), 'open');
+    assert.equal(card.sessionState(0), 'open');
 
     // the same session off card, to check the card's answers (R-MAC, R-ENC)
     const host = new Scp03Host({ keys, sdAid: ISD_R });
@@ -82,11 +82,12 @@ for (const t of V.tests) {
       const wire = fromHex(t[name]);
       assert.equal(toHex(host.wrap(fromHex(V.plain[plainOf[name]!]!))), toHex(wire), `${name}: the host wraps as pySim`);
       const r = card.transmit(wire);
-      assert.equal(card.isd.sessionState(0), 'open', `${t.name} ${name}: C-MAC accepted, session still open`);
+      assert.equal(card.sessionState(0), 'open', `${t.name} ${name}: C-MAC accepted, session still open`);
       const plain = host.unwrap(r);
       assert.equal(plain.sw, expected[name], `${t.name} ${name}`);
       if (name === 'case2') assert.match(toHex(plain.data), /^66..73..06072a864886fc6b01/, 'GET DATA 66: card recognition data');
       if (name === 'case4' && level === 0x33) assert.match(toHex(plain.data), /^e3..4f08a0000001510000009f70010f/);
     }
+    card.dispose();
   });
 }

@@ -2,7 +2,10 @@
  * What the device host, relaying the admin APDUs, cannot do (design §2.2, §8.7): replay a recorded
  * session (same power cycle or after a reset), alter any relayed command (10⁴ single-bit and
  * single-byte mutations), drop, duplicate or reorder commands, or hide a response from the operator.
- * Each refused command must leave the card's state exactly as it was (store bytes compared).
+ * Each refused command must leave the card's state exactly as it was (persistent state compared).
+ * Every test runs on the ISD applet alone ('fake') and through the real EmulatedCard ('card': its
+ * card OS with 61xx and logical channels, the real platform and sealed store; a reset is the power
+ * cycle).
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
@@ -12,11 +15,12 @@ import { AdminClient, AdminRequest, ISD_AID, KeyAlg } from '../../../src/gp/admi
 import { Scp03Host } from '../../../src/gp/host.js';
 import { buildStoreData } from '../../../src/gp/store-data.js';
 import { buildPutKey } from '../../../src/gp/put-key.js';
-import { FakePlatform, FakeStore, TLS_AID } from './fake-platform.js';
-import { MiniCard } from './harness.js';
-import { adminSession, operatorKeys, sealedCard, sw } from './helpers.js';
+import { TLS_AID } from './fake-platform.js';
+import { CARD_KINDS, cardFromSnapshot, type CardKind, type IsdTestCard } from './cards.js';
+import { adminSession, operatorKeys, sealedTestCard, sw } from './helpers.js';
 
 const SELECT = concat(fromHex('00A4040008'), ISD_AID, fromHex('00'));
+const TRIALS = Number(process.env.ISD_TRIALS ?? 10_000);
 
 /** A deterministic PRNG (mulberry32): the same mutations on every run. */
 function prng(seed: number): () => number {
@@ -31,35 +35,40 @@ function prng(seed: number): () => number {
 }
 
 interface Recorded {
-  /** Store bytes the script starts from. */
+  /** The snapshot the script starts from. */
   readonly start: Uint8Array;
   /** The wire commands (IU first) and the card's answers. */
   readonly commands: readonly Uint8Array[];
   readonly answers: readonly Uint8Array[];
-  /** Store bytes after each command. */
+  /** The persistent state after each command. */
   readonly after: readonly Uint8Array[];
 }
 
-let recorded: Promise<Recorded> | undefined;
+const recorded = new Map<CardKind, Promise<Recorded>>();
 
 /**
  * A recorded admin session: IU, EA, PUT KEY (add 32), SetPolicy, PutRevocationList, LockIdentity,
  * GET STATUS, GetCardInfo, SET STATUS (lock the TLS applet), GetCardInfo.
  */
-function record(): Promise<Recorded> {
-  recorded ??= (async () => {
-    const { card, fx } = await sealedCard();
+function record(kind: CardKind): Promise<Recorded> {
+  let r = recorded.get(kind);
+  if (r) return r;
+  r = (async () => {
+    const { card, fx } = await sealedTestCard(kind);
     const s0 = await adminSession(card, fx.factoryKeys);
     await s0.call(AdminRequest.generateIdentityKey({ slot: 1, algorithm: KeyAlg.p256 }));
     s0.close();
     card.powerCycle();
-    const start = card.platform.store.bytes.slice();
+    const start = card.snapshot();
     card.transmit(SELECT);
-    card.log.length = 0;
+    const commands: Uint8Array[] = [];
+    const answers: Uint8Array[] = [];
     const after: Uint8Array[] = [];
     const transmit = (apdu: Uint8Array): Uint8Array => {
       const r = card.transmit(apdu);
-      after.push(card.platform.store.bytes.slice());
+      commands.push(apdu.slice());
+      answers.push(r.slice());
+      after.push(card.stateBytes());
       return r;
     };
     let n = 0;
@@ -77,33 +86,37 @@ function record(): Promise<Recorded> {
       ...buildStoreData(AdminRequest.getCardInfo()),
     ];
     for (const p of plain) assert.equal(host.unwrap(transmit(host.wrap(p))).sw, 0x9000);
-    return { start, commands: card.log.map((e) => e.c), answers: card.log.map((e) => e.r), after };
+    card.dispose();
+    return { start, commands, answers, after };
   })();
-  return recorded;
+  recorded.set(kind, r);
+  return r;
 }
 
-function freshCard(start: Uint8Array): MiniCard {
-  const card = new MiniCard(new FakePlatform(new FakeStore(start.slice())));
+function freshCard(kind: CardKind, start: Uint8Array): IsdTestCard {
+  const card = cardFromSnapshot(kind, start);
   card.logging = false;
   card.transmit(SELECT);
   return card;
 }
 
-test('the recorded session ran: every command executed', async () => {
-  const rec = await record();
+for (const kind of CARD_KINDS) {
+
+test(`${kind}: the recorded session ran: every command executed`, async () => {
+  const rec = await record(kind);
   assert.equal(rec.commands.length, 10);
   for (const r of rec.answers) assert.equal(toHex(r.subarray(-2)), '9000');
 });
 
-test('replay of a recorded admin session, in the same power cycle and after a reset, executes nothing', async () => {
-  const rec = await record();
-  const card = freshCard(rec.start);
+test(`${kind}: replay of a recorded admin session, in the same power cycle and after a reset, executes nothing`, async () => {
+  const rec = await record(kind);
+  const card = freshCard(kind, rec.start);
   for (const c of rec.commands) card.transmit(c); // the genuine session
-  const done = card.platform.record();
+  const done = card.record();
   for (const when of ['same power cycle', 'after a reset'] as const) {
     if (when === 'after a reset') card.powerCycle();
     card.transmit(SELECT);
-    const before = card.platform.record();
+    const before = card.record();
     const answers = rec.commands.map((c) => card.transmit(c));
     assert.equal(toHex(answers[0]!.subarray(-2)), '9000', `${when}: the IU is answered, with a new challenge`);
     assert.notEqual(toHex(answers[0]!), toHex(rec.answers[0]!));
@@ -111,21 +124,22 @@ test('replay of a recorded admin session, in the same power cycle and after a re
       assert.equal(a.length, 2, `${when}: no data, no R-MAC`);
       assert.notEqual(sw(a), 0x9000, `${when}: refused`);
     }
-    const after = card.platform.record();
+    const after = card.record();
     assert.equal(after.sequenceCounter, before.sequenceCounter + 1, 'only the counter moved');
     assert.equal(toHex(after.audit.head), toHex(done.audit.head), `${when}: audit log unchanged`);
     assert.equal(after.audit.seq, done.audit.seq);
     assert.deepEqual({ ...after, sequenceCounter: 0 }, { ...done, sequenceCounter: 0 }, `${when}: state unchanged`);
-    assert.notEqual(card.isd.sessionState(0), 'open');
+    assert.notEqual(card.sessionState(0), 'open');
   }
+  card.dispose();
 });
 
-test('10⁴ single-bit and single-byte mutations of relayed C-APDUs: each refused, session closed, zero state change', async () => {
-  const rec = await record();
+test(`${kind}: 10⁴ single-bit and single-byte mutations of relayed C-APDUs: each refused, session closed, zero state change`, async () => {
+  const rec = await record(kind);
   const rnd = prng(0x5e71);
   const n = rec.commands.length;
   const seen = new Set<string>();
-  for (let trial = 0; trial < 10_000; trial++) {
+  for (let trial = 0; trial < TRIALS; trial++) {
     const i = 1 + Math.floor(rnd() * (n - 2)); // EA … the next-to-last command (the last one follows every mutation)
     const orig = rec.commands[i]!;
     const cmd = orig.slice();
@@ -133,7 +147,7 @@ test('10⁴ single-bit and single-byte mutations of relayed C-APDUs: each refuse
     if (rnd() < 0.5) cmd[pos] = cmd[pos]! ^ (1 << Math.floor(rnd() * 8));
     else cmd[pos] = (cmd[pos]! + 1 + Math.floor(rnd() * 255)) & 0xff;
     assert.ok(!equalBytes(cmd, orig));
-    const card = freshCard(rec.start);
+    const card = freshCard(kind, rec.start);
     for (let k = 0; k < i; k++) assert.ok(equalBytes(card.transmit(rec.commands[k]!), rec.answers[k]!), `trial ${trial}: prefix ${k}`);
     const state = rec.after[i - 1]!;
     const r = card.transmit(cmd);
@@ -141,49 +155,52 @@ test('10⁴ single-bit and single-byte mutations of relayed C-APDUs: each refuse
     assert.equal(r.length, 2, `${what}: answered with data`);
     assert.notEqual(sw(r), 0x9000, `${what}: accepted`);
     seen.add(toHex(r));
-    assert.ok(equalBytes(card.platform.store.bytes, state), `${what}: state changed`);
+    assert.ok(equalBytes(card.stateBytes(), state), `${what}: state changed`);
     for (let k = i + 1; k < n; k++) {
       const rk = card.transmit(rec.commands[k]!);
       assert.ok(rk.length === 2 && sw(rk) !== 0x9000, `${what}: command ${k} accepted after the mutation`);
     }
-    assert.ok(equalBytes(card.platform.store.bytes, state), `${what}: state changed later`);
-    assert.notEqual(card.isd.sessionState(0), 'open', `${what}: session still open`);
+    assert.ok(equalBytes(card.stateBytes(), state), `${what}: state changed later`);
+    assert.notEqual(card.sessionState(0), 'open', `${what}: session still open`);
+    card.dispose();
   }
   // the refusals seen (documentation of the test, not a requirement): 6982 MAC, 6985 aborted, 6881 channel, …
   assert.ok(seen.has('6982'));
 });
 
-test('a relayed command turned into another instruction (IU, EA, SELECT, MANAGE CHANNEL, …) changes nothing', async () => {
-  const rec = await record();
+test(`${kind}: a relayed command turned into another instruction (IU, EA, SELECT, MANAGE CHANNEL, …) changes nothing`, async () => {
+  const rec = await record(kind);
   const n = rec.commands.length;
   for (let i = 1; i < n - 1; i++) {
     for (const ins of [0x50, 0x82, 0xa4, 0x70, 0xc0, 0xca, 0xd8, 0xe2, 0xf0, 0xf2]) {
       if (rec.commands[i]![1] === ins) continue;
-      const card = freshCard(rec.start);
+      const card = freshCard(kind, rec.start);
       for (let k = 0; k < i; k++) card.transmit(rec.commands[k]!);
       const cmd = rec.commands[i]!.slice();
       cmd[1] = ins;
       const r = card.transmit(cmd);
       const what = `command ${i} with INS ${ins.toString(16)}`;
       assert.ok(r.length === 2 && sw(r) !== 0x9000, `${what}: accepted`);
-      assert.ok(equalBytes(card.platform.store.bytes, rec.after[i - 1]!), `${what}: state changed (the sequence counter?)`);
+      assert.ok(equalBytes(card.stateBytes(), rec.after[i - 1]!), `${what}: state changed (the sequence counter?)`);
       for (let k = i + 1; k < n; k++) assert.notEqual(sw(card.transmit(rec.commands[k]!)), 0x9000, `${what}: later command ${k}`);
-      assert.notEqual(card.isd.sessionState(0), 'open');
+      assert.notEqual(card.sessionState(0), 'open');
+      card.dispose();
     }
   }
 });
 
-test('drop, duplicate or reorder any command: refused from that point, state as before it', async () => {
-  const rec = await record();
+test(`${kind}: drop, duplicate or reorder any command: refused from that point, state as before it`, async () => {
+  const rec = await record(kind);
   const n = rec.commands.length;
   const run = (seq: number[], stateIndex: number, firstBad: number, what: string): void => {
-    const card = freshCard(rec.start);
+    const card = freshCard(kind, rec.start);
     seq.forEach((k, j) => {
       const r = card.transmit(rec.commands[k]!);
       if (j < firstBad) assert.ok(equalBytes(r, rec.answers[k]!), `${what}: position ${j}`);
       else assert.ok(r.length === 2 && sw(r) !== 0x9000, `${what}: position ${j} (command ${k}) accepted`);
     });
-    assert.ok(equalBytes(card.platform.store.bytes, rec.after[stateIndex]!), `${what}: state`);
+    assert.ok(equalBytes(card.stateBytes(), rec.after[stateIndex]!), `${what}: state`);
+    card.dispose();
   };
   const all = [...Array(n).keys()];
   for (let k = 1; k < n - 1; k++) {
@@ -193,8 +210,8 @@ test('drop, duplicate or reorder any command: refused from that point, state as 
   }
 });
 
-test('a response swallowed or forged by the relay is detected by the off-card side (R-MAC)', async () => {
-  const { card, fx } = await sealedCard();
+test(`${kind}: a response swallowed or forged by the relay is detected by the off-card side (R-MAC)`, async () => {
+  const { card, fx } = await sealedTestCard(kind);
   const open = async (): Promise<Scp03Host> => {
     const c = new AdminClient(card.transmit);
     await c.select();
@@ -222,13 +239,17 @@ test('a response swallowed or forged by the relay is detected by the off-card si
   h = await open();
   h.wrap(buildStoreData(AdminRequest.putRevocationList({ number: 9, serials: [] }))[0]!);
   assert.equal(h.unwrap(fromHex('6a80')).sw, 0x6a80);
+  card.dispose();
 });
 
-test('INITIALIZE UPDATE itself is not authenticated: a changed host challenge is caught by the card cryptogram', async () => {
-  const { card, fx } = await sealedCard();
+test(`${kind}: INITIALIZE UPDATE itself is not authenticated: a changed host challenge is caught by the card cryptogram`, async () => {
+  const { card, fx } = await sealedTestCard(kind);
   card.transmit(SELECT);
   const host = new Scp03Host({ keys: fx.factoryKeys, sdAid: ISD_AID });
   const iu = host.initializeUpdate();
   iu[7] = iu[7]! ^ 1;
   assert.throws(() => host.processInitializeUpdateResponse(card.transmit(iu)), /ERR_GP_CARD_CRYPTOGRAM|cryptogram/);
+  card.dispose();
 });
+}
+

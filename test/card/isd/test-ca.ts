@@ -20,8 +20,8 @@ export interface TestCa {
   readonly key: KeyObject;
   /** A certificate for the key of `csr` (its signature checked), subject from the CSR. */
   issueFromCsr(csr: Uint8Array, opts?: { ca?: boolean }): Promise<Uint8Array>;
-  /** A certificate for `spki`, subject CN=`cn`. */
-  issueForSpki(spki: Uint8Array, cn: string, opts?: { ca?: boolean; serial?: string }): Promise<Uint8Array>;
+  /** A certificate for `spki`, subject CN=`cn` (with `dnsNames` / `ipAddresses`: a SAN extension). */
+  issueForSpki(spki: Uint8Array, cn: string, opts?: { ca?: boolean; serial?: string; dnsNames?: readonly string[]; ipAddresses?: readonly string[] }): Promise<Uint8Array>;
   /** A subordinate CA. */
   subordinate(name: string): Promise<TestCa>;
 }
@@ -29,7 +29,7 @@ export interface TestCa {
 async function wrap(name: string, cert: x509.X509Certificate, keys: CryptoKeyPair): Promise<TestCa> {
   const pkcs8 = new Uint8Array(await webcrypto.subtle.exportKey('pkcs8', keys.privateKey));
   const key = createPrivateKey({ key: Buffer.from(pkcs8), format: 'der', type: 'pkcs8' });
-  const issue = async (publicKey: x509.PublicKey | CryptoKey, subject: string, ca: boolean, sn?: string): Promise<Uint8Array> => {
+  const issue = async (publicKey: x509.PublicKey | CryptoKey, subject: string, ca: boolean, sn?: string, sans: x509.JsonGeneralName[] = []): Promise<Uint8Array> => {
     const c = await x509.X509CertificateGenerator.create({
       serialNumber: sn ?? (serial++).toString(16).padStart(4, '0'),
       subject,
@@ -39,7 +39,10 @@ async function wrap(name: string, cert: x509.X509Certificate, keys: CryptoKeyPai
       notBefore: new Date(Date.now() - DAY),
       notAfter: new Date(Date.now() + 365 * DAY),
       signingAlgorithm: EC,
-      extensions: ca ? [new x509.BasicConstraintsExtension(true, 0, true)] : [new x509.BasicConstraintsExtension(false, undefined, true)],
+      extensions: [
+        ca ? new x509.BasicConstraintsExtension(true, 0, true) : new x509.BasicConstraintsExtension(false, undefined, true),
+        ...(sans.length ? [new x509.SubjectAlternativeNameExtension(sans)] : []),
+      ],
     });
     return new Uint8Array(c.rawData);
   };
@@ -54,7 +57,8 @@ async function wrap(name: string, cert: x509.X509Certificate, keys: CryptoKeyPai
     },
     async issueForSpki(spki, cn, opts = {}) {
       const pub = new x509.PublicKey(new Uint8Array(spki));
-      return issue(pub, `CN=${cn}`, opts.ca ?? false, opts.serial);
+      const sans: x509.JsonGeneralName[] = [...(opts.dnsNames ?? []).map((value) => ({ type: 'dns' as const, value })), ...(opts.ipAddresses ?? []).map((value) => ({ type: 'ip' as const, value }))];
+      return issue(pub, `CN=${cn}`, opts.ca ?? false, opts.serial, sans);
     },
     async subordinate(sub) {
       const k = (await webcrypto.subtle.generateKey(EC, true, ['sign', 'verify'])) as CryptoKeyPair;

@@ -17,6 +17,7 @@ import { anchorsDigest } from './functions-trust.js';
 const getCardInfo: FunctionHandler = {
   rule: {},
   run(ctx) {
+    ctx.platform.sync?.();
     const r = ctx.platform.record();
     const keys = ctx.platform.identities();
     const slots = r.slots.map((s) =>
@@ -66,6 +67,7 @@ const readAuditLog: FunctionHandler = {
     const max = opt(f, Field.maxEntries) ? byteField(f, Field.maxEntries, 'max entries') : IsdLimits.maxAuditRead;
     if (max < 1 || max > IsdLimits.maxAuditRead) refuse(IsdSw.wrongData, `max entries ${max} outside 1..${IsdLimits.maxAuditRead}`);
     const nonce = nonceField(f, Field.nonce, false);
+    ctx.platform.sync?.(); // a signed head covers only entries that are written
     const r = ctx.platform.record();
     if (!r.uid) refuse(IsdSw.conditionsNotSatisfied, 'no UID');
     const head = encodeAuditHead({ uid: r.uid, seq: r.audit.seq, head: r.audit.head, time: Math.max(0, Math.floor(ctx.platform.now())), ...(nonce ? { nonce } : {}) });

@@ -9,3 +9,4 @@ export * from './record.js';
 export * from './record-codec.js';
 export * from './view.js';
 export { IsdRefusal } from './errors.js';
+export { appendAudit } from './audit-log.js';

@@ -99,4 +99,9 @@ export interface IsdPlatform {
   now(): number;
   /** The card RNG (random card challenges once the sequence counter is exhausted). */
   random(n: number): Uint8Array;
+  /**
+   * Makes durable what the card appended to the record outside a transaction (TLS session audit
+   * entries, kept in RAM until the next write), before the log head is signed or reported.
+   */
+  sync?(): void;
 }

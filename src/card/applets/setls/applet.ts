@@ -4,7 +4,10 @@
  * policy, PSK, trust-anchor, clock, export and exporter commands (commands.ts, its command table).
  * It keeps one TLS session per logical channel; the PINs, identities, policy, PSKs, ticket key,
  * time floor and session-ID cache are the card services' (shared with the other applets). Any
- * configuration change resets the TLS session of every channel.
+ * configuration change resets the TLS session of every channel. On a card whose security domain is
+ * sealed (services/security-domain.ts): a locked or inactive slot identity refuses new handshakes
+ * with access_denied, slot identities check clients against the operator's client CAs, every
+ * identity checks the deny-list (certificate_revoked), and each session is audited when it ends.
  *
  * Secrets: each channel's TLS session (engine keys, buffers; `dispose()` wipes them) and the copies
  * of the ticket key handed to its engine (wiped when the session goes).
@@ -20,6 +23,7 @@ import { cardErr } from '../../errors.js';
 import type { IdentityRecord } from '../../state.js';
 import type { Applet, AppletCommand, ChannelContext, CommandTable, Reply } from '../../os/applet.js';
 import type { CardServices } from '../../services/services.js';
+import type { TlsSessionFacts } from '../../services/security-domain.js';
 import { setlsCommands } from './commands.js';
 import { DtlsEapSession, createCardDtlsEngine } from './dtls-session.js';
 import { EapTlsSession, type SessionDeps } from './eap-session.js';
@@ -38,6 +42,8 @@ class SetlsChannel {
   sessionTime: number | undefined;
   /** Copies of the ticket key handed to the current session's engine; wiped when the session goes. */
   readonly sessionSecrets: Uint8Array[] = [];
+  /** The audit facts of the current session once its handshake completed (sealed security domain only). */
+  audit: TlsSessionFacts | undefined;
   /** The wiring of this channel's TLS / DTLS sessions (made at first use). */
   tlsDeps: SessionDeps | undefined;
   dtlsDeps: SessionDeps | undefined;
@@ -69,6 +75,7 @@ export class SetlsApplet implements Applet {
   reset(ch: ChannelContext): void {
     const st = this.channels.get(ch.number);
     if (!st) return;
+    this.endAudit(st, false);
     st.session.dispose();
     wipe(...st.sessionSecrets.splice(0));
     this.channels.delete(ch.number);
@@ -97,6 +104,7 @@ export class SetlsApplet implements Applet {
   }
 
   private newSession(st: SetlsChannel, mode: 'tls' | 'dtls'): void {
+    this.endAudit(st, false);
     st.session?.dispose();
     wipe(...st.sessionSecrets.splice(0)); // the previous session's engine is gone
     st.sessionTime = undefined;
@@ -119,9 +127,12 @@ export class SetlsApplet implements Applet {
       },
       entropy: s.tls.entropy(() => (st.sessionTime ?? s.time.now()) * 1000),
       selectIdentity: (serverName: string | undefined): TlsIdentity | undefined => {
-        const rec = s.identities.select(serverName, st.ctx);
+        const sd = s.securityDomain;
+        const sealed = sd.sealed;
+        // a locked or inactive slot identity: access_denied (thrown into the engine)
+        const rec = s.identities.select(serverName, st.ctx, sealed ? sd.usable : undefined);
         st.servedLabel = rec?.label;
-        return rec ? s.identities.forEngine(rec) : undefined;
+        return rec ? s.identities.forEngine(rec, sealed ? sd.engineRules(rec) : undefined) : undefined;
       },
       acceptTime: (t: number) =>
         s.time.accept(t, () => {
@@ -168,6 +179,7 @@ export class SetlsApplet implements Applet {
     if ((cmd.p1 & EapP1.start) !== 0) this.resetSession(ch, 'tls');
     const st = this.state(ch);
     const answer = st.session.processEap(cmd.p2, data);
+    if (st.audit === undefined && st.session.phase === 'authenticated' && this.s.securityDomain.auditing) this.startAudit(st);
     if ((cmd.p1 & EapP1.info) === 0) return answer;
     if (answer.sw === SetlsSw.authFailure) {
       const alert = st.session.alertSent;
@@ -182,7 +194,27 @@ export class SetlsApplet implements Applet {
     const session = this.state(ch).session;
     if (session.phase !== 'authenticated') throw cardErr.conditions('no authenticated TLS session');
     if (!this.servedIdentity(ch)?.exportAllowed) throw cardErr.conditions('session export is not allowed for the identity that served this session');
-    return ok(session.exportSession());
+    const blob = session.exportSession();
+    this.endAudit(this.state(ch), true);
+    return ok(blob);
+  }
+
+  // ---------------------------------------------------------------- the security domain's audit log
+
+  /** The handshake completed: what the session's audit entry will say (its exporter value, hashed). */
+  private startAudit(st: SetlsChannel): void {
+    const session = st.session;
+    const info = session.info;
+    if (!info) return;
+    st.audit = this.s.securityDomain.sessionFacts(st.servedLabel, info, (label) => session.exporter(label, undefined, 32));
+  }
+
+  /** The session ends (a new one, reset, export): its entry goes to the audit log (in RAM until the next write). */
+  private endAudit(st: SetlsChannel, exported: boolean): void {
+    const facts = st.audit;
+    if (!facts) return;
+    st.audit = undefined;
+    this.s.securityDomain.logSession(facts, exported);
   }
 
   /** EXPORTER: RFC 5705 / RFC 8446 §7.5 keying material for a label the serving identity allows. */

@@ -30,6 +30,7 @@ import { decodeLabel } from '../../state.js';
 import type { AccessRule, CommandSpec, CommandTable, Reply } from '../../os/applet.js';
 import type { CardServices } from '../../services/services.js';
 import type { PinKind } from '../../services/pin-service.js';
+import { slotOfLabel } from '../../services/security-domain.js';
 import type { SetlsApplet } from './applet.js';
 import { parseIdentityPolicy, parsePskCommand, parseTrustAnchorData } from './requests.js';
 import { cardInfoTlv, identityTlv } from './views.js';
@@ -42,6 +43,14 @@ function noData(data: Uint8Array): void {
 }
 
 const pinName = (p2: number): PinKind => (p2 === PinRef.operator ? 'operator' : 'user');
+
+/** The labels of the security domain's identity slots (`slot1`–`slot8`) are its own: 6985 here. */
+function notSlot(s: CardServices, label: string): string {
+  if (s.securityDomain.record && slotOfLabel(label) !== undefined) {
+    throw cardErr.conditions(`identity ${label} is a slot of the security domain: administer it through SCP03`);
+  }
+  return label;
+}
 
 // P1/P2 rules
 const zero = (p1: number, p2: number): boolean => p1 === 0 && p2 === 0;
@@ -147,7 +156,7 @@ export function setlsCommands(a: SetlsApplet, s: CardServices): CommandTable {
         'GENERATE-KEY',
         'operator',
         (p1, p2) => (p1 === KeyType.p256 || p1 === KeyType.rsa2048) && p2 === 0,
-        (c, data) => ok(s.identities.generateKey(decodeLabel(data), c.p1 === KeyType.rsa2048 ? 'rsa2048' : 'p256')),
+        (c, data) => ok(s.identities.generateKey(notSlot(s, decodeLabel(data)), c.p1 === KeyType.rsa2048 ? 'rsa2048' : 'p256')),
       ),
       cmd(Ins.getCsr, 'GET-CSR', 'operator', moreOnly, (_c, data) => ok(s.identities.csr(parseCsrRequest(data))), 'p1-more'),
       cmd(
@@ -157,7 +166,7 @@ export function setlsCommands(a: SetlsApplet, s: CardServices): CommandTable {
         moreOnly,
         (_c, data) => {
           const { label, certs } = parseChainData(data);
-          s.identities.installChain(label, certs);
+          s.identities.installChain(notSlot(s, label), certs);
           return ok();
         },
         'p1-more',
@@ -167,7 +176,9 @@ export function setlsCommands(a: SetlsApplet, s: CardServices): CommandTable {
         return ok();
       }),
       cmd(Ins.putIdentityPolicy, 'PUT-IDENTITY-POLICY', 'operator', zero, (_c, data) => {
-        s.identities.setPolicy(parseIdentityPolicy(data));
+        const change = parseIdentityPolicy(data);
+        notSlot(s, change.label);
+        s.identities.setPolicy(change);
         return ok();
       }),
       cmd(
@@ -177,6 +188,7 @@ export function setlsCommands(a: SetlsApplet, s: CardServices): CommandTable {
         (p1, p2) => (p1 & ~P1_MORE) === 0 && (p2 === TrustAnchorOp.add || p2 === TrustAnchorOp.clear),
         (c, data) => {
           const { label, certificate } = parseTrustAnchorData(data, c.p2);
+          notSlot(s, label);
           if (c.p2 === TrustAnchorOp.clear) s.identities.clearTrustAnchors(label);
           else s.identities.addTrustAnchor(label, certificate!);
           return ok();
@@ -198,7 +210,7 @@ export function setlsCommands(a: SetlsApplet, s: CardServices): CommandTable {
       cmd(Ins.setClock, 'SET-CLOCK', 'operator', zero, (_c, data) => {
         // The new time floor, 4 bytes big-endian Unix seconds; 0 (or no data) unsets it.
         if (data.length !== 0 && data.length !== 4) throw cardErr.length('SET-CLOCK takes 4 bytes (Unix seconds) or none');
-        s.time.setFloor(data.length === 0 ? 0 : readU32(data, 0));
+        s.time.setClock(data.length === 0 ? 0 : readU32(data, 0));
         return ok();
       }),
     ],

@@ -4,7 +4,9 @@
  * including its own output chaining (SEND = GET RESPONSE with `9Fxx`, channel.ts) — wired to the
  * card services: the TLS engine, the card's identities (by SNI, else the channel's default
  * identity), the card's PINs (shared with the setls applet, verified per channel) and the PSKs
- * installed with SET-KEY (card RAM: lost when the card process ends).
+ * installed with SET-KEY (card RAM: lost when the card process ends). The security domain's rules
+ * apply as to the setls applet (services/security-domain.ts): locks, access_denied for a locked slot
+ * identity, the operator's client CAs and deny-list, one audit entry per session.
  *
  * Secrets: the SET-KEY PSKs (wiped by `close()`), each channel's session (channel.ts).
  * imports bytes/, apdu/, protocol/ and card/.
@@ -15,6 +17,7 @@ import { TLS_SE_AID } from '../../../protocol/index.js';
 import type { TlsIdentity } from '../../../tls/api.js';
 import type { Applet, AppletCommand, ChannelContext, Reply } from '../../os/applet.js';
 import type { CardServices } from '../../services/services.js';
+import type { TlsSessionFacts } from '../../services/security-domain.js';
 import { TlsSeChannel } from './channel.js';
 import { tlsSeEngineConfig } from './config.js';
 
@@ -65,14 +68,20 @@ export class TlsSeApplet implements Applet {
   /** The applet's state on one channel, wired to the card services (the channel's PIN status and default identity). */
   private newChannel(ch: ChannelContext): TlsSeChannel {
     const s = this.s;
+    const sd = s.securityDomain;
+    /** The identity that serves the current session, and its audit facts once the handshake completed. */
+    let served: string | undefined;
+    let facts: TlsSessionFacts | undefined;
     return new TlsSeChannel({
       newEngine: () => {
         const f = s.tls.engineFactory();
         const config = tlsSeEngineConfig({
           entropy: s.tls.entropy(() => s.time.now() * 1000),
           selectIdentity: (serverName): TlsIdentity | undefined => {
-            const rec = s.identities.select(serverName, ch);
-            return rec ? s.identities.forEngine(rec) : undefined;
+            const sealed = sd.sealed;
+            const rec = s.identities.select(serverName, ch, sealed ? sd.usable : undefined);
+            served = rec?.label;
+            return rec ? s.identities.forEngine(rec, sealed ? sd.engineRules(rec) : undefined) : undefined;
           },
           alpn: s.config.policy.alpn,
           psks: this.psks,
@@ -85,6 +94,15 @@ export class TlsSeApplet implements Applet {
         const k = toHex(identity);
         wipe(this.psks.get(k));
         this.psks.set(k, key.slice());
+      },
+      sessionOpened: (engine) => {
+        const info = engine.info;
+        if (info && sd.auditing) facts = sd.sessionFacts(served, info, (label) => engine.exportKeyingMaterial(label, undefined, 32));
+      },
+      sessionEnded: () => {
+        if (facts) sd.logSession(facts, false);
+        facts = undefined;
+        served = undefined;
       },
     });
   }

@@ -71,6 +71,10 @@ export interface TlsSeHost {
   verifyPin(which: 'user' | 'operator', ascii: Uint8Array): number;
   /** Installs the external PSK (operator). */
   setPsk(identity: Uint8Array, key: Uint8Array): void;
+  /** A handshake completed (the security domain's audit log); `engine` is the session's. */
+  sessionOpened?(engine: TlsServerConnection): void;
+  /** The session ends (RESET, a new SELECT, card reset). */
+  sessionEnded?(): void;
 }
 
 type Phase = 'idle' | 'handshake' | 'open' | 'closed' | 'failed';
@@ -125,6 +129,7 @@ export class TlsSeChannel {
 
   /** Card reset, power-off or a new SELECT: the TLS session and all buffers are wiped. */
   reset(): void {
+    if (this.phase !== 'idle') this.host.sessionEnded?.();
     this.engine?.dispose();
     this.engine = undefined;
     this.phase = 'idle';
@@ -240,6 +245,7 @@ export class TlsSeChannel {
     }
     if (out.handshakeComplete) {
       this.phase = 'open';
+      this.host.sessionOpened?.(this.engine);
       return this.output(records, TlsSeSw.sessionOpen);
     }
     return this.output(records, SW.ok);
