@@ -297,6 +297,9 @@ test('the handshake path never waits for a write: a session on a sealed card com
     c.card.close();
     const card = EmulatedCard.open({ dir: c.dir, masterKey: c.masterKey, storeHooks: { onWriteStep: (s) => void (s === 'beforeTmpWrite' && writes++) } });
     try {
+      // the operator's session is open before the TLS sessions (its own writes are done)
+      assert.equal(sw(card.process(Uint8Array.of(0x00, 0x70, 0x00, 0x01))), 0x9000);
+      const sd = new SyncAdmin(card, c.factoryKeys, 1);
       const t = await tandemFor({ ...c, card } as SealedCard, 'slot1');
       try {
         // the first session makes the ticket key and sets the time floor (both written once)
@@ -310,13 +313,9 @@ test('the handshake path never waits for a write: a session on a sealed card com
       const onDisk = (): number =>
         deserializeState(new SealedStore(c.dir, c.masterKey).read()).isd!.audit.entries.map(parseAuditEntry).filter((e) => e.event === AuditEvent.tlsSession).length;
       assert.ok(onDisk() < 4, 'the last sessions are still in RAM');
-      assert.equal(sw(card.process(Uint8Array.of(0x00, 0x70, 0x00, 0x01))), 0x9000);
-      const sd = new SyncAdmin(card, c.factoryKeys, 1);
       const page = parseAuditLogResponse(sd.call(AdminRequest.readAuditLog({ from: 1, max: 16 })));
       assert.ok(page.entries.length >= 4);
       assert.equal(onDisk(), 4, 'written before the head was signed');
-      const st = deserializeState(new SealedStore(c.dir, c.masterKey).read());
-      assert.equal(st.isd!.audit.entries.map(parseAuditEntry).filter((e) => e.event === AuditEvent.tlsSession).length, 4, 'four session entries on disk');
     } finally {
       card.close();
     }
@@ -343,12 +342,18 @@ test('a trust change drops the ticket key: a ticket issued before PutRevocationL
         s.once('close', () => resolve());
       });
       assert.ok(first.ok && session, 'a ticket');
+      // a resumption proves tickets work, and brings a fresh ticket (each ticket is used once)
+      let fresh: Buffer | undefined;
       const again = tls.connect({ host: '127.0.0.1', port, servername: 'localhost', ca: [rootPem(c)], session });
+      again.on('session', (sess: Buffer) => (fresh = sess));
+      again.on('data', () => undefined);
       await once(again, 'secureConnect');
       assert.equal(again.isSessionReused(), true, 'the ticket resumes');
-      again.destroy();
+      again.write('ping');
+      await once(again, 'close');
+      assert.ok(fresh, 'a fresh ticket');
       await a.call(AdminRequest.putRevocationList({ number: 1, serials: [fromHex('01')] }));
-      const after = tls.connect({ host: '127.0.0.1', port, servername: 'localhost', ca: [rootPem(c)], session });
+      const after = tls.connect({ host: '127.0.0.1', port, servername: 'localhost', ca: [rootPem(c)], session: fresh });
       await once(after, 'secureConnect');
       assert.equal(after.isSessionReused(), false, 'a full handshake after the trust change');
       after.destroy();
@@ -394,6 +399,33 @@ test('a card made before the security domain existed: no record, its SELECT answ
     } finally {
       card.close();
     }
+  } finally {
+    c.cleanup();
+  }
+});
+
+test("the card OS cuts the security domain's answers to Ne: 256 bytes and 61xx, the rest by GET RESPONSE on the same channel", async () => {
+  const c = await sealedEmulatedCard();
+  try {
+    assert.equal(sw(c.card.process(Uint8Array.of(0x00, 0x70, 0x00, 0x02))), 0x9000);
+    assert.equal(sw(c.card.process(cmd(0x02, 0xa4, 0x04, 0x00, fromHex('A000000151000000'), 256))), 0x9000);
+    const first = c.card.process(Uint8Array.of(0x82, 0xca, 0xdf, 0x51, 0x00)); // GET DATA DF51, Le 00 (256)
+    assert.equal(first.length, 258, 'Ne bytes');
+    assert.equal(first[256], 0x61);
+    const parts = [first.subarray(0, 256)];
+    let r = first;
+    while (r[r.length - 2] === 0x61) {
+      r = c.card.process(Uint8Array.of(0x02, 0xc0, 0x00, 0x00, r[r.length - 1]!));
+      parts.push(r.subarray(0, r.length - 2));
+    }
+    assert.equal(sw(r), 0x9000);
+    const chain = parseBerTlvs(concat(...parts))[0]!;
+    assert.equal(chain.tag, 0xdf51);
+    assert.match(new X509Certificate(encodeBerTlv(0x30, parseBerTlvs(chain.value)[0]!.value)).subject, new RegExp(`CN=${toHex(c.uid)}`));
+    // a command without Le (SELECT, case 3) gets 61xx for its FCI
+    const sel = c.card.process(cmd(0x02, 0xa4, 0x04, 0x00, fromHex('A000000151000000'), 0));
+    assert.equal(sel.length, 2);
+    assert.equal(sel[0], 0x61);
   } finally {
     c.cleanup();
   }

@@ -1,7 +1,7 @@
 /**
  * operator/keys/master-keys: the operator's SCP03 master keys, kept in files (mode 0600) outside the
  * database, and the per-card key sets derived from them with gp/'s diversification
- * (docs/gp-scp03.md §11) — never stored per card. imports gp/, bytes/, keys/secret-files, errors.
+ * (docs/gp-scp03.md §11) — never stored per card. imports gp/, bytes/, protocol/, keys/secret-files, errors.
  *
  * - admin master, version v: `D/keys/admin-master-v<v>.key` (hex). The operator's key set for a
  *   card is deriveCardKeys(admin master, UID, KVN) with KVN 31 and up.
@@ -13,10 +13,12 @@ import { randomBytes } from 'node:crypto';
 import { join } from 'node:path';
 import { fromHex, toHex, wipe } from '../../bytes/index.js';
 import { aesKcv, deriveCardKeys, type StaticKeys } from '../../gp/index.js';
+import { FACTORY_KVN } from '../../protocol/index.js';
 import { OpError, OpErrorCode } from '../errors.js';
 import { readSecretFile, writeSecretFile } from './secret-files.js';
 
-export const FACTORY_KVN = 0x30;
+/** The factory key set's KVN (the admin protocol's, protocol/isd.ts). */
+export { FACTORY_KVN };
 export const FIRST_OPERATOR_KVN = 0x31;
 
 export function adminMasterPath(keysDir: string, version: number): string {
