@@ -60,7 +60,17 @@ export class IdentityService {
       if (rec && rec.chain.length > 0) return rec;
       return undefined;
     }
-    return this.store.state.identities.find((i) => i.chain.length > 0);
+    return this.served().find((i) => i.chain.length > 0);
+  }
+
+  /**
+   * The identities in the order they answer: the security domain's slot identities first (the
+   * operator's, once enrolled, supersede the card's own for the same names), then the others, each
+   * group in identity order.
+   */
+  private served(): IdentityRecord[] {
+    const ids = this.store.state.identities;
+    return [...ids.filter((i) => slotOfLabel(i.label) !== undefined), ...ids.filter((i) => slotOfLabel(i.label) === undefined)];
   }
 
   /** SET-IDENTITY: `label` (which must have a chain: 6985) becomes the default identity on `ch`. */
@@ -72,7 +82,9 @@ export class IdentityService {
 
   /**
    * Identity selection for a ClientHello on `ch`: an identity whose leaf SAN DNS names match the SNI
-   * (exact before wildcard, then identity order); no SNI → the default identity; an SNI that matches
+   * (exact before wildcard, then slot identities before the others, then identity order); no SNI →
+   * the default identity (the channel's, else the first slot identity with a chain, else the first
+   * identity with one); an SNI that matches
    * nothing → the default identity, or none (the engine sends unrecognized_name) under policy `reject`.
    * `usable` (the security domain's rule) hides identities that may not serve: when the identity that
    * would answer is one of them — the only match for the SNI, or the default — the handshake is
@@ -80,7 +92,7 @@ export class IdentityService {
    */
   select(serverName: string | undefined, ch: ChannelContext, usable?: (rec: IdentityRecord) => boolean): IdentityRecord | undefined {
     if (serverName !== undefined) {
-      const served = this.store.state.identities.filter((i) => i.chain.length > 0);
+      const served = this.served().filter((i) => i.chain.length > 0);
       const match = bestHostMatch(usable ? served.filter(usable) : served, serverName);
       if (match) return match;
       if (usable && bestHostMatch(served, serverName)) throw accessDenied(serverName);
