@@ -9,6 +9,8 @@ import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { initCard, openCard } from '../../src/cli/card-setup.js';
 import { cardManifestEntry } from '../../src/cli/card-factory.js';
+import { concat, toHex } from '../../src/bytes/index.js';
+import { ISD_AID } from '../../src/gp/admin/index.js';
 
 export interface RealCard {
   readonly cardDir: string;
@@ -35,13 +37,12 @@ export async function makeRealCard(cardDir: string, manufacturerDir: string, opt
   const { card } = openCard({ cardDir });
   let counter: number;
   try {
-    const c = card.process(Uint8Array.of(0x80, 0xca, 0xdf, 0x52, 0x00)); // channel 0: the security domain answers GET DATA DF52 unselected? select first
-    counter = c.length === 9 && c[7] === 0x90 ? (c[3]! << 24) | (c[4]! << 16) | (c[5]! << 8) | c[6]! : -1;
-    if (counter < 0) {
-      card.process(Uint8Array.of(0x00, 0xa4, 0x04, 0x00, 0x08, 0xa0, 0x00, 0x00, 0x01, 0x51, 0x00, 0x00, 0x00, 0x00));
-      const d = card.process(Uint8Array.of(0x80, 0xca, 0xdf, 0x52, 0x00));
-      counter = (d[3]! << 24) | (d[4]! << 16) | (d[5]! << 8) | d[6]!;
-    }
+    // SELECT the security domain on channel 0, then GET DATA DF52 (its next sequence counter, 4 bytes)
+    const sel = card.process(concat(Uint8Array.of(0x00, 0xa4, 0x04, 0x00, ISD_AID.length), ISD_AID, Uint8Array.of(0x00)));
+    if (sel[sel.length - 2] !== 0x90 && sel[sel.length - 2] !== 0x61) throw new Error(`SELECT of the security domain answered ${toHex(sel.subarray(-2))}`);
+    const d = card.process(Uint8Array.of(0x80, 0xca, 0xdf, 0x52, 0x00));
+    if (d.length < 6 || d[d.length - 2] !== 0x90) throw new Error(`GET DATA DF52 answered ${toHex(d)}`);
+    counter = ((d[d.length - 6]! << 24) | (d[d.length - 5]! << 16) | (d[d.length - 4]! << 8) | d[d.length - 3]!) >>> 0;
   } finally {
     card.close();
   }
