@@ -18,6 +18,7 @@ import { fingerprintOf, openLocalCa } from '../pki/local-ca.js';
 import { codeOf, groupName, GROUPS, suiteName, TLS13_SUITES, versionName } from '../registry/tls-names.js';
 import { parseOnOff, parseTls12Suites, parseVersions, registerCardAdminCommands } from './card-admin.js';
 import { registerOperatorCommands } from './operator-commands.js';
+import { registerOperatorQuickstart } from './operator-quickstart.js';
 import { registerFactoryCommands } from './card-factory.js';
 import { LifecycleName, readSecurityDomain, withGetResponse } from './manufacturer.js';
 import { CardLifecycle } from '../protocol/index.js';
@@ -207,7 +208,7 @@ const KEY_NAMES: Record<KeyTypeName, string> = { p256: 'ECDSA P-256', rsa2048: '
 
 registerCardAdminCommands(card, DEFAULT_CARD_DIR);
 registerFactoryCommands(program, card, DEFAULT_CARD_DIR);
-registerOperatorCommands(program);
+registerOperatorQuickstart(registerOperatorCommands(program));
 
 
 card

@@ -58,14 +58,14 @@ function uidArg(v: string): string {
   return u;
 }
 
-function parsePortArg(v: string): number {
+export function parsePortArg(v: string): number {
   const n = Number(v);
   if (!Number.isInteger(n) || n < 0 || n > 65535) throw new Error(`invalid port '${v}'`);
   return n;
 }
 
 /** Polls a job until it ends; prints a line on every change; exit code 0 only on success. */
-async function waitJob(c: OperatorClient, job: J, o: { json?: boolean; timeout?: number }): Promise<void> {
+export async function waitJob(c: OperatorClient, job: J, o: { json?: boolean; timeout?: number }): Promise<void> {
   const deadline = o.timeout ? Date.now() + o.timeout * 1000 : Infinity;
   let last = '';
   let current = job;
@@ -84,7 +84,50 @@ async function waitJob(c: OperatorClient, job: J, o: { json?: boolean; timeout?:
   }
 }
 
-export function registerOperatorCommands(program: Command): void {
+export interface ServeFlags {
+  dir: string;
+  port: number;
+  host: string;
+  publicUrl?: string;
+  jobs: boolean;
+  jobLease?: number;
+  scriptTimeout?: number;
+}
+
+/** The options of `operator serve` (and `operator up`). */
+export function serveOptions(cmd: Command): Command {
+  return cmd
+    .option('--dir <dir>', 'operator state folder', DEFAULT_OPERATOR_DIR)
+    .option('--port <n>', 'TCP port', parsePortArg, DEFAULT_OPERATOR_PORT)
+    .option('--host <addr>', 'address to listen on', '127.0.0.1')
+    .option('--public-url <url>', 'URL relying parties and agents use (overrides operator.json)')
+    .option('--no-jobs', 'do not run jobs in this process')
+    .option('--job-lease <ms>', 'job lease: how long a job held by a runner that died waits before another takes it over', (v) => Number(v))
+    .option('--script-timeout <ms>', 'deadline of one admin script through the device agent', (v) => Number(v));
+}
+
+/** `operator serve`: the API, relay and job runner until SIGINT/SIGTERM. */
+export async function serveOperator(o: ServeFlags): Promise<void> {
+  const running = await startOperator({
+    dir: o.dir,
+    port: o.port,
+    host: o.host,
+    publicUrl: o.publicUrl,
+    runJobs: o.jobs,
+    defaultMetrics: true,
+    ...(o.jobLease ? { runner: { leaseMs: o.jobLease } } : {}),
+    ...(o.scriptTimeout ? { scriptTimeoutMs: o.scriptTimeout } : {}),
+  });
+  console.log(`operator serving at ${running.url}/ (API /v1, CA ${running.operator.paths.caCert}, clients trust ${running.operator.paths.tlsCaCert})`);
+  const stop = (): void => {
+    void running.stop().then(() => process.exit(0));
+  };
+  process.once('SIGINT', stop);
+  process.once('SIGTERM', stop);
+}
+
+/** Registers `setls operator …`; returns the `operator` command (cli/operator-quickstart adds to it). */
+export function registerOperatorCommands(program: Command): Command {
   const op = program.command('operator').description('the operator service: enrol, lock, re-key and revoke cards through untrusted device agents');
 
   op.command('init')
@@ -113,32 +156,9 @@ export function registerOperatorCommands(program: Command): void {
       if (r.transportKeyIds.length) console.log(`  transport keys:   ${r.transportKeyIds.map((id) => `${r.paths.keysDir}/transport-${id}.key`).join(', ')} (0600)`);
     });
 
-  op.command('serve')
-    .description('serve the operator API over HTTPS (and run its jobs)')
-    .option('--dir <dir>', 'operator state folder', DEFAULT_OPERATOR_DIR)
-    .option('--port <n>', 'TCP port', parsePortArg, DEFAULT_OPERATOR_PORT)
-    .option('--host <addr>', 'address to listen on', '127.0.0.1')
-    .option('--public-url <url>', 'URL relying parties and agents use (overrides operator.json)')
-    .option('--no-jobs', 'do not run jobs in this process')
-    .option('--job-lease <ms>', 'job lease: how long a job held by a runner that died waits before another takes it over', (v) => Number(v))
-    .option('--script-timeout <ms>', 'deadline of one admin script through the device agent', (v) => Number(v))
-    .action(async (o: { dir: string; port: number; host: string; publicUrl?: string; jobs: boolean; jobLease?: number; scriptTimeout?: number }) => {
-      const running = await startOperator({
-        dir: o.dir,
-        port: o.port,
-        host: o.host,
-        publicUrl: o.publicUrl,
-        runJobs: o.jobs,
-        defaultMetrics: true,
-        ...(o.jobLease ? { runner: { leaseMs: o.jobLease } } : {}),
-        ...(o.scriptTimeout ? { scriptTimeoutMs: o.scriptTimeout } : {}),
-      });
-      console.log(`operator serving at ${running.url}/ (API /v1, CA ${running.operator.paths.caCert}, clients trust ${running.operator.paths.tlsCaCert})`);
-      const stop = (): void => {
-        void running.stop().then(() => process.exit(0));
-      };
-      process.once('SIGINT', stop);
-      process.once('SIGTERM', stop);
+  serveOptions(op.command('serve').description('serve the operator API over HTTPS (and run its jobs)'))
+    .action(async (o: ServeFlags) => {
+      await serveOperator(o);
     });
 
   op.command('token')
@@ -367,4 +387,5 @@ export function registerOperatorCommands(program: Command): void {
       if (o.wait) return waitJob(c, r.job, o);
       print(o, r, () => jobLine(r.job));
     });
+  return op;
 }
