@@ -4,10 +4,10 @@
  * its manifest from `setls card manifest` imported, then every acceptance step through the CLI and
  * real peers: enrol → `curl --cacert <operator ca.crt>` verifies and the served key is the card's;
  * lock → the next TLS handshake is refused, unlock → served again; revoke → `openssl crl -CAfile`
- * verifies the new CRL and lists the serial (and the card is re-keyed); a client CA pushed and a
+ * verifies the new CRL and lists the serial (and the card is re-keyed); rekey → a new key served; a client CA pushed and a
  * client certificate deny-listed → `openssl s_client -cert` refused with certificate_revoked; a new
  * PIN printed once; the agent's log of it all holds no PIN, key or certificate bytes; refusals with
- * their codes (an unknown UID).
+ * their codes (an unknown UID, an enrolled card enrolled again).
  */
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
@@ -178,6 +178,19 @@ test('revoke → openssl crl -CAfile verifies the new CRL and finds the serial; 
   assert.equal((await curl()).code, 0);
 });
 
+test('rekey --wait → the card serves a new key in another slot, certified by the operator; curl still verifies', async (t) => {
+  if (!uid) return t.skip('no enrolled card');
+  const before = (await servedCertificate())!;
+  const r = await op(['rekey', uid, '--wait']);
+  assert.equal(r.code, 0, r.stderr);
+  assert.match(r.stderr, /rekey on [0-9a-f]{32}: succeeded/);
+  const after = (await servedCertificate())!;
+  assert.notEqual(spkiSha256(after), spkiSha256(before), 'a new key');
+  const card = JSON.parse(await ok(['card', uid, '--json']));
+  assert.equal(spkiSha256(after), card.identities.find((i: any) => i.state === 'active').spkiSha256, "the served key is the card's active attested key");
+  assert.equal((await curl()).code, 0);
+});
+
 test('a client CA pushed and a client certificate deny-listed → openssl s_client -cert is refused with certificate_revoked', async (t) => {
   if (!uid) return t.skip('no enrolled card');
   const dir = tmp.dir;
@@ -219,8 +232,14 @@ test("a new PIN is printed once to the caller; the agent's log of enrolment, re-
   }
 });
 
-test('refusals with their codes through the CLI: an unknown UID, a lock of a card in no manifest', async () => {
-  const unknown = await op(['enrol', '00112233445566778899aabbccddeeff', '--wait']);
-  assert.equal(unknown.code, 1);
-  assert.match(unknown.stderr, /ERR_OP_UNKNOWN_CARD/);
+test('refusals with their codes through the CLI: enrol and lock of a UID in no manifest; a re-enrolment of an enrolled card', async (t) => {
+  for (const kind of ['enrol', 'lock']) {
+    const unknown = await op([kind, '00112233445566778899aabbccddeeff', '--wait']);
+    assert.equal(unknown.code, 1, kind);
+    assert.match(unknown.stderr, /^setls: ERR_OP_UNKNOWN_CARD: /m, kind);
+  }
+  if (!uid) return t.skip('no enrolled card');
+  const again = await op(['enrol', uid, '--wait']);
+  assert.equal(again.code, 1);
+  assert.match(again.stderr, /^setls: ERR_OP_[A-Z_]+: /m);
 });

@@ -88,3 +88,16 @@ test('README quick start: `npm run operator` and `npm run device` bring up an op
   const port2 = /try: curl --cacert \S+ https:\/\/localhost:(\d+)\/status/.exec(again.out)![1]!;
   assert.equal((await run('curl', ['-sS', '--max-time', '30', '--cacert', line[2]!, `https://localhost:${port2}/status`])).code, 0);
 });
+
+test('the CLI contract\'s defaults: operator serve and up listen on 127.0.0.1:9443 in .setls/operator; operator device serves :8444 from .setls/device', async () => {
+  for (const [cmd, port] of [['serve', '9443'], ['up', '9443'], ['device', '8444']] as const) {
+    const h = await run(process.execPath, ['bin/setls.mjs', 'operator', cmd, '--help']);
+    assert.equal(h.code, 0, h.stderr);
+    const text = h.stdout.replace(/\s+/g, ' ');
+    assert.match(text, new RegExp(`--port <n> [^-]*\\(default: ${port}\\)`), `${cmd}: ${text}`);
+    assert.match(text, /--host <addr> [^-]*\(default: "127\.0\.0\.1"\)/, cmd);
+    assert.match(text, /--dir <dir> [^-]*\(default: "\.setls\/operator"\)/, cmd);
+  }
+  const d = (await run(process.execPath, ['bin/setls.mjs', 'operator', 'device', '--help'])).stdout.replace(/\s+/g, ' ');
+  assert.match(d, /--card-dir <dir> [^-]*\(default: "\.setls\/device"\)/);
+});
