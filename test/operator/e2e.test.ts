@@ -144,6 +144,9 @@ test('operator and device as real processes: card init, manifest, operator init/
   const served = (await servedCertificate())!;
   assert.equal(spkiSha256(served), card.identities.find((i: any) => i.state === 'active').spkiSha256, "the served certificate's key is the card's attested key");
   assert.equal(BigInt(`0x${served.serialNumber}`), BigInt(`0x${card.certificates[0].serial}`));
+  assert.deepEqual(JSON.parse(await ok(['cards', '--state', 'active', '--json'])).items.map((x: any) => x.uid), [uid], 'cards --state active');
+  assert.deepEqual(JSON.parse(await ok(['cards', '--state', 'manifest', '--json'])).items, [], 'cards --state manifest');
+  assert.match(await ok(['cards']), new RegExp(`${uid} +active`), 'the human table');
   const info = await run(['card', 'info', '--card-dir', C, '--json']);
   assert.equal(info.code, 0, info.stderr);
   assert.equal(JSON.parse(info.stdout).uid, uid, 'card info --json shows the UID');
