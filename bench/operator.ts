@@ -23,7 +23,7 @@
  * SETLS_BENCH_FAIL_SECTION=operator injects a failure once everything is up (tests).
  */
 import { spawn } from 'node:child_process';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { connect } from 'node:tls';
@@ -33,7 +33,6 @@ import { fileURLToPath } from 'node:url';
 import { initOperator } from '../src/operator/init.js';
 import { startOperator, type RunningOperator } from '../src/operator/service.js';
 import { createAgentToken } from '../src/operator/auth/agent-tokens.js';
-import { readFileSync } from 'node:fs';
 import { call } from '../test/operator/helpers.js';
 
 export interface OperatorSection {
