@@ -35,7 +35,7 @@ function servedLeaf(port: number, servername: string | undefined): Promise<Buffe
   );
 }
 
-test("an enrolled slot identity answers before the card's own identity for the same name, and without SNI", async () => {
+test("an enrolled slot identity answers before the card's own identity for the same name, and without SNI; locked, it is refused (access_denied) rather than replaced by the card's own", async () => {
   const card = await makeTestCard();
   const server = await startTestHttps(card);
   const opened = await openCardForAdmin({ cardDir: card.cardDir, quiet: true });
@@ -58,6 +58,13 @@ test("an enrolled slot identity answers before the card's own identity for the s
       await admin.call(AdminRequest.activateIdentity({ slot: 1 }));
       assert.deepEqual(new Uint8Array(await servedLeaf(server.port, 'localhost')), leaf, 'SNI localhost: the slot identity');
       assert.deepEqual(new Uint8Array(await servedLeaf(server.port, undefined)), leaf, 'no SNI: the slot identity');
+      // a locked slot identity is refused; the card's own identity does not answer its names instead
+      await admin.call(AdminRequest.lockIdentity({ slot: 1, lock: true }));
+      for (const sni of ['localhost', undefined]) {
+        await assert.rejects(servedLeaf(server.port, sni), (e: NodeJS.ErrnoException) => e.code === 'ERR_SSL_TLSV1_ALERT_ACCESS_DENIED', `locked, SNI ${sni}`);
+      }
+      await admin.call(AdminRequest.lockIdentity({ slot: 1, lock: false }));
+      assert.deepEqual(new Uint8Array(await servedLeaf(server.port, 'localhost')), leaf, 'unlocked: the slot identity again');
     } finally {
       admin.close();
     }
