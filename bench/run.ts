@@ -11,9 +11,11 @@
  *     keep-alive GET /status each) through a TlsPool of 4 cards × 4 channels, record layer exported
  *     (K = --mem-k, default 200) and in the card (K = 16 slots), vs node:tls at the same K;
  *   - CoAP GET/s over TLS and DTLS and DTLS handshakes/s through the card (bench/coap.ts; not with --quick).
+ *   - the operator (bench/operator.ts; not with --quick): enrolments/s end to end through device agents
+ *     and lock-to-refusal latency p50/p99 (REST lock → the card refuses the next TLS handshake).
  *   - with --pcsc: handshakes/s through pcscd + vpcd vs in-process (bench/pcsc.ts; root only).
  *
- *   npm run bench -- [--n 200] [--rounds 3] [--warmup 40] [--bulk-bytes 67108864] [--conc-n 768] [--mem-k 200] [--only memory|bulk] [--pcsc] [--json] [--quick] [--keep]
+ *   npm run bench -- [--n 200] [--rounds 3] [--warmup 40] [--bulk-bytes 67108864] [--conc-n 768] [--mem-k 200] [--only memory|bulk|coap|operator] [--op-cards 8] [--op-locks 20] [--pcsc] [--json] [--quick] [--keep]
  *
  * Servers live in this process, one loaded at a time; the load generator is bench/client.ts in a
  * child process. Batches of the variants are interleaved round by round (order rotated each round)
@@ -32,6 +34,7 @@ import { PINNED, percentile, type Job, type JobKind, type JobResult, type Sessio
 import { makeNodeIdentity, setExportAllowed, startNodeTls, startSetls, startSetlsPool, type ServerUnderTest } from './servers.js';
 import { humanMemory, runMemory, type MemorySection } from './memory.js';
 import type { CoapSection } from './coap.js';
+import type { OperatorSection } from './operator.js';
 
 const HERE = dirname(fileURLToPath(import.meta.url));
 const ROOT = dirname(HERE);
@@ -52,8 +55,11 @@ interface Options {
   memK: number;
   /** memoryUsage() readings per point in the memory section (median). */
   memSamples: number;
-  /** Run only this section ('memory'; 'bulk': setls-card, setls-export and node:tls; 'coap': bench/coap.ts). */
-  only?: 'memory' | 'bulk' | 'coap';
+  /** Run only this section ('memory'; 'bulk': setls-card, setls-export and node:tls; 'coap': bench/coap.ts; 'operator': bench/operator.ts). */
+  only?: 'memory' | 'bulk' | 'coap' | 'operator';
+  /** bench/operator.ts --cards (enrolled at once) and --locks (lock-to-refusal samples). */
+  opCards: number;
+  opLocks: number;
   /** bench/coap.ts --n (GETs on one connection / association) and --spawns (coap-client runs). */
   coapN: number;
   coapSpawns: number;
@@ -77,6 +83,8 @@ function options(argv: string[]): Options {
       only: { type: 'string' },
       'coap-n': { type: 'string' },
       'coap-spawns': { type: 'string' },
+      'op-cards': { type: 'string' },
+      'op-locks': { type: 'string' },
       pcsc: { type: 'boolean', default: false },
       json: { type: 'boolean', default: false },
       quick: { type: 'boolean', default: false },
@@ -102,6 +110,9 @@ function options(argv: string[]): Options {
         '  --only coap    run only the CoAP section (bench/coap.ts; also part of a full run, not of --quick)\n' +
         '  --coap-n       CoAP GETs on one connection / one association (default 2000)\n' +
         '  --coap-spawns  coap-client-openssl runs per handshake-per-request rate (default 40)\n' +
+        '  --only operator  run only the operator section (bench/operator.ts; also part of a full run, not of --quick)\n' +
+        '  --op-cards     cards enrolled at once, each behind its own agent (default 8)\n' +
+        '  --op-locks     lock-to-refusal samples, each followed by an unlock (default 20)\n' +
         '  A section that fails makes the report say so (failed: why), ok false and the exit status 1; a\n' +
         '  section whose client program is missing (outside CI) is reported as skipped: why, and does not.\n' +
         '  --pcsc         also handshakes/s through pcscd + vpcd next to in-process (bench/pcsc.ts; root only, else skipped)\n' +
@@ -119,7 +130,7 @@ function options(argv: string[]): Options {
   };
   const n = int(values.n, quick ? 5 : 200, 'n', 1);
   const rounds = int(values.rounds, quick ? 1 : 3, 'rounds', 1);
-  if (values.only !== undefined && values.only !== 'memory' && values.only !== 'bulk' && values.only !== 'coap') throw new Error("--only takes 'memory', 'bulk' or 'coap'");
+  if (values.only !== undefined && !['memory', 'bulk', 'coap', 'operator'].includes(values.only)) throw new Error("--only takes 'memory', 'bulk', 'coap' or 'operator'");
   return {
     n,
     rounds,
@@ -131,7 +142,9 @@ function options(argv: string[]): Options {
     pcsc: values.pcsc ?? false,
     memK: int(values['mem-k'], quick ? 16 : 200, 'mem-k', 1),
     memSamples: int(values['mem-samples'], quick ? 3 : 5, 'mem-samples', 1),
-    ...(values.only ? { only: values.only as 'memory' | 'bulk' | 'coap' } : {}),
+    ...(values.only ? { only: values.only as 'memory' | 'bulk' | 'coap' | 'operator' } : {}),
+    opCards: int(values['op-cards'], 8, 'op-cards', 1),
+    opLocks: int(values['op-locks'], 20, 'op-locks', 1),
     coapN: int(values['coap-n'], 2000, 'coap-n', 1),
     coapSpawns: int(values['coap-spawns'], 40, 'coap-spawns', 1),
     quick,
@@ -530,6 +543,8 @@ interface Extra {
   readonly urienTlsSeMs: number;
   /** bench/coap.ts --json (not with --quick): CoAP GET/s over TLS and DTLS, DTLS handshakes/s; failed ≠ skipped. */
   coap?: CoapSection;
+  /** bench/operator.ts --json (not with --quick): enrolments/s, lock-to-refusal p50/p99. */
+  operator?: OperatorSection;
   /** Host memory per idle session (bench/memory.ts). */
   memory?: MemorySection;
   /** bench/pcsc.ts --json (with --pcsc). */
@@ -636,6 +651,7 @@ function humanExtra(x: Extra, cfg: Report['config']): string {
   out.push(table(cr));
   if (x.memory) out.push('', humanMemory(x.memory).trimEnd());
   if (x.coap) out.push('', humanExtraCoap(x.coap).trimEnd());
+  if (x.operator) out.push('', humanExtraOperator(x.operator).trimEnd());
   if (x.pcsc) {
     out.push('');
     out.push('== handshakes/s through pcscd + vpcd (netns lab of test/pcsc/harness.ts) vs in-process; both `serve https` in their own process ==');
@@ -658,6 +674,20 @@ function humanExtraCoap(c: CoapSection): string {
   return out.join('\n') + '\n';
 }
 
+function humanExtraOperator(c: OperatorSection): string {
+  const out = [
+    `== the operator (bench/operator.ts: operator and load generator in one process, ${c.params?.['cards'] ?? '?'} in-process cards behind their device agents in another; loopback, SQLite) ==`,
+  ];
+  if (c.failed) out.push(`  FAILED: ${c.failed}`);
+  for (const [name, v] of Object.entries(c.results ?? {})) out.push(`  ${name.padEnd(64)} ${fmt(v, 1)}`);
+  const p99 = c.results?.['lock-to-refusal p99 ms'];
+  if (p99 !== undefined) out.push(`  goal lock-to-refusal p99 < ${LOCK_GOAL_MS} ms: ${p99 < LOCK_GOAL_MS ? 'met' : 'NOT met'}`);
+  return out.join('\n') + '\n';
+}
+
+/** Issue 13's goal for lock-to-refusal (p99), reported next to the measure. */
+const LOCK_GOAL_MS = 2000;
+
 // ------------------------------------------------------------------ main
 
 async function main(): Promise<void> {
@@ -666,6 +696,7 @@ async function main(): Promise<void> {
     if (!o.json) process.stderr.write(s);
   };
   if (o.only === 'coap') return onlyCoap(o, progress);
+  if (o.only === 'operator') return onlyOperator(o, progress);
   const root = mkdtempSync(join(tmpdir(), 'setls-bench-'));
   const cardDir = join(root, 'card');
   progress(`setls bench: card and CA in ${root}\n`);
@@ -810,6 +841,8 @@ async function main(): Promise<void> {
   if (!o.quick) {
     progress('CoAP over TLS and DTLS…\n');
     extra.coap = coapSection(o);
+    progress('the operator…\n');
+    extra.operator = operatorSection(o);
   }
   if (o.pcsc) {
     progress('pcscd vs in-process…\n');
@@ -820,7 +853,7 @@ async function main(): Promise<void> {
       extra.pcsc = { ok: false, failed: `bench/pcsc.ts failed (${r.status}): ${r.stderr.slice(-500)}` };
     }
   }
-  const extraErrors = (extra.pcsc && !extra.pcsc.ok ? 1 : 0) + (extra.coap && !extra.coap.ok ? 1 : 0) + [...Object.values(extra.handshakes).flatMap((m) => Object.values(m)), ...Object.values(extra.concurrency).flatMap((m) => Object.values(m))].reduce((a, k) => a + k.errors, 0) +
+  const extraErrors = (extra.pcsc && !extra.pcsc.ok ? 1 : 0) + (extra.coap && !extra.coap.ok ? 1 : 0) + (extra.operator && !extra.operator.ok ? 1 : 0) + [...Object.values(extra.handshakes).flatMap((m) => Object.values(m)), ...Object.values(extra.concurrency).flatMap((m) => Object.values(m))].reduce((a, k) => a + k.errors, 0) +
     Object.values(extra.bulk).reduce((a, b) => a + b.errors, 0) + (extra.memory?.errors ?? 0);
   const errorCount = extraErrors + Object.values(results).reduce((a, r) => a + r.handshake.errors + r.request.errors + (r.bulk?.errors ?? 0), 0);
   const resumed = Object.values(results).reduce((a, r) => a + r.handshake.resumed + r.request.resumed, 0);
@@ -855,6 +888,32 @@ function onlyCoap(o: Options, progress: (s: string) => void): void {
   process.exitCode = report.ok ? 0 : 1;
 }
 
+/** --only operator: the operator section alone (bench/operator.ts; same report shape, other sections empty). */
+function onlyOperator(o: Options, progress: (s: string) => void): void {
+  progress('the operator…\n');
+  const operator = operatorSection(o);
+  const report = sectionReport(o, '', { operator }, operator.ok);
+  if (o.json) process.stdout.write(JSON.stringify(report) + '\n');
+  else process.stdout.write(`setls bench (--only operator) — ${report.meta.date}  node ${report.meta.node}, ${report.meta.cpus} CPU, load ${report.meta.loadavg.map((x) => x.toFixed(2)).join(' ')}\n` + humanExtraOperator(operator) + verdict(report));
+  process.exitCode = report.ok ? 0 : 1;
+}
+
+/** bench/operator.ts in its own process; no report, or an exit status that is not 0 with ok true, is a failure. */
+function operatorSection(o: Options): OperatorSection {
+  const r = spawnSync(process.execPath, ['--import', 'tsx', join(HERE, 'operator.ts'), '--json', '--cards', String(o.opCards), '--locks', String(o.opLocks)], { cwd: ROOT, encoding: 'utf8', timeout: 600_000 });
+  const how = r.error ? r.error.message : r.signal ? `killed by ${r.signal}` : `exit ${r.status}`;
+  let section: OperatorSection | undefined;
+  try {
+    const parsed = JSON.parse(r.stdout.trim().split('\n').pop() ?? '') as OperatorSection;
+    if (typeof parsed.ok === 'boolean') section = parsed;
+  } catch {
+    section = undefined;
+  }
+  if (!section) return { ok: false, failed: `bench/operator.ts gave no report (${how}): ${r.stderr.slice(-500)}` };
+  if (r.status !== 0 && section.ok) return { ...section, ok: false, failed: `bench/operator.ts ${how}: ${r.stderr.slice(-500)}` };
+  return section;
+}
+
 const MEM_WARMUP = 8;
 
 /**
@@ -878,11 +937,11 @@ function coapSection(o: Options): CoapSection {
 
 /** The names of the sections that failed (for the last line of a human report). */
 function failedSections(x: Extra): string[] {
-  return [...(x.coap?.failed || (x.coap && !x.coap.ok) ? ['coap'] : []), ...(x.pcsc && !x.pcsc.ok ? ['pcsc'] : [])];
+  return [...(x.coap?.failed || (x.coap && !x.coap.ok) ? ['coap'] : []), ...(x.operator && !x.operator.ok ? ['operator'] : []), ...(x.pcsc && !x.pcsc.ok ? ['pcsc'] : [])];
 }
 
 function configOf(o: Options): Report['config'] {
-  return { n: o.n, rounds: o.rounds, warmup: o.warmup, bulkBytes: o.bulkBytes, bulkRounds: o.bulkRounds, concN: o.concN, memK: o.memK, memSamples: o.memSamples, coapN: o.coapN, coapSpawns: o.coapSpawns, ...(o.only ? { only: o.only } : {}), pcsc: o.pcsc, quick: o.quick };
+  return { n: o.n, rounds: o.rounds, warmup: o.warmup, bulkBytes: o.bulkBytes, bulkRounds: o.bulkRounds, concN: o.concN, memK: o.memK, memSamples: o.memSamples, coapN: o.coapN, coapSpawns: o.coapSpawns, opCards: o.opCards, opLocks: o.opLocks, ...(o.only ? { only: o.only } : {}), pcsc: o.pcsc, quick: o.quick };
 }
 
 function metaOf(o: Options, root: string): Report['meta'] {

@@ -19,6 +19,7 @@ import { parseOnOff, parseTls12Suites, parseVersions, registerCardAdminCommands 
 import { registerOperatorCommands } from './operator-commands.js';
 import { registerPinCommands } from './pin-commands.js';
 import { cliLogger, logFormat } from './log.js';
+import { registerOperatorQuickstart } from './operator-quickstart.js';
 import { registerFactoryCommands } from './card-factory.js';
 import { LifecycleName, readSecurityDomain, withGetResponse } from './manufacturer.js';
 import { CardLifecycle } from '../protocol/index.js';
@@ -220,7 +221,7 @@ const KEY_NAMES: Record<KeyTypeName, string> = { p256: 'ECDSA P-256', rsa2048: '
 registerCardAdminCommands(card, DEFAULT_CARD_DIR);
 registerPinCommands(card, DEFAULT_CARD_DIR);
 registerFactoryCommands(program, card, DEFAULT_CARD_DIR);
-registerOperatorCommands(program);
+registerOperatorQuickstart(registerOperatorCommands(program));
 
 
 card

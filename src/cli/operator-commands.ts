@@ -10,7 +10,12 @@ import { readFileSync } from 'node:fs';
 import { randomUUID } from 'node:crypto';
 import { SetlsError } from '../bytes/index.js';
 import { createApiToken, isRole } from '../operator/auth/tokens.js';
-import { DEFAULT_OPERATOR_DIR, DEFAULT_OPERATOR_PORT } from '../operator/paths.js';
+import { createAgentToken } from '../operator/auth/agent-tokens.js';
+import { DEFAULT_OPERATOR_DIR, DEFAULT_OPERATOR_PORT, operatorPaths } from '../operator/paths.js';
+import { readMasterKeyFile, transportMasterPath } from '../operator/keys/master-keys.js';
+import { writeSecretFile } from '../operator/keys/secret-files.js';
+import { aesKcv } from '../gp/keys.js';
+import { toHex } from '../bytes/index.js';
 import { initOperator } from '../operator/init.js';
 import { Operator } from '../operator/operator.js';
 import { startOperator } from '../operator/service.js';
@@ -53,14 +58,14 @@ function uidArg(v: string): string {
   return u;
 }
 
-function parsePortArg(v: string): number {
+export function parsePortArg(v: string): number {
   const n = Number(v);
   if (!Number.isInteger(n) || n < 0 || n > 65535) throw new Error(`invalid port '${v}'`);
   return n;
 }
 
 /** Polls a job until it ends; prints a line on every change; exit code 0 only on success. */
-async function waitJob(c: OperatorClient, job: J, o: { json?: boolean; timeout?: number }): Promise<void> {
+export async function waitJob(c: OperatorClient, job: J, o: { json?: boolean; timeout?: number }): Promise<void> {
   const deadline = o.timeout ? Date.now() + o.timeout * 1000 : Infinity;
   let last = '';
   let current = job;
@@ -79,7 +84,50 @@ async function waitJob(c: OperatorClient, job: J, o: { json?: boolean; timeout?:
   }
 }
 
-export function registerOperatorCommands(program: Command): void {
+export interface ServeFlags {
+  dir: string;
+  port: number;
+  host: string;
+  publicUrl?: string;
+  jobs: boolean;
+  jobLease?: number;
+  scriptTimeout?: number;
+}
+
+/** The options of `operator serve` (and `operator up`). */
+export function serveOptions(cmd: Command): Command {
+  return cmd
+    .option('--dir <dir>', 'operator state folder', DEFAULT_OPERATOR_DIR)
+    .option('--port <n>', 'TCP port', parsePortArg, DEFAULT_OPERATOR_PORT)
+    .option('--host <addr>', 'address to listen on', '127.0.0.1')
+    .option('--public-url <url>', 'URL relying parties and agents use (overrides operator.json)')
+    .option('--no-jobs', 'do not run jobs in this process')
+    .option('--job-lease <ms>', 'job lease: how long a job held by a runner that died waits before another takes it over', (v) => Number(v))
+    .option('--script-timeout <ms>', 'deadline of one admin script through the device agent', (v) => Number(v));
+}
+
+/** `operator serve`: the API, relay and job runner until SIGINT/SIGTERM. */
+export async function serveOperator(o: ServeFlags): Promise<void> {
+  const running = await startOperator({
+    dir: o.dir,
+    port: o.port,
+    host: o.host,
+    publicUrl: o.publicUrl,
+    runJobs: o.jobs,
+    defaultMetrics: true,
+    ...(o.jobLease ? { runner: { leaseMs: o.jobLease } } : {}),
+    ...(o.scriptTimeout ? { scriptTimeoutMs: o.scriptTimeout } : {}),
+  });
+  console.log(`operator serving at ${running.url}/ (API /v1, CA ${running.operator.paths.caCert}, clients trust ${running.operator.paths.tlsCaCert})`);
+  const stop = (): void => {
+    void running.stop().then(() => process.exit(0));
+  };
+  process.once('SIGINT', stop);
+  process.once('SIGTERM', stop);
+}
+
+/** Registers `setls operator …`; returns the `operator` command (cli/operator-quickstart adds to it). */
+export function registerOperatorCommands(program: Command): Command {
   const op = program.command('operator').description('the operator service: enrol, lock, re-key and revoke cards through untrusted device agents');
 
   op.command('init')
@@ -108,21 +156,9 @@ export function registerOperatorCommands(program: Command): void {
       if (r.transportKeyIds.length) console.log(`  transport keys:   ${r.transportKeyIds.map((id) => `${r.paths.keysDir}/transport-${id}.key`).join(', ')} (0600)`);
     });
 
-  op.command('serve')
-    .description('serve the operator API over HTTPS (and run its jobs)')
-    .option('--dir <dir>', 'operator state folder', DEFAULT_OPERATOR_DIR)
-    .option('--port <n>', 'TCP port', parsePortArg, DEFAULT_OPERATOR_PORT)
-    .option('--host <addr>', 'address to listen on', '127.0.0.1')
-    .option('--public-url <url>', 'URL relying parties and agents use (overrides operator.json)')
-    .option('--no-jobs', 'do not run jobs in this process')
-    .action(async (o: { dir: string; port: number; host: string; publicUrl?: string; jobs: boolean }) => {
-      const running = await startOperator({ dir: o.dir, port: o.port, host: o.host, publicUrl: o.publicUrl, runJobs: o.jobs, defaultMetrics: true });
-      console.log(`operator serving at ${running.url}/ (API /v1, CA ${running.operator.paths.caCert}, clients trust ${running.operator.paths.tlsCaCert})`);
-      const stop = (): void => {
-        void running.stop().then(() => process.exit(0));
-      };
-      process.once('SIGINT', stop);
-      process.once('SIGTERM', stop);
+  serveOptions(op.command('serve').description('serve the operator API over HTTPS (and run its jobs)'))
+    .action(async (o: ServeFlags) => {
+      await serveOperator(o);
     });
 
   op.command('token')
@@ -138,6 +174,35 @@ export function registerOperatorCommands(program: Command): void {
         console.log(token);
       } finally {
         await operator.close();
+      }
+    });
+
+  op.command('agent-token')
+    .description("create the bearer token of a device host's agent and print it (only its hash is stored; a new one replaces the old)")
+    .requiredOption('--host <id>', "the agent's host id (its --host-id, X-Admin-From)")
+    .option('--dir <dir>', 'operator state folder', DEFAULT_OPERATOR_DIR)
+    .action(async (o: { host: string; dir: string }) => {
+      const operator = await Operator.open({ dir: o.dir });
+      try {
+        console.log(await createAgentToken(operator.store, o.host, operator.now()));
+      } finally {
+        await operator.close();
+      }
+    });
+
+  op.command('transport-key')
+    .description("keep a manufacturer's transport master (hex AES key; the factory key sets of its cards derive from it) as keys/transport-<id>.key, mode 0600")
+    .requiredOption('--id <id>', 'the transportKeyId its manifests name')
+    .argument('<file>', 'file holding the master key in hex')
+    .option('--dir <dir>', 'operator state folder', DEFAULT_OPERATOR_DIR)
+    .action((file: string, o: { id: string; dir: string }) => {
+      const key = readMasterKeyFile(file);
+      try {
+        const path = transportMasterPath(operatorPaths(o.dir).keysDir, o.id);
+        writeSecretFile(path, toHex(key) + '\n');
+        console.log(`transport master '${o.id}' kept in ${path} (KCV ${toHex(aesKcv(key))})`);
+      } finally {
+        key.fill(0);
       }
     });
 
@@ -224,6 +289,11 @@ export function registerOperatorCommands(program: Command): void {
         return;
       }
       await waitJob(c, r.job, o);
+      if (kind === 'unblock-pin' && o['newPin']) {
+        // The new PIN, for this token only: printed once on stdout.
+        const s = await c.ok<{ pin: string }>('GET', `/v1/jobs/${String(r.job['id'])}/secret`);
+        console.log(o.json ? JSON.stringify({ pin: s.pin }) : `new ${String(o['pin'])} PIN: ${s.pin}`);
+      }
     });
   };
   const enrolBody = (o: J): J => ({
@@ -232,27 +302,46 @@ export function registerOperatorCommands(program: Command): void {
     ...(o['days'] !== undefined ? { days: Number(o['days']) } : {}),
   });
   jobCommand('enrol', "enrol a card: key generated and attested in the card, certificate from the operator's CA", (c) =>
-    c.option('--dns <name...>', 'DNS names for the certificate').option('--ip <addr...>', 'IP addresses for the certificate').option('--days <n>', 'validity in days (default 30)'),
-  enrolBody);
-  jobCommand('lock', "lock the card's TLS service");
+    c
+      .option('--dns <name...>', 'DNS names for the certificate')
+      .option('--ip <addr...>', 'IP addresses for the certificate')
+      .option('--days <n>', 'validity in days (default 30)')
+      .addOption(new Option('--client-auth <mode>', 'client certificates the identity asks for (mutual TLS)').choices(['none', 'optional', 'required']))
+      .option('--export', 'allow the identity to export session keys (TLS-Tandem, serve --record-layer host)'),
+  (o) => ({ ...enrolBody(o), ...(o['clientAuth'] ? { clientAuth: o['clientAuth'] } : {}), ...(o['export'] ? { exportAllowed: true } : {}) }));
+  jobCommand('lock', "lock the card's TLS service", (c) => c.addOption(new Option('--scope <scope>', 'what is locked: the TLS applet, the whole card, or each identity').choices(['applet', 'card', 'identities'])), (o) =>
+    o['scope'] ? { scope: o['scope'] } : {},
+  );
   jobCommand('unlock', "unlock the card's TLS service");
   jobCommand('rekey', 'new key in a second slot, activate it, retire the old one after a grace period', (c) => c.option('--grace <seconds>', 'grace period of the old key'), (o) =>
     o['grace'] !== undefined ? { graceSeconds: Number(o['grace']) } : {},
   );
-  jobCommand('unblock-pin', "reset the card's PIN retry counter", (c) => c.addOption(new Option('--pin <which>', 'which PIN').choices(['user', 'operator']).default('user')), (o) => ({ pin: o['pin'] }));
+  jobCommand(
+    'unblock-pin',
+    "reset the card's PIN retry counter (with --new-pin: set a new random PIN, printed once with --wait)",
+    (c) => c.addOption(new Option('--pin <which>', 'which PIN').choices(['user', 'operator']).default('user')).option('--new-pin', 'also set a new PIN (generated by the operator, sent encrypted)'),
+    (o) => ({ pin: o['pin'], ...(o['newPin'] ? { newPin: true } : {}) }),
+  );
   jobCommand('terminate', 'terminate the card (irreversible; admin role)');
   jobCommand('read-audit', "read and verify the card's audit log");
   jobCommand('rotate-admin-keys', "rotate the card's SCP03 admin keys (admin role)");
-  jobCommand('push-client-cas', 'install client-certificate CAs (mutual TLS) into the card', (c) => c.requiredOption('--cert <file...>', 'PEM CA certificates'), (o) => ({
-    certificates: (o['cert'] as string[]).map((f) => readFileSync(f, 'utf8')),
-  }));
+  jobCommand(
+    'push-client-cas',
+    'install client-certificate CAs (mutual TLS) into the card',
+    (c) => c.requiredOption('--cert <file...>', 'PEM CA certificates').addOption(new Option('--client-auth <mode>', "also set the active identities' client authentication").choices(['none', 'optional', 'required'])),
+    (o) => ({ certificates: (o['cert'] as string[]).map((f) => readFileSync(f, 'utf8')), ...(o['clientAuth'] ? { clientAuth: o['clientAuth'] } : {}) }),
+  );
   jobCommand('push-deny-list', 'install a client-certificate serial deny-list into the card', (c) => c.requiredOption('--serial <hex...>', 'certificate serials'), (o) => ({ serials: o['serial'] }));
 
   clientOptions(op.command('revoke').description('revoke a card certificate; the CRL is regenerated at once').argument('<serial>'))
     .option('--reason <reason>', 'unspecified | keyCompromise | cACompromise | affiliationChanged | superseded | cessationOfOperation | certificateHold | privilegeWithdrawn', 'unspecified')
-    .action(async (serial: string, o: ClientFlags & { reason: string }) => {
-      const r = await client(o).ok<{ certificate: J; crl: J }>('POST', `/v1/certificates/${serial.replace(/:/g, '').toLowerCase()}/revoke`, { reason: o.reason });
-      print(o, r, () => `certificate ${String(r.certificate['serial'])} revoked (${o.reason}); CRL number ${String(r.crl['number'])} published`);
+    .addOption(new Option('--card-action <action>', 'what the card serving it does (default: rekey when the card serves it, else none)').choices(['none', 'lock', 'rekey']))
+    .action(async (serial: string, o: ClientFlags & { reason: string; cardAction?: string }) => {
+      const r = await client(o).ok<{ certificate: J; crl: J; cardAction: string; job: J | null }>('POST', `/v1/certificates/${serial.replace(/:/g, '').toLowerCase()}/revoke`, {
+        reason: o.reason,
+        ...(o.cardAction ? { cardAction: o.cardAction } : {}),
+      });
+      print(o, r, () => `certificate ${String(r.certificate['serial'])} revoked (${o.reason}); CRL number ${String(r.crl['number'])} published${r.job ? `; ${jobLine(r.job)}` : ''}`);
     });
 
   clientOptions(op.command('certificate').description('show a certificate (with its PEM)').argument('<serial>')).action(async (serial: string, o: ClientFlags) => {
@@ -298,4 +387,5 @@ export function registerOperatorCommands(program: Command): void {
       if (o.wait) return waitJob(c, r.job, o);
       print(o, r, () => jobLine(r.job));
     });
+  return op;
 }

@@ -54,6 +54,23 @@ export const OpErrorCode = {
   jobTimeout: 'ERR_OP_JOB_TIMEOUT',
   jobAbandoned: 'ERR_OP_JOB_ABANDONED',
   integrity: 'ERR_OP_INTEGRITY',
+  // executors (SCP03 scripts through the device agent)
+  /** The card's agent did not answer (absent, busy, restarted too often): retried. */
+  agentUnavailable: 'ERR_OP_AGENT_UNAVAILABLE',
+  /** The security domain refuses sessions for now (back-off after failed authentications): retried. */
+  cardBusy: 'ERR_OP_CARD_BUSY',
+  /** The card refused an operation for a reason of its own state (not tampering). */
+  cardRefused: 'ERR_OP_CARD_REFUSED',
+  /** The card answers no security domain (no ISD to administer). */
+  noSecurityDomain: 'ERR_OP_NO_SECURITY_DOMAIN',
+  /** The factory keys of a card are needed and the manufacturer's transport master is not here. */
+  transportKey: 'ERR_OP_TRANSPORT_KEY',
+  /** Audit log: entries missing between what was verified before and what the card returns, or a rewritten chain. */
+  auditGap: 'ERR_OP_AUDIT_GAP',
+  /** Audit log: the signed head does not verify with the card's attestation certificate. */
+  auditSignature: 'ERR_OP_AUDIT_SIGNATURE',
+  /** A job's secret (a new PIN) asked by another principal than the one who created the job, or gone. */
+  secretUnavailable: 'ERR_OP_SECRET_UNAVAILABLE',
   // local state
   stateExists: 'ERR_OP_STATE_EXISTS',
   stateMissing: 'ERR_OP_STATE_MISSING',
@@ -101,6 +118,7 @@ export const HTTP_STATUS: Readonly<Partial<Record<OpErrorCode, number>>> = {
   ERR_OP_CSR_KEY_MISMATCH: 422,
   ERR_OP_KEY_POLICY: 422,
   ERR_OP_KEY_BOUND_ELSEWHERE: 409,
+  ERR_OP_SECRET_UNAVAILABLE: 404,
 };
 
 export class OpError extends SetlsError {

@@ -13,6 +13,7 @@ import { readSecretFile } from './keys/secret-files.js';
 import { OperatorMetrics } from './metrics.js';
 import { crlUrlOf, operatorPaths, readConfig, type OperatorConfig, type OperatorPaths } from './paths.js';
 import { DefaultAttestationVerifier, type AttestationVerifier } from './pki/attestation.js';
+import { ISD_ATTESTATION_FORMAT } from './pki/isd-attestation.js';
 import { verifyChain } from './pki/chain.js';
 import { EnrolmentService } from './pki/enrolment.js';
 import { OperatorCa } from './pki/issuing-ca.js';
@@ -25,6 +26,7 @@ import { X509Certificate } from 'node:crypto';
 export interface OpenOptions {
   readonly dir?: string;
   readonly now?: () => number;
+  /** Attestation verifier (default: the security domain's E0 statements, pki/isd-attestation.ts). */
   readonly verifier?: AttestationVerifier;
   /** Overrides the configured public URL (and so the CRL URL in new certificates). */
   readonly publicUrl?: string;
@@ -54,7 +56,7 @@ export class Operator {
       store,
       ca,
       caId,
-      verifier: opts.verifier ?? new DefaultAttestationVerifier(),
+      verifier: opts.verifier ?? new DefaultAttestationVerifier(ISD_ATTESTATION_FORMAT),
       trustedManufacturerCas: async () => (await store.listManufacturerCas()).map((m) => m.certDer),
       crlUrl: () => crlUrlOf(this.config, this.listeningUrl),
       defaultDays: config.certificateDays,

@@ -7,7 +7,9 @@ import { randomUUID } from 'node:crypto';
 import { join } from 'node:path';
 import { initOperator } from '../../src/operator/init.js';
 import { startOperator, type RunningOperator } from '../../src/operator/service.js';
+import { DefaultAttestationVerifier, SETLS_ATTESTATION_V1 } from '../../src/operator/pki/attestation.js';
 import { createApiToken } from '../../src/operator/auth/tokens.js';
+import { SCHEMA_VERSION } from '../../src/operator/store/index.js';
 import { call, makeCsr, makeManufacturer, SoftCard, tempDir, type Manufacturer } from './helpers.js';
 
 let m: Manufacturer;
@@ -26,7 +28,7 @@ before(async () => {
   tmp = tempDir();
   const dir = join(tmp.dir, 'op');
   admin = (await initOperator({ dir, manufacturerCaPems: [m.caPem] })).adminToken;
-  svc = await startOperator({ dir, port: 0, quiet: true, runJobs: false, writeServeInfo: false });
+  svc = await startOperator({ dir, port: 0, quiet: true, runJobs: false, writeServeInfo: false, verifier: new DefaultAttestationVerifier(SETLS_ATTESTATION_V1) });
   ca = svc.operator.paths.tlsCaCert;
   operator = (await createApiToken(svc.operator.store, 'operator', 'ops')).token;
   viewer = (await createApiToken(svc.operator.store, 'viewer', 'dashboard')).token;
@@ -49,7 +51,7 @@ function assertError(r: Awaited<ReturnType<typeof api>>, status: number, code: s
 test('public endpoints: /healthz, the CA certificate as PEM or DER, the CRL as application/pkix-crl', async () => {
   const h = await api('GET', '/healthz');
   assert.equal(h.status, 200);
-  assert.deepEqual(h.json(), { status: 'ok', schema: 1, store: 'sqlite' });
+  assert.deepEqual(h.json(), { status: 'ok', schema: SCHEMA_VERSION, store: 'sqlite' });
   const pem = await api('GET', '/v1/ca/cert');
   assert.equal(pem.headers['content-type'], 'application/x-pem-file');
   assert.match(pem.body.toString(), /^-----BEGIN CERTIFICATE-----/);

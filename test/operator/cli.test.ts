@@ -12,6 +12,8 @@ import { statSync, existsSync, writeFileSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { startOperator, type RunningOperator } from '../../src/operator/service.js';
 import { JobError } from '../../src/operator/jobs/runner.js';
+import { DefaultAttestationVerifier, SETLS_ATTESTATION_V1 } from '../../src/operator/pki/attestation.js';
+import { SCHEMA_VERSION } from '../../src/operator/store/index.js';
 import { makeCsr, makeManufacturer, SoftCard, tempDir, type Manufacturer } from './helpers.js';
 import { requirePeer } from '../interop/peers.js';
 import { waitUntil, within } from '../wait.js';
@@ -90,7 +92,7 @@ test('operator serve answers over HTTPS with its own certificate (curl --cacert 
   assert.equal(JSON.parse(readFileSync(join(dir, 'serve.json'), 'utf8')).url, url);
   const c = spawnSync('curl', ['-sS', '--cacert', join(dir, 'tls-ca.crt'), `${url}/healthz`], { encoding: 'utf8', timeout: 30_000 });
   assert.equal(c.status, 0, c.stderr);
-  assert.deepEqual(JSON.parse(c.stdout), { status: 'ok', schema: 1, store: 'sqlite' });
+  assert.deepEqual(JSON.parse(c.stdout), { status: 'ok', schema: SCHEMA_VERSION, store: 'sqlite' });
   // Not trusted through the issuing CA (a separate TLS CA certifies the operator itself).
   const wrong = spawnSync('curl', ['-sS', '--cacert', join(dir, 'ca.crt'), `${url}/healthz`], { encoding: 'utf8', timeout: 30_000 });
   assert.notEqual(wrong.status, 0);
@@ -104,6 +106,7 @@ test('the operator service with software executors: import, list, enrol --wait, 
     dir,
     port: 0,
     quiet: true,
+    verifier: new DefaultAttestationVerifier(SETLS_ATTESTATION_V1),
     runner: { pollMs: 200 },
     setup: ({ operator }) => {
       operator.runner.register('enrol', async (job, ctx) => {

@@ -9,6 +9,7 @@ import { join } from 'node:path';
 import { initOperator } from '../../src/operator/init.js';
 import { importManifest } from '../../src/operator/services/manifests.js';
 import { startOperator, type RunningOperator } from '../../src/operator/service.js';
+import { DefaultAttestationVerifier, SETLS_ATTESTATION_V1 } from '../../src/operator/pki/attestation.js';
 import { call, makeCsr, makeManufacturer, SoftCard, tempDir } from './helpers.js';
 import { requirePeer } from '../interop/peers.js';
 
@@ -22,7 +23,7 @@ before(async () => {
   tmp = tempDir();
   const dir = join(tmp.dir, 'op');
   token = (await initOperator({ dir, manufacturerCaPems: [m.caPem] })).adminToken;
-  svc = await startOperator({ dir, port: 0, quiet: true, runJobs: false, writeServeInfo: false });
+  svc = await startOperator({ dir, port: 0, quiet: true, runJobs: false, writeServeInfo: false, verifier: new DefaultAttestationVerifier(SETLS_ATTESTATION_V1) });
   const cards = [await SoftCard.create(m), await SoftCard.create(m), await SoftCard.create(m)];
   await importManifest(svc.operator.store, { cards: cards.map((c) => c.manifestEntry()) }, 'test');
   for (const c of cards) {

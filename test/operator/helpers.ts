@@ -12,7 +12,7 @@ import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { request } from 'node:https';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { SETLS_ATTESTATION_V1, type AttestationEvidence } from '../../src/operator/pki/attestation.js';
+import { DefaultAttestationVerifier, SETLS_ATTESTATION_V1, type AttestationEvidence } from '../../src/operator/pki/attestation.js';
 
 x509.cryptoProvider.set(webcrypto as unknown as Crypto);
 
@@ -181,7 +181,8 @@ export async function makeOperator(manufacturers: readonly Manufacturer[], opts:
   const t = tempDir();
   const dir = join(t.dir, 'op');
   const r = await initOperator({ dir, publicUrl: opts.publicUrl ?? 'https://operator.test:9443', manufacturerCaPems: manufacturers.map((m) => m.caPem) });
-  const op = await Operator.open({ dir, ...opts });
+  // Software cards attest in the provisional format; real cards (the security domain) in E0.
+  const op = await Operator.open({ dir, verifier: new DefaultAttestationVerifier(SETLS_ATTESTATION_V1), ...opts });
   return {
     op,
     dir,

@@ -4,7 +4,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { join } from 'node:path';
 import Database from 'better-sqlite3';
-import { openSqliteStore } from '../../src/operator/store/index.js';
+import { MIGRATIONS, openSqliteStore } from '../../src/operator/store/index.js';
 import type { OperatorStore } from '../../src/operator/store/types.js';
 import { storeSuite } from './store-suite.js';
 import { tempDir } from './helpers.js';
@@ -44,7 +44,7 @@ test('sqlite: WAL journal, foreign keys enforced, schema_migrations recorded', a
     await s.close();
     const db = new Database(path, { readonly: true });
     assert.equal(db.pragma('journal_mode', { simple: true }), 'wal');
-    assert.deepEqual(db.prepare('SELECT version FROM schema_migrations').all(), [{ version: 1 }]);
+    assert.deepEqual(db.prepare('SELECT version FROM schema_migrations ORDER BY version').all(), MIGRATIONS.map((m) => ({ version: m.version })));
     db.close();
   } finally {
     t.cleanup();

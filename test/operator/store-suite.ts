@@ -325,6 +325,88 @@ export function storeSuite(name: string, factory: StoreFactory): void {
       });
     });
 
+    test('per-card counters only go up (allocated before use; atLeast jumps ahead)', async () => {
+      await withStore(factory, async (s) => {
+        const { batchId } = await addCaAndBatch(s);
+        const c = newCard(1, batchId);
+        await s.insertCard(c);
+        assert.equal((await s.cardById(c.id))!.denyListNumber, 0);
+        assert.equal(await s.allocateCardCounter(c.id, 'denyListNumber'), 1);
+        assert.equal(await s.allocateCardCounter(c.id, 'denyListNumber'), 2);
+        assert.equal(await s.allocateCardCounter(c.id, 'denyListNumber', 10), 10);
+        assert.equal(await s.allocateCardCounter(c.id, 'denyListNumber', 3), 11);
+        assert.equal(await s.allocateCardCounter(c.id, 'timeAnchorCounter'), 1);
+        const row = (await s.cardById(c.id))!;
+        assert.deepEqual([row.denyListNumber, row.timeAnchorCounter], [11, 1]);
+        await assert.rejects(s.allocateCardCounter('nope', 'denyListNumber'));
+      });
+    });
+
+    test('identities: state and deletion due; certificates superseded (not revoked, not on the CRL)', async () => {
+      await withStore(factory, async (s) => {
+        const { caId, batchId } = await addCaAndBatch(s);
+        const c = newCard(1, batchId);
+        await s.insertCard(c);
+        const id = randomUUID();
+        await s.insertIdentity({ id, cardId: c.id, slot: 1, alg: 'p256', spkiDer: Uint8Array.of(1), spkiSha256: new Uint8Array(32).fill(7), state: 'active', attestedAt: T0, createdAt: T0 });
+        await s.updateIdentity(id, { state: 'retired', deleteAfter: T0 + 1000 }, T0);
+        assert.deepEqual(await s.identitiesDueForDeletion(T0 + 999, 10), []);
+        const due = await s.identitiesDueForDeletion(T0 + 1000, 10);
+        assert.deepEqual(due.map((i) => [i.id, i.state, i.deleteAfter, i.updatedAt]), [[id, 'retired', T0 + 1000, T0]]);
+        await s.updateIdentity(id, { state: 'deleted', deleteAfter: null }, T0 + 2000);
+        assert.deepEqual(await s.identitiesDueForDeletion(T0 + 5000, 10), []);
+        const serial = Uint8Array.of(9, 9);
+        await s.insertCertificate({ serial, identityId: id, cardId: c.id, caId, jobId: null, enrolmentId: null, subject: 'CN=x', san: {}, notBefore: T0, notAfter: T0 + 1e9, der: Uint8Array.of(0x30), status: 'good', revokedAt: null, reason: null, createdAt: T0 });
+        assert.equal(await s.supersedeCertificate(serial, T0), true);
+        assert.equal(await s.supersedeCertificate(serial, T0), false);
+        assert.equal((await s.certificateBySerial(serial))!.status, 'superseded');
+        assert.equal(await s.revokeCertificate(serial, 'keyCompromise', T0), false, 'a superseded certificate is not revoked again');
+        assert.deepEqual(await s.revokedCertificates(caId, T0), []);
+      });
+    });
+
+    test('device hosts: one credential hash per host, replaced by a new one; last seen', async () => {
+      await withStore(factory, async (s) => {
+        await s.putHostCredential({ id: 'dev-1', name: 'dev-1', credentialHash: new Uint8Array(32).fill(1), createdAt: T0 });
+        await s.putHostCredential({ id: 'dev-1', name: 'dev one', credentialHash: new Uint8Array(32).fill(2), createdAt: T0 + 5 });
+        const h = (await s.hostById('dev-1'))!;
+        assert.deepEqual([h.name, h.credentialHash, h.createdAt, h.revokedAt], ['dev one', new Uint8Array(32).fill(2), T0, null]);
+        await s.touchHost('dev-1', '127.0.0.1', T0 + 9);
+        assert.equal((await s.hostById('dev-1'))!.lastSeenAt, T0 + 9);
+        assert.equal(await s.hostById('nope'), null);
+        assert.deepEqual((await s.listHosts()).map((x) => x.id), ['dev-1']);
+      });
+    });
+
+    test('card audit logs: entries once per sequence number, the head replaced', async () => {
+      await withStore(factory, async (s) => {
+        const { batchId } = await addCaAndBatch(s);
+        const c = newCard(1, batchId);
+        await s.insertCard(c);
+        const e = (seq: number) => ({ cardId: c.id, seq, type: '02', body: Uint8Array.of(seq), prevHash: new Uint8Array(32), receivedAt: T0 });
+        await s.insertAuditEntries([e(1), e(2)]);
+        await s.insertAuditEntries([e(2), e(3)]);
+        assert.deepEqual((await s.auditEntriesOf(c.id, 0, 10)).map((x) => x.seq), [1, 2, 3]);
+        assert.deepEqual((await s.auditEntriesOf(c.id, 1, 1)).map((x) => x.seq), [2]);
+        assert.equal(await s.auditHeadOf(c.id), null);
+        await s.putAuditHead({ cardId: c.id, seq: 3, headHash: new Uint8Array(32).fill(3), signature: Uint8Array.of(1), verified: true, time: 7, receivedAt: T0 });
+        await s.putAuditHead({ cardId: c.id, seq: 4, headHash: new Uint8Array(32).fill(4), signature: Uint8Array.of(2), verified: true, time: 8, receivedAt: T0 });
+        const h = (await s.auditHeadOf(c.id))!;
+        assert.deepEqual([h.seq, h.headHash[0], h.verified, h.time], [4, 4, true, 8]);
+      });
+    });
+
+    test('a job may be queued for later (notBefore)', async () => {
+      await withStore(factory, async (s) => {
+        const { batchId } = await addCaAndBatch(s);
+        const c = newCard(1, batchId);
+        await s.insertCard(c);
+        await s.insertJob({ id: randomUUID(), cardId: c.id, kind: 'lock', params: {}, maxAttempts: 1, deadlineAt: null, idempotencyKey: null, createdBy: 't', createdAt: T0, notBefore: T0 + 100 });
+        assert.equal(await s.claimJob({ owner: 'a', now: T0 + 99, leaseMs: 10, kinds: ['lock'] }), null);
+        assert.ok(await s.claimJob({ owner: 'a', now: T0 + 100, leaseMs: 10, kinds: ['lock'] }));
+      });
+    });
+
     test('concurrent claims from two store handles never hand out the same job', async () => {
       await withStore(factory, async (s, h) => {
         const { batchId } = await addCaAndBatch(s);

@@ -53,14 +53,29 @@ export class IdentityService {
     return rec;
   }
 
-  /** The default identity on `ch`: its SET-IDENTITY choice (if it still has a chain), else the first identity with a chain. */
-  defaultFor(ch: ChannelContext): IdentityRecord | undefined {
+  /**
+   * The default identity on `ch`: its SET-IDENTITY choice (if it still has a chain), else the first
+   * slot identity with a chain (the first `usable` one when given), else the first identity with one.
+   */
+  defaultFor(ch: ChannelContext, usable?: (rec: IdentityRecord) => boolean): IdentityRecord | undefined {
     if (ch.defaultIdentity !== undefined) {
       const rec = this.store.state.identities.find((i) => i.label === ch.defaultIdentity);
       if (rec && rec.chain.length > 0) return rec;
       return undefined;
     }
-    return this.store.state.identities.find((i) => i.chain.length > 0);
+    const [slots, own] = this.served();
+    if (slots.length > 0) return (usable ? slots.find(usable) : undefined) ?? slots[0];
+    return own[0];
+  }
+
+  /**
+   * The identities with a chain in the two groups that answer in turn: the security domain's slot
+   * identities (the operator's, once enrolled, supersede the card's own), then the card's own; each
+   * group in identity order.
+   */
+  private served(): [IdentityRecord[], IdentityRecord[]] {
+    const ids = this.store.state.identities.filter((i) => i.chain.length > 0);
+    return [ids.filter((i) => slotOfLabel(i.label) !== undefined), ids.filter((i) => slotOfLabel(i.label) === undefined)];
   }
 
   /** SET-IDENTITY: `label` (which must have a chain: 6985) becomes the default identity on `ch`. */
@@ -72,21 +87,26 @@ export class IdentityService {
 
   /**
    * Identity selection for a ClientHello on `ch`: an identity whose leaf SAN DNS names match the SNI
-   * (exact before wildcard, then identity order); no SNI → the default identity; an SNI that matches
-   * nothing → the default identity, or none (the engine sends unrecognized_name) under policy `reject`.
+   * (exact before wildcard, then identity order) — a name that a slot identity of the security domain
+   * holds is answered by the slot identities alone, the card's own identities answer the other names;
+   * no SNI → the default identity (defaultFor); an SNI that matches nothing → the default identity,
+   * or none (the engine sends unrecognized_name) under policy `reject`.
    * `usable` (the security domain's rule) hides identities that may not serve: when the identity that
-   * would answer is one of them — the only match for the SNI, or the default — the handshake is
-   * refused with access_denied (ERR_TLS_ACCESS_DENIED, thrown into the engine).
+   * would answer is one of them — every match for the SNI in its group, or the default — the
+   * handshake is refused with access_denied (ERR_TLS_ACCESS_DENIED, thrown into the engine); a locked
+   * slot identity is never stood in for by the card's own identity for the same name.
    */
   select(serverName: string | undefined, ch: ChannelContext, usable?: (rec: IdentityRecord) => boolean): IdentityRecord | undefined {
     if (serverName !== undefined) {
-      const served = this.store.state.identities.filter((i) => i.chain.length > 0);
-      const match = bestHostMatch(usable ? served.filter(usable) : served, serverName);
-      if (match) return match;
-      if (usable && bestHostMatch(served, serverName)) throw accessDenied(serverName);
+      for (const group of this.served()) {
+        if (!bestHostMatch(group, serverName)) continue;
+        const match = usable ? bestHostMatch(group.filter(usable), serverName) : bestHostMatch(group, serverName);
+        if (match) return match;
+        throw accessDenied(serverName);
+      }
       if (this.store.state.policy.unknownSni === 'reject') return undefined;
     }
-    const d = this.defaultFor(ch);
+    const d = this.defaultFor(ch, usable);
     if (d && usable && !usable(d)) throw accessDenied(serverName);
     return d;
   }

@@ -11,6 +11,7 @@ import type { Operator } from '../operator.js';
 import { toPem } from '../pki/x509.js';
 import { importManifest } from '../services/manifests.js';
 import { createCardJob } from '../services/jobs.js';
+import { openJobSecret } from '../keys/job-secrets.js';
 import { CardLifecycle, JobStatus, type CardRow, type JsonObject, type Role } from '../store/types.js';
 import { queryInt, queryTime, type Reply } from './http.js';
 import { decodeCursor, DEFAULT_LIMIT, encodeCursor, MAX_LIMIT } from './pagination.js';
@@ -207,6 +208,21 @@ export function buildRoutes(op: Operator): Route[] {
       },
     },
     {
+      method: 'GET',
+      pattern: /^\/v1\/jobs\/([0-9a-f-]{36})\/secret$/,
+      name: 'jobs.secret',
+      role: 'operator',
+      handler: async (r) => {
+        const job = await store.jobById(r.params[0]!);
+        if (!job) throw new OpError(OpErrorCode.unknownJob, `no job ${r.params[0]}`);
+        const sealed = job.result?.['sealedPin'];
+        if (job.status !== 'succeeded' || typeof sealed !== 'string') throw new OpError(OpErrorCode.secretUnavailable, `job ${job.id} holds no secret (${job.status})`);
+        // Only the token that asked for the secret gets it; anyone else learns nothing more than "none".
+        if (job.params['requestedBy'] !== r.principal!.tokenId) throw new OpError(OpErrorCode.secretUnavailable, `job ${job.id} holds no secret for this token`);
+        return { status: 200, body: { job: job.id, pin: openJobSecret(op.paths.keysDir, job.id, sealed) }, headers: { 'cache-control': 'no-store' } };
+      },
+    },
+    {
       method: 'POST',
       pattern: /^\/v1\/jobs\/([0-9a-f-]{36})\/cancel$/,
       name: 'jobs.cancel',
@@ -270,12 +286,42 @@ export function buildRoutes(op: Operator): Route[] {
       createsWork: true,
       handler: async (r) => {
         const serial = serialParam(r.params[0]!);
-        for (const k of Object.keys(r.body)) if (k !== 'reason') throw new OpError(OpErrorCode.badRequest, `unknown parameter '${k}' (allowed: reason)`);
+        for (const k of Object.keys(r.body)) if (k !== 'reason' && k !== 'cardAction') throw new OpError(OpErrorCode.badRequest, `unknown parameter '${k}' (allowed: reason, cardAction)`);
         const reason = r.body['reason'] ?? 'unspecified';
         if (typeof reason !== 'string') throw new OpError(OpErrorCode.badRequest, 'reason must be a string');
+        const action = r.body['cardAction'];
+        if (action !== undefined && action !== 'none' && action !== 'lock' && action !== 'rekey') throw new OpError(OpErrorCode.badRequest, 'cardAction must be none, lock or rekey');
         const { certificate, crl } = await op.revocation.revoke(serial, reason, r.principal!.name);
         const uids = await uidCache([certificate.cardId]);
-        return { status: 200, body: { certificate: certificateView(certificate, uids.get(certificate.cardId) ?? null), crl: { number: crl.number, thisUpdate: new Date(crl.thisUpdate).toISOString() } } };
+        // What the card does about it (docs/operator.md, revocation policy): a certificate the card
+        // serves (its identity is active) is replaced by a re-key unless told otherwise; `lock` stops
+        // the card's TLS service instead; `none` leaves the card alone (relying parties read the CRL).
+        const card = await store.cardById(certificate.cardId);
+        const served = (await store.identitiesOfCard(certificate.cardId)).some((i) => i.id === certificate.identityId && i.state === 'active');
+        let chosen: 'none' | 'lock' | 'rekey' = action ?? (served && card?.lifecycle === 'active' ? 'rekey' : 'none');
+        if (chosen !== 'none' && (!card || !JOB_SPECS[chosen].states.includes(card.lifecycle))) chosen = 'none';
+        let job = null;
+        if (chosen !== 'none' && card) {
+          const created = await createCardJob(store, {
+            uid: card.uid,
+            kind: chosen,
+            body: chosen === 'lock' ? { reason: `certificate ${toHex(serial)} revoked (${reason})` } : {},
+            principal: r.principal!,
+            idempotencyKey: r.idempotencyKey ? `${r.idempotencyKey}/card` : null,
+            now: op.now(),
+          });
+          op.runner.poke();
+          job = jobView(created, card.uid);
+        }
+        return {
+          status: 200,
+          body: {
+            certificate: certificateView(certificate, uids.get(certificate.cardId) ?? null),
+            crl: { number: crl.number, thisUpdate: new Date(crl.thisUpdate).toISOString() },
+            cardAction: chosen,
+            job,
+          },
+        };
       },
     },
   ];

@@ -21,6 +21,7 @@ export function cardView(c: CardRow): JsonObject {
     attestationCertificateSha256: fingerprintHex(c.attestCertDer),
     createdAt: iso(c.createdAt),
     updatedAt: iso(c.updatedAt),
+    hostId: c.hostId,
     lastSeenAt: iso(c.lastSeenAt),
   };
 }
@@ -47,6 +48,13 @@ export function certificateView(c: CertificateRow, uid: Uint8Array | null, withP
   };
 }
 
+/** A job's result as shown: a sealed secret is replaced by whether one is there. */
+function withoutSecrets(r: JsonObject): JsonObject {
+  if (!('sealedPin' in r)) return r;
+  const { sealedPin: _sealed, ...rest } = r;
+  return { ...rest, secret: 'GET /v1/jobs/{id}/secret (the token that created the job)' };
+}
+
 export function jobView(j: JobRow, uid: Uint8Array | null): JsonObject {
   return {
     id: j.id,
@@ -59,7 +67,7 @@ export function jobView(j: JobRow, uid: Uint8Array | null): JsonObject {
     maxAttempts: j.maxAttempts,
     errorCode: j.errorCode,
     errorMessage: j.errorMessage,
-    result: j.result,
+    result: j.result ? withoutSecrets(j.result) : null,
     progress: j.progress,
     createdBy: j.createdBy,
     createdAt: iso(j.createdAt),

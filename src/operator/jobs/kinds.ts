@@ -65,6 +65,22 @@ function optInt(body: JsonObject, key: string, min: number, max: number): number
   return v;
 }
 
+function optBool(body: JsonObject, key: string): boolean | undefined {
+  const v = body[key];
+  if (v === undefined) return undefined;
+  if (typeof v !== 'boolean') bad(`${key} must be true or false`);
+  return v;
+}
+
+function optEnum<T extends string>(body: JsonObject, key: string, values: readonly T[]): T | undefined {
+  const v = body[key];
+  if (v === undefined) return undefined;
+  if (typeof v !== 'string' || !(values as readonly string[]).includes(v)) bad(`${key} must be one of ${values.join(', ')}`);
+  return v as T;
+}
+
+const CLIENT_AUTH = ['none', 'optional', 'required'] as const;
+
 const DNS_RE = /^(?=.{1,253}$)(\*\.)?([A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?)(\.[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*$/;
 const IP_RE = /^(\d{1,3}(\.\d{1,3}){3}|[0-9A-Fa-f:]+)$/;
 
@@ -79,15 +95,26 @@ export const JOB_SPECS: Readonly<Record<JobKind, JobSpec>> = {
     maxAttempts: 5,
     deadlineMs: 24 * HOUR,
     params: (b) => {
-      only(b, ['dnsNames', 'ipAddresses', 'days']);
+      only(b, ['dnsNames', 'ipAddresses', 'days', 'clientAuth', 'exportAllowed']);
       return withoutUndefined({
         dnsNames: optStrings(b, 'dnsNames', (s) => DNS_RE.test(s), 'DNS names'),
         ipAddresses: optStrings(b, 'ipAddresses', (s) => IP_RE.test(s), 'IP addresses'),
         days: optInt(b, 'days', 1, 825),
+        clientAuth: optEnum(b, 'clientAuth', CLIENT_AUTH),
+        exportAllowed: optBool(b, 'exportAllowed'),
       });
     },
   },
-  lock: { role: 'operator', states: OWNED, maxAttempts: 10, deadlineMs: 24 * HOUR, params: reasonOnly },
+  lock: {
+    role: 'operator',
+    states: OWNED,
+    maxAttempts: 10,
+    deadlineMs: 24 * HOUR,
+    params: (b) => {
+      only(b, ['reason', 'scope']);
+      return withoutUndefined({ ...reasonOnly(withoutUndefined({ reason: b['reason'] })), scope: optEnum(b, 'scope', ['applet', 'card', 'identities'] as const) });
+    },
+  },
   unlock: { role: 'operator', states: OWNED, maxAttempts: 10, deadlineMs: 24 * HOUR, params: reasonOnly },
   terminate: { role: 'admin', states: ['manifest', 'enrolled', 'active', 'locked'], maxAttempts: 10, deadlineMs: 7 * 24 * HOUR, params: reasonOnly },
   rekey: {
@@ -96,8 +123,13 @@ export const JOB_SPECS: Readonly<Record<JobKind, JobSpec>> = {
     maxAttempts: 5,
     deadlineMs: 24 * HOUR,
     params: (b) => {
-      only(b, ['graceSeconds', 'days']);
-      return withoutUndefined({ graceSeconds: optInt(b, 'graceSeconds', 0, 30 * 86400), days: optInt(b, 'days', 1, 825) });
+      only(b, ['graceSeconds', 'days', 'clientAuth', 'exportAllowed']);
+      return withoutUndefined({
+        graceSeconds: optInt(b, 'graceSeconds', 0, 30 * 86400),
+        days: optInt(b, 'days', 1, 825),
+        clientAuth: optEnum(b, 'clientAuth', CLIENT_AUTH),
+        exportAllowed: optBool(b, 'exportAllowed'),
+      });
     },
   },
   'unblock-pin': {
@@ -106,10 +138,10 @@ export const JOB_SPECS: Readonly<Record<JobKind, JobSpec>> = {
     maxAttempts: 5,
     deadlineMs: 24 * HOUR,
     params: (b) => {
-      only(b, ['pin']);
+      only(b, ['pin', 'newPin']);
       const pin = b['pin'] ?? 'user';
       if (pin !== 'user' && pin !== 'operator') bad(`pin must be 'user' or 'operator'`);
-      return { pin };
+      return withoutUndefined({ pin, newPin: optBool(b, 'newPin') });
     },
   },
   'read-audit': {
@@ -129,7 +161,7 @@ export const JOB_SPECS: Readonly<Record<JobKind, JobSpec>> = {
     maxAttempts: 5,
     deadlineMs: 24 * HOUR,
     params: (b) => {
-      only(b, ['certificates']);
+      only(b, ['certificates', 'clientAuth']);
       const v = b['certificates'];
       if (!Array.isArray(v) || v.length > 16 || !v.every((x) => typeof x === 'string')) bad('certificates must be a list of at most 16 PEM certificates');
       const pems: string[] = [];
@@ -142,7 +174,7 @@ export const JOB_SPECS: Readonly<Record<JobKind, JobSpec>> = {
         }
         pems.push(text.trim());
       }
-      return { certificates: pems };
+      return withoutUndefined({ certificates: pems, clientAuth: optEnum(b, 'clientAuth', CLIENT_AUTH) });
     },
   },
   'push-deny-list': {

@@ -66,10 +66,12 @@ export function checkEnrolmentBinding(f: EnrolmentFacts): void {
     throw new OpError(OpErrorCode.attestationUid, `the statement names card ${toHex(f.attestation.claims.uid)}, not ${toHex(card.uid)}`);
   }
   const e = f.enrolment;
-  if (!e || e.cardId !== card.id || (f.expectedEnrolmentId !== undefined && e.id !== f.expectedEnrolmentId)) {
-    throw new OpError(OpErrorCode.nonceUnknown, 'the attested nonce was not issued for this enrolment of this card');
-  }
+  if (!e || e.cardId !== card.id) throw new OpError(OpErrorCode.nonceUnknown, 'the attested nonce was never issued for this card');
+  // A nonce of this card that was used already is a replay, whichever enrolment asks.
   if (e.status !== 'open') throw new OpError(OpErrorCode.nonceReplay, `the attested nonce was already used (enrolment ${e.id}, ${e.status})`);
+  if (f.expectedEnrolmentId !== undefined && e.id !== f.expectedEnrolmentId) {
+    throw new OpError(OpErrorCode.nonceUnknown, 'the attested nonce was not issued for this enrolment');
+  }
   if (f.now > e.expiresAt) throw new OpError(OpErrorCode.nonceExpired, `the nonce expired at ${new Date(e.expiresAt).toISOString()}`);
   if (!ctEqual(f.csr.spkiSha256, f.attestation.claims.spkiSha256)) {
     throw new OpError(OpErrorCode.csrKeyMismatch, 'the CSR key is not the attested key');
@@ -87,6 +89,9 @@ export interface EnrolmentRequest {
   readonly expectedEnrolmentId?: string;
   /** Validity in days (default: the service's). */
   readonly days?: number;
+  /** SAN of the certificate (default: the card's profile, else the service's defaults). */
+  readonly dnsNames?: readonly string[];
+  readonly ipAddresses?: readonly string[];
   readonly actor?: string;
 }
 
@@ -163,8 +168,9 @@ export class EnrolmentService {
 
       // Sign first (async), then persist under re-checks; a failed transaction drops the certificate.
       const serial = randomSerial();
-      const dnsNames = stringList(card.profile['dnsNames']) ?? this.o.defaultDnsNames;
-      const ipAddresses = stringList(card.profile['ipAddresses']) ?? this.o.defaultIpAddresses;
+      const named = (req.dnsNames?.length ?? 0) + (req.ipAddresses?.length ?? 0) > 0;
+      const dnsNames = named ? (req.dnsNames ?? []) : (stringList(card.profile['dnsNames']) ?? this.o.defaultDnsNames);
+      const ipAddresses = named ? (req.ipAddresses ?? []) : (stringList(card.profile['ipAddresses']) ?? this.o.defaultIpAddresses);
       const days = req.days ?? this.o.defaultDays;
       const notBefore = now - 5 * 60 * 1000;
       const notAfter = now + days * DAY_MS;

@@ -130,6 +130,14 @@ export class OperatorCa {
     return ca;
   }
 
+  /**
+   * ECDSA P-256 / SHA-256 signature (DER) of `data` by the CA key: the time anchors the card checks
+   * against the operator root (docs/admin-protocol.md §7.3). Nothing else is signed this way.
+   */
+  signSha256(data: Uint8Array): Uint8Array {
+    return new Uint8Array(nodeSign('sha256', data, { key: this.keyObject, dsaEncoding: 'der' }));
+  }
+
   /** Issues a leaf certificate for `req.spkiDer`; checks the result chains to this CA. */
   async issue(req: LeafRequest): Promise<Uint8Array> {
     const publicKey = new x509.PublicKey(new Uint8Array(req.spkiDer));

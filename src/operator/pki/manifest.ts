@@ -11,6 +11,7 @@
  *             "chain"?: ["<PEM intermediate>", …],                   (between it and the manufacturer CA)
  *             "kvn"?: 48 | "30",                                       (factory key set, default 30 hex)
  *             "transportKeyId"?: "<id of D/keys/transport-<id>.key>",
+ *             "sequenceCounter"?: <the card's next SCP03 counter (a hint: the first session is precomputed)>,
  *             "labels"?: { "k": "v" }, "profile"?: { "dnsNames": [], "ipAddresses": [] } }
  * Never keys: a manifest carries no secret.
  * When the attestation certificate's subject carries a 32-hex-digit CN or serialNumber, it must be
@@ -32,6 +33,8 @@ export interface ManifestEntry {
   readonly chainDer: readonly Uint8Array[];
   readonly kvn: number;
   readonly transportKeyId: string | null;
+  /** The card's next SCP03 sequence counter when it left the factory, if the manufacturer says (a hint). */
+  readonly sequenceCounter: number | null;
   readonly labels: JsonObject;
   readonly profile: JsonObject;
   /** The trusted manufacturer CA it chains to (DER fingerprint, hex). */
@@ -120,6 +123,10 @@ export function parseManifest(doc: unknown, trustedCas: readonly Uint8Array[], n
     if (transportKeyId !== null && (typeof transportKeyId !== 'string' || !/^[A-Za-z0-9_.-]{1,64}$/.test(transportKeyId))) {
       return fail(OpErrorCode.manifestInvalid, 'transportKeyId must be 1–64 of A–Z a–z 0–9 _ . -');
     }
+    const counter = r['sequenceCounter'] ?? null;
+    if (counter !== null && (typeof counter !== 'number' || !Number.isInteger(counter) || counter < 0 || counter > 0x1000000)) {
+      return fail(OpErrorCode.manifestInvalid, 'sequenceCounter must be an integer 0..16777216');
+    }
     let anchorDer: Uint8Array;
     try {
       anchorDer = verifyChain(certDer, chainDer, trustedCas, now).anchorDer;
@@ -138,6 +145,7 @@ export function parseManifest(doc: unknown, trustedCas: readonly Uint8Array[], n
       chainDer,
       kvn,
       transportKeyId: transportKeyId as string | null,
+      sequenceCounter: counter as number | null,
       labels: plainObject(r['labels']),
       profile: plainObject(r['profile']),
       anchorFingerprint: fingerprintHex(anchorDer),

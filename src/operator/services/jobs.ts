@@ -24,7 +24,9 @@ export interface CreateJobRequest {
 export async function createCardJob(store: OperatorStore, r: CreateJobRequest): Promise<JobRow> {
   const spec = JOB_SPECS[r.kind];
   if (!hasRole(r.principal, spec.role)) throw new OpError(OpErrorCode.forbidden, `'${r.kind}' needs the ${spec.role} role; this token is ${r.principal.role}`);
-  const params = spec.params(r.body);
+  let params = spec.params(r.body);
+  // A secret the job will produce (a new PIN) is handed out to this token only.
+  if (r.kind === 'unblock-pin' && params['newPin'] === true) params = { ...params, requestedBy: r.principal.tokenId };
   const now = r.now ?? Date.now();
   return store.tx(async (t) => {
     if (r.idempotencyKey) {

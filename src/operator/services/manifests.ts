@@ -53,6 +53,7 @@ export async function importManifest(store: OperatorStore, doc: unknown, actor: 
         lifecycle: 'manifest',
         kvn: e.kvn,
         transportKeyId: e.transportKeyId,
+        seqCounter: e.sequenceCounter,
         labels: e.labels,
         profile: e.profile,
         createdAt: now,

@@ -224,6 +224,19 @@ CREATE TABLE card_audit_head (
 );
 `,
   },
+  {
+    version: 2,
+    name: 'executors: per-card counters, identity retirement, agent hosts, audit log columns',
+    sql: `
+ALTER TABLE card ADD COLUMN deny_list_number {int64} NOT NULL DEFAULT 0;
+ALTER TABLE card ADD COLUMN time_anchor_counter {int64} NOT NULL DEFAULT 0;
+ALTER TABLE identity ADD COLUMN delete_after {int64};
+ALTER TABLE identity ADD COLUMN updated_at {int64};
+CREATE INDEX identity_delete_after ON identity (delete_after);
+ALTER TABLE host ADD COLUMN revoked_at {int64};
+ALTER TABLE card_audit_head ADD COLUMN time {int64} NOT NULL DEFAULT 0;
+`,
+  },
 ];
 
 export const SCHEMA_VERSION = MIGRATIONS[MIGRATIONS.length - 1]!.version;

@@ -14,6 +14,10 @@ import { migrate } from './schema.js';
 import type {
   AdminSessionRow,
   ApiTokenRow,
+  AuditEntryRow,
+  AuditHeadRow,
+  CardCounter,
+  HostRow,
   CaRow,
   CardFilter,
   CardRow,
@@ -76,6 +80,8 @@ function cardRow(r: SqlRow): CardRow {
     profile: j(r, 'profile'),
     hostId: sn(r, 'host_id'),
     lastSeenAt: nn(r, 'last_seen_at'),
+    denyListNumber: n(r, 'deny_list_number'),
+    timeAnchorCounter: n(r, 'time_anchor_counter'),
     createdAt: n(r, 'created_at'),
     updatedAt: n(r, 'updated_at'),
   };
@@ -108,8 +114,28 @@ function identityRow(r: SqlRow): IdentityRow {
     state: s(r, 'state'),
     attestedAt: nn(r, 'attested_at'),
     createdAt: n(r, 'created_at'),
+    deleteAfter: nn(r, 'delete_after'),
+    updatedAt: nn(r, 'updated_at'),
   };
 }
+
+function hostRow(r: SqlRow): HostRow {
+  return {
+    id: s(r, 'id'),
+    name: s(r, 'name'),
+    credentialHash: bn(r, 'credential_hash'),
+    lastIp: sn(r, 'last_ip'),
+    lastSeenAt: nn(r, 'last_seen_at'),
+    createdAt: n(r, 'created_at'),
+    revokedAt: nn(r, 'revoked_at'),
+  };
+}
+
+function auditEntryRow(r: SqlRow): AuditEntryRow {
+  return { cardId: s(r, 'card_id'), seq: n(r, 'seq'), type: s(r, 'type'), body: b(r, 'body'), prevHash: b(r, 'prev_hash'), receivedAt: n(r, 'received_at') };
+}
+
+const COUNTER_COLUMN: Readonly<Record<CardCounter, string>> = { denyListNumber: 'deny_list_number', timeAnchorCounter: 'time_anchor_counter' };
 
 function certificateRow(r: SqlRow): CertificateRow {
   return {
@@ -324,8 +350,8 @@ export class SqlStore implements OperatorStore {
   }
   async insertCard(card: NewCard): Promise<void> {
     await this.c.run(
-      `INSERT INTO card (id, uid, batch_id, attest_cert_der, attest_spki_sha256, lifecycle, kvn, transport_key_id, labels, profile, created_at, updated_at)
-       VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+      `INSERT INTO card (id, uid, batch_id, attest_cert_der, attest_spki_sha256, lifecycle, kvn, transport_key_id, seq_counter, labels, profile, created_at, updated_at)
+       VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
       [
         card.id,
         card.uid,
@@ -335,6 +361,7 @@ export class SqlStore implements OperatorStore {
         card.lifecycle,
         card.kvn,
         card.transportKeyId,
+        card.seqCounter ?? null,
         json(card.labels),
         json(card.profile),
         card.createdAt,
@@ -403,12 +430,36 @@ export class SqlStore implements OperatorStore {
     return out;
   }
 
+  async allocateCardCounter(cardId: string, counter: CardCounter, atLeast = 0): Promise<number> {
+    const col = COUNTER_COLUMN[counter];
+    return this.inTx(async (t) => {
+      const { changes } = await t.c.run(`UPDATE card SET ${col} = CASE WHEN ${col} + 1 > ? THEN ${col} + 1 ELSE ? END WHERE id = ?`, [atLeast, atLeast, cardId]);
+      if (changes !== 1) throw new Error(`no card ${cardId}`);
+      const r = await t.c.get(`SELECT ${col} AS v FROM card WHERE id = ?`, [cardId]);
+      return n(r!, 'v');
+    });
+  }
+
   // ---- identities and certificates
   async insertIdentity(row: IdentityRow): Promise<void> {
     await this.c.run(
-      'INSERT INTO identity (id, card_id, slot, alg, spki_der, spki_sha256, state, attested_at, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)',
-      [row.id, row.cardId, row.slot, row.alg, row.spkiDer, row.spkiSha256, row.state, row.attestedAt, row.createdAt],
+      'INSERT INTO identity (id, card_id, slot, alg, spki_der, spki_sha256, state, attested_at, created_at, delete_after, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)',
+      [row.id, row.cardId, row.slot, row.alg, row.spkiDer, row.spkiSha256, row.state, row.attestedAt, row.createdAt, row.deleteAfter ?? null, row.updatedAt ?? null],
     );
+  }
+  async updateIdentity(id: string, patch: Partial<Pick<IdentityRow, 'state' | 'slot' | 'deleteAfter'>>, now: number): Promise<void> {
+    const cols: Record<string, SqlValue> = {};
+    if (patch.state !== undefined) cols['state'] = patch.state;
+    if (patch.slot !== undefined) cols['slot'] = patch.slot;
+    if (patch.deleteAfter !== undefined) cols['delete_after'] = patch.deleteAfter;
+    cols['updated_at'] = now;
+    const names = Object.keys(cols);
+    await this.c.run(`UPDATE identity SET ${names.map((k) => `${k} = ?`).join(', ')} WHERE id = ?`, [...names.map((k) => cols[k]!), id]);
+  }
+  async identitiesDueForDeletion(now: number, limit: number): Promise<IdentityRow[]> {
+    return (
+      await this.c.all(`SELECT * FROM identity WHERE state = 'retired' AND delete_after IS NOT NULL AND delete_after <= ? ORDER BY delete_after, id LIMIT ?`, [now, limit])
+    ).map(identityRow);
   }
   async identityBySpkiHash(h: Uint8Array): Promise<IdentityRow | null> {
     const r = await this.c.get('SELECT * FROM identity WHERE spki_sha256 = ?', [h]);
@@ -458,6 +509,10 @@ export class SqlStore implements OperatorStore {
     ]);
     return changes === 1;
   }
+  async supersedeCertificate(serial: Uint8Array, now: number): Promise<boolean> {
+    const { changes } = await this.c.run(`UPDATE certificate SET status = 'superseded', revoked_at = ?, reason = 'superseded' WHERE serial = ? AND status = 'good'`, [now, serial]);
+    return changes === 1;
+  }
   async revokedCertificates(caId: string, now: number): Promise<Pick<CertificateRow, 'serial' | 'revokedAt' | 'reason'>[]> {
     return (
       await this.c.all(`SELECT serial, revoked_at, reason FROM certificate WHERE ca_id = ? AND status = 'revoked' AND not_after > ? ORDER BY serial`, [caId, now])
@@ -498,7 +553,7 @@ export class SqlStore implements OperatorStore {
           job.kind,
           json(job.params),
           job.maxAttempts,
-          job.createdAt,
+          job.notBefore ?? job.createdAt,
           job.deadlineAt,
           job.idempotencyKey,
           job.createdBy,
@@ -652,6 +707,79 @@ export class SqlStore implements OperatorStore {
       startedAt: n(r, 'started_at'),
       finishedAt: nn(r, 'finished_at'),
     }));
+  }
+
+  // ---- device hosts
+  async putHostCredential(row: Pick<HostRow, 'id' | 'name' | 'credentialHash' | 'createdAt'>): Promise<void> {
+    await this.inTx(async (t) => {
+      const { changes } = await t.c.run('UPDATE host SET name = ?, credential_hash = ?, revoked_at = NULL WHERE id = ?', [row.name, row.credentialHash, row.id]);
+      if (changes === 0) {
+        await t.c.run('INSERT INTO host (id, name, credential_hash, created_at) VALUES (?, ?, ?, ?)', [row.id, row.name, row.credentialHash, row.createdAt]);
+      }
+    });
+  }
+  async hostById(id: string): Promise<HostRow | null> {
+    const r = await this.c.get('SELECT * FROM host WHERE id = ?', [id]);
+    return r ? hostRow(r) : null;
+  }
+  async listHosts(): Promise<HostRow[]> {
+    return (await this.c.all('SELECT * FROM host ORDER BY id')).map(hostRow);
+  }
+  async touchHost(id: string, lastIp: string | null, now: number): Promise<void> {
+    await this.c.run('UPDATE host SET last_ip = ?, last_seen_at = ? WHERE id = ?', [lastIp, now, id]);
+  }
+
+  // ---- card audit logs
+  async insertAuditEntries(rows: readonly AuditEntryRow[]): Promise<void> {
+    if (rows.length === 0) return;
+    await this.inTx(async (t) => {
+      for (const r of rows) {
+        await t.c.run(
+          'INSERT INTO card_audit_entry (card_id, seq, type, body, prev_hash, received_at) VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (card_id, seq) DO NOTHING',
+          [r.cardId, r.seq, r.type, r.body, r.prevHash, r.receivedAt],
+        );
+      }
+    });
+  }
+  async auditEntriesOf(cardId: string, afterSeq: number, limit: number): Promise<AuditEntryRow[]> {
+    return (await this.c.all('SELECT * FROM card_audit_entry WHERE card_id = ? AND seq > ? ORDER BY seq LIMIT ?', [cardId, afterSeq, limit])).map(auditEntryRow);
+  }
+  async auditHeadOf(cardId: string): Promise<AuditHeadRow | null> {
+    const r = await this.c.get('SELECT * FROM card_audit_head WHERE card_id = ?', [cardId]);
+    if (!r) return null;
+    return {
+      cardId: s(r, 'card_id'),
+      seq: n(r, 'seq'),
+      headHash: b(r, 'head_hash'),
+      signature: b(r, 'signature'),
+      verified: n(r, 'verified') === 1,
+      time: n(r, 'time'),
+      receivedAt: n(r, 'received_at'),
+    };
+  }
+  async putAuditHead(row: AuditHeadRow): Promise<void> {
+    await this.inTx(async (t) => {
+      const { changes } = await t.c.run('UPDATE card_audit_head SET seq = ?, head_hash = ?, signature = ?, verified = ?, time = ?, received_at = ? WHERE card_id = ?', [
+        row.seq,
+        row.headHash,
+        row.signature,
+        row.verified ? 1 : 0,
+        row.time,
+        row.receivedAt,
+        row.cardId,
+      ]);
+      if (changes === 0) {
+        await t.c.run('INSERT INTO card_audit_head (card_id, seq, head_hash, signature, verified, time, received_at) VALUES (?, ?, ?, ?, ?, ?, ?)', [
+          row.cardId,
+          row.seq,
+          row.headHash,
+          row.signature,
+          row.verified ? 1 : 0,
+          row.time,
+          row.receivedAt,
+        ]);
+      }
+    });
   }
 
   // ---- API tokens and idempotency

@@ -108,6 +108,10 @@ export interface CardRow {
   readonly profile: JsonObject;
   readonly hostId: string | null;
   readonly lastSeenAt: number | null;
+  /** Number of the last deny-list (PutRevocationList) allocated for this card; only goes up. */
+  readonly denyListNumber: number;
+  /** Counter of the last time anchor (PutTimeAnchor) allocated for this card; only goes up. */
+  readonly timeAnchorCounter: number;
   readonly createdAt: number;
   readonly updatedAt: number;
 }
@@ -123,6 +127,44 @@ export interface IdentityRow {
   readonly state: string;
   readonly attestedAt: number | null;
   readonly createdAt: number;
+  /** A retired identity whose key is to be deleted from the card after this time (re-key grace). */
+  readonly deleteAfter?: number | null;
+  readonly updatedAt?: number | null;
+}
+
+/** A device host (agent) allowed to poll the relay; its bearer token is kept as SHA-256 only. */
+export interface HostRow {
+  readonly id: string;
+  readonly name: string;
+  readonly credentialHash: Uint8Array | null;
+  readonly lastIp: string | null;
+  readonly lastSeenAt: number | null;
+  readonly createdAt: number;
+  readonly revokedAt: number | null;
+}
+
+/** One verified entry of a card's audit log (the E2 TLV as the card returned it). */
+export interface AuditEntryRow {
+  readonly cardId: string;
+  readonly seq: number;
+  /** The audit event code (hex, e.g. '02'). */
+  readonly type: string;
+  readonly body: Uint8Array;
+  /** Chain value before this entry. */
+  readonly prevHash: Uint8Array;
+  readonly receivedAt: number;
+}
+
+/** The last verified signed head of a card's audit log. */
+export interface AuditHeadRow {
+  readonly cardId: string;
+  readonly seq: number;
+  readonly headHash: Uint8Array;
+  readonly signature: Uint8Array;
+  readonly verified: boolean;
+  /** The card's time in the head (Unix seconds; 0 = unknown). */
+  readonly time: number;
+  readonly receivedAt: number;
 }
 
 export interface CertificateRow {
@@ -249,10 +291,18 @@ export interface JobFilter {
   readonly kind?: string;
 }
 
-export type NewCard = Omit<CardRow, 'createdAt' | 'updatedAt' | 'lastSeenAt' | 'hostId' | 'seqCounter'> & { readonly createdAt: number };
+export type NewCard = Omit<CardRow, 'createdAt' | 'updatedAt' | 'lastSeenAt' | 'hostId' | 'seqCounter' | 'denyListNumber' | 'timeAnchorCounter'> & {
+  readonly createdAt: number;
+  readonly seqCounter?: number | null;
+};
 export type NewJob = Pick<JobRow, 'id' | 'cardId' | 'kind' | 'params' | 'maxAttempts' | 'deadlineAt' | 'idempotencyKey' | 'createdBy' | 'createdAt'> & {
   readonly campaignId?: string | null;
+  /** Not claimable before (default: createdAt). */
+  readonly notBefore?: number;
 };
+
+/** Per-card monotonic counters the operator allocates. */
+export type CardCounter = 'denyListNumber' | 'timeAnchorCounter';
 
 export interface ClaimOptions {
   readonly owner: string;
@@ -302,17 +352,27 @@ export interface OperatorStore {
   listCards(filter: CardFilter, after: Uint8Array | null, limit: number): Promise<CardRow[]>;
   updateCard(id: string, patch: Partial<Pick<CardRow, 'lifecycle' | 'kvn' | 'labels' | 'profile' | 'seqCounter' | 'hostId' | 'lastSeenAt'>>, now: number): Promise<void>;
   countCardsByLifecycle(): Promise<Record<string, number>>;
+  /**
+   * Allocates the next value of a per-card counter: max(current + 1, atLeast), stored before it is
+   * returned (a crash after allocation only skips a number). Throws when the card does not exist.
+   */
+  allocateCardCounter(cardId: string, counter: CardCounter, atLeast?: number): Promise<number>;
 
   // identities and certificates
   insertIdentity(row: IdentityRow): Promise<void>;
   identityBySpkiHash(spkiSha256: Uint8Array): Promise<IdentityRow | null>;
   identitiesOfCard(cardId: string): Promise<IdentityRow[]>;
+  updateIdentity(id: string, patch: Partial<Pick<IdentityRow, 'state' | 'slot' | 'deleteAfter'>>, now: number): Promise<void>;
+  /** Retired identities whose deletion is due (deleteAfter ≤ now), oldest first. */
+  identitiesDueForDeletion(now: number, limit: number): Promise<IdentityRow[]>;
   insertCertificate(row: CertificateRow): Promise<void>;
   certificateBySerial(serial: Uint8Array): Promise<CertificateRow | null>;
   certificatesOfCard(cardId: string): Promise<CertificateRow[]>;
   certificatesOfJob(jobId: string): Promise<CertificateRow[]>;
   /** good → revoked; false when the certificate was not good. */
   revokeCertificate(serial: Uint8Array, reason: string, now: number): Promise<boolean>;
+  /** good → superseded (replaced by a newer certificate, not revoked); false when it was not good. */
+  supersedeCertificate(serial: Uint8Array, now: number): Promise<boolean>;
   /** Revoked certificates of a CA that have not expired at `now` (the CRL's entries). */
   revokedCertificates(caId: string, now: number): Promise<Pick<CertificateRow, 'serial' | 'revokedAt' | 'reason'>[]>;
 
@@ -351,6 +411,20 @@ export interface OperatorStore {
   // admin sessions (transcript hashes only)
   insertAdminSession(row: AdminSessionRow): Promise<void>;
   adminSessionsOfJob(jobId: string): Promise<AdminSessionRow[]>;
+
+  // device hosts (agents)
+  /** Creates the host or replaces its credential (and clears a revocation). */
+  putHostCredential(row: Pick<HostRow, 'id' | 'name' | 'credentialHash' | 'createdAt'>): Promise<void>;
+  hostById(id: string): Promise<HostRow | null>;
+  listHosts(): Promise<HostRow[]>;
+  touchHost(id: string, lastIp: string | null, now: number): Promise<void>;
+
+  // card audit logs (verified entries and heads)
+  /** Inserts entries (ignores ones already stored with the same sequence number). */
+  insertAuditEntries(rows: readonly AuditEntryRow[]): Promise<void>;
+  auditEntriesOf(cardId: string, afterSeq: number, limit: number): Promise<AuditEntryRow[]>;
+  auditHeadOf(cardId: string): Promise<AuditHeadRow | null>;
+  putAuditHead(row: AuditHeadRow): Promise<void>;
 
   // API tokens and idempotency
   insertApiToken(row: ApiTokenRow): Promise<void>;
