@@ -1,6 +1,7 @@
 /**
- * `setls serve https`: opens the card (taking its folder lock), starts a TlsTandem on it and serves
- * the demo plug through node:http; offers the admin socket (admin-access.ts) so administrative
+ * `setls serve https`: opens the card (taking its folder lock), schedules its logical channels with a
+ * TlsPool (one TlsTandem per channel; serve-pressure.ts: all channels, the hold limit, per-peer
+ * bounds) and serves the demo plug through node:http; offers the admin socket (admin-access.ts) so administrative
  * commands reach this process's card. With `--record-layer host` it first checks that every
  * identity's policy allows session export, and refuses to start with the fix otherwise. Prints the
  * URL once listening; stops cleanly on SIGINT/SIGTERM.
@@ -15,8 +16,9 @@ import { startAdminSocket } from './admin-access.js';
 import { serveHttps, createPlugHandler, createPlugState } from '../servers/https/index.js';
 import { openCard } from './card-setup.js';
 import { cardPaths, cloneCardFiles, readPin } from './card-files.js';
+import { poolPressureOptions, servingChannels, type PressureFlags } from './serve-pressure.js';
 
-export interface ServeHttpsOptions {
+export interface ServeHttpsOptions extends PressureFlags {
   cardDir: string;
   cardKey?: string;
   pinFile?: string;
@@ -122,10 +124,20 @@ async function startHttpsPool(o: ServeHttpsOptions, log: pino.Logger): Promise<R
       c.card.close();
     }
   };
+  let channelsPerCard: number;
+  try {
+    // every channel of the card(s) serves (the clones of --pool are alike; --cards: the first card decides)
+    channelsPerCard = await servingChannels(opened[0]!.transport, { cardDir: dirs[0]!, inProcess: true, ...(o.channels !== undefined ? { channels: o.channels } : {}) });
+  } catch (e) {
+    await closeCards();
+    throw e;
+  }
   const pool = new TlsPool({
     transports: opened.map((c) => c.transport),
     pins,
     names: dirs.map((_, i) => `card${i}`),
+    channelsPerCard,
+    ...poolPressureOptions(o),
     backlog: o.backlog,
     ...(o.driver ? { driver: o.driver } : {}),
     ...(o.recordLayer ? { recordLayer: o.recordLayer } : {}),
@@ -144,7 +156,7 @@ async function startHttpsPool(o: ServeHttpsOptions, log: pino.Logger): Promise<R
   pool.on('sessionError', (err: Error & { code?: string }, peer: { remoteAddress?: string; remotePort?: number }) => {
     log.info({ code: err.code, err: err.message, peer: peer?.remoteAddress ? `${peer.remoteAddress}:${peer.remotePort}` : undefined }, 'session ended with an error');
   });
-  pool.on('refused', (peer: { remoteAddress?: string; remotePort?: number }) => log.warn({ peer }, 'backlog full: connection refused'));
+  pool.on('refused', (peer: { remoteAddress?: string; remotePort?: number }) => log.warn({ peer }, 'overloaded: ClientHello answered with an internal_error alert'));
   pool.on('health', (h: { name: string; health: string }) => log.warn(h, 'card health changed'));
   const metrics = createMetrics(pool);
   const admin = o.adminPort !== undefined ? await startAdminServer(metrics, o.adminPort) : undefined;
@@ -175,19 +187,23 @@ async function startHttpsPool(o: ServeHttpsOptions, log: pino.Logger): Promise<R
 }
 
 export async function startHttps(o: ServeHttpsOptions, log = pino({ level: process.env.SETLS_LOG ?? 'info' }, pino.destination(2))): Promise<RunningHttps> {
-  if ((o.cards || (o.pool ?? 1) > 1) && o.reader === undefined) return startHttpsPool(o, log);
+  // One in-process card is a pool of one card: its logical channels are the slots.
+  if (o.reader === undefined) return startHttpsPool(o, log);
   const paths = cardPaths(o.cardDir, { cardKey: o.cardKey, pinFile: o.pinFile });
   const pin = readPin(paths.pinFile);
   const { transport, closeCard } = await openServeCard(o);
-  const tandem = new TlsTandem({
-    transport,
-    pin,
-    backlog: o.backlog,
-    ...(o.driver ? { driver: o.driver } : {}),
-    ...(o.recordLayer ? { recordLayer: o.recordLayer } : {}),
-  });
+  let tandem: TlsPool;
   let relay: AdminRelay | undefined;
   try {
+    tandem = new TlsPool({
+      transports: [transport],
+      pin,
+      channelsPerCard: await servingChannels(transport, { inProcess: false, ...(o.channels !== undefined ? { channels: o.channels } : {}) }),
+      ...poolPressureOptions(o),
+      backlog: o.backlog,
+      ...(o.driver ? { driver: o.driver } : {}),
+      ...(o.recordLayer ? { recordLayer: o.recordLayer } : {}),
+    });
     if (o.recordLayer === 'host') await checkExportAllowed(transport, o.cardDir);
     await tandem.start();
     // Before the listener: the relay opens its logical channel while nothing else talks to the card.
@@ -201,7 +217,7 @@ export async function startHttps(o: ServeHttpsOptions, log = pino({ level: proce
   tandem.on('sessionError', (err: Error & { code?: string }, peer: { remoteAddress?: string; remotePort?: number }) => {
     log.info({ code: err.code, err: err.message, peer: peer?.remoteAddress ? `${peer.remoteAddress}:${peer.remotePort}` : undefined }, 'session ended with an error');
   });
-  tandem.on('refused', (peer: { remoteAddress?: string; remotePort?: number }) => log.warn({ peer }, 'backlog full: connection refused'));
+  tandem.on('refused', (peer: { remoteAddress?: string; remotePort?: number }) => log.warn({ peer }, 'overloaded: ClientHello answered with an internal_error alert'));
   const metrics = createMetrics(tandem);
   const admin = o.adminPort !== undefined ? await startAdminServer(metrics, o.adminPort) : undefined;
   const http = serveHttps(tandem, createPlugHandler(createPlugState()));
@@ -217,7 +233,8 @@ export async function startHttps(o: ServeHttpsOptions, log = pino({ level: proce
   return {
     url,
     port,
-    tandem,
+    tandem: tandem.slots[0]!.tandem,
+    pool: tandem,
     ...(admin ? { adminPort: admin.port } : {}),
     adminSockets: relay ? [relay.socketPath] : [],
     async close() {
@@ -235,7 +252,9 @@ export async function startHttps(o: ServeHttpsOptions, log = pino({ level: proce
 export async function runServeHttps(o: ServeHttpsOptions): Promise<void> {
   const running = await startHttps(o);
   const ca = cardPaths(o.cardDir).caDir + '/ca.crt';
-  console.log(`setls: serving HTTPS through ${running.pool ? `a pool of ${running.pool.slots.length} cards` : 'the card'} at ${running.url}`);
+  const cards = running.pool ? new Set(running.pool.slots.map((s) => s.card)).size : 1;
+  const channels = running.pool?.channelsPerCard ?? 1;
+  console.log(`setls: serving HTTPS through ${cards > 1 ? `a pool of ${cards} cards` : 'the card'} (${channels} logical channel${channels === 1 ? '' : 's'}${cards > 1 ? ' each' : ''}) at ${running.url}`);
   if (running.adminPort !== undefined) console.log(`  metrics: http://127.0.0.1:${running.adminPort}/metrics`);
   for (const s of running.adminSockets) console.log(`  admin socket: ${s} (setls card … commands on this card go through this process)`);
   console.log(`  try: curl --cacert ${ca} ${running.url}status`);

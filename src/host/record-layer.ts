@@ -45,8 +45,8 @@ const CLOSE_NOTIFY = Uint8Array.of(1, 0);
 
 export class RecordLayer {
   readonly info: SessionInfo | undefined;
-  /** 'card' (PROCESS-EAP-ENCRYPT/DECRYPT) or 'host' (exported session, TLS-Tandem). */
-  readonly mode: 'card' | 'host';
+  /** 'card' (PROCESS-EAP-ENCRYPT/DECRYPT) or 'host' (exported session, TLS-Tandem; also after migrate()). */
+  mode: 'card' | 'host';
   private readonly recvTimeoutMs: number;
   private readonly writeTimeoutMs: number;
   private readonly lingerMs: number;
@@ -56,7 +56,7 @@ export class RecordLayer {
   /** Set by hurry(): send() no longer waits for the client to drain (the connection is ending). */
   private noWait = false;
   private readonly drainWaiters = new Set<() => void>();
-  private readonly onRelease: ((err?: Error) => void | Promise<void>) | undefined;
+  private onRelease: ((err?: Error) => void | Promise<void>) | undefined;
   private releaseDone!: () => void;
   /** Resolves when the session has ended and the card was released. */
   readonly finished: Promise<void>;
@@ -65,7 +65,7 @@ export class RecordLayer {
 
   constructor(
     readonly socket: Socket,
-    readonly session: SeSession,
+    public session: SeSession,
     readonly reader: SocketReader = new SocketReader(socket),
     opts: RecordLayerOptions = {},
   ) {
@@ -76,6 +76,19 @@ export class RecordLayer {
     this.info = opts.info;
     this.mode = opts.mode ?? 'card';
     this.finished = new Promise((r) => (this.releaseDone = r));
+  }
+
+  /**
+   * TLS-Tandem mid-session: the card exported this session (EXPORT-SESSION: its keys and sequence
+   * numbers, the card's copy wiped), the host protects the records from now on and `onRelease`
+   * replaces the card's release. The caller must hold the socket's output lock (no card call of
+   * this session in flight).
+   */
+  migrate(session: HostSession, onRelease: (err?: Error) => void | Promise<void>): void {
+    if (this.released) throw new SetlsError('ERR_HOST_STATE', 'the session already ended');
+    this.session = session;
+    this.mode = 'host';
+    this.onRelease = onRelease;
   }
 
   /** performance.now() of the last traffic either way. */

@@ -17,6 +17,7 @@ export class SocketReader {
   private ended = false;
   private failure: Error | undefined;
   private wake: (() => void) | undefined;
+  private stop: ((e: Error) => void) | undefined;
   private waiting = false;
   private detached = false;
   /** performance.now() of the last bytes received. */
@@ -105,11 +106,19 @@ export class SocketReader {
           }
           const t = Number.isFinite(left) ? setTimeout(() => {
             this.wake = undefined;
+            this.stop = undefined;
             reject(new SetlsError(timeoutCode, `no record from the client within ${timeoutMs} ms`));
           }, left) : undefined;
           this.wake = () => {
             if (t) clearTimeout(t);
+            this.stop = undefined;
             resolve();
+          };
+          this.stop = (e) => {
+            if (t) clearTimeout(t);
+            this.wake = undefined;
+            this.stop = undefined;
+            reject(e);
           };
         });
         const r = this.take(all);
@@ -118,7 +127,19 @@ export class SocketReader {
     } finally {
       this.waiting = false;
       this.wake = undefined;
+      this.stop = undefined;
     }
+  }
+
+  /**
+   * Ends a read that is waiting (its deadline was shortened: the handshake's, when others wait for
+   * the card) with `err`. Not sticky: a later read is not affected. false when no read was waiting.
+   */
+  interrupt(err: Error): boolean {
+    const f = this.stop;
+    if (!f) return false;
+    f(err);
+    return true;
   }
 
   /** The next whole record, or null at EOF. */

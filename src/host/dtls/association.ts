@@ -76,8 +76,11 @@ export type AssociationState = 'handshaking' | 'connected' | 'closed';
  */
 export class DtlsAssociation extends EventEmitter {
   state: AssociationState = 'handshaking';
+  /** Date.now() at creation: the moment it got its key holder (a card channel). */
   readonly createdAt = Date.now();
   lastActivity = Date.now();
+  /** Date.now() of the last handshake progress: creation, or a new flight from the key holder (the stall deadline runs from here). */
+  lastProgress = Date.now();
   private readonly reassembler: DtlsHandshakeReassembler;
   private writeSeq0: number;
   private flight: Uint8Array[] = []; // records of the last flight (epoch-0 ones re-numbered on resend)
@@ -229,6 +232,7 @@ export class DtlsAssociation extends EventEmitter {
     const recs = parseDtlsRecords(out.records);
     const hasHandshake = recs.some((r) => r.type === HANDSHAKE || r.type === CCS);
     if (hasHandshake) {
+      this.lastProgress = Date.now();
       this.flight = recs.map((r) => r.raw.slice());
       this.finalFlight = out.handshakeComplete;
       this.retransmits = 0;
