@@ -98,9 +98,9 @@ test('metrics and logs name the alert: the card’s (TLV 2C) for an encrypted ha
   const { tandem, port, errors } = await tandemOn(card);
   const metrics = createMetrics(tandem);
   try {
-    // a bad ClientHello: the card's alert record is (toy-)encrypted; only its TLV says handshake_failure
+    // a ClientHello the card rejects: the card's alert record is (toy-)encrypted; only its TLV says handshake_failure
     const bad = await FakeClient.connect(port);
-    bad.write(Uint8Array.of(22, 3, 3, 0, 2, 0xba, 0));
+    bad.write(Uint8Array.of(22, 3, 3, 0, 8, 1, 0, 0, 4, 0xba, 0, 0, 0));
     assert.ok(await bad.until(() => bad.closed));
     // not a TLS record at all: the host's own plaintext unexpected_message
     const g = await FakeClient.connect(port);
@@ -112,7 +112,7 @@ test('metrics and logs name the alert: the card’s (TLV 2C) for an encrypted ha
       failed.map((e) => [e.code, e.alert]),
       [
         ['ERR_TLS_HANDSHAKE_FAILED', 40],
-        ['ERR_TLS_BAD_RECORD', 10],
+        ['ERR_HOST_NOT_CLIENT_HELLO', 10],
       ],
     );
     assert.match(failed[0]!.message, /alert handshake_failure \(40\) sent/);
