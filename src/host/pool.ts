@@ -383,7 +383,8 @@ export class TlsPool extends EventEmitter {
       socket.destroy();
       return;
     }
-    if (this.queue.offer(socket, h)) this.dispatch();
+    const free = this.slots.some((s) => s.health === 'up' && !s.busy);
+    if (this.queue.offer(socket, h, free)) this.dispatch();
   }
 
   private onDropped(socket: net.Socket, err: Error): void {

@@ -96,11 +96,15 @@ export class ReadyQueue {
     return this.estimate.waitMs(this.list.length, s.servers, s.holdCapMs);
   }
 
-  /** Queues a complete ClientHello, or answers "overloaded" (returns undefined). */
-  offer(socket: net.Socket, h: CompleteHello): ReadyEntry | undefined {
+  /**
+   * Queues a complete ClientHello, or answers "overloaded" (returns undefined). `servableNow`: a
+   * channel is free and nobody is queued, so it leaves the queue at once — no bound applies.
+   */
+  offer(socket: net.Socket, h: CompleteHello, servableNow = false): ReadyEntry | undefined {
     const now = performance.now();
     let why: string | undefined;
-    if (this.list.length >= this.maxReady) why = `${this.maxReady} connections already wait for a card channel`;
+    if (servableNow && this.list.length === 0) why = undefined;
+    else if (this.list.length >= this.maxReady) why = `${this.maxReady} connections already wait for a card channel`;
     else if (this.bytesHeld + h.bytes > this.maxReadyBytes) why = `queued ClientHellos would exceed ${this.maxReadyBytes} bytes`;
     else if (this.queueTimeoutMs > 0) {
       const wait = this.expectedWaitMs();

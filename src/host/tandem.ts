@@ -539,7 +539,7 @@ export class TlsTandem extends EventEmitter {
           s.destroy();
           return;
         }
-        if (!this.queue!.offer(s, h)) return;
+        if (!this.queue!.offer(s, h, !this.busy)) return;
         this.updateIdle();
         this.next();
       },
