@@ -254,7 +254,8 @@ export async function runServeHttps(o: ServeHttpsOptions): Promise<void> {
   const ca = cardPaths(o.cardDir).caDir + '/ca.crt';
   const cards = running.pool ? new Set(running.pool.slots.map((s) => s.card)).size : 1;
   const channels = running.pool?.channelsPerCard ?? 1;
-  console.log(`setls: serving HTTPS through ${cards > 1 ? `a pool of ${cards} cards` : 'the card'} (${channels} logical channel${channels === 1 ? '' : 's'}${cards > 1 ? ' each' : ''}) at ${running.url}`);
+  console.log(`setls: serving HTTPS through ${cards > 1 ? `a pool of ${cards} cards` : 'the card'} at ${running.url}`);
+  console.log(`  card channels: ${channels} logical channel${channels === 1 ? '' : 's'}${cards > 1 ? ' per card' : ''} serve clients (--channels)`);
   if (running.adminPort !== undefined) console.log(`  metrics: http://127.0.0.1:${running.adminPort}/metrics`);
   for (const s of running.adminSockets) console.log(`  admin socket: ${s} (setls card … commands on this card go through this process)`);
   console.log(`  try: curl --cacert ${ca} ${running.url}status`);
