@@ -208,7 +208,6 @@ export class TlsPool extends EventEmitter {
       { maxReady: backlog ?? 1024, ...(maxReadyBytes !== undefined ? { maxReadyBytes } : {}), queueTimeoutMs: queueTimeoutMs ?? handshakeTimeoutMs },
       this.peers,
       this.estimate,
-      () => ({ servers: this.slots.filter((s) => s.health === 'up').length, holdCapMs: this.maxHoldMs + (opts.busyHandshakeTimeoutMs ?? 3_000) }),
       {
         overloaded: (s, e) => this.onOverloaded(s, e),
         gone: () => this.updateWaiting(),
@@ -571,9 +570,10 @@ export class TlsPool extends EventEmitter {
 
   private slotFree(slot: PoolSlot): void {
     if (!slot.busy) return;
-    const held = performance.now() - slot.busySince;
+    const now = performance.now();
+    const held = now - slot.busySince;
     slot.busyMs += held;
-    this.estimate.record(held);
+    this.estimate.released(now, held, this.othersWaiting);
     if (slot.peer !== undefined) this.peers.add(slot.peer, 'active', -1);
     slot.busy = false;
     slot.holder = undefined;

@@ -2,8 +2,9 @@
  * ReadyQueue: connections whose complete ClientHello is in (HelloStage) waiting for a card channel.
  * A new one is queued while
  *   - fewer than `maxReady` wait and their buffered ClientHellos stay within `maxReadyBytes`, and
- *   - the wait it can expect (ServiceEstimate: recent channel hold times × those ahead / channels)
- *     fits in what is left of its queue deadline (`queueTimeoutMs` from accept);
+ *   - the wait it can expect (ServiceEstimate: those ahead / the rate at which channels were given
+ *     back while others waited) fits in what is left of its queue deadline (`queueTimeoutMs` from
+ *     accept);
  * otherwise it gets the overload answer at once (hello-stage.ts: a plaintext internal_error alert)
  * — and so does one still queued when its deadline passes. The data of a queued connection is not
  * read (the socket is paused: TCP flow control holds the rest in the kernel).
@@ -44,13 +45,6 @@ export interface ReadyQueueSink {
   gone?(socket: net.Socket): void;
 }
 
-export interface ReadyShape {
-  /** Channels that can serve (healthy). */
-  readonly servers: number;
-  /** The hold limit while others wait, ms (caps the estimate). */
-  readonly holdCapMs: number;
-}
-
 const SWEEP_MS = 250;
 
 export class ReadyQueue {
@@ -68,7 +62,6 @@ export class ReadyQueue {
     opts: ReadyQueueOptions,
     private readonly peers: PeerTable,
     private readonly estimate: ServiceEstimate,
-    private readonly shape: () => ReadyShape,
     private readonly sink: ReadyQueueSink,
   ) {
     this.maxReady = opts.maxReady ?? 1024;
@@ -92,8 +85,7 @@ export class ReadyQueue {
 
   /** Expected wait for one more connection, ms. */
   expectedWaitMs(): number {
-    const s = this.shape();
-    return this.estimate.waitMs(this.list.length, s.servers, s.holdCapMs);
+    return this.estimate.waitMs(this.list.length);
   }
 
   /**

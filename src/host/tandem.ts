@@ -416,7 +416,8 @@ export class TlsTandem extends EventEmitter {
   private async freeCard(socket: net.Socket): Promise<void> {
     if (!this.current || this.current.socket !== socket) return;
     this.clearHold();
-    this.estimate.record(performance.now() - this.heldSince);
+    const now = performance.now();
+    this.estimate.released(now, now - this.heldSince, (this.queue?.length ?? 0) > 0);
     let fault: Error | undefined;
     try {
       await this.driver.resetState();
@@ -551,7 +552,6 @@ export class TlsTandem extends EventEmitter {
       { maxReady: this.backlog, ...(maxReadyBytes !== undefined ? { maxReadyBytes } : {}), queueTimeoutMs: queueTimeoutMs ?? this.handshakeTimeoutMs },
       this.peers,
       this.estimate,
-      () => ({ servers: 1, holdCapMs: this.maxHoldMs > 0 ? this.maxHoldMs + this.busyHandshakeTimeoutMs : Infinity }),
       {
         overloaded: (s) => {
           this.emit('refused', peer(s));
