@@ -10,7 +10,9 @@
  *              made; reports completed / failed (by error code) / handshakes per second / latency.
  *   idle       `count` TCP connections that never send a byte; one the server closes is reopened.
  *   slowloris  `count` connections each sending a real ClientHello one byte every `byteMs`; reopened.
- *   trickle    `count` TLS connections, each sending a 1-byte record every `everyMs` (800); one the
+ *   trickle    `count` TLS connections, each sending a valid HTTP request that never ends one byte
+ *              (one TLS record) every `everyMs` (800): request line, then a header value forever —
+ *              the HTTP server waits for the end of the headers, the session is never idle. One the
  *              server cuts (close_notify, then FIN: 'end' without an error) is counted and reopened.
  *              An exported session keeps trickling (it no longer holds the card).
  *   dtls-flood `count` lanes, each: a new UDP port, ClientHello, the HelloVerifyRequest's cookie,
@@ -173,7 +175,8 @@ async function crowd(slow: boolean): Promise<void> {
     s.once('connect', () => {
       opened++;
       open.add(s);
-      if (!ready && open.size >= count) {
+      // in place once `count` were opened (a crowded server sheds them sooner: they are reopened)
+      if (!ready && opened >= count) {
         ready = true;
         out({ ready: true, open: open.size });
       }
@@ -222,6 +225,7 @@ function trickle(): void {
   let errors = 0;
   let ready = false;
   let bytes = 0;
+  const codes: Record<string, number> = {};
   const live = new Set<tls.TLSSocket>();
   const one = (): void => {
     if (stopping) return;
@@ -232,34 +236,43 @@ function trickle(): void {
         ready = true;
         out({ ready: true, established });
       }
+      const request = 'GET /status HTTP/1.1\r\nHost: localhost\r\nX-Trickle: ';
+      let i = 0;
       const t = setInterval(() => {
         if (s.writable) {
-          s.write('x'); // one byte: one TLS record (an HTTP request that never ends)
+          s.write(i < request.length ? request[i]! : 'a'); // one byte: one TLS record
+          i++;
           bytes++;
         }
       }, everyMs);
       s.once('close', () => clearInterval(t));
     });
     let ended = false;
-    let failed = false;
+    let failure: string | undefined;
     s.on('end', () => (ended = true)); // the server's close_notify (then FIN)
-    s.on('error', () => (failed = true));
+    s.on('error', (e: Error & { code?: string }) => {
+      if (!ended) failure ??= e.code ?? e.message; // after close_notify a late write may meet a reset: not a failure
+    });
     s.resume();
     s.once('close', () => {
       live.delete(s);
       if (stopping) return;
-      if (ended && !failed) cut++;
-      else errors++;
+      if (ended && failure === undefined) cut++;
+      else {
+        errors++;
+        const k = failure ?? 'closed without close_notify';
+        codes[k] = (codes[k] ?? 0) + 1;
+      }
       setTimeout(one, 20);
     });
   };
   for (let i = 0; i < count; i++) one();
-  const rep = setInterval(() => out({ established, live: live.size, cut, errors, bytes }), cfg.reportMs ?? 1000);
+  const rep = setInterval(() => out({ established, live: live.size, cut, errors, codes, bytes }), cfg.reportMs ?? 1000);
   onStop(() => {
     clearInterval(rep);
     for (const s of live) s.destroy();
   });
-  stop(() => ({ established, live: live.size, cut, errors, bytes }));
+  stop(() => ({ established, live: live.size, cut, errors, codes, bytes }));
 }
 
 // ------------------------------------------------------------------ DTLS half-open flood
@@ -297,6 +310,7 @@ function dtlsFlood(): void {
   const lanes = cfg.count ?? 16;
   let halfOpen = 0;
   let attempts = 0;
+  let cookied = 0;
   let ready = false;
   const sockets = new Set<UdpSocket>();
   const lane = (): void => {
@@ -314,8 +328,9 @@ function dtlsFlood(): void {
         lane();
       }, ms);
     };
-    // no answer at all (dropped: the server's queue or per-peer limit): next lane after a while
-    const giveUp = setTimeout(() => again(0), 3000);
+    // no answer (dropped by the server's per-peer limit, or still queued for a channel): a new lane
+    // after a while — the association, if it gets a channel later, is half-open all the same
+    const giveUp = setTimeout(() => again(0), 10_000);
     s.on('error', () => again(100));
     s.on('message', (m: Buffer) => {
       if (stage === 'hvr' && m.length > 27 && m[0] === 22 && m[13] === 3) {
@@ -323,13 +338,15 @@ function dtlsFlood(): void {
         const cookie = m.subarray(13 + 12 + 3, 13 + 12 + 3 + cookieLen);
         stage = 'flight';
         s.send(dtlsHello(random, Buffer.from(cookie), 1, 1), cfg.port, host);
+        cookied++;
+        // in place once every lane has passed the cookie exchange (a valid ClientHello the server must schedule)
+        if (!ready && cookied >= lanes) {
+          ready = true;
+          out({ ready: true, cookied, halfOpen });
+        }
       } else if (stage === 'flight' && m[0] === 22) {
         stage = 'silent';
         halfOpen++;
-        if (!ready && halfOpen >= lanes) {
-          ready = true;
-          out({ ready: true, halfOpen });
-        }
         // silent from now on: the association holds its channel until the server gives up; a new
         // lane (new port) replaces this one a little later
         again(1500);
@@ -338,12 +355,12 @@ function dtlsFlood(): void {
     s.bind(0, cfg.localAddress ?? '127.0.0.1', () => s.send(dtlsHello(random, Buffer.alloc(0), 0, 0), cfg.port, host));
   };
   for (let i = 0; i < lanes; i++) lane();
-  const rep = setInterval(() => out({ halfOpen, attempts }), cfg.reportMs ?? 1000);
+  const rep = setInterval(() => out({ halfOpen, cookied, attempts }), cfg.reportMs ?? 1000);
   onStop(() => {
     clearInterval(rep);
     for (const s of sockets) s.close();
   });
-  stop(() => ({ halfOpen, attempts }));
+  stop(() => ({ halfOpen, cookied, attempts }));
 }
 
 switch (cfg.mode) {

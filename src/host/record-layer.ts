@@ -111,8 +111,12 @@ export class RecordLayer {
     return this.reader.recv(timeoutMs);
   }
 
-  /** Decrypts one record in the card. */
+  /**
+   * Decrypts one record in the card. Refused once the session ended: the card channel may already
+   * serve the next client, whose session a late DECRYPT would disturb.
+   */
   async decrypt(record: Uint8Array): Promise<DecryptResult> {
+    if (this.released) throw new SetlsError('ERR_HOST_SESSION_CLOSED', 'the TLS session ended (the card may serve another client)');
     const r = await this.session.decrypt(record);
     if (r.peerClosed && r.outRecords.length) this.closeNotifySent = true;
     return r;
@@ -121,6 +125,7 @@ export class RecordLayer {
   /** Encrypts plaintext in the card: records of ≤ 16384 bytes each. An empty plaintext gives one empty record. */
   async encrypt(plaintext: Uint8Array, contentType: number = CONTENT_TYPE_APPLICATION_DATA): Promise<Uint8Array[]> {
     if (!(plaintext instanceof Uint8Array)) throw new TypeError('plaintext must be a Uint8Array');
+    if (this.released) throw new SetlsError('ERR_HOST_SESSION_CLOSED', 'the TLS session ended (the card may serve another client)');
     const out: Uint8Array[] = [];
     let o = 0;
     do {

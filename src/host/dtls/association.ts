@@ -170,7 +170,9 @@ export class DtlsAssociation extends EventEmitter {
     this.stopTimer();
     this.flight = [];
     this.reassembler.clear();
-    void this.backend.close().catch(() => undefined);
+    // After the backend call in flight (if any) has finished: a card session's exchange may span
+    // several APDUs, and once the backend is closed its card channel may serve someone else.
+    void this.queue.then(() => this.backend.close()).catch(() => undefined);
     this.emit('close', reason);
   }
 

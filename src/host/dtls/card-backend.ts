@@ -16,7 +16,7 @@
  */
 import { SW } from '../../apdu/index.js';
 import type { CardTransport } from '../../transport/index.js';
-import { CardClient } from '../card-client.js';
+import { CardClient, claFor } from '../card-client.js';
 import { cardError } from '../errors.js';
 import { EapSession, type EapSessionOptions } from '../eap-session.js';
 import type { DtlsBackend, DtlsBackendOutput } from './association.js';
@@ -117,7 +117,8 @@ export class CardDtlsBackends {
   }
 
   private async resetState(p2: 0 | 1, card: CardClient = this.card): Promise<void> {
-    const r = await card.transceive({ cla: 0xa0, ins: 0x19, p1: 0x10, p2, data: EMPTY, ne: 0 });
+    // on the client's own logical channel (a fixed A0 would reset channel 0's session)
+    const r = await card.transceive({ cla: claFor('proprietary', card.channel), ins: 0x19, p1: 0x10, p2, data: EMPTY, ne: 0 });
     if (r.sw !== SW.ok) throw cardError('RESET-STATE', r.sw);
   }
 
