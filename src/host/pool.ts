@@ -432,28 +432,25 @@ export class TlsPool extends EventEmitter {
     return (cands.length ? cands : free).reduce((a, b) => (b.sessions < a.sessions ? b : a));
   }
 
-  /** The first queued TLS connection that can have a free slot now: peers under their active limit first. */
-  private pickTls(free: PoolSlot[], now: number, later: (ms: number) => void): { entry: ReadyEntry; slot: PoolSlot } | undefined {
-    const list = this.queue.entries;
-    for (const fair of [true, false]) {
-      for (const r of list) {
-        if (r.socket.destroyed) continue;
-        if (fair && this.peers.active(r.ip) >= this.maxActivePerPeer) continue;
-        const s = this.slotFor(r, free, now);
-        if (!s) continue;
-        if ('later' in s) {
-          later(s.later);
-          continue;
-        }
-        return { entry: r, slot: s };
+  /** The first queued TLS connection that can have a free slot now (`fair`: of a peer under its active limit). */
+  private pickTls(free: PoolSlot[], now: number, later: (ms: number) => void, fair: boolean): { entry: ReadyEntry; slot: PoolSlot } | undefined {
+    for (const r of this.queue.entries) {
+      if (r.socket.destroyed) continue;
+      if (fair && this.peers.active(r.ip) >= this.maxActivePerPeer) continue;
+      const s = this.slotFor(r, free, now);
+      if (!s) continue;
+      if ('later' in s) {
+        later(s.later);
+        continue;
       }
+      return { entry: r, slot: s };
     }
     return undefined;
   }
 
-  private pickDtls(): number {
-    const i = this.dtlsWaiters.findIndex((w) => this.peers.active(w.ip) < this.maxActivePerPeer);
-    return i >= 0 ? i : this.dtlsWaiters.length ? 0 : -1;
+  /** The first DTLS waiter (`fair`: of a peer under its active limit); -1: none. */
+  private pickDtls(fair: boolean): number {
+    return fair ? this.dtlsWaiters.findIndex((w) => this.peers.active(w.ip) < this.maxActivePerPeer) : this.dtlsWaiters.length ? 0 : -1;
   }
 
   private dispatch(): void {
@@ -463,8 +460,15 @@ export class TlsPool extends EventEmitter {
     for (;;) {
       const free = this.slots.filter((s) => s.health === 'up' && !s.busy);
       if (free.length === 0) break;
-      const tls = this.pickTls(free, now, (ms) => (soonest = Math.min(soonest, ms)));
-      const d = this.pickDtls();
+      const later = (ms: number): number => (soonest = Math.min(soonest, ms));
+      // peers under their active limit first, TLS and DTLS taking turns among them; only when none
+      // waits, anyone (a free channel is never left idle while someone waits)
+      let tls = this.pickTls(free, now, later, true);
+      let d = this.pickDtls(true);
+      if (!tls && d < 0) {
+        tls = this.pickTls(free, now, later, false);
+        d = this.pickDtls(false);
+      }
       let kind: 'tls' | 'dtls';
       if (tls && d >= 0) kind = this.lastPick === 'tls' ? 'dtls' : 'tls';
       else if (tls) kind = 'tls';

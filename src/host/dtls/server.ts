@@ -9,7 +9,7 @@
  *   datagram from a known peer ─► its association; a ClientHello with a valid cookie and a new random
  *     replaces the association (the client restarted, RFC 6347 §4.2.8)
  *
- * A key holder is a card channel, so deadlines (checked every 250 ms) keep any one association from
+ * A key holder is a card channel, so deadlines (checked every 100 ms) keep any one association from
  * holding it: a handshake that makes no progress — no new flight from the key holder, e.g. a client
  * that went silent after its cookie, or one whose Finished fails (wrong PSK: DTLS drops records that
  * do not authenticate) — is abandoned after `stallTimeoutMs` (`busyStallTimeoutMs` while others wait
@@ -44,7 +44,7 @@ export interface DtlsServerOptions extends DtlsAssociationOptions {
   readonly handshakeTimeoutMs?: number;
   /** A handshake without progress (no new flight from the key holder) this long is abandoned (default 4000 ms). */
   readonly stallTimeoutMs?: number;
-  /** The same while others wait for a channel (default 1000 ms). */
+  /** The same while others wait for a channel (default 500 ms). */
   readonly busyStallTimeoutMs?: number;
   /** The idle deadline while others wait for a channel (default 1000 ms). */
   readonly busyIdleTimeoutMs?: number;
@@ -104,7 +104,7 @@ export class DtlsServer extends EventEmitter {
         resolve();
       });
     });
-    this.sweep = setInterval(() => this.expire(), 250);
+    this.sweep = setInterval(() => this.expire(), 100);
     this.sweep.unref();
     const a = socket.address();
     return { address: a.address, port: a.port };
@@ -206,7 +206,7 @@ export class DtlsServer extends EventEmitter {
     const pressure = this.opts.pressure?.() ?? false;
     const idle = pressure ? Math.min(this.opts.busyIdleTimeoutMs ?? 1000, this.opts.idleTimeoutMs ?? Infinity) : (this.opts.idleTimeoutMs ?? 5 * 60_000);
     const hs = this.opts.handshakeTimeoutMs ?? 30_000;
-    const stall = pressure ? (this.opts.busyStallTimeoutMs ?? 1000) : (this.opts.stallTimeoutMs ?? 4000);
+    const stall = pressure ? (this.opts.busyStallTimeoutMs ?? 500) : (this.opts.stallTimeoutMs ?? 4000);
     const hold = this.opts.maxHoldMs ?? 2000;
     for (const a of [...this.associations.values()]) {
       if (a.state === 'handshaking') {
