@@ -11,9 +11,12 @@
  *     keep-alive GET /status each) through a TlsPool of 4 cards × 4 channels, record layer exported
  *     (K = --mem-k, default 200) and in the card (K = 16 slots), vs node:tls at the same K;
  *   - CoAP GET/s over TLS and DTLS and DTLS handshakes/s through the card (bench/coap.ts; not with --quick).
+ *   - pressure (bench/pressure.ts; not with --quick): 300 looping clients against the default `serve
+ *     https` and node:tls, and the legitimate client's latency under idle / slowloris / trickler /
+ *     DTLS-flood attacks and all together.
  *   - with --pcsc: handshakes/s through pcscd + vpcd vs in-process (bench/pcsc.ts; root only).
  *
- *   npm run bench -- [--n 200] [--rounds 3] [--warmup 40] [--bulk-bytes 67108864] [--conc-n 768] [--mem-k 200] [--only memory|bulk] [--pcsc] [--json] [--quick] [--keep]
+ *   npm run bench -- [--n 200] [--rounds 3] [--warmup 40] [--bulk-bytes 67108864] [--conc-n 768] [--mem-k 200] [--only memory|bulk|coap|pressure] [--pcsc] [--json] [--quick] [--keep]
  *
  * Servers live in this process, one loaded at a time; the load generator is bench/client.ts in a
  * child process. Batches of the variants are interleaved round by round (order rotated each round)
@@ -32,6 +35,7 @@ import { PINNED, percentile, type Job, type JobKind, type JobResult, type Sessio
 import { makeNodeIdentity, setExportAllowed, startNodeTls, startSetls, startSetlsPool, type ServerUnderTest } from './servers.js';
 import { humanMemory, runMemory, type MemorySection } from './memory.js';
 import type { CoapSection } from './coap.js';
+import { humanPressure, type PressureSection } from './pressure.js';
 
 const HERE = dirname(fileURLToPath(import.meta.url));
 const ROOT = dirname(HERE);
@@ -53,10 +57,14 @@ interface Options {
   /** memoryUsage() readings per point in the memory section (median). */
   memSamples: number;
   /** Run only this section ('memory'; 'bulk': setls-card, setls-export and node:tls; 'coap': bench/coap.ts). */
-  only?: 'memory' | 'bulk' | 'coap';
+  only?: 'memory' | 'bulk' | 'coap' | 'pressure';
   /** bench/coap.ts --n (GETs on one connection / association) and --spawns (coap-client runs). */
   coapN: number;
   coapSpawns: number;
+  /** bench/pressure.ts --clients, --total, --legit. */
+  pressureClients: number;
+  pressureTotal: number;
+  pressureLegit: number;
   json: boolean;
   quick: boolean;
   keep: boolean;
@@ -77,6 +85,9 @@ function options(argv: string[]): Options {
       only: { type: 'string' },
       'coap-n': { type: 'string' },
       'coap-spawns': { type: 'string' },
+      'pressure-clients': { type: 'string' },
+      'pressure-total': { type: 'string' },
+      'pressure-legit': { type: 'string' },
       pcsc: { type: 'boolean', default: false },
       json: { type: 'boolean', default: false },
       quick: { type: 'boolean', default: false },
@@ -102,6 +113,9 @@ function options(argv: string[]): Options {
         '  --only coap    run only the CoAP section (bench/coap.ts; also part of a full run, not of --quick)\n' +
         '  --coap-n       CoAP GETs on one connection / one association (default 2000)\n' +
         '  --coap-spawns  coap-client-openssl runs per handshake-per-request rate (default 40)\n' +
+        '  --only pressure  run only the pressure section (bench/pressure.ts; also part of a full run, not of --quick)\n' +
+        '  --pressure-clients / --pressure-total / --pressure-legit  looping clients (300), their connections (3000),\n' +
+        '                 legitimate requests per attack (20)\n' +
         '  A section that fails makes the report say so (failed: why), ok false and the exit status 1; a\n' +
         '  section whose client program is missing (outside CI) is reported as skipped: why, and does not.\n' +
         '  --pcsc         also handshakes/s through pcscd + vpcd next to in-process (bench/pcsc.ts; root only, else skipped)\n' +
@@ -119,7 +133,7 @@ function options(argv: string[]): Options {
   };
   const n = int(values.n, quick ? 5 : 200, 'n', 1);
   const rounds = int(values.rounds, quick ? 1 : 3, 'rounds', 1);
-  if (values.only !== undefined && values.only !== 'memory' && values.only !== 'bulk' && values.only !== 'coap') throw new Error("--only takes 'memory', 'bulk' or 'coap'");
+  if (values.only !== undefined && values.only !== 'memory' && values.only !== 'bulk' && values.only !== 'coap' && values.only !== 'pressure') throw new Error("--only takes 'memory', 'bulk', 'coap' or 'pressure'");
   return {
     n,
     rounds,
@@ -131,9 +145,12 @@ function options(argv: string[]): Options {
     pcsc: values.pcsc ?? false,
     memK: int(values['mem-k'], quick ? 16 : 200, 'mem-k', 1),
     memSamples: int(values['mem-samples'], quick ? 3 : 5, 'mem-samples', 1),
-    ...(values.only ? { only: values.only as 'memory' | 'bulk' | 'coap' } : {}),
+    ...(values.only ? { only: values.only as 'memory' | 'bulk' | 'coap' | 'pressure' } : {}),
     coapN: int(values['coap-n'], 2000, 'coap-n', 1),
     coapSpawns: int(values['coap-spawns'], 40, 'coap-spawns', 1),
+    pressureClients: int(values['pressure-clients'], 300, 'pressure-clients', 1),
+    pressureTotal: int(values['pressure-total'], 3000, 'pressure-total', 1),
+    pressureLegit: int(values['pressure-legit'], 20, 'pressure-legit', 1),
     quick,
     keep: values.keep ?? false,
   };
@@ -530,6 +547,8 @@ interface Extra {
   readonly urienTlsSeMs: number;
   /** bench/coap.ts --json (not with --quick): CoAP GET/s over TLS and DTLS, DTLS handshakes/s; failed ≠ skipped. */
   coap?: CoapSection;
+  /** bench/pressure.ts --json (not with --quick): looping clients and the legitimate client under attack. */
+  pressure?: PressureSection;
   /** Host memory per idle session (bench/memory.ts). */
   memory?: MemorySection;
   /** bench/pcsc.ts --json (with --pcsc). */
@@ -636,6 +655,7 @@ function humanExtra(x: Extra, cfg: Report['config']): string {
   out.push(table(cr));
   if (x.memory) out.push('', humanMemory(x.memory).trimEnd());
   if (x.coap) out.push('', humanExtraCoap(x.coap).trimEnd());
+  if (x.pressure) out.push('', humanPressure(x.pressure).trimEnd());
   if (x.pcsc) {
     out.push('');
     out.push('== handshakes/s through pcscd + vpcd (netns lab of test/pcsc/harness.ts) vs in-process; both `serve https` in their own process ==');
@@ -666,6 +686,7 @@ async function main(): Promise<void> {
     if (!o.json) process.stderr.write(s);
   };
   if (o.only === 'coap') return onlyCoap(o, progress);
+  if (o.only === 'pressure') return onlyPressure(o, progress);
   const root = mkdtempSync(join(tmpdir(), 'setls-bench-'));
   const cardDir = join(root, 'card');
   progress(`setls bench: card and CA in ${root}\n`);
@@ -810,6 +831,8 @@ async function main(): Promise<void> {
   if (!o.quick) {
     progress('CoAP over TLS and DTLS…\n');
     extra.coap = coapSection(o);
+    progress('pressure…\n');
+    extra.pressure = pressureSection(o);
   }
   if (o.pcsc) {
     progress('pcscd vs in-process…\n');
@@ -820,7 +843,7 @@ async function main(): Promise<void> {
       extra.pcsc = { ok: false, failed: `bench/pcsc.ts failed (${r.status}): ${r.stderr.slice(-500)}` };
     }
   }
-  const extraErrors = (extra.pcsc && !extra.pcsc.ok ? 1 : 0) + (extra.coap && !extra.coap.ok ? 1 : 0) + [...Object.values(extra.handshakes).flatMap((m) => Object.values(m)), ...Object.values(extra.concurrency).flatMap((m) => Object.values(m))].reduce((a, k) => a + k.errors, 0) +
+  const extraErrors = (extra.pcsc && !extra.pcsc.ok ? 1 : 0) + (extra.coap && !extra.coap.ok ? 1 : 0) + (extra.pressure && !extra.pressure.ok ? 1 : 0) + [...Object.values(extra.handshakes).flatMap((m) => Object.values(m)), ...Object.values(extra.concurrency).flatMap((m) => Object.values(m))].reduce((a, k) => a + k.errors, 0) +
     Object.values(extra.bulk).reduce((a, b) => a + b.errors, 0) + (extra.memory?.errors ?? 0);
   const errorCount = extraErrors + Object.values(results).reduce((a, r) => a + r.handshake.errors + r.request.errors + (r.bulk?.errors ?? 0), 0);
   const resumed = Object.values(results).reduce((a, r) => a + r.handshake.resumed + r.request.resumed, 0);
@@ -855,6 +878,36 @@ function onlyCoap(o: Options, progress: (s: string) => void): void {
   process.exitCode = report.ok ? 0 : 1;
 }
 
+/** --only pressure: the pressure section alone (bench/pressure.ts; same report shape, other sections empty). */
+function onlyPressure(o: Options, progress: (s: string) => void): void {
+  progress('pressure…\n');
+  const pressure = pressureSection(o);
+  const report = sectionReport(o, '', { pressure }, pressure.ok);
+  if (o.json) process.stdout.write(JSON.stringify(report) + '\n');
+  else process.stdout.write(`setls bench (--only pressure) — ${report.meta.date}  node ${report.meta.node}, ${report.meta.cpus} CPU, load ${report.meta.loadavg.map((x) => x.toFixed(2)).join(' ')}\n` + humanPressure(pressure) + verdict(report));
+  process.exitCode = report.ok ? 0 : 1;
+}
+
+/** bench/pressure.ts in its own process (its clients and attackers in theirs); no report or a non-zero exit is a failure. */
+function pressureSection(o: Options): PressureSection {
+  const r = spawnSync(
+    process.execPath,
+    ['--import', 'tsx', join(HERE, 'pressure.ts'), '--json', '--clients', String(o.pressureClients), '--total', String(o.pressureTotal), '--legit', String(o.pressureLegit)],
+    { cwd: ROOT, encoding: 'utf8', timeout: 1_800_000, stdio: ['ignore', 'pipe', o.json ? 'pipe' : 'inherit'] },
+  );
+  const how = r.error ? r.error.message : r.signal ? `killed by ${r.signal}` : `exit ${r.status}`;
+  let section: PressureSection | undefined;
+  try {
+    const parsed = JSON.parse(r.stdout.trim().split('\n').pop() ?? '') as PressureSection;
+    if (typeof parsed.ok === 'boolean') section = parsed;
+  } catch {
+    section = undefined;
+  }
+  if (!section) return { ok: false, failed: `bench/pressure.ts gave no report (${how}): ${(r.stderr ?? '').slice(-500)}` };
+  if (r.status !== 0 && section.ok) return { ...section, ok: false, failed: `bench/pressure.ts ${how}` };
+  return section;
+}
+
 const MEM_WARMUP = 8;
 
 /**
@@ -878,11 +931,11 @@ function coapSection(o: Options): CoapSection {
 
 /** The names of the sections that failed (for the last line of a human report). */
 function failedSections(x: Extra): string[] {
-  return [...(x.coap?.failed || (x.coap && !x.coap.ok) ? ['coap'] : []), ...(x.pcsc && !x.pcsc.ok ? ['pcsc'] : [])];
+  return [...(x.coap?.failed || (x.coap && !x.coap.ok) ? ['coap'] : []), ...(x.pressure && !x.pressure.ok ? ['pressure'] : []), ...(x.pcsc && !x.pcsc.ok ? ['pcsc'] : [])];
 }
 
 function configOf(o: Options): Report['config'] {
-  return { n: o.n, rounds: o.rounds, warmup: o.warmup, bulkBytes: o.bulkBytes, bulkRounds: o.bulkRounds, concN: o.concN, memK: o.memK, memSamples: o.memSamples, coapN: o.coapN, coapSpawns: o.coapSpawns, ...(o.only ? { only: o.only } : {}), pcsc: o.pcsc, quick: o.quick };
+  return { n: o.n, rounds: o.rounds, warmup: o.warmup, bulkBytes: o.bulkBytes, bulkRounds: o.bulkRounds, concN: o.concN, memK: o.memK, memSamples: o.memSamples, coapN: o.coapN, coapSpawns: o.coapSpawns, pressureClients: o.pressureClients, pressureTotal: o.pressureTotal, pressureLegit: o.pressureLegit, ...(o.only ? { only: o.only } : {}), pcsc: o.pcsc, quick: o.quick };
 }
 
 function metaOf(o: Options, root: string): Report['meta'] {

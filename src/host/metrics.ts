@@ -8,9 +8,11 @@
  *                                                       `unknown` when the card does not report it (TLS-SE)
  *   setls_apdus_total{command}, setls_apdu_bytes_total{direction}, setls_apdu_duration_seconds
  *   setls_card_busy_seconds_total{card}                 time a session held the card (pool)
- *   setls_queue_length                                  connections waiting for a card
+ *   setls_queue_length                                  connections waiting for a card (hello stage, queue, DTLS)
  *   setls_card_up{card}                                 pool health: 1 up, 0 down
- *   setls_sessions_total{event}                         setls:session events (queued, refused, ...)
+ *   setls_sessions_total{event}                         setls:session events: queued, handshake, established,
+ *                                                       closed, failed, idle, and under pressure overloaded,
+ *                                                       evicted, peer_limit, cut, exported
  *
  * APDU and session figures come from the `setls:apdu` / `setls:session` diagnostics channels.
  * imports host/ and registry/.

@@ -20,13 +20,14 @@
  * ClientHellos from it are dropped: its retransmission tries again).
  * Events: 'session' (DtlsAssociation, once connected), 'association' (created), 'error', 'stalled'
  * and 'cut' (DtlsAssociation).
- * imports node:dgram, tls/record (framing) and host/ siblings.
+ * Diagnostics (`setls:session`): stalled, cut. imports node:dgram, tls/record (framing) and host/.
  */
 import { createSocket, type Socket } from 'node:dgram';
 import { EventEmitter } from 'node:events';
 import { parseDtlsHandshakeFragments, parseDtlsRecords, splitDtlsClientHello } from '../../tls/record/dtls-framing.js';
 import { DtlsAssociation, type DtlsAssociationOptions, type DtlsBackend } from './association.js';
 import { CookieJar, helloVerifyRequest } from './cookie.js';
+import { publishSession } from '../hello-stage.js';
 
 export interface DtlsPeer {
   readonly address: string;
@@ -213,6 +214,7 @@ export class DtlsServer extends EventEmitter {
         if (now - a.createdAt > hs) a.close('handshake deadline');
         else if (now - a.lastProgress > stall) {
           this.stats.stalled++;
+          publishSession({ event: 'stalled', remoteAddress: a.address, remotePort: a.port });
           this.emit('stalled', a);
           a.close(`handshake stalled: no progress for ${stall} ms`);
         }
@@ -222,6 +224,7 @@ export class DtlsServer extends EventEmitter {
           void a.end();
         } else if (pressure && hold > 0 && now - a.createdAt > hold) {
           this.stats.cut++;
+          publishSession({ event: 'cut', remoteAddress: a.address, remotePort: a.port });
           this.emit('cut', a);
           void a.end();
         }
