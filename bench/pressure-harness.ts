@@ -120,7 +120,7 @@ export function runServer(args: string[], opts: { coap?: boolean; env?: Record<s
       const h = /serving HTTPS through the card at https:\/\/localhost:(\d+)\//.exec(out);
       const c = /coaps:\/\/127\.0\.0\.1:(\d+) \(UDP/.exec(out);
       const m = /metrics: http:\/\/127\.0\.0\.1:(\d+)\/metrics/.exec(out);
-      if (h && (!opts.coap || c)) {
+      if (h && (!opts.coap || c) && (!args.includes('--admin-port') || m)) {
         clearTimeout(timer);
         resolve({
           https: Number(h[1]),
