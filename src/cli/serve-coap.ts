@@ -22,7 +22,7 @@ import { randomInt } from 'node:crypto';
 import { cardPaths, readPin, readSecretFile, writeSecretFile } from './card-files.js';
 import { startAdminSocket } from './admin-access.js';
 import type { AdminRelay } from '../transport/admin-relay.js';
-import { poolPressureOptions, servingChannels, type PressureFlags } from './serve-pressure.js';
+import { logLevelOf, poolPressureOptions, servingChannels, type PressureFlags } from './serve-pressure.js';
 
 export interface ServeCoapOptions extends PressureFlags {
   cardDir: string;
@@ -156,9 +156,9 @@ export async function startCoap(o: ServeCoapOptions, log = pino({ level: process
     throw e;
   }
   pool.on('sessionError', (err: Error & { code?: string }, peer: { remoteAddress?: string; remotePort?: number }) => {
-    log.info({ code: err.code, err: err.message, peer: peer?.remoteAddress ? `${peer.remoteAddress}:${peer.remotePort}` : undefined }, 'session ended with an error');
+    log[logLevelOf(err.code)]({ code: err.code, err: err.message, peer: peer?.remoteAddress ? `${peer.remoteAddress}:${peer.remotePort}` : undefined }, 'session ended with an error');
   });
-  pool.on('refused', (peer: { remoteAddress?: string; remotePort?: number }) => log.warn({ peer }, 'overloaded: ClientHello answered with an internal_error alert'));
+  pool.on('refused', (peer: { remoteAddress?: string; remotePort?: number }) => log.debug({ peer }, 'overloaded: ClientHello answered with an internal_error alert'));
 
   const state = createPlugState();
   const coap = createPlugCoapServer(state, o.powerIntervalMs !== undefined ? { powerIntervalMs: o.powerIntervalMs } : {});

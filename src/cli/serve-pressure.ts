@@ -2,7 +2,8 @@
  * The scheduling settings `serve https` and `serve coap` share (docs/architecture.md, "Sessions
  * under pressure"): the card channels to serve on (all the card has, less the two the admin socket
  * needs: its channel and the spare its per-client renewal opens), the hold limit, the hello-stage and
- * per-peer bounds — from the command-line flags to TlsPool / DtlsServer options.
+ * per-peer bounds — from the command-line flags to TlsPool / DtlsServer options; the log level of the
+ * errors an attack produces by the thousand.
  * imports host/ and cli/card-files.
  */
 import { existsSync } from 'node:fs';
@@ -53,4 +54,13 @@ export function poolPressureOptions(f: PressureFlags): Partial<TlsPoolOptions> {
     ...(f.maxPerPeer !== undefined ? { maxPerPeer: f.maxPerPeer } : {}),
     ...(f.maxActivePerPeer !== undefined ? { maxActivePerPeer: f.maxActivePerPeer } : {}),
   };
+}
+
+/**
+ * The log level of a session error: what an attack produces by the thousand (a connection evicted,
+ * over its peer's limit, without a ClientHello by the deadline, answered "overloaded") goes to debug
+ * — counted in the metrics, not written line by line at info while the server is under pressure.
+ */
+export function logLevelOf(code: string | undefined): 'debug' | 'info' {
+  return code === 'ERR_HOST_EVICTED' || code === 'ERR_HOST_PEER_LIMIT' || code === 'ERR_HOST_HANDSHAKE_TIMEOUT' || code === 'ERR_HOST_OVERLOADED' || code === 'ERR_HOST_NOT_CLIENT_HELLO' ? 'debug' : 'info';
 }

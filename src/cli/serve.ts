@@ -16,7 +16,7 @@ import { startAdminSocket } from './admin-access.js';
 import { serveHttps, createPlugHandler, createPlugState } from '../servers/https/index.js';
 import { openCard } from './card-setup.js';
 import { cardPaths, cloneCardFiles, readPin } from './card-files.js';
-import { poolPressureOptions, servingChannels, type PressureFlags } from './serve-pressure.js';
+import { logLevelOf, poolPressureOptions, servingChannels, type PressureFlags } from './serve-pressure.js';
 
 export interface ServeHttpsOptions extends PressureFlags {
   cardDir: string;
@@ -154,9 +154,9 @@ async function startHttpsPool(o: ServeHttpsOptions, log: pino.Logger): Promise<R
     throw e;
   }
   pool.on('sessionError', (err: Error & { code?: string }, peer: { remoteAddress?: string; remotePort?: number }) => {
-    log.info({ code: err.code, err: err.message, peer: peer?.remoteAddress ? `${peer.remoteAddress}:${peer.remotePort}` : undefined }, 'session ended with an error');
+    log[logLevelOf(err.code)]({ code: err.code, err: err.message, peer: peer?.remoteAddress ? `${peer.remoteAddress}:${peer.remotePort}` : undefined }, 'session ended with an error');
   });
-  pool.on('refused', (peer: { remoteAddress?: string; remotePort?: number }) => log.warn({ peer }, 'overloaded: ClientHello answered with an internal_error alert'));
+  pool.on('refused', (peer: { remoteAddress?: string; remotePort?: number }) => log.debug({ peer }, 'overloaded: ClientHello answered with an internal_error alert'));
   pool.on('health', (h: { name: string; health: string }) => log.warn(h, 'card health changed'));
   const metrics = createMetrics(pool);
   const admin = o.adminPort !== undefined ? await startAdminServer(metrics, o.adminPort) : undefined;
@@ -215,9 +215,9 @@ export async function startHttps(o: ServeHttpsOptions, log = pino({ level: proce
     throw e;
   }
   tandem.on('sessionError', (err: Error & { code?: string }, peer: { remoteAddress?: string; remotePort?: number }) => {
-    log.info({ code: err.code, err: err.message, peer: peer?.remoteAddress ? `${peer.remoteAddress}:${peer.remotePort}` : undefined }, 'session ended with an error');
+    log[logLevelOf(err.code)]({ code: err.code, err: err.message, peer: peer?.remoteAddress ? `${peer.remoteAddress}:${peer.remotePort}` : undefined }, 'session ended with an error');
   });
-  tandem.on('refused', (peer: { remoteAddress?: string; remotePort?: number }) => log.warn({ peer }, 'overloaded: ClientHello answered with an internal_error alert'));
+  tandem.on('refused', (peer: { remoteAddress?: string; remotePort?: number }) => log.debug({ peer }, 'overloaded: ClientHello answered with an internal_error alert'));
   const metrics = createMetrics(tandem);
   const admin = o.adminPort !== undefined ? await startAdminServer(metrics, o.adminPort) : undefined;
   const http = serveHttps(tandem, createPlugHandler(createPlugState()));
