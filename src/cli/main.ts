@@ -219,7 +219,7 @@ function cardServeOptions(cmd: Command, portHelp: string, defaultPort: number): 
     .option('--hold-ms <ms>', 'while others wait, a session holding a card channel this long is exported (policy allowing) or closed with close_notify (default 2000)', (v) => parsePositive(v, 'hold-ms'))
     .option('--handshake-timeout-ms <ms>', 'handshake deadline, also the longest wait for a channel (default 10000; 3000 once others wait)', (v) => parsePositive(v, 'handshake-timeout-ms'))
     .option('--max-pending <n>', 'connections still sending their ClientHello at most; beyond, the stalest is closed (default 4096)', (v) => parsePositive(v, 'max-pending'))
-    .option('--max-per-peer <n>', 'waiting connections per source IP (default 1024)', (v) => parsePositive(v, 'max-per-peer'))
+    .option('--max-per-peer <n>', 'waiting connections per source IP (default: half of --max-pending)', (v) => parsePositive(v, 'max-per-peer'))
     .option('--max-active-per-peer <n>', 'card channels one source IP holds while another waits (default: half of them)', (v) => parsePositive(v, 'max-active-per-peer'));
 }
 

@@ -52,7 +52,7 @@ export interface HelloStageOptions {
   readonly maxPending?: number;
   /** Bytes buffered in the stage at most (default 16 MiB); beyond, the stalest are evicted. */
   readonly maxPendingBytes?: number;
-  /** Waiting connections per source IP (this stage + queued for a channel), default 1024. */
+  /** Waiting connections per source IP (this stage + queued for a channel), default half of maxPending (2048). */
   readonly maxPerPeer?: number;
   /** Deadline for a complete ClientHello, from connect, ms (default 10000; 0 = none). */
   readonly helloTimeoutMs?: number;
@@ -124,7 +124,7 @@ export class HelloStage {
     };
     this.maxPending = int('maxPending', opts.maxPending, 4096, 1);
     this.maxPendingBytes = int('maxPendingBytes', opts.maxPendingBytes, 16 * 1024 * 1024, MAX_HELLO_BYTES + 64);
-    this.maxPerPeer = int('maxPerPeer', opts.maxPerPeer, 1024, 1);
+    this.maxPerPeer = int('maxPerPeer', opts.maxPerPeer, Math.max(1, Math.floor(this.maxPending / 2)), 1);
     this.helloTimeoutMs = int('helloTimeoutMs', opts.helloTimeoutMs, 10_000, 0);
     this.crowdedHelloTimeoutMs = Math.min(int('crowdedHelloTimeoutMs', opts.crowdedHelloTimeoutMs, 2_000, 1), this.helloTimeoutMs || Infinity);
   }

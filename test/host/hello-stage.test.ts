@@ -44,7 +44,7 @@ async function silent(port: number, localAddress = '127.0.0.1'): Promise<net.Soc
 }
 
 test('hello stage full: a new connection evicts the stalest one (FIN), and its ClientHello is served', async () => {
-  const { pool, port, card, errors } = await poolOn({ maxPending: 4, handshakeTimeoutMs: 60_000 });
+  const { pool, port, card, errors } = await poolOn({ maxPending: 4, maxPerPeer: 100, handshakeTimeoutMs: 60_000 });
   const idle: (net.Socket & { closedByServer?: boolean })[] = [];
   for (let i = 0; i < 4; i++) {
     idle.push(await silent(port));
@@ -95,7 +95,7 @@ test('hello stage bytes bound: partial ClientHellos beyond it evict the stalest'
 });
 
 test('a crowded hello stage (more than half full) applies the short deadline', async () => {
-  const { pool, port, errors } = await poolOn({ maxPending: 4, handshakeTimeoutMs: 120_000, crowdedHelloTimeoutMs: 300 });
+  const { pool, port, errors } = await poolOn({ maxPending: 4, maxPerPeer: 100, handshakeTimeoutMs: 120_000, crowdedHelloTimeoutMs: 300 });
   const a = await silent(port);
   await waitUntil(() => pool.pendingCount === 1, 'one waiting');
   // alone (a quarter full) it keeps the long deadline: a second connection makes it half full, a third crowded
