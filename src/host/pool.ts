@@ -97,6 +97,8 @@ export interface PoolSlot {
   holder: 'tls' | 'dtls' | undefined;
   /** The peer (IP) that holds it. */
   peer: string | undefined;
+  /** A DTLS holder still handshaking can be asked to give the channel back (fair share): true when it will. */
+  preempt: (() => boolean) | undefined;
   /** Failed recovery attempts in a row. */
   failures: number;
   /** Ticket key ids routed here that did not resume (this card cannot open them). */
@@ -113,6 +115,12 @@ export interface ChannelLease {
   readonly slot: number;
   /** Gives the channel back (idempotent). */
   release(): void;
+  /**
+   * How the scheduler may ask for the channel back while the association still handshakes: when its
+   * peer holds more than its share of channels and another peer waits. `ask` returns true when the
+   * association gives up (then release() follows).
+   */
+  preemptible(ask: () => boolean): void;
 }
 
 interface DtlsWaiter {
@@ -228,6 +236,7 @@ export class TlsPool extends EventEmitter {
         busy: false,
         holder: undefined,
         peer: undefined,
+        preempt: undefined,
         failures: 0,
         notHere: new Set(),
         sessions: 0,
@@ -483,6 +492,7 @@ export class TlsPool extends EventEmitter {
         this.lend(free.reduce((a, b) => (b.sessions < a.sessions ? b : a)), w!);
       }
     }
+    this.preemptForFairness();
     if (Number.isFinite(soonest) && !this.affinityTimer) {
       this.affinityTimer = setTimeout(() => {
         this.affinityTimer = undefined;
@@ -491,6 +501,23 @@ export class TlsPool extends EventEmitter {
       this.affinityTimer.unref();
     }
     this.updateWaiting();
+  }
+
+  /**
+   * No channel free, and a peer under its active limit waits: a DTLS handshake of a peer holding more
+   * than its share gives its channel back (one at a time; its release dispatches again). Handshakes
+   * are cheap to redo and an established session is never preempted (the hold limit handles those).
+   */
+  private preemptForFairness(): void {
+    if (this.slots.some((s) => s.health === 'up' && !s.busy)) return;
+    const fair = (ip: string): boolean => this.peers.active(ip) < this.maxActivePerPeer;
+    if (!this.queue.entries.some((r) => fair(r.ip)) && !this.dtlsWaiters.some((w) => fair(w.ip))) return;
+    for (const slot of this.slots) {
+      if (slot.holder !== 'dtls' || !slot.preempt || slot.peer === undefined || this.peers.active(slot.peer) <= this.maxActivePerPeer) continue;
+      const ask = slot.preempt;
+      slot.preempt = undefined;
+      if (ask()) return;
+    }
   }
 
   private take(slot: PoolSlot, holder: 'tls' | 'dtls', ip: string): void {
@@ -569,6 +596,11 @@ export class TlsPool extends EventEmitter {
         released = true;
         this.slotFree(slot);
       },
+      preemptible: (ask) => {
+        if (released || slot.holder !== 'dtls') return;
+        slot.preempt = ask;
+        this.preemptForFairness(); // someone may be waiting already
+      },
     });
   }
 
@@ -582,6 +614,7 @@ export class TlsPool extends EventEmitter {
     slot.busy = false;
     slot.holder = undefined;
     slot.peer = undefined;
+    slot.preempt = undefined;
     setImmediate(() => this.dispatch());
   }
 

@@ -11,7 +11,9 @@
 //   - a DTLS client with a wrong PSK (its Finished never authenticates: DTLS drops it silently)
 //     → the next DTLS client is served
 // and, with the default channels: a DTLS association on channel 1 leaves channel 0's TLS session
-// alone (its RESET-STATE goes to its own channel): a keep-alive HTTPS connection still works after it.
+// alone (its RESET-STATE goes to its own channel): a keep-alive HTTPS connection still works after it;
+// a DTLS flood from one address that holds every channel gives one back at once when another peer
+// waits (fair share: a handshake of a peer over its share is preempted).
 // Before the scheduler each of the first five blocked the other client for 17–30 s (the handshake or
 // idle deadline): here every client gets its answer while coap-client still waits for it (-B 20, less
 // than those 30 s) — a bound on a hang, not a measurement.
@@ -33,6 +35,7 @@ import type { DtlsAssociation } from '../../src/host/dtls/index.js';
 import { run } from '../interop/helpers.js';
 import { requirePeer } from '../interop/peers.js';
 import { waitUntil } from '../wait.js';
+import { Agent, legitGet } from './pressure-helpers.js';
 
 let root: string;
 let cardDir: string;
@@ -203,6 +206,21 @@ test('default channels: a DTLS association on channel 1 leaves the TLS session o
     assert.equal(r.pool.slots[0]!.sessions, 1, 'on the same session (no new handshake on channel 0)');
   } finally {
     agent.destroy();
+    await r.close();
+  }
+});
+
+test('default channels: a DTLS flood from one address holding every channel gives one back at once to another peer (fair share)', { timeout: 120_000 }, async () => {
+  const r = await serve();
+  const flood = new Agent({ mode: 'dtls-flood', port: r.dtlsPort!, count: 8, localAddress: '127.0.0.5' });
+  try {
+    await flood.ready();
+    await waitUntil(() => r.pool.slots.every((s) => s.holder === 'dtls' && s.peer === '127.0.0.5'), 'the flood holds every channel');
+    const got = await legitGet(r.httpsPort!, ca);
+    assert.equal(got.status, 200);
+    assert.ok(r.dtls!.stats.preempted >= 1, `a flood handshake gave its channel back (preempted ${r.dtls!.stats.preempted})`);
+  } finally {
+    await flood.stop();
     await r.close();
   }
 });

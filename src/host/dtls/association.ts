@@ -54,6 +54,11 @@ export interface DtlsBackend {
   encrypt(contentType: number, plaintext: Uint8Array): Promise<Uint8Array>;
   /** Ends the session and frees the key holder. */
   close(): Promise<void>;
+  /**
+   * A key holder lent by a scheduler may ask for itself back while the association handshakes
+   * (fair share): the association closes when `ask` is called and it still handshakes (true).
+   */
+  preemptible?(ask: () => boolean): void;
 }
 
 export interface DtlsAssociationOptions {

@@ -73,6 +73,8 @@ export class CardGate {
 export interface DtlsCardLease {
   readonly card: CardClient;
   release(): void;
+  /** The scheduler may ask for the channel back while the association handshakes (TlsPool ChannelLease). */
+  preemptible?(ask: () => boolean): void;
 }
 
 export interface CardDtlsOptions {
@@ -141,7 +143,9 @@ export class CardDtlsBackends {
       throw e;
     }
     this.stats.opened++;
-    return this.backend(() => lease.release(), lease.card);
+    const backend = this.backend(() => lease.release(), lease.card);
+    if (lease.preemptible) backend.preemptible = (ask) => lease.preemptible!(ask);
+    return backend;
   }
 
   readonly openBackend = async (peer: DtlsPeer): Promise<DtlsBackend | undefined> => {

@@ -70,6 +70,8 @@ export interface DtlsServerStats {
   cut: number;
   /** ClientHellos dropped by the per-peer limit. */
   peerLimit: number;
+  /** Handshakes that gave their key holder back to another peer (fair share, the scheduler asked). */
+  preempted: number;
 }
 
 export class DtlsServer extends EventEmitter {
@@ -78,7 +80,7 @@ export class DtlsServer extends EventEmitter {
   private readonly pendingOpen = new Set<string>();
   private readonly cookies: CookieJar;
   private sweep: NodeJS.Timeout | undefined;
-  readonly stats: DtlsServerStats = { helloVerifyRequests: 0, associationsOpened: 0, droppedDatagrams: 0, busy: 0, stalled: 0, cut: 0, peerLimit: 0 };
+  readonly stats: DtlsServerStats = { helloVerifyRequests: 0, associationsOpened: 0, droppedDatagrams: 0, busy: 0, stalled: 0, cut: 0, peerLimit: 0, preempted: 0 };
 
   constructor(private readonly opts: DtlsServerOptions) {
     super();
@@ -174,6 +176,14 @@ export class DtlsServer extends EventEmitter {
     });
     this.emit('association', a);
     a.receive(datagram);
+    // fair share: while it handshakes, its scheduler may take the key holder back for another peer
+    backend.preemptible?.(() => {
+      if (a.state !== 'handshaking') return false;
+      this.stats.preempted++;
+      publishSession({ event: 'stalled', remoteAddress: address, remotePort: port, error: 'preempted: its peer holds more than its share while another waits' });
+      a.close('preempted: its peer holds more than its share of channels while another peer waits');
+      return true;
+    });
   }
 
   /** The ClientHello (epoch 0, first record, whole message in one fragment), or undefined. */
