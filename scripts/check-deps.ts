@@ -2,7 +2,9 @@
  * Dependency-boundary check: every import between src/ folders must be allowed by RULES.
  * The card boundary is the point: host/, transport/ and servers/ never import card/ or the TLS
  * handshake code (only tls/record — record framing and AEAD record protection — and tls/crypto.js,
- * the primitives; neither holds a secret of the card).
+ * the primitives; neither holds a secret of the card). The card protocol (protocol/: INS codes, tags,
+ * shared codecs) is the one module card and host share besides apdu/, eap/ and tls/record; it imports
+ * bytes/ only.
  *
  * Usage: node --import tsx scripts/check-deps.ts [SRC_DIR]   (exit 1 and a list on violations)
  */
@@ -17,17 +19,42 @@ export const RULES: Record<string, readonly string[]> = {
   apdu: ['bytes'],
   eap: ['bytes'],
   tls: ['bytes'],
-  card: ['bytes', 'apdu', 'eap', 'tls'],
-  transport: ['bytes', 'apdu'],
+  // The card protocol (INS codes, flags, tags, status words, shared codecs): pure, so card and host
+  // alike import it, and it imports nothing but bytes.
+  protocol: ['bytes'],
+  // gp: the security domain applet (card/applets/isd) runs SCP03's card side and the admin protocol.
+  card: ['bytes', 'apdu', 'eap', 'tls', 'protocol', 'gp'],
+  transport: ['bytes', 'apdu', 'protocol'],
   // tls/crypto.js: primitives only (AEAD, HKDF-Expand-Label), for the TLS-Tandem host record layer.
-  host: ['bytes', 'apdu', 'eap', 'transport', 'tls/record', 'tls/crypto.js', 'registry'],
+  host: ['bytes', 'apdu', 'eap', 'transport', 'tls/record', 'tls/crypto.js', 'registry', 'protocol'],
   pki: ['bytes'],
-  // GlobalPlatform SCP03 for card and operator alike: pure, so both sides may import it.
-  gp: ['bytes'],
+  // GlobalPlatform SCP03 for card and operator alike: pure, so both sides may import it; the admin
+  // protocol's data (AID, tags, lifecycle codes) is written once in protocol/isd.ts.
+  gp: ['bytes', 'protocol'],
+  // Off-card factory personalisation: builds APDUs and parses answers, never imports card code.
+  factory: ['bytes', 'gp'],
   coap: ['bytes'],
-  servers: ['bytes', 'host', 'registry', 'coap'],
+  servers: ['bytes', 'host', 'registry', 'coap', 'protocol'],
+  // The operator service: never card/, host/ or tls/ (it reaches cards only through SCP03 scripts).
+  operator: ['bytes', 'gp', 'pki', 'registry', 'protocol'],
+  // The device-agent relay protocol (setls-remote-admin/1), shared by operator and agent: pure.
+  relay: ['bytes', 'protocol'],
+  // The device agent: a host-side relay that reaches the card through CardClient only (never card/,
+  // gp/ or operator/ code: it cannot read what it relays, and needs nothing to do so).
+  agent: ['bytes', 'apdu', 'transport', 'host/card-client.js', 'relay'],
+  // The operator's end of the relay (a subfolder rule: more specific than a rule for its top folder).
+  'operator/relay': ['bytes', 'apdu', 'relay'],
   cli: ['*'],
 };
+
+/** The rule of a module: the longest RULES key that is its top folder or a folder prefix of it. */
+function ruleKey(from: string): string | undefined {
+  let best: string | undefined;
+  for (const k of Object.keys(RULES)) {
+    if ((from === k || from.startsWith(k + '/')) && (!best || k.length > best.length)) best = k;
+  }
+  return best;
+}
 
 export interface Violation {
   readonly file: string;
@@ -57,11 +84,10 @@ function srcPath(srcDir: string, file: string): string {
 }
 
 function allowed(from: string, to: string): boolean {
-  const fromTop = from.split('/')[0]!;
-  const rules = RULES[fromTop];
-  if (!rules) return false;
-  const toTop = to.split('/')[0]!;
-  if (toTop === fromTop) return true;
+  const key = ruleKey(from);
+  if (!key) return false;
+  const rules = RULES[key]!;
+  if (to === key || to.startsWith(key + '/')) return true; // within its own folder
   return rules.some((r) => r === '*' || to === r || to.startsWith(r + '/'));
 }
 
@@ -72,7 +98,7 @@ export function checkDeps(srcDir: string): { violations: Violation[]; files: num
   for (const file of files) {
     const from = srcPath(root, file);
     const fromTop = from.split('/')[0]!;
-    if (!RULES[fromTop]) {
+    if (!ruleKey(from)) {
       violations.push({ file: from, specifier: '(folder)', from: fromTop, to: '(no rule for this folder)' });
       continue;
     }

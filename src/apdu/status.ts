@@ -1,5 +1,7 @@
 /**
- * ISO 7816-4 status words used by setls, plus the proprietary ones of Urien's drafts.
+ * ISO 7816-4 status words used by setls, and the `9Fxx` "more data" of Urien's drafts that
+ * `transceive` follows. The setls applet's own status words (7000, 7001, 9001) are in
+ * protocol/status.ts; `describeSw` takes their names as its second argument.
  * imports nothing.
  */
 export const SW = {
@@ -25,16 +27,6 @@ export const SW = {
   insNotSupported: 0x6d00,
   claNotSupported: 0x6e00,
   internalError: 0x6f00,
-  /** draft-urien-eap-smartcard: EAP packet silently discarded. */
-  eapDiscarded: 0x7000,
-  /** draft-urien-eap-smartcard: authentication failure. setls: the data is the last EAP-Request (the alert). */
-  authFailure: 0x7001,
-  /**
-   * setls (after draft-urien-tls-se's "session opened"): the handshake is complete and the data is an
-   * EAP-Request with the server's last records (TLS 1.2 CCS + Finished, TLS 1.3 tickets): deliver them,
-   * then ACK; the card answers EAP-Success.
-   */
-  handshakeDone: 0x9001,
 } as const;
 
 const NAMES: Record<number, string> = {
@@ -52,16 +44,18 @@ const NAMES: Record<number, string> = {
   0x6d00: 'instruction not supported',
   0x6e00: 'class not supported',
   0x6f00: 'internal error',
-  0x7000: 'EAP packet discarded',
-  0x7001: 'authentication failure',
-  0x9001: 'handshake complete, last records attached',
 };
 
-/** A short human name for a status word (for traces and error messages). */
-export function describeSw(sw: number): string {
+/**
+ * A short human name for a status word (for traces and error messages); `names` adds those of an
+ * applet's own status words (protocol's SETLS_SW_NAMES).
+ */
+export function describeSw(sw: number, names?: Readonly<Record<number, string>>): string {
   const hi = sw >> 8;
   const lo = sw & 0xff;
   if (NAMES[sw]) return NAMES[sw]!;
+  const own = names?.[sw];
+  if (own !== undefined) return own;
   if (hi === 0x61 || hi === 0x9f) return `${lo || 256} more bytes`;
   if (hi === 0x6c) return `wrong Le, use ${lo}`;
   if (sw >= 0x63c0 && sw <= 0x63cf) return `wrong PIN, ${sw & 0x0f} tries left`;

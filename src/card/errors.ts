@@ -1,9 +1,10 @@
 /**
  * Card errors: a stable `ERR_CARD_…` code plus the status word the dispatcher answers with.
- * `EmulatedCard.process` never throws: these become status words there. imports bytes/, apdu/.
+ * `EmulatedCard.process` never throws: these become status words there. imports bytes/, apdu/, protocol/.
  */
 import { SetlsError } from '../bytes/index.js';
 import { SW } from '../apdu/index.js';
+import { SetlsSw } from '../protocol/index.js';
 
 export class CardError extends SetlsError {
   constructor(
@@ -26,6 +27,6 @@ export const cardErr = {
   conditions: (m: string) => new CardError('ERR_CARD_CONDITIONS', m, SW.conditionsNotSatisfied),
   notFound: (m: string) => new CardError('ERR_CARD_NOT_FOUND', m, SW.dataNotFound),
   full: (m: string) => new CardError('ERR_CARD_FULL', m, SW.notEnoughMemory),
-  eapDiscarded: (m: string) => new CardError('ERR_CARD_EAP_DISCARDED', m, SW.eapDiscarded),
+  eapDiscarded: (m: string) => new CardError('ERR_CARD_EAP_DISCARDED', m, SetlsSw.eapDiscarded),
   timeRollback: (m: string) => new CardError('ERR_CARD_TIME_ROLLBACK', m, SW.wrongData),
 } as const;

@@ -9,7 +9,8 @@ import { X509Certificate, constants as cryptoConstants, generateKeyPairSync, sig
 import { equalBytes } from '../bytes/index.js';
 import type { TlsIdentity } from '../tls/api.js';
 import { SignatureScheme } from '../tls/constants.js';
-import { CsrTag, Limits } from './constants.js';
+import { CsrTag } from '../protocol/index.js';
+import { Limits } from './constants.js';
 import { bits, oid, seq, set, smallInt, tlv, utf8, octets } from './der.js';
 import { cardErr } from './errors.js';
 import { leafHostNames } from './names.js';
@@ -45,18 +46,24 @@ export function identitySchemes(keyType: KeyTypeName): number[] {
 }
 
 /**
- * The engine's view of an identity: its chain, a signer, and its client-auth policy and trust anchors. P-256: ecdsa_secp256r1_sha256 (DER
+ * The engine's view of an identity: its chain, a signer, and its client-auth policy and trust anchors
+ * (`rules`: the security domain's client CAs and deny-list replace / add to them). P-256: ecdsa_secp256r1_sha256 (DER
  * signatures); RSA-2048: rsa_pss_rsae_sha256/384/512. With `random` (deterministic card mode) the
  * ECDSA nonce and the PSS salt come from it; otherwise from node:crypto.
  */
-export function tlsIdentity(rec: IdentityRecord, random?: RandomSource): TlsIdentity {
+export function tlsIdentity(
+  rec: IdentityRecord,
+  random?: RandomSource,
+  rules?: { readonly trustAnchors?: readonly Uint8Array[]; readonly isRevoked?: (chain: readonly Uint8Array[]) => boolean },
+): TlsIdentity {
   const key = rec.privateKey;
   const schemes = identitySchemes(rec.keyType);
   return {
     certificateChain: rec.chain.map((c) => c.slice()),
     signatureSchemes: schemes,
     clientAuth: rec.clientAuth,
-    trustAnchors: rec.trustAnchors.map((c) => c.slice()),
+    trustAnchors: (rules?.trustAnchors ?? rec.trustAnchors).map((c) => c.slice()),
+    isRevoked: rules?.isRevoked,
     sign(scheme: number, data: Uint8Array): Uint8Array {
       if (!schemes.includes(scheme)) {
         throw cardErr.data(`identity ${rec.label} cannot sign with scheme 0x${scheme.toString(16)}`);

@@ -1,7 +1,8 @@
 /**
  * PIN and PUK values: the 8-byte padded format (4–8 ASCII digits, `FF` padding), salted scrypt
  * hashes, the constant-time check, and the pending-attempt tag. The retry counter logic (decrement
- * and persist before compare) lives in the card, which owns the store. imports bytes/ and node built-ins.
+ * and persist before compare) is services/pin-service.ts, over the card's store.
+ * imports bytes/, protocol/ and node built-ins.
  *
  * The pending-attempt tag of a presented value is HMAC-SHA256(scrypt(value, salt), "setls pending PIN
  * attempt"): it is stored with the decremented counter, before the comparison, so the card can tell
@@ -12,7 +13,9 @@
  */
 import { createHmac, scryptSync } from 'node:crypto';
 import { SetlsError, ctEqual, wipe } from '../bytes/index.js';
-import { PinPolicy } from './constants.js';
+import { isPaddedPin, isPinText, padPinText } from '../protocol/index.js';
+
+export { isPaddedPin };
 
 export interface PinRecord {
   readonly salt: Uint8Array;
@@ -33,24 +36,10 @@ const PENDING_LABEL = 'setls pending PIN attempt';
 
 const SCRYPT = { N: 1024, r: 8, p: 1 } as const;
 
-/** True when `b` is a well-formed padded PIN: 4–8 ASCII digits then `FF` up to 8 bytes. */
-export function isPaddedPin(b: Uint8Array): boolean {
-  if (b.length !== PinPolicy.padded) return false;
-  let n = 0;
-  while (n < b.length && b[n]! >= 0x30 && b[n]! <= 0x39) n++;
-  if (n < PinPolicy.minDigits) return false;
-  for (let i = n; i < b.length; i++) if (b[i] !== 0xff) return false;
-  return true;
-}
-
-/** Pads a PIN string ("1234") to the 8-byte APDU form; throws ERR_CARD_PIN_FORMAT. */
+/** Pads a PIN string ("1234") to the 8-byte APDU form (protocol/pin.ts); throws ERR_CARD_PIN_FORMAT. */
 export function padPin(pin: string): Uint8Array {
-  if (typeof pin !== 'string' || !/^[0-9]{4,8}$/.test(pin)) {
-    throw new SetlsError('ERR_CARD_PIN_FORMAT', 'a PIN or PUK must be 4 to 8 ASCII digits');
-  }
-  const out = new Uint8Array(PinPolicy.padded).fill(0xff);
-  for (let i = 0; i < pin.length; i++) out[i] = pin.charCodeAt(i);
-  return out;
+  if (!isPinText(pin)) throw new SetlsError('ERR_CARD_PIN_FORMAT', 'a PIN or PUK must be 4 to 8 ASCII digits');
+  return padPinText(pin);
 }
 
 export function hashPin(padded: Uint8Array, salt: Uint8Array): Uint8Array {

@@ -9,7 +9,8 @@ import { encodeTlvs, parseTlvs, readU16, readU32, u16, u32, type Tlv } from '../
 import { DEFAULT_KEY_UPDATE_AFTER_RECORDS, GROUPS, SUITES } from '../tls/crypto.js';
 import { CipherSuite, NamedGroup, ProtocolVersion } from '../tls/constants.js';
 import { CipherSuite12, SUITES12 } from '../tls/tls12/suites12.js';
-import { Limits, PolicyTag, UnknownSniPolicy } from './constants.js';
+import { PolicyTag, UnknownSniPolicy } from '../protocol/index.js';
+import { Limits } from './constants.js';
 import { cardErr } from './errors.js';
 
 export type UnknownSni = 'default' | 'reject';

@@ -12,9 +12,15 @@
  * views into its input (no copies): the schema reader in state.ts copies what it keeps, and the
  * caller wipes the input afterwards.
  *
- * Every failure is ERR_CARD_STATE. imports bytes/ only.
+ * Also the decoding helpers both state readers (v4, and the JSON of versions 1–3) use: labels,
+ * private keys checked against their type and SPKI, host names of a chain's leaf.
+ *
+ * Every failure is ERR_CARD_STATE. imports bytes/, card/names and node built-ins.
  */
-import { SetlsError } from '../bytes/index.js';
+import { createPrivateKey, createPublicKey, type KeyObject } from 'node:crypto';
+import { SetlsError, equalBytes } from '../bytes/index.js';
+import { leafHostNames } from './names.js';
+import type { KeyTypeName } from './state.js';
 
 /** A TLV whose value is `parts` written back to back. */
 export interface Leaf {
@@ -160,4 +166,47 @@ export function readFields(items: readonly Item[], schema: readonly Field[], wha
     throw stateError(`${what}: ${known ? 'out of order' : 'unknown'} tag ${hexTag(t)} at item ${i}`);
   }
   return out;
+}
+
+function stateBad(why: string): never {
+  throw stateError(why);
+}
+
+/** Non-secret UTF-8 (labels) only. */
+export function utf8Text(b: Uint8Array, what: string): string {
+  try {
+    return new TextDecoder('utf-8', { fatal: true }).decode(b);
+  } catch {
+    return stateBad(`${what} is not UTF-8`);
+  }
+}
+
+/** The private key from PKCS#8 DER, checked against its key type and SPKI. Does not wipe `pkcs8`. */
+export function loadPrivateKey(pkcs8: Uint8Array, keyType: KeyTypeName, spki: Uint8Array, what: string): KeyObject {
+  let privateKey: KeyObject;
+  try {
+    privateKey = createPrivateKey({ key: pkcs8 as Buffer, format: 'der', type: 'pkcs8' });
+  } catch {
+    return stateBad(`${what} private key does not parse`);
+  }
+  if (!keyMatchesType(privateKey, keyType)) stateBad(`${what} private key is not of type ${keyType}`);
+  const derived = new Uint8Array(createPublicKey(privateKey).export({ format: 'der', type: 'spki' }));
+  if (!equalBytes(derived, spki)) stateBad(`${what} public key does not match its private key`);
+  return privateKey;
+}
+
+/** The host names of a chain's leaf (none without a chain). */
+export function hostNamesOf(chain: readonly Uint8Array[], what: string): string[] {
+  try {
+    return chain.length > 0 ? leafHostNames(chain[0]!) : [];
+  } catch {
+    return stateBad(`${what} leaf certificate does not parse`);
+  }
+}
+
+/** Whether a private key is of the identity key type. */
+export function keyMatchesType(k: KeyObject, t: KeyTypeName): boolean {
+  const d = k.asymmetricKeyDetails;
+  if (t === 'rsa2048') return k.asymmetricKeyType === 'rsa' && d?.modulusLength === 2048 && d.publicExponent === 0x10001n;
+  return k.asymmetricKeyType === 'ec' && d?.namedCurve === 'prime256v1';
 }

@@ -8,7 +8,8 @@
  *             E1 identity* { 80 label, 10 key type, 14 PKCS#8, 11 SPKI, 12 certificate*, 40 client
  *                            auth, 41 export allowed, 42 exporter label*, 43 trust anchor* },
  *             E2 PSK* { 50 identity, 51 key, 52 hash }, 0D ticket key? (id(4) ‖ key(32)),
- *             0E pending PIN attempt* (PIN ref(1) ‖ tag(32): 00 user, 01 operator, 02 PUK) }
+ *             0E pending PIN attempt* (PIN ref(1) ‖ tag(32): 00 user, 01 operator, 02 PUK),
+ *             E3 security domain record? (card/applets/isd/record-codec.ts: its TLVs as the value) }
 
  * TLVs have one-byte tags and shortest-form BER lengths (state-codec.ts); fields come in this
  * order; anything else (unknown or out-of-order tags, bad sizes, trailing bytes) is ERR_CARD_STATE.
@@ -17,24 +18,29 @@
  * every copy; decoding copies secrets out of the input into fresh arrays and parses the private keys
  * from views of the input.
  *
- * Read for migration: the JSON of versions 1–3 (`{"format":"setls-card-state","version":3,…}`, told
- * apart by its first byte `{`); the next write stores v4. Version 1 (no policy, P-256 only) and 2 (no
- * identity policies, PSKs or ticket key) load with the defaults. That reader necessarily turns the
- * secrets into strings once, when an old card is opened. Host names are not stored: they are
- * re-derived from each leaf certificate on load.
+ * Read for migration: the JSON of versions 1–3 (state-json.ts), told apart by its first byte `{`;
+ * the next write stores v4. Host names are not stored: they are re-derived from each leaf
+ * certificate on load. Labels: labels.ts.
+ *
+ * A card made before the security domain existed has no `E3`: it has no security domain
+ * (`isd` undefined; its ISD applet answers SELECT with 6A82). `EmulatedCard.create` writes a blank
+ * record (OP_READY) that factory personalisation fills in and seals.
  *
  * Secrets: the identities' private keys (KeyObjects in memory, PKCS8 in the serialized bytes,
- * which the caller wipes after sealing / after loading), the PIN hashes, the PSK keys and the ticket
- * key. imports bytes/, apdu/ (via errors), tls/ (via policy) and node built-ins.
+ * which the caller wipes after sealing / after loading), the PIN hashes, the PSK keys, the ticket
+ * key, and the security domain's attestation key and SCP03 key sets. imports bytes/, protocol/,
+ * card/ siblings (apdu/ via errors, tls/ via policy) and node built-ins.
  */
-import { createPrivateKey, createPublicKey, type KeyObject } from 'node:crypto';
-import { SetlsError, equalBytes, freshCopy, fromHex, readU32, toHex, u32, wipe } from '../bytes/index.js';
-import { ClientAuthCode, KeyType, Limits } from './constants.js';
-import { cardErr } from './errors.js';
+import type { KeyObject } from 'node:crypto';
+import { freshCopy, readU32, toHex, u32, wipe } from '../bytes/index.js';
+import { ClientAuthCode, IsdLimits, KeyType } from '../protocol/index.js';
+import { Limits } from './constants.js';
 import { PENDING_TAG_BYTES, type PinRecord } from './pins.js';
-import { leafHostNames } from './names.js';
-import { DEFAULT_POLICY, applyPolicyTlv, encodePolicyTlv, policyFromJson, type CardPolicy } from './policy.js';
-import { encodeTree, parseItems, readFields, stateError, type Field, type Node } from './state-codec.js';
+import { DEFAULT_POLICY, applyPolicyTlv, encodePolicyTlv, type CardPolicy } from './policy.js';
+import { encodeTree, hostNamesOf, loadPrivateKey, parseItems, readFields, stateError, utf8Text, type Field, type Node } from './state-codec.js';
+import { validExporterLabel, validLabel } from './labels.js';
+import { deserializeJsonState } from './state-json.js';
+import { cloneRecord, decodeIsdRecord, encodeIsdRecord, type IsdRecord } from './applets/isd/index.js';
 
 export type KeyTypeName = 'p256' | 'rsa2048';
 
@@ -92,12 +98,15 @@ export interface CardState {
   psks: PskRecord[];
   /** Session ticket key, generated at first need; absent until then. */
   ticketKey: TicketKeyRecord | undefined;
+  /**
+   * The security domain's record (card/applets/isd); undefined on a card made before the security
+   * domain existed: it has no security domain ("no security domain personalised").
+   */
+  isd: IsdRecord | undefined;
 }
 
 export type PinName = keyof CardState['pins'];
 
-/** The `format` of the JSON states (versions 1–3), read for migration only. */
-const JSON_FORMAT = 'setls-card-state';
 /** The version written: the binary format v4 (its first byte). JSON versions 1–3 still load. */
 export const STATE_VERSION = 4;
 
@@ -117,6 +126,7 @@ export function cloneState(s: CardState): CardState {
     policy: s.policy,
     psks: [...s.psks],
     ticketKey: s.ticketKey,
+    isd: s.isd ? cloneRecord(s.isd) : undefined,
   };
 }
 
@@ -137,6 +147,8 @@ export const StateTag = {
   ticketKey: 0x0d,
   /** A charged PIN attempt whose success was not recorded: PIN ref(1) ‖ pending tag(32) (pins.ts). */
   pendingAttempt: 0x0e,
+  /** The security domain's record (its own TLV codec, card/applets/isd/record-codec.ts). */
+  isd: 0xe3,
   // inside an identity (E1)
   label: 0x80,
   keyType: 0x10,
@@ -153,6 +165,9 @@ export const StateTag = {
   pskHash: 0x52,
 } as const;
 
+/** Labelled identities (GENERATE-KEY) and the security domain's slot identities (`slot1`–`slot8`). */
+const MAX_STORED_IDENTITIES = Limits.maxIdentities + IsdLimits.maxSlot;
+
 /** A PIN record: tries(1) ‖ max(1) ‖ salt(16) ‖ hash(32). */
 const PIN_RECORD = 50;
 /** The ticket key record: id(4) ‖ key(32). */
@@ -166,11 +181,12 @@ const TOP_FIELDS: readonly Field[] = [
   { tag: StateTag.operatorPin, name: 'operator PIN', minLen: PIN_RECORD, maxLen: PIN_RECORD },
   { tag: StateTag.puk, name: 'PUK', minLen: PIN_RECORD, maxLen: PIN_RECORD },
   { tag: StateTag.policy, name: 'policy', minLen: 1, maxLen: 1024 },
-  { tag: StateTag.identity, name: 'identity', min: 0, max: Limits.maxIdentities },
+  { tag: StateTag.identity, name: 'identity', min: 0, max: MAX_STORED_IDENTITIES },
   { tag: StateTag.psk, name: 'PSK', min: 0, max: Limits.maxPsks },
   { tag: StateTag.ticketKey, name: 'ticket key', min: 0, max: 1, minLen: TICKET_KEY_RECORD, maxLen: TICKET_KEY_RECORD },
   // Added after the first v4 cards: optional and last, so their states still load.
   { tag: StateTag.pendingAttempt, name: 'pending PIN attempt', min: 0, max: 3, minLen: 1 + PENDING_TAG_BYTES, maxLen: 1 + PENDING_TAG_BYTES },
+  { tag: StateTag.isd, name: 'security domain', min: 0, max: 1, minLen: 1 },
 ];
 
 /** The PIN a pending-attempt record belongs to (its first byte). */
@@ -206,6 +222,7 @@ const leaf = (tag: number, ...parts: Uint8Array[]): Node => ({ tag, parts });
  */
 export function serializeState(s: CardState): Uint8Array {
   const exported: Uint8Array[] = [];
+  let isd: Uint8Array | undefined;
   try {
     const pin = (tag: number, p: PinRecord): Node => leaf(tag, Uint8Array.of(p.tries, p.max), p.salt, p.hash);
     const nodes: Node[] = [
@@ -245,9 +262,13 @@ export function serializeState(s: CardState): Uint8Array {
       const p = s.pins[name].pending;
       if (p) nodes.push(leaf(StateTag.pendingAttempt, Uint8Array.of(ref), p));
     });
+    if (s.isd) {
+      isd = encodeIsdRecord(s.isd);
+      nodes.push(leaf(StateTag.isd, isd));
+    }
     return encodeTree(STATE_VERSION, [{ tag: StateTag.state, children: nodes }]);
   } finally {
-    wipe(...exported);
+    wipe(...exported, isd);
   }
 }
 
@@ -258,7 +279,7 @@ export function serializeState(s: CardState): Uint8Array {
 export function deserializeState(plain: Uint8Array): CardState {
   if (!(plain instanceof Uint8Array) || plain.length === 0) bad('empty');
   if (plain[0] === STATE_VERSION) return decodeV4(plain);
-  if (plain[0] === 0x7b /* '{' */) return deserializeJsonState(plain);
+  if (plain[0] === 0x7b /* '{' */) return deserializeJsonState(plain, MAX_STORED_IDENTITIES);
   return bad(`unknown state format (first byte 0x${plain[0]!.toString(16).padStart(2, '0')})`);
 }
 
@@ -297,6 +318,15 @@ function decodeV4(plain: Uint8Array): CardState {
     if (pins[name].pending) bad(`two pending attempts for the ${name} PIN`);
     pins[name].pending = freshCopy(v.subarray(1));
   }
+  const isdBytes = top.get(StateTag.isd)![0];
+  let isd: IsdRecord | undefined;
+  if (isdBytes) {
+    try {
+      isd = decodeIsdRecord(isdBytes);
+    } catch (e) {
+      throw stateError(`security domain: ${(e as Error).message}`, e);
+    }
+  }
   return {
     serial: freshCopy(one(top, StateTag.serial)),
     pins,
@@ -305,6 +335,7 @@ function decodeV4(plain: Uint8Array): CardState {
     policy,
     psks,
     ticketKey: t ? { id: freshCopy(t.subarray(0, 4)), key: freshCopy(t.subarray(4, 36)) } : undefined,
+    isd,
   };
 }
 
@@ -334,187 +365,8 @@ function decodeIdentity(v: Uint8Array, n: number): IdentityRecord {
   return { label, keyType, privateKey, spki, chain, hostNames: hostNamesOf(chain, what), clientAuth, exportAllowed: e === 1, exporterLabels, trustAnchors };
 }
 
-/** Non-secret UTF-8 (labels) only. */
-function utf8Text(b: Uint8Array, what: string): string {
-  try {
-    return new TextDecoder('utf-8', { fatal: true }).decode(b);
-  } catch {
-    return bad(`${what} is not UTF-8`);
-  }
-}
-
-/** The private key from PKCS#8 DER, checked against its key type and SPKI. Does not wipe `pkcs8`. */
-function loadPrivateKey(pkcs8: Uint8Array, keyType: KeyTypeName, spki: Uint8Array, what: string): KeyObject {
-  let privateKey: KeyObject;
-  try {
-    privateKey = createPrivateKey({ key: pkcs8 as Buffer, format: 'der', type: 'pkcs8' });
-  } catch {
-    return bad(`${what} private key does not parse`);
-  }
-  if (!keyMatchesType(privateKey, keyType)) bad(`${what} private key is not of type ${keyType}`);
-  const derived = new Uint8Array(createPublicKey(privateKey).export({ format: 'der', type: 'spki' }));
-  if (!equalBytes(derived, spki)) bad(`${what} public key does not match its private key`);
-  return privateKey;
-}
-
-function hostNamesOf(chain: readonly Uint8Array[], what: string): string[] {
-  try {
-    return chain.length > 0 ? leafHostNames(chain[0]!) : [];
-  } catch {
-    return bad(`${what} leaf certificate does not parse`);
-  }
-}
-
-// ---------------------------------------------------------------- JSON versions 1–3 (read only)
-
 function bad(why: string): never {
   throw stateError(why);
 }
 
-function obj(v: unknown, what: string): Record<string, unknown> {
-  if (typeof v !== 'object' || v === null || Array.isArray(v)) bad(`${what} is not an object`);
-  return v as Record<string, unknown>;
-}
-
-function int(v: unknown, what: string, min: number, max: number): number {
-  if (typeof v !== 'number' || !Number.isInteger(v) || v < min || v > max) bad(`${what} is not an integer in ${min}..${max}`);
-  return v;
-}
-
-function bytes(v: unknown, what: string, min = 0, max = 1 << 20): Uint8Array {
-  if (typeof v !== 'string' || !/^[A-Za-z0-9+/]*={0,2}$/.test(v)) bad(`${what} is not base64`);
-  const b = new Uint8Array(Buffer.from(v, 'base64'));
-  if (b.length < min || b.length > max) bad(`${what} has ${b.length} bytes`);
-  return b;
-}
-
-function parsePin(v: unknown, what: string): PinRecord {
-  const o = obj(v, what);
-  const max = int(o.max, `${what}.max`, 1, 15);
-  return { salt: bytes(o.salt, `${what}.salt`, 16, 16), hash: bytes(o.hash, `${what}.hash`, 32, 32), tries: int(o.tries, `${what}.tries`, 0, max), max };
-}
-
-/**
- * The JSON states of versions 1–3 (migration: the card writes v4 from its next write on). Secrets
- * pass through JS strings here, once, when such a state is opened; that cannot be helped.
- */
-function deserializeJsonState(plain: Uint8Array): CardState {
-  let doc: unknown;
-  try {
-    doc = JSON.parse(new TextDecoder('utf-8', { fatal: true }).decode(plain));
-  } catch (e) {
-    throw new SetlsError('ERR_CARD_STATE', 'card state is not valid JSON', { cause: e });
-  }
-  const o = obj(doc, 'state');
-  if (o.format !== JSON_FORMAT || (o.version !== 1 && o.version !== 2 && o.version !== 3)) bad('unknown format or version');
-  if (typeof o.serial !== 'string' || !/^[0-9a-f]{16}$/.test(o.serial)) bad('serial is not 8 hex bytes');
-  const pins = obj(o.pins, 'pins');
-  if (!Array.isArray(o.identities) || o.identities.length > Limits.maxIdentities) bad('identities is not a bounded array');
-  const identities = o.identities.map((v, n): IdentityRecord => {
-    const i = obj(v, `identity ${n}`);
-    if (typeof i.label !== 'string' || !validLabel(i.label)) bad(`identity ${n} label`);
-    if (i.keyType !== 'p256' && i.keyType !== 'rsa2048') bad(`identity ${n} key type`);
-    const keyType: KeyTypeName = i.keyType;
-    const pkcs8 = bytes(i.pkcs8, `identity ${n} key`, 1, MAX_KEY_DER);
-    const spki = bytes(i.spki, `identity ${n} spki`, 1, MAX_KEY_DER);
-    let privateKey: KeyObject;
-    try {
-      privateKey = loadPrivateKey(pkcs8, keyType, spki, `identity ${n}`);
-    } finally {
-      wipe(pkcs8);
-    }
-    if (!Array.isArray(i.chain) || i.chain.length > Limits.maxChainCerts) bad(`identity ${n} chain`);
-    const chain = i.chain.map((c, k) => bytes(c, `identity ${n} certificate ${k}`, 1, Limits.maxChainBytes));
-    return { label: i.label, keyType, privateKey, spki, chain, hostNames: hostNamesOf(chain, `identity ${n}`), ...parseIdentityPolicy(i, n) };
-  });
-  const labels = new Set(identities.map((i) => i.label));
-  if (labels.size !== identities.length) bad('duplicate identity labels');
-  return {
-    serial: fromHex(o.serial),
-    pins: { user: parsePin(pins.user, 'pins.user'), operator: parsePin(pins.operator, 'pins.operator'), puk: parsePin(pins.puk, 'pins.puk') },
-    lastTime: int(o.lastTime, 'lastTime', 0, 0xffffffff),
-    identities,
-    policy: parsePolicy(o.policy),
-    psks: parsePsks(o.psks),
-    ticketKey: parseTicketKey(o.ticketKey),
-  };
-}
-
-/** Identity policy fields (state version 3); absent fields (older states) take the defaults. */
-function parseIdentityPolicy(i: Record<string, unknown>, n: number): Pick<IdentityRecord, 'clientAuth' | 'exportAllowed' | 'exporterLabels' | 'trustAnchors'> {
-  const clientAuth = i.clientAuth ?? DEFAULT_IDENTITY_POLICY.clientAuth;
-  if (clientAuth !== 'none' && clientAuth !== 'optional' && clientAuth !== 'required') bad(`identity ${n} clientAuth`);
-  const exportAllowed = i.exportAllowed ?? DEFAULT_IDENTITY_POLICY.exportAllowed;
-  if (typeof exportAllowed !== 'boolean') bad(`identity ${n} exportAllowed`);
-  const labels = i.exporterLabels ?? [];
-  if (!Array.isArray(labels) || labels.length > Limits.maxExporterLabels || !labels.every((l) => typeof l === 'string' && validExporterLabel(l))) {
-    bad(`identity ${n} exporterLabels`);
-  }
-  const anchors = i.trustAnchors ?? [];
-  if (!Array.isArray(anchors) || anchors.length > Limits.maxTrustAnchors) bad(`identity ${n} trustAnchors`);
-  const trustAnchors = anchors.map((a, k) => bytes(a, `identity ${n} trust anchor ${k}`, 1, Limits.maxTrustAnchorBytes));
-  return { clientAuth, exportAllowed, exporterLabels: labels as string[], trustAnchors };
-}
-
-function parsePsks(v: unknown): PskRecord[] {
-  if (v === undefined) return [];
-  if (!Array.isArray(v) || v.length > Limits.maxPsks) bad('psks is not a bounded array');
-  const out = v.map((x, n): PskRecord => {
-    const p = obj(x, `psk ${n}`);
-    if (p.hash !== 'sha256' && p.hash !== 'sha384') bad(`psk ${n} hash`);
-    return {
-      identity: bytes(p.identity, `psk ${n} identity`, 1, Limits.maxPskIdentity),
-      key: bytes(p.key, `psk ${n} key`, Limits.minPskKey, Limits.maxPskKey),
-      hash: p.hash,
-    };
-  });
-  if (new Set(out.map((p) => toHex(p.identity))).size !== out.length) bad('duplicate PSK identities');
-  return out;
-}
-
-function parseTicketKey(v: unknown): TicketKeyRecord | undefined {
-  if (v === undefined) return undefined;
-  const t = obj(v, 'ticketKey');
-  return { id: bytes(t.id, 'ticketKey.id', 4, 4), key: bytes(t.key, 'ticketKey.key', 32, 32) };
-}
-
-/** Exporter labels (PUT-IDENTITY-POLICY `42`, EXPORTER `60`): 1–249 bytes of UTF-8 without control characters. */
-export function validExporterLabel(label: string): boolean {
-  const n = new TextEncoder().encode(label).length;
-  // eslint-disable-next-line no-control-regex
-  return n >= 1 && n <= Limits.maxExporterLabel && !/[\u0000-\u001f\u007f]/.test(label);
-}
-
-function parsePolicy(v: unknown): CardPolicy {
-  if (v === undefined) return DEFAULT_POLICY;
-  try {
-    return policyFromJson(v);
-  } catch (e) {
-    return bad(`policy: ${(e as Error).message}`);
-  }
-}
-
-function keyMatchesType(k: KeyObject, t: KeyTypeName): boolean {
-  const d = k.asymmetricKeyDetails;
-  if (t === 'rsa2048') return k.asymmetricKeyType === 'rsa' && d?.modulusLength === 2048 && d.publicExponent === 0x10001n;
-  return k.asymmetricKeyType === 'ec' && d?.namedCurve === 'prime256v1';
-}
-
-/** Identity labels: 1–64 bytes of UTF-8 without control characters. */
-export function validLabel(label: string): boolean {
-  const n = new TextEncoder().encode(label).length;
-  // eslint-disable-next-line no-control-regex
-  return n >= 1 && n <= Limits.maxLabel && !/[\u0000-\u001f\u007f]/.test(label);
-}
-
-/** Decodes a label from APDU bytes; throws ERR_CARD_DATA (6A80) when it is not a valid label. */
-export function decodeLabel(b: Uint8Array): string {
-  let s: string;
-  try {
-    s = new TextDecoder('utf-8', { fatal: true }).decode(b);
-  } catch {
-    throw cardErr.data('identity label is not UTF-8');
-  }
-  if (!validLabel(s)) throw cardErr.data('identity label must be 1–64 bytes without control characters');
-  return s;
-}
+export { validExporterLabel, validLabel, decodeLabel } from './labels.js';

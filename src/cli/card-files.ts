@@ -10,7 +10,7 @@ import { randomBytes, randomInt } from 'node:crypto';
 import { chmodSync, cpSync, existsSync, mkdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import { SetlsError, fromHex, toHex } from '../bytes/index.js';
-import { LOCK_FILE } from '../card/folder-lock.js';
+import { LOCK_FILE } from '../card/os/folder-lock.js';
 import { ADMIN_SOCKET_FILE } from '../transport/admin-socket.js';
 
 export interface CardPaths {

@@ -7,7 +7,7 @@
  * which logs a warning (docs/pcsc.md, trust model).
  */
 import { EmulatedCard } from '../card/index.js';
-import { VpcdCardLink, VpcdCardServer, buildAtr, checkVpcdHost, isLoopbackHost, VPCD_DEFAULT_PORT, type VpcdCard } from '../transport/vpcd.js';
+import { VpcdCardLink, VpcdCardServer, checkVpcdHost, isLoopbackHost, VPCD_DEFAULT_PORT, type VpcdCard } from '../transport/vpcd.js';
 import { cardPaths, readMasterKey } from './card-files.js';
 import { SetlsError } from '../bytes/index.js';
 import { existsSync } from 'node:fs';
@@ -39,9 +39,9 @@ export async function startCardServe(o: CardServeOptions): Promise<RunningCard> 
   checkVpcdHost(host, allowRemote, o.reversed ? 'listen for vpcd on' : 'connect the card to vpcd at');
   const paths = cardPaths(o.cardDir, { cardKey: o.cardKey });
   if (!existsSync(paths.dir)) throw new SetlsError('ERR_CARD_MISSING', `no card in ${paths.dir} (create one with 'setls card init')`);
-  const card = EmulatedCard.open({ dir: paths.dir, masterKey: readMasterKey(paths.keyFile) });
+  const card = EmulatedCard.open({ dir: paths.dir, masterKey: readMasterKey(paths.keyFile), ...(o.name !== undefined ? { atrName: o.name } : {}) });
   const vcard: VpcdCard = {
-    atr: buildAtr(o.name ?? 'setls'),
+    atr: card.atr,
     process: (apdu) => card.process(apdu),
     reset: () => card.reset(),
   };

@@ -1,7 +1,8 @@
 /**
- * Card set-up shared by the CLI and the interop tests: create an emulated card, personalise it
- * through APDUs (key generated inside, CSR signed by the local CA, chain installed), and open a
- * transport to it. This is the one place (with cli/) that wires card, transport and host together.
+ * Card set-up shared by the CLI and the interop tests: create an emulated card, write its factory
+ * data through its security domain (UID, attestation key certified by the local manufacturer,
+ * factory SCP03 keys, sealed: cli/manufacturer.ts), personalise its TLS identity through APDUs (key
+ * generated inside, CSR signed by the local CA, chain installed), and open a transport to it. This is the one place (with cli/) that wires card, transport and host together.
  */
 import { X509Certificate } from 'node:crypto';
 import { existsSync, writeFileSync, chmodSync } from 'node:fs';
@@ -9,8 +10,10 @@ import { EmulatedCard } from '../card/index.js';
 import { InProcessTransport, TracingTransport, type CardTransport } from '../transport/index.js';
 import { CardClient, KeyType, type KeyTypeName } from '../host/index.js';
 import { openLocalCa, fingerprintOf, type LocalCa } from '../pki/local-ca.js';
-import { SetlsError } from '../bytes/index.js';
+import { dirname, join, resolve } from 'node:path';
+import { SetlsError, toHex } from '../bytes/index.js';
 import { cardPaths, newMasterKey, randomDigits, readMasterKey, readSecretFile, writeSecretFile, type CardPaths } from './card-files.js';
+import { factoryPersonalise, openManufacturer, withGetResponse } from './manufacturer.js';
 
 export const DEFAULT_IDENTITY = 'default';
 
@@ -23,6 +26,8 @@ export const INIT_ALPN: readonly string[] = ['http/1.1', 'coap'];
 export interface InitOptions {
   readonly cardDir: string;
   readonly caDir?: string;
+  /** The local manufacturer (CA, master key): default `<card-dir>/../manufacturer`, made on first use. */
+  readonly manufacturerDir?: string;
   readonly cardKey?: string;
   readonly pinFile?: string;
   readonly keyType?: KeyTypeName;
@@ -38,12 +43,23 @@ export interface InitResult {
   readonly leafFingerprint: string;
   readonly leafPem: string;
   readonly spki: Uint8Array;
+  /** The card UID (hex) the factory wrote into its security domain. */
+  readonly uid: string;
+  readonly manufacturerDir: string;
+  /** The transport key id of the manufacturer master key (manifests; `operator init --manufacturer-keys`). */
+  readonly transportKeyId: string;
 }
 
-export async function initCard(opts: InitOptions): Promise<InitResult> {
-  const paths = cardPaths(opts.cardDir, { cardKey: opts.cardKey, pinFile: opts.pinFile, caDir: opts.caDir });
-  const keyType = opts.keyType ?? 'p256';
-  if (!(keyType in KeyType)) throw new SetlsError('ERR_CLI_KEY_TYPE', `unsupported key type ${keyType} (use ${Object.keys(KeyType).join(' or ')})`);
+/** The default manufacturer folder of a card: next to its CA folder. */
+export function defaultManufacturerDir(cardDir: string): string {
+  return join(dirname(resolve(cardDir)), 'manufacturer');
+}
+
+/**
+ * A new emulated card and its host-side files (cardPaths): master key, user PIN, operator PIN and
+ * PUK (random; 0600). Its security domain is in OP_READY, for the factory. Refuses existing files.
+ */
+export function createCardFiles(paths: CardPaths): { card: EmulatedCard; operatorPin: string } {
   for (const p of [paths.dir, paths.keyFile, paths.pinFile, paths.adminFile]) {
     if (existsSync(p)) throw new SetlsError('ERR_CARD_EXISTS', `${p} already exists: refusing to overwrite a card (remove it first)`);
   }
@@ -52,12 +68,24 @@ export async function initCard(opts: InitOptions): Promise<InitResult> {
   const puk = randomDigits(8);
   const masterKey = newMasterKey(paths.keyFile);
   const card = EmulatedCard.create({ dir: paths.dir, masterKey, userPin, operatorPin, puk });
+  masterKey.fill(0);
   writeSecretFile(paths.pinFile, userPin + '\n');
   writeSecretFile(paths.adminFile, JSON.stringify({ operatorPin, puk }, null, 2) + '\n');
+  return { card, operatorPin };
+}
+
+export async function initCard(opts: InitOptions): Promise<InitResult> {
+  const paths = cardPaths(opts.cardDir, { cardKey: opts.cardKey, pinFile: opts.pinFile, caDir: opts.caDir });
+  const keyType = opts.keyType ?? 'p256';
+  if (!(keyType in KeyType)) throw new SetlsError('ERR_CLI_KEY_TYPE', `unsupported key type ${keyType} (use ${Object.keys(KeyType).join(' or ')})`);
+  const { card, operatorPin } = createCardFiles(paths);
 
   const transport = new InProcessTransport((apdu) => card.process(apdu));
   const client = new CardClient(transport);
   try {
+    // The factory: UID, attestation key certified by the manufacturer, factory SCP03 keys, sealed.
+    const manufacturer = await openManufacturer(opts.manufacturerDir ?? defaultManufacturerDir(opts.cardDir));
+    const factory = await factoryPersonalise(withGetResponse((a) => transport.transmit(a)), manufacturer);
     await client.select();
     await client.verifyPin(operatorPin, 'operator');
     const ca = await openLocalCa(paths.caDir);
@@ -79,6 +107,9 @@ export async function initCard(opts: InitOptions): Promise<InitResult> {
       leafFingerprint: fingerprintOf(leaf),
       leafPem: new X509Certificate(leaf).toString(),
       spki,
+      uid: toHex(factory.uid),
+      manufacturerDir: manufacturer.dir,
+      transportKeyId: manufacturer.transportKeyId,
     };
   } finally {
     await transport.close();

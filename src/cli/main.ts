@@ -8,6 +8,8 @@ import { openCardForAdmin } from './admin-access.js';
 import { runServeHttps, type ServeHttpsOptions } from './serve.js';
 import { runServeCoap } from './serve-coap.js';
 import { runCardServe } from './card-serve.js';
+import { runAgent } from './agent.js';
+import pino from 'pino';
 import { cardPaths } from './card-files.js';
 import { CardClient, KeyType, type KeyTypeName } from '../host/index.js';
 import { X509Certificate } from 'node:crypto';
@@ -15,6 +17,11 @@ import { existsSync } from 'node:fs';
 import { fingerprintOf, openLocalCa } from '../pki/local-ca.js';
 import { codeOf, groupName, GROUPS, suiteName, TLS13_SUITES, versionName } from '../registry/tls-names.js';
 import { parseOnOff, parseTls12Suites, parseVersions, registerCardAdminCommands } from './card-admin.js';
+import { registerOperatorCommands } from './operator-commands.js';
+import { registerFactoryCommands } from './card-factory.js';
+import { LifecycleName, readSecurityDomain, withGetResponse } from './manufacturer.js';
+import { CardLifecycle } from '../protocol/index.js';
+import { toHex } from '../bytes/index.js';
 
 const DEFAULT_CARD_DIR = '.setls/card';
 
@@ -37,9 +44,11 @@ card
   .option('--ca-dir <dir>', 'local CA folder (default: <card-dir>/../ca)')
   .option('--card-key <file>', 'card master key file (default: <card-dir>.key)')
   .option('--pin-file <file>', 'where to write the user PIN (default: <card-dir>.pin)')
-  .action(async (o: { cardDir: string; key: KeyTypeName; caDir?: string; cardKey?: string; pinFile?: string }) => {
-    const r = await initCard({ cardDir: o.cardDir, keyType: o.key, caDir: o.caDir, cardKey: o.cardKey, pinFile: o.pinFile });
+  .option('--manufacturer-dir <dir>', 'the local manufacturer: its CA certifies the card attestation key, its master key gives the factory SCP03 keys (default: <card-dir>/../manufacturer, made on first use)')
+  .action(async (o: { cardDir: string; key: KeyTypeName; caDir?: string; cardKey?: string; pinFile?: string; manufacturerDir?: string }) => {
+    const r = await initCard({ cardDir: o.cardDir, keyType: o.key, caDir: o.caDir, cardKey: o.cardKey, pinFile: o.pinFile, manufacturerDir: o.manufacturerDir });
     console.log(`card created in ${r.paths.dir} (serial ${r.serial})`);
+    console.log(`  security domain: UID ${r.uid}, attestation key made in the card and certified by ${r.manufacturerDir}/ca.crt, factory keys KVN 30 (transport key ${r.transportKeyId}), sealed`);
     console.log(`  identity 'default': ${KEY_NAMES[o.key]} key generated in the card, certificate ${r.leafFingerprint}`);
     console.log(`  master key: ${r.paths.keyFile} (0600)`);
     console.log(`  user PIN:   ${r.paths.pinFile} (0600)`);
@@ -70,13 +79,21 @@ card
         const kt = (Object.keys(KeyType) as KeyTypeName[]).find((k) => KeyType[k] === id.keyType);
         identities.push({ label, keyType: kt ? KEY_NAMES[kt] : `type ${id.keyType}`, hostNames: id.hostNames, certificates: certs });
       }
-      const out = { cardDir: cardPaths(o.cardDir).dir, ...info, identities };
+      // The security domain (selected last: channel 0 then belongs to it).
+      const sd = await readSecurityDomain(withGetResponse((a) => opened.transport.transmit(a)));
+      const personalised = sd !== undefined && sd.uid !== undefined && sd.lifecycle !== CardLifecycle.opReady;
+      const securityDomain = personalised
+        ? { lifecycle: LifecycleName[sd.lifecycle] ?? sd.lifecycle.toString(16), kvns: sd.kvns.map((k) => k.toString(16)) }
+        : 'no security domain personalised';
+      const out = { cardDir: cardPaths(o.cardDir).dir, uid: personalised ? toHex(sd.uid!) : null, securityDomain, ...info, identities };
       if (o.json) {
         console.log(JSON.stringify(out, null, 2));
         return;
       }
       console.log(`card ${out.cardDir}`);
       console.log(`  applet ${info.version}, serial ${info.serial}`);
+      if (typeof securityDomain === 'string') console.log(`  ${securityDomain}`);
+      else console.log(`  security domain ${securityDomain.lifecycle}, UID ${out.uid}, SCP03 key sets ${securityDomain.kvns.join(', ')}`);
       console.log(`  tries left: user PIN ${info.userPinTries ?? '?'}, operator PIN ${info.operatorPinTries ?? '?'}, PUK ${info.pukTries ?? '?'}`);
       if (info.lastTime) console.log(`  time floor: ${new Date(info.lastTime * 1000).toISOString()} (host times far below it are refused; setls card reset-clock)`);
       for (const id of identities) {
@@ -189,6 +206,8 @@ card
 const KEY_NAMES: Record<KeyTypeName, string> = { p256: 'ECDSA P-256', rsa2048: 'RSA-2048' };
 
 registerCardAdminCommands(card, DEFAULT_CARD_DIR);
+registerFactoryCommands(program, card, DEFAULT_CARD_DIR);
+registerOperatorCommands(program);
 
 
 card
@@ -236,8 +255,31 @@ cardServeOptions(serve.command('https').description('HTTPS whose TLS ends inside
   .option('--cards <dirs>', 'a pool: serve through these card state folders (comma-separated), one listener')
   .option('--pool <n>', 'a pool of N cards cloned from --card-dir (state folders <card-dir>-pool1…)', (v) => parsePositive(v, 'pool'))
   .option('--admin-port <n>', 'Prometheus /metrics on 127.0.0.1:<n>', (v) => parsePort(v))
+  .option('--operator <url>', 'also run the device agent: poll this operator (https://host:port) for admin scripts, run on a logical channel of their own')
+  .option('--operator-ca <file>', "PEM of the CA of the operator's certificate (with --operator)")
+  .option('--operator-token-file <file>', "the agent's bearer token (with --operator; read at each request)")
+  .option('--host-id <id>', 'the agent\'s host id, X-Admin-From (with --operator; default: the host name)')
+  .option('--card-uid <hex>', 'the card UID, for a card without a security domain to ask (with --operator)')
   .action(async (o: ServeHttpsOptions) => {
     await runServeHttps(o);
+  });
+
+program
+  .command('agent')
+  .description('the device agent alone: relays the operator\'s admin scripts to the card on a logical channel of its own (`serve https --operator` runs it next to the TLS service)')
+  .requiredOption('--operator <url>', 'the operator, https://host:port')
+  .option('--operator-ca <file>', "PEM of the CA of the operator's certificate")
+  .option('--operator-token-file <file>', "the agent's bearer token (read at each request)")
+  .option('--host-id <id>', 'the agent\'s host id, X-Admin-From (default: the host name)')
+  .option('--card-uid <hex>', 'the card UID, for a card without a security domain to ask')
+  .option('--card-dir <dir>', 'card state folder', DEFAULT_CARD_DIR)
+  .option('--card-key <file>', 'card master key file (default: <card-dir>.key)')
+  .option('--pin-file <file>', 'accepted for symmetry with serve; the security domain needs no PIN')
+  .option('--reader <name>', 'use the card in this PC/SC reader (through pcscd)')
+  .addOption(new Option('--pcsc-share <mode>', 'PC/SC share mode').choices(['auto', 'shared', 'exclusive']))
+  .option('--trace', 'print every APDU as annotated hex on stderr (admin scripts are SCP03-protected, but this is not the agent log)')
+  .action(async (o: Parameters<typeof runAgent>[0]) => {
+    await runAgent(o, pino({ level: process.env.SETLS_LOG ?? 'info' }, pino.destination(2)));
   });
 cardServeOptions(
   serve

@@ -4,7 +4,8 @@
  * bounds) and serves the demo plug through node:http; offers the admin socket (admin-access.ts) so administrative
  * commands reach this process's card. With `--record-layer host` it first checks that every
  * identity's policy allows session export, and refuses to start with the fix otherwise. Prints the
- * URL once listening; stops cleanly on SIGINT/SIGTERM.
+ * URL once listening; stops cleanly on SIGINT/SIGTERM. With `--operator URL` it also runs the
+ * device agent (cli/agent.ts) on the same transport(s), on logical channels of its own.
  */
 import { once } from 'node:events';
 import type { AddressInfo } from 'node:net';
@@ -13,12 +14,14 @@ import { CardClient, TlsTandem, TlsPool, PcscTransport, TracingTransport, create
 import { SetlsError } from '../bytes/index.js';
 import type { AdminRelay } from '../transport/admin-relay.js';
 import { startAdminSocket } from './admin-access.js';
+import { startAgent, type AgentCliOptions } from './agent.js';
+import type { DeviceAgent } from '../agent/index.js';
 import { serveHttps, createPlugHandler, createPlugState } from '../servers/https/index.js';
 import { openCard } from './card-setup.js';
 import { cardPaths, cloneCardFiles, readPin } from './card-files.js';
 import { logLevelOf, poolPressureOptions, servingChannels, type PressureFlags } from './serve-pressure.js';
 
-export interface ServeHttpsOptions extends PressureFlags {
+export interface ServeHttpsOptions extends PressureFlags, AgentCliOptions {
   cardDir: string;
   cardKey?: string;
   pinFile?: string;
@@ -102,6 +105,8 @@ export interface RunningHttps {
   readonly adminPort?: number;
   /** The admin sockets offered (one per in-process card). */
   readonly adminSockets: readonly string[];
+  /** The device agent (--operator). */
+  readonly agent?: DeviceAgent;
   close(): Promise<void>;
 }
 
@@ -117,7 +122,9 @@ async function startHttpsPool(o: ServeHttpsOptions, log: pino.Logger): Promise<R
     throw e;
   }
   const relays: AdminRelay[] = [];
+  let agent: DeviceAgent | undefined;
   const closeCards = async (): Promise<void> => {
+    await agent?.stop();
     for (const r of relays) await r.close();
     for (const c of opened) {
       await c.transport.close();
@@ -149,6 +156,7 @@ async function startHttpsPool(o: ServeHttpsOptions, log: pino.Logger): Promise<R
       const r = await startAdminSocket(dirs[i]!, opened[i]!.transport, (l) => log.warn(l));
       if (r) relays.push(r);
     }
+    if (o.operator) agent = await startAgent(opened.map((c) => c.transport), o, (l) => log.info(l));
   } catch (e) {
     await closeCards();
     throw e;
@@ -176,6 +184,7 @@ async function startHttpsPool(o: ServeHttpsOptions, log: pino.Logger): Promise<R
     pool,
     ...(admin ? { adminPort: admin.port } : {}),
     adminSockets: relays.map((r) => r.socketPath),
+    ...(agent ? { agent } : {}),
     async close() {
       await pool.close();
       http.close();
@@ -194,6 +203,7 @@ export async function startHttps(o: ServeHttpsOptions, log = pino({ level: proce
   const { transport, closeCard } = await openServeCard(o);
   let tandem: TlsPool;
   let relay: AdminRelay | undefined;
+  let agent: DeviceAgent | undefined;
   try {
     tandem = new TlsPool({
       transports: [transport],
@@ -208,7 +218,10 @@ export async function startHttps(o: ServeHttpsOptions, log = pino({ level: proce
     await tandem.start();
     // Before the listener: the relay opens its logical channel while nothing else talks to the card.
     if (o.reader === undefined) relay = await startAdminSocket(o.cardDir, transport, (l) => log.warn(l));
+    // The device agent too: its home channel is opened from channel 0 before the TLS service serves.
+    if (o.operator) agent = await startAgent([transport], o, (l) => log.info(l));
   } catch (e) {
+    await agent?.stop();
     await relay?.close();
     await transport.close();
     closeCard();
@@ -237,7 +250,9 @@ export async function startHttps(o: ServeHttpsOptions, log = pino({ level: proce
     pool: tandem,
     ...(admin ? { adminPort: admin.port } : {}),
     adminSockets: relay ? [relay.socketPath] : [],
+    ...(agent ? { agent } : {}),
     async close() {
+      await agent?.stop();
       await relay?.close();
       await tandem.close();
       http.close();
@@ -258,6 +273,7 @@ export async function runServeHttps(o: ServeHttpsOptions): Promise<void> {
   console.log(`  card channels: ${channels} logical channel${channels === 1 ? '' : 's'}${cards > 1 ? ' per card' : ''} serve clients (--channels)`);
   if (running.adminPort !== undefined) console.log(`  metrics: http://127.0.0.1:${running.adminPort}/metrics`);
   for (const s of running.adminSockets) console.log(`  admin socket: ${s} (setls card … commands on this card go through this process)`);
+  if (running.agent) console.log(`  device agent: polling ${o.operator} (admin scripts run on a logical channel of their own)`);
   console.log(`  try: curl --cacert ${ca} ${running.url}status`);
   const stop = (): void => {
     void running.close().then(() => process.exit(0));

@@ -21,7 +21,7 @@ import { concat, wipe } from '../bytes/index.js';
 import { assertAesKey, isAesKeyLength } from './aes.js';
 import { aesCmac } from './cmac.js';
 import { GpError, GpErrorCode } from './errors.js';
-import { staticKeys, type StaticKeys } from './keys.js';
+import { aesKcv, staticKeys, type StaticKeys } from './keys.js';
 
 export const DIVERSIFY_LABEL = new TextEncoder().encode('setls-scp03-static-key-v1');
 export const DiversifyPurpose = { enc: 0x01, mac: 0x02, dek: 0x03 } as const;
@@ -61,4 +61,15 @@ export function deriveCardKeys(master: Uint8Array, uid: Uint8Array, kvn: number,
   const keys = staticKeys(kvn, enc, mac, dek);
   wipe(enc, mac, dek);
   return keys;
+}
+
+/**
+ * The name manifests give a manufacturer master key (their `transportKeyId`): `mfr-` and the key's
+ * AES key check value in hex — derived from the key, so the manufacturer and an operator holding the
+ * same key file name it alike, and the name reveals nothing but the KCV.
+ */
+export function transportKeyId(master: Uint8Array): string {
+  assertAesKey(master, 'master key');
+  const kcv = aesKcv(master);
+  return `mfr-${Array.from(kcv, (b) => b.toString(16).padStart(2, '0')).join('')}`;
 }

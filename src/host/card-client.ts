@@ -4,11 +4,31 @@
  * is serialised (one command at a time, so chains never interleave) and has a deadline. Every
  * status word other than 9000 becomes a CardError with a stable ERR_CARD_… code and the SW.
  * Publishes one `setls:apdu` diagnostics_channel event per APDU (metadata only, never bytes).
- * imports apdu/, bytes/, transport/ and host/.
+ * imports apdu/, bytes/, protocol/, transport/ and host/.
  */
 import diagnostics_channel from 'node:diagnostics_channel';
 import { transceive, SW, type CommandApdu, type ResponseApdu } from '../apdu/index.js';
 import { SetlsError } from '../bytes/index.js';
+import {
+  APPLET_AID,
+  CLA_PROPRIETARY,
+  CardStateCode,
+  Channels,
+  EXPORTED_PARAMETER_SESSION_INFO,
+  EapP1,
+  GetDataP1,
+  Ins,
+  PinRef,
+  PskOp,
+  ResetStateP2,
+  SelectP1,
+  SelectP2,
+  SET_IDENTITY_P2,
+  SessionKeyLength,
+  StateP1,
+  TrustAnchorOp,
+  encodeCla,
+} from '../protocol/index.js';
 import { commandName, type CardTransport } from '../transport/index.js';
 import { cardError, withTimeout } from './errors.js';
 import { Mutex } from './mutex.js';
@@ -40,34 +60,15 @@ import {
   type ExportedSessionBlob,
 } from './card-codec.js';
 
-/** P1 flags of PROCESS-EAP (P2 00) besides More (docs/apdu-protocol.md §3). */
-export const EapP1 = { start: 0x02, info: 0x04 } as const;
-
-/** The setls applet AID: F0 "setls" 01. */
-export const SETLS_AID = Uint8Array.of(0xf0, 0x73, 0x65, 0x74, 0x6c, 0x73, 0x01);
-export const CLA_PROPRIETARY = 0xa0;
+/** The setls applet AID: F0 "setls" 01 (protocol's APPLET_AID). */
+export const SETLS_AID = APPLET_AID;
+export { CLA_PROPRIETARY, EapP1 };
 
 /** Logical channels the CLA coding can address (0–19). */
-export const MAX_LOGICAL_CHANNELS = 20;
+const MAX_LOGICAL_CHANNELS = Channels.limit;
 
-/**
- * The class byte of a command on logical channel `channel` (ISO 7816-4 §5.4.1; proprietary classes
- * as Java Card codes them): interindustry `00`–`03` / `40`–`4F`, proprietary `A0`–`A3` / `E0`–`EF`.
- */
-export function claFor(kind: 'iso' | 'proprietary', channel: number): number {
-  if (!Number.isInteger(channel) || channel < 0 || channel >= MAX_LOGICAL_CHANNELS) throw new RangeError(`logical channel must be 0..${MAX_LOGICAL_CHANNELS - 1}`);
-  if (channel < 4) return (kind === 'iso' ? 0x00 : 0xa0) | channel;
-  return (kind === 'iso' ? 0x40 : 0xe0) | (channel - 4);
-}
-
-/** GET-STATE values. */
-export const CardState = {
-  identityNotSet: 1,
-  authenticating: 2,
-  authenticated: 3,
-  notAuthenticated: 4,
-  closed: 5,
-} as const;
+/** GET-STATE values (protocol's CardStateCode). */
+export const CardState = CardStateCode;
 export type CardState = (typeof CardState)[keyof typeof CardState];
 
 export type PinKind = 'user' | 'operator';
@@ -100,8 +101,8 @@ const apduChannel = diagnostics_channel.channel('setls:apdu');
 const EMPTY = new Uint8Array(0);
 
 function pinP2(which: PinKind): number {
-  if (which === 'user') return 0x00;
-  if (which === 'operator') return 0x01;
+  if (which === 'user') return PinRef.user;
+  if (which === 'operator') return PinRef.operator;
   throw new TypeError(`PIN kind must be 'user' or 'operator', got ${String(which)}`);
 }
 
@@ -127,8 +128,8 @@ export class CardClient {
     this.apduTimeoutMs = opts.apduTimeoutMs ?? 30_000;
     this.maxResponse = opts.maxResponse ?? 1 << 20;
     this.channel = opts.channel ?? 0;
-    this.cla = claFor('proprietary', this.channel);
-    this.claIso = claFor('iso', this.channel);
+    this.cla = encodeCla('proprietary', this.channel);
+    this.claIso = encodeCla('iso', this.channel);
   }
 
   /**
@@ -141,10 +142,10 @@ export class CardClient {
       throw new RangeError(`a channel to open is 1..${MAX_LOGICAL_CHANNELS - 1}`);
     }
     if (channel !== undefined) {
-      await this.ok('MANAGE-CHANNEL(open)', { cla: this.claIso, ins: 0x70, p1: 0x00, p2: channel, data: EMPTY, ne: 0 });
+      await this.ok('MANAGE-CHANNEL(open)', { cla: this.claIso, ins: Ins.manageChannel, p1: Channels.open, p2: channel, data: EMPTY, ne: 0 });
       return channel;
     }
-    const d = await this.ok('MANAGE-CHANNEL(open)', { cla: this.claIso, ins: 0x70, p1: 0x00, p2: 0x00, data: EMPTY, ne: 1 });
+    const d = await this.ok('MANAGE-CHANNEL(open)', { cla: this.claIso, ins: Ins.manageChannel, p1: Channels.open, p2: 0x00, data: EMPTY, ne: 1 });
     if (d.length !== 1 || d[0]! < 1 || d[0]! >= MAX_LOGICAL_CHANNELS) throw new SetlsError('ERR_CARD_RESPONSE', `MANAGE CHANNEL returned ${d.length} bytes`);
     return d[0]!;
   }
@@ -152,7 +153,7 @@ export class CardClient {
   /** MANAGE CHANNEL close of `channel` (default: this client's channel; channel 0 cannot be closed). */
   async closeChannel(channel: number = this.channel): Promise<void> {
     if (!Number.isInteger(channel) || channel < 1 || channel >= MAX_LOGICAL_CHANNELS) throw new RangeError(`a channel to close is 1..${MAX_LOGICAL_CHANNELS - 1}`);
-    await this.ok('MANAGE-CHANNEL(close)', { cla: this.claIso, ins: 0x70, p1: 0x80, p2: channel, data: EMPTY, ne: 0 });
+    await this.ok('MANAGE-CHANNEL(close)', { cla: this.claIso, ins: Ins.manageChannel, p1: Channels.close, p2: channel, data: EMPTY, ne: 0 });
   }
 
   /** Largest Ne for one APDU. */
@@ -207,18 +208,18 @@ export class CardClient {
   /** SELECT the applet; returns its version string (e.g. "setls/1"). */
   async select(aid: Uint8Array = SETLS_AID): Promise<string> {
     if (!(aid instanceof Uint8Array) || aid.length < 5 || aid.length > 16) throw new TypeError('an AID is 5 to 16 bytes');
-    const data = await this.ok('SELECT', { cla: this.claIso, ins: 0xa4, p1: 0x04, p2: 0x00, data: aid, ne: 256 });
+    const data = await this.ok('SELECT', { cla: this.claIso, ins: Ins.select, p1: SelectP1.byAid, p2: SelectP2.answer, data: aid, ne: 256 });
     return parseSelect(data);
   }
 
   /** VERIFY-PIN. Wrong PIN: CardError ERR_CARD_PIN_WRONG with `triesLeft`; blocked: ERR_CARD_PIN_BLOCKED. */
   async verifyPin(pin: string, which: PinKind = 'user'): Promise<void> {
-    await this.ok(`VERIFY-PIN(${which})`, this.cmd(0x20, 0x00, pinP2(which), encodePin(pin, 'PIN')));
+    await this.ok(`VERIFY-PIN(${which})`, this.cmd(Ins.verifyPin, 0x00, pinP2(which), encodePin(pin, 'PIN')));
   }
 
   /** VERIFY-PIN with Lc = 0: whether the PIN is verified, else the tries left. */
   async pinStatus(which: PinKind = 'user'): Promise<{ verified: boolean; triesLeft?: number }> {
-    const r = await this.transceive(this.cmd(0x20, 0x00, pinP2(which)));
+    const r = await this.transceive(this.cmd(Ins.verifyPin, 0x00, pinP2(which)));
     if (r.sw === SW.ok) return { verified: true };
     if (r.sw >= 0x63c0 && r.sw <= 0x63cf) return { verified: false, triesLeft: r.sw & 0x0f };
     if (r.sw === SW.authMethodBlocked) return { verified: false, triesLeft: 0 };
@@ -229,7 +230,7 @@ export class CardClient {
     const data = new Uint8Array(16);
     data.set(encodePin(oldPin, 'old PIN'), 0);
     data.set(encodePin(newPin, 'new PIN'), 8);
-    await this.ok(`CHANGE-PIN(${which})`, this.cmd(0x24, 0x00, pinP2(which), data));
+    await this.ok(`CHANGE-PIN(${which})`, this.cmd(Ins.changePin, 0x00, pinP2(which), data));
   }
 
   /** UNBLOCK-PIN: sets the PIN `which` to `newPin` with full tries, given the PUK. */
@@ -237,88 +238,91 @@ export class CardClient {
     const data = new Uint8Array(16);
     data.set(encodePin(newPin, 'new PIN'), 0);
     data.set(encodePin(puk, 'PUK'), 8);
-    await this.ok(`UNBLOCK-PIN(${which})`, this.cmd(0x2c, 0x00, pinP2(which), data));
+    await this.ok(`UNBLOCK-PIN(${which})`, this.cmd(Ins.unblockPin, 0x00, pinP2(which), data));
   }
 
   /** SET-IDENTITY: the server identity used by the next handshakes (resets the TLS state). */
   async setIdentity(label: string): Promise<void> {
-    await this.ok('SET-IDENTITY', this.cmd(0x16, 0x00, 0x80, encodeLabel(label)));
+    await this.ok('SET-IDENTITY', this.cmd(Ins.setIdentity, 0x00, SET_IDENTITY_P2, encodeLabel(label)));
   }
 
   async getState(): Promise<CardState> {
-    const d = await this.ok('GET-STATE', this.cmd(0x19, 0x00, 0x00, EMPTY, 1));
-    if (d.length !== 1 || d[0]! < 1 || d[0]! > 5) throw new SetlsError('ERR_CARD_RESPONSE', `GET-STATE returned ${d.length} bytes`);
+    const d = await this.ok('GET-STATE', this.cmd(Ins.state, StateP1.get, 0x00, EMPTY, 1));
+    if (d.length !== 1 || d[0]! < CardStateCode.identityNotSet || d[0]! > CardStateCode.closed) throw new SetlsError('ERR_CARD_RESPONSE', `GET-STATE returned ${d.length} bytes`);
     return d[0] as CardState;
   }
 
-  /** RESET-STATE: wipes the TLS session; the card is ready for a new handshake. */
-  async resetState(): Promise<void> {
-    await this.ok('RESET-STATE', this.cmd(0x19, 0x10, 0x00));
+  /**
+   * RESET-STATE: wipes the TLS session; the card is ready for a new handshake (`'dtls'`: the next one
+   * is a DTLS 1.2 session, docs/apdu-protocol.md §8).
+   */
+  async resetState(mode: 'tls' | 'dtls' = 'tls'): Promise<void> {
+    await this.ok('RESET-STATE', this.cmd(Ins.state, StateP1.reset, mode === 'dtls' ? ResetStateP2.dtls : ResetStateP2.tls));
   }
 
   /** GET-SESSION-KEY: MSK (64) or MSK ‖ EMSK (128). The caller should wipe it after use. */
   async getSessionKey(len: 64 | 128 = 64): Promise<Uint8Array> {
-    if (len !== 64 && len !== 128) throw new RangeError('session key length must be 64 or 128');
-    const d = await this.ok('GET-SESSION-KEY', this.cmd(0xa6, 0x00, 0x00, EMPTY, len));
+    if (len !== SessionKeyLength.msk && len !== SessionKeyLength.mskEmsk) throw new RangeError('session key length must be 64 or 128');
+    const d = await this.ok('GET-SESSION-KEY', this.cmd(Ins.getSessionKey, 0x00, 0x00, EMPTY, len));
     if (d.length !== len) throw new SetlsError('ERR_CARD_RESPONSE', `GET-SESSION-KEY returned ${d.length} bytes, expected ${len}`);
     return d;
   }
 
   /** GET-EXPORTED-PARAMETER: the negotiated parameters of the current session. */
   async sessionInfo(): Promise<SessionInfo> {
-    return parseSessionInfo(await this.ok('GET-EXPORTED-PARAMETER', this.cmd(0x86, 0x00, 0x00, Uint8Array.of(0x10), this.neMax)));
+    return parseSessionInfo(await this.ok('GET-EXPORTED-PARAMETER', this.cmd(Ins.getExportedParameter, 0x00, 0x00, Uint8Array.of(EXPORTED_PARAMETER_SESSION_INFO), this.neMax)));
   }
 
   async cardInfo(): Promise<CardInfo> {
-    return parseCardInfo(await this.ok('GET-DATA(card info)', this.cmd(0xca, 0x00, 0x00, EMPTY, this.neMax)));
+    return parseCardInfo(await this.ok('GET-DATA(card info)', this.cmd(Ins.getData, GetDataP1.cardInfo, 0x00, EMPTY, this.neMax)));
   }
 
   async identityInfo(label: string): Promise<IdentityInfo> {
-    return parseIdentityInfo(await this.ok('GET-DATA(identity)', this.cmd(0xca, 0x01, 0x00, encodeLabel(label), this.neMax)));
+    return parseIdentityInfo(await this.ok('GET-DATA(identity)', this.cmd(Ins.getData, GetDataP1.identity, 0x00, encodeLabel(label), this.neMax)));
   }
 
   /** GENERATE-KEY (operator): a new key, generated inside the card, for identity `label`; returns its SPKI DER. */
   async generateKey(label: string, keyType: KeyTypeName = 'p256'): Promise<Uint8Array> {
     const p1 = KeyType[keyType];
     if (p1 === undefined) throw new RangeError(`key type must be one of ${Object.keys(KeyType).join(', ')}`);
-    return this.ok('GENERATE-KEY', this.cmd(0x46, p1, 0x00, encodeLabel(label), this.neMax));
+    return this.ok('GENERATE-KEY', this.cmd(Ins.generateKey, p1, 0x00, encodeLabel(label), this.neMax));
   }
 
   /** PUT-POLICY (operator): suites, groups, unknown-SNI rule, ALPN, KeyUpdate limit. Absent fields are kept. */
   async putPolicy(policy: CardPolicy): Promise<void> {
-    await this.ok('PUT-POLICY', this.cmd(0xdc, 0x00, 0x00, encodePolicy(policy)));
+    await this.ok('PUT-POLICY', this.cmd(Ins.putPolicy, 0x00, 0x00, encodePolicy(policy)));
   }
 
   /** GET-CSR (operator): a PKCS#10 CSR DER signed inside the card. */
   async getCsr(req: CsrRequest): Promise<Uint8Array> {
-    return this.ok('GET-CSR', this.cmd(0x4a, 0x00, 0x00, encodeCsrRequest(req), this.neMax));
+    return this.ok('GET-CSR', this.cmd(Ins.getCsr, 0x00, 0x00, encodeCsrRequest(req), this.neMax));
   }
 
   /** PUT-CHAIN (operator): installs the certificate chain (leaf first) of identity `label`. */
   async putChain(label: string, certsDer: readonly Uint8Array[]): Promise<void> {
-    await this.ok('PUT-CHAIN', this.cmd(0xda, 0x00, 0x00, encodeChain(label, certsDer)));
+    await this.ok('PUT-CHAIN', this.cmd(Ins.putChain, 0x00, 0x00, encodeChain(label, certsDer)));
   }
 
   /** PUT-IDENTITY-POLICY (operator): client auth, session export and exporter labels of one identity. Absent fields are kept. */
   async putIdentityPolicy(policy: IdentityPolicy): Promise<void> {
-    await this.ok('PUT-IDENTITY-POLICY', this.cmd(0xde, 0x00, 0x00, encodeIdentityPolicy(policy)));
+    await this.ok('PUT-IDENTITY-POLICY', this.cmd(Ins.putIdentityPolicy, 0x00, 0x00, encodeIdentityPolicy(policy)));
   }
 
   /** PUT-TRUST-ANCHOR (operator): adds a CA certificate (DER) client chains of identity `label` may end at. */
   async putTrustAnchor(label: string, caDer: Uint8Array): Promise<void> {
-    await this.ok('PUT-TRUST-ANCHOR', this.cmd(0xd2, 0x00, 0x00, encodeTrustAnchor(label, caDer)));
+    await this.ok('PUT-TRUST-ANCHOR', this.cmd(Ins.putTrustAnchor, 0x00, TrustAnchorOp.add, encodeTrustAnchor(label, caDer)));
   }
 
   /** PUT-TRUST-ANCHOR P2 01 (operator): removes every trust anchor of identity `label`. */
   async clearTrustAnchors(label: string): Promise<void> {
-    await this.ok('PUT-TRUST-ANCHOR(clear)', this.cmd(0xd2, 0x00, 0x01, encodeTrustAnchor(label)));
+    await this.ok('PUT-TRUST-ANCHOR(clear)', this.cmd(Ins.putTrustAnchor, 0x00, TrustAnchorOp.clear, encodeTrustAnchor(label)));
   }
 
   /** PUT-PSK (operator): adds or replaces an external PSK. The caller should wipe `key` afterwards. */
   async putPsk(psk: PskSpec): Promise<void> {
     const data = encodePsk(psk);
     try {
-      await this.ok('PUT-PSK', this.cmd(0xd4, 0x00, 0x00, data));
+      await this.ok('PUT-PSK', this.cmd(Ins.putPsk, 0x00, PskOp.put, data));
     } finally {
       data.fill(0);
     }
@@ -326,7 +330,7 @@ export class CardClient {
 
   /** PUT-PSK P2 01 (operator): deletes the PSK with this identity. */
   async deletePsk(identity: Uint8Array | string): Promise<void> {
-    await this.ok('PUT-PSK(delete)', this.cmd(0xd4, 0x00, 0x01, encodePskDelete(identity)));
+    await this.ok('PUT-PSK(delete)', this.cmd(Ins.putPsk, 0x00, PskOp.remove, encodePskDelete(identity)));
   }
 
   /**
@@ -336,7 +340,7 @@ export class CardClient {
   async setClock(seconds: number): Promise<void> {
     if (!Number.isInteger(seconds) || seconds < 0 || seconds > 0xffffffff) throw new RangeError('SET-CLOCK takes Unix seconds 0..2^32-1');
     const data = seconds === 0 ? EMPTY : Uint8Array.of(seconds >>> 24, (seconds >>> 16) & 0xff, (seconds >>> 8) & 0xff, seconds & 0xff);
-    await this.ok('SET-CLOCK', this.cmd(0xd6, 0x00, 0x00, data));
+    await this.ok('SET-CLOCK', this.cmd(Ins.setClock, 0x00, 0x00, data));
   }
 
   /**
@@ -346,7 +350,7 @@ export class CardClient {
    * result with wipeExportedSession().
    */
   async exportSession(): Promise<ExportedSessionBlob> {
-    return parseExportedSession(await this.ok('EXPORT-SESSION', this.cmd(0xa8, 0x00, 0x00, EMPTY, this.neMax)));
+    return parseExportedSession(await this.ok('EXPORT-SESSION', this.cmd(Ins.exportSession, 0x00, 0x00, EMPTY, this.neMax)));
   }
 
   /**
@@ -355,7 +359,7 @@ export class CardClient {
    * ERR_CARD_CONDITIONS_NOT_SATISFIED.
    */
   async exporter(label: string, context: Uint8Array | undefined, length: number): Promise<Uint8Array> {
-    const d = await this.ok('EXPORTER', this.cmd(0xaa, 0x00, 0x00, encodeExporter(label, context, length), Math.min(Math.max(length, 1), this.neMax)));
+    const d = await this.ok('EXPORTER', this.cmd(Ins.exporter, 0x00, 0x00, encodeExporter(label, context, length), Math.min(Math.max(length, 1), this.neMax)));
     if (d.length !== length) throw new SetlsError('ERR_CARD_RESPONSE', `EXPORTER returned ${d.length} bytes, expected ${length}`);
     return d;
   }
@@ -369,6 +373,6 @@ export class CardClient {
   async processEap(eapResponse: Uint8Array, p2 = 0x00, p1Flags = 0x00): Promise<ResponseApdu> {
     if (!(eapResponse instanceof Uint8Array) || eapResponse.length < 4) throw new TypeError('an EAP-Response is at least 4 bytes');
     if ((p1Flags & ~(EapP1.start | EapP1.info)) !== 0 || (p1Flags !== 0 && p2 !== 0)) throw new RangeError('PROCESS-EAP flags are START/INFO, with P2 00 only');
-    return this.transceive(this.cmd(0x80, p1Flags, p2, eapResponse, this.neMax));
+    return this.transceive(this.cmd(Ins.processEap, p1Flags, p2, eapResponse, this.neMax));
   }
 }

@@ -1,24 +1,44 @@
 /**
- * Encoders for card command data and parsers for the card's TLVs (docs/apdu-protocol.md §2, §5).
- * Pure functions; validation of every caller-supplied value happens here.
- * imports bytes/ and node:net (IP address syntax).
+ * Encoders for card command data and parsers for the card's TLVs (docs/apdu-protocol.md §2, §5),
+ * with the tags, codes and shared codecs of protocol/. Pure functions; validation of every
+ * caller-supplied value happens here.
+ * imports bytes/, protocol/ and node:net (IP address syntax).
  */
 import { isIP } from 'node:net';
-import { concat, encodeTlvs, findTlv, parseTlvs, SetlsError, toHex, type Tlv } from '../bytes/index.js';
+import { concat, encodeTlvs, findTlv, SetlsError, toHex, type Tlv } from '../bytes/index.js';
+import {
+  CardInfoTag,
+  ClientAuthCode,
+  CsrTag,
+  ExporterTag,
+  IdentityPolicyTag,
+  IdentityTag,
+  KeyType,
+  MAX_COMMAND_CHAIN,
+  PolicyTag,
+  PskHashCode,
+  PskModeCode,
+  PskTag,
+  UnknownSniPolicy,
+  answerTlvs,
+  badAnswer,
+  isPinText,
+  padPinText,
+  u16ListValue,
+  u32Value,
+  u8Value,
+  utf8Value,
+} from '../protocol/index.js';
+
+export { parseAlertTlv, parseSessionInfo, parseExportedSession, wipeExportedSession, fingerprintText } from '../protocol/index.js';
+export type { SessionInfo, PeerIdentityInfo, Resumption, ExportedSessionBlob } from '../protocol/index.js';
 
 const utf8 = new TextEncoder();
-const utf8d = new TextDecoder('utf-8', { fatal: true });
-
-function bad(message: string): never {
-  throw new SetlsError('ERR_CARD_RESPONSE', message);
-}
 
 /** PIN/PUK: 4–8 ASCII digits padded with FF to 8 bytes. */
 export function encodePin(pin: string, what = 'PIN'): Uint8Array {
-  if (typeof pin !== 'string' || !/^[0-9]{4,8}$/.test(pin)) throw new SetlsError('ERR_HOST_PIN_FORMAT', `${what} must be 4 to 8 ASCII digits`);
-  const out = new Uint8Array(8).fill(0xff);
-  for (let i = 0; i < pin.length; i++) out[i] = pin.charCodeAt(i);
-  return out;
+  if (!isPinText(pin)) throw new SetlsError('ERR_HOST_PIN_FORMAT', `${what} must be 4 to 8 ASCII digits`);
+  return padPinText(pin);
 }
 
 /** An identity label: 1–255 bytes of UTF-8, no control characters. */
@@ -69,19 +89,19 @@ export function encodeCsrRequest(req: CsrRequest): Uint8Array {
   if (!req || typeof req !== 'object') throw new TypeError('getCsr needs { label, commonName, dnsNames?, ipAddresses? }');
   if (typeof req.commonName !== 'string' || req.commonName.length === 0) throw new SetlsError('ERR_HOST_CSR', 'commonName must be a non-empty string');
   const items: Tlv[] = [
-    { tag: 0x80, value: encodeLabel(req.label) },
-    { tag: 0x81, value: utf8.encode(req.commonName) },
+    { tag: CsrTag.label, value: encodeLabel(req.label) },
+    { tag: CsrTag.commonName, value: utf8.encode(req.commonName) },
   ];
   for (const d of req.dnsNames ?? []) {
     if (typeof d !== 'string' || !/^[A-Za-z0-9*]([A-Za-z0-9.-]*[A-Za-z0-9])?$/.test(d) || d.length > 253) {
       throw new SetlsError('ERR_HOST_CSR', `invalid DNS name: ${String(d)}`);
     }
-    items.push({ tag: 0x82, value: utf8.encode(d) });
+    items.push({ tag: CsrTag.dnsName, value: utf8.encode(d) });
   }
   for (const ip of req.ipAddresses ?? []) {
     const b = typeof ip === 'string' ? ipToBytes(ip) : ip;
     if (!(b instanceof Uint8Array) || (b.length !== 4 && b.length !== 16)) throw new SetlsError('ERR_HOST_IP', 'an IP address is 4 or 16 bytes');
-    items.push({ tag: 0x83, value: b });
+    items.push({ tag: CsrTag.ipAddress, value: b });
   }
   return encodeTlvs(items);
 }
@@ -95,7 +115,7 @@ export function encodeChain(label: string, certs: readonly Uint8Array[]): Uint8A
     if (!(c instanceof Uint8Array) || c.length === 0 || c.length > 0xffffff) throw new SetlsError('ERR_HOST_CHAIN', 'certificates must be non-empty DER Uint8Arrays');
     n += 3 + c.length;
   }
-  if (n > 70_000) throw new SetlsError('ERR_HOST_CHAIN', `chain of ${n} bytes exceeds the card's 70000-byte command limit`);
+  if (n > MAX_COMMAND_CHAIN) throw new SetlsError('ERR_HOST_CHAIN', `chain of ${n} bytes exceeds the card's ${MAX_COMMAND_CHAIN}-byte command limit`);
   const out = new Uint8Array(n);
   out[0] = l.length;
   out.set(l, 1);
@@ -110,84 +130,10 @@ export function encodeChain(label: string, certs: readonly Uint8Array[]): Uint8A
   return out;
 }
 
-function str(v: Uint8Array | undefined, what: string): string | undefined {
-  if (v === undefined) return undefined;
-  try {
-    return utf8d.decode(v);
-  } catch {
-    return bad(`${what} is not UTF-8`);
-  }
-}
-
-function u16of(v: Uint8Array | undefined, what: string): number {
-  if (!v || v.length !== 2) return bad(`${what} missing or not 2 bytes`);
-  return (v[0]! << 8) | v[1]!;
-}
-
-function u8of(v: Uint8Array | undefined): number | undefined {
-  return v && v.length === 1 ? v[0]! : undefined;
-}
-
-function tlvs(b: Uint8Array, what: string): Tlv[] {
-  try {
-    return parseTlvs(b);
-  } catch (e) {
-    return bad(`${what}: ${(e as Error).message}`);
-  }
-}
-
 /** SELECT answer: TLV `01` applet version. */
 export function parseSelect(b: Uint8Array): string {
   if (b.length === 0) return '';
-  return str(findTlv(tlvs(b, 'SELECT'), 0x01), 'applet version') ?? '';
-}
-
-/**
- * The alert TLV a card appends beyond the EAP Length of its `7001` answer when the Response
- * carried INFO (docs/apdu-protocol.md §3, §5): `2C 02 level description`. Only that TLV.
- */
-export function parseAlertTlv(b: Uint8Array): { level: number; description: number } {
-  const t = tlvs(b, 'alert TLV');
-  const v = findTlv(t, 0x2c);
-  if (t.length !== 1 || !v || v.length !== 2) return bad('the bytes after a 7001 answer are not one alert TLV 2C of 2 bytes');
-  if (v[0] !== 1 && v[0] !== 2) return bad(`alert level ${v[0]} in the alert TLV`);
-  return { level: v[0]!, description: v[1]! };
-}
-
-export interface SessionInfo {
-  /** 0x0304 for TLS 1.3. */
-  readonly version: number;
-  readonly cipherSuite: number;
-  readonly group: number;
-  readonly signatureScheme: number;
-  readonly serverName?: string;
-  readonly alpn?: string;
-  /** Label of the card identity that served the session. */
-  readonly identity?: string;
-  /** The verified client certificate (mutual TLS), when the client authenticated. */
-  readonly peer?: PeerIdentityInfo;
-  /** How the session was established: full handshake, ticket, TLS 1.2 session ID or external PSK. */
-  readonly resumption?: Resumption;
-  /** The external PSK identity, when the session used one. */
-  readonly pskIdentity?: Uint8Array;
-}
-
-export function parseSessionInfo(b: Uint8Array): SessionInfo {
-  const t = tlvs(b, 'session info');
-  const serverName = str(findTlv(t, 0x24), 'SNI');
-  const alpn = str(findTlv(t, 0x25), 'ALPN');
-  const identity = str(findTlv(t, 0x26), 'identity label');
-  return {
-    version: u16of(findTlv(t, 0x20), 'version'),
-    cipherSuite: u16of(findTlv(t, 0x21), 'cipher suite'),
-    // PSK sessions (TLS 1.2 PSK suites, TLS 1.3 psk_ke) have no group / no signature: 0.
-    group: findTlv(t, 0x22) ? u16of(findTlv(t, 0x22), 'group') : 0,
-    signatureScheme: findTlv(t, 0x23) ? u16of(findTlv(t, 0x23), 'signature scheme') : 0,
-    ...(serverName !== undefined ? { serverName } : {}),
-    ...(alpn !== undefined ? { alpn } : {}),
-    ...(identity !== undefined ? { identity } : {}),
-    ...parseSessionInfoExtra(t),
-  };
+  return utf8Value(findTlv(answerTlvs(b, 'SELECT'), CardInfoTag.version), 'applet version') ?? '';
 }
 
 /** Card policy (PUT-POLICY, card info tag 09). */
@@ -224,39 +170,45 @@ const u16list = (v: readonly number[]): Uint8Array => {
   return out;
 };
 
+function u32bytes(n: number, what: string): Uint8Array {
+  if (!Number.isInteger(n) || n < 0 || n > 0xffffffff) throw new RangeError(`${what} must be an integer in 0..2^32-1`);
+  return Uint8Array.of(n >>> 24, (n >>> 16) & 0xff, (n >>> 8) & 0xff, n & 0xff);
+}
+
 /** PUT-POLICY data: only the fields given are sent (the card keeps the others). */
 export function encodePolicy(p: CardPolicy): Uint8Array {
   const items: { tag: number; value: Uint8Array }[] = [];
-  if (p.cipherSuites) items.push({ tag: 0x30, value: u16list(p.cipherSuites) });
-  if (p.groups) items.push({ tag: 0x31, value: u16list(p.groups) });
-  if (p.unknownSni) items.push({ tag: 0x32, value: Uint8Array.of(p.unknownSni === 'reject' ? 1 : 0) });
+  if (p.cipherSuites) items.push({ tag: PolicyTag.cipherSuites, value: u16list(p.cipherSuites) });
+  if (p.groups) items.push({ tag: PolicyTag.groups, value: u16list(p.groups) });
+  if (p.unknownSni) items.push({ tag: PolicyTag.unknownSni, value: Uint8Array.of(p.unknownSni === 'reject' ? UnknownSniPolicy.reject : UnknownSniPolicy.serveDefault) });
   if (p.alpn) {
     const parts = p.alpn.map((a) => {
       const b = new TextEncoder().encode(a);
       if (b.length < 1 || b.length > 255) throw new RangeError(`ALPN protocol '${a}' must be 1..255 bytes`);
       return Uint8Array.of(b.length, ...b);
     });
-    items.push({ tag: 0x33, value: concat(...parts) });
+    items.push({ tag: PolicyTag.alpn, value: concat(...parts) });
   }
   if (p.keyUpdateAfterRecords !== undefined) {
     const n = p.keyUpdateAfterRecords;
     if (!Number.isInteger(n) || n < 1 || n > 0xffffffff) throw new RangeError('keyUpdateAfterRecords must be 1..2^32-1');
-    items.push({ tag: 0x34, value: Uint8Array.of(n >>> 24, (n >>> 16) & 0xff, (n >>> 8) & 0xff, n & 0xff) });
+    items.push({ tag: PolicyTag.keyUpdateAfterRecords, value: u32bytes(n, 'keyUpdateAfterRecords') });
   }
-  items.push(...encodePolicyExtra(p));
+  if (p.cipherSuites12) items.push({ tag: PolicyTag.cipherSuites12, value: u16list(p.cipherSuites12) });
+  if (p.versions) items.push({ tag: PolicyTag.versions, value: u16list(p.versions) });
+  if (p.ticketLifetimeSeconds !== undefined) items.push({ tag: PolicyTag.ticketLifetime, value: u32bytes(p.ticketLifetimeSeconds, 'ticketLifetimeSeconds') });
+  if (p.sessionIdCache !== undefined) items.push({ tag: PolicyTag.sessionIdCache, value: Uint8Array.of(p.sessionIdCache ? 1 : 0) });
+  if (p.pskModes !== undefined) {
+    if (p.pskModes.length === 0 || new Set(p.pskModes).size !== p.pskModes.length) throw new RangeError("pskModes: one or both of 'dhe', 'ke', no repeats");
+    items.push({ tag: PolicyTag.pskModes, value: Uint8Array.from(p.pskModes.map((m) => (m === 'dhe' ? PskModeCode.dhe : PskModeCode.ke))) });
+  }
   if (items.length === 0) throw new RangeError('a policy needs at least one field');
   return encodeTlvs(items);
 }
 
 function parsePolicy(b: Uint8Array): CardPolicy {
-  const t = tlvs(b, 'policy');
-  const list16 = (v: Uint8Array | undefined): number[] | undefined => {
-    if (!v) return undefined;
-    const out: number[] = [];
-    for (let i = 0; i + 1 < v.length; i += 2) out.push((v[i]! << 8) | v[i + 1]!);
-    return out;
-  };
-  const alpnRaw = findTlv(t, 0x33);
+  const t = answerTlvs(b, 'policy');
+  const alpnRaw = findTlv(t, PolicyTag.alpn);
   let alpn: string[] | undefined;
   if (alpnRaw) {
     alpn = [];
@@ -266,17 +218,26 @@ function parsePolicy(b: Uint8Array): CardPolicy {
       o += 1 + n;
     }
   }
-  const ku = findTlv(t, 0x34);
-  const sni = u8of(findTlv(t, 0x32));
-  const suites = list16(findTlv(t, 0x30));
-  const groups = list16(findTlv(t, 0x31));
+  const ku = u32Value(findTlv(t, PolicyTag.keyUpdateAfterRecords));
+  const sni = u8Value(findTlv(t, PolicyTag.unknownSni));
+  const suites = u16ListValue(findTlv(t, PolicyTag.cipherSuites));
+  const groups = u16ListValue(findTlv(t, PolicyTag.groups));
+  const s12 = u16ListValue(findTlv(t, PolicyTag.cipherSuites12));
+  const vers = u16ListValue(findTlv(t, PolicyTag.versions));
+  const life = u32Value(findTlv(t, PolicyTag.ticketLifetime));
+  const cache = u8Value(findTlv(t, PolicyTag.sessionIdCache));
+  const pskModesRaw = findTlv(t, PolicyTag.pskModes);
   return {
     ...(suites ? { cipherSuites: suites } : {}),
     ...(groups ? { groups } : {}),
-    ...(sni !== undefined ? { unknownSni: sni === 1 ? ('reject' as const) : ('default' as const) } : {}),
+    ...(sni !== undefined ? { unknownSni: sni === UnknownSniPolicy.reject ? ('reject' as const) : ('default' as const) } : {}),
     ...(alpn ? { alpn } : {}),
-    ...(ku && ku.length === 4 ? { keyUpdateAfterRecords: ((ku[0]! << 24) | (ku[1]! << 16) | (ku[2]! << 8) | ku[3]!) >>> 0 } : {}),
-    ...parsePolicyExtra(t),
+    ...(ku !== undefined ? { keyUpdateAfterRecords: ku } : {}),
+    ...(s12 ? { cipherSuites12: s12 } : {}),
+    ...(vers ? { versions: vers } : {}),
+    ...(life !== undefined ? { ticketLifetimeSeconds: life } : {}),
+    ...(cache !== undefined ? { sessionIdCache: cache === 1 } : {}),
+    ...(pskModesRaw ? { pskModes: [...pskModesRaw].map((m) => (m === PskModeCode.dhe ? ('dhe' as const) : ('ke' as const))) } : {}),
   };
 }
 
@@ -297,26 +258,34 @@ export interface CardInfo {
 }
 
 export function parseCardInfo(b: Uint8Array): CardInfo {
-  const t = tlvs(b, 'card info');
-  const time = findTlv(t, 0x07);
-  const info: CardInfo = {
-    version: str(findTlv(t, 0x01), 'version') ?? '',
-    serial: toHex(findTlv(t, 0x02) ?? new Uint8Array(0)),
-    identities: t.filter((x) => x.tag === 0x03).map((x) => str(x.value, 'identity label')!),
-    ...(u8of(findTlv(t, 0x04)) !== undefined ? { userPinTries: u8of(findTlv(t, 0x04))! } : {}),
-    ...(u8of(findTlv(t, 0x05)) !== undefined ? { operatorPinTries: u8of(findTlv(t, 0x05))! } : {}),
-    ...(u8of(findTlv(t, 0x06)) !== undefined ? { pukTries: u8of(findTlv(t, 0x06))! } : {}),
-    ...(time && time.length === 4 ? { lastTime: ((time[0]! << 24) | (time[1]! << 16) | (time[2]! << 8) | time[3]!) >>> 0 } : {}),
-    ...(u8of(findTlv(t, 0x08)) !== undefined ? { state: u8of(findTlv(t, 0x08))! } : {}),
-    ...(findTlv(t, 0x09) ? { policy: parsePolicy(findTlv(t, 0x09)!) } : {}),
-    pskIdentities: t.filter((x) => x.tag === 0x0a).map((x) => x.value),
+  const t = answerTlvs(b, 'card info');
+  const time = u32Value(findTlv(t, CardInfoTag.lastTime));
+  const userTries = u8Value(findTlv(t, CardInfoTag.userTries));
+  const operatorTries = u8Value(findTlv(t, CardInfoTag.operatorTries));
+  const pukTries = u8Value(findTlv(t, CardInfoTag.pukTries));
+  const state = u8Value(findTlv(t, CardInfoTag.state));
+  const policy = findTlv(t, CardInfoTag.policy);
+  return {
+    version: utf8Value(findTlv(t, CardInfoTag.version), 'version') ?? '',
+    serial: toHex(findTlv(t, CardInfoTag.serial) ?? new Uint8Array(0)),
+    identities: t.filter((x) => x.tag === CardInfoTag.identityLabel).map((x) => utf8Value(x.value, 'identity label')!),
+    ...(userTries !== undefined ? { userPinTries: userTries } : {}),
+    ...(operatorTries !== undefined ? { operatorPinTries: operatorTries } : {}),
+    ...(pukTries !== undefined ? { pukTries } : {}),
+    ...(time !== undefined ? { lastTime: time } : {}),
+    ...(state !== undefined ? { state } : {}),
+    ...(policy ? { policy: parsePolicy(policy) } : {}),
+    pskIdentities: t.filter((x) => x.tag === CardInfoTag.pskIdentity).map((x) => x.value),
   };
-  return info;
 }
 
 /** GENERATE-KEY P1 values. */
-export const KeyType = { p256: 0x01, rsa2048: 0x02 } as const;
+export { KeyType };
 export type KeyTypeName = keyof typeof KeyType;
+
+export type ClientAuth = 'none' | 'optional' | 'required';
+/** Indexed by ClientAuthCode. */
+const CLIENT_AUTH: readonly ClientAuth[] = ['none', 'optional', 'required'];
 
 export interface IdentityInfo {
   /** 1 = ECDSA P-256, 2 = RSA-2048. */
@@ -337,32 +306,25 @@ export interface IdentityInfo {
 }
 
 export function parseIdentityInfo(b: Uint8Array): IdentityInfo {
-  const t = tlvs(b, 'identity info');
-  const kt = u8of(findTlv(t, 0x10));
-  const spki = findTlv(t, 0x11);
-  if (kt === undefined || !spki) bad('identity info lacks key type or SPKI');
+  const t = answerTlvs(b, 'identity info');
+  const kt = u8Value(findTlv(t, IdentityTag.keyType));
+  const spki = findTlv(t, IdentityTag.spki);
+  if (kt === undefined || !spki) badAnswer('identity info lacks key type or SPKI');
+  const ca = u8Value(findTlv(t, IdentityTag.clientAuth));
+  const ex = u8Value(findTlv(t, IdentityTag.exportAllowed));
   return {
     keyType: kt,
     spki,
-    certificates: t.filter((x) => x.tag === 0x12).map((x) => x.value),
-    hostNames: t.filter((x) => x.tag === 0x13).map((x) => str(x.value, 'host name')!),
-    ...parseIdentityPolicyTags(t),
+    certificates: t.filter((x) => x.tag === IdentityTag.certificate).map((x) => x.value),
+    hostNames: t.filter((x) => x.tag === IdentityTag.hostName).map((x) => utf8Value(x.value, 'host name')!),
+    ...(ca !== undefined ? { clientAuth: CLIENT_AUTH[ca] ?? 'none' } : {}),
+    ...(ex !== undefined ? { exportAllowed: ex === 1 } : {}),
+    exporterLabels: t.filter((x) => x.tag === IdentityTag.exporterLabel).map((x) => utf8Value(x.value, 'exporter label')!),
+    trustAnchors: t.filter((x) => x.tag === IdentityTag.trustAnchor).map((x) => x.value),
   };
 }
 
 // ---- TLS 1.2, mutual TLS, resumption, PSK, session export and exporters (docs/apdu-protocol.md §2.3).
-
-function u32of(v: Uint8Array | undefined): number | undefined {
-  return v && v.length === 4 ? ((v[0]! << 24) | (v[1]! << 16) | (v[2]! << 8) | v[3]!) >>> 0 : undefined;
-}
-
-function u32bytes(n: number, what: string): Uint8Array {
-  if (!Number.isInteger(n) || n < 0 || n > 0xffffffff) throw new RangeError(`${what} must be an integer in 0..2^32-1`);
-  return Uint8Array.of(n >>> 24, (n >>> 16) & 0xff, (n >>> 8) & 0xff, n & 0xff);
-}
-
-export type ClientAuth = 'none' | 'optional' | 'required';
-const CLIENT_AUTH: readonly ClientAuth[] = ['none', 'optional', 'required'];
 
 /** PUT-IDENTITY-POLICY: per-identity client authentication, session export and exporter labels. */
 export interface IdentityPolicy {
@@ -383,17 +345,16 @@ function asciiLabel(s: string, what: string): Uint8Array {
 
 export function encodeIdentityPolicy(p: IdentityPolicy): Uint8Array {
   if (!p || typeof p !== 'object') throw new TypeError('putIdentityPolicy needs { label, clientAuth?, exportAllowed?, exporterLabels? }');
-  const items: Tlv[] = [{ tag: 0x80, value: encodeLabel(p.label) }];
+  const items: Tlv[] = [{ tag: IdentityPolicyTag.label, value: encodeLabel(p.label) }];
   if (p.clientAuth !== undefined) {
-    const i = CLIENT_AUTH.indexOf(p.clientAuth);
-    if (i < 0) throw new RangeError(`clientAuth must be one of ${CLIENT_AUTH.join(', ')}`);
-    items.push({ tag: 0x40, value: Uint8Array.of(i) });
+    if (!CLIENT_AUTH.includes(p.clientAuth)) throw new RangeError(`clientAuth must be one of ${CLIENT_AUTH.join(', ')}`);
+    items.push({ tag: IdentityPolicyTag.clientAuth, value: Uint8Array.of(ClientAuthCode[p.clientAuth]) });
   }
   if (p.exportAllowed !== undefined) {
     if (typeof p.exportAllowed !== 'boolean') throw new TypeError('exportAllowed must be a boolean');
-    items.push({ tag: 0x41, value: Uint8Array.of(p.exportAllowed ? 1 : 0) });
+    items.push({ tag: IdentityPolicyTag.exportAllowed, value: Uint8Array.of(p.exportAllowed ? 1 : 0) });
   }
-  for (const l of p.exporterLabels ?? []) items.push({ tag: 0x42, value: asciiLabel(l, 'an exporter label') });
+  for (const l of p.exporterLabels ?? []) items.push({ tag: IdentityPolicyTag.exporterLabel, value: asciiLabel(l, 'an exporter label') });
   return encodeTlvs(items);
 }
 
@@ -428,14 +389,14 @@ export function encodePsk(p: PskSpec): Uint8Array {
   if (!(p.key instanceof Uint8Array) || p.key.length < 16 || p.key.length > 64) throw new SetlsError('ERR_HOST_PSK', 'a PSK key is 16..64 bytes');
   if (p.hash !== undefined && p.hash !== 'sha256' && p.hash !== 'sha384') throw new RangeError("PSK hash must be 'sha256' or 'sha384'");
   return encodeTlvs([
-    { tag: 0x50, value: id },
-    { tag: 0x51, value: p.key },
-    ...(p.hash !== undefined ? [{ tag: 0x52, value: Uint8Array.of(p.hash === 'sha384' ? 1 : 0) }] : []),
+    { tag: PskTag.identity, value: id },
+    { tag: PskTag.key, value: p.key },
+    ...(p.hash !== undefined ? [{ tag: PskTag.hash, value: Uint8Array.of(PskHashCode[p.hash]) }] : []),
   ]);
 }
 
 export function encodePskDelete(identity: Uint8Array | string): Uint8Array {
-  return encodeTlvs([{ tag: 0x50, value: pskIdentityBytes(identity) }]);
+  return encodeTlvs([{ tag: PskTag.identity, value: pskIdentityBytes(identity) }]);
 }
 
 /** EXPORTER data: `60` label, `61` context (absent = no context), `62` length. */
@@ -443,145 +404,8 @@ export function encodeExporter(label: string, context: Uint8Array | undefined, l
   if (!Number.isInteger(length) || length < 1 || length > 1024) throw new RangeError('exporter length must be 1..1024');
   if (context !== undefined && !(context instanceof Uint8Array)) throw new TypeError('exporter context must be a Uint8Array or undefined');
   return encodeTlvs([
-    { tag: 0x60, value: asciiLabel(label, 'an exporter label') },
-    ...(context !== undefined ? [{ tag: 0x61, value: context }] : []),
-    { tag: 0x62, value: Uint8Array.of(length >> 8, length & 0xff) },
+    { tag: ExporterTag.label, value: asciiLabel(label, 'an exporter label') },
+    ...(context !== undefined ? [{ tag: ExporterTag.context, value: context }] : []),
+    { tag: ExporterTag.length, value: Uint8Array.of(length >> 8, length & 0xff) },
   ]);
-}
-
-/**
- * The EXPORT-SESSION blob: one session's traffic keys, handed to the host (TLS-Tandem).
- * SECRET: every byte array; `wipeExportedSession()` zeroes them.
- */
-export interface ExportedSessionBlob {
-  readonly version: number;
-  readonly cipherSuite: number;
-  /** Sequence number of the next record read from the client / written to it. */
-  readonly readSequence: bigint;
-  readonly writeSequence: bigint;
-  /** TLS 1.3: application traffic secrets; TLS 1.2: empty. */
-  readonly clientTrafficSecret: Uint8Array;
-  readonly serverTrafficSecret: Uint8Array;
-  readonly clientKey: Uint8Array;
-  /** GCM/CCM: 4-byte implicit salt (TLS 1.2) or 12-byte IV (TLS 1.3); ChaCha20: 12 bytes. */
-  readonly clientIv: Uint8Array;
-  readonly serverKey: Uint8Array;
-  readonly serverIv: Uint8Array;
-}
-
-/** version(2) ‖ suite(2) ‖ readSeq(8) ‖ writeSeq(8) ‖ 6 × (len(1) ‖ bytes). */
-export function parseExportedSession(b: Uint8Array): ExportedSessionBlob {
-  const fail = (m: string): never => {
-    b.fill(0);
-    return bad(`EXPORT-SESSION blob: ${m}`);
-  };
-  if (b.length < 20 + 6) fail(`${b.length} bytes is too short`);
-  const dv = new DataView(b.buffer, b.byteOffset, b.byteLength);
-  let o = 20;
-  const parts: Uint8Array[] = [];
-  for (let i = 0; i < 6; i++) {
-    if (o >= b.length) fail('truncated');
-    const n = b[o]!;
-    if (o + 1 + n > b.length) fail('truncated');
-    parts.push(b.slice(o + 1, o + 1 + n));
-    o += 1 + n;
-  }
-  if (o !== b.length) fail(`${b.length - o} trailing bytes`);
-  const out: ExportedSessionBlob = {
-    version: dv.getUint16(0),
-    cipherSuite: dv.getUint16(2),
-    readSequence: dv.getBigUint64(4),
-    writeSequence: dv.getBigUint64(12),
-    clientTrafficSecret: parts[0]!,
-    serverTrafficSecret: parts[1]!,
-    clientKey: parts[2]!,
-    clientIv: parts[3]!,
-    serverKey: parts[4]!,
-    serverIv: parts[5]!,
-  };
-  b.fill(0);
-  return out;
-}
-
-export function wipeExportedSession(s: ExportedSessionBlob): void {
-  for (const k of [s.clientTrafficSecret, s.serverTrafficSecret, s.clientKey, s.clientIv, s.serverKey, s.serverIv]) k.fill(0);
-}
-
-/** The verified client certificate of a mutual-TLS session, as the card reports it. */
-export interface PeerIdentityInfo {
-  /** Subject DN (node's X509Certificate.subject format). */
-  readonly subject: string;
-  /** subjectAltName entries in node's format, e.g. "DNS:a.example". */
-  readonly subjectAltNames: readonly string[];
-  /** SHA-256 of the client certificate DER, colon-separated upper-case hex (as node's fingerprint256). */
-  readonly fingerprint256: string;
-}
-
-export type Resumption = 'full' | 'ticket' | 'session-id' | 'psk';
-const RESUMPTION: readonly Resumption[] = ['full', 'ticket', 'session-id', 'psk'];
-
-export function fingerprintText(b: Uint8Array): string {
-  return toHex(b).toUpperCase().replace(/(..)(?!$)/g, '$1:');
-}
-
-/** Session info tags 27–2B (mutual TLS, resumption, PSK identity). */
-export function parseSessionInfoExtra(t: readonly Tlv[]): { peer?: PeerIdentityInfo; resumption?: Resumption; pskIdentity?: Uint8Array } {
-  const subject = str(findTlv(t, 0x27), 'client subject');
-  const fp = findTlv(t, 0x29);
-  const sans = t.filter((x) => x.tag === 0x28).map((x) => str(x.value, 'client SAN')!);
-  const r = u8of(findTlv(t, 0x2a));
-  const psk = findTlv(t, 0x2b);
-  return {
-    ...(subject !== undefined || fp !== undefined ? { peer: { subject: subject ?? '', subjectAltNames: sans, fingerprint256: fp ? fingerprintText(fp) : '' } } : {}),
-    ...(r !== undefined ? { resumption: RESUMPTION[r] ?? 'full' } : {}),
-    ...(psk !== undefined ? { pskIdentity: psk } : {}),
-  };
-}
-
-/** Identity info tags 40–43. */
-export function parseIdentityPolicyTags(t: readonly Tlv[]): { clientAuth?: ClientAuth; exportAllowed?: boolean; exporterLabels: string[]; trustAnchors: Uint8Array[] } {
-  const ca = u8of(findTlv(t, 0x40));
-  const ex = u8of(findTlv(t, 0x41));
-  return {
-    ...(ca !== undefined ? { clientAuth: CLIENT_AUTH[ca] ?? 'none' } : {}),
-    ...(ex !== undefined ? { exportAllowed: ex === 1 } : {}),
-    exporterLabels: t.filter((x) => x.tag === 0x42).map((x) => str(x.value, 'exporter label')!),
-    trustAnchors: t.filter((x) => x.tag === 0x43).map((x) => x.value),
-  };
-}
-
-/** Policy tags 35–38 (encode). */
-export function encodePolicyExtra(p: CardPolicy): Tlv[] {
-  const items: Tlv[] = [];
-  if (p.cipherSuites12) items.push({ tag: 0x35, value: u16list(p.cipherSuites12) });
-  if (p.versions) items.push({ tag: 0x36, value: u16list(p.versions) });
-  if (p.ticketLifetimeSeconds !== undefined) items.push({ tag: 0x37, value: u32bytes(p.ticketLifetimeSeconds, 'ticketLifetimeSeconds') });
-  if (p.sessionIdCache !== undefined) items.push({ tag: 0x38, value: Uint8Array.of(p.sessionIdCache ? 1 : 0) });
-  if (p.pskModes !== undefined) {
-    if (p.pskModes.length === 0 || new Set(p.pskModes).size !== p.pskModes.length) throw new RangeError("pskModes: one or both of 'dhe', 'ke', no repeats");
-    items.push({ tag: 0x39, value: Uint8Array.from(p.pskModes.map((m) => (m === 'dhe' ? 1 : 0))) });
-  }
-  return items;
-}
-
-/** Policy tags 35–38 (parse). */
-export function parsePolicyExtra(t: readonly Tlv[]): Partial<CardPolicy> {
-  const list = (v: Uint8Array | undefined): number[] | undefined => {
-    if (!v) return undefined;
-    const out: number[] = [];
-    for (let i = 0; i + 1 < v.length; i += 2) out.push((v[i]! << 8) | v[i + 1]!);
-    return out;
-  };
-  const s12 = list(findTlv(t, 0x35));
-  const vers = list(findTlv(t, 0x36));
-  const life = u32of(findTlv(t, 0x37));
-  const cache = u8of(findTlv(t, 0x38));
-  const pskModesRaw = findTlv(t, 0x39);
-  return {
-    ...(s12 ? { cipherSuites12: s12 } : {}),
-    ...(vers ? { versions: vers } : {}),
-    ...(life !== undefined ? { ticketLifetimeSeconds: life } : {}),
-    ...(cache !== undefined ? { sessionIdCache: cache === 1 } : {}),
-    ...(pskModesRaw ? { pskModes: [...pskModesRaw].map((m) => (m === 1 ? ('dhe' as const) : ('ke' as const))) } : {}),
-  };
 }

@@ -10,7 +10,7 @@
  * - encrypt(type, plaintext) / decrypt(record): PROCESS-EAP-ENCRYPT / -DECRYPT after EAP-Success.
  *
  * Every operation is serialised: the EAP Identifier sequence and the card's chains need it.
- * imports apdu/, bytes/, eap/ and host/.
+ * imports apdu/, bytes/, eap/, protocol/ and host/.
  */
 import { randomInt } from 'node:crypto';
 import { SW, type ResponseApdu } from '../apdu/index.js';
@@ -27,8 +27,8 @@ import {
   parseEapTls,
   type EapTlsPacket,
 } from '../eap/index.js';
-import { EapP1, type CardClient } from './card-client.js';
-import { parseAlertTlv, parseSessionInfo, type SessionInfo } from './card-codec.js';
+import { DecryptFlag, EapP1, EapP2, SetlsSw, parseAlertTlv, parseSessionInfo, type SessionInfo } from '../protocol/index.js';
+import type { CardClient } from './card-client.js';
 import { cardError } from './errors.js';
 import { Mutex } from './mutex.js';
 
@@ -151,12 +151,12 @@ export class EapSession {
    * Sends one Response and returns the parsed card answer. 9000 and 7001 carry an EAP packet; any
    * other SW is a CardError. Updates the Identifier to echo the card's Request.
    */
-  private async exchange(packet: Uint8Array, p2 = 0x00): Promise<{ sw: number; code: number; tls?: EapTlsPacket }> {
+  private async exchange(packet: Uint8Array, p2: number = EapP2.handshakeOrDecrypt): Promise<{ sw: number; code: number; tls?: EapTlsPacket }> {
     // Flags only during the handshake (PROCESS-EAP proper); START on the session's first Response only.
     const p1 = p2 === 0 && this.phaseValue === 'handshake' ? (this.startPending ? EapP1.start : 0) | this.infoFlag : 0;
     const r: ResponseApdu = await this.card.processEap(packet, p2, p1);
     this.startPending = false;
-    if (r.sw !== SW.ok && r.sw !== SW.authFailure && r.sw !== SW.handshakeDone) throw cardError(p2 ? 'PROCESS-EAP-ENCRYPT' : 'PROCESS-EAP', r.sw);
+    if (r.sw !== SW.ok && r.sw !== SetlsSw.authFailure && r.sw !== SetlsSw.handshakeDone) throw cardError(p2 ? 'PROCESS-EAP-ENCRYPT' : 'PROCESS-EAP', r.sw);
     let code: number;
     let tls: EapTlsPacket | undefined;
     try {
@@ -171,7 +171,7 @@ export class EapSession {
       if (eap.trailing.length > 0) {
         if (!(p1 & EapP1.info)) throw protocolError('the card sent bytes beyond the EAP Length unasked');
         if (code === EapCode.success) this.info = parseSessionInfo(eap.trailing);
-        else if (r.sw === SW.authFailure) this.alertSent = parseAlertTlv(eap.trailing).description;
+        else if (r.sw === SetlsSw.authFailure) this.alertSent = parseAlertTlv(eap.trailing).description;
         else throw protocolError('the card sent bytes beyond the EAP Length of a Request that is not a failure (7001)');
       }
       this.id = eap.id;
@@ -257,12 +257,12 @@ export class EapSession {
         }
         const trailing = this.first && gmtTime !== undefined ? u32(gmtTime) : undefined;
         this.first = false;
-        const ans = await this.sendMessage(concat(...group), 0x00, { fragment: true, trailing });
-        if (ans.sw === SW.authFailure) {
+        const ans = await this.sendMessage(concat(...group), EapP2.handshakeOrDecrypt, { fragment: true, trailing });
+        if (ans.sw === SetlsSw.authFailure) {
           if (ans.data?.length) out.push(ans.data);
           failed = true;
           this.phaseValue = 'failing';
-        } else if (ans.sw === SW.handshakeDone) {
+        } else if (ans.sw === SetlsSw.handshakeDone) {
           // The server's last records (TLS 1.2 CCS + Finished, TLS 1.3 tickets): ACK, then EAP-Success.
           if (ans.data?.length) out.push(ans.data);
           const fin = await this.exchange(eapTlsAck(EapCode.response, this.id));
@@ -316,7 +316,7 @@ export class EapSession {
         throw new RangeError('the only alert the host may encrypt is close_notify (01 00)');
       }
       if (this.phaseValue !== 'connected') throw new SetlsError('ERR_HOST_STATE', `encrypt() in phase ${this.phaseValue}`);
-      const ans = await this.sendMessage(plaintext, 0x80 | type, { fragment: false });
+      const ans = await this.sendMessage(plaintext, EapP2.encrypt | type, { fragment: false });
       if (ans.sw !== SW.ok || ans.code !== EapCode.request || !ans.data || ans.data.length < 5) {
         throw protocolError(`PROCESS-EAP-ENCRYPT: unexpected answer (SW ${ans.sw.toString(16)}, code ${ans.code})`);
       }
@@ -338,8 +338,8 @@ export class EapSession {
     return this.lock.run(async () => {
       if (!(record instanceof Uint8Array) || record.length < 5) throw new TypeError('decrypt() takes one whole TLS record');
       if (this.phaseValue !== 'connected') throw new SetlsError('ERR_HOST_STATE', `decrypt() in phase ${this.phaseValue}`);
-      const ans = await this.sendMessage(record, 0x00, { fragment: false });
-      if (ans.sw === SW.authFailure) {
+      const ans = await this.sendMessage(record, EapP2.handshakeOrDecrypt, { fragment: false });
+      if (ans.sw === SetlsSw.authFailure) {
         // not in the contract for DECRYPT, but handled like a handshake failure: data = the alert record
         this.phaseValue = 'failed';
         return { plaintext: new Uint8Array(0), outRecords: ans.data ?? new Uint8Array(0), peerClosed: false, failed: true, alert: undefined };
@@ -354,8 +354,8 @@ export class EapSession {
       const res: DecryptResult = {
         plaintext: d.slice(4, 4 + plainLen),
         outRecords: d.slice(4 + plainLen),
-        peerClosed: (flags & 0x01) !== 0,
-        failed: (flags & 0x02) !== 0,
+        peerClosed: (flags & DecryptFlag.peerClosed) !== 0,
+        failed: (flags & DecryptFlag.failed) !== 0,
         alert,
       };
       if (res.failed) this.phaseValue = 'failed';

@@ -1,8 +1,9 @@
 /**
  * Host-side errors: card status words mapped to stable ERR_CARD_… codes, and ERR_HOST_… helpers.
- * imports apdu/ and bytes/.
+ * imports apdu/, bytes/, protocol/ and registry/.
  */
 import { describeSw, swHex, SW } from '../apdu/index.js';
+import { SETLS_SW_NAMES, SetlsSw } from '../protocol/index.js';
 import { SetlsError } from '../bytes/index.js';
 import { alertName } from '../registry/tls-names.js';
 
@@ -56,8 +57,8 @@ const CODES: Record<number, string> = {
   [SW.insNotSupported]: 'ERR_CARD_INS_NOT_SUPPORTED',
   [SW.claNotSupported]: 'ERR_CARD_CLA_NOT_SUPPORTED',
   [SW.internalError]: 'ERR_CARD_INTERNAL',
-  [SW.eapDiscarded]: 'ERR_CARD_EAP_DISCARDED',
-  [SW.authFailure]: 'ERR_CARD_TLS_FAILURE',
+  [SetlsSw.eapDiscarded]: 'ERR_CARD_EAP_DISCARDED',
+  [SetlsSw.authFailure]: 'ERR_CARD_TLS_FAILURE',
 };
 
 /** The stable error code for a card status word. */
@@ -70,7 +71,7 @@ export function cardErrorCode(sw: number): string {
 export function cardError(what: string, sw: number): CardError {
   const code = cardErrorCode(sw);
   const tries = sw >= 0x63c0 && sw <= 0x63cf ? sw & 0x0f : sw === SW.authMethodBlocked ? 0 : undefined;
-  return new CardError(code, `${what} failed: SW ${swHex(sw)} (${describeSw(sw)})`, sw, tries);
+  return new CardError(code, `${what} failed: SW ${swHex(sw)} (${describeSw(sw, SETLS_SW_NAMES)})`, sw, tries);
 }
 
 export function hostError(code: `ERR_HOST_${string}`, message: string, cause?: unknown): SetlsError {

@@ -1,6 +1,6 @@
 /**
  * The host end of draft-urien-tls-se (../shared/reference/urien-drafts.md §7; the card side is
- * src/card/tls-se/, docs/tls-se.md): drives a card that runs a TLS 1.3 server behind two APDUs,
+ * src/card/applets/tls-se/, docs/tls-se.md): drives a card that runs a TLS 1.3 server behind two APDUs,
  *
  *   RECV  00 D8 P1 P2 Lc <≤ 240 bytes>   P1 00 handshake / 01 decrypt / 02 encrypt; P2 bit0 first, bit1 last
  *   SEND  00 C0 00 00 Le                 (GET RESPONSE)
@@ -23,26 +23,40 @@
  * Each RECV…SEND exchange runs as one CardClient chain (one PC/SC transaction where available).
  * `TlsSeSession` implements the same `SeSession` interface as EapSession, so RecordLayer,
  * SeTlsSocket and TlsTandem run unchanged on top of it; `TlsSeDriver` is its `SessionDriver`.
- * imports apdu/, bytes/ and host/.
+ * imports apdu/, bytes/, protocol/ and host/.
  */
 import { concat, SetlsError } from '../bytes/index.js';
-import { parseResponse, type ResponseApdu } from '../apdu/index.js';
+import { SW, parseResponse, type ResponseApdu } from '../apdu/index.js';
+import {
+  CLA_ISO,
+  Ins,
+  SelectP1,
+  SelectP2,
+  TLS_SE_AID,
+  TLS_SE_BLOCK,
+  TLS_SE_RX_SIZE,
+  TLS_SE_TAG_LENGTH,
+  TlsSeIns,
+  TlsSeMode,
+  TlsSeP2,
+  TlsSePinRef,
+  TlsSeSw,
+  type SessionInfo,
+} from '../protocol/index.js';
 import type { CardClient } from './card-client.js';
-import type { SessionInfo } from './card-codec.js';
 import { cardError } from './errors.js';
 import { Mutex } from './mutex.js';
 import { CONTENT_TYPE_ALERT, CONTENT_TYPE_APPLICATION_DATA, MAX_PLAINTEXT, type DecryptResult, type HandshakeStep } from './eap-session.js';
 import type { SeSession, SeSessionPhase, SessionDriver } from './session-driver.js';
 
-/** The TLS-SE applet AID of Urien's tls_se.java. */
-export const TLS_SE_AID = Uint8Array.of(0x01, 0x02, 0x03, 0x04, 0x05, 0x00);
-export const TLS_SE_FRAGMENT = 240;
-/** The real applet's receive buffer (tls_se.java RXSIZE): one RECV input, at most this many bytes. */
-export const TLS_SE_RX_SIZE = 512;
-/** AEAD tag of the applet's suites (AES-128-CCM; the emulated card's GCM/ChaCha suites too). */
-const TAG_LENGTH = 16;
-export const TlsSeP1 = { handshake: 0x00, decrypt: 0x01, encrypt: 0x02 } as const;
-export const TLS_SE_SW = { ok: 0x9000, open: 0x9001, closed: 0x9002, tlsError: 0x6d16 } as const;
+/** The TLS-SE applet AID of Urien's tls_se.java; the real applet's receive buffer (tls_se.java RXSIZE). */
+export { TLS_SE_AID, TLS_SE_RX_SIZE };
+/** Bytes per RECV fragment the host sends (the draft: 240). */
+export const TLS_SE_FRAGMENT = TLS_SE_BLOCK;
+/** RECV P1 (protocol's TlsSeMode). */
+export const TlsSeP1 = { handshake: TlsSeMode.handshake, decrypt: TlsSeMode.decrypt, encrypt: TlsSeMode.encrypt } as const;
+/** The final status words the host acts on (protocol's TlsSeSw). */
+export const TLS_SE_SW = { ok: TlsSeSw.ok, open: TlsSeSw.sessionOpen, closed: TlsSeSw.sessionClosed, tlsError: TlsSeSw.tlsError } as const;
 
 const CONTENT_TYPE_HANDSHAKE = 22;
 
@@ -68,7 +82,7 @@ function protocolError(message: string): SetlsError {
 
 /** Largest plaintext the card can encrypt into one record that fits its receive buffer. */
 export function tlsSeMaxPlaintext(rxSize = TLS_SE_RX_SIZE): number {
-  return rxSize - 5 - TAG_LENGTH - 1;
+  return rxSize - 5 - TLS_SE_TAG_LENGTH - 1;
 }
 
 /** Whether `b` is a sequence of whole TLS records (5-byte headers, lengths exact), each of type `type`. */
@@ -95,9 +109,9 @@ export async function tlsSeExchange(card: CardClient, p1: number, data: Uint8Arr
     for (let o = 0; o < data.length; o += frag) {
       const chunk = data.subarray(o, Math.min(data.length, o + frag));
       const last = o + frag >= data.length;
-      const p2 = (o === 0 ? 0x01 : 0) | (last ? 0x02 : 0);
+      const p2 = (o === 0 ? TlsSeP2.first : 0) | (last ? TlsSeP2.last : 0);
       const apdu = new Uint8Array(5 + chunk.length);
-      apdu.set([0x00, 0xd8, p1, p2, chunk.length]);
+      apdu.set([CLA_ISO, TlsSeIns.recv, p1, p2, chunk.length]);
       apdu.set(chunk, 5);
       r = parseResponse(await transmit(apdu));
       if (!last && r.sw !== TLS_SE_SW.ok) throw cardError('TLS-SE RECV (fragment)', r.sw);
@@ -114,14 +128,14 @@ export async function tlsSeExchange(card: CardClient, p1: number, data: Uint8Arr
     // (each SEND either brings data or is a 6Cxx retry, and two 6Cxx in a row are a protocol error).
     let retried = false;
     for (;;) {
-      const hi = r.sw >> 8;
-      if (hi !== 0x9f && hi !== 0x61 && hi !== 0x6c) break;
-      if (hi === 0x6c) {
+      const hi = r.sw & 0xff00;
+      if (hi !== SW.moreDataEap && hi !== SW.moreData && hi !== SW.wrongLe) break;
+      if (hi === SW.wrongLe) {
         if (retried) throw protocolError(`TLS-SE card answered 6Cxx twice (SW ${r.sw.toString(16)})`);
         retried = true;
       } else retried = false;
       const le = r.sw & 0xff; // 00 = 256 in a short APDU
-      r = parseResponse(await transmit(Uint8Array.of(0x00, 0xc0, 0x00, 0x00, le)));
+      r = parseResponse(await transmit(Uint8Array.of(CLA_ISO, TlsSeIns.send, 0x00, 0x00, le)));
       push(r.data);
     }
     return { output: concat(...parts), sw: r.sw };
@@ -316,26 +330,26 @@ export class TlsSeDriver implements SessionDriver {
   async start(): Promise<void> {
     const aid = this.opts.aid ?? TLS_SE_AID;
     const sel = new Uint8Array(5 + aid.length);
-    sel.set([0x00, 0xa4, 0x04, 0x00, aid.length]);
+    sel.set([CLA_ISO, Ins.select, SelectP1.byAid, SelectP2.answer, aid.length]);
     sel.set(aid, 5);
     let sw = await simple(this.card, sel);
-    if (sw >> 8 === 0x61) sw = 0x9000; // a card that returns FCI: not needed
-    if (sw !== 0x9000) throw cardError('SELECT (TLS-SE)', sw);
+    if ((sw & 0xff00) === SW.moreData) sw = SW.ok; // a card that returns FCI: not needed
+    if (sw !== SW.ok) throw cardError('SELECT (TLS-SE)', sw);
     if (this.opts.pin !== '') {
       const pin = new TextEncoder().encode(this.opts.pin);
       if (pin.length < 1 || pin.length > 16) throw new RangeError('PIN length');
       const v = new Uint8Array(5 + pin.length);
-      v.set([0x00, 0x20, 0x00, 0x00, pin.length]);
+      v.set([CLA_ISO, TlsSeIns.verifyPin, 0x00, TlsSePinRef.user, pin.length]);
       v.set(pin, 5);
       const s = await simple(this.card, v);
       v.fill(0);
-      if (s !== 0x9000) throw cardError('VERIFY-PIN(user)', s);
+      if (s !== SW.ok) throw cardError('VERIFY-PIN(user)', s);
     }
   }
 
   async resetState(): Promise<void> {
-    const sw = await simple(this.card, Uint8Array.of(0x00, 0xd8, 0x00, 0x00, 0x00));
-    if (sw !== 0x9000) throw cardError('TLS-SE RESET', sw);
+    const sw = await simple(this.card, Uint8Array.of(CLA_ISO, TlsSeIns.recv, TlsSeMode.handshake, 0x00, 0x00));
+    if (sw !== SW.ok) throw cardError('TLS-SE RESET', sw);
   }
 
   /** The TLS-SE applet has no way to fold its RESET into the first command. */

@@ -1,6 +1,8 @@
 /**
  * A local certificate authority for development and demo devices: makes a P-256 CA, and signs the
- * CSRs that cards produce (the card's private key never leaves the card; only its CSR comes here).
+ * CSRs that cards produce (the card's private key never leaves the card; only its CSR comes here):
+ * TLS certificates for their identities, and — as a local manufacturer's CA — attestation
+ * certificates for their factory attestation keys.
  * Built on @peculiar/x509 with node's WebCrypto. imports bytes/ only (plus packages).
  */
 import 'reflect-metadata';
@@ -22,6 +24,12 @@ export interface LocalCa {
   /** SHA-256 fingerprint of the CA certificate, colon-separated upper-case hex. */
   readonly fingerprint: string;
   sign(csrDer: Uint8Array, opts: LeafOptions): Promise<Uint8Array>;
+  /**
+   * A manufacturer's attestation certificate for a card's attestation key (its CSR, signed by the
+   * key, subject CN = the card UID in hex, kept): digitalSignature only, no extended key usage, no
+   * names — it certifies a key, not a TLS server. Valid `days` (default 20 years).
+   */
+  signAttestation(csrDer: Uint8Array, opts?: { readonly days?: number; readonly now?: Date }): Promise<Uint8Array>;
 }
 
 export interface LeafOptions {
@@ -103,12 +111,36 @@ export async function openLocalCa(dir: string, name = 'setls local CA'): Promise
           await x509.AuthorityKeyIdentifierExtension.create(caCert),
         ],
       });
-      const der = new Uint8Array(leaf.rawData);
-      // Cross-check with node's own X.509 parser: the leaf must chain to the CA.
-      if (!new X509Certificate(der).checkIssued(new X509Certificate(new Uint8Array(caCert.rawData)))) {
-        throw new SetlsError('ERR_PKI_ISSUE', 'issued certificate does not chain to the CA');
-      }
-      return der;
+      return checked(new Uint8Array(leaf.rawData));
+    },
+    async signAttestation(csrDer, opts = {}): Promise<Uint8Array> {
+      const csr = new x509.Pkcs10CertificateRequest(new Uint8Array(csrDer));
+      if (!(await csr.verify())) throw new SetlsError('ERR_PKI_CSR', 'the CSR signature does not verify');
+      const now = opts.now?.getTime() ?? Date.now();
+      const cert = await x509.X509CertificateGenerator.create({
+        subject: csr.subjectName,
+        issuer: caCert.subjectName,
+        publicKey: csr.publicKey,
+        signingKey,
+        notBefore: new Date(now - 3600 * 1000),
+        notAfter: new Date(now + (opts.days ?? 20 * 365) * DAY),
+        signingAlgorithm: EC_ALG,
+        extensions: [
+          new x509.BasicConstraintsExtension(false, undefined, true),
+          new x509.KeyUsagesExtension(x509.KeyUsageFlags.digitalSignature, true),
+          await x509.SubjectKeyIdentifierExtension.create(csr.publicKey),
+          await x509.AuthorityKeyIdentifierExtension.create(caCert),
+        ],
+      });
+      return checked(new Uint8Array(cert.rawData));
     },
   };
+
+  /** Cross-check with node's own X.509 parser: the certificate must chain to the CA. */
+  function checked(der: Uint8Array): Uint8Array {
+    if (!new X509Certificate(der).checkIssued(new X509Certificate(new Uint8Array(caCert.rawData)))) {
+      throw new SetlsError('ERR_PKI_ISSUE', 'issued certificate does not chain to the CA');
+    }
+    return der;
+  }
 }

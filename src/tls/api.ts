@@ -23,10 +23,12 @@ export const AlertDescription = {
   handshakeFailure: 40,
   badCertificate: 42,
   unsupportedCertificate: 43,
+  certificateRevoked: 44,
   certificateExpired: 45,
   certificateUnknown: 46,
   illegalParameter: 47,
   unknownCa: 48,
+  accessDenied: 49,
   decodeError: 50,
   decryptError: 51,
   protocolVersion: 70,
@@ -79,6 +81,11 @@ export interface TlsIdentity {
   readonly clientAuth?: 'none' | 'optional' | 'required';
   /** DER CA certificates the client's chain must end at (used when clientAuth ≠ 'none'). */
   readonly trustAnchors?: readonly Uint8Array[];
+  /**
+   * A deny-list check of a client chain that verified (DER, leaf first): true answers the handshake
+   * with certificate_revoked (RFC 8446 §6.2). Absent: nothing is revoked.
+   */
+  readonly isRevoked?: (chain: readonly Uint8Array[]) => boolean;
 }
 
 /** The verified client identity (mutual TLS), reported to the host after the handshake. */
@@ -137,7 +144,8 @@ export interface TlsServerConfig {
   readonly entropy: TlsEntropy;
   /**
    * Picks the identity for a ClientHello: `serverName` is the SNI host name or undefined.
-   * Returns undefined when no identity fits (the engine then sends unrecognized_name).
+   * Returns undefined when no identity fits (the engine then sends unrecognized_name). May throw a
+   * SetlsError ERR_TLS_ACCESS_DENIED (an identity that exists but may not serve: access_denied).
    */
   selectIdentity(serverName: string | undefined): TlsIdentity | undefined;
   /** ALPN protocols the server accepts, in preference order; empty = ALPN not negotiated. */

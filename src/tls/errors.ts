@@ -29,6 +29,10 @@ export const TlsErrorCode = {
   unsupportedCertificate: 'ERR_TLS_UNSUPPORTED_CERTIFICATE',
   certificateExpired: 'ERR_TLS_CERTIFICATE_EXPIRED',
   unknownCa: 'ERR_TLS_UNKNOWN_CA',
+  /** A client certificate on the card's deny-list (TlsIdentity.isRevoked). */
+  certificateRevoked: 'ERR_TLS_CERTIFICATE_REVOKED',
+  /** The identity for this ClientHello exists but may not serve (locked by the card's operator). */
+  accessDenied: 'ERR_TLS_ACCESS_DENIED',
   certificateRequired: 'ERR_TLS_CERTIFICATE_REQUIRED',
   /** TLS 1.2 PSK suites: ClientKeyExchange names an identity findPsk does not know (RFC 4279 §2). */
   unknownPskIdentity: 'ERR_TLS_UNKNOWN_PSK_IDENTITY',
@@ -80,6 +84,10 @@ export function alertForError(err: unknown): number {
       return AlertDescription.certificateExpired;
     case TlsErrorCode.unknownCa:
       return AlertDescription.unknownCa;
+    case TlsErrorCode.certificateRevoked:
+      return AlertDescription.certificateRevoked;
+    case TlsErrorCode.accessDenied:
+      return AlertDescription.accessDenied;
     case TlsErrorCode.certificateRequired:
       return AlertDescription.certificateRequired;
     case TlsErrorCode.unknownPskIdentity:

@@ -9,19 +9,22 @@
  *    else is talking on channel 0). Admin clients are served one at a time; each gets a clean channel:
  *    when a client leaves, a new channel is opened FROM the admin channel and the old one is closed
  *    (its PIN verification, chain and pending response go with it). Channel 0 is never touched again.
- *  - APDUs arrive as on channel 0 (CLA 00 / A0); the relay changes only the channel bits of CLA (the
- *    rule GlobalPlatform admin agents follow). A CLA for another channel, or MANAGE CHANNEL, is answered
+ *  - APDUs arrive as on channel 0 (CLA 00 / A0, and 80 / 84 for the security domain, whose SCP03
+ *    MACs exclude the channel bits); the relay changes only the channel bits of CLA (the rule
+ *    GlobalPlatform admin agents follow). A CLA for another channel, or MANAGE CHANNEL, is answered
  *    `6881` without reaching the card.
  *  - Authentication: both ends prove knowledge of the operator PIN (admin-socket.ts); the PIN file is
  *    read at each connection. Deadlines on authentication and idleness; at most `maxClients`
  *    connections (others are refused at once).
  *
- * imports bytes/, transport/ and node built-ins.
+ * imports bytes/, apdu/ (status words), protocol/ (class byte, MANAGE CHANNEL), transport/ and node built-ins.
  */
 import { randomBytes } from 'node:crypto';
 import { chmodSync, rmSync } from 'node:fs';
 import net from 'node:net';
 import { SetlsError, concat } from '../bytes/index.js';
+import { SW } from '../apdu/index.js';
+import { CLA_GP, CLA_ISO, CLA_PROPRIETARY, Channels, Ins, encodeCla } from '../protocol/index.js';
 import { ADMIN_PROTOCOL_VERSION, AdminFrame, AdminFrameDecoder, MAX_SOCKET_PATH, adminKey, adminMac, encodeAdminFrame, macEqual, type AdminFrameValue } from './admin-socket.js';
 import type { CardTransport } from './card-transport.js';
 
@@ -41,14 +44,9 @@ export interface AdminRelayOptions {
   readonly maxClients?: number;
 }
 
-const SW_CHANNEL_NOT_SUPPORTED = Uint8Array.of(0x68, 0x81);
-const SW_CHAIN_BROKEN = 0x6883;
-
-/** The class byte on logical channel `n` (ISO 7816-4 §5.4.1; proprietary A0–A3 / E0–EF). */
-function claOn(kind: 'iso' | 'proprietary', n: number): number {
-  if (n < 4) return (kind === 'iso' ? 0x00 : 0xa0) | n;
-  return (kind === 'iso' ? 0x40 : 0xe0) | (n - 4);
-}
+const SW_CHANNEL_NOT_SUPPORTED = Uint8Array.of(Channels.swChannelNotSupported >> 8, Channels.swChannelNotSupported & 0xff);
+/** GlobalPlatform's class with secure messaging on channel 0 (SCP03-wrapped security domain commands). */
+const CLA_GP_SM = 0x84;
 
 const swOf = (r: Uint8Array): number => (r[r.length - 2]! << 8) | r[r.length - 1]!;
 
@@ -83,7 +81,7 @@ export class AdminRelay {
     if (Buffer.byteLength(o.socketPath) > MAX_SOCKET_PATH) {
       throw new SetlsError('ERR_ADMIN_SOCKET', `the admin socket path ${o.socketPath} is longer than ${MAX_SOCKET_PATH} bytes`);
     }
-    const opened = await o.transport.transmit(Uint8Array.of(0x00, 0x70, 0x00, 0x00, 0x01));
+    const opened = await o.transport.transmit(Uint8Array.of(CLA_ISO, Ins.manageChannel, Channels.open, 0x00, 0x01));
     if (swOf(opened) !== 0x9000 || opened.length !== 3) {
       throw new SetlsError('ERR_ADMIN_SOCKET', `the card opened no logical channel for administration (SW ${swOf(opened).toString(16).padStart(4, '0')})`);
     }
@@ -183,10 +181,15 @@ export class AdminRelay {
   private async relay(apdu: Uint8Array): Promise<Uint8Array> {
     const cla = apdu[0]!;
     const ins = apdu[1]!;
-    if (cla !== 0x00 && cla !== 0xa0) return SW_CHANNEL_NOT_SUPPORTED.slice();
-    if (cla === 0x00 && ins === 0x70) return SW_CHANNEL_NOT_SUPPORTED.slice(); // MANAGE CHANNEL stays the relay's
     const moved = apdu.slice();
-    moved[0] = claOn(cla === 0x00 ? 'iso' : 'proprietary', this.channel);
+    if (cla === CLA_ISO || cla === CLA_PROPRIETARY || cla === CLA_GP) {
+      if (cla === CLA_ISO && ins === Ins.manageChannel) return SW_CHANNEL_NOT_SUPPORTED.slice(); // MANAGE CHANNEL stays the relay's
+      moved[0] = encodeCla(cla === CLA_ISO ? 'iso' : cla === CLA_GP ? 'gp' : 'proprietary', this.channel);
+    } else if (cla === CLA_GP_SM) {
+      // GlobalPlatform secure messaging (the security domain's SCP03): 84–87 on channels 0–3, E0–EF
+      // beyond; the C-MAC covers CLA with its channel bits cleared, so moving the channel keeps it.
+      moved[0] = this.channel < 4 ? CLA_GP_SM | this.channel : 0xe0 | (this.channel - 4);
+    } else return SW_CHANNEL_NOT_SUPPORTED.slice();
     try {
       return await this.o.transport.transmit(moved);
     } finally {
@@ -198,13 +201,13 @@ export class AdminRelay {
   private async renewChannel(): Promise<void> {
     if (this.closed) return;
     const n = this.channel;
-    const open = Uint8Array.of(claOn('iso', n), 0x70, 0x00, 0x00, 0x01);
+    const open = Uint8Array.of(encodeCla('iso', n), Ins.manageChannel, Channels.open, 0x00, 0x01);
     try {
       let r = await this.o.transport.transmit(open);
-      if (swOf(r) === SW_CHAIN_BROKEN) r = await this.o.transport.transmit(open); // a chain the client left open
-      if (swOf(r) !== 0x9000 || r.length !== 3) throw new Error(`MANAGE CHANNEL open answered ${swOf(r).toString(16)}`);
+      if (swOf(r) === SW.lastCommandOfChainExpected) r = await this.o.transport.transmit(open); // a chain the client left open
+      if (swOf(r) !== SW.ok || r.length !== 3) throw new Error(`MANAGE CHANNEL open answered ${swOf(r).toString(16)}`);
       const m = r[0]!;
-      await this.o.transport.transmit(Uint8Array.of(claOn('iso', n), 0x70, 0x80, 0x00));
+      await this.o.transport.transmit(Uint8Array.of(encodeCla('iso', n), Ins.manageChannel, Channels.close, 0x00));
       this.channel = m;
     } catch (e) {
       this.log(`admin socket: cannot renew the admin channel ${n}: ${(e as Error).message}`);
@@ -213,7 +216,7 @@ export class AdminRelay {
 
   private async closeChannel(): Promise<void> {
     try {
-      await this.o.transport.transmit(Uint8Array.of(claOn('iso', this.channel), 0x70, 0x80, 0x00));
+      await this.o.transport.transmit(Uint8Array.of(encodeCla('iso', this.channel), Ins.manageChannel, Channels.close, 0x00));
     } catch {
       // the transport is closing
     }

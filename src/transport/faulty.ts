@@ -7,9 +7,10 @@
  *
  * Faults are armed by the test or the bench: `failNext(n, sw)`, `hang()`, `remove()`, `reset()`.
  * `modelledMs` accumulates the latency the profile charged (a bench can model a real card's time
- * without sleeping: `sleep: false`). imports bytes/ and transport/.
+ * without sleeping: `sleep: false`). imports bytes/, protocol/ (INS codes) and transport/.
  */
 import { SetlsError } from '../bytes/index.js';
+import { EapP1, EapP2, Ins, StateP1, TlsSeIns } from '../protocol/index.js';
 import { checkApdu, type CardTransport } from './card-transport.js';
 
 export interface LatencyProfile {
@@ -44,24 +45,27 @@ export interface FaultyTransportOptions {
  * or TLS-SE RECV (INS D8; CLA bit 0x10 clear): the card then runs ECDHE, signs and derives the key
  * schedule.
  */
+/** CLA bit b5: ISO 7816-4 command chaining. */
+const ISO_CHAINING = 0x10;
+
 function defaultHeavy(): (apdu: Uint8Array) => boolean {
   let armed = true;
   let acc = 0;
   return (apdu) => {
     const ins = apdu[1]!;
-    if ((ins === 0x19 && apdu[2] === 0x10) || ins === 0xa4) {
+    if ((ins === Ins.state && apdu[2] === StateP1.reset) || ins === Ins.select) {
       armed = true;
       acc = 0;
       return false;
     }
     // Every segment of a START chain carries START: arm once, on the first.
-    if (ins === 0x80 && apdu[3] === 0x00 && (apdu[2]! & 0x02) !== 0 && !armed) {
+    if (ins === Ins.processEap && apdu[3] === EapP2.handshakeOrDecrypt && (apdu[2]! & EapP1.start) !== 0 && !armed) {
       armed = true;
       acc = 0;
     }
-    if (!armed || (ins !== 0x80 && ins !== 0xd8)) return false;
+    if (!armed || (ins !== Ins.processEap && ins !== TlsSeIns.recv)) return false;
     acc += apdu.length;
-    const more = ins === 0x80 ? (apdu[2]! & 0x01) !== 0 : (apdu[0]! & 0x10) !== 0;
+    const more = ins === Ins.processEap ? (apdu[2]! & EapP1.more) !== 0 : (apdu[0]! & ISO_CHAINING) !== 0;
     if (more || acc < 100) return false;
     armed = false;
     return true;

@@ -6,11 +6,11 @@
  *   << 01 08 00 06 0D 00 90 00  9000 OK
  *
  * PIN/PUK bytes and session keys are redacted unless `redactSecrets: false`.
- * imports apdu/ (describeSw), bytes/ and transport/.
+ * imports apdu/ (describeSw), bytes/, protocol/ (command names, setls status words) and transport/.
  */
 import { describeSw, swHex } from '../apdu/index.js';
 import { toHex } from '../bytes/index.js';
-import { commandName, hasSecretData, hasSecretResponse, isChainable } from './apdu-names.js';
+import { Ins, P1_MORE, SETLS_SW_NAMES, commandName, hasSecretData, hasSecretResponse, isChainable } from '../protocol/index.js';
 import type { CardTransport } from './card-transport.js';
 
 export type TraceSink = (line: string) => void;
@@ -35,7 +35,7 @@ export function formatCommand(apdu: Uint8Array, opts: TraceOptions = {}): string
   if (apdu.length < 4) return `>> ${hexSpaced(apdu, max)}  (short APDU)`;
   const [cla, ins, p1, p2] = [apdu[0]!, apdu[1]!, apdu[2]!, apdu[3]!];
   let name = commandName(cla, ins, p1, p2);
-  if (isChainable(ins) && p1 & 0x01) name += ' (More)';
+  if (isChainable(ins) && p1 & P1_MORE) name += ' (More)';
   // keep the header and the Lc field (1 byte short, 3 bytes extended), hide the data
   const lcEnd = apdu.length > 7 && apdu[4] === 0 ? 7 : 5;
   const shown = redact && hasSecretData(ins) && apdu.length > lcEnd ? apdu.subarray(0, lcEnd) : apdu;
@@ -52,7 +52,7 @@ export function formatResponse(res: Uint8Array, opts: TraceOptions & { ins?: num
   const redact = opts.redactSecrets !== false && opts.ins !== undefined && hasSecretResponse(opts.ins) && data.length > 0;
   const body = redact ? `** (${data.length} secret bytes redacted) ${swHex(sw).replace(/(..)(..)/, '$1 $2')}` : hexSpaced(data, max);
   const tail = redact ? '' : (data.length ? ' ' : '') + swHex(sw).replace(/(..)(..)/, '$1 $2');
-  return `<< ${body}${tail}  ${swHex(sw)} ${describeSw(sw)}${data.length ? ` [${data.length} bytes]` : ''}`;
+  return `<< ${body}${tail}  ${swHex(sw)} ${describeSw(sw, SETLS_SW_NAMES)}${data.length ? ` [${data.length} bytes]` : ''}`;
 }
 
 export class TracingTransport implements CardTransport {
@@ -74,7 +74,7 @@ export class TracingTransport implements CardTransport {
   async transmit(apdu: Uint8Array): Promise<Uint8Array> {
     let ins = apdu.length >= 2 ? apdu[1] : undefined;
     // GET RESPONSE / FETCH continue the previous command's response: redact them like it.
-    if ((ins === 0xc0 || ins === 0x12) && this.lastIns !== undefined) ins = this.lastIns;
+    if ((ins === Ins.getResponse || ins === Ins.fetch) && this.lastIns !== undefined) ins = this.lastIns;
     else this.lastIns = ins;
     this.emit(formatCommand(apdu, this.opts));
     try {

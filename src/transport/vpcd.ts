@@ -21,12 +21,13 @@
  * Bad input (short frames, oversize lengths, garbage) never crashes the card process: zero-length
  * frames are ignored, one-byte frames other than 0/1/2/4 are ignored, a frame longer than an
  * extended APDU closes that connection, and the card's own exceptions become `6F00`.
- * imports bytes/ and apdu/ (status words) only.
+ * imports bytes/, apdu/ (status words) and protocol/ (the ATR, SELECT).
  */
 import net from 'node:net';
 import { EventEmitter } from 'node:events';
 import { SetlsError, concat, freshCopy } from '../bytes/index.js';
 import { SW, encodeResponse } from '../apdu/index.js';
+import { Ins, atrName, buildAtr } from '../protocol/index.js';
 
 export const VPCD_DEFAULT_PORT = 0x8c7b; // 35963; the second slot is port + 1
 export const VpcdControl = { powerOff: 0, powerOn: 1, reset: 2, getAtr: 4 } as const;
@@ -84,31 +85,7 @@ export class VpcdFrameDecoder {
   }
 }
 
-/**
- * An ATR for a T=0/T=1 card whose historical bytes name it: category indicator `80` followed by a
- * COMPACT-TLV "card issuer's data" object `5L` ‖ name (1–14 ASCII bytes), then TCK.
- *   3B 8K 80 01 80 5L <name> TCK     (K = 2 + L historical bytes; TD1 = 80: T=0 and TD2; TD2 = 01: T=1)
- */
-export function buildAtr(name: string): Uint8Array {
-  const n = new TextEncoder().encode(name);
-  if (n.length < 1 || n.length > 13) throw new RangeError('the card name in the ATR is 1–13 bytes');
-  const hist = concat(Uint8Array.of(0x80, 0x50 | n.length), n);
-  const body = concat(Uint8Array.of(0x80 | hist.length, 0x80, 0x01), hist);
-  let tck = 0;
-  for (const b of body) tck ^= b;
-  return concat(Uint8Array.of(0x3b), body, Uint8Array.of(tck));
-}
-
-/** The card name in an ATR built by buildAtr(), or undefined. */
-export function atrName(atr: Uint8Array): string | undefined {
-  const i = atr.indexOf(0x80, 4);
-  if (atr.length < 7 || atr[0] !== 0x3b || i < 0) return undefined;
-  const tag = atr[i + 1];
-  if (tag === undefined || tag >> 4 !== 5) return undefined;
-  const len = tag & 0x0f;
-  if (i + 2 + len > atr.length - 1) return undefined;
-  return new TextDecoder().decode(atr.subarray(i + 2, i + 2 + len));
-}
+export { buildAtr, atrName };
 
 /**
  * Whether `host` is a loopback address: `localhost`, IPv4 127.0.0.0/8, `::1`, or IPv4-mapped
@@ -313,7 +290,7 @@ export interface VpcdServerOptions {
 export function emptyVpcdCard(name = 'setls-empty'): VpcdCard {
   return {
     atr: buildAtr(name.slice(0, 13)),
-    process: (apdu) => encodeResponse(new Uint8Array(0), apdu[1] === 0xa4 ? SW.notFound : SW.insNotSupported),
+    process: (apdu) => encodeResponse(new Uint8Array(0), apdu[1] === Ins.select ? SW.notFound : SW.insNotSupported),
     reset: () => undefined,
   };
 }
@@ -362,7 +339,7 @@ export class VpcdCardServer extends EventEmitter {
     for (let slot = 0; slot < 2; slot++) {
       const card = cards[slot]!;
       const srv = net.createServer({ pauseOnConnect: true }, (s) => this.accept(s, slot, card));
-      srv.on('error', (e) => this.emit('error', e));
+      // A failed listen (EADDRINUSE…) rejects listen() only: it is not also an 'error' event.
       await new Promise<void>((resolve, reject) => {
         srv.once('error', reject);
         srv.listen({ host, port: port + slot }, () => {
@@ -370,6 +347,7 @@ export class VpcdCardServer extends EventEmitter {
           resolve();
         });
       });
+      srv.on('error', (e) => this.emit('error', e));
       this.servers.push(srv);
     }
     this.emit('listening', host, port);

@@ -8,7 +8,7 @@ import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { EmulatedCard } from '../../src/card/index.js';
-import { SealedStore } from '../../src/card/store.js';
+import { SealedStore } from '../../src/card/os/sealed-store.js';
 import { deserializeState } from '../../src/card/state.js';
 import { createTlsServerWithOptions } from '../../src/tls/server/connection.js';
 import { InProcessTransport, type CardTransport } from '../../src/transport/index.js';

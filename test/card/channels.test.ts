@@ -1,7 +1,7 @@
 // ISO 7816-4 logical channels on the emulated card: MANAGE CHANNEL, CLA coding, per-channel state.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { encodeCla } from '../../src/card/constants.js';
+import { encodeCla } from '../../src/protocol/index.js';
 import type { EmulatedCard } from '../../src/card/index.js';
 import { AID, TestCa, USER_PIN, cmd, newCard, pad, personalise, send, swOf } from './helpers.js';
 import { handshakeWith, sessionInfo } from './tls-host.js';

@@ -1,5 +1,5 @@
 /**
- * One owner of a card folder (src/card/folder-lock.ts, SealedStore.open): a second opener gets
+ * One owner of a card folder (src/card/os/folder-lock.ts, SealedStore.open): a second opener gets
  * ERR_CARD_LOCKED naming the holder; stale locks (dead PID, reused PID) are taken over, by exactly one
  * of several racing processes; locks go at close, at exit and on SIGTERM; a store never overwrites a
  * state someone else wrote.
@@ -11,8 +11,8 @@ import { existsSync, mkdirSync, readFileSync, readdirSync, writeFileSync, unlink
 import { hostname } from 'node:os';
 import { join } from 'node:path';
 import { EmulatedCard } from '../../src/card/index.js';
-import { lockFolder, lockHolder, startTimeOf } from '../../src/card/folder-lock.js';
-import { SealedStore } from '../../src/card/store.js';
+import { lockFolder, lockHolder, startTimeOf } from '../../src/card/os/folder-lock.js';
+import { SealedStore } from '../../src/card/os/sealed-store.js';
 import { SELECT, USER_PIN, newCard, send, swOf, tempDir, verify } from './helpers.js';
 
 const HOLDER = join(import.meta.dirname ?? new URL('.', import.meta.url).pathname, 'lock-holder.ts');

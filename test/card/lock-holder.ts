@@ -7,7 +7,7 @@
  *             `hold`) or "locked <message>" and exit
  */
 import { existsSync } from 'node:fs';
-import { lockFolder } from '../../src/card/folder-lock.js';
+import { lockFolder } from '../../src/card/os/folder-lock.js';
 
 const [dir, mode, go] = process.argv.slice(2) as [string, string, string | undefined];
 

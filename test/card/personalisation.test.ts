@@ -6,7 +6,7 @@ import * as x509 from '@peculiar/x509';
 import { concat, findTlv, parseTlvs } from '../../src/bytes/index.js';
 import type { EmulatedCard } from '../../src/card/index.js';
 import { deserializeState } from '../../src/card/state.js';
-import { SealedStore } from '../../src/card/store.js';
+import { SealedStore } from '../../src/card/os/sealed-store.js';
 import { OPERATOR_PIN, SELECT, TestCa, USER_PIN, a0, chainData, cmd, csrRequest, newCard, personalise, send, swOf, utf8, verify, xcv } from './helpers.js';
 import { ClientPipe, connectClient, driveHandshake, once } from './tls-host.js';
 

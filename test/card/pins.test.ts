@@ -3,7 +3,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { concat, findTlv, parseTlvs } from '../../src/bytes/index.js';
 import { EmulatedCard, type WriteStep } from '../../src/card/index.js';
-import { SealedStore } from '../../src/card/store.js';
+import { SealedStore } from '../../src/card/os/sealed-store.js';
 import { deserializeState } from '../../src/card/state.js';
 import { copyFileSync, mkdirSync } from 'node:fs';
 import { join } from 'node:path';

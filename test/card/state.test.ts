@@ -16,9 +16,11 @@ import { EmulatedCard } from '../../src/card/index.js';
 import { makePinRecord } from '../../src/card/pins.js';
 import { DEFAULT_POLICY, applyPolicyTlv } from '../../src/card/policy.js';
 import { STATE_VERSION, StateTag, cloneState, deserializeState, serializeState, type CardState } from '../../src/card/state.js';
-import { SealedStore } from '../../src/card/store.js';
+import { SealedStore } from '../../src/card/os/sealed-store.js';
 import { SELECT, TestCa, pad, send, tempDir, verify } from './helpers.js';
 import { serializeStateV3, stateV3Doc } from './state-v3.js';
+import { blankRecord } from '../../src/card/applets/isd/index.js';
+import { staticKeys } from '../../src/gp/keys.js';
 
 const FIXTURE = join(dirname(fileURLToPath(import.meta.url)), '..', 'fixtures', 'card-trace');
 const FIXTURE_KEY = fromHex(readFileSync(join(FIXTURE, 'card.key'), 'utf8').trim());
@@ -108,6 +110,7 @@ async function fullState(): Promise<CardState> {
       { identity: bytes(128, 5), key: bytes(64, 6), hash: 'sha384' },
     ],
     ticketKey: { id: bytes(4, 7), key: bytes(32, 8) },
+    isd: undefined,
   };
   return full;
 }
@@ -325,9 +328,9 @@ test('v4 strict parsing: each malformation is ERR_CARD_STATE with a message nami
   const b2 = Uint8Array.from(body);
   b2[18] = 4; // user PIN: tries 4, max 3
   expect(withBody(b2), /user PIN: tries 4/, 'tries > max');
-  // too many identities
-  const many: CardState = { ...cloneState(s), identities: Array.from({ length: 9 }, (_, n) => ({ ...s.identities[2]!, label: `id${n}` })) };
-  expect(serializeState(many), /identity .*more than 8/, 'nine identities');
+  // too many identities (8 labelled and the security domain's 8 slots)
+  const many: CardState = { ...cloneState(s), identities: Array.from({ length: 17 }, (_, n) => ({ ...s.identities[2]!, label: `id${n}` })) };
+  expect(serializeState(many), /identity .*more than 16/, 'seventeen identities');
   // duplicate labels, duplicate PSK identities
   expect(serializeState({ ...cloneState(s), identities: [s.identities[2]!, s.identities[2]!] }), /duplicate identity labels/, 'duplicate labels');
   expect(serializeState({ ...cloneState(s), psks: [s.psks[0]!, s.psks[0]!] }), /duplicate PSK/, 'duplicate PSKs');
@@ -472,4 +475,37 @@ test('serializeState does not mutate or wipe the live state (only its own PKCS#8
   plain.fill(0);
   assert.deepEqual(secretsOf(s).map((x) => toHex(x.value)), before);
   assert.ok(!secretsOf(s).some((x) => x.value.every((b) => b === 0)));
+});
+
+test('the security domain record is the state TLV E3, last: round trip; a state without it (every card made before) has no security domain; a new card has one in OP_READY', async () => {
+  const s = await fullState();
+  const rec = blankRecord();
+  rec.lifecycle = 0x0f;
+  rec.uid = fromHex('5e715000000000000000000000000001');
+  rec.keySets = [staticKeys(0x30, new Uint8Array(16).fill(1), new Uint8Array(16).fill(2), new Uint8Array(16).fill(3))];
+  rec.sequenceCounter = 42;
+  rec.revokedSerials = [fromHex('0badcafe')];
+  const withIsd: CardState = { ...cloneState(s), isd: rec };
+  const plain = serializeState(withIsd);
+  const back = deserializeState(plain);
+  assert.deepEqual(back.isd, rec);
+  assertSameState(back, withIsd);
+  // E3 is the last TLV of the state: the bytes before it are a state without a security domain
+  const without = serializeState({ ...cloneState(s), isd: undefined });
+  assert.equal(toHex(bodyOf(plain)).startsWith(toHex(bodyOf(without))), true);
+  assert.equal(bodyOf(plain)[bodyOf(without).length], StateTag.isd);
+  assert.equal(deserializeState(without).isd, undefined);
+  // a malformed record is ERR_CARD_STATE naming the security domain
+  const broken = withBody(Uint8Array.of(...bodyOf(without), StateTag.isd, 0x03, 0x01, 0x01, 0x02));
+  assert.throws(() => deserializeState(broken), (e: Error & { code?: string }) => e.code === 'ERR_CARD_STATE' && /security domain/.test(e.message));
+  // a new card: OP_READY, nothing else
+  const { dir, cleanup } = tempDir();
+  try {
+    const key = new Uint8Array(32).fill(9);
+    EmulatedCard.create({ dir, masterKey: key, userPin: '1234', operatorPin: '87654321', puk: '11223344' }).close();
+    const st = deserializeState(new SealedStore(dir, key).read());
+    assert.deepEqual(st.isd, blankRecord());
+  } finally {
+    cleanup();
+  }
 });

@@ -7,7 +7,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { findTlv, parseTlvs, toHex, type Tlv } from '../../src/bytes/index.js';
 import { EmulatedCard } from '../../src/card/index.js';
-import { SealedStore } from '../../src/card/store.js';
+import { SealedStore } from '../../src/card/os/sealed-store.js';
 import { STATE_VERSION, deserializeState } from '../../src/card/state.js';
 import { stateV3Doc } from './state-v3.js';
 import { OPERATOR_PIN, SELECT, TestCa, USER_PIN, a0, cmd, newCard, personalise, send, swOf, utf8, verify, xcv } from './helpers.js';

@@ -1,4 +1,4 @@
-// The card's TLS-SE applet (draft-urien-tls-se, src/card/tls-se/) at the APDU level: selection by its
+// The card's TLS-SE applet (draft-urien-tls-se, src/card/applets/tls-se/) at the APDU level: selection by its
 // own AID next to the setls applet, the draft's raw-ASCII PIN (shared with the setls user PIN), RESET,
 // SET-KEY under the admin PIN, power-cycle semantics, and the rules of Urien's real applet
 // (tls_se.java): a 512-byte receive buffer, one TLS record per RECV, answers with data and 9Fxx =

@@ -351,7 +351,7 @@ export class FakeCard {
     this.failing = true;
     this.phase = 'failed';
     const alert = this.o.encryptedAlert ? toySeal(21, Uint8Array.of(2, 40)) : record(21, Uint8Array.of(2, 40));
-    const r = this.req(next, alert, SW.authFailure);
+    const r = this.req(next, alert, 0x7001 /* 7001 authentication failure */);
     return info ? { data: concat(r.data, Uint8Array.of(0x2c, 0x02, 0x02, 40)), sw: r.sw } : r;
   }
 }

@@ -3,6 +3,9 @@
 // anchor succeeds and the HTTP handler sees the client (/status `client`, /admin 200); without a
 // certificate /admin answers 403 (policy optional); a certificate from another CA gets unknown_ca;
 // under policy 'required' a missing certificate gets certificate_required (1.3) / handshake_failure (1.2).
+// The operator's deny-list: the test, acting as operator through the card's security domain (SCP03 via
+// the serving process's admin socket, src/gp/admin AdminClient), enrols an identity slot, pushes its
+// client CA and then the client certificate's serial: openssl s_client -cert gets certificate_revoked.
 import 'reflect-metadata';
 import { describe, test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
@@ -16,6 +19,11 @@ import { openLocalCa } from '../../src/pki/local-ca.js';
 import { makeTestCard, startTestHttps, run, statusBodies, httpGet, nodeTlsGet, type TestCard } from './helpers.js';
 import { requirePeer } from './peers.js';
 import type { RunningHttps } from '../../src/cli/serve.js';
+import { openCardForAdmin } from '../../src/cli/admin-access.js';
+import { readManufacturerMaster, readSecurityDomain, withGetResponse } from '../../src/cli/manufacturer.js';
+import { factoryKeySet } from '../../src/factory/index.js';
+import { AdminClient, AdminRequest, Field, Fn, KeyAlg, parseFunctionResponse, req } from '../../src/gp/admin/index.js';
+import { makeCa } from '../card/isd/test-ca.js';
 
 const EC = { name: 'ECDSA', namedCurve: 'P-256', hash: 'SHA-256' } as const;
 
@@ -159,5 +167,69 @@ describe("mutual TLS, policy 'required'", () => {
     const r12 = await run('openssl', opensslArgs(card, server, ['-tls1_2']), { input: httpGet('/status') });
     assert.match(r12.stdout + r12.stderr, /alert handshake failure/);
     assert.doesNotMatch(r12.stdout, /HTTP\/1\.1/);
+  });
+});
+
+describe("the operator's deny-list through the security domain (SCP03), against openssl s_client -cert", () => {
+  let card: TestCard;
+  let server: RunningHttps;
+  let admin: AdminClient;
+  let closeAdmin: () => Promise<void>;
+  const paths: Record<string, string> = {};
+  before(async () => {
+    card = await makeTestCard();
+    server = await startTestHttps(card);
+    // the operator: the factory keys from the manufacturer master (what `operator init --manufacturer-keys` keeps)
+    const opened = await openCardForAdmin({ cardDir: card.cardDir, quiet: true }); // the serving process's admin socket
+    closeAdmin = () => opened.close();
+    const transmit = withGetResponse((a) => opened.transport.transmit(a));
+    const sd = await readSecurityDomain(transmit);
+    const master = readManufacturerMaster(join(card.init.manufacturerDir, 'master.key'));
+    admin = new AdminClient(transmit);
+    await admin.select();
+    await admin.open(factoryKeySet(master, sd!.uid!));
+    master.fill(0);
+    // enrol slot 1 for device.example, client auth optional; the operator's client CA
+    const root = await makeCa('deny-list test operator root');
+    const issuing = await root.subordinate('deny-list test operator CA');
+    await admin.call(AdminRequest.putTrustAnchors({ role: 'operator-root', certificates: [root.cert] }));
+    const spki = req(parseFunctionResponse(Fn.generateIdentityKey, await admin.call(AdminRequest.generateIdentityKey({ slot: 1, algorithm: KeyAlg.p256, policy: { exportAllowed: false, clientAuth: 'optional' } }))), Field.spki, 'spki');
+    const leaf = await issuing.issueForSpki(spki, 'device.example', { dnsNames: ['device.example'] });
+    await admin.call(AdminRequest.installCertificateChain({ slot: 1, certificates: [leaf, issuing.cert, root.cert] }));
+    await admin.call(AdminRequest.activateIdentity({ slot: 1 }));
+    await admin.call(AdminRequest.putTrustAnchors({ role: 'client-ca', certificates: [issuing.cert] }));
+    paths.root = join(card.root, 'operator-root.pem');
+    writeFileSync(paths.root, new X509Certificate(root.cert).toString());
+    const keys = (await webcrypto.subtle.generateKey(EC, true, ['sign', 'verify'])) as CryptoKeyPair;
+    const clientSpki = new Uint8Array(await webcrypto.subtle.exportKey('spki', keys.publicKey));
+    const client = await issuing.issueForSpki(clientSpki, 'device-9', { serial: '0badcafe' });
+    paths.cert = join(card.root, 'device-9.crt');
+    paths.key = join(card.root, 'device-9.key');
+    writeFileSync(paths.cert, new X509Certificate(client).toString());
+    writeFileSync(paths.key, x509.PemConverter.encode(await webcrypto.subtle.exportKey('pkcs8', keys.privateKey), 'PRIVATE KEY'), { mode: 0o600 });
+  });
+  after(async () => {
+    admin?.close();
+    await closeAdmin?.();
+    await server?.close();
+    card?.cleanup();
+  });
+
+  const args = (v: string): string[] => ['s_client', '-CAfile', paths.root!, '-connect', `127.0.0.1:${server.port}`, '-servername', 'device.example', '-ign_eof', v, '-cert', paths.cert!, '-key', paths.key!];
+
+  test('the client certificate is accepted, then refused with certificate_revoked once its serial is on the pushed deny-list (1.3 and 1.2)', async (t) => {
+    if (!requirePeer(t, 'openssl')) return;
+    for (const v of ['-tls1_3', '-tls1_2']) {
+      const ok = await run('openssl', args(v), { input: httpGet('/status', { host: 'device.example' }) });
+      assert.equal(ok.code, 0, ok.stderr);
+      assert.equal((statusBodies(ok.stdout)[0] as unknown as StatusWithClient).client?.subject, 'CN=device-9', v);
+    }
+    await admin.call(AdminRequest.putRevocationList({ number: 1, serials: [Uint8Array.of(0x0b, 0xad, 0xca, 0xfe)] }));
+    for (const v of ['-tls1_3', '-tls1_2']) {
+      const r = await run('openssl', args(v), { input: httpGet('/status', { host: 'device.example' }) });
+      assert.notEqual(r.code, 0, v);
+      assert.match(r.stdout + r.stderr, /alert certificate revoked/, v);
+      assert.doesNotMatch(r.stdout, /HTTP\/1\.1/);
+    }
   });
 });

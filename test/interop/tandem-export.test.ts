@@ -12,7 +12,7 @@ import type { IncomingMessage } from 'node:http';
 import { readFileSync } from 'node:fs';
 import type { AddressInfo } from 'node:net';
 import { EmulatedCard } from '../../src/card/index.js';
-import { SealedStore } from '../../src/card/store.js';
+import { SealedStore } from '../../src/card/os/sealed-store.js';
 import { deserializeState } from '../../src/card/state.js';
 import { InProcessTransport, type CardTransport } from '../../src/transport/index.js';
 import { CardClient, TlsTandem } from '../../src/host/index.js';

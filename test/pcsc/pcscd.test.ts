@@ -51,6 +51,7 @@ function run(cmd: string, args: string[], input = '', timeoutMs = 20_000): Promi
       clearTimeout(t);
       resolve({ code, out });
     });
+    p.stdin.on('error', () => undefined); // EPIPE when the program exits before reading its input
     p.stdin.end(input);
   });
 }
@@ -85,6 +86,21 @@ test('opensc-tool lists the setls reader and SELECTs the applet (9000); the ATR 
   assert.equal(atrName(atr), 'setls');
   const bad = await run('opensc-tool', ['-r', n, '-s', '00A4040005A000000001']);
   assert.match(bad.out, /SW1=0x6A, SW2=0x82/, 'unknown AID → 6A82');
+});
+
+test("opensc-tool selects the card's security domain and INITIALIZE UPDATE answers 9000 with 29/32 bytes", { skip }, async () => {
+  const l = await run('opensc-tool', ['-l']);
+  const n = /^\s*(\d+)/.exec(l.out.split('\n').find((x) => x.includes(READER))!)![1]!;
+  // SELECT without Le (the FCI comes back through 61xx / GET RESPONSE), then INITIALIZE UPDATE KVN 30
+  const s = await run('opensc-tool', ['-r', n, '-s', '00A4040008A000000151000000', '-s', '8050300008' + '0102030405060708' + '00']);
+  const answers = [...s.out.matchAll(/Received \(SW1=0x([0-9A-F]{2}), SW2=0x([0-9A-F]{2})\)(?::\n((?:[0-9A-F]{2} .*\n?)*))?/g)];
+  assert.equal(answers.length, 2, s.out);
+  assert.deepEqual([answers[0]![1], answers[0]![2]], ['90', '00'], `SELECT: ${s.out}`);
+  // (opensc-tool shows no data for a SELECT without Le: it fetches the FCI the card announced with 61xx and drops it)
+  assert.deepEqual([answers[1]![1], answers[1]![2]], ['90', '00'], `INITIALIZE UPDATE: ${s.out}`);
+  const bytes = (answers[1]![3] ?? '').split('\n').flatMap((line) => line.slice(0, 48).trim().split(/\s+/).filter((b) => /^[0-9A-F]{2}$/.test(b)));
+  assert.ok(bytes.length === 32 || bytes.length === 29, `INITIALIZE UPDATE answered ${bytes.length} bytes: ${s.out}`);
+  assert.deepEqual(bytes.slice(10, 13), ['30', '03', '70'], 'KVN 30, SCP03, i = 70');
 });
 
 test('APDU round trip through pcscd + vpcd (quickack netns): ms/APDU', { skip }, async (t) => {

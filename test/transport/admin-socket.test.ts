@@ -15,6 +15,9 @@ import { AdminSocketTransport, AdminFrame, AdminFrameDecoder } from '../../src/t
 import { AdminRelay } from '../../src/transport/admin-relay.js';
 import { CardClient } from '../../src/host/index.js';
 import { OPERATOR_PIN, USER_PIN, newCard } from '../card/helpers.js';
+import { makeCa } from '../card/isd/test-ca.js';
+import { factoryKeySet, personalise } from '../../src/factory/index.js';
+import { withGetResponse } from '../../src/cli/manufacturer.js';
 
 async function relayed(opts: { idleTimeoutMs?: number } = {}) {
   const c = newCard();
@@ -74,6 +77,26 @@ test('an authenticated client administers the card on the relay channel; channel
     await r.close();
   }
   assert.equal(existsSync(r.socketPath), false, 'the socket file goes with the relay');
+});
+
+test("the security domain through the socket: GlobalPlatform classes 80 / 84 moved to the relay channel (factory personalisation and an SCP03 session), another channel's 81 refused", async () => {
+  const r = await relayed();
+  try {
+    const t = await AdminSocketTransport.connect(r.socketPath, { operatorPin: OPERATOR_PIN });
+    const transmit = withGetResponse((a) => t.transmit(a));
+    const ca = await makeCa('socket test manufacturer');
+    const uid = Uint8Array.from({ length: 16 }, (_, i) => i);
+    // SELECT, GET DATA (80), STORE DATA factory functions (80), SET STATUS (80), then IU (80), EA and
+    // GetCardInfo under SCP03 (84): every one relayed to the admin channel
+    const entry = await personalise(transmit, { uid, factoryKeys: factoryKeySet(new Uint8Array(16).fill(7), uid), manufacturerCa: async ({ csr }) => [await ca.issueFromCsr(csr), ca.cert] });
+    assert.deepEqual([...entry.uid], [...uid]);
+    assert.equal(r.card.securityDomain.sessionState(r.relay.adminChannel), 'open', 'the check session ran on the relay channel');
+    assert.deepEqual([...(await t.transmit(Uint8Array.of(0x81, 0xca, 0x9f, 0x7f, 0x00)))], [0x68, 0x81]);
+    assert.equal(await r.server.getState(), 1, 'channel 0 untouched');
+    await t.close();
+  } finally {
+    await r.close();
+  }
 });
 
 test('a client with another operator PIN is refused before any APDU; a server that does not know the PIN is not trusted either', async () => {

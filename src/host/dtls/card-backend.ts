@@ -12,12 +12,10 @@
  * `available`, anything else (the TLS tandem) uses the card; the client's ClientHello retransmission
  * tries again. CardGate lets a TLS tandem share that transport: its APDUs wait while a DTLS
  * association holds the card.
- * imports apdu/, bytes/, eap/ (via host), transport/ and host/.
+ * imports bytes/, eap/ (via host), transport/ and host/.
  */
-import { SW } from '../../apdu/index.js';
 import type { CardTransport } from '../../transport/index.js';
-import { CardClient, claFor } from '../card-client.js';
-import { cardError } from '../errors.js';
+import { CardClient } from '../card-client.js';
 import { EapSession, type EapSessionOptions } from '../eap-session.js';
 import type { DtlsBackend, DtlsBackendOutput } from './association.js';
 import type { DtlsPeer } from './server.js';
@@ -118,10 +116,9 @@ export class CardDtlsBackends {
     if (card === this.opts.card) this.started = true;
   }
 
-  private async resetState(p2: 0 | 1, card: CardClient = this.card): Promise<void> {
-    // on the client's own logical channel (a fixed A0 would reset channel 0's session)
-    const r = await card.transceive({ cla: claFor('proprietary', card.channel), ins: 0x19, p1: 0x10, p2, data: EMPTY, ne: 0 });
-    if (r.sw !== SW.ok) throw cardError('RESET-STATE', r.sw);
+  // on the client's own logical channel (CardClient's CLA carries it)
+  private resetState(mode: 'tls' | 'dtls', card: CardClient = this.card): Promise<void> {
+    return card.resetState(mode);
   }
 
   /** openBackend with a channel lent by the scheduler (already selected and verified by its user). */
@@ -133,10 +130,10 @@ export class CardDtlsBackends {
     }
     try {
       try {
-        await this.resetState(1, lease.card);
+        await this.resetState('dtls', lease.card);
       } catch {
         await this.start(lease.card); // the card was reset (selection and PIN gone): once more
-        await this.resetState(1, lease.card);
+        await this.resetState('dtls', lease.card);
       }
     } catch (e) {
       lease.release();
@@ -167,10 +164,10 @@ export class CardDtlsBackends {
     try {
       if (!this.started) await this.start();
       try {
-        await this.resetState(1);
+        await this.resetState('dtls');
       } catch {
         await this.start(); // the card was reset (selection and PIN gone): once more
-        await this.resetState(1);
+        await this.resetState('dtls');
       }
     } catch (e) {
       this.started = false;
@@ -217,7 +214,7 @@ export class CardDtlsBackends {
         if (closed) return;
         closed = true;
         try {
-          await this.resetState(0, card); // wipes the DTLS session in the card
+          await this.resetState('tls', card); // wipes the DTLS session in the card
         } catch {
           if (card === this.opts.card) this.started = false;
         } finally {

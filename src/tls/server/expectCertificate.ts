@@ -2,7 +2,8 @@
  * WAIT_CERT (client auth, RFC 8446 §4.4.2): the client's Certificate answering our CertificateRequest
  * (empty certificate_request_context). An empty list: accepted under 'optional' (no peer), else
  * certificate_required. Otherwise the chain must verify against the identity's trust anchors at
- * entropy.now() (x509/: unknown_ca, certificate_expired, bad_certificate, unsupported_certificate).
+ * entropy.now() (x509/: unknown_ca, certificate_expired, bad_certificate, unsupported_certificate),
+ * then the identity's deny-list (certificate_revoked).
  * SECRETS: the HandshakeContext's (handed to the next state, or wiped).
  * imports bytes/ and tls/ siblings only.
  */
@@ -41,6 +42,7 @@ export class ExpectCertificate implements ServerState {
       return { next: new ExpectFinished(this.ctx), effects: [] };
     }
     const peer = verifyClientChain(cert.certificates, this.ctx.trustAnchors, this.ctx.config.entropy.now());
+    if (this.ctx.isRevoked?.(cert.certificates)) throw tlsError('ERR_TLS_CERTIFICATE_REVOKED', 'the client certificate is on the deny-list');
     this.ctx.transcript.add(msg.raw);
     this.handedOver = true;
     return { next: new ExpectCertificateVerify(this.ctx, peer), effects: [] };

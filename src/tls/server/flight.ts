@@ -270,6 +270,7 @@ function build(p: FlightParams, scratch: Scratch): Transition {
     alpn,
     clientAuth,
     trustAnchors: identity?.trustAnchors ?? [],
+    isRevoked: identity?.isRevoked,
     peer: psk?.peer,
   };
   const next: ServerState = clientAuth !== 'none' ? new ExpectCertificate(ctx) : new ExpectFinished(ctx);

@@ -28,6 +28,8 @@ export interface HandshakeContext {
   /** 'none' when no CertificateRequest was sent (PSK handshakes included). */
   readonly clientAuth: 'none' | 'optional' | 'required';
   readonly trustAnchors: readonly Uint8Array[];
+  /** The identity's deny-list check of a verified client chain (certificate_revoked). */
+  readonly isRevoked: ((chain: readonly Uint8Array[]) => boolean) | undefined;
   /** The authenticated client (verified chain, or restored from a ticket). */
   readonly peer: PeerIdentity | undefined;
 }

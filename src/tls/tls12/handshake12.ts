@@ -370,6 +370,7 @@ export class Handshake12 {
     }
     if (chain.length > MAX_CLIENT_CHAIN) throw tlsError('ERR_TLS_BAD_CERTIFICATE', 'client chain too long');
     this.peer = verifyClientChain(chain, id.trustAnchors ?? [], this.cfg.entropy.now()); // unknown_ca, certificate_expired...
+    if (id.isRevoked?.(chain)) throw tlsError('ERR_TLS_CERTIFICATE_REVOKED', 'the client certificate is on the deny-list');
     this.peerLeaf = chain[0]!;
   }
 

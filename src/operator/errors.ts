@@ -1,0 +1,123 @@
+/**
+ * operator/errors: the operator service's stable error codes (ERR_OP_…), the HTTP status each one
+ * maps to, and `OpError`. imports bytes/ (SetlsError).
+ *
+ * A code never changes meaning once released; messages may. The REST API answers every refusal
+ * with `{ "error": { "code": "ERR_OP_…", "message": "…" } }` and the status below.
+ */
+import { SetlsError } from '../bytes/index.js';
+
+export const OpErrorCode = {
+  // request / protocol
+  badJson: 'ERR_OP_BAD_JSON',
+  badRequest: 'ERR_OP_BAD_REQUEST',
+  bodyTooLarge: 'ERR_OP_BODY_TOO_LARGE',
+  unsupportedMediaType: 'ERR_OP_UNSUPPORTED_MEDIA_TYPE',
+  notFound: 'ERR_OP_NOT_FOUND',
+  methodNotAllowed: 'ERR_OP_METHOD_NOT_ALLOWED',
+  notAcceptable: 'ERR_OP_NOT_ACCEPTABLE',
+  requestTimeout: 'ERR_OP_REQUEST_TIMEOUT',
+  unauthenticated: 'ERR_OP_UNAUTHENTICATED',
+  forbidden: 'ERR_OP_FORBIDDEN',
+  badCursor: 'ERR_OP_BAD_CURSOR',
+  idempotencyMismatch: 'ERR_OP_IDEMPOTENCY_MISMATCH',
+  idempotencyInProgress: 'ERR_OP_IDEMPOTENCY_IN_PROGRESS',
+  internal: 'ERR_OP_INTERNAL',
+  // registry
+  unknownCard: 'ERR_OP_UNKNOWN_CARD',
+  unknownJob: 'ERR_OP_UNKNOWN_JOB',
+  unknownCertificate: 'ERR_OP_UNKNOWN_CERTIFICATE',
+  cardTerminated: 'ERR_OP_CARD_TERMINATED',
+  cardState: 'ERR_OP_CARD_STATE',
+  alreadyRevoked: 'ERR_OP_ALREADY_REVOKED',
+  manifestInvalid: 'ERR_OP_MANIFEST_INVALID',
+  manifestConflict: 'ERR_OP_MANIFEST_CONFLICT',
+  untrustedManufacturer: 'ERR_OP_UNTRUSTED_MANUFACTURER',
+  // enrolment verification: each refusal its own code, nothing issued
+  unknownUid: 'ERR_OP_UNKNOWN_UID',
+  attestationFormat: 'ERR_OP_ATTESTATION_FORMAT',
+  attestationChain: 'ERR_OP_ATTESTATION_CHAIN',
+  attestationCertMismatch: 'ERR_OP_ATTESTATION_CERT_MISMATCH',
+  attestationSignature: 'ERR_OP_ATTESTATION_SIGNATURE',
+  attestationUid: 'ERR_OP_ATTESTATION_UID',
+  nonceUnknown: 'ERR_OP_NONCE_UNKNOWN',
+  nonceReplay: 'ERR_OP_NONCE_REPLAY',
+  nonceExpired: 'ERR_OP_NONCE_EXPIRED',
+  csrInvalid: 'ERR_OP_CSR_INVALID',
+  csrSignature: 'ERR_OP_CSR_SIGNATURE',
+  csrKeyMismatch: 'ERR_OP_CSR_KEY_MISMATCH',
+  keyPolicy: 'ERR_OP_KEY_POLICY',
+  keyBoundElsewhere: 'ERR_OP_KEY_BOUND_ELSEWHERE',
+  // jobs
+  noExecutor: 'ERR_OP_NO_EXECUTOR',
+  leaseLost: 'ERR_OP_LEASE_LOST',
+  jobTimeout: 'ERR_OP_JOB_TIMEOUT',
+  jobAbandoned: 'ERR_OP_JOB_ABANDONED',
+  integrity: 'ERR_OP_INTEGRITY',
+  // local state
+  stateExists: 'ERR_OP_STATE_EXISTS',
+  stateMissing: 'ERR_OP_STATE_MISSING',
+  keyFile: 'ERR_OP_KEY_FILE',
+  schemaVersion: 'ERR_OP_SCHEMA_VERSION',
+} as const;
+export type OpErrorCode = (typeof OpErrorCode)[keyof typeof OpErrorCode];
+
+/** HTTP status per code; codes absent here are 500 (they are not meant to reach a client). */
+export const HTTP_STATUS: Readonly<Partial<Record<OpErrorCode, number>>> = {
+  ERR_OP_BAD_JSON: 400,
+  ERR_OP_BAD_REQUEST: 400,
+  ERR_OP_BAD_CURSOR: 400,
+  ERR_OP_BODY_TOO_LARGE: 413,
+  ERR_OP_UNSUPPORTED_MEDIA_TYPE: 415,
+  ERR_OP_NOT_FOUND: 404,
+  ERR_OP_METHOD_NOT_ALLOWED: 405,
+  ERR_OP_NOT_ACCEPTABLE: 406,
+  ERR_OP_REQUEST_TIMEOUT: 408,
+  ERR_OP_UNAUTHENTICATED: 401,
+  ERR_OP_FORBIDDEN: 403,
+  ERR_OP_IDEMPOTENCY_MISMATCH: 422,
+  ERR_OP_IDEMPOTENCY_IN_PROGRESS: 409,
+  ERR_OP_INTERNAL: 500,
+  ERR_OP_UNKNOWN_CARD: 404,
+  ERR_OP_UNKNOWN_JOB: 404,
+  ERR_OP_UNKNOWN_CERTIFICATE: 404,
+  ERR_OP_CARD_TERMINATED: 409,
+  ERR_OP_CARD_STATE: 409,
+  ERR_OP_ALREADY_REVOKED: 409,
+  ERR_OP_MANIFEST_INVALID: 422,
+  ERR_OP_MANIFEST_CONFLICT: 409,
+  ERR_OP_UNTRUSTED_MANUFACTURER: 422,
+  ERR_OP_UNKNOWN_UID: 422,
+  ERR_OP_ATTESTATION_FORMAT: 422,
+  ERR_OP_ATTESTATION_CHAIN: 422,
+  ERR_OP_ATTESTATION_CERT_MISMATCH: 422,
+  ERR_OP_ATTESTATION_SIGNATURE: 422,
+  ERR_OP_ATTESTATION_UID: 422,
+  ERR_OP_NONCE_UNKNOWN: 422,
+  ERR_OP_NONCE_REPLAY: 422,
+  ERR_OP_NONCE_EXPIRED: 422,
+  ERR_OP_CSR_INVALID: 422,
+  ERR_OP_CSR_SIGNATURE: 422,
+  ERR_OP_CSR_KEY_MISMATCH: 422,
+  ERR_OP_KEY_POLICY: 422,
+  ERR_OP_KEY_BOUND_ELSEWHERE: 409,
+};
+
+export class OpError extends SetlsError {
+  override readonly code: OpErrorCode;
+  /** Extra machine-readable details for the JSON body (never secrets). */
+  readonly details: Record<string, unknown> | undefined;
+  constructor(code: OpErrorCode, message: string, options?: { cause?: unknown; details?: Record<string, unknown> }) {
+    super(code, message, options);
+    this.code = code;
+    this.details = options?.details;
+    this.name = 'OpError';
+  }
+  get status(): number {
+    return HTTP_STATUS[this.code] ?? 500;
+  }
+}
+
+export function isOpError(e: unknown): e is OpError {
+  return e instanceof OpError;
+}

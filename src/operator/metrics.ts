@@ -1,0 +1,56 @@
+/**
+ * operator/metrics: the operator's Prometheus metrics (prom-client), one registry per operator
+ * instance (so tests may run several). Gauges of cards by lifecycle and jobs by status are read
+ * from the store at scrape time. imports store/types and prom-client.
+ */
+import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
+import type { OperatorStore } from './store/types.js';
+
+export class OperatorMetrics {
+  readonly registry = new Registry();
+  readonly httpRequests: Counter<'method' | 'route' | 'status'>;
+  readonly httpDuration: Histogram<'route'>;
+  readonly certificatesIssued: Counter;
+  readonly enrolmentRefusals: Counter<'code'>;
+  readonly crlNumber: Gauge;
+  readonly crlBuildSeconds: Histogram;
+  readonly jobsFinished: Counter<'kind' | 'status'>;
+
+  constructor(store: OperatorStore, opts: { defaultMetrics?: boolean } = {}) {
+    const r = this.registry;
+    if (opts.defaultMetrics) collectDefaultMetrics({ register: r, prefix: 'setls_operator_' });
+    this.httpRequests = new Counter({ name: 'setls_operator_http_requests_total', help: 'API requests', labelNames: ['method', 'route', 'status'], registers: [r] });
+    this.httpDuration = new Histogram({
+      name: 'setls_operator_http_request_duration_seconds',
+      help: 'API request duration',
+      labelNames: ['route'],
+      buckets: [0.001, 0.005, 0.01, 0.05, 0.1, 0.5, 1, 5],
+      registers: [r],
+    });
+    this.certificatesIssued = new Counter({ name: 'setls_operator_certificates_issued_total', help: 'card certificates issued', registers: [r] });
+    this.enrolmentRefusals = new Counter({ name: 'setls_operator_enrolment_refusals_total', help: 'enrolments refused, by code', labelNames: ['code'], registers: [r] });
+    this.crlNumber = new Gauge({ name: 'setls_operator_crl_number', help: 'cRLNumber of the CRL served', registers: [r] });
+    this.crlBuildSeconds = new Histogram({ name: 'setls_operator_crl_build_seconds', help: 'revocation to CRL stored', buckets: [0.005, 0.01, 0.05, 0.1, 0.5, 1, 2], registers: [r] });
+    this.jobsFinished = new Counter({ name: 'setls_operator_jobs_finished_total', help: 'jobs finished, by kind and status', labelNames: ['kind', 'status'], registers: [r] });
+    new Gauge({
+      name: 'setls_operator_cards',
+      help: 'cards by lifecycle state',
+      labelNames: ['state'],
+      registers: [r],
+      async collect() {
+        this.reset();
+        for (const [state, n] of Object.entries(await store.countCardsByLifecycle())) this.set({ state }, n);
+      },
+    });
+    new Gauge({
+      name: 'setls_operator_jobs',
+      help: 'jobs by status',
+      labelNames: ['status'],
+      registers: [r],
+      async collect() {
+        this.reset();
+        for (const [status, n] of Object.entries(await store.countJobsByStatus())) this.set({ status }, n);
+      },
+    });
+  }
+}

@@ -1,0 +1,158 @@
+/**
+ * operator/operator: one opened operator state folder — the store, the issuing CA (key from its
+ * file), the configuration, the trusted manufacturer CAs, and the services built on them
+ * (enrolment, revocation/CRL, job runner, metrics). What `serve`, the CLI and tests open.
+ * imports store/, pki/, jobs/, keys/, services/, metrics, paths, errors.
+ */
+import { randomUUID } from 'node:crypto';
+import { existsSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { OpError, OpErrorCode } from './errors.js';
+import { JobRunner, type RunnerLog } from './jobs/runner.js';
+import { readSecretFile } from './keys/secret-files.js';
+import { OperatorMetrics } from './metrics.js';
+import { crlUrlOf, operatorPaths, readConfig, type OperatorConfig, type OperatorPaths } from './paths.js';
+import { DefaultAttestationVerifier, type AttestationVerifier } from './pki/attestation.js';
+import { verifyChain } from './pki/chain.js';
+import { EnrolmentService } from './pki/enrolment.js';
+import { OperatorCa } from './pki/issuing-ca.js';
+import { RevocationService } from './pki/revocation.js';
+import { fingerprintHex, fromPemAll, toPem } from './pki/x509.js';
+import { openSqliteStore } from './store/index.js';
+import type { ManufacturerCaRow, OperatorStore } from './store/types.js';
+import { X509Certificate } from 'node:crypto';
+
+export interface OpenOptions {
+  readonly dir?: string;
+  readonly now?: () => number;
+  readonly verifier?: AttestationVerifier;
+  /** Overrides the configured public URL (and so the CRL URL in new certificates). */
+  readonly publicUrl?: string;
+  readonly log?: RunnerLog;
+  readonly runner?: { leaseMs?: number; pollMs?: number; concurrency?: number; owner?: string };
+  readonly defaultMetrics?: boolean;
+}
+
+export class Operator {
+  readonly enrolment: EnrolmentService;
+  readonly revocation: RevocationService;
+  readonly runner: JobRunner;
+  readonly metrics: OperatorMetrics;
+  /** The URL the API listens on (set by the server), used when no public URL is configured. */
+  listeningUrl: string | undefined;
+  private constructor(
+    readonly paths: OperatorPaths,
+    readonly config: OperatorConfig,
+    readonly store: OperatorStore,
+    readonly ca: OperatorCa,
+    readonly caId: string,
+    readonly now: () => number,
+    opts: OpenOptions,
+  ) {
+    this.metrics = new OperatorMetrics(store, { defaultMetrics: opts.defaultMetrics });
+    this.enrolment = new EnrolmentService({
+      store,
+      ca,
+      caId,
+      verifier: opts.verifier ?? new DefaultAttestationVerifier(),
+      trustedManufacturerCas: async () => (await store.listManufacturerCas()).map((m) => m.certDer),
+      crlUrl: () => crlUrlOf(this.config, this.listeningUrl),
+      defaultDays: config.certificateDays,
+      defaultDnsNames: config.defaultDnsNames,
+      defaultIpAddresses: config.defaultIpAddresses,
+      now,
+      onRefusal: (code) => this.metrics.enrolmentRefusals.inc({ code }),
+    });
+    this.revocation = new RevocationService({
+      store,
+      ca,
+      caId,
+      crlValidityMs: Math.min(24, config.crlHours) * 3600 * 1000,
+      now,
+      onCrl: (info) => {
+        this.metrics.crlNumber.set(info.number);
+        this.metrics.crlBuildSeconds.observe(Math.max(0, (now() - info.thisUpdate) / 1000));
+      },
+    });
+    this.runner = new JobRunner({
+      store,
+      now,
+      log: opts.log,
+      ...opts.runner,
+      onFinish: (job, status) => this.metrics.jobsFinished.inc({ kind: job.kind, status }),
+    });
+  }
+
+  /** Opens an initialised operator folder (ERR_OP_STATE_MISSING when `operator init` never ran). */
+  static async open(opts: OpenOptions = {}): Promise<Operator> {
+    const paths = operatorPaths(opts.dir);
+    if (!existsSync(paths.db) || !existsSync(paths.caCert)) {
+      throw new OpError(OpErrorCode.stateMissing, `no operator in ${paths.dir}: run 'setls operator init --dir ${paths.dir}' first`);
+    }
+    let config = readConfig(paths);
+    if (opts.publicUrl) config = { ...config, publicUrl: opts.publicUrl };
+    const store = await openSqliteStore(paths.db);
+    try {
+      const row = await store.caByRole('issuing');
+      if (!row) throw new OpError(OpErrorCode.stateMissing, `the store in ${paths.db} has no issuing CA`);
+      const ca = await OperatorCa.load(readFileSync(paths.caCert, 'utf8'), readSecretFile(paths.caKey).toString('utf8'));
+      if (fingerprintHex(ca.certDer) !== fingerprintHex(row.certDer)) {
+        throw new OpError(OpErrorCode.keyFile, `${paths.caCert} is not the issuing CA recorded in the store`);
+      }
+      const op = new Operator(paths, config, store, ca, row.id, opts.now ?? Date.now, opts);
+      await op.syncManufacturerDir();
+      return op;
+    } catch (e) {
+      await store.close();
+      throw e;
+    }
+  }
+
+  /** Adds a manufacturer CA certificate (PEM) to the trusted set (table + D/manufacturers/). */
+  async trustManufacturer(pem: string, name?: string): Promise<{ row: ManufacturerCaRow; added: boolean }[]> {
+    const ders = fromPemAll(pem);
+    if (ders.length === 0) throw new OpError(OpErrorCode.badRequest, 'no PEM certificate found');
+    const out = [];
+    for (const der of ders) {
+      const c = new X509Certificate(der);
+      if (!c.ca) throw new OpError(OpErrorCode.badRequest, `${c.subject.replace(/\n/g, ', ')} is not a CA certificate`);
+      // A trust anchor must at least verify itself when self-signed, and be valid now.
+      try {
+        if (c.checkIssued(c)) verifyChain(der, [], [der], this.now());
+      } catch (e) {
+        throw new OpError(OpErrorCode.badRequest, `manufacturer CA refused: ${(e as Error).message}`);
+      }
+      const fp = fingerprintHex(der);
+      const row: ManufacturerCaRow = {
+        id: randomUUID(),
+        name: name ?? (c.subject.split('\n').find((l) => l.startsWith('CN='))?.slice(3) || fp.slice(0, 16)),
+        certDer: der,
+        fingerprint: fp,
+        notAfter: Date.parse(c.validTo),
+        createdAt: this.now(),
+      };
+      const added = await this.store.addManufacturerCa(row);
+      const file = join(this.paths.manufacturersDir, `${fp.slice(0, 32)}.pem`);
+      if (!existsSync(file)) writeFileSync(file, toPem(der, 'CERTIFICATE'));
+      const stored = (await this.store.listManufacturerCas()).find((m) => m.fingerprint === fp)!;
+      out.push({ row: stored, added });
+    }
+    return out;
+  }
+
+  /** PEM files dropped into D/manufacturers/ are trusted too. */
+  private async syncManufacturerDir(): Promise<void> {
+    if (!existsSync(this.paths.manufacturersDir)) return;
+    const known = new Set((await this.store.listManufacturerCas()).map((m) => m.fingerprint));
+    for (const f of readdirSync(this.paths.manufacturersDir).filter((n) => n.endsWith('.pem') || n.endsWith('.crt'))) {
+      const pem = readFileSync(join(this.paths.manufacturersDir, f), 'utf8');
+      if (fromPemAll(pem).every((d) => known.has(fingerprintHex(d)))) continue;
+      await this.trustManufacturer(pem);
+    }
+  }
+
+  async close(): Promise<void> {
+    await this.runner.stop();
+    await this.store.close();
+  }
+}

@@ -1,0 +1,249 @@
+/**
+ * operator/pki/enrolment: Mode A enrolment as the operator decides it, independent of transport —
+ * issue a single-use nonce for a card, then, given what the card returned (attestation evidence and
+ * a CSR), check everything and issue a certificate persisted in the same transaction, or refuse
+ * with one code and issue nothing. imports pki/*, store/types, errors, bytes/.
+ *
+ * Checks, in order (each its own code):
+ *   UID in a manifest (ERR_OP_UNKNOWN_UID), not terminated (ERR_OP_CARD_TERMINATED);
+ *   attestation chain to a trusted manufacturer CA (ERR_OP_ATTESTATION_CHAIN), statement signed by
+ *   the attestation key (ERR_OP_ATTESTATION_SIGNATURE), statement well formed (…_FORMAT);
+ *   attestation certificate = the manifest's for this UID (…_CERT_MISMATCH), statement UID = card
+ *   (…_UID); nonce issued for this card (ERR_OP_NONCE_UNKNOWN), still open (ERR_OP_NONCE_REPLAY),
+ *   not expired (ERR_OP_NONCE_EXPIRED); CSR parses (ERR_OP_CSR_INVALID), key policy
+ *   (ERR_OP_KEY_POLICY), self-signature (ERR_OP_CSR_SIGNATURE); CSR key = attested key
+ *   (ERR_OP_CSR_KEY_MISMATCH); key not bound to another card (ERR_OP_KEY_BOUND_ELSEWHERE).
+ * A refusal after the nonce was found consumes it (status refused), so the same evidence never
+ * gets a second try. The certificate is signed before the transaction (WebCrypto is async), then
+ * the transaction re-checks the nonce and the key binding and inserts identity + certificate; if
+ * it fails, the signed certificate is dropped unseen: nothing is issued.
+ */
+import { randomBytes, randomUUID } from 'node:crypto';
+import { ctEqual, equalBytes, toHex } from '../../bytes/index.js';
+import { OpError, OpErrorCode } from '../errors.js';
+import type { CardRow, CertificateRow, EnrolmentRow, IdentityRow, OperatorStore } from '../store/types.js';
+import type { AttestationEvidence, AttestationVerifier, VerifiedAttestation } from './attestation.js';
+import { checkCsr, type CheckedCsr } from './csr.js';
+import type { OperatorCa } from './issuing-ca.js';
+import { DAY_MS, randomSerial, sha256 } from './x509.js';
+
+export const DEFAULT_NONCE_TTL_MS = 10 * 60 * 1000;
+
+export interface IssuedNonce {
+  readonly enrolmentId: string;
+  /** 32 random bytes for AttestKey / CreateCSR; only its SHA-256 is stored. */
+  readonly nonce: Uint8Array;
+  readonly expiresAt: number;
+}
+
+/** Facts the pure check needs, read from the store by the caller. */
+export interface EnrolmentFacts {
+  readonly uid: Uint8Array;
+  readonly card: CardRow | null;
+  readonly attestation: VerifiedAttestation;
+  readonly csr: CheckedCsr;
+  /** The enrolment whose nonce hash equals SHA-256(attested nonce), if any. */
+  readonly enrolment: EnrolmentRow | null;
+  /** When the executor knows which enrolment it started, it must be that one. */
+  readonly expectedEnrolmentId?: string;
+  /** An identity already holding the CSR's key (unique SPKI hash), if any. */
+  readonly boundIdentity: IdentityRow | null;
+  readonly now: number;
+}
+
+/**
+ * The binding checks (everything after the attestation's own chain/signature/format and the CSR's
+ * own parse/policy/signature). Pure: throws the refusal's OpError, or returns.
+ */
+export function checkEnrolmentBinding(f: EnrolmentFacts): void {
+  const card = f.card;
+  if (!card) throw new OpError(OpErrorCode.unknownUid, `card ${toHex(f.uid)} is in no imported manifest`);
+  if (card.lifecycle === 'terminated') throw new OpError(OpErrorCode.cardTerminated, `card ${toHex(card.uid)} is terminated`);
+  if (!equalBytes(f.attestation.attestCertDer, card.attestCertDer)) {
+    throw new OpError(OpErrorCode.attestationCertMismatch, `the attestation certificate is not the one the manifest gives for card ${toHex(card.uid)}`);
+  }
+  if (!equalBytes(f.attestation.claims.uid, card.uid)) {
+    throw new OpError(OpErrorCode.attestationUid, `the statement names card ${toHex(f.attestation.claims.uid)}, not ${toHex(card.uid)}`);
+  }
+  const e = f.enrolment;
+  if (!e || e.cardId !== card.id || (f.expectedEnrolmentId !== undefined && e.id !== f.expectedEnrolmentId)) {
+    throw new OpError(OpErrorCode.nonceUnknown, 'the attested nonce was not issued for this enrolment of this card');
+  }
+  if (e.status !== 'open') throw new OpError(OpErrorCode.nonceReplay, `the attested nonce was already used (enrolment ${e.id}, ${e.status})`);
+  if (f.now > e.expiresAt) throw new OpError(OpErrorCode.nonceExpired, `the nonce expired at ${new Date(e.expiresAt).toISOString()}`);
+  if (!ctEqual(f.csr.spkiSha256, f.attestation.claims.spkiSha256)) {
+    throw new OpError(OpErrorCode.csrKeyMismatch, 'the CSR key is not the attested key');
+  }
+  if (f.boundIdentity && f.boundIdentity.cardId !== card.id) {
+    throw new OpError(OpErrorCode.keyBoundElsewhere, 'this key is already bound to another card');
+  }
+}
+
+export interface EnrolmentRequest {
+  readonly uid: Uint8Array;
+  readonly evidence: AttestationEvidence;
+  readonly csrDer: Uint8Array;
+  readonly jobId?: string | null;
+  readonly expectedEnrolmentId?: string;
+  /** Validity in days (default: the service's). */
+  readonly days?: number;
+  readonly actor?: string;
+}
+
+export interface EnrolmentResult {
+  readonly certificate: CertificateRow;
+  readonly identity: IdentityRow;
+  /** The issued certificate then the issuing CA (what InstallCertificateChain carries). */
+  readonly chainDer: readonly Uint8Array[];
+}
+
+export interface EnrolmentServiceOptions {
+  readonly store: OperatorStore;
+  readonly ca: OperatorCa;
+  readonly caId: string;
+  readonly verifier: AttestationVerifier;
+  /** The trusted manufacturer CAs (DER); read per call so a newly trusted CA counts at once. */
+  readonly trustedManufacturerCas: () => Promise<readonly Uint8Array[]>;
+  /** The cRLDistributionPoints URL (read per issuance: known once the server listens). */
+  readonly crlUrl: () => string;
+  readonly defaultDays: number;
+  readonly defaultDnsNames: readonly string[];
+  readonly defaultIpAddresses: readonly string[];
+  readonly nonceTtlMs?: number;
+  readonly now?: () => number;
+  /** Called for each refusal (metrics). */
+  readonly onRefusal?: (code: string) => void;
+}
+
+export class EnrolmentService {
+  private readonly now: () => number;
+  constructor(private readonly o: EnrolmentServiceOptions) {
+    this.now = o.now ?? Date.now;
+  }
+
+  /** A fresh single-use nonce for `uid` (stored as its hash); ERR_OP_UNKNOWN_UID / _CARD_TERMINATED. */
+  async issueNonce(uid: Uint8Array, jobId: string | null = null, mode = 'admin'): Promise<IssuedNonce> {
+    const card = await this.o.store.cardByUid(uid);
+    if (!card) throw new OpError(OpErrorCode.unknownUid, `card ${toHex(uid)} is in no imported manifest`);
+    if (card.lifecycle === 'terminated') throw new OpError(OpErrorCode.cardTerminated, `card ${toHex(uid)} is terminated`);
+    const nonce = new Uint8Array(randomBytes(32));
+    const now = this.now();
+    const row: EnrolmentRow = {
+      id: randomUUID(),
+      cardId: card.id,
+      jobId,
+      mode,
+      nonceHash: sha256(nonce),
+      status: 'open',
+      errorCode: null,
+      expiresAt: now + (this.o.nonceTtlMs ?? DEFAULT_NONCE_TTL_MS),
+      startedAt: now,
+      finishedAt: null,
+    };
+    await this.o.store.insertEnrolment(row);
+    return { enrolmentId: row.id, nonce, expiresAt: row.expiresAt };
+  }
+
+  /** Verifies and issues, or throws the refusal (nothing issued). */
+  async complete(req: EnrolmentRequest): Promise<EnrolmentResult> {
+    const store = this.o.store;
+    const now = this.now();
+    let enrolment: EnrolmentRow | null = null;
+    try {
+      const card = await store.cardByUid(req.uid);
+      if (!card) throw new OpError(OpErrorCode.unknownUid, `card ${toHex(req.uid)} is in no imported manifest`);
+      if (card.lifecycle === 'terminated') throw new OpError(OpErrorCode.cardTerminated, `card ${toHex(card.uid)} is terminated`);
+      const attestation = this.o.verifier.verify(req.evidence, await this.o.trustedManufacturerCas(), now);
+      enrolment = await store.enrolmentByNonceHash(sha256(attestation.claims.nonce));
+      if (enrolment && enrolment.cardId !== card.id) enrolment = null; // never consume another card's nonce
+      const csr = await checkCsr(req.csrDer);
+      const boundIdentity = await store.identityBySpkiHash(csr.spkiSha256);
+      checkEnrolmentBinding({ uid: req.uid, card, attestation, csr, enrolment, expectedEnrolmentId: req.expectedEnrolmentId, boundIdentity, now });
+      const open = enrolment!;
+
+      // Sign first (async), then persist under re-checks; a failed transaction drops the certificate.
+      const serial = randomSerial();
+      const dnsNames = stringList(card.profile['dnsNames']) ?? this.o.defaultDnsNames;
+      const ipAddresses = stringList(card.profile['ipAddresses']) ?? this.o.defaultIpAddresses;
+      const days = req.days ?? this.o.defaultDays;
+      const notBefore = now - 5 * 60 * 1000;
+      const notAfter = now + days * DAY_MS;
+      const subject = `CN=${toHex(card.uid)}`;
+      const der = await this.o.ca.issue({
+        spkiDer: csr.spkiDer,
+        serial,
+        subject,
+        dnsNames,
+        ipAddresses,
+        notBefore: new Date(notBefore),
+        notAfter: new Date(notAfter),
+        crlUrl: this.o.crlUrl(),
+      });
+      return await store.tx(async (t) => {
+        const bound = await t.identityBySpkiHash(csr.spkiSha256);
+        if (bound && bound.cardId !== card.id) throw new OpError(OpErrorCode.keyBoundElsewhere, 'this key is already bound to another card');
+        if (!(await t.finishEnrolment(open.id, 'succeeded', null, now))) {
+          throw new OpError(OpErrorCode.nonceReplay, `the attested nonce was already used (enrolment ${open.id})`);
+        }
+        let identity = bound;
+        if (!identity) {
+          identity = {
+            id: randomUUID(),
+            cardId: card.id,
+            slot: attestation.claims.slot,
+            alg: csr.alg,
+            spkiDer: csr.spkiDer,
+            spkiSha256: csr.spkiSha256,
+            state: 'generated',
+            attestedAt: now,
+            createdAt: now,
+          };
+          await t.insertIdentity(identity);
+        }
+        const certificate: CertificateRow = {
+          serial,
+          identityId: identity.id,
+          cardId: card.id,
+          caId: this.o.caId,
+          jobId: req.jobId ?? null,
+          enrolmentId: open.id,
+          subject,
+          san: { dnsNames: [...dnsNames], ipAddresses: [...ipAddresses] },
+          notBefore,
+          notAfter,
+          der,
+          status: 'good',
+          revokedAt: null,
+          reason: null,
+          createdAt: now,
+        };
+        await t.insertCertificate(certificate);
+        if (card.lifecycle === 'manifest') await t.updateCard(card.id, { lifecycle: 'enrolled' }, now);
+        await t.addEvent({
+          at: now,
+          actor: req.actor ?? 'operator',
+          kind: 'certificate.issued',
+          cardId: card.id,
+          subject: toHex(serial),
+          details: { enrolment: open.id, job: req.jobId ?? null, slot: attestation.claims.slot, counter: attestation.claims.counter },
+        });
+        return { certificate, identity, chainDer: [der, this.o.ca.certDer] };
+      });
+    } catch (e) {
+      const code = e instanceof OpError ? e.code : OpErrorCode.internal;
+      this.o.onRefusal?.(code);
+      // A refusal consumes a nonce that was found for this card (single use); log the refusal.
+      if (enrolment && enrolment.status === 'open') {
+        await store.tx(async (t) => {
+          await t.finishEnrolment(enrolment!.id, 'refused', code, now);
+          await t.addEvent({ at: now, actor: req.actor ?? 'operator', kind: 'enrolment.refused', cardId: enrolment!.cardId, subject: enrolment!.id, details: { code } });
+        });
+      }
+      throw e;
+    }
+  }
+}
+
+function stringList(v: unknown): string[] | null {
+  return Array.isArray(v) && v.length > 0 && v.every((x) => typeof x === 'string') ? (v as string[]) : null;
+}

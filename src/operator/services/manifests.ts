@@ -1,0 +1,73 @@
+/**
+ * operator/services/manifests: importing a manufacturer batch manifest into the registry — all or
+ * nothing: every entry must chain to a trusted manufacturer CA and must not conflict with a card
+ * already known (same UID, other attestation certificate); an entry identical to a known card is
+ * skipped, so importing a file twice is harmless. imports pki/manifest, store/types, errors.
+ */
+import { randomUUID } from 'node:crypto';
+import { equalBytes, toHex } from '../../bytes/index.js';
+import { OpError, OpErrorCode } from '../errors.js';
+import { parseManifest, type EntryProblem, type ManifestEntry } from '../pki/manifest.js';
+import { fingerprintHex } from '../pki/x509.js';
+import type { OperatorStore } from '../store/types.js';
+
+export interface ImportResult {
+  readonly batchId: string | null;
+  readonly imported: string[];
+  readonly alreadyPresent: string[];
+}
+
+export async function importManifest(store: OperatorStore, doc: unknown, actor: string, now = Date.now()): Promise<ImportResult> {
+  const trusted = await store.listManufacturerCas();
+  if (trusted.length === 0) {
+    throw new OpError(OpErrorCode.untrustedManufacturer, 'no manufacturer CA is trusted yet: setls operator trust-manufacturer FILE');
+  }
+  const parsed = parseManifest(
+    doc,
+    trusted.map((t) => t.certDer),
+    now,
+  );
+  if (typeof parsed === 'string') throw new OpError(OpErrorCode.manifestInvalid, parsed);
+  if (parsed.problems.length > 0) throw invalid(parsed.problems);
+  return store.tx(async (t) => {
+    const imported: string[] = [];
+    const alreadyPresent: string[] = [];
+    const fresh: ManifestEntry[] = [];
+    for (const e of parsed.entries) {
+      const known = await t.cardByUid(e.uid);
+      if (!known) fresh.push(e);
+      else if (equalBytes(known.attestCertDer, e.attestCertDer)) alreadyPresent.push(toHex(e.uid));
+      else throw new OpError(OpErrorCode.manifestConflict, `card ${toHex(e.uid)} is already registered with another attestation certificate`, { details: { uid: toHex(e.uid) } });
+    }
+    if (fresh.length === 0) return { batchId: null, imported, alreadyPresent };
+    const batchId = randomUUID();
+    const anchor = trusted.find((m) => fingerprintHex(m.certDer) === fresh[0]!.anchorFingerprint)!;
+    await t.addManifestBatch({ id: batchId, manufacturerCaId: anchor.id, name: parsed.name ?? `import ${new Date(now).toISOString()}`, count: fresh.length, importedBy: actor, importedAt: now });
+    for (const e of fresh) {
+      await t.insertCard({
+        id: randomUUID(),
+        uid: e.uid,
+        batchId,
+        attestCertDer: e.attestCertDer,
+        attestSpkiSha256: e.attestSpkiSha256,
+        lifecycle: 'manifest',
+        kvn: e.kvn,
+        transportKeyId: e.transportKeyId,
+        labels: e.labels,
+        profile: e.profile,
+        createdAt: now,
+      });
+      imported.push(toHex(e.uid));
+    }
+    await t.addEvent({ at: now, actor, kind: 'manifest.imported', cardId: null, subject: batchId, details: { count: fresh.length, skipped: alreadyPresent.length } });
+    return { batchId, imported, alreadyPresent };
+  });
+}
+
+function invalid(problems: readonly EntryProblem[]): OpError {
+  const first = problems[0]!;
+  const more = problems.length > 1 ? ` (and ${problems.length - 1} more)` : '';
+  return new OpError(OpErrorCode.manifestInvalid, `entry ${first.index}${first.uid ? ` (${first.uid})` : ''}: ${first.code}: ${first.message}${more}; nothing imported`, {
+    details: { problems: problems.slice(0, 100) },
+  });
+}

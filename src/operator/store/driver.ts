@@ -1,0 +1,42 @@
+/**
+ * operator/store/driver: the small SQL driver interface the repository (`SqlStore`) is written
+ * against, so that SQLite (better-sqlite3, `sqlite-driver.ts`) and later PostgreSQL (`pg`) differ
+ * only in a driver and a dialect. imports nothing.
+ *
+ * SQL given to a driver uses `?` placeholders in order; a PostgreSQL driver rewrites them to `$n`.
+ * Values are strings, numbers (int64 as JS numbers: epoch ms, counters), `Uint8Array` or null.
+ */
+export type SqlValue = string | number | Uint8Array | null;
+export type SqlRow = { readonly [column: string]: SqlValue };
+
+export interface SqlConn {
+  all(sql: string, params?: readonly SqlValue[]): Promise<SqlRow[]>;
+  get(sql: string, params?: readonly SqlValue[]): Promise<SqlRow | undefined>;
+  run(sql: string, params?: readonly SqlValue[]): Promise<{ changes: number }>;
+}
+
+/** The column types a migration may use, spelled per dialect. */
+export interface Dialect {
+  readonly name: 'sqlite' | 'postgres';
+  /** DDL type names substituted for {bytes}, {int64}, {json}, {text}, {serial_pk}. */
+  readonly types: { readonly bytes: string; readonly int64: string; readonly json: string; readonly text: string; readonly serialPk: string };
+}
+
+export interface SqlDriver extends SqlConn {
+  readonly dialect: Dialect;
+  /** One transaction (serialised with every other write); commits when fn resolves. */
+  tx<T>(fn: (c: SqlConn) => Promise<T>): Promise<T>;
+  /** Several DDL statements (migrations), in one transaction. */
+  execScript(sql: string): Promise<void>;
+  close(): Promise<void>;
+}
+
+/** DDL with dialect placeholders → concrete DDL. */
+export function ddl(dialect: Dialect, sql: string): string {
+  return sql
+    .replace(/\{bytes\}/g, dialect.types.bytes)
+    .replace(/\{int64\}/g, dialect.types.int64)
+    .replace(/\{json\}/g, dialect.types.json)
+    .replace(/\{text\}/g, dialect.types.text)
+    .replace(/\{serial_pk\}/g, dialect.types.serialPk);
+}

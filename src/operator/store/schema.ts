@@ -1,0 +1,253 @@
+/**
+ * operator/store/schema: the versioned migrations of the operator database, written once with
+ * dialect placeholders ({bytes}, {int64}, {json}, {text}, {serial_pk}: store/driver.ts) so SQLite
+ * and PostgreSQL run the same schema. imports store/driver.
+ *
+ * Rules: a released migration never changes; a new one is appended with the next version. The
+ * `schema_migrations` table records what ran; a database newer than this code is refused.
+ * Data model: design brief §8.4 (the tables this issue needs; findings and campaigns: issue #16).
+ */
+import type { SqlDriver } from './driver.js';
+import { ddl } from './driver.js';
+import { OpError, OpErrorCode } from '../errors.js';
+
+export interface Migration {
+  readonly version: number;
+  readonly name: string;
+  readonly sql: string;
+}
+
+export const MIGRATIONS: readonly Migration[] = [
+  {
+    version: 1,
+    name: 'registry, pki, jobs, tokens',
+    sql: `
+CREATE TABLE meta (
+  key {text} PRIMARY KEY,
+  value {text} NOT NULL
+);
+CREATE TABLE manufacturer_ca (
+  id {text} PRIMARY KEY,
+  name {text} NOT NULL,
+  cert_der {bytes} NOT NULL,
+  fingerprint {text} NOT NULL UNIQUE,
+  not_after {int64} NOT NULL,
+  created_at {int64} NOT NULL
+);
+CREATE TABLE ca (
+  id {text} PRIMARY KEY,
+  role {text} NOT NULL UNIQUE,
+  cert_der {bytes} NOT NULL,
+  key_ref {text} NOT NULL,
+  not_after {int64} NOT NULL,
+  crl_number {int64} NOT NULL DEFAULT 0,
+  crl_der {bytes},
+  crl_built_number {int64} NOT NULL DEFAULT 0,
+  crl_this_update {int64},
+  crl_next_update {int64},
+  created_at {int64} NOT NULL
+);
+CREATE TABLE master_key (
+  id {text} PRIMARY KEY,
+  purpose {text} NOT NULL,
+  version {int64} NOT NULL,
+  kcv {text} NOT NULL,
+  source {text} NOT NULL,
+  created_at {int64} NOT NULL,
+  UNIQUE (purpose, version)
+);
+CREATE TABLE manifest_batch (
+  id {text} PRIMARY KEY,
+  manufacturer_ca_id {text} NOT NULL REFERENCES manufacturer_ca(id),
+  name {text} NOT NULL,
+  count {int64} NOT NULL,
+  imported_by {text} NOT NULL,
+  imported_at {int64} NOT NULL
+);
+CREATE TABLE card (
+  id {text} PRIMARY KEY,
+  uid {bytes} NOT NULL UNIQUE,
+  batch_id {text} REFERENCES manifest_batch(id),
+  attest_cert_der {bytes} NOT NULL,
+  attest_spki_sha256 {bytes} NOT NULL,
+  lifecycle {text} NOT NULL,
+  kvn {int64} NOT NULL,
+  transport_key_id {text},
+  seq_counter {int64},
+  labels {json} NOT NULL,
+  profile {json} NOT NULL,
+  host_id {text},
+  last_seen_at {int64},
+  created_at {int64} NOT NULL,
+  updated_at {int64} NOT NULL
+);
+CREATE INDEX card_lifecycle_uid ON card (lifecycle, uid);
+CREATE TABLE identity (
+  id {text} PRIMARY KEY,
+  card_id {text} NOT NULL REFERENCES card(id),
+  slot {int64} NOT NULL,
+  alg {text} NOT NULL,
+  spki_der {bytes} NOT NULL,
+  spki_sha256 {bytes} NOT NULL UNIQUE,
+  state {text} NOT NULL,
+  attested_at {int64},
+  created_at {int64} NOT NULL
+);
+CREATE INDEX identity_card ON identity (card_id);
+CREATE TABLE enrolment (
+  id {text} PRIMARY KEY,
+  card_id {text} NOT NULL REFERENCES card(id),
+  job_id {text},
+  mode {text} NOT NULL,
+  nonce_hash {bytes} NOT NULL UNIQUE,
+  status {text} NOT NULL,
+  error_code {text},
+  expires_at {int64} NOT NULL,
+  started_at {int64} NOT NULL,
+  finished_at {int64}
+);
+CREATE INDEX enrolment_card ON enrolment (card_id);
+CREATE TABLE certificate (
+  serial {bytes} PRIMARY KEY,
+  identity_id {text} NOT NULL REFERENCES identity(id),
+  card_id {text} NOT NULL REFERENCES card(id),
+  ca_id {text} NOT NULL REFERENCES ca(id),
+  job_id {text},
+  enrolment_id {text} REFERENCES enrolment(id),
+  subject {text} NOT NULL,
+  san {json} NOT NULL,
+  not_before {int64} NOT NULL,
+  not_after {int64} NOT NULL,
+  der {bytes} NOT NULL,
+  status {text} NOT NULL,
+  revoked_at {int64},
+  reason {text},
+  created_at {int64} NOT NULL
+);
+CREATE INDEX certificate_status_not_after ON certificate (status, not_after);
+CREATE INDEX certificate_card ON certificate (card_id);
+CREATE INDEX certificate_job ON certificate (job_id);
+CREATE TABLE job (
+  id {text} PRIMARY KEY,
+  seq {int64} NOT NULL UNIQUE,
+  card_id {text} NOT NULL REFERENCES card(id),
+  campaign_id {text},
+  kind {text} NOT NULL,
+  params {json} NOT NULL,
+  status {text} NOT NULL,
+  attempt {int64} NOT NULL DEFAULT 0,
+  max_attempts {int64} NOT NULL,
+  lease_owner {text},
+  lease_until {int64},
+  not_before {int64} NOT NULL,
+  deadline_at {int64},
+  idempotency_key {text} UNIQUE,
+  progress {json} NOT NULL,
+  result {json},
+  error_code {text},
+  error_message {text},
+  created_by {text},
+  created_at {int64} NOT NULL,
+  updated_at {int64} NOT NULL,
+  started_at {int64},
+  finished_at {int64}
+);
+CREATE INDEX job_status_seq ON job (status, seq);
+CREATE INDEX job_card_seq ON job (card_id, seq);
+CREATE TABLE admin_session (
+  id {text} PRIMARY KEY,
+  job_id {text} NOT NULL REFERENCES job(id),
+  card_id {text} NOT NULL REFERENCES card(id),
+  scp {text} NOT NULL,
+  kvn {int64} NOT NULL,
+  security_level {int64} NOT NULL,
+  seq_counter {int64},
+  step {int64} NOT NULL,
+  transcript_sha256 {bytes},
+  error_sw {text},
+  started_at {int64} NOT NULL,
+  finished_at {int64}
+);
+CREATE INDEX admin_session_job ON admin_session (job_id);
+CREATE TABLE host (
+  id {text} PRIMARY KEY,
+  name {text} NOT NULL,
+  credential_hash {bytes},
+  last_ip {text},
+  last_seen_at {int64},
+  created_at {int64} NOT NULL
+);
+CREATE TABLE api_token (
+  id {text} PRIMARY KEY,
+  name {text} NOT NULL,
+  role {text} NOT NULL,
+  secret_hash {bytes} NOT NULL,
+  created_at {int64} NOT NULL,
+  last_used_at {int64},
+  revoked_at {int64}
+);
+CREATE TABLE idempotency (
+  principal {text} NOT NULL,
+  key {text} NOT NULL,
+  request_hash {bytes} NOT NULL,
+  status {int64} NOT NULL,
+  response {json},
+  created_at {int64} NOT NULL,
+  PRIMARY KEY (principal, key)
+);
+CREATE TABLE event (
+  id {serial_pk},
+  at {int64} NOT NULL,
+  actor {text} NOT NULL,
+  kind {text} NOT NULL,
+  card_id {text},
+  subject {text},
+  details {json} NOT NULL
+);
+CREATE INDEX event_card ON event (card_id, id);
+CREATE TABLE card_audit_entry (
+  card_id {text} NOT NULL REFERENCES card(id),
+  seq {int64} NOT NULL,
+  type {text} NOT NULL,
+  body {bytes} NOT NULL,
+  prev_hash {bytes} NOT NULL,
+  received_at {int64} NOT NULL,
+  PRIMARY KEY (card_id, seq)
+);
+CREATE TABLE card_audit_head (
+  card_id {text} PRIMARY KEY REFERENCES card(id),
+  seq {int64} NOT NULL,
+  head_hash {bytes} NOT NULL,
+  signature {bytes} NOT NULL,
+  verified {int64} NOT NULL,
+  received_at {int64} NOT NULL
+);
+`,
+  },
+];
+
+export const SCHEMA_VERSION = MIGRATIONS[MIGRATIONS.length - 1]!.version;
+
+/** Runs the migrations the database has not seen yet; returns the version now in force. */
+export async function migrate(driver: SqlDriver, now = Date.now()): Promise<number> {
+  await driver.execScript(
+    ddl(driver.dialect, 'CREATE TABLE IF NOT EXISTS schema_migrations (version {int64} PRIMARY KEY, name {text} NOT NULL, applied_at {int64} NOT NULL);'),
+  );
+  const row = await driver.get('SELECT MAX(version) AS v FROM schema_migrations');
+  const current = Number(row?.['v'] ?? 0);
+  if (current > SCHEMA_VERSION) {
+    throw new OpError(OpErrorCode.schemaVersion, `the database has schema version ${current}, newer than this program's ${SCHEMA_VERSION}: upgrade setls`);
+  }
+  for (const m of MIGRATIONS) {
+    if (m.version <= current) continue;
+    await driver.tx(async (c) => {
+      // Another process may have run it meanwhile (the check and the DDL share this transaction).
+      const again = await c.get('SELECT MAX(version) AS v FROM schema_migrations');
+      if (Number(again?.['v'] ?? 0) >= m.version) return;
+      // DDL statement by statement inside one transaction (SQLite and PostgreSQL both have transactional DDL).
+      for (const stmt of ddl(driver.dialect, m.sql).split(';').map((s) => s.trim()).filter(Boolean)) await c.run(stmt);
+      await c.run('INSERT INTO schema_migrations (version, name, applied_at) VALUES (?, ?, ?)', [m.version, m.name, now]);
+    });
+  }
+  return SCHEMA_VERSION;
+}

@@ -1,0 +1,734 @@
+/**
+ * operator/store/sql-store: `OperatorStore` written once over a `SqlDriver` — the one place that
+ * holds the operator's SQL. The statements are portable (SQLite 3.24+ and PostgreSQL: `?`
+ * placeholders, `ON CONFLICT … DO NOTHING`, keyset pagination, no RETURNING, no SQLite functions);
+ * what differs per dialect (JSON field access) comes from `DialectSql`. imports store/types,
+ * store/driver, store/schema, errors.
+ *
+ * Job claims run inside one transaction (a read, then a guarded UPDATE that re-checks the row), so
+ * two claimers never get the same job; a PostgreSQL driver adds `FOR UPDATE SKIP LOCKED` to the
+ * read through `DialectSql.lockSkip` to let several nodes claim concurrently.
+ */
+import type { SqlConn, SqlDriver, SqlRow, SqlValue } from './driver.js';
+import { migrate } from './schema.js';
+import type {
+  AdminSessionRow,
+  ApiTokenRow,
+  CaRow,
+  CardFilter,
+  CardRow,
+  CertificateRow,
+  ClaimOptions,
+  EnrolmentRow,
+  EventRow,
+  IdempotencyRow,
+  IdentityRow,
+  JobFilter,
+  JobFinish,
+  JobRow,
+  Json,
+  JsonObject,
+  ManifestBatchRow,
+  ManufacturerCaRow,
+  MasterKeyRow,
+  NewCard,
+  NewJob,
+  OperatorStore,
+} from './types.js';
+
+/** The dialect-specific SQL fragments. */
+export interface DialectSql {
+  /** A JSON text field of `column` whose key is bound as the following `?` (value given by `jsonKeyParam`). */
+  jsonText(column: string): string;
+  jsonKeyParam(key: string): string;
+  /** Appended to the claim SELECT (PostgreSQL: ' FOR UPDATE SKIP LOCKED'). */
+  readonly lockSkip: string;
+}
+
+export const SQLITE_SQL: DialectSql = {
+  jsonText: (col) => `json_extract(${col}, ?)`,
+  jsonKeyParam: (key) => `$."${key.replace(/["\\]/g, '')}"`,
+  lockSkip: '',
+};
+
+const s = (r: SqlRow, k: string): string => r[k] as string;
+const sn = (r: SqlRow, k: string): string | null => (r[k] ?? null) as string | null;
+const n = (r: SqlRow, k: string): number => Number(r[k]);
+const nn = (r: SqlRow, k: string): number | null => (r[k] === null || r[k] === undefined ? null : Number(r[k]));
+const b = (r: SqlRow, k: string): Uint8Array => r[k] as Uint8Array;
+const bn = (r: SqlRow, k: string): Uint8Array | null => (r[k] ?? null) as Uint8Array | null;
+const j = (r: SqlRow, k: string): JsonObject => (r[k] === null || r[k] === undefined ? {} : (JSON.parse(r[k] as string) as JsonObject));
+const jn = (r: SqlRow, k: string): JsonObject | null => (r[k] === null || r[k] === undefined ? null : (JSON.parse(r[k] as string) as JsonObject));
+const json = (v: Json | undefined | null): string | null => (v === undefined || v === null ? null : JSON.stringify(v));
+
+function cardRow(r: SqlRow): CardRow {
+  return {
+    id: s(r, 'id'),
+    uid: b(r, 'uid'),
+    batchId: sn(r, 'batch_id'),
+    attestCertDer: b(r, 'attest_cert_der'),
+    attestSpkiSha256: b(r, 'attest_spki_sha256'),
+    lifecycle: s(r, 'lifecycle') as CardRow['lifecycle'],
+    kvn: n(r, 'kvn'),
+    transportKeyId: sn(r, 'transport_key_id'),
+    seqCounter: nn(r, 'seq_counter'),
+    labels: j(r, 'labels'),
+    profile: j(r, 'profile'),
+    hostId: sn(r, 'host_id'),
+    lastSeenAt: nn(r, 'last_seen_at'),
+    createdAt: n(r, 'created_at'),
+    updatedAt: n(r, 'updated_at'),
+  };
+}
+
+function caRow(r: SqlRow): CaRow {
+  return {
+    id: s(r, 'id'),
+    role: s(r, 'role'),
+    certDer: b(r, 'cert_der'),
+    keyRef: s(r, 'key_ref'),
+    notAfter: n(r, 'not_after'),
+    crlNumber: n(r, 'crl_number'),
+    crlDer: bn(r, 'crl_der'),
+    crlBuiltNumber: n(r, 'crl_built_number'),
+    crlThisUpdate: nn(r, 'crl_this_update'),
+    crlNextUpdate: nn(r, 'crl_next_update'),
+    createdAt: n(r, 'created_at'),
+  };
+}
+
+function identityRow(r: SqlRow): IdentityRow {
+  return {
+    id: s(r, 'id'),
+    cardId: s(r, 'card_id'),
+    slot: n(r, 'slot'),
+    alg: s(r, 'alg'),
+    spkiDer: b(r, 'spki_der'),
+    spkiSha256: b(r, 'spki_sha256'),
+    state: s(r, 'state'),
+    attestedAt: nn(r, 'attested_at'),
+    createdAt: n(r, 'created_at'),
+  };
+}
+
+function certificateRow(r: SqlRow): CertificateRow {
+  return {
+    serial: b(r, 'serial'),
+    identityId: s(r, 'identity_id'),
+    cardId: s(r, 'card_id'),
+    caId: s(r, 'ca_id'),
+    jobId: sn(r, 'job_id'),
+    enrolmentId: sn(r, 'enrolment_id'),
+    subject: s(r, 'subject'),
+    san: j(r, 'san'),
+    notBefore: n(r, 'not_before'),
+    notAfter: n(r, 'not_after'),
+    der: b(r, 'der'),
+    status: s(r, 'status') as CertificateRow['status'],
+    revokedAt: nn(r, 'revoked_at'),
+    reason: sn(r, 'reason'),
+    createdAt: n(r, 'created_at'),
+  };
+}
+
+function enrolmentRow(r: SqlRow): EnrolmentRow {
+  return {
+    id: s(r, 'id'),
+    cardId: s(r, 'card_id'),
+    jobId: sn(r, 'job_id'),
+    mode: s(r, 'mode'),
+    nonceHash: b(r, 'nonce_hash'),
+    status: s(r, 'status'),
+    errorCode: sn(r, 'error_code'),
+    expiresAt: n(r, 'expires_at'),
+    startedAt: n(r, 'started_at'),
+    finishedAt: nn(r, 'finished_at'),
+  };
+}
+
+function jobRow(r: SqlRow): JobRow {
+  return {
+    id: s(r, 'id'),
+    seq: n(r, 'seq'),
+    cardId: s(r, 'card_id'),
+    campaignId: sn(r, 'campaign_id'),
+    kind: s(r, 'kind'),
+    params: j(r, 'params'),
+    status: s(r, 'status') as JobRow['status'],
+    attempt: n(r, 'attempt'),
+    maxAttempts: n(r, 'max_attempts'),
+    leaseOwner: sn(r, 'lease_owner'),
+    leaseUntil: nn(r, 'lease_until'),
+    notBefore: n(r, 'not_before'),
+    deadlineAt: nn(r, 'deadline_at'),
+    idempotencyKey: sn(r, 'idempotency_key'),
+    progress: j(r, 'progress'),
+    result: jn(r, 'result'),
+    errorCode: sn(r, 'error_code'),
+    errorMessage: sn(r, 'error_message'),
+    createdBy: sn(r, 'created_by'),
+    createdAt: n(r, 'created_at'),
+    updatedAt: n(r, 'updated_at'),
+    startedAt: nn(r, 'started_at'),
+    finishedAt: nn(r, 'finished_at'),
+  };
+}
+
+function tokenRow(r: SqlRow): ApiTokenRow {
+  return {
+    id: s(r, 'id'),
+    name: s(r, 'name'),
+    role: s(r, 'role') as ApiTokenRow['role'],
+    secretHash: b(r, 'secret_hash'),
+    createdAt: n(r, 'created_at'),
+    lastUsedAt: nn(r, 'last_used_at'),
+    revokedAt: nn(r, 'revoked_at'),
+  };
+}
+
+function manufacturerRow(r: SqlRow): ManufacturerCaRow {
+  return { id: s(r, 'id'), name: s(r, 'name'), certDer: b(r, 'cert_der'), fingerprint: s(r, 'fingerprint'), notAfter: n(r, 'not_after'), createdAt: n(r, 'created_at') };
+}
+
+const UNFINISHED = `('queued','in_progress')`;
+
+export class SqlStore implements OperatorStore {
+  /** `conn` is set on a store bound to a transaction. */
+  private constructor(
+    private readonly driver: SqlDriver,
+    private readonly sql: DialectSql,
+    private readonly conn: SqlConn | null,
+  ) {}
+
+  /** Opens a store over `driver`, running pending migrations. */
+  static async open(driver: SqlDriver, sql: DialectSql): Promise<SqlStore> {
+    await migrate(driver);
+    return new SqlStore(driver, sql, null);
+  }
+
+  get dialect(): string {
+    return this.driver.dialect.name;
+  }
+
+  private get c(): SqlConn {
+    return this.conn ?? this.driver;
+  }
+
+  async tx<T>(fn: (t: OperatorStore) => Promise<T>): Promise<T> {
+    if (this.conn) return fn(this);
+    return this.driver.tx((c) => fn(new SqlStore(this.driver, this.sql, c)));
+  }
+
+  /** Writes that read-then-write run in a transaction (the caller's, or their own). */
+  private inTx<T>(fn: (t: SqlStore) => Promise<T>): Promise<T> {
+    if (this.conn) return fn(this);
+    return this.driver.tx((c) => fn(new SqlStore(this.driver, this.sql, c)));
+  }
+
+  async close(): Promise<void> {
+    if (!this.conn) await this.driver.close();
+  }
+
+  async schemaVersion(): Promise<number> {
+    const r = await this.c.get('SELECT MAX(version) AS v FROM schema_migrations');
+    return Number(r?.['v'] ?? 0);
+  }
+
+  // ---- meta
+  async getMeta(key: string): Promise<string | null> {
+    const r = await this.c.get('SELECT value FROM meta WHERE key = ?', [key]);
+    return r ? s(r, 'value') : null;
+  }
+  async setMeta(key: string, value: string): Promise<void> {
+    await this.inTx(async (t) => {
+      const { changes } = await t.c.run('UPDATE meta SET value = ? WHERE key = ?', [value, key]);
+      if (changes === 0) await t.c.run('INSERT INTO meta (key, value) VALUES (?, ?)', [key, value]);
+    });
+  }
+
+  // ---- CAs and keys
+  async addManufacturerCa(row: ManufacturerCaRow): Promise<boolean> {
+    const { changes } = await this.c.run(
+      'INSERT INTO manufacturer_ca (id, name, cert_der, fingerprint, not_after, created_at) VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (fingerprint) DO NOTHING',
+      [row.id, row.name, row.certDer, row.fingerprint, row.notAfter, row.createdAt],
+    );
+    return changes === 1;
+  }
+  async listManufacturerCas(): Promise<ManufacturerCaRow[]> {
+    return (await this.c.all('SELECT * FROM manufacturer_ca ORDER BY created_at, id')).map(manufacturerRow);
+  }
+  async putCa(row: Omit<CaRow, 'crlNumber' | 'crlDer' | 'crlBuiltNumber' | 'crlThisUpdate' | 'crlNextUpdate'>): Promise<void> {
+    await this.c.run('INSERT INTO ca (id, role, cert_der, key_ref, not_after, created_at) VALUES (?, ?, ?, ?, ?, ?)', [
+      row.id,
+      row.role,
+      row.certDer,
+      row.keyRef,
+      row.notAfter,
+      row.createdAt,
+    ]);
+  }
+  async getCa(id: string): Promise<CaRow | null> {
+    const r = await this.c.get('SELECT * FROM ca WHERE id = ?', [id]);
+    return r ? caRow(r) : null;
+  }
+  async caByRole(role: string): Promise<CaRow | null> {
+    const r = await this.c.get('SELECT * FROM ca WHERE role = ?', [role]);
+    return r ? caRow(r) : null;
+  }
+  async nextCrlNumber(caId: string): Promise<number> {
+    return this.inTx(async (t) => {
+      await t.c.run('UPDATE ca SET crl_number = crl_number + 1 WHERE id = ?', [caId]);
+      const r = await t.c.get('SELECT crl_number FROM ca WHERE id = ?', [caId]);
+      if (!r) throw new Error(`no CA ${caId}`);
+      return n(r, 'crl_number');
+    });
+  }
+  async storeCrl(caId: string, number: number, der: Uint8Array, thisUpdate: number, nextUpdate: number): Promise<boolean> {
+    const { changes } = await this.c.run(
+      'UPDATE ca SET crl_der = ?, crl_built_number = ?, crl_this_update = ?, crl_next_update = ? WHERE id = ? AND crl_built_number < ?',
+      [der, number, thisUpdate, nextUpdate, caId, number],
+    );
+    return changes === 1;
+  }
+  async putMasterKey(row: MasterKeyRow): Promise<void> {
+    await this.c.run('INSERT INTO master_key (id, purpose, version, kcv, source, created_at) VALUES (?, ?, ?, ?, ?, ?)', [
+      row.id,
+      row.purpose,
+      row.version,
+      row.kcv,
+      row.source,
+      row.createdAt,
+    ]);
+  }
+  async listMasterKeys(): Promise<MasterKeyRow[]> {
+    return (await this.c.all('SELECT * FROM master_key ORDER BY purpose, version')).map((r) => ({
+      id: s(r, 'id'),
+      purpose: s(r, 'purpose'),
+      version: n(r, 'version'),
+      kcv: s(r, 'kcv'),
+      source: s(r, 'source'),
+      createdAt: n(r, 'created_at'),
+    }));
+  }
+
+  // ---- manifests and cards
+  async addManifestBatch(row: ManifestBatchRow): Promise<void> {
+    await this.c.run('INSERT INTO manifest_batch (id, manufacturer_ca_id, name, count, imported_by, imported_at) VALUES (?, ?, ?, ?, ?, ?)', [
+      row.id,
+      row.manufacturerCaId,
+      row.name,
+      row.count,
+      row.importedBy,
+      row.importedAt,
+    ]);
+  }
+  async insertCard(card: NewCard): Promise<void> {
+    await this.c.run(
+      `INSERT INTO card (id, uid, batch_id, attest_cert_der, attest_spki_sha256, lifecycle, kvn, transport_key_id, labels, profile, created_at, updated_at)
+       VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+      [
+        card.id,
+        card.uid,
+        card.batchId,
+        card.attestCertDer,
+        card.attestSpkiSha256,
+        card.lifecycle,
+        card.kvn,
+        card.transportKeyId,
+        json(card.labels),
+        json(card.profile),
+        card.createdAt,
+        card.createdAt,
+      ],
+    );
+  }
+  async cardByUid(uid: Uint8Array): Promise<CardRow | null> {
+    const r = await this.c.get('SELECT * FROM card WHERE uid = ?', [uid]);
+    return r ? cardRow(r) : null;
+  }
+  async cardById(id: string): Promise<CardRow | null> {
+    const r = await this.c.get('SELECT * FROM card WHERE id = ?', [id]);
+    return r ? cardRow(r) : null;
+  }
+  async listCards(filter: CardFilter, after: Uint8Array | null, limit: number): Promise<CardRow[]> {
+    const where: string[] = [];
+    const params: SqlValue[] = [];
+    if (filter.lifecycle) {
+      where.push('card.lifecycle = ?');
+      params.push(filter.lifecycle);
+    }
+    if (filter.label) {
+      const eq = filter.label.indexOf('=');
+      const key = eq < 0 ? filter.label : filter.label.slice(0, eq);
+      if (eq < 0) {
+        where.push(`${this.sql.jsonText('card.labels')} IS NOT NULL`);
+        params.push(this.sql.jsonKeyParam(key));
+      } else {
+        where.push(`${this.sql.jsonText('card.labels')} = ?`);
+        params.push(this.sql.jsonKeyParam(key), filter.label.slice(eq + 1));
+      }
+    }
+    if (filter.expiringBefore !== undefined) {
+      where.push(`EXISTS (SELECT 1 FROM certificate c WHERE c.card_id = card.id AND c.status = 'good' AND c.not_after < ?)`);
+      params.push(filter.expiringBefore);
+    }
+    if (after) {
+      where.push('card.uid > ?');
+      params.push(after);
+    }
+    params.push(limit);
+    const sql = `SELECT * FROM card ${where.length ? `WHERE ${where.join(' AND ')}` : ''} ORDER BY card.uid LIMIT ?`;
+    return (await this.c.all(sql, params)).map(cardRow);
+  }
+  async updateCard(
+    id: string,
+    patch: Partial<Pick<CardRow, 'lifecycle' | 'kvn' | 'labels' | 'profile' | 'seqCounter' | 'hostId' | 'lastSeenAt'>>,
+    now: number,
+  ): Promise<void> {
+    const cols: Record<string, SqlValue> = {};
+    if (patch.lifecycle !== undefined) cols['lifecycle'] = patch.lifecycle;
+    if (patch.kvn !== undefined) cols['kvn'] = patch.kvn;
+    if (patch.labels !== undefined) cols['labels'] = json(patch.labels);
+    if (patch.profile !== undefined) cols['profile'] = json(patch.profile);
+    if (patch.seqCounter !== undefined) cols['seq_counter'] = patch.seqCounter;
+    if (patch.hostId !== undefined) cols['host_id'] = patch.hostId;
+    if (patch.lastSeenAt !== undefined) cols['last_seen_at'] = patch.lastSeenAt;
+    cols['updated_at'] = now;
+    const names = Object.keys(cols);
+    await this.c.run(`UPDATE card SET ${names.map((k) => `${k} = ?`).join(', ')} WHERE id = ?`, [...names.map((k) => cols[k]!), id]);
+  }
+  async countCardsByLifecycle(): Promise<Record<string, number>> {
+    const out: Record<string, number> = {};
+    for (const r of await this.c.all('SELECT lifecycle, COUNT(*) AS n FROM card GROUP BY lifecycle')) out[s(r, 'lifecycle')] = n(r, 'n');
+    return out;
+  }
+
+  // ---- identities and certificates
+  async insertIdentity(row: IdentityRow): Promise<void> {
+    await this.c.run(
+      'INSERT INTO identity (id, card_id, slot, alg, spki_der, spki_sha256, state, attested_at, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)',
+      [row.id, row.cardId, row.slot, row.alg, row.spkiDer, row.spkiSha256, row.state, row.attestedAt, row.createdAt],
+    );
+  }
+  async identityBySpkiHash(h: Uint8Array): Promise<IdentityRow | null> {
+    const r = await this.c.get('SELECT * FROM identity WHERE spki_sha256 = ?', [h]);
+    return r ? identityRow(r) : null;
+  }
+  async identitiesOfCard(cardId: string): Promise<IdentityRow[]> {
+    return (await this.c.all('SELECT * FROM identity WHERE card_id = ? ORDER BY created_at, id', [cardId])).map(identityRow);
+  }
+  async insertCertificate(row: CertificateRow): Promise<void> {
+    await this.c.run(
+      `INSERT INTO certificate (serial, identity_id, card_id, ca_id, job_id, enrolment_id, subject, san, not_before, not_after, der, status, revoked_at, reason, created_at)
+       VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+      [
+        row.serial,
+        row.identityId,
+        row.cardId,
+        row.caId,
+        row.jobId,
+        row.enrolmentId,
+        row.subject,
+        json(row.san),
+        row.notBefore,
+        row.notAfter,
+        row.der,
+        row.status,
+        row.revokedAt,
+        row.reason,
+        row.createdAt,
+      ],
+    );
+  }
+  async certificateBySerial(serial: Uint8Array): Promise<CertificateRow | null> {
+    const r = await this.c.get('SELECT * FROM certificate WHERE serial = ?', [serial]);
+    return r ? certificateRow(r) : null;
+  }
+  async certificatesOfCard(cardId: string): Promise<CertificateRow[]> {
+    return (await this.c.all('SELECT * FROM certificate WHERE card_id = ? ORDER BY created_at, serial', [cardId])).map(certificateRow);
+  }
+  async certificatesOfJob(jobId: string): Promise<CertificateRow[]> {
+    return (await this.c.all('SELECT * FROM certificate WHERE job_id = ? ORDER BY created_at, serial', [jobId])).map(certificateRow);
+  }
+  async revokeCertificate(serial: Uint8Array, reason: string, now: number): Promise<boolean> {
+    const { changes } = await this.c.run(`UPDATE certificate SET status = 'revoked', revoked_at = ?, reason = ? WHERE serial = ? AND status = 'good'`, [
+      now,
+      reason,
+      serial,
+    ]);
+    return changes === 1;
+  }
+  async revokedCertificates(caId: string, now: number): Promise<Pick<CertificateRow, 'serial' | 'revokedAt' | 'reason'>[]> {
+    return (
+      await this.c.all(`SELECT serial, revoked_at, reason FROM certificate WHERE ca_id = ? AND status = 'revoked' AND not_after > ? ORDER BY serial`, [caId, now])
+    ).map((r) => ({ serial: b(r, 'serial'), revokedAt: nn(r, 'revoked_at'), reason: sn(r, 'reason') }));
+  }
+
+  // ---- enrolments
+  async insertEnrolment(row: EnrolmentRow): Promise<void> {
+    await this.c.run(
+      'INSERT INTO enrolment (id, card_id, job_id, mode, nonce_hash, status, error_code, expires_at, started_at, finished_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)',
+      [row.id, row.cardId, row.jobId, row.mode, row.nonceHash, row.status, row.errorCode, row.expiresAt, row.startedAt, row.finishedAt],
+    );
+  }
+  async enrolmentByNonceHash(h: Uint8Array): Promise<EnrolmentRow | null> {
+    const r = await this.c.get('SELECT * FROM enrolment WHERE nonce_hash = ?', [h]);
+    return r ? enrolmentRow(r) : null;
+  }
+  async finishEnrolment(id: string, status: 'succeeded' | 'refused', errorCode: string | null, now: number): Promise<boolean> {
+    const { changes } = await this.c.run(`UPDATE enrolment SET status = ?, error_code = ?, finished_at = ? WHERE id = ? AND status = 'open'`, [
+      status,
+      errorCode,
+      now,
+      id,
+    ]);
+    return changes === 1;
+  }
+
+  // ---- jobs
+  async insertJob(job: NewJob): Promise<JobRow> {
+    return this.inTx(async (t) => {
+      await t.c.run(
+        `INSERT INTO job (id, seq, card_id, campaign_id, kind, params, status, attempt, max_attempts, not_before, deadline_at, idempotency_key, progress, created_by, created_at, updated_at)
+         SELECT ?, COALESCE(MAX(seq), 0) + 1, ?, ?, ?, ?, 'queued', 0, ?, ?, ?, ?, '{}', ?, ?, ? FROM job`,
+        [
+          job.id,
+          job.cardId,
+          job.campaignId ?? null,
+          job.kind,
+          json(job.params),
+          job.maxAttempts,
+          job.createdAt,
+          job.deadlineAt,
+          job.idempotencyKey,
+          job.createdBy,
+          job.createdAt,
+          job.createdAt,
+        ],
+      );
+      return (await t.jobById(job.id))!;
+    });
+  }
+  async jobById(id: string): Promise<JobRow | null> {
+    const r = await this.c.get('SELECT * FROM job WHERE id = ?', [id]);
+    return r ? jobRow(r) : null;
+  }
+  async jobByIdempotencyKey(key: string): Promise<JobRow | null> {
+    const r = await this.c.get('SELECT * FROM job WHERE idempotency_key = ?', [key]);
+    return r ? jobRow(r) : null;
+  }
+  async listJobs(filter: JobFilter, afterSeq: number | null, limit: number): Promise<JobRow[]> {
+    const where: string[] = [];
+    const params: SqlValue[] = [];
+    if (filter.cardId) {
+      where.push('card_id = ?');
+      params.push(filter.cardId);
+    }
+    if (filter.status) {
+      where.push('status = ?');
+      params.push(filter.status);
+    }
+    if (filter.kind) {
+      where.push('kind = ?');
+      params.push(filter.kind);
+    }
+    if (afterSeq !== null) {
+      where.push('seq < ?');
+      params.push(afterSeq);
+    }
+    params.push(limit);
+    return (await this.c.all(`SELECT * FROM job ${where.length ? `WHERE ${where.join(' AND ')}` : ''} ORDER BY seq DESC LIMIT ?`, params)).map(jobRow);
+  }
+  async claimJob(o: ClaimOptions): Promise<JobRow | null> {
+    if (o.kinds.length === 0) return null;
+    return this.inTx(async (t) => {
+      const kinds = o.kinds.map(() => '?').join(', ');
+      const r = await t.c.get(
+        `SELECT j.* FROM job j
+         WHERE j.kind IN (${kinds})
+           AND ((j.status = 'queued' AND j.not_before <= ?)
+             OR (j.status = 'in_progress' AND j.lease_until <= ? AND j.attempt < j.max_attempts))
+           AND (j.deadline_at IS NULL OR j.deadline_at > ?)
+           AND NOT EXISTS (SELECT 1 FROM job e WHERE e.card_id = j.card_id AND e.seq < j.seq AND e.status IN ${UNFINISHED})
+           AND NOT EXISTS (SELECT 1 FROM job e WHERE e.card_id = j.card_id AND e.id <> j.id AND e.status = 'in_progress' AND e.lease_until > ?)
+         ORDER BY j.seq LIMIT 1${this.sql.lockSkip}`,
+        [...o.kinds, o.now, o.now, o.now, o.now],
+      );
+      if (!r) return null;
+      const prev = jobRow(r);
+      const { changes } = await t.c.run(
+        `UPDATE job SET status = 'in_progress', lease_owner = ?, lease_until = ?, attempt = attempt + 1,
+                started_at = COALESCE(started_at, ?), updated_at = ?
+         WHERE id = ? AND status = ? AND attempt = ?`,
+        [o.owner, o.now + o.leaseMs, o.now, o.now, prev.id, prev.status, prev.attempt],
+      );
+      if (changes !== 1) return null;
+      return t.jobById(prev.id);
+    });
+  }
+  async renewLease(id: string, owner: string, attempt: number, leaseUntil: number, now: number): Promise<boolean> {
+    const { changes } = await this.c.run(
+      `UPDATE job SET lease_until = ?, updated_at = ? WHERE id = ? AND lease_owner = ? AND attempt = ? AND status = 'in_progress'`,
+      [leaseUntil, now, id, owner, attempt],
+    );
+    return changes === 1;
+  }
+  async saveProgress(id: string, owner: string, attempt: number, progress: JsonObject, now: number): Promise<boolean> {
+    const { changes } = await this.c.run(
+      `UPDATE job SET progress = ?, updated_at = ? WHERE id = ? AND lease_owner = ? AND attempt = ? AND status = 'in_progress'`,
+      [json(progress), now, id, owner, attempt],
+    );
+    return changes === 1;
+  }
+  async finishJob(id: string, owner: string, attempt: number, f: JobFinish): Promise<boolean> {
+    const { changes } = await this.c.run(
+      `UPDATE job SET status = ?, result = ?, error_code = ?, error_message = ?, lease_owner = NULL, lease_until = NULL, finished_at = ?, updated_at = ?
+       WHERE id = ? AND lease_owner = ? AND attempt = ? AND status = 'in_progress'`,
+      [f.status, json(f.result ?? null), f.errorCode ?? null, f.errorMessage ?? null, f.now, f.now, id, owner, attempt],
+    );
+    return changes === 1;
+  }
+  async requeueJob(id: string, owner: string, attempt: number, notBefore: number, errorCode: string, errorMessage: string, now: number): Promise<boolean> {
+    const { changes } = await this.c.run(
+      `UPDATE job SET status = 'queued', lease_owner = NULL, lease_until = NULL, not_before = ?, error_code = ?, error_message = ?, updated_at = ?
+       WHERE id = ? AND lease_owner = ? AND attempt = ? AND status = 'in_progress'`,
+      [notBefore, errorCode, errorMessage, now, id, owner, attempt],
+    );
+    return changes === 1;
+  }
+  async expireJob(id: string, expectedAttempt: number, f: JobFinish): Promise<boolean> {
+    const { changes } = await this.c.run(
+      `UPDATE job SET status = ?, result = ?, error_code = ?, error_message = ?, lease_owner = NULL, lease_until = NULL, finished_at = ?, updated_at = ?
+       WHERE id = ? AND attempt = ? AND status IN ${UNFINISHED} AND (lease_until IS NULL OR lease_until <= ?)`,
+      [f.status, json(f.result ?? null), f.errorCode ?? null, f.errorMessage ?? null, f.now, f.now, id, expectedAttempt, f.now],
+    );
+    return changes === 1;
+  }
+  async cancelJob(id: string, now: number): Promise<boolean> {
+    const { changes } = await this.c.run(
+      `UPDATE job SET status = 'canceled', finished_at = ?, updated_at = ?, lease_owner = NULL, lease_until = NULL WHERE id = ? AND status = 'queued'`,
+      [now, now, id],
+    );
+    return changes === 1;
+  }
+  async jobsToExpire(now: number, limit: number): Promise<JobRow[]> {
+    return (
+      await this.c.all(
+        `SELECT * FROM job
+         WHERE (status = 'in_progress' AND lease_until <= ? AND attempt >= max_attempts)
+            OR (status = 'queued' AND deadline_at IS NOT NULL AND deadline_at <= ?)
+            OR (status = 'in_progress' AND deadline_at IS NOT NULL AND deadline_at <= ? AND lease_until <= ?)
+         ORDER BY seq LIMIT ?`,
+        [now, now, now, now, limit],
+      )
+    ).map(jobRow);
+  }
+  async countJobsByStatus(): Promise<Record<string, number>> {
+    const out: Record<string, number> = {};
+    for (const r of await this.c.all('SELECT status, COUNT(*) AS n FROM job GROUP BY status')) out[s(r, 'status')] = n(r, 'n');
+    return out;
+  }
+
+  // ---- admin sessions
+  async insertAdminSession(row: AdminSessionRow): Promise<void> {
+    await this.c.run(
+      `INSERT INTO admin_session (id, job_id, card_id, scp, kvn, security_level, seq_counter, step, transcript_sha256, error_sw, started_at, finished_at)
+       VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+      [row.id, row.jobId, row.cardId, row.scp, row.kvn, row.securityLevel, row.seqCounter, row.step, row.transcriptSha256, row.errorSw, row.startedAt, row.finishedAt],
+    );
+  }
+  async adminSessionsOfJob(jobId: string): Promise<AdminSessionRow[]> {
+    return (await this.c.all('SELECT * FROM admin_session WHERE job_id = ? ORDER BY started_at, id', [jobId])).map((r) => ({
+      id: s(r, 'id'),
+      jobId: s(r, 'job_id'),
+      cardId: s(r, 'card_id'),
+      scp: s(r, 'scp'),
+      kvn: n(r, 'kvn'),
+      securityLevel: n(r, 'security_level'),
+      seqCounter: nn(r, 'seq_counter'),
+      step: n(r, 'step'),
+      transcriptSha256: bn(r, 'transcript_sha256'),
+      errorSw: sn(r, 'error_sw'),
+      startedAt: n(r, 'started_at'),
+      finishedAt: nn(r, 'finished_at'),
+    }));
+  }
+
+  // ---- API tokens and idempotency
+  async insertApiToken(row: ApiTokenRow): Promise<void> {
+    await this.c.run('INSERT INTO api_token (id, name, role, secret_hash, created_at, last_used_at, revoked_at) VALUES (?, ?, ?, ?, ?, ?, ?)', [
+      row.id,
+      row.name,
+      row.role,
+      row.secretHash,
+      row.createdAt,
+      row.lastUsedAt,
+      row.revokedAt,
+    ]);
+  }
+  async apiTokenById(id: string): Promise<ApiTokenRow | null> {
+    const r = await this.c.get('SELECT * FROM api_token WHERE id = ?', [id]);
+    return r ? tokenRow(r) : null;
+  }
+  async listApiTokens(): Promise<ApiTokenRow[]> {
+    return (await this.c.all('SELECT * FROM api_token ORDER BY created_at, id')).map(tokenRow);
+  }
+  async touchApiToken(id: string, now: number): Promise<void> {
+    await this.c.run('UPDATE api_token SET last_used_at = ? WHERE id = ?', [now, id]);
+  }
+  async revokeApiToken(id: string, now: number): Promise<boolean> {
+    const { changes } = await this.c.run('UPDATE api_token SET revoked_at = ? WHERE id = ? AND revoked_at IS NULL', [now, id]);
+    return changes === 1;
+  }
+  async reserveIdempotency(row: Omit<IdempotencyRow, 'status' | 'response'>): Promise<IdempotencyRow | null> {
+    return this.inTx(async (t) => {
+      const { changes } = await t.c.run(
+        'INSERT INTO idempotency (principal, key, request_hash, status, response, created_at) VALUES (?, ?, ?, 0, NULL, ?) ON CONFLICT (principal, key) DO NOTHING',
+        [row.principal, row.key, row.requestHash, row.createdAt],
+      );
+      if (changes === 1) return null;
+      const r = await t.c.get('SELECT * FROM idempotency WHERE principal = ? AND key = ?', [row.principal, row.key]);
+      if (!r) return null;
+      return {
+        principal: s(r, 'principal'),
+        key: s(r, 'key'),
+        requestHash: b(r, 'request_hash'),
+        status: n(r, 'status'),
+        response: r['response'] === null ? null : (JSON.parse(r['response'] as string) as Json),
+        createdAt: n(r, 'created_at'),
+      };
+    });
+  }
+  async completeIdempotency(principal: string, key: string, status: number, response: Json): Promise<void> {
+    await this.c.run('UPDATE idempotency SET status = ?, response = ? WHERE principal = ? AND key = ?', [status, json(response), principal, key]);
+  }
+  async releaseIdempotency(principal: string, key: string): Promise<void> {
+    await this.c.run('DELETE FROM idempotency WHERE principal = ? AND key = ? AND status = 0', [principal, key]);
+  }
+
+  // ---- events
+  async addEvent(e: Omit<EventRow, 'id'>): Promise<void> {
+    await this.c.run('INSERT INTO event (at, actor, kind, card_id, subject, details) VALUES (?, ?, ?, ?, ?, ?)', [
+      e.at,
+      e.actor,
+      e.kind,
+      e.cardId,
+      e.subject,
+      json(e.details),
+    ]);
+  }
+  async listEvents(cardId: string | null, limit: number): Promise<EventRow[]> {
+    const rows = cardId
+      ? await this.c.all('SELECT * FROM event WHERE card_id = ? ORDER BY id DESC LIMIT ?', [cardId, limit])
+      : await this.c.all('SELECT * FROM event ORDER BY id DESC LIMIT ?', [limit]);
+    return rows.map((r) => ({
+      id: n(r, 'id'),
+      at: n(r, 'at'),
+      actor: s(r, 'actor'),
+      kind: s(r, 'kind'),
+      cardId: sn(r, 'card_id'),
+      subject: sn(r, 'subject'),
+      details: j(r, 'details'),
+    }));
+  }
+}

@@ -1,0 +1,369 @@
+/**
+ * operator/store/types: the `OperatorStore` repository interface and its row types — what every
+ * storage back end (SQLite now, PostgreSQL later: issue #17) implements, and the one thing the rest
+ * of the operator may use to reach its data. imports nothing.
+ *
+ * Conventions, the same in every back end:
+ * - ids are text (UUIDs from crypto.randomUUID); a card's UID and a certificate's serial are bytes;
+ * - bytes are `Uint8Array` (never Buffer), JSON columns are plain objects;
+ * - every timestamp is epoch milliseconds (a number); the API renders ISO strings;
+ * - every method is async; `tx(fn)` runs `fn` with a store bound to one transaction that commits
+ *   when `fn` resolves and rolls back when it throws (one writer at a time; keep `fn` short and
+ *   never await network or signing inside it);
+ * - list methods take an opaque-free keyset `after` (the last row's sort key) and a `limit`.
+ */
+
+export const CardLifecycle = {
+  manifest: 'manifest',
+  enrolled: 'enrolled',
+  active: 'active',
+  locked: 'locked',
+  terminated: 'terminated',
+} as const;
+export type CardLifecycle = (typeof CardLifecycle)[keyof typeof CardLifecycle];
+
+export const JobStatus = {
+  queued: 'queued',
+  inProgress: 'in_progress',
+  succeeded: 'succeeded',
+  failed: 'failed',
+  timedOut: 'timed_out',
+  canceled: 'canceled',
+} as const;
+export type JobStatus = (typeof JobStatus)[keyof typeof JobStatus];
+export const FINAL_JOB_STATUSES: readonly JobStatus[] = ['succeeded', 'failed', 'timed_out', 'canceled'];
+
+export const CertificateStatus = { good: 'good', revoked: 'revoked', superseded: 'superseded' } as const;
+export type CertificateStatus = (typeof CertificateStatus)[keyof typeof CertificateStatus];
+
+export const Role = { viewer: 'viewer', operator: 'operator', admin: 'admin' } as const;
+export type Role = (typeof Role)[keyof typeof Role];
+export const ROLE_RANK: Readonly<Record<Role, number>> = { viewer: 1, operator: 2, admin: 3 };
+
+export type Json = null | boolean | number | string | Json[] | { [k: string]: Json };
+export type JsonObject = { [k: string]: Json };
+
+export interface ManufacturerCaRow {
+  readonly id: string;
+  readonly name: string;
+  readonly certDer: Uint8Array;
+  /** SHA-256 of the certificate DER, lower-case hex. */
+  readonly fingerprint: string;
+  readonly notAfter: number;
+  readonly createdAt: number;
+}
+
+export interface CaRow {
+  readonly id: string;
+  /** 'issuing' (certifies cards) or 'tls' (the operator's own HTTPS). */
+  readonly role: string;
+  readonly certDer: Uint8Array;
+  /** Where the private key lives (e.g. `file:ca.key`); never the key itself. */
+  readonly keyRef: string;
+  readonly notAfter: number;
+  /** Highest cRLNumber allocated (a revocation allocates the next one in its transaction). */
+  readonly crlNumber: number;
+  /** The last CRL built, its number and validity (null before the first). */
+  readonly crlDer: Uint8Array | null;
+  readonly crlBuiltNumber: number;
+  readonly crlThisUpdate: number | null;
+  readonly crlNextUpdate: number | null;
+  readonly createdAt: number;
+}
+
+export interface MasterKeyRow {
+  readonly id: string;
+  /** 'admin' (operator SCP03 keys, diversified per card) or 'transport' (a manufacturer's). */
+  readonly purpose: string;
+  readonly version: number;
+  /** KCV of the master (hex), to spot a wrong key file; never the key. */
+  readonly kcv: string;
+  readonly source: string;
+  readonly createdAt: number;
+}
+
+export interface ManifestBatchRow {
+  readonly id: string;
+  readonly manufacturerCaId: string;
+  readonly name: string;
+  readonly count: number;
+  readonly importedBy: string;
+  readonly importedAt: number;
+}
+
+export interface CardRow {
+  readonly id: string;
+  readonly uid: Uint8Array;
+  readonly batchId: string | null;
+  readonly attestCertDer: Uint8Array;
+  readonly attestSpkiSha256: Uint8Array;
+  readonly lifecycle: CardLifecycle;
+  /** KVN of the key set the operator must use now (factory 30 until ownership is taken). */
+  readonly kvn: number;
+  /** Which transport master the factory keys derive from (manifest), if any. */
+  readonly transportKeyId: string | null;
+  readonly seqCounter: number | null;
+  readonly labels: JsonObject;
+  /** Naming profile for issued certificates: { dnsNames?: string[], ipAddresses?: string[] }. */
+  readonly profile: JsonObject;
+  readonly hostId: string | null;
+  readonly lastSeenAt: number | null;
+  readonly createdAt: number;
+  readonly updatedAt: number;
+}
+
+export interface IdentityRow {
+  readonly id: string;
+  readonly cardId: string;
+  readonly slot: number;
+  readonly alg: string;
+  readonly spkiDer: Uint8Array;
+  readonly spkiSha256: Uint8Array;
+  /** generated / staged / active / retired / deleted */
+  readonly state: string;
+  readonly attestedAt: number | null;
+  readonly createdAt: number;
+}
+
+export interface CertificateRow {
+  readonly serial: Uint8Array;
+  readonly identityId: string;
+  readonly cardId: string;
+  readonly caId: string;
+  readonly jobId: string | null;
+  readonly enrolmentId: string | null;
+  readonly subject: string;
+  readonly san: JsonObject;
+  readonly notBefore: number;
+  readonly notAfter: number;
+  readonly der: Uint8Array;
+  readonly status: CertificateStatus;
+  readonly revokedAt: number | null;
+  readonly reason: string | null;
+  readonly createdAt: number;
+}
+
+export interface EnrolmentRow {
+  readonly id: string;
+  readonly cardId: string;
+  readonly jobId: string | null;
+  readonly mode: string;
+  /** SHA-256 of the nonce given to the card; the nonce itself is not stored. */
+  readonly nonceHash: Uint8Array;
+  /** open / succeeded / refused */
+  readonly status: string;
+  readonly errorCode: string | null;
+  readonly expiresAt: number;
+  readonly startedAt: number;
+  readonly finishedAt: number | null;
+}
+
+export interface JobRow {
+  readonly id: string;
+  /** Creation order (monotonic); jobs of one card run in this order. */
+  readonly seq: number;
+  readonly cardId: string;
+  readonly campaignId: string | null;
+  readonly kind: string;
+  readonly params: JsonObject;
+  readonly status: JobStatus;
+  readonly attempt: number;
+  readonly maxAttempts: number;
+  readonly leaseOwner: string | null;
+  readonly leaseUntil: number | null;
+  /** Not claimable before this time (retry back-off). */
+  readonly notBefore: number;
+  /** The job times out (timed_out) if not finished by then; null = no deadline. */
+  readonly deadlineAt: number | null;
+  readonly idempotencyKey: string | null;
+  /** Executor checkpoints (resume after a crash). */
+  readonly progress: JsonObject;
+  readonly result: JsonObject | null;
+  readonly errorCode: string | null;
+  readonly errorMessage: string | null;
+  readonly createdBy: string | null;
+  readonly createdAt: number;
+  readonly updatedAt: number;
+  readonly startedAt: number | null;
+  readonly finishedAt: number | null;
+}
+
+export interface ApiTokenRow {
+  readonly id: string;
+  readonly name: string;
+  readonly role: Role;
+  /** SHA-256 of the token's secret part. */
+  readonly secretHash: Uint8Array;
+  readonly createdAt: number;
+  readonly lastUsedAt: number | null;
+  readonly revokedAt: number | null;
+}
+
+export interface IdempotencyRow {
+  readonly principal: string;
+  readonly key: string;
+  readonly requestHash: Uint8Array;
+  /** 0 while the first request is still being handled. */
+  readonly status: number;
+  readonly response: Json | null;
+  readonly createdAt: number;
+}
+
+export interface EventRow {
+  readonly id: number;
+  readonly at: number;
+  readonly actor: string;
+  readonly kind: string;
+  readonly cardId: string | null;
+  readonly subject: string | null;
+  readonly details: JsonObject;
+}
+
+export interface AdminSessionRow {
+  readonly id: string;
+  readonly jobId: string;
+  readonly cardId: string;
+  readonly scp: string;
+  readonly kvn: number;
+  readonly securityLevel: number;
+  readonly seqCounter: number | null;
+  readonly step: number;
+  /** SHA-256 over the relayed APDUs (never the plaintext). */
+  readonly transcriptSha256: Uint8Array | null;
+  readonly errorSw: string | null;
+  readonly startedAt: number;
+  readonly finishedAt: number | null;
+}
+
+export interface CardFilter {
+  readonly lifecycle?: CardLifecycle;
+  /** `key` (label present) or `key=value`. */
+  readonly label?: string;
+  /** Cards holding a good certificate with not_after before this time. */
+  readonly expiringBefore?: number;
+}
+
+export interface JobFilter {
+  readonly cardId?: string;
+  readonly status?: JobStatus;
+  readonly kind?: string;
+}
+
+export type NewCard = Omit<CardRow, 'createdAt' | 'updatedAt' | 'lastSeenAt' | 'hostId' | 'seqCounter'> & { readonly createdAt: number };
+export type NewJob = Pick<JobRow, 'id' | 'cardId' | 'kind' | 'params' | 'maxAttempts' | 'deadlineAt' | 'idempotencyKey' | 'createdBy' | 'createdAt'> & {
+  readonly campaignId?: string | null;
+};
+
+export interface ClaimOptions {
+  readonly owner: string;
+  readonly now: number;
+  readonly leaseMs: number;
+  /** Only these kinds (the runner's executors). */
+  readonly kinds: readonly string[];
+}
+
+export interface JobFinish {
+  readonly status: Exclude<JobStatus, 'queued' | 'in_progress'>;
+  readonly result?: JsonObject | null;
+  readonly errorCode?: string | null;
+  readonly errorMessage?: string | null;
+  readonly now: number;
+}
+
+/** The repository. Methods on a store returned by `tx` run inside that transaction. */
+export interface OperatorStore {
+  readonly dialect: string;
+  tx<T>(fn: (t: OperatorStore) => Promise<T>): Promise<T>;
+  close(): Promise<void>;
+  schemaVersion(): Promise<number>;
+
+  // meta (small key/value settings: public URL, defaults)
+  getMeta(key: string): Promise<string | null>;
+  setMeta(key: string, value: string): Promise<void>;
+
+  // manufacturer CAs and the operator's CAs
+  addManufacturerCa(row: ManufacturerCaRow): Promise<boolean>;
+  listManufacturerCas(): Promise<ManufacturerCaRow[]>;
+  putCa(row: Omit<CaRow, 'crlNumber' | 'crlDer' | 'crlBuiltNumber' | 'crlThisUpdate' | 'crlNextUpdate'>): Promise<void>;
+  getCa(id: string): Promise<CaRow | null>;
+  caByRole(role: string): Promise<CaRow | null>;
+  /** Allocates the next cRLNumber (in the caller's transaction). */
+  nextCrlNumber(caId: string): Promise<number>;
+  /** Stores a built CRL unless a higher-numbered one is already stored; true when stored. */
+  storeCrl(caId: string, number: number, der: Uint8Array, thisUpdate: number, nextUpdate: number): Promise<boolean>;
+  putMasterKey(row: MasterKeyRow): Promise<void>;
+  listMasterKeys(): Promise<MasterKeyRow[]>;
+
+  // manifests and cards
+  addManifestBatch(row: ManifestBatchRow): Promise<void>;
+  insertCard(card: NewCard): Promise<void>;
+  cardByUid(uid: Uint8Array): Promise<CardRow | null>;
+  cardById(id: string): Promise<CardRow | null>;
+  listCards(filter: CardFilter, after: Uint8Array | null, limit: number): Promise<CardRow[]>;
+  updateCard(id: string, patch: Partial<Pick<CardRow, 'lifecycle' | 'kvn' | 'labels' | 'profile' | 'seqCounter' | 'hostId' | 'lastSeenAt'>>, now: number): Promise<void>;
+  countCardsByLifecycle(): Promise<Record<string, number>>;
+
+  // identities and certificates
+  insertIdentity(row: IdentityRow): Promise<void>;
+  identityBySpkiHash(spkiSha256: Uint8Array): Promise<IdentityRow | null>;
+  identitiesOfCard(cardId: string): Promise<IdentityRow[]>;
+  insertCertificate(row: CertificateRow): Promise<void>;
+  certificateBySerial(serial: Uint8Array): Promise<CertificateRow | null>;
+  certificatesOfCard(cardId: string): Promise<CertificateRow[]>;
+  certificatesOfJob(jobId: string): Promise<CertificateRow[]>;
+  /** good → revoked; false when the certificate was not good. */
+  revokeCertificate(serial: Uint8Array, reason: string, now: number): Promise<boolean>;
+  /** Revoked certificates of a CA that have not expired at `now` (the CRL's entries). */
+  revokedCertificates(caId: string, now: number): Promise<Pick<CertificateRow, 'serial' | 'revokedAt' | 'reason'>[]>;
+
+  // enrolment nonces
+  insertEnrolment(row: EnrolmentRow): Promise<void>;
+  enrolmentByNonceHash(nonceHash: Uint8Array): Promise<EnrolmentRow | null>;
+  /** open → succeeded/refused; false when it was no longer open (single use). */
+  finishEnrolment(id: string, status: 'succeeded' | 'refused', errorCode: string | null, now: number): Promise<boolean>;
+
+  // jobs
+  insertJob(job: NewJob): Promise<JobRow>;
+  jobById(id: string): Promise<JobRow | null>;
+  jobByIdempotencyKey(key: string): Promise<JobRow | null>;
+  listJobs(filter: JobFilter, afterSeq: number | null, limit: number): Promise<JobRow[]>;
+  /**
+   * Claims the oldest claimable job: queued (not_before ≤ now), or in_progress whose lease has
+   * expired; never a job whose card has an earlier unfinished job or another live lease. Sets
+   * status in_progress, the lease, attempt + 1. Null when none.
+   */
+  claimJob(opts: ClaimOptions): Promise<JobRow | null>;
+  /** Extends the lease if still held by owner/attempt; false when the lease was lost. */
+  renewLease(id: string, owner: string, attempt: number, leaseUntil: number, now: number): Promise<boolean>;
+  saveProgress(id: string, owner: string, attempt: number, progress: JsonObject, now: number): Promise<boolean>;
+  /** Final state, only if still held by owner/attempt (fencing); false otherwise. */
+  finishJob(id: string, owner: string, attempt: number, finish: JobFinish): Promise<boolean>;
+  /** Back to queued for a retry at `notBefore`, only if still held by owner/attempt. */
+  requeueJob(id: string, owner: string, attempt: number, notBefore: number, errorCode: string, errorMessage: string, now: number): Promise<boolean>;
+  /** Final state for a job nobody holds (expired lease, out of attempts or past its deadline). */
+  expireJob(id: string, expectedAttempt: number, finish: JobFinish): Promise<boolean>;
+  /** queued → canceled; false when not queued. */
+  cancelJob(id: string, now: number): Promise<boolean>;
+  /** Expired leases whose job has no attempt left, and unfinished jobs past their deadline. */
+  jobsToExpire(now: number, limit: number): Promise<JobRow[]>;
+  countJobsByStatus(): Promise<Record<string, number>>;
+
+  // admin sessions (transcript hashes only)
+  insertAdminSession(row: AdminSessionRow): Promise<void>;
+  adminSessionsOfJob(jobId: string): Promise<AdminSessionRow[]>;
+
+  // API tokens and idempotency
+  insertApiToken(row: ApiTokenRow): Promise<void>;
+  apiTokenById(id: string): Promise<ApiTokenRow | null>;
+  listApiTokens(): Promise<ApiTokenRow[]>;
+  touchApiToken(id: string, now: number): Promise<void>;
+  revokeApiToken(id: string, now: number): Promise<boolean>;
+  /** Reserves (principal, key) for a request; returns the existing row when already present. */
+  reserveIdempotency(row: Omit<IdempotencyRow, 'status' | 'response'>): Promise<IdempotencyRow | null>;
+  completeIdempotency(principal: string, key: string, status: number, response: Json): Promise<void>;
+  releaseIdempotency(principal: string, key: string): Promise<void>;
+
+  // events
+  addEvent(e: Omit<EventRow, 'id'>): Promise<void>;
+  listEvents(cardId: string | null, limit: number): Promise<EventRow[]>;
+}
