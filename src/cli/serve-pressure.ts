@@ -62,5 +62,5 @@ export function poolPressureOptions(f: PressureFlags): Partial<TlsPoolOptions> {
  * — counted in the metrics, not written line by line at info while the server is under pressure.
  */
 export function logLevelOf(code: string | undefined): 'debug' | 'info' {
-  return code === 'ERR_HOST_EVICTED' || code === 'ERR_HOST_PEER_LIMIT' || code === 'ERR_HOST_HANDSHAKE_TIMEOUT' || code === 'ERR_HOST_OVERLOADED' || code === 'ERR_HOST_NOT_CLIENT_HELLO' ? 'debug' : 'info';
+  return code === 'ERR_HOST_PEER_CLOSED' || code === 'ERR_HOST_EVICTED' || code === 'ERR_HOST_PEER_LIMIT' || code === 'ERR_HOST_HANDSHAKE_TIMEOUT' || code === 'ERR_HOST_OVERLOADED' || code === 'ERR_HOST_NOT_CLIENT_HELLO' ? 'debug' : 'info';
 }

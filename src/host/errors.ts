@@ -78,6 +78,27 @@ export function hostError(code: `ERR_HOST_${string}`, message: string, cause?: u
   return new SetlsError(code, message, cause === undefined ? undefined : { cause });
 }
 
+/**
+ * The client left (FIN or reset before the session ended): a normal end, not a fault. Built without a
+ * stack trace — capturing one per closed connection was a measurable share of a busy server's CPU —
+ * and never logged or reported as 'sessionError' by the tandem (counted as the session event
+ * `peer_closed` instead).
+ */
+export function peerClosed(message: string): SetlsError {
+  const limit = Error.stackTraceLimit;
+  Error.stackTraceLimit = 0;
+  try {
+    return new SetlsError('ERR_HOST_PEER_CLOSED', message);
+  } finally {
+    Error.stackTraceLimit = limit;
+  }
+}
+
+/** Whether `e` is the client leaving (ERR_HOST_PEER_CLOSED). */
+export function isPeerClosed(e: unknown): boolean {
+  return (e as { code?: unknown } | undefined)?.code === 'ERR_HOST_PEER_CLOSED';
+}
+
 /** Runs `p` with a deadline; rejects with `code` when it passes. The timer is cleared as soon as `p` settles. */
 export function withTimeout<T>(p: Promise<T>, ms: number, code: string, what: string): Promise<T> {
   if (!Number.isFinite(ms) || ms <= 0) return p;

@@ -19,7 +19,7 @@
  */
 import diagnostics_channel from 'node:diagnostics_channel';
 import type net from 'node:net';
-import { hostError, TlsAlertError } from './errors.js';
+import { hostError, peerClosed, TlsAlertError } from './errors.js';
 import { endAndDrain } from './linger.js';
 import { peerKey, type PeerTable } from './peer-table.js';
 import { MAX_HELLO_BYTES, peekClientHello, type HelloPeek } from './pool-hello.js';
@@ -169,7 +169,7 @@ export class HelloStage {
     const p: Pending = { socket, ip, since: performance.now(), chunks: [], size: 0, onData: () => undefined, onClose: () => undefined };
     p.onData = (chunk: Buffer) => this.onData(p, chunk);
     p.onClose = () => {
-      if (this.remove(p)) this.sink.dropped(socket, hostError('ERR_HOST_PEER_CLOSED', 'the client closed before its ClientHello was complete'));
+      if (this.remove(p)) this.sink.dropped(socket, peerClosed('the client closed before its ClientHello was complete'));
     };
     this.all.set(socket, p);
     let mine = this.byPeer.get(ip);

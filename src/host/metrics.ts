@@ -11,7 +11,7 @@
  *   setls_queue_length                                  connections waiting for a card (hello stage, queue, DTLS)
  *   setls_card_up{card}                                 pool health: 1 up, 0 down
  *   setls_sessions_total{event}                         setls:session events: queued, handshake, established,
- *                                                       closed, failed, idle, and under pressure overloaded,
+ *                                                       failed, peer_closed (the client left mid-handshake), closed, idle, and under pressure overloaded,
  *                                                       evicted, peer_limit, cut, exported
  *
  * APDU and session figures come from the `setls:apdu` / `setls:session` diagnostics channels.

@@ -25,6 +25,7 @@ import { CONTENT_TYPE_ALERT, CONTENT_TYPE_APPLICATION_DATA, MAX_PLAINTEXT, type 
 import type { SeSession } from './session-driver.js';
 import { SocketReader } from './socket-reader.js';
 import { endAndDrain, LINGER_MS } from './linger.js';
+import { peerClosed } from './errors.js';
 
 export interface RecordLayerOptions {
   /** Deadline of recv() when none is given, ms (0 = none). Default 30000. */
@@ -153,7 +154,7 @@ export class RecordLayer {
     const list = records instanceof Uint8Array ? [records] : records;
     if (list.length === 0) return;
     const s = this.socket;
-    if (s.destroyed || !s.writable) throw new SetlsError('ERR_HOST_PEER_CLOSED', 'the client connection is closed');
+    if (s.destroyed || !s.writable) throw peerClosed('the client connection is closed');
     const buf = list.length === 1 ? list[0]! : Buffer.concat(list);
     if (buf.length === 0) return;
     this.lastSend = performance.now();
@@ -172,7 +173,7 @@ export class RecordLayer {
       const release = (): void => done();
       this.drainWaiters.add(release);
       const onDrain = (): void => done();
-      const onClose = (): void => done(new SetlsError('ERR_HOST_PEER_CLOSED', 'the client closed while we were writing'));
+      const onClose = (): void => done(peerClosed('the client closed while we were writing'));
       const t = setTimeout(() => done(new SetlsError('ERR_HOST_WRITE_TIMEOUT', `the client did not read for ${this.writeTimeoutMs} ms`)), this.writeTimeoutMs);
       s.on('drain', onDrain);
       s.on('close', onClose);

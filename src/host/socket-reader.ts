@@ -7,6 +7,7 @@
 import type { Socket } from 'node:net';
 import { freshCopy, SetlsError } from '../bytes/index.js';
 import { RecordFramer } from '../tls/record/framing.js';
+import { peerClosed } from './errors.js';
 
 /** Records buffered before the socket is paused. */
 const HIGH_WATER_RECORDS = 8;
@@ -79,7 +80,7 @@ export class SocketReader {
     if (this.failure) throw this.failure;
     if (this.detached) return null;
     if (this.ended) {
-      if (this.framer.pending > 0) throw new SetlsError('ERR_HOST_PEER_CLOSED', `the client closed the connection in the middle of a record (${this.framer.pending} bytes)`);
+      if (this.framer.pending > 0) throw peerClosed(`the client closed the connection in the middle of a record (${this.framer.pending} bytes)`);
       return null;
     }
     return undefined;

@@ -34,7 +34,7 @@ import { SW } from '../apdu/index.js';
 import { EapDriver, type SessionDriver } from './session-driver.js';
 import type { HandshakeStep } from './eap-session.js';
 import { TlsSeDriver } from './tls-se-driver.js';
-import { hostError } from './errors.js';
+import { hostError, isPeerClosed, peerClosed } from './errors.js';
 import { RecordLayer } from './record-layer.js';
 import { SeTlsSocket } from './socket.js';
 import { SocketReader } from './socket-reader.js';
@@ -115,13 +115,14 @@ export interface PeerInfo {
 
 export interface SessionEvent extends PeerInfo {
   /**
-   * queued (accepted, waiting for its ClientHello), handshake, established, failed, closed, idle
+   * queued (accepted, waiting for its ClientHello), handshake, established, failed, peer_closed (the
+   * client left during the handshake: a normal end, no 'sessionError'), closed, idle
    * (idle deadline), and under pressure: overloaded (the overload answer), evicted / peer_limit
    * (hello stage bounds), cut / exported (hold limit: closed with close_notify / record layer moved
    * to the host), stalled (a DTLS handshake without progress). 'refused' is kept for subscribers
    * of older versions (never published now: see 'overloaded').
    */
-  readonly event: 'queued' | 'refused' | 'handshake' | 'established' | 'failed' | 'closed' | 'idle' | 'overloaded' | 'evicted' | 'peer_limit' | 'cut' | 'exported' | 'stalled';
+  readonly event: 'queued' | 'refused' | 'handshake' | 'established' | 'failed' | 'peer_closed' | 'closed' | 'idle' | 'overloaded' | 'evicted' | 'peer_limit' | 'cut' | 'exported' | 'stalled';
   readonly error?: string;
   readonly queued?: number;
 }
@@ -291,7 +292,7 @@ export class TlsTandem extends EventEmitter {
       for (;;) {
         const left = Number.isFinite(hs.deadline) ? Math.max(1, hs.deadline - performance.now()) : 0;
         const records = await reader.read(true, left, 'ERR_HOST_HANDSHAKE_TIMEOUT');
-        if (records === null) throw hostError('ERR_HOST_PEER_CLOSED', 'the client closed the connection during the handshake');
+        if (records === null) throw peerClosed('the client closed the connection during the handshake');
         // A header no record may have, handed on alone by the framing (tls/record/framing.ts): before
         // the card said anything the client has no keys, so the host answers in plaintext as it always
         // did (not TLS at all, a header claiming too much); once the card spoke, the card judges it
@@ -386,7 +387,8 @@ export class TlsTandem extends EventEmitter {
       // than a reset; without one nothing is owed to the client.
       if (spoke && socket.writableEnded) endAndDrain(socket);
       else socket.destroy();
-      publish({ event: 'failed', ...who, error: (e as Error).message });
+      // The client leaving mid-handshake is a normal end (counted, not reported as an error).
+      publish({ event: isPeerClosed(e) ? 'peer_closed' : 'failed', ...who, error: (e as Error).message });
       await this.release(socket, e as Error, true);
       throw e;
     }
@@ -545,7 +547,7 @@ export class TlsTandem extends EventEmitter {
         this.next();
       },
       dropped: (s, e) => {
-        if ((e as { code?: string }).code !== 'ERR_HOST_PEER_CLOSED') this.emit('sessionError', e, peer(s));
+        if (!isPeerClosed(e)) this.emit('sessionError', e, peer(s));
       },
     });
     this.queue = new ReadyQueue(
@@ -652,7 +654,7 @@ export class TlsTandem extends EventEmitter {
         return secure;
       },
       (e: Error) => {
-        this.emit('sessionError', e, peer(socket));
+        if (!isPeerClosed(e)) this.emit('sessionError', e, peer(socket));
         return undefined;
       },
     );

@@ -154,3 +154,31 @@ test('pool: bytes that are not a ClientHello get the host’s plaintext unexpect
     metrics.detach();
   }
 });
+
+test('a client that leaves mid-handshake is a normal end: no sessionError, no stack captured, counted as setls_sessions_total{event="peer_closed"}', async () => {
+  const card = new FakeCard();
+  const { tandem, port, errors } = await tandemOn(card);
+  const metrics = createMetrics(tandem);
+  live.push({ close: async () => metrics.detach() });
+  for (let i = 0; i < 3; i++) {
+    const c = await FakeClient.connect(port);
+    c.sendHello();
+    assert.ok(await c.until(() => c.records.length > 0), 'the server flight');
+    const freed = once(tandem, 'free');
+    c.destroy(); // gone before its Finished: what a client does that stops once it has its answer
+    await freed;
+  }
+  assert.deepEqual(errors.map((e) => e.code), [], 'no sessionError for a client that left');
+  const text = await metrics.registry.metrics();
+  assert.match(text, /setls_sessions_total\{event="peer_closed"\} 3/);
+  assert.doesNotMatch(text, /setls_sessions_total\{event="failed"\}/);
+});
+
+test('peerClosed(): ERR_HOST_PEER_CLOSED without a captured stack (built per closed connection)', async () => {
+  const { peerClosed, isPeerClosed } = await import('../../src/host/errors.js');
+  const e = peerClosed('the client left');
+  assert.equal(e.code, 'ERR_HOST_PEER_CLOSED');
+  assert.ok(isPeerClosed(e));
+  assert.equal((e.stack ?? '').split('\n').filter((l) => /^\s+at /.test(l)).length, 0, 'no stack frames');
+  assert.ok(Error.stackTraceLimit > 0, 'the global limit is restored');
+});
