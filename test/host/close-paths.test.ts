@@ -172,6 +172,7 @@ test('a client that leaves mid-handshake is a normal end: no sessionError, no st
   const text = await metrics.registry.metrics();
   assert.match(text, /setls_sessions_total\{event="peer_closed"\} 3/);
   assert.doesNotMatch(text, /setls_sessions_total\{event="failed"\}/);
+  assert.match(await metrics.registry.metrics(), /setls_sessions_total\{event="peer_closed"\} 3/, 'a second scrape reads the same totals');
 });
 
 test('peerClosed(): ERR_HOST_PEER_CLOSED without a captured stack (built per closed connection)', async () => {
