@@ -99,11 +99,15 @@ export function isPeerClosed(e: unknown): boolean {
   return (e as { code?: unknown } | undefined)?.code === 'ERR_HOST_PEER_CLOSED';
 }
 
-/** Runs `p` with a deadline; rejects with `code` when it passes. The timer is cleared as soon as `p` settles. */
-export function withTimeout<T>(p: Promise<T>, ms: number, code: string, what: string): Promise<T> {
+/**
+ * Runs `p` with a deadline; rejects with `code` when it passes. The timer is cleared as soon as `p`
+ * settles. `what` may be a function: the name is then built only when the deadline passes (per APDU,
+ * building it every time was wasted work).
+ */
+export function withTimeout<T>(p: Promise<T>, ms: number, code: string, what: string | (() => string)): Promise<T> {
   if (!Number.isFinite(ms) || ms <= 0) return p;
   return new Promise<T>((resolve, reject) => {
-    const t = setTimeout(() => reject(new SetlsError(code, `${what}: no answer within ${ms} ms`)), ms);
+    const t = setTimeout(() => reject(new SetlsError(code, `${typeof what === 'function' ? what() : what}: no answer within ${ms} ms`)), ms);
     p.then(
       (v) => {
         clearTimeout(t);
