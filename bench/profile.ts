@@ -7,6 +7,7 @@
  * sockets, src/tls, src/host, logging, GC, …).
  *
  *   node --import tsx bench/profile.ts [--seconds 15] [--concurrency 8] [--top 25] [--json] [--save FILE] [--raw FILE.cpuprofile]
+ *   node --import tsx bench/profile.ts --summarise FILE.cpuprofile --handshakes N [--save FILE]
  *
  * `summariseProfile` is also used by bench/run.ts --profile. imports src/cli (card init) and node only.
  */
@@ -37,8 +38,10 @@ interface CpuProfile {
 export interface ProfileSummary {
   handshakes: number;
   seconds: number;
-  /** Server busy samples (not idle) per handshake, in µs of sampled time. */
+  /** Server busy samples (not idle, not start-up) per handshake, in µs of sampled time. */
   busyUsPerHandshake: number;
+  /** Sampled start-up time (module loading, tsx), left out of the shares. */
+  startupSeconds?: number;
   /** Share of busy time by area, sorted. */
   areas: { area: string; share: number }[];
   /** Top frames by self time: "function file:line", share of busy time. */
@@ -74,11 +77,30 @@ export function summariseProfile(p: CpuProfile, handshakes: number, topN = 25): 
   let total = 0;
   const areas = new Map<string, number>();
   const frames = new Map<string, number>();
+  // Start-up (module loading, tsx compiling) is not per handshake: counted apart, left out of the shares.
+  const parent = new Map<number, number>();
+  for (const n of p.nodes) for (const c of n.children ?? []) parent.set(c, n.id);
+  const startupMemo = new Map<number, boolean>();
+  const isStartup = (id: number): boolean => {
+    const known = startupMemo.get(id);
+    if (known !== undefined) return known;
+    const u = byId.get(id)!.callFrame.url;
+    const here = u.includes('node:internal/modules') || u.includes('/tsx/') || u.includes('esbuild') || u.includes('cjs-module-lexer');
+    const up = parent.get(id);
+    const v = here || (up !== undefined && isStartup(up));
+    startupMemo.set(id, v);
+    return v;
+  };
+  let startup = 0;
   for (const [id, us] of self) {
     total += us;
     const n = byId.get(id)!;
     const { functionName: fn, url, lineNumber } = n.callFrame;
     if (fn === '(idle)') continue;
+    if (isStartup(id)) {
+      startup += us;
+      continue;
+    }
     busy += us;
     const area = areaOf(url, fn);
     areas.set(area, (areas.get(area) ?? 0) + us);
@@ -86,12 +108,12 @@ export function summariseProfile(p: CpuProfile, handshakes: number, topN = 25): 
     const key = `${fn || '(anonymous)'} ${file}${url ? `:${lineNumber + 1}` : ''}`;
     frames.set(key, (frames.get(key) ?? 0) + us);
   }
-  void total;
   const sorted = (m: Map<string, number>): [string, number][] => [...m].sort((a, b) => b[1] - a[1]);
   return {
     handshakes,
     seconds: total / 1e6,
     busyUsPerHandshake: handshakes ? busy / handshakes : 0,
+    startupSeconds: startup / 1e6,
     areas: sorted(areas).map(([area, us]) => ({ area, share: us / busy })),
     top: sorted(frames).slice(0, topN).map(([frame, us]) => ({ frame, share: us / busy })),
   };
@@ -100,7 +122,7 @@ export function summariseProfile(p: CpuProfile, handshakes: number, topN = 25): 
 export function humanProfile(s: ProfileSummary, title: string, topN = 25): string {
   const pct = (x: number): string => `${(x * 100).toFixed(1).padStart(5)} %`;
   const lines = [
-    `${title}: ${s.handshakes} handshakes in ${s.seconds.toFixed(1)} s, ${(s.busyUsPerHandshake / 1000).toFixed(3)} ms sampled server busy time per handshake`,
+    `${title}: ${s.handshakes} handshakes in ${s.seconds.toFixed(1)} s, ${(s.busyUsPerHandshake / 1000).toFixed(3)} ms sampled server busy time per handshake${s.startupSeconds !== undefined ? ` (start-up, ${s.startupSeconds.toFixed(1)} s, left out)` : ''}`,
     '  by area:',
     ...s.areas.slice(0, 14).map((a) => `    ${pct(a.share)}  ${a.area}`),
     `  top ${Math.min(topN, s.top.length)} frames (self time):`,
@@ -198,9 +220,18 @@ if (process.argv[1] && fileURLToPath(import.meta.url) === process.argv[1]) {
       json: { type: 'boolean', default: false },
       save: { type: 'string' },
       raw: { type: 'string' },
+      summarise: { type: 'string' },
+      handshakes: { type: 'string' },
     },
     strict: true,
   });
+  if (values.summarise) {
+    // an existing .cpuprofile (e.g. one kept with --raw): summarise it again with --handshakes N
+    const s = summariseProfile(JSON.parse(readFileSync(values.summarise, 'utf8')) as CpuProfile, Number(values.handshakes ?? 0), Number(values.top));
+    if (values.save) writeFileSync(values.save, JSON.stringify(s, null, 2) + '\n');
+    console.log(values.json ? JSON.stringify(s, null, 2) : humanProfile(s, `${values.summarise}`, Number(values.top)));
+    process.exit(0);
+  }
   const s = await profileServeHttps({ seconds: Number(values.seconds), concurrency: Number(values.concurrency), top: Number(values.top), ...(values.raw ? { raw: values.raw } : {}), log: (m) => process.stderr.write(m) });
   if (values.save) writeFileSync(values.save, JSON.stringify(s, null, 2) + '\n');
   console.log(values.json ? JSON.stringify(s, null, 2) : humanProfile(s, `setls serve https (${s.failed} failed)`, Number(values.top)));
