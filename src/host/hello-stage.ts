@@ -1,7 +1,8 @@
 /**
  * HelloStage: where an accepted TCP connection waits, holding no card, until a COMPLETE ClientHello
  * has arrived (pool-hello.ts). The host reads its bytes (up to MAX_HELLO_BYTES plus record headers),
- * puts them back (socket.unshift), pauses the socket and hands it on; a connection that sends
+ * hands them to the SocketReader that takes the socket on (socket-reader.ts handOn), pauses the
+ * socket and hands it on; a connection that sends
  * something else gets a plaintext alert. Memory and sockets are bounded:
  *
  *  - at most `maxPending` connections and `maxPendingBytes` buffered bytes: beyond either, the
@@ -15,7 +16,7 @@
  *
  * Also: the overload answer (a plaintext fatal internal_error alert, then FIN and a bounded drain).
  * Events go to the `setls:session` diagnostics channel: queued, failed, evicted, peer_limit.
- * imports host/ (pool-hello, linger, errors, peer-table).
+ * imports host/ (pool-hello, linger, errors, peer-table, socket-reader).
  */
 import diagnostics_channel from 'node:diagnostics_channel';
 import type net from 'node:net';
@@ -23,6 +24,7 @@ import { hostError, peerClosed, TlsAlertError } from './errors.js';
 import { endAndDrain } from './linger.js';
 import { peerKey, type PeerTable } from './peer-table.js';
 import { MAX_HELLO_BYTES, peekClientHello, type HelloPeek } from './pool-hello.js';
+import { handOn } from './socket-reader.js';
 import type { SessionEvent } from './tandem.js';
 
 /** TLS alert descriptions the host sends in plaintext before any card spoke. */
@@ -62,7 +64,7 @@ export interface HelloStageOptions {
 
 export interface CompleteHello {
   readonly peek: HelloPeek;
-  /** Bytes of the buffered records (put back into the socket). */
+  /** Bytes of the buffered records (handed on to the socket's SocketReader). */
   readonly bytes: number;
   /** performance.now() at accept. */
   readonly since: number;
@@ -70,7 +72,7 @@ export interface CompleteHello {
 }
 
 export interface HelloStageSink {
-  /** A complete ClientHello (socket paused, bytes unshifted). The peer's `pending` count is already released. */
+  /** A complete ClientHello (socket paused, bytes handed on to its SocketReader). The peer's `pending` count is already released. */
   hello(socket: net.Socket, h: CompleteHello): void;
   /** A connection left without a ClientHello: deadline, not TLS (alert sent), evicted, peer limit. */
   dropped(socket: net.Socket, err: Error): void;
@@ -203,7 +205,7 @@ export class HelloStage {
       }
       return;
     }
-    const bytes = Buffer.concat(p.chunks);
+    const bytes = p.chunks.length === 1 ? p.chunks[0]! : Buffer.concat(p.chunks);
     this.remove(p);
     p.socket.pause();
     if (peek.state !== 'complete') {
@@ -216,7 +218,7 @@ export class HelloStage {
       endAndDrain(p.socket, plaintextAlert(desc));
       return;
     }
-    p.socket.unshift(bytes);
+    handOn(p.socket, bytes); // framed by the SocketReader that takes the socket on
     this.sink.hello(p.socket, { peek, bytes: bytes.length, since: p.since, ip: p.ip });
   }
 

@@ -12,6 +12,20 @@ import { peerClosed } from './errors.js';
 /** Records buffered before the socket is paused. */
 const HIGH_WATER_RECORDS = 8;
 
+/** Bytes already read from a socket by an earlier stage (the hello stage), for its SocketReader. */
+const handedOn = new WeakMap<Socket, Buffer>();
+
+/**
+ * Hands bytes read from `socket` (a complete ClientHello, and anything after it) to the SocketReader
+ * that will take the socket on, instead of putting them back with socket.unshift(): that ran the
+ * stream machinery and a second 'data' event over bytes the host had just read. The socket must be
+ * paused; its next SocketReader frames these bytes first.
+ */
+export function handOn(socket: Socket, bytes: Buffer): void {
+  const before = handedOn.get(socket);
+  handedOn.set(socket, before ? Buffer.concat([before, bytes]) : bytes);
+}
+
 export class SocketReader {
   private readonly framer = new RecordFramer();
   private readonly queue: Uint8Array[] = [];
@@ -25,6 +39,11 @@ export class SocketReader {
   lastActivity = performance.now();
 
   constructor(private readonly socket: Socket) {
+    const early = handedOn.get(socket);
+    if (early) {
+      handedOn.delete(socket);
+      this.onData(early);
+    }
     socket.on('data', this.onData);
     socket.on('end', this.onEnd);
     socket.on('close', this.onEnd);

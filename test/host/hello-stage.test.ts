@@ -8,7 +8,7 @@ import { once } from 'node:events';
 import type { AddressInfo } from 'node:net';
 import { TlsPool, ServiceEstimate, type TlsPoolOptions, type SeTlsSocket } from '../../src/host/index.js';
 import { InProcessTransport } from '../../src/transport/index.js';
-import { FakeCard } from './fake-card.js';
+import { FakeCard, record } from './fake-card.js';
 import { FakeClient } from './fake-client.js';
 import { waitUntil } from '../wait.js';
 
@@ -117,4 +117,32 @@ test('ServiceEstimate: the rate of releases while others wait; a busy period tha
   e.released(2000, 20, false); // the queue emptied
   assert.equal(e.ratePerSecond, 0);
   assert.equal(e.waitMs(1000), 0);
+});
+
+test('the ClientHello bytes the hello stage read go straight to the session reader (framed once), not back into the socket', async () => {
+  const { pool, port, card, errors } = await poolOn();
+  const unshift = net.Socket.prototype.unshift;
+  let unshifted = 0;
+  net.Socket.prototype.unshift = function (this: net.Socket, ...args: Parameters<typeof unshift>) {
+    unshifted++;
+    return unshift.apply(this, args);
+  };
+  try {
+    for (let i = 0; i < 3; i++) {
+      const c = await FakeClient.connect(port);
+      // the ClientHello in two pieces: the stage buffers both, the reader gets them joined
+      const hello = record(22, Uint8Array.of(1, 0, 0, 4, 3, 3, 0, 0));
+      c.write(hello.subarray(0, 4));
+      await waitUntil(() => pool.pendingCount === 1, 'the partial ClientHello waits in the hello stage');
+      c.write(hello.subarray(4));
+      (c as unknown as { helloSent: boolean }).helloSent = true;
+      await c.handshake(card.flightBytes.length);
+      assert.ok(await c.until(() => c.opened().text.toString() === 'served'), `client ${i} served`);
+      c.destroy();
+    }
+  } finally {
+    net.Socket.prototype.unshift = unshift;
+  }
+  assert.equal(unshifted, 0, 'no socket.unshift() of the ClientHello');
+  assert.deepEqual(errors, []);
 });
