@@ -357,8 +357,8 @@ export class TlsTandem extends EventEmitter {
           }
           if (exported) {
             const hostLayer: RecordLayer = new RecordLayer(socket, exported, reader, {
-              ...(info ? { info } : {}),
               mode: 'host',
+              ...(info ? { info } : {}),
               onRelease: (err) => this.hostSessionEnded(hostLayer, socket, err),
               ...(this.opts.writeTimeoutMs !== undefined ? { writeTimeoutMs: this.opts.writeTimeoutMs } : {}),
               recvTimeoutMs: this.idleTimeoutMs,
@@ -370,11 +370,12 @@ export class TlsTandem extends EventEmitter {
             await this.freeCard(socket);
             return hostLayer;
           }
+          // properties first, conditional spreads after: a spread first then properties is a V8 slow path
           layer = new RecordLayer(socket, session, reader, {
-            ...(info ? { info } : {}),
             onRelease: (err) => this.release(socket, err),
-            ...(this.opts.writeTimeoutMs !== undefined ? { writeTimeoutMs: this.opts.writeTimeoutMs } : {}),
             recvTimeoutMs: this.idleTimeoutMs,
+            ...(info ? { info } : {}),
+            ...(this.opts.writeTimeoutMs !== undefined ? { writeTimeoutMs: this.opts.writeTimeoutMs } : {}),
           });
           publish({ event: 'established', ...who });
           return layer;
