@@ -5,7 +5,10 @@
  * (process.cpuUsage() around each call), so the client, the pipe and the EAP/APDU shuttle do not
  * count.
  *
- *   node --import tsx bench/card-cpu.ts [--n 1000] [--warmup 200] [--batches 3] [--json]
+ *   node --import tsx bench/card-cpu.ts [--n 1000] [--warmup 200] [--batches 3] [--resumed] [--json]
+ *
+ * --resumed: also resumed TLS 1.3 handshakes (psk_dhe_ke, the ticket of the previous connection, as
+ * Node's client offers it), batches interleaved with the full ones; prints resumed / full.
  *
  * Prints card CPU µs per handshake (median of the batches' means), the median single handshake,
  * the sum over commands of the median wall time per call (robust to GC pauses and CPU steal) and a
@@ -23,6 +26,7 @@ const { values } = parseArgs({
     warmup: { type: 'string', default: '200' },
     batches: { type: 'string', default: '3' },
     json: { type: 'boolean', default: false },
+    resumed: { type: 'boolean', default: false },
   },
   strict: true,
 });
@@ -88,11 +92,22 @@ function instrument(card: EmulatedCard, meter: Meter): void {
   };
 }
 
-async function handshake(card: EmulatedCard, caPem: string, meter: Meter): Promise<number> {
+/** The latest ticket the client got (resumed mode offers it). */
+let lastSession: Buffer | undefined;
+
+async function handshake(card: EmulatedCard, caPem: string, meter: Meter, resume = false): Promise<number> {
   meter.eapIndex = 0;
   const before = meter.total;
   const pipe = new ClientPipe();
-  const client = connectClient(pipe, caPem);
+  const client = connectClient(pipe, caPem, resume && lastSession ? { session: lastSession } : {});
+  const ticket = new Promise<void>((resolve) => {
+    const t = setTimeout(resolve, 2000);
+    client.once('session', (s: Buffer) => {
+      lastSession = s;
+      clearTimeout(t);
+      resolve();
+    });
+  });
   let failed: Error | undefined;
   client.on('error', (e: Error) => {
     failed ??= e;
@@ -104,6 +119,9 @@ async function handshake(card: EmulatedCard, caPem: string, meter: Meter): Promi
   const hs = await driveHandshake(card, pipe, { start: true, info: true, extended: true });
   if (hs.outcome !== 'success') throw new Error(`handshake failed on the card: ${card.lastError?.message ?? '?'}`);
   await connected;
+  if (resume && !client.isSessionReused()) throw new Error('offered a ticket, the handshake was a full one');
+  if (!resume && client.isSessionReused()) throw new Error('a full handshake was resumed');
+  await ticket;
   client.destroy();
   if (failed) throw failed;
   return meter.total - before;
@@ -125,43 +143,60 @@ async function main(): Promise<void> {
     const meter = new Meter();
     instrument(card, meter);
     const caPem = ca.pem;
-    for (let i = 0; i < WARMUP; i++) await handshake(card, caPem, meter);
-    const perHs: number[] = [];
-    /** Median over single handshakes within each batch (robust to GC pauses and CPU steal). */
-    const medHs: number[] = [];
-    /** Per batch: the sum over commands of the median wall time of each call (robust to noise). */
-    const wallSum: number[] = [];
-    const labels = new Map<string, number[]>();
-    for (let b = 0; b < BATCHES; b++) {
-      meter.reset();
-      const one: number[] = [];
-      for (let i = 0; i < N; i++) one.push(await handshake(card, caPem, meter));
-      perHs.push(meter.total / N);
-      medHs.push(median(one));
-      let ws = 0;
-      for (const w of meter.wall.values()) ws += (median(w) * w.length) / N;
-      wallSum.push(ws);
-      for (const [k, t] of meter.byLabel) {
-        const arr = labels.get(k) ?? [];
-        arr.push(t.us / N);
-        labels.set(k, arr);
-      }
-      if (!values.json) console.error(`batch ${b + 1}/${BATCHES}: mean ${(meter.total / N).toFixed(1)} µs/handshake, median ${median(one).toFixed(1)}, wall-median sum ${ws.toFixed(1)}`);
+    const modes: ('full' | 'resumed')[] = values.resumed ? ['full', 'resumed'] : ['full'];
+    for (let i = 0; i < WARMUP; i++) for (const m of modes) await handshake(card, caPem, meter, m === 'resumed');
+    interface Acc {
+      perHs: number[];
+      /** Median over single handshakes within each batch (robust to GC pauses and CPU steal). */
+      medHs: number[];
+      /** Per batch: the sum over commands of the median wall time of each call (robust to noise). */
+      wallSum: number[];
+      labels: Map<string, number[]>;
     }
-    const result = {
-      n: N,
-      batches: perHs.map((x) => Math.round(x * 10) / 10),
-      medianUsPerHandshake: Math.round(median(perHs) * 10) / 10,
-      /** Median of the batches' per-handshake medians. */
-      typicalUsPerHandshake: Math.round(median(medHs) * 10) / 10,
-      /** Median over batches of Σ_commands median wall µs per call × calls per handshake. */
-      wallMedianUsPerHandshake: Math.round(median(wallSum) * 10) / 10,
-      byCommand: Object.fromEntries([...labels].map(([k, v]) => [k, Math.round(median(v) * 10) / 10])),
-    };
-    if (values.json) console.log(JSON.stringify(result));
+    const acc = new Map(modes.map((m) => [m, { perHs: [], medHs: [], wallSum: [], labels: new Map() } as Acc]));
+    for (let b = 0; b < BATCHES; b++) {
+      for (const mode of modes) {
+        const a = acc.get(mode)!;
+        meter.reset();
+        const one: number[] = [];
+        for (let i = 0; i < N; i++) one.push(await handshake(card, caPem, meter, mode === 'resumed'));
+        a.perHs.push(meter.total / N);
+        a.medHs.push(median(one));
+        let ws = 0;
+        for (const w of meter.wall.values()) ws += (median(w) * w.length) / N;
+        a.wallSum.push(ws);
+        for (const [k, t] of meter.byLabel) {
+          const arr = a.labels.get(k) ?? [];
+          arr.push(t.us / N);
+          a.labels.set(k, arr);
+        }
+        if (!values.json) console.error(`batch ${b + 1}/${BATCHES} ${mode}: mean ${(meter.total / N).toFixed(1)} µs/handshake, median ${median(one).toFixed(1)}, wall-median sum ${ws.toFixed(1)}`);
+      }
+    }
+    const results = modes.map((mode) => {
+      const a = acc.get(mode)!;
+      return {
+        mode,
+        n: N,
+        batches: a.perHs.map((x) => Math.round(x * 10) / 10),
+        medianUsPerHandshake: Math.round(median(a.perHs) * 10) / 10,
+        /** Median of the batches' per-handshake medians. */
+        typicalUsPerHandshake: Math.round(median(a.medHs) * 10) / 10,
+        /** Median over batches of Σ_commands median wall µs per call × calls per handshake. */
+        wallMedianUsPerHandshake: Math.round(median(a.wallSum) * 10) / 10,
+        byCommand: Object.fromEntries([...a.labels].map(([k, v]) => [k, Math.round(median(v) * 10) / 10])),
+      };
+    });
+    const full = results[0]!;
+    const resumed = results[1];
+    const ratio = resumed ? Math.round((resumed.typicalUsPerHandshake / full.typicalUsPerHandshake) * 1000) / 1000 : undefined;
+    if (values.json) console.log(JSON.stringify(resumed ? { ...full, resumed, resumedVsFull: ratio } : full));
     else {
-      console.log(`card CPU per full TLS 1.3 handshake: ${result.medianUsPerHandshake} µs (median of ${BATCHES} batch means × ${N}; batches ${result.batches.join(', ')}); single-handshake median ${result.typicalUsPerHandshake} µs; wall-median sum ${result.wallMedianUsPerHandshake} µs`);
-      for (const [k, v] of Object.entries(result.byCommand)) console.log(`  ${k.padEnd(16)} ${v.toFixed(1).padStart(8)} µs/handshake`);
+      for (const r of results) {
+        console.log(`card CPU per ${r.mode} TLS 1.3 handshake: ${r.medianUsPerHandshake} µs (median of ${BATCHES} batch means × ${N}; batches ${r.batches.join(', ')}); single-handshake median ${r.typicalUsPerHandshake} µs; wall-median sum ${r.wallMedianUsPerHandshake} µs`);
+        for (const [k, v] of Object.entries(r.byCommand)) console.log(`  ${k.padEnd(16)} ${v.toFixed(1).padStart(8)} µs/handshake`);
+      }
+      if (ratio !== undefined) console.log(`resumed / full (single-handshake medians): ${ratio.toFixed(3)}×`);
     }
   } finally {
     card.close();

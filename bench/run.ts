@@ -13,9 +13,16 @@
  *   - CoAP GET/s over TLS and DTLS and DTLS handshakes/s through the card (bench/coap.ts; not with --quick).
  *   - the operator (bench/operator.ts; not with --quick): enrolments/s end to end through device agents
  *     and lock-to-refusal latency p50/p99 (REST lock → the card refuses the next TLS handshake).
+ *   - pressure (bench/pressure.ts; not with --quick): 300 looping clients against the default `serve
+ *     https` and node:tls, and the legitimate client's latency under idle / slowloris / trickler /
+ *     DTLS-flood attacks and all together.
  *   - with --pcsc: handshakes/s through pcscd + vpcd vs in-process (bench/pcsc.ts; root only).
+ *   - issue #14 ratios: host alone and card + host vs node:tls per full handshake, resumed / full card
+ *     cost (also bench/card-cpu.ts --resumed), exported bulk vs node:tls, a pool of 4 cards × 4 channels
+ *     under --pool-clients (1000) clients: p99 handshake vs node:tls; the top profile frames before
+ *     (bench/profile-before.json) and, with --profile, now (bench/profile.ts).
  *
- *   npm run bench -- [--n 200] [--rounds 3] [--warmup 40] [--bulk-bytes 67108864] [--conc-n 768] [--mem-k 200] [--only memory|bulk|coap|operator] [--op-cards 8] [--op-locks 20] [--pcsc] [--json] [--quick] [--keep]
+ *   npm run bench -- [--n 200] [--rounds 3] [--warmup 40] [--bulk-bytes 67108864] [--conc-n 768] [--mem-k 200] [--only memory|bulk|coap|pressure|operator] [--op-cards 8] [--op-locks 20] [--pcsc] [--profile] [--pool-clients 1000] [--json] [--quick] [--keep]
  *
  * Servers live in this process, one loaded at a time; the load generator is bench/client.ts in a
  * child process. Batches of the variants are interleaved round by round (order rotated each round)
@@ -31,10 +38,12 @@ import { parseArgs } from 'node:util';
 import { initCard } from '../src/cli/card-setup.js';
 import { addCounts, diffCounts, diffFlights, emptyCounts, type ApduCounts, type ApduTally, type FlightTally, type Phase } from './counting-transport.js';
 import { PINNED, percentile, type Job, type JobKind, type JobResult, type SessionFacts } from './protocol.js';
-import { makeNodeIdentity, setExportAllowed, startNodeTls, startSetls, startSetlsPool, type ServerUnderTest } from './servers.js';
+import { makeNodeIdentity, setExportAllowed, startNodeTls, startSetls, startSetlsChannelPool, startSetlsPool, type ServerUnderTest } from './servers.js';
 import { humanMemory, runMemory, type MemorySection } from './memory.js';
 import type { CoapSection } from './coap.js';
 import type { OperatorSection } from './operator.js';
+import { humanPressure, type PressureSection } from './pressure.js';
+import { humanProfile, profileServeHttps, type ProfileSummary } from './profile.js';
 
 const HERE = dirname(fileURLToPath(import.meta.url));
 const ROOT = dirname(HERE);
@@ -55,14 +64,22 @@ interface Options {
   memK: number;
   /** memoryUsage() readings per point in the memory section (median). */
   memSamples: number;
-  /** Run only this section ('memory'; 'bulk': setls-card, setls-export and node:tls; 'coap': bench/coap.ts; 'operator': bench/operator.ts). */
-  only?: 'memory' | 'bulk' | 'coap' | 'operator';
+  /** Also profile `setls serve https` (bench/profile.ts) and print its top frames next to bench/profile-before.json. */
+  profile: boolean;
+  /** Concurrent clients against the pool of 4 cards × 4 channels (issue #14: 1000). */
+  poolClients: number;
+  /** Run only this section ('memory'; 'bulk': setls-card, setls-export and node:tls; 'coap': bench/coap.ts; 'pressure': bench/pressure.ts; 'operator': bench/operator.ts). */
+  only?: 'memory' | 'bulk' | 'coap' | 'pressure' | 'operator';
   /** bench/operator.ts --cards (enrolled at once) and --locks (lock-to-refusal samples). */
   opCards: number;
   opLocks: number;
   /** bench/coap.ts --n (GETs on one connection / association) and --spawns (coap-client runs). */
   coapN: number;
   coapSpawns: number;
+  /** bench/pressure.ts --clients, --total, --legit. */
+  pressureClients: number;
+  pressureTotal: number;
+  pressureLegit: number;
   json: boolean;
   quick: boolean;
   keep: boolean;
@@ -85,10 +102,15 @@ function options(argv: string[]): Options {
       'coap-spawns': { type: 'string' },
       'op-cards': { type: 'string' },
       'op-locks': { type: 'string' },
+      'pressure-clients': { type: 'string' },
+      'pressure-total': { type: 'string' },
+      'pressure-legit': { type: 'string' },
       pcsc: { type: 'boolean', default: false },
       json: { type: 'boolean', default: false },
       quick: { type: 'boolean', default: false },
       keep: { type: 'boolean', default: false },
+      profile: { type: 'boolean', default: false },
+      'pool-clients': { type: 'string' },
       help: { type: 'boolean', short: 'h', default: false },
     },
     strict: true,
@@ -113,8 +135,13 @@ function options(argv: string[]): Options {
         '  --only operator  run only the operator section (bench/operator.ts; also part of a full run, not of --quick)\n' +
         '  --op-cards     cards enrolled at once, each behind its own agent (default 8)\n' +
         '  --op-locks     lock-to-refusal samples, each followed by an unlock (default 20)\n' +
+        '  --only pressure  run only the pressure section (bench/pressure.ts; also part of a full run, not of --quick)\n' +
+        '  --pressure-clients / --pressure-total / --pressure-legit  looping clients (300), their connections (3000),\n' +
+        '                 legitimate requests per attack (20)\n' +
         '  A section that fails makes the report say so (failed: why), ok false and the exit status 1; a\n' +
         '  section whose client program is missing (outside CI) is reported as skipped: why, and does not.\n' +
+        '  --profile      also run bench/profile.ts (setls serve https under --cpu-prof) and print its top frames after those of bench/profile-before.json\n' +
+        '  --pool-clients concurrent clients against the TlsPool of 4 cards × 4 channels (default 1000)\n' +
         '  --pcsc         also handshakes/s through pcscd + vpcd next to in-process (bench/pcsc.ts; root only, else skipped)\n' +
         '  --json         print one JSON object instead of the table\n' +
         '  --keep         keep the temporary card/CA folder\n',
@@ -130,7 +157,7 @@ function options(argv: string[]): Options {
   };
   const n = int(values.n, quick ? 5 : 200, 'n', 1);
   const rounds = int(values.rounds, quick ? 1 : 3, 'rounds', 1);
-  if (values.only !== undefined && !['memory', 'bulk', 'coap', 'operator'].includes(values.only)) throw new Error("--only takes 'memory', 'bulk', 'coap' or 'operator'");
+  if (values.only !== undefined && !['memory', 'bulk', 'coap', 'pressure', 'operator'].includes(values.only)) throw new Error("--only takes 'memory', 'bulk', 'coap', 'pressure' or 'operator'");
   return {
     n,
     rounds,
@@ -145,10 +172,16 @@ function options(argv: string[]): Options {
     ...(values.only ? { only: values.only as 'memory' | 'bulk' | 'coap' | 'operator' } : {}),
     opCards: int(values['op-cards'], 8, 'op-cards', 1),
     opLocks: int(values['op-locks'], 20, 'op-locks', 1),
+    ...(values.only ? { only: values.only as 'memory' | 'bulk' | 'coap' | 'pressure' } : {}),
     coapN: int(values['coap-n'], 2000, 'coap-n', 1),
     coapSpawns: int(values['coap-spawns'], 40, 'coap-spawns', 1),
+    pressureClients: int(values['pressure-clients'], 300, 'pressure-clients', 1),
+    pressureTotal: int(values['pressure-total'], 3000, 'pressure-total', 1),
+    pressureLegit: int(values['pressure-legit'], 20, 'pressure-legit', 1),
     quick,
     keep: values.keep ?? false,
+    profile: values.profile ?? false,
+    poolClients: int(values['pool-clients'], 1000, 'pool-clients', 1),
   };
 }
 
@@ -394,6 +427,8 @@ const SETLS_SHORT = 'setls-short';
 const NODE = 'node:tls';
 const SETLS_EXPORT = 'setls-export';
 const SETLS_POOL = 'setls-pool4';
+const SETLS_POOL44 = 'setls-pool4x4';
+const POOL44_TAG = 'pool4x4';
 
 const NOTES = [
   'First two sections (handshake only, handshake + 1 request): every connection is a fresh TCP connection and a FULL TLS 1.3 handshake: fresh x25519 ECDHE key pair and a fresh ECDSA P-256 (ecdsa_secp256r1_sha256) CertificateVerify signature per handshake on both servers; nothing cached that a real server would not cache.',
@@ -541,10 +576,18 @@ interface Extra {
   readonly concurrency: Record<string, Record<string, KindSummary>>;
   readonly concurrencyRatios: Record<string, number>;
   readonly urienTlsSeMs: number;
+  /** Pool of 4 cards × 4 channels vs node:tls, poolClients concurrent clients (handshake + GET /status). */
+  pool44?: Record<string, KindSummary>;
+  /** bench/card-cpu.ts --resumed --json: card CPU of full and resumed TLS 1.3 handshakes, card alone. */
+  cardCpu?: { fullUs: number; resumedUs: number; resumedVsFull: number } | { failed: string };
+  /** bench/profile.ts (with --profile). */
+  profile?: ProfileSummary & { failed: number };
   /** bench/coap.ts --json (not with --quick): CoAP GET/s over TLS and DTLS, DTLS handshakes/s; failed ≠ skipped. */
   coap?: CoapSection;
   /** bench/operator.ts --json (not with --quick): enrolments/s, lock-to-refusal p50/p99. */
   operator?: OperatorSection;
+  /** bench/pressure.ts --json (not with --quick): looping clients and the legitimate client under attack. */
+  pressure?: PressureSection;
   /** Host memory per idle session (bench/memory.ts). */
   memory?: MemorySection;
   /** bench/pcsc.ts --json (with --pcsc). */
@@ -652,6 +695,7 @@ function humanExtra(x: Extra, cfg: Report['config']): string {
   if (x.memory) out.push('', humanMemory(x.memory).trimEnd());
   if (x.coap) out.push('', humanExtraCoap(x.coap).trimEnd());
   if (x.operator) out.push('', humanExtraOperator(x.operator).trimEnd());
+  if (x.pressure) out.push('', humanPressure(x.pressure).trimEnd());
   if (x.pcsc) {
     out.push('');
     out.push('== handshakes/s through pcscd + vpcd (netns lab of test/pcsc/harness.ts) vs in-process; both `serve https` in their own process ==');
@@ -663,6 +707,65 @@ function humanExtra(x: Extra, cfg: Report['config']): string {
   const errs = [...Object.entries(x.handshakes), ...Object.entries(x.concurrency)].flatMap(([t, m]) => Object.entries(m).flatMap(([n, k]) => k.errorSamples.map((e) => `${t} ${n}: ${e}`)));
   for (const [n, b] of Object.entries(x.bulk)) errs.push(...b.errorSamples.map((e) => `bulk ${n}: ${e}`));
   if (errs.length) out.push('errors:', ...errs.map((e) => `  ${e}`));
+  return out.join('\n') + '\n';
+}
+
+/** Before-profile summary stored with the bench (bench/profile.ts --save), taken before the CPU work of issue #14. */
+function storedProfile(): ProfileSummary | undefined {
+  try {
+    return JSON.parse(readFileSync(join(HERE, 'profile-before.json'), 'utf8')) as ProfileSummary;
+  } catch {
+    return undefined;
+  }
+}
+
+/** Card alone, full and resumed TLS 1.3 (bench/card-cpu.ts --resumed --json in a child). */
+function cardCpuSection(o: Options): NonNullable<Extra['cardCpu']> {
+  const n = o.quick ? 150 : 600;
+  const r = spawnSync(process.execPath, ['--import', 'tsx', join(HERE, 'card-cpu.ts'), '--json', '--resumed', '--n', String(n), '--warmup', String(Math.round(n / 4)), '--batches', '3'], { cwd: ROOT, encoding: 'utf8', timeout: 600_000 });
+  try {
+    const j = JSON.parse(r.stdout.trim().split('\n').pop() ?? '') as { typicalUsPerHandshake: number; resumed: { typicalUsPerHandshake: number }; resumedVsFull: number };
+    return { fullUs: j.typicalUsPerHandshake, resumedUs: j.resumed.typicalUsPerHandshake, resumedVsFull: j.resumedVsFull };
+  } catch {
+    return { failed: `bench/card-cpu.ts failed (${r.status}): ${r.stderr.slice(-300)}` };
+  }
+}
+
+/**
+ * The figures issue #14 asks for, each as a ratio with its goal: server CPU per full TLS 1.3
+ * handshake (host alone, card + host) vs node:tls, resumed vs full card cost, exported bulk vs
+ * node:tls, the 4 × 4 pool's p99 handshake latency under many clients vs node:tls; then the top
+ * profile frames before (bench/profile-before.json) and, with --profile, now.
+ */
+function humanIssue14(report: Report): string {
+  const x = report.extra;
+  const out: string[] = ['', '== issue #14: server CPU and latency ratios (goal in brackets; same run, interleaved) =='];
+  const line = (what: string, v: number | undefined, goal: string, ok: (v: number) => boolean): void => {
+    if (v === undefined || !Number.isFinite(v)) out.push(`  ${what.padEnd(66)} n/a`);
+    else out.push(`  ${what.padEnd(66)} ${fmt(v, 3).padStart(7)}×  [${goal}] ${ok(v) ? 'met' : 'NOT met'}`);
+  };
+  const ext = report.results[SETLS_EXT]?.handshake;
+  const node = report.results[NODE]?.handshake;
+  line('host alone / node:tls, CPU per full TLS 1.3 handshake', ext?.hostCpuMsPerConn !== undefined && node ? ext.hostCpuMsPerConn / node.serverCpuMsPerConn : undefined, '≤ 0.5', (v) => v <= 0.5);
+  line('card + host / node:tls, CPU per full TLS 1.3 handshake', ext && node ? ext.serverCpuMsPerConn / node.serverCpuMsPerConn : undefined, '≤ 1.0', (v) => v <= 1.0);
+  const full = x.handshakes['TLSv1.3 full']?.[SETLS_EXT]?.cardCpuMsPerConn;
+  const res = x.handshakes['TLSv1.3 resumed']?.[SETLS_EXT]?.cardCpuMsPerConn;
+  line('resumed / full TLS 1.3, card CPU per connection (in the server)', full && res !== undefined ? res / full : undefined, 'clearly < 1', (v) => v < 0.85);
+  if (x.cardCpu && 'fullUs' in x.cardCpu) {
+    line(`resumed / full TLS 1.3, card alone (card-cpu.ts: ${fmt(x.cardCpu.resumedUs, 0)} / ${fmt(x.cardCpu.fullUs, 0)} µs)`, x.cardCpu.resumedVsFull, 'clearly < 1', (v) => v < 0.85);
+  } else if (x.cardCpu) out.push(`  card-cpu.ts: ${x.cardCpu.failed}`);
+  line('exported bulk (setls-export) / node:tls, MB/s', x.bulkRatios[`${SETLS_EXPORT}/${NODE}`], '≥ 0.9', (v) => v >= 0.9);
+  const p = x.pool44?.[SETLS_POOL44];
+  const pn = x.pool44?.[NODE];
+  if (p && pn) {
+    line(`pool 4×4, ${p.connections} clients: handshake p99 / node:tls (${fmt(p.handshakeP99Ms, 0)} / ${fmt(pn.handshakeP99Ms, 0)} ms)`, p.handshakeP99Ms / pn.handshakeP99Ms, '≤ 1.5', (v) => v <= 1.5);
+    out.push(`  ${`pool 4×4, ${p.connections} clients: failures (setls / node:tls)`.padEnd(66)} ${p.errors} / ${pn.errors}  [0]`);
+    for (const e of [...p.errorSamples.map((m) => `${SETLS_POOL44}: ${m}`), ...pn.errorSamples.map((m) => `${NODE}: ${m}`)]) out.push(`    error: ${e}`);
+  }
+  const before = storedProfile();
+  if (before) out.push('', humanProfile(before, 'profile BEFORE (stored: bench/profile-before.json, setls serve https, 8 concurrent full TLS 1.3 handshakes)', 15));
+  if (x.profile) out.push('', humanProfile(x.profile, `profile NOW (bench/profile.ts, this run, ${x.profile.failed} failed)`, 15));
+  else out.push('', '  (run with --profile for the profile of this build next to the stored one)');
   return out.join('\n') + '\n';
 }
 
@@ -697,6 +800,7 @@ async function main(): Promise<void> {
   };
   if (o.only === 'coap') return onlyCoap(o, progress);
   if (o.only === 'operator') return onlyOperator(o, progress);
+  if (o.only === 'pressure') return onlyPressure(o, progress);
   const root = mkdtempSync(join(tmpdir(), 'setls-bench-'));
   const cardDir = join(root, 'card');
   progress(`setls bench: card and CA in ${root}\n`);
@@ -794,6 +898,17 @@ async function main(): Promise<void> {
     }
     await pool.close();
     pool = undefined;
+    // ---- issue #14: a pool of 4 cards × 4 channels, poolClients concurrent clients vs node:tls
+    pool = await startSetlsChannelPool(SETLS_POOL44, cardDir, { cards: 4, channelsPerCard: 4, backlog: Math.max(1024, o.poolClients), recordLayer: 'card', tag: 'p44' });
+    progress(`pool 4×4, ${o.poolClients} clients`);
+    for (const s of [pool, node]) await measure(client, s, 'request', Math.min(o.warmup + 1, 16), -1, undefined, { concurrency: 4 }, 'warm-up');
+    for (const s of [pool, node]) {
+      batches.push(await measure(client, s, 'request', o.poolClients, 0, undefined, { concurrency: o.poolClients, maxMs: 120_000 }, POOL44_TAG));
+      progress('.');
+    }
+    progress('\n');
+    await pool.close();
+    pool = undefined;
     // ---- host memory per idle session: TlsPool 4 × 4 (record layer on the host / in the card) vs node:tls
     memory = await runMemory({ run: (j) => client.run(j), cardDir, caDir: init.paths.caDir, nodeId, progress }, { k: o.memK, samples: o.memSamples, warmup: MEM_WARMUP });
   } finally {
@@ -838,11 +953,27 @@ async function main(): Promise<void> {
       return [`${n === SETLS_EXT ? 'setls-card' : n}/${NODE}`, Math.round((b.mbPerSecond / results[NODE]!.bulk!.mbPerSecond) * 1000) / 1000];
     }),
   );
+  {
+    const m: Record<string, KindSummary> = {};
+    for (const name of [SETLS_POOL44, NODE]) {
+      const bs = batches.filter((b) => b.server === name && b.tag === POOL44_TAG);
+      if (bs.length) m[name] = summariseKind(bs);
+    }
+    extra.pool44 = m;
+  }
+  progress('card CPU, full and resumed (bench/card-cpu.ts)…\n');
+  extra.cardCpu = cardCpuSection(o);
+  if (o.profile) {
+    progress('profile of setls serve https (bench/profile.ts)…\n');
+    extra.profile = await profileServeHttps({ seconds: o.quick ? 8 : 15, concurrency: 8, top: 20 });
+  }
   if (!o.quick) {
     progress('CoAP over TLS and DTLS…\n');
     extra.coap = coapSection(o);
     progress('the operator…\n');
     extra.operator = operatorSection(o);
+    progress('pressure…\n');
+    extra.pressure = pressureSection(o);
   }
   if (o.pcsc) {
     progress('pcscd vs in-process…\n');
@@ -853,8 +984,8 @@ async function main(): Promise<void> {
       extra.pcsc = { ok: false, failed: `bench/pcsc.ts failed (${r.status}): ${r.stderr.slice(-500)}` };
     }
   }
-  const extraErrors = (extra.pcsc && !extra.pcsc.ok ? 1 : 0) + (extra.coap && !extra.coap.ok ? 1 : 0) + (extra.operator && !extra.operator.ok ? 1 : 0) + [...Object.values(extra.handshakes).flatMap((m) => Object.values(m)), ...Object.values(extra.concurrency).flatMap((m) => Object.values(m))].reduce((a, k) => a + k.errors, 0) +
-    Object.values(extra.bulk).reduce((a, b) => a + b.errors, 0) + (extra.memory?.errors ?? 0);
+  const extraErrors = (extra.pcsc && !extra.pcsc.ok ? 1 : 0) + (extra.coap && !extra.coap.ok ? 1 : 0) + (extra.pressure && !extra.pressure.ok ? 1 : 0) + (extra.operator && !extra.operator.ok ? 1 : 0) + [...Object.values(extra.handshakes).flatMap((m) => Object.values(m)), ...Object.values(extra.concurrency).flatMap((m) => Object.values(m))].reduce((a, k) => a + k.errors, 0) +
+    Object.values(extra.bulk).reduce((a, b) => a + b.errors, 0) + (extra.memory?.errors ?? 0) + Object.values(extra.pool44 ?? {}).reduce((a, k) => a + k.errors, 0) + (extra.cardCpu && 'failed' in extra.cardCpu ? 1 : 0);
   const errorCount = extraErrors + Object.values(results).reduce((a, r) => a + r.handshake.errors + r.request.errors + (r.bulk?.errors ?? 0), 0);
   const resumed = Object.values(results).reduce((a, r) => a + r.handshake.resumed + r.request.resumed, 0);
   const report: Report = {
@@ -868,7 +999,7 @@ async function main(): Promise<void> {
     ok: errorCount === 0 && resumed === 0,
   };
   if (o.json) process.stdout.write(JSON.stringify(report) + '\n');
-  else process.stdout.write(human(report) + humanExtra(report.extra, report.config) + verdict(report));
+  else process.stdout.write(human(report) + humanExtra(report.extra, report.config) + humanIssue14(report) + verdict(report));
   process.exitCode = report.ok ? 0 : 1;
 }
 
@@ -914,6 +1045,36 @@ function operatorSection(o: Options): OperatorSection {
   return section;
 }
 
+/** --only pressure: the pressure section alone (bench/pressure.ts; same report shape, other sections empty). */
+function onlyPressure(o: Options, progress: (s: string) => void): void {
+  progress('pressure…\n');
+  const pressure = pressureSection(o);
+  const report = sectionReport(o, '', { pressure }, pressure.ok);
+  if (o.json) process.stdout.write(JSON.stringify(report) + '\n');
+  else process.stdout.write(`setls bench (--only pressure) — ${report.meta.date}  node ${report.meta.node}, ${report.meta.cpus} CPU, load ${report.meta.loadavg.map((x) => x.toFixed(2)).join(' ')}\n` + humanPressure(pressure) + verdict(report));
+  process.exitCode = report.ok ? 0 : 1;
+}
+
+/** bench/pressure.ts in its own process (its clients and attackers in theirs); no report or a non-zero exit is a failure. */
+function pressureSection(o: Options): PressureSection {
+  const r = spawnSync(
+    process.execPath,
+    ['--import', 'tsx', join(HERE, 'pressure.ts'), '--json', '--clients', String(o.pressureClients), '--total', String(o.pressureTotal), '--legit', String(o.pressureLegit)],
+    { cwd: ROOT, encoding: 'utf8', timeout: 1_800_000, stdio: ['ignore', 'pipe', o.json ? 'pipe' : 'inherit'] },
+  );
+  const how = r.error ? r.error.message : r.signal ? `killed by ${r.signal}` : `exit ${r.status}`;
+  let section: PressureSection | undefined;
+  try {
+    const parsed = JSON.parse(r.stdout.trim().split('\n').pop() ?? '') as PressureSection;
+    if (typeof parsed.ok === 'boolean') section = parsed;
+  } catch {
+    section = undefined;
+  }
+  if (!section) return { ok: false, failed: `bench/pressure.ts gave no report (${how}): ${(r.stderr ?? '').slice(-500)}` };
+  if (r.status !== 0 && section.ok) return { ...section, ok: false, failed: `bench/pressure.ts ${how}` };
+  return section;
+}
+
 const MEM_WARMUP = 8;
 
 /**
@@ -937,11 +1098,11 @@ function coapSection(o: Options): CoapSection {
 
 /** The names of the sections that failed (for the last line of a human report). */
 function failedSections(x: Extra): string[] {
-  return [...(x.coap?.failed || (x.coap && !x.coap.ok) ? ['coap'] : []), ...(x.operator && !x.operator.ok ? ['operator'] : []), ...(x.pcsc && !x.pcsc.ok ? ['pcsc'] : [])];
+  return [...(x.coap?.failed || (x.coap && !x.coap.ok) ? ['coap'] : []), ...(x.pressure && !x.pressure.ok ? ['pressure'] : []), ...(x.operator && !x.operator.ok ? ['operator'] : []), ...(x.pcsc && !x.pcsc.ok ? ['pcsc'] : []), ...(x.cardCpu && 'failed' in x.cardCpu ? ['card-cpu'] : []), ...(Object.values(x.pool44 ?? {}).some((k) => k.errors > 0) ? ['pool 4×4'] : [])];
 }
 
 function configOf(o: Options): Report['config'] {
-  return { n: o.n, rounds: o.rounds, warmup: o.warmup, bulkBytes: o.bulkBytes, bulkRounds: o.bulkRounds, concN: o.concN, memK: o.memK, memSamples: o.memSamples, coapN: o.coapN, coapSpawns: o.coapSpawns, opCards: o.opCards, opLocks: o.opLocks, ...(o.only ? { only: o.only } : {}), pcsc: o.pcsc, quick: o.quick };
+  return { n: o.n, rounds: o.rounds, warmup: o.warmup, bulkBytes: o.bulkBytes, bulkRounds: o.bulkRounds, concN: o.concN, memK: o.memK, memSamples: o.memSamples, coapN: o.coapN, coapSpawns: o.coapSpawns, pressureClients: o.pressureClients, pressureTotal: o.pressureTotal, pressureLegit: o.pressureLegit, opCards: o.opCards, opLocks: o.opLocks, ...(o.only ? { only: o.only } : {}), pcsc: o.pcsc, quick: o.quick, profile: o.profile, poolClients: o.poolClients };
 }
 
 function metaOf(o: Options, root: string): Report['meta'] {

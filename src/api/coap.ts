@@ -168,7 +168,7 @@ export class CoapCardServer extends EventEmitter {
       const tandem = new TlsTandem({
         transport: gate.shared,
         pin,
-        backlog: o.backlog ?? 50,
+        ...(o.backlog !== undefined ? { backlog: o.backlog } : {}),
         ...(o.handshakeTimeoutMs !== undefined ? { handshakeTimeoutMs: o.handshakeTimeoutMs } : {}),
         ...(idle !== undefined ? { idleTimeoutMs: idle } : {}),
       });

@@ -48,7 +48,11 @@ export interface ServerOptions extends http.ServerOptions, CardSource {
   readonly cards?: readonly (string | CardSource)[];
   /** The card identity to serve (SET-IDENTITY; default: the card's, or by SNI). */
   readonly identity?: string;
-  /** Connections waiting for the card beyond the active one(s); beyond it they are refused. Default 50. */
+  /**
+   * Complete ClientHellos queued for the card beyond the active session(s); beyond it, or when the
+   * queue cannot drain within the handshake deadline, a plaintext internal_error alert ('refused').
+   * Default 1024 (the tandem's).
+   */
   readonly backlog?: number;
   /** A client must finish its handshake within this (ms). Default 10000. */
   readonly handshakeTimeoutMs?: number;
@@ -244,7 +248,7 @@ export class SetlsServer extends http.Server {
       const cards = [];
       for (const s of sources) cards.push(await this.openSource(s, closers));
       const common = {
-        backlog: o.backlog ?? 50,
+        ...(o.backlog !== undefined ? { backlog: o.backlog } : {}),
         ...(o.identity !== undefined ? { identity: o.identity } : {}),
         ...(o.handshakeTimeoutMs !== undefined ? { handshakeTimeoutMs: o.handshakeTimeoutMs } : {}),
         ...(o.idleTimeoutMs !== undefined ? { idleTimeoutMs: o.idleTimeoutMs } : {}),

@@ -246,8 +246,14 @@ function cardServeOptions(cmd: Command, portHelp: string, defaultPort: number): 
     .option('--pin-file <file>', 'user PIN file (default: <card-dir>.pin; or set SETLS_PIN)')
     .option('--port <n>', portHelp, (v) => parsePort(v), defaultPort)
     .option('--host <addr>', 'address to listen on', '127.0.0.1')
-    .option('--backlog <n>', 'connections waiting for the card before new ones are refused', (v) => parsePositive(v, 'backlog'), 50)
-    .option('--trace', 'print every APDU as annotated hex on stderr');
+    .option('--backlog <n>', 'complete ClientHellos queued for a card channel at most (they queue while the expected wait fits the handshake deadline; beyond: a TLS internal_error alert)', (v) => parsePositive(v, 'backlog'), 1024)
+    .option('--trace', 'print every APDU as annotated hex on stderr')
+    .option('--channels <n>', "logical channels of the card to serve on (default: all it opens, less the admin socket's 2)", (v) => parsePositive(v, 'channels'))
+    .option('--hold-ms <ms>', 'while others wait, a session holding a card channel this long is exported (policy allowing) or closed with close_notify (default 2000)', (v) => parsePositive(v, 'hold-ms'))
+    .option('--handshake-timeout-ms <ms>', 'handshake deadline, also the longest wait for a channel (default 10000; 3000 once others wait)', (v) => parsePositive(v, 'handshake-timeout-ms'))
+    .option('--max-pending <n>', 'connections still sending their ClientHello at most; beyond, the stalest is closed (default 4096)', (v) => parsePositive(v, 'max-pending'))
+    .option('--max-per-peer <n>', 'waiting connections per source IP (default: half of --max-pending)', (v) => parsePositive(v, 'max-per-peer'))
+    .option('--max-active-per-peer <n>', 'card channels one source IP holds while another waits (default: half of them)', (v) => parsePositive(v, 'max-active-per-peer'));
 }
 
 const serve = program.command('serve').description('serve clients through the card');
@@ -316,7 +322,7 @@ program
     }
     // One card, one tandem: HTTPS and CoAP share its sessions (and the plug's state); the demo card
     // gets "coap" added to its ALPN policy so libcoap's certificate clients are accepted.
-    await runServeCoap({ cardDir: o.cardDir, port: o.coapPort, httpsPort: o.port, host: o.host, backlog: 50, trace: o.trace, fixAlpn: true, demoPsk: true, logFormat: globalLogFormat() });
+    await runServeCoap({ cardDir: o.cardDir, port: o.coapPort, httpsPort: o.port, host: o.host, backlog: 1024, trace: o.trace, fixAlpn: true, demoPsk: true, logFormat: globalLogFormat() });
   });
 
 

@@ -1,17 +1,19 @@
 /**
- * `setls serve coap` and the CoAP half of `setls demo`: one card, one TlsTandem, CoAP over TLS
- * (coaps+tcp, RFC 8323) on TCP and CoAP over DTLS (coaps, RFC 7252; the DTLS handshake and record
- * layer in the card, docs/apdu-protocol.md §8) on UDP with the same port number, and optionally
- * HTTPS on a second port. TCP connections to either port share the tandem's rendezvous/backlog (the
- * card serves one session at a time; sockets are told apart by their local port); a DTLS association
- * takes the card only when no TLS session holds it or waits for it (CardGate), otherwise its
- * ClientHello is dropped and the client's retransmission tries again.
+ * `setls serve coap` and the CoAP half of `setls demo`: one card, CoAP over TLS (coaps+tcp, RFC 8323)
+ * on TCP and CoAP over DTLS (coaps, RFC 7252; the DTLS handshake and record layer in the card,
+ * docs/apdu-protocol.md §8) on UDP with the same port number, and optionally HTTPS on a second port.
+ * ONE scheduler shares the card's logical channels between both transports (TlsPool,
+ * docs/architecture.md "Sessions under pressure"): TCP connections to either port go through its
+ * hello stage and queue (sockets are told apart by their local port); a DTLS association asks it for
+ * a channel once its cookie checked out and its ClientHello is whole (TlsPool.acquireChannel), taking
+ * turns with TLS; no session of either kind holds a channel past the hold limit while others wait,
+ * and a DTLS handshake without progress gives its channel back after the stall deadline.
  */
 import { once } from 'node:events';
 import net, { type AddressInfo } from 'node:net';
 import pino from 'pino';
-import { CardClient, TlsTandem, type CardTransport } from '../host/index.js';
-import { CardDtlsBackends, CardGate, DtlsServer } from '../host/dtls/index.js';
+import { CardClient, TlsPool, type CardTransport } from '../host/index.js';
+import { CardDtlsBackends, DtlsServer } from '../host/dtls/index.js';
 import { serveHttps, createPlugHandler, createPlugState } from '../servers/https/index.js';
 import { createPlugCoapServer, secureConnectionsWhere, serveCoapOverDtls, serveCoapOverTls, COAP_ALPN } from '../servers/coap/index.js';
 import { openCard, readOperatorPin } from './card-setup.js';
@@ -23,8 +25,9 @@ import { cliLogger, logFormat } from './log.js';
 import { stopHint, stopOnSignals } from './stop.js';
 import { startAdminSocket } from './admin-access.js';
 import type { AdminRelay } from '../transport/admin-relay.js';
+import { logLevelOf, poolPressureOptions, servingChannels, type PressureFlags } from './serve-pressure.js';
 
-export interface ServeCoapOptions {
+export interface ServeCoapOptions extends PressureFlags {
   cardDir: string;
   cardKey?: string;
   pinFile?: string;
@@ -94,6 +97,10 @@ export interface RunningCoap {
   readonly coapPort: number;
   /** UDP port of coaps:// (the same number as coapPort), when DTLS is served. */
   readonly dtlsPort: number | undefined;
+  /** The scheduler of the card's channels (TLS and DTLS). */
+  readonly pool: TlsPool;
+  /** The DTLS listener, when DTLS is served. */
+  readonly dtls: DtlsServer | undefined;
   readonly httpsPort: number | undefined;
   readonly url: string;
   /** The card's ALPN policy in force (undefined: the card reported none). */
@@ -128,15 +135,22 @@ async function coapAlpn(transport: CardTransport, cardDir: string, cardKey: stri
 export async function startCoap(o: ServeCoapOptions, log = pino({ level: process.env.SETLS_LOG ?? 'info' }, pino.destination(2))): Promise<RunningCoap> {
   const pin = servePin(o.cardDir, o.pinFile, (m) => log.warn(m));
   const { transport, card } = openCard({ cardDir: o.cardDir, cardKey: o.cardKey, trace: o.trace, traceSink: o.traceSink });
-  // The tandem's APDUs wait while a DTLS association holds the card.
-  const gate = new CardGate(transport);
-  const tandem = new TlsTandem({ transport: gate.shared, pin, backlog: o.backlog, ...(o.idleTimeoutMs !== undefined ? { idleTimeoutMs: o.idleTimeoutMs } : {}) });
+  let pool!: TlsPool;
   let alpn: readonly string[] | undefined;
   let relay: AdminRelay | undefined;
   try {
     alpn = await coapAlpn(transport, o.cardDir, o.cardKey, o.fixAlpn ?? false);
     if (o.demoPsk) await ensureDemoPsk(transport, o.cardDir, o.cardKey);
-    await tandem.start();
+    // TLS and DTLS share the card's channels through this one scheduler.
+    pool = new TlsPool({
+      transports: [transport],
+      pin,
+      channelsPerCard: await servingChannels(transport, { cardDir: o.cardDir, inProcess: true, ...(o.channels !== undefined ? { channels: o.channels } : {}) }),
+      ...poolPressureOptions(o),
+      backlog: o.backlog,
+      ...(o.idleTimeoutMs !== undefined ? { idleTimeoutMs: o.idleTimeoutMs } : {}),
+    });
+    await pool.start();
     // Before the listeners: the relay opens its logical channel while nothing else talks to the card.
     relay = await startAdminSocket(o.cardDir, transport, (l) => log.warn(l));
   } catch (e) {
@@ -145,49 +159,54 @@ export async function startCoap(o: ServeCoapOptions, log = pino({ level: process
     card.close();
     throw e;
   }
-  tandem.on('sessionError', (err: Error & { code?: string; syscall?: string }, peer: { remoteAddress?: string; remotePort?: number }) => {
+  pool.on('sessionError', (err: Error & { code?: string; syscall?: string }, peer: { remoteAddress?: string; remotePort?: number }) => {
     if (err.syscall === 'listen') return; // the command fails with it
-    log[peer?.remoteAddress ? 'warn' : 'error']({ code: err.code, err: err.message, peer: peer?.remoteAddress ? `${peer.remoteAddress}:${peer.remotePort}` : undefined }, peer?.remoteAddress ? 'session ended with an error' : 'card error');
+    log[peer?.remoteAddress ? logLevelOf(err.code) : 'error']({ code: err.code, err: err.message, peer: peer?.remoteAddress ? `${peer.remoteAddress}:${peer.remotePort}` : undefined }, peer?.remoteAddress ? 'session ended with an error' : 'card error');
   });
-  tandem.on('refused', (peer: { remoteAddress?: string; remotePort?: number }) => log.warn({ peer }, 'backlog full: connection refused'));
+  pool.on('refused', (peer: { remoteAddress?: string; remotePort?: number }) => log.debug({ peer }, 'overloaded: ClientHello answered with an internal_error alert'));
 
   const state = createPlugState();
   const coap = createPlugCoapServer(state, o.powerIntervalMs !== undefined ? { powerIntervalMs: o.powerIntervalMs } : {});
   coap.on('clientError', (err: Error & { code?: string }) => log.warn({ code: err.code, err: err.message }, 'CoAP connection ended with an error'));
 
-  // The tandem's own listener takes the first port; a second listener feeds the same tandem.
+  // The pool's listener takes the first port; a second listener feeds the same pool.
   const primaryIsHttps = o.httpsPort !== undefined;
-  const primary = tandem.listen(primaryIsHttps ? o.httpsPort : o.port, o.host);
+  const primary = pool.listen(primaryIsHttps ? o.httpsPort : o.port, o.host);
   const primaryPort = await listenOn(primary);
   let extra: net.Server | undefined;
   let coapPort = primaryPort;
   let httpsPort: number | undefined;
   let http: ReturnType<typeof serveHttps> | undefined;
-  const shouldYield = (): boolean => tandem.queued > 0;
+  const shouldYield = (): boolean => pool.othersWaiting;
   if (primaryIsHttps) {
     httpsPort = primaryPort;
-    extra = net.createServer({ pauseOnConnect: true }, (s) => primary.emit('connection', s));
+    extra = net.createServer({ pauseOnConnect: true }, (s) => pool.acceptConnection(s));
     extra.listen({ port: o.port, host: o.host });
     coapPort = await listenOn(extra);
     const cp = coapPort;
     http = serveHttps(
-      secureConnectionsWhere(tandem, (s) => s.localPort !== cp),
+      secureConnectionsWhere(pool, (s) => s.localPort !== cp),
       createPlugHandler(state),
     );
     serveCoapOverTls(
-      secureConnectionsWhere(tandem, (s) => s.localPort === cp),
+      secureConnectionsWhere(pool, (s) => s.localPort === cp),
       coap,
       { shouldYield },
     );
   } else {
-    serveCoapOverTls(tandem, coap, { shouldYield });
+    serveCoapOverTls(pool, coap, { shouldYield });
   }
   let dtls: DtlsServer | undefined;
   let dtlsPort: number | undefined;
   if (o.dtls ?? true) {
-    const backends = new CardDtlsBackends({ card: new CardClient(transport), pin, gate, available: () => !tandem.inUse && tandem.queued === 0 });
-    dtls = new DtlsServer({ openBackend: backends.openBackend, idleTimeoutMs: o.idleTimeoutMs ?? 30_000 });
-    dtls.on('error', (err: Error & { code?: string }) => log.warn({ code: err.code, err: err.message }, 'DTLS association error'));
+    const backends = new CardDtlsBackends({ pin, acquire: (peer) => pool.acquireChannel(peer) });
+    dtls = new DtlsServer({
+      openBackend: backends.openBackend,
+      idleTimeoutMs: o.idleTimeoutMs ?? 30_000,
+      pressure: () => pool.othersWaiting,
+      maxHoldMs: pool.holdLimitMs,
+    });
+    dtls.on('error', (err: Error & { code?: string }) => log.info({ code: err.code, err: err.message }, 'DTLS association error'));
     serveCoapOverDtls(dtls, coap);
     try {
       dtlsPort = (await dtls.listen(coapPort, o.host)).port;
@@ -199,6 +218,8 @@ export async function startCoap(o: ServeCoapOptions, log = pino({ level: process
   return {
     coapPort,
     dtlsPort,
+    pool,
+    dtls,
     httpsPort,
     url: `coaps+tcp://localhost:${coapPort}`,
     alpn,
@@ -208,7 +229,7 @@ export async function startCoap(o: ServeCoapOptions, log = pino({ level: process
       extra?.close();
       await dtls?.close();
       await coap.close().catch(() => undefined);
-      await tandem.close();
+      await pool.close();
       http?.close();
       await transport.close();
       card.close();

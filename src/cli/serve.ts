@@ -1,6 +1,7 @@
 /**
- * `setls serve https`: opens the card (taking its folder lock), starts a TlsTandem on it and serves
- * the demo plug through node:http; offers the admin socket (admin-access.ts) so administrative
+ * `setls serve https`: opens the card (taking its folder lock), schedules its logical channels with a
+ * TlsPool (one TlsTandem per channel; serve-pressure.ts: all channels, the hold limit, per-peer
+ * bounds) and serves the demo plug through node:http; offers the admin socket (admin-access.ts) so administrative
  * commands reach this process's card. With `--record-layer host` it first checks that every
  * identity's policy allows session export, and refuses to start with the fix otherwise. Prints the
  * URL once listening; stops cleanly on SIGINT/SIGTERM. With `--operator URL` it also runs the
@@ -21,8 +22,9 @@ import { cardPaths, cloneCardFiles } from './card-files.js';
 import { resolvePin } from '../api/pin.js';
 import { cliLogger, logFormat } from './log.js';
 import { stopHint, stopOnSignals } from './stop.js';
+import { logLevelOf, poolPressureOptions, servingChannels, type PressureFlags } from './serve-pressure.js';
 
-export interface ServeHttpsOptions extends AgentCliOptions {
+export interface ServeHttpsOptions extends PressureFlags, AgentCliOptions {
   cardDir: string;
   cardKey?: string;
   pinFile?: string;
@@ -139,10 +141,20 @@ async function startHttpsPool(o: ServeHttpsOptions, log: pino.Logger): Promise<R
       c.card.close();
     }
   };
+  let channelsPerCard: number;
+  try {
+    // every channel of the card(s) serves (the clones of --pool are alike; --cards: the first card decides)
+    channelsPerCard = await servingChannels(opened[0]!.transport, { cardDir: dirs[0]!, inProcess: true, ...(o.channels !== undefined ? { channels: o.channels } : {}) });
+  } catch (e) {
+    await closeCards();
+    throw e;
+  }
   const pool = new TlsPool({
     transports: opened.map((c) => c.transport),
     pins,
     names: dirs.map((_, i) => `card${i}`),
+    channelsPerCard,
+    ...poolPressureOptions(o),
     backlog: o.backlog,
     ...(o.driver ? { driver: o.driver } : {}),
     ...(o.recordLayer ? { recordLayer: o.recordLayer } : {}),
@@ -161,9 +173,9 @@ async function startHttpsPool(o: ServeHttpsOptions, log: pino.Logger): Promise<R
   }
   pool.on('sessionError', (err: Error & { code?: string; syscall?: string }, peer: { remoteAddress?: string; remotePort?: number }) => {
     if (err.syscall === 'listen') return; // the command fails with it
-    log[peer?.remoteAddress ? 'warn' : 'error']({ code: err.code, err: err.message, peer: peer?.remoteAddress ? `${peer.remoteAddress}:${peer.remotePort}` : undefined }, peer?.remoteAddress ? 'session ended with an error' : 'card error');
+    log[peer?.remoteAddress ? logLevelOf(err.code) : 'error']({ code: err.code, err: err.message, peer: peer?.remoteAddress ? `${peer.remoteAddress}:${peer.remotePort}` : undefined }, peer?.remoteAddress ? 'session ended with an error' : 'card error');
   });
-  pool.on('refused', (peer: { remoteAddress?: string; remotePort?: number }) => log.warn({ peer }, 'backlog full: connection refused'));
+  pool.on('refused', (peer: { remoteAddress?: string; remotePort?: number }) => log.debug({ peer }, 'overloaded: ClientHello answered with an internal_error alert'));
   pool.on('health', (h: { name: string; health: string }) => log.warn(h, 'card health changed'));
   const metrics = createMetrics(pool);
   const admin = o.adminPort !== undefined ? await startAdminServer(metrics, o.adminPort) : undefined;
@@ -195,19 +207,23 @@ async function startHttpsPool(o: ServeHttpsOptions, log: pino.Logger): Promise<R
 }
 
 export async function startHttps(o: ServeHttpsOptions, log = pino({ level: process.env.SETLS_LOG ?? 'info' }, pino.destination(2))): Promise<RunningHttps> {
-  if ((o.cards || (o.pool ?? 1) > 1) && o.reader === undefined) return startHttpsPool(o, log);
+  // One in-process card is a pool of one card: its logical channels are the slots.
+  if (o.reader === undefined) return startHttpsPool(o, log);
   const pin = servePin(o.cardDir, o.pinFile, (m) => log.warn(m));
   const { transport, closeCard } = await openServeCard(o);
-  const tandem = new TlsTandem({
-    transport,
-    pin,
-    backlog: o.backlog,
-    ...(o.driver ? { driver: o.driver } : {}),
-    ...(o.recordLayer ? { recordLayer: o.recordLayer } : {}),
-  });
+  let tandem: TlsPool;
   let relay: AdminRelay | undefined;
   let agent: DeviceAgent | undefined;
   try {
+    tandem = new TlsPool({
+      transports: [transport],
+      pin,
+      channelsPerCard: await servingChannels(transport, { inProcess: false, ...(o.channels !== undefined ? { channels: o.channels } : {}) }),
+      ...poolPressureOptions(o),
+      backlog: o.backlog,
+      ...(o.driver ? { driver: o.driver } : {}),
+      ...(o.recordLayer ? { recordLayer: o.recordLayer } : {}),
+    });
     if (o.recordLayer === 'host') await checkExportAllowed(transport, o.cardDir);
     await tandem.start();
     // Before the listener: the relay opens its logical channel while nothing else talks to the card.
@@ -223,9 +239,9 @@ export async function startHttps(o: ServeHttpsOptions, log = pino({ level: proce
   }
   tandem.on('sessionError', (err: Error & { code?: string; syscall?: string }, peer: { remoteAddress?: string; remotePort?: number }) => {
     if (err.syscall === 'listen') return; // the command fails with it
-    log[peer?.remoteAddress ? 'warn' : 'error']({ code: err.code, err: err.message, peer: peer?.remoteAddress ? `${peer.remoteAddress}:${peer.remotePort}` : undefined }, peer?.remoteAddress ? 'session ended with an error' : 'card error');
+    log[peer?.remoteAddress ? logLevelOf(err.code) : 'error']({ code: err.code, err: err.message, peer: peer?.remoteAddress ? `${peer.remoteAddress}:${peer.remotePort}` : undefined }, peer?.remoteAddress ? 'session ended with an error' : 'card error');
   });
-  tandem.on('refused', (peer: { remoteAddress?: string; remotePort?: number }) => log.warn({ peer }, 'backlog full: connection refused'));
+  tandem.on('refused', (peer: { remoteAddress?: string; remotePort?: number }) => log.debug({ peer }, 'overloaded: ClientHello answered with an internal_error alert'));
   const metrics = createMetrics(tandem);
   const admin = o.adminPort !== undefined ? await startAdminServer(metrics, o.adminPort) : undefined;
   const http = serveHttps(tandem, createPlugHandler(createPlugState()));
@@ -241,7 +257,8 @@ export async function startHttps(o: ServeHttpsOptions, log = pino({ level: proce
   return {
     url,
     port,
-    tandem,
+    tandem: tandem.slots[0]!.tandem,
+    pool: tandem,
     ...(admin ? { adminPort: admin.port } : {}),
     adminSockets: relay ? [relay.socketPath] : [],
     ...(agent ? { agent } : {}),
@@ -261,7 +278,10 @@ export async function startHttps(o: ServeHttpsOptions, log = pino({ level: proce
 export async function runServeHttps(o: ServeHttpsOptions): Promise<void> {
   const running = await startHttps(o, cliLogger(logFormat(o.logFormat)));
   const ca = cardPaths(o.cardDir).caDir + '/ca.crt';
-  console.log(`setls: serving HTTPS through ${running.pool ? `a pool of ${running.pool.slots.length} cards` : 'the card'} at ${running.url}`);
+  const cards = running.pool ? new Set(running.pool.slots.map((s) => s.card)).size : 1;
+  const channels = running.pool?.channelsPerCard ?? 1;
+  console.log(`setls: serving HTTPS through ${cards > 1 ? `a pool of ${cards} cards` : 'the card'} at ${running.url}`);
+  console.log(`  card channels: ${channels} logical channel${channels === 1 ? '' : 's'}${cards > 1 ? ' per card' : ''} serve clients (--channels)`);
   if (running.adminPort !== undefined) console.log(`  metrics: http://127.0.0.1:${running.adminPort}/metrics`);
   for (const s of running.adminSockets) console.log(`  admin socket: ${s} (setls card … commands on this card go through this process)`);
   if (running.agent) console.log(`  device agent: polling ${o.operator} (admin scripts run on a logical channel of their own)`);

@@ -179,11 +179,15 @@ export class CardClient {
 
   private async transmitOne(apdu: Uint8Array): Promise<Uint8Array> {
     const t0 = performance.now();
-    const res = await withTimeout(this.transport.transmit(apdu), this.apduTimeoutMs, 'ERR_CARD_TIMEOUT', commandName(apdu[0]!, apdu[1]!, apdu[2]!, apdu[3]!));
+    const cla = apdu[0]!;
+    const ins = apdu[1]!;
+    const p1 = apdu[2]!;
+    const p2 = apdu[3]!;
+    const res = await withTimeout(this.transport.transmit(apdu), this.apduTimeoutMs, 'ERR_CARD_TIMEOUT', () => commandName(cla, ins, p1, p2));
     if (apduChannel.hasSubscribers) {
       const sw = res.length >= 2 ? (res[res.length - 2]! << 8) | res[res.length - 1]! : -1;
       const ev: ApduEvent = {
-        command: commandName(apdu[0]!, apdu[1]!, apdu[2]!, apdu[3]!),
+        command: commandName(cla, ins, p1, p2),
         commandLength: apdu.length,
         responseLength: res.length,
         sw,

@@ -78,11 +78,36 @@ export function hostError(code: `ERR_HOST_${string}`, message: string, cause?: u
   return new SetlsError(code, message, cause === undefined ? undefined : { cause });
 }
 
-/** Runs `p` with a deadline; rejects with `code` when it passes. The timer is cleared as soon as `p` settles. */
-export function withTimeout<T>(p: Promise<T>, ms: number, code: string, what: string): Promise<T> {
+/**
+ * The client left (FIN or reset before the session ended): a normal end, not a fault. Built without a
+ * stack trace — capturing one per closed connection was a measurable share of a busy server's CPU —
+ * and never logged or reported as 'sessionError' by the tandem (counted as the session event
+ * `peer_closed` instead).
+ */
+export function peerClosed(message: string): SetlsError {
+  const limit = Error.stackTraceLimit;
+  Error.stackTraceLimit = 0;
+  try {
+    return new SetlsError('ERR_HOST_PEER_CLOSED', message);
+  } finally {
+    Error.stackTraceLimit = limit;
+  }
+}
+
+/** Whether `e` is the client leaving (ERR_HOST_PEER_CLOSED). */
+export function isPeerClosed(e: unknown): boolean {
+  return (e as { code?: unknown } | undefined)?.code === 'ERR_HOST_PEER_CLOSED';
+}
+
+/**
+ * Runs `p` with a deadline; rejects with `code` when it passes. The timer is cleared as soon as `p`
+ * settles. `what` may be a function: the name is then built only when the deadline passes (per APDU,
+ * building it every time was wasted work).
+ */
+export function withTimeout<T>(p: Promise<T>, ms: number, code: string, what: string | (() => string)): Promise<T> {
   if (!Number.isFinite(ms) || ms <= 0) return p;
   return new Promise<T>((resolve, reject) => {
-    const t = setTimeout(() => reject(new SetlsError(code, `${what}: no answer within ${ms} ms`)), ms);
+    const t = setTimeout(() => reject(new SetlsError(code, `${typeof what === 'function' ? what() : what}: no answer within ${ms} ms`)), ms);
     p.then(
       (v) => {
         clearTimeout(t);

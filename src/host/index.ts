@@ -17,6 +17,9 @@ export { TlsTandem, type TlsTandemOptions, type SessionEvent, type PeerInfo } fr
 export { EapDriver, type SeSession, type SeSessionPhase, type SessionDriver, type EapDriverOptions } from './session-driver.js';
 export { TlsSeDriver, TlsSeSession, tlsSeExchange, tlsSeMaxPlaintext, TLS_SE_AID, TLS_SE_FRAGMENT, TLS_SE_RX_SIZE, TLS_SE_SW, TlsSeP1, type TlsSeDriverOptions, type TlsSeSessionOptions, type TlsSeExchange } from './tls-se-driver.js';
 export * from '../transport/index.js';
-export { TlsPool, type TlsPoolOptions, type PoolSlot, type SlotHealth } from './pool.js';
+export { TlsPool, probeLogicalChannels, type TlsPoolOptions, type PoolSlot, type SlotHealth, type ChannelLease, type PoolStats } from './pool.js';
+export { HelloStage, answerOverloaded, plaintextAlert, type HelloStageOptions } from './hello-stage.js';
+export { PeerTable, peerKey } from './peer-table.js';
+export { ServiceEstimate } from './service-estimate.js';
 export { peekClientHello, ticketKeyIdInFlight, type HelloPeek } from './pool-hello.js';
 export { createMetrics, startAdminServer, type SetlsMetrics } from './metrics.js';

@@ -8,9 +8,11 @@
  *                                                       `unknown` when the card does not report it (TLS-SE)
  *   setls_apdus_total{command}, setls_apdu_bytes_total{direction}, setls_apdu_duration_seconds
  *   setls_card_busy_seconds_total{card}                 time a session held the card (pool)
- *   setls_queue_length                                  connections waiting for a card
+ *   setls_queue_length                                  connections waiting for a card (hello stage, queue, DTLS)
  *   setls_card_up{card}                                 pool health: 1 up, 0 down
- *   setls_sessions_total{event}                         setls:session events (queued, refused, ...)
+ *   setls_sessions_total{event}                         setls:session events: queued, handshake, established,
+ *                                                       failed, peer_closed (the client left mid-handshake), closed, idle, and under pressure overloaded,
+ *                                                       evicted, peer_limit, cut, exported
  *
  * APDU and session figures come from the `setls:apdu` / `setls:session` diagnostics channels.
  * imports host/ and registry/.
@@ -37,10 +39,43 @@ export interface SetlsMetrics {
 export function createMetrics(source: TlsPool | TlsTandem, registry = new Registry()): SetlsMetrics {
   const handshakes = new Counter({ name: 'setls_handshakes_total', help: 'TLS handshakes through the card(s)', labelNames: ['version', 'result', 'resumption'], registers: [registry] });
   const alerts = new Counter({ name: 'setls_alerts_sent_total', help: 'fatal alerts sent to clients (handshake and record layer), by name', labelNames: ['alert'], registers: [registry] });
-  const apdus = new Counter({ name: 'setls_apdus_total', help: 'APDU exchanges with the card(s)', labelNames: ['command'], registers: [registry] });
-  const apduBytes = new Counter({ name: 'setls_apdu_bytes_total', help: 'APDU bytes', labelNames: ['direction'], registers: [registry] });
+  // Per-APDU and per-session figures are plain tallies on the hot path, handed to prom-client when
+  // scraped (collect): a labelled prom-client inc() hashes its labels each time (a measured share of a
+  // busy server's CPU), a Map increment does not.
+  const apduTally = new Map<string, number>();
+  const byteTally = { command: 0, response: 0 };
+  const sessionTally = new Map<string, number>();
+  new Counter({
+    name: 'setls_apdus_total',
+    help: 'APDU exchanges with the card(s)',
+    labelNames: ['command'],
+    registers: [registry],
+    collect() {
+      this.reset();
+      for (const [command, n] of apduTally) this.inc({ command }, n);
+    },
+  });
+  new Counter({
+    name: 'setls_apdu_bytes_total',
+    help: 'APDU bytes',
+    labelNames: ['direction'],
+    registers: [registry],
+    collect() {
+      this.reset();
+      for (const direction of ['command', 'response'] as const) if (byteTally[direction]) this.inc({ direction }, byteTally[direction]);
+    },
+  });
   const apduDuration = new Histogram({ name: 'setls_apdu_duration_seconds', help: 'APDU round trip', buckets: [0.0005, 0.001, 0.005, 0.01, 0.05, 0.1, 0.5, 1, 2], registers: [registry] });
-  const sessions = new Counter({ name: 'setls_sessions_total', help: 'session lifecycle events', labelNames: ['event'], registers: [registry] });
+  new Counter({
+    name: 'setls_sessions_total',
+    help: 'session lifecycle events',
+    labelNames: ['event'],
+    registers: [registry],
+    collect() {
+      this.reset();
+      for (const [event, n] of sessionTally) this.inc({ event }, n);
+    },
+  });
   const isPool = 'slots' in source;
   const pool = isPool ? (source as TlsPool) : undefined;
   new Gauge({
@@ -85,13 +120,14 @@ export function createMetrics(source: TlsPool | TlsTandem, registry = new Regist
   };
   const onApdu = (m: unknown): void => {
     const ev = m as ApduEvent;
-    apdus.inc({ command: ev.command });
-    apduBytes.inc({ direction: 'command' }, ev.commandLength);
-    apduBytes.inc({ direction: 'response' }, ev.responseLength);
+    apduTally.set(ev.command, (apduTally.get(ev.command) ?? 0) + 1);
+    byteTally.command += ev.commandLength;
+    byteTally.response += ev.responseLength;
     apduDuration.observe(ev.durationMs / 1000);
   };
   const onSession = (m: unknown): void => {
-    sessions.inc({ event: (m as SessionEvent).event });
+    const event = (m as SessionEvent).event;
+    sessionTally.set(event, (sessionTally.get(event) ?? 0) + 1);
   };
   source.on('secureConnection', onSecure);
   source.on('sessionError', onError);

@@ -40,6 +40,8 @@ export function peekClientHello(buf: Uint8Array): HelloPeek {
     hsLen += len;
     off += 5 + len;
   }
+  // the first handshake byte names the message: anything but a ClientHello is refused at once
+  if (hsLen > 0 && hs[0]![0] !== 1) return { state: 'bad', keyIds: [], tls13: false, reason: `first handshake message is type ${hs[0]![0]}, not ClientHello` };
   if (hsLen < 4) return off > MAX_HELLO_BYTES ? { state: 'bad', keyIds: [], tls13: false, reason: 'too big' } : NEED;
   const h = Buffer.concat(hs);
   if (h[0] !== 1) return { state: 'bad', keyIds: [], tls13: false, reason: `first handshake message is type ${h[0]}, not ClientHello` };

@@ -1,44 +1,57 @@
 /**
- * TlsPool: several cards behind one TCP listener. Each slot is (card, logical channel) — channels
- * 0..channelsPerCard-1 of every card (the pool opens 1..n-1 with MANAGE CHANNEL at start and again
- * when a recovering card lost them) — served by a TlsTandem on that channel (the session code is the
- * tandem's: handshake, record layer, TLS-Tandem export, deadlines; the pool only schedules). The
- * tandems of one card share its transport (which serialises APDUs); their sessions interleave
- * APDU by APDU, each in its own channel's state on the card.
+ * TlsPool: the card scheduler. Several cards (or one) behind one TCP listener. Each slot is (card,
+ * logical channel) — channels 0..channelsPerCard-1 of every card (the pool opens 1..n-1 with MANAGE
+ * CHANNEL at start and again when a recovering card lost them) — served by a TlsTandem on that
+ * channel (the session code is the tandem's: handshake, record layer, TLS-Tandem export, deadlines;
+ * the pool only schedules). The tandems of one card share its transport (which serialises APDUs);
+ * their sessions interleave APDU by APDU, each in its own channel's state on the card. The same
+ * slots are lent to DTLS associations (acquireChannel: host/dtls via CardDtlsBackends), so TLS and
+ * DTLS share the card(s) through this one scheduler.
  *
- * Scheduling:
- *  - A connection first sits in the PEEK stage: the host reads its bytes (no card involved) until a
- *    COMPLETE ClientHello is buffered (pool-hello.ts), then puts the bytes back (socket.unshift) and
- *    queues it READY. A silent or slow client (slowloris) never holds a card; the handshake deadline
- *    runs from connect and drops it.
- *  - Bounded backlog (the paper's): connections waiting (peek + ready) beyond `backlog` are refused.
- *  - A ready connection gets the first free healthy slot, FIFO — except a resumption: its ticket key
- *    id (clear in the ticket) is routed to the card known to hold that key (learned: a TLS 1.2
- *    NewSessionTicket is seen in clear in the card's flight; a resumed TLS 1.3 session pins the key
- *    id to its card; a key id that did not resume on a card is excluded there, and when one healthy
- *    card is left it is pinned). While the known card is busy, the resumption waits for it at most
- *    `affinityWaitMs`, then goes to any free card (full handshake: correct, just slower).
+ * Scheduling (docs/architecture.md, "Sessions under pressure"):
+ *  - HELLO stage (hello-stage.ts): a connection holds no card until its COMPLETE ClientHello is in;
+ *    bounded by count and bytes with stalest-first eviction, per-IP waiting limit, a deadline from
+ *    connect that shrinks when the stage is crowded.
+ *  - READY queue (ready-queue.ts): complete ClientHellos wait for a channel while the expected wait
+ *    (recent channel hold times, service-estimate.ts) fits in the queue deadline; otherwise — and at
+ *    the deadline — they get the overload answer (plaintext internal_error alert), never a silent
+ *    refusal.
+ *  - Dispatch: a free healthy slot goes round-robin between the TLS queue and the DTLS queue; within
+ *    each, FIFO, but a peer (source IP) holding `maxActivePerPeer` channels waits while another
+ *    peer's connection can be served (work-conserving: channels never idle while someone waits). A
+ *    TLS resumption's ticket key id (clear in the ticket) is routed to the card known to hold that
+ *    key (learned: a TLS 1.2 NewSessionTicket is seen in clear in the card's flight; a resumed TLS
+ *    1.3 session pins the key id to its card; a key id that did not resume on a card is excluded
+ *    there); while that card is busy the resumption waits for it at most `affinityWaitMs`.
+ *  - Pressure: while anything waits for a channel every tandem is told (setOthersWaiting): the idle
+ *    and handshake deadlines shrink and a session holding its channel longer than `maxHoldMs` is cut
+ *    (exported to the host where the identity's policy allows, else closed with close_notify); DTLS
+ *    associations read the same signal (`othersWaiting`).
  *  - Health: a card whose RESET-STATE and SELECT/VERIFY fail after a session (error SW, timeout,
  *    removal) is taken out ('down'); the pool retries SELECT/VERIFY with exponential backoff and puts
- *    it back after a success. Its session already ended cleanly (the tandem closes the client);
- *    sessions on other cards are not involved.
+ *    it back after a success.
  *
  * Events: as TlsTandem ('listening', 'secureConnection', 'sessionError', 'refused', 'close') plus
- * 'health' ({ slot, health }). imports host/ and transport/.
+ * 'health' ({ slot, health }), 'assigned' ({ slot, kind, ... }), 'cut' ({ slot, how }).
+ * imports host/ and transport/.
  */
-import diagnostics_channel from 'node:diagnostics_channel';
 import { EventEmitter } from 'node:events';
 import net from 'node:net';
+import type { SetlsError } from '../bytes/index.js';
 import type { CardTransport } from '../transport/index.js';
-import { CardError, hostError, TlsAlertError } from './errors.js';
-import { endAndDrain } from './linger.js';
-import { MAX_HELLO_BYTES, peekClientHello, ticketKeyIdInFlight } from './pool-hello.js';
+import type { CardClient } from './card-client.js';
+import { CardError, hostError } from './errors.js';
+import { HelloStage, publishSession, type CompleteHello, type HelloStageOptions } from './hello-stage.js';
+import { PeerTable, peerKey } from './peer-table.js';
+import { ticketKeyIdInFlight } from './pool-hello.js';
+import { ReadyQueue, type ReadyEntry } from './ready-queue.js';
+import { ServiceEstimate } from './service-estimate.js';
 import type { SeTlsSocket } from './socket.js';
-import { TlsTandem, type PeerInfo, type SessionEvent, type TlsTandemOptions } from './tandem.js';
+import { TlsTandem, type PeerInfo, type TlsTandemOptions } from './tandem.js';
 
 export type SlotHealth = 'up' | 'down';
 
-export interface TlsPoolOptions extends Omit<TlsTandemOptions, 'transport' | 'pin'> {
+export interface TlsPoolOptions extends Omit<TlsTandemOptions, 'transport' | 'pin' | 'channel'>, HelloStageOptions {
   /** One transport per card. */
   readonly transports: readonly CardTransport[];
   /** The user PIN of every card, or `pins` (one per card). */
@@ -53,9 +66,20 @@ export interface TlsPoolOptions extends Omit<TlsTandemOptions, 'transport' | 'pi
   readonly maxRecoveryBackoffMs?: number;
   /**
    * Logical channels used on each card (1–20; default 1): slots per card. The card must allow that
-   * many (the emulated card: `channels`, default 4).
+   * many (the emulated card: `channels`, default 4; `probeLogicalChannels` finds out).
    */
   readonly channelsPerCard?: number;
+  /** Bytes of queued ClientHellos at most (default 16 MiB). */
+  readonly maxReadyBytes?: number;
+  /** Deadline from accept to getting a channel, ms (default: handshakeTimeoutMs). */
+  readonly queueTimeoutMs?: number;
+  /**
+   * Channels one source IP may hold while another peer's connection waits (default: half the slots,
+   * at least 1). Work-conserving: a free channel is never left idle while anyone waits.
+   */
+  readonly maxActivePerPeer?: number;
+  /** DTLS associations waiting for a channel at most (default 64). */
+  readonly maxDtlsWaiting?: number;
 }
 
 export interface PoolSlot {
@@ -67,30 +91,59 @@ export interface PoolSlot {
   readonly channel: number;
   readonly tandem: TlsTandem;
   health: SlotHealth;
-  /** A session (handshake or card record layer) holds this slot. */
+  /** A session (TLS handshake or card record layer, or a DTLS association) holds this slot. */
   busy: boolean;
+  /** What holds it. */
+  holder: 'tls' | 'dtls' | undefined;
+  /** The peer (IP) that holds it. */
+  peer: string | undefined;
+  /** A DTLS holder still handshaking can be asked to give the channel back (fair share): true when it will. */
+  preempt: (() => boolean) | undefined;
   /** Failed recovery attempts in a row. */
   failures: number;
   /** Ticket key ids routed here that did not resume (this card cannot open them). */
   readonly notHere: Set<string>;
-  /** Handshakes, ms of card time used (busy). */
+  /** Sessions (TLS and DTLS), ms of card time used (busy). */
   sessions: number;
   busyMs: number;
   busySince: number;
 }
 
-interface Ready {
-  readonly socket: net.Socket;
-  readonly keyIds: readonly string[];
-  readonly tls13: boolean;
-  readonly since: number;
-  readonly deadline: NodeJS.Timeout | undefined;
+/** A channel lent to a DTLS association: its CardClient (on the slot's channel, applet selected, PIN verified). */
+export interface ChannelLease {
+  readonly card: CardClient;
+  readonly slot: number;
+  /** Gives the channel back (idempotent). */
+  release(): void;
+  /**
+   * How the scheduler may ask for the channel back while the association still handshakes: when its
+   * peer holds more than its share of channels and another peer waits. `ask` returns true when the
+   * association gives up (then release() follows).
+   */
+  preemptible(ask: () => boolean): void;
 }
 
-const sessionChannel = diagnostics_channel.channel('setls:session');
-function publish(ev: SessionEvent): void {
-  if (sessionChannel.hasSubscribers) sessionChannel.publish(ev);
+interface DtlsWaiter {
+  readonly ip: string;
+  readonly since: number;
+  readonly resolve: (lease: ChannelLease | undefined) => void;
+  timer: NodeJS.Timeout | undefined;
 }
+
+export interface PoolStats {
+  /** Overload answers (TLS alert) and DTLS ClientHellos dropped because the DTLS queue was full or its wait expired. */
+  readonly overloaded: number;
+  readonly dtlsOverloaded: number;
+  /** Hello stage: evicted (full), per-peer limit, deadline, not a ClientHello. */
+  readonly evicted: number;
+  readonly peerLimit: number;
+  readonly helloTimedOut: number;
+  readonly notHello: number;
+  /** Sessions cut by the hold limit: exported to the host / closed with close_notify. */
+  readonly cutExported: number;
+  readonly cutClosed: number;
+}
+
 function peer(s: net.Socket): PeerInfo {
   return { remoteAddress: s.remoteAddress, remotePort: s.remotePort };
 }
@@ -99,15 +152,26 @@ export class TlsPool extends EventEmitter {
   readonly slots: readonly PoolSlot[];
   /** Logical channels (slots) per card. */
   readonly channelsPerCard: number;
+  /** Source IP → pending / ready / active counts. */
+  readonly peers = new PeerTable();
+  /** Recent channel hold times (the drain estimate). */
+  readonly estimate = new ServiceEstimate();
   private readonly cardCount: number;
   private readonly opts: TlsPoolOptions;
-  private readonly backlog: number;
-  private readonly handshakeTimeoutMs: number;
   private readonly affinityWaitMs: number;
   private readonly backoffMs: number;
   private readonly maxBackoffMs: number;
-  private readonly peeking = new Set<net.Socket>();
-  private readonly ready: Ready[] = [];
+  private readonly maxActivePerPeer: number;
+  private readonly maxDtlsWaiting: number;
+  private readonly maxHoldMs: number;
+  private readonly stage: HelloStage;
+  private readonly queue: ReadyQueue;
+  private readonly dtlsWaiters: DtlsWaiter[] = [];
+  private lastPick: 'tls' | 'dtls' = 'dtls';
+  private dtlsOverloaded = 0;
+  private cutExported = 0;
+  private cutClosed = 0;
+  private waitingNow = false;
   /** ticket key id (hex) → the slots that can open it (several when cards share a ticket key, e.g. --pool clones). */
   readonly keyHome = new Map<string, Set<number>>();
   private server: net.Server | undefined;
@@ -120,18 +184,43 @@ export class TlsPool extends EventEmitter {
     super();
     if (!opts || !Array.isArray(opts.transports) || opts.transports.length === 0) throw new TypeError('TlsPool needs at least one transport');
     this.opts = opts;
-    this.backlog = opts.backlog ?? 50;
-    if (!Number.isInteger(this.backlog) || this.backlog < 0) throw new RangeError('backlog must be a non-negative integer');
-    this.handshakeTimeoutMs = opts.handshakeTimeoutMs ?? 10_000;
+    const handshakeTimeoutMs = opts.handshakeTimeoutMs ?? 10_000;
     this.affinityWaitMs = opts.affinityWaitMs ?? 250;
     this.backoffMs = opts.recoveryBackoffMs ?? 500;
     this.maxBackoffMs = opts.maxRecoveryBackoffMs ?? 30_000;
-    const { transports, names, pins, pin, channelsPerCard, ...rest } = opts;
+    this.maxHoldMs = opts.maxHoldMs ?? 2_000;
+    const {
+      transports, names, pins, pin, channelsPerCard, backlog, maxPending, maxPendingBytes, maxPerPeer, crowdedHelloTimeoutMs,
+      maxReadyBytes, queueTimeoutMs, maxActivePerPeer, maxDtlsWaiting, affinityWaitMs: _a, recoveryBackoffMs: _r, maxRecoveryBackoffMs: _m, ...rest
+    } = opts;
     const perCard = channelsPerCard ?? 1;
     if (!Number.isInteger(perCard) || perCard < 1 || perCard > 20) throw new RangeError('channelsPerCard must be an integer 1..20');
     this.channelsPerCard = perCard;
     this.cardCount = transports.length;
     const pairs = transports.flatMap((transport, card) => Array.from({ length: perCard }, (_, channel) => ({ transport, card, channel })));
+    this.maxActivePerPeer = maxActivePerPeer ?? Math.max(1, Math.ceil(pairs.length / 2));
+    if (!Number.isInteger(this.maxActivePerPeer) || this.maxActivePerPeer < 1) throw new RangeError('maxActivePerPeer must be a positive integer');
+    this.maxDtlsWaiting = maxDtlsWaiting ?? 64;
+    this.stage = new HelloStage(
+      {
+        helloTimeoutMs: handshakeTimeoutMs,
+        ...(maxPending !== undefined ? { maxPending } : {}),
+        ...(maxPendingBytes !== undefined ? { maxPendingBytes } : {}),
+        ...(maxPerPeer !== undefined ? { maxPerPeer } : {}),
+        ...(crowdedHelloTimeoutMs !== undefined ? { crowdedHelloTimeoutMs } : {}),
+      },
+      this.peers,
+      { hello: (s, h) => this.onHello(s, h), dropped: (s, e) => this.onDropped(s, e) },
+    );
+    this.queue = new ReadyQueue(
+      { maxReady: backlog ?? 1024, ...(maxReadyBytes !== undefined ? { maxReadyBytes } : {}), queueTimeoutMs: queueTimeoutMs ?? handshakeTimeoutMs },
+      this.peers,
+      this.estimate,
+      {
+        overloaded: (s, e) => this.onOverloaded(s, e),
+        gone: () => this.updateWaiting(),
+      },
+    );
     this.slots = pairs.map(({ transport, card, channel }, index) => {
       const cardPin = pins?.[card] ?? pin;
       if (typeof cardPin !== 'string') throw new TypeError(`TlsPool needs the user PIN of card ${card}`);
@@ -145,6 +234,9 @@ export class TlsPool extends EventEmitter {
         tandem,
         health: 'up',
         busy: false,
+        holder: undefined,
+        peer: undefined,
+        preempt: undefined,
         failures: 0,
         notHere: new Set(),
         sessions: 0,
@@ -155,6 +247,11 @@ export class TlsPool extends EventEmitter {
       tandem.on('sessionError', (e: Error, p: PeerInfo) => this.emit('sessionError', e, p, slot));
       tandem.on('free', () => this.slotFree(slot));
       tandem.on('cardFault', (e: Error) => this.cardFault(slot, e));
+      tandem.on('cut', (how: 'exported' | 'closed') => {
+        if (how === 'exported') this.cutExported++;
+        else this.cutClosed++;
+        this.emit('cut', { slot: slot.index, how });
+      });
       tandem.onServerFlight = (bytes) => {
         const id = ticketKeyIdInFlight(bytes);
         if (id) this.learn(id, slot);
@@ -207,14 +304,29 @@ export class TlsPool extends EventEmitter {
     return this.slots.filter((s) => s.card === slot.card);
   }
 
-  /** Connections waiting (peek + ready). */
+  /** Connections waiting: still sending their ClientHello, queued for a channel, DTLS associations waiting. */
   get queued(): number {
-    return this.peeking.size + this.ready.length;
+    return this.stage.size + this.queue.length + this.dtlsWaiters.length;
   }
 
   /** Connections with a complete ClientHello waiting for a card. */
   get readyCount(): number {
-    return this.ready.length;
+    return this.queue.length;
+  }
+
+  /** Connections still sending their ClientHello (hold no card). */
+  get pendingCount(): number {
+    return this.stage.size;
+  }
+
+  /** DTLS associations (after the cookie and a complete ClientHello) waiting for a channel. */
+  get dtlsWaiting(): number {
+    return this.dtlsWaiters.length;
+  }
+
+  /** Whether anything waits for a channel (TLS or DTLS): the deadlines shrink and the hold limit applies. */
+  get othersWaiting(): boolean {
+    return this.queue.length > 0 || this.dtlsWaiters.length > 0;
   }
 
   get inUse(): number {
@@ -225,14 +337,34 @@ export class TlsPool extends EventEmitter {
     return this.slots.reduce((n, s) => n + s.tandem.exportedSessions, 0);
   }
 
+  /** The hold limit (ms) the sessions of this pool get while others wait. */
+  get holdLimitMs(): number {
+    return this.maxHoldMs;
+  }
+
+  get stats(): PoolStats {
+    const st = this.stage.stats;
+    return {
+      overloaded: this.queue.overloaded,
+      dtlsOverloaded: this.dtlsOverloaded,
+      evicted: st.evicted,
+      peerLimit: st.peerLimit,
+      helloTimedOut: st.timedOut,
+      notHello: st.notHello,
+      cutExported: this.cutExported,
+      cutClosed: this.cutClosed,
+    };
+  }
+
   listen(port: number = this.opts.port ?? 0, host: string | undefined = this.opts.host): net.Server {
     if (!this.started) throw hostError('ERR_HOST_NOT_STARTED', 'call start() first');
     if (this.closed) throw hostError('ERR_HOST_CLOSED', 'the pool is closed');
     if (this.server) throw hostError('ERR_HOST_STATE', 'already listening');
-    const server = net.createServer({ pauseOnConnect: true }, (s) => this.onConnection(s));
+    const server = net.createServer({ pauseOnConnect: true }, (s) => this.acceptConnection(s));
     server.on('error', (e) => this.emit('sessionError', e, { remoteAddress: undefined, remotePort: undefined }));
     server.on('listening', () => this.emit('listening', server.address()));
-    server.listen({ port, ...(host !== undefined ? { host } : {}), backlog: Math.max(this.backlog + this.slots.length, 511) });
+    // The kernel's accept queue only has to cover bursts between two turns of the event loop.
+    server.listen({ port, ...(host !== undefined ? { host } : {}), backlog: Math.max(511, Math.min(this.stage.maxPending, 4096)) });
     this.server = server;
     return server;
   }
@@ -241,86 +373,36 @@ export class TlsPool extends EventEmitter {
     return this.server?.address() ?? null;
   }
 
-  private refuse(socket: net.Socket): void {
-    publish({ event: 'refused', ...peer(socket) });
-    this.emit('refused', peer(socket));
-    socket.destroy();
+  /**
+   * Takes a connection accepted elsewhere (a second listener, e.g. `serve coap`'s other port; it
+   * must be paused, as `pauseOnConnect` leaves it) through the same stages.
+   */
+  acceptConnection(socket: net.Socket): void {
+    socket.on('error', () => undefined);
+    if (this.closed || !this.started) {
+      socket.destroy();
+      return;
+    }
+    this.stage.admit(socket);
   }
 
-  private onConnection(socket: net.Socket): void {
-    socket.on('error', () => undefined);
+  private onHello(socket: net.Socket, h: CompleteHello): void {
     if (this.closed) {
       socket.destroy();
       return;
     }
-    if (this.queued >= this.backlog) {
-      this.refuse(socket);
-      return;
-    }
-    this.peek(socket);
+    const free = this.slots.some((s) => s.health === 'up' && !s.busy);
+    if (this.queue.offer(socket, h, free)) this.dispatch();
   }
 
-  /** Reads (host-side only) until a whole ClientHello is buffered; then READY. */
-  private peek(socket: net.Socket): void {
-    this.peeking.add(socket);
-    publish({ event: 'queued', ...peer(socket), queued: this.queued });
-    const chunks: Buffer[] = [];
-    let size = 0;
-    const since = performance.now();
-    const cleanup = (): void => {
-      socket.off('data', onData);
-      socket.off('close', onClose);
-      this.peeking.delete(socket);
-    };
-    const deadline =
-      this.handshakeTimeoutMs > 0
-        ? setTimeout(() => {
-            cleanup();
-            publish({ event: 'failed', ...peer(socket), error: 'no complete ClientHello before the handshake deadline' });
-            this.emit('sessionError', hostError('ERR_HOST_HANDSHAKE_TIMEOUT', `no complete ClientHello within ${this.handshakeTimeoutMs} ms`), peer(socket));
-            socket.destroy();
-            this.updateWaiting();
-          }, this.handshakeTimeoutMs)
-        : undefined;
-    deadline?.unref();
-    const onClose = (): void => {
-      cleanup();
-      if (deadline) clearTimeout(deadline);
-      this.updateWaiting();
-    };
-    const onData = (chunk: Buffer): void => {
-      chunks.push(chunk);
-      size += chunk.length;
-      const p = peekClientHello(size > chunk.length ? Buffer.concat(chunks) : chunk);
-      if (p.state === 'need' && size <= MAX_HELLO_BYTES + 5 * 8) return;
-      cleanup();
-      socket.pause();
-      if (p.state !== 'complete') {
-        if (deadline) clearTimeout(deadline);
-        const desc = p.state === 'bad' ? 10 : 22; // unexpected_message / record_overflow
-        publish({ event: 'failed', ...peer(socket), error: `not a ClientHello: ${p.reason ?? 'too big'}` });
-        this.emit('sessionError', new TlsAlertError('ERR_HOST_NOT_CLIENT_HELLO', `the client did not send a ClientHello (${p.reason ?? 'too big'})`, desc, true), peer(socket));
-        // The host's own plaintext alert, then FIN and a bounded drain (not a reset that could eat it).
-        endAndDrain(socket, Uint8Array.of(0x15, 0x03, 0x03, 0x00, 0x02, 0x02, desc));
-        this.updateWaiting();
-        return;
-      }
-      socket.unshift(Buffer.concat(chunks));
-      // The tandem applies its own handshake deadline once a card is assigned; until then this one runs.
-      this.ready.push({ socket, keyIds: p.keyIds, tls13: p.tls13, since, deadline });
-      socket.once('close', () => this.dropReady(socket));
-      this.dispatch();
-    };
-    socket.on('data', onData);
-    socket.on('close', onClose);
-    socket.resume();
+  private onDropped(socket: net.Socket, err: Error): void {
+    if ((err as { code?: string }).code === 'ERR_HOST_PEER_CLOSED') return; // the client left: nothing to report
+    this.emit('sessionError', err, peer(socket));
   }
 
-  private dropReady(socket: net.Socket): void {
-    const i = this.ready.findIndex((r) => r.socket === socket);
-    if (i < 0) return;
-    const [r] = this.ready.splice(i, 1);
-    if (r?.deadline) clearTimeout(r.deadline);
+  private onOverloaded(socket: net.Socket, err: SetlsError): void {
+    this.emit('refused', { ...peer(socket), reason: err.message });
+    this.emit('sessionError', err, peer(socket));
     this.updateWaiting();
   }
 
@@ -332,8 +414,8 @@ export class TlsPool extends EventEmitter {
   }
 
   /** The slot that holds a ticket key the client offers (known — a free one first — or, by elimination, the last candidate). */
-  private home(r: Ready): PoolSlot | undefined {
-    for (const id of r.keyIds) {
+  private home(keyIds: readonly string[]): PoolSlot | undefined {
+    for (const id of keyIds) {
       const known = this.keyHome.get(id);
       if (known?.size) {
         const homes = [...known].map((i) => this.slots[i]!).filter((s) => s.health === 'up');
@@ -345,36 +427,72 @@ export class TlsPool extends EventEmitter {
     return undefined;
   }
 
+  /** A free slot for `r` now; 'later' (with the time to retry) while its ticket's card is busy; undefined: none. */
+  private slotFor(r: ReadyEntry, free: PoolSlot[], now: number): PoolSlot | { later: number } | undefined {
+    const keyIds = r.peek.keyIds;
+    const home = keyIds.length ? this.home(keyIds) : undefined;
+    if (home && home.health === 'up') {
+      if (!home.busy) return home;
+      if (now - r.readyAt >= this.affinityWaitMs) return free[0];
+      return { later: r.readyAt + this.affinityWaitMs - now };
+    }
+    // unknown key id: prefer a card not known to fail it, least used first
+    const cands = keyIds.length ? free.filter((s) => !keyIds.some((id) => s.notHere.has(id))) : free;
+    return (cands.length ? cands : free).reduce((a, b) => (b.sessions < a.sessions ? b : a));
+  }
+
+  /** The first queued TLS connection that can have a free slot now (`fair`: of a peer under its active limit). */
+  private pickTls(free: PoolSlot[], now: number, later: (ms: number) => void, fair: boolean): { entry: ReadyEntry; slot: PoolSlot } | undefined {
+    for (const r of this.queue.entries) {
+      if (r.socket.destroyed) continue;
+      if (fair && this.peers.active(r.ip) >= this.maxActivePerPeer) continue;
+      const s = this.slotFor(r, free, now);
+      if (!s) continue;
+      if ('later' in s) {
+        later(s.later);
+        continue;
+      }
+      return { entry: r, slot: s };
+    }
+    return undefined;
+  }
+
+  /** The first DTLS waiter (`fair`: of a peer under its active limit); -1: none. */
+  private pickDtls(fair: boolean): number {
+    return fair ? this.dtlsWaiters.findIndex((w) => this.peers.active(w.ip) < this.maxActivePerPeer) : this.dtlsWaiters.length ? 0 : -1;
+  }
+
   private dispatch(): void {
     if (this.closed) return;
     const now = performance.now();
     let soonest = Infinity;
-    for (let i = 0; i < this.ready.length; ) {
+    for (;;) {
       const free = this.slots.filter((s) => s.health === 'up' && !s.busy);
       if (free.length === 0) break;
-      const r = this.ready[i]!;
-      if (r.socket.destroyed) {
-        this.ready.splice(i, 1);
-        continue;
+      const later = (ms: number): number => (soonest = Math.min(soonest, ms));
+      // peers under their active limit first, TLS and DTLS taking turns among them; only when none
+      // waits, anyone (a free channel is never left idle while someone waits)
+      let tls = this.pickTls(free, now, later, true);
+      let d = this.pickDtls(true);
+      if (!tls && d < 0) {
+        tls = this.pickTls(free, now, later, false);
+        d = this.pickDtls(false);
       }
-      let slot: PoolSlot | undefined;
-      const home = this.home(r);
-      if (home && home.health === 'up') {
-        if (!home.busy) slot = home;
-        else if (now - r.since >= this.affinityWaitMs) slot = free[0];
-        else soonest = Math.min(soonest, r.since + this.affinityWaitMs - now);
+      let kind: 'tls' | 'dtls';
+      if (tls && d >= 0) kind = this.lastPick === 'tls' ? 'dtls' : 'tls';
+      else if (tls) kind = 'tls';
+      else if (d >= 0) kind = 'dtls';
+      else break;
+      this.lastPick = kind;
+      if (kind === 'tls') {
+        this.queue.take(tls!.entry);
+        this.assign(tls!.slot, tls!.entry);
       } else {
-        // unknown key id: prefer a card not known to fail it, least used first
-        const cands = r.keyIds.length ? free.filter((s) => !r.keyIds.some((id) => s.notHere.has(id))) : free;
-        slot = (cands.length ? cands : free).sort((a, b) => a.sessions - b.sessions)[0];
+        const [w] = this.dtlsWaiters.splice(d, 1);
+        this.lend(free.reduce((a, b) => (b.sessions < a.sessions ? b : a)), w!);
       }
-      if (!slot) {
-        i++;
-        continue;
-      }
-      this.ready.splice(i, 1);
-      this.assign(slot, r);
     }
+    this.preemptForFairness();
     if (Number.isFinite(soonest) && !this.affinityTimer) {
       this.affinityTimer = setTimeout(() => {
         this.affinityTimer = undefined;
@@ -385,20 +503,44 @@ export class TlsPool extends EventEmitter {
     this.updateWaiting();
   }
 
-  private assign(slot: PoolSlot, r: Ready): void {
-    if (r.deadline) clearTimeout(r.deadline);
+  /**
+   * No channel free, and a peer under its active limit waits: a DTLS handshake of a peer holding more
+   * than its share gives its channel back (one at a time; its release dispatches again). Handshakes
+   * are cheap to redo and an established session is never preempted (the hold limit handles those).
+   */
+  private preemptForFairness(): void {
+    if (this.slots.some((s) => s.health === 'up' && !s.busy)) return;
+    const fair = (ip: string): boolean => this.peers.active(ip) < this.maxActivePerPeer;
+    if (!this.queue.entries.some((r) => fair(r.ip)) && !this.dtlsWaiters.some((w) => fair(w.ip))) return;
+    for (const slot of this.slots) {
+      if (slot.holder !== 'dtls' || !slot.preempt || slot.peer === undefined || this.peers.active(slot.peer) <= this.maxActivePerPeer) continue;
+      const ask = slot.preempt;
+      slot.preempt = undefined;
+      if (ask()) return;
+    }
+  }
+
+  private take(slot: PoolSlot, holder: 'tls' | 'dtls', ip: string): void {
     slot.busy = true;
+    slot.holder = holder;
+    slot.peer = ip;
     slot.sessions++;
     slot.busySince = performance.now();
-    this.emit('assigned', { slot: slot.index, keyIds: r.keyIds, remotePort: r.socket.remotePort });
+    this.peers.add(ip, 'active');
+  }
+
+  private assign(slot: PoolSlot, r: ReadyEntry): void {
+    this.take(slot, 'tls', r.ip);
+    const keyIds = r.peek.keyIds;
+    this.emit('assigned', { slot: slot.index, kind: 'tls', keyIds, remotePort: r.socket.remotePort });
     void slot.tandem.serveConnection(r.socket).then((secure) => {
-      if (!secure && slot.busy && !slot.tandem.inUse) this.slotFree(slot); // refused before taking the card
-      if (!secure || !r.keyIds.length) return;
+      if (!secure && slot.busy && slot.holder === 'tls' && !slot.tandem.inUse) this.slotFree(slot); // refused before taking the card
+      if (!secure || !keyIds.length) return;
       const info = secure.getSessionInfo();
       if (info?.resumption === 'ticket') {
-        for (const id of r.keyIds) this.learn(id, slot);
+        for (const id of keyIds) this.learn(id, slot);
       } else
-        for (const id of r.keyIds) {
+        for (const id of keyIds) {
           for (const s of this.sameCard(slot)) {
             this.keyHome.get(id)?.delete(s.index);
             s.notHere.add(id);
@@ -407,14 +549,79 @@ export class TlsPool extends EventEmitter {
     });
   }
 
+  /**
+   * A channel for a DTLS association (called once its cookie checked out and its ClientHello is
+   * whole): resolves with a lease at once when a channel is free and nobody is ahead, else when the
+   * scheduler's turn comes (round-robin with TLS); undefined when `waitMs` passes first, when the
+   * DTLS queue is full, or the pool closes (the client's retransmission will try again).
+   */
+  acquireChannel(from: { address: string }, waitMs: number = this.queue.queueTimeoutMs || 10_000): Promise<ChannelLease | undefined> {
+    if (this.closed || !this.started) return Promise.resolve(undefined);
+    const ip = peerKey(from.address);
+    if (this.dtlsWaiters.length >= this.maxDtlsWaiting) {
+      this.dtlsOverloaded++;
+      publishSession({ event: 'overloaded', remoteAddress: from.address, remotePort: undefined, error: `${this.maxDtlsWaiting} DTLS associations already wait for a card channel` });
+      return Promise.resolve(undefined);
+    }
+    return new Promise((resolve) => {
+      const w: DtlsWaiter = { ip, since: performance.now(), resolve, timer: undefined };
+      w.timer = setTimeout(() => {
+        const i = this.dtlsWaiters.indexOf(w);
+        if (i < 0) return;
+        this.dtlsWaiters.splice(i, 1);
+        this.peers.add(ip, 'ready', -1);
+        this.dtlsOverloaded++;
+        publishSession({ event: 'overloaded', remoteAddress: from.address, remotePort: undefined, error: `no card channel for a DTLS association within ${waitMs} ms` });
+        this.updateWaiting();
+        resolve(undefined);
+      }, Math.max(1, waitMs));
+      w.timer.unref();
+      this.dtlsWaiters.push(w);
+      this.peers.add(ip, 'ready');
+      this.dispatch();
+    });
+  }
+
+  private lend(slot: PoolSlot, w: DtlsWaiter): void {
+    if (w.timer) clearTimeout(w.timer);
+    this.peers.add(w.ip, 'ready', -1);
+    this.take(slot, 'dtls', w.ip);
+    this.emit('assigned', { slot: slot.index, kind: 'dtls' });
+    let released = false;
+    w.resolve({
+      card: slot.tandem.card,
+      slot: slot.index,
+      release: () => {
+        if (released) return;
+        released = true;
+        this.slotFree(slot);
+      },
+      preemptible: (ask) => {
+        if (released || slot.holder !== 'dtls') return;
+        slot.preempt = ask;
+        this.preemptForFairness(); // someone may be waiting already
+      },
+    });
+  }
+
   private slotFree(slot: PoolSlot): void {
-    if (slot.busy) slot.busyMs += performance.now() - slot.busySince;
+    if (!slot.busy) return;
+    const now = performance.now();
+    const held = now - slot.busySince;
+    slot.busyMs += held;
+    this.estimate.released(now, held, this.othersWaiting);
+    if (slot.peer !== undefined) this.peers.add(slot.peer, 'active', -1);
     slot.busy = false;
+    slot.holder = undefined;
+    slot.peer = undefined;
+    slot.preempt = undefined;
     setImmediate(() => this.dispatch());
   }
 
   private updateWaiting(): void {
-    const waiting = this.ready.length > 0;
+    const waiting = this.othersWaiting;
+    if (waiting === this.waitingNow) return;
+    this.waitingNow = waiting;
     for (const s of this.slots) s.tandem.setOthersWaiting(waiting);
   }
 
@@ -461,13 +668,36 @@ export class TlsPool extends EventEmitter {
     if (this.affinityTimer) clearTimeout(this.affinityTimer);
     const server = this.server;
     const serverClosed = server ? new Promise<void>((r) => server.close(() => r())) : Promise.resolve();
-    for (const s of this.peeking) s.destroy();
-    for (const r of this.ready.splice(0)) {
-      if (r.deadline) clearTimeout(r.deadline);
-      r.socket.destroy();
+    this.stage.close();
+    this.queue.close();
+    for (const w of this.dtlsWaiters.splice(0)) {
+      if (w.timer) clearTimeout(w.timer);
+      this.peers.add(w.ip, 'ready', -1);
+      w.resolve(undefined);
     }
     await Promise.all(this.slots.map((s) => s.tandem.close()));
     await serverClosed;
     this.emit('close');
   }
+}
+
+/**
+ * How many logical channels the card behind `transport` can open besides channel 0 (MANAGE CHANNEL
+ * open until it answers "no channel left"); every channel opened here is closed again. Channel 0
+ * counts: the result is at least 1. Nothing else may use the card meanwhile.
+ */
+export async function probeLogicalChannels(card: CardClient, limit = 20): Promise<number> {
+  const opened: number[] = [];
+  try {
+    for (let i = 1; i < limit; i++) {
+      try {
+        opened.push(await card.openChannel());
+      } catch {
+        break; // 6A81 no channel left, or channels not supported (6881 / 6E00 ...)
+      }
+    }
+  } finally {
+    for (const n of opened.reverse()) await card.closeChannel(n).catch(() => undefined);
+  }
+  return 1 + opened.length;
 }

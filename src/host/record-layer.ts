@@ -25,6 +25,7 @@ import { CONTENT_TYPE_ALERT, CONTENT_TYPE_APPLICATION_DATA, MAX_PLAINTEXT, type 
 import type { SeSession } from './session-driver.js';
 import { SocketReader } from './socket-reader.js';
 import { endAndDrain, LINGER_MS } from './linger.js';
+import { peerClosed } from './errors.js';
 
 export interface RecordLayerOptions {
   /** Deadline of recv() when none is given, ms (0 = none). Default 30000. */
@@ -45,8 +46,8 @@ const CLOSE_NOTIFY = Uint8Array.of(1, 0);
 
 export class RecordLayer {
   readonly info: SessionInfo | undefined;
-  /** 'card' (PROCESS-EAP-ENCRYPT/DECRYPT) or 'host' (exported session, TLS-Tandem). */
-  readonly mode: 'card' | 'host';
+  /** 'card' (PROCESS-EAP-ENCRYPT/DECRYPT) or 'host' (exported session, TLS-Tandem; also after migrate()). */
+  mode: 'card' | 'host';
   private readonly recvTimeoutMs: number;
   private readonly writeTimeoutMs: number;
   private readonly lingerMs: number;
@@ -56,7 +57,7 @@ export class RecordLayer {
   /** Set by hurry(): send() no longer waits for the client to drain (the connection is ending). */
   private noWait = false;
   private readonly drainWaiters = new Set<() => void>();
-  private readonly onRelease: ((err?: Error) => void | Promise<void>) | undefined;
+  private onRelease: ((err?: Error) => void | Promise<void>) | undefined;
   private releaseDone!: () => void;
   /** Resolves when the session has ended and the card was released. */
   readonly finished: Promise<void>;
@@ -65,7 +66,7 @@ export class RecordLayer {
 
   constructor(
     readonly socket: Socket,
-    readonly session: SeSession,
+    public session: SeSession,
     readonly reader: SocketReader = new SocketReader(socket),
     opts: RecordLayerOptions = {},
   ) {
@@ -76,6 +77,19 @@ export class RecordLayer {
     this.info = opts.info;
     this.mode = opts.mode ?? 'card';
     this.finished = new Promise((r) => (this.releaseDone = r));
+  }
+
+  /**
+   * TLS-Tandem mid-session: the card exported this session (EXPORT-SESSION: its keys and sequence
+   * numbers, the card's copy wiped), the host protects the records from now on and `onRelease`
+   * replaces the card's release. The caller must hold the socket's output lock (no card call of
+   * this session in flight).
+   */
+  migrate(session: HostSession, onRelease: (err?: Error) => void | Promise<void>): void {
+    if (this.released) throw new SetlsError('ERR_HOST_STATE', 'the session already ended');
+    this.session = session;
+    this.mode = 'host';
+    this.onRelease = onRelease;
   }
 
   /** performance.now() of the last traffic either way. */
@@ -98,8 +112,12 @@ export class RecordLayer {
     return this.reader.recv(timeoutMs);
   }
 
-  /** Decrypts one record in the card. */
+  /**
+   * Decrypts one record in the card. Refused once the session ended: the card channel may already
+   * serve the next client, whose session a late DECRYPT would disturb.
+   */
   async decrypt(record: Uint8Array): Promise<DecryptResult> {
+    if (this.released) throw new SetlsError('ERR_HOST_SESSION_CLOSED', 'the TLS session ended (the card may serve another client)');
     const r = await this.session.decrypt(record);
     if (r.peerClosed && r.outRecords.length) this.closeNotifySent = true;
     return r;
@@ -108,6 +126,7 @@ export class RecordLayer {
   /** Encrypts plaintext in the card: records of ≤ 16384 bytes each. An empty plaintext gives one empty record. */
   async encrypt(plaintext: Uint8Array, contentType: number = CONTENT_TYPE_APPLICATION_DATA): Promise<Uint8Array[]> {
     if (!(plaintext instanceof Uint8Array)) throw new TypeError('plaintext must be a Uint8Array');
+    if (this.released) throw new SetlsError('ERR_HOST_SESSION_CLOSED', 'the TLS session ended (the card may serve another client)');
     const out: Uint8Array[] = [];
     let o = 0;
     do {
@@ -135,7 +154,7 @@ export class RecordLayer {
     const list = records instanceof Uint8Array ? [records] : records;
     if (list.length === 0) return;
     const s = this.socket;
-    if (s.destroyed || !s.writable) throw new SetlsError('ERR_HOST_PEER_CLOSED', 'the client connection is closed');
+    if (s.destroyed || !s.writable) throw peerClosed('the client connection is closed');
     const buf = list.length === 1 ? list[0]! : Buffer.concat(list);
     if (buf.length === 0) return;
     this.lastSend = performance.now();
@@ -154,7 +173,7 @@ export class RecordLayer {
       const release = (): void => done();
       this.drainWaiters.add(release);
       const onDrain = (): void => done();
-      const onClose = (): void => done(new SetlsError('ERR_HOST_PEER_CLOSED', 'the client closed while we were writing'));
+      const onClose = (): void => done(peerClosed('the client closed while we were writing'));
       const t = setTimeout(() => done(new SetlsError('ERR_HOST_WRITE_TIMEOUT', `the client did not read for ${this.writeTimeoutMs} ms`)), this.writeTimeoutMs);
       s.on('drain', onDrain);
       s.on('close', onClose);

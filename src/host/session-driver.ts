@@ -77,7 +77,8 @@ export class EapDriver implements SessionDriver {
 
   /** `fresh`: START on the first Response; the handshake's EAP-Success always brings the session info (INFO). */
   newSession(opts: { fresh?: boolean } = {}): SeSession {
-    return new EapSession(this.card, { ...this.opts.session, fresh: opts.fresh === true, sessionInfo: true });
+    // Object.assign, not `{ ...session, fresh, … }`: a spread first then properties is a V8 slow path (per session).
+    return new EapSession(this.card, Object.assign({}, this.opts.session, { fresh: opts.fresh === true, sessionInfo: true }));
   }
 
   sessionInfo(): Promise<SessionInfo | undefined> {

@@ -7,9 +7,24 @@
 import type { Socket } from 'node:net';
 import { freshCopy, SetlsError } from '../bytes/index.js';
 import { RecordFramer } from '../tls/record/framing.js';
+import { peerClosed } from './errors.js';
 
 /** Records buffered before the socket is paused. */
 const HIGH_WATER_RECORDS = 8;
+
+/** Bytes already read from a socket by an earlier stage (the hello stage), for its SocketReader. */
+const handedOn = new WeakMap<Socket, Buffer>();
+
+/**
+ * Hands bytes read from `socket` (a complete ClientHello, and anything after it) to the SocketReader
+ * that will take the socket on, instead of putting them back with socket.unshift(): that ran the
+ * stream machinery and a second 'data' event over bytes the host had just read. The socket must be
+ * paused; its next SocketReader frames these bytes first.
+ */
+export function handOn(socket: Socket, bytes: Buffer): void {
+  const before = handedOn.get(socket);
+  handedOn.set(socket, before ? Buffer.concat([before, bytes]) : bytes);
+}
 
 export class SocketReader {
   private readonly framer = new RecordFramer();
@@ -17,12 +32,18 @@ export class SocketReader {
   private ended = false;
   private failure: Error | undefined;
   private wake: (() => void) | undefined;
+  private stop: ((e: Error) => void) | undefined;
   private waiting = false;
   private detached = false;
   /** performance.now() of the last bytes received. */
   lastActivity = performance.now();
 
   constructor(private readonly socket: Socket) {
+    const early = handedOn.get(socket);
+    if (early) {
+      handedOn.delete(socket);
+      this.onData(early);
+    }
     socket.on('data', this.onData);
     socket.on('end', this.onEnd);
     socket.on('close', this.onEnd);
@@ -78,7 +99,7 @@ export class SocketReader {
     if (this.failure) throw this.failure;
     if (this.detached) return null;
     if (this.ended) {
-      if (this.framer.pending > 0) throw new SetlsError('ERR_HOST_PEER_CLOSED', `the client closed the connection in the middle of a record (${this.framer.pending} bytes)`);
+      if (this.framer.pending > 0) throw peerClosed(`the client closed the connection in the middle of a record (${this.framer.pending} bytes)`);
       return null;
     }
     return undefined;
@@ -105,11 +126,19 @@ export class SocketReader {
           }
           const t = Number.isFinite(left) ? setTimeout(() => {
             this.wake = undefined;
+            this.stop = undefined;
             reject(new SetlsError(timeoutCode, `no record from the client within ${timeoutMs} ms`));
           }, left) : undefined;
           this.wake = () => {
             if (t) clearTimeout(t);
+            this.stop = undefined;
             resolve();
+          };
+          this.stop = (e) => {
+            if (t) clearTimeout(t);
+            this.wake = undefined;
+            this.stop = undefined;
+            reject(e);
           };
         });
         const r = this.take(all);
@@ -118,7 +147,19 @@ export class SocketReader {
     } finally {
       this.waiting = false;
       this.wake = undefined;
+      this.stop = undefined;
     }
+  }
+
+  /**
+   * Ends a read that is waiting (its deadline was shortened: the handshake's, when others wait for
+   * the card) with `err`. Not sticky: a later read is not affected. false when no read was waiting.
+   */
+  interrupt(err: Error): boolean {
+    const f = this.stop;
+    if (!f) return false;
+    f(err);
+    return true;
   }
 
   /** The next whole record, or null at EOF. */

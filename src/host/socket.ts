@@ -171,6 +171,28 @@ export class SeTlsSocket extends Duplex {
     return r !== undefined && r !== 'full';
   }
 
+  /**
+   * TLS-Tandem under pressure: moves the record layer of this card session to the host. Under the
+   * output lock (no DECRYPT / ENCRYPT of this session in flight, records stay in order)
+   * `exportSession` runs EXPORT-SESSION and returns the host session; the RecordLayer then
+   * protects records itself and `onRelease` replaces the card's release. Resolves true when moved,
+   * false when the session already ended; rejects with the card's error (e.g. 6985: the identity's
+   * policy forbids export — the session is then untouched and still in the card).
+   */
+  async moveToHost(exportSession: () => Promise<HostSession>, onRelease: (layer: RecordLayer, err?: Error) => void): Promise<boolean> {
+    return this.output.run(async () => {
+      if (this.destroyed || this.layer.isClosed || this.layer.mode !== 'card' || this.layer.session.phase !== 'connected') return false;
+      const host = await exportSession();
+      if (this.layer.isClosed) {
+        host.dispose?.();
+        return false;
+      }
+      const layer = this.layer;
+      layer.migrate(host, (err) => onRelease(layer, err));
+      return true;
+    });
+  }
+
   /** Where the records of this session are protected: 'card', or 'host' after a TLS-Tandem export. */
   get recordLayer(): 'card' | 'host' {
     return this.layer.mode;
@@ -225,8 +247,16 @@ export class SeTlsSocket extends Duplex {
   }
 
   private closeIdle(): void {
+    this.closeForCard('idle');
+  }
+
+  /**
+   * Closes the session so the card can serve someone else ('idle': the idle deadline; 'cut': the
+   * hold limit): close_notify after what is being written, FIN and a bounded drain. Emits `event`.
+   */
+  closeForCard(event: 'idle' | 'cut'): void {
     if (this.destroyed) return;
-    this.emit('idle');
+    this.emit(event);
     this.layer.hurry(); // a write blocked on a client that does not read must not hold the close
     void this.output.run(() => this.layer.close()).finally(() => {
       this.push(null);

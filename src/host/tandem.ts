@@ -2,20 +2,26 @@
  * TlsTandem (server mode): a TCP listener in tandem with a card that runs the TLS server. The host
  * accepts TCP clients and shuttles their records to and from the card; it holds no keys.
  *
- * Paper semantics (rendezvous / InUse / backlog): ONE session at a time per card; waiting
- * connections sit in a bounded FIFO backlog, unread (the listener pauses on connect, so TCP
- * buffers their bytes); beyond `backlog` they are refused (destroyed at once). When a session
- * ends (close, error, idle deadline) the card gets RESET-STATE and the next waiting connection
- * gets the card. Deadlines: the handshake (a silent or slow client is dropped and the card freed)
- * and idleness (close_notify after `idleTimeoutMs`, or `busyIdleTimeoutMs` when others wait).
+ * Paper semantics (rendezvous / InUse / backlog): ONE session at a time per card (channel). The
+ * tandem's own listener gives the card only to a COMPLETE ClientHello (hello-stage.ts: silent and
+ * slowloris clients never hold it); complete ClientHellos wait in a bounded FIFO (ready-queue.ts),
+ * their further data unread, while the expected wait fits the deadline, else they get the overload
+ * answer (a plaintext internal_error alert). When a session ends (close, error, a deadline, the
+ * hold limit) the card gets RESET-STATE and the next waiting connection gets the card. (A TlsPool
+ * drives tandems through serveConnection() with its own stages.) Deadlines: the handshake
+ * (`handshakeTimeoutMs`, shortened to `busyHandshakeTimeoutMs` when others wait), idleness
+ * (close_notify after `idleTimeoutMs`, or `busyIdleTimeoutMs` when others wait), and the HOLD LIMIT:
+ * while others wait, a session that has held the card `maxHoldMs` — card time, however busy it is —
+ * is cut: exported to the host where the identity's policy allows (TLS-Tandem: the host takes the
+ * record layer, the card is free), else closed with close_notify.
  * A client's misbehaviour or a card error never crashes the tandem: the client is closed (with the
  * card's alert when it produced one), the card reset, the next client served.
  *
  * Events: 'listening', 'secureConnection' (SeTlsSocket), 'sessionError' (Error, {remoteAddress,
- * remotePort}), 'refused' ({remoteAddress, remotePort}), 'close'. Diagnostics: `setls:session`.
+ * remotePort}), 'refused' ({remoteAddress, remotePort}: the overload answer), 'cut' ('exported' |
+ * 'closed'), 'close'. Diagnostics: `setls:session`.
  * imports apdu/, bytes/, transport/, tls/record/framing.ts (lone bad headers) and host/.
  */
-import diagnostics_channel from 'node:diagnostics_channel';
 import { EventEmitter } from 'node:events';
 import net from 'node:net';
 import { SetlsError } from '../bytes/index.js';
@@ -28,11 +34,15 @@ import { SW } from '../apdu/index.js';
 import { EapDriver, type SessionDriver } from './session-driver.js';
 import type { HandshakeStep } from './eap-session.js';
 import { TlsSeDriver } from './tls-se-driver.js';
-import { hostError } from './errors.js';
+import { hostError, isPeerClosed, peerClosed } from './errors.js';
 import { RecordLayer } from './record-layer.js';
 import { SeTlsSocket } from './socket.js';
 import { SocketReader } from './socket-reader.js';
 import { loneHeaderError } from '../tls/record/framing.js';
+import { HelloStage, publishSession, type HelloStageOptions } from './hello-stage.js';
+import { PeerTable } from './peer-table.js';
+import { ReadyQueue, type ReadyQueueOptions } from './ready-queue.js';
+import { ServiceEstimate } from './service-estimate.js';
 
 /** Answers of a card that lost its applet selection or PIN verification (after a reset): start() again. */
 const ACCESS_LOST: ReadonlySet<number> = new Set([SW.securityNotSatisfied, SW.conditionsNotSatisfied, SW.insNotSupported, SW.claNotSupported]);
@@ -53,11 +63,23 @@ export interface TlsTandemOptions {
   /** Defaults for listen(). */
   readonly port?: number;
   readonly host?: string;
-  /** Connections waiting for the card beyond the active one. Default 50. */
+  /** Complete ClientHellos waiting for the card beyond the active session (the tandem's own listener). Default 1024. */
   readonly backlog?: number;
+  /** Handshake deadline, ms (default 10000); `busyHandshakeTimeoutMs` (default 3000) from when others wait. */
   readonly handshakeTimeoutMs?: number;
+  readonly busyHandshakeTimeoutMs?: number;
+  /** Idle deadline of a session holding the card, ms (default 30000); `busyIdleTimeoutMs` (default 1000) when others wait. */
   readonly idleTimeoutMs?: number;
   readonly busyIdleTimeoutMs?: number;
+  /**
+   * Hold limit, ms (default 2000; 0 = none): while others wait, a session that has held the card
+   * this long (card time, from the moment it got the card, however active it is) is exported to
+   * the host (recordLayer 'card' sessions whose identity policy allows EXPORT-SESSION) or closed
+   * with close_notify.
+   */
+  readonly maxHoldMs?: number;
+  /** The tandem's own listener: hello stage and queue bounds (hello-stage.ts, ready-queue.ts). */
+  readonly listener?: HelloStageOptions & Omit<ReadyQueueOptions, 'maxReady'>;
   /** Extended APDUs. Default: the transport's capability. */
   readonly extendedApdu?: boolean;
   /**
@@ -92,20 +114,24 @@ export interface PeerInfo {
 }
 
 export interface SessionEvent extends PeerInfo {
-  readonly event: 'queued' | 'refused' | 'handshake' | 'established' | 'failed' | 'closed' | 'idle';
+  /**
+   * queued (accepted, waiting for its ClientHello), handshake, established, failed, peer_closed (the
+   * client left during the handshake: a normal end, no 'sessionError'), closed, idle
+   * (idle deadline), and under pressure: overloaded (the overload answer), evicted / peer_limit
+   * (hello stage bounds), cut / exported (hold limit: closed with close_notify / record layer moved
+   * to the host), stalled (a DTLS handshake without progress). 'refused' is kept for subscribers
+   * of older versions (never published now: see 'overloaded').
+   */
+  readonly event: 'queued' | 'refused' | 'handshake' | 'established' | 'failed' | 'peer_closed' | 'closed' | 'idle' | 'overloaded' | 'evicted' | 'peer_limit' | 'cut' | 'exported' | 'stalled';
   readonly error?: string;
   readonly queued?: number;
 }
-
-const sessionChannel = diagnostics_channel.channel('setls:session');
 
 function peer(s: net.Socket): PeerInfo {
   return { remoteAddress: s.remoteAddress, remotePort: s.remotePort };
 }
 
-function publish(ev: SessionEvent): void {
-  if (sessionChannel.hasSubscribers) sessionChannel.publish(ev);
-}
+const publish = (ev: SessionEvent): void => publishSession(ev);
 
 /** A plaintext fatal alert record (sent only before the card said anything to this client). */
 function plainAlert(description: number): Uint8Array {
@@ -135,14 +161,26 @@ export class TlsTandem extends EventEmitter {
   private readonly opts: TlsTandemOptions;
   private readonly backlog: number;
   private readonly handshakeTimeoutMs: number;
+  private readonly busyHandshakeTimeoutMs: number;
   private readonly idleTimeoutMs: number;
   private readonly busyIdleTimeoutMs: number;
+  private readonly maxHoldMs: number;
   private started = false;
   private closed = false;
   private busy = false;
   private idleWaiters: (() => void)[] = [];
   private current: { socket: net.Socket; secure?: SeTlsSocket } | undefined;
-  private readonly waiting: net.Socket[] = [];
+  /** performance.now() when the current session got the card. */
+  private heldSince = 0;
+  private holdTimer: NodeJS.Timeout | undefined;
+  /** The handshake in progress: its deadline (shortened when others wait) and reader. */
+  private hs: { deadline: number; reader: SocketReader; timer?: NodeJS.Timeout } | undefined;
+  /** The tandem's own listener: hello stage and queue (created by listen()). */
+  private stage: HelloStage | undefined;
+  private queue: ReadyQueue | undefined;
+  /** Source IPs of the own listener's connections; recent hold times. */
+  readonly peers = new PeerTable();
+  readonly estimate = new ServiceEstimate();
   private server: net.Server | undefined;
   private readonly recordLayerMode: 'card' | 'host';
   /** Exported sessions still running on the host (they no longer hold the card). */
@@ -159,11 +197,13 @@ export class TlsTandem extends EventEmitter {
     if (!opts.transport) throw new TypeError('TlsTandem needs a transport');
     if (typeof opts.pin !== 'string') throw new TypeError('TlsTandem needs the user PIN');
     this.opts = opts;
-    this.backlog = opts.backlog ?? 50;
+    this.backlog = opts.backlog ?? 1024;
     if (!Number.isInteger(this.backlog) || this.backlog < 0) throw new RangeError('backlog must be a non-negative integer');
     this.handshakeTimeoutMs = checkMs('handshakeTimeoutMs', opts.handshakeTimeoutMs, 10_000);
+    this.busyHandshakeTimeoutMs = checkMs('busyHandshakeTimeoutMs', opts.busyHandshakeTimeoutMs, 3_000);
     this.idleTimeoutMs = checkMs('idleTimeoutMs', opts.idleTimeoutMs, 30_000);
     this.busyIdleTimeoutMs = checkMs('busyIdleTimeoutMs', opts.busyIdleTimeoutMs, 1_000);
+    this.maxHoldMs = checkMs('maxHoldMs', opts.maxHoldMs, 2_000);
     this.card = new CardClient(opts.transport, {
       ...(opts.extendedApdu !== undefined ? { extended: opts.extendedApdu } : {}),
       ...(opts.apduTimeoutMs !== undefined ? { apduTimeoutMs: opts.apduTimeoutMs } : {}),
@@ -192,9 +232,19 @@ export class TlsTandem extends EventEmitter {
     this.started = true;
   }
 
-  /** Connections waiting for the card. */
+  /** Connections waiting for the card (own listener): still sending the ClientHello, or queued. */
   get queued(): number {
-    return this.waiting.length;
+    return (this.stage?.size ?? 0) + (this.queue?.length ?? 0);
+  }
+
+  /** Own listener: complete ClientHellos waiting for the card. */
+  get readyCount(): number {
+    return this.queue?.length ?? 0;
+  }
+
+  /** Whether someone waits for the card (own queue, or elsewhere as a TlsPool says). */
+  private get pressure(): boolean {
+    return (this.queue?.length ?? 0) > 0 || this.othersWaiting;
   }
 
   /** Sessions whose record layer runs on the host (exported; they do not hold the card). */
@@ -219,6 +269,7 @@ export class TlsTandem extends EventEmitter {
     if (this.busy) throw hostError('ERR_HOST_IN_USE', 'the card is serving another session');
     this.busy = true;
     this.current = { socket };
+    this.heldSince = performance.now();
     return this.handshake(socket);
   }
 
@@ -234,12 +285,14 @@ export class TlsTandem extends EventEmitter {
       const fold = this.driver.freshSessions;
       if (!fold) await this.resetCard();
       let session = this.driver.newSession({ fresh: true });
-      const deadline = performance.now() + this.handshakeTimeoutMs;
+      const hs = { deadline: this.handshakeTimeoutMs > 0 ? performance.now() + this.handshakeTimeoutMs : Infinity, reader };
+      this.hs = hs;
+      this.updateIdle(); // others may already wait: the shorter deadline applies at once
       let first = true;
       for (;;) {
-        const left = this.handshakeTimeoutMs > 0 ? Math.max(1, deadline - performance.now()) : 0;
+        const left = Number.isFinite(hs.deadline) ? Math.max(1, hs.deadline - performance.now()) : 0;
         const records = await reader.read(true, left, 'ERR_HOST_HANDSHAKE_TIMEOUT');
-        if (records === null) throw hostError('ERR_HOST_PEER_CLOSED', 'the client closed the connection during the handshake');
+        if (records === null) throw peerClosed('the client closed the connection during the handshake');
         // A header no record may have, handed on alone by the framing (tls/record/framing.ts): before
         // the card said anything the client has no keys, so the host answers in plaintext as it always
         // did (not TLS at all, a header claiming too much); once the card spoke, the card judges it
@@ -280,6 +333,7 @@ export class TlsTandem extends EventEmitter {
           throw new TlsAlertError('ERR_TLS_HANDSHAKE_FAILED', 'the card rejected the handshake', sent, true);
         }
         if (step.done) {
+          this.endHandshakeDeadline();
           reader.unshift(step.remaining);
           const info = step.info ?? (await this.driver.sessionInfo());
           let exported: HostSession | undefined;
@@ -303,8 +357,8 @@ export class TlsTandem extends EventEmitter {
           }
           if (exported) {
             const hostLayer: RecordLayer = new RecordLayer(socket, exported, reader, {
-              ...(info ? { info } : {}),
               mode: 'host',
+              ...(info ? { info } : {}),
               onRelease: (err) => this.hostSessionEnded(hostLayer, socket, err),
               ...(this.opts.writeTimeoutMs !== undefined ? { writeTimeoutMs: this.opts.writeTimeoutMs } : {}),
               recvTimeoutMs: this.idleTimeoutMs,
@@ -316,23 +370,26 @@ export class TlsTandem extends EventEmitter {
             await this.freeCard(socket);
             return hostLayer;
           }
+          // properties first, conditional spreads after: a spread first then properties is a V8 slow path
           layer = new RecordLayer(socket, session, reader, {
-            ...(info ? { info } : {}),
             onRelease: (err) => this.release(socket, err),
-            ...(this.opts.writeTimeoutMs !== undefined ? { writeTimeoutMs: this.opts.writeTimeoutMs } : {}),
             recvTimeoutMs: this.idleTimeoutMs,
+            ...(info ? { info } : {}),
+            ...(this.opts.writeTimeoutMs !== undefined ? { writeTimeoutMs: this.opts.writeTimeoutMs } : {}),
           });
           publish({ event: 'established', ...who });
           return layer;
         }
       }
     } catch (e) {
+      this.endHandshakeDeadline();
       reader.detach();
       // After an alert (or close_notify) FIN and a bounded drain, so the client reads it rather
       // than a reset; without one nothing is owed to the client.
       if (spoke && socket.writableEnded) endAndDrain(socket);
       else socket.destroy();
-      publish({ event: 'failed', ...who, error: (e as Error).message });
+      // The client leaving mid-handshake is a normal end (counted, not reported as an error).
+      publish({ event: isPeerClosed(e) ? 'peer_closed' : 'failed', ...who, error: (e as Error).message });
       await this.release(socket, e as Error, true);
       throw e;
     }
@@ -361,6 +418,9 @@ export class TlsTandem extends EventEmitter {
   /** RESET-STATE and hand the card to the next waiting client. */
   private async freeCard(socket: net.Socket): Promise<void> {
     if (!this.current || this.current.socket !== socket) return;
+    this.clearHold();
+    const now = performance.now();
+    this.estimate.released(now, now - this.heldSince, (this.queue?.length ?? 0) > 0);
     let fault: Error | undefined;
     try {
       await this.driver.resetState();
@@ -397,6 +457,64 @@ export class TlsTandem extends EventEmitter {
     this.updateIdle();
   }
 
+  /** The handshake is over (done or failed): its deadline no longer applies. */
+  private endHandshakeDeadline(): void {
+    const hs = this.hs;
+    if (!hs) return;
+    if (hs.timer) clearTimeout(hs.timer);
+    this.hs = undefined;
+  }
+
+  private clearHold(): void {
+    if (this.holdTimer) clearTimeout(this.holdTimer);
+    this.holdTimer = undefined;
+  }
+
+  /**
+   * The hold limit fired (others wait and the current session has held the card `maxHoldMs`): the
+   * session's record layer moves to the host when the card lets it export the session (identity
+   * policy), else the session is closed with close_notify. Either way the card is freed.
+   */
+  private async cut(): Promise<void> {
+    this.holdTimer = undefined;
+    const cur = this.current;
+    const secure = cur?.secure;
+    if (!cur || !secure || secure.destroyed || secure.recordLayer !== 'card' || !this.pressure || this.closed) return;
+    const socket = cur.socket;
+    if (this.driver instanceof EapDriver) {
+      try {
+        const moved = await secure.moveToHost(
+          async () => new HostSession(await this.card.exportSession()),
+          (layer, err) => this.hostSessionEnded(layer, socket, err),
+        );
+        if (moved) {
+          this.hostLayers.add(secure.layer);
+          this.hostSockets.add(secure);
+          secure.once('close', () => this.hostSockets.delete(secure));
+          secure.setIdleDeadline(this.idleTimeoutMs);
+          publish({ event: 'exported', ...peer(socket) });
+          this.emit('cut', 'exported');
+          await this.freeCard(socket);
+          return;
+        }
+        return; // the session ended meanwhile: its own release frees the card
+      } catch (e) {
+        if (!(e instanceof CardError)) {
+          // the transport failed: nothing more can be encrypted
+          publish({ event: 'cut', ...peer(socket), error: (e as Error).message });
+          this.emit('cut', 'closed');
+          secure.destroy(e as Error);
+          return;
+        }
+        // the card answered (6985: the identity's policy does not allow export; 6D00: no EXPORT-SESSION): close it
+      }
+    }
+    if (secure.destroyed) return;
+    publish({ event: 'cut', ...peer(socket) });
+    this.emit('cut', 'closed');
+    secure.closeForCard('cut');
+  }
+
   /**
    * RESET-STATE before a session. When it fails (the card was removed and is back, or another PC/SC
    * client reset it: selection and PIN are gone), SELECT + VERIFY again and retry once, so a card
@@ -417,10 +535,39 @@ export class TlsTandem extends EventEmitter {
     if (this.closed) throw hostError('ERR_HOST_CLOSED', 'the tandem is closed');
     if (this.server) throw hostError('ERR_HOST_STATE', 'already listening');
     if (!Number.isInteger(port) || port < 0 || port > 65535) throw new RangeError('port must be 0..65535');
+    const lo = this.opts.listener ?? {};
+    const { maxReadyBytes, queueTimeoutMs, ...stageOpts } = lo;
+    const stage = new HelloStage({ helloTimeoutMs: this.handshakeTimeoutMs, ...stageOpts }, this.peers, {
+      hello: (s, h) => {
+        if (this.closed) {
+          s.destroy();
+          return;
+        }
+        if (!this.queue!.offer(s, h, !this.busy)) return;
+        this.updateIdle();
+        this.next();
+      },
+      dropped: (s, e) => {
+        if (!isPeerClosed(e)) this.emit('sessionError', e, peer(s));
+      },
+    });
+    this.queue = new ReadyQueue(
+      { maxReady: this.backlog, ...(maxReadyBytes !== undefined ? { maxReadyBytes } : {}), queueTimeoutMs: queueTimeoutMs ?? this.handshakeTimeoutMs },
+      this.peers,
+      this.estimate,
+      {
+        overloaded: (s) => {
+          this.emit('refused', peer(s));
+          this.updateIdle();
+        },
+        gone: () => this.updateIdle(),
+      },
+    );
+    this.stage = stage;
     const server = net.createServer({ pauseOnConnect: true }, (s) => this.onConnection(s));
     server.on('error', (e) => this.emit('sessionError', e, { remoteAddress: undefined, remotePort: undefined }));
     server.on('listening', () => this.emit('listening', server.address()));
-    server.listen({ port, ...(host !== undefined ? { host } : {}), backlog: Math.max(this.backlog + 1, 16) });
+    server.listen({ port, ...(host !== undefined ? { host } : {}), backlog: Math.max(511, Math.min(stage.maxPending, 4096)) });
     this.server = server;
     return server;
   }
@@ -429,39 +576,52 @@ export class TlsTandem extends EventEmitter {
     return this.server?.address() ?? null;
   }
 
+  /** A connection of the own listener (or of another listener feeding it: paused, as `pauseOnConnect` leaves it). */
   private onConnection(socket: net.Socket): void {
     socket.on('error', () => undefined);
-    if (this.closed) {
+    if (this.closed || !this.stage) {
       socket.destroy();
       return;
     }
-    if (!this.busy && this.waiting.length === 0) {
-      this.serve(socket);
-      return;
-    }
-    if (this.waiting.length >= this.backlog) {
-      publish({ event: 'refused', ...peer(socket) });
-      this.emit('refused', peer(socket));
-      socket.destroy();
-      return;
-    }
-    this.waiting.push(socket);
-    publish({ event: 'queued', ...peer(socket), queued: this.waiting.length });
-    this.updateIdle();
+    this.stage.admit(socket);
   }
 
+  /** Applies the deadlines of the moment: shorter idle and handshake deadlines and the hold limit while others wait. */
   private updateIdle(): void {
-    this.current?.secure?.setIdleDeadline(this.waiting.length > 0 || this.othersWaiting ? this.busyIdleTimeoutMs : this.idleTimeoutMs);
+    const pressure = this.pressure;
+    const secure = this.current?.secure;
+    if (secure && secure.recordLayer === 'card') secure.setIdleDeadline(pressure ? this.busyIdleTimeoutMs : this.idleTimeoutMs);
+    const hs = this.hs;
+    if (pressure && hs) {
+      const d = performance.now() + this.busyHandshakeTimeoutMs;
+      if (d < hs.deadline) {
+        hs.deadline = d;
+        if (hs.timer) clearTimeout(hs.timer);
+        // a read already waiting has the old deadline: interrupt it when the new one passes
+        hs.timer = setTimeout(() => {
+          if (this.hs === hs) hs.reader.interrupt(hostError('ERR_HOST_HANDSHAKE_TIMEOUT', `handshake deadline: ${this.busyHandshakeTimeoutMs} ms once others waited`));
+        }, Math.max(1, d - performance.now()));
+        hs.timer.unref();
+      }
+    }
+    if (pressure && secure && secure.recordLayer === 'card' && this.maxHoldMs > 0) {
+      if (!this.holdTimer) {
+        this.holdTimer = setTimeout(() => void this.cut(), Math.max(0, this.heldSince + this.maxHoldMs - performance.now()));
+        this.holdTimer.unref();
+      }
+    } else this.clearHold();
   }
 
   private next(): void {
-    if (this.busy || this.closed) return;
-    while (this.waiting.length) {
-      const s = this.waiting.shift()!;
-      if (s.destroyed) continue;
-      this.serve(s);
-      return;
+    if (this.busy || this.closed || !this.queue) return;
+    while (this.queue.length) {
+      const e = this.queue.entries[0]!;
+      this.queue.take(e);
+      if (e.socket.destroyed) continue;
+      this.serve(e.socket);
+      break;
     }
+    this.updateIdle();
   }
 
   private serve(socket: net.Socket): void {
@@ -495,7 +655,7 @@ export class TlsTandem extends EventEmitter {
         return secure;
       },
       (e: Error) => {
-        this.emit('sessionError', e, peer(socket));
+        if (!isPeerClosed(e)) this.emit('sessionError', e, peer(socket));
         return undefined;
       },
     );
@@ -507,7 +667,8 @@ export class TlsTandem extends EventEmitter {
     this.closed = true;
     const server = this.server;
     const serverClosed = server ? new Promise<void>((r) => server.close(() => r())) : Promise.resolve();
-    for (const s of this.waiting.splice(0)) s.destroy();
+    this.stage?.close();
+    this.queue?.close();
     if (this.current) {
       const idle = new Promise<void>((r) => this.idleWaiters.push(r));
       if (this.current.secure) this.current.secure.destroy();

@@ -98,9 +98,9 @@ test('metrics and logs name the alert: the card’s (TLV 2C) for an encrypted ha
   const { tandem, port, errors } = await tandemOn(card);
   const metrics = createMetrics(tandem);
   try {
-    // a bad ClientHello: the card's alert record is (toy-)encrypted; only its TLV says handshake_failure
+    // a ClientHello the card rejects: the card's alert record is (toy-)encrypted; only its TLV says handshake_failure
     const bad = await FakeClient.connect(port);
-    bad.write(Uint8Array.of(22, 3, 3, 0, 2, 0xba, 0));
+    bad.write(Uint8Array.of(22, 3, 3, 0, 8, 1, 0, 0, 4, 0xba, 0, 0, 0));
     assert.ok(await bad.until(() => bad.closed));
     // not a TLS record at all: the host's own plaintext unexpected_message
     const g = await FakeClient.connect(port);
@@ -112,7 +112,7 @@ test('metrics and logs name the alert: the card’s (TLV 2C) for an encrypted ha
       failed.map((e) => [e.code, e.alert]),
       [
         ['ERR_TLS_HANDSHAKE_FAILED', 40],
-        ['ERR_TLS_BAD_RECORD', 10],
+        ['ERR_HOST_NOT_CLIENT_HELLO', 10],
       ],
     );
     assert.match(failed[0]!.message, /alert handshake_failure \(40\) sent/);
@@ -153,4 +153,33 @@ test('pool: bytes that are not a ClientHello get the host’s plaintext unexpect
   } finally {
     metrics.detach();
   }
+});
+
+test('a client that leaves mid-handshake is a normal end: no sessionError, no stack captured, counted as setls_sessions_total{event="peer_closed"}', async () => {
+  const card = new FakeCard();
+  const { tandem, port, errors } = await tandemOn(card);
+  const metrics = createMetrics(tandem);
+  live.push({ close: async () => metrics.detach() });
+  for (let i = 0; i < 3; i++) {
+    const c = await FakeClient.connect(port);
+    c.sendHello();
+    assert.ok(await c.until(() => c.records.length > 0), 'the server flight');
+    const freed = once(tandem, 'free');
+    c.destroy(); // gone before its Finished: what a client does that stops once it has its answer
+    await freed;
+  }
+  assert.deepEqual(errors.map((e) => e.code), [], 'no sessionError for a client that left');
+  const text = await metrics.registry.metrics();
+  assert.match(text, /setls_sessions_total\{event="peer_closed"\} 3/);
+  assert.doesNotMatch(text, /setls_sessions_total\{event="failed"\}/);
+  assert.match(await metrics.registry.metrics(), /setls_sessions_total\{event="peer_closed"\} 3/, 'a second scrape reads the same totals');
+});
+
+test('peerClosed(): ERR_HOST_PEER_CLOSED without a captured stack (built per closed connection)', async () => {
+  const { peerClosed, isPeerClosed } = await import('../../src/host/errors.js');
+  const e = peerClosed('the client left');
+  assert.equal(e.code, 'ERR_HOST_PEER_CLOSED');
+  assert.ok(isPeerClosed(e));
+  assert.equal((e.stack ?? '').split('\n').filter((l) => /^\s+at /.test(l)).length, 0, 'no stack frames');
+  assert.ok(Error.stackTraceLimit > 0, 'the global limit is restored');
 });

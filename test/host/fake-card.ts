@@ -3,7 +3,8 @@
  * instead of real crypto, so the host can be tested without src/card:
  *
  *   ClientHello  = handshake record (type 22); payload ending in EE = "continued in the next record";
- *                  payload starting with BA = bad (SW 7001 + alert 40; with P1 INFO the alert TLV 2C 02 02 28
+ *                  payload starting with BA, or a ClientHello (type 1) whose body starts with BA, = bad
+ *                  (SW 7001 + alert 40; with P1 INFO the alert TLV 2C 02 02 28
  *                  follows the EAP packet; `encryptedAlert`: the alert record is toy-encrypted, as TLS 1.3's after ServerHello)
  *   server flight = `flightSize` bytes of handshake records
  *   client Finished = handshake record after the flight (CCS alone → "need more"); BA = bad Finished
@@ -304,7 +305,8 @@ export class FakeCard {
         const recs = splitRecords(whole);
         const hello = recs.find((r) => r[0] === 22);
         if (!hello) return this.ack(next);
-        if (hello[5] === 0xba) return this.fail(next, (c.p1 & 0x04) !== 0);
+        // BA: a bad handshake payload; a ClientHello (type 1) whose body starts with BA is one the card rejects
+        if (hello[5] === 0xba || (hello[5] === 1 && hello[9] === 0xba)) return this.fail(next, (c.p1 & 0x04) !== 0);
         if (hello[hello.length - 1] === 0xee && !this.partialHello) {
           this.partialHello = true;
           return this.ack(next);

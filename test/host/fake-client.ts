@@ -59,9 +59,18 @@ export class FakeClient {
     this.socket.write(b);
   }
 
-  /** ClientHello, the server flight (flightSize bytes), then CCS + Finished. */
-  async handshake(flightSize: number): Promise<void> {
+  private helloSent = false;
+
+  /** The (toy) ClientHello alone: a complete one, so the tandem queues this client for the card. */
+  sendHello(): void {
+    if (this.helloSent) return;
+    this.helloSent = true;
     this.write(record(22, Uint8Array.of(1, 0, 0, 4, 3, 3, 0, 0)));
+  }
+
+  /** ClientHello (unless sendHello() sent it), the server flight (flightSize bytes), then CCS + Finished. */
+  async handshake(flightSize: number): Promise<void> {
+    this.sendHello();
     const ok = await this.until(() => this.records.reduce((a, r) => a + r.length, 0) >= flightSize);
     if (!ok) throw new Error(`no server flight (closed=${this.closed}, got ${this.records.length} records)`);
     this.records.splice(0);

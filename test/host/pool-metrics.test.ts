@@ -35,7 +35,9 @@ test('serve https --cards A,B --admin-port: pool serves, /metrics counters move'
     pino({ level: 'silent' }),
   );
   try {
-    assert.equal(running.pool?.slots.length, 2);
+    // every card's logical channels serve: 4 on the emulated card, 2 kept for its admin socket
+    assert.equal(running.pool?.channelsPerCard, 2);
+    assert.equal(running.pool?.slots.length, 4);
     const before = await scrape(running.adminPort!);
     assert.equal(value(before, /^setls_handshakes_total\{/), 0);
     const r = await Promise.all(Array.from({ length: 4 }, () => get(running.port, cards.ca, '/status')));
@@ -45,7 +47,7 @@ test('serve https --cards A,B --admin-port: pool serves, /metrics counters move'
     assert.ok(value(m, /^setls_apdus_total\{/) > 4);
     assert.ok(value(m, /^setls_apdu_bytes_total\{/) > 1000);
     assert.ok(value(m, /^setls_apdu_duration_seconds_count/) > 4);
-    assert.equal(value(m, /^setls_card_up\{/), 2);
+    assert.equal(value(m, /^setls_card_up\{/), 4);
     assert.ok(value(m, /^setls_card_busy_seconds_total\{/) > 0);
     assert.match(m, /^setls_queue_length 0$/m);
   } finally {

@@ -1,5 +1,5 @@
 // TlsPool: several emulated cards behind one listener — concurrency, peek-before-assign (slowloris),
-// resumption affinity, backlog refusal.
+// resumption affinity, the overload answer beyond the backlog.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import net from 'node:net';
@@ -67,27 +67,37 @@ test('pool: silent and half-ClientHello clients hold no card; a normal client go
   }
 });
 
-test('pool: backlog full → refused', async () => {
-  // the deadline only has to outlast the test: queued connections must still be queued when counted
-  const p = await startPool(cards, { backlog: 3, handshakeTimeoutMs: 60_000 });
+test('pool: backlog full → the ClientHellos beyond it get a plaintext internal_error alert (the overload answer)', async () => {
+  // the deadlines only have to outlast the test: held sessions stay, queued connections stay queued
+  const p = await startPool(cards, { backlog: 3, handshakeTimeoutMs: 60_000, idleTimeoutMs: 60_000, busyIdleTimeoutMs: 60_000, maxHoldMs: 0 });
+  const socks: tls.TLSSocket[] = [];
   try {
     let refused = 0;
     p.pool.on('refused', () => refused++);
-    const socks = Array.from({ length: 6 }, () => {
-      const s = net.connect(p.port, '127.0.0.1');
-      s.on('error', () => undefined);
-      return s;
-    });
-    // every connection accounted for (queued or refused): nothing can change any more
-    await waitUntil(() => refused + p.pool.queued === 6, 'all 6 connections queued or refused');
+    const open = (): Promise<tls.TLSSocket> =>
+      new Promise((resolve, reject) => {
+        const s = tls.connect({ host: '127.0.0.1', port: p.port, ca: cards.ca, servername: 'localhost' }, () => resolve(s));
+        s.once('error', reject);
+      });
+    // both cards held by established, idle sessions
+    socks.push(await open(), await open());
+    await waitUntil(() => p.pool.inUse === 2, 'both slots held');
+    const alerts: string[] = [];
+    for (let i = 0; i < 6; i++) {
+      const s = tls.connect({ host: '127.0.0.1', port: p.port, ca: cards.ca, servername: 'localhost' });
+      s.on('error', (e: Error & { code?: string }) => alerts.push(e.code ?? e.message));
+      socks.push(s);
+    }
+    // every connection accounted for (queued or answered): nothing can change any more
+    await waitUntil(() => refused + p.pool.readyCount === 6, () => `all 6 connections queued or answered (${refused} + ${p.pool.readyCount})`);
     assert.equal(refused, 3);
-    assert.equal(p.pool.queued, 3);
-    // the refused ones are closed by the server; the queued ones stay open
-    await waitUntil(() => socks.filter((s) => s.readableEnded || s.destroyed).length === 3, 'the 3 refused sockets closed by the server');
-    assert.equal(p.pool.queued, 3, 'still 3 queued');
-    assert.equal(refused, 3, 'still 3 refused');
-    for (const s of socks) s.destroy();
+    assert.equal(p.pool.readyCount, 3);
+    await waitUntil(() => alerts.length === 3, () => `the 3 answered clients saw the alert (${alerts.join(',')})`);
+    assert.deepEqual(alerts, Array(3).fill('ERR_SSL_TLSV1_ALERT_INTERNAL_ERROR'), 'a TLS internal_error alert, not a reset');
+    assert.equal(p.pool.readyCount, 3, 'still 3 queued');
+    assert.equal(p.pool.stats.overloaded, 3);
   } finally {
+    for (const s of socks) s.destroy();
     await p.close();
   }
 });

@@ -61,9 +61,10 @@ test('tandem: echo through the card, close_notify both ways, card reset after', 
   await tandem.close();
 });
 
-test('tandem: backlog=2 → 1 active + 2 waiting served in order, the 4th refused', async () => {
+test('tandem: backlog=2 → 1 active + 2 complete ClientHellos queued, served in order; the 4th gets the overload alert', async () => {
   const card = new FakeCard();
-  const { tandem, port } = await tandemOn(card, { backlog: 2, idleTimeoutMs: 60_000, busyIdleTimeoutMs: 60_000 });
+  // no hold limit: the first session holds the card until the test lets it go
+  const { tandem, port } = await tandemOn(card, { backlog: 2, idleTimeoutMs: 60_000, busyIdleTimeoutMs: 60_000, maxHoldMs: 0 });
   const served: number[] = [];
   tandem.on('secureConnection', (s: SeTlsSocket) => {
     served.push(s.remotePort!);
@@ -76,13 +77,16 @@ test('tandem: backlog=2 → 1 active + 2 waiting served in order, the 4th refuse
   tandem.on('refused', (p) => refused.push(p));
   // each connection is seen by the tandem before the next one is made: the order is the test's
   const clients: FakeClient[] = [];
-  const seen = [() => tandem.inUse, () => tandem.queued === 1, () => tandem.queued === 2, () => refused.length === 1];
+  const seen = [() => tandem.inUse, () => tandem.readyCount === 1, () => tandem.readyCount === 2, () => refused.length === 1];
   for (let i = 0; i < 4; i++) {
-    clients.push(await FakeClient.connect(port));
+    const c = await FakeClient.connect(port);
+    clients.push(c);
+    c.sendHello();
     await waitUntil(seen[i]!, `connection ${i} taken by the tandem`);
   }
   const ports = clients.map((c) => c.socket.localPort);
-  assert.ok(await clients[3]!.until(() => clients[3]!.closed), 'the 4th is refused (closed)');
+  assert.ok(await clients[3]!.until(() => clients[3]!.closed), 'the 4th is answered and closed');
+  assert.deepEqual([...Buffer.concat(clients[3]!.raw)], [0x15, 3, 3, 0, 2, 2, 80], 'a plaintext internal_error alert: overloaded');
   assert.equal(refused.length, 1);
   assert.equal(tandem.queued, 2);
   for (let i = 0; i < 3; i++) {
@@ -98,30 +102,84 @@ test('tandem: backlog=2 → 1 active + 2 waiting served in order, the 4th refuse
   await tandem.close();
 });
 
-test('tandem: a silent client is dropped at the handshake deadline; the next one is served', async () => {
+test('tandem: a silent client never holds the card: the next one is served meanwhile; the deadline drops it', async () => {
   const card = new FakeCard();
-  const { tandem, port, errors } = await tandemOn(card, { handshakeTimeoutMs: 300 });
+  const { tandem, port, errors } = await tandemOn(card, { handshakeTimeoutMs: 3000 });
   let secure = 0;
   tandem.on('secureConnection', (s: SeTlsSocket) => {
     secure++;
     s.end('bye');
   });
   const silent = await FakeClient.connect(port);
-  await waitUntil(() => tandem.inUse, 'the silent client holds the card');
+  await waitUntil(() => tandem.queued === 1, 'the silent client waits for its ClientHello');
+  assert.equal(tandem.inUse, false, 'no card for a connection without a ClientHello');
   const next = await FakeClient.connect(port);
-  await waitUntil(() => tandem.queued === 1, 'the next client waits');
-  // dropped by the handshake deadline (the error says which), not by anything else
-  assert.ok(await silent.until(() => silent.closed), 'silent client dropped');
-  assert.deepEqual(codes(errors), ['ERR_HOST_HANDSHAKE_TIMEOUT']);
   await next.handshake(card.flightBytes.length);
   assert.ok(await next.until(() => next.opened().text.toString() === 'bye'), 'next client served');
   assert.equal(secure, 1);
+  assert.equal(silent.closed || silent.ended, false, 'the silent client is still connected: it was never in the way');
+  assert.deepEqual(codes(errors), []);
+  // dropped by the handshake deadline (the error says which), not by anything else
+  assert.ok(await silent.until(() => silent.closed), 'silent client dropped');
   assert.deepEqual(codes(errors), ['ERR_HOST_HANDSHAKE_TIMEOUT']);
   // a partial ClientHello (half a record) is dropped too
   const partial = await FakeClient.connect(port);
   partial.write(Uint8Array.of(22, 3, 3, 0, 50, 1, 2));
   assert.ok(await partial.until(() => partial.closed), 'partial ClientHello dropped');
   assert.deepEqual(codes(errors), ['ERR_HOST_HANDSHAKE_TIMEOUT', 'ERR_HOST_HANDSHAKE_TIMEOUT']);
+  await tandem.close();
+});
+
+test('tandem: a handshake stalled after its ClientHello holds the card only until someone waits, then the shorter deadline', async () => {
+  const card = new FakeCard();
+  // the full deadline outlasts the test: only the shortened one can free the card
+  const { tandem, port, errors } = await tandemOn(card, { handshakeTimeoutMs: 120_000, busyHandshakeTimeoutMs: 300 });
+  tandem.on('secureConnection', (s: SeTlsSocket) => s.end('bye'));
+  const stalled = await FakeClient.connect(port);
+  stalled.sendHello();
+  assert.ok(await stalled.until(() => stalled.records.length > 0), 'the server flight came: the card is working for it');
+  assert.equal(tandem.inUse, true);
+  // alone, it keeps the card (the long deadline): the next client's ClientHello changes that
+  const next = await FakeClient.connect(port);
+  await next.handshake(card.flightBytes.length);
+  assert.ok(await next.until(() => next.opened().text.toString() === 'bye'), 'the waiting client is served');
+  assert.ok(await stalled.until(() => stalled.closed), 'the stalled handshake was dropped');
+  assert.deepEqual(codes(errors), ['ERR_HOST_HANDSHAKE_TIMEOUT']);
+  await tandem.close();
+});
+
+test('tandem: the hold limit cuts a session that keeps the card busy (a record every 100 ms) once someone waits: close_notify', async () => {
+  const card = new FakeCard();
+  // idle deadlines never fire (it is never idle): only the hold limit can free the card
+  const { tandem, port } = await tandemOn(card, { idleTimeoutMs: 120_000, busyIdleTimeoutMs: 120_000, maxHoldMs: 500 });
+  const cuts: string[] = [];
+  tandem.on('cut', (how: string) => cuts.push(how));
+  tandem.on('secureConnection', (s: SeTlsSocket) => s.on('data', (d: Buffer) => s.write(d)));
+  const trickler = await FakeClient.connect(port);
+  await trickler.handshake(card.flightBytes.length);
+  let sent = 0;
+  const tick = setInterval(() => {
+    if (!trickler.closed && !trickler.ended) {
+      trickler.send('x');
+      sent++;
+    }
+  }, 100);
+  try {
+    // alone it may hold the card as long as it likes: well past the hold limit, still echoing
+    await waitUntil(() => trickler.opened().text.length >= 10, 'the trickler is served past the hold limit while nobody waits');
+    assert.equal(trickler.opened().closeNotify || trickler.ended, false);
+    assert.deepEqual(cuts, []);
+    const next = await FakeClient.connect(port);
+    next.sendHello();
+    assert.ok(await trickler.until(() => trickler.opened().closeNotify && trickler.ended), 'the trickler got close_notify then FIN');
+    assert.deepEqual(cuts, ['closed'], 'cut by the hold limit (the fake card has no EXPORT-SESSION: closed)');
+    await next.handshake(card.flightBytes.length);
+    next.send('hi');
+    assert.ok(await next.until(() => next.opened().text.toString() === 'hi'), 'the waiting client is served');
+  } finally {
+    clearInterval(tick);
+  }
+  assert.ok(sent > 0);
   await tandem.close();
 });
 
@@ -141,6 +199,7 @@ test('tandem: an idle keep-alive client is closed with close_notify when someone
   assert.ok(await a.until(() => a.opened().text.toString() === 'pingping2'), 'kept: still echoing after the idle time');
   assert.equal(a.closed || a.ended || a.opened().closeNotify, false);
   const b = await FakeClient.connect(port);
+  b.sendHello(); // b waits for the card once its ClientHello is complete
   assert.ok(await a.until(() => a.opened().closeNotify && a.ended), 'idle client closed with close_notify');
   await b.handshake(card.flightBytes.length);
   b.send('pong');
@@ -148,7 +207,7 @@ test('tandem: an idle keep-alive client is closed with close_notify when someone
   await tandem.close();
 });
 
-test('tandem: garbage and a bad ClientHello get an alert; the next client works', async () => {
+test("tandem: garbage and a bad ClientHello get the host's plaintext alert (the card never sees them); the next client works", async () => {
   const card = new FakeCard();
   const { tandem, port, errors } = await tandemOn(card);
   tandem.on('secureConnection', (s: SeTlsSocket) => s.end('ok'));
@@ -159,12 +218,12 @@ test('tandem: garbage and a bad ClientHello get an alert; the next client works'
   const bad = await FakeClient.connect(port);
   bad.write(Uint8Array.of(22, 3, 3, 0, 2, 0xba, 0));
   assert.ok(await bad.until(() => bad.closed));
-  assert.deepEqual(bad.opened().alerts, [40], 'the card’s alert delivered');
-  assert.equal(card.phase === 'failed' || card.phase === 'wantHello', true);
+  assert.deepEqual(bad.opened().alerts, [10], 'plaintext unexpected_message: not a ClientHello');
+  assert.equal(card.phase, 'wantHello', 'the card saw neither');
   const c = await FakeClient.connect(port);
   await c.handshake(card.flightBytes.length);
   assert.ok(await c.until(() => c.opened().text.toString() === 'ok'));
-  assert.deepEqual(errors.map((e) => (e as { code?: string }).code), ['ERR_TLS_BAD_RECORD', 'ERR_TLS_HANDSHAKE_FAILED']);
+  assert.deepEqual(errors.map((e) => (e as { code?: string }).code), ['ERR_HOST_NOT_CLIENT_HELLO', 'ERR_HOST_NOT_CLIENT_HELLO']);
   await tandem.close();
 });
 
@@ -244,7 +303,8 @@ test('tandem: close() drops waiting clients and ends the active session', async 
   await a.handshake(card.flightBytes.length);
   await waitUntil(() => secure === 1, "a's session established");
   const b = await FakeClient.connect(port);
-  await waitUntil(() => tandem.queued === 1, 'b waiting');
+  b.sendHello();
+  await waitUntil(() => tandem.readyCount === 1, 'b waiting');
   await tandem.close();
   assert.ok(await a.until(() => a.closed));
   assert.ok(await b.until(() => b.closed));
@@ -269,7 +329,7 @@ test('diagnostics_channel: setls:apdu (metadata only) and setls:session events',
     await waitUntil(() => sessions.some((s) => s.event === 'closed'), () => `a 'closed' session event (${sessions.map((s) => s.event).join(',')})`);
     assert.ok(apdus.some((a) => a.command === 'PROCESS-EAP-ENCRYPT' && a.sw === 0x9000));
     assert.ok(apdus.every((a) => !('data' in a)), 'no APDU bytes on the channel');
-    assert.deepEqual(sessions.map((s) => s.event), ['handshake', 'established', 'closed']);
+    assert.deepEqual(sessions.map((s) => s.event), ['queued', 'handshake', 'established', 'closed']);
   } finally {
     dc.unsubscribe('setls:apdu', onApdu);
     dc.unsubscribe('setls:session', onSession);

@@ -81,7 +81,7 @@ for (const recordLayer of ['card', 'host'] as const) {
         assert.ok(await tap.until(() => tap.records().some((r) => r.key === 'application')), 'no NewSessionTicket');
         tap.takeOver();
         tap.raw.pause(); // the client reads nothing until it has written everything
-        const failed = once(server.tandem, 'sessionError');
+        const failed = once(server.pool!, 'sessionError');
         const bad = tap.seal(23, Buffer.from('GET /status HTTP/1.1\r\n\r\n'));
         bad[bad.length - 1]! ^= 0x01; // the tag no longer verifies: bad_record_mac
         // …followed by 20 records more (320 KiB): far more than the server reads before it fails.
@@ -109,7 +109,7 @@ for (const recordLayer of ['card', 'host'] as const) {
       try {
         tap.client.write('GET /status HTTP/1.1\r\nHost: localhost\r\n\r\n');
         assert.ok(await tap.until(() => /"device":"setls demo plug"/.test(tap.text())), tap.text());
-        assert.equal(server.tandem.exportedSessions, recordLayer === 'host' ? 1 : 0);
+        assert.equal(server.pool!.exportedSessions, recordLayer === 'host' ? 1 : 0);
         serverClosed = true;
         await server.close();
         await tap.closed;
@@ -136,9 +136,9 @@ describe('the alert of a failed handshake is the one the card reports', () => {
   });
 
   test('TLS 1.3, a client Finished with a wrong verify_data: decrypt_error, encrypted, counted as setls_alerts_sent_total{alert="decrypt_error"}', async () => {
-    const metrics = createMetrics(server.tandem);
+    const metrics = createMetrics(server.pool!);
     let finishedSeen = false;
-    const failed = once(server.tandem, 'sessionError');
+    const failed = once(server.pool!, 'sessionError');
     const tap = await Tls13Tap.connect(server.port, {
       ca: card.ca,
       // The client's first encrypted record is its Finished (handshake key, sequence 0): open it,

@@ -54,6 +54,11 @@ export interface DtlsBackend {
   encrypt(contentType: number, plaintext: Uint8Array): Promise<Uint8Array>;
   /** Ends the session and frees the key holder. */
   close(): Promise<void>;
+  /**
+   * A key holder lent by a scheduler may ask for itself back while the association handshakes
+   * (fair share): the association closes when `ask` is called and it still handshakes (true).
+   */
+  preemptible?(ask: () => boolean): void;
 }
 
 export interface DtlsAssociationOptions {
@@ -76,8 +81,11 @@ export type AssociationState = 'handshaking' | 'connected' | 'closed';
  */
 export class DtlsAssociation extends EventEmitter {
   state: AssociationState = 'handshaking';
+  /** Date.now() at creation: the moment it got its key holder (a card channel). */
   readonly createdAt = Date.now();
   lastActivity = Date.now();
+  /** Date.now() of the last handshake progress: creation, or a new flight from the key holder (the stall deadline runs from here). */
+  lastProgress = Date.now();
   private readonly reassembler: DtlsHandshakeReassembler;
   private writeSeq0: number;
   private flight: Uint8Array[] = []; // records of the last flight (epoch-0 ones re-numbered on resend)
@@ -167,7 +175,9 @@ export class DtlsAssociation extends EventEmitter {
     this.stopTimer();
     this.flight = [];
     this.reassembler.clear();
-    void this.backend.close().catch(() => undefined);
+    // After the backend call in flight (if any) has finished: a card session's exchange may span
+    // several APDUs, and once the backend is closed its card channel may serve someone else.
+    void this.queue.then(() => this.backend.close()).catch(() => undefined);
     this.emit('close', reason);
   }
 
@@ -229,6 +239,7 @@ export class DtlsAssociation extends EventEmitter {
     const recs = parseDtlsRecords(out.records);
     const hasHandshake = recs.some((r) => r.type === HANDSHAKE || r.type === CCS);
     if (hasHandshake) {
+      this.lastProgress = Date.now();
       this.flight = recs.map((r) => r.raw.slice());
       this.finalFlight = out.handshakeComplete;
       this.retransmits = 0;

@@ -5,10 +5,13 @@
  * GMT time on the first Response, EAP-TLS fragmentation, SW 9001 / 7001); after EAP-Success records go
  * through PROCESS-EAP-DECRYPT (Flags `04` = dropped) and PROCESS-EAP-ENCRYPT.
  *
- * The card holds one session, so one association at a time: `openBackend` answers undefined (busy)
- * while a DTLS association or, through `available`, anything else (the TLS tandem) uses the card; the
- * client's ClientHello retransmission tries again. CardGate lets the TLS tandem share the transport:
- * its APDUs wait while a DTLS association holds the card.
+ * With `acquire` (a card scheduler, TlsPool.acquireChannel) every association gets a logical channel
+ * of its own, lent by the scheduler that also serves TLS, and gives it back when it ends; `openBackend`
+ * waits for the scheduler's turn. Without it the card's channel holds one session, so one
+ * association at a time: `openBackend` answers undefined (busy) while a DTLS association or, through
+ * `available`, anything else (the TLS tandem) uses the card; the client's ClientHello retransmission
+ * tries again. CardGate lets a TLS tandem share that transport: its APDUs wait while a DTLS
+ * association holds the card.
  * imports bytes/, eap/ (via host), transport/ and host/.
  */
 import type { CardTransport } from '../../transport/index.js';
@@ -64,9 +67,19 @@ export class CardGate {
   }
 }
 
-export interface CardDtlsOptions {
-  /** The card (the DTLS associations' own CardClient on the transport). */
+/** A card channel lent by a scheduler: its CardClient (applet selected, PIN verified) and how to give it back. */
+export interface DtlsCardLease {
   readonly card: CardClient;
+  release(): void;
+  /** The scheduler may ask for the channel back while the association handshakes (TlsPool ChannelLease). */
+  preemptible?(ask: () => boolean): void;
+}
+
+export interface CardDtlsOptions {
+  /** The card (the DTLS associations' own CardClient on the transport); unused with `acquire`. */
+  readonly card?: CardClient;
+  /** A channel per association from a scheduler (undefined: none in time; the ClientHello is dropped). */
+  readonly acquire?: (peer: DtlsPeer) => Promise<DtlsCardLease | undefined>;
   /** User PIN: SELECT + VERIFY before the first session and after a card error. */
   readonly pin: string;
   /** Shares the card with other users of its transport; without it the card is the DTLS server's alone. */
@@ -91,18 +104,49 @@ export class CardDtlsBackends {
     return this.busy;
   }
 
+  private get card(): CardClient {
+    if (!this.opts.card) throw new TypeError('CardDtlsBackends needs a card (or acquire)');
+    return this.opts.card;
+  }
+
   /** SELECT + VERIFY (once; again after a card error). */
-  async start(): Promise<void> {
-    await this.opts.card.select();
-    await this.opts.card.verifyPin(this.opts.pin, 'user');
-    this.started = true;
+  async start(card: CardClient = this.card): Promise<void> {
+    await card.select();
+    await card.verifyPin(this.opts.pin, 'user');
+    if (card === this.opts.card) this.started = true;
   }
 
-  private resetState(mode: 'tls' | 'dtls'): Promise<void> {
-    return this.opts.card.resetState(mode);
+  // on the client's own logical channel (CardClient's CLA carries it)
+  private resetState(mode: 'tls' | 'dtls', card: CardClient = this.card): Promise<void> {
+    return card.resetState(mode);
   }
 
-  readonly openBackend = async (_peer: DtlsPeer): Promise<DtlsBackend | undefined> => {
+  /** openBackend with a channel lent by the scheduler (already selected and verified by its user). */
+  private async leased(peer: DtlsPeer): Promise<DtlsBackend | undefined> {
+    const lease = await this.opts.acquire!(peer);
+    if (!lease) {
+      this.stats.busy++;
+      return undefined;
+    }
+    try {
+      try {
+        await this.resetState('dtls', lease.card);
+      } catch {
+        await this.start(lease.card); // the card was reset (selection and PIN gone): once more
+        await this.resetState('dtls', lease.card);
+      }
+    } catch (e) {
+      lease.release();
+      throw e;
+    }
+    this.stats.opened++;
+    const backend = this.backend(() => lease.release(), lease.card);
+    if (lease.preemptible) backend.preemptible = (ask) => lease.preemptible!(ask);
+    return backend;
+  }
+
+  readonly openBackend = async (peer: DtlsPeer): Promise<DtlsBackend | undefined> => {
+    if (this.opts.acquire) return this.leased(peer);
     if (this.busy || (this.opts.available && !this.opts.available())) {
       this.stats.busy++;
       return undefined;
@@ -134,9 +178,9 @@ export class CardDtlsBackends {
     return this.backend(free);
   };
 
-  private backend(free: () => void): DtlsBackend {
+  private backend(free: () => void, card: CardClient = this.card): DtlsBackend {
     // INFO: the card names the alert it sent with its 7001 answer (docs/apdu-protocol.md §3).
-    const session = new EapSession(this.opts.card, { sessionInfo: true, ...this.opts.session });
+    const session = new EapSession(card, { sessionInfo: true, ...this.opts.session });
     let first = true;
     let closed = false;
     const now = this.opts.now ?? (() => Math.floor(Date.now() / 1000));
@@ -170,9 +214,9 @@ export class CardDtlsBackends {
         if (closed) return;
         closed = true;
         try {
-          await this.resetState('tls'); // wipes the DTLS session in the card
+          await this.resetState('tls', card); // wipes the DTLS session in the card
         } catch {
-          this.started = false;
+          if (card === this.opts.card) this.started = false;
         } finally {
           free();
         }

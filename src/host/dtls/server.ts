@@ -9,15 +9,25 @@
  *   datagram from a known peer ─► its association; a ClientHello with a valid cookie and a new random
  *     replaces the association (the client restarted, RFC 6347 §4.2.8)
  *
- * Idle associations expire (`idleTimeoutMs`), handshakes have a deadline (`handshakeTimeoutMs`).
- * Events: 'session' (DtlsAssociation, once connected), 'association' (created), 'error'.
- * imports node:dgram, tls/record (framing) and host/ siblings.
+ * A key holder is a card channel, so deadlines (checked every 100 ms) keep any one association from
+ * holding it: a handshake that makes no progress — no new flight from the key holder, e.g. a client
+ * that went silent after its cookie, or one whose Finished fails (wrong PSK: DTLS drops records that
+ * do not authenticate) — is abandoned after `stallTimeoutMs` (`busyStallTimeoutMs` while others wait
+ * for a channel, `pressure()`), a handshake never longer than `handshakeTimeoutMs`; an idle
+ * association is closed with close_notify after `idleTimeoutMs` (`busyIdleTimeoutMs` while others
+ * wait), and an established one that has held its channel `maxHoldMs` while others wait too. At most
+ * `maxHandshakesPerPeer` associations of one source IP are being opened or handshaking at once (more
+ * ClientHellos from it are dropped: its retransmission tries again).
+ * Events: 'session' (DtlsAssociation, once connected), 'association' (created), 'error', 'stalled'
+ * and 'cut' (DtlsAssociation).
+ * Diagnostics (`setls:session`): stalled, cut. imports node:dgram, tls/record (framing) and host/.
  */
 import { createSocket, type Socket } from 'node:dgram';
 import { EventEmitter } from 'node:events';
 import { parseDtlsHandshakeFragments, parseDtlsRecords, splitDtlsClientHello } from '../../tls/record/dtls-framing.js';
 import { DtlsAssociation, type DtlsAssociationOptions, type DtlsBackend } from './association.js';
 import { CookieJar, helloVerifyRequest } from './cookie.js';
+import { publishSession } from '../hello-stage.js';
 
 export interface DtlsPeer {
   readonly address: string;
@@ -33,6 +43,18 @@ export interface DtlsServerOptions extends DtlsAssociationOptions {
   readonly idleTimeoutMs?: number;
   /** A handshake not complete after this long is abandoned (default 30 s). */
   readonly handshakeTimeoutMs?: number;
+  /** A handshake without progress (no new flight from the key holder) this long is abandoned (default 4000 ms). */
+  readonly stallTimeoutMs?: number;
+  /** The same while others wait for a channel (default 500 ms). */
+  readonly busyStallTimeoutMs?: number;
+  /** The idle deadline while others wait for a channel (default 1000 ms). */
+  readonly busyIdleTimeoutMs?: number;
+  /** While others wait, an established association that has held its channel this long is closed with close_notify (default 2000 ms; 0 = never). */
+  readonly maxHoldMs?: number;
+  /** Whether anyone waits for a channel (the scheduler's signal; default: never). */
+  readonly pressure?: () => boolean;
+  /** Associations being opened or handshaking per source IP (default 8). */
+  readonly maxHandshakesPerPeer?: number;
   /** Cookie secret rotation (default 5 min). */
   readonly cookieRotateMs?: number;
 }
@@ -42,6 +64,14 @@ export interface DtlsServerStats {
   associationsOpened: number;
   droppedDatagrams: number;
   busy: number;
+  /** Handshakes abandoned for lack of progress (stall deadline). */
+  stalled: number;
+  /** Established associations closed by the hold limit or the busy idle deadline. */
+  cut: number;
+  /** ClientHellos dropped by the per-peer limit. */
+  peerLimit: number;
+  /** Handshakes that gave their key holder back to another peer (fair share, the scheduler asked). */
+  preempted: number;
 }
 
 export class DtlsServer extends EventEmitter {
@@ -50,7 +80,7 @@ export class DtlsServer extends EventEmitter {
   private readonly pendingOpen = new Set<string>();
   private readonly cookies: CookieJar;
   private sweep: NodeJS.Timeout | undefined;
-  readonly stats: DtlsServerStats = { helloVerifyRequests: 0, associationsOpened: 0, droppedDatagrams: 0, busy: 0 };
+  readonly stats: DtlsServerStats = { helloVerifyRequests: 0, associationsOpened: 0, droppedDatagrams: 0, busy: 0, stalled: 0, cut: 0, peerLimit: 0, preempted: 0 };
 
   constructor(private readonly opts: DtlsServerOptions) {
     super();
@@ -77,7 +107,7 @@ export class DtlsServer extends EventEmitter {
         resolve();
       });
     });
-    this.sweep = setInterval(() => this.expire(), 1000);
+    this.sweep = setInterval(() => this.expire(), 100);
     this.sweep.unref();
     const a = socket.address();
     return { address: a.address, port: a.port };
@@ -104,6 +134,11 @@ export class DtlsServer extends EventEmitter {
     if (existing) existing.close('replaced by a new ClientHello');
     if (this.pendingOpen.has(key)) return; // the backend for this peer is being opened
     if (this.associations.size + this.pendingOpen.size >= (this.opts.maxAssociations ?? 64)) {
+      this.stats.droppedDatagrams++;
+      return;
+    }
+    if (this.handshakesOf(address) >= (this.opts.maxHandshakesPerPeer ?? 8)) {
+      this.stats.peerLimit++;
       this.stats.droppedDatagrams++;
       return;
     }
@@ -141,6 +176,14 @@ export class DtlsServer extends EventEmitter {
     });
     this.emit('association', a);
     a.receive(datagram);
+    // fair share: while it handshakes, its scheduler may take the key holder back for another peer
+    backend.preemptible?.(() => {
+      if (a.state !== 'handshaking') return false;
+      this.stats.preempted++;
+      publishSession({ event: 'stalled', remoteAddress: address, remotePort: port, error: 'preempted: its peer holds more than its share while another waits' });
+      a.close('preempted: its peer holds more than its share of channels while another peer waits');
+      return true;
+    });
   }
 
   /** The ClientHello (epoch 0, first record, whole message in one fragment), or undefined. */
@@ -155,6 +198,15 @@ export class DtlsServer extends EventEmitter {
     return { parts, messageSeq: f.messageSeq, recordSeq: r.seq };
   }
 
+  /** Associations of `address` being opened or handshaking. */
+  private handshakesOf(address: string): number {
+    let n = 0;
+    const prefix = `${address}:`;
+    for (const k of this.pendingOpen) if (k.startsWith(prefix) && k.lastIndexOf(':') === prefix.length - 1) n++;
+    for (const a of this.associations.values()) if (a.address === address && a.state === 'handshaking') n++;
+    return n;
+  }
+
   private send(d: Uint8Array, address: string, port: number): void {
     if (this.listenerCount('datagram') > 0) this.emit('datagram', d, address, port);
     this.socket?.send(d, port, address);
@@ -162,11 +214,31 @@ export class DtlsServer extends EventEmitter {
 
   private expire(): void {
     const now = Date.now();
-    const idle = this.opts.idleTimeoutMs ?? 5 * 60_000;
+    const pressure = this.opts.pressure?.() ?? false;
+    const idle = pressure ? Math.min(this.opts.busyIdleTimeoutMs ?? 1000, this.opts.idleTimeoutMs ?? Infinity) : (this.opts.idleTimeoutMs ?? 5 * 60_000);
     const hs = this.opts.handshakeTimeoutMs ?? 30_000;
-    for (const a of this.associations.values()) {
-      if (a.state === 'handshaking' && now - a.createdAt > hs) a.close('handshake deadline');
-      else if (now - a.lastActivity > idle) void a.end();
+    const stall = pressure ? (this.opts.busyStallTimeoutMs ?? 500) : (this.opts.stallTimeoutMs ?? 4000);
+    const hold = this.opts.maxHoldMs ?? 2000;
+    for (const a of [...this.associations.values()]) {
+      if (a.state === 'handshaking') {
+        if (now - a.createdAt > hs) a.close('handshake deadline');
+        else if (now - a.lastProgress > stall) {
+          this.stats.stalled++;
+          publishSession({ event: 'stalled', remoteAddress: a.address, remotePort: a.port });
+          this.emit('stalled', a);
+          a.close(`handshake stalled: no progress for ${stall} ms`);
+        }
+      } else if (a.state === 'connected') {
+        if (now - a.lastActivity > idle) {
+          if (pressure) this.stats.cut++;
+          void a.end();
+        } else if (pressure && hold > 0 && now - a.createdAt > hold) {
+          this.stats.cut++;
+          publishSession({ event: 'cut', remoteAddress: a.address, remotePort: a.port });
+          this.emit('cut', a);
+          void a.end();
+        }
+      }
     }
   }
 

@@ -1,0 +1,66 @@
+/**
+ * The scheduling settings `serve https` and `serve coap` share (docs/architecture.md, "Sessions
+ * under pressure"): the card channels to serve on (all the card has, less the two the admin socket
+ * needs: its channel and the spare its per-client renewal opens), the hold limit, the hello-stage and
+ * per-peer bounds — from the command-line flags to TlsPool / DtlsServer options; the log level of the
+ * errors an attack produces by the thousand.
+ * imports host/ and cli/card-files.
+ */
+import { existsSync } from 'node:fs';
+import { CardClient, probeLogicalChannels, type CardTransport, type TlsPoolOptions } from '../host/index.js';
+import { cardPaths } from './card-files.js';
+
+/** The flags (all optional; the defaults are the scheduler's). */
+export interface PressureFlags {
+  /** Logical channels to serve on per card (default: all the card opens, less the admin socket's two). */
+  channels?: number;
+  /** Hold limit while others wait, ms. */
+  holdMs?: number;
+  /** Handshake deadline, ms (also the queue deadline). */
+  handshakeTimeoutMs?: number;
+  /** Connections still sending their ClientHello, at most. */
+  maxPending?: number;
+  /** Waiting connections per source IP. */
+  maxPerPeer?: number;
+  /** Channels one source IP holds while others wait. */
+  maxActivePerPeer?: number;
+}
+
+/** Channels the admin socket keeps on an in-process card that offers one: its own and the spare of its renewal. */
+export const ADMIN_CHANNELS = 2;
+
+/**
+ * How many logical channels to serve on: `flags.channels` when given (checked against the card),
+ * else every channel the card can open less ADMIN_CHANNELS when an admin socket will be offered
+ * (in-process card with its operator PIN file), at least 1. Probes the card (MANAGE CHANNEL open /
+ * close) before anything else uses it.
+ */
+export async function servingChannels(transport: CardTransport, o: { cardDir?: string; inProcess: boolean; channels?: number }): Promise<number> {
+  const total = await probeLogicalChannels(new CardClient(transport));
+  const admin = o.inProcess && o.cardDir !== undefined && existsSync(cardPaths(o.cardDir).adminFile) ? ADMIN_CHANNELS : 0;
+  if (o.channels !== undefined) {
+    if (o.channels > total) throw new RangeError(`--channels ${o.channels}: the card opens only ${total} logical channel${total === 1 ? '' : 's'}`);
+    return o.channels;
+  }
+  return Math.max(1, total - admin);
+}
+
+/** TlsPool options from the flags (the scheduler's defaults where a flag is absent). */
+export function poolPressureOptions(f: PressureFlags): Partial<TlsPoolOptions> {
+  return {
+    ...(f.holdMs !== undefined ? { maxHoldMs: f.holdMs } : {}),
+    ...(f.handshakeTimeoutMs !== undefined ? { handshakeTimeoutMs: f.handshakeTimeoutMs } : {}),
+    ...(f.maxPending !== undefined ? { maxPending: f.maxPending } : {}),
+    ...(f.maxPerPeer !== undefined ? { maxPerPeer: f.maxPerPeer } : {}),
+    ...(f.maxActivePerPeer !== undefined ? { maxActivePerPeer: f.maxActivePerPeer } : {}),
+  };
+}
+
+/**
+ * The log level of a session error: what an attack produces by the thousand (a connection evicted,
+ * over its peer's limit, without a ClientHello by the deadline, answered "overloaded") goes to debug
+ * — counted in the metrics, not written line by line at info while the server is under pressure.
+ */
+export function logLevelOf(code: string | undefined): 'debug' | 'info' {
+  return code === 'ERR_HOST_PEER_CLOSED' || code === 'ERR_HOST_EVICTED' || code === 'ERR_HOST_PEER_LIMIT' || code === 'ERR_HOST_HANDSHAKE_TIMEOUT' || code === 'ERR_HOST_OVERLOADED' || code === 'ERR_HOST_NOT_CLIENT_HELLO' ? 'debug' : 'info';
+}
