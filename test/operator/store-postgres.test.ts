@@ -1,0 +1,151 @@
+// The OperatorStore contract on PostgreSQL: the SAME suite as SQLite (test/operator/store-suite.ts),
+// each test in a throw-away database; plus what is PostgreSQL-specific (types, concurrent job
+// sequence numbers across connections, LISTEN/NOTIFY of job changes). Server: SETLS_TEST_PG_URL
+// (test/operator/pg-helpers.ts); locally skipped with the reason when unreachable, a failure in CI.
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { randomUUID } from 'node:crypto';
+import pg from 'pg';
+import { MIGRATIONS, openPgStore, openStore } from '../../src/operator/store/index.js';
+import type { OperatorStore } from '../../src/operator/store/types.js';
+import { storeSuite } from './store-suite.js';
+import { createTempDb, pgUnavailable } from './pg-helpers.js';
+import { skipOrFail } from '../ci.js';
+
+const unavailable = await pgUnavailable();
+
+if (unavailable !== undefined) {
+  test('postgres: the store suite needs a PostgreSQL server', (t) => {
+    skipOrFail(t, unavailable);
+  });
+} else {
+  storeSuite('postgres', {
+    async create() {
+      const db = await createTempDb();
+      const opened: OperatorStore[] = [];
+      try {
+        const store = await openPgStore(db.url);
+        opened.push(store);
+        return {
+          store,
+          reopen: async () => {
+            const s = await openPgStore(db.url);
+            opened.push(s);
+            return s;
+          },
+          dispose: async () => {
+            for (const s of opened) await s.close();
+            await db.drop();
+          },
+        };
+      } catch (e) {
+        await db.drop();
+        throw e;
+      }
+    },
+  });
+
+  const withDb = async (fn: (url: string) => Promise<void>) => {
+    const db = await createTempDb();
+    try {
+      await fn(db.url);
+    } finally {
+      await db.drop();
+    }
+  };
+
+  const seedCard = async (s: OperatorStore, n: number) => {
+    const id = randomUUID();
+    await s.insertCard({
+      id, uid: Uint8Array.of(n >> 8, n & 0xff), batchId: null, attestCertDer: Uint8Array.of(0x30), attestSpkiSha256: new Uint8Array(32).fill(n & 0xff),
+      lifecycle: 'manifest', kvn: 0x30, transportKeyId: null, labels: {}, profile: {}, createdAt: 1,
+    });
+    return id;
+  };
+
+  test('postgres: openStore picks PostgreSQL for a postgres:// URL; the schema uses bytea, bigint and jsonb; migrations recorded', async () => {
+    await withDb(async (url) => {
+      const s = await openStore(url);
+      assert.equal(s.dialect, 'postgres');
+      await s.close();
+      const c = new pg.Client({ connectionString: url });
+      await c.connect();
+      try {
+        const cols = await c.query(
+          `SELECT column_name, data_type FROM information_schema.columns WHERE table_name = 'card' AND column_name IN ('uid', 'created_at', 'labels') ORDER BY column_name`,
+        );
+        assert.deepEqual(cols.rows, [
+          { column_name: 'created_at', data_type: 'bigint' },
+          { column_name: 'labels', data_type: 'jsonb' },
+          { column_name: 'uid', data_type: 'bytea' },
+        ]);
+        const v = await c.query('SELECT version FROM schema_migrations ORDER BY version');
+        assert.deepEqual(v.rows.map((r) => Number(r.version)), MIGRATIONS.map((m) => m.version));
+      } finally {
+        await c.end();
+      }
+    });
+  });
+
+  test('postgres: jobs created at once through two pools get distinct, increasing sequence numbers', async () => {
+    await withDb(async (url) => {
+      const a = await openPgStore(url, { max: 4 });
+      const b = await openPgStore(url, { max: 4 });
+      try {
+        const cards: string[] = [];
+        for (let i = 0; i < 8; i++) cards.push(await seedCard(a, i));
+        const made = await Promise.all(
+          Array.from({ length: 40 }, (_, i) =>
+            (i % 2 ? a : b).insertJob({ id: randomUUID(), cardId: cards[i % 8]!, kind: 'lock', params: {}, maxAttempts: 1, deadlineAt: null, idempotencyKey: null, createdBy: 't', createdAt: 1 }),
+          ),
+        );
+        const seqs = made.map((j) => j.seq).sort((x, y) => x - y);
+        assert.deepEqual(seqs, Array.from({ length: 40 }, (_, i) => i + 1));
+      } finally {
+        await a.close();
+        await b.close();
+      }
+    });
+  });
+
+  test('postgres: a job created through one store wakes a watcher of another (LISTEN/NOTIFY), also a finished one', async () => {
+    await withDb(async (url) => {
+      const a = await openPgStore(url);
+      const b = await openPgStore(url);
+      try {
+        const card = await seedCard(a, 1);
+        let woke = 0;
+        let signal: () => void = () => undefined;
+        // each wait is bounded: a missing notification fails the test instead of hanging it
+        const next = () =>
+          new Promise<void>((resolve, reject) => {
+            const t = setTimeout(() => reject(new Error('no notification within 15 s')), 15_000);
+            signal = () => {
+              clearTimeout(t);
+              resolve();
+            };
+          });
+        let first = next();
+        const stop = await b.watchJobs(() => {
+          woke++;
+          signal();
+        });
+        assert.ok(stop, 'PostgreSQL offers notifications');
+        await first; // the call after LISTEN is in place
+        const before = woke;
+        first = next();
+        const job = await a.insertJob({ id: randomUUID(), cardId: card, kind: 'lock', params: {}, maxAttempts: 1, deadlineAt: null, idempotencyKey: null, createdBy: 't', createdAt: 1 });
+        await first;
+        assert.equal(woke, before + 1);
+        const claimed = (await a.claimJob({ owner: 'x', now: 2, leaseMs: 1000, kinds: ['lock'] }))!;
+        first = next();
+        assert.equal(await a.finishJob(job.id, 'x', claimed.attempt, { status: 'succeeded', now: 3 }), true);
+        await first;
+        await stop!();
+      } finally {
+        await a.close();
+        await b.close();
+      }
+    });
+  });
+}
