@@ -11,6 +11,8 @@ import type { OperatorStore } from '../../src/operator/store/types.js';
 import { storeSuite } from './store-suite.js';
 import { createTempDb, pgUnavailable } from './pg-helpers.js';
 import { skipOrFail } from '../ci.js';
+import { JobRunner } from '../../src/operator/jobs/runner.js';
+import { waitUntil, within } from '../wait.js';
 
 const unavailable = await pgUnavailable();
 
@@ -145,6 +147,52 @@ if (unavailable !== undefined) {
       } finally {
         await a.close();
         await b.close();
+      }
+    });
+  });
+
+  test('postgres: a job runner that polls once an hour still runs a job at once when another node finishes the job it waited behind (LISTEN/NOTIFY)', async () => {
+    await withDb(async (url) => {
+      const a = await openPgStore(url);
+      const raw = await openPgStore(url);
+      let claims = 0;
+      // node B's store, counting the claims its runner made
+      const b = new Proxy(raw, {
+        get(target, prop) {
+          if (prop === 'claimJob') {
+            return async (o: Parameters<OperatorStore['claimJob']>[0]) => {
+              const r = await target.claimJob(o);
+              claims++;
+              return r;
+            };
+          }
+          const v = Reflect.get(target, prop) as unknown;
+          return typeof v === 'function' ? (v as (...x: unknown[]) => unknown).bind(target) : v;
+        },
+      });
+      let ran!: (id: string) => void;
+      const running = new Promise<string>((r) => (ran = r));
+      const runner = new JobRunner({ store: b, owner: 'node-b', pollMs: 3_600_000, leaseMs: 60_000 });
+      runner.register('lock', async (job) => {
+        ran(job.id);
+      });
+      try {
+        const card = await seedCard(a, 1);
+        runner.start();
+        await waitUntil(() => claims >= 1, 'node B made its first (empty) claim'); // from now on it only polls hourly
+        const mk = (kind: string) =>
+          a.insertJob({ id: randomUUID(), cardId: card, kind, params: {}, maxAttempts: 1, deadlineAt: null, idempotencyKey: null, createdBy: 't', createdAt: Date.now() - 10 });
+        const first = await mk('unlock'); // node A's kind: node B waits behind it
+        const second = await mk('lock');
+        const held = (await a.claimJob({ owner: 'node-a', now: Date.now(), leaseMs: 60_000, kinds: ['unlock'] }))!;
+        assert.equal(held.id, first.id);
+        assert.equal(await a.finishJob(first.id, 'node-a', held.attempt, { status: 'succeeded', now: Date.now() }), true);
+        assert.equal(await within(running, 'node B runs the job it waited behind, woken by the notification', 15_000), second.id);
+        await waitUntil(async () => (await a.jobById(second.id))!.status === 'succeeded', 'node B records the outcome');
+      } finally {
+        await runner.stop();
+        await a.close();
+        await raw.close();
       }
     });
   });
