@@ -196,4 +196,30 @@ if (unavailable !== undefined) {
       }
     });
   });
+
+  test('postgres: a claim skips a job another node is claiming right now (FOR UPDATE SKIP LOCKED) instead of waiting for it', async () => {
+    await withDb(async (url) => {
+      const a = await openPgStore(url);
+      const b = await openPgStore(url);
+      try {
+        const mk = async (n: number) => {
+          const card = await seedCard(a, n);
+          return a.insertJob({ id: randomUUID(), cardId: card, kind: 'lock', params: {}, maxAttempts: 1, deadlineAt: null, idempotencyKey: null, createdBy: 't', createdAt: 1 });
+        };
+        const j1 = await mk(1);
+        const j2 = await mk(2);
+        await a.tx(async (t) => {
+          // node A's claim of the first job is not committed yet while node B claims
+          assert.equal((await t.claimJob({ owner: 'a', now: 10, leaseMs: 1000, kinds: ['lock'] }))!.id, j1.id);
+          const other = await within(b.claimJob({ owner: 'b', now: 10, leaseMs: 1000, kinds: ['lock'] }), 'node B claims without waiting for node A', 10_000);
+          assert.equal(other?.id, j2.id);
+        });
+        assert.equal((await a.jobById(j1.id))!.leaseOwner, 'a');
+        assert.equal((await a.jobById(j2.id))!.leaseOwner, 'b');
+      } finally {
+        await a.close();
+        await b.close();
+      }
+    });
+  });
 }
