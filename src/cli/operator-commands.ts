@@ -100,7 +100,7 @@ export function registerOperatorCommands(program: Command): void {
       if (o.store !== undefined && !isPgUrl(o.store)) throw new SetlsError('ERR_OP_BAD_REQUEST', '--store takes a postgres:// URL (the SQLite store is always DIR/operator.db)');
       const r = await initOperator({
         dir: o.dir,
-        store: o.store ?? process.env['SETLS_OPERATOR_STORE'],
+        store: o.store,
         publicUrl: o.publicUrl,
         hostnames: o.hostname,
         manufacturerCaPems: o.manufacturerCa.map((f) => readFileSync(f, 'utf8')),

@@ -38,7 +38,7 @@ export interface InitOptions {
   readonly name?: string;
   readonly now?: number;
   /** A `postgres://…` URL: the store lives there (its URL without password goes to operator.json);
-   *  default: the SQLite file D/operator.db. */
+   *  default: SETLS_OPERATOR_STORE when it names one, else the SQLite file D/operator.db. */
   readonly store?: string;
 }
 
@@ -59,7 +59,8 @@ export async function initOperator(o: InitOptions = {}): Promise<InitResult> {
   if (existsSync(paths.db) || existsSync(paths.caKey)) {
     throw new OpError(OpErrorCode.stateExists, `${paths.dir} already holds an operator (operator.db / ca.key): refusing to overwrite it`);
   }
-  const target = o.store && isPgUrl(o.store) ? o.store : paths.db;
+  const wanted = o.store ?? process.env['SETLS_OPERATOR_STORE'];
+  const target = wanted && isPgUrl(wanted) ? wanted : paths.db;
   if (isPgUrl(target)) {
     const existing = await openStore(target);
     try {
