@@ -96,7 +96,9 @@ export class Operator {
       throw new OpError(OpErrorCode.stateMissing, `no operator in ${paths.dir}: run 'setls operator init --dir ${paths.dir}' first`);
     }
     if (opts.publicUrl) config = { ...config, publicUrl: opts.publicUrl };
-    const store = await openStore(target);
+    // LISTEN needs a session: behind PgBouncer in transaction mode, a direct URL for it (docs/operator-scale.md)
+    const listenUrl = process.env['SETLS_OPERATOR_LISTEN_URL'];
+    const store = await openStore(target, listenUrl ? { listenUrl } : undefined);
     try {
       const row = await store.caByRole('issuing');
       if (!row) throw new OpError(OpErrorCode.stateMissing, `the store ${redactStoreUrl(target)} has no issuing CA`);
