@@ -222,4 +222,41 @@ if (unavailable !== undefined) {
       }
     });
   });
+
+  test('postgres: nodes starting at once on an empty database migrate it once (no race on CREATE TABLE)', async () => {
+    await withDb(async (url) => {
+      const opened = await Promise.allSettled([openPgStore(url), openPgStore(url), openPgStore(url), openPgStore(url)]);
+      try {
+        for (const r of opened) assert.equal(r.status, 'fulfilled', r.status === 'rejected' ? String(r.reason) : '');
+        const s = (opened[0] as PromiseFulfilledResult<OperatorStore>).value;
+        assert.equal(await s.schemaVersion(), MIGRATIONS.at(-1)!.version);
+      } finally {
+        for (const r of opened) if (r.status === 'fulfilled') await r.value.close();
+      }
+    });
+  });
+
+  test('postgres: two nodes writing the same settings, host credential and audit head at once never collide (upserts)', async () => {
+    await withDb(async (url) => {
+      const a = await openPgStore(url);
+      const b = await openPgStore(url);
+      try {
+        const card = await seedCard(a, 1);
+        for (let round = 0; round < 5; round++) {
+          await Promise.all(
+            [a, b].flatMap((s, i) => [
+              s.setMeta(`k${round}`, `v${i}`),
+              s.putHostCredential({ id: `h${round}`, name: `n${i}`, credentialHash: new Uint8Array(32).fill(i), createdAt: 1 }),
+              s.putAuditHead({ cardId: card, seq: round * 2 + i, headHash: new Uint8Array(32), signature: Uint8Array.of(i), verified: true, time: 1, receivedAt: 1 }),
+            ]),
+          );
+          assert.ok(['v0', 'v1'].includes((await a.getMeta(`k${round}`))!));
+          assert.ok(['n0', 'n1'].includes((await a.hostById(`h${round}`))!.name));
+        }
+      } finally {
+        await a.close();
+        await b.close();
+      }
+    });
+  });
 }

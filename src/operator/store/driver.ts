@@ -20,6 +20,9 @@ export interface Dialect {
   readonly name: 'sqlite' | 'postgres';
   /** DDL type names substituted for {bytes}, {int64}, {json}, {text}, {serial_pk}. */
   readonly types: { readonly bytes: string; readonly int64: string; readonly json: string; readonly text: string; readonly serialPk: string };
+  /** Run first in each migration transaction so that two processes never migrate at once
+   *  (PostgreSQL: an advisory transaction lock; SQLite: null, its writer lock suffices). */
+  readonly migrationLock: string | null;
 }
 
 export interface SqlDriver extends SqlConn {

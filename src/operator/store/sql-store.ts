@@ -1,7 +1,9 @@
 /**
  * operator/store/sql-store: `OperatorStore` written once over a `SqlDriver` — the one place that
  * holds the operator's SQL. The statements are portable (SQLite 3.24+ and PostgreSQL: `?`
- * placeholders, `ON CONFLICT … DO NOTHING`, keyset pagination, no RETURNING, no SQLite functions);
+ * placeholders, `ON CONFLICT … DO NOTHING / DO UPDATE … excluded`, keyset pagination, no RETURNING,
+ * no SQLite functions); on PostgreSQL several nodes write at once, so a read-then-write is one
+ * statement (upsert, guarded UPDATE) or holds the row / an advisory lock;
  * what differs per dialect (JSON field access) comes from `DialectSql`. imports store/types,
  * store/driver, store/schema, errors.
  *
@@ -306,10 +308,8 @@ export class SqlStore implements OperatorStore {
     return r ? s(r, 'value') : null;
   }
   async setMeta(key: string, value: string): Promise<void> {
-    await this.inTx(async (t) => {
-      const { changes } = await t.c.run('UPDATE meta SET value = ? WHERE key = ?', [value, key]);
-      if (changes === 0) await t.c.run('INSERT INTO meta (key, value) VALUES (?, ?)', [key, value]);
-    });
+    // one statement (an upsert): two nodes setting the same key at once never collide
+    await this.c.run('INSERT INTO meta (key, value) VALUES (?, ?) ON CONFLICT (key) DO UPDATE SET value = excluded.value', [key, value]);
   }
 
   // ---- CAs and keys
@@ -749,12 +749,11 @@ export class SqlStore implements OperatorStore {
 
   // ---- device hosts
   async putHostCredential(row: Pick<HostRow, 'id' | 'name' | 'credentialHash' | 'createdAt'>): Promise<void> {
-    await this.inTx(async (t) => {
-      const { changes } = await t.c.run('UPDATE host SET name = ?, credential_hash = ?, revoked_at = NULL WHERE id = ?', [row.name, row.credentialHash, row.id]);
-      if (changes === 0) {
-        await t.c.run('INSERT INTO host (id, name, credential_hash, created_at) VALUES (?, ?, ?, ?)', [row.id, row.name, row.credentialHash, row.createdAt]);
-      }
-    });
+    await this.c.run(
+      `INSERT INTO host (id, name, credential_hash, created_at) VALUES (?, ?, ?, ?)
+       ON CONFLICT (id) DO UPDATE SET name = excluded.name, credential_hash = excluded.credential_hash, revoked_at = NULL`,
+      [row.id, row.name, row.credentialHash, row.createdAt],
+    );
   }
   async hostById(id: string): Promise<HostRow | null> {
     const r = await this.c.get('SELECT * FROM host WHERE id = ?', [id]);
@@ -796,28 +795,12 @@ export class SqlStore implements OperatorStore {
     };
   }
   async putAuditHead(row: AuditHeadRow): Promise<void> {
-    await this.inTx(async (t) => {
-      const { changes } = await t.c.run('UPDATE card_audit_head SET seq = ?, head_hash = ?, signature = ?, verified = ?, time = ?, received_at = ? WHERE card_id = ?', [
-        row.seq,
-        row.headHash,
-        row.signature,
-        row.verified ? 1 : 0,
-        row.time,
-        row.receivedAt,
-        row.cardId,
-      ]);
-      if (changes === 0) {
-        await t.c.run('INSERT INTO card_audit_head (card_id, seq, head_hash, signature, verified, time, received_at) VALUES (?, ?, ?, ?, ?, ?, ?)', [
-          row.cardId,
-          row.seq,
-          row.headHash,
-          row.signature,
-          row.verified ? 1 : 0,
-          row.time,
-          row.receivedAt,
-        ]);
-      }
-    });
+    await this.c.run(
+      `INSERT INTO card_audit_head (card_id, seq, head_hash, signature, verified, time, received_at) VALUES (?, ?, ?, ?, ?, ?, ?)
+       ON CONFLICT (card_id) DO UPDATE SET seq = excluded.seq, head_hash = excluded.head_hash, signature = excluded.signature,
+         verified = excluded.verified, time = excluded.time, received_at = excluded.received_at`,
+      [row.cardId, row.seq, row.headHash, row.signature, row.verified ? 1 : 0, row.time, row.receivedAt],
+    );
   }
 
   // ---- API tokens and idempotency
