@@ -254,3 +254,33 @@ test('two operator nodes on one PostgreSQL: SIGKILL the node holding the jobs â†
     tmp.cleanup();
   }
 });
+
+test('setls operator init --store postgres://â€¦: operator.json names the database without the password, later commands find it (password from PGPASSWORD), a second init on that database is refused', async (t) => {
+  if (!skipOrFail(t, await pgUnavailable())) return;
+  const db = await createTempDb();
+  const tmp = tempDir('setls-pginit-');
+  try {
+    const password = decodeURIComponent(new URL(db.url).password);
+    const bare = new URL(db.url);
+    bare.password = '';
+    const env = { ...process.env, SETLS_OPERATOR_STORE: '' };
+    const cli = (args: string[], extra: Record<string, string> = {}) =>
+      spawnSync(process.execPath, [BIN, 'operator', ...args], { encoding: 'utf8', timeout: 120_000, env: { ...env, ...extra } });
+    const dir = join(tmp.dir, 'op');
+    const init = cli(['init', '--dir', dir, '--store', db.url]);
+    assert.equal(init.status, 0, init.stderr);
+    assert.match(init.stdout, /store: +postgres:\/\//);
+    assert.ok(!init.stdout.includes(`:${password}@`), 'the password is not printed');
+    const config = JSON.parse(readFileSync(join(dir, 'operator.json'), 'utf8'));
+    assert.equal(new URL(config.store).password, '');
+    const tok = cli(['token', '--dir', dir, '--role', 'viewer'], { PGPASSWORD: password });
+    assert.equal(tok.status, 0, tok.stderr);
+    assert.match(tok.stdout.trim(), /^sop_/, 'a token made through the PostgreSQL store');
+    const again = cli(['init', '--dir', join(tmp.dir, 'other'), '--store', db.url]);
+    assert.notEqual(again.status, 0);
+    assert.match(again.stderr, /already holds an operator/);
+  } finally {
+    await db.drop();
+    tmp.cleanup();
+  }
+});
