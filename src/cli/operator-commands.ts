@@ -20,6 +20,7 @@ import { initOperator } from '../operator/init.js';
 import { Operator } from '../operator/operator.js';
 import { startOperator } from '../operator/service.js';
 import type { Role } from '../operator/store/types.js';
+import { isPgUrl } from '../operator/store/index.js';
 import { OperatorClient, type ClientOptions } from './operator-client.js';
 import { cardDetails, jobLine, sanText, short, table } from './operator-format.js';
 
@@ -92,6 +93,7 @@ export interface ServeFlags {
   jobs: boolean;
   jobLease?: number;
   scriptTimeout?: number;
+  store?: string;
 }
 
 /** The options of `operator serve` (and `operator up`). */
@@ -103,13 +105,15 @@ export function serveOptions(cmd: Command): Command {
     .option('--public-url <url>', 'URL relying parties and agents use (overrides operator.json)')
     .option('--no-jobs', 'do not run jobs in this process')
     .option('--job-lease <ms>', 'job lease: how long a job held by a runner that died waits before another takes it over', (v) => Number(v))
-    .option('--script-timeout <ms>', 'deadline of one admin script through the device agent', (v) => Number(v));
+    .option('--script-timeout <ms>', 'deadline of one admin script through the device agent', (v) => Number(v))
+    .option('--store <url|file>', 'the store: postgres://… (several serve processes may share it) or a SQLite file; default: SETLS_OPERATOR_STORE, operator.json, DIR/operator.db');
 }
 
 /** `operator serve`: the API, relay and job runner until SIGINT/SIGTERM. */
 export async function serveOperator(o: ServeFlags): Promise<void> {
   const running = await startOperator({
     dir: o.dir,
+    store: o.store,
     port: o.port,
     host: o.host,
     publicUrl: o.publicUrl,
@@ -137,16 +141,19 @@ export function registerOperatorCommands(program: Command): Command {
     .option('--hostname <name...>', "extra DNS names / IPs for the operator's HTTPS certificate", [])
     .option('--manufacturer-ca <file...>', 'trust these manufacturer CA certificates (PEM) for attestation', [])
     .option('--manufacturer-keys <file...>', "manufacturer master key files (e.g. .setls/manufacturer/master.key): the cards' factory SCP03 keys (KVN 30) derive from them", [])
-    .action(async (o: { dir: string; publicUrl?: string; hostname: string[]; manufacturerCa: string[]; manufacturerKeys: string[] }) => {
+    .option('--store <url>', 'postgres://user@host:port/db to keep the store in PostgreSQL (password: PGPASSWORD or ~/.pgpass; kept in operator.json without it); default: DIR/operator.db (SQLite)')
+    .action(async (o: { dir: string; publicUrl?: string; hostname: string[]; manufacturerCa: string[]; manufacturerKeys: string[]; store?: string }) => {
+      if (o.store !== undefined && !isPgUrl(o.store)) throw new SetlsError('ERR_OP_BAD_REQUEST', '--store takes a postgres:// URL (the SQLite store is always DIR/operator.db)');
       const r = await initOperator({
         dir: o.dir,
+        store: o.store,
         publicUrl: o.publicUrl,
         hostnames: o.hostname,
         manufacturerCaPems: o.manufacturerCa.map((f) => readFileSync(f, 'utf8')),
         manufacturerKeyFiles: o.manufacturerKeys,
       });
       console.log(`operator created in ${r.paths.dir}`);
-      console.log(`  store:            ${r.paths.db}`);
+      console.log(`  store:            ${r.store}`);
       console.log(`  issuing CA:       ${r.paths.caCert} (relying parties trust it; key ${r.paths.caKey}, 0600)`);
       console.log(`  CA SHA-256:       ${r.caFingerprint}`);
       console.log(`  HTTPS:            ${r.paths.tlsCert}, issued by ${r.paths.tlsCaCert} (API clients trust that one)`);

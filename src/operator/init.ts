@@ -20,7 +20,7 @@ import { writeSecretFile } from './keys/secret-files.js';
 import { DEFAULT_CONFIG, operatorPaths, type OperatorConfig, type OperatorPaths } from './paths.js';
 import { OperatorCa } from './pki/issuing-ca.js';
 import { DAY_MS, EC_P256, randomSerial, toPem } from './pki/x509.js';
-import { openSqliteStore } from './store/index.js';
+import { isPgUrl, openStore, redactStoreUrl } from './store/index.js';
 import { Operator } from './operator.js';
 
 export interface InitOptions {
@@ -37,6 +37,9 @@ export interface InitOptions {
   readonly manufacturerKeyFiles?: readonly string[];
   readonly name?: string;
   readonly now?: number;
+  /** A `postgres://…` URL: the store lives there (its URL without password goes to operator.json);
+   *  default: SETLS_OPERATOR_STORE when it names one, else the SQLite file D/operator.db. */
+  readonly store?: string;
 }
 
 export interface InitResult {
@@ -47,12 +50,26 @@ export interface InitResult {
   readonly trustedManufacturers: number;
   /** The transport key ids of the manufacturer master keys given. */
   readonly transportKeyIds: readonly string[];
+  /** Where the store is (a PostgreSQL URL without its password, or the SQLite file). */
+  readonly store: string;
 }
 
 export async function initOperator(o: InitOptions = {}): Promise<InitResult> {
   const paths = operatorPaths(o.dir);
   if (existsSync(paths.db) || existsSync(paths.caKey)) {
     throw new OpError(OpErrorCode.stateExists, `${paths.dir} already holds an operator (operator.db / ca.key): refusing to overwrite it`);
+  }
+  const wanted = o.store ?? process.env['SETLS_OPERATOR_STORE'];
+  const target = wanted && isPgUrl(wanted) ? wanted : paths.db;
+  if (isPgUrl(target)) {
+    const existing = await openStore(target);
+    try {
+      if (await existing.caByRole('issuing')) {
+        throw new OpError(OpErrorCode.stateExists, `the database ${redactStoreUrl(target)} already holds an operator: refusing to overwrite it`);
+      }
+    } finally {
+      await existing.close();
+    }
   }
   const now = o.now ?? Date.now();
   const name = o.name ?? 'setls operator';
@@ -104,10 +121,14 @@ export async function initOperator(o: InitOptions = {}): Promise<InitResult> {
     }
   }
 
-  const config: OperatorConfig = { ...DEFAULT_CONFIG, ...(o.publicUrl ? { publicUrl: o.publicUrl } : {}) };
+  const config: OperatorConfig = {
+    ...DEFAULT_CONFIG,
+    ...(o.publicUrl ? { publicUrl: o.publicUrl } : {}),
+    ...(isPgUrl(target) ? { store: redactStoreUrl(target) } : {}),
+  };
   writeFileSync(paths.config, JSON.stringify(config, null, 2) + '\n');
 
-  const store = await openSqliteStore(paths.db);
+  const store = await openStore(target);
   let adminToken: string;
   try {
     await store.putCa({ id: randomUUID(), role: 'issuing', certDer: issuing.ca.certDer, keyRef: 'file:ca.key', notAfter: issuing.ca.notAfter, createdAt: now });
@@ -122,7 +143,7 @@ export async function initOperator(o: InitOptions = {}): Promise<InitResult> {
   }
   writeSecretFile(paths.adminToken, adminToken + '\n');
 
-  const op = await Operator.open({ dir: paths.dir });
+  const op = await Operator.open({ dir: paths.dir, store: target });
   let trusted = 0;
   try {
     for (const pem of o.manufacturerCaPems ?? []) trusted += (await op.trustManufacturer(pem)).length;
@@ -131,5 +152,5 @@ export async function initOperator(o: InitOptions = {}): Promise<InitResult> {
   } finally {
     await op.close();
   }
-  return { paths, adminToken, caFingerprint: issuing.ca.nodeCert.fingerprint256, masterKcv, trustedManufacturers: trusted, transportKeyIds: transports.map((t) => t.id) };
+  return { paths, adminToken, caFingerprint: issuing.ca.nodeCert.fingerprint256, masterKcv, trustedManufacturers: trusted, transportKeyIds: transports.map((t) => t.id), store: redactStoreUrl(target) };
 }

@@ -11,7 +11,7 @@ import { OpError, OpErrorCode } from './errors.js';
 import { JobRunner, type RunnerLog } from './jobs/runner.js';
 import { readSecretFile } from './keys/secret-files.js';
 import { OperatorMetrics } from './metrics.js';
-import { crlUrlOf, operatorPaths, readConfig, type OperatorConfig, type OperatorPaths } from './paths.js';
+import { crlUrlOf, operatorPaths, readConfig, storeTargetOf, type OperatorConfig, type OperatorPaths } from './paths.js';
 import { DefaultAttestationVerifier, type AttestationVerifier } from './pki/attestation.js';
 import { ISD_ATTESTATION_FORMAT } from './pki/isd-attestation.js';
 import { verifyChain } from './pki/chain.js';
@@ -19,12 +19,14 @@ import { EnrolmentService } from './pki/enrolment.js';
 import { OperatorCa } from './pki/issuing-ca.js';
 import { RevocationService } from './pki/revocation.js';
 import { fingerprintHex, fromPemAll, toPem } from './pki/x509.js';
-import { openSqliteStore } from './store/index.js';
+import { isPgUrl, openStore, redactStoreUrl } from './store/index.js';
 import type { ManufacturerCaRow, OperatorStore } from './store/types.js';
 import { X509Certificate } from 'node:crypto';
 
 export interface OpenOptions {
   readonly dir?: string;
+  /** The store: a postgres:// URL or a SQLite file (default: paths.storeTargetOf). */
+  readonly store?: string;
   readonly now?: () => number;
   /** Attestation verifier (default: the security domain's E0 statements, pki/isd-attestation.ts). */
   readonly verifier?: AttestationVerifier;
@@ -88,15 +90,18 @@ export class Operator {
   /** Opens an initialised operator folder (ERR_OP_STATE_MISSING when `operator init` never ran). */
   static async open(opts: OpenOptions = {}): Promise<Operator> {
     const paths = operatorPaths(opts.dir);
-    if (!existsSync(paths.db) || !existsSync(paths.caCert)) {
+    let config = readConfig(paths);
+    const target = storeTargetOf(paths, config, opts.store);
+    if ((!isPgUrl(target) && !existsSync(target)) || !existsSync(paths.caCert)) {
       throw new OpError(OpErrorCode.stateMissing, `no operator in ${paths.dir}: run 'setls operator init --dir ${paths.dir}' first`);
     }
-    let config = readConfig(paths);
     if (opts.publicUrl) config = { ...config, publicUrl: opts.publicUrl };
-    const store = await openSqliteStore(paths.db);
+    // LISTEN needs a session: behind PgBouncer in transaction mode, a direct URL for it (docs/operator-scale.md)
+    const listenUrl = process.env['SETLS_OPERATOR_LISTEN_URL'];
+    const store = await openStore(target, listenUrl ? { listenUrl } : undefined);
     try {
       const row = await store.caByRole('issuing');
-      if (!row) throw new OpError(OpErrorCode.stateMissing, `the store in ${paths.db} has no issuing CA`);
+      if (!row) throw new OpError(OpErrorCode.stateMissing, `the store ${redactStoreUrl(target)} has no issuing CA`);
       const ca = await OperatorCa.load(readFileSync(paths.caCert, 'utf8'), readSecretFile(paths.caKey).toString('utf8'));
       if (fingerprintHex(ca.certDer) !== fingerprintHex(row.certDer)) {
         throw new OpError(OpErrorCode.keyFile, `${paths.caCert} is not the issuing CA recorded in the store`);

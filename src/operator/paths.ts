@@ -2,7 +2,8 @@
  * operator/paths: the files of an operator state folder (`setls operator init --dir D`, default
  * `.setls/operator`) and its small JSON configuration. imports nothing but node:fs/path.
  *
- *   D/operator.db (+ -wal, -shm)  the SQLite store (no private key, no card key)
+ *   D/operator.db (+ -wal, -shm)  the SQLite store (no private key, no card key), unless the
+ *                                 configuration names a PostgreSQL store (`store`)
  *   D/ca.crt, D/ca.key            the issuing CA relying parties trust / its key (0600)
  *   D/tls.crt, D/tls.key          the operator's own HTTPS certificate / key (0600)
  *   D/tls-ca.crt, D/tls-ca.key    the separate CA that issued tls.crt (clients of the API trust it)
@@ -67,6 +68,9 @@ export interface OperatorConfig {
   readonly defaultIpAddresses: readonly string[];
   /** CRL validity (nextUpdate − thisUpdate), hours (≤ 24). */
   readonly crlHours: number;
+  /** The store: a `postgres://…` URL (kept without its password: give it through PGPASSWORD or
+   *  ~/.pgpass, or the whole URL through --store / SETLS_OPERATOR_STORE); absent: D/operator.db. */
+  readonly store?: string;
 }
 
 export const DEFAULT_CONFIG: OperatorConfig = {
@@ -80,6 +84,12 @@ export function readConfig(paths: OperatorPaths): OperatorConfig {
   if (!existsSync(paths.config)) return DEFAULT_CONFIG;
   const raw = JSON.parse(readFileSync(paths.config, 'utf8')) as Partial<OperatorConfig>;
   return { ...DEFAULT_CONFIG, ...raw };
+}
+
+/** Where the store is: the explicit choice, else SETLS_OPERATOR_STORE, else the configured one,
+ *  else the SQLite file of the folder. */
+export function storeTargetOf(paths: OperatorPaths, config: OperatorConfig, explicit?: string): string {
+  return explicit || process.env['SETLS_OPERATOR_STORE'] || config.store || paths.db;
 }
 
 export function crlUrlOf(config: OperatorConfig, listeningUrl?: string): string {

@@ -87,6 +87,7 @@ export class JobRunner {
   private crashed = false;
   private ticking = false;
   private again = false;
+  private unwatch: Promise<(() => Promise<void>) | null> | undefined;
 
   constructor(private readonly o: RunnerOptions) {
     this.owner = o.owner ?? `${hostname()}:${process.pid}:${randomUUID().slice(0, 8)}`;
@@ -107,11 +108,23 @@ export class JobRunner {
     return [...this.executors.keys()];
   }
 
-  /** Starts the polling loop. */
+  /** Starts the polling loop, and listens for job changes made by other nodes where the store
+   *  announces them (PostgreSQL NOTIFY): the loop then wakes at once instead of at its next poll. */
   start(): void {
     if (this.active) return;
     this.active = true;
+    this.unwatch = this.o.store.watchJobs(() => this.poke()).catch((e: unknown) => {
+      this.log.warn({ err: e }, 'job notifications unavailable; polling only');
+      return null;
+    });
     this.schedule(0);
+  }
+
+  private async stopWatching(): Promise<void> {
+    const w = this.unwatch;
+    this.unwatch = undefined;
+    const stop = w ? await w : null;
+    if (stop) await stop();
   }
 
   /** Wakes the loop now (a job was just created). */
@@ -123,6 +136,7 @@ export class JobRunner {
   async stop(): Promise<void> {
     this.active = false;
     clearTimeout(this.loopTimer);
+    await this.stopWatching();
     for (const r of this.running.values()) r.controller.abort(new JobError(OpErrorCode.leaseLost, 'the runner is stopping', { retryable: true }));
     await Promise.allSettled([...this.running.values()].map((r) => r.done));
   }
@@ -135,6 +149,7 @@ export class JobRunner {
     this.crashed = true;
     this.active = false;
     clearTimeout(this.loopTimer);
+    void this.stopWatching();
   }
 
   /** Expires what must be expired, then claims and runs jobs until none is claimable or the

@@ -20,15 +20,22 @@ export interface Dialect {
   readonly name: 'sqlite' | 'postgres';
   /** DDL type names substituted for {bytes}, {int64}, {json}, {text}, {serial_pk}. */
   readonly types: { readonly bytes: string; readonly int64: string; readonly json: string; readonly text: string; readonly serialPk: string };
+  /** Run first in each migration transaction so that two processes never migrate at once
+   *  (PostgreSQL: an advisory transaction lock; SQLite: null, its writer lock suffices). */
+  readonly migrationLock: string | null;
 }
 
 export interface SqlDriver extends SqlConn {
   readonly dialect: Dialect;
-  /** One transaction (serialised with every other write); commits when fn resolves. */
+  /** One transaction; commits when fn resolves. SQLite serialises it with every other write of the
+   *  process; PostgreSQL runs it at READ COMMITTED concurrently with others and may re-run `fn`
+   *  after a deadlock or serialization failure (so `fn` touches nothing but the database). */
   tx<T>(fn: (c: SqlConn) => Promise<T>): Promise<T>;
   /** Several DDL statements (migrations), in one transaction. */
   execScript(sql: string): Promise<void>;
   close(): Promise<void>;
+  /** Change notifications (PostgreSQL LISTEN); absent where there is no such thing (SQLite). */
+  listen?(channel: string, fn: () => void): Promise<() => Promise<void>>;
 }
 
 /** DDL with dialect placeholders → concrete DDL. */

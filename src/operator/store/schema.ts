@@ -243,9 +243,12 @@ export const SCHEMA_VERSION = MIGRATIONS[MIGRATIONS.length - 1]!.version;
 
 /** Runs the migrations the database has not seen yet; returns the version now in force. */
 export async function migrate(driver: SqlDriver, now = Date.now()): Promise<number> {
-  await driver.execScript(
-    ddl(driver.dialect, 'CREATE TABLE IF NOT EXISTS schema_migrations (version {int64} PRIMARY KEY, name {text} NOT NULL, applied_at {int64} NOT NULL);'),
-  );
+  const lock = driver.dialect.migrationLock;
+  await driver.tx(async (c) => {
+    // CREATE TABLE IF NOT EXISTS is not safe against a concurrent one on PostgreSQL: under the lock
+    if (lock) await c.get(lock);
+    await c.run(ddl(driver.dialect, 'CREATE TABLE IF NOT EXISTS schema_migrations (version {int64} PRIMARY KEY, name {text} NOT NULL, applied_at {int64} NOT NULL)'));
+  });
   const row = await driver.get('SELECT MAX(version) AS v FROM schema_migrations');
   const current = Number(row?.['v'] ?? 0);
   if (current > SCHEMA_VERSION) {
@@ -254,6 +257,7 @@ export async function migrate(driver: SqlDriver, now = Date.now()): Promise<numb
   for (const m of MIGRATIONS) {
     if (m.version <= current) continue;
     await driver.tx(async (c) => {
+      if (lock) await c.get(lock);
       // Another process may have run it meanwhile (the check and the DDL share this transaction).
       const again = await c.get('SELECT MAX(version) AS v FROM schema_migrations');
       if (Number(again?.['v'] ?? 0) >= m.version) return;

@@ -1,7 +1,9 @@
 /**
  * operator/store/sql-store: `OperatorStore` written once over a `SqlDriver` — the one place that
  * holds the operator's SQL. The statements are portable (SQLite 3.24+ and PostgreSQL: `?`
- * placeholders, `ON CONFLICT … DO NOTHING`, keyset pagination, no RETURNING, no SQLite functions);
+ * placeholders, `ON CONFLICT … DO NOTHING / DO UPDATE … excluded`, keyset pagination, no RETURNING,
+ * no SQLite functions); on PostgreSQL several nodes write at once, so a read-then-write is one
+ * statement (upsert, guarded UPDATE) or holds the row / an advisory lock;
  * what differs per dialect (JSON field access) comes from `DialectSql`. imports store/types,
  * store/driver, store/schema, errors.
  *
@@ -45,14 +47,34 @@ export interface DialectSql {
   /** A JSON text field of `column` whose key is bound as the following `?` (value given by `jsonKeyParam`). */
   jsonText(column: string): string;
   jsonKeyParam(key: string): string;
-  /** Appended to the claim SELECT (PostgreSQL: ' FOR UPDATE SKIP LOCKED'). */
+  /** Appended to the claim SELECT (PostgreSQL: ' FOR UPDATE OF j SKIP LOCKED'). */
   readonly lockSkip: string;
+  /** Run in the transaction of insertJob before the sequence number is taken (PostgreSQL: an
+   *  advisory transaction lock, so that two nodes never compute the same MAX(seq) + 1). */
+  readonly jobSeqLock: string | null;
+  /** Run in the transaction of a job change that may make a job claimable (PostgreSQL: NOTIFY,
+   *  delivered at commit to every node's LISTEN session). */
+  readonly notifyJobs: string | null;
 }
+
+/** The channel job changes are announced on (PostgreSQL). */
+export const JOBS_CHANNEL = 'setls_jobs';
 
 export const SQLITE_SQL: DialectSql = {
   jsonText: (col) => `json_extract(${col}, ?)`,
   jsonKeyParam: (key) => `$."${key.replace(/["\\]/g, '')}"`,
   lockSkip: '',
+  jobSeqLock: null,
+  notifyJobs: null,
+};
+
+export const PG_SQL: DialectSql = {
+  jsonText: (col) => `(${col} ->> CAST(? AS text))`,
+  jsonKeyParam: (key) => key,
+  lockSkip: ' FOR UPDATE OF j SKIP LOCKED',
+  // an arbitrary constant naming "the job sequence" among this database's advisory locks
+  jobSeqLock: 'SELECT pg_advisory_xact_lock(1583963473)',
+  notifyJobs: `SELECT pg_notify('${JOBS_CHANNEL}', '')`,
 };
 
 const s = (r: SqlRow, k: string): string => r[k] as string;
@@ -255,6 +277,26 @@ export class SqlStore implements OperatorStore {
     if (!this.conn) await this.driver.close();
   }
 
+  /** Announces a job change (PostgreSQL NOTIFY inside the current transaction). */
+  private async notify(): Promise<void> {
+    if (this.sql.notifyJobs) await this.c.get(this.sql.notifyJobs);
+  }
+
+  /** A guarded job update that, when it changed the row, announces it in the same transaction. */
+  private async jobChange(sql: string, params: readonly SqlValue[]): Promise<boolean> {
+    if (!this.sql.notifyJobs) return (await this.c.run(sql, params)).changes === 1;
+    return this.inTx(async (t) => {
+      const { changes } = await t.c.run(sql, params);
+      if (changes === 1) await t.notify();
+      return changes === 1;
+    });
+  }
+
+  async watchJobs(onChange: () => void): Promise<(() => Promise<void>) | null> {
+    if (!this.driver.listen || this.conn) return null;
+    return this.driver.listen(JOBS_CHANNEL, onChange);
+  }
+
   async schemaVersion(): Promise<number> {
     const r = await this.c.get('SELECT MAX(version) AS v FROM schema_migrations');
     return Number(r?.['v'] ?? 0);
@@ -266,10 +308,8 @@ export class SqlStore implements OperatorStore {
     return r ? s(r, 'value') : null;
   }
   async setMeta(key: string, value: string): Promise<void> {
-    await this.inTx(async (t) => {
-      const { changes } = await t.c.run('UPDATE meta SET value = ? WHERE key = ?', [value, key]);
-      if (changes === 0) await t.c.run('INSERT INTO meta (key, value) VALUES (?, ?)', [key, value]);
-    });
+    // one statement (an upsert): two nodes setting the same key at once never collide
+    await this.c.run('INSERT INTO meta (key, value) VALUES (?, ?) ON CONFLICT (key) DO UPDATE SET value = excluded.value', [key, value]);
   }
 
   // ---- CAs and keys
@@ -543,6 +583,7 @@ export class SqlStore implements OperatorStore {
   // ---- jobs
   async insertJob(job: NewJob): Promise<JobRow> {
     return this.inTx(async (t) => {
+      if (this.sql.jobSeqLock) await t.c.get(this.sql.jobSeqLock);
       await t.c.run(
         `INSERT INTO job (id, seq, card_id, campaign_id, kind, params, status, attempt, max_attempts, not_before, deadline_at, idempotency_key, progress, created_by, created_at, updated_at)
          SELECT ?, COALESCE(MAX(seq), 0) + 1, ?, ?, ?, ?, 'queued', 0, ?, ?, ?, ?, '{}', ?, ?, ? FROM job`,
@@ -561,6 +602,7 @@ export class SqlStore implements OperatorStore {
           job.createdAt,
         ],
       );
+      await t.notify();
       return (await t.jobById(job.id))!;
     });
   }
@@ -636,35 +678,31 @@ export class SqlStore implements OperatorStore {
     return changes === 1;
   }
   async finishJob(id: string, owner: string, attempt: number, f: JobFinish): Promise<boolean> {
-    const { changes } = await this.c.run(
+    return this.jobChange(
       `UPDATE job SET status = ?, result = ?, error_code = ?, error_message = ?, lease_owner = NULL, lease_until = NULL, finished_at = ?, updated_at = ?
        WHERE id = ? AND lease_owner = ? AND attempt = ? AND status = 'in_progress'`,
       [f.status, json(f.result ?? null), f.errorCode ?? null, f.errorMessage ?? null, f.now, f.now, id, owner, attempt],
     );
-    return changes === 1;
   }
   async requeueJob(id: string, owner: string, attempt: number, notBefore: number, errorCode: string, errorMessage: string, now: number): Promise<boolean> {
-    const { changes } = await this.c.run(
+    return this.jobChange(
       `UPDATE job SET status = 'queued', lease_owner = NULL, lease_until = NULL, not_before = ?, error_code = ?, error_message = ?, updated_at = ?
        WHERE id = ? AND lease_owner = ? AND attempt = ? AND status = 'in_progress'`,
       [notBefore, errorCode, errorMessage, now, id, owner, attempt],
     );
-    return changes === 1;
   }
   async expireJob(id: string, expectedAttempt: number, f: JobFinish): Promise<boolean> {
-    const { changes } = await this.c.run(
+    return this.jobChange(
       `UPDATE job SET status = ?, result = ?, error_code = ?, error_message = ?, lease_owner = NULL, lease_until = NULL, finished_at = ?, updated_at = ?
        WHERE id = ? AND attempt = ? AND status IN ${UNFINISHED} AND (lease_until IS NULL OR lease_until <= ?)`,
       [f.status, json(f.result ?? null), f.errorCode ?? null, f.errorMessage ?? null, f.now, f.now, id, expectedAttempt, f.now],
     );
-    return changes === 1;
   }
   async cancelJob(id: string, now: number): Promise<boolean> {
-    const { changes } = await this.c.run(
+    return this.jobChange(
       `UPDATE job SET status = 'canceled', finished_at = ?, updated_at = ?, lease_owner = NULL, lease_until = NULL WHERE id = ? AND status = 'queued'`,
       [now, now, id],
     );
-    return changes === 1;
   }
   async jobsToExpire(now: number, limit: number): Promise<JobRow[]> {
     return (
@@ -711,12 +749,11 @@ export class SqlStore implements OperatorStore {
 
   // ---- device hosts
   async putHostCredential(row: Pick<HostRow, 'id' | 'name' | 'credentialHash' | 'createdAt'>): Promise<void> {
-    await this.inTx(async (t) => {
-      const { changes } = await t.c.run('UPDATE host SET name = ?, credential_hash = ?, revoked_at = NULL WHERE id = ?', [row.name, row.credentialHash, row.id]);
-      if (changes === 0) {
-        await t.c.run('INSERT INTO host (id, name, credential_hash, created_at) VALUES (?, ?, ?, ?)', [row.id, row.name, row.credentialHash, row.createdAt]);
-      }
-    });
+    await this.c.run(
+      `INSERT INTO host (id, name, credential_hash, created_at) VALUES (?, ?, ?, ?)
+       ON CONFLICT (id) DO UPDATE SET name = excluded.name, credential_hash = excluded.credential_hash, revoked_at = NULL`,
+      [row.id, row.name, row.credentialHash, row.createdAt],
+    );
   }
   async hostById(id: string): Promise<HostRow | null> {
     const r = await this.c.get('SELECT * FROM host WHERE id = ?', [id]);
@@ -758,28 +795,12 @@ export class SqlStore implements OperatorStore {
     };
   }
   async putAuditHead(row: AuditHeadRow): Promise<void> {
-    await this.inTx(async (t) => {
-      const { changes } = await t.c.run('UPDATE card_audit_head SET seq = ?, head_hash = ?, signature = ?, verified = ?, time = ?, received_at = ? WHERE card_id = ?', [
-        row.seq,
-        row.headHash,
-        row.signature,
-        row.verified ? 1 : 0,
-        row.time,
-        row.receivedAt,
-        row.cardId,
-      ]);
-      if (changes === 0) {
-        await t.c.run('INSERT INTO card_audit_head (card_id, seq, head_hash, signature, verified, time, received_at) VALUES (?, ?, ?, ?, ?, ?, ?)', [
-          row.cardId,
-          row.seq,
-          row.headHash,
-          row.signature,
-          row.verified ? 1 : 0,
-          row.time,
-          row.receivedAt,
-        ]);
-      }
-    });
+    await this.c.run(
+      `INSERT INTO card_audit_head (card_id, seq, head_hash, signature, verified, time, received_at) VALUES (?, ?, ?, ?, ?, ?, ?)
+       ON CONFLICT (card_id) DO UPDATE SET seq = excluded.seq, head_hash = excluded.head_hash, signature = excluded.signature,
+         verified = excluded.verified, time = excluded.time, received_at = excluded.received_at`,
+      [row.cardId, row.seq, row.headHash, row.signature, row.verified ? 1 : 0, row.time, row.receivedAt],
+    );
   }
 
   // ---- API tokens and idempotency

@@ -18,6 +18,7 @@ import type { Dialect, SqlConn, SqlDriver, SqlRow, SqlValue } from './driver.js'
 export const SQLITE_DIALECT: Dialect = {
   name: 'sqlite',
   types: { bytes: 'BLOB', int64: 'INTEGER', json: 'TEXT', text: 'TEXT', serialPk: 'INTEGER PRIMARY KEY' },
+  migrationLock: null,
 };
 
 type Db = Database.Database;

@@ -326,6 +326,12 @@ export interface OperatorStore {
   tx<T>(fn: (t: OperatorStore) => Promise<T>): Promise<T>;
   close(): Promise<void>;
   schemaVersion(): Promise<number>;
+  /**
+   * Calls `onChange` when a job may have become claimable, also when another operator node changed
+   * it (PostgreSQL LISTEN/NOTIFY); resolves with the stopper, or null where the back end has no
+   * notifications (SQLite: one node; the runner's poke and polling suffice).
+   */
+  watchJobs(onChange: () => void): Promise<(() => Promise<void>) | null>;
 
   // meta (small key/value settings: public URL, defaults)
   getMeta(key: string): Promise<string | null>;
