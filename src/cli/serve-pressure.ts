@@ -28,16 +28,20 @@ export interface PressureFlags {
 
 /** Channels the admin socket keeps on an in-process card that offers one: its own and the spare of its renewal. */
 export const ADMIN_CHANNELS = 2;
+/** The channel the device agent (--operator) opens to the security domain for the operator's scripts. */
+export const AGENT_CHANNELS = 1;
 
 /**
  * How many logical channels to serve on: `flags.channels` when given (checked against the card),
  * else every channel the card can open less ADMIN_CHANNELS when an admin socket will be offered
- * (in-process card with its operator PIN file), at least 1. Probes the card (MANAGE CHANNEL open /
+ * (in-process card with its operator PIN file) and less AGENT_CHANNELS when the device agent runs,
+ * at least 1. Probes the card (MANAGE CHANNEL open /
  * close) before anything else uses it.
  */
-export async function servingChannels(transport: CardTransport, o: { cardDir?: string; inProcess: boolean; channels?: number }): Promise<number> {
+export async function servingChannels(transport: CardTransport, o: { cardDir?: string; inProcess: boolean; channels?: number; agent?: boolean }): Promise<number> {
   const total = await probeLogicalChannels(new CardClient(transport));
-  const admin = o.inProcess && o.cardDir !== undefined && existsSync(cardPaths(o.cardDir).adminFile) ? ADMIN_CHANNELS : 0;
+  const admin =
+    (o.inProcess && o.cardDir !== undefined && existsSync(cardPaths(o.cardDir).adminFile) ? ADMIN_CHANNELS : 0) + (o.agent ? AGENT_CHANNELS : 0);
   if (o.channels !== undefined) {
     if (o.channels > total) throw new RangeError(`--channels ${o.channels}: the card opens only ${total} logical channel${total === 1 ? '' : 's'}`);
     return o.channels;
@@ -57,10 +61,12 @@ export function poolPressureOptions(f: PressureFlags): Partial<TlsPoolOptions> {
 }
 
 /**
- * The log level of a session error: what an attack produces by the thousand (a connection evicted,
- * over its peer's limit, without a ClientHello by the deadline, answered "overloaded") goes to debug
- * — counted in the metrics, not written line by line at info while the server is under pressure.
+ * The log level of a session error: what an attack or a port scan produces by the thousand (a
+ * client gone mid-handshake, a connection evicted, over its peer's limit, without a ClientHello by
+ * the deadline or not TLS at all, answered "overloaded") goes to debug — counted in the metrics,
+ * not written line by line while the server is under pressure; any other failed session (the card's
+ * alert: a bad handshake, an unknown CA, a revoked certificate …) at warn.
  */
-export function logLevelOf(code: string | undefined): 'debug' | 'info' {
-  return code === 'ERR_HOST_PEER_CLOSED' || code === 'ERR_HOST_EVICTED' || code === 'ERR_HOST_PEER_LIMIT' || code === 'ERR_HOST_HANDSHAKE_TIMEOUT' || code === 'ERR_HOST_OVERLOADED' || code === 'ERR_HOST_NOT_CLIENT_HELLO' ? 'debug' : 'info';
+export function logLevelOf(code: string | undefined): 'debug' | 'warn' {
+  return code === 'ERR_HOST_PEER_CLOSED' || code === 'ERR_HOST_EVICTED' || code === 'ERR_HOST_PEER_LIMIT' || code === 'ERR_HOST_HANDSHAKE_TIMEOUT' || code === 'ERR_HOST_OVERLOADED' || code === 'ERR_HOST_NOT_CLIENT_HELLO' ? 'debug' : 'warn';
 }

@@ -144,7 +144,7 @@ async function startHttpsPool(o: ServeHttpsOptions, log: pino.Logger): Promise<R
   let channelsPerCard: number;
   try {
     // every channel of the card(s) serves (the clones of --pool are alike; --cards: the first card decides)
-    channelsPerCard = await servingChannels(opened[0]!.transport, { cardDir: dirs[0]!, inProcess: true, ...(o.channels !== undefined ? { channels: o.channels } : {}) });
+    channelsPerCard = await servingChannels(opened[0]!.transport, { cardDir: dirs[0]!, inProcess: true, agent: o.operator !== undefined, ...(o.channels !== undefined ? { channels: o.channels } : {}) });
   } catch (e) {
     await closeCards();
     throw e;
@@ -218,7 +218,7 @@ export async function startHttps(o: ServeHttpsOptions, log = pino({ level: proce
     tandem = new TlsPool({
       transports: [transport],
       pin,
-      channelsPerCard: await servingChannels(transport, { inProcess: false, ...(o.channels !== undefined ? { channels: o.channels } : {}) }),
+      channelsPerCard: await servingChannels(transport, { inProcess: false, agent: o.operator !== undefined, ...(o.channels !== undefined ? { channels: o.channels } : {}) }),
       ...poolPressureOptions(o),
       backlog: o.backlog,
       ...(o.driver ? { driver: o.driver } : {}),

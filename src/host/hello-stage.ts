@@ -210,7 +210,7 @@ export class HelloStage {
     p.socket.pause();
     if (peek.state !== 'complete') {
       this.stats.notHello++;
-      const desc = peek.state === 'bad' ? HOST_ALERT.unexpectedMessage : HOST_ALERT.recordOverflow;
+      const desc = peek.state === 'bad' ? HOST_ALERT.unexpectedMessage : HOST_ALERT.recordOverflow; // 'overflow', or more bytes than a hello may take
       const why = peek.reason ?? 'too big';
       publishSession({ event: 'failed', remoteAddress: p.socket.remoteAddress, remotePort: p.socket.remotePort, error: `not a ClientHello: ${why}` });
       this.sink.dropped(p.socket, new TlsAlertError('ERR_HOST_NOT_CLIENT_HELLO', `the client did not send a ClientHello (${why})`, desc, true));

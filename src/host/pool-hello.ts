@@ -9,13 +9,16 @@
  */
 
 export interface HelloPeek {
-  /** 'need': more bytes; 'complete': a whole ClientHello is buffered; 'bad': not a ClientHello (or too big). */
-  readonly state: 'need' | 'complete' | 'bad';
+  /**
+   * 'need': more bytes; 'complete': a whole ClientHello is buffered; 'bad': not a ClientHello (or too
+   * big); 'overflow': a plaintext record longer than 2^14 bytes (RFC 8446 §5.1: record_overflow).
+   */
+  readonly state: 'need' | 'complete' | 'bad' | 'overflow';
   /** Ticket key ids offered (hex, 8 chars), in the client's order. */
   readonly keyIds: readonly string[];
   /** The ClientHello offers TLS 1.3 (supported_versions has 0x0304). */
   readonly tls13: boolean;
-  /** Why 'bad'. */
+  /** Why 'bad' or 'overflow'. */
   readonly reason?: string;
 }
 
@@ -34,7 +37,8 @@ export function peekClientHello(buf: Uint8Array): HelloPeek {
     const type = buf[off]!;
     const len = (buf[off + 3]! << 8) | buf[off + 4]!;
     if (type !== 22) return { state: 'bad', keyIds: [], tls13: false, reason: `first record has content type ${type}, not handshake` };
-    if (buf[off + 1] !== 3 || len === 0 || len > 16384 + 256) return { state: 'bad', keyIds: [], tls13: false, reason: 'malformed record header' };
+    if (buf[off + 1] !== 3 || len === 0) return { state: 'bad', keyIds: [], tls13: false, reason: 'malformed record header' };
+    if (len > 16384) return { state: 'overflow', keyIds: [], tls13: false, reason: `a plaintext record of ${len} bytes (more than 2^14)` };
     if (off + 5 + len > buf.length) break;
     hs.push(buf.subarray(off + 5, off + 5 + len));
     hsLen += len;

@@ -131,7 +131,9 @@ test('logs: JSON lines when stderr is not a terminal; --log-format pretty gives 
       const port = Number(/localhost:(\d+)/.exec(s.out)![1]);
       const c = net.connect(port, '127.0.0.1');
       c.on('error', () => undefined);
-      c.end('GET / HTTP/1.1\r\n\r\n'); // not TLS: the session fails
+      // A ClientHello record whose body is garbage: the card answers decode_error and the session
+      // fails (a connection that is not TLS at all is port-scan noise, logged at debug only).
+      c.end(Buffer.from('160301000801000004deadbeef', 'hex'));
       await waitUntil(() => /session ended with an error/.test(s.err), () => `a log line: ${s.err}`);
       const line = s.err.split('\n').find((l) => l.includes('session ended with an error'))!;
       if (format === 'json') {
