@@ -100,7 +100,7 @@ export function derUtf8(s: string): Uint8Array {
 /** Certs-only CMS SignedData (no signers, no content) holding `certs` in order (RFC 5272 §4.2). */
 export function certsOnly(certs: readonly Uint8Array[]): Uint8Array {
   if (certs.length === 0) throw new RangeError('a certs-only answer needs at least one certificate');
-  const set = new x509.X509Certificates(certs.map((c) => new x509.X509Certificate(c)));
+  const set = new x509.X509Certificates(certs.map((c) => new x509.X509Certificate(buf(c))));
   return new Uint8Array(set.export('raw'));
 }
 
