@@ -44,6 +44,9 @@ export const RULES: Record<string, readonly string[]> = {
   agent: ['bytes', 'apdu', 'transport', 'host/card-client.js', 'relay'],
   // The operator's end of the relay (a subfolder rule: more specific than a rule for its top folder).
   'operator/relay': ['bytes', 'apdu', 'relay'],
+  // Zero-touch EST enrolment, the device's side: plain STORE DATA to the card's security domain
+  // (gp/admin's AdminClient) and an HTTPS EST client; never card/ or operator/ code.
+  enrol: ['bytes', 'gp', 'protocol'],
   cli: ['*'],
 };
 
