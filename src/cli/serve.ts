@@ -13,7 +13,7 @@ import { CardClient, TlsTandem, TlsPool, PcscTransport, TracingTransport, create
 import { SetlsError } from '../bytes/index.js';
 import type { AdminRelay } from '../transport/admin-relay.js';
 import { startAdminSocket } from './admin-access.js';
-import { startAgent, type AgentCliOptions } from './agent.js';
+import { estEnrolCard, startAgent, type AgentCliOptions } from './agent.js';
 import type { DeviceAgent } from '../agent/index.js';
 import { serveHttps, createPlugHandler, createPlugState } from '../servers/https/index.js';
 import { openCard } from './card-setup.js';
@@ -198,6 +198,8 @@ export async function startHttps(o: ServeHttpsOptions, log = pino({ level: proce
   let relay: AdminRelay | undefined;
   let agent: DeviceAgent | undefined;
   try {
+    // Zero-touch enrolment before the TLS service takes the card's channel 0 (--est).
+    await estEnrolCard(transport, o, (l) => log.info(l));
     if (o.recordLayer === 'host') await checkExportAllowed(transport, o.cardDir);
     await tandem.start();
     // Before the listener: the relay opens its logical channel while nothing else talks to the card.

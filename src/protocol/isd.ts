@@ -183,9 +183,12 @@ export const AuditEvent = {
 
 /**
  * Functions the card also accepts without secure messaging while it is SECURED and holds no
- * operator root anchor (zero-touch EST enrolment, docs/admin-protocol.md §5.10).
+ * operator root anchor (zero-touch EST enrolment, docs/admin-protocol.md §5.10): the five enrolment
+ * functions, and GetCardInfo (read only) so that the device learns whether the card has an operator
+ * and which slots are active.
  */
 export const PLAIN_ENROLMENT_FUNCTIONS: ReadonlySet<number> = new Set([
+  Fn.getCardInfo,
   Fn.generateIdentityKey,
   Fn.attestKey,
   Fn.createCsr,

@@ -14,7 +14,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { randomBytes } from 'node:crypto';
 import { equalBytes, toHex } from '../../../src/bytes/index.js';
-import { AdminClient, AdminRequest, Field, Fn, KeyAlg, SlotStatus, parseFunctionResponse, req, sha256, verifyAttestation } from '../../../src/gp/admin/index.js';
+import { AdminClient, AdminRequest, Field, Fn, KeyAlg, SlotStatus, parseCardInfo, parseFunctionResponse, req, sha256, verifyAttestation } from '../../../src/gp/admin/index.js';
 import { AuditEvent, OID_AA_EVIDENCE } from '../../../src/gp/admin/constants.js';
 import { parseAuditEntry } from '../../../src/gp/admin/audit.js';
 import { readCsrExtras } from '../../../src/operator/est/evidence.js';
@@ -83,7 +83,9 @@ test('plain enrolment before an anchor: key, attestation, CSR with evidence and 
 test('plain: only the enrolment functions; refused once the card has an operator root anchor', async () => {
   const { card, fx } = await sealedCard();
   const c = await plainClient(card);
-  await rejectsSw(c.callPlain(AdminRequest.getCardInfo()), 0x6982, 'GetCardInfo is not an enrolment function');
+  const info = parseCardInfo(await c.callPlain(AdminRequest.getCardInfo()));
+  assert.equal(info.operatorRootSha256, undefined, 'GetCardInfo (read only) answers plain: no operator yet');
+  await rejectsSw(c.callPlain(AdminRequest.readAuditLog({ from: 1, max: 1 })), 0x6982, 'ReadAuditLog is not an enrolment function');
   await rejectsSw(c.callPlain(AdminRequest.deleteKey({ slot: 1 })), 0x6982, 'DeleteKey is not an enrolment function');
   await rejectsSw(c.callPlain(AdminRequest.putTrustAnchors({ role: 'operator-root', certificates: [fx.operatorRoot.cert] })), 0x6982, 'nor is PutTrustAnchors');
   await c.callPlain(AdminRequest.generateIdentityKey({ slot: 1, algorithm: KeyAlg.p256 }));
@@ -96,6 +98,7 @@ test('plain: only the enrolment functions; refused once the card has an operator
   await rejectsSw(p.callPlain(AdminRequest.createCsr({ slot: 1, nonce: randomBytes(32), evidence: true })), 0x6982, 'anchor: no plain CSR');
   await rejectsSw(p.callPlain(AdminRequest.attestKey({ slot: 1, nonce: randomBytes(32) })), 0x6982, 'anchor: no plain attestation');
   await rejectsSw(p.callPlain(AdminRequest.activateIdentity({ slot: 1 })), 0x6982, 'anchor: no plain activation');
+  await rejectsSw(p.callPlain(AdminRequest.getCardInfo()), 0x6982, 'anchor: no plain card info');
   assert.equal(card.platform.tls().identities[2], undefined, 'nothing generated');
 });
 
