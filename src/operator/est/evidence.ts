@@ -80,7 +80,11 @@ export function readCsrExtras(csrDer: Uint8Array): CsrExtras {
       if (challenge !== undefined || a.values.length !== 1) throw new OpError(OpErrorCode.csrInvalid, 'challengePassword must appear once with one value');
       const v = new Uint8Array(a.values[0]!);
       if (v[0] !== 0x0c && v[0] !== 0x13) throw new OpError(OpErrorCode.csrInvalid, 'challengePassword must be a UTF8String or PrintableString');
-      challenge = new TextDecoder('utf-8', { fatal: true }).decode(content(v, v[0]!));
+      try {
+        challenge = new TextDecoder('utf-8', { fatal: true }).decode(content(v, v[0]!));
+      } catch {
+        throw new OpError(OpErrorCode.csrInvalid, 'challengePassword is not valid UTF-8');
+      }
     } else if (a.type === OID_AA_EVIDENCE) {
       if (evidence !== undefined || a.values.length !== 1) throw new OpError(OpErrorCode.attestationFormat, 'id-aa-evidence must appear once with one value');
       try {
