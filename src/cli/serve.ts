@@ -109,6 +109,7 @@ export interface RunningHttps {
 }
 
 async function startHttpsPool(o: ServeHttpsOptions, log: pino.Logger): Promise<RunningHttps> {
+  if (o.est) throw new SetlsError('ERR_CLI_OPTION', '--est enrols one card: not with --cards or --pool (enrol each card with setls agent --est first)');
   const dirs = poolCardDirs(o);
   const pins = dirs.map((d) => readPin(cardPaths(d, d === o.cardDir && o.pinFile ? { pinFile: o.pinFile } : {}).pinFile));
   const opened: ReturnType<typeof openCard>[] = [];

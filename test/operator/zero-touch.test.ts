@@ -155,3 +155,9 @@ test('setls agent --est alone enrols another card and ends; serve https on it th
   assert.equal((await certificates(card.uid)).length, 1);
   await stop(s.proc);
 });
+
+test('serve https --est with a pool is refused up front (one card enrols at a time)', async () => {
+  const r = await run(['serve', 'https', '--card-dir', join(tmp.dir, 'none'), '--pool', '2', '--port', '0', '--est', 'https://localhost:1']);
+  assert.notEqual(r.code, 0);
+  assert.match(r.stderr, /ERR_CLI_OPTION.*--est enrols one card/);
+});
