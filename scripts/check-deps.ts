@@ -47,6 +47,9 @@ export const RULES: Record<string, readonly string[]> = {
   // The package's public entry points (createServer, openCard, setls/coap, setls/pcsc): wiring like
   // cli/, whose card set-up it reuses, but never the card or TLS code directly.
   api: ['bytes', 'host', 'transport', 'servers', 'coap', 'registry', 'protocol', 'cli'],
+  // Zero-touch EST enrolment, the device's side: plain STORE DATA to the card's security domain
+  // (gp/admin's AdminClient) and an HTTPS EST client; never card/ or operator/ code.
+  enrol: ['bytes', 'gp', 'protocol'],
   cli: ['*'],
 };
 

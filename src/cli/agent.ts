@@ -3,6 +3,9 @@
  * the card transport(s) the command opened. The operator's CA and bearer token come from files (the
  * token file is read at each request, so it can be rotated; never from argv). The card UID comes from
  * the card's security domain (GET DATA DF50), or from --card-uid for a card that has none yet.
+ * `--est URL`: zero-touch enrolment first (enrol/est-client.ts) — when the card has no operator and
+ * no active identity, it makes a key and an attested CSR over the operator's EST challenge, and
+ * installs and activates the certificate the operator answers; otherwise nothing happens.
  */
 import { readFileSync } from 'node:fs';
 import { hostname } from 'node:os';
@@ -11,7 +14,9 @@ import { fromHex, SetlsError } from '../bytes/index.js';
 import { DeviceAgent, parseOperatorUrl, type AgentCardOptions } from '../agent/index.js';
 import { isHostId } from '../relay/index.js';
 import { PcscTransport, TracingTransport, type CardTransport } from '../host/index.js';
+import { estEnrol, type EstEnrolResult } from '../enrol/est-client.js';
 import { openCard } from './card-setup.js';
+import { withGetResponse } from './manufacturer.js';
 
 export interface AgentCliOptions {
   /** https://host:port of the operator. */
@@ -24,6 +29,20 @@ export interface AgentCliOptions {
   hostId?: string;
   /** The card UID (hex) when the card has no security domain to ask. */
   cardUid?: string;
+  /** Zero-touch EST enrolment against this operator (https://host:port) before anything else. */
+  est?: string;
+}
+
+/**
+ * `--est`: enrols the card over EST when it has no operator and no active identity (the TLS service
+ * must not be serving yet: the security domain is selected on channel 0). Logs one line per step.
+ */
+export async function estEnrolCard(transport: CardTransport, o: AgentCliOptions, log: (line: string) => void): Promise<EstEnrolResult | undefined> {
+  if (!o.est) return undefined;
+  parseOperatorUrl(o.est);
+  const ca = o.operatorCa !== undefined ? readFileSync(o.operatorCa, 'utf8') : undefined;
+  const r = await estEnrol({ url: o.est, transmit: withGetResponse((a) => transport.transmit(a)), log, ...(ca !== undefined ? { ca } : {}) });
+  return r;
 }
 
 /** The host id: --host-id, else the host name reduced to the allowed characters. */
@@ -90,17 +109,26 @@ export async function runAgent(
     transport = await PcscTransport.open({ reader: o.reader, waitForCardMs: 10_000, ...(o.pcscShare ? { share: o.pcscShare } : {}) });
     if (o.trace) transport = new TracingTransport(transport, (l) => process.stderr.write(l + '\n'));
   }
-  let agent: DeviceAgent;
+  let agent: DeviceAgent | undefined;
   try {
-    agent = await startAgent([transport], o, (l) => log.info(l));
+    const est = await estEnrolCard(transport, o, (l) => log.info(l));
+    if (est) console.log(`setls: EST ${est.status} (card ${est.uid}${est.status === 'enrolled' ? `, slot ${est.slot}` : ''})`);
+    if (o.operator) agent = await startAgent([transport], o, (l) => log.info(l));
   } catch (e) {
     await transport.close();
     closeCard();
     throw e;
   }
+  if (!agent) {
+    // --est alone: the enrolment is done, nothing to relay.
+    await transport.close();
+    closeCard();
+    return;
+  }
+  const running = agent;
   console.log(`setls: agent of host ${defaultHostId(o)} polling ${o.operator}`);
   const stop = (): void => {
-    void agent
+    void running
       .stop()
       .then(() => transport.close())
       .then(() => {

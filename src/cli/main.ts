@@ -23,7 +23,7 @@ import { registerOperatorQuickstart } from './operator-quickstart.js';
 import { registerFactoryCommands } from './card-factory.js';
 import { LifecycleName, readSecurityDomain, withGetResponse } from './manufacturer.js';
 import { CardLifecycle } from '../protocol/index.js';
-import { toHex } from '../bytes/index.js';
+import { SetlsError, toHex } from '../bytes/index.js';
 
 const DEFAULT_CARD_DIR = '.setls/card';
 
@@ -274,6 +274,7 @@ cardServeOptions(serve.command('https').description('HTTPS whose TLS ends inside
   .option('--operator-token-file <file>', "the agent's bearer token (with --operator; read at each request)")
   .option('--host-id <id>', 'the agent\'s host id, X-Admin-From (with --operator; default: the host name)')
   .option('--card-uid <hex>', 'the card UID, for a card without a security domain to ask (with --operator)')
+  .option('--est <url>', 'zero-touch enrolment first: a card without operator and without an active identity enrols over EST at this operator (https://host:port; its CA: --operator-ca)')
   .action(async (o: ServeHttpsOptions) => {
     await runServeHttps({ ...o, logFormat: globalLogFormat() });
   });
@@ -281,7 +282,8 @@ cardServeOptions(serve.command('https').description('HTTPS whose TLS ends inside
 program
   .command('agent')
   .description('the device agent alone: relays the operator\'s admin scripts to the card on a logical channel of its own (`serve https --operator` runs it next to the TLS service)')
-  .requiredOption('--operator <url>', 'the operator, https://host:port')
+  .option('--operator <url>', 'the operator, https://host:port (required unless --est)')
+  .option('--est <url>', 'zero-touch enrolment first: a card without operator and without an active identity enrols over EST at this operator (https://host:port); alone, the command ends once done')
   .option('--operator-ca <file>', "PEM of the CA of the operator's certificate")
   .option('--operator-token-file <file>', "the agent's bearer token (read at each request)")
   .option('--host-id <id>', 'the agent\'s host id, X-Admin-From (default: the host name)')
@@ -293,6 +295,7 @@ program
   .addOption(new Option('--pcsc-share <mode>', 'PC/SC share mode').choices(['auto', 'shared', 'exclusive']))
   .option('--trace', 'print every APDU as annotated hex on stderr (admin scripts are SCP03-protected, but this is not the agent log)')
   .action(async (o: Parameters<typeof runAgent>[0]) => {
+    if (!o.operator && !o.est) throw new SetlsError('ERR_CLI_OPTION', '--operator URL or --est URL is required');
     await runAgent(o, cliLogger(logFormat(globalLogFormat())));
   });
 cardServeOptions(

@@ -14,7 +14,7 @@ import { CardClient, TlsTandem, TlsPool, PcscTransport, TracingTransport, create
 import { SetlsError } from '../bytes/index.js';
 import type { AdminRelay } from '../transport/admin-relay.js';
 import { startAdminSocket } from './admin-access.js';
-import { startAgent, type AgentCliOptions } from './agent.js';
+import { estEnrolCard, startAgent, type AgentCliOptions } from './agent.js';
 import type { DeviceAgent } from '../agent/index.js';
 import { serveHttps, createPlugHandler, createPlugState } from '../servers/https/index.js';
 import { openCard } from './card-setup.js';
@@ -122,6 +122,7 @@ export interface RunningHttps {
 
 async function startHttpsPool(o: ServeHttpsOptions, log: pino.Logger): Promise<RunningHttps> {
   const dirs = poolCardDirs(o);
+  if (o.est && dirs.length > 1) throw new SetlsError('ERR_CLI_OPTION', '--est enrols one card: not with --cards or --pool (enrol each card with setls agent --est first)');
   const pins = dirs.map((d) => servePin(d, d === o.cardDir ? o.pinFile : undefined, (m) => log.warn(m)));
   const opened: ReturnType<typeof openCard>[] = [];
   try {
@@ -143,6 +144,8 @@ async function startHttpsPool(o: ServeHttpsOptions, log: pino.Logger): Promise<R
   };
   let channelsPerCard: number;
   try {
+    // Zero-touch enrolment before the TLS service takes the card's channels (--est, one card).
+    if (o.est) await estEnrolCard(opened[0]!.transport, o, (l) => log.info(l));
     // every channel of the card(s) serves (the clones of --pool are alike; --cards: the first card decides)
     channelsPerCard = await servingChannels(opened[0]!.transport, { cardDir: dirs[0]!, inProcess: true, agent: o.operator !== undefined, ...(o.channels !== undefined ? { channels: o.channels } : {}) });
   } catch (e) {
@@ -215,6 +218,8 @@ export async function startHttps(o: ServeHttpsOptions, log = pino({ level: proce
   let relay: AdminRelay | undefined;
   let agent: DeviceAgent | undefined;
   try {
+    // Zero-touch enrolment before the TLS service takes the card's channel 0 (--est).
+    await estEnrolCard(transport, o, (l) => log.info(l));
     tandem = new TlsPool({
       transports: [transport],
       pin,

@@ -48,6 +48,13 @@ export const OpErrorCode = {
   csrKeyMismatch: 'ERR_OP_CSR_KEY_MISMATCH',
   keyPolicy: 'ERR_OP_KEY_POLICY',
   keyBoundElsewhere: 'ERR_OP_KEY_BOUND_ELSEWHERE',
+  // EST zero-touch enrolment (Mode B)
+  /** No challengePassword, or not one of the operator's challenge texts. */
+  estChallengeInvalid: 'ERR_OP_EST_CHALLENGE_INVALID',
+  /** A challenge text whose MAC the operator's key does not confirm (forged or altered). */
+  estChallengeForged: 'ERR_OP_EST_CHALLENGE_FORGED',
+  /** A CSR without card attestation evidence (a software key): refused without an enrolment credential. */
+  evidenceMissing: 'ERR_OP_EVIDENCE_MISSING',
   // jobs
   noExecutor: 'ERR_OP_NO_EXECUTOR',
   leaseLost: 'ERR_OP_LEASE_LOST',
@@ -118,6 +125,9 @@ export const HTTP_STATUS: Readonly<Partial<Record<OpErrorCode, number>>> = {
   ERR_OP_CSR_KEY_MISMATCH: 422,
   ERR_OP_KEY_POLICY: 422,
   ERR_OP_KEY_BOUND_ELSEWHERE: 409,
+  ERR_OP_EST_CHALLENGE_INVALID: 400,
+  ERR_OP_EST_CHALLENGE_FORGED: 403,
+  ERR_OP_EVIDENCE_MISSING: 403,
   ERR_OP_SECRET_UNAVAILABLE: 404,
 };
 

@@ -5,7 +5,8 @@
  * job runner, the sweeper that queues the deletion of re-keyed keys after their grace, and the
  * periodic CRL refresh, started and stopped together. `setls operator serve` is this plus signal
  * handling; `setup` may mount more or override executors before listening.
- * imports operator, api/server, relay/, executors/, auth/agent-tokens, paths, and pino.
+ * The EST resources (est/routes.ts) are mounted at /.well-known/est/.
+ * imports operator, api/server, relay/, executors/, est/routes, auth/agent-tokens, paths, and pino.
  */
 import { randomUUID } from 'node:crypto';
 import { rmSync, writeFileSync } from 'node:fs';
@@ -14,6 +15,7 @@ import { toHex } from '../bytes/index.js';
 import { OperatorServer } from './api/server.js';
 import { authenticateAgent } from './auth/agent-tokens.js';
 import { DELETE_RETIRED_KIND, registerExecutors } from './executors/index.js';
+import { EST_PREFIX, estHandler } from './est/routes.js';
 import { Operator, type OpenOptions } from './operator.js';
 import { RelayHub, type RelayHubOptions } from './relay/index.js';
 
@@ -73,6 +75,7 @@ export async function startOperator(o: StartOptions): Promise<RunningOperator> {
   server.mount('/admin/v1/', (req, res) => {
     relay.handleRelay(req, res);
   });
+  server.mount(EST_PREFIX, estHandler(operator));
   registerExecutors(operator.runner, { operator, relay, scriptTimeoutMs: o.scriptTimeoutMs, log: (line) => log.info(line) });
   let crlTimer: NodeJS.Timeout | undefined;
   let sweepTimer: NodeJS.Timeout | undefined;

@@ -128,6 +128,10 @@ export const Field = {
   auditDetail: 0xc3,
   hashBefore: 0xc4,
   hashAfter: 0xc5,
+  /** CreateCSR: the challenge text for challengePassword (EST Mode B; UTF-8, 1..127 bytes). */
+  challenge: 0xc6,
+  /** CreateCSR: 01 = embed the attestation evidence over the nonce (csr-attestation attribute). */
+  evidence: 0xc7,
 } as const;
 
 /** Outer tags of the structures the card or the operator signs, and of an audit entry. */
@@ -170,7 +174,36 @@ export const AuditEvent = {
   setStatus: 0x04,
   tlsSession: 0x05,
   factorySealed: 0x06,
+  /**
+   * A function executed WITHOUT secure messaging (zero-touch enrolment while the card has no
+   * operator root anchor); detail as functionExecuted's.
+   */
+  plainFunctionExecuted: 0x07,
 } as const;
+
+/**
+ * Functions the card also accepts without secure messaging while it is SECURED and holds no
+ * operator root anchor (zero-touch EST enrolment, docs/admin-protocol.md §5.10): the five enrolment
+ * functions, and GetCardInfo (read only) so that the device learns whether the card has an operator
+ * and which slots are active.
+ */
+export const PLAIN_ENROLMENT_FUNCTIONS: ReadonlySet<number> = new Set([
+  Fn.getCardInfo,
+  Fn.generateIdentityKey,
+  Fn.attestKey,
+  Fn.createCsr,
+  Fn.installCertificateChain,
+  Fn.activateIdentity,
+]);
+
+/** id-aa-evidence (draft-ietf-lamps-csr-attestation: { id-aa 59 }): the CSR attribute carrying EvidenceBundles. */
+export const OID_AA_EVIDENCE = '1.2.840.113549.1.9.16.2.59';
+/**
+ * The EvidenceStatement type of setls's attestation (stmt = OCTET STRING { E0 statement ‖ 8F
+ * signature }, exactly AttestKey's answer). No registered OID exists for it: a private OID under
+ * the UUID arc 2.25 (X.667), uuid c3802b2c-b765-442e-8b63-67dc4379e91e.
+ */
+export const OID_SETLS_EVIDENCE_STATEMENT = '2.25.259864948862361341086755637572029507870';
 
 /** TLS alert a locked identity answers a new handshake with: access_denied (RFC 8446 §6.2). */
 export const LOCKED_IDENTITY_ALERT = 49;
@@ -207,6 +240,10 @@ export const IsdLimits = {
   maxSubject: 512,
   /** Audit event detail. */
   maxAuditDetail: 96,
+  /** Key generations WITHOUT secure messaging per power cycle (zero-touch enrolment); beyond: 6983. */
+  plainKeyGenerationsPerPowerCycle: 4,
+  /** CreateCSR challenge text (`C6`). */
+  maxChallenge: 127,
 } as const;
 
 /** The UID length of setls cards. */

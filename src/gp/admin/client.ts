@@ -120,6 +120,18 @@ export class AdminClient {
     return out;
   }
 
+  /**
+   * Runs one STORE DATA function request WITHOUT secure messaging (zero-touch enrolment: the card
+   * accepts the enrolment functions plain while it has no operator root anchor); returns the
+   * response TLV. Refused (6982) once the card has an anchor.
+   */
+  async callPlain(request: Uint8Array): Promise<Uint8Array> {
+    const blocks = buildStoreData(request, { channel: this.channel });
+    let out: Uint8Array = new Uint8Array(0);
+    for (const b of blocks) out = await this.plain(b, `STORE DATA ${toHex(request.subarray(0, 2)).toUpperCase()} block ${b[3]} (plain)`);
+    return out;
+  }
+
   /** PUT KEY: adds `newKeys` (or replaces `replaceKvn`), checking the card's key check values. */
   async putKey(newKeys: StaticKeys, replaceKvn?: number): Promise<void> {
     const host = this.need();

@@ -28,6 +28,8 @@ export const IsdSw = {
   logicalChannelNotSupported: 0x6881,
   functionNotSupported: 0x6a81,
   dataAlreadyExists: 0x6a89,
+  /** Zero-touch enrolment: the key generations without secure messaging of this power cycle are used up. */
+  plainLimitReached: 0x6983,
   noPreciseDiagnosis: 0x6f00,
 } as const;
 

@@ -43,11 +43,14 @@ export const AdminRequest = {
       [Field.slot, b1(o.slot)],
       [Field.nonce, o.nonce],
     ]),
-  createCsr: (o: { slot: number; subject?: Uint8Array; nonce?: Uint8Array }): Uint8Array =>
+  /** `challenge`: the challengePassword text; `evidence`: embed the attestation over `nonce` (id-aa-evidence). */
+  createCsr: (o: { slot: number; subject?: Uint8Array; nonce?: Uint8Array; challenge?: string; evidence?: boolean }): Uint8Array =>
     tlv(Fn.createCsr, [
       [Field.slot, b1(o.slot)],
       [Field.subject, o.subject],
       [Field.nonce, o.nonce],
+      [Field.challenge, o.challenge !== undefined ? new TextEncoder().encode(o.challenge) : undefined],
+      [Field.evidence, o.evidence ? b1(1) : undefined],
     ]),
   installCertificateChain: (o: { slot: number; certificates: readonly Uint8Array[] }): Uint8Array =>
     tlv(Fn.installCertificateChain, [[Field.slot, b1(o.slot)], ...o.certificates.map((c) => [Field.certificate, c] as const)]),

@@ -95,6 +95,16 @@ export interface EnrolmentRequest {
   readonly actor?: string;
 }
 
+/** A zero-touch (EST, Mode B) request: the operator's stateless challenge, already MAC- and expiry-checked. */
+export interface EstEnrolmentRequest {
+  /** The challenge's nonce (what the card must have attested over). */
+  readonly challengeNonce: Uint8Array;
+  readonly challengeExpiresAt: number;
+  readonly evidence: AttestationEvidence;
+  readonly csrDer: Uint8Array;
+  readonly actor?: string;
+}
+
 export interface EnrolmentResult {
   readonly certificate: CertificateRow;
   readonly identity: IdentityRow;
@@ -148,6 +158,52 @@ export class EnrolmentService {
     await this.o.store.insertEnrolment(row);
     return { enrolmentId: row.id, nonce, expiresAt: row.expiresAt };
   }
+
+  /**
+   * Zero-touch enrolment (EST /simpleenroll): the evidence is verified first (a forged one is
+   * refused before anything is written, and does not use up the challenge); then the challenge
+   * becomes an enrolment row of the attested card keyed by SHA-256(challenge nonce) — UNIQUE in the
+   * store, so a second use of a challenge is ERR_OP_NONCE_REPLAY — and `complete` runs every Mode A
+   * check against that row (the attested nonce must be the challenge's: else ERR_OP_NONCE_UNKNOWN).
+   */
+  async completeEst(req: EstEnrolmentRequest): Promise<EnrolmentResult> {
+    const store = this.o.store;
+    const now = this.now();
+    let uid: Uint8Array;
+    try {
+      uid = this.o.verifier.verify(req.evidence, await this.o.trustedManufacturerCas(), now).claims.uid;
+      const card = await store.cardByUid(uid);
+      if (!card) throw new OpError(OpErrorCode.unknownUid, `card ${toHex(uid)} is in no imported manifest`);
+      if (card.lifecycle === 'terminated') throw new OpError(OpErrorCode.cardTerminated, `card ${toHex(uid)} is terminated`);
+      const nonceHash = sha256(req.challengeNonce);
+      const row: EnrolmentRow = {
+        id: randomUUID(),
+        cardId: card.id,
+        jobId: null,
+        mode: 'est',
+        nonceHash,
+        status: 'open',
+        errorCode: null,
+        expiresAt: req.challengeExpiresAt,
+        startedAt: now,
+        finishedAt: null,
+      };
+      try {
+        await store.insertEnrolment(row);
+      } catch (e) {
+        const used = await store.enrolmentByNonceHash(nonceHash);
+        if (used) throw new OpError(OpErrorCode.nonceReplay, `the challenge was already used (enrolment ${used.id}, ${used.status})`);
+        throw e;
+      }
+      return await this.complete({ uid, evidence: req.evidence, csrDer: req.csrDer, expectedEnrolmentId: row.id, actor: req.actor ?? 'est' });
+    } catch (e) {
+      if (e instanceof OpError && !this.refusalCounted.has(e)) this.o.onRefusal?.(e.code);
+      throw e;
+    }
+  }
+
+  /** Refusals `complete` already counted (completeEst must not count them twice). */
+  private readonly refusalCounted = new WeakSet<object>();
 
   /** Verifies and issues, or throws the refusal (nothing issued). */
   async complete(req: EnrolmentRequest): Promise<EnrolmentResult> {
@@ -238,6 +294,7 @@ export class EnrolmentService {
     } catch (e) {
       const code = e instanceof OpError ? e.code : OpErrorCode.internal;
       this.o.onRefusal?.(code);
+      if (typeof e === 'object' && e !== null) this.refusalCounted.add(e);
       // A refusal consumes a nonce that was found for this card (single use); log the refusal.
       if (enrolment && enrolment.status === 'open') {
         await store.tx(async (t) => {

@@ -16,6 +16,10 @@
  * until the next power-on (F = 0). Nothing is ever locked for good: after any number of failed
  * attempts, a power cycle and the right keys open a session.
  *
+ * Zero-touch enrolment: while SECURED without an operator root anchor, the enrolment functions also
+ * run without secure messaging (store-data.ts), at most maxPlainKeyGenerations key generations per
+ * power cycle (RAM counter, zeroed at power-on like F).
+ *
  * Every command after EXTERNAL AUTHENTICATE is unwrapped by the channel's session (a bad C-MAC,
  * an unprotected or reordered command aborts it: 6982, then 6985 until the next INITIALIZE UPDATE);
  * the handler's answer is wrapped (R-ENC, R-MAC; error SWs go out bare). A handler's refusal is a
@@ -36,7 +40,7 @@ import { fci, getData } from './get-data.js';
 import type { IsdPlatform } from './platform.js';
 import { putKey } from './put-key.js';
 import { getStatus, setStatus } from './status.js';
-import { storeData } from './store-data.js';
+import { plainAllowed, storeData } from './store-data.js';
 
 export type { IsdResponse } from './context.js';
 
@@ -48,6 +52,8 @@ export interface IsdOptions {
   readonly challengeAid?: Uint8Array;
   /** F, the failed authentications per power cycle before INITIALIZE UPDATE answers 6985 (default 16). */
   readonly maxFailedAuths?: number;
+  /** Key generations without secure messaging per power cycle before 6983 (default 4). */
+  readonly maxPlainKeyGenerations?: number;
 }
 
 /** Pseudo-random challenge, R-MAC, R-ENC, S8; and the fallback once the counter is exhausted. */
@@ -84,6 +90,9 @@ export class IsdApplet {
   readonly aid = ISD_AID;
   private readonly channels = new Map<number, ChannelState>();
   private failed = 0;
+  /** Key generations without secure messaging in this power cycle (zero-touch enrolment). */
+  private plainKeyGenerations = 0;
+  private readonly maxPlainKeyGenerations: number;
   private readonly challengeAid: Uint8Array;
   private readonly maxFailed: number;
 
@@ -93,6 +102,7 @@ export class IsdApplet {
   ) {
     this.challengeAid = opts.challengeAid ?? ISD_AID;
     this.maxFailed = opts.maxFailedAuths ?? IsdLimits.failedAuthsPerPowerCycle;
+    this.maxPlainKeyGenerations = opts.maxPlainKeyGenerations ?? IsdLimits.plainKeyGenerationsPerPowerCycle;
   }
 
   /** Failed authentications counted in this power cycle (F). */
@@ -110,6 +120,7 @@ export class IsdApplet {
     for (const ch of this.channels.values()) ch.end();
     this.channels.clear();
     this.failed = 0;
+    this.plainKeyGenerations = 0;
   }
 
   /** The channel's session and STORE DATA sequence end (deselect, MANAGE CHANNEL close). */
@@ -152,6 +163,7 @@ export class IsdApplet {
       channel,
       secured: u.secured,
       level: u.secured ? scp.securityLevel : 0,
+      plain: plainAllowed({ platform: this.platform, secured: u.secured }),
       kvn: ch.kvn,
       dek: ch.dek,
       failedAuths: this.failed,
@@ -191,7 +203,12 @@ export class IsdApplet {
         return putKey(ctx, c);
       case IsdIns.storeData:
         if (!gp) break;
-        return storeData(ctx, c, ch.storeData);
+        return storeData(ctx, c, ch.storeData, {
+          left: () => this.plainKeyGenerations < this.maxPlainKeyGenerations,
+          spend: () => {
+            this.plainKeyGenerations++;
+          },
+        });
       default:
         return refuse(IsdSw.insNotSupported, `INS ${c.ins.toString(16)}`);
     }

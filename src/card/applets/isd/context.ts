@@ -27,6 +27,11 @@ export interface CommandContext {
   readonly kvn: number | undefined;
   /** K-DEK of that key set as it was when the session opened (PUT KEY). */
   readonly dek: Uint8Array | undefined;
+  /**
+   * The command came without secure messaging on a SECURED card without an operator root anchor
+   * (zero-touch enrolment): only PLAIN_ENROLMENT_FUNCTIONS run, audited as such.
+   */
+  readonly plain: boolean;
   /** Failed authentications in this power cycle (GetCardInfo). */
   readonly failedAuths: number;
   /** Ends the sessions of other channels opened with `kvn` (after PUT KEY removed it). */

@@ -57,7 +57,10 @@ export function attestationSign(r: IsdRecord, data: Uint8Array): Uint8Array {
   return new Uint8Array(sign('sha256', data, { key, dsaEncoding: 'der' }));
 }
 
-/** Appends "function executed": detail = function tag (2) ‖ summary. Returns the entry's seq. */
-export function auditFunction(r: IsdRecord, now: number, fn: number, summary: Uint8Array): number {
-  return appendAudit(r, now, AuditEvent.functionExecuted, concat(Uint8Array.of(fn >> 8, fn & 0xff), summary));
+/**
+ * Appends "function executed" ("… without secure messaging" when `plain`): detail = function tag (2)
+ * ‖ summary. Returns the entry's seq.
+ */
+export function auditFunction(r: IsdRecord, now: number, fn: number, summary: Uint8Array, plain = false): number {
+  return appendAudit(r, now, plain ? AuditEvent.plainFunctionExecuted : AuditEvent.functionExecuted, concat(Uint8Array.of(fn >> 8, fn & 0xff), summary));
 }

@@ -1,0 +1,163 @@
+/**
+ * Zero-touch EST enrolment (design §3.6 Mode B) end to end with real processes: `setls operator
+ * init/serve` with the manufacturer's CA trusted and the cards' manifests imported, fresh `setls
+ * card init` cards, then (1) `setls serve https --est URL` enrols the card before serving and `curl
+ * --cacert <operator>/ca.crt …/status` verifies it; a restart does not enrol again; (2) `setls agent
+ * --est URL` alone enrols another card and ends, then `serve https` on it verifies the same way.
+ * No operator job, no admin keys: the card's plain enrolment functions and its attestation only.
+ */
+import { test, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { spawn, type ChildProcess } from 'node:child_process';
+import { writeFileSync } from 'node:fs';
+import { createServer } from 'node:net';
+import { join } from 'node:path';
+import { tempDir } from './helpers.js';
+import { requirePeer } from '../interop/peers.js';
+import { waitUntil, within } from '../wait.js';
+
+const BIN = join(process.cwd(), 'bin/setls.mjs');
+let tmp: ReturnType<typeof tempDir>;
+let D: string;
+let opUrl = '';
+const procs: Proc[] = [];
+
+interface Proc {
+  readonly child: ChildProcess;
+  out: string;
+  readonly exited: Promise<number | null>;
+}
+
+function exec(cmd: string, args: readonly string[]): Promise<{ code: number | null; stdout: string; stderr: string }> {
+  return new Promise((resolve) => {
+    const p = spawn(cmd, args, { env: { ...process.env, SETLS_LOG: 'info' } });
+    let stdout = '';
+    let stderr = '';
+    p.stdout.on('data', (d: Buffer) => (stdout += d.toString('latin1')));
+    p.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
+    const t = setTimeout(() => p.kill('SIGKILL'), 120_000);
+    p.on('exit', (code) => {
+      clearTimeout(t);
+      resolve({ code, stdout, stderr });
+    });
+    p.stdin.end();
+  });
+}
+const run = (args: readonly string[]) => exec(process.execPath, [BIN, ...args]);
+
+function background(args: readonly string[]): Proc {
+  const child = spawn(process.execPath, [BIN, ...args], { env: { ...process.env, SETLS_LOG: 'info', SETLS_LOG_LEVEL: 'info' } });
+  const p: Proc = { child, out: '', exited: new Promise((r) => child.on('exit', (c) => r(c))) };
+  child.stdout!.on('data', (d: Buffer) => (p.out += d.toString()));
+  child.stderr!.on('data', (d: Buffer) => (p.out += d.toString()));
+  procs.push(p);
+  return p;
+}
+
+async function stop(p: Proc): Promise<void> {
+  if (p.child.exitCode === null) p.child.kill('SIGTERM');
+  await within(p.exited, 'a process stops').catch(() => p.child.kill('SIGKILL'));
+}
+
+async function freePort(): Promise<number> {
+  return new Promise((resolve) => {
+    const s = createServer();
+    s.listen(0, '127.0.0.1', () => {
+      const port = (s.address() as { port: number }).port;
+      s.close(() => resolve(port));
+    });
+  });
+}
+
+/** A fresh card whose manifest the operator imported. */
+async function newCard(name: string): Promise<{ dir: string; uid: string }> {
+  const dir = join(tmp.dir, name);
+  const ci = await run(['card', 'init', '--card-dir', dir]);
+  assert.equal(ci.code, 0, ci.stderr);
+  const manifest = await run(['card', 'manifest', '--card-dir', dir]);
+  assert.equal(manifest.code, 0, manifest.stderr);
+  const file = join(tmp.dir, `${name}-manifest.json`);
+  writeFileSync(file, manifest.stdout);
+  const imp = await run(['operator', 'import-manifest', '--dir', D, file]);
+  assert.equal(imp.code, 0, imp.stderr);
+  return { dir, uid: JSON.parse(manifest.stdout).uid };
+}
+
+async function serveHttps(cardDir: string, extra: readonly string[] = []): Promise<{ proc: Proc; port: number }> {
+  const port = await freePort();
+  const proc = background(['serve', 'https', '--card-dir', cardDir, '--port', String(port), ...extra]);
+  await waitUntil(() => /serving HTTPS/.test(proc.out) || proc.child.exitCode !== null, () => `serve https starts: ${proc.out}`);
+  assert.equal(proc.child.exitCode, null, proc.out);
+  return { proc, port };
+}
+
+const curlStatus = (port: number) => exec('curl', ['-sS', '--max-time', '30', '--cacert', join(D, 'ca.crt'), `https://localhost:${port}/status`]);
+
+async function certificates(uid: string): Promise<any[]> {
+  const r = await run(['operator', 'card', '--dir', D, uid, '--json']);
+  assert.equal(r.code, 0, r.stderr);
+  return JSON.parse(r.stdout).certificates;
+}
+
+before(async () => {
+  tmp = tempDir('setls-zt-');
+  D = join(tmp.dir, 'op');
+});
+after(async () => {
+  for (const p of procs) await stop(p);
+  tmp.cleanup();
+});
+
+test('serve https --est: a fresh card enrols itself over EST before serving; curl --cacert <operator ca.crt> verifies; a restart does not enrol again', async (t) => {
+  if (!requirePeer(t, 'curl')) return;
+  // the first card init makes the local manufacturer (.setls/manufacturer under the working folder of the CLI)
+  const first = join(tmp.dir, 'card1');
+  assert.equal((await run(['card', 'init', '--card-dir', first])).code, 0);
+  const mdir = join(tmp.dir, 'manufacturer');
+  const init = await run(['operator', 'init', '--dir', D, '--manufacturer-ca', join(mdir, 'ca.crt')]);
+  assert.equal(init.code, 0, init.stderr);
+  const port = await freePort();
+  opUrl = `https://localhost:${port}`;
+  const serve = background(['operator', 'serve', '--dir', D, '--port', String(port)]);
+  await waitUntil(() => /operator serving at/.test(serve.out) || serve.child.exitCode !== null, () => `operator serve starts: ${serve.out}`);
+  assert.equal(serve.child.exitCode, null, serve.out);
+
+  const manifest = await run(['card', 'manifest', '--card-dir', first]);
+  writeFileSync(join(tmp.dir, 'card1-manifest.json'), manifest.stdout);
+  assert.equal((await run(['operator', 'import-manifest', '--dir', D, join(tmp.dir, 'card1-manifest.json')])).code, 0);
+  const uid = JSON.parse(manifest.stdout).uid as string;
+
+  const est = ['--est', opUrl, '--operator-ca', join(D, 'tls-ca.crt')];
+  const a = await serveHttps(first, est);
+  assert.match(a.proc.out, /est: card [0-9a-f]{32} enrolled: slot 1 active/, a.proc.out);
+  const c = await curlStatus(a.port);
+  assert.equal(c.code, 0, c.stderr);
+  assert.equal(JSON.parse(c.stdout).tls.terminatedIn, 'secure element');
+  assert.equal((await certificates(uid)).length, 1, 'one certificate issued');
+  await stop(a.proc);
+
+  const b = await serveHttps(first, est);
+  assert.match(b.proc.out, /est: card [0-9a-f]{32} already has an active identity: nothing to do/, b.proc.out);
+  assert.equal((await curlStatus(b.port)).code, 0);
+  assert.equal((await certificates(uid)).length, 1, 'no second certificate');
+  await stop(b.proc);
+});
+
+test('setls agent --est alone enrols another card and ends; serve https on it then verifies with the operator CA', async (t) => {
+  if (!opUrl) return t.skip('no operator');
+  const card = await newCard('card2');
+  const r = await run(['agent', '--card-dir', card.dir, '--est', opUrl, '--operator-ca', join(D, 'tls-ca.crt')]);
+  assert.equal(r.code, 0, r.stderr);
+  assert.match(r.stdout, new RegExp(`EST enrolled \\(card ${card.uid}, slot 1\\)`), r.stdout);
+  const s = await serveHttps(card.dir);
+  const c = await curlStatus(s.port);
+  assert.equal(c.code, 0, c.stderr);
+  assert.equal((await certificates(card.uid)).length, 1);
+  await stop(s.proc);
+});
+
+test('serve https --est with a pool is refused up front (one card enrols at a time)', async () => {
+  const r = await run(['serve', 'https', '--card-dir', join(tmp.dir, 'none'), '--pool', '2', '--port', '0', '--est', 'https://localhost:1']);
+  assert.notEqual(r.code, 0);
+  assert.match(r.stderr, /ERR_CLI_OPTION.*--est enrols one card/);
+});
