@@ -121,8 +121,8 @@ export interface RunningHttps {
 }
 
 async function startHttpsPool(o: ServeHttpsOptions, log: pino.Logger): Promise<RunningHttps> {
+  if (o.est && (o.cards !== undefined || (o.pool ?? 1) > 1)) throw new SetlsError('ERR_CLI_OPTION', '--est enrols one card: not with --cards or --pool (enrol each card with setls agent --est first)');
   const dirs = poolCardDirs(o);
-  if (o.est && dirs.length > 1) throw new SetlsError('ERR_CLI_OPTION', '--est enrols one card: not with --cards or --pool (enrol each card with setls agent --est first)');
   const pins = dirs.map((d) => servePin(d, d === o.cardDir ? o.pinFile : undefined, (m) => log.warn(m)));
   const opened: ReturnType<typeof openCard>[] = [];
   try {
