@@ -28,8 +28,11 @@ export interface PressureFlags {
 
 /** Channels the admin socket keeps on an in-process card that offers one: its own and the spare of its renewal. */
 export const ADMIN_CHANNELS = 2;
-/** The channel the device agent (--operator) opens to the security domain for the operator's scripts. */
-export const AGENT_CHANNELS = 1;
+/**
+ * Channels the device agent (--operator) keeps: its home channel on the security domain and the
+ * script channel it opens from there for each of the operator's scripts.
+ */
+export const AGENT_CHANNELS = 2;
 
 /**
  * How many logical channels to serve on: `flags.channels` when given (checked against the card),

@@ -102,7 +102,7 @@ test('CSR attributes: openssl asn1parse shows the signature OID, the P-256 key a
   assert.deepEqual(Buffer.from(encodeCsrAttrs([])), Buffer.from([0x30, 0x00]));
 });
 
-test('CSR attributes round-trip (random OIDs and attribute values)', () => {
+test('CSR attributes round-trip (random OIDs and attribute values; SET OF values in DER order); malformed input is refused', () => {
   const arcs = fc.tuple(fc.integer({ min: 0, max: 2 }), fc.integer({ min: 0, max: 39 }), fc.array(fc.integer({ min: 0, max: 2 ** 31 - 1 }), { maxLength: 6 }));
   const oid = arcs.map(([a, b, rest]) => [a, b, ...rest].join('.'));
   const item: fc.Arbitrary<CsrAttrItem> = fc.oneof(
@@ -114,10 +114,17 @@ test('CSR attributes round-trip (random OIDs and attribute values)', () => {
       const back = decodeCsrAttrs(encodeCsrAttrs(items));
       assert.deepEqual(
         back.map((i) => ('oid' in i ? i : { type: i.type, values: i.values.map((v) => Buffer.from(v).toString('hex')) })),
-        items.map((i) => ('oid' in i ? i : { type: i.type, values: i.values.map((v) => Buffer.from(v).toString('hex')) })),
+        // DER sorts a SET OF: the values come back in byte order
+        items.map((i) => ('oid' in i ? i : { type: i.type, values: i.values.map((v) => Buffer.from(v).toString('hex')).sort() })),
       );
     }),
   );
+  assert.throws(() => encodeCsrAttrs([{ oid: 'x.1' }]), /not an OID/);
+  assert.throws(() => encodeCsrAttrs([{ type: '1.2.3', values: [] }]), /no value/);
+  assert.throws(() => encodeCsrAttrs([{ type: '1.2.3', values: [Uint8Array.of(0x0c, 0x05, 0x41)] }]), /not one DER element/);
+  for (const bad of ['', '3001', '300306012a00', '3003020101', '31020500', '3000ff']) {
+    assert.throws(() => decodeCsrAttrs(Buffer.from(bad, 'hex')), RangeError, bad);
+  }
 });
 
 test('base64 bodies: a CSR from `openssl req | base64` (76-column lines) decodes to its DER; junk, empty and oversized bodies are refused', (t) => {

@@ -2,12 +2,13 @@
  * operator/est/codec: the bodies of RFC 7030 (EST) — certs-only CMS for /cacerts, /simpleenroll and
  * /simplereenroll answers (application/pkcs7-mime), the CSR attributes of /csrattrs
  * (application/csrattrs, §4.5.2), and the base64 transfer encoding every EST body uses (§4.1.3:
- * "Content-Transfer-Encoding: base64"). ASN.1 through @peculiar/asn1-schema, the certs-only
- * structure through @peculiar/x509 (pki/x509 loads it with its reflect polyfill). imports those
- * packages and pki/x509.
+ * "Content-Transfer-Encoding: base64"). ASN.1 through asn1js (no decorators: this module also runs
+ * under tsx outside the repository's tsconfig), DER framing through pki/der, the certs-only
+ * structure through @peculiar/x509 (pki/x509 loads it with its reflect polyfill). imports asn1js,
+ * pki/der and pki/x509.
  */
-import { AsnArray, AsnConvert, AsnProp, AsnPropTypes, AsnType, AsnTypeTypes } from '@peculiar/asn1-schema';
-import { Attribute } from '@peculiar/asn1-x509';
+import * as asn1js from 'asn1js';
+import { derWrap } from '../pki/der.js';
 import { x509 } from '../pki/x509.js';
 
 /** Media types of RFC 7030 §4 (the answers' smime-type parameter as the RFC shows it). */
@@ -34,27 +35,6 @@ export const EstOid = {
   subjectAltName: '2.5.29.17',
 } as const;
 
-/** AttrOrOID ::= CHOICE { oid OBJECT IDENTIFIER, attribute Attribute } (RFC 7030 §4.5.2). */
-@AsnType({ type: AsnTypeTypes.Choice })
-class AttrOrOid {
-  @AsnProp({ type: AsnPropTypes.ObjectIdentifier })
-  oid?: string;
-  @AsnProp({ type: Attribute })
-  attribute?: Attribute;
-  constructor(params: Partial<AttrOrOid> = {}) {
-    Object.assign(this, params);
-  }
-}
-
-/** CsrAttrs ::= SEQUENCE SIZE (0..MAX) OF AttrOrOID */
-@AsnType({ type: AsnTypeTypes.Sequence, itemType: AttrOrOid })
-class CsrAttrs extends AsnArray<AttrOrOid> {
-  constructor(items?: AttrOrOid[]) {
-    super(items);
-    Object.setPrototypeOf(this, CsrAttrs.prototype);
-  }
-}
-
 /** One item of a CSR attributes answer: a bare OID, or an attribute with DER-encoded values. */
 export type CsrAttrItem = { readonly oid: string } | { readonly type: string; readonly values: readonly Uint8Array[] };
 
@@ -62,28 +42,58 @@ function buf(u: Uint8Array): ArrayBuffer {
   return u.buffer.slice(u.byteOffset, u.byteOffset + u.byteLength) as ArrayBuffer;
 }
 
-/** DER of CsrAttrs. */
+function compareBytes(a: Uint8Array, b: Uint8Array): number {
+  for (let i = 0; i < Math.min(a.length, b.length); i++) if (a[i] !== b[i]) return a[i]! - b[i]!;
+  return a.length - b.length;
+}
+
+/** One complete DER element, with nothing after it. */
+function parseOne(der: Uint8Array, what: string): asn1js.AsnType {
+  const r = asn1js.fromBER(buf(der));
+  if (r.offset === -1 || r.offset !== der.length) throw new RangeError(`${what}: not one DER element`);
+  return r.result;
+}
+
+/**
+ * DER of CsrAttrs ::= SEQUENCE SIZE (0..MAX) OF AttrOrOID, AttrOrOID ::= CHOICE { oid OBJECT
+ * IDENTIFIER, attribute Attribute }, Attribute ::= SEQUENCE { type OID, values SET OF ANY }
+ * (RFC 7030 §4.5.2). Attribute values are given DER-encoded, each checked to be one element; the
+ * SET OF is sorted as DER wants.
+ */
 export function encodeCsrAttrs(items: readonly CsrAttrItem[]): Uint8Array {
-  const seq = new CsrAttrs(
-    items.map((i) => ('oid' in i ? new AttrOrOid({ oid: i.oid }) : new AttrOrOid({ attribute: new Attribute({ type: i.type, values: i.values.map(buf) }) }))),
-  );
-  return new Uint8Array(AsnConvert.serialize(seq));
+  const parts = items.map((i) => {
+    if ('oid' in i) return derOid(i.oid);
+    if (i.values.length === 0) throw new RangeError(`attribute ${i.type} has no value`);
+    for (const v of i.values) parseOne(v, `a value of attribute ${i.type}`);
+    const values = [...i.values].sort(compareBytes);
+    return derWrap(0x30, [derOid(i.type), derWrap(0x31, values)]);
+  });
+  return derWrap(0x30, parts);
 }
 
 /** CsrAttrs DER → items (what a client reads; used by the device agent and the tests). */
 export function decodeCsrAttrs(der: Uint8Array): CsrAttrItem[] {
-  const seq = AsnConvert.parse(buf(der), CsrAttrs);
-  return Array.from(seq, (a): CsrAttrItem => {
-    if (a.oid !== undefined) return { oid: a.oid };
-    if (!a.attribute) throw new RangeError('CsrAttrs item is neither an OID nor an attribute');
-    return { type: a.attribute.type, values: a.attribute.values.map((v) => new Uint8Array(v)) };
+  const seq = parseOne(der, 'CsrAttrs');
+  if (!(seq instanceof asn1js.Sequence)) throw new RangeError('CsrAttrs is not a SEQUENCE');
+  return seq.valueBlock.value.map((item): CsrAttrItem => {
+    if (item instanceof asn1js.ObjectIdentifier) return { oid: item.valueBlock.toString() };
+    if (item instanceof asn1js.Sequence) {
+      const [type, set, ...rest] = item.valueBlock.value;
+      if (type instanceof asn1js.ObjectIdentifier && set instanceof asn1js.Set && rest.length === 0 && set.valueBlock.value.length > 0) {
+        return { type: type.valueBlock.toString(), values: set.valueBlock.value.map((v) => new Uint8Array(v.valueBeforeDecodeView)) };
+      }
+    }
+    throw new RangeError('CsrAttrs item is neither an OID nor an attribute');
   });
 }
 
 /** DER of an OBJECT IDENTIFIER (a value inside an attribute, e.g. the curve of id-ecPublicKey). */
 export function derOid(oid: string): Uint8Array {
-  const holder = new AttrOrOid({ oid });
-  return new Uint8Array(AsnConvert.serialize(holder));
+  if (!/^[0-2](\.(0|[1-9][0-9]*))+$/.test(oid)) throw new RangeError(`not an OID: ${oid}`);
+  const o = new asn1js.ObjectIdentifier({ value: oid });
+  const der = o.toBER(false);
+  if (o.valueBlock.error) throw new RangeError(`not an OID: ${oid} (${o.valueBlock.error})`);
+  return new Uint8Array(der);
 }
 
 /** DER of a UTF8String (challengePassword's DirectoryString choice). */
