@@ -1,4 +1,7 @@
-/** Property: arbitrary bytes never make receive() throw; the engine is 'handshaking' or 'failed' with an alert. */
+/**
+ * Property: arbitrary bytes never make receive() throw; the engine is 'handshaking', 'failed' with an
+ * alert, or 'closed' after the peer's close_notify (a record 15 03 03 00 02 01 00 is one).
+ */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import fc from 'fast-check';
@@ -16,15 +19,17 @@ function fresh(): TlsServerConnection {
 function check(chunks: Uint8Array[]): void {
   const conn = fresh();
   let alerted = false;
+  let peerClosed = false;
   for (const c of chunks) {
     const out = conn.receive(c); // must not throw
+    if (out.peerClosed) peerClosed = true;
     if (out.alert) {
       alerted = true;
       assert.equal(out.alert.sentByUs ? out.records[0] : 21, 21);
     }
   }
   const s = conn.state;
-  assert.ok(s === 'handshaking' || s === 'failed', `state ${s}`);
+  assert.ok(s === 'handshaking' || s === 'failed' || (s === 'closed' && peerClosed), `state ${s}`);
   if (s === 'failed') assert.ok(alerted);
 }
 
@@ -51,4 +56,13 @@ test('mutated valid ClientHellos: no throw', () => {
     }),
     { numRuns: 500 },
   );
+});
+
+test("the peer's close_notify before any handshake: the engine closes (answering close_notify) without throwing", () => {
+  const conn = fresh();
+  const out = conn.receive(Uint8Array.from([21, 3, 3, 0, 2, 1, 0]));
+  assert.equal(out.peerClosed, true);
+  assert.equal(conn.state, 'closed');
+  assert.deepEqual([...out.records], [21, 3, 3, 0, 2, 1, 0]);
+  check([Uint8Array.from([21, 3, 3, 0, 2, 1, 0])]);
 });
