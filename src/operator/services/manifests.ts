@@ -2,7 +2,9 @@
  * operator/services/manifests: importing a manufacturer batch manifest into the registry — all or
  * nothing: every entry must chain to a trusted manufacturer CA and must not conflict with a card
  * already known (same UID, other attestation certificate); an entry identical to a known card is
- * skipped, so importing a file twice is harmless. imports pki/manifest, store/types, errors.
+ * skipped, so importing a file twice is harmless — also at the same instant through two operator
+ * nodes: the transaction that loses the race on a card's unique UID runs once more and then finds
+ * those cards present. imports pki/manifest, store/types, store/driver, errors.
  */
 import { randomUUID } from 'node:crypto';
 import { equalBytes, toHex } from '../../bytes/index.js';
@@ -10,6 +12,7 @@ import { OpError, OpErrorCode } from '../errors.js';
 import { parseManifest, type EntryProblem, type ManifestEntry } from '../pki/manifest.js';
 import { fingerprintHex } from '../pki/x509.js';
 import type { OperatorStore } from '../store/types.js';
+import { isUniqueViolation } from '../store/driver.js';
 
 export interface ImportResult {
   readonly batchId: string | null;
@@ -29,11 +32,31 @@ export async function importManifest(store: OperatorStore, doc: unknown, actor: 
   );
   if (typeof parsed === 'string') throw new OpError(OpErrorCode.manifestInvalid, parsed);
   if (parsed.problems.length > 0) throw invalid(parsed.problems);
+  const entries = parsed.entries;
+  const name = parsed.name;
+  try {
+    return await registerEntries(store, trusted, entries, name, actor, now);
+  } catch (e) {
+    // Another node registered some of these cards between our reads and our inserts: once more,
+    // the known cards are then read as present (or as a conflict), never a unique-key error.
+    if (!isUniqueViolation(e)) throw e;
+    return registerEntries(store, trusted, entries, name, actor, now);
+  }
+}
+
+async function registerEntries(
+  store: OperatorStore,
+  trusted: readonly { id: string; certDer: Uint8Array }[],
+  entries: readonly ManifestEntry[],
+  name: string | null,
+  actor: string,
+  now: number,
+): Promise<ImportResult> {
   return store.tx(async (t) => {
     const imported: string[] = [];
     const alreadyPresent: string[] = [];
     const fresh: ManifestEntry[] = [];
-    for (const e of parsed.entries) {
+    for (const e of entries) {
       const known = await t.cardByUid(e.uid);
       if (!known) fresh.push(e);
       else if (equalBytes(known.attestCertDer, e.attestCertDer)) alreadyPresent.push(toHex(e.uid));
@@ -42,7 +65,7 @@ export async function importManifest(store: OperatorStore, doc: unknown, actor: 
     if (fresh.length === 0) return { batchId: null, imported, alreadyPresent };
     const batchId = randomUUID();
     const anchor = trusted.find((m) => fingerprintHex(m.certDer) === fresh[0]!.anchorFingerprint)!;
-    await t.addManifestBatch({ id: batchId, manufacturerCaId: anchor.id, name: parsed.name ?? `import ${new Date(now).toISOString()}`, count: fresh.length, importedBy: actor, importedAt: now });
+    await t.addManifestBatch({ id: batchId, manufacturerCaId: anchor.id, name: name ?? `import ${new Date(now).toISOString()}`, count: fresh.length, importedBy: actor, importedAt: now });
     for (const e of fresh) {
       await t.insertCard({
         id: randomUUID(),

@@ -47,3 +47,12 @@ export function ddl(dialect: Dialect, sql: string): string {
     .replace(/\{text\}/g, dialect.types.text)
     .replace(/\{serial_pk\}/g, dialect.types.serialPk);
 }
+
+/**
+ * A write refused by a UNIQUE constraint, on either back end (PostgreSQL 23505, SQLite
+ * SQLITE_CONSTRAINT_UNIQUE / _PRIMARYKEY): what two nodes inserting the same row at once meet.
+ */
+export function isUniqueViolation(e: unknown): boolean {
+  const code = (e as { code?: unknown } | null)?.code;
+  return code === '23505' || code === 'SQLITE_CONSTRAINT_UNIQUE' || code === 'SQLITE_CONSTRAINT_PRIMARYKEY';
+}
