@@ -18,12 +18,13 @@ import { EventEmitter } from 'node:events';
 import type { AddressInfo, Server as NetServer } from 'node:net';
 import { SetlsError } from '../bytes/index.js';
 import { CoapServer, type CoapRequestListener, type CoapServerOptions as CoreOptions } from '../coap/index.js';
-import { CardClient, TlsTandem, PcscTransport, TracingTransport, type CardTransport, type PeerInfo } from '../host/index.js';
+import { CardClient, TlsTandem, PcscTransport, TracingTransport, type CardTransport } from '../host/index.js';
 import { CardDtlsBackends, CardGate, DtlsServer } from '../host/dtls/index.js';
 import { serveCoapOverDtls, serveCoapOverTls } from '../servers/coap/index.js';
 import { openCard as openCardFolder } from '../cli/card-setup.js';
 import { startAdminSocket } from '../cli/admin-access.js';
 import { resolvePin } from './pin.js';
+import { listenAndRoute } from './listen.js';
 import type { CardSource } from './server.js';
 
 export * from '../coap/index.js';
@@ -179,31 +180,8 @@ export class CoapCardServer extends EventEmitter {
         if (relay) closers.push(() => relay.close());
       }
       if (this.closeRequested) throw new SetlsError('ERR_SERVER_CLOSED', 'close() was called before the server was listening');
-      const listenError = new WeakSet<Error>();
-      tandem.on('sessionError', (err: Error, peer: PeerInfo) => {
-        if (listenError.has(err)) return;
-        if (peer?.remoteAddress === undefined) this.emit('cardError', err);
-        else this.emit('tlsClientError', err, peer);
-      });
       serveCoapOverTls(tandem, this.coap, { shouldYield: () => tandem.queued > 0 });
-      const listener = tandem.listen(port, host);
-      await new Promise<void>((resolve, reject) => {
-        const onError = (e: Error): void => {
-          listenError.add(e);
-          listener.off('listening', onListening);
-          reject(e);
-        };
-        const onListening = (): void => {
-          listener.off('error', onError);
-          resolve();
-        };
-        listener.once('error', onError);
-        listener.once('listening', onListening);
-      });
-      listener.on('error', (e: Error) => {
-        listenError.add(e);
-        this.emit('error', e);
-      });
+      const listener = await listenAndRoute(tandem, port, host, this);
       let udpPort: number | undefined;
       if (o.dtls ?? true) {
         const backends = new CardDtlsBackends({ card: new CardClient(transport), pin, gate, available: () => !tandem.inUse && tandem.queued === 0 });

@@ -24,6 +24,7 @@ import { onClientError } from '../servers/https/index.js';
 import { openCard as openCardFolder } from '../cli/card-setup.js';
 import { startAdminSocket } from '../cli/admin-access.js';
 import { resolvePin } from './pin.js';
+import { listenAndRoute } from './listen.js';
 
 /** One card: a folder (emulated, in this process), a PC/SC reader, or a transport you made. */
 export interface CardSource {
@@ -269,35 +270,12 @@ export class SetlsServer extends http.Server {
         }
       }
       if (this.closeRequested) throw new SetlsError('ERR_SERVER_CLOSED', 'close() was called before the server was listening');
-      const listenError = new WeakSet<Error>();
-      source.on('sessionError', (err: Error, peer: PeerInfo) => {
-        if (listenError.has(err)) return;
-        if (peer?.remoteAddress === undefined) this.emit('cardError', err);
-        else this.emit('tlsClientError', err, peer);
-      });
       source.on('refused', (peer: PeerInfo) => this.emit('refused', peer));
       source.on('secureConnection', (socket: SeTlsSocket) => {
         this.emit('secureConnection', socket);
         this.emit('connection', socket);
       });
-      const listener = source.listen(port, host);
-      await new Promise<void>((resolve, reject) => {
-        const onError = (e: Error): void => {
-          listenError.add(e);
-          listener.off('listening', onListening);
-          reject(e);
-        };
-        const onListening = (): void => {
-          listener.off('error', onError);
-          resolve();
-        };
-        listener.once('error', onError);
-        listener.once('listening', onListening);
-      });
-      listener.on('error', (e: Error) => {
-        listenError.add(e);
-        this.emit('error', e);
-      });
+      const listener = await listenAndRoute(source, port, host, this);
       this.opened = { source, listener, closers };
     } catch (e) {
       await cleanup();
