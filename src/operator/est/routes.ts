@@ -20,7 +20,7 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { randomBytes } from 'node:crypto';
 import { join } from 'node:path';
-import { readBody } from '../api/http.js';
+import { readBody, send } from '../api/http.js';
 import { OpError, OpErrorCode } from '../errors.js';
 import { readSecretFile, writeSecretFile } from '../keys/secret-files.js';
 import type { Operator } from '../operator.js';
@@ -62,15 +62,11 @@ export interface EstOptions {
 }
 
 function plain(res: ServerResponse, status: number, code: string, message: string, headers: Record<string, string> = {}): void {
-  const body = `${code}: ${message}\n`;
-  res.writeHead(status, { 'content-type': 'text/plain; charset=utf-8', 'content-length': String(Buffer.byteLength(body)), 'cache-control': 'no-store', ...headers });
-  res.end(body);
+  send(res, { status, raw: { type: 'text/plain; charset=utf-8', data: `${code}: ${message}\n` }, headers });
 }
 
 function base64(res: ServerResponse, type: string, der: Uint8Array): void {
-  const body = encodeBase64Body(der);
-  res.writeHead(200, { 'content-type': type, 'content-transfer-encoding': 'base64', 'content-length': String(Buffer.byteLength(body)), 'cache-control': 'no-store' });
-  res.end(body);
+  send(res, { status: 200, raw: { type, data: encodeBase64Body(der) }, headers: { 'content-transfer-encoding': 'base64' } });
 }
 
 /** The handler to mount at EST_PREFIX on the operator's HTTPS server. */
