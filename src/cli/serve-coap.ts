@@ -25,7 +25,7 @@ import { cliLogger, logFormat } from './log.js';
 import { stopHint, stopOnSignals } from './stop.js';
 import { startAdminSocket } from './admin-access.js';
 import type { AdminRelay } from '../transport/admin-relay.js';
-import { logLevelOf, poolPressureOptions, servingChannels, type PressureFlags } from './serve-pressure.js';
+import { logPoolEvents, poolPressureOptions, servingChannels, type PressureFlags } from './serve-pressure.js';
 
 export interface ServeCoapOptions extends PressureFlags {
   cardDir: string;
@@ -159,11 +159,7 @@ export async function startCoap(o: ServeCoapOptions, log = pino({ level: process
     card.close();
     throw e;
   }
-  pool.on('sessionError', (err: Error & { code?: string; syscall?: string }, peer: { remoteAddress?: string; remotePort?: number }) => {
-    if (err.syscall === 'listen') return; // the command fails with it
-    log[peer?.remoteAddress ? logLevelOf(err.code) : 'error']({ code: err.code, err: err.message, peer: peer?.remoteAddress ? `${peer.remoteAddress}:${peer.remotePort}` : undefined }, peer?.remoteAddress ? 'session ended with an error' : 'card error');
-  });
-  pool.on('refused', (peer: { remoteAddress?: string; remotePort?: number }) => log.debug({ peer }, 'overloaded: ClientHello answered with an internal_error alert'));
+  logPoolEvents(pool, log);
 
   const state = createPlugState();
   const coap = createPlugCoapServer(state, o.powerIntervalMs !== undefined ? { powerIntervalMs: o.powerIntervalMs } : {});

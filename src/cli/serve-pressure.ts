@@ -6,6 +6,7 @@
  * errors an attack produces by the thousand.
  * imports host/ and cli/card-files.
  */
+import type { EventEmitter } from 'node:events';
 import { existsSync } from 'node:fs';
 import { CardClient, probeLogicalChannels, type CardTransport, type TlsPoolOptions } from '../host/index.js';
 import { cardPaths } from './card-files.js';
@@ -72,4 +73,19 @@ export function poolPressureOptions(f: PressureFlags): Partial<TlsPoolOptions> {
  */
 export function logLevelOf(code: string | undefined): 'debug' | 'warn' {
   return code === 'ERR_HOST_PEER_CLOSED' || code === 'ERR_HOST_EVICTED' || code === 'ERR_HOST_PEER_LIMIT' || code === 'ERR_HOST_HANDSHAKE_TIMEOUT' || code === 'ERR_HOST_OVERLOADED' || code === 'ERR_HOST_NOT_CLIENT_HELLO' ? 'debug' : 'warn';
+}
+
+type LogFn = (obj: object, msg: string) => void;
+
+/**
+ * The serve commands' logging of a pool's sessions: a failed session at logLevelOf(code) with its
+ * peer, a card error (no peer) at error, the listen error left to the command (it fails with it),
+ * an "overloaded" answer at debug.
+ */
+export function logPoolEvents(pool: EventEmitter, log: { debug: LogFn; warn: LogFn; error: LogFn }): void {
+  pool.on('sessionError', (err: Error & { code?: string; syscall?: string }, peer: { remoteAddress?: string; remotePort?: number }) => {
+    if (err.syscall === 'listen') return; // the command fails with it
+    log[peer?.remoteAddress ? logLevelOf(err.code) : 'error']({ code: err.code, err: err.message, peer: peer?.remoteAddress ? `${peer.remoteAddress}:${peer.remotePort}` : undefined }, peer?.remoteAddress ? 'session ended with an error' : 'card error');
+  });
+  pool.on('refused', (peer: { remoteAddress?: string; remotePort?: number }) => log.debug({ peer }, 'overloaded: ClientHello answered with an internal_error alert'));
 }

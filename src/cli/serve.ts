@@ -22,7 +22,7 @@ import { cardPaths, cloneCardFiles } from './card-files.js';
 import { resolvePin } from '../api/pin.js';
 import { cliLogger, logFormat } from './log.js';
 import { stopHint, stopOnSignals } from './stop.js';
-import { logLevelOf, poolPressureOptions, servingChannels, type PressureFlags } from './serve-pressure.js';
+import { logPoolEvents, poolPressureOptions, servingChannels, type PressureFlags } from './serve-pressure.js';
 
 export interface ServeHttpsOptions extends PressureFlags, AgentCliOptions {
   cardDir: string;
@@ -174,11 +174,7 @@ async function startHttpsPool(o: ServeHttpsOptions, log: pino.Logger): Promise<R
     await closeCards();
     throw e;
   }
-  pool.on('sessionError', (err: Error & { code?: string; syscall?: string }, peer: { remoteAddress?: string; remotePort?: number }) => {
-    if (err.syscall === 'listen') return; // the command fails with it
-    log[peer?.remoteAddress ? logLevelOf(err.code) : 'error']({ code: err.code, err: err.message, peer: peer?.remoteAddress ? `${peer.remoteAddress}:${peer.remotePort}` : undefined }, peer?.remoteAddress ? 'session ended with an error' : 'card error');
-  });
-  pool.on('refused', (peer: { remoteAddress?: string; remotePort?: number }) => log.debug({ peer }, 'overloaded: ClientHello answered with an internal_error alert'));
+  logPoolEvents(pool, log);
   pool.on('health', (h: { name: string; health: string }) => log.warn(h, 'card health changed'));
   const metrics = createMetrics(pool);
   const admin = o.adminPort !== undefined ? await startAdminServer(metrics, o.adminPort) : undefined;
@@ -242,11 +238,7 @@ export async function startHttps(o: ServeHttpsOptions, log = pino({ level: proce
     closeCard();
     throw e;
   }
-  tandem.on('sessionError', (err: Error & { code?: string; syscall?: string }, peer: { remoteAddress?: string; remotePort?: number }) => {
-    if (err.syscall === 'listen') return; // the command fails with it
-    log[peer?.remoteAddress ? logLevelOf(err.code) : 'error']({ code: err.code, err: err.message, peer: peer?.remoteAddress ? `${peer.remoteAddress}:${peer.remotePort}` : undefined }, peer?.remoteAddress ? 'session ended with an error' : 'card error');
-  });
-  tandem.on('refused', (peer: { remoteAddress?: string; remotePort?: number }) => log.debug({ peer }, 'overloaded: ClientHello answered with an internal_error alert'));
+  logPoolEvents(tandem, log);
   const metrics = createMetrics(tandem);
   const admin = o.adminPort !== undefined ? await startAdminServer(metrics, o.adminPort) : undefined;
   const http = serveHttps(tandem, createPlugHandler(createPlugState()));
