@@ -127,9 +127,14 @@ export class JobRunner {
     if (stop) await stop();
   }
 
-  /** Wakes the loop now (a job was just created). */
+  /**
+   * Wakes the loop now (a job was just created). During a tick the wake-up is remembered (`again`),
+   * not a timer: the tick's end would replace that timer with the next poll, and lose it.
+   */
   poke(): void {
-    if (this.active) this.schedule(0);
+    if (!this.active) return;
+    if (this.ticking) this.again = true;
+    else this.schedule(0);
   }
 
   /** Stops claiming, aborts running executors and waits for them to settle. */
