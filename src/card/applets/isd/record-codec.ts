@@ -17,11 +17,12 @@
  *
  * The three fixed-size audit fields come last, so a record cut short anywhere does not decode.
  *
- * Secrets go from their arrays straight into the one exact-size output (no JS strings, no growing
- * buffers); the caller wipes the output after sealing it. Decoding copies every value out of the
+ * Secrets go from their arrays straight into the one exact-size output of bytes/tlv-tree (no JS
+ * strings, no growing buffers); the caller wipes the output after sealing it. Decoding copies every value out of the
  * input, which the caller wipes. Any malformation throws ERR_ISD_STATE. imports bytes/, gp/.
  */
 import { freshCopy } from '../../../bytes/index.js';
+import { encodeTlvTree, parseStrictTlvs, readTlvFields, type TlvField, type TlvItem, type TlvNode } from '../../../bytes/tlv-tree.js';
 import { CardLifecycle, COUNTER_EXHAUSTED, IsdLimits, KeyAlg, SlotStatus, UID_LENGTH } from '../../../gp/admin/constants.js';
 import { staticKeys, type StaticKeys } from '../../../gp/keys.js';
 import { isScp03Kvn } from '../../../gp/params.js';
@@ -64,40 +65,10 @@ export const RecordTag = {
   slotStaged: 0x46,
 } as const;
 
-type Node = { readonly tag: number; readonly parts: readonly Uint8Array[] } | { readonly tag: number; readonly children: readonly Node[] };
+type Node = TlvNode;
 
-const lengthBytes = (n: number): number => (n < 0x80 ? 1 : n <= 0xff ? 2 : n <= 0xffff ? 3 : 4);
-
-function encodeNodes(nodes: readonly Node[]): Uint8Array {
-  const sizes = new Map<Node, number>();
-  const size = (n: Node): number => {
-    let s = 0;
-    if ('parts' in n) for (const p of n.parts) s += p.length;
-    else for (const c of n.children) s += size(c);
-    if (s > 0xffffff) throw isdStateError(`tag ${n.tag.toString(16)} too long`);
-    sizes.set(n, s);
-    return 1 + lengthBytes(s) + s;
-  };
-  let total = 0;
-  for (const n of nodes) total += size(n);
-  const out = new Uint8Array(total);
-  let o = 0;
-  const put = (n: Node): void => {
-    const v = sizes.get(n)!;
-    out[o++] = n.tag;
-    const lb = lengthBytes(v);
-    if (lb > 1) out[o++] = 0x80 | (lb - 1);
-    for (let i = lb > 1 ? lb - 2 : 0; i >= 0; i--) out[o++] = (v >>> (8 * i)) & 0xff;
-    if ('parts' in n) {
-      for (const p of n.parts) {
-        out.set(p, o);
-        o += p.length;
-      }
-    } else for (const c of n.children) put(c);
-  };
-  for (const n of nodes) put(n);
-  return out;
-}
+const fail = (why: string): Error => isdStateError(why);
+const encodeNodes = (nodes: readonly Node[]): Uint8Array => encodeTlvTree(nodes, fail);
 
 const leaf = (tag: number, ...parts: Uint8Array[]): Node => ({ tag, parts });
 const u8 = (n: number): Uint8Array => Uint8Array.of(n);
@@ -145,63 +116,12 @@ export function encodeIsdRecord(r: IsdRecord): Uint8Array {
 
 // ------------------------------------------------------------------ decoding
 
-interface Item {
-  readonly tag: number;
-  readonly value: Uint8Array;
-}
-
-function parseItems(b: Uint8Array, what: string): Item[] {
-  const out: Item[] = [];
-  let o = 0;
-  while (o < b.length) {
-    if (o + 2 > b.length) throw isdStateError(`${what}: truncated TLV`);
-    const tag = b[o++]!;
-    let n = b[o++]!;
-    if (n >= 0x80) {
-      const k = n & 0x7f;
-      if (k < 1 || k > 3 || o + k > b.length) throw isdStateError(`${what}: bad length of tag ${tag.toString(16)}`);
-      n = 0;
-      for (let i = 0; i < k; i++) n = n * 256 + b[o++]!;
-      if (lengthBytes(n) !== k + 1) throw isdStateError(`${what}: length of tag ${tag.toString(16)} not in its shortest form`);
-    }
-    if (n > b.length - o) throw isdStateError(`${what}: tag ${tag.toString(16)} overruns`);
-    out.push({ tag, value: b.subarray(o, o + n) });
-    o += n;
-  }
-  return out;
-}
-
-interface FieldSpec {
-  readonly tag: number;
-  readonly min?: number;
-  readonly max?: number;
-  readonly minLen?: number;
-  readonly maxLen?: number;
-}
-
-/** Values by tag, fields in schema order, counts and sizes checked. */
-function readSchema(items: readonly Item[], schema: readonly FieldSpec[], what: string): Map<number, Uint8Array[]> {
-  const out = new Map<number, Uint8Array[]>();
-  let i = 0;
-  for (const f of schema) {
-    const vals: Uint8Array[] = [];
-    while (i < items.length && items[i]!.tag === f.tag) {
-      const v = items[i]!.value;
-      if (vals.length === (f.max ?? 1)) throw isdStateError(`${what}: tag ${f.tag.toString(16)} repeated`);
-      if (v.length < (f.minLen ?? 0) || v.length > (f.maxLen ?? 0xffffff)) throw isdStateError(`${what}: tag ${f.tag.toString(16)} has ${v.length} bytes`);
-      vals.push(v);
-      i++;
-    }
-    if (vals.length < (f.min ?? 1)) throw isdStateError(`${what}: tag ${f.tag.toString(16)} missing`);
-    out.set(f.tag, vals);
-  }
-  if (i < items.length) throw isdStateError(`${what}: unexpected tag ${items[i]!.tag.toString(16)} at item ${i}`);
-  return out;
-}
+const parseItems = (b: Uint8Array, what: string): TlvItem[] => parseStrictTlvs(b, what, fail);
+const readSchema = (items: readonly TlvItem[], schema: readonly TlvField[], what: string): Map<number, Uint8Array[]> => readTlvFields(items, schema, what, fail);
 
 const T = RecordTag;
 const L = IsdLimits;
-const TOP: readonly FieldSpec[] = [
+const TOP: readonly TlvField[] = [
   { tag: T.format, minLen: 1, maxLen: 1 },
   { tag: T.lifecycle, minLen: 1, maxLen: 1 },
   { tag: T.uid, min: 0, minLen: UID_LENGTH, maxLen: UID_LENGTH },
@@ -220,18 +140,18 @@ const TOP: readonly FieldSpec[] = [
   { tag: T.auditHead, minLen: 32, maxLen: 32 },
   { tag: T.auditBase, minLen: 32, maxLen: 32 },
 ];
-const ATTESTATION: readonly FieldSpec[] = [
+const ATTESTATION: readonly TlvField[] = [
   { tag: T.attPkcs8, minLen: 1, maxLen: 512 },
   { tag: T.attSpki, minLen: 1, maxLen: 512 },
   { tag: T.attCert, min: 0, max: L.maxChainCerts, minLen: 1, maxLen: L.maxCertBytes },
 ];
-const KEY_SET: readonly FieldSpec[] = [
+const KEY_SET: readonly TlvField[] = [
   { tag: T.kvn, minLen: 1, maxLen: 1 },
   { tag: T.enc, minLen: 16, maxLen: 32 },
   { tag: T.mac, minLen: 16, maxLen: 32 },
   { tag: T.dek, minLen: 16, maxLen: 32 },
 ];
-const SLOT: readonly FieldSpec[] = [
+const SLOT: readonly TlvField[] = [
   { tag: T.slotNumber, minLen: 1, maxLen: 1 },
   { tag: T.slotStatus, minLen: 1, maxLen: 1 },
   { tag: T.slotAlgorithm, minLen: 1, maxLen: 1 },
