@@ -53,12 +53,22 @@ export async function startOperator(o: StartOptions): Promise<RunningOperator> {
   const server = new OperatorServer({ operator, host: o.host, port: o.port, log });
   const store = operator.store;
   const lastSeen = new Map<string, { host: string; at: number }>();
+  // Agent routing: each poll records that the host's agent polls this node; a host newly attached
+  // here wakes the runner, which now claims the jobs of its cards (store claimJob `node`).
+  const attachedHere = new Map<string, number>();
+  const runner = operator.runner;
   const relay = new RelayHub({
     ...o.relay,
     authenticateAgent: (token, claimed) => authenticateAgent(store, token, claimed),
     onHeartbeat: (hostId, _hb, seList) => {
       const now = operator.now();
-      void store.touchHost(hostId, null, now).catch(() => undefined);
+      const since = attachedHere.get(hostId);
+      const fresh = since === undefined || now - since > 30_000;
+      if (fresh) attachedHere.set(hostId, now);
+      void store
+        .touchHost(hostId, null, now, runner.owner)
+        .then(() => fresh && runner.poke())
+        .catch(() => undefined);
       for (const uid of seList) {
         const key = toHex(uid);
         const prev = lastSeen.get(key);
@@ -66,7 +76,9 @@ export async function startOperator(o: StartOptions): Promise<RunningOperator> {
         lastSeen.set(key, { host: hostId, at: now });
         void (async () => {
           const card = await store.cardByUid(uid);
-          if (card) await store.updateCard(card.id, { hostId, lastSeenAt: now }, now);
+          if (!card) return;
+          await store.updateCard(card.id, { hostId, lastSeenAt: now }, now);
+          if (card.hostId !== hostId) runner.poke(); // the card moved to this host: its jobs may be ours now
         })().catch((e: unknown) => log.warn({ err: e }, 'heartbeat not recorded'));
       }
     },

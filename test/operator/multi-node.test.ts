@@ -25,6 +25,7 @@ import { writeSecretFile } from '../../src/operator/keys/secret-files.js';
 import { makeManufacturing, TestCard, TRANSPORT_ID, type Manufacturing } from './isd-fixture.js';
 import { call, tempDir } from './helpers.js';
 import { createTempDb, pgUnavailable } from './pg-helpers.js';
+import pg from 'pg';
 import { skipOrFail } from '../ci.js';
 import { waitUntil, within } from '../wait.js';
 
@@ -250,6 +251,94 @@ test('two operator nodes on one PostgreSQL: SIGKILL the node holding the jobs â†
       await n.exited;
     }
     await lb?.close();
+    await db.drop();
+    tmp.cleanup();
+  }
+});
+
+test('two operator nodes, the agents polling node A only: jobs created through node B run on node A (B leaves them: its relay cannot reach those agents), first attempt each', async (t) => {
+  if (!skipOrFail(t, await pgUnavailable())) return;
+  const db = await createTempDb();
+  const tmp = tempDir('setls-route-');
+  const dirA = join(tmp.dir, 'node-a');
+  const dirB = join(tmp.dir, 'node-b');
+  const nodes: Node[] = [];
+  const agents: DeviceAgent[] = [];
+  const sql = new pg.Client({ connectionString: db.url });
+  let stopped: Node | undefined;
+  try {
+    const init = await initOperator({ dir: dirA, store: db.url, manufacturerCaPems: [m.caPem] });
+    writeSecretFile(join(dirA, 'keys', `transport-${TRANSPORT_ID}.key`), toHex(m.transportMaster) + '\n');
+    cpSync(dirA, dirB, { recursive: true });
+    const caFile = join(dirA, 'tls-ca.crt');
+    const a = serve(dirA, await freePort(), db.url);
+    const b = serve(dirB, await freePort(), db.url);
+    nodes.push(a, b);
+    await serving(a, caFile);
+    await serving(b, caFile);
+    const apiB = (method: string, path: string, body?: unknown) =>
+      call(`https://localhost:${b.port}`, caFile, method, path, { token: init.adminToken, ...(body !== undefined ? { body } : {}) });
+    const cards = [await TestCard.create(m), await TestCard.create(m)];
+    assert.equal((await apiB('POST', '/v1/manifests', { cards: cards.map((c) => c.manifestEntry()) })).status, 201);
+    for (const [i, c] of cards.entries()) {
+      const tok = spawnSync(process.execPath, [BIN, 'operator', 'agent-token', '--dir', dirB, '--host', `dev-r${i}`], {
+        encoding: 'utf8',
+        timeout: 60_000,
+        env: { ...process.env, SETLS_OPERATOR_STORE: db.url },
+      });
+      assert.equal(tok.status, 0, tok.stderr);
+      agents.push(
+        await DeviceAgent.start({
+          operatorUrl: `https://localhost:${a.port}`,
+          ca: readFileSync(caFile, 'utf8'),
+          token: tok.stdout.trim(),
+          hostId: `dev-r${i}`,
+          cards: [{ transport: c.transport }],
+          backoffInitialMs: 50,
+          backoffMaxMs: 300,
+        }),
+      );
+    }
+    // Both hosts and both cards are known to poll node A.
+    await sql.connect();
+    await waitUntil(async () => {
+      const r = await sql.query(`SELECT count(*)::int AS n FROM card c JOIN host h ON h.id = c.host_id WHERE h.node_id IS NOT NULL`);
+      return r.rows[0].n === 2;
+    }, 'both cards attached to node A through their agents', 60_000);
+    // Node A pauses: without routing node B would claim the jobs now (and wait in vain for agents
+    // that never poll it, until the script deadline, then retry).
+    a.child.kill('SIGSTOP');
+    stopped = a;
+    const jobs = [];
+    for (const c of cards) jobs.push((await apiB('POST', `/v1/cards/${c.uidHex}/enrol`, {})).json().job);
+    // node B's runner polls every second: a few of its rounds go by, and the jobs stay queued
+    const until = Date.now() + 3000;
+    while (Date.now() < until) {
+      for (const j of jobs) assert.equal((await apiB('GET', `/v1/jobs/${j.id}`)).json().job.status, 'queued', `node B left job ${j.id} alone`);
+      await new Promise((r) => setTimeout(r, 250));
+    }
+    a.child.kill('SIGCONT');
+    stopped = undefined;
+    for (const [i, j] of jobs.entries()) {
+      let last: any;
+      await waitUntil(async () => {
+        last = (await apiB('GET', `/v1/jobs/${j.id}`)).json().job;
+        return ['succeeded', 'failed', 'timed_out'].includes(last.status);
+      }, () => `job ${i} ends (${JSON.stringify(last)})`, 120_000);
+      assert.equal(last.status, 'succeeded', `job ${i}: ${JSON.stringify(last)}\n${a.stderr.slice(-2000)}`);
+      assert.equal(last.attempt, 1, 'first attempt: never claimed by the node the agent does not poll');
+      assert.ok(a.stderr.includes(j.id), 'node A ran it');
+      const touched = b.stderr.split('\n').filter((l) => l.includes(j.id) && !l.includes('"msg":"request"'));
+      assert.deepEqual(touched, [], 'node B never touched it');
+    }
+  } finally {
+    if (stopped) stopped.child.kill('SIGCONT');
+    await sql.end().catch(() => undefined);
+    for (const ag of agents) await ag.stop();
+    for (const n of nodes) {
+      n.child.kill('SIGKILL');
+      await n.exited;
+    }
     await db.drop();
     tmp.cleanup();
   }

@@ -407,6 +407,34 @@ export function storeSuite(name: string, factory: StoreFactory): void {
       });
     });
 
+    test('agent routing: a job whose card\'s agent recently polled another node is left to that node', async () => {
+      await withStore(factory, async (s) => {
+        const { batchId } = await addCaAndBatch(s);
+        const c = newCard(1, batchId);
+        const free = newCard(2, batchId);
+        await s.insertCard(c);
+        await s.insertCard(free);
+        await s.putHostCredential({ id: 'dev-1', name: 'dev-1', credentialHash: new Uint8Array(32).fill(1), createdAt: T0 });
+        await s.updateCard(c.id, { hostId: 'dev-1' }, T0);
+        await s.touchHost('dev-1', null, T0 + 10, 'node-a');
+        const h = (await s.hostById('dev-1'))!;
+        assert.deepEqual([h.nodeId, h.nodeSeenAt], ['node-a', T0 + 10]);
+        const job = (cardId: string) => s.insertJob({ id: randomUUID(), cardId, kind: 'lock', params: {}, maxAttempts: 1, deadlineAt: null, idempotencyKey: null, createdBy: 't', createdAt: T0 });
+        const routed = await job(c.id);
+        const other = await job(free.id);
+        const claim = (node: string, attachedAfter: number) => s.claimJob({ owner: node, now: T0 + 20, leaseMs: 1000, kinds: ['lock'], node: { id: node, attachedAfter } });
+        // node B: the card's agent polls A (seen at T0+10, after T0): only the card without a host
+        assert.equal((await claim('node-b', T0))!.id, other.id);
+        assert.equal(await claim('node-b', T0), null, "node B leaves the routed card's job to node A");
+        // node A claims it; or anyone once A's attachment is older than the window
+        const rows = await s.listJobs({}, null, 10);
+        assert.equal(rows.find((r) => r.id === routed.id)!.status, 'queued');
+        assert.equal((await claim('node-b', T0 + 10))!.id, routed.id, 'a stale attachment routes nothing');
+        await s.touchHost('dev-1', null, T0 + 30);
+        assert.equal((await s.hostById('dev-1'))!.nodeId, 'node-a', 'a poll without a node keeps the attachment');
+      });
+    });
+
     test('concurrent claims from two store handles never hand out the same job', async () => {
       await withStore(factory, async (s, h) => {
         const { batchId } = await addCaAndBatch(s);

@@ -65,6 +65,11 @@ export interface RunnerOptions {
   /** Retry back-off: base · 2^(attempt−1), capped. */
   readonly backoffBaseMs?: number;
   readonly backoffMaxMs?: number;
+  /**
+   * Agent routing: a job whose card's agent polled another node within this time is left to that
+   * node (default 60 s: longer than the relay's 25 s long poll, so a live agent stays attached).
+   */
+  readonly agentAttachTtlMs?: number;
   readonly now?: () => number;
   readonly log?: RunnerLog;
   readonly onFinish?: (job: JobRow, status: string) => void;
@@ -82,6 +87,7 @@ export class JobRunner {
   private readonly heartbeatMs: number;
   private readonly pollMs: number;
   private readonly concurrency: number;
+  private readonly attachTtlMs: number;
   private loopTimer: NodeJS.Timeout | undefined;
   private active = false;
   private crashed = false;
@@ -97,6 +103,12 @@ export class JobRunner {
     this.heartbeatMs = o.heartbeatMs ?? Math.max(10, Math.floor(this.leaseMs / 3));
     this.pollMs = o.pollMs ?? 1000;
     this.concurrency = o.concurrency ?? 4;
+    this.attachTtlMs = o.agentAttachTtlMs ?? 60_000;
+  }
+
+  private claim(): Promise<JobRow | null> {
+    const now = this.now();
+    return this.o.store.claimJob({ owner: this.owner, now, leaseMs: this.leaseMs, kinds: this.kinds(), node: { id: this.owner, attachedAfter: now - this.attachTtlMs } });
   }
 
   register(kind: string, executor: JobExecutor): this {
@@ -164,7 +176,7 @@ export class JobRunner {
     await this.expire();
     const started: Promise<void>[] = [];
     while (this.running.size < this.concurrency && !this.crashed) {
-      const job = await this.o.store.claimJob({ owner: this.owner, now: this.now(), leaseMs: this.leaseMs, kinds: this.kinds() });
+      const job = await this.claim();
       if (!job) break;
       started.push(this.execute(job));
     }
@@ -188,7 +200,7 @@ export class JobRunner {
     try {
       await this.expire();
       while (this.active && this.running.size < this.concurrency) {
-        const job = await this.o.store.claimJob({ owner: this.owner, now: this.now(), leaseMs: this.leaseMs, kinds: this.kinds() });
+        const job = await this.claim();
         if (!job) break;
         void this.execute(job).then(() => this.poke());
       }

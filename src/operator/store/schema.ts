@@ -237,6 +237,14 @@ ALTER TABLE host ADD COLUMN revoked_at {int64};
 ALTER TABLE card_audit_head ADD COLUMN time {int64} NOT NULL DEFAULT 0;
 `,
   },
+  {
+    version: 8,
+    name: 'agent routing: the operator node a device host polls',
+    sql: `
+ALTER TABLE host ADD COLUMN node_id {text};
+ALTER TABLE host ADD COLUMN node_seen_at {int64};
+`,
+  },
 ];
 
 export const SCHEMA_VERSION = MIGRATIONS[MIGRATIONS.length - 1]!.version;

@@ -150,6 +150,8 @@ function hostRow(r: SqlRow): HostRow {
     lastSeenAt: nn(r, 'last_seen_at'),
     createdAt: n(r, 'created_at'),
     revokedAt: nn(r, 'revoked_at'),
+    nodeId: sn(r, 'node_id'),
+    nodeSeenAt: nn(r, 'node_seen_at'),
   };
 }
 
@@ -640,6 +642,11 @@ export class SqlStore implements OperatorStore {
     if (o.kinds.length === 0) return null;
     return this.inTx(async (t) => {
       const kinds = o.kinds.map(() => '?').join(', ');
+      // A card whose agent polls another node (recently): that node relays its scripts, it claims.
+      const routed = o.node
+        ? `AND NOT EXISTS (SELECT 1 FROM card c JOIN host h ON h.id = c.host_id
+                      WHERE c.id = j.card_id AND h.node_id <> ? AND h.node_seen_at > ?)`
+        : '';
       const r = await t.c.get(
         `SELECT j.* FROM job j
          WHERE j.kind IN (${kinds})
@@ -648,8 +655,9 @@ export class SqlStore implements OperatorStore {
            AND (j.deadline_at IS NULL OR j.deadline_at > ?)
            AND NOT EXISTS (SELECT 1 FROM job e WHERE e.card_id = j.card_id AND e.seq < j.seq AND e.status IN ${UNFINISHED})
            AND NOT EXISTS (SELECT 1 FROM job e WHERE e.card_id = j.card_id AND e.id <> j.id AND e.status = 'in_progress' AND e.lease_until > ?)
+           ${routed}
          ORDER BY j.seq LIMIT 1${this.sql.lockSkip}`,
-        [...o.kinds, o.now, o.now, o.now, o.now],
+        [...o.kinds, o.now, o.now, o.now, o.now, ...(o.node ? [o.node.id, o.node.attachedAfter] : [])],
       );
       if (!r) return null;
       const prev = jobRow(r);
@@ -762,8 +770,9 @@ export class SqlStore implements OperatorStore {
   async listHosts(): Promise<HostRow[]> {
     return (await this.c.all('SELECT * FROM host ORDER BY id')).map(hostRow);
   }
-  async touchHost(id: string, lastIp: string | null, now: number): Promise<void> {
-    await this.c.run('UPDATE host SET last_ip = ?, last_seen_at = ? WHERE id = ?', [lastIp, now, id]);
+  async touchHost(id: string, lastIp: string | null, now: number, node?: string): Promise<void> {
+    if (node === undefined) await this.c.run('UPDATE host SET last_ip = ?, last_seen_at = ? WHERE id = ?', [lastIp, now, id]);
+    else await this.c.run('UPDATE host SET last_ip = ?, last_seen_at = ?, node_id = ?, node_seen_at = ? WHERE id = ?', [lastIp, now, node, now, id]);
   }
 
   // ---- card audit logs

@@ -141,6 +141,9 @@ export interface HostRow {
   readonly lastSeenAt: number | null;
   readonly createdAt: number;
   readonly revokedAt: number | null;
+  /** The operator node (its job runner's owner id) this host's agent last polled, and when. */
+  readonly nodeId: string | null;
+  readonly nodeSeenAt: number | null;
 }
 
 /** One verified entry of a card's audit log (the E2 TLV as the card returned it). */
@@ -310,6 +313,12 @@ export interface ClaimOptions {
   readonly leaseMs: number;
   /** Only these kinds (the runner's executors). */
   readonly kinds: readonly string[];
+  /**
+   * Agent routing (several nodes): this node's id; a job whose card's device host polled ANOTHER
+   * node after `attachedAfter` is left to that node (only the node an agent polls can relay the
+   * job's scripts to it).
+   */
+  readonly node?: { readonly id: string; readonly attachedAfter: number };
 }
 
 export interface JobFinish {
@@ -423,7 +432,8 @@ export interface OperatorStore {
   putHostCredential(row: Pick<HostRow, 'id' | 'name' | 'credentialHash' | 'createdAt'>): Promise<void>;
   hostById(id: string): Promise<HostRow | null>;
   listHosts(): Promise<HostRow[]>;
-  touchHost(id: string, lastIp: string | null, now: number): Promise<void>;
+  /** Records a poll of the host's agent (and, with `node`, that it polls that operator node). */
+  touchHost(id: string, lastIp: string | null, now: number, node?: string): Promise<void>;
 
   // card audit logs (verified entries and heads)
   /** Inserts entries (ignores ones already stored with the same sequence number). */
