@@ -7,7 +7,8 @@
  */
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawn, spawnSync, type ChildProcessWithoutNullStreams } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
+import { startServe } from '../cli/serve-process.js';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -41,48 +42,8 @@ function setls(args: string[]): { code: number | null; stdout: string; stderr: s
   return { code: r.status, stdout: r.stdout, stderr: r.stderr };
 }
 
-interface Server {
-  readonly proc: ChildProcessWithoutNullStreams;
-  readonly port: number;
-  output(): string;
-  stop(): Promise<void>;
-}
-
 const READY = /serving HTTPS through the card at https:\/\/localhost:(\d+)\/[\s\S]*device agent: polling[\s\S]*try: curl .*\n/;
-
-function serve(args: string[]): Promise<Server> {
-  return new Promise((resolve, reject) => {
-    const proc = spawn(process.execPath, [BIN, 'serve', 'https', ...args]);
-    let out = '';
-    let err = '';
-    const timer = setTimeout(() => {
-      proc.kill('SIGKILL');
-      reject(new Error(`serve https did not get ready: ${out} ${err}`));
-    }, 60_000);
-    proc.stderr.on('data', (d: Buffer) => (err += d.toString()));
-    const exited = new Promise<void>((r) => proc.once('exit', () => r()));
-    proc.stdout.on('data', (d: Buffer) => {
-      out += d.toString();
-      const m = READY.exec(out);
-      if (m) {
-        clearTimeout(timer);
-        resolve({
-          proc,
-          port: Number(m[1]),
-          output: () => out + err,
-          stop: async () => {
-            proc.kill('SIGTERM');
-            await exited;
-          },
-        });
-      }
-    });
-    proc.on('exit', (code) => {
-      clearTimeout(timer);
-      reject(new Error(`serve https exited with ${code}: ${out} ${err}`));
-    });
-  });
-}
+const serve = (args: string[]) => startServe('https', args, READY);
 
 test('serve https --operator: curl keeps being served on channel 0 while the agent runs scripts on its own channel', async (t) => {
   if (!requirePeer(t, 'curl')) return;

@@ -4,7 +4,8 @@
 // fresh `card init` serves coaps+tcp clients; `--record-layer host` refuses a card that forbids export.
 import { test, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawn, spawnSync, type ChildProcessWithoutNullStreams } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
+import { startServe } from './serve-process.js';
 import { chmodSync, existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -35,47 +36,7 @@ function ok(args: string[]): Done {
   return r;
 }
 
-interface Server {
-  readonly proc: ChildProcessWithoutNullStreams;
-  readonly port: number;
-  output(): string;
-  stop(): Promise<void>;
-}
-
-/** Starts `setls serve <kind> …`; resolves once it printed the line `ready` matches (its port in group 1). */
-function serve(kind: 'https' | 'coap', args: string[], ready: RegExp, env: Record<string, string> = {}): Promise<Server> {
-  return new Promise((resolve, reject) => {
-    const proc = spawn(process.execPath, [BIN, 'serve', kind, ...args], { env: { ...process.env, ...env } });
-    let out = '';
-    let err = '';
-    const timer = setTimeout(() => {
-      proc.kill('SIGKILL');
-      reject(new Error(`serve ${kind} did not get ready: ${out} ${err}`));
-    }, 60_000);
-    proc.stderr.on('data', (d: Buffer) => (err += d.toString()));
-    const exited = new Promise<void>((r) => proc.once('exit', () => r()));
-    proc.stdout.on('data', (d: Buffer) => {
-      out += d.toString();
-      const m = ready.exec(out);
-      if (m) {
-        clearTimeout(timer);
-        resolve({
-          proc,
-          port: Number(m[1]),
-          output: () => out + err,
-          stop: async () => {
-            proc.kill('SIGTERM');
-            await exited;
-          },
-        });
-      }
-    });
-    proc.on('exit', (code) => {
-      clearTimeout(timer);
-      reject(new Error(`serve ${kind} exited with ${code}: ${out} ${err}`));
-    });
-  });
-}
+const serve = startServe;
 
 // The last line each server prints once it listens (so every note before it is in the output).
 const HTTPS_READY = /serving HTTPS through the card at https:\/\/localhost:(\d+)\/[\s\S]*try: curl .*\n/;
