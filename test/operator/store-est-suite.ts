@@ -98,15 +98,11 @@ export function estStoreCases(f: EstStoreFactory): void {
       await s.putCa({ id: caId, role: 'issuing', certDer: Uint8Array.of(0x30, 1), keyRef: 'file:ca.key', notAfter: T0 + 1e10, createdAt: T0 });
       // the issuing transaction: spend, then record the certificate (as est/client-enrol.ts does)
       const attempt = (st: OperatorStore, n: number): Promise<boolean> =>
-        st
-          .tx(async (t) => {
-            if (!(await t.spendEstCredential(c.id, T0 + 1))) return false;
-            await t.insertEstCertificate(certificate(caId, n, { credentialId: c.id }));
-            return true;
-          })
-          .catch((e: unknown) => {
-            throw e;
-          });
+        st.tx(async (t) => {
+          if (!(await t.spendEstCredential(c.id, T0 + 1))) return false;
+          await t.insertEstCertificate(certificate(caId, n, { credentialId: c.id }));
+          return true;
+        });
       const results = await Promise.all(Array.from({ length: 24 }, (_, i) => attempt(i % 2 ? other : s, i + 1)));
       assert.equal(results.filter(Boolean).length, 5);
       assert.equal((await s.estCredentialById(c.id))!.usesLeft, 0);
