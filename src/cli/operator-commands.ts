@@ -23,6 +23,7 @@ import type { Role } from '../operator/store/types.js';
 import { isPgUrl } from '../operator/store/index.js';
 import { OperatorClient, type ClientOptions } from './operator-client.js';
 import { cardDetails, jobLine, sanText, short, table } from './operator-format.js';
+import { registerEstCommands } from './est-commands.js';
 
 type J = Record<string, unknown>;
 interface ClientFlags {
@@ -394,5 +395,6 @@ export function registerOperatorCommands(program: Command): Command {
       if (o.wait) return waitJob(c, r.job, o);
       print(o, r, () => jobLine(r.job));
     });
+  registerEstCommands(op);
   return op;
 }

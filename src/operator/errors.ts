@@ -55,6 +55,18 @@ export const OpErrorCode = {
   estChallengeForged: 'ERR_OP_EST_CHALLENGE_FORGED',
   /** A CSR without card attestation evidence (a software key): refused without an enrolment credential. */
   evidenceMissing: 'ERR_OP_EVIDENCE_MISSING',
+  // EST for clients without a card (enrolment credentials, /simplereenroll)
+  /** HTTP Basic enrolment credential missing, unknown, wrong, revoked, expired or used up (401). */
+  estCredential: 'ERR_OP_EST_CREDENTIAL',
+  /** A CSR subject / SAN the credential's profile does not allow, or not the renewed certificate's. */
+  estName: 'ERR_OP_EST_NAME',
+  /** /simplereenroll without a valid client certificate of the issuing CA (absent, foreign, expired, revoked, superseded). */
+  estClientCertificate: 'ERR_OP_EST_CLIENT_CERTIFICATE',
+  /** /simplereenroll with a card's certificate: card identities are renewed by the re-key job. */
+  estCardCertificate: 'ERR_OP_EST_CARD_CERTIFICATE',
+  /** Too many password checks in flight (scrypt is deliberately slow): retry later (503). */
+  estBusy: 'ERR_OP_EST_BUSY',
+  unknownCredential: 'ERR_OP_UNKNOWN_CREDENTIAL',
   // jobs
   noExecutor: 'ERR_OP_NO_EXECUTOR',
   leaseLost: 'ERR_OP_LEASE_LOST',
@@ -128,6 +140,12 @@ export const HTTP_STATUS: Readonly<Partial<Record<OpErrorCode, number>>> = {
   ERR_OP_EST_CHALLENGE_INVALID: 400,
   ERR_OP_EST_CHALLENGE_FORGED: 403,
   ERR_OP_EVIDENCE_MISSING: 403,
+  ERR_OP_EST_CREDENTIAL: 401,
+  ERR_OP_EST_NAME: 403,
+  ERR_OP_EST_CLIENT_CERTIFICATE: 403,
+  ERR_OP_EST_CARD_CERTIFICATE: 403,
+  ERR_OP_EST_BUSY: 503,
+  ERR_OP_UNKNOWN_CREDENTIAL: 404,
   ERR_OP_SECRET_UNAVAILABLE: 404,
 };
 

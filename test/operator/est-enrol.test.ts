@@ -3,7 +3,8 @@
  * curl and openssl as the client: a genuine card (the real security domain on its test platform)
  * makes its key and CSR over the /csrattrs challenge without secure messaging, the operator answers
  * a certs-only CMS that `openssl pkcs7 -print_certs` prints; a replayed challenge, a counterfeit
- * card's attestation, a software key from `openssl req` with a stolen challenge, a forged challenge
+ * card's attestation, a software key from `openssl req` with a stolen challenge (and no enrolment
+ * credential: est-client.test.ts), a forged challenge
  * and an attestation over another nonce are each refused with their own code, nothing issued.
  */
 import { test, before, after } from 'node:test';
@@ -94,7 +95,7 @@ test('a counterfeit card (same UID, attestation key certified by another CA) is 
   assert.deepEqual(await certificates(genuine), []);
 });
 
-test('a software key: openssl req with a stolen challenge and no evidence → ERR_OP_EVIDENCE_MISSING', async (t) => {
+test('a software key: openssl req with a stolen challenge, no evidence and no enrolment credential → 401 ERR_OP_EST_CREDENTIAL', async (t) => {
   if (!requirePeer(t, 'curl') || !requirePeer(t, 'openssl')) return;
   const stolen = await challenge();
   const cnf = join(bench.dir, `req-${++n}.cnf`);
@@ -102,7 +103,7 @@ test('a software key: openssl req with a stolen challenge and no evidence → ER
   const key = join(bench.dir, `key-${n}.pem`);
   execFileSync('openssl', ['ecparam', '-name', 'prime256v1', '-genkey', '-noout', '-out', key]);
   const csrDer = execFileSync('openssl', ['req', '-new', '-key', key, '-config', cnf, '-outform', 'DER']);
-  refusedWith(await enrol(new Uint8Array(csrDer)), 403, 'ERR_OP_EVIDENCE_MISSING');
+  refusedWith(await enrol(new Uint8Array(csrDer)), 401, 'ERR_OP_EST_CREDENTIAL');
   // the stolen challenge was not used up by the refusal: the genuine card still enrols with it
   const card = await TestCard.create(m);
   await bench.importCards([card]);

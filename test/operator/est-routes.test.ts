@@ -90,7 +90,7 @@ test('GET /.well-known/est/csrattrs: openssl asn1parse reads it; the challenge i
   assert.equal(st.mode & 0o777, 0o600);
 });
 
-test('EST errors: POST to cacerts and GET simpleenroll are 405; unknown resources (simplereenroll is not served yet) are 404; text/plain with a stable code', async (t) => {
+test('EST errors: POST to cacerts and GET simpleenroll/simplereenroll are 405; unknown resources are 404; text/plain with a stable code', async (t) => {
   if (!requirePeer(t, 'curl')) return;
   const post = await curl('/.well-known/est/cacerts', ['-X', 'POST', '--data', 'x']);
   assert.equal(post.status, 405);
@@ -99,7 +99,10 @@ test('EST errors: POST to cacerts and GET simpleenroll are 405; unknown resource
   const get = await curl('/.well-known/est/simpleenroll');
   assert.equal(get.status, 405);
   assert.match(get.body, /^ERR_OP_METHOD_NOT_ALLOWED: /);
-  for (const p of ['/.well-known/est/simplereenroll', '/.well-known/est/', '/.well-known/est/label/cacerts']) {
+  const getRe = await curl('/.well-known/est/simplereenroll');
+  assert.equal(getRe.status, 405);
+  assert.match(getRe.body, /^ERR_OP_METHOD_NOT_ALLOWED: /);
+  for (const p of ['/.well-known/est/', '/.well-known/est/label/cacerts', '/.well-known/est/label/simpleenroll']) {
     const r = await curl(p, p.endsWith('enroll') ? ['-X', 'POST', '--data', 'x'] : []);
     assert.equal(r.status, 404, p);
     assert.match(r.body, /^ERR_OP_NOT_FOUND: /);

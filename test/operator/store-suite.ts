@@ -8,6 +8,7 @@ import assert from 'node:assert/strict';
 import { randomUUID } from 'node:crypto';
 import type { CardRow, NewCard, OperatorStore } from '../../src/operator/store/types.js';
 import { SCHEMA_VERSION } from '../../src/operator/store/index.js';
+import { estStoreCases } from './store-est-suite.js';
 
 export interface StoreFactory {
   /** A fresh empty store and a way to dispose of it. */
@@ -459,5 +460,6 @@ export function storeSuite(name: string, factory: StoreFactory): void {
         assert.equal(new Set(claimed).size, 20);
       });
     });
+    estStoreCases(factory);
   });
 }

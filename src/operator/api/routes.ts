@@ -14,6 +14,7 @@ import { createCardJob } from '../services/jobs.js';
 import { openJobSecret } from '../keys/job-secrets.js';
 import { CardLifecycle, JobStatus, type CardRow, type JsonObject, type Role } from '../store/types.js';
 import { queryInt, queryTime, type Reply } from './http.js';
+import { estRoutes } from './est-routes.js';
 import { decodeCursor, DEFAULT_LIMIT, encodeCursor, MAX_LIMIT } from './pagination.js';
 import { cardView, certificateView, identityView, jobView } from './views.js';
 
@@ -324,6 +325,7 @@ export function buildRoutes(op: Operator): Route[] {
         };
       },
     },
+    ...estRoutes(op),
   ];
 }
 

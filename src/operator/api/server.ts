@@ -3,7 +3,8 @@
  * (D/tls.crt, issued by D/tls-ca.crt), the REST API (api/routes.ts) behind bearer-token roles,
  * Idempotency-Key replay, bounded bodies, timeouts and one error shape; plus `mount(prefix,
  * handler)` for other endpoints served by the same process (the device-agent relay, /admin/v1/,
- * authenticates its agents itself). imports api/*, auth/tokens, operator, errors, pki/x509.
+ * authenticates its agents itself). The TLS server asks clients for a certificate of the issuing CA
+ * without requiring one (EST /simplereenroll). imports api/*, auth/tokens, operator, errors, pki/x509.
  *
  * Idempotency (POSTs that create work): the key is scoped to the token; the request hash is
  * SHA-256 over method, path and the canonical JSON body. Same key + same hash → the stored response
@@ -64,6 +65,12 @@ export class OperatorServer {
         cert: o.cert ?? readFileSync(paths.tlsCert, 'utf8'),
         key: o.key ?? readSecretFile(paths.tlsKey).toString('utf8'),
         minVersion: 'TLSv1.2',
+        // EST /simplereenroll authenticates by the certificate being renewed: every client is asked
+        // for one issued by the issuing CA, none is required (the other endpoints use tokens; the
+        // EST handler checks the certificate itself: est/client-enrol.ts).
+        requestCert: true,
+        rejectUnauthorized: false,
+        ca: [o.operator.ca.certPem],
         requestTimeout: 30_000,
         headersTimeout: 15_000,
         keepAliveTimeout: 5_000,

@@ -11,13 +11,23 @@
  *                  self-signature, UID in a manifest and not terminated, key not bound elsewhere,
  *                  single use through the unique enrolment row). Answer: certs-only CMS (the issued
  *                  certificate, then the issuing CA), application/pkcs7-mime; smime-type=certs-only.
+ *                  A CSR WITHOUT evidence is a client that is not a card: it needs an enrolment
+ *                  credential (HTTP Basic, RFC 7030 §3.2.3; est/credentials.ts), else 401 with
+ *                  WWW-Authenticate; its names are bounded by the credential's profile
+ *                  (est/client-csr.ts, est/client-enrol.ts).
+ *   POST /simplereenroll  renewal by TLS client authentication with the certificate being renewed
+ *                  (the server asks every client for a certificate but requires none; here it is
+ *                  required): same subject and SAN, the old certificate superseded
+ *                  (est/client-enrol.ts). Card certificates are refused (ERR_OP_EST_CARD_CERTIFICATE).
  * Bodies are base64 (Content-Transfer-Encoding: base64, RFC 7030 §4.1.3); errors are text/plain with
- * a stable ERR_OP_… code on the first line: 400 for a request that is malformed, 403 for one that
- * is refused, 415 for another media type. The GET resources are anonymous (RFC 7030 §4.1.1) and
- * stateless: a challenge costs a random draw and an HMAC, no write. /simplereenroll is not served
- * yet (404). imports est/*, keys/secret-files, api/http, errors, operator (type only).
+ * a stable ERR_OP_… code on the first line: 400 for a request that is malformed, 401 for a missing
+ * or bad credential, 403 for one that is refused, 415 for another media type, 503 when too many
+ * password checks are in flight. The GET resources are anonymous (RFC 7030 §4.1.1) and
+ * stateless: a challenge costs a random draw and an HMAC, no write.
+ * imports est/*, keys/secret-files, api/http, errors, operator (type only).
  */
 import type { IncomingMessage, ServerResponse } from 'node:http';
+import type { TLSSocket } from 'node:tls';
 import { randomBytes } from 'node:crypto';
 import { join } from 'node:path';
 import { readBody, send } from '../api/http.js';
@@ -27,6 +37,8 @@ import type { Operator } from '../operator.js';
 import { checkChallenge, DEFAULT_CHALLENGE_TTL_MS, issueChallenge } from './challenge.js';
 import { certsOnly, decodeBase64Body, derOid, derUtf8, encodeBase64Body, encodeCsrAttrs, EstMedia, EstOid } from './codec.js';
 import { readCsrExtras } from './evidence.js';
+import { reenroll, enrolWithCredential } from './client-enrol.js';
+import { BASIC_REALM, checkEstCredential } from './credentials.js';
 
 /** Largest /simpleenroll body (base64 of a CSR with its evidence and attestation chain). */
 const ENROL_BODY_LIMIT = 64 * 1024;
@@ -78,16 +90,19 @@ export function estHandler(op: Operator, o: EstOptions = {}): (req: IncomingMess
     // An optional CA label (/.well-known/est/<label>/cacerts, RFC 7030 §3.2.2) is not offered.
     const name = path.slice(EST_PREFIX.length);
     const method = req.method ?? 'GET';
-    if (name === 'simpleenroll') {
+    if (name === 'simpleenroll' || name === 'simplereenroll') {
       if (method !== 'POST') {
         req.resume();
         plain(res, 405, OpErrorCode.methodNotAllowed, `${method} ${path}: only POST`, { allow: 'POST' });
         return;
       }
-      simpleEnroll(op, key, req, res).catch((e: unknown) => {
+      (name === 'simpleenroll' ? simpleEnroll(op, key, req, res) : simpleReenroll(op, req, res)).catch((e: unknown) => {
         const code = e instanceof OpError ? e.code : OpErrorCode.internal;
-        const status = code === OpErrorCode.internal ? 500 : code === OpErrorCode.bodyTooLarge ? 413 : code === OpErrorCode.requestTimeout ? 408 : BAD_REQUEST.has(code) ? 400 : 403;
-        if (!res.headersSent) plain(res, status, code, e instanceof OpError ? e.message : 'internal error');
+        const status = statusOf(code);
+        const headers: Record<string, string> = {};
+        if (status === 401) headers['www-authenticate'] = `Basic realm="${BASIC_REALM}", charset="UTF-8"`;
+        if (status === 503) headers['retry-after'] = '1';
+        if (!res.headersSent) plain(res, status, code, e instanceof OpError ? e.message : 'internal error', headers);
         else res.destroy();
       });
       return;
@@ -118,22 +133,52 @@ export function estHandler(op: Operator, o: EstOptions = {}): (req: IncomingMess
   };
 }
 
-/** POST /simpleenroll (see the header): answers the certificate, or throws the refusal. */
-async function simpleEnroll(op: Operator, key: Uint8Array, req: IncomingMessage, res: ServerResponse): Promise<void> {
+function statusOf(code: string): number {
+  if (code === OpErrorCode.internal) return 500;
+  if (code === OpErrorCode.bodyTooLarge) return 413;
+  if (code === OpErrorCode.requestTimeout) return 408;
+  if (code === OpErrorCode.estCredential) return 401;
+  if (code === OpErrorCode.estBusy) return 503;
+  return BAD_REQUEST.has(code) ? 400 : 403;
+}
+
+/** The body of a POST as a DER PKCS#10, or null when the media type is not application/pkcs10 (415 answered). */
+async function readCsr(req: IncomingMessage, res: ServerResponse): Promise<Uint8Array | null> {
   const type = (req.headers['content-type'] ?? '').split(';')[0]!.trim().toLowerCase();
   if (type !== EstMedia.pkcs10) {
     req.resume();
     plain(res, 415, OpErrorCode.unsupportedMediaType, `Content-Type ${type || '(none)'}: ${EstMedia.pkcs10} expected`);
-    return;
+    return null;
   }
   const body = await readBody(req, ENROL_BODY_LIMIT);
-  let csrDer: Uint8Array;
   try {
-    csrDer = decodeBase64Body(body.toString('latin1'), ENROL_BODY_LIMIT);
+    return decodeBase64Body(body.toString('latin1'), ENROL_BODY_LIMIT);
   } catch (e) {
     throw new OpError(OpErrorCode.badRequest, `the body is not base64 DER: ${(e as Error).message}`);
   }
+}
+
+/** POST /simplereenroll (see the header). */
+async function simpleReenroll(op: Operator, req: IncomingMessage, res: ServerResponse): Promise<void> {
+  const csrDer = await readCsr(req, res);
+  if (!csrDer) return;
+  const peer = (req.socket as TLSSocket).getPeerX509Certificate?.();
+  const result = await reenroll(op, peer ? new Uint8Array(peer.raw) : null, csrDer);
+  base64(res, EstMedia.certsOnly, certsOnly(result.chainDer));
+}
+
+/** POST /simpleenroll (see the header): answers the certificate, or throws the refusal. */
+async function simpleEnroll(op: Operator, key: Uint8Array, req: IncomingMessage, res: ServerResponse): Promise<void> {
+  const csrDer = await readCsr(req, res);
+  if (!csrDer) return;
   const extras = readCsrExtras(csrDer);
+  if (!extras.evidence) {
+    // not a card: an enrolment credential is the authentication (a challengePassword is not needed)
+    const credential = await checkEstCredential(op.store, req.headers['authorization'], op.now());
+    const result = await enrolWithCredential(op, credential, csrDer);
+    base64(res, EstMedia.certsOnly, certsOnly(result.chainDer));
+    return;
+  }
   if (extras.challenge === undefined) throw new OpError(OpErrorCode.estChallengeInvalid, 'the CSR carries no challengePassword (GET /csrattrs first)');
   const c = checkChallenge(key, extras.challenge, op.now());
   if (!c.ok) {
@@ -141,7 +186,6 @@ async function simpleEnroll(op: Operator, key: Uint8Array, req: IncomingMessage,
     if (c.why === 'mac') throw new OpError(OpErrorCode.estChallengeForged, 'the challenge was not issued by this operator');
     throw new OpError(OpErrorCode.nonceExpired, 'the challenge expired');
   }
-  if (!extras.evidence) throw new OpError(OpErrorCode.evidenceMissing, 'the CSR carries no card attestation evidence (id-aa-evidence); a software key needs an enrolment credential');
   const result = await op.enrolment.completeEst({ challengeNonce: c.nonce, challengeExpiresAt: c.expiresAt, evidence: extras.evidence, csrDer, actor: 'est' });
   base64(res, EstMedia.certsOnly, certsOnly(result.chainDer));
 }

@@ -1,5 +1,6 @@
 /**
- * operator/pki/revocation: revoking a card certificate and (re)building the issuing CA's CRL.
+ * operator/pki/revocation: revoking a card certificate (or an EST client's, est_certificate) and
+ * (re)building the issuing CA's CRL, which lists both.
  * imports pki/issuing-ca, store/types, errors, bytes/.
  *
  * cRLNumber is allocated in the same transaction that revokes (and reads the revoked list), so a
@@ -9,7 +10,7 @@
  */
 import { toHex } from '../../bytes/index.js';
 import { OpError, OpErrorCode } from '../errors.js';
-import type { CertificateRow, OperatorStore } from '../store/types.js';
+import type { CertificateRow, EstCertificateRow, OperatorStore } from '../store/types.js';
 import { isCrlReason, type CrlReasonName, type OperatorCa } from './issuing-ca.js';
 
 export interface CrlInfo {
@@ -47,10 +48,31 @@ export class RevocationService {
       }
       await t.addEvent({ at: now, actor, kind: 'certificate.revoked', cardId: cert.cardId, subject: toHex(serial), details: { reason } });
       const n = await t.nextCrlNumber(this.o.caId);
-      return { number: n, entries: await t.revokedCertificates(this.o.caId, now) };
+      return { number: n, entries: await revokedEntries(t, this.o.caId, now) };
     });
     const crl = await this.publish(number, entries, now);
     return { certificate: (await this.o.store.certificateBySerial(serial))!, crl };
+  }
+
+  /**
+   * Revokes a good certificate of an EST client that is not a card (est_certificate) and publishes
+   * a new CRL before returning, the same way as `revoke`.
+   */
+  async revokeEst(serial: Uint8Array, reason: string = 'unspecified', actor = 'operator'): Promise<{ certificate: EstCertificateRow; crl: CrlInfo }> {
+    if (!isCrlReason(reason)) throw new OpError(OpErrorCode.badRequest, `unknown revocation reason '${reason}'`);
+    const now = this.now();
+    const { number, entries } = await this.o.store.tx(async (t) => {
+      const cert = await t.estCertificateBySerial(serial);
+      if (!cert || cert.caId !== this.o.caId) throw new OpError(OpErrorCode.unknownCertificate, `no EST certificate with serial ${toHex(serial)}`);
+      if (!(await t.setEstCertificateStatus(serial, 'revoked', reason, now))) {
+        throw new OpError(OpErrorCode.alreadyRevoked, `certificate ${toHex(serial)} is already ${cert.status}`);
+      }
+      await t.addEvent({ at: now, actor, kind: 'est.certificate.revoked', cardId: null, subject: toHex(serial), details: { reason } });
+      const n = await t.nextCrlNumber(this.o.caId);
+      return { number: n, entries: await revokedEntries(t, this.o.caId, now) };
+    });
+    const crl = await this.publish(number, entries, now);
+    return { certificate: (await this.o.store.estCertificateBySerial(serial))!, crl };
   }
 
   /** A new CRL with the next number (start-up, periodic refresh before nextUpdate). */
@@ -58,7 +80,7 @@ export class RevocationService {
     const now = this.now();
     const { number, entries } = await this.o.store.tx(async (t) => {
       const n = await t.nextCrlNumber(this.o.caId);
-      return { number: n, entries: await t.revokedCertificates(this.o.caId, now) };
+      return { number: n, entries: await revokedEntries(t, this.o.caId, now) };
     });
     return this.publish(number, entries, now);
   }
@@ -73,7 +95,7 @@ export class RevocationService {
   /** Encodes the current revoked entries once (the CA caches them), so the next revocation is fast. */
   async warm(): Promise<void> {
     const now = this.now();
-    const entries = await this.o.store.revokedCertificates(this.o.caId, now);
+    const entries = await revokedEntries(this.o.store, this.o.caId, now);
     if (entries.length === 0) return;
     await this.o.ca.buildCrl(0, entries.map((e) => ({ serial: e.serial, revokedAt: e.revokedAt ?? now, reason: e.reason })), new Date(now), new Date(now + 1000));
   }
@@ -99,4 +121,9 @@ export class RevocationService {
     if (await this.o.store.storeCrl(this.o.caId, number, der, thisUpdate, nextUpdate)) this.o.onCrl?.(info);
     return info;
   }
+}
+
+/** The CRL's entries: revoked card certificates and revoked certificates of other EST clients. */
+async function revokedEntries(s: OperatorStore, caId: string, now: number): Promise<Pick<CertificateRow, 'serial' | 'revokedAt' | 'reason'>[]> {
+  return [...(await s.revokedCertificates(caId, now)), ...(await s.revokedEstCertificates(caId, now))];
 }

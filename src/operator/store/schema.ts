@@ -238,6 +238,45 @@ ALTER TABLE card_audit_head ADD COLUMN time {int64} NOT NULL DEFAULT 0;
 `,
   },
   {
+    version: 5,
+    name: 'EST enrolment credentials and certificates not bound to a card',
+    sql: `
+CREATE TABLE est_credential (
+  id {text} PRIMARY KEY,
+  name {text} NOT NULL,
+  secret_hash {bytes} NOT NULL,
+  salt {bytes} NOT NULL,
+  kdf {text} NOT NULL,
+  uses_left {int64} NOT NULL,
+  expires_at {int64} NOT NULL,
+  profile {json} NOT NULL,
+  created_by {text} NOT NULL,
+  created_at {int64} NOT NULL,
+  last_used_at {int64},
+  revoked_at {int64}
+);
+CREATE TABLE est_certificate (
+  serial {bytes} PRIMARY KEY,
+  ca_id {text} NOT NULL REFERENCES ca(id),
+  credential_id {text} REFERENCES est_credential(id),
+  replaces {bytes},
+  subject {text} NOT NULL,
+  san {json} NOT NULL,
+  spki_sha256 {bytes} NOT NULL,
+  alg {text} NOT NULL,
+  not_before {int64} NOT NULL,
+  not_after {int64} NOT NULL,
+  der {bytes} NOT NULL,
+  status {text} NOT NULL,
+  revoked_at {int64},
+  reason {text},
+  created_at {int64} NOT NULL
+);
+CREATE INDEX est_certificate_status ON est_certificate (ca_id, status, not_after);
+CREATE INDEX est_certificate_created ON est_certificate (created_at, serial);
+`,
+  },
+  {
     version: 8,
     name: 'agent routing: the operator node a device host polls',
     sql: `
@@ -247,6 +286,10 @@ ALTER TABLE host ADD COLUMN node_seen_at {int64};
   },
 ];
 
+// Versions strictly increase (the runner applies them in this order and skips those ≤ the database's).
+for (let i = 1; i < MIGRATIONS.length; i++) {
+  if (MIGRATIONS[i]!.version <= MIGRATIONS[i - 1]!.version) throw new Error(`schema: migration ${MIGRATIONS[i]!.version} listed after ${MIGRATIONS[i - 1]!.version}`);
+}
 export const SCHEMA_VERSION = MIGRATIONS[MIGRATIONS.length - 1]!.version;
 
 /** Runs the migrations the database has not seen yet; returns the version now in force. */

@@ -13,6 +13,8 @@
  */
 import type { SqlConn, SqlDriver, SqlRow, SqlValue } from './driver.js';
 import { migrate } from './schema.js';
+import * as est from './est-store.js';
+import type { EstCertificateRow, EstCredentialRow } from './types.js';
 import type {
   AdminSessionRow,
   ApiTokenRow,
@@ -888,5 +890,37 @@ export class SqlStore implements OperatorStore {
       subject: sn(r, 'subject'),
       details: j(r, 'details'),
     }));
+  }
+
+  // ---- EST enrolment credentials and certificates not bound to a card (store/est-store.ts)
+  insertEstCredential(row: EstCredentialRow): Promise<void> {
+    return est.insertEstCredential(this.c, row);
+  }
+  estCredentialById(id: string): Promise<EstCredentialRow | null> {
+    return est.estCredentialById(this.c, id);
+  }
+  listEstCredentials(): Promise<EstCredentialRow[]> {
+    return est.listEstCredentials(this.c);
+  }
+  revokeEstCredential(id: string, now: number): Promise<boolean> {
+    return est.revokeEstCredential(this.c, id, now);
+  }
+  spendEstCredential(id: string, now: number): Promise<boolean> {
+    return est.spendEstCredential(this.c, id, now);
+  }
+  insertEstCertificate(row: EstCertificateRow): Promise<void> {
+    return est.insertEstCertificate(this.c, row);
+  }
+  estCertificateBySerial(serial: Uint8Array): Promise<EstCertificateRow | null> {
+    return est.estCertificateBySerial(this.c, serial);
+  }
+  listEstCertificates(after: { createdAt: number; serial: Uint8Array } | null, limit: number): Promise<EstCertificateRow[]> {
+    return est.listEstCertificates(this.c, after, limit);
+  }
+  setEstCertificateStatus(serial: Uint8Array, status: 'revoked' | 'superseded', reason: string, now: number): Promise<boolean> {
+    return est.setEstCertificateStatus(this.c, serial, status, reason, now);
+  }
+  revokedEstCertificates(caId: string, now: number): Promise<Pick<CertificateRow, 'serial' | 'revokedAt' | 'reason'>[]> {
+    return est.revokedEstCertificates(this.c, caId, now);
   }
 }

@@ -456,4 +456,61 @@ export interface OperatorStore {
   // events
   addEvent(e: Omit<EventRow, 'id'>): Promise<void>;
   listEvents(cardId: string | null, limit: number): Promise<EventRow[]>;
+
+  // EST enrolment credentials and certificates not bound to a card (store/est-store.ts)
+  insertEstCredential(row: EstCredentialRow): Promise<void>;
+  estCredentialById(id: string): Promise<EstCredentialRow | null>;
+  listEstCredentials(): Promise<EstCredentialRow[]>;
+  /** Sets revoked_at; false when unknown or already revoked. */
+  revokeEstCredential(id: string, now: number): Promise<boolean>;
+  /** One use: uses_left − 1 where uses_left > 0, not revoked, not expired at `now` — one guarded UPDATE; false when none was left. */
+  spendEstCredential(id: string, now: number): Promise<boolean>;
+  insertEstCertificate(row: EstCertificateRow): Promise<void>;
+  estCertificateBySerial(serial: Uint8Array): Promise<EstCertificateRow | null>;
+  /** Newest first; keyset on (created_at, serial) of the last row seen. */
+  listEstCertificates(after: { createdAt: number; serial: Uint8Array } | null, limit: number): Promise<EstCertificateRow[]>;
+  /** good → revoked / superseded; false when it was not good. */
+  setEstCertificateStatus(serial: Uint8Array, status: 'revoked' | 'superseded', reason: string, now: number): Promise<boolean>;
+  /** Revoked EST certificates of a CA not expired at `now` (added to the CRL). */
+  revokedEstCertificates(caId: string, now: number): Promise<Pick<CertificateRow, 'serial' | 'revokedAt' | 'reason'>[]>;
+}
+
+/** An enrolment credential for EST clients without a card (RFC 7030 §3.2.3, HTTP Basic). */
+export interface EstCredentialRow {
+  /** The Basic user name (`estc-` + 16 hex). */
+  readonly id: string;
+  readonly name: string;
+  /** scrypt(password, salt) with the parameters in `kdf` (`scrypt:N:r:p`); never the password. */
+  readonly secretHash: Uint8Array;
+  readonly salt: Uint8Array;
+  readonly kdf: string;
+  readonly usesLeft: number;
+  readonly expiresAt: number;
+  /** What a certificate enrolled with it may name: { cn?: string[], dns?: string[], ip?: string[], days?: number } (est/profile.ts). */
+  readonly profile: JsonObject;
+  readonly createdBy: string;
+  readonly createdAt: number;
+  readonly lastUsedAt: number | null;
+  readonly revokedAt: number | null;
+}
+
+/** A certificate the issuing CA gave an EST client that is not a card. */
+export interface EstCertificateRow {
+  readonly serial: Uint8Array;
+  readonly caId: string;
+  /** The credential it was first enrolled with (renewals keep it). */
+  readonly credentialId: string | null;
+  /** The certificate it renewed (/simplereenroll), if any. */
+  readonly replaces: Uint8Array | null;
+  readonly subject: string;
+  readonly san: JsonObject;
+  readonly spkiSha256: Uint8Array;
+  readonly alg: string;
+  readonly notBefore: number;
+  readonly notAfter: number;
+  readonly der: Uint8Array;
+  readonly status: CertificateStatus;
+  readonly revokedAt: number | null;
+  readonly reason: string | null;
+  readonly createdAt: number;
 }
