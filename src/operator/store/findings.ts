@@ -204,7 +204,7 @@ export class FindingsSql {
       await this.c.all(
         `SELECT x.serial, x.card_id, card.uid, x.identity_id, i.slot, x.not_after, x.revoked_at, x.reason, card.lifecycle
          FROM certificate x JOIN card ON card.id = x.card_id JOIN identity i ON i.id = x.identity_id
-         WHERE x.status = 'good' AND x.not_after < ? AND i.state = 'active' AND card.lifecycle <> 'terminated'
+         WHERE x.status = 'good' AND x.not_after < ? AND i.state NOT IN ('retired', 'deleted') AND card.lifecycle <> 'terminated'
          ORDER BY x.not_after, x.serial LIMIT ?`,
         [before, limit],
       )
@@ -216,7 +216,7 @@ export class FindingsSql {
       await this.c.all(
         `SELECT x.serial, x.card_id, card.uid, x.identity_id, i.slot, x.not_after, x.revoked_at, x.reason, card.lifecycle
          FROM certificate x JOIN card ON card.id = x.card_id JOIN identity i ON i.id = x.identity_id
-         WHERE x.status = 'revoked' AND x.not_after > ? AND i.state = 'active' AND card.lifecycle IN ('enrolled', 'active')
+         WHERE x.status = 'revoked' AND x.not_after > ? AND i.state NOT IN ('retired', 'deleted') AND card.lifecycle IN ('enrolled', 'active')
          ORDER BY x.revoked_at, x.serial LIMIT ?`,
         [now, limit],
       )
@@ -313,5 +313,15 @@ export class FindingsSql {
         [stuckBefore, limit],
       )
     ).map(jobRow);
+  }
+
+  async cardsByManufacturer(): Promise<Record<string, number>> {
+    const out: Record<string, number> = {};
+    for (const r of await this.c.all(
+      `SELECT b.manufacturer_ca_id AS m, COUNT(*) AS n FROM card JOIN manifest_batch b ON b.id = card.batch_id WHERE card.lifecycle <> 'terminated' GROUP BY b.manufacturer_ca_id`,
+    )) {
+      out[str(r, 'm')] = num(r, 'n');
+    }
+    return out;
   }
 }

@@ -947,4 +947,7 @@ export class SqlStore implements OperatorStore {
   auditLocksNotDelivered(stuckBefore: number, limit: number): Promise<AuditJobRow[]> {
     return this.findings.locksNotDelivered(stuckBefore, limit);
   }
+  auditCardsByManufacturer(): Promise<Record<string, number>> {
+    return this.findings.cardsByManufacturer();
+  }
 }

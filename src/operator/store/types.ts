@@ -472,6 +472,8 @@ export interface OperatorStore {
   auditLogSummaries(limit: number): Promise<AuditLogSummaryRow[]>;
   /** Per card, its last lock/unlock/terminate job when it is a lock that failed, timed out, or is unfinished and created before `stuckBefore`. */
   auditLocksNotDelivered(stuckBefore: number, limit: number): Promise<AuditJobRow[]>;
+  /** Cards not terminated, counted by the manufacturer CA of their manifest batch (by its id). */
+  auditCardsByManufacturer(): Promise<Record<string, number>>;
 }
 
 // ---- audits (issue #16): findings and the fleet queries of the audit checks (store/findings.ts)
