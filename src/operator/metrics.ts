@@ -56,12 +56,12 @@ export class OperatorMetrics {
     });
     new Gauge({
       name: 'setls_operator_enrolments',
-      help: 'enrolments by result (open: nonce issued, not used yet; succeeded; refused)',
-      labelNames: ['result'],
+      help: 'enrolments by mode (admin job / est) and result (open: nonce issued, not used yet; succeeded; refused)',
+      labelNames: ['mode', 'result'],
       registers: [r],
       async collect() {
         this.reset();
-        for (const [result, n] of Object.entries(await store.countEnrolmentsByStatus())) this.set({ result }, n);
+        for (const e of await store.countEnrolments()) this.set({ mode: e.mode, result: e.status }, e.count);
       },
     });
     new Gauge({

@@ -92,7 +92,7 @@ test('a real card, enrolled and its log read: no finding; the metrics count it',
   for (const c of Object.values(r)) assert.deepEqual(c, { open: 0, new: 0, resolved: 0 });
   assert.deepEqual(await open(), []);
   assert.equal(await metric('setls_operator_findings_open', 'check="audit-log-gap"'), 0);
-  assert.equal(await metric('setls_operator_enrolments', 'result="succeeded"'), 1);
+  assert.equal(await metric('setls_operator_enrolments', 'mode="admin",result="succeeded"'), 1);
   assert.equal(await metric('setls_operator_cards', 'state="enrolled"') ?? await metric('setls_operator_cards', 'state="active"'), 1);
   assert.equal(await metric('setls_operator_jobs', 'status="succeeded"'), 2);
 });

@@ -178,7 +178,7 @@ function suite(name: string, backend: Backend, unavailable: () => Promise<string
       });
     });
 
-    test('enrolments counted by result (the metrics read it)', async (t) => {
+    test('enrolments counted by mode and result (the metrics read it)', async (t) => {
       await withStores(t, async (s) => {
         const card = await seedCard(s, 1);
         const add = (status: string, n: number) =>
@@ -187,7 +187,13 @@ function suite(name: string, backend: Backend, unavailable: () => Promise<string
         await add('succeeded', 2);
         await add('succeeded', 3);
         await add('refused', 4);
-        assert.deepEqual(await s.countEnrolmentsByStatus(), { open: 1, succeeded: 2, refused: 1 });
+        await s.insertEnrolment({ id: randomUUID(), cardId: card, jobId: null, mode: 'est', nonceHash: new Uint8Array(32).fill(5), status: 'succeeded', errorCode: null, expiresAt: T0, startedAt: T0, finishedAt: T0 });
+        assert.deepEqual(await s.countEnrolments(), [
+          { mode: 'admin', status: 'open', count: 1 },
+          { mode: 'admin', status: 'refused', count: 1 },
+          { mode: 'admin', status: 'succeeded', count: 2 },
+          { mode: 'est', status: 'succeeded', count: 1 },
+        ]);
       });
     });
   });

@@ -175,10 +175,12 @@ export class FindingsSql {
     return out;
   }
 
-  async countEnrolmentsByStatus(): Promise<Record<string, number>> {
-    const out: Record<string, number> = {};
-    for (const r of await this.c.all('SELECT status, COUNT(*) AS n FROM enrolment GROUP BY status')) out[str(r, 'status')] = num(r, 'n');
-    return out;
+  async countEnrolments(): Promise<{ mode: string; status: string; count: number }[]> {
+    return (await this.c.all('SELECT mode, status, COUNT(*) AS n FROM enrolment GROUP BY mode, status ORDER BY mode, status')).map((r) => ({
+      mode: str(r, 'mode'),
+      status: str(r, 'status'),
+      count: num(r, 'n'),
+    }));
   }
 
   async acquireLease(name: string, owner: string, now: number, leaseMs: number, minIntervalMs: number): Promise<boolean> {

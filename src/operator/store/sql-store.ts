@@ -914,8 +914,8 @@ export class SqlStore implements OperatorStore {
   countOpenFindingsByCheck(): Promise<Record<string, number>> {
     return this.findings.countOpenByCheck();
   }
-  countEnrolmentsByStatus(): Promise<Record<string, number>> {
-    return this.findings.countEnrolmentsByStatus();
+  countEnrolments(): Promise<{ mode: string; status: string; count: number }[]> {
+    return this.findings.countEnrolments();
   }
   acquireAuditLease(name: string, owner: string, now: number, leaseMs: number, minIntervalMs: number): Promise<boolean> {
     return this.findings.acquireLease(name, owner, now, leaseMs, minIntervalMs);

@@ -458,7 +458,8 @@ export interface OperatorStore {
   /** Newest first (first_seen_at, id), keyset after `after`. */
   listFindings(filter: FindingFilter, after: { firstSeenAt: number; id: string } | null, limit: number): Promise<FindingRow[]>;
   countOpenFindingsByCheck(): Promise<Record<string, number>>;
-  countEnrolmentsByStatus(): Promise<Record<string, number>>;
+  /** Enrolments counted by mode (admin / est) and status (open / succeeded / refused). */
+  countEnrolments(): Promise<{ mode: string; status: string; count: number }[]>;
   /** Takes the named run lease when free (expired) and the last run ended ≤ now − minIntervalMs; false otherwise. */
   acquireAuditLease(name: string, owner: string, now: number, leaseMs: number, minIntervalMs: number): Promise<boolean>;
   releaseAuditLease(name: string, owner: string, finishedAt: number): Promise<void>;
