@@ -13,6 +13,8 @@ import type { FindingReport, OperatorStore } from '../../src/operator/store/type
 import { createTempDb, pgUnavailable } from './pg-helpers.js';
 import { skipOrFail } from '../ci.js';
 import { tempDir } from './helpers.js';
+import { AuditService, type AuditCheck } from '../../src/operator/audits/index.js';
+import { OpError } from '../../src/operator/errors.js';
 
 const T0 = 1_700_000_000_000;
 
@@ -175,6 +177,50 @@ function suite(name: string, backend: Backend, unavailable: () => Promise<string
         // C dies holding it: taken over only after its lease expired
         assert.equal(await a.acquireAuditLease('audits', 'D', T0 + 30_000, 60_000, 0), false);
         assert.equal(await a.acquireAuditLease('audits', 'D', T0 + 200 + 60_000, 60_000, 0), true);
+      });
+    });
+
+    test('two nodes running audits at once: one run at a time (periodic: the other skips; asked for: ERR_OP_AUDIT_RUNNING), one finding; a failing check resolves nothing', async (t) => {
+      await withStores(t, async (a, b) => {
+        let release!: () => void;
+        const gate = new Promise<void>((r) => (release = r));
+        let entered!: () => void;
+        const inside = new Promise<void>((r) => (entered = r));
+        let fail = false;
+        const check = (wait: boolean): AuditCheck => ({
+          name: 'card-not-seen',
+          async run() {
+            if (fail) throw new Error('the check broke');
+            if (wait) {
+              entered();
+              await gate;
+            }
+            return { reports: [report('same')], truncated: false };
+          },
+        });
+        let clock = T0;
+        const now = () => clock;
+        const nodeA = new AuditService({ store: a, now, owner: 'A', checks: [check(true)] });
+        const nodeB = new AuditService({ store: b, now, owner: 'B', checks: [check(false)] });
+        const runA = nodeA.run({ minIntervalMs: 3_600_000 });
+        await inside; // A holds the lease and is inside its check
+        assert.equal(await nodeB.run({ minIntervalMs: 3_600_000 }), null, 'a periodic run on B skips');
+        await assert.rejects(nodeB.run(), (e: unknown) => e instanceof OpError && e.code === 'ERR_OP_AUDIT_RUNNING');
+        release();
+        const r = (await runA)!;
+        assert.deepEqual(r.checks['card-not-seen'], { open: 1, new: 1, resolved: 0 });
+        // right after A's run, B's periodic run (interval 1 h) still skips; an asked-for one runs and adds nothing
+        clock += 1000;
+        assert.equal(await nodeB.run({ minIntervalMs: 3_600_000 }), null);
+        assert.deepEqual((await nodeB.run())!.checks['card-not-seen'], { open: 1, new: 0, resolved: 0 });
+        assert.equal(await openCount(a, 'card-not-seen'), 1);
+        // a check that throws reports its error and leaves its findings open
+        fail = true;
+        clock += 1000;
+        const broken = (await nodeB.run())!.checks['card-not-seen']!;
+        assert.equal(broken.error, 'the check broke');
+        assert.equal(broken.resolved, 0);
+        assert.equal(await openCount(a, 'card-not-seen'), 1);
       });
     });
 
