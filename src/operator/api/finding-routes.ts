@@ -4,10 +4,10 @@
  * api/pagination, store/types, errors, bytes/.
  */
 import { fromHex } from '../../bytes/index.js';
-import { findingView, isCheckName, CHECK_NAMES } from '../audits/index.js';
+import { findingView, isCheckName, CHECK_NAMES, type CheckName } from '../audits/index.js';
 import { OpError, OpErrorCode } from '../errors.js';
 import type { Operator } from '../operator.js';
-import type { FindingFilter, FindingResolution, FindingStatus } from '../store/types.js';
+import type { FindingFilter, FindingResolution, FindingStatus, JsonObject } from '../store/types.js';
 import { queryInt } from './http.js';
 import { decodeCursor, DEFAULT_LIMIT, encodeCursor, MAX_LIMIT } from './pagination.js';
 import type { Route, RouteRequest } from './routes.js';
@@ -87,8 +87,8 @@ export function findingRoutes(op: Operator): Route[] {
         if (checks !== undefined && (!Array.isArray(checks) || !checks.every((c) => typeof c === 'string' && isCheckName(c)))) {
           throw new OpError(OpErrorCode.badRequest, `checks must be a list of ${CHECK_NAMES.join(', ')}`);
         }
-        const res = (await op.audits.run(checks ? { only: checks as never } : {}))!;
-        return { status: 200, body: { checks: res.checks as never, startedAt: new Date(res.startedAt).toISOString(), finishedAt: new Date(res.finishedAt).toISOString() } };
+        const res = (await op.audits.run(checks ? { only: checks as CheckName[] } : {}))!;
+        return { status: 200, body: { checks: res.checks as unknown as JsonObject, startedAt: new Date(res.startedAt).toISOString(), finishedAt: new Date(res.finishedAt).toISOString() } };
       },
     },
   ];
