@@ -59,6 +59,12 @@ export function uidArg(v: string): string {
   return u;
 }
 
+function auditIntervalArg(v: string): number {
+  const n = Number(v);
+  if (!Number.isInteger(n) || n < 0 || n > 7 * 86_400) throw new Error(`invalid audit interval '${v}' (seconds, 0..604800)`);
+  return n;
+}
+
 export function parsePortArg(v: string): number {
   const n = Number(v);
   if (!Number.isInteger(n) || n < 0 || n > 65535) throw new Error(`invalid port '${v}'`);
@@ -107,7 +113,7 @@ export function serveOptions(cmd: Command): Command {
     .option('--no-jobs', 'do not run jobs in this process')
     .option('--job-lease <ms>', 'job lease: how long a job held by a runner that died waits before another takes it over', (v) => Number(v))
     .option('--script-timeout <ms>', 'deadline of one admin script through the device agent', (v) => Number(v))
-    .option('--audit-interval <seconds>', 'run the fleet audits this often (0: never; several serve nodes share the runs)', (v) => Number(v), 900)
+    .option('--audit-interval <seconds>', 'run the fleet audits this often (0: never; several serve nodes share the runs)', auditIntervalArg, 900)
     .option('--store <url|file>', 'the store: postgres://… (several serve processes may share it) or a SQLite file; default: SETLS_OPERATOR_STORE, operator.json, DIR/operator.db');
 }
 
