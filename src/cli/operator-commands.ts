@@ -26,7 +26,7 @@ import { cardDetails, jobLine, sanText, short, table } from './operator-format.j
 import { registerEstCommands } from './est-commands.js';
 
 type J = Record<string, unknown>;
-interface ClientFlags {
+export interface ClientFlags {
   dir: string;
   url?: string;
   ca?: string;
@@ -36,7 +36,7 @@ interface ClientFlags {
 
 const FINAL = new Set(['succeeded', 'failed', 'timed_out', 'canceled']);
 
-function clientOptions(cmd: Command): Command {
+export function clientOptions(cmd: Command): Command {
   return cmd
     .option('--dir <dir>', 'operator state folder (token, CA file, URL of the running serve)', DEFAULT_OPERATOR_DIR)
     .option('--url <url>', 'operator URL (default: from <dir>/serve.json, else https://localhost:9443)')
@@ -45,19 +45,25 @@ function clientOptions(cmd: Command): Command {
     .option('--json', 'machine-readable output');
 }
 
-function client(o: ClientFlags): OperatorClient {
+export function client(o: ClientFlags): OperatorClient {
   const opts: ClientOptions = { dir: o.dir, url: o.url, ca: o.ca, tokenFile: o.tokenFile };
   return new OperatorClient(opts);
 }
 
-function print(o: { json?: boolean }, value: unknown, human: () => string): void {
+export function print(o: { json?: boolean }, value: unknown, human: () => string): void {
   console.log(o.json ? JSON.stringify(value, null, 2) : human());
 }
 
-function uidArg(v: string): string {
+export function uidArg(v: string): string {
   const u = v.replace(/[\s:]/g, '').toLowerCase();
   if (!/^([0-9a-f]{2}){1,32}$/.test(u)) throw new SetlsError('ERR_OP_BAD_REQUEST', `'${v}' is not a card UID (hex)`);
   return u;
+}
+
+function auditIntervalArg(v: string): number {
+  const n = Number(v);
+  if (!Number.isInteger(n) || n < 0 || n > 7 * 86_400) throw new Error(`invalid audit interval '${v}' (seconds, 0..604800)`);
+  return n;
 }
 
 export function parsePortArg(v: string): number {
@@ -95,6 +101,7 @@ export interface ServeFlags {
   jobLease?: number;
   scriptTimeout?: number;
   store?: string;
+  auditInterval: number;
 }
 
 /** The options of `operator serve` (and `operator up`). */
@@ -107,6 +114,7 @@ export function serveOptions(cmd: Command): Command {
     .option('--no-jobs', 'do not run jobs in this process')
     .option('--job-lease <ms>', 'job lease: how long a job held by a runner that died waits before another takes it over', (v) => Number(v))
     .option('--script-timeout <ms>', 'deadline of one admin script through the device agent', (v) => Number(v))
+    .option('--audit-interval <seconds>', 'run the fleet audits this often (0: never; several serve nodes share the runs)', auditIntervalArg, 900)
     .option('--store <url|file>', 'the store: postgres://… (several serve processes may share it) or a SQLite file; default: SETLS_OPERATOR_STORE, operator.json, DIR/operator.db');
 }
 
@@ -122,6 +130,7 @@ export async function serveOperator(o: ServeFlags): Promise<void> {
     defaultMetrics: true,
     ...(o.jobLease ? { runner: { leaseMs: o.jobLease } } : {}),
     ...(o.scriptTimeout ? { scriptTimeoutMs: o.scriptTimeout } : {}),
+    ...(o.auditInterval > 0 ? { auditIntervalMs: o.auditInterval * 1000 } : {}),
   });
   console.log(`operator serving at ${running.url}/ (API /v1, CA ${running.operator.paths.caCert}, clients trust ${running.operator.paths.tlsCaCert})`);
   const stop = (): void => {

@@ -33,6 +33,12 @@ export const OpErrorCode = {
   manifestInvalid: 'ERR_OP_MANIFEST_INVALID',
   manifestConflict: 'ERR_OP_MANIFEST_CONFLICT',
   untrustedManufacturer: 'ERR_OP_UNTRUSTED_MANUFACTURER',
+  // audits (issue #16): findings
+  unknownFinding: 'ERR_OP_UNKNOWN_FINDING',
+  /** A finding that is already resolved cannot be resolved again. */
+  findingResolved: 'ERR_OP_FINDING_RESOLVED',
+  /** An audit run holds the lease (on this or another node). */
+  auditRunning: 'ERR_OP_AUDIT_RUNNING',
   // enrolment verification: each refusal its own code, nothing issued
   unknownUid: 'ERR_OP_UNKNOWN_UID',
   attestationFormat: 'ERR_OP_ATTESTATION_FORMAT',
@@ -123,6 +129,9 @@ export const HTTP_STATUS: Readonly<Partial<Record<OpErrorCode, number>>> = {
   ERR_OP_MANIFEST_INVALID: 422,
   ERR_OP_MANIFEST_CONFLICT: 409,
   ERR_OP_UNTRUSTED_MANUFACTURER: 422,
+  ERR_OP_UNKNOWN_FINDING: 404,
+  ERR_OP_FINDING_RESOLVED: 409,
+  ERR_OP_AUDIT_RUNNING: 409,
   ERR_OP_UNKNOWN_UID: 422,
   ERR_OP_ATTESTATION_FORMAT: 422,
   ERR_OP_ATTESTATION_CHAIN: 422,

@@ -1,10 +1,12 @@
 /**
  * operator/metrics: the operator's Prometheus metrics (prom-client), one registry per operator
- * instance (so tests may run several). Gauges of cards by lifecycle and jobs by status are read
- * from the store at scrape time. imports store/types and prom-client.
+ * instance (so tests may run several). Gauges of cards by lifecycle, jobs by status, enrolments by
+ * result and open findings by audit check are read from the store at scrape time (one GROUP BY
+ * each), never on a request's path. imports store/types, audits/types and prom-client.
  */
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
 import type { OperatorStore } from './store/types.js';
+import { CHECK_NAMES } from './audits/types.js';
 
 export class OperatorMetrics {
   readonly registry = new Registry();
@@ -50,6 +52,27 @@ export class OperatorMetrics {
       async collect() {
         this.reset();
         for (const [status, n] of Object.entries(await store.countJobsByStatus())) this.set({ status }, n);
+      },
+    });
+    new Gauge({
+      name: 'setls_operator_enrolments',
+      help: 'enrolments by mode (admin job / est) and result (open: nonce issued, not used yet; succeeded; refused)',
+      labelNames: ['mode', 'result'],
+      registers: [r],
+      async collect() {
+        this.reset();
+        for (const e of await store.countEnrolments()) this.set({ mode: e.mode, result: e.status }, e.count);
+      },
+    });
+    new Gauge({
+      name: 'setls_operator_findings_open',
+      help: 'open audit findings by check',
+      labelNames: ['check'],
+      registers: [r],
+      async collect() {
+        this.reset();
+        const open = await store.countOpenFindingsByCheck();
+        for (const check of new Set([...CHECK_NAMES, ...Object.keys(open)])) this.set({ check }, open[check] ?? 0);
       },
     });
   }

@@ -7,6 +7,7 @@
 import { randomUUID } from 'node:crypto';
 import { existsSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { AuditService, auditConfigOf } from './audits/index.js';
 import { OpError, OpErrorCode } from './errors.js';
 import { JobRunner, type RunnerLog } from './jobs/runner.js';
 import { readSecretFile } from './keys/secret-files.js';
@@ -42,6 +43,8 @@ export class Operator {
   readonly revocation: RevocationService;
   readonly runner: JobRunner;
   readonly metrics: OperatorMetrics;
+  /** The fleet audits (findings): run on demand (API, CLI) and periodically by `serve`. */
+  readonly audits: AuditService;
   /** The URL the API listens on (set by the server), used when no public URL is configured. */
   listeningUrl: string | undefined;
   private constructor(
@@ -85,6 +88,7 @@ export class Operator {
       ...opts.runner,
       onFinish: (job, status) => this.metrics.jobsFinished.inc({ kind: job.kind, status }),
     });
+    this.audits = new AuditService({ store, now, config: auditConfigOf((config as { audits?: unknown }).audits), ...(opts.log ? { log: opts.log } : {}) });
   }
 
   /** Opens an initialised operator folder (ERR_OP_STATE_MISSING when `operator init` never ran). */
@@ -159,6 +163,7 @@ export class Operator {
   }
 
   async close(): Promise<void> {
+    await this.audits.stop();
     await this.runner.stop();
     await this.store.close();
   }

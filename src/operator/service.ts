@@ -5,7 +5,8 @@
  * job runner, the sweeper that queues the deletion of re-keyed keys after their grace, and the
  * periodic CRL refresh, started and stopped together. `setls operator serve` is this plus signal
  * handling; `setup` may mount more or override executors before listening.
- * The EST resources (est/routes.ts) are mounted at /.well-known/est/.
+ * The EST resources (est/routes.ts) are mounted at /.well-known/est/. The audits run periodically
+ * when asked (auditIntervalMs; one node at a time through their lease in the store).
  * imports operator, api/server, relay/, executors/, est/routes, auth/agent-tokens, paths, and pino.
  */
 import { randomUUID } from 'node:crypto';
@@ -36,6 +37,8 @@ export interface StartOptions extends OpenOptions {
   readonly scriptTimeoutMs?: number;
   /** How often the sweeper looks for retired keys to delete, ms (default 30 000). */
   readonly sweepMs?: number;
+  /** Audit runs every this many ms (one node at a time; default: none — `operator serve` asks for 15 min). */
+  readonly auditIntervalMs?: number;
 }
 
 export interface RunningOperator {
@@ -107,6 +110,7 @@ export async function startOperator(o: StartOptions): Promise<RunningOperator> {
       sweepTimer.unref();
       sweep();
     }
+    if (o.auditIntervalMs) operator.audits.start(o.auditIntervalMs);
     const info = operator.paths.serveInfo;
     if (o.writeServeInfo ?? true) writeFileSync(info, JSON.stringify({ url, port, pid: process.pid, startedAt: new Date().toISOString() }) + '\n');
     log.info({ url, dir: operator.paths.dir, executors: operator.runner.kinds() }, 'operator serving');

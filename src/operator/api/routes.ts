@@ -17,6 +17,7 @@ import { queryInt, queryTime, type Reply } from './http.js';
 import { estRoutes } from './est-routes.js';
 import { decodeCursor, DEFAULT_LIMIT, encodeCursor, MAX_LIMIT } from './pagination.js';
 import { cardView, certificateView, identityView, jobView } from './views.js';
+import { findingRoutes } from './finding-routes.js';
 
 export interface RouteRequest {
   readonly params: readonly string[];
@@ -326,6 +327,7 @@ export function buildRoutes(op: Operator): Route[] {
       },
     },
     ...estRoutes(op),
+    ...findingRoutes(op),
   ];
 }
 

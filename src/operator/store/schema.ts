@@ -238,6 +238,37 @@ ALTER TABLE card_audit_head ADD COLUMN time {int64} NOT NULL DEFAULT 0;
 `,
   },
   {
+    version: 4,
+    name: 'audits: findings (one live finding per check and subject) and the audit run lease',
+    sql: `
+CREATE TABLE finding (
+  id {text} PRIMARY KEY,
+  check_name {text} NOT NULL,
+  card_id {text} REFERENCES card(id),
+  subject {text} NOT NULL,
+  severity {text} NOT NULL,
+  status {text} NOT NULL,
+  detail {json} NOT NULL,
+  first_seen_at {int64} NOT NULL,
+  last_seen_at {int64} NOT NULL,
+  resolved_at {int64},
+  resolution {text},
+  resolved_by {text},
+  suppressing {int64} NOT NULL DEFAULT 0
+);
+CREATE UNIQUE INDEX finding_live ON finding (check_name, subject) WHERE status = 'open' OR suppressing = 1;
+CREATE INDEX finding_status_check ON finding (status, check_name);
+CREATE INDEX finding_card ON finding (card_id, first_seen_at);
+CREATE INDEX finding_first_seen ON finding (first_seen_at, id);
+CREATE TABLE audit_lease (
+  name {text} PRIMARY KEY,
+  owner {text} NOT NULL,
+  lease_until {int64} NOT NULL,
+  last_run_at {int64} NOT NULL DEFAULT 0
+);
+`,
+  },
+  {
     version: 5,
     name: 'EST enrolment credentials and certificates not bound to a card',
     sql: `

@@ -12,12 +12,24 @@
  * read through `DialectSql.lockSkip` to let several nodes claim concurrently.
  */
 import type { SqlConn, SqlDriver, SqlRow, SqlValue } from './driver.js';
+import { randomUUID } from 'node:crypto';
 import { migrate } from './schema.js';
 import * as est from './est-store.js';
 import type { EstCertificateRow, EstCredentialRow } from './types.js';
+import { FindingsSql } from './findings.js';
 import type {
   AdminSessionRow,
   ApiTokenRow,
+  AuditCardRow,
+  AuditCertRow,
+  AuditJobRow,
+  AuditLogSummaryRow,
+  AuditSharedKeyRow,
+  FindingFilter,
+  FindingRecorded,
+  FindingReport,
+  FindingResolution,
+  FindingRow,
   AuditEntryRow,
   AuditHeadRow,
   CardCounter,
@@ -922,5 +934,64 @@ export class SqlStore implements OperatorStore {
   }
   revokedEstCertificates(caId: string, now: number): Promise<Pick<CertificateRow, 'serial' | 'revokedAt' | 'reason'>[]> {
     return est.revokedEstCertificates(this.c, caId, now);
+  }
+
+  // ---- audits (issue #16): findings, run lease, the checks' queries — SQL in store/findings.ts
+  private get findings(): FindingsSql {
+    return new FindingsSql(this.c);
+  }
+  recordFinding(r: FindingReport, seenAt: number): Promise<FindingRecorded> {
+    return this.findings.record(r, seenAt, randomUUID());
+  }
+  resolveUnseenFindings(check: string, seenSince: number, now: number): Promise<number> {
+    return this.findings.resolveUnseen(check, seenSince, now);
+  }
+  resolveFinding(id: string, resolution: Exclude<FindingResolution, 'auto'>, by: string, now: number): Promise<boolean> {
+    return this.findings.resolve(id, resolution, by, now);
+  }
+  findingById(id: string): Promise<FindingRow | null> {
+    return this.findings.byId(id);
+  }
+  listFindings(filter: FindingFilter, after: { firstSeenAt: number; id: string } | null, limit: number): Promise<FindingRow[]> {
+    return this.findings.list(filter, after, limit);
+  }
+  countOpenFindingsByCheck(): Promise<Record<string, number>> {
+    return this.findings.countOpenByCheck();
+  }
+  countEnrolments(): Promise<{ mode: string; status: string; count: number }[]> {
+    return this.findings.countEnrolments();
+  }
+  acquireAuditLease(name: string, owner: string, now: number, leaseMs: number, minIntervalMs: number): Promise<boolean> {
+    return this.findings.acquireLease(name, owner, now, leaseMs, minIntervalMs);
+  }
+  releaseAuditLease(name: string, owner: string, finishedAt: number): Promise<void> {
+    return this.findings.releaseLease(name, owner, finishedAt);
+  }
+  auditCertificatesExpiring(before: number, limit: number): Promise<AuditCertRow[]> {
+    return this.findings.certificatesExpiring(before, limit);
+  }
+  auditRevokedCertificatesServed(now: number, limit: number): Promise<AuditCertRow[]> {
+    return this.findings.revokedServed(now, limit);
+  }
+  auditSharedKeys(limit: number): Promise<AuditSharedKeyRow[]> {
+    return this.findings.sharedKeys(limit);
+  }
+  auditCardsWithKvn(kvn: number, enrolledBefore: number, limit: number): Promise<AuditCardRow[]> {
+    return this.findings.cardsWithKvn(kvn, enrolledBefore, limit);
+  }
+  auditCardsNotSeen(before: number, limit: number): Promise<AuditCardRow[]> {
+    return this.findings.cardsNotSeen(before, limit);
+  }
+  auditLogReadFailures(codes: readonly string[], limit: number): Promise<AuditJobRow[]> {
+    return this.findings.logReadFailures(codes, limit);
+  }
+  auditLogSummaries(limit: number): Promise<AuditLogSummaryRow[]> {
+    return this.findings.logSummaries(limit);
+  }
+  auditLocksNotDelivered(stuckBefore: number, limit: number): Promise<AuditJobRow[]> {
+    return this.findings.locksNotDelivered(stuckBefore, limit);
+  }
+  auditCardsByManufacturer(): Promise<Record<string, number>> {
+    return this.findings.cardsByManufacturer();
   }
 }

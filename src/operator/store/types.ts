@@ -473,6 +473,35 @@ export interface OperatorStore {
   setEstCertificateStatus(serial: Uint8Array, status: 'revoked' | 'superseded', reason: string, now: number): Promise<boolean>;
   /** Revoked EST certificates of a CA not expired at `now` (added to the CRL). */
   revokedEstCertificates(caId: string, now: number): Promise<Pick<CertificateRow, 'serial' | 'revokedAt' | 'reason'>[]>;
+
+  // ---- audits (issue #16): findings, the audit run lease, the checks' fleet queries (store/findings.ts)
+  /** Opens a finding, or updates the live one of (check, subject): never two open at once, also across nodes. */
+  recordFinding(r: FindingReport, seenAt: number): Promise<FindingRecorded>;
+  /** Auto-resolves the open findings of `check` not seen since `seenSince` (and ends suppressions not seen); returns how many were resolved. */
+  resolveUnseenFindings(check: string, seenSince: number, now: number): Promise<number>;
+  /** open → resolved by a person; false when it was not open. */
+  resolveFinding(id: string, resolution: Exclude<FindingResolution, 'auto'>, by: string, now: number): Promise<boolean>;
+  findingById(id: string): Promise<FindingRow | null>;
+  /** Newest first (first_seen_at, id), keyset after `after`. */
+  listFindings(filter: FindingFilter, after: { firstSeenAt: number; id: string } | null, limit: number): Promise<FindingRow[]>;
+  countOpenFindingsByCheck(): Promise<Record<string, number>>;
+  /** Enrolments counted by mode (admin / est) and status (open / succeeded / refused). */
+  countEnrolments(): Promise<{ mode: string; status: string; count: number }[]>;
+  /** Takes the named run lease when free (expired) and the last run ended ≤ now − minIntervalMs; false otherwise. */
+  acquireAuditLease(name: string, owner: string, now: number, leaseMs: number, minIntervalMs: number): Promise<boolean>;
+  releaseAuditLease(name: string, owner: string, finishedAt: number): Promise<void>;
+  auditCertificatesExpiring(before: number, limit: number): Promise<AuditCertRow[]>;
+  auditRevokedCertificatesServed(now: number, limit: number): Promise<AuditCertRow[]>;
+  auditSharedKeys(limit: number): Promise<AuditSharedKeyRow[]>;
+  auditCardsWithKvn(kvn: number, enrolledBefore: number, limit: number): Promise<AuditCardRow[]>;
+  auditCardsNotSeen(before: number, limit: number): Promise<AuditCardRow[]>;
+  /** Per card, its last read-audit job that ended succeeded or failed with one of `codes`, when it failed. */
+  auditLogReadFailures(codes: readonly string[], limit: number): Promise<AuditJobRow[]>;
+  auditLogSummaries(limit: number): Promise<AuditLogSummaryRow[]>;
+  /** Per card, its last lock/unlock/terminate job when it is a lock that failed, timed out, or is unfinished and created before `stuckBefore`. */
+  auditLocksNotDelivered(stuckBefore: number, limit: number): Promise<AuditJobRow[]>;
+  /** Cards not terminated, counted by the manufacturer CA of their manifest batch (by its id). */
+  auditCardsByManufacturer(): Promise<Record<string, number>>;
 }
 
 /** An enrolment credential for EST clients without a card (RFC 7030 §3.2.3, HTTP Basic). */
@@ -513,4 +542,94 @@ export interface EstCertificateRow {
   readonly revokedAt: number | null;
   readonly reason: string | null;
   readonly createdAt: number;
+}
+
+// ---- audits (issue #16): findings and the fleet queries of the audit checks (store/findings.ts)
+
+export type FindingSeverity = 'low' | 'medium' | 'high' | 'critical';
+export type FindingStatus = 'open' | 'resolved';
+export type FindingResolution = 'fixed' | 'accepted' | 'false-positive' | 'auto';
+
+/** What an audit check reports: one condition about one subject (a serial, a key hash, a CA, a card). */
+export interface FindingReport {
+  readonly check: string;
+  readonly subject: string;
+  readonly cardId: string | null;
+  readonly severity: FindingSeverity;
+  readonly detail: JsonObject;
+}
+
+export interface FindingRow extends FindingReport {
+  readonly id: string;
+  /** The card's UID (joined), null when the finding is about no card. */
+  readonly cardUid: Uint8Array | null;
+  readonly status: FindingStatus;
+  readonly firstSeenAt: number;
+  readonly lastSeenAt: number;
+  readonly resolvedAt: number | null;
+  readonly resolution: FindingResolution | null;
+  readonly resolvedBy: string | null;
+  /** Resolved as accepted / false-positive while the condition lasts: not reported again until a run no longer sees it. */
+  readonly suppressing: boolean;
+}
+
+export interface FindingFilter {
+  readonly check?: string;
+  readonly status?: FindingStatus;
+  readonly cardId?: string;
+}
+
+/** new: a finding was opened; seen: the open one was updated; suppressed: an accepted one was seen again. */
+export type FindingRecorded = 'new' | 'seen' | 'suppressed';
+
+/** Rows the audit checks read (each query bounded by a limit). */
+export interface AuditCertRow {
+  readonly serial: Uint8Array;
+  readonly cardId: string;
+  readonly uid: Uint8Array;
+  readonly identityId: string;
+  readonly slot: number;
+  readonly notAfter: number;
+  readonly revokedAt: number | null;
+  readonly reason: string | null;
+  readonly lifecycle: CardLifecycle;
+}
+export interface AuditSharedKeyRow {
+  readonly spkiSha256: Uint8Array;
+  readonly holders: readonly { readonly cardId: string; readonly uid: Uint8Array; readonly as: 'identity' | 'attestation' }[];
+}
+export interface AuditCardRow {
+  readonly cardId: string;
+  readonly uid: Uint8Array;
+  readonly lifecycle: CardLifecycle;
+  readonly kvn: number;
+  readonly lastSeenAt: number | null;
+  readonly hostId: string | null;
+  readonly createdAt: number;
+  /** When the card got its first certificate (null: none). */
+  readonly enrolledAt: number | null;
+}
+export interface AuditJobRow {
+  readonly cardId: string;
+  readonly uid: Uint8Array;
+  readonly lifecycle: CardLifecycle;
+  readonly jobId: string;
+  readonly kind: string;
+  readonly status: JobStatus;
+  readonly errorCode: string | null;
+  readonly errorMessage: string | null;
+  readonly createdAt: number;
+  readonly finishedAt: number | null;
+}
+export interface AuditLogSummaryRow {
+  readonly cardId: string;
+  readonly uid: Uint8Array;
+  readonly headSeq: number;
+  readonly headHash: Uint8Array;
+  readonly verified: boolean;
+  readonly headReceivedAt: number;
+  /** Stored entries: lowest and highest sequence number and how many (0 when none). */
+  readonly minSeq: number | null;
+  readonly maxSeq: number | null;
+  readonly count: number;
 }
