@@ -22,7 +22,7 @@
  *     under --pool-clients (1000) clients: p99 handshake vs node:tls; the top profile frames before
  *     (bench/profile-before.json) and, with --profile, now (bench/profile.ts).
  *
- *   npm run bench -- [--n 200] [--rounds 3] [--warmup 40] [--bulk-bytes 67108864] [--conc-n 768] [--mem-k 200] [--only memory|bulk|coap|pressure|operator] [--op-cards 8] [--op-locks 20] [--pcsc] [--profile] [--pool-clients 1000] [--json] [--quick] [--keep]
+ *   npm run bench -- [--n 200] [--rounds 3] [--warmup 40] [--bulk-bytes 67108864] [--conc-n 768] [--mem-k 200] [--only memory|bulk|coap|pressure|operator|cpu] [--op-cards 8] [--op-locks 20] [--pcsc] [--profile] [--pool-clients 1000] [--json] [--quick] [--keep]
  *
  * Servers live in this process, one loaded at a time; the load generator is bench/client.ts in a
  * child process. Batches of the variants are interleaved round by round (order rotated each round)
@@ -438,6 +438,7 @@ const NOTES = [
   'Both servers run in the bench (parent) process, one loaded at a time, each batch after the previous one fully closed: the process.cpuUsage() delta over a batch is the server\'s (accept, TLS, HTTP, close, GC). For setls it includes the emulated card, which on a device would run on the secure element: "card" is the CPU spent inside the card process() (cpuUsage() around each APDU), "host" the rest (sockets, EAP/APDU shuttle, record layer, HTTP); "host vs node" compares the host alone with the whole node:tls server.',
   'The load generator is a separate process (bench/client.ts), sequential connections (one at a time). The card is emulated in-process: an APDU costs a function call and two copies, not a reader round trip, so setls numbers are an upper bound for real hardware.',
   'The machine is shared and noisy: read the ratios (same run, interleaved rounds), not absolute times.',
+  'The setls variants here count APDUs and model a real card\'s latency (CountingTransport over FaultyTransport: two async layers of bench code per APDU, +3–5 % host CPU per handshake measured): for issue #14\'s CPU ratios read `--only cpu`, which serves the same card without them (as `serve https` does). The card\'s own CPU is process.cpuUsage() around each APDU (~4 µs per call, two per APDU, split between card and host). node:tls sends two tickets per connection, setls one.',
 ];
 
 function pad(s: string, n: number, right = false): string {
