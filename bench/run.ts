@@ -22,7 +22,7 @@
  *     under --pool-clients (1000) clients: p99 handshake vs node:tls; the top profile frames before
  *     (bench/profile-before.json) and, with --profile, now (bench/profile.ts).
  *
- *   npm run bench -- [--n 200] [--rounds 3] [--warmup 40] [--bulk-bytes 67108864] [--conc-n 768] [--mem-k 200] [--only memory|bulk|coap|pressure|operator] [--op-cards 8] [--op-locks 20] [--pcsc] [--profile] [--pool-clients 1000] [--json] [--quick] [--keep]
+ *   npm run bench -- [--n 200] [--rounds 3] [--warmup 40] [--bulk-bytes 67108864] [--conc-n 768] [--mem-k 200] [--only memory|bulk|coap|pressure|operator|cpu] [--op-cards 8] [--op-locks 20] [--pcsc] [--profile] [--pool-clients 1000] [--json] [--quick] [--keep]
  *
  * Servers live in this process, one loaded at a time; the load generator is bench/client.ts in a
  * child process. Batches of the variants are interleaved round by round (order rotated each round)
@@ -69,7 +69,7 @@ interface Options {
   /** Concurrent clients against the pool of 4 cards × 4 channels (issue #14: 1000). */
   poolClients: number;
   /** Run only this section ('memory'; 'bulk': setls-card, setls-export and node:tls; 'coap': bench/coap.ts; 'pressure': bench/pressure.ts; 'operator': bench/operator.ts). */
-  only?: 'memory' | 'bulk' | 'coap' | 'pressure' | 'operator';
+  only?: 'memory' | 'bulk' | 'coap' | 'pressure' | 'operator' | 'cpu';
   /** bench/operator.ts --cards (enrolled at once) and --locks (lock-to-refusal samples). */
   opCards: number;
   opLocks: number;
@@ -129,6 +129,8 @@ function options(argv: string[]): Options {
         '  --mem-samples  memoryUsage() readings (after gc) per point, median taken (default 5; --quick: 3)\n' +
         '  --only memory  run only the memory section\n' +
         '  --only bulk    run only the bulk section (setls-card, setls-export, node:tls; same interleaving; --bulk-rounds, default --rounds)\n' +
+        '  --only cpu     run only what issue #14\'s CPU ratios need: full and resumed TLS 1.3 handshakes (setls-ext, node:tls), exported bulk,\n' +
+        '                 the 4 × 4 pool under --pool-clients (0: left out), card-cpu.ts; setls without the APDU counting wrappers\n' +
         '  --only coap    run only the CoAP section (bench/coap.ts; also part of a full run, not of --quick)\n' +
         '  --coap-n       CoAP GETs on one connection / one association (default 2000)\n' +
         '  --coap-spawns  coap-client-openssl runs per handshake-per-request rate (default 40)\n' +
@@ -157,7 +159,7 @@ function options(argv: string[]): Options {
   };
   const n = int(values.n, quick ? 5 : 200, 'n', 1);
   const rounds = int(values.rounds, quick ? 1 : 3, 'rounds', 1);
-  if (values.only !== undefined && !['memory', 'bulk', 'coap', 'pressure', 'operator'].includes(values.only)) throw new Error("--only takes 'memory', 'bulk', 'coap', 'pressure' or 'operator'");
+  if (values.only !== undefined && !['memory', 'bulk', 'coap', 'pressure', 'operator', 'cpu'].includes(values.only)) throw new Error("--only takes 'memory', 'bulk', 'coap', 'pressure', 'operator' or 'cpu'");
   return {
     n,
     rounds,
@@ -169,10 +171,9 @@ function options(argv: string[]): Options {
     pcsc: values.pcsc ?? false,
     memK: int(values['mem-k'], quick ? 16 : 200, 'mem-k', 1),
     memSamples: int(values['mem-samples'], quick ? 3 : 5, 'mem-samples', 1),
-    ...(values.only ? { only: values.only as 'memory' | 'bulk' | 'coap' | 'operator' } : {}),
     opCards: int(values['op-cards'], 8, 'op-cards', 1),
     opLocks: int(values['op-locks'], 20, 'op-locks', 1),
-    ...(values.only ? { only: values.only as 'memory' | 'bulk' | 'coap' | 'pressure' } : {}),
+    ...(values.only ? { only: values.only as NonNullable<Options['only']> } : {}),
     coapN: int(values['coap-n'], 2000, 'coap-n', 1),
     coapSpawns: int(values['coap-spawns'], 40, 'coap-spawns', 1),
     pressureClients: int(values['pressure-clients'], 300, 'pressure-clients', 1),
@@ -181,7 +182,7 @@ function options(argv: string[]): Options {
     quick,
     keep: values.keep ?? false,
     profile: values.profile ?? false,
-    poolClients: int(values['pool-clients'], 1000, 'pool-clients', 1),
+    poolClients: int(values['pool-clients'], 1000, 'pool-clients', values.only === 'cpu' ? 0 : 1),
   };
 }
 
@@ -437,6 +438,7 @@ const NOTES = [
   'Both servers run in the bench (parent) process, one loaded at a time, each batch after the previous one fully closed: the process.cpuUsage() delta over a batch is the server\'s (accept, TLS, HTTP, close, GC). For setls it includes the emulated card, which on a device would run on the secure element: "card" is the CPU spent inside the card process() (cpuUsage() around each APDU), "host" the rest (sockets, EAP/APDU shuttle, record layer, HTTP); "host vs node" compares the host alone with the whole node:tls server.',
   'The load generator is a separate process (bench/client.ts), sequential connections (one at a time). The card is emulated in-process: an APDU costs a function call and two copies, not a reader round trip, so setls numbers are an upper bound for real hardware.',
   'The machine is shared and noisy: read the ratios (same run, interleaved rounds), not absolute times.',
+  'The setls variants here count APDUs and model a real card\'s latency (CountingTransport over FaultyTransport: two async layers of bench code per APDU, +3–5 % host CPU per handshake measured): for issue #14\'s CPU ratios read `--only cpu`, which serves the same card without them (as `serve https` does). The card\'s own CPU is process.cpuUsage() around each APDU (~4 µs per call, two per APDU, split between card and host). node:tls sends two tickets per connection, setls one.',
 ];
 
 function pad(s: string, n: number, right = false): string {
@@ -817,6 +819,7 @@ async function main(): Promise<void> {
   await setExportAllowed(cardDir, true); // TLS-Tandem export for the setls-export variant (bulk) and setls-pool-host (memory)
   if (o.only === 'memory') return onlyMemory(o, new LoadClient(ca), { cardDir, caDir: init.paths.caDir, nodeId, root, progress });
   if (o.only === 'bulk') return onlyBulk(o, new LoadClient(ca), { cardDir, nodeId, root, progress });
+  if (o.only === 'cpu') return onlyCpu(o, new LoadClient(ca), { cardDir, nodeId, root, progress });
 
   const setls = await startSetls(cardDir, [
     { name: SETLS_EXT, extendedApdu: true },
@@ -1218,6 +1221,126 @@ async function onlyBulk(
     const errs = Object.entries(bulk).flatMap(([n, b]) => b.errorSamples.map((e) => `bulk ${n}: ${e}`));
     if (errs.length) out.push('errors:', ...errs.map((e) => `  ${e}`));
     process.stdout.write(out.join('\n') + '\n');
+  }
+  process.exitCode = report.ok ? 0 : 1;
+}
+
+/**
+ * --only cpu: what issue #14's CPU ratios need, nothing else: full and resumed TLS 1.3 handshakes
+ * (setls-ext, node:tls; sequential, interleaved, order rotated), exported bulk (setls-export,
+ * node:tls), the 4 × 4 pool under --pool-clients clients (0 leaves it out), bench/card-cpu.ts, and
+ * with --profile bench/profile.ts. The setls variants run WITHOUT the bench's APDU counting and
+ * latency-model wrappers (CountingTransport, FaultyTransport): those are bench instrumentation, two
+ * extra async layers per APDU that the full run charges to the host; here the host is the same
+ * wiring as `serve https` (tandem straight on the in-process transport).
+ */
+async function onlyCpu(
+  o: Options,
+  client: LoadClient,
+  c: { cardDir: string; nodeId: { key: string; cert: string }; root: string; progress: (s: string) => void },
+): Promise<void> {
+  const setls = await startSetls(c.cardDir, [
+    { name: SETLS_EXT, extendedApdu: true, instrumented: false },
+    { name: SETLS_EXPORT, extendedApdu: true, recordLayer: 'host', instrumented: false },
+  ]);
+  const ext = setls.variants.find((v) => v.name === SETLS_EXT)!;
+  const exp = setls.variants.find((v) => v.name === SETLS_EXPORT)!;
+  const node = await startNodeTls(NODE, c.nodeId);
+  const hsServers: ServerUnderTest[] = [ext, node];
+  const bulkServers: ServerUnderTest[] = [exp, node];
+  const modes = HS_MODES.filter(([v]) => v === 'TLSv1.3');
+  const batches: Batch[] = [];
+  let pool: ServerUnderTest | undefined;
+  try {
+    if (o.warmup > 0) {
+      c.progress('warm-up');
+      for (const s of hsServers) {
+        for (const [version, resume] of modes) {
+          const b = await measure(client, s, 'handshake', o.warmup, -1, undefined, { version, resume });
+          if (b.result.errors.length) throw new Error(`warm-up of ${s.name} failed: ${b.result.errors.join('; ')}`);
+          c.progress('.');
+        }
+      }
+      for (const s of bulkServers) {
+        const b = await measure(client, s, 'bulk', 1, -1, Math.min(o.bulkBytes, 1_000_000), s === exp ? { checkBody: true } : {});
+        if (b.result.errors.length) throw new Error(`warm-up of ${s.name} (bulk) failed: ${b.result.errors.join('; ')}`);
+        c.progress('.');
+      }
+      c.progress('\n');
+    }
+    for (let r = 0; r < o.rounds; r++) {
+      c.progress(`handshakes ${r + 1}/${o.rounds}`);
+      const order = hsServers.map((_, i) => hsServers[(i + r) % hsServers.length]!);
+      for (const [version, resume] of modes) {
+        for (const s of order) {
+          batches.push(await measure(client, s, 'handshake', o.n, r, undefined, { version, resume }, hsTag(version, resume)));
+          c.progress('.');
+        }
+      }
+      c.progress('\n');
+    }
+    for (let r = 0; r < o.bulkRounds && o.bulkBytes > 0; r++) {
+      c.progress(`bulk ${r + 1}/${o.bulkRounds}`);
+      for (const s of bulkServers.map((_, i) => bulkServers[(i + r) % bulkServers.length]!)) {
+        batches.push(await measure(client, s, 'bulk', 1, r, o.bulkBytes, { checkBody: false }));
+        c.progress('.');
+      }
+      c.progress('\n');
+    }
+    if (o.poolClients > 0) {
+      pool = await startSetlsChannelPool(SETLS_POOL44, c.cardDir, { cards: 4, channelsPerCard: 4, backlog: Math.max(1024, o.poolClients), recordLayer: 'card', tag: 'p44' });
+      c.progress(`pool 4×4, ${o.poolClients} clients`);
+      for (const s of [pool, node]) await measure(client, s, 'request', Math.min(o.warmup + 1, 16), -1, undefined, { concurrency: 4 }, 'warm-up');
+      for (const s of [pool, node]) {
+        batches.push(await measure(client, s, 'request', o.poolClients, 0, undefined, { concurrency: o.poolClients, maxMs: 120_000 }, POOL44_TAG));
+        c.progress('.');
+      }
+      c.progress('\n');
+      await pool.close();
+      pool = undefined;
+    }
+  } finally {
+    await client.close();
+    await pool?.close();
+    await node.close();
+    await setls.close();
+  }
+  const extra = summariseExtra(batches, {}, o);
+  const full = hsTag('TLSv1.3', false);
+  const results: Report['results'] = {};
+  for (const s of hsServers) {
+    const hs = batches.filter((b) => b.server === s.name && b.tag === full);
+    const bulk = batches.filter((b) => b.server === s.name && b.kind === 'bulk' && !b.tag);
+    results[s.name] = { handshake: summariseKind(hs), request: summariseKind([]), ...(bulk.length ? { bulk: summariseBulk(bulk, o.bulkBytes) } : {}) };
+  }
+  const expBulk = batches.filter((b) => b.server === SETLS_EXPORT && b.kind === 'bulk');
+  if (expBulk.length) extra.bulk[SETLS_EXPORT] = summariseBulk(expBulk, o.bulkBytes);
+  if (extra.bulk[SETLS_EXPORT] && results[NODE]?.bulk) extra.bulkRatios[`${SETLS_EXPORT}/${NODE}`] = Math.round((extra.bulk[SETLS_EXPORT]!.mbPerSecond / results[NODE]!.bulk!.mbPerSecond) * 1000) / 1000;
+  const m: Record<string, KindSummary> = {};
+  for (const name of [SETLS_POOL44, NODE]) {
+    const bs = batches.filter((b) => b.server === name && b.tag === POOL44_TAG);
+    if (bs.length) m[name] = summariseKind(bs);
+  }
+  if (Object.keys(m).length) extra.pool44 = m;
+  c.progress('card CPU, full and resumed (bench/card-cpu.ts)…\n');
+  extra.cardCpu = cardCpuSection(o);
+  if (o.profile) {
+    c.progress('profile of setls serve https (bench/profile.ts)…\n');
+    extra.profile = await profileServeHttps({ seconds: o.quick ? 8 : 15, concurrency: 8, top: 20 });
+  }
+  if (!o.keep) rmSync(c.root, { recursive: true, force: true });
+  const errors = batches.reduce((a, b) => a + (b.result.n - b.result.ok), 0) + (extra.cardCpu && 'failed' in extra.cardCpu ? 1 : 0);
+  const report: Report = { ...sectionReport(o, c.root, extra, errors === 0), servers: hsServers.map((s) => s.name), results };
+  if (o.json) process.stdout.write(JSON.stringify(report) + '\n');
+  else {
+    const out: string[] = [`setls bench (--only cpu) — ${report.meta.date}  node ${report.meta.node}, ${report.meta.cpus} CPU (${report.meta.cpuModel}), load ${report.meta.loadavg.map((x) => x.toFixed(2)).join(' ')}`, ''];
+    const rows: string[][] = [['mode', 'server', 'conn/s', 'srv CPU ms/conn', '  card', '  host', 'cli CPU ms/conn', 'resumed', 'errors']];
+    for (const [tag, mode] of Object.entries(extra.handshakes)) {
+      for (const [name, k] of Object.entries(mode)) rows.push([tag, name, fmt(k.perSecond, 1), fmt(k.serverCpuMsPerConn, 3), k.cardCpuMsPerConn !== undefined ? fmt(k.cardCpuMsPerConn, 3) : '', k.hostCpuMsPerConn !== undefined ? fmt(k.hostCpuMsPerConn, 3) : '', fmt(k.clientCpuMsPerConn, 3), `${k.resumed}/${k.connections}`, String(k.errors)]);
+    }
+    out.push(`== sequential TLS 1.3 handshakes, ${o.n}/batch × ${o.rounds} round(s), interleaved ==`, table(rows));
+    for (const [name, b] of [...Object.entries(extra.bulk), ...(results[NODE]?.bulk ? [[NODE, results[NODE]!.bulk!] as const] : [])]) out.push(`  bulk ${name}: ${fmt(b.mbPerSecond)} MB/s (per round ${b.mbPerSecondByRound.map((v) => fmt(v, 1)).join('/')}), server CPU ${fmt(b.serverCpuMsPerMB, 1)} ms/MB, errors ${b.errors}`);
+    process.stdout.write(out.join('\n') + '\n' + humanIssue14(report) + verdict(report));
   }
   process.exitCode = report.ok ? 0 : 1;
 }

@@ -83,6 +83,12 @@ export interface SetlsFlavour {
   readonly extendedApdu: boolean;
   /** TLS-Tandem: 'host' = EXPORT-SESSION after the handshake (the identity must allow export). */
   readonly recordLayer?: 'card' | 'host';
+  /**
+   * Wrap the transport in the bench's APDU counter and 'real-card' latency model (default true).
+   * false: the tandem sits straight on the in-process transport, as in `serve https` — what a CPU
+   * measurement of the host should see (the wrappers are two async layers per APDU of bench code).
+   */
+  readonly instrumented?: boolean;
 }
 
 /** Sets the default identity's export policy (TLS-Tandem) through APDUs, operator PIN verified. */
@@ -122,10 +128,11 @@ export async function startSetls(cardDir: string, flavours: readonly SetlsFlavou
   for (const f of flavours) {
     // The 'real-card' latency profile in accounting mode (sleep: false): nothing waits, modelledMs
     // adds up what a real card would have taken (30–80 ms per APDU, +900 ms on the ECDHE/sign APDU).
+    const instrumented = f.instrumented ?? true;
     const model = new FaultyTransport(transport, { latency: 'real-card', sleep: false });
     const counting = new CountingTransport(model);
-    counters.add(counting);
-    const tandem = new TlsTandem({ transport: counting, pin, backlog: 8, extendedApdu: f.extendedApdu, ...(f.recordLayer ? { recordLayer: f.recordLayer } : {}) });
+    if (instrumented) counters.add(counting);
+    const tandem = new TlsTandem({ transport: instrumented ? counting : transport, pin, backlog: 8, extendedApdu: f.extendedApdu, ...(f.recordLayer ? { recordLayer: f.recordLayer } : {}) });
     await tandem.start();
     const errs: string[] = [];
     tandem.on('sessionError', (err: Error & { code?: string }) => {
@@ -148,9 +155,7 @@ export async function startSetls(cardDir: string, flavours: readonly SetlsFlavou
       port,
       idle: () => waitFor(() => !tandem.inUse && tandem.queued === 0, `${f.name} to free the card`),
       errors: () => errs,
-      apdus: () => counting.snapshot(),
-      flights: () => counting.flightSnapshot(),
-      modelledMs: () => model.modelledMs,
+      ...(instrumented ? { apdus: () => counting.snapshot(), flights: () => counting.flightSnapshot(), modelledMs: () => model.modelledMs } : {}),
       cardCpuUs: () => cardCpuUs,
       close,
     });

@@ -1,7 +1,8 @@
 /**
  * `createServer(options, handler)`: node:https's shape over a card. The returned SetlsServer IS a
  * node:http Server (Express, Fastify and Koa take it as they take https.Server) whose connections
- * come from a TlsTandem — one card — or a TlsPool — several — instead of an OpenSSL context:
+ * come from a TlsPool — one card or several, each card's logical channels its slots (as `setls serve
+ * https`: concurrent clients handshake on different channels) — instead of an OpenSSL context:
  *
  *   const server = createServer({ cardDir: '.setls/card' }, app);
  *   server.listen(8443, '127.0.0.1', () => console.log(server.address()));
@@ -14,7 +15,7 @@
  * Events: 'listening', 'error', 'close', 'request' (node:http), 'secureConnection' (SeTlsSocket),
  * 'tlsClientError' (err, { remoteAddress, remotePort }): a client's handshake or session failed;
  * 'cardError' (err): the card(s) misbehaved (the tandem recovers); 'refused' (peer): backlog full.
- * imports host/, servers/https, transport/, cli/ (card files, admin socket) and api/.
+ * imports host/, servers/https, transport/, cli/ (card files, admin socket, serving channels) and api/.
  */
 import http from 'node:http';
 import type { AddressInfo, Server as NetServer } from 'node:net';
@@ -23,6 +24,7 @@ import { TlsPool, TlsTandem, PcscTransport, TracingTransport, type CardTransport
 import { onClientError } from '../servers/https/index.js';
 import { openCard as openCardFolder } from '../cli/card-setup.js';
 import { startAdminSocket } from '../cli/admin-access.js';
+import { servingChannels } from '../cli/serve-pressure.js';
 import { resolvePin } from './pin.js';
 import { listenAndRoute } from './listen.js';
 
@@ -257,9 +259,14 @@ export class SetlsServer extends http.Server {
         ...(o.recordLayer !== undefined ? { recordLayer: o.recordLayer } : {}),
         ...(o.driver !== undefined ? { driver: o.driver } : {}),
       };
-      const source: TlsTandem | TlsPool = o.cards
-        ? new TlsPool({ ...common, transports: cards.map((c) => c.transport), pins: cards.map((c) => c.pin), ...(o.channelsPerCard !== undefined ? { channelsPerCard: o.channelsPerCard } : {}) })
-        : new TlsTandem({ ...common, transport: cards[0]!.transport, pin: cards[0]!.pin });
+      // As `setls serve https`: one card too is a pool, its logical channels the slots — every channel
+      // the (first) card opens, less the one its admin socket keeps (a folder with an admin file),
+      // unless channelsPerCard says how many.
+      const first = cards[0]!;
+      const channelsPerCard =
+        o.channelsPerCard ??
+        (await servingChannels(first.transport, { inProcess: first.cardDir !== undefined && o.adminSocket !== false, ...(first.cardDir !== undefined ? { cardDir: first.cardDir } : {}) }));
+      const source: TlsPool = new TlsPool({ ...common, transports: cards.map((c) => c.transport), pins: cards.map((c) => c.pin), channelsPerCard });
       closers.push(() => source.close());
       await source.start();
       if (o.adminSocket !== false) {
