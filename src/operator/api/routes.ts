@@ -16,6 +16,7 @@ import { CardLifecycle, JobStatus, type CardRow, type JsonObject, type Role } fr
 import { queryInt, queryTime, type Reply } from './http.js';
 import { decodeCursor, DEFAULT_LIMIT, encodeCursor, MAX_LIMIT } from './pagination.js';
 import { cardView, certificateView, identityView, jobView } from './views.js';
+import { consoleRoutes } from './console-routes.js';
 
 export interface RouteRequest {
   readonly params: readonly string[];
@@ -324,6 +325,7 @@ export function buildRoutes(op: Operator): Route[] {
         };
       },
     },
+    ...consoleRoutes(op),
   ];
 }
 

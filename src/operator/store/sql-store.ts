@@ -13,6 +13,7 @@
  */
 import type { SqlConn, SqlDriver, SqlRow, SqlValue } from './driver.js';
 import { migrate } from './schema.js';
+import { fleetPage, type FleetFilter } from './fleet-sql.js';
 import type {
   AdminSessionRow,
   ApiTokenRow,
@@ -879,5 +880,10 @@ export class SqlStore implements OperatorStore {
       subject: sn(r, 'subject'),
       details: j(r, 'details'),
     }));
+  }
+
+  // ---- console (issue #16)
+  async fleetPage(filter: FleetFilter, after: Uint8Array | null, limit: number): Promise<CardRow[]> {
+    return (await fleetPage(this.c, this.sql, filter, after, limit)).map(cardRow);
   }
 }

@@ -446,4 +446,7 @@ export interface OperatorStore {
   // events
   addEvent(e: Omit<EventRow, 'id'>): Promise<void>;
   listEvents(cardId: string | null, limit: number): Promise<EventRow[]>;
+
+  // console (issue #16): the fleet table's page (state, label, UID prefix; keyset on UID)
+  fleetPage(filter: import('./fleet-sql.js').FleetFilter, after: Uint8Array | null, limit: number): Promise<CardRow[]>;
 }
