@@ -9,6 +9,7 @@ import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { randomUUID } from 'node:crypto';
 import { join } from 'node:path';
+import { Script } from 'node:vm';
 import { initOperator } from '../../src/operator/init.js';
 import { startOperator, type RunningOperator } from '../../src/operator/service.js';
 import { createApiToken } from '../../src/operator/auth/tokens.js';
@@ -91,6 +92,7 @@ test('the console page, its script and style: served under /console/ with a stri
   const js = await api('GET', '/console/app.js');
   assert.equal(js.status, 200);
   assert.match(String(js.headers['content-type']), /^text\/javascript/);
+  assert.doesNotThrow(() => new Script(js.body.toString(), { filename: 'app.js' }), 'app.js parses');
   assert.doesNotMatch(js.body.toString(), /innerHTML|insertAdjacentHTML|eval\(/, 'the script never builds markup from strings');
   assert.equal((await api('GET', '/console/style.css')).status, 200);
   assert.equal((await api('GET', '/console')).status, 308);

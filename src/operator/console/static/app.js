@@ -31,7 +31,7 @@ function h(tag, attrs, ...children) {
     else if (k === 'dataset') Object.assign(el.dataset, v);
     else el.setAttribute(k, v === true ? '' : String(v));
   }
-  for (const c of children.flat()) {
+  for (const c of children.flat(Infinity)) {
     if (c === undefined || c === null || c === false) continue;
     el.append(c instanceof Node ? c : document.createTextNode(String(c)));
   }
@@ -174,7 +174,6 @@ async function fleetPage(q) {
   const label = q.get('label') || '';
   const uid = q.get('uid') || '';
   const cursor = q.get('cursor') || '';
-  const back = q.get('back') || '';
   const params = new URLSearchParams({ limit: q.get('limit') || '50' });
   if (state) params.set('state', state);
   if (label) params.set('label', label);
@@ -182,7 +181,7 @@ async function fleetPage(q) {
   if (cursor) params.set('cursor', cursor);
   const res = await api('GET', `/v1/fleet?${params}`);
   const go = (changes) => {
-    const n = new URLSearchParams({ state, label, uid });
+    const n = new URLSearchParams({ state, label, uid, limit: q.get('limit') || '' });
     for (const [k, v] of Object.entries(changes)) n.set(k, v);
     for (const [k, v] of [...n]) if (!v) n.delete(k);
     location.hash = `#/fleet?${n}`;
@@ -224,10 +223,9 @@ async function fleetPage(q) {
   const pager = h('div', { class: 'pager' },
     h('button', { type: 'button', id: 'page-first', disabled: !cursor, onclick: () => go({}) }, 'First page'),
     h('button', { type: 'button', id: 'page-prev', disabled: !cursor, onclick: () => history.back() }, 'Previous'),
-    h('button', { type: 'button', id: 'page-next', disabled: !next, onclick: () => go({ cursor: next, back: cursor || 'first' }) }, 'Next page'),
+    h('button', { type: 'button', id: 'page-next', disabled: !next, onclick: () => go({ cursor: next }) }, 'Next page'),
     h('span', { id: 'fleet-shown' }, `${res.items.length} card(s) on this page`),
     h('span', { id: 'fleet-server-ms' }, typeof res.serverMs === 'number' ? `· server ${res.serverMs.toFixed(1)} ms` : ''));
-  void back;
   page('fleet', h('h1', {}, 'Fleet'), countsEl, filters, table(['UID', 'State', 'Labels', 'Host', 'Last seen', 'Updated'], rows, 'No card matches these filters.'), pager);
 }
 
@@ -265,7 +263,7 @@ async function cardPage(uid) {
         h('p', { class: 'muted', id: 'audit-head' }, audit.head ? `verified head: entry ${audit.head.seq}, signature ${audit.head.verified ? 'verified' : 'NOT verified'}, read ${when(audit.head.receivedAt)}` : 'never read (run "Read audit log")'),
         table(['#', 'Type', 'Entry', 'Received'], audit.items.map((e) => h('tr', {}, h('td', {}, e.seq), h('td', { class: 'mono' }, e.type), h('td', { class: 'mono' }, e.body.length > 64 ? `${e.body.slice(0, 64)}…` : e.body), h('td', {}, when(e.receivedAt)))), 'no entry read yet'));
   const findingsEl = findings.error
-    ? h('p', { class: 'muted', id: 'card-findings' }, findings.error.status === 404 && findings.error.code !== 'ERR_OP_UNKNOWN_CARD' ? 'findings are not available on this operator' : `findings unavailable: ${findings.error.message}`)
+    ? h('p', { class: 'muted', id: 'card-findings' }, (findings.error.status === 404 || findings.error.status === 405) && findings.error.code !== 'ERR_OP_UNKNOWN_CARD' ? 'findings are not available on this operator' : `findings unavailable: ${findings.error.message}`)
     : h('div', { id: 'card-findings' }, findingsTable(findings.items || [], false));
   page('card',
     h('h1', {}, 'Card ', h('span', { class: 'mono', id: 'card-uid' }, c.uid), ' ', h('span', { id: 'card-state' }, badge(c.state))),
@@ -382,7 +380,7 @@ async function campaignPage(id) {
       h('div', { class: 'actions' }, c.state === 'running' ? button('Pause', 'pause') : null, c.state === 'paused' ? button('Resume', 'resume') : null, FINAL_CAMPAIGN.includes(c.state) ? null : button('Cancel campaign', 'cancel', true)),
       dl([['Kind', c.kind], ['Selector', JSON.stringify(c.selector)], ['Rate', `${c.ratePerMinute} per minute`], ['Abort when', `${c.abort.failurePercent}% failed after ${c.abort.minExecuted} executed`], ['Created', `${when(c.createdAt)} by ${c.createdBy}`], ['Finished', when(c.finishedAt)], ['Live', h('span', { id: 'campaign-live' }, '')]]),
       h('h2', {}, 'Jobs'),
-      table(['Card', 'Kind', 'Status', 'Updated', 'Error'], jobs.items.map((j) => h('tr', {}, h('td', { class: 'mono' }, h('a', { href: `#/card/${j.card}` }, j.card)), h('td', {}, j.kind), h('td', {}, badge(j.status)), h('td', {}, when(j.updatedAt)), h('td', {}, j.errorCode || '')))), 'no job yet'));
+      table(['Card', 'Kind', 'Status', 'Updated', 'Error'], jobs.items.map((j) => h('tr', {}, h('td', { class: 'mono' }, h('a', { href: `#/card/${j.card}` }, j.card)), h('td', {}, j.kind), h('td', {}, badge(j.status)), h('td', {}, when(j.updatedAt)), h('td', {}, j.errorCode || ''))), 'no job yet'));
   };
   let current = await api('GET', `/v1/campaigns/${id}`);
   await render(current);
