@@ -1,6 +1,6 @@
 /**
  * `npm run bench -- --only console` (or `node --import tsx bench/console.ts [--cards 100000]
- * [--store postgres://…]`): the web console's fleet page on a large registry. An operator in this
+ * [--store pg|postgres://…]`): the web console's fleet page on a large registry. An operator in this
  * process (no job runner) over SQLite (or PostgreSQL), N card rows inserted directly through the
  * store, then GET /v1/fleet over HTTPS as the console calls it — the first page with the counts by
  * state, each filter, a deep keyset page — repeated; prints the server time the handler measured
@@ -14,6 +14,7 @@ import { initOperator } from '../src/operator/init.js';
 import { startOperator } from '../src/operator/service.js';
 import { call } from '../test/operator/helpers.js';
 import { fillRegistry, median } from '../test/operator/console-fleet-scale.js';
+import { createTempDb } from '../test/operator/pg-helpers.js';
 
 export async function runConsoleBench(argv: readonly string[] = process.argv.slice(2)): Promise<void> {
   const { values } = parseArgs({ args: [...argv], options: { cards: { type: 'string' }, reps: { type: 'string' }, store: { type: 'string' }, only: { type: 'string' } }, strict: false });
@@ -21,8 +22,11 @@ export async function runConsoleBench(argv: readonly string[] = process.argv.sli
   const reps = Number(values.reps ?? 9);
   const tmp = mkdtempSync(join(tmpdir(), 'setls-bench-console-'));
   const dir = join(tmp, 'op');
-  const admin = (await initOperator({ dir, manufacturerCaPems: [], ...(typeof values.store === 'string' ? { store: values.store } : {}) })).adminToken;
-  const svc = await startOperator({ dir, port: 0, quiet: true, runJobs: false, writeServeInfo: false });
+  // --store pg: a throw-away database on SETLS_TEST_PG_URL's server (test/operator/pg-helpers.ts).
+  const pgDb = values.store === 'pg' ? await createTempDb() : null;
+  const store = pgDb ? pgDb.url : typeof values.store === 'string' ? values.store : undefined;
+  const admin = (await initOperator({ dir, manufacturerCaPems: [], ...(store ? { store } : {}) })).adminToken;
+  const svc = await startOperator({ dir, port: 0, quiet: true, runJobs: false, writeServeInfo: false, ...(store ? { store } : {}) });
   try {
     const t0 = Date.now();
     const { someUid } = await fillRegistry(svc.operator.store, n);
@@ -35,16 +39,16 @@ export async function runConsoleBench(argv: readonly string[] = process.argv.sli
       const j = r.json();
       return { serverMs: j.serverMs, rtt, items: j.items.length, next: j.nextCursor };
     };
-    // A cursor deep in the active cards (page 50 of 1000).
+    // A cursor deep in the active cards (after 40 pages of 1000).
     let deep: string | null = null;
-    for (let p = 0; p < 50; p++) deep = (await get(`limit=1000&state=active${deep ? `&cursor=${deep}` : ''}`)).next;
+    for (let p = 0; p < 40; p++) deep = (await get(`limit=1000&state=active${deep ? `&cursor=${deep}` : ''}`)).next;
     const cases: [string, string][] = [
       ['first page (50) + counts', 'limit=50'],
       ['state=locked', 'limit=50&state=locked'],
       ['uid prefix (4 hex)', `limit=50&uid_prefix=${someUid.slice(0, 4)}`],
       ['label site=site-7 (2 %)', 'limit=50&label=site=site-7'],
       ['rare label canary (0.1 %)', 'limit=50&label=canary'],
-      ['active, page 51 (keyset)', `limit=50&state=active&cursor=${deep}`],
+      ['active, page 801 (keyset)', `limit=50&state=active&cursor=${deep}`],
     ];
     console.log(`${'query'.padEnd(30)} ${'server ms (median / max)'.padEnd(26)} round trip ms (median)   items`);
     for (const [name, q] of cases) {
@@ -62,6 +66,7 @@ export async function runConsoleBench(argv: readonly string[] = process.argv.sli
     }
   } finally {
     await svc.stop();
+    await pgDb?.drop();
     rmSync(tmp, { recursive: true, force: true });
   }
 }

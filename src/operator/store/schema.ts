@@ -237,6 +237,13 @@ ALTER TABLE host ADD COLUMN revoked_at {int64};
 ALTER TABLE card_audit_head ADD COLUMN time {int64} NOT NULL DEFAULT 0;
 `,
   },
+  {
+    version: 7,
+    name: 'console: (uid, labels) index, so a label filter of the fleet page scans an index, not the card rows',
+    sql: `
+CREATE INDEX card_uid_labels ON card (uid, labels);
+`,
+  },
 ];
 
 export const SCHEMA_VERSION = MIGRATIONS[MIGRATIONS.length - 1]!.version;
