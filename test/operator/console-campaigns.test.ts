@@ -86,6 +86,7 @@ test('campaigns: the list, a campaign page with live progress over server-sent e
   // Another client pauses: the page shows it without a reload (the event stream), then resumes.
   assert.equal((await api('POST', `/v1/campaigns/${c.id}/pause`)).status, 200);
   await page.waitForFunction(() => document.getElementById('campaign-state')?.textContent === 'paused');
+  assert.match(await page.textContent('#campaign-live') ?? '', /server-sent events/, 'the change came over the event stream (not the polling fallback)');
   await shot(page, 'campaign-live', ['paused', 'Resume']);
   assert.equal((await api('POST', `/v1/campaigns/${c.id}/resume`)).status, 200);
   await page.waitForFunction(() => document.getElementById('campaign-state')?.textContent === 'running');

@@ -176,7 +176,12 @@ export class OperatorServer {
     throw new OpError(OpErrorCode.notFound, `no such endpoint: ${method} ${path}`);
   }
 
-  private async authenticate(req: IncomingMessage, url: URL): Promise<{ principal: Principal; viaSession: boolean }> {
+  /**
+   * The caller of a request: its bearer token, or (without Authorization) the console session of its
+   * cookie with the CSRF token. Public for mounted handlers that stream (server-sent events) and so
+   * authenticate themselves like the routes.
+   */
+  async authenticate(req: IncomingMessage, url: URL): Promise<{ principal: Principal; viaSession: boolean }> {
     const h = req.headers['authorization'];
     if (h === undefined && this.cookieAuth) {
       const p = await this.cookieAuth.authenticate(req, url);

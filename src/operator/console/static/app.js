@@ -40,7 +40,7 @@ function h(tag, attrs, ...children) {
 const main = () => document.getElementById('main');
 function page(name, ...children) {
   const m = main();
-  m.replaceChildren(...children);
+  m.replaceChildren(...children.flat(Infinity).filter((c) => c !== null && c !== undefined && c !== false));
   m.dataset.page = name;
   for (const a of document.querySelectorAll('[data-nav]')) a.classList.toggle('active', name.startsWith(a.dataset.nav.replace(/s$/, '')));
 }
@@ -367,6 +367,7 @@ async function campaignsPage(q) {
 }
 
 async function campaignPage(id) {
+  let liveText = '';
   const render = async (c) => {
     const jobs = await api('GET', `/v1/campaigns/${id}/jobs?limit=50`).catch(() => ({ items: [] }));
     const k = c.counters;
@@ -378,13 +379,14 @@ async function campaignPage(id) {
       h('p', { id: 'campaign-counters' }, `targeted ${k.targeted} · pending ${k.pending} · queued ${k.queued} · running ${k.running} · succeeded ${k.succeeded} · failed ${k.failed} · canceled ${k.canceled}`),
       c.abortReason ? h('p', { class: 'muted', id: 'campaign-abort' }, `aborted: ${c.abortReason}`) : null,
       h('div', { class: 'actions' }, c.state === 'running' ? button('Pause', 'pause') : null, c.state === 'paused' ? button('Resume', 'resume') : null, FINAL_CAMPAIGN.includes(c.state) ? null : button('Cancel campaign', 'cancel', true)),
-      dl([['Kind', c.kind], ['Selector', JSON.stringify(c.selector)], ['Rate', `${c.ratePerMinute} per minute`], ['Abort when', `${c.abort.failurePercent}% failed after ${c.abort.minExecuted} executed`], ['Created', `${when(c.createdAt)} by ${c.createdBy}`], ['Finished', when(c.finishedAt)], ['Live', h('span', { id: 'campaign-live' }, '')]]),
+      dl([['Kind', c.kind], ['Selector', JSON.stringify(c.selector)], ['Rate', `${c.ratePerMinute} per minute`], ['Abort when', `${c.abort.failurePercent}% failed after ${c.abort.minExecuted} executed`], ['Created', `${when(c.createdAt)} by ${c.createdBy}`], ['Finished', when(c.finishedAt)], ['Live', h('span', { id: 'campaign-live' }, liveText)]]),
       h('h2', {}, 'Jobs'),
       table(['Card', 'Kind', 'Status', 'Updated', 'Error'], jobs.items.map((j) => h('tr', {}, h('td', { class: 'mono' }, h('a', { href: `#/card/${j.card}` }, j.card)), h('td', {}, j.kind), h('td', {}, badge(j.status)), h('td', {}, when(j.updatedAt)), h('td', {}, j.errorCode || ''))), 'no job yet'));
   };
   let current = await api('GET', `/v1/campaigns/${id}`);
   await render(current);
   const live = (text) => {
+    liveText = text;
     const el = document.getElementById('campaign-live');
     if (el) el.textContent = text;
   };
@@ -393,19 +395,42 @@ async function campaignPage(id) {
     return;
   }
   // Live progress: server-sent events (the CSRF token in the query: EventSource sends no headers).
+  // If the stream cannot be opened or breaks, the page polls the campaign every 2 s instead.
   const es = new EventSource(`/v1/campaigns/${id}/events?csrf=${encodeURIComponent(session.csrf || '')}`);
   let rendering = Promise.resolve();
-  es.addEventListener('progress', (ev) => {
-    const c = JSON.parse(ev.data);
+  let poll = null;
+  const update = (c, how) => {
+    const changed = JSON.stringify(c) !== JSON.stringify(current);
     current = c;
-    rendering = rendering.then(() => render(c)).then(() => live(`live (server-sent events) · last update ${new Date().toISOString()}`));
-    if (FINAL_CAMPAIGN.includes(c.state)) es.close();
+    liveText = `live (${how}) · last update ${new Date().toISOString()}`;
+    if (changed) rendering = rendering.then(() => render(c));
+    rendering = rendering.then(() => live(liveText));
+  };
+  es.addEventListener('progress', (ev) => {
+    update(JSON.parse(ev.data), 'server-sent events');
+    if (FINAL_CAMPAIGN.includes(current.state)) es.close();
   });
   es.onopen = () => live('live (server-sent events)');
   es.onerror = () => {
-    if (es.readyState === EventSource.CLOSED) live(FINAL_CAMPAIGN.includes(current.state) ? 'finished' : 'live updates stopped; reload the page');
+    if (FINAL_CAMPAIGN.includes(current.state)) {
+      es.close();
+      live('finished');
+      return;
+    }
+    if (es.readyState !== EventSource.CLOSED || poll) return; // the browser reconnects by itself
+    poll = setInterval(async () => {
+      try {
+        update(await api('GET', `/v1/campaigns/${id}`), 'polling every 2 s');
+        if (FINAL_CAMPAIGN.includes(current.state)) clearInterval(poll);
+      } catch {
+        /* next tick */
+      }
+    }, 2000);
   };
-  cleanup.push(() => es.close());
+  cleanup.push(() => {
+    es.close();
+    if (poll) clearInterval(poll);
+  });
 }
 
 async function campaignAction(c, action) {
