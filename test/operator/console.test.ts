@@ -120,7 +120,7 @@ test('setup: a real card behind its device agent, enrolled by the operator (real
         lifecycle: i % 3 === 0 ? 'locked' : 'manifest',
         kvn: 0x30,
         transportKeyId: null,
-        labels: { site: i < 12 ? 'lyon' : 'paris' },
+        labels: { site: i < 12 ? 'lyon' : 'paris', ...(i === 1 ? { note: '<img src=x onerror="document.title=\'owned\'">' } : {}) },
         profile: {},
         createdAt: Date.now(),
       });
@@ -153,6 +153,10 @@ test('in Chromium: sign in, filter and page the fleet, open the card, lock it th
   assert.match(fleet.text, /all\s*25/);
   assert.match(fleet.text, /active\s*1/);
   assert.match(fleet.text, /locked\s*8/);
+  // Registry data is text, never markup: a label holding an <img onerror> shows as text.
+  assert.ok(fleet.text.includes('note=<img src=x onerror='), 'the label is shown as text');
+  assert.equal(await page.$$eval('main img', (xs) => xs.length), 0);
+  assert.notEqual(await page.title(), 'owned');
 
   // Filters: state, then UID prefix + label — the table shows what the filters select.
   await page.selectOption('#f-state', 'active');
