@@ -796,6 +796,8 @@ const LOCK_GOAL_MS = 2000;
 // ------------------------------------------------------------------ main
 
 async function main(): Promise<void> {
+  // --only console: the web console's fleet page on a large registry (bench/console.ts, its own options).
+  if (/(^| )--only[= ]console( |$)/.test(process.argv.slice(2).join(' '))) return (await import('./console.js')).runConsoleBench();
   const o = options(process.argv.slice(2));
   const progress = (s: string): void => {
     if (!o.json) process.stderr.write(s);

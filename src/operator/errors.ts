@@ -101,6 +101,13 @@ export const OpErrorCode = {
   stateMissing: 'ERR_OP_STATE_MISSING',
   keyFile: 'ERR_OP_KEY_FILE',
   schemaVersion: 'ERR_OP_SCHEMA_VERSION',
+  // web console (issue #16)
+  /** A console session cookie without its X-CSRF-Token, or with another session's / a wrong one. */
+  csrf: 'ERR_OP_CSRF',
+  /** A destructive action from the console without `confirm` (true, or the card's UID) in its body. */
+  confirmationRequired: 'ERR_OP_CONFIRMATION_REQUIRED',
+  /** Too many failed console sign-ins in a short time. */
+  rateLimited: 'ERR_OP_RATE_LIMITED',
 } as const;
 export type OpErrorCode = (typeof OpErrorCode)[keyof typeof OpErrorCode];
 
@@ -156,6 +163,9 @@ export const HTTP_STATUS: Readonly<Partial<Record<OpErrorCode, number>>> = {
   ERR_OP_EST_BUSY: 503,
   ERR_OP_UNKNOWN_CREDENTIAL: 404,
   ERR_OP_SECRET_UNAVAILABLE: 404,
+  ERR_OP_CSRF: 403,
+  ERR_OP_CONFIRMATION_REQUIRED: 428,
+  ERR_OP_RATE_LIMITED: 429,
 };
 
 export class OpError extends SetlsError {

@@ -5,8 +5,9 @@
  * job runner, the sweeper that queues the deletion of re-keyed keys after their grace, and the
  * periodic CRL refresh, started and stopped together. `setls operator serve` is this plus signal
  * handling; `setup` may mount more or override executors before listening.
- * The EST resources (est/routes.ts) are mounted at /.well-known/est/. The audits run periodically
- * when asked (auditIntervalMs; one node at a time through their lease in the store).
+ * The EST resources (est/routes.ts) are mounted at /.well-known/est/, the web console at /console.
+ * The audits run periodically when asked (auditIntervalMs; one node at a time through their lease
+ * in the store).
  * imports operator, api/server, relay/, executors/, est/routes, auth/agent-tokens, paths, and pino.
  */
 import { randomUUID } from 'node:crypto';
@@ -17,6 +18,7 @@ import { OperatorServer } from './api/server.js';
 import { authenticateAgent } from './auth/agent-tokens.js';
 import { DELETE_RETIRED_KIND, registerExecutors } from './executors/index.js';
 import { EST_PREFIX, estHandler } from './est/routes.js';
+import { mountConsole, type SessionOptions } from './console/index.js';
 import { Operator, type OpenOptions } from './operator.js';
 import { RelayHub, type RelayHubOptions } from './relay/index.js';
 
@@ -39,6 +41,8 @@ export interface StartOptions extends OpenOptions {
   readonly sweepMs?: number;
   /** Audit runs every this many ms (one node at a time; default: none — `operator serve` asks for 15 min). */
   readonly auditIntervalMs?: number;
+  /** Web console sessions (idle / absolute expiry, clock); docs/console.md. */
+  readonly console?: SessionOptions;
 }
 
 export interface RunningOperator {
@@ -91,6 +95,7 @@ export async function startOperator(o: StartOptions): Promise<RunningOperator> {
     relay.handleRelay(req, res);
   });
   server.mount(EST_PREFIX, estHandler(operator));
+  mountConsole(server, store, o.console);
   registerExecutors(operator.runner, { operator, relay, scriptTimeoutMs: o.scriptTimeoutMs, log: (line) => log.info(line) });
   let crlTimer: NodeJS.Timeout | undefined;
   let sweepTimer: NodeJS.Timeout | undefined;

@@ -9,6 +9,7 @@ import { randomUUID } from 'node:crypto';
 import type { CardRow, NewCard, OperatorStore } from '../../src/operator/store/types.js';
 import { SCHEMA_VERSION } from '../../src/operator/store/index.js';
 import { estStoreCases } from './store-est-suite.js';
+import { fleetCases } from './store-suite-fleet.js';
 
 export interface StoreFactory {
   /** A fresh empty store and a way to dispose of it. */
@@ -75,6 +76,7 @@ async function addJob(s: OperatorStore, card: CardRow, kind = 'lock', extra: { m
 
 export function storeSuite(name: string, factory: StoreFactory): void {
   describe(`OperatorStore contract (${name})`, () => {
+    fleetCases(factory); // console (issue #16): store-suite-fleet.ts
     test('migrations run once and record the schema version; reopening keeps the data', async () => {
       await withStore(factory, async (s, h) => {
         assert.equal(await s.schemaVersion(), SCHEMA_VERSION);

@@ -18,6 +18,7 @@ import { estRoutes } from './est-routes.js';
 import { decodeCursor, DEFAULT_LIMIT, encodeCursor, MAX_LIMIT } from './pagination.js';
 import { cardView, certificateView, identityView, jobView } from './views.js';
 import { findingRoutes } from './finding-routes.js';
+import { consoleRoutes } from './console-routes.js';
 
 export interface RouteRequest {
   readonly params: readonly string[];
@@ -328,6 +329,7 @@ export function buildRoutes(op: Operator): Route[] {
     },
     ...estRoutes(op),
     ...findingRoutes(op),
+    ...consoleRoutes(op),
   ];
 }
 

@@ -4,7 +4,13 @@
  * Idempotency-Key replay, bounded bodies, timeouts and one error shape; plus `mount(prefix,
  * handler)` for other endpoints served by the same process (the device-agent relay, /admin/v1/,
  * authenticates its agents itself). The TLS server asks clients for a certificate of the issuing CA
- * without requiring one (EST /simplereenroll). imports api/*, auth/tokens, operator, errors, pki/x509.
+ * without requiring one (EST /simplereenroll). imports api/*, auth/tokens, operator, errors, pki/x509,
+ * console/cookie-auth (type only).
+ *
+ * The web console (console/, docs/console.md) plugs in with `useCookieAuth`: a request without
+ * Authorization but with the console's session cookie is authenticated by it (cookie + CSRF
+ * header), and its destructive calls must carry their confirmation. Every response carries
+ * security headers (nosniff, no framing, no referrer, a CSP that allows nothing for API bodies).
  *
  * Idempotency (POSTs that create work): the key is scoped to the token; the request hash is
  * SHA-256 over method, path and the canonical JSON body. Same key + same hash → the stored response
@@ -22,6 +28,7 @@ import { isOpError, OpError, OpErrorCode } from '../errors.js';
 import { readSecretFile } from '../keys/secret-files.js';
 import type { Operator } from '../operator.js';
 import { sha256 } from '../pki/x509.js';
+import type { CookieAuth } from '../console/cookie-auth.js';
 import type { Json } from '../store/types.js';
 import { canonicalJson, DEFAULT_BODY_LIMIT, errorReply, parseJsonBody, readBody, send, type Reply } from './http.js';
 import { buildRoutes, type Route } from './routes.js';
@@ -48,12 +55,21 @@ export type MountHandler = (req: IncomingMessage, res: ServerResponse) => void |
 const IDEMPOTENCY_TAKEOVER_MS = 60_000;
 const SILENT: ServerLog = { info() {}, warn() {}, error() {} };
 
+/** Sent on every response (the console's pages set their own CSP). */
+export const SECURITY_HEADERS: Readonly<Record<string, string>> = {
+  'x-content-type-options': 'nosniff',
+  'x-frame-options': 'DENY',
+  'referrer-policy': 'no-referrer',
+  'content-security-policy': "default-src 'none'; frame-ancestors 'none'",
+};
+
 export class OperatorServer {
   readonly server: Server;
   private readonly routes: Route[];
   private readonly mounts: { prefix: string; handler: MountHandler }[] = [];
   private readonly log: ServerLog;
   private readonly op: Operator;
+  private cookieAuth: CookieAuth | null = null;
 
   constructor(private readonly o: ServerOptions) {
     this.op = o.operator;
@@ -86,6 +102,11 @@ export class OperatorServer {
     this.mounts.push({ prefix, handler });
   }
 
+  /** Accepts the web console's session cookie (with its CSRF token) as API authentication. */
+  useCookieAuth(auth: CookieAuth): void {
+    this.cookieAuth = auth;
+  }
+
   async listen(): Promise<{ port: number; url: string }> {
     await new Promise<void>((resolve, reject) => {
       this.server.once('error', reject);
@@ -110,6 +131,7 @@ export class OperatorServer {
   private async handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
     const started = process.hrtime.bigint();
     const method = req.method ?? 'GET';
+    for (const [k, v] of Object.entries(SECURITY_HEADERS)) res.setHeader(k, v);
     let url: URL;
     try {
       url = new URL(req.url ?? '/', 'https://operator.invalid');
@@ -161,26 +183,37 @@ export class OperatorServer {
     throw new OpError(OpErrorCode.notFound, `no such endpoint: ${method} ${path}`);
   }
 
-  private async authenticate(req: IncomingMessage): Promise<Principal> {
+  /**
+   * The caller of a request: its bearer token, or (without Authorization) the console session of its
+   * cookie with the CSRF token. Public for mounted handlers that stream (server-sent events) and so
+   * authenticate themselves like the routes.
+   */
+  async authenticate(req: IncomingMessage, url: URL): Promise<{ principal: Principal; viaSession: boolean }> {
     const h = req.headers['authorization'];
+    if (h === undefined && this.cookieAuth) {
+      const p = await this.cookieAuth.authenticate(req, url);
+      if (p) return { principal: p, viaSession: true };
+    }
     const m = typeof h === 'string' ? /^Bearer\s+(\S+)\s*$/i.exec(h) : null;
     if (!m) throw new OpError(OpErrorCode.unauthenticated, 'a bearer token is required (Authorization: Bearer sop_…)');
     const p = await verifyApiToken(this.op.store, m[1]!);
     void this.op.store.touchApiToken(p.tokenId, this.op.now()).catch(() => undefined);
-    return p;
+    return { principal: p, viaSession: false };
   }
 
   private async run(route: Route, params: string[], req: IncomingMessage, url: URL): Promise<Reply> {
     let principal: Principal | null = null;
+    let viaSession = false;
     if (route.role !== null) {
-      principal = await this.authenticate(req);
+      ({ principal, viaSession } = await this.authenticate(req, url));
       if (route.role !== 'per-kind' && !hasRole(principal, route.role)) {
         throw new OpError(OpErrorCode.forbidden, `${route.name} needs the ${route.role} role; this token is ${principal.role}`);
       }
     }
     const raw = route.method === 'POST' ? await readBody(req, route.bodyLimit ?? this.o.bodyLimit ?? DEFAULT_BODY_LIMIT) : Buffer.alloc(0);
     if (route.method === 'GET') req.resume();
-    const body = route.method === 'POST' ? parseJsonBody(req, raw, route.arrayBodyKey) : {};
+    const parsed = route.method === 'POST' ? parseJsonBody(req, raw, route.arrayBodyKey) : {};
+    const body = viaSession && this.cookieAuth ? this.cookieAuth.confirmed(route.method, url.pathname, parsed) : parsed;
     const keyHeader = req.headers['idempotency-key'];
     const key = typeof keyHeader === 'string' && keyHeader !== '' ? keyHeader : null;
     if (key !== null && (key.length > 255 || !/^[\x21-\x7e]+$/.test(key))) throw new OpError(OpErrorCode.badRequest, 'Idempotency-Key must be 1–255 visible ASCII characters');

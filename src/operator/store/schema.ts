@@ -308,6 +308,13 @@ CREATE INDEX est_certificate_created ON est_certificate (created_at, serial);
 `,
   },
   {
+    version: 7,
+    name: 'console: (uid, labels) index, so a label filter of the fleet page scans an index, not the card rows',
+    sql: `
+CREATE INDEX card_uid_labels ON card (uid, labels);
+`,
+  },
+  {
     version: 8,
     name: 'agent routing: the operator node a device host polls',
     sql: `

@@ -17,6 +17,7 @@ import { migrate } from './schema.js';
 import * as est from './est-store.js';
 import type { EstCertificateRow, EstCredentialRow } from './types.js';
 import { FindingsSql } from './findings.js';
+import { fleetPage, type FleetFilter } from './fleet-sql.js';
 import type {
   AdminSessionRow,
   ApiTokenRow,
@@ -993,5 +994,10 @@ export class SqlStore implements OperatorStore {
   }
   auditCardsByManufacturer(): Promise<Record<string, number>> {
     return this.findings.cardsByManufacturer();
+  }
+
+  // ---- console (issue #16)
+  async fleetPage(filter: FleetFilter, after: Uint8Array | null, limit: number): Promise<CardRow[]> {
+    return (await fleetPage(this.c, this.sql, filter, after, limit)).map(cardRow);
   }
 }

@@ -502,6 +502,9 @@ export interface OperatorStore {
   auditLocksNotDelivered(stuckBefore: number, limit: number): Promise<AuditJobRow[]>;
   /** Cards not terminated, counted by the manufacturer CA of their manifest batch (by its id). */
   auditCardsByManufacturer(): Promise<Record<string, number>>;
+
+  // console (issue #16): the fleet table's page (state, label, UID prefix; keyset on UID)
+  fleetPage(filter: import('./fleet-sql.js').FleetFilter, after: Uint8Array | null, limit: number): Promise<CardRow[]>;
 }
 
 /** An enrolment credential for EST clients without a card (RFC 7030 §3.2.3, HTTP Basic). */
