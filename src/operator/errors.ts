@@ -78,6 +78,10 @@ export const OpErrorCode = {
   auditSignature: 'ERR_OP_AUDIT_SIGNATURE',
   /** A job's secret (a new PIN) asked by another principal than the one who created the job, or gone. */
   secretUnavailable: 'ERR_OP_SECRET_UNAVAILABLE',
+  // campaigns
+  unknownCampaign: 'ERR_OP_UNKNOWN_CAMPAIGN',
+  /** pause/resume/cancel not possible in the campaign's state (e.g. resume of a canceled one). */
+  campaignState: 'ERR_OP_CAMPAIGN_STATE',
   // local state
   stateExists: 'ERR_OP_STATE_EXISTS',
   stateMissing: 'ERR_OP_STATE_MISSING',
@@ -129,6 +133,8 @@ export const HTTP_STATUS: Readonly<Partial<Record<OpErrorCode, number>>> = {
   ERR_OP_EST_CHALLENGE_FORGED: 403,
   ERR_OP_EVIDENCE_MISSING: 403,
   ERR_OP_SECRET_UNAVAILABLE: 404,
+  ERR_OP_UNKNOWN_CAMPAIGN: 404,
+  ERR_OP_CAMPAIGN_STATE: 409,
 };
 
 export class OpError extends SetlsError {

@@ -16,6 +16,7 @@ import { CardLifecycle, JobStatus, type CardRow, type JsonObject, type Role } fr
 import { queryInt, queryTime, type Reply } from './http.js';
 import { decodeCursor, DEFAULT_LIMIT, encodeCursor, MAX_LIMIT } from './pagination.js';
 import { cardView, certificateView, identityView, jobView } from './views.js';
+import { campaignRoutes } from './campaign-routes.js';
 
 export interface RouteRequest {
   readonly params: readonly string[];
@@ -65,6 +66,7 @@ export function buildRoutes(op: Operator): Route[] {
   };
 
   return [
+    ...campaignRoutes(op),
     {
       method: 'GET',
       pattern: /^\/healthz$/,
