@@ -8,6 +8,7 @@ import assert from 'node:assert/strict';
 import { randomUUID } from 'node:crypto';
 import type { CardRow, NewCard, OperatorStore } from '../../src/operator/store/types.js';
 import { SCHEMA_VERSION } from '../../src/operator/store/index.js';
+import { campaignStoreSuite } from './campaign-store-suite.js';
 
 export interface StoreFactory {
   /** A fresh empty store and a way to dispose of it. */
@@ -432,4 +433,5 @@ export function storeSuite(name: string, factory: StoreFactory): void {
       });
     });
   });
+  campaignStoreSuite(name, factory);
 }

@@ -27,7 +27,7 @@ import { OpError, OpErrorCode } from '../errors.js';
 import { JOB_SPECS, type JobKind } from '../jobs/kinds.js';
 import { FINAL_CAMPAIGN_STATES, type CampaignCounters, type CampaignRow, type CampaignState, type JsonObject, type OperatorStore } from '../store/types.js';
 import { parseCampaignRequest, selectorJson, type CampaignSelector } from './request.js';
-import { allowance, nextReleaseAfter, WINDOW_MS } from './rollout.js';
+import { allowance, burstOf, nextReleaseAfter, WINDOW_MS } from './rollout.js';
 import { campaignView } from './view.js';
 
 export interface CampaignLog {
@@ -106,7 +106,8 @@ export class CampaignEngine extends EventEmitter {
       state: 'running',
       abortReason: null,
       abortStats: null,
-      nextReleaseAt: now,
+      // the first second's burst is available at once
+      nextReleaseAt: Math.floor(now - (burstOf(req.ratePerMinute) - 1) * (WINDOW_MS / req.ratePerMinute)),
       createdBy: principal.name,
       createdAt: now,
       updatedAt: now,
