@@ -131,7 +131,7 @@ export function campaignRoutes(op: Operator): Route[] {
 }
 
 /** The server-sent events of one campaign until it reaches a final state or the client leaves. */
-function progressStream(op: Operator, id: string, first: JsonObject, req: IncomingMessage, res: ServerResponse): void {
+function progressStream(op: Operator, id: string, first: JsonObject, _req: IncomingMessage, res: ServerResponse): void {
   res.writeHead(200, { 'content-type': 'text/event-stream; charset=utf-8', 'cache-control': 'no-store', connection: 'keep-alive', 'x-accel-buffering': 'no' });
   let lastSent = 0;
   let pending: JsonObject | null = null;
@@ -173,7 +173,7 @@ function progressStream(op: Operator, id: string, first: JsonObject, req: Incomi
   }, SSE_KEEPALIVE_MS);
   keepAlive.unref();
   op.campaigns.on('progress', onProgress);
-  req.on('close', close);
+  // (not req 'close': it fires once the request was read, not when the client leaves)
   res.on('close', close);
   write(first);
   // a change between the first read and the subscription (even the final state) is not missed
