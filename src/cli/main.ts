@@ -20,6 +20,7 @@ import { registerOperatorCommands } from './operator-commands.js';
 import { registerPinCommands } from './pin-commands.js';
 import { cliLogger, logFormat } from './log.js';
 import { registerOperatorQuickstart } from './operator-quickstart.js';
+import { registerCampaignCommands } from './operator-campaigns.js';
 import { registerFactoryCommands } from './card-factory.js';
 import { LifecycleName, readSecurityDomain, withGetResponse } from './manufacturer.js';
 import { CardLifecycle } from '../protocol/index.js';
@@ -222,6 +223,7 @@ registerCardAdminCommands(card, DEFAULT_CARD_DIR);
 registerPinCommands(card, DEFAULT_CARD_DIR);
 registerFactoryCommands(program, card, DEFAULT_CARD_DIR);
 registerOperatorQuickstart(registerOperatorCommands(program));
+registerCampaignCommands(program);
 
 
 card

@@ -25,7 +25,7 @@ import { OperatorClient, type ClientOptions } from './operator-client.js';
 import { cardDetails, jobLine, sanText, short, table } from './operator-format.js';
 
 type J = Record<string, unknown>;
-interface ClientFlags {
+export interface ClientFlags {
   dir: string;
   url?: string;
   ca?: string;
@@ -35,7 +35,7 @@ interface ClientFlags {
 
 const FINAL = new Set(['succeeded', 'failed', 'timed_out', 'canceled']);
 
-function clientOptions(cmd: Command): Command {
+export function clientOptions(cmd: Command): Command {
   return cmd
     .option('--dir <dir>', 'operator state folder (token, CA file, URL of the running serve)', DEFAULT_OPERATOR_DIR)
     .option('--url <url>', 'operator URL (default: from <dir>/serve.json, else https://localhost:9443)')
@@ -44,12 +44,12 @@ function clientOptions(cmd: Command): Command {
     .option('--json', 'machine-readable output');
 }
 
-function client(o: ClientFlags): OperatorClient {
+export function client(o: ClientFlags): OperatorClient {
   const opts: ClientOptions = { dir: o.dir, url: o.url, ca: o.ca, tokenFile: o.tokenFile };
   return new OperatorClient(opts);
 }
 
-function print(o: { json?: boolean }, value: unknown, human: () => string): void {
+export function print(o: { json?: boolean }, value: unknown, human: () => string): void {
   console.log(o.json ? JSON.stringify(value, null, 2) : human());
 }
 

@@ -15,14 +15,18 @@
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { request } from 'node:https';
+import { spawn } from 'node:child_process';
 import { SlotStatus } from '../../src/gp/admin/constants.js';
 import { makeBench, makeManufacturing, TestCard, type Bench, type Manufacturing } from './isd-fixture.js';
 import { join } from 'node:path';
 import { createApiToken } from '../../src/operator/auth/tokens.js';
 import { call } from './helpers.js';
+import { Command } from 'commander';
+import { registerOperatorCommands } from '../../src/cli/operator-commands.js';
+import { registerCampaignCommands } from '../../src/cli/operator-campaigns.js';
 import { waitUntil } from '../wait.js';
 
-const N = Number(process.env['SETLS_CAMPAIGN_TEST_CARDS'] ?? 100);
+const N = Number(process.env['SETLS_CAMPAIGN_TEST_CARDS'] ?? 60);
 const AGENTS = 10;
 let m: Manufacturing;
 let bench: Bench;
@@ -206,4 +210,60 @@ test('pause, resume, cancel through the API; state errors; unknown campaign; vie
   const refused = await asViewer('POST', '/v1/campaigns', { name: 'x', kind: 'lock', ratePerMinute: 10, abort: { minExecuted: 1, failurePercent: 1 } });
   assert.equal(refused.status, 403);
   assert.equal((await asViewer('POST', `/v1/campaigns/${id}/pause`)).status, 403);
+});
+
+test('CLI: setls operator campaign create | list | show | pause | resume | cancel against the running operator', async () => {
+  const common = ['--dir', bench.dir, '--url', bench.url, '--json'];
+  // the real binary once (the command is registered in main.ts) — async: the operator runs in this process
+  const spawned = (...args: string[]): Promise<{ status: number | null; stdout: string; stderr: string }> =>
+    new Promise((resolve, reject) => {
+      const child = spawn(process.execPath, [join(process.cwd(), 'bin/setls.mjs'), 'operator', 'campaign', ...args, ...common], { env: { ...process.env, SETLS_FROM_SOURCE: '1' } });
+      let stdout = '';
+      let stderr = '';
+      child.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
+      child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
+      const timer = setTimeout(() => child.kill('SIGKILL'), 90_000);
+      child.on('error', reject);
+      child.on('close', (status) => {
+        clearTimeout(timer);
+        resolve({ status, stdout, stderr });
+      });
+    });
+  // the rest in this process: the same commands on a fresh commander program, stdout captured
+  const cli = async (...args: string[]): Promise<{ ok: boolean; stdout: string; error: string }> => {
+    const program = new Command().exitOverride();
+    registerOperatorCommands(program);
+    registerCampaignCommands(program);
+    const out: string[] = [];
+    const log = console.log;
+    console.log = (...a: unknown[]) => void out.push(a.join(' '));
+    try {
+      await program.parseAsync(['node', 'setls', 'operator', 'campaign', ...args, ...common]);
+      return { ok: true, stdout: out.join('\n'), error: '' };
+    } catch (e) {
+      return { ok: false, stdout: out.join('\n'), error: `${(e as { code?: string }).code ?? ''} ${(e as Error).message}` };
+    } finally {
+      console.log = log;
+    }
+  };
+  const made = await spawned('create', '--name', 'deny 01', '--kind', 'push-deny-list', '--params', '{"serials":["01"]}', '--label', 'fleet=main', '--state', 'active', '--rate', '1', '--abort-min', '3', '--abort-percent', '50');
+  assert.equal(made.status, 0, made.stderr);
+  const c = JSON.parse(made.stdout);
+  assert.equal(c.kind, 'push-deny-list');
+  assert.equal(c.jobKind, 'push-deny-list');
+  assert.deepEqual(c.selector, { state: 'active', labels: { fleet: 'main' } });
+  assert.deepEqual(c.params, { serials: ['01'] });
+  assert.equal(JSON.parse((await cli('pause', c.id)).stdout).state, 'paused');
+  const again = await cli('pause', c.id);
+  assert.equal(again.ok, false);
+  assert.match(again.error, /ERR_OP_CAMPAIGN_STATE/);
+  assert.equal(JSON.parse((await cli('resume', c.id)).stdout).state, 'running');
+  assert.ok(JSON.parse((await cli('list', '--state', 'running')).stdout).items.some((x: any) => x.id === c.id));
+  assert.equal(JSON.parse((await cli('cancel', c.id)).stdout).state, 'canceled');
+  const shown = await cli('show', c.id, '--wait');
+  assert.equal(shown.ok, false, 'show --wait: exit 0 only for a completed campaign');
+  assert.equal(JSON.parse(shown.stdout).state, 'canceled');
+  const bad = await cli('create', '--name', 'x', '--kind', 'format', '--rate', '1', '--abort-min', '1', '--abort-percent', '1');
+  assert.equal(bad.ok, false);
+  assert.match(bad.error, /ERR_OP_BAD_REQUEST/);
 });
