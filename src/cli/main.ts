@@ -21,6 +21,7 @@ import { registerPinCommands } from './pin-commands.js';
 import { cliLogger, logFormat } from './log.js';
 import { registerOperatorQuickstart } from './operator-quickstart.js';
 import { registerAuditCommands } from './audit-commands.js';
+import { registerCampaignCommands } from './operator-campaigns.js';
 import { registerFactoryCommands } from './card-factory.js';
 import { LifecycleName, readSecurityDomain, withGetResponse } from './manufacturer.js';
 import { CardLifecycle } from '../protocol/index.js';
@@ -224,6 +225,7 @@ registerPinCommands(card, DEFAULT_CARD_DIR);
 registerFactoryCommands(program, card, DEFAULT_CARD_DIR);
 registerOperatorQuickstart(registerOperatorCommands(program));
 registerAuditCommands(program);
+registerCampaignCommands(program);
 
 
 card

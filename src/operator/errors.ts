@@ -96,6 +96,10 @@ export const OpErrorCode = {
   auditSignature: 'ERR_OP_AUDIT_SIGNATURE',
   /** A job's secret (a new PIN) asked by another principal than the one who created the job, or gone. */
   secretUnavailable: 'ERR_OP_SECRET_UNAVAILABLE',
+  // campaigns
+  unknownCampaign: 'ERR_OP_UNKNOWN_CAMPAIGN',
+  /** pause/resume/cancel not possible in the campaign's state (e.g. resume of a canceled one). */
+  campaignState: 'ERR_OP_CAMPAIGN_STATE',
   // local state
   stateExists: 'ERR_OP_STATE_EXISTS',
   stateMissing: 'ERR_OP_STATE_MISSING',
@@ -166,6 +170,8 @@ export const HTTP_STATUS: Readonly<Partial<Record<OpErrorCode, number>>> = {
   ERR_OP_CSRF: 403,
   ERR_OP_CONFIRMATION_REQUIRED: 428,
   ERR_OP_RATE_LIMITED: 429,
+  ERR_OP_UNKNOWN_CAMPAIGN: 404,
+  ERR_OP_CAMPAIGN_STATE: 409,
 };
 
 export class OpError extends SetlsError {

@@ -8,6 +8,7 @@ import { randomUUID } from 'node:crypto';
 import { existsSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { AuditService, auditConfigOf } from './audits/index.js';
+import { CampaignEngine } from './campaigns/engine.js';
 import { OpError, OpErrorCode } from './errors.js';
 import { JobRunner, type RunnerLog } from './jobs/runner.js';
 import { readSecretFile } from './keys/secret-files.js';
@@ -35,6 +36,8 @@ export interface OpenOptions {
   readonly publicUrl?: string;
   readonly log?: RunnerLog;
   readonly runner?: { leaseMs?: number; pollMs?: number; concurrency?: number; owner?: string };
+  /** Campaign driver tuning (campaigns/engine.ts). */
+  readonly campaigns?: { tickMs?: number; pokeDelayMs?: number };
   readonly defaultMetrics?: boolean;
 }
 
@@ -42,6 +45,8 @@ export class Operator {
   readonly enrolment: EnrolmentService;
   readonly revocation: RevocationService;
   readonly runner: JobRunner;
+  /** Campaigns: the rollout driver (started by serve with the runner) and `on('progress', view)`. */
+  readonly campaigns: CampaignEngine;
   readonly metrics: OperatorMetrics;
   /** The fleet audits (findings): run on demand (API, CLI) and periodically by `serve`. */
   readonly audits: AuditService;
@@ -86,9 +91,13 @@ export class Operator {
       now,
       log: opts.log,
       ...opts.runner,
-      onFinish: (job, status) => this.metrics.jobsFinished.inc({ kind: job.kind, status }),
+      onFinish: (job, status) => {
+        this.metrics.jobsFinished.inc({ kind: job.kind, status });
+        if (job.campaignId) this.campaigns.poke();
+      },
     });
     this.audits = new AuditService({ store, now, config: auditConfigOf((config as { audits?: unknown }).audits), ...(opts.log ? { log: opts.log } : {}) });
+    this.campaigns = new CampaignEngine({ store, now, log: opts.log, ...opts.campaigns, onRelease: () => this.runner.poke() });
   }
 
   /** Opens an initialised operator folder (ERR_OP_STATE_MISSING when `operator init` never ran). */
@@ -164,6 +173,7 @@ export class Operator {
 
   async close(): Promise<void> {
     await this.audits.stop();
+    await this.campaigns.stop();
     await this.runner.stop();
     await this.store.close();
   }

@@ -110,6 +110,7 @@ export async function startOperator(o: StartOptions): Promise<RunningOperator> {
     crlTimer.unref();
     if (o.runJobs ?? true) {
       operator.runner.start();
+      operator.campaigns.start();
       const sweep = (): void => void sweepRetired(operator).catch((e: unknown) => log.error({ err: e }, 'retired-key sweep failed'));
       sweepTimer = setInterval(sweep, o.sweepMs ?? 30_000);
       sweepTimer.unref();

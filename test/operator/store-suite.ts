@@ -10,6 +10,7 @@ import type { CardRow, NewCard, OperatorStore } from '../../src/operator/store/t
 import { SCHEMA_VERSION } from '../../src/operator/store/index.js';
 import { estStoreCases } from './store-est-suite.js';
 import { fleetCases } from './store-suite-fleet.js';
+import { campaignStoreSuite } from './campaign-store-suite.js';
 
 export interface StoreFactory {
   /** A fresh empty store and a way to dispose of it. */
@@ -464,4 +465,5 @@ export function storeSuite(name: string, factory: StoreFactory): void {
     });
     estStoreCases(factory);
   });
+  campaignStoreSuite(name, factory);
 }

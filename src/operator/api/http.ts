@@ -77,6 +77,8 @@ export interface Reply {
   /** A raw body instead of JSON (certificates, CRLs, metrics). */
   readonly raw?: { readonly type: string; readonly data: Buffer | string };
   readonly headers?: Record<string, string>;
+  /** A long-lived response the route writes itself (server-sent events): called instead of a body. */
+  readonly stream?: (req: IncomingMessage, res: ServerResponse) => void;
 }
 
 export function send(res: ServerResponse, r: Reply): void {

@@ -19,6 +19,7 @@ import { decodeCursor, DEFAULT_LIMIT, encodeCursor, MAX_LIMIT } from './paginati
 import { cardView, certificateView, identityView, jobView } from './views.js';
 import { findingRoutes } from './finding-routes.js';
 import { consoleRoutes } from './console-routes.js';
+import { campaignRoutes } from './campaign-routes.js';
 
 export interface RouteRequest {
   readonly params: readonly string[];
@@ -68,6 +69,7 @@ export function buildRoutes(op: Operator): Route[] {
   };
 
   return [
+    ...campaignRoutes(op),
     {
       method: 'GET',
       pattern: /^\/healthz$/,

@@ -158,7 +158,8 @@ export class OperatorServer {
     } catch (e) {
       reply = this.errorOf(e, method, url.pathname);
     }
-    send(res, reply);
+    if (reply.stream) reply.stream(req, res);
+    else send(res, reply);
     const seconds = Number(process.hrtime.bigint() - started) / 1e9;
     this.op.metrics.httpRequests.inc({ method, route: routeName, status: String(reply.status) });
     this.op.metrics.httpDuration.observe({ route: routeName }, seconds);

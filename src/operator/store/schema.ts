@@ -238,6 +238,48 @@ ALTER TABLE card_audit_head ADD COLUMN time {int64} NOT NULL DEFAULT 0;
 `,
   },
   {
+    // campaigns (issue #16): a campaign, its targets (one row per card, UNIQUE: a card is targeted
+    // once and released — given its job — once; job_id is set in the transaction that creates the
+    // job), the persisted rollout bucket (next_release_at) and the abort snapshot.
+    version: 3,
+    name: 'campaigns: campaign, campaign_target',
+    sql: `
+CREATE TABLE campaign (
+  id {text} PRIMARY KEY,
+  name {text} NOT NULL,
+  kind {text} NOT NULL,
+  job_kind {text} NOT NULL,
+  selector {json} NOT NULL,
+  params {json} NOT NULL,
+  rate_per_minute {int64} NOT NULL,
+  abort_rule {json} NOT NULL,
+  state {text} NOT NULL,
+  abort_reason {text},
+  abort_stats {json},
+  next_release_at {int64} NOT NULL,
+  created_by {text} NOT NULL,
+  created_at {int64} NOT NULL,
+  updated_at {int64} NOT NULL,
+  finished_at {int64}
+);
+CREATE INDEX campaign_state_created ON campaign (state, created_at);
+CREATE INDEX campaign_created ON campaign (created_at, id);
+CREATE TABLE campaign_target (
+  campaign_id {text} NOT NULL REFERENCES campaign(id),
+  card_id {text} NOT NULL REFERENCES card(id),
+  ord {int64} NOT NULL,
+  state {text} NOT NULL,
+  job_id {text} UNIQUE,
+  released_at {int64},
+  note {text},
+  PRIMARY KEY (campaign_id, card_id)
+);
+CREATE INDEX campaign_target_state_ord ON campaign_target (campaign_id, state, ord);
+CREATE INDEX campaign_target_released ON campaign_target (campaign_id, released_at);
+CREATE INDEX job_campaign_status ON job (campaign_id, status);
+`,
+  },
+  {
     version: 4,
     name: 'audits: findings (one live finding per check and subject) and the audit run lease',
     sql: `

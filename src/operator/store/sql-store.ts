@@ -55,7 +55,12 @@ import type {
   NewCard,
   NewJob,
   OperatorStore,
+  CampaignCounters,
+  CampaignRow,
+  CampaignState,
+  CampaignTargetRow,
 } from './types.js';
+import * as campaignSql from './campaigns.js';
 
 /** The dialect-specific SQL fragments. */
 export interface DialectSql {
@@ -999,5 +1004,52 @@ export class SqlStore implements OperatorStore {
   // ---- console (issue #16)
   async fleetPage(filter: FleetFilter, after: Uint8Array | null, limit: number): Promise<CardRow[]> {
     return (await fleetPage(this.c, this.sql, filter, after, limit)).map(cardRow);
+  }
+
+  // ---- campaigns (issue #16): SQL in store/campaigns.ts
+  async insertCampaign(row: CampaignRow): Promise<void> {
+    await campaignSql.insertCampaign(this.c, row);
+  }
+  async insertCampaignTargets(campaignId: string, cardIds: readonly string[], firstOrd: number): Promise<void> {
+    await this.inTx((t) => campaignSql.insertCampaignTargets(t.c, campaignId, cardIds, firstOrd));
+  }
+  campaignById(id: string): Promise<CampaignRow | null> {
+    return campaignSql.campaignById(this.c, id);
+  }
+  listCampaigns(state: CampaignState | undefined, after: { createdAt: number; id: string } | null, limit: number): Promise<CampaignRow[]> {
+    return campaignSql.listCampaigns(this.c, state, after, limit);
+  }
+  campaignIdsInState(states: readonly CampaignState[]): Promise<string[]> {
+    return campaignSql.campaignIdsInState(this.c, states);
+  }
+  lockCampaign(id: string): Promise<CampaignRow | null> {
+    return campaignSql.lockCampaign(this.c, id);
+  }
+  async updateCampaign(id: string, patch: Partial<Pick<CampaignRow, 'state' | 'abortReason' | 'abortStats' | 'nextReleaseAt' | 'finishedAt'>>, now: number): Promise<void> {
+    await campaignSql.updateCampaign(this.c, id, patch, now);
+  }
+  campaignCounters(id: string): Promise<CampaignCounters> {
+    return campaignSql.campaignCounters(this.c, id);
+  }
+  campaignReleasesSince(id: string, since: number): Promise<number> {
+    return campaignSql.campaignReleasesSince(this.c, id, since);
+  }
+  pendingCampaignTargets(id: string, limit: number): Promise<CampaignTargetRow[]> {
+    return campaignSql.pendingCampaignTargets(this.c, id, limit);
+  }
+  settleCampaignTarget(id: string, cardId: string, st: { state: 'released' | 'skipped'; jobId?: string | null; at: number; note?: string | null }): Promise<boolean> {
+    return campaignSql.settleCampaignTarget(this.c, id, cardId, st);
+  }
+  skipPendingCampaignTargets(id: string, note: string): Promise<number> {
+    return campaignSql.skipPendingCampaignTargets(this.c, id, note);
+  }
+  cancelQueuedCampaignJobs(id: string, now: number): Promise<number> {
+    return campaignSql.cancelQueuedCampaignJobs(this.c, id, now);
+  }
+  campaignTargets(id: string, afterOrd: number, limit: number): Promise<CampaignTargetRow[]> {
+    return campaignSql.campaignTargets(this.c, id, afterOrd, limit);
+  }
+  async campaignJobs(id: string, afterSeq: number | null, limit: number): Promise<JobRow[]> {
+    return (await campaignSql.campaignJobRows(this.c, id, afterSeq, limit)).map(jobRow);
   }
 }

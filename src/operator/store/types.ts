@@ -329,6 +329,62 @@ export interface JobFinish {
   readonly now: number;
 }
 
+// ---- campaigns (issue #16)
+export const CampaignState = { running: 'running', paused: 'paused', canceled: 'canceled', aborted: 'aborted', completed: 'completed' } as const;
+export type CampaignState = (typeof CampaignState)[keyof typeof CampaignState];
+export const FINAL_CAMPAIGN_STATES: readonly CampaignState[] = ['canceled', 'aborted', 'completed'];
+
+export interface CampaignRow {
+  readonly id: string;
+  readonly name: string;
+  /** The campaign kind as the API names it (rekey, lock, push-anchors, push-deny-list, pin-reset). */
+  readonly kind: string;
+  /** The job kind each target gets (jobs/kinds.ts). */
+  readonly jobKind: string;
+  readonly selector: JsonObject;
+  /** The job params (validated by the job kind). */
+  readonly params: JsonObject;
+  readonly ratePerMinute: number;
+  /** { minExecuted, failurePercent } */
+  readonly abortRule: JsonObject;
+  readonly state: CampaignState;
+  readonly abortReason: string | null;
+  /** The counters when it aborted (what the decision saw). */
+  readonly abortStats: JsonObject | null;
+  /** Rollout bucket: the earliest time of the next release (persisted: a restart does not burst). */
+  readonly nextReleaseAt: number;
+  readonly createdBy: string;
+  readonly createdAt: number;
+  readonly updatedAt: number;
+  readonly finishedAt: number | null;
+}
+
+/** pending: not released yet; released: its job exists (jobId); skipped: never released (note says why). */
+export type CampaignTargetState = 'pending' | 'released' | 'skipped';
+
+export interface CampaignTargetRow {
+  readonly campaignId: string;
+  readonly cardId: string;
+  readonly ord: number;
+  readonly state: CampaignTargetState;
+  readonly jobId: string | null;
+  readonly releasedAt: number | null;
+  readonly note: string | null;
+}
+
+/** Live counters of a campaign, derived from its targets and their jobs. */
+export interface CampaignCounters {
+  readonly targeted: number;
+  readonly pending: number;
+  readonly queued: number;
+  readonly running: number;
+  readonly succeeded: number;
+  /** failed + timed_out */
+  readonly failed: number;
+  /** canceled jobs + targets skipped (never released) */
+  readonly canceled: number;
+}
+
 /** The repository. Methods on a store returned by `tx` run inside that transaction. */
 export interface OperatorStore {
   readonly dialect: string;
@@ -505,6 +561,37 @@ export interface OperatorStore {
 
   // console (issue #16): the fleet table's page (state, label, UID prefix; keyset on UID)
   fleetPage(filter: import('./fleet-sql.js').FleetFilter, after: Uint8Array | null, limit: number): Promise<CardRow[]>;
+
+  // ---- campaigns (issue #16; SQL in store/campaigns.ts)
+  insertCampaign(row: CampaignRow): Promise<void>;
+  /** Adds targets (ord = position); a card already targeted by this campaign is ignored. */
+  insertCampaignTargets(campaignId: string, cardIds: readonly string[], firstOrd: number): Promise<void>;
+  campaignById(id: string): Promise<CampaignRow | null>;
+  /** Newest first; `after` is the last row's (createdAt, id). */
+  listCampaigns(state: CampaignState | undefined, after: { createdAt: number; id: string } | null, limit: number): Promise<CampaignRow[]>;
+  /** Ids of the campaigns in these states. */
+  campaignIdsInState(states: readonly CampaignState[]): Promise<string[]>;
+  /**
+   * Takes the campaign's row lock for the rest of the transaction (a no-op guarded UPDATE: PostgreSQL
+   * holds the row until commit, SQLite has one writer) and returns the row as it is now.
+   */
+  lockCampaign(id: string): Promise<CampaignRow | null>;
+  updateCampaign(id: string, patch: Partial<Pick<CampaignRow, 'state' | 'abortReason' | 'abortStats' | 'nextReleaseAt' | 'finishedAt'>>, now: number): Promise<void>;
+  campaignCounters(id: string): Promise<CampaignCounters>;
+  /** Targets released at or after `since` (the rollout window). */
+  campaignReleasesSince(id: string, since: number): Promise<number>;
+  /** The next pending targets in order. */
+  pendingCampaignTargets(id: string, limit: number): Promise<CampaignTargetRow[]>;
+  /** pending → released (with its job) or skipped; false when the target was no longer pending. */
+  settleCampaignTarget(id: string, cardId: string, s: { state: 'released' | 'skipped'; jobId?: string | null; at: number; note?: string | null }): Promise<boolean>;
+  /** Every still pending target → skipped; returns how many. */
+  skipPendingCampaignTargets(id: string, note: string): Promise<number>;
+  /** The campaign's queued jobs → canceled; returns how many. */
+  cancelQueuedCampaignJobs(id: string, now: number): Promise<number>;
+  /** Targets in order, after `afterOrd` (for reports and tests). */
+  campaignTargets(id: string, afterOrd: number, limit: number): Promise<CampaignTargetRow[]>;
+  /** The campaign's jobs, newest first (keyset on seq like listJobs). */
+  campaignJobs(id: string, afterSeq: number | null, limit: number): Promise<JobRow[]>;
 }
 
 /** An enrolment credential for EST clients without a card (RFC 7030 §3.2.3, HTTP Basic). */

@@ -1,0 +1,191 @@
+/**
+ * A campaign across a SIGKILL of the operator (issue #16 acceptance; design brief O13): a real
+ * `setls operator serve` process drives a re-key campaign over real cards (the security domain on
+ * its in-memory test platform, behind real device agents in this process); it is SIGKILLed while
+ * one card's re-key is held mid-script at the card and others are done or not yet released; restarted
+ * on the same folder and port, it finishes the campaign. No job lost or done twice: one campaign
+ * job per card, each succeeded, one new certificate each (the one the card serves), and the cards'
+ * own audit logs hold exactly two key generations and two certificate installations (enrolment +
+ * one re-key); releases never above the rate in any 60 s window, across the restart.
+ */
+import { test, before } from 'node:test';
+import assert from 'node:assert/strict';
+import { spawn, type ChildProcess } from 'node:child_process';
+import { readFileSync } from 'node:fs';
+import { createServer } from 'node:net';
+import { join } from 'node:path';
+import { toHex } from '../../src/bytes/index.js';
+import { parseAuditEntry } from '../../src/gp/admin/audit.js';
+import { AuditEvent, Fn } from '../../src/protocol/isd.js';
+import { DeviceAgent } from '../../src/agent/index.js';
+import { initOperator } from '../../src/operator/init.js';
+import { createAgentToken } from '../../src/operator/auth/agent-tokens.js';
+import { writeSecretFile } from '../../src/operator/keys/secret-files.js';
+import { openStore } from '../../src/operator/store/index.js';
+import { makeManufacturing, TestCard, TRANSPORT_ID, type Manufacturing } from './isd-fixture.js';
+import { call, tempDir } from './helpers.js';
+import { waitUntil, within } from '../wait.js';
+
+const BIN = join(process.cwd(), 'bin/setls.mjs');
+const CARDS = 24;
+const AGENTS = 4;
+const RATE = 120;
+let m: Manufacturing;
+before(async () => {
+  m = await makeManufacturing();
+});
+
+const isStoreData = (a: Uint8Array): boolean => a[1] === 0xe2 && a[0] !== 0x80;
+
+async function freePort(): Promise<number> {
+  return new Promise((resolve) => {
+    const s = createServer();
+    s.listen(0, '127.0.0.1', () => {
+      const p = (s.address() as { port: number }).port;
+      s.close(() => resolve(p));
+    });
+  });
+}
+
+interface Served {
+  readonly child: ChildProcess;
+  readonly exited: Promise<number | null>;
+  stderr: string;
+}
+
+function serve(dir: string, port: number): Served {
+  const child = spawn(process.execPath, [BIN, 'operator', 'serve', '--dir', dir, '--port', String(port), '--job-lease', '1500'], { env: { ...process.env, SETLS_LOG_LEVEL: 'warn' } });
+  const s: Served = { child, exited: new Promise((r) => child.on('exit', (code) => r(code))), stderr: '' };
+  child.stderr!.on('data', (d: Buffer) => (s.stderr = (s.stderr + d.toString()).slice(-20_000)));
+  child.stdout!.resume();
+  return s;
+}
+
+async function served(s: Served, url: string, caFile: string): Promise<void> {
+  await waitUntil(async () => {
+    if (s.child.exitCode !== null) throw new Error(`serve exited: ${s.stderr}`);
+    try {
+      return (await call(url, caFile, 'GET', '/healthz')).status === 200;
+    } catch {
+      return false;
+    }
+  }, 'the operator serves', 60_000);
+}
+
+function auditCounts(card: TestCard): Map<string, number> {
+  const out = new Map<string, number>();
+  for (const raw of card.platform.record().audit.entries) {
+    const e = parseAuditEntry(raw);
+    const key = e.event === AuditEvent.functionExecuted ? `fn:${toHex(e.detail.subarray(0, 2))}` : `ev:${e.event}`;
+    out.set(key, (out.get(key) ?? 0) + 1);
+  }
+  return out;
+}
+const fnKey = (f: number): string => `fn:${f.toString(16).padStart(4, '0')}`;
+
+function maxPerWindow(times: number[]): number {
+  const s = [...times].sort((a, b) => a - b);
+  let best = 0;
+  for (let i = 0, j = 0; i < s.length; i++) {
+    while (s[j]! < s[i]! - 60_000 + 1) j++;
+    best = Math.max(best, i - j + 1);
+  }
+  return best;
+}
+
+test(`SIGKILL the operator mid-campaign (${CARDS} real cards, one re-key held at its card): after the restart every card is re-keyed exactly once`, async () => {
+  const t = tempDir('setls-camp-kill-');
+  const dir = join(t.dir, 'op');
+  const init = await initOperator({ dir, manufacturerCaPems: [m.caPem] });
+  writeSecretFile(join(dir, 'keys', `transport-${TRANSPORT_ID}.key`), toHex(m.transportMaster) + '\n');
+  const tokens: string[] = [];
+  {
+    const store = await openStore(join(dir, 'operator.db'));
+    for (let i = 0; i < AGENTS; i++) tokens.push(await createAgentToken(store, `dev-${i}`));
+    await store.close();
+  }
+  const port = await freePort();
+  const url = `https://localhost:${port}`;
+  const caFile = join(dir, 'tls-ca.crt');
+  const api = (method: string, path: string, body?: unknown) => call(url, caFile, method, path, { token: init.adminToken, ...(body !== undefined ? { body } : {}) });
+  let op = serve(dir, port);
+  const agents: DeviceAgent[] = [];
+  let release: ((r: Uint8Array) => void) | undefined;
+  try {
+    await served(op, url, caFile);
+    const cards: TestCard[] = [];
+    for (let i = 0; i < CARDS; i++) cards.push(await TestCard.create(m));
+    assert.equal((await api('POST', '/v1/manifests', { cards: cards.map((c) => c.manifestEntry()) })).status, 201);
+    const per = CARDS / AGENTS;
+    for (let a = 0; a < AGENTS; a++) {
+      agents.push(await DeviceAgent.start({ operatorUrl: url, ca: readFileSync(caFile, 'utf8'), token: tokens[a]!, hostId: `dev-${a}`, cards: cards.slice(a * per, (a + 1) * per).map((c) => ({ transport: c.transport })), backoffInitialMs: 50, backoffMaxMs: 300 }));
+    }
+    const enrol = await Promise.all(cards.map(async (c) => (await api('POST', `/v1/cards/${c.uidHex}/enrol`, {})).json().job.id as string));
+    for (const id of enrol) {
+      let j: any;
+      await waitUntil(async () => ['succeeded', 'failed', 'timed_out'].includes((j = (await api('GET', `/v1/jobs/${id}`)).json().job).status), () => `enrolment ${id} (${JSON.stringify(j)})`, 120_000, 50);
+      assert.equal(j.status, 'succeeded');
+    }
+
+    // card 7's re-key is held at the card (its first function: the key generation never reaches it)
+    const held = cards[7]!;
+    let reached!: () => void;
+    const reachedP = new Promise<void>((r) => (reached = r));
+    const answer = new Promise<Uint8Array>((r) => (release = r));
+    held.filter = async (apdu, next) => {
+      if (isStoreData(apdu) && release) {
+        held.filter = undefined;
+        reached();
+        return answer;
+      }
+      return next(apdu);
+    };
+    const created = await api('POST', '/v1/campaigns', { name: 'rotate', kind: 'rekey', selector: { state: 'active' }, ratePerMinute: RATE, abort: { minExecuted: 5, failurePercent: 50 } });
+    assert.equal(created.status, 201, created.body.toString());
+    const id = created.json().id as string;
+    await within(reachedP, 'the held re-key reaches the card', 60_000);
+    let v: any;
+    await waitUntil(async () => (v = (await api('GET', `/v1/campaigns/${id}`)).json()).counters.succeeded >= 3, () => `some re-keys done (${JSON.stringify(v?.counters)})`, 60_000, 50);
+    assert.ok(v.counters.pending > 0, `the campaign is mid-way (${JSON.stringify(v.counters)})`);
+    op.child.kill('SIGKILL');
+    assert.equal(await within(op.exited, 'the operator dies'), null);
+    // the held command never reaches the card (the agent sees an error status word and moves on)
+    release!(Uint8Array.of(0x6f, 0x00));
+
+    op = serve(dir, port);
+    await served(op, url, caFile);
+    await waitUntil(async () => (v = (await api('GET', `/v1/campaigns/${id}`)).json()).state !== 'running', () => `the campaign ends after the restart (${JSON.stringify(v)})\n${op.stderr}`, 120_000, 100);
+    assert.equal(v.state, 'completed', JSON.stringify(v));
+    assert.deepEqual(v.counters, { targeted: CARDS, pending: 0, queued: 0, running: 0, succeeded: CARDS, failed: 0, canceled: 0 });
+
+    const jobs = (await api('GET', `/v1/campaigns/${id}/jobs?limit=1000`)).json().items as any[];
+    assert.equal(jobs.length, CARDS, 'one job per card: none lost, none released twice');
+    assert.equal(new Set(jobs.map((j) => j.card)).size, CARDS);
+    assert.ok(maxPerWindow(jobs.map((j) => Date.parse(j.createdAt))) <= RATE, 'the rate held across the restart');
+    const heldJob = jobs.find((j) => j.card === held.uidHex);
+    assert.equal(heldJob.attempt, 2, 'the held job was taken over after the restart');
+    for (const [i, c] of cards.entries()) {
+      const job = jobs.find((j) => j.card === c.uidHex);
+      assert.equal(job.status, 'succeeded');
+      const card = (await api('GET', `/v1/cards/${c.uidHex}`)).json();
+      const good = card.certificates.filter((x: any) => x.status === 'good');
+      assert.equal(card.certificates.length, 2, `card ${i}: the enrolment's certificate and one re-key's`);
+      assert.equal(good.length, 1);
+      assert.equal(good[0].jobId, job.id, `card ${i}: the good certificate is the campaign job's`);
+      const slots = c.platform.record().slots;
+      assert.equal(slots.length, 1, `card ${i}: one key in the card, no orphan`);
+      const servedCert = c.platform.tls().identities[slots[0]!.slot]!.chain[0]!;
+      const pem = (await api('GET', `/v1/certificates/${good[0].serial}`)).json().certificate.pem as string;
+      assert.equal(Buffer.from(servedCert, 'hex').toString('base64'), pem.replace(/-----[^-]+-----|\s/g, ''), `card ${i} serves the one certificate issued`);
+      const counts = auditCounts(c);
+      assert.equal(counts.get(fnKey(Fn.generateIdentityKey)), 2, `card ${i}: enrolment + one re-key generated keys (${JSON.stringify([...counts])})`);
+      assert.equal(counts.get(fnKey(Fn.installCertificateChain)), 2, `card ${i}: two certificate installations`);
+    }
+  } finally {
+    release?.(Uint8Array.of(0x6f, 0x00));
+    for (const a of agents) await a.stop();
+    op.child.kill('SIGKILL');
+    await op.exited;
+    t.cleanup();
+  }
+});
