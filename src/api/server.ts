@@ -67,7 +67,7 @@ export interface ServerOptions extends http.ServerOptions, CardSource {
   readonly recordLayer?: 'card' | 'host';
   /** Applet protocol: 'eap' (setls applet, default) or 'tls-se' (draft-urien-tls-se). */
   readonly driver?: 'eap' | 'tls-se';
-  /** Logical channels used per card in a pool (default 1). */
+  /** Logical channels used per card (default: every channel the first card opens, less its admin socket's). */
   readonly channelsPerCard?: number;
   /** Print every APDU as annotated hex (PINs and keys redacted): true for stderr, or a sink. */
   readonly trace?: boolean | ((line: string) => void);
