@@ -4,6 +4,7 @@
  * (enrolment, revocation/CRL, job runner, metrics). What `serve`, the CLI and tests open.
  * imports store/, pki/, jobs/, keys/, services/, metrics, paths, errors.
  */
+import { IssuerPool } from './pki/issuer-pool.js';
 import { randomUUID } from 'node:crypto';
 import { existsSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
@@ -35,6 +36,8 @@ export interface OpenOptions {
   readonly log?: RunnerLog;
   readonly runner?: { leaseMs?: number; pollMs?: number; concurrency?: number; owner?: string };
   readonly defaultMetrics?: boolean;
+  /** Issuance worker threads (pki/issuer-pool.ts; default SETLS_OPERATOR_ISSUER_WORKERS, else 0 = in this thread). */
+  readonly issuerWorkers?: number;
 }
 
 export class Operator {
@@ -44,6 +47,8 @@ export class Operator {
   readonly metrics: OperatorMetrics;
   /** The URL the API listens on (set by the server), used when no public URL is configured. */
   listeningUrl: string | undefined;
+  /** CSR checks and issuance in worker threads, when `issuerWorkers` > 0. */
+  readonly issuerPool: IssuerPool | undefined;
   private constructor(
     readonly paths: OperatorPaths,
     readonly config: OperatorConfig,
@@ -54,7 +59,12 @@ export class Operator {
     opts: OpenOptions,
   ) {
     this.metrics = new OperatorMetrics(store, { defaultMetrics: opts.defaultMetrics });
+    const workers = opts.issuerWorkers ?? Number(process.env['SETLS_OPERATOR_ISSUER_WORKERS'] ?? 0);
+    if (Number.isInteger(workers) && workers > 0) {
+      this.issuerPool = new IssuerPool({ size: workers, ...ca.templateMaterial(), fallbackIssue: (req) => ca.issue(req) });
+    }
     this.enrolment = new EnrolmentService({
+      ...(this.issuerPool ? { pki: this.issuerPool } : {}),
       store,
       ca,
       caId,
@@ -160,6 +170,7 @@ export class Operator {
 
   async close(): Promise<void> {
     await this.runner.stop();
+    await this.issuerPool?.close();
     await this.store.close();
   }
 }
