@@ -109,6 +109,10 @@ test('the hot-path CSR check gives the high-level result and the same refusal co
   const other = (await webcrypto.subtle.generateKey(EC, true, ['sign', 'verify'])) as CryptoKeyPair;
   const good = await makeCsr(keys);
   assert.deepEqual(checkCsrDer(good), await checkCsr(good));
+  const rsaKeys = (await webcrypto.subtle.generateKey({ name: 'RSASSA-PKCS1-v1_5', modulusLength: 2048, publicExponent: new Uint8Array([1, 0, 1]), hash: 'SHA-256' }, true, ['sign', 'verify'])) as CryptoKeyPair;
+  const rsa = new Uint8Array((await x509.Pkcs10CertificateRequestGenerator.create({ name: 'CN=card', keys: rsaKeys, signingAlgorithm: { name: 'RSASSA-PKCS1-v1_5', hash: 'SHA-256' } })).rawData);
+  assert.deepEqual(checkCsrDer(rsa), await checkCsr(rsa));
+  assert.equal(checkCsrDer(rsa).alg, 'rsa2048');
   const p384 = (await webcrypto.subtle.generateKey({ name: 'ECDSA', namedCurve: 'P-384', hash: 'SHA-384' } as EcKeyGenParams, true, ['sign', 'verify'])) as CryptoKeyPair;
   const weak = new Uint8Array((await x509.Pkcs10CertificateRequestGenerator.create({ name: 'CN=card', keys: p384, signingAlgorithm: { name: 'ECDSA', hash: 'SHA-384' } })).rawData);
   const flipped = good.slice();

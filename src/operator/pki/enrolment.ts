@@ -16,11 +16,13 @@
  * A refusal after the nonce was found consumes it (status refused), so the same evidence never
  * gets a second try. The certificate is signed before the transaction (WebCrypto is async), then
  * the transaction re-checks the nonce and the key binding and inserts identity + certificate; if
- * it fails, the signed certificate is dropped unseen: nothing is issued.
+ * it fails, the signed certificate is dropped unseen: nothing is issued. Concurrent enrolments share
+ * that transaction (store/group-commit.ts: one COMMIT for many; a failing one is replayed alone).
  */
 import { randomBytes, randomUUID } from 'node:crypto';
 import { ctEqual, equalBytes, toHex } from '../../bytes/index.js';
 import { OpError, OpErrorCode } from '../errors.js';
+import { GroupCommit } from '../store/group-commit.js';
 import type { CardRow, CertificateRow, EnrolmentRow, IdentityRow, OperatorStore } from '../store/types.js';
 import type { AttestationEvidence, AttestationVerifier, VerifiedAttestation } from './attestation.js';
 import type { CheckedCsr } from './csr.js';
@@ -144,8 +146,11 @@ export interface EnrolmentPki {
 export class EnrolmentService {
   private readonly now: () => number;
   private readonly pki: EnrolmentPki;
+  /** Concurrent enrolments persist in shared transactions (store/group-commit.ts). */
+  private readonly commit: GroupCommit;
   constructor(private readonly o: EnrolmentServiceOptions) {
     this.now = o.now ?? Date.now;
+    this.commit = new GroupCommit(o.store);
     this.pki = o.pki ?? { checkCsr: async (der) => checkCsrDer(der), issue: (req) => o.ca.issueFast(req) };
   }
 
@@ -254,7 +259,7 @@ export class EnrolmentService {
         notAfter: new Date(notAfter),
         crlUrl: this.o.crlUrl(),
       });
-      return await store.tx(async (t) => {
+      return await this.commit.run(async (t) => {
         const bound = await t.identityBySpkiHash(csr.spkiSha256);
         if (bound && bound.cardId !== card.id) throw new OpError(OpErrorCode.keyBoundElsewhere, 'this key is already bound to another card');
         if (!(await t.finishEnrolment(open.id, 'succeeded', null, now))) {
