@@ -13,7 +13,8 @@
  *     SELECT FROM unnest(arrays), 5 000 rows per statement). Not the enrolment path: a fill.
  *  2. queries, in child processes (one node; then two nodes at once on PostgreSQL), each 60 times:
  *     list page (50 cards) first and deep (after the middle UID), filtered by lifecycle and by label;
- *     "expiring within 7 days" (listCards({ expiringBefore: now + 7 d }), first and deep page);
+ *     "expiring within 7 days" (listCards({ expiringBefore: now + 7 d }), first and deep page; and
+ *     the certificates by not_after, store/expiring.ts, first and mid-window page);
  *     lock latency (POST …/lock's store work: createCardJob for a random card).
  *  3. on-disk size (SQLite file + WAL; pg_database_size and pg_total_relation_size per table).
  *  4. enrolments/s end to end, in child processes (one node; two on PostgreSQL): each enrolment is
@@ -124,6 +125,9 @@ async function childQuery(store: string, middleHex: string, uidsHex: string[], r
   out['list label site=bench-3, deep'] = await time(() => s.listCards({ label: 'site=bench-3' }, middle, 50));
   out['expiring within 7 d, first page'] = await time(() => s.listCards({ expiringBefore: now + 7 * DAY }, null, 50));
   out['expiring within 7 d, deep page'] = await time(() => s.listCards({ expiringBefore: now + 7 * DAY }, middle, 50));
+  // the certificates themselves, by not_after (store/expiring.ts): first page, and one from mid-window
+  out['expiring certs by not_after, first page'] = await time(() => s.listExpiringCertificates(now, now + 7 * DAY, null, 50));
+  out['expiring certs by not_after, mid-window page'] = await time(() => s.listExpiringCertificates(now, now + 7 * DAY, { notAfter: now + 3.5 * DAY, serial: new Uint8Array(16) }, 50));
   const principal = { tokenId: 'bench', name: 'bench', role: 'admin' as const };
   let k = 0;
   out['lock (createCardJob)'] = await time(() => createCardJob(s, { uid: Buffer.from(uidsHex[k++ % uidsHex.length]!, 'hex'), kind: 'lock', body: {}, principal, idempotencyKey: null }));

@@ -11,6 +11,7 @@
  * two claimers never get the same job; a PostgreSQL driver adds `FOR UPDATE SKIP LOCKED` to the
  * read through `DialectSql.lockSkip` to let several nodes claim concurrently.
  */
+import { listExpiringCertificates, type ExpiringCertificate, type ExpiringCursor } from './expiring.js';
 import type { SqlConn, SqlDriver, SqlRow, SqlValue } from './driver.js';
 import { migrate } from './schema.js';
 import type {
@@ -879,5 +880,10 @@ export class SqlStore implements OperatorStore {
       subject: sn(r, 'subject'),
       details: j(r, 'details'),
     }));
+  }
+
+  // scale (issue #17, store/expiring.ts)
+  listExpiringCertificates(from: number, before: number, after: ExpiringCursor | null, limit: number): Promise<ExpiringCertificate[]> {
+    return listExpiringCertificates(this.c, from, before, after, limit);
   }
 }
