@@ -1,6 +1,7 @@
 /**
  * Operator PKI measurements on this machine (one process, one core, SQLite on a temp folder):
- *   - certificate issuance with @peculiar/x509 (OperatorCa.issue), certificates/s;
+ *   - certificate issuance with @peculiar/x509 (OperatorCa.issue) and with the DER template
+ *     (OperatorCa.issueFast), certificates/s; CSR checks (csr.ts vs csr-check.ts), per second;
  *   - full enrolment verification (nonce issued, attestation chain + signature, CSR, binding checks,
  *     issue, persist in one transaction), enrolments/s — software attestations (test/operator/helpers);
  *   - revocation → CRL signed and stored (what `POST …/revoke` waits for), p50/p99 ms, with 0, 1 000
@@ -13,6 +14,8 @@ import { randomBytes, webcrypto } from 'node:crypto';
 import { makeCsr, makeManufacturer, makeOperator, SoftCard } from '../test/operator/helpers.js';
 import { importManifest } from '../src/operator/services/manifests.js';
 import { randomSerial } from '../src/operator/pki/x509.js';
+import { checkCsr } from '../src/operator/pki/csr.js';
+import { checkCsrDer } from '../src/operator/pki/csr-check.js';
 
 const { values } = parseArgs({ options: { n: { type: 'string', default: '300' }, json: { type: 'boolean', default: false } } });
 const N = Number(values.n);
@@ -35,6 +38,19 @@ try {
     await op.ca.issue({ spkiDer: spki, serial: randomSerial(), subject: 'CN=bench', dnsNames: ['localhost'], ipAddresses: ['127.0.0.1'], notBefore: new Date(), notAfter: new Date(Date.now() + 30 * 86400_000), crlUrl: 'https://op/v1/ca/crl' });
   }
   out['issuancePerSecond'] = Math.round((N / (performance.now() - t0)) * 1000);
+  // the hot path: DER template + node:crypto (pki/leaf-template.ts)
+  t0 = performance.now();
+  for (let i = 0; i < N * 4; i++) {
+    await op.ca.issueFast({ spkiDer: spki, serial: randomSerial(), subject: 'CN=bench', dnsNames: ['localhost'], ipAddresses: ['127.0.0.1'], notBefore: new Date(), notAfter: new Date(Date.now() + 30 * 86400_000), crlUrl: 'https://op/v1/ca/crl' });
+  }
+  out['templateIssuancePerSecond'] = Math.round(((N * 4) / (performance.now() - t0)) * 1000);
+  const csr = await makeCsr(keys);
+  t0 = performance.now();
+  for (let i = 0; i < N; i++) await checkCsr(csr);
+  out['csrCheckX509PerSecond'] = Math.round((N / (performance.now() - t0)) * 1000);
+  t0 = performance.now();
+  for (let i = 0; i < N * 4; i++) checkCsrDer(csr);
+  out['csrCheckDerPerSecond'] = Math.round(((N * 4) / (performance.now() - t0)) * 1000);
 
   // 2. full enrolment verification + issuance + persistence (inputs prepared beforehand)
   const cards: SoftCard[] = [];
@@ -83,6 +99,8 @@ try {
 if (values.json) console.log(JSON.stringify(out, null, 2));
 else {
   console.log(`issuance (@peculiar/x509, one core):          ${String(out['issuancePerSecond'])} certificates/s`);
+  console.log(`issuance (DER template + node:crypto):       ${String(out['templateIssuancePerSecond'])} certificates/s`);
+  console.log(`CSR check (@peculiar/x509 / der + node):     ${String(out['csrCheckX509PerSecond'])} / ${String(out['csrCheckDerPerSecond'])} per s`);
   console.log(`enrolment verify + issue + persist (SQLite):  ${String(out['enrolmentsPerSecond'])} /s`);
   for (const [k, v] of Object.entries(out['revokeToCrlMs'] as Record<string, { p50: number; p99: number; entries: number }>)) {
     console.log(`revoke → new CRL stored, ~${k} entries (${v.entries}): p50 ${v.p50} ms, p99 ${v.p99} ms`);

@@ -798,6 +798,9 @@ const LOCK_GOAL_MS = 2000;
 async function main(): Promise<void> {
   // --only console: the web console's fleet page on a large registry (bench/console.ts, its own options).
   if (/(^| )--only[= ]console( |$)/.test(process.argv.slice(2).join(' '))) return (await import('./console.js')).runConsoleBench();
+  // --only scale: bench/scale.ts with its own options (--cards, --enrol, --conc, --workers, --stores, --json)
+  const scaleAt = process.argv.indexOf('--only');
+  if (scaleAt > 0 && process.argv[scaleAt + 1] === 'scale') return (await import('./scale.js')).scaleMain(process.argv.slice(2).filter((_, i) => i !== scaleAt - 2 && i !== scaleAt - 1));
   const o = options(process.argv.slice(2));
   const progress = (s: string): void => {
     if (!o.json) process.stderr.write(s);

@@ -112,12 +112,15 @@ export const OpErrorCode = {
   confirmationRequired: 'ERR_OP_CONFIRMATION_REQUIRED',
   /** Too many failed console sign-ins in a short time. */
   rateLimited: 'ERR_OP_RATE_LIMITED',
+  // scale (issue #17): the issuance worker pool's queue is full, or the pool is shut down
+  overloaded: 'ERR_OP_OVERLOADED',
 } as const;
 export type OpErrorCode = (typeof OpErrorCode)[keyof typeof OpErrorCode];
 
 /** HTTP status per code; codes absent here are 500 (they are not meant to reach a client). */
 export const HTTP_STATUS: Readonly<Partial<Record<OpErrorCode, number>>> = {
   ERR_OP_BAD_JSON: 400,
+  ERR_OP_OVERLOADED: 503,
   ERR_OP_BAD_REQUEST: 400,
   ERR_OP_BAD_CURSOR: 400,
   ERR_OP_BODY_TOO_LARGE: 413,

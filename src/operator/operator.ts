@@ -4,6 +4,7 @@
  * (enrolment, revocation/CRL, job runner, metrics). What `serve`, the CLI and tests open.
  * imports store/, pki/, jobs/, keys/, services/, metrics, paths, errors.
  */
+import { IssuerPool } from './pki/issuer-pool.js';
 import { randomUUID } from 'node:crypto';
 import { existsSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
@@ -39,6 +40,8 @@ export interface OpenOptions {
   /** Campaign driver tuning (campaigns/engine.ts). */
   readonly campaigns?: { tickMs?: number; pokeDelayMs?: number };
   readonly defaultMetrics?: boolean;
+  /** Issuance worker threads (pki/issuer-pool.ts; default SETLS_OPERATOR_ISSUER_WORKERS, else 0 = in this thread). */
+  readonly issuerWorkers?: number;
 }
 
 export class Operator {
@@ -52,6 +55,8 @@ export class Operator {
   readonly audits: AuditService;
   /** The URL the API listens on (set by the server), used when no public URL is configured. */
   listeningUrl: string | undefined;
+  /** CSR checks and issuance in worker threads, when `issuerWorkers` > 0. */
+  readonly issuerPool: IssuerPool | undefined;
   private constructor(
     readonly paths: OperatorPaths,
     readonly config: OperatorConfig,
@@ -62,7 +67,12 @@ export class Operator {
     opts: OpenOptions,
   ) {
     this.metrics = new OperatorMetrics(store, { defaultMetrics: opts.defaultMetrics });
+    const workers = opts.issuerWorkers ?? Number(process.env['SETLS_OPERATOR_ISSUER_WORKERS'] ?? 0);
+    if (Number.isInteger(workers) && workers > 0) {
+      this.issuerPool = new IssuerPool({ size: workers, ...ca.templateMaterial(), fallbackIssue: (req) => ca.issue(req) });
+    }
     this.enrolment = new EnrolmentService({
+      ...(this.issuerPool ? { pki: this.issuerPool } : {}),
       store,
       ca,
       caId,
@@ -175,6 +185,7 @@ export class Operator {
     await this.audits.stop();
     await this.campaigns.stop();
     await this.runner.stop();
+    await this.issuerPool?.close();
     await this.store.close();
   }
 }

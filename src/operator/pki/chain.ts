@@ -29,6 +29,19 @@ function parse(der: Uint8Array, what: string): X509Certificate {
   }
 }
 
+/** Parsed trust anchors by DER: the same few manufacturer CAs come with every enrolment (bounded). */
+const anchorCache = new Map<string, X509Certificate>();
+function parseAnchor(der: Uint8Array, what: string): X509Certificate {
+  const k = Buffer.from(der.buffer, der.byteOffset, der.byteLength).toString('base64');
+  let c = anchorCache.get(k);
+  if (!c) {
+    c = parse(der, what);
+    if (anchorCache.size >= 256) anchorCache.clear();
+    anchorCache.set(k, c);
+  }
+  return c;
+}
+
 function withinValidity(c: X509Certificate, now: number, what: string): void {
   if (now < Date.parse(c.validFrom) || now > Date.parse(c.validTo)) {
     throw new ChainError(`${what} (${c.subject.replace(/\n/g, ', ')}) is outside its validity ${c.validFrom} – ${c.validTo}`);
@@ -43,7 +56,7 @@ function signs(issuer: X509Certificate, child: X509Certificate): boolean {
 export function verifyChain(leafDer: Uint8Array, intermediatesDer: readonly Uint8Array[], anchorsDer: readonly Uint8Array[], now: number): ChainResult {
   if (anchorsDer.length === 0) throw new ChainError('no trusted manufacturer CA is configured');
   const leaf = parse(leafDer, 'the attestation certificate');
-  const anchors = anchorsDer.map((d, i) => ({ der: d, cert: parse(d, `trusted CA #${i}`) }));
+  const anchors = anchorsDer.map((d, i) => ({ der: d, cert: parseAnchor(d, `trusted CA #${i}`) }));
   const intermediates = intermediatesDer.map((d, i) => parse(d, `intermediate #${i}`));
   if (intermediates.length + 1 > MAX_DEPTH) throw new ChainError(`chain longer than ${MAX_DEPTH}`);
   withinValidity(leaf, now, 'the attestation certificate');

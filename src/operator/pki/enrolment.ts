@@ -16,15 +16,18 @@
  * A refusal after the nonce was found consumes it (status refused), so the same evidence never
  * gets a second try. The certificate is signed before the transaction (WebCrypto is async), then
  * the transaction re-checks the nonce and the key binding and inserts identity + certificate; if
- * it fails, the signed certificate is dropped unseen: nothing is issued.
+ * it fails, the signed certificate is dropped unseen: nothing is issued. Concurrent enrolments share
+ * that transaction (store/group-commit.ts: one COMMIT for many; a failing one is replayed alone).
  */
 import { randomBytes, randomUUID } from 'node:crypto';
 import { ctEqual, equalBytes, toHex } from '../../bytes/index.js';
 import { OpError, OpErrorCode } from '../errors.js';
+import { GroupCommit } from '../store/group-commit.js';
 import type { CardRow, CertificateRow, EnrolmentRow, IdentityRow, OperatorStore } from '../store/types.js';
 import type { AttestationEvidence, AttestationVerifier, VerifiedAttestation } from './attestation.js';
-import { checkCsr, type CheckedCsr } from './csr.js';
-import type { OperatorCa } from './issuing-ca.js';
+import type { CheckedCsr } from './csr.js';
+import { checkCsrDer } from './csr-check.js';
+import type { LeafRequest, OperatorCa } from './issuing-ca.js';
 import { DAY_MS, randomSerial, sha256 } from './x509.js';
 
 export const DEFAULT_NONCE_TTL_MS = 10 * 60 * 1000;
@@ -128,12 +131,27 @@ export interface EnrolmentServiceOptions {
   readonly now?: () => number;
   /** Called for each refusal (metrics). */
   readonly onRefusal?: (code: string) => void;
+  /** Where CSR checks and issuance run (default: this thread, pki/csr-check + the CA's DER template; or an IssuerPool). */
+  readonly pki?: EnrolmentPki;
+}
+
+/** The CPU-heavy steps of an enrolment: in this thread, or in a worker pool (pki/issuer-pool.ts). */
+export interface EnrolmentPki {
+  /** checkCsrDer's result or refusal (an OpError). */
+  checkCsr(csrDer: Uint8Array): Promise<CheckedCsr>;
+  /** The CA's leaf certificate (DER) for `req`. */
+  issue(req: LeafRequest): Promise<Uint8Array>;
 }
 
 export class EnrolmentService {
   private readonly now: () => number;
+  private readonly pki: EnrolmentPki;
+  /** Concurrent enrolments persist in shared transactions (store/group-commit.ts). */
+  private readonly commit: GroupCommit;
   constructor(private readonly o: EnrolmentServiceOptions) {
     this.now = o.now ?? Date.now;
+    this.commit = new GroupCommit(o.store);
+    this.pki = o.pki ?? { checkCsr: async (der) => checkCsrDer(der), issue: (req) => o.ca.issueFast(req) };
   }
 
   /** A fresh single-use nonce for `uid` (stored as its hash); ERR_OP_UNKNOWN_UID / _CARD_TERMINATED. */
@@ -217,7 +235,7 @@ export class EnrolmentService {
       const attestation = this.o.verifier.verify(req.evidence, await this.o.trustedManufacturerCas(), now);
       enrolment = await store.enrolmentByNonceHash(sha256(attestation.claims.nonce));
       if (enrolment && enrolment.cardId !== card.id) enrolment = null; // never consume another card's nonce
-      const csr = await checkCsr(req.csrDer);
+      const csr = await this.pki.checkCsr(req.csrDer);
       const boundIdentity = await store.identityBySpkiHash(csr.spkiSha256);
       checkEnrolmentBinding({ uid: req.uid, card, attestation, csr, enrolment, expectedEnrolmentId: req.expectedEnrolmentId, boundIdentity, now });
       const open = enrolment!;
@@ -231,7 +249,7 @@ export class EnrolmentService {
       const notBefore = now - 5 * 60 * 1000;
       const notAfter = now + days * DAY_MS;
       const subject = `CN=${toHex(card.uid)}`;
-      const der = await this.o.ca.issue({
+      const der = await this.pki.issue({
         spkiDer: csr.spkiDer,
         serial,
         subject,
@@ -241,7 +259,7 @@ export class EnrolmentService {
         notAfter: new Date(notAfter),
         crlUrl: this.o.crlUrl(),
       });
-      return await store.tx(async (t) => {
+      return await this.commit.run(async (t) => {
         const bound = await t.identityBySpkiHash(csr.spkiSha256);
         if (bound && bound.cardId !== card.id) throw new OpError(OpErrorCode.keyBoundElsewhere, 'this key is already bound to another card');
         if (!(await t.finishEnrolment(open.id, 'succeeded', null, now))) {

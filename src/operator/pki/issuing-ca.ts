@@ -27,6 +27,7 @@ import {
 import { KeyObject, sign as nodeSign, webcrypto, X509Certificate, type KeyObject as KeyObjectType } from 'node:crypto';
 import { toHex } from '../../bytes/index.js';
 import { derChildren, derWrap } from './der.js';
+import { LeafTemplate, UnsupportedLeaf } from './leaf-template.js';
 import { DAY_MS, EC_P256, toPem, x509 } from './x509.js';
 
 export const CrlReason = {
@@ -138,7 +139,28 @@ export class OperatorCa {
     return new Uint8Array(nodeSign('sha256', data, { key: this.keyObject, dsaEncoding: 'der' }));
   }
 
-  /** Issues a leaf certificate for `req.spkiDer`; checks the result chains to this CA. */
+  private template: LeafTemplate | undefined;
+
+  /**
+   * The enrolment hot path (pki/leaf-template.ts): the same certificate as `issue`, framed from a
+   * DER template and signed with node:crypto; a request the template does not cover goes to `issue`.
+   */
+  async issueFast(req: LeafRequest): Promise<Uint8Array> {
+    this.template ??= new LeafTemplate(this.certDer, this.keyObject);
+    try {
+      return this.template.issue(req);
+    } catch (e) {
+      if (e instanceof UnsupportedLeaf) return this.issue(req);
+      throw e;
+    }
+  }
+
+  /** What a worker thread needs to build the same template: the CA certificate and its key (a KeyObject, cloned by postMessage, never exported). */
+  templateMaterial(): { certDer: Uint8Array; key: KeyObjectType } {
+    return { certDer: this.certDer, key: this.keyObject };
+  }
+
+  /** Issues a leaf certificate for `req.spkiDer` with @peculiar/x509; checks the result chains to this CA. */
   async issue(req: LeafRequest): Promise<Uint8Array> {
     const publicKey = new x509.PublicKey(new Uint8Array(req.spkiDer));
     const names: x509.JsonGeneralName[] = [

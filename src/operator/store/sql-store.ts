@@ -11,6 +11,7 @@
  * two claimers never get the same job; a PostgreSQL driver adds `FOR UPDATE SKIP LOCKED` to the
  * read through `DialectSql.lockSkip` to let several nodes claim concurrently.
  */
+import { listExpiringCertificates, type ExpiringCertificate, type ExpiringCursor } from './expiring.js';
 import type { SqlConn, SqlDriver, SqlRow, SqlValue } from './driver.js';
 import { randomUUID } from 'node:crypto';
 import { migrate } from './schema.js';
@@ -1051,5 +1052,10 @@ export class SqlStore implements OperatorStore {
   }
   async campaignJobs(id: string, afterSeq: number | null, limit: number): Promise<JobRow[]> {
     return (await campaignSql.campaignJobRows(this.c, id, afterSeq, limit)).map(jobRow);
+  }
+
+  // scale (issue #17, store/expiring.ts)
+  listExpiringCertificates(from: number, before: number, after: ExpiringCursor | null, limit: number): Promise<ExpiringCertificate[]> {
+    return listExpiringCertificates(this.c, from, before, after, limit);
   }
 }

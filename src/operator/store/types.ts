@@ -1,7 +1,7 @@
 /**
  * operator/store/types: the `OperatorStore` repository interface and its row types — what every
  * storage back end (SQLite now, PostgreSQL later: issue #17) implements, and the one thing the rest
- * of the operator may use to reach its data. imports nothing.
+ * of the operator may use to reach its data. imports store/expiring (types).
  *
  * Conventions, the same in every back end:
  * - ids are text (UUIDs from crypto.randomUUID); a card's UID and a certificate's serial are bytes;
@@ -12,6 +12,7 @@
  *   never await network or signing inside it);
  * - list methods take an opaque-free keyset `after` (the last row's sort key) and a `limit`.
  */
+import type { ExpiringCertificate, ExpiringCursor } from './expiring.js';
 
 export const CardLifecycle = {
   manifest: 'manifest',
@@ -592,6 +593,9 @@ export interface OperatorStore {
   campaignTargets(id: string, afterOrd: number, limit: number): Promise<CampaignTargetRow[]>;
   /** The campaign's jobs, newest first (keyset on seq like listJobs). */
   campaignJobs(id: string, afterSeq: number | null, limit: number): Promise<JobRow[]>;
+
+  // scale (issue #17, store/expiring.ts): good certificates ending in [from, before), by (not_after, serial)
+  listExpiringCertificates(from: number, before: number, after: ExpiringCursor | null, limit: number): Promise<ExpiringCertificate[]>;
 }
 
 /** An enrolment credential for EST clients without a card (RFC 7030 §3.2.3, HTTP Basic). */
