@@ -320,6 +320,13 @@ export class TlsTandem extends EventEmitter {
         first = false;
         if (step.toClient.length && socket.writable) {
           this.onServerFlight?.(step.toClient);
+          // The last flight while more of the client's records are in hand (a close_notify or a
+          // request sent with its Finished): corked until this turn's microtasks have run, so what
+          // the card answers to them (in-process: within the turn) leaves in the same write.
+          if (step.done && step.remaining.length > 0) {
+            socket.cork();
+            setImmediate(() => socket.uncork());
+          }
           socket.write(step.toClient);
           spoke = true;
         }
