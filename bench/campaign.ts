@@ -10,6 +10,10 @@
  * Not part of `npm run bench`. imports src/operator/store, campaigns, jobs.
  *
  *   node --import tsx bench/campaign.ts [--n 10000] [--rate 30000] [--pg postgres://…(empty db)]
+ *
+ * With --real the card step is real (bench/campaign-real.ts: emulated ISD cards, device agents,
+ * SCP03 re-key executor); --agents K, --concurrency C (job runner), --abort-min, --no-failing:
+ *   node --import tsx bench/campaign.ts --real [--n 500] [--rate 600] [--agents 8] [--concurrency 8]
  */
 import { parseArgs } from 'node:util';
 import { mkdtempSync, rmSync } from 'node:fs';
@@ -23,7 +27,18 @@ import { JobError, JobRunner } from '../src/operator/jobs/runner.js';
 import { OpErrorCode } from '../src/operator/errors.js';
 import type { Principal } from '../src/operator/auth/tokens.js';
 
-const { values } = parseArgs({ options: { n: { type: 'string', default: '10000' }, rate: { type: 'string', default: '30000' }, pg: { type: 'string' } } });
+const { values } = parseArgs({
+  options: {
+    n: { type: 'string', default: '10000' },
+    rate: { type: 'string', default: '30000' },
+    pg: { type: 'string' },
+    real: { type: 'boolean', default: false },
+    agents: { type: 'string', default: '1' },
+    concurrency: { type: 'string', default: '8' },
+    'abort-min': { type: 'string' },
+    'no-failing': { type: 'boolean', default: false },
+  },
+});
 const N = Number(values.n);
 const RATE = Number(values.rate);
 const OPERATOR = { tokenId: 'bench', name: 'bench', role: 'operator' } as unknown as Principal;
@@ -108,6 +123,12 @@ async function run(store: OperatorStore, label: string, failing: Set<string>, ab
     cardsExecutedTwice: [...ran.values()].filter((n) => n > 1).length,
     executions: [...ran.values()].reduce((a, b) => a + b, 0),
   };
+}
+
+if (values.real) {
+  const { runReal } = await import('./campaign-real.js');
+  await runReal({ n: N, rate: RATE, agents: Number(values.agents), concurrency: Number(values.concurrency), abortMin: Number(values['abort-min'] ?? Math.min(500, Math.ceil(N / 5))), skipFailing: values['no-failing'] });
+  process.exit(0);
 }
 
 const dir = mkdtempSync(join(tmpdir(), 'setls-bench-campaign-'));
