@@ -80,11 +80,12 @@ after(() => console.log(`# package test timings (ms): ${JSON.stringify(timings)}
 
 test('the tarball holds the built package, docs, README and LICENSE — no tests, benches, sources or keys', async () => {
   assert.ok(files.length > 0);
-  for (const need of ['package.json', 'README.md', 'LICENSE', 'bin/setls.mjs', 'dist/api/index.js', 'dist/api/index.d.ts', 'dist/cli/main.js', 'dist/host/index.d.ts', 'docs/api.md']) {
+  for (const need of ['package.json', 'README.md', 'LICENSE', 'bin/setls.mjs', 'dist/api/index.js', 'dist/api/index.d.ts', 'dist/cli/main.js', 'dist/host/index.d.ts', 'docs/api.md', 'dist/operator/console/static/index.html']) {
     assert.ok(files.includes(need), `${need} is in the tarball`);
   }
   for (const f of files) {
-    assert.match(f, /^(dist\/.+\.(js|d\.ts|js\.map)|bin\/setls\.mjs|docs\/[\w-]+\.md|README\.md|LICENSE|package\.json)$/, `unexpected file in the tarball: ${f}`);
+    // the operator console's page, script and style are served from dist (scripts/build.mjs copies them)
+    assert.match(f, /^(dist\/.+\.(js|d\.ts|js\.map)|dist\/operator\/console\/static\/[\w.-]+\.(html|css)|bin\/setls\.mjs|docs\/[\w-]+\.md|README\.md|LICENSE|package\.json)$/, `unexpected file in the tarball: ${f}`);
     assert.doesNotMatch(f, /(^|\/)(test|tests|bench|src|examples|fixtures|scripts)\//, f);
     assert.doesNotMatch(f, /\.(key|pem|pin|tsbuildinfo)$/, f);
   }
