@@ -28,6 +28,7 @@ import { parseAuditEntry } from '../src/gp/admin/audit.js';
 import { AuditEvent, Fn } from '../src/protocol/isd.js';
 import { RelayLimits } from '../src/relay/index.js';
 import { makeBench, makeManufacturing, TestCard, type Bench } from '../test/operator/isd-fixture.js';
+import { maxPerWindow } from '../test/operator/rate-window.js';
 
 export interface RealOptions {
   readonly n: number;
@@ -50,15 +51,6 @@ function sys(): Record<string, number> {
 }
 const say = (o: Record<string, unknown>): void => console.log(JSON.stringify({ ...o, ...sys() }));
 
-function maxPerWindow(times: number[]): number {
-  const s = [...times].sort((a, b) => a - b);
-  let best = 0;
-  for (let i = 0, j = 0; i < s.length; i++) {
-    while (s[j]! < s[i]! - 60_000 + 1) j++;
-    best = Math.max(best, i - j + 1);
-  }
-  return best;
-}
 
 /** Runs `fn` over `items` with at most `width` at a time. */
 async function pool<T>(items: readonly T[], width: number, fn: (x: T) => Promise<void>): Promise<void> {

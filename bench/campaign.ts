@@ -26,6 +26,7 @@ import { CampaignEngine } from '../src/operator/campaigns/engine.js';
 import { JobError, JobRunner } from '../src/operator/jobs/runner.js';
 import { OpErrorCode } from '../src/operator/errors.js';
 import type { Principal } from '../src/operator/auth/tokens.js';
+import { maxPerWindow } from '../test/operator/rate-window.js';
 
 const { values } = parseArgs({
   options: {
@@ -57,15 +58,6 @@ async function seed(s: OperatorStore, n: number): Promise<string[]> {
   return ids;
 }
 
-function maxPerWindow(times: number[]): number {
-  const s = [...times].sort((a, b) => a - b);
-  let best = 0;
-  for (let i = 0, j = 0; i < s.length; i++) {
-    while (s[j]! < s[i]! - 60_000 + 1) j++;
-    best = Math.max(best, i - j + 1);
-  }
-  return best;
-}
 
 async function run(store: OperatorStore, label: string, failing: Set<string>, abort: { minExecuted: number; failurePercent: number }): Promise<Record<string, unknown>> {
   const ran = new Map<string, number>(); // card → executions

@@ -14,6 +14,7 @@ import type { CardLifecycle, OperatorStore } from '../../src/operator/store/type
 import { CampaignEngine } from '../../src/operator/campaigns/engine.js';
 import type { Principal } from '../../src/operator/auth/tokens.js';
 import type { StoreFactory } from './store-suite.js';
+import { maxPerWindow } from './rate-window.js';
 
 const T0 = 1_700_000_000_000;
 const OPERATOR = { tokenId: 'tok-1', name: 'alice', role: 'operator' } as unknown as Principal;
@@ -41,16 +42,6 @@ function clock(start = T0): { now: () => number; advance: (ms: number) => void }
   return { now: () => t, advance: (ms) => void (t += ms) };
 }
 
-/** The largest number of releases inside any 60 s window [t, t + 60 000). */
-function maxPerWindow(times: number[]): number {
-  const s = [...times].sort((a, b) => a - b);
-  let best = 0;
-  for (let i = 0, j = 0; i < s.length; i++) {
-    while (s[j]! < s[i]! - 60_000 + 1) j++;
-    best = Math.max(best, i - j + 1);
-  }
-  return best;
-}
 
 async function releaseTimes(s: OperatorStore, id: string): Promise<number[]> {
   return (await s.campaignTargets(id, 0, 100_000)).filter((t) => t.state === 'released').map((t) => t.releasedAt!);

@@ -25,6 +25,7 @@ import { openStore } from '../../src/operator/store/index.js';
 import { makeManufacturing, TestCard, TRANSPORT_ID, type Manufacturing } from './isd-fixture.js';
 import { call, tempDir } from './helpers.js';
 import { waitUntil, within } from '../wait.js';
+import { maxPerWindow } from './rate-window.js';
 
 const BIN = join(process.cwd(), 'bin/setls.mjs');
 const CARDS = 24;
@@ -83,15 +84,6 @@ function auditCounts(card: TestCard): Map<string, number> {
 }
 const fnKey = (f: number): string => `fn:${f.toString(16).padStart(4, '0')}`;
 
-function maxPerWindow(times: number[]): number {
-  const s = [...times].sort((a, b) => a - b);
-  let best = 0;
-  for (let i = 0, j = 0; i < s.length; i++) {
-    while (s[j]! < s[i]! - 60_000 + 1) j++;
-    best = Math.max(best, i - j + 1);
-  }
-  return best;
-}
 
 test(`SIGKILL the operator mid-campaign (${CARDS} real cards, one re-key held at its card): after the restart every card is re-keyed exactly once`, async () => {
   const t = tempDir('setls-camp-kill-');

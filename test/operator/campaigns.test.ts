@@ -25,6 +25,7 @@ import { Command } from 'commander';
 import { registerOperatorCommands } from '../../src/cli/operator-commands.js';
 import { registerCampaignCommands } from '../../src/cli/operator-campaigns.js';
 import { waitUntil } from '../wait.js';
+import { maxPerWindow } from './rate-window.js';
 
 const N = Number(process.env['SETLS_CAMPAIGN_TEST_CARDS'] ?? 60);
 const AGENTS = 10;
@@ -48,16 +49,6 @@ async function enrolledCards(n: number, label: Record<string, string>): Promise<
   return out;
 }
 
-/** The largest number of releases inside any 60 s window [t, t + 60 000). */
-function maxPerWindow(times: number[]): number {
-  const s = [...times].sort((a, b) => a - b);
-  let best = 0;
-  for (let i = 0, j = 0; i < s.length; i++) {
-    while (s[j]! < s[i]! - 60_000 + 1) j++;
-    best = Math.max(best, i - j + 1);
-  }
-  return best;
-}
 
 /** Reads `GET /v1/campaigns/{id}/events` until the server ends it; returns the events. */
 function readEvents(id: string): Promise<{ status: number; type: string; events: { event: string; data: any }[] }> {
