@@ -41,20 +41,10 @@ import {
 import { createHash, sign as nodeSign, type KeyObject } from 'node:crypto';
 import { isIPv4, isIPv6 } from 'node:net';
 import { derChildren, derWrap } from './der.js';
+import type { LeafRequest } from './issuing-ca.js';
 
-/** What one leaf says (the same fields as issuing-ca's LeafRequest). */
-export interface LeafFields {
-  readonly spkiDer: Uint8Array;
-  readonly serial: Uint8Array;
-  readonly subject: string;
-  readonly dnsNames: readonly string[];
-  readonly ipAddresses: readonly string[];
-  readonly notBefore: Date;
-  readonly notAfter: Date;
-  readonly crlUrl?: string;
-  readonly serverAuth?: boolean;
-  readonly clientAuth?: boolean;
-}
+/** What one leaf says: issuing-ca's LeafRequest (one definition for both paths). */
+export type LeafFields = LeafRequest;
 
 /** The request is outside what the template encodes: use the high-level path. */
 export class UnsupportedLeaf extends Error {}
