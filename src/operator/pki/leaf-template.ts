@@ -6,7 +6,7 @@
  * are encoded with the same schemas and cached (cards share their names); per certificate only the
  * serial, validity, subject CN, SPKI and subjectKeyIdentifier are framed (der.ts) and the TBS is
  * signed with node:crypto. Synchronous, no WebCrypto, no @peculiar/x509: usable in a worker thread.
- * imports pki/der, @peculiar/asn1-schema, @peculiar/asn1-x509, node:crypto, node:net.
+ * imports pki/der, pki/issuing-ca (type), @peculiar/asn1-schema, @peculiar/asn1-x509, node:crypto, node:net.
  *
  * The output is byte-for-byte the TBSCertificate OperatorCa.issue builds with @peculiar/x509 for the
  * same request (test/operator/leaf-template.test.ts compares both, field by field and whole, and has
