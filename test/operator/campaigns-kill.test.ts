@@ -10,9 +10,7 @@
  */
 import { test, before } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawn, type ChildProcess } from 'node:child_process';
 import { readFileSync } from 'node:fs';
-import { createServer } from 'node:net';
 import { join } from 'node:path';
 import { toHex } from '../../src/bytes/index.js';
 import { parseAuditEntry } from '../../src/gp/admin/audit.js';
@@ -25,9 +23,9 @@ import { openStore } from '../../src/operator/store/index.js';
 import { makeManufacturing, TestCard, TRANSPORT_ID, type Manufacturing } from './isd-fixture.js';
 import { call, tempDir } from './helpers.js';
 import { waitUntil, within } from '../wait.js';
+import { freePort, operatorServing, serveOperator } from './processes.js';
 import { maxPerWindow } from './rate-window.js';
 
-const BIN = join(process.cwd(), 'bin/setls.mjs');
 const CARDS = 24;
 const AGENTS = 4;
 const RATE = 120;
@@ -37,41 +35,6 @@ before(async () => {
 });
 
 const isStoreData = (a: Uint8Array): boolean => a[1] === 0xe2 && a[0] !== 0x80;
-
-async function freePort(): Promise<number> {
-  return new Promise((resolve) => {
-    const s = createServer();
-    s.listen(0, '127.0.0.1', () => {
-      const p = (s.address() as { port: number }).port;
-      s.close(() => resolve(p));
-    });
-  });
-}
-
-interface Served {
-  readonly child: ChildProcess;
-  readonly exited: Promise<number | null>;
-  stderr: string;
-}
-
-function serve(dir: string, port: number): Served {
-  const child = spawn(process.execPath, [BIN, 'operator', 'serve', '--dir', dir, '--port', String(port), '--job-lease', '1500'], { env: { ...process.env, SETLS_LOG_LEVEL: 'warn' } });
-  const s: Served = { child, exited: new Promise((r) => child.on('exit', (code) => r(code))), stderr: '' };
-  child.stderr!.on('data', (d: Buffer) => (s.stderr = (s.stderr + d.toString()).slice(-20_000)));
-  child.stdout!.resume();
-  return s;
-}
-
-async function served(s: Served, url: string, caFile: string): Promise<void> {
-  await waitUntil(async () => {
-    if (s.child.exitCode !== null) throw new Error(`serve exited: ${s.stderr}`);
-    try {
-      return (await call(url, caFile, 'GET', '/healthz')).status === 200;
-    } catch {
-      return false;
-    }
-  }, 'the operator serves', 60_000);
-}
 
 function auditCounts(card: TestCard): Map<string, number> {
   const out = new Map<string, number>();
@@ -100,11 +63,12 @@ test(`SIGKILL the operator mid-campaign (${CARDS} real cards, one re-key held at
   const url = `https://localhost:${port}`;
   const caFile = join(dir, 'tls-ca.crt');
   const api = (method: string, path: string, body?: unknown) => call(url, caFile, method, path, { token: init.adminToken, ...(body !== undefined ? { body } : {}) });
-  let op = serve(dir, port);
+  const serve = () => serveOperator(dir, port, ['--job-lease', '1500'], 'warn');
+  let op = serve();
   const agents: DeviceAgent[] = [];
   let release: ((r: Uint8Array) => void) | undefined;
   try {
-    await served(op, url, caFile);
+    await operatorServing(op, caFile);
     const cards: TestCard[] = [];
     for (let i = 0; i < CARDS; i++) cards.push(await TestCard.create(m));
     assert.equal((await api('POST', '/v1/manifests', { cards: cards.map((c) => c.manifestEntry()) })).status, 201);
@@ -148,8 +112,8 @@ test(`SIGKILL the operator mid-campaign (${CARDS} real cards, one re-key held at
     // the held command never reaches the card (the agent sees an error status word and moves on)
     release!(Uint8Array.of(0x6f, 0x00));
 
-    op = serve(dir, port);
-    await served(op, url, caFile);
+    op = serve();
+    await operatorServing(op, caFile);
     await waitUntil(async () => (v = (await api('GET', `/v1/campaigns/${id}`)).json()).state !== 'running', () => `the campaign ends after the restart (${JSON.stringify(v)})\n${op.stderr}`, 120_000, 100);
     assert.equal(v.state, 'completed', JSON.stringify(v));
     assert.deepEqual(v.counters, { targeted: CARDS, pending: 0, queued: 0, running: 0, succeeded: CARDS, failed: 0, canceled: 0 });

@@ -8,20 +8,18 @@
 // session cookie, and a request from the page without the CSRF token is refused.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawn, type ChildProcess } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
 import { readFileSync, writeFileSync } from 'node:fs';
-import { createServer } from 'node:net';
 import { join } from 'node:path';
 import type { Browser, Page } from 'playwright-core';
 import { fromHex } from '../../src/bytes/index.js';
 import { openSqliteStore } from '../../src/operator/store/index.js';
 import { tempDir } from './helpers.js';
 import { requirePeer } from '../interop/peers.js';
-import { waitUntil, within } from '../wait.js';
+import { waitUntil } from '../wait.js';
 import { launch, onPage, openConsole, pageErrors, requireChromium, shot, signIn } from './console-browser.js';
+import { exec, freePort, ProcessGroup, setls } from './processes.js';
 
-const BIN = join(process.cwd(), 'bin/setls.mjs');
 let tmp: ReturnType<typeof tempDir>;
 let D: string;
 let C: string;
@@ -29,41 +27,10 @@ let opUrl = '';
 let httpsPort: number;
 let uid = '';
 let browser: Browser | undefined;
-const procs: { child: ChildProcess; out: string; exited: Promise<number | null> }[] = [];
+const procs = new ProcessGroup();
+const run = (args: readonly string[]) => setls(args);
+const background = (args: readonly string[]) => procs.background(args);
 
-function exec(cmd: string, args: readonly string[]): Promise<{ code: number | null; stdout: string; stderr: string }> {
-  return new Promise((resolve) => {
-    const p = spawn(cmd, args, { env: { ...process.env, SETLS_LOG: 'info' } });
-    let stdout = '';
-    let stderr = '';
-    p.stdout.on('data', (d: Buffer) => (stdout += d.toString('latin1')));
-    p.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
-    const t = setTimeout(() => p.kill('SIGKILL'), 120_000);
-    p.on('exit', (code) => {
-      clearTimeout(t);
-      resolve({ code, stdout, stderr });
-    });
-    p.stdin.end();
-  });
-}
-const run = (args: readonly string[]) => exec(process.execPath, [BIN, ...args]);
-function background(args: readonly string[]) {
-  const child = spawn(process.execPath, [BIN, ...args], { env: { ...process.env, SETLS_LOG: 'info', SETLS_LOG_LEVEL: 'info' } });
-  const p = { child, out: '', exited: new Promise<number | null>((r) => child.on('exit', (c) => r(c))) };
-  child.stdout!.on('data', (d: Buffer) => (p.out += d.toString()));
-  child.stderr!.on('data', (d: Buffer) => (p.out += d.toString()));
-  procs.push(p);
-  return p;
-}
-async function freePort(): Promise<number> {
-  return new Promise((resolve) => {
-    const s = createServer();
-    s.listen(0, '127.0.0.1', () => {
-      const port = (s.address() as { port: number }).port;
-      s.close(() => resolve(port));
-    });
-  });
-}
 const curl = () => exec('curl', ['-sS', '--max-time', '30', '--cacert', join(D, 'ca.crt'), `https://localhost:${httpsPort}/status`]);
 
 before(async () => {
@@ -73,10 +40,7 @@ before(async () => {
 });
 after(async () => {
   await browser?.close().catch(() => undefined);
-  for (const p of procs) {
-    if (p.child.exitCode === null) p.child.kill('SIGTERM');
-    await within(p.exited, 'a process stops').catch(() => p.child.kill('SIGKILL'));
-  }
+  await procs.stopAll();
   tmp.cleanup();
 });
 

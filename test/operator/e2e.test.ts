@@ -11,69 +11,24 @@
  */
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawn, type ChildProcess } from 'node:child_process';
 import { createHash, X509Certificate } from 'node:crypto';
 import { readFileSync, writeFileSync } from 'node:fs';
-import { createServer } from 'node:net';
 import { join } from 'node:path';
 import { tempDir } from './helpers.js';
 import { requirePeer } from '../interop/peers.js';
-import { waitUntil, within } from '../wait.js';
+import { waitUntil } from '../wait.js';
+import { exec, freePort, ProcessGroup, setls, type Proc } from './processes.js';
 
-const BIN = join(process.cwd(), 'bin/setls.mjs');
 let tmp: ReturnType<typeof tempDir>;
 let D: string; // operator folder
 let C: string; // card folder
 let opUrl: string;
 let httpsPort: number;
 let uid: string;
-const procs: Proc[] = [];
-
-interface Proc {
-  readonly child: ChildProcess;
-  out: string;
-  readonly exited: Promise<number | null>;
-}
-
-function run(args: readonly string[], opts: { input?: string } = {}): Promise<{ code: number | null; stdout: string; stderr: string }> {
-  return exec(process.execPath, [BIN, ...args], opts);
-}
-
-function exec(cmd: string, args: readonly string[], opts: { input?: string } = {}): Promise<{ code: number | null; stdout: string; stderr: string }> {
-  return new Promise((resolve) => {
-    const p = spawn(cmd, args, { env: { ...process.env, SETLS_LOG: 'info' } });
-    let stdout = '';
-    let stderr = '';
-    p.stdout.on('data', (d: Buffer) => (stdout += d.toString('latin1')));
-    p.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
-    const t = setTimeout(() => p.kill('SIGKILL'), 120_000);
-    p.on('exit', (code) => {
-      clearTimeout(t);
-      resolve({ code, stdout, stderr });
-    });
-    p.stdin.on('error', () => undefined);
-    p.stdin.end(opts.input ?? '');
-  });
-}
-
-function background(args: readonly string[]): Proc {
-  const child = spawn(process.execPath, [BIN, ...args], { env: { ...process.env, SETLS_LOG: 'info', SETLS_LOG_LEVEL: 'info' } });
-  const p: Proc = { child, out: '', exited: new Promise((r) => child.on('exit', (c) => r(c))) };
-  child.stdout!.on('data', (d: Buffer) => (p.out += d.toString()));
-  child.stderr!.on('data', (d: Buffer) => (p.out += d.toString()));
-  procs.push(p);
-  return p;
-}
-
-async function freePort(): Promise<number> {
-  return new Promise((resolve) => {
-    const s = createServer();
-    s.listen(0, '127.0.0.1', () => {
-      const port = (s.address() as { port: number }).port;
-      s.close(() => resolve(port));
-    });
-  });
-}
+const procs = new ProcessGroup();
+const run = (args: readonly string[], opts: { input?: string } = {}) => setls(args, opts);
+const background = (args: readonly string[]): Proc => procs.background(args);
+let deviceProc: Proc | undefined;
 
 const op = (args: readonly string[]) => run(['operator', ...args.slice(0, 1), '--dir', D, ...args.slice(1)]);
 const ok = async (args: readonly string[]): Promise<string> => {
@@ -100,10 +55,7 @@ before(async () => {
   C = join(tmp.dir, 'card');
 });
 after(async () => {
-  for (const p of procs) {
-    if (p.child.exitCode === null) p.child.kill('SIGTERM');
-    await within(p.exited, 'a process stops').catch(() => p.child.kill('SIGKILL'));
-  }
+  await procs.stopAll();
   tmp.cleanup();
 });
 
@@ -127,7 +79,7 @@ test('operator and device as real processes: card init, manifest, operator init/
   writeFileSync(join(tmp.dir, 'manifest.json'), manifest.stdout);
   assert.match(await ok(['import-manifest', join(tmp.dir, 'manifest.json')]), /1 card\(s\) imported/);
   httpsPort = await freePort();
-  const device = background(['serve', 'https', '--card-dir', C, '--port', String(httpsPort), '--operator', opUrl, '--operator-ca', join(D, 'tls-ca.crt'), '--operator-token-file', join(tmp.dir, 'agent.token'), '--host-id', 'dev-e2e']);
+  const device = (deviceProc = background(['serve', 'https', '--card-dir', C, '--port', String(httpsPort), '--operator', opUrl, '--operator-ca', join(D, 'tls-ca.crt'), '--operator-token-file', join(tmp.dir, 'agent.token'), '--host-id', 'dev-e2e']));
   await waitUntil(() => /device agent: polling/.test(device.out) || device.child.exitCode !== null, () => `serve https starts: ${device.out}`);
   assert.equal(device.child.exitCode, null, device.out);
   // Before enrolment the card serves its local-CA identity: the operator's CA does not verify it.
@@ -223,7 +175,7 @@ test("a new PIN is printed once to the caller; the agent's log of enrolment, re-
   assert.equal(r.code, 0, r.stderr);
   const pin = /new user PIN: (\d{8})/.exec(r.stdout)?.[1];
   assert.ok(pin, r.stdout);
-  const device = procs[1]!;
+  const device = deviceProc!;
   const agentLines = device.out.split('\n').filter((l) => l.includes('agent:'));
   assert.ok(agentLines.length > 5, 'the agent logged its scripts');
   const log = agentLines.join('\n');

@@ -11,7 +11,7 @@
  */
 import { test, before } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import { spawnSync } from 'node:child_process';
 import { cpSync, readFileSync } from 'node:fs';
 import { createServer, connect, type Server, type Socket } from 'node:net';
 import { join } from 'node:path';
@@ -28,8 +28,8 @@ import { createTempDb, pgUnavailable } from './pg-helpers.js';
 import pg from 'pg';
 import { skipOrFail } from '../ci.js';
 import { waitUntil, within } from '../wait.js';
+import { BIN, freePort, operatorServing, serveOperator, type OperatorNode } from './processes.js';
 
-const BIN = join(process.cwd(), 'bin/setls.mjs');
 const LEASE_MS = 1500;
 let m: Manufacturing;
 before(async () => {
@@ -56,15 +56,6 @@ function gate(card: TestCard, nth: number): { reached: Promise<void>; release: (
   return { reached: r, release };
 }
 
-async function freePort(): Promise<number> {
-  return new Promise((resolve) => {
-    const s = createServer();
-    s.listen(0, '127.0.0.1', () => {
-      const p = (s.address() as { port: number }).port;
-      s.close(() => resolve(p));
-    });
-  });
-}
 
 /** The load balancer: each connection goes to the first back end that accepts it (TLS passes through). */
 async function front(backends: () => number[]): Promise<{ port: number; server: Server; close: () => Promise<void> }> {
@@ -106,34 +97,6 @@ async function front(backends: () => number[]): Promise<{ port: number; server: 
   };
 }
 
-interface Node {
-  readonly child: ChildProcess;
-  readonly port: number;
-  readonly exited: Promise<number | null>;
-  stderr: string;
-}
-
-function serve(dir: string, port: number, store: string): Node {
-  const child = spawn(process.execPath, [BIN, 'operator', 'serve', '--dir', dir, '--port', String(port), '--store', store, '--job-lease', String(LEASE_MS)], {
-    env: { ...process.env, SETLS_LOG_LEVEL: 'info' },
-  });
-  const n: Node = { child, port, exited: new Promise((r) => child.on('exit', (code) => r(code))), stderr: '' };
-  child.stderr!.on('data', (d: Buffer) => (n.stderr += d.toString()));
-  child.stdout!.resume();
-  return n;
-}
-
-async function serving(n: Node, caFile: string): Promise<void> {
-  await waitUntil(async () => {
-    if (n.child.exitCode !== null) throw new Error(`serve exited: ${n.stderr}`);
-    try {
-      return (await call(`https://localhost:${n.port}`, caFile, 'GET', '/healthz')).status === 200;
-    } catch {
-      return false;
-    }
-  }, 'the operator node serves', 60_000);
-}
-
 /** What the card's own audit log says happened: event code (and function tag) â†’ count. */
 function auditCounts(card: TestCard): Map<string, number> {
   const out = new Map<string, number>();
@@ -153,7 +116,7 @@ test('two operator nodes on one PostgreSQL: SIGKILL the node holding the jobs â†
   const tmp = tempDir('setls-nodes-');
   const dirA = join(tmp.dir, 'node-a');
   const dirB = join(tmp.dir, 'node-b');
-  const nodes: Node[] = [];
+  const nodes: OperatorNode[] = [];
   const agents: DeviceAgent[] = [];
   let lb: Awaited<ReturnType<typeof front>> | undefined;
   const gates: ReturnType<typeof gate>[] = [];
@@ -175,10 +138,10 @@ test('two operator nodes on one PostgreSQL: SIGKILL the node holding the jobs â†
     };
     const caFile = join(dirA, 'tls-ca.crt');
 
-    const a = serve(dirA, await freePort(), db.url);
+    const a = serveOperator(dirA, await freePort(), ['--store', db.url, '--job-lease', String(LEASE_MS)]);
     nodes.push(a);
-    await serving(a, caFile);
-    let b: Node | undefined;
+    await operatorServing(a, caFile);
+    let b: OperatorNode | undefined;
     lb = await front(() => [a.port, ...(b ? [b.port] : [])]);
     const url = `https://localhost:${lb.port}`;
     const api = (method: string, path: string, body?: unknown) => call(url, caFile, method, path, { token: init.adminToken, ...(body !== undefined ? { body } : {}) });
@@ -209,9 +172,9 @@ test('two operator nodes on one PostgreSQL: SIGKILL the node holding the jobs â†
       await waitUntil(async () => (await api('GET', `/v1/cards/${c.uidHex}`)).json().certificates.length === 1, 'the certificate is issued by node A');
     }
     // Node B starts while A holds both jobs under a live lease; then A dies.
-    b = serve(dirB, await freePort(), db.url);
+    b = serveOperator(dirB, await freePort(), ['--store', db.url, '--job-lease', String(LEASE_MS)]);
     nodes.push(b);
-    await serving(b, caFile);
+    await operatorServing(b, caFile);
     a.child.kill('SIGKILL');
     assert.equal(await within(a.exited, 'node A dies'), null);
     for (const g of gates) g.release(Uint8Array.of(0x6f, 0x00)); // the held commands never reach the cards
@@ -262,20 +225,20 @@ test('two operator nodes, the agents polling node A only: jobs created through n
   const tmp = tempDir('setls-route-');
   const dirA = join(tmp.dir, 'node-a');
   const dirB = join(tmp.dir, 'node-b');
-  const nodes: Node[] = [];
+  const nodes: OperatorNode[] = [];
   const agents: DeviceAgent[] = [];
   const sql = new pg.Client({ connectionString: db.url });
-  let stopped: Node | undefined;
+  let stopped: OperatorNode | undefined;
   try {
     const init = await initOperator({ dir: dirA, store: db.url, manufacturerCaPems: [m.caPem] });
     writeSecretFile(join(dirA, 'keys', `transport-${TRANSPORT_ID}.key`), toHex(m.transportMaster) + '\n');
     cpSync(dirA, dirB, { recursive: true });
     const caFile = join(dirA, 'tls-ca.crt');
-    const a = serve(dirA, await freePort(), db.url);
-    const b = serve(dirB, await freePort(), db.url);
+    const a = serveOperator(dirA, await freePort(), ['--store', db.url, '--job-lease', String(LEASE_MS)]);
+    const b = serveOperator(dirB, await freePort(), ['--store', db.url, '--job-lease', String(LEASE_MS)]);
     nodes.push(a, b);
-    await serving(a, caFile);
-    await serving(b, caFile);
+    await operatorServing(a, caFile);
+    await operatorServing(b, caFile);
     const apiB = (method: string, path: string, body?: unknown) =>
       call(`https://localhost:${b.port}`, caFile, method, path, { token: init.adminToken, ...(body !== undefined ? { body } : {}) });
     const cards = [await TestCard.create(m), await TestCard.create(m)];

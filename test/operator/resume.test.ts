@@ -11,8 +11,7 @@
  */
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
-import { createServer } from 'node:net';
+import { spawnSync } from 'node:child_process';
 import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { toHex } from '../../src/bytes/index.js';
@@ -24,8 +23,8 @@ import { makeBench, makeManufacturing, TestCard, TRANSPORT_ID, type Manufacturin
 import { call, tempDir } from './helpers.js';
 import { waitUntil, within } from '../wait.js';
 import { raw } from '../agent/operator-fixture.js';
+import { BIN, freePort, operatorServing, serveOperator } from './processes.js';
 
-const BIN = join(process.cwd(), 'bin/setls.mjs');
 let m: Manufacturing;
 before(async () => {
   m = await makeManufacturing();
@@ -53,41 +52,6 @@ function gate(card: TestCard, nth: number): { reached: Promise<void>; release: (
   return { reached: r, release };
 }
 
-async function freePort(): Promise<number> {
-  return new Promise((resolve) => {
-    const s = createServer();
-    s.listen(0, '127.0.0.1', () => {
-      const p = (s.address() as { port: number }).port;
-      s.close(() => resolve(p));
-    });
-  });
-}
-
-interface Served {
-  readonly child: ChildProcess;
-  readonly exited: Promise<number | null>;
-  stderr: string;
-}
-
-function serve(dir: string, port: number): Served {
-  const child = spawn(process.execPath, [BIN, 'operator', 'serve', '--dir', dir, '--port', String(port), '--job-lease', '1500'], { env: { ...process.env, SETLS_LOG_LEVEL: 'info' } });
-  const s: Served = { child, exited: new Promise((r) => child.on('exit', (code) => r(code))), stderr: '' };
-  child.stderr!.on('data', (d: Buffer) => (s.stderr += d.toString()));
-  child.stdout!.resume();
-  return s;
-}
-
-async function served(s: Served, url: string, caFile: string): Promise<void> {
-  await waitUntil(async () => {
-    if (s.child.exitCode !== null) throw new Error(`serve exited: ${s.stderr}`);
-    try {
-      return (await call(url, caFile, 'GET', '/healthz')).status === 200;
-    } catch {
-      return false;
-    }
-  }, 'the operator serves');
-}
-
 async function killOperatorMidEnrolment(nth: number, label: string): Promise<void> {
   const t = tempDir('setls-kill-');
   const dir = join(t.dir, 'op');
@@ -102,10 +66,11 @@ async function killOperatorMidEnrolment(nth: number, label: string): Promise<voi
   const url = `https://localhost:${port}`;
   const caFile = join(dir, 'tls-ca.crt');
   const api = (method: string, path: string, body?: unknown) => call(url, caFile, method, path, { token: init.adminToken, ...(body !== undefined ? { body } : {}) });
-  let op = serve(dir, port);
+  const serve = () => serveOperator(dir, port, ['--job-lease', '1500']);
+  let op = serve();
   let agent: DeviceAgent | undefined;
   try {
-    await served(op, url, caFile);
+    await operatorServing(op, caFile);
     const card = await TestCard.create(m);
     assert.equal((await api('POST', '/v1/manifests', { cards: [card.manifestEntry()] })).status, 201);
     const g = gate(card, nth);
@@ -117,8 +82,8 @@ async function killOperatorMidEnrolment(nth: number, label: string): Promise<voi
     assert.equal(await within(op.exited, 'the operator dies'), null);
     // The command in flight never reaches the card (the agent sees an error status word and moves on).
     g.release(Uint8Array.of(0x6f, 0x00));
-    op = serve(dir, port);
-    await served(op, url, caFile);
+    op = serve();
+    await operatorServing(op, caFile);
     let done: any;
     await waitUntil(async () => {
       done = (await api('GET', `/v1/jobs/${job.id}`)).json().job;

@@ -8,66 +8,20 @@
  */
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawn, type ChildProcess } from 'node:child_process';
 import { writeFileSync } from 'node:fs';
-import { createServer } from 'node:net';
 import { join } from 'node:path';
 import { tempDir } from './helpers.js';
 import { requirePeer } from '../interop/peers.js';
-import { waitUntil, within } from '../wait.js';
+import { waitUntil } from '../wait.js';
+import { exec, freePort, ProcessGroup, setls, type Proc } from './processes.js';
 
-const BIN = join(process.cwd(), 'bin/setls.mjs');
 let tmp: ReturnType<typeof tempDir>;
 let D: string;
 let opUrl = '';
-const procs: Proc[] = [];
-
-interface Proc {
-  readonly child: ChildProcess;
-  out: string;
-  readonly exited: Promise<number | null>;
-}
-
-function exec(cmd: string, args: readonly string[]): Promise<{ code: number | null; stdout: string; stderr: string }> {
-  return new Promise((resolve) => {
-    const p = spawn(cmd, args, { env: { ...process.env, SETLS_LOG: 'info' } });
-    let stdout = '';
-    let stderr = '';
-    p.stdout.on('data', (d: Buffer) => (stdout += d.toString('latin1')));
-    p.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
-    const t = setTimeout(() => p.kill('SIGKILL'), 120_000);
-    p.on('exit', (code) => {
-      clearTimeout(t);
-      resolve({ code, stdout, stderr });
-    });
-    p.stdin.end();
-  });
-}
-const run = (args: readonly string[]) => exec(process.execPath, [BIN, ...args]);
-
-function background(args: readonly string[]): Proc {
-  const child = spawn(process.execPath, [BIN, ...args], { env: { ...process.env, SETLS_LOG: 'info', SETLS_LOG_LEVEL: 'info' } });
-  const p: Proc = { child, out: '', exited: new Promise((r) => child.on('exit', (c) => r(c))) };
-  child.stdout!.on('data', (d: Buffer) => (p.out += d.toString()));
-  child.stderr!.on('data', (d: Buffer) => (p.out += d.toString()));
-  procs.push(p);
-  return p;
-}
-
-async function stop(p: Proc): Promise<void> {
-  if (p.child.exitCode === null) p.child.kill('SIGTERM');
-  await within(p.exited, 'a process stops').catch(() => p.child.kill('SIGKILL'));
-}
-
-async function freePort(): Promise<number> {
-  return new Promise((resolve) => {
-    const s = createServer();
-    s.listen(0, '127.0.0.1', () => {
-      const port = (s.address() as { port: number }).port;
-      s.close(() => resolve(port));
-    });
-  });
-}
+const procs = new ProcessGroup();
+const run = (args: readonly string[]) => setls(args);
+const background = (args: readonly string[]): Proc => procs.background(args);
+const stop = (p: Proc): Promise<void> => procs.stop(p);
 
 /** A fresh card whose manifest the operator imported. */
 async function newCard(name: string): Promise<{ dir: string; uid: string }> {
@@ -104,7 +58,7 @@ before(async () => {
   D = join(tmp.dir, 'op');
 });
 after(async () => {
-  for (const p of procs) await stop(p);
+  await procs.stopAll();
   tmp.cleanup();
 });
 
