@@ -27,9 +27,29 @@ export function patternByte(i: number): number {
   return (i * 31 + (i >>> 8) + (i >>> 16)) & 0xff;
 }
 
+/**
+ * The pattern by 64 KiB blocks: with i = 65536·h + 256·m + l, byte i = (31·l + m + h) mod 256, so
+ * block h is block 0 shifted by 256·h bytes (mod 64 KiB). BLOCKS holds block 0 twice: any run of a
+ * block is one copy from it (GET /bytes/N costs a memcpy per chunk, not a loop over every byte).
+ */
+const BLOCK = 65536;
+const BLOCKS: Buffer = (() => {
+  const b = Buffer.alloc(2 * BLOCK);
+  for (let i = 0; i < BLOCK; i++) b[i] = b[i + BLOCK] = patternByte(i);
+  return b;
+})();
+
 function patternChunk(offset: number, n: number): Buffer {
   const b = Buffer.allocUnsafe(n);
-  for (let i = 0; i < n; i++) b[i] = patternByte(offset + i);
+  let o = 0;
+  while (o < n) {
+    const i = offset + o;
+    const inBlock = i % BLOCK;
+    const run = Math.min(n - o, BLOCK - inBlock);
+    const from = (inBlock + 256 * Math.floor(i / BLOCK)) % BLOCK;
+    BLOCKS.copy(b, o, from, from + run);
+    o += run;
+  }
   return b;
 }
 
