@@ -6,7 +6,8 @@
  * MB/s and server CPU ms/MB per variant (process.cpuUsage over each download), then the top self-time
  * frames of one variant (--variant, default setls-export), profiled with node:inspector around its downloads only.
  *
- *   node --import tsx bench/bulk-profile.ts [--bytes 67108864] [--rounds 2] [--top 30] [--no-profile] [--client curl|node] [--variant setls-export|node:tls] [--raw FILE.cpuprofile]
+ *   node --import tsx bench/bulk-profile.ts [--bytes 67108864] [--rounds 2] [--top 30] [--warmup-bytes 4000000] [--measure setls-export|node:tls] [--no-profile] [--client curl|node] [--variant setls-export|node:tls] [--raw FILE.cpuprofile] [--marks]
+ *   node --import tsx bench/bulk-profile.ts --summarise FILE.cpuprofile --window FROM_US,TO_US   (a --cpu-prof file of a --marks run)
  *
  * imports src/cli (card init) and bench/ helpers only.
  */
@@ -59,11 +60,14 @@ let nodeClient: NodeClient | undefined;
 
 async function download(s: ServerUnderTest, caFile: string, bytes: number): Promise<{ mbps: number; cpuMsPerMB: number; userMsPerMB: number }> {
   const t0 = performance.now();
+  const h0 = process.hrtime.bigint() / 1000n;
   const c0 = process.cpuUsage();
   const got = nodeClient ? await nodeClient.get(s.port, bytes) : await curl(s.port, caFile, bytes);
   const c = process.cpuUsage(c0);
   const ms = performance.now() - t0;
   if (got !== bytes) throw new Error(`${s.name}: ${got} bytes, not ${bytes}`);
+  // µs on the monotonic clock of V8's profiler: `--window` picks this download out of a --cpu-prof file
+  if (values.marks) console.error(`window ${s.name} ${h0},${process.hrtime.bigint() / 1000n}`);
   await s.idle();
   return { mbps: bytes / 1e6 / (ms / 1000), cpuMsPerMB: (c.user + c.system) / 1000 / (bytes / 1e6), userMsPerMB: c.user / 1000 / (bytes / 1e6) };
 }
@@ -77,9 +81,31 @@ const { values } = parseArgs({
     raw: { type: 'string' },
     variant: { type: 'string', default: 'setls-export' },
     client: { type: 'string', default: 'curl' },
+    'warmup-bytes': { type: 'string', default: '4000000' },
+    measure: { type: 'string' },
+    marks: { type: 'boolean', default: false },
+    summarise: { type: 'string' },
+    window: { type: 'string' },
   },
   strict: true,
 });
+if (values.summarise) {
+  // a `node --cpu-prof` file of this script run with --marks: the top frames of the samples inside --window a,b (µs)
+  const p = JSON.parse(readFileSync(values.summarise, 'utf8')) as Parameters<typeof summariseProfile>[0] & { startTime: number };
+  const [a, b] = (values.window ?? '0,1e18').split(',').map(Number) as [number, number];
+  const samples: number[] = [];
+  const timeDeltas: number[] = [];
+  let t = p.startTime;
+  for (let i = 0; i < p.samples.length; i++) {
+    t += p.timeDeltas[i]!;
+    if (t >= a && t <= b) {
+      samples.push(p.samples[i]!);
+      timeDeltas.push(p.timeDeltas[i]!);
+    }
+  }
+  console.log(humanProfile(summariseProfile({ ...p, samples, timeDeltas }, 1, Number(values.top)), `${values.summarise} in ${a}..${b}`, Number(values.top)));
+  process.exit(0);
+}
 const bytes = Number(values.bytes);
 const rounds = Number(values.rounds);
 const root = mkdtempSync(join(tmpdir(), 'setls-bulkprof-'));
@@ -98,18 +124,22 @@ try {
     new Promise((resolve, reject) => session.post(method, params ?? {}, (err, r) => (err ? reject(err) : resolve(r as T))));
   try {
     // warm-up (JIT), not measured
-    for (const s of [exp, node]) await download(s, init.caCertPath, Math.min(bytes, 4_000_000));
+    const warm = Number(values['warmup-bytes']);
+    if (warm > 0) for (const s of [exp, node]) await download(s, init.caCertPath, warm);
     const res: Record<string, { mbps: number; cpuMsPerMB: number; userMsPerMB: number }[]> = { 'setls-export': [], 'node:tls': [] };
     for (let r = 0; r < rounds; r++) {
-      for (const s of r % 2 ? [node, exp] : [exp, node]) res[s.name]!.push(await download(s, init.caCertPath, bytes));
+      for (const s of r % 2 ? [node, exp] : [exp, node]) if (!values.measure || values.measure === s.name) res[s.name]!.push(await download(s, init.caCertPath, bytes));
     }
     const avg = (xs: number[]): number => xs.reduce((a, b) => a + b, 0) / xs.length;
     for (const [name, xs] of Object.entries(res)) {
-      console.log(`${name.padEnd(13)} ${avg(xs.map((x) => x.mbps)).toFixed(1).padStart(7)} MB/s (${xs.map((x) => x.mbps.toFixed(0)).join('/')}), server CPU ${avg(xs.map((x) => x.cpuMsPerMB)).toFixed(2)} ms/MB (${xs.map((x) => x.cpuMsPerMB.toFixed(2)).join('/')}; user ${avg(xs.map((x) => x.userMsPerMB)).toFixed(2)})`);
+      if (!xs.length) continue;
+      const best = Math.min(...xs.map((x) => x.cpuMsPerMB));
+      console.log(`${name.padEnd(13)} ${avg(xs.map((x) => x.mbps)).toFixed(1).padStart(7)} MB/s (${xs.map((x) => x.mbps.toFixed(0)).join('/')}), server CPU ${avg(xs.map((x) => x.cpuMsPerMB)).toFixed(2)} ms/MB, best ${best.toFixed(2)} (${xs.map((x) => x.cpuMsPerMB.toFixed(2)).join('/')}; user ${avg(xs.map((x) => x.userMsPerMB)).toFixed(2)})`);
     }
     const e = res['setls-export']!;
     const n = res['node:tls']!;
-    console.log(`ratio setls-export / node:tls: MB/s ${(avg(e.map((x) => x.mbps)) / avg(n.map((x) => x.mbps))).toFixed(3)}×, CPU ms/MB ${(avg(e.map((x) => x.cpuMsPerMB)) / avg(n.map((x) => x.cpuMsPerMB))).toFixed(3)}×  (load ${(await import('node:os')).loadavg().map((l) => l.toFixed(2)).join(' ')})`);
+    const best = (xs: { cpuMsPerMB: number }[]): number => Math.min(...xs.map((x) => x.cpuMsPerMB));
+    console.log(`ratio setls-export / node:tls: MB/s ${(avg(e.map((x) => x.mbps)) / avg(n.map((x) => x.mbps))).toFixed(3)}×, CPU ms/MB ${(avg(e.map((x) => x.cpuMsPerMB)) / avg(n.map((x) => x.cpuMsPerMB))).toFixed(3)}× (best ${(best(e) / best(n)).toFixed(3)}×)  (load ${(await import('node:os')).loadavg().map((l) => l.toFixed(2)).join(' ')})`);
     if (!values['no-profile']) {
       await post('Profiler.enable');
       await post('Profiler.setSamplingInterval', { interval: 100 });
