@@ -267,7 +267,8 @@ export function aeadSealPieces(
   const t = c.update(last);
   const f = c.final();
   const tag = c.getAuthTag();
-  const tail = new Uint8Array(t.length + f.length + tag.length);
+  // a small pooled Buffer (nothing secret: ciphertext and tag), written to the socket as is
+  const tail = Buffer.allocUnsafe(t.length + f.length + tag.length);
   tail.set(t);
   tail.set(f, t.length);
   tail.set(tag, t.length + f.length);
