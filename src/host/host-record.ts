@@ -158,8 +158,8 @@ class Direction12 {
   seal(type: number, content: Uint8Array): Uint8Array {
     return this.k.seal(type, content);
   }
-  sealv(type: number, pieces: readonly Uint8Array[], _bytes: number, out: Uint8Array[]): void {
-    out.push(this.k.seal(type, pieces.length === 1 ? pieces[0]! : concat(...pieces)));
+  sealv(type: number, pieces: readonly Uint8Array[], bytes: number, out: Uint8Array[]): void {
+    this.k.sealPieces(type, pieces, bytes, out);
   }
   open(record: Uint8Array): { type: number; content: Uint8Array } | undefined {
     return this.k.open(record);

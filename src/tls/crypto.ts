@@ -239,8 +239,8 @@ export function aeadSeal(
  * AEAD encryption of `pieces` followed by `last`, as if concatenated, without copying them together:
  * appends one ciphertext chunk per non-empty piece to `out`, then one chunk holding the rest of the
  * ciphertext and the tag. AES-GCM and ChaCha20-Poly1305 only (they take several update() calls;
- * AES-CCM takes one: use aeadSeal). `last` must not be empty. On an internal length mismatch nothing
- * is left appended and ERR_TLS_INTERNAL is thrown.
+ * AES-CCM takes one: use aeadSeal). `last` may be empty (TLS 1.2: no inner content type). On an
+ * internal length mismatch nothing is left appended and ERR_TLS_INTERNAL is thrown.
  */
 export function aeadSealPieces(
   aead: AeadName,
