@@ -56,6 +56,8 @@ interface Options {
   warmup: number;
   bulkBytes: number;
   bulkRounds: number;
+  /** Unchecked bulk download per bulk variant before the measured ones, bytes (JIT warm-up of the record path). */
+  bulkWarmup: number;
   /** Connections per concurrency level (at least the level itself). */
   concN: number;
   /** Also run bench/pcsc.ts (handshakes/s through pcscd vs in-process; root + pcscd + vpcd, else skipped). */
@@ -94,6 +96,7 @@ function options(argv: string[]): Options {
       warmup: { type: 'string' },
       'bulk-bytes': { type: 'string' },
       'bulk-rounds': { type: 'string' },
+      'bulk-warmup': { type: 'string' },
       'conc-n': { type: 'string' },
       'mem-k': { type: 'string' },
       'mem-samples': { type: 'string' },
@@ -124,6 +127,8 @@ function options(argv: string[]): Options {
         '  --bulk-bytes   size of the bulk download (default 67108864 = 64 MiB, the demo plug maximum; --quick: 1000000)\n' +
         '  --conc-n       connections per concurrency level 1/16/256 (default 768; --quick: 16), bounded to 60 s each\n' +
         '  --bulk-rounds  bulk downloads per variant (default: --rounds)\n' +
+        '  --bulk-warmup  bytes of one unchecked bulk download per bulk variant before the measured ones (default min(--bulk-bytes, 16777216); --quick: 0;\n' +
+        '                 0 = only the 1 MB checked warm-up). A setls record path is JavaScript: its first tens of MB run before the JIT has optimised it\n' +
         '  --mem-k        idle sessions held for the memory section, setls record layer on the host and node:tls (default 200; --quick: 16);\n' +
         '                 record layer in the card: min(K, 16 slots of the 4-card × 4-channel pool)\n' +
         '  --mem-samples  memoryUsage() readings (after gc) per point, median taken (default 5; --quick: 3)\n' +
@@ -167,6 +172,7 @@ function options(argv: string[]): Options {
     bulkBytes: int(values['bulk-bytes'], quick ? 1_000_000 : 64 * 1024 * 1024, 'bulk-bytes', 0),
     concN: int(values['conc-n'], quick ? 16 : 768, 'conc-n', 1),
     bulkRounds: int(values['bulk-rounds'], rounds, 'bulk-rounds', 0),
+    bulkWarmup: int(values['bulk-warmup'], quick ? 0 : Math.min(int(values['bulk-bytes'], quick ? 1_000_000 : 64 * 1024 * 1024, 'bulk-bytes', 0), 16 * 1024 * 1024), 'bulk-warmup', 0),
     json: values.json ?? false,
     pcsc: values.pcsc ?? false,
     memK: int(values['mem-k'], quick ? 16 : 200, 'mem-k', 1),
@@ -252,6 +258,20 @@ interface Batch {
 }
 
 type JobExtra = Pick<Job, 'version' | 'resume' | 'concurrency' | 'maxMs' | 'checkBody'>;
+
+/**
+ * One unchecked download of --bulk-warmup bytes per bulk variant (not measured): the setls record
+ * paths are JavaScript, run by the interpreter until the JIT has seen enough of them (tens of MB),
+ * while node:tls seals in C++; without it the first measured rounds time the JIT, not the server.
+ */
+async function bulkWarmup(client: LoadClient, o: Options, servers: readonly ServerUnderTest[], progress: (s: string) => void): Promise<void> {
+  if (o.bulkWarmup <= 0 || o.bulkBytes <= 0) return;
+  for (const s of servers) {
+    const b = await measure(client, s, 'bulk', 1, -1, o.bulkWarmup, { checkBody: false });
+    if (b.result.errors.length) throw new Error(`bulk warm-up of ${s.name} failed: ${b.result.errors.join('; ')}`);
+    progress('.');
+  }
+}
 
 async function measure(client: LoadClient, s: ServerUnderTest, kind: JobKind, n: number, round: number, bytes?: number, extra: JobExtra = {}, tag?: string): Promise<Batch> {
   await s.idle();
@@ -455,7 +475,7 @@ const fmt = (x: number, d = 2): string => (Number.isFinite(x) ? x.toFixed(d) : '
 function human(report: Report): string {
   const out: string[] = [];
   out.push(`setls bench — ${report.meta.date}  node ${report.meta.node}, ${report.meta.cpus} CPU (${report.meta.cpuModel}), load ${report.meta.loadavg.map((x) => x.toFixed(2)).join(' ')}`);
-  out.push(`n=${report.config.n} connections per batch, ${report.config.rounds} round(s) interleaved, warm-up ${report.config.warmup}/variant/mode, bulk ${report.config.bulkBytes} B × ${report.config.bulkRounds}`);
+  out.push(`n=${report.config.n} connections per batch, ${report.config.rounds} round(s) interleaved, warm-up ${report.config.warmup}/variant/mode, bulk ${report.config.bulkBytes} B × ${report.config.bulkRounds} (warm-up ${report.config.bulkWarmup} B/variant)`);
   for (const note of NOTES) out.push(`  * ${note}`);
   out.push('');
   for (const kind of ['handshake', 'request'] as const) {
@@ -855,6 +875,7 @@ async function main(): Promise<void> {
       }
       const b = await measure(client, exportVariant, 'bulk', 1, -1, Math.min(o.bulkBytes, 1_000_000), { checkBody: true });
       if (b.result.errors.length) throw new Error(`warm-up of ${SETLS_EXPORT} (bulk) failed: ${b.result.errors.join('; ')}`);
+      await bulkWarmup(client, o, bulkServers, progress);
       progress('\n');
     }
     for (let r = 0; r < o.rounds; r++) {
@@ -1110,7 +1131,7 @@ function failedSections(x: Extra): string[] {
 }
 
 function configOf(o: Options): Report['config'] {
-  return { n: o.n, rounds: o.rounds, warmup: o.warmup, bulkBytes: o.bulkBytes, bulkRounds: o.bulkRounds, concN: o.concN, memK: o.memK, memSamples: o.memSamples, coapN: o.coapN, coapSpawns: o.coapSpawns, pressureClients: o.pressureClients, pressureTotal: o.pressureTotal, pressureLegit: o.pressureLegit, opCards: o.opCards, opLocks: o.opLocks, ...(o.only ? { only: o.only } : {}), pcsc: o.pcsc, quick: o.quick, profile: o.profile, poolClients: o.poolClients };
+  return { n: o.n, rounds: o.rounds, warmup: o.warmup, bulkBytes: o.bulkBytes, bulkRounds: o.bulkRounds, bulkWarmup: o.bulkWarmup, concN: o.concN, memK: o.memK, memSamples: o.memSamples, coapN: o.coapN, coapSpawns: o.coapSpawns, pressureClients: o.pressureClients, pressureTotal: o.pressureTotal, pressureLegit: o.pressureLegit, opCards: o.opCards, opLocks: o.opLocks, ...(o.only ? { only: o.only } : {}), pcsc: o.pcsc, quick: o.quick, profile: o.profile, poolClients: o.poolClients };
 }
 
 function metaOf(o: Options, root: string): Report['meta'] {
@@ -1183,6 +1204,7 @@ async function onlyBulk(
         if (b.result.errors.length) throw new Error(`warm-up of ${s.name} (bulk) failed: ${b.result.errors.join('; ')}`);
         c.progress('.');
       }
+      await bulkWarmup(client, o, bulkServers, c.progress);
       c.progress('\n');
     }
     if (o.bulkBytes > 0) {
@@ -1215,7 +1237,7 @@ async function onlyBulk(
     process.stdout.write(JSON.stringify(report) + '\n');
   } else {
     const out: string[] = [`setls bench (--only bulk) — ${report.meta.date}  node ${report.meta.node}, ${report.meta.cpus} CPU (${report.meta.cpuModel}), load ${report.meta.loadavg.map((x) => x.toFixed(2)).join(' ')}`, ''];
-    out.push(`== bulk: one GET /bytes/${o.bulkBytes} per download × ${o.bulkRounds} round(s) interleaved; setls-card: records in the card (setls-ext), setls-export: exported to the host (TLS-Tandem); MB = 10^6 bytes of body ==`);
+    out.push(`== bulk: one GET /bytes/${o.bulkBytes} per download × ${o.bulkRounds} round(s) interleaved (after a ${o.bulkWarmup} B warm-up download each); setls-card: records in the card (setls-ext), setls-export: exported to the host (TLS-Tandem); MB = 10^6 bytes of body ==`);
     const rows: string[][] = [['server', 'MB/s', 'per round', 'vs node', 'srv CPU ms/MB', 'vs node', 'errors']];
     for (const s of bulkServers) {
       const b = bulk[s.name];
@@ -1271,6 +1293,7 @@ async function onlyCpu(
         if (b.result.errors.length) throw new Error(`warm-up of ${s.name} (bulk) failed: ${b.result.errors.join('; ')}`);
         c.progress('.');
       }
+      await bulkWarmup(client, o, bulkServers, c.progress);
       c.progress('\n');
     }
     for (let r = 0; r < o.rounds; r++) {

@@ -22,7 +22,7 @@ import { SetlsError, concat, wipe } from '../bytes/index.js';
 import { AEAD_SUITES12 } from '../tls/record/aead-suites12.js';
 import { MAX_CIPHERTEXT_FRAGMENT, MAX_CIPHERTEXT_FRAGMENT_12 } from '../tls/record/framing.js';
 import { RecordKey12 } from '../tls/record/protection12.js';
-import { nonceFor } from '../tls/record/protection.js';
+import { nonceFor, nonceInto } from '../tls/record/protection.js';
 import { aeadOpen, aeadSeal, aeadSealPieces, hkdfExpandLabel, SUITES, type AeadName, type HashName } from '../tls/crypto.js';
 import { wipeExportedSession, type ExportedSessionBlob } from './card-codec.js';
 import { CONTENT_TYPE_ALERT, CONTENT_TYPE_APPLICATION_DATA, MAX_PLAINTEXT, type DecryptResult, type HandshakeStep } from './eap-session.js';
@@ -44,6 +44,9 @@ const ALERT = {
 function hostErr(code: string, message: string): SetlsError {
   return new SetlsError(code, message);
 }
+
+/** The TLSInnerPlaintext content-type byte sealv() appends, by type (read only: never handed out). */
+const INNER_TYPE: Readonly<Record<number, Uint8Array>> = { 21: Uint8Array.of(21), 22: Uint8Array.of(22), 23: Uint8Array.of(23) };
 
 function seqNumber(b: bigint, what: string): number {
   if (b < 0n || b > BigInt(Number.MAX_SAFE_INTEGER)) throw hostErr('ERR_HOST_EXPORT_BLOB', `${what} sequence number out of range`);
@@ -68,6 +71,9 @@ class Direction13 {
     this.key = key;
     this.iv = iv;
   }
+
+  /** sealv()'s per-record nonce, computed in place (wiped after each record). */
+  private readonly nonce = new Uint8Array(12);
 
   /** RFC 8446 §7.2: application_traffic_secret_N+1 = HKDF-Expand-Label(secret_N, "traffic upd", "", Hash.length). */
   update(): void {
@@ -96,12 +102,18 @@ class Direction13 {
     for (const p of pieces) total += p.length;
     if (total !== bytes) throw hostErr('ERR_HOST_INTERNAL', `pieces hold ${total} bytes, not the ${bytes} announced`);
     const len = bytes + 1 + this.tagLength;
-    const hdr = Uint8Array.of(23, 3, 3, len >> 8, len & 0xff);
-    const nonce = nonceFor(this.iv, this.seq++);
+    // a small pooled Buffer: the socket takes it as is (no Uint8Array → Buffer view per chunk)
+    const hdr = Buffer.allocUnsafe(5);
+    hdr[0] = 23;
+    hdr[1] = 3;
+    hdr[2] = 3;
+    hdr[3] = len >> 8;
+    hdr[4] = len & 0xff;
+    const nonce = nonceInto(this.iv, this.seq++, this.nonce);
     const first = out.length;
     out.push(hdr);
     try {
-      aeadSealPieces(this.aead, this.key, nonce, hdr, pieces, Uint8Array.of(type), this.tagLength, out);
+      aeadSealPieces(this.aead, this.key, nonce, hdr, pieces, INNER_TYPE[type] ?? Uint8Array.of(type), this.tagLength, out);
     } catch (e) {
       out.length = first;
       throw e;
@@ -146,8 +158,8 @@ class Direction12 {
   seal(type: number, content: Uint8Array): Uint8Array {
     return this.k.seal(type, content);
   }
-  sealv(type: number, pieces: readonly Uint8Array[], _bytes: number, out: Uint8Array[]): void {
-    out.push(this.k.seal(type, pieces.length === 1 ? pieces[0]! : concat(...pieces)));
+  sealv(type: number, pieces: readonly Uint8Array[], bytes: number, out: Uint8Array[]): void {
+    this.k.sealPieces(type, pieces, bytes, out);
   }
   open(record: Uint8Array): { type: number; content: Uint8Array } | undefined {
     return this.k.open(record);

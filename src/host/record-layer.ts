@@ -146,19 +146,36 @@ export class RecordLayer {
   }
 
   /**
-   * Writes records (or chunks of records, in order) to the client as one buffer (one write():
-   * cheaper than a corked writev of many small chunks); waits (with a deadline) while the socket
-   * buffer is full.
+   * Writes records (or chunks of records, in order) to the client in one gathered write (the
+   * chunks corked, then one writev: no copy of the records into one buffer, one system call);
+   * waits (with a deadline) while the socket buffer is full.
    */
   async send(records: Uint8Array | readonly Uint8Array[]): Promise<void> {
     const list = records instanceof Uint8Array ? [records] : records;
     if (list.length === 0) return;
     const s = this.socket;
     if (s.destroyed || !s.writable) throw peerClosed('the client connection is closed');
-    const buf = list.length === 1 ? list[0]! : Buffer.concat(list);
-    if (buf.length === 0) return;
-    this.lastSend = performance.now();
-    const ok = s.write(buf);
+    let ok = true;
+    let any = false;
+    if (list.length === 1) {
+      const only = list[0]!;
+      if (only.length === 0) return;
+      this.lastSend = performance.now();
+      ok = s.write(only);
+    } else {
+      this.lastSend = performance.now();
+      s.cork();
+      try {
+        for (const c of list) {
+          if (c.length === 0) continue;
+          any = true;
+          ok = s.write(c);
+        }
+      } finally {
+        s.uncork();
+      }
+      if (!any) return;
+    }
     // Everything already went to the kernel (a write that completed synchronously): nothing to wait for.
     if (ok || s.writableLength === 0 || this.noWait) return;
     await new Promise<void>((resolve, reject) => {

@@ -239,8 +239,8 @@ export function aeadSeal(
  * AEAD encryption of `pieces` followed by `last`, as if concatenated, without copying them together:
  * appends one ciphertext chunk per non-empty piece to `out`, then one chunk holding the rest of the
  * ciphertext and the tag. AES-GCM and ChaCha20-Poly1305 only (they take several update() calls;
- * AES-CCM takes one: use aeadSeal). `last` must not be empty. On an internal length mismatch nothing
- * is left appended and ERR_TLS_INTERNAL is thrown.
+ * AES-CCM takes one: use aeadSeal). `last` may be empty (TLS 1.2: no inner content type). On an
+ * internal length mismatch nothing is left appended and ERR_TLS_INTERNAL is thrown.
  */
 export function aeadSealPieces(
   aead: AeadName,
@@ -267,7 +267,8 @@ export function aeadSealPieces(
   const t = c.update(last);
   const f = c.final();
   const tag = c.getAuthTag();
-  const tail = new Uint8Array(t.length + f.length + tag.length);
+  // a small pooled Buffer (nothing secret: ciphertext and tag), written to the socket as is
+  const tail = Buffer.allocUnsafe(t.length + f.length + tag.length);
   tail.set(t);
   tail.set(f, t.length);
   tail.set(tag, t.length + f.length);

@@ -63,3 +63,15 @@ test('/bytes/N serves the documented pattern', async () => {
     assert.equal((await call(port, 'GET', '/bytes/999999999')).status, 400);
   });
 });
+
+test('/bytes/N: every byte, across 64 KiB blocks and past 16 MiB (where the block index wraps mod 256)', async () => {
+  await withServer(async (port) => {
+    const n = 16 * 1024 * 1024 + 3 * 65536 + 777;
+    const r = await call(port, 'GET', `/bytes/${n}`);
+    assert.equal(r.status, 200);
+    assert.equal(r.body.length, n);
+    // the formula, independently of src/ (patternByte is the server's)
+    const expected = (i: number): number => (i * 31 + (i >>> 8) + (i >>> 16)) & 0xff;
+    for (let i = 0; i < n; i++) if (r.body[i] !== expected(i)) assert.fail(`byte ${i} is ${r.body[i]}, expected ${expected(i)}`);
+  });
+});

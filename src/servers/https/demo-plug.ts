@@ -27,10 +27,24 @@ export function patternByte(i: number): number {
   return (i * 31 + (i >>> 8) + (i >>> 16)) & 0xff;
 }
 
-function patternChunk(offset: number, n: number): Buffer {
-  const b = Buffer.allocUnsafe(n);
-  for (let i = 0; i < n; i++) b[i] = patternByte(offset + i);
+/**
+ * The pattern by 64 KiB blocks: with i = 65536·h + 256·m + l, byte i = (31·l + m + h) mod 256, so
+ * block h is block 0 shifted by 256·h bytes (mod 64 KiB). BLOCKS holds block 0 twice: any run of a
+ * block is one contiguous slice of it. GET /bytes/N writes the body block by block, each chunk a
+ * read-only view of BLOCKS (nothing computed, copied or allocated per chunk: what a server of static
+ * content does; node:http, node:tls and SeTlsSocket only read what they are given).
+ */
+const BLOCK = 65536;
+const BLOCKS: Buffer = (() => {
+  const b = Buffer.alloc(2 * BLOCK);
+  for (let i = 0; i < BLOCK; i++) b[i] = b[i + BLOCK] = patternByte(i);
   return b;
+})();
+
+/** The first n ≤ 64 KiB bytes of block h (bytes 65536·h …), a read-only view of BLOCKS. */
+function patternBlock(h: number, n: number): Buffer {
+  const from = (256 * h) % BLOCK;
+  return BLOCKS.subarray(from, from + Math.min(n, BLOCK));
 }
 
 /** Simulated instantaneous power draw in watts (0 when the relay is off). */
@@ -189,11 +203,10 @@ async function handle(state: PlugState, req: IncomingMessage, res: ServerRespons
     if (n > MAX_BLOB) return sendJson(res, 400, { error: `at most ${MAX_BLOB} bytes` });
     res.writeHead(200, { 'content-type': 'application/octet-stream', 'content-length': n });
     let off = 0;
-    const CHUNK = 64 * 1024;
     const pump = (): void => {
       while (off < n) {
-        const k = Math.min(CHUNK, n - off);
-        const ok = res.write(patternChunk(off, k));
+        const k = Math.min(BLOCK, n - off);
+        const ok = res.write(patternBlock(off / BLOCK, k));
         off += k;
         if (!ok) {
           res.once('drain', pump);

@@ -29,7 +29,16 @@ export const MAX_INNER_PLAINTEXT = MAX_PLAINTEXT + 1;
 
 /** TLS 1.3 per-record nonce (RFC 8446 §5.3): a copy of the IV xor the 64-bit sequence number, left-padded. */
 export function nonceFor(iv: Uint8Array, seq: number): Uint8Array {
-  const n = iv.slice();
+  return nonceInto(iv, seq, new Uint8Array(iv.length));
+}
+
+/**
+ * nonceFor() into `n` (iv.length bytes, e.g. one scratch buffer per direction that the caller
+ * wipes): no allocation per record. Returns `n`.
+ */
+export function nonceInto(iv: Uint8Array, seq: number, n: Uint8Array): Uint8Array {
+  if (n.length !== iv.length) throw new RangeError('nonce buffer must be as long as the IV');
+  n.set(iv);
   const hi = Math.floor(seq / 0x100000000);
   const lo = seq >>> 0;
   const l = n.length;

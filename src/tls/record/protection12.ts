@@ -18,9 +18,12 @@
 import { ByteWriter, concat, wipe } from '../../bytes/index.js';
 import { ContentType } from '../api.js';
 import { MAX_PLAINTEXT } from '../constants.js';
-import { aeadOpen, aeadSeal } from '../crypto.js';
+import { aeadOpen, aeadSeal, aeadSealPieces } from '../crypto.js';
 import { tlsError } from '../errors.js';
 import type { AeadSuite12 } from './aead-suites12.js';
+
+/** TLS 1.2 has no inner content type: sealPieces() ends the plaintext with nothing. */
+const NO_INNER_TYPE = new Uint8Array(0);
 
 function seq64(seq: number): Uint8Array {
   const b = new Uint8Array(8);
@@ -98,6 +101,42 @@ export class RecordKey12 {
     if (e) out.set(explicit, 5);
     out.set(body, 5 + e);
     return out;
+  }
+
+  /**
+   * seal() of `pieces` concatenated (`bytes` in all, ≤ 2^14) without copying them together: appends
+   * the record to `out` as chunks to write in order — header ‖ nonce_explicit, one ciphertext chunk
+   * per non-empty piece, the tag — the same bytes as seal(). The pieces are read, not kept. AES-GCM
+   * and ChaCha20-Poly1305 stream through one AEAD context; AES-CCM (one update() only) goes
+   * through seal(). On an error nothing is appended and the sequence number has not moved.
+   */
+  sealPieces(type: number, pieces: readonly Uint8Array[], bytes: number, out: Uint8Array[]): void {
+    if (this.suite.aead === 'aes-128-ccm') {
+      out.push(this.seal(type, pieces.length === 1 ? pieces[0]! : concat(...pieces)));
+      return;
+    }
+    let total = 0;
+    for (const p of pieces) total += p.length;
+    if (total !== bytes || bytes > MAX_PLAINTEXT) throw tlsError('ERR_TLS_INTERNAL', `record content of ${bytes} bytes (pieces hold ${total})`);
+    if (this.seq >= this.suite.maxRecordsPerKey) throw tlsError('ERR_TLS_SEQUENCE_EXHAUSTED', 'write key exhausted');
+    const e = this.suite.explicitNonceLength;
+    const explicit = seq64(this.seq);
+    const length = e + bytes + this.suite.tagLength;
+    const head = new Uint8Array(5 + e);
+    head.set([type, 3, 3, length >>> 8, length & 0xff]);
+    if (e) head.set(explicit, 5);
+    const nonce = this.nonce(explicit);
+    const first = out.length;
+    out.push(head);
+    try {
+      aeadSealPieces(this.suite.aead, this.key, nonce, aad(this.seq, type, bytes), pieces, NO_INNER_TYPE, this.suite.tagLength, out);
+    } catch (err) {
+      out.length = first;
+      throw err;
+    } finally {
+      wipe(nonce);
+    }
+    this.seq++;
   }
 
   /**
