@@ -183,7 +183,9 @@ export class CardClient {
     const ins = apdu[1]!;
     const p1 = apdu[2]!;
     const p2 = apdu[3]!;
-    const res = await withTimeout(this.transport.transmit(apdu), this.apduTimeoutMs, 'ERR_CARD_TIMEOUT', () => commandName(cla, ins, p1, p2));
+    // A card that answered synchronously (in-process) cannot be late: no deadline timer for it.
+    const now = this.transport.transmitDirect ? this.transport.transmitDirect(apdu) : this.transport.transmit(apdu);
+    const res = now instanceof Promise ? await withTimeout(now, this.apduTimeoutMs, 'ERR_CARD_TIMEOUT', () => commandName(cla, ins, p1, p2)) : now;
     if (apduChannel.hasSubscribers) {
       const sw = res.length >= 2 ? (res[res.length - 2]! << 8) | res[res.length - 1]! : -1;
       const ev: ApduEvent = {
