@@ -374,11 +374,12 @@ export class CardClient {
    * PROCESS-EAP (P2 00) or PROCESS-EAP-ENCRYPT (P2 80|CT): one EAP-Response in, the card's answer
    * and SW out, unchecked (7001 carries data). Used by EapSession. `p1Flags` (P2 00 only):
    * EapP1.start wipes the card's TLS session first, EapP1.info asks for the session info after an
-   * EAP-Success (docs/apdu-protocol.md §3).
+   * EAP-Success (docs/apdu-protocol.md §3), EapP1.end (a DECRYPT) wipes it after an answer that
+   * ends the session (§4).
    */
   async processEap(eapResponse: Uint8Array, p2 = 0x00, p1Flags = 0x00): Promise<ResponseApdu> {
     if (!(eapResponse instanceof Uint8Array) || eapResponse.length < 4) throw new TypeError('an EAP-Response is at least 4 bytes');
-    if ((p1Flags & ~(EapP1.start | EapP1.info)) !== 0 || (p1Flags !== 0 && p2 !== 0)) throw new RangeError('PROCESS-EAP flags are START/INFO, with P2 00 only');
+    if ((p1Flags & ~(EapP1.start | EapP1.info | EapP1.end)) !== 0 || (p1Flags !== 0 && p2 !== 0)) throw new RangeError('PROCESS-EAP flags are START/INFO/END, with P2 00 only');
     return this.transceive(this.cmd(Ins.processEap, p1Flags, p2, eapResponse, this.neMax));
   }
 }
