@@ -44,6 +44,7 @@ import type { CoapSection } from './coap.js';
 import type { OperatorSection } from './operator.js';
 import { humanPressure, type PressureSection } from './pressure.js';
 import { humanProfile, profileServeHttps, type ProfileSummary } from './profile.js';
+import { threadCpu } from './thread-cpu.js';
 
 const HERE = dirname(fileURLToPath(import.meta.url));
 const ROOT = dirname(HERE);
@@ -246,6 +247,8 @@ interface Batch {
   readonly serverCpuUs: number;
   /** Of which inside the emulated card's process(), µs (setls in-process). */
   readonly cardCpuUs?: number;
+  /** Of which on threads other than the main one (V8 GC and compiler helpers, libuv pool), µs (Linux). */
+  readonly otherThreadsCpuUs?: number;
   readonly apdus: ApduCounts | undefined;
   readonly serverErrors: readonly string[];
   /** 'real-card' profile time modelled over the batch, ms (setls). */
@@ -264,10 +267,12 @@ async function measure(client: LoadClient, s: ServerUnderTest, kind: JobKind, n:
   const fl0 = s.flights?.();
   const mod0 = s.modelledMs?.();
   const card0 = s.cardCpuUs?.();
+  const thr0 = threadCpu();
   const cpu0 = process.cpuUsage();
   const result = await client.run({ kind, port: s.port, n, ...(bytes !== undefined ? { bytes } : {}), ...extra });
   await s.idle(); // the server's own close work (card RESET-STATE, socket teardown) belongs to the batch
   const cpu = process.cpuUsage(cpu0);
+  const thr1 = thr0 ? threadCpu() : undefined;
   const apdus = apdu0 && s.apdus ? diffCounts(s.apdus(), apdu0) : undefined;
   return {
     server: s.name,
@@ -276,6 +281,7 @@ async function measure(client: LoadClient, s: ServerUnderTest, kind: JobKind, n:
     result,
     serverCpuUs: cpu.user + cpu.system,
     ...(card0 !== undefined && s.cardCpuUs ? { cardCpuUs: s.cardCpuUs() - card0 } : {}),
+    ...(thr0 && thr1 ? { otherThreadsCpuUs: Math.max(0, thr1.othersUs - thr0.othersUs) } : {}),
     apdus,
     serverErrors: s.errors().slice(errs0),
     ...(mod0 !== undefined && s.modelledMs ? { modelledMs: s.modelledMs() - mod0 } : {}),
@@ -319,6 +325,8 @@ interface KindSummary {
   /** Of which the emulated card (setls in-process), ms; the rest is the host's. */
   readonly cardCpuMsPerConn?: number;
   readonly hostCpuMsPerConn?: number;
+  /** Of the server CPU, threads other than the main one (GC and compiler helpers, libuv pool), ms (Linux). */
+  readonly otherThreadsCpuMsPerConn?: number;
   /** Client process CPU per connection, ms. */
   readonly clientCpuMsPerConn: number;
   readonly resumed: number;
@@ -392,6 +400,9 @@ function summariseKind(batches: readonly Batch[]): KindSummary {
           cardCpuMsPerConn: r3(batches.reduce((a, b) => a + b.cardCpuUs!, 0) / 1000 / Math.max(1, conns)),
           hostCpuMsPerConn: r3(batches.reduce((a, b) => a + b.serverCpuUs - b.cardCpuUs!, 0) / 1000 / Math.max(1, conns)),
         }
+      : {}),
+    ...(batches.length && batches.every((b) => b.otherThreadsCpuUs !== undefined)
+      ? { otherThreadsCpuMsPerConn: r3(batches.reduce((a, b) => a + b.otherThreadsCpuUs!, 0) / 1000 / Math.max(1, conns)) }
       : {}),
     clientCpuMsPerConn: r3(batches.reduce((a, b) => a + b.result.clientCpuUs, 0) / 1000 / Math.max(1, conns)),
     resumed: batches.reduce((a, b) => a + b.result.resumed, 0),
@@ -1345,11 +1356,16 @@ async function onlyCpu(
   if (o.json) process.stdout.write(JSON.stringify(report) + '\n');
   else {
     const out: string[] = [`setls bench (--only cpu) — ${report.meta.date}  node ${report.meta.node}, ${report.meta.cpus} CPU (${report.meta.cpuModel}), load ${report.meta.loadavg.map((x) => x.toFixed(2)).join(' ')}`, ''];
-    const rows: string[][] = [['mode', 'server', 'conn/s', 'srv CPU ms/conn', '  card', '  host', 'cli CPU ms/conn', 'resumed', 'errors']];
+    const rows: string[][] = [['mode', 'server', 'conn/s', 'srv CPU ms/conn', '  card', '  host', '  other threads', 'cli CPU ms/conn', 'resumed', 'errors']];
     for (const [tag, mode] of Object.entries(extra.handshakes)) {
-      for (const [name, k] of Object.entries(mode)) rows.push([tag, name, fmt(k.perSecond, 1), fmt(k.serverCpuMsPerConn, 3), k.cardCpuMsPerConn !== undefined ? fmt(k.cardCpuMsPerConn, 3) : '', k.hostCpuMsPerConn !== undefined ? fmt(k.hostCpuMsPerConn, 3) : '', fmt(k.clientCpuMsPerConn, 3), `${k.resumed}/${k.connections}`, String(k.errors)]);
+      for (const [name, k] of Object.entries(mode)) rows.push([tag, name, fmt(k.perSecond, 1), fmt(k.serverCpuMsPerConn, 3), k.cardCpuMsPerConn !== undefined ? fmt(k.cardCpuMsPerConn, 3) : '', k.hostCpuMsPerConn !== undefined ? fmt(k.hostCpuMsPerConn, 3) : '', k.otherThreadsCpuMsPerConn !== undefined ? fmt(k.otherThreadsCpuMsPerConn, 3) : '', fmt(k.clientCpuMsPerConn, 3), `${k.resumed}/${k.connections}`, String(k.errors)]);
     }
-    out.push(`== sequential TLS 1.3 handshakes, ${o.n}/batch × ${o.rounds} round(s), interleaved ==`, table(rows));
+    out.push(
+      `== sequential TLS 1.3 handshakes, ${o.n}/batch × ${o.rounds} round(s), interleaved, after ${o.warmup} warm-up connections per server and mode ==`,
+      table(rows),
+      '  srv CPU = the whole server process (process.cpuUsage: every thread); card = inside card.process() (cpuUsage around each APDU: it also counts helper threads running meanwhile, so the',
+      '  host share is if anything understated); other threads = of srv CPU, V8 GC/compiler helpers and the libuv pool (/proc schedstat), which a sampled --cpu-prof of the main thread never shows.',
+    );
     for (const [name, b] of [...Object.entries(extra.bulk), ...(results[NODE]?.bulk ? [[NODE, results[NODE]!.bulk!] as const] : [])]) out.push(`  bulk ${name}: ${fmt(b.mbPerSecond)} MB/s (per round ${b.mbPerSecondByRound.map((v) => fmt(v, 1)).join('/')}), server CPU ${fmt(b.serverCpuMsPerMB, 1)} ms/MB, errors ${b.errors}`);
     process.stdout.write(out.join('\n') + '\n' + humanIssue14(report) + verdict(report));
   }
