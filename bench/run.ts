@@ -44,6 +44,7 @@ import type { CoapSection } from './coap.js';
 import type { OperatorSection } from './operator.js';
 import { humanPressure, type PressureSection } from './pressure.js';
 import { humanProfile, profileServeHttps, type ProfileSummary } from './profile.js';
+import { threadCpu } from './thread-cpu.js';
 
 const HERE = dirname(fileURLToPath(import.meta.url));
 const ROOT = dirname(HERE);
@@ -123,7 +124,7 @@ function options(argv: string[]): Options {
       'usage: npm run bench -- [--n N] [--rounds R] [--warmup W] [--bulk-bytes B] [--bulk-rounds R] [--json] [--quick] [--keep]\n' +
         '  --n            sequential connections per batch (default 200; --quick: 5)\n' +
         '  --rounds       interleaved rounds per variant and mode (default 3; --quick: 1)\n' +
-        '  --warmup       connections per variant and mode before measuring (default 40; --quick: 2)\n' +
+        '  --warmup       connections per variant and mode before measuring (default 40; --only cpu: 800, see below; --quick: 2)\n' +
         '  --bulk-bytes   size of the bulk download (default 67108864 = 64 MiB, the demo plug maximum; --quick: 1000000)\n' +
         '  --conc-n       connections per concurrency level 1/16/256 (default 768; --quick: 16), bounded to 60 s each\n' +
         '  --bulk-rounds  bulk downloads per variant (default: --rounds)\n' +
@@ -168,7 +169,11 @@ function options(argv: string[]): Options {
   return {
     n,
     rounds,
-    warmup: int(values.warmup, quick ? 2 : Math.max(5, Math.round(n / 5)), 'warmup', 0),
+    // --only cpu: setls runs ~10× more JavaScript per handshake than node:tls (the card's TLS engine,
+    // the host): after 40 connections V8 is still compiling it (TurboFan ~15 % of the process CPU,
+    // most code in baseline tiers), so the batches measured JIT warm-up, not the server. 800
+    // connections per mode reach the plateau (batches of 200: 6.4 → 3.1 ms/conn over 2000 connections).
+    warmup: int(values.warmup, quick ? 2 : values.only === 'cpu' ? CPU_WARMUP : Math.max(5, Math.round(n / 5)), 'warmup', 0),
     bulkBytes: int(values['bulk-bytes'], quick ? 1_000_000 : 64 * 1024 * 1024, 'bulk-bytes', 0),
     concN: int(values['conc-n'], quick ? 16 : 768, 'conc-n', 1),
     bulkRounds: int(values['bulk-rounds'], rounds, 'bulk-rounds', 0),
@@ -248,6 +253,8 @@ interface Batch {
   readonly serverCpuUs: number;
   /** Of which inside the emulated card's process(), µs (setls in-process). */
   readonly cardCpuUs?: number;
+  /** Of which on threads other than the main one (V8 GC and compiler helpers, libuv pool), µs (Linux). */
+  readonly otherThreadsCpuUs?: number;
   readonly apdus: ApduCounts | undefined;
   readonly serverErrors: readonly string[];
   /** 'real-card' profile time modelled over the batch, ms (setls). */
@@ -280,10 +287,12 @@ async function measure(client: LoadClient, s: ServerUnderTest, kind: JobKind, n:
   const fl0 = s.flights?.();
   const mod0 = s.modelledMs?.();
   const card0 = s.cardCpuUs?.();
+  const thr0 = threadCpu();
   const cpu0 = process.cpuUsage();
   const result = await client.run({ kind, port: s.port, n, ...(bytes !== undefined ? { bytes } : {}), ...extra });
   await s.idle(); // the server's own close work (card RESET-STATE, socket teardown) belongs to the batch
   const cpu = process.cpuUsage(cpu0);
+  const thr1 = thr0 ? threadCpu() : undefined;
   const apdus = apdu0 && s.apdus ? diffCounts(s.apdus(), apdu0) : undefined;
   return {
     server: s.name,
@@ -292,6 +301,7 @@ async function measure(client: LoadClient, s: ServerUnderTest, kind: JobKind, n:
     result,
     serverCpuUs: cpu.user + cpu.system,
     ...(card0 !== undefined && s.cardCpuUs ? { cardCpuUs: s.cardCpuUs() - card0 } : {}),
+    ...(thr0 && thr1 ? { otherThreadsCpuUs: Math.max(0, thr1.othersUs - thr0.othersUs) } : {}),
     apdus,
     serverErrors: s.errors().slice(errs0),
     ...(mod0 !== undefined && s.modelledMs ? { modelledMs: s.modelledMs() - mod0 } : {}),
@@ -335,6 +345,8 @@ interface KindSummary {
   /** Of which the emulated card (setls in-process), ms; the rest is the host's. */
   readonly cardCpuMsPerConn?: number;
   readonly hostCpuMsPerConn?: number;
+  /** Of the server CPU, threads other than the main one (GC and compiler helpers, libuv pool), ms (Linux). */
+  readonly otherThreadsCpuMsPerConn?: number;
   /** Client process CPU per connection, ms. */
   readonly clientCpuMsPerConn: number;
   readonly resumed: number;
@@ -409,6 +421,9 @@ function summariseKind(batches: readonly Batch[]): KindSummary {
           hostCpuMsPerConn: r3(batches.reduce((a, b) => a + b.serverCpuUs - b.cardCpuUs!, 0) / 1000 / Math.max(1, conns)),
         }
       : {}),
+    ...(batches.length && batches.every((b) => b.otherThreadsCpuUs !== undefined)
+      ? { otherThreadsCpuMsPerConn: r3(batches.reduce((a, b) => a + b.otherThreadsCpuUs!, 0) / 1000 / Math.max(1, conns)) }
+      : {}),
     clientCpuMsPerConn: r3(batches.reduce((a, b) => a + b.result.clientCpuUs, 0) / 1000 / Math.max(1, conns)),
     resumed: batches.reduce((a, b) => a + b.result.resumed, 0),
     ticketsPerConn: r2(batches.reduce((a, b) => a + b.result.ticketsReceived, 0) / Math.max(1, conns)),
@@ -443,6 +458,8 @@ function summariseBulk(batches: readonly Batch[], bytes: number): BulkSummary {
 
 // ------------------------------------------------------------------ output
 
+/** --only cpu: warm-up connections per server and mode (V8 has compiled setls's hot paths by then). */
+const CPU_WARMUP = 800;
 const SETLS_EXT = 'setls-ext';
 const SETLS_SHORT = 'setls-short';
 const NODE = 'node:tls';
@@ -1362,11 +1379,16 @@ async function onlyCpu(
   if (o.json) process.stdout.write(JSON.stringify(report) + '\n');
   else {
     const out: string[] = [`setls bench (--only cpu) — ${report.meta.date}  node ${report.meta.node}, ${report.meta.cpus} CPU (${report.meta.cpuModel}), load ${report.meta.loadavg.map((x) => x.toFixed(2)).join(' ')}`, ''];
-    const rows: string[][] = [['mode', 'server', 'conn/s', 'srv CPU ms/conn', '  card', '  host', 'cli CPU ms/conn', 'resumed', 'errors']];
+    const rows: string[][] = [['mode', 'server', 'conn/s', 'srv CPU ms/conn', '  card', '  host', '  other threads', 'cli CPU ms/conn', 'resumed', 'errors']];
     for (const [tag, mode] of Object.entries(extra.handshakes)) {
-      for (const [name, k] of Object.entries(mode)) rows.push([tag, name, fmt(k.perSecond, 1), fmt(k.serverCpuMsPerConn, 3), k.cardCpuMsPerConn !== undefined ? fmt(k.cardCpuMsPerConn, 3) : '', k.hostCpuMsPerConn !== undefined ? fmt(k.hostCpuMsPerConn, 3) : '', fmt(k.clientCpuMsPerConn, 3), `${k.resumed}/${k.connections}`, String(k.errors)]);
+      for (const [name, k] of Object.entries(mode)) rows.push([tag, name, fmt(k.perSecond, 1), fmt(k.serverCpuMsPerConn, 3), k.cardCpuMsPerConn !== undefined ? fmt(k.cardCpuMsPerConn, 3) : '', k.hostCpuMsPerConn !== undefined ? fmt(k.hostCpuMsPerConn, 3) : '', k.otherThreadsCpuMsPerConn !== undefined ? fmt(k.otherThreadsCpuMsPerConn, 3) : '', fmt(k.clientCpuMsPerConn, 3), `${k.resumed}/${k.connections}`, String(k.errors)]);
     }
-    out.push(`== sequential TLS 1.3 handshakes, ${o.n}/batch × ${o.rounds} round(s), interleaved ==`, table(rows));
+    out.push(
+      `== sequential TLS 1.3 handshakes, ${o.n}/batch × ${o.rounds} round(s), interleaved, after ${o.warmup} warm-up connections per server and mode ==`,
+      table(rows),
+      '  srv CPU = the whole server process (process.cpuUsage: every thread); card = inside card.process() (cpuUsage around each APDU: it also counts helper threads running meanwhile, so the',
+      '  host share is if anything understated); other threads = of srv CPU, V8 GC/compiler helpers and the libuv pool (/proc schedstat), which a sampled --cpu-prof of the main thread never shows.',
+    );
     for (const [name, b] of [...Object.entries(extra.bulk), ...(results[NODE]?.bulk ? [[NODE, results[NODE]!.bulk!] as const] : [])]) out.push(`  bulk ${name}: ${fmt(b.mbPerSecond)} MB/s (per round ${b.mbPerSecondByRound.map((v) => fmt(v, 1)).join('/')}), server CPU ${fmt(b.serverCpuMsPerMB, 1)} ms/MB, errors ${b.errors}`);
     process.stdout.write(out.join('\n') + '\n' + humanIssue14(report) + verdict(report));
   }

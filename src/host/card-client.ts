@@ -183,7 +183,9 @@ export class CardClient {
     const ins = apdu[1]!;
     const p1 = apdu[2]!;
     const p2 = apdu[3]!;
-    const res = await withTimeout(this.transport.transmit(apdu), this.apduTimeoutMs, 'ERR_CARD_TIMEOUT', () => commandName(cla, ins, p1, p2));
+    // A card that answered synchronously (in-process) cannot be late: no deadline timer for it.
+    const now = this.transport.transmitDirect ? this.transport.transmitDirect(apdu) : this.transport.transmit(apdu);
+    const res = now instanceof Promise ? await withTimeout(now, this.apduTimeoutMs, 'ERR_CARD_TIMEOUT', () => commandName(cla, ins, p1, p2)) : now;
     if (apduChannel.hasSubscribers) {
       const sw = res.length >= 2 ? (res[res.length - 2]! << 8) | res[res.length - 1]! : -1;
       const ev: ApduEvent = {
@@ -372,11 +374,12 @@ export class CardClient {
    * PROCESS-EAP (P2 00) or PROCESS-EAP-ENCRYPT (P2 80|CT): one EAP-Response in, the card's answer
    * and SW out, unchecked (7001 carries data). Used by EapSession. `p1Flags` (P2 00 only):
    * EapP1.start wipes the card's TLS session first, EapP1.info asks for the session info after an
-   * EAP-Success (docs/apdu-protocol.md §3).
+   * EAP-Success (docs/apdu-protocol.md §3), EapP1.end (a DECRYPT) wipes it after an answer that
+   * ends the session (§4).
    */
   async processEap(eapResponse: Uint8Array, p2 = 0x00, p1Flags = 0x00): Promise<ResponseApdu> {
     if (!(eapResponse instanceof Uint8Array) || eapResponse.length < 4) throw new TypeError('an EAP-Response is at least 4 bytes');
-    if ((p1Flags & ~(EapP1.start | EapP1.info)) !== 0 || (p1Flags !== 0 && p2 !== 0)) throw new RangeError('PROCESS-EAP flags are START/INFO, with P2 00 only');
+    if ((p1Flags & ~(EapP1.start | EapP1.info | EapP1.end)) !== 0 || (p1Flags !== 0 && p2 !== 0)) throw new RangeError('PROCESS-EAP flags are START/INFO/END, with P2 00 only');
     return this.transceive(this.cmd(Ins.processEap, p1Flags, p2, eapResponse, this.neMax));
   }
 }

@@ -84,6 +84,12 @@ export interface EapSessionOptions {
   readonly fresh?: boolean;
   /** Handshake Responses carry PROCESS-EAP INFO: the EAP-Success brings the session info (`HandshakeStep.info`). Default false. */
   readonly sessionInfo?: boolean;
+  /**
+   * DECRYPTs carry PROCESS-EAP END: the card wipes its TLS session after the answer that ends it
+   * (the client's close_notify, a failure), so no RESET-STATE exchange is needed after the session
+   * (`cardWiped`). A card that refuses the flag (6A86) gets the DECRYPT again without it. Default false.
+   */
+  readonly endOnClose?: boolean;
 }
 
 type Phase = 'handshake' | 'failing' | 'connected' | 'failed' | 'closed';
@@ -121,6 +127,9 @@ export class EapSession {
   private info: SessionInfo | undefined;
   /** The alert the card reported sending with its 7001 answer. */
   private alertSent: number | undefined;
+  /** P1 END on DECRYPTs (0: not asked, or the card refused it). */
+  private endFlag: number;
+  private wiped = false;
 
   constructor(
     private readonly card: CardClient,
@@ -136,6 +145,12 @@ export class EapSession {
     this.reassembler = new EapTlsReassembler(opts.maxMessage ?? 1 << 20);
     this.startPending = opts.fresh === true;
     this.infoFlag = opts.sessionInfo === true ? EapP1.info : 0;
+    this.endFlag = opts.endOnClose === true ? EapP1.end : 0;
+  }
+
+  /** The card wiped this session itself (END on the DECRYPT that ended it): no RESET-STATE is owed. */
+  get cardWiped(): boolean {
+    return this.wiped;
   }
 
   get phase(): Phase {
@@ -153,8 +168,13 @@ export class EapSession {
    */
   private async exchange(packet: Uint8Array, p2: number = EapP2.handshakeOrDecrypt): Promise<{ sw: number; code: number; tls?: EapTlsPacket }> {
     // Flags only during the handshake (PROCESS-EAP proper); START on the session's first Response only.
-    const p1 = p2 === 0 && this.phaseValue === 'handshake' ? (this.startPending ? EapP1.start : 0) | this.infoFlag : 0;
-    const r: ResponseApdu = await this.card.processEap(packet, p2, p1);
+    const p1 = p2 !== 0 ? 0 : this.phaseValue === 'handshake' ? (this.startPending ? EapP1.start : 0) | this.infoFlag : this.phaseValue === 'connected' ? this.endFlag : 0;
+    let r: ResponseApdu = await this.card.processEap(packet, p2, p1);
+    if (r.sw === SW.wrongP1P2 && (p1 & EapP1.end) !== 0) {
+      // a card without END (checked before it reads the data): the same DECRYPT without it, RESET-STATE after
+      this.endFlag = 0;
+      r = await this.card.processEap(packet, p2, p1 & ~EapP1.end);
+    }
     this.startPending = false;
     if (r.sw !== SW.ok && r.sw !== SetlsSw.authFailure && r.sw !== SetlsSw.handshakeDone) throw cardError(p2 ? 'PROCESS-EAP-ENCRYPT' : 'PROCESS-EAP', r.sw);
     let code: number;
@@ -341,6 +361,7 @@ export class EapSession {
       const ans = await this.sendMessage(record, EapP2.handshakeOrDecrypt, { fragment: false });
       if (ans.sw === SetlsSw.authFailure) {
         // not in the contract for DECRYPT, but handled like a handshake failure: data = the alert record
+        // (the card wiped nothing on a 7001 answer: RESET-STATE stays owed)
         this.phaseValue = 'failed';
         return { plaintext: new Uint8Array(0), outRecords: ans.data ?? new Uint8Array(0), peerClosed: false, failed: true, alert: undefined };
       }
@@ -360,6 +381,8 @@ export class EapSession {
       };
       if (res.failed) this.phaseValue = 'failed';
       else if (res.peerClosed) this.phaseValue = 'closed';
+      // END was on this DECRYPT (endFlag is cleared when the card refused it) and the answer ended the session
+      if (this.endFlag !== 0 && (res.failed || res.peerClosed)) this.wiped = true;
       return res;
     });
   }

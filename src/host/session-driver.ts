@@ -29,6 +29,8 @@ export interface SeSession {
    * absent where the applet has no exporter (TLS-SE) or the keys left the card.
    */
   exportKeyingMaterial?(label: string, context: Uint8Array | undefined, length: number): Promise<Uint8Array>;
+  /** True once the card wiped this session itself with its last answer (setls END): no resetState() is owed. */
+  readonly cardWiped?: boolean;
 }
 
 /** What the tandem needs of a card beyond sessions. */
@@ -75,10 +77,13 @@ export class EapDriver implements SessionDriver {
     return this.card.resetState();
   }
 
-  /** `fresh`: START on the first Response; the handshake's EAP-Success always brings the session info (INFO). */
+  /**
+   * `fresh`: START on the first Response; the handshake's EAP-Success always brings the session
+   * info (INFO); DECRYPTs carry END (the card wipes the session with the answer that ends it).
+   */
   newSession(opts: { fresh?: boolean } = {}): SeSession {
     // Object.assign, not `{ ...session, fresh, … }`: a spread first then properties is a V8 slow path (per session).
-    return new EapSession(this.card, Object.assign({}, this.opts.session, { fresh: opts.fresh === true, sessionInfo: true }));
+    return new EapSession(this.card, Object.assign({}, this.opts.session, { fresh: opts.fresh === true, sessionInfo: true, endOnClose: true }));
   }
 
   sessionInfo(): Promise<SessionInfo | undefined> {

@@ -31,7 +31,7 @@ import { CardError, TlsAlertError } from './errors.js';
 import { endAndDrain } from './linger.js';
 import { HostSession } from './host-record.js';
 import { SW } from '../apdu/index.js';
-import { EapDriver, type SessionDriver } from './session-driver.js';
+import { EapDriver, type SeSession, type SessionDriver } from './session-driver.js';
 import type { HandshakeStep } from './eap-session.js';
 import { TlsSeDriver } from './tls-se-driver.js';
 import { hostError, isPeerClosed, peerClosed } from './errors.js';
@@ -169,7 +169,8 @@ export class TlsTandem extends EventEmitter {
   private closed = false;
   private busy = false;
   private idleWaiters: (() => void)[] = [];
-  private current: { socket: net.Socket; secure?: SeTlsSocket } | undefined;
+  /** The session holding the card: its client socket, its SeTlsSocket, its card session (whether the card wiped it). */
+  private current: { socket: net.Socket; secure?: SeTlsSocket; session?: SeSession } | undefined;
   /** performance.now() when the current session got the card. */
   private heldSince = 0;
   private holdTimer: NodeJS.Timeout | undefined;
@@ -285,6 +286,7 @@ export class TlsTandem extends EventEmitter {
       const fold = this.driver.freshSessions;
       if (!fold) await this.resetCard();
       let session = this.driver.newSession({ fresh: true });
+      if (this.current?.socket === socket) this.current.session = session;
       const hs = { deadline: this.handshakeTimeoutMs > 0 ? performance.now() + this.handshakeTimeoutMs : Infinity, reader };
       this.hs = hs;
       this.updateIdle(); // others may already wait: the shorter deadline applies at once
@@ -315,6 +317,7 @@ export class TlsTandem extends EventEmitter {
           if (!(fold && first && e instanceof CardError && ACCESS_LOST.has(e.sw))) throw e;
           await this.driver.start();
           session = this.driver.newSession({ fresh: true });
+          if (this.current?.socket === socket) this.current.session = session;
           step = await session.handshake(records, gmt);
         }
         first = false;
@@ -430,7 +433,9 @@ export class TlsTandem extends EventEmitter {
     this.estimate.released(now, now - this.heldSince, (this.queue?.length ?? 0) > 0);
     let fault: Error | undefined;
     try {
-      await this.driver.resetState();
+      // The card wiped the session with its last answer (END on the DECRYPT of the client's
+      // close_notify): nothing to reset. Otherwise RESET-STATE now, so no secret outlives the session.
+      if (this.current.session?.cardWiped !== true) await this.driver.resetState();
     } catch (e) {
       this.emit('sessionError', e, peer(socket));
       fault = await this.recover();

@@ -56,9 +56,11 @@ export const P1_MORE = 0x01;
 /**
  * P1 flags of PROCESS-EAP (P2 `00`) besides More: START (`02`) wipes the TLS session before the
  * Response is processed, as RESET-STATE does; INFO (`04`) asks for the session info TLV after an
- * EAP-Success and the alert TLV after a `7001` answer (docs/apdu-protocol.md §3).
+ * EAP-Success and the alert TLV after a `7001` answer (docs/apdu-protocol.md §3); END (`08`), on a
+ * DECRYPT, wipes the session after answering when that answer ends it (peer closed, or failed), as
+ * RESET-STATE would (§4).
  */
-export const EapP1 = { more: P1_MORE, start: 0x02, info: 0x04 } as const;
+export const EapP1 = { more: P1_MORE, start: 0x02, info: 0x04, end: 0x08 } as const;
 
 /** P2 of PROCESS-EAP: `00` handshake / DECRYPT; `80 | content type` ENCRYPT. */
 export const EapP2 = { handshakeOrDecrypt: 0x00, encrypt: 0x80 } as const;

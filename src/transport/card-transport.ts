@@ -18,6 +18,13 @@ export interface CardTransport {
    * made by `fn` run inside it. Transports without it are already one-client (in-process).
    */
   withTransaction?<T>(fn: () => Promise<T>): Promise<T>;
+  /**
+   * Optional: as transmit(), but a card that answers synchronously (the in-process emulated card
+   * with nothing in flight) returns its response as is, with no promise; otherwise the promise
+   * transmit() would return. Throws what transmit() would reject with. A synchronous answer cannot
+   * be late, so callers skip their per-APDU deadline timer for it (the host's per-APDU cost).
+   */
+  transmitDirect?(apdu: Uint8Array): Uint8Array | Promise<Uint8Array>;
 }
 
 export function transportClosed(): SetlsError {

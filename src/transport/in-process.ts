@@ -29,29 +29,26 @@ export class InProcessTransport implements CardTransport {
 
   transmit(apdu: Uint8Array): Promise<Uint8Array> {
     try {
-      checkApdu(apdu);
+      const r = this.transmitDirect(apdu);
+      return r instanceof Promise ? r : Promise.resolve(r);
     } catch (e) {
       return Promise.reject(e);
     }
-    if (this.closed) return Promise.reject(transportClosed());
+  }
+
+  /**
+   * transmit() without a promise when it can: nothing in flight and a synchronous card (the
+   * emulated one) → the card runs now and its answer comes back as is; otherwise the queued
+   * promise. Serialised all the same (nothing else runs while a synchronous card works).
+   */
+  transmitDirect(apdu: Uint8Array): Uint8Array | Promise<Uint8Array> {
+    checkApdu(apdu);
+    if (this.closed) throw transportClosed();
     // Copy now: the caller may reuse its buffer as soon as transmit() returns.
     const cmd = freshCopy(apdu);
-    // Fast path: nothing in flight and a synchronous card (the emulated one): run it now, one
-    // settled promise, no chain of microtasks per APDU. Serialised all the same (nothing else runs).
     if (this.inFlight === 0) {
-      let res: Uint8Array | Promise<Uint8Array>;
-      try {
-        res = this.process(cmd);
-      } catch (e) {
-        return Promise.reject(e);
-      }
-      if (!(res instanceof Promise)) {
-        try {
-          return Promise.resolve(checkedCopy(res));
-        } catch (e) {
-          return Promise.reject(e);
-        }
-      }
+      const res = this.process(cmd);
+      if (!(res instanceof Promise)) return checkedCopy(res);
       // An asynchronous card: the rest of its call is the queue's head.
       return this.enqueue(res.then(checkedCopy));
     }

@@ -187,3 +187,54 @@ test('EAP-Request identifiers follow the Response identifiers (+1, wrapping at 2
     cleanup();
   }
 });
+
+test('PROCESS-EAP END on a DECRYPT: the answer that ends the session (client close_notify) wipes it, as RESET-STATE would; other answers keep it', async () => {
+  const ca = await TestCa.create();
+  const { card, cleanup } = newCard();
+  try {
+    await personalise(card, ca);
+    const pipe = new ClientPipe();
+    const client = connectClient(pipe, ca.pem);
+    const ok = once(client, 'secureConnect');
+    const hs = await driveHandshake(card, pipe, { start: true, info: true });
+    assert.equal(hs.outcome, 'success');
+    await ok;
+    const state = (): number => send(card, cmd(0xa0, 0x19, 0x00, 0x00, new Uint8Array(0), 1)).data[0]!;
+    let id = hs.lastId;
+    // END with ENCRYPT (P2 97) is not a flag ENCRYPT takes
+    assert.equal((await sendEap(card, eapResponse(id, utf8('x')), 0x97, false, 0x08)).sw, 0x6a86);
+    // a DECRYPT that does not end the session: END changes nothing
+    client.write('hello card');
+    const r1 = await sendEap(card, eapResponse(id, await pipe.nextRecord()), 0, false, 0x08);
+    assert.equal(r1.sw, 0x9000);
+    const d1 = parseEapTls(r1.data);
+    id = d1.id;
+    assert.equal(d1.data[0], 0);
+    assert.equal(new TextDecoder().decode(d1.data.subarray(4)), 'hello card');
+    assert.equal(state(), 3, 'still authenticated');
+    // the client's close_notify with END: flags 01, the card's close_notify, and the session wiped
+    const closed = once(client, 'end');
+    client.end();
+    const r2 = await sendEap(card, eapResponse(id, await pipe.nextRecord()), 0, false, 0x08);
+    assert.equal(r2.sw, 0x9000);
+    const d2 = parseEapTls(r2.data);
+    assert.equal(d2.data[0], 0x01, 'peer closed');
+    const out = d2.data.subarray(4 + readU16(d2.data, 2));
+    assert.ok(out.length > 5 && out[0] === 23, 'the encrypted close_notify');
+    pipe.deliver(out);
+    await closed; // the client read the card's close_notify: the answer was not wiped with the session
+    assert.equal(state(), 2, 'a fresh session (state 02), as after RESET-STATE; without END it is 05');
+    assert.equal((await sendEap(card, eapResponse(d2.id, utf8('late')), 0x97)).sw, 0x6985);
+    client.destroy();
+    // the next handshake needs no RESET-STATE either
+    const pipe2 = new ClientPipe();
+    const client2 = connectClient(pipe2, ca.pem);
+    const ok2 = once(client2, 'secureConnect');
+    assert.equal((await driveHandshake(card, pipe2, { info: true })).outcome, 'success');
+    await ok2;
+    client2.destroy();
+  } finally {
+    card.close();
+    cleanup();
+  }
+});

@@ -127,3 +127,27 @@ test('CardClient: the card deadline', async () => {
   const c = new CardClient(new InProcessTransport(() => new Promise<Uint8Array>(() => undefined)), { apduTimeoutMs: 50 });
   await assert.rejects(c.resetState(), (e: Error & { code?: string }) => e.code === 'ERR_CARD_TIMEOUT' && /^RESET-STATE.*: no answer within 50 ms$/.test(e.message));
 });
+
+test('CardClient: a card answering synchronously (in-process) costs no deadline timer per APDU; an asynchronous one keeps its deadline', async () => {
+  const { createHook } = await import('node:async_hooks');
+  let timers = 0;
+  const hook = createHook({
+    init(_id, type) {
+      if (type === 'Timeout') timers++;
+    },
+  });
+  const card = new FakeCard({ pin: '1234' });
+  const sync = new CardClient(new InProcessTransport(card.process));
+  const slow = new CardClient(new InProcessTransport((a) => Promise.resolve(card.process(a))));
+  await sync.select();
+  await slow.select();
+  hook.enable();
+  try {
+    for (let i = 0; i < 20; i++) await sync.verifyPin('1234');
+    assert.equal(timers, 0, 'no timer for synchronous answers');
+    for (let i = 0; i < 20; i++) await slow.verifyPin('1234');
+    assert.equal(timers, 20, 'one deadline per APDU of an asynchronous card');
+  } finally {
+    hook.disable();
+  }
+});

@@ -211,3 +211,34 @@ test('EapSession: a card error SW becomes a CardError', async () => {
   const s = new EapSession(client);
   await assert.rejects(s.handshake([hello], 5), { code: 'ERR_CARD_SECURITY_NOT_SATISFIED' });
 });
+
+test('EapSession endOnClose: DECRYPTs carry END and the close wipes the card session (cardWiped); a card refusing END (6A86) gets the DECRYPT again without it, RESET-STATE stays owed', async () => {
+  for (const refuses of [false, true]) {
+    const card = new FakeCard();
+    const seen: number[] = [];
+    const proc = (a: Uint8Array): Uint8Array => {
+      if (a[1] === 0x80 && a[3] === 0) seen.push(a[2]!);
+      return refuses && a[1] === 0x80 && (a[2]! & 0x08) !== 0 ? Uint8Array.of(0x6a, 0x86) : card.process(a);
+    };
+    const client = new CardClient(new InProcessTransport(proc));
+    await ready(client);
+    const s = new EapSession(client, { endOnClose: true, initialId: 1 });
+    await s.handshake([hello]);
+    assert.equal((await s.handshake([fin])).done, true);
+    seen.length = 0;
+    const d1 = await s.decrypt(toySeal(23, Buffer.from('hi')));
+    assert.equal(Buffer.from(d1.plaintext).toString(), 'hi');
+    assert.equal(s.cardWiped, false);
+    const d2 = await s.decrypt(toySeal(21, Uint8Array.of(1, 0)));
+    assert.equal(d2.peerClosed, true);
+    if (refuses) {
+      assert.deepEqual(seen, [0x08, 0x00, 0x00], 'refused once, then no END');
+      assert.equal(s.cardWiped, false);
+      assert.equal(card.phase, 'closed');
+    } else {
+      assert.deepEqual(seen, [0x08, 0x08]);
+      assert.equal(s.cardWiped, true);
+      assert.equal(card.phase, 'wantHello', 'the card wiped the session with its answer');
+    }
+  }
+});

@@ -230,6 +230,7 @@ export class FakeCard {
         return this.r([]);
       case 0x80:
         if (!this.verified) return this.r([], 0x6982);
+        if (c.p2 === 0 && (c.p1 & 0x02) !== 0) this.resetTls(); // START: a fresh session, as RESET-STATE
         return this.eap(c);
       default:
         return this.r([], 0x6d00);
@@ -324,18 +325,30 @@ export class FakeCard {
         return this.r(encodeEap({ code: EapCode.success, id: next }));
       }
       case 'connected': {
-        if (whole[0] !== 23) return this.decryptFail(next, 10);
+        if (whole[0] !== 23) {
+          const a = this.decryptFail(next, 10);
+          if ((c.p1 & 0x08) !== 0) this.resetTls();
+          return a;
+        }
         const { type, plaintext } = toyOpen(whole);
         if (type === 23) return this.req(next, concat(Uint8Array.of(0, 0, plaintext.length >> 8, plaintext.length & 0xff), plaintext));
+        // P1 END (08): the answer that ends the session wipes it, as RESET-STATE would
+        const end = (c.p1 & 0x08) !== 0;
         if (type === 21 && plaintext[0] === 1 && plaintext[1] === 0) {
           this.phase = 'closed';
-          return this.req(next, concat(Uint8Array.of(1, 0, 0, 0), toySeal(21, Uint8Array.of(1, 0))));
+          const a = this.req(next, concat(Uint8Array.of(1, 0, 0, 0), toySeal(21, Uint8Array.of(1, 0))));
+          if (end) this.resetTls();
+          return a;
         }
         if (type === 21) {
           this.phase = 'failed';
-          return this.req(next, Uint8Array.of(2, plaintext[1] ?? 0, 0, 0));
+          const a = this.req(next, Uint8Array.of(2, plaintext[1] ?? 0, 0, 0));
+          if (end) this.resetTls();
+          return a;
         }
-        return this.decryptFail(next, 20);
+        const a = this.decryptFail(next, 20);
+        if ((c.p1 & 0x08) !== 0) this.resetTls();
+        return a;
       }
       default:
         return this.r([], 0x6985);

@@ -53,10 +53,38 @@ test('tandem: echo through the card, close_notify both ways, card reset after', 
   assert.equal(s.servername, 'card.example');
   assert.equal(s.remotePort, c.socket.localPort);
   assert.equal(s.getSessionInfo()?.cipherSuite, 0x1301);
+  const before = card.commands.length;
   c.closeNotify();
   assert.ok(await c.until(() => c.opened().closeNotify && c.ended), 'server close_notify then FIN');
   await waitUntil(() => !tandem.inUse, 'the card freed after the session');
-  assert.equal(card.phase, 'wantHello', 'RESET-STATE after the session (before the card is freed)');
+  assert.equal(card.phase, 'wantHello', 'the card wiped the session (before it was freed)');
+  // RESET-STATE folded into the DECRYPT of the client's close_notify (P1 END): one exchange, not two
+  const after = card.commands.slice(before);
+  assert.deepEqual(
+    after.map((x) => [x.ins, x.p1, x.p2]),
+    [[0x80, 0x08, 0x00]],
+    'only the DECRYPT with END; no RESET-STATE',
+  );
+  assert.deepEqual(errors, []);
+  await tandem.close();
+});
+
+test('tandem: a client that leaves without close_notify: RESET-STATE wipes the card session', async () => {
+  const card = new FakeCard();
+  const { tandem, port, errors } = await tandemOn(card);
+  tandem.on('secureConnection', (s: SeTlsSocket) => s.pipe(s));
+  const c = await FakeClient.connect(port);
+  await c.handshake(card.flightBytes.length);
+  c.send('hi');
+  assert.ok(await c.until(() => c.opened().text.toString() === 'hi'), 'echo');
+  const before = card.commands.length;
+  c.socket.end(); // FIN, no close_notify
+  await waitUntil(() => !tandem.inUse, 'the card freed after the session');
+  assert.equal(card.phase, 'wantHello', 'RESET-STATE after the session');
+  assert.ok(
+    card.commands.slice(before).some((x) => x.ins === 0x19 && x.p1 === 0x10),
+    'RESET-STATE sent',
+  );
   assert.deepEqual(errors, []);
   await tandem.close();
 });

@@ -173,13 +173,21 @@ export class SetlsApplet implements Applet {
    * into the first Response of a handshake); INFO appends the session info TLV beyond the EAP Length
    * of an EAP-Success (GET-EXPORTED-PARAMETER folded into the handshake's last exchange), and the
    * alert TLV `2C` (level, description) beyond the EAP Length of a `7001` answer, so the host knows
-   * which alert the card sent without reading the (possibly encrypted) alert record.
+   * which alert the card sent without reading the (possibly encrypted) alert record. END on a
+   * DECRYPT whose answer ends the session (the client's close_notify, or a failure) wipes the
+   * session after answering, as RESET-STATE would (RESET-STATE folded into the session's last
+   * exchange): the answer already holds the card's last records.
    */
   processEap(cmd: AppletCommand, data: Uint8Array, ch: ChannelContext): Reply {
     if ((cmd.p1 & EapP1.start) !== 0) this.resetSession(ch, 'tls');
     const st = this.state(ch);
+    const decrypting = cmd.p2 === 0 && st.session.phase === 'authenticated';
     const answer = st.session.processEap(cmd.p2, data);
     if (st.audit === undefined && st.session.phase === 'authenticated' && this.s.securityDomain.auditing) this.startAudit(st);
+    if ((cmd.p1 & EapP1.end) !== 0 && decrypting && (st.session.phase === 'closed' || st.session.phase === 'failed')) {
+      this.resetSession(ch, st.session instanceof DtlsEapSession ? 'dtls' : 'tls');
+      return answer;
+    }
     if ((cmd.p1 & EapP1.info) === 0) return answer;
     if (answer.sw === SetlsSw.authFailure) {
       const alert = st.session.alertSent;
