@@ -116,11 +116,12 @@ async function childEnrol(dir: string, store: string, n: number, conc: number, w
   const end = Date.now();
   const cpu = process.cpuUsage(cpu0); // every thread of this process: operator, workers, load generator
   const elu = performance.eventLoopUtilization(elu0).utilization;
+  const batches = (op.enrolment as { batchStats?: () => Record<string, number> }).batchStats?.() ?? null;
   pg.Client.prototype.query = q0;
   pg.Pool.prototype.connect = c0;
   await op.close();
   process.stdout.write(
-    JSON.stringify({ n, start, end, p50: pct(lat, 50), p99: pct(lat, 99), cpuMsPerEnrolment: (cpu.user + cpu.system) / 1000 / n, elu, queriesPerEnrolment: probe.queries / n, poolWaitMsPerEnrolment: probe.poolWaitMs / n }) + '\n',
+    JSON.stringify({ n, start, end, p50: pct(lat, 50), p99: pct(lat, 99), cpuMsPerEnrolment: (cpu.user + cpu.system) / 1000 / n, elu, batches, queriesPerEnrolment: probe.queries / n, poolWaitMsPerEnrolment: probe.poolWaitMs / n }) + '\n',
   );
 }
 
@@ -389,6 +390,7 @@ async function runStore(kind: 'sqlite' | 'postgres', o: { cards: number; enrol: 
         'CPU ms per enrolment (operator + load generator process; not the PostgreSQL server)': r2(rs.reduce((a, r) => a + (r['cpuMsPerEnrolment'] as number), 0) / rs.length),
         'load average (1 min) before / after': [r2(l0), r2(loadavg()[0]!)],
         'event loop utilisation (1 = CPU-bound)': rs.map((r) => r2(r['elu'] as number)),
+        ...(rs[0]!['batches'] ? { 'shared batches (nonce issue, persist; with the warm-up)': rs.map((r) => r['batches']) } : {}),
         ...(kind === 'postgres'
           ? {
               'PostgreSQL statements per enrolment': r2(rs.reduce((a, r) => a + (r['queriesPerEnrolment'] as number), 0) / rs.length),
