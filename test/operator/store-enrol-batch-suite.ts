@@ -4,7 +4,8 @@
  * for cards that exist and are not terminated; N persist steps in one transaction, each answered as
  * its own transaction would be (a used nonce is a replay, a key bound to another card is refused and
  * its nonce stays open, a card's existing identity is reused, the refused ones write nothing); the
- * batch shapes that depend on order inside the batch throw EnrolmentBatchConflict and write nothing.
+ * batch shapes that depend on order inside the batch throw EnrolmentBatchConflict and write nothing;
+ * two stores (two nodes) persisting one nonce at once commit it once.
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
@@ -13,7 +14,7 @@ import type { CardRow, IdentityRow, NewCard, OperatorStore } from '../../src/ope
 import { EnrolmentBatchConflict, type EnrolmentPersist, type NewEnrolment } from '../../src/operator/store/enrol-batch.js';
 
 export interface EnrolBatchStoreFactory {
-  create(): Promise<{ store: OperatorStore; dispose: () => Promise<void> }>;
+  create(): Promise<{ store: OperatorStore; dispose: () => Promise<void>; reopen?: () => Promise<OperatorStore> }>;
 }
 
 const T0 = 1_700_000_000_000;
@@ -99,10 +100,10 @@ async function issued(s: OperatorStore, n: NewEnrolment): Promise<string> {
 }
 
 export function enrolBatchCases(factory: EnrolBatchStoreFactory): void {
-  const withStore = async (fn: (s: OperatorStore) => Promise<void>): Promise<void> => {
-    const { store, dispose } = await factory.create();
+  const withStore = async (fn: (s: OperatorStore, reopen?: () => Promise<OperatorStore>) => Promise<void>): Promise<void> => {
+    const { store, dispose, reopen } = await factory.create();
     try {
-      await fn(store);
+      await fn(store, reopen);
     } finally {
       await dispose();
     }
@@ -199,5 +200,26 @@ export function enrolBatchCases(factory: EnrolBatchStoreFactory): void {
       // both nonces still open: each alone succeeds once
       assert.equal((await s.persistEnrolments([persist(caId, a, ea, k)]))[0]!.ok, true);
       assert.deepEqual((await s.persistEnrolments([persist(caId, b, eb, k)])).map((o) => (o.ok ? 'ok' : o.refusal)), ['key_bound_elsewhere']);
+    }));
+
+  test('persistEnrolments from two stores (two nodes) at once, one nonce in both batches: committed once', () =>
+    withStore(async (s, reopen) => {
+      assert.ok(reopen, 'the factory opens a second store on the same database');
+      const other = await reopen();
+      const { caId, cards } = await setup(s, 3);
+      const [x, a, b] = cards as [CardRow, CardRow, CardRow];
+      const ex = await issued(s, nonce(x.uid));
+      const ea = await issued(s, nonce(a.uid));
+      const eb = await issued(s, nonce(b.uid));
+      const [oa, ob] = await Promise.all([
+        s.persistEnrolments([persist(caId, x, ex, new Uint8Array(32).fill(0x78)), persist(caId, a, ea, new Uint8Array(32).fill(0x61))]),
+        other.persistEnrolments([persist(caId, x, ex, new Uint8Array(32).fill(0x79)), persist(caId, b, eb, new Uint8Array(32).fill(0x62))]),
+      ]);
+      const xs = [oa[0]!, ob[0]!].map((o) => (o.ok ? 'ok' : o.refusal)).sort();
+      assert.deepEqual(xs, ['nonce_replay', 'ok'], 'the shared nonce is consumed by one node only');
+      assert.equal(oa[1]!.ok && ob[1]!.ok, true, 'the others commit');
+      assert.equal((await s.certificatesOfCard(x.id)).length, 1, 'one certificate for the shared nonce');
+      assert.equal((await s.identitiesOfCard(x.id)).length, 1);
+      assert.equal((await s.listEvents(x.id, 50)).filter((e) => e.kind === 'certificate.issued').length, 1);
     }));
 }
