@@ -1,7 +1,8 @@
 /**
  * bench/scale: the operator at scale (issue #17 item 4), on SQLite and on PostgreSQL —
  *   node --import tsx bench/scale.ts [--cards 100000] [--enrol 3000] [--conc 32] [--workers 0]
- *        [--stores sqlite,postgres] [--json]            (also `npm run bench -- --only scale`)
+ *        [--stores sqlite,postgres] [--json] [--enrol-only]   (also `npm run bench -- --only scale`)
+ * --enrol-only: fill, then the enrolment figures only (no query children).
  * PostgreSQL: SETLS_TEST_PG_URL (a role that may CREATE DATABASE); a throw-away database is made
  * and dropped. Without it, only SQLite runs.
  *
@@ -25,10 +26,11 @@
  * The 10^6 fill takes minutes on this machine: the default is 10^5; pass --cards 1000000.
  */
 import { spawn } from 'node:child_process';
-import { cpSync, existsSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { cpSync, existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { loadavg, cpus, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
+import { performance } from 'node:perf_hooks';
 import { fileURLToPath } from 'node:url';
 import { createHash, createPrivateKey, generateKeyPairSync, randomBytes, randomUUID, sign as nodeSign } from 'node:crypto';
 import Database from 'better-sqlite3';
@@ -83,6 +85,21 @@ async function childEnrol(dir: string, store: string, n: number, conc: number, w
     await op.enrolment.complete({ uid: card.uid, evidence, csrDer, expectedEnrolmentId: nonce.enrolmentId });
   };
   for (let i = 0; i < 20; i++) await one(i); // warm-up
+  // What bounds the rate: statements sent to PostgreSQL (round trips), time spent waiting for a
+  // pooled connection, and how busy this event loop was (1 = CPU-bound in this thread).
+  const probe = { queries: 0, poolWaitMs: 0 };
+  const q0 = pg.Client.prototype.query;
+  pg.Client.prototype.query = function (this: pg.Client, ...a: unknown[]) {
+    probe.queries++;
+    return (q0 as (...x: unknown[]) => unknown).apply(this, a);
+  } as typeof q0;
+  const c0 = pg.Pool.prototype.connect;
+  pg.Pool.prototype.connect = function (this: pg.Pool, cb?: (e: Error | undefined, c: pg.PoolClient, d: (r?: unknown) => void) => void) {
+    const t = performance.now();
+    if (cb) return (c0 as (f: unknown) => void).call(this, (e: Error | undefined, c: pg.PoolClient, d: (r?: unknown) => void) => ((probe.poolWaitMs += performance.now() - t), cb(e, c, d)));
+    return (c0 as () => Promise<pg.PoolClient>).call(this).then((c) => ((probe.poolWaitMs += performance.now() - t), c));
+  } as typeof c0;
+  const elu0 = performance.eventLoopUtilization();
   let next = 0;
   const lat: number[] = [];
   const cpu0 = process.cpuUsage();
@@ -98,8 +115,14 @@ async function childEnrol(dir: string, store: string, n: number, conc: number, w
   );
   const end = Date.now();
   const cpu = process.cpuUsage(cpu0); // every thread of this process: operator, workers, load generator
+  const elu = performance.eventLoopUtilization(elu0).utilization;
+  const batches = (op.enrolment as { batchStats?: () => Record<string, number> }).batchStats?.() ?? null;
+  pg.Client.prototype.query = q0;
+  pg.Pool.prototype.connect = c0;
   await op.close();
-  process.stdout.write(JSON.stringify({ n, start, end, p50: pct(lat, 50), p99: pct(lat, 99), cpuMsPerEnrolment: (cpu.user + cpu.system) / 1000 / n }) + '\n');
+  process.stdout.write(
+    JSON.stringify({ n, start, end, p50: pct(lat, 50), p99: pct(lat, 99), cpuMsPerEnrolment: (cpu.user + cpu.system) / 1000 / n, elu, batches, queriesPerEnrolment: probe.queries / n, poolWaitMsPerEnrolment: probe.poolWaitMs / n }) + '\n',
+  );
 }
 
 // ---------------------------------------------------------------- child: queries
@@ -264,7 +287,7 @@ async function fillPg(url: string, total: number, f: FillRows): Promise<void> {
 }
 
 // ---------------------------------------------------------------- one store
-async function runStore(kind: 'sqlite' | 'postgres', o: { cards: number; enrol: number; conc: number; workers: number }): Promise<Record<string, unknown>> {
+async function runStore(kind: 'sqlite' | 'postgres', o: { cards: number; enrol: number; conc: number; workers: number; enrolOnly?: boolean }): Promise<Record<string, unknown>> {
   const root = mkdtempSync(join(tmpdir(), 'setls-bench-scale-'));
   let dropDb: (() => Promise<void>) | undefined;
   try {
@@ -329,8 +352,8 @@ async function runStore(kind: 'sqlite' | 'postgres', o: { cards: number; enrol: 
     out['size after fill'] = { ...sizes };
 
     const qargs = ['--child-query', '--store', store, '--middle', middle.toString('hex'), '--uids', fr.sample.join(',')];
-    out['queries, 1 node (ms)'] = { load: loadavg().map(r2), ...(await child(qargs)) };
-    if (kind === 'postgres') {
+    if (!o.enrolOnly) out['queries, 1 node (ms)'] = { load: loadavg().map(r2), ...(await child(qargs)) };
+    if (kind === 'postgres' && !o.enrolOnly) {
       const two = await Promise.all([child(qargs), child(qargs)]);
       out['queries, 2 nodes at once (ms), node A'] = { load: loadavg().map(r2), ...two[0] };
       out['queries, 2 nodes at once (ms), node B'] = two[1];
@@ -345,7 +368,18 @@ async function runStore(kind: 'sqlite' | 'postgres', o: { cards: number; enrol: 
       }
       const per = Math.floor(o.enrol / nodes);
       const l0 = loadavg()[0]!;
+      // backends end with their child's pool: sample while they live, keep each one's last figure
+      const pgCpu = new Map<string, number>();
+      const dbName = kind === 'postgres' ? decodeURIComponent(new URL(store).pathname.slice(1)) : '';
+      const pgBase = kind === 'postgres' ? postgresCpu(dbName) : new Map<string, number>();
+      const sample = (): void => {
+        for (const [pid, t] of postgresCpu(dbName)) pgCpu.set(pid, t);
+      };
+      const sampler = kind === 'postgres' ? setInterval(sample, 200) : undefined;
       const rs = await Promise.all(dirs.map((d) => child(['--child-enrol', '--dir', d, '--store', store, '--n', String(per), '--conc', String(o.conc), '--workers', String(workers)])));
+      clearInterval(sampler);
+      let pgMs = 0;
+      for (const [pid, t] of pgCpu) pgMs += t - (pgBase.get(pid) ?? 0);
       const start = Math.min(...rs.map((r) => r['start'] as number));
       const end = Math.max(...rs.map((r) => r['end'] as number));
       return {
@@ -355,6 +389,15 @@ async function runStore(kind: 'sqlite' | 'postgres', o: { cards: number; enrol: 
         'p99 ms': r1(Math.max(...rs.map((r) => r['p99'] as number))),
         'CPU ms per enrolment (operator + load generator process; not the PostgreSQL server)': r2(rs.reduce((a, r) => a + (r['cpuMsPerEnrolment'] as number), 0) / rs.length),
         'load average (1 min) before / after': [r2(l0), r2(loadavg()[0]!)],
+        'event loop utilisation (1 = CPU-bound)': rs.map((r) => r2(r['elu'] as number)),
+        ...(rs[0]!['batches'] ? { 'shared batches (nonce issue, persist; with the warm-up)': rs.map((r) => r['batches']) } : {}),
+        ...(kind === 'postgres'
+          ? {
+              'PostgreSQL statements per enrolment': r2(rs.reduce((a, r) => a + (r['queriesPerEnrolment'] as number), 0) / rs.length),
+              'pool wait ms per enrolment': r2(rs.reduce((a, r) => a + (r['poolWaitMsPerEnrolment'] as number), 0) / rs.length),
+              'PostgreSQL backends CPU ms per enrolment (this database\'s, sampled every 200 ms)': r2(pgMs / (per * nodes)),
+            }
+          : {}),
       };
     };
     out[`enrol, 1 node, in-thread`] = await enrol(1, 0);
@@ -369,11 +412,31 @@ async function runStore(kind: 'sqlite' | 'postgres', o: { cards: number; enrol: 
   }
 }
 
+/** CPU time (ms) of the PostgreSQL backends serving database `db`, by pid (/proc; Linux, 100 Hz
+ *  ticks; the server's WAL writer and checkpointer, shared with other databases, are not counted). */
+function postgresCpu(db: string): Map<string, number> {
+  const out = new Map<string, number>();
+  for (const pid of readdirSync('/proc')) {
+    if (!/^\d+$/.test(pid)) continue;
+    try {
+      const st = readFileSync(`/proc/${pid}/stat`, 'latin1');
+      const close = st.lastIndexOf(')');
+      if (!st.slice(st.indexOf('(') + 1, close).startsWith('postgres')) continue;
+      if (!readFileSync(`/proc/${pid}/cmdline`, 'latin1').includes(` ${db} `)) continue;
+      const f = st.slice(close + 2).split(' ');
+      out.set(pid, (Number(f[11]) + Number(f[12])) * 10); // utime, stime (fields 14, 15)
+    } catch {
+      // gone meanwhile
+    }
+  }
+  return out;
+}
+
 function randomPublicSpki(): Buffer {
   return generateKeyPairSync('ec', { namedCurve: 'P-256' }).publicKey.export({ type: 'spki', format: 'der' });
 }
 
-export async function runScaleBench(o: { cards: number; enrol: number; conc: number; workers: number; stores: string[] }): Promise<{ ok: boolean; params: Record<string, unknown>; results: unknown[]; failed?: string }> {
+export async function runScaleBench(o: { cards: number; enrol: number; conc: number; workers: number; stores: string[]; enrolOnly?: boolean }): Promise<{ ok: boolean; params: Record<string, unknown>; results: unknown[]; failed?: string }> {
   const params = { ...o, machine: `${cpus().length} × ${cpus()[0]?.model ?? '?'}`, 'load average at start': loadavg().map(r2) };
   const results: unknown[] = [];
   try {
@@ -401,6 +464,7 @@ export async function scaleMain(argv: string[]): Promise<void> {
       workers: { type: 'string', default: '0' },
       stores: { type: 'string', default: 'sqlite,postgres' },
       json: { type: 'boolean', default: false },
+      'enrol-only': { type: 'boolean', default: false },
       'child-enrol': { type: 'boolean' },
       'child-query': { type: 'boolean' },
       dir: { type: 'string' },
@@ -413,7 +477,7 @@ export async function scaleMain(argv: string[]): Promise<void> {
   if (values['child-enrol']) await childEnrol(values.dir!, values.store!, Number(values.n), Number(values.conc), Number(values.workers));
   else if (values['child-query']) await childQuery(values.store!, values.middle!, values.uids!.split(','), 60);
   else {
-    const r = await runScaleBench({ cards: Number(values.cards), enrol: Number(values.enrol), conc: Number(values.conc), workers: Number(values.workers), stores: values.stores.split(',') });
+    const r = await runScaleBench({ cards: Number(values.cards), enrol: Number(values.enrol), conc: Number(values.conc), workers: Number(values.workers), stores: values.stores.split(','), enrolOnly: values['enrol-only'] });
     process.stdout.write(values.json ? JSON.stringify(r) + '\n' : JSON.stringify(r, null, 2) + '\n');
     process.exitCode = r.ok ? 0 : 1;
   }

@@ -11,6 +11,7 @@ import { SCHEMA_VERSION } from '../../src/operator/store/index.js';
 import { estStoreCases } from './store-est-suite.js';
 import { fleetCases } from './store-suite-fleet.js';
 import { campaignStoreSuite } from './campaign-store-suite.js';
+import { enrolBatchCases } from './store-enrol-batch-suite.js';
 
 export interface StoreFactory {
   /** A fresh empty store and a way to dispose of it. */
@@ -464,6 +465,7 @@ export function storeSuite(name: string, factory: StoreFactory): void {
       });
     });
     estStoreCases(factory);
+    enrolBatchCases(factory); // enrolment throughput (issue #17): store-enrol-batch-suite.ts
   });
   campaignStoreSuite(name, factory);
 }

@@ -13,7 +13,7 @@
  *   signature = ECDSA P-256 with SHA-256 over `statement` (DER Ecdsa-Sig-Value, or raw r‖s 64 bytes)
  *   chain     = [attestation certificate, intermediates…] (DER)
  */
-import { verify as nodeVerify, X509Certificate } from 'node:crypto';
+import { verify as nodeVerify, type KeyObject } from 'node:crypto';
 import { encodeBerTlv, encodeBerTlvs, parseBerTlvs, toHex } from '../../bytes/index.js';
 import { OpError, OpErrorCode } from '../errors.js';
 import { ChainError, verifyChain } from './chain.js';
@@ -121,15 +121,16 @@ export class DefaultAttestationVerifier implements AttestationVerifier {
     const [leafDer, ...intermediates] = evidence.chain;
     if (!leafDer) throw new OpError(OpErrorCode.attestationChain, 'the attestation carries no certificate');
     let anchorDer: Uint8Array;
-    let leaf: X509Certificate;
+    let key: KeyObject;
+    let curve: string | undefined;
     try {
-      ({ anchorDer, leaf } = verifyChain(leafDer, intermediates, trusted, now));
+      // the chain's parse of the leaf, its key and curve read once per distinct certificate (pki/chain.ts)
+      ({ anchorDer, leafKey: key, leafCurve: curve } = verifyChain(leafDer, intermediates, trusted, now));
     } catch (e) {
       if (e instanceof ChainError) throw new OpError(OpErrorCode.attestationChain, e.message);
       throw e;
     }
-    const key = leaf.publicKey; // the chain's parse of the leaf (parsing it twice was 5 % of an enrolment)
-    if (key.asymmetricKeyType !== 'ec' || key.asymmetricKeyDetails?.namedCurve !== 'prime256v1') {
+    if (key.asymmetricKeyType !== 'ec' || curve !== 'prime256v1') {
       throw new OpError(OpErrorCode.attestationSignature, 'the attestation key is not ECDSA P-256');
     }
     const sig = evidence.signature;

@@ -2,7 +2,8 @@
  * operator/pki/enrolment: Mode A enrolment as the operator decides it, independent of transport —
  * issue a single-use nonce for a card, then, given what the card returned (attestation evidence and
  * a CSR), check everything and issue a certificate persisted in the same transaction, or refuse
- * with one code and issue nothing. imports pki/*, store/types, errors, bytes/.
+ * with one code and issue nothing. imports pki/*, store/types, store/micro-batch, store/enrol-batch
+ * (types), errors, bytes/.
  *
  * Checks, in order (each its own code):
  *   UID in a manifest (ERR_OP_UNKNOWN_UID), not terminated (ERR_OP_CARD_TERMINATED);
@@ -17,12 +18,16 @@
  * gets a second try. The certificate is signed before the transaction (WebCrypto is async), then
  * the transaction re-checks the nonce and the key binding and inserts identity + certificate; if
  * it fails, the signed certificate is dropped unseen: nothing is issued. Concurrent enrolments share
- * that transaction (store/group-commit.ts: one COMMIT for many; a failing one is replayed alone).
+ * that transaction, and concurrent nonce issues one statement (store/micro-batch.ts over
+ * store/enrol-batch.ts: a few statements and one COMMIT for many; each gets its own answer; a batch
+ * that cannot be decided as one is replayed one by one). The key's binding to another card is read
+ * in the persist transaction only (not also before signing: a refused key costs a signature).
  */
 import { randomBytes, randomUUID } from 'node:crypto';
 import { ctEqual, equalBytes, toHex } from '../../bytes/index.js';
 import { OpError, OpErrorCode } from '../errors.js';
-import { GroupCommit } from '../store/group-commit.js';
+import type { EnrolmentPersist, EnrolmentPersistOutcome, NewEnrolment } from '../store/enrol-batch.js';
+import { MicroBatch, type BatchAnswer } from '../store/micro-batch.js';
 import type { CardRow, CertificateRow, EnrolmentRow, IdentityRow, OperatorStore } from '../store/types.js';
 import type { AttestationEvidence, AttestationVerifier, VerifiedAttestation } from './attestation.js';
 import type { CheckedCsr } from './csr.js';
@@ -146,34 +151,58 @@ export interface EnrolmentPki {
 export class EnrolmentService {
   private readonly now: () => number;
   private readonly pki: EnrolmentPki;
-  /** Concurrent enrolments persist in shared transactions (store/group-commit.ts). */
-  private readonly commit: GroupCommit;
+  /** Nonces issued concurrently: one statement for all (store/micro-batch.ts, store/enrol-batch.ts). */
+  private readonly nonces: MicroBatch<NewEnrolment, EnrolmentRow | null>;
+  /** Concurrent enrolments persist in one transaction of a few statements (the same). */
+  private readonly persists: MicroBatch<EnrolmentPersist, EnrolmentPersistOutcome>;
   constructor(private readonly o: EnrolmentServiceOptions) {
     this.now = o.now ?? Date.now;
-    this.commit = new GroupCommit(o.store);
+    const store = o.store;
+    const answered = <T>(vs: readonly T[]): BatchAnswer<T>[] => vs.map((value) => ({ ok: true, value }));
+    this.nonces = new MicroBatch(
+      async (items) => answered(await store.openEnrolments(items)),
+      async (item) => (await store.openEnrolments([item]))[0] ?? null,
+    );
+    this.persists = new MicroBatch(
+      async (items) => answered(await store.persistEnrolments(items)),
+      async (item) => (await store.persistEnrolments([item]))[0]!,
+    );
     this.pki = o.pki ?? { checkCsr: async (der) => checkCsrDer(der), issue: (req) => o.ca.issueFast(req) };
+  }
+
+  /** How many nonce issues and persist steps went in shared batches (metrics, tests). */
+  batchStats(): { nonceBatches: number; nonceReplays: number; persistBatches: number; persistReplays: number } {
+    return { nonceBatches: this.nonces.batches, nonceReplays: this.nonces.replays, persistBatches: this.persists.batches, persistReplays: this.persists.replays };
   }
 
   /** A fresh single-use nonce for `uid` (stored as its hash); ERR_OP_UNKNOWN_UID / _CARD_TERMINATED. */
   async issueNonce(uid: Uint8Array, jobId: string | null = null, mode = 'admin'): Promise<IssuedNonce> {
-    const card = await this.o.store.cardByUid(uid);
-    if (!card) throw new OpError(OpErrorCode.unknownUid, `card ${toHex(uid)} is in no imported manifest`);
-    if (card.lifecycle === 'terminated') throw new OpError(OpErrorCode.cardTerminated, `card ${toHex(uid)} is terminated`);
     const nonce = new Uint8Array(randomBytes(32));
     const now = this.now();
-    const row: EnrolmentRow = {
-      id: randomUUID(),
-      cardId: card.id,
-      jobId,
-      mode,
-      nonceHash: sha256(nonce),
-      status: 'open',
-      errorCode: null,
-      expiresAt: now + (this.o.nonceTtlMs ?? DEFAULT_NONCE_TTL_MS),
-      startedAt: now,
-      finishedAt: null,
+    const item: NewEnrolment = {
+      uid,
+      row: {
+        id: randomUUID(),
+        jobId,
+        mode,
+        nonceHash: sha256(nonce),
+        status: 'open',
+        errorCode: null,
+        expiresAt: now + (this.o.nonceTtlMs ?? DEFAULT_NONCE_TTL_MS),
+        startedAt: now,
+        finishedAt: null,
+      },
     };
-    await this.o.store.insertEnrolment(row);
+    // Written only for a card that is not terminated (one statement for all nonces issued meanwhile).
+    let row = await this.nonces.run(item);
+    if (!row) {
+      const card = await this.o.store.cardByUid(uid);
+      if (!card) throw new OpError(OpErrorCode.unknownUid, `card ${toHex(uid)} is in no imported manifest`);
+      if (card.lifecycle === 'terminated') throw new OpError(OpErrorCode.cardTerminated, `card ${toHex(uid)} is terminated`);
+      // imported (or un-terminated) between the two statements: once more, alone
+      row = (await this.o.store.openEnrolments([item]))[0] ?? null;
+      if (!row) throw new OpError(OpErrorCode.unknownUid, `card ${toHex(uid)} is in no imported manifest`);
+    }
     return { enrolmentId: row.id, nonce, expiresAt: row.expiresAt };
   }
 
@@ -229,15 +258,22 @@ export class EnrolmentService {
     const now = this.now();
     let enrolment: EnrolmentRow | null = null;
     try {
-      const card = await store.cardByUid(req.uid);
+      // The card and the trusted CAs in parallel (two pooled connections on PostgreSQL: one wait).
+      const [card, trusted] = await Promise.all([store.cardByUid(req.uid), this.o.trustedManufacturerCas()]);
       if (!card) throw new OpError(OpErrorCode.unknownUid, `card ${toHex(req.uid)} is in no imported manifest`);
       if (card.lifecycle === 'terminated') throw new OpError(OpErrorCode.cardTerminated, `card ${toHex(card.uid)} is terminated`);
-      const attestation = this.o.verifier.verify(req.evidence, await this.o.trustedManufacturerCas(), now);
-      enrolment = await store.enrolmentByNonceHash(sha256(attestation.claims.nonce));
+      const attestation = this.o.verifier.verify(req.evidence, trusted, now);
+      // The nonce's enrolment while the CSR is checked; both settle before any refusal is thrown, so a
+      // CSR refusal still consumes the nonce found (as when they ran one after the other).
+      const [found, checked] = await Promise.allSettled([store.enrolmentByNonceHash(sha256(attestation.claims.nonce)), this.pki.checkCsr(req.csrDer)]);
+      if (found.status === 'rejected') throw found.reason;
+      enrolment = found.value;
       if (enrolment && enrolment.cardId !== card.id) enrolment = null; // never consume another card's nonce
-      const csr = await this.pki.checkCsr(req.csrDer);
-      const boundIdentity = await store.identityBySpkiHash(csr.spkiSha256);
-      checkEnrolmentBinding({ uid: req.uid, card, attestation, csr, enrolment, expectedEnrolmentId: req.expectedEnrolmentId, boundIdentity, now });
+      if (checked.status === 'rejected') throw checked.reason;
+      const csr = checked.value;
+      // A key bound to another card is refused by the persist step (it reads the key's identity in
+      // its transaction, as it always did): reading it here too was one more round trip each.
+      checkEnrolmentBinding({ uid: req.uid, card, attestation, csr, enrolment, expectedEnrolmentId: req.expectedEnrolmentId, boundIdentity: null, now });
       const open = enrolment!;
 
       // Sign first (async), then persist under re-checks; a failed transaction drops the certificate.
@@ -259,30 +295,25 @@ export class EnrolmentService {
         notAfter: new Date(notAfter),
         crlUrl: this.o.crlUrl(),
       });
-      return await this.commit.run(async (t) => {
-        const bound = await t.identityBySpkiHash(csr.spkiSha256);
-        if (bound && bound.cardId !== card.id) throw new OpError(OpErrorCode.keyBoundElsewhere, 'this key is already bound to another card');
-        if (!(await t.finishEnrolment(open.id, 'succeeded', null, now))) {
-          throw new OpError(OpErrorCode.nonceReplay, `the attested nonce was already used (enrolment ${open.id})`);
-        }
-        let identity = bound;
-        if (!identity) {
-          identity = {
-            id: randomUUID(),
-            cardId: card.id,
-            slot: attestation.claims.slot,
-            alg: csr.alg,
-            spkiDer: csr.spkiDer,
-            spkiSha256: csr.spkiSha256,
-            state: 'generated',
-            attestedAt: now,
-            createdAt: now,
-          };
-          await t.insertIdentity(identity);
-        }
-        const certificate: CertificateRow = {
+      const identity: IdentityRow = {
+        id: randomUUID(),
+        cardId: card.id,
+        slot: attestation.claims.slot,
+        alg: csr.alg,
+        spkiDer: csr.spkiDer,
+        spkiSha256: csr.spkiSha256,
+        state: 'generated',
+        attestedAt: now,
+        createdAt: now,
+      };
+      const outcome = await this.persists.run({
+        enrolmentId: open.id,
+        cardId: card.id,
+        cardWasManifest: card.lifecycle === 'manifest',
+        now,
+        identity,
+        certificate: {
           serial,
-          identityId: identity.id,
           cardId: card.id,
           caId: this.o.caId,
           jobId: req.jobId ?? null,
@@ -296,19 +327,21 @@ export class EnrolmentService {
           revokedAt: null,
           reason: null,
           createdAt: now,
-        };
-        await t.insertCertificate(certificate);
-        if (card.lifecycle === 'manifest') await t.updateCard(card.id, { lifecycle: 'enrolled' }, now);
-        await t.addEvent({
+        },
+        event: {
           at: now,
           actor: req.actor ?? 'operator',
           kind: 'certificate.issued',
           cardId: card.id,
           subject: toHex(serial),
           details: { enrolment: open.id, job: req.jobId ?? null, slot: attestation.claims.slot, counter: attestation.claims.counter },
-        });
-        return { certificate, identity, chainDer: [der, this.o.ca.certDer] };
+        },
       });
+      if (!outcome.ok) {
+        if (outcome.refusal === 'key_bound_elsewhere') throw new OpError(OpErrorCode.keyBoundElsewhere, 'this key is already bound to another card');
+        throw new OpError(OpErrorCode.nonceReplay, `the attested nonce was already used (enrolment ${open.id})`);
+      }
+      return { certificate: outcome.certificate, identity: outcome.identity, chainDer: [der, this.o.ca.certDer] };
     } catch (e) {
       const code = e instanceof OpError ? e.code : OpErrorCode.internal;
       this.o.onRefusal?.(code);

@@ -12,6 +12,8 @@
  * read through `DialectSql.lockSkip` to let several nodes claim concurrently.
  */
 import { listExpiringCertificates, type ExpiringCertificate, type ExpiringCursor } from './expiring.js';
+import * as enrolBatch from './enrol-batch.js';
+import type { EnrolmentPersist, EnrolmentPersistOutcome, NewEnrolment } from './enrol-batch.js';
 import type { SqlConn, SqlDriver, SqlRow, SqlValue } from './driver.js';
 import { randomUUID } from 'node:crypto';
 import { migrate } from './schema.js';
@@ -1065,5 +1067,15 @@ export class SqlStore implements OperatorStore {
   // scale (issue #17, store/expiring.ts)
   listExpiringCertificates(from: number, before: number, after: ExpiringCursor | null, limit: number): Promise<ExpiringCertificate[]> {
     return listExpiringCertificates(this.c, from, before, after, limit);
+  }
+
+  // enrolment throughput (issue #17, store/enrol-batch.ts)
+  openEnrolments(items: readonly NewEnrolment[]): Promise<(EnrolmentRow | null)[]> {
+    // One statement: PostgreSQL runs it on any pooled connection; SQLite's RETURNING must go to the writer.
+    if (this.conn || this.driver.dialect.name === 'postgres') return enrolBatch.openEnrolments(this.c, this.driver.dialect, items);
+    return this.inTx((t) => enrolBatch.openEnrolments(t.c, this.driver.dialect, items));
+  }
+  persistEnrolments(items: readonly EnrolmentPersist[]): Promise<EnrolmentPersistOutcome[]> {
+    return this.inTx((t) => enrolBatch.persistEnrolments(t.c, this.driver.dialect, items));
   }
 }

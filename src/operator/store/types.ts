@@ -1,7 +1,7 @@
 /**
  * operator/store/types: the `OperatorStore` repository interface and its row types — what every
  * storage back end (SQLite now, PostgreSQL later: issue #17) implements, and the one thing the rest
- * of the operator may use to reach its data. imports store/expiring (types).
+ * of the operator may use to reach its data. imports store/expiring, store/enrol-batch (types).
  *
  * Conventions, the same in every back end:
  * - ids are text (UUIDs from crypto.randomUUID); a card's UID and a certificate's serial are bytes;
@@ -13,6 +13,7 @@
  * - list methods take an opaque-free keyset `after` (the last row's sort key) and a `limit`.
  */
 import type { ExpiringCertificate, ExpiringCursor } from './expiring.js';
+import type { EnrolmentPersist, EnrolmentPersistOutcome, NewEnrolment } from './enrol-batch.js';
 
 export const CardLifecycle = {
   manifest: 'manifest',
@@ -596,6 +597,14 @@ export interface OperatorStore {
 
   // scale (issue #17, store/expiring.ts): good certificates ending in [from, before), by (not_after, serial)
   listExpiringCertificates(from: number, before: number, after: ExpiringCursor | null, limit: number): Promise<ExpiringCertificate[]>;
+
+  // enrolment throughput (issue #17, store/enrol-batch.ts)
+  /** Issues N nonces in one statement: each enrolment row, or null where the UID is no card or a
+   *  terminated one (nothing written for it). */
+  openEnrolments(items: readonly NewEnrolment[]): Promise<(EnrolmentRow | null)[]>;
+  /** The persist step of N checked enrolments, in the caller's transaction or its own: each one's
+   *  outcome; throws EnrolmentBatchConflict (nothing written) when they must run one by one. */
+  persistEnrolments(items: readonly EnrolmentPersist[]): Promise<EnrolmentPersistOutcome[]>;
 }
 
 /** An enrolment credential for EST clients without a card (RFC 7030 §3.2.3, HTTP Basic). */
