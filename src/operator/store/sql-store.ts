@@ -12,6 +12,7 @@
  * read through `DialectSql.lockSkip` to let several nodes claim concurrently.
  */
 import { listExpiringCertificates, type ExpiringCertificate, type ExpiringCursor } from './expiring.js';
+import { listExpiringCards, type ExpiringCardsCursor, type ExpiringCardsFilter } from './expiring-cards.js';
 import type { SqlConn, SqlDriver, SqlRow, SqlValue } from './driver.js';
 import { randomUUID } from 'node:crypto';
 import { migrate } from './schema.js';
@@ -39,6 +40,7 @@ import type {
   CaRow,
   CardFilter,
   CardRow,
+  ExpiringCard,
   CertificateRow,
   ClaimOptions,
   EnrolmentRow,
@@ -1065,5 +1067,10 @@ export class SqlStore implements OperatorStore {
   // scale (issue #17, store/expiring.ts)
   listExpiringCertificates(from: number, before: number, after: ExpiringCursor | null, limit: number): Promise<ExpiringCertificate[]> {
     return listExpiringCertificates(this.c, from, before, after, limit);
+  }
+
+  // expiring cards (issue #17, store/expiring-cards.ts)
+  async listExpiringCards(filter: ExpiringCardsFilter, after: ExpiringCardsCursor | null, limit: number): Promise<ExpiringCard[]> {
+    return (await listExpiringCards(this.c, this.sql, filter, after, limit)).map((r) => ({ card: cardRow(r.row), notAfter: r.notAfter }));
   }
 }

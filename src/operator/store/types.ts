@@ -1,7 +1,7 @@
 /**
  * operator/store/types: the `OperatorStore` repository interface and its row types — what every
  * storage back end (SQLite now, PostgreSQL later: issue #17) implements, and the one thing the rest
- * of the operator may use to reach its data. imports store/expiring (types).
+ * of the operator may use to reach its data. imports store/expiring, store/expiring-cards (types).
  *
  * Conventions, the same in every back end:
  * - ids are text (UUIDs from crypto.randomUUID); a card's UID and a certificate's serial are bytes;
@@ -13,6 +13,7 @@
  * - list methods take an opaque-free keyset `after` (the last row's sort key) and a `limit`.
  */
 import type { ExpiringCertificate, ExpiringCursor } from './expiring.js';
+import type { ExpiringCardsCursor, ExpiringCardsFilter } from './expiring-cards.js';
 
 export const CardLifecycle = {
   manifest: 'manifest',
@@ -596,6 +597,16 @@ export interface OperatorStore {
 
   // scale (issue #17, store/expiring.ts): good certificates ending in [from, before), by (not_after, serial)
   listExpiringCertificates(from: number, before: number, after: ExpiringCursor | null, limit: number): Promise<ExpiringCertificate[]>;
+
+  // expiring cards (issue #17, store/expiring-cards.ts): cards whose earliest good certificate ends
+  // before filter.before, by (that not_after, card id), each card once; keyset after `after`
+  listExpiringCards(filter: ExpiringCardsFilter, after: ExpiringCardsCursor | null, limit: number): Promise<ExpiringCard[]>;
+}
+
+/** A card of the expiring listing and the not_after of its earliest good certificate. */
+export interface ExpiringCard {
+  readonly card: CardRow;
+  readonly notAfter: number;
 }
 
 /** An enrolment credential for EST clients without a card (RFC 7030 §3.2.3, HTTP Basic). */
