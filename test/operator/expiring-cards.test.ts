@@ -65,7 +65,8 @@ const show = (f: Fleet, xs: readonly ExpiringCard[]): string[] => xs.map((x) => 
 async function all(s: OperatorStore, before: number, filter: { lifecycle?: CardLifecycle; label?: string } = {}, pageSize = 100): Promise<ExpiringCard[]> {
   const out: ExpiringCard[] = [];
   let after: ExpiringCardsCursor | null = null;
-  for (;;) {
+  for (let pages = 0; ; pages++) {
+    assert.ok(pages <= 100, 'the pages end (a cursor that repeats its last row never would)');
     const page = await s.listExpiringCards({ before, ...filter }, after, pageSize);
     assert.ok(page.length <= pageSize);
     out.push(...page);
