@@ -6,7 +6,7 @@
  * gives the order itself (no sort); a certificate is emitted only when no good certificate of the
  * same card sorts before it (by not_after, then serial) — one probe of certificate_good_card_not_after
  * (migration 6) per row — so a card with several good certificates appears once. Lifecycle and
- * label filters are checked on the joined card row. A page costs its own rows (plus the rows the
+ * label filters are a lookup of the row's card (by primary key) per row. A page costs its own rows (plus the rows the
  * card filters reject), whatever the registry size; listCards({ expiringBefore }) walks cards in
  * UID order and probes each one (≈ 50 / fraction expiring per page). imports store/driver,
  * store/sql-store (types), store/types (types).
@@ -47,21 +47,27 @@ export async function listExpiringCards(c: SqlConn, sql: DialectSql, f: Expiring
   where.push(
     `NOT EXISTS (SELECT 1 FROM certificate e WHERE e.card_id = x.card_id AND e.status = 'good' AND e.not_after <= x.not_after AND (e.not_after < x.not_after OR e.serial < x.serial))`,
   );
+  // the card filters as a per-row lookup of the certificate's card (a scalar subquery, which neither
+  // store turns into a join): PostgreSQL has no statistics on a JSON key and, joining, chose to read
+  // every card and sort the window (0.4 s at 10^5 cards); this way the index order is kept and the
+  // walk stops after a page
+  const cardTerms: string[] = [];
   if (f.lifecycle) {
-    where.push('card.lifecycle = ?');
+    cardTerms.push('k.lifecycle = ?');
     params.push(f.lifecycle);
   }
   if (f.label) {
     const eq = f.label.indexOf('=');
     const key = eq < 0 ? f.label : f.label.slice(0, eq);
     if (eq < 0) {
-      where.push(`${sql.jsonText('card.labels')} IS NOT NULL`);
+      cardTerms.push(`${sql.jsonText('k.labels')} IS NOT NULL`);
       params.push(sql.jsonKeyParam(key));
     } else {
-      where.push(`${sql.jsonText('card.labels')} = ?`);
+      cardTerms.push(`${sql.jsonText('k.labels')} = ?`);
       params.push(sql.jsonKeyParam(key), f.label.slice(eq + 1));
     }
   }
+  if (cardTerms.length) where.push(`(SELECT 1 FROM card k WHERE k.id = x.card_id AND ${cardTerms.join(' AND ')}) = 1`);
   params.push(limit);
   // CROSS JOIN: SQLite keeps the certificate range as the outer loop (PostgreSQL treats it as an inner join)
   const rows = await c.all(
