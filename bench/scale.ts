@@ -14,8 +14,10 @@
  *     SELECT FROM unnest(arrays), 5 000 rows per statement). Not the enrolment path: a fill.
  *  2. queries, in child processes (one node; then two nodes at once on PostgreSQL), each 60 times:
  *     list page (50 cards) first and deep (after the middle UID), filtered by lifecycle and by label;
- *     "expiring within 7 days" (listCards({ expiringBefore: now + 7 d }), first and deep page; and
- *     the certificates by not_after, store/expiring.ts, first and mid-window page);
+ *     "expiring within 7 days" (listExpiringCards({ before: now + 7 d }), store/expiring-cards.ts,
+ *     first and mid-window page, with a label and a lifecycle filter; and in UID order,
+ *     listCards({ expiringBefore }), first and deep page, for comparison; and the certificates by
+ *     not_after, store/expiring.ts, first and mid-window page);
  *     lock latency (POST …/lock's store work: createCardJob for a random card).
  *  3. on-disk size (SQLite file + WAL; pg_database_size and pg_total_relation_size per table).
  *  4. enrolments/s end to end, in child processes (one node; two on PostgreSQL): each enrolment is
@@ -146,15 +148,23 @@ async function childQuery(store: string, middleHex: string, uidsHex: string[], r
   out['list lifecycle=enrolled, deep'] = await time(() => s.listCards({ lifecycle: 'enrolled' }, middle, 50));
   out['list label site=bench-3, first'] = await time(() => s.listCards({ label: 'site=bench-3' }, null, 50));
   out['list label site=bench-3, deep'] = await time(() => s.listCards({ label: 'site=bench-3' }, middle, 50));
-  out['expiring within 7 d, first page'] = await time(() => s.listCards({ expiringBefore: now + 7 * DAY }, null, 50));
-  out['expiring within 7 d, deep page'] = await time(() => s.listCards({ expiringBefore: now + 7 * DAY }, middle, 50));
+  // the expiring listing (store/expiring-cards.ts): soonest first, from the (not_after, card_id) index;
+  // deep page = the page after the middle of the 7-day window
+  const midWindow = { notAfter: now + 3.5 * DAY, cardId: '' };
+  out['expiring within 7 d, first page'] = await time(() => s.listExpiringCards({ before: now + 7 * DAY }, null, 50));
+  out['expiring within 7 d, deep page'] = await time(() => s.listExpiringCards({ before: now + 7 * DAY }, midWindow, 50));
+  out['expiring within 7 d, label site=bench-3, first page'] = await time(() => s.listExpiringCards({ before: now + 7 * DAY, label: 'site=bench-3' }, null, 50));
+  out['expiring within 7 d, lifecycle=enrolled, deep page'] = await time(() => s.listExpiringCards({ before: now + 7 * DAY, lifecycle: 'enrolled' }, midWindow, 50));
+  // for comparison: the same cards in UID order (listCards({ expiringBefore }), a probe per card)
+  out['expiring within 7 d in UID order (listCards), first page'] = await time(() => s.listCards({ expiringBefore: now + 7 * DAY }, null, 50));
+  out['expiring within 7 d in UID order (listCards), deep page'] = await time(() => s.listCards({ expiringBefore: now + 7 * DAY }, middle, 50));
   // the certificates themselves, by not_after (store/expiring.ts): first page, and one from mid-window
   out['expiring certs by not_after, first page'] = await time(() => s.listExpiringCertificates(now, now + 7 * DAY, null, 50));
   out['expiring certs by not_after, mid-window page'] = await time(() => s.listExpiringCertificates(now, now + 7 * DAY, { notAfter: now + 3.5 * DAY, serial: new Uint8Array(16) }, 50));
   const principal = { tokenId: 'bench', name: 'bench', role: 'admin' as const };
   let k = 0;
   out['lock (createCardJob)'] = await time(() => createCardJob(s, { uid: Buffer.from(uidsHex[k++ % uidsHex.length]!, 'hex'), kind: 'lock', body: {}, principal, idempotencyKey: null }));
-  const expiring = await s.listCards({ expiringBefore: now + 7 * DAY }, null, 1000);
+  const expiring = await s.listExpiringCards({ before: now + 7 * DAY }, null, 1000);
   await s.close();
   const res: Record<string, { p50: number; p99: number }> = {};
   for (const [name, xs] of Object.entries(out)) res[name] = { p50: r2(pct(xs, 50)), p99: r2(pct(xs, 99)) };

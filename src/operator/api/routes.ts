@@ -20,6 +20,7 @@ import { cardView, certificateView, identityView, jobView } from './views.js';
 import { findingRoutes } from './finding-routes.js';
 import { consoleRoutes } from './console-routes.js';
 import { campaignRoutes } from './campaign-routes.js';
+import { expiringCardsPage } from './expiring-routes.js';
 
 export interface RouteRequest {
   readonly params: readonly string[];
@@ -147,6 +148,7 @@ export function buildRoutes(op: Operator): Route[] {
         if (label !== undefined && !/^[A-Za-z0-9_.-]{1,64}(=.{0,256})?$/.test(label)) throw new OpError(OpErrorCode.badRequest, 'label must be key or key=value');
         const expiringBefore = queryTime(r.query, 'expiring_before');
         const limit = queryInt(r.query, 'limit', 1, MAX_LIMIT, DEFAULT_LIMIT);
+        if (expiringBefore !== undefined) return { status: 200, body: await expiringCardsPage(store, { state, label, expiringBefore }, r.query.get('cursor'), limit) };
         const filter = { state, label, expiringBefore };
         const after = decodeCursor(r.query.get('cursor'), filter);
         if (after !== null && (typeof after !== 'string' || !/^([0-9a-f]{2})+$/.test(after))) throw new OpError(OpErrorCode.badCursor, 'invalid cursor');

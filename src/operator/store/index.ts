@@ -12,6 +12,7 @@ import type { OperatorStore } from './types.js';
 
 export * from './types.js';
 export type { ExpiringCertificate, ExpiringCursor } from './expiring.js';
+export type { ExpiringCardsCursor, ExpiringCardsFilter } from './expiring-cards.js';
 export { SCHEMA_VERSION, MIGRATIONS } from './schema.js';
 export type { SqlDriver, SqlConn, Dialect } from './driver.js';
 export { SqlStore, SQLITE_SQL, PG_SQL, JOBS_CHANNEL, type DialectSql } from './sql-store.js';

@@ -374,6 +374,17 @@ ALTER TABLE host ADD COLUMN node_id {text};
 ALTER TABLE host ADD COLUMN node_seen_at {int64};
 `,
   },
+  {
+    version: 10,
+    name: 'expiring cards: good certificates by (not_after, card_id), the order of the expiring-cards listing',
+    // store/expiring-cards.ts walks this range soonest first and stops after a page: the order
+    // (not_after, card_id) comes from the index itself, no sort; serial makes it covering (the
+    // per-row "earlier certificate of this card" probe compares serials), which is also what makes
+    // PostgreSQL's planner prefer it to (status, not_after) + a sort (docs/operator-scale.md).
+    sql: `
+CREATE INDEX certificate_good_not_after_card ON certificate (not_after, card_id, serial) WHERE status = 'good';
+`,
+  },
 ];
 
 // Versions strictly increase (the runner applies them in this order and skips those ≤ the database's).

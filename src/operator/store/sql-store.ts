@@ -14,6 +14,7 @@
 import { listExpiringCertificates, type ExpiringCertificate, type ExpiringCursor } from './expiring.js';
 import * as enrolBatch from './enrol-batch.js';
 import type { EnrolmentPersist, EnrolmentPersistOutcome, NewEnrolment } from './enrol-batch.js';
+import { listExpiringCards, type ExpiringCardsCursor, type ExpiringCardsFilter } from './expiring-cards.js';
 import type { SqlConn, SqlDriver, SqlRow, SqlValue } from './driver.js';
 import { randomUUID } from 'node:crypto';
 import { migrate } from './schema.js';
@@ -41,6 +42,7 @@ import type {
   CaRow,
   CardFilter,
   CardRow,
+  ExpiringCard,
   CertificateRow,
   ClaimOptions,
   EnrolmentRow,
@@ -1077,5 +1079,10 @@ export class SqlStore implements OperatorStore {
   }
   persistEnrolments(items: readonly EnrolmentPersist[]): Promise<EnrolmentPersistOutcome[]> {
     return this.inTx((t) => enrolBatch.persistEnrolments(t.c, this.driver.dialect, items));
+  }
+
+  // expiring cards (issue #17, store/expiring-cards.ts)
+  async listExpiringCards(filter: ExpiringCardsFilter, after: ExpiringCardsCursor | null, limit: number): Promise<ExpiringCard[]> {
+    return (await listExpiringCards(this.c, this.sql, filter, after, limit)).map((r) => ({ card: cardRow(r.row), notAfter: r.notAfter }));
   }
 }

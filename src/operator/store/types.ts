@@ -1,7 +1,7 @@
 /**
  * operator/store/types: the `OperatorStore` repository interface and its row types — what every
  * storage back end (SQLite now, PostgreSQL later: issue #17) implements, and the one thing the rest
- * of the operator may use to reach its data. imports store/expiring, store/enrol-batch (types).
+ * of the operator may use to reach its data. imports store/expiring, store/expiring-cards, store/enrol-batch (types).
  *
  * Conventions, the same in every back end:
  * - ids are text (UUIDs from crypto.randomUUID); a card's UID and a certificate's serial are bytes;
@@ -14,6 +14,7 @@
  */
 import type { ExpiringCertificate, ExpiringCursor } from './expiring.js';
 import type { EnrolmentPersist, EnrolmentPersistOutcome, NewEnrolment } from './enrol-batch.js';
+import type { ExpiringCardsCursor, ExpiringCardsFilter } from './expiring-cards.js';
 
 export const CardLifecycle = {
   manifest: 'manifest',
@@ -605,6 +606,16 @@ export interface OperatorStore {
   /** The persist step of N checked enrolments, in the caller's transaction or its own: each one's
    *  outcome; throws EnrolmentBatchConflict (nothing written) when they must run one by one. */
   persistEnrolments(items: readonly EnrolmentPersist[]): Promise<EnrolmentPersistOutcome[]>;
+
+  // expiring cards (issue #17, store/expiring-cards.ts): cards whose earliest good certificate ends
+  // before filter.before, by (that not_after, card id), each card once; keyset after `after`
+  listExpiringCards(filter: ExpiringCardsFilter, after: ExpiringCardsCursor | null, limit: number): Promise<ExpiringCard[]>;
+}
+
+/** A card of the expiring listing and the not_after of its earliest good certificate. */
+export interface ExpiringCard {
+  readonly card: CardRow;
+  readonly notAfter: number;
 }
 
 /** An enrolment credential for EST clients without a card (RFC 7030 §3.2.3, HTTP Basic). */
