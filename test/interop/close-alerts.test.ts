@@ -9,24 +9,10 @@
 import { describe, test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { once } from 'node:events';
-import { makeTestCard, startTestHttps, type TestCard } from './helpers.js';
+import { allowExport, makeTestCard, startTestHttps, type TestCard } from './helpers.js';
 import { Tls13Tap } from './tls13-tap.js';
 import type { RunningHttps } from '../../src/cli/serve.js';
-import { openCard, readOperatorPin, DEFAULT_IDENTITY } from '../../src/cli/card-setup.js';
-import { CardClient, createMetrics } from '../../src/host/index.js';
-
-async function allowExport(card: TestCard): Promise<void> {
-  const admin = openCard({ cardDir: card.cardDir });
-  try {
-    const c = new CardClient(admin.transport);
-    await c.select();
-    await c.verifyPin(readOperatorPin(card.init.paths), 'operator');
-    await c.putIdentityPolicy({ label: DEFAULT_IDENTITY, exportAllowed: true });
-  } finally {
-    await admin.transport.close();
-    admin.card.close();
-  }
-}
+import { createMetrics } from '../../src/host/index.js';
 
 for (const recordLayer of ['card', 'host'] as const) {
   describe(`connection ends, record layer in the ${recordLayer}`, () => {

@@ -10,11 +10,9 @@ import { spawn } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { makeTestCard, startTestHttps, type TestCard } from './helpers.js';
+import { allowExport, makeTestCard, startTestHttps, type TestCard } from './helpers.js';
 import { requirePeer } from './peers.js';
 import type { RunningHttps } from '../../src/cli/serve.js';
-import { openCard, readOperatorPin, DEFAULT_IDENTITY } from '../../src/cli/card-setup.js';
-import { CardClient } from '../../src/host/index.js';
 
 /** More than 16 MiB (the pattern's 64 KiB block index wraps at 256) and not a multiple of a record. */
 const N = 16 * 1024 * 1024 + 5 * 65536 + 4321;
@@ -58,16 +56,7 @@ describe('exported bulk: curl reads > 16 MiB sealed on the host, SHA-256 checked
   before(async () => {
     want = expectedDigest(N);
     card = await makeTestCard();
-    const admin = openCard({ cardDir: card.cardDir });
-    try {
-      const c = new CardClient(admin.transport);
-      await c.select();
-      await c.verifyPin(readOperatorPin(card.init.paths), 'operator');
-      await c.putIdentityPolicy({ label: DEFAULT_IDENTITY, exportAllowed: true });
-    } finally {
-      await admin.transport.close();
-      admin.card.close();
-    }
+    await allowExport(card);
     server = await startTestHttps(card, undefined, { recordLayer: 'host' });
   });
 

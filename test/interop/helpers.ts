@@ -7,7 +7,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { spawn } from 'node:child_process';
 import { createHash, X509Certificate } from 'node:crypto';
-import { initCard, openCard, personalise, readOperatorPin, type IdentitySpec, type InitResult } from '../../src/cli/card-setup.js';
+import { DEFAULT_IDENTITY, initCard, openCard, personalise, readOperatorPin, type IdentitySpec, type InitResult } from '../../src/cli/card-setup.js';
 import { CardClient, type CardPolicy, type KeyTypeName } from '../../src/host/index.js';
 import { openLocalCa } from '../../src/pki/local-ca.js';
 import { startHttps, type RunningHttps } from '../../src/cli/serve.js';
@@ -36,6 +36,20 @@ export async function makeTestCard(opts: CardOptions = {}): Promise<TestCard> {
     ca: readFileSync(init.caCertPath, 'utf8'),
     cleanup: () => rmSync(root, { recursive: true, force: true }),
   };
+}
+
+/** TLS-Tandem needs it: the operator allows the export of the default identity's sessions (through the card's admin path, as `setls card policy`). */
+export async function allowExport(card: TestCard): Promise<void> {
+  const admin = openCard({ cardDir: card.cardDir });
+  try {
+    const c = new CardClient(admin.transport);
+    await c.select();
+    await c.verifyPin(readOperatorPin(card.init.paths), 'operator');
+    await c.putIdentityPolicy({ label: DEFAULT_IDENTITY, exportAllowed: true });
+  } finally {
+    await admin.transport.close();
+    admin.card.close();
+  }
 }
 
 export async function startTestHttps(card: TestCard, trace?: (line: string) => void, opts: { recordLayer?: 'card' | 'host' } = {}): Promise<RunningHttps> {

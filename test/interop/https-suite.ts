@@ -4,12 +4,10 @@ import { describe, test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { get } from 'node:https';
 import { createHash } from 'node:crypto';
-import { makeTestCard, startTestHttps, run, type TestCard } from './helpers.js';
+import { allowExport, makeTestCard, startTestHttps, run, type TestCard } from './helpers.js';
 import { requirePeer } from './peers.js';
 import { patternByte } from '../../src/servers/https/index.js';
 import type { RunningHttps } from '../../src/cli/serve.js';
-import { openCard, readOperatorPin, DEFAULT_IDENTITY } from '../../src/cli/card-setup.js';
-import { CardClient } from '../../src/host/index.js';
 
 /** Registers the whole HTTPS suite for one record-layer mode. */
 export function httpsSuite(recordLayer: 'card' | 'host'): void {
@@ -21,16 +19,7 @@ export function httpsSuite(recordLayer: 'card' | 'host'): void {
       card = await makeTestCard();
       if (recordLayer === 'host') {
         // TLS-Tandem: the identity's policy must allow the export.
-        const admin = openCard({ cardDir: card.cardDir });
-        try {
-          const c = new CardClient(admin.transport);
-          await c.select();
-          await c.verifyPin(readOperatorPin(card.init.paths), 'operator');
-          await c.putIdentityPolicy({ label: DEFAULT_IDENTITY, exportAllowed: true });
-        } finally {
-          await admin.transport.close();
-          admin.card.close();
-        }
+        await allowExport(card);
       }
       server = await startTestHttps(card, undefined, { recordLayer });
     });

@@ -9,11 +9,12 @@
  * label filters are a lookup of the row's card (by primary key) per row. A page costs its own rows (plus the rows the
  * card filters reject), whatever the registry size; listCards({ expiringBefore }) walks cards in
  * UID order and probes each one (≈ 50 / fraction expiring per page). imports store/driver,
- * store/sql-store (types), store/types (types).
+ * store/sql-store (types), store/types (types), store/label-filter.
  */
 import type { SqlConn, SqlRow, SqlValue } from './driver.js';
 import type { DialectSql } from './sql-store.js';
 import type { CardLifecycle } from './types.js';
+import { labelTerm } from './label-filter.js';
 
 export interface ExpiringCardsFilter {
   /** Cards whose earliest good certificate ends strictly before this time (ms). */
@@ -56,17 +57,7 @@ export async function listExpiringCards(c: SqlConn, sql: DialectSql, f: Expiring
     cardTerms.push('k.lifecycle = ?');
     params.push(f.lifecycle);
   }
-  if (f.label) {
-    const eq = f.label.indexOf('=');
-    const key = eq < 0 ? f.label : f.label.slice(0, eq);
-    if (eq < 0) {
-      cardTerms.push(`${sql.jsonText('k.labels')} IS NOT NULL`);
-      params.push(sql.jsonKeyParam(key));
-    } else {
-      cardTerms.push(`${sql.jsonText('k.labels')} = ?`);
-      params.push(sql.jsonKeyParam(key), f.label.slice(eq + 1));
-    }
-  }
+  if (f.label) cardTerms.push(labelTerm(sql, 'k.labels', f.label, params));
   if (cardTerms.length) where.push(`(SELECT 1 FROM card k WHERE k.id = x.card_id AND ${cardTerms.join(' AND ')}) = 1`);
   params.push(limit);
   // CROSS JOIN: SQLite keeps the certificate range as the outer loop (PostgreSQL treats it as an inner join)

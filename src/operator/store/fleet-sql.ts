@@ -5,10 +5,11 @@
  * without a lifecycle it walks an index (`card.uid` unique, `card_lifecycle_uid`) and never scans
  * the registry. A label filter reads the `labels` JSON from the (uid, labels) index (migration 7):
  * a text match on the key first (cheap), the JSON field test only on the rows that pass it.
- * imports store/driver, store/types.
+ * imports store/driver, store/types, store/label-filter.
  */
 import type { SqlConn, SqlRow, SqlValue } from './driver.js';
 import type { CardLifecycle } from './types.js';
+import { labelTerm, type JsonFieldDialect } from './label-filter.js';
 
 export interface FleetFilter {
   readonly lifecycle?: CardLifecycle;
@@ -34,10 +35,7 @@ export function uidPrefixRange(prefix: string): { low: Uint8Array; high: Uint8Ar
   return { low, high: next };
 }
 
-export interface FleetDialect {
-  jsonText(column: string): string;
-  jsonKeyParam(key: string): string;
-}
+export type FleetDialect = JsonFieldDialect;
 
 /** One page of card rows (raw; the caller maps them), at most `limit`, after the UID `after`. */
 export async function fleetPage(c: SqlConn, sql: FleetDialect, filter: FleetFilter, after: Uint8Array | null, limit: number): Promise<SqlRow[]> {
@@ -63,17 +61,11 @@ export async function fleetPage(c: SqlConn, sql: FleetDialect, filter: FleetFilt
   if (filter.label) {
     const eq = filter.label.indexOf('=');
     const key = eq < 0 ? filter.label : filter.label.slice(0, eq);
-    // A cheap superset test first (the key's JSON text is in the column's text), the JSON field only
+    // a cheap superset test first (the key's JSON text is in the column's text), the JSON field only
     // on the rows that pass it. Keys are [A-Za-z0-9_.-]: nothing to escape; '_' only widens LIKE.
     where.push(`CAST(f.labels AS TEXT) LIKE ?`);
     params.push(`%${JSON.stringify(key)}%`);
-    if (eq < 0) {
-      where.push(`${sql.jsonText('f.labels')} IS NOT NULL`);
-      params.push(sql.jsonKeyParam(key));
-    } else {
-      where.push(`${sql.jsonText('f.labels')} = ?`);
-      params.push(sql.jsonKeyParam(key), filter.label.slice(eq + 1));
-    }
+    where.push(labelTerm(sql, 'f.labels', filter.label, params));
   }
   if (after) {
     where.push(`${t}.uid > ?`);

@@ -5,7 +5,7 @@
  * no SQLite functions); on PostgreSQL several nodes write at once, so a read-then-write is one
  * statement (upsert, guarded UPDATE) or holds the row / an advisory lock;
  * what differs per dialect (JSON field access) comes from `DialectSql`. imports store/types,
- * store/driver, store/schema, errors.
+ * store/driver, store/schema, store/label-filter, errors.
  *
  * Job claims run inside one transaction (a read, then a guarded UPDATE that re-checks the row), so
  * two claimers never get the same job; a PostgreSQL driver adds `FOR UPDATE SKIP LOCKED` to the
@@ -18,6 +18,7 @@ import { listExpiringCards, type ExpiringCardsCursor, type ExpiringCardsFilter }
 import type { SqlConn, SqlDriver, SqlRow, SqlValue } from './driver.js';
 import { randomUUID } from 'node:crypto';
 import { migrate } from './schema.js';
+import { labelTerm } from './label-filter.js';
 import * as est from './est-store.js';
 import type { EstCertificateRow, EstCredentialRow } from './types.js';
 import { FindingsSql } from './findings.js';
@@ -451,17 +452,7 @@ export class SqlStore implements OperatorStore {
       where.push('card.lifecycle = ?');
       params.push(filter.lifecycle);
     }
-    if (filter.label) {
-      const eq = filter.label.indexOf('=');
-      const key = eq < 0 ? filter.label : filter.label.slice(0, eq);
-      if (eq < 0) {
-        where.push(`${this.sql.jsonText('card.labels')} IS NOT NULL`);
-        params.push(this.sql.jsonKeyParam(key));
-      } else {
-        where.push(`${this.sql.jsonText('card.labels')} = ?`);
-        params.push(this.sql.jsonKeyParam(key), filter.label.slice(eq + 1));
-      }
-    }
+    if (filter.label) where.push(labelTerm(this.sql, 'card.labels', filter.label, params));
     if (filter.expiringBefore !== undefined) {
       where.push(`EXISTS (SELECT 1 FROM certificate c WHERE c.card_id = card.id AND c.status = 'good' AND c.not_after < ?)`);
       params.push(filter.expiringBefore);
