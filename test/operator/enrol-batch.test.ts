@@ -20,6 +20,21 @@ import { MicroBatch, type BatchAnswer } from '../../src/operator/store/micro-bat
 import type { OperatorStore } from '../../src/operator/store/types.js';
 import { makeCsr, makeManufacturer, makeOperator, SoftCard } from './helpers.js';
 
+type Op = Awaited<ReturnType<typeof makeOperator>>['op'];
+
+/** An operator with six imported soft cards of one manufacturer, cleaned up after `body`. */
+async function withSixCards(body: (op: Op, cards: SoftCard[]) => Promise<void>): Promise<void> {
+  const m = await makeManufacturer();
+  const env = await makeOperator([m]);
+  try {
+    const cards = await Promise.all(Array.from({ length: 6 }, () => SoftCard.create(m)));
+    await importManifest(env.op.store, { cards: cards.map((c) => c.manifestEntry()) }, 'test');
+    await body(env.op, cards);
+  } finally {
+    await env.cleanup();
+  }
+}
+
 const code = (o: PromiseSettledResult<unknown>): string => (o.status === 'fulfilled' ? 'ok' : o.reason instanceof OpError ? o.reason.code : String(o.reason));
 
 test('MicroBatch: queued requests share one handler call, bounded; own answers; a batch refused as a whole is replayed alone', async () => {
@@ -67,12 +82,7 @@ test('MicroBatch: queued requests share one handler call, bounded; own answers; 
 });
 
 test('issueNonce: concurrent issues share one statement; an unknown UID and a terminated card fail alone with their codes', async () => {
-  const m = await makeManufacturer();
-  const env = await makeOperator([m]);
-  try {
-    const op = env.op;
-    const cards = await Promise.all(Array.from({ length: 6 }, () => SoftCard.create(m)));
-    await importManifest(op.store, { cards: cards.map((c) => c.manifestEntry()) }, 'test');
+  await withSixCards(async (op, cards) => {
     const dead = (await op.store.cardByUid(cards[4]!.uid))!;
     await op.store.updateCard(dead.id, { lifecycle: 'terminated' }, Date.now());
     const unknown = new Uint8Array(16).fill(0xee);
@@ -93,18 +103,11 @@ test('issueNonce: concurrent issues share one statement; an unknown UID and a te
     const first = out[0] as PromiseFulfilledResult<{ nonce: Uint8Array; enrolmentId: string }>;
     const res = await op.enrolment.complete({ uid: cards[0]!.uid, evidence: cards[0]!.attest(k.spki, first.value.nonce), csrDer: await makeCsr(k.keys), expectedEnrolmentId: first.value.enrolmentId });
     assert.equal(res.certificate.status, 'good');
-  } finally {
-    await env.cleanup();
-  }
+  });
 });
 
 test('complete: concurrent persists share one call; a key bound to another card is refused alone and issues nothing', async () => {
-  const m = await makeManufacturer();
-  const env = await makeOperator([m]);
-  try {
-    const op = env.op;
-    const cards = await Promise.all(Array.from({ length: 6 }, () => SoftCard.create(m)));
-    await importManifest(op.store, { cards: cards.map((c) => c.manifestEntry()) }, 'test');
+  await withSixCards(async (op, cards) => {
     // card 0 holds key K already
     const keyK = await SoftCard.identityKey();
     const n0 = await op.enrolment.issueNonce(cards[0]!.uid);
@@ -169,9 +172,7 @@ test('complete: concurrent persists share one call; a key bound to another card 
       assert.equal(row.lifecycle, 'enrolled');
       assert.equal((await op.store.certificatesOfCard(row.id)).length, 1);
     }
-  } finally {
-    await env.cleanup();
-  }
+  });
 });
 
 /** SHA-256 of the statement's nonce (the enrolment's key). */

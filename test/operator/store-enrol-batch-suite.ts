@@ -163,6 +163,9 @@ export function enrolBatchCases(factory: EnrolBatchStoreFactory): void {
       assert.ok(reused.ok && first[0]!.ok);
       assert.equal(reused.identity.id, first[0]!.identity.id, "b's existing identity is reused");
       assert.equal(reused.certificate.identityId, first[0]!.identity.id);
+      // the reused identity is the row as the store's own reader gives it (numbers as numbers)
+      assert.deepEqual(reused.identity, (await s.identitiesOfCard(b.id))[0]);
+      assert.equal(typeof reused.identity.createdAt, 'number');
       // what was written, and what was not
       assert.equal((await s.certificatesOfCard(a.id)).length, 1);
       assert.equal((await s.certificatesOfCard(c.id)).length, 0, 'the replay wrote nothing');

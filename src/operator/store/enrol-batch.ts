@@ -1,6 +1,6 @@
 /**
  * operator/store/enrol-batch: the enrolment's two writes for many enrolments at once, in a few
- * statements whatever their number (issue #17, enrolments/s) — imports store/driver, store/types.
+ * statements whatever their number (issue #17, enrolments/s) — imports store/driver, store/types, store/rows.
  *
  * - `openEnrolments`: the nonce issue of N enrolments as ONE statement (INSERT … SELECT FROM a
  *   VALUES list JOIN card, RETURNING): a row is written only for a UID that is a card that is not
@@ -18,6 +18,7 @@
  */
 import type { Dialect, SqlConn, SqlRow, SqlValue } from './driver.js';
 import type { CertificateRow, EnrolmentRow, EventRow, IdentityRow } from './types.js';
+import { identityRow } from './rows.js';
 
 /** One nonce to issue: the enrolment row without its card, and the card's UID. */
 export interface NewEnrolment {
@@ -73,22 +74,6 @@ export async function openEnrolments(c: SqlConn, d: Dialect, items: readonly New
   });
 }
 
-function identityOf(r: SqlRow): IdentityRow {
-  return {
-    id: r['id'] as string,
-    cardId: r['card_id'] as string,
-    slot: r['slot'] as number,
-    alg: r['alg'] as string,
-    spkiDer: r['spki_der'] as Uint8Array,
-    spkiSha256: r['spki_sha256'] as Uint8Array,
-    state: r['state'] as string,
-    attestedAt: (r['attested_at'] as number | null) ?? null,
-    createdAt: r['created_at'] as number,
-    deleteAfter: (r['delete_after'] as number | null) ?? null,
-    updatedAt: (r['updated_at'] as number | null) ?? null,
-  };
-}
-
 /** Runs in the caller's transaction (a throw rolls it back: nothing of the batch is written). */
 export async function persistEnrolments(c: SqlConn, d: Dialect, items: readonly EnrolmentPersist[]): Promise<EnrolmentPersistOutcome[]> {
   if (items.length === 0) return [];
@@ -104,7 +89,7 @@ export async function persistEnrolments(c: SqlConn, d: Dialect, items: readonly 
   const keys = [...new Set(items.map((it) => hex(it.identity.spkiSha256)))].map((k) => new Uint8Array(Buffer.from(k, 'hex')));
   const bound = new Map<string, IdentityRow>();
   for (const r of await c.all(`SELECT * FROM identity WHERE spki_sha256 IN (${marks(keys.length)})`, keys)) {
-    const row = identityOf(r);
+    const row = identityRow(r);
     bound.set(hex(row.spkiSha256), row);
   }
   // A key no identity holds yet, presented by two cards: which one gets it depends on the order.

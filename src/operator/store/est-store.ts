@@ -4,14 +4,12 @@
  * over a `SqlConn` that SqlStore delegates to. Portable statements (SQLite and PostgreSQL).
  * A credential's use is spent by ONE guarded UPDATE (uses_left > 0, not revoked, not expired), so
  * two concurrent enrolments can never both spend its last use, on either back end.
- * imports store/driver, store/types.
+ * imports store/driver, store/types, store/rows.
  */
 import type { SqlConn, SqlRow } from './driver.js';
-import type { CertificateRow, CertificateStatus, EstCertificateRow, EstCredentialRow, JsonObject } from './types.js';
+import type { CertificateRow, CertificateStatus, EstCertificateRow, EstCredentialRow } from './types.js';
+import { j as obj, n as num, nn as numOrNull } from './rows.js';
 
-const num = (r: SqlRow, k: string): number => Number(r[k]);
-const numOrNull = (r: SqlRow, k: string): number | null => (r[k] === null || r[k] === undefined ? null : Number(r[k]));
-const obj = (r: SqlRow, k: string): JsonObject => (r[k] === null || r[k] === undefined ? {} : (JSON.parse(r[k] as string) as JsonObject));
 
 function credentialRow(r: SqlRow): EstCredentialRow {
   return {

@@ -5,7 +5,7 @@
  * no SQLite functions); on PostgreSQL several nodes write at once, so a read-then-write is one
  * statement (upsert, guarded UPDATE) or holds the row / an advisory lock;
  * what differs per dialect (JSON field access) comes from `DialectSql`. imports store/types,
- * store/driver, store/schema, store/label-filter, errors.
+ * store/driver, store/schema, store/label-filter, store/rows, errors.
  *
  * Job claims run inside one transaction (a read, then a guarded UPDATE that re-checks the row), so
  * two claimers never get the same job; a PostgreSQL driver adds `FOR UPDATE SKIP LOCKED` to the
@@ -19,6 +19,7 @@ import type { SqlConn, SqlDriver, SqlRow, SqlValue } from './driver.js';
 import { randomUUID } from 'node:crypto';
 import { migrate } from './schema.js';
 import { labelTerm } from './label-filter.js';
+import { b, bn, identityRow, j, jn, n, nn, s, sn } from './rows.js';
 import * as est from './est-store.js';
 import type { EstCertificateRow, EstCredentialRow } from './types.js';
 import { FindingsSql } from './findings.js';
@@ -103,14 +104,6 @@ export const PG_SQL: DialectSql = {
   notifyJobs: `SELECT pg_notify('${JOBS_CHANNEL}', '')`,
 };
 
-const s = (r: SqlRow, k: string): string => r[k] as string;
-const sn = (r: SqlRow, k: string): string | null => (r[k] ?? null) as string | null;
-const n = (r: SqlRow, k: string): number => Number(r[k]);
-const nn = (r: SqlRow, k: string): number | null => (r[k] === null || r[k] === undefined ? null : Number(r[k]));
-const b = (r: SqlRow, k: string): Uint8Array => r[k] as Uint8Array;
-const bn = (r: SqlRow, k: string): Uint8Array | null => (r[k] ?? null) as Uint8Array | null;
-const j = (r: SqlRow, k: string): JsonObject => (r[k] === null || r[k] === undefined ? {} : (JSON.parse(r[k] as string) as JsonObject));
-const jn = (r: SqlRow, k: string): JsonObject | null => (r[k] === null || r[k] === undefined ? null : (JSON.parse(r[k] as string) as JsonObject));
 const json = (v: Json | undefined | null): string | null => (v === undefined || v === null ? null : JSON.stringify(v));
 
 function cardRow(r: SqlRow): CardRow {
@@ -148,22 +141,6 @@ function caRow(r: SqlRow): CaRow {
     crlThisUpdate: nn(r, 'crl_this_update'),
     crlNextUpdate: nn(r, 'crl_next_update'),
     createdAt: n(r, 'created_at'),
-  };
-}
-
-function identityRow(r: SqlRow): IdentityRow {
-  return {
-    id: s(r, 'id'),
-    cardId: s(r, 'card_id'),
-    slot: n(r, 'slot'),
-    alg: s(r, 'alg'),
-    spkiDer: b(r, 'spki_der'),
-    spkiSha256: b(r, 'spki_sha256'),
-    state: s(r, 'state'),
-    attestedAt: nn(r, 'attested_at'),
-    createdAt: n(r, 'created_at'),
-    deleteAfter: nn(r, 'delete_after'),
-    updatedAt: nn(r, 'updated_at'),
   };
 }
 
