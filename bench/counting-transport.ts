@@ -152,8 +152,9 @@ export class CountingTransport implements CardTransport {
     const phase = this.phase; // the phase the command was sent in
     const res = await this.inner.transmit(apdu);
     let name = apdu.length >= 4 ? commandName(apdu[0]!, apdu[1]!, apdu[2]!, apdu[3]!) : 'short';
-    // DECRYPT has the same header as a handshake PROCESS-EAP: tell them apart by the phase.
-    if (name === 'PROCESS-EAP' && phase !== 'handshake') name = 'PROCESS-EAP-DECRYPT';
+    // DECRYPT has the same header as a handshake PROCESS-EAP: tell them apart by the phase (the
+    // setls host sends its DECRYPTs with END: the card wipes the session after the one that ends it)
+    if ((name === 'PROCESS-EAP' || name === 'PROCESS-EAP(END)') && phase !== 'handshake') name = 'PROCESS-EAP-DECRYPT';
     if (apdu.length >= 4 && apdu[1] === 0x80 && apdu[2]! & 0x01) name += ' (More)';
     this.trackFlight(apdu, res, phase);
     add(this.counts.total, apdu.length, res.length);

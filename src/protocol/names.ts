@@ -51,7 +51,7 @@ export function commandName(cla: number, ins: number, p1: number, p2: number): s
       return p1 === StateP1.reset ? 'RESET-STATE' : 'GET-STATE';
     case Ins.processEap:
       if (p2 & 0x80) return p2 === EncryptP2.alert ? 'PROCESS-EAP-ENCRYPT(alert)' : 'PROCESS-EAP-ENCRYPT';
-      return p1 & EapP1.start ? 'PROCESS-EAP(START)' : 'PROCESS-EAP';
+      return p1 & EapP1.start ? 'PROCESS-EAP(START)' : p1 & EapP1.end ? 'PROCESS-EAP(END)' : 'PROCESS-EAP';
     case Ins.getData:
       return p1 === GetDataP1.identity ? 'GET-DATA(identity)' : 'GET-DATA(card info)';
     case Ins.putTrustAnchor:

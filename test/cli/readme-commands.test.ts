@@ -270,12 +270,15 @@ test('serve https --trace: every APDU as annotated hex on stderr, the PIN redact
   try {
     const r = await run('curl', ['-sS', '--cacert', card.ca, `https://localhost:${s.port(HTTPS_READY)}/status`], { timeoutMs: 60_000 });
     assert.equal(r.code, 0, r.stderr);
-    await waitUntil(() => /RESET-STATE/.test(s.err), () => `the session's APDUs in the trace:\n${s.err}`);
+    // the session ends with the DECRYPT of curl's close_notify (END: the card wipes the session
+    // after answering), or with RESET-STATE when the client leaves without close_notify
+    const ended = /PROCESS-EAP-ENCRYPT \[[\s\S]*PROCESS-EAP\(END\) \[[^\n]*\n<< [^\n]*\n|RESET-STATE \[/;
+    await waitUntil(() => ended.test(s.err), () => `the session's APDUs in the trace:\n${s.err}`);
   } finally {
     await s.stop();
   }
   const lines = s.err.split('\n');
-  for (const name of ['SELECT', 'VERIFY-PIN(user)', 'PROCESS-EAP(START)', 'PROCESS-EAP', 'PROCESS-EAP-ENCRYPT', 'RESET-STATE']) {
+  for (const name of ['SELECT', 'VERIFY-PIN(user)', 'PROCESS-EAP(START)', 'PROCESS-EAP', 'PROCESS-EAP-ENCRYPT', 'PROCESS-EAP(END)']) {
     assert.ok(lines.some((l) => /^>> [0-9A-F]{2}( [0-9A-F]{2})+/.test(l) && l.includes(`  ${name} [`)), `no annotated ${name} command line`);
   }
   assert.ok(lines.some((l) => /^<< ([0-9A-F]{2} )*90 00  9000 OK/.test(l)), 'annotated responses');

@@ -85,6 +85,9 @@ test('formatCommand/formatResponse: names, elision, SW descriptions', () => {
   assert.match(formatCommand(long, { maxBytes: 8 }), /^>> A0 80 00 97 AB AB AB AB …  PROCESS-EAP-ENCRYPT \[300 bytes\]$/);
   assert.match(formatCommand(fromHex('00 A4 04 00 07 F0 73 65 74 6C 73 01')), /SELECT/);
   assert.match(formatCommand(fromHex('A0 19 10 00')), /RESET-STATE/);
+  assert.match(formatCommand(fromHex('A0 80 02 00 06 02 07 00 06 0D 00')), /  PROCESS-EAP\(START\) \[/);
+  assert.match(formatCommand(fromHex('A0 80 08 00 06 02 07 00 06 0D 00')), /  PROCESS-EAP\(END\) \[/);
+  assert.match(formatCommand(fromHex('A0 80 00 00 06 02 07 00 06 0D 00')), /  PROCESS-EAP \[/);
   assert.match(formatCommand(fromHex('A0 C0 00 00 00')), /GET-RESPONSE/);
   assert.match(formatResponse(fromHex('01 02 61 10')), /6110 16 more bytes/);
   assert.match(formatResponse(fromHex('70 01')), /7001 authentication failure/);
