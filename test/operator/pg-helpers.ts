@@ -51,6 +51,31 @@ async function admin<T>(fn: (c: pg.Client) => Promise<T>): Promise<T> {
   }
 }
 
+/**
+ * DROP DATABASE … WITH (FORCE), or — when the role may not signal some backend of that database
+ * (42501: an autovacuum worker runs as the superuser, and CI's role is not one) — this role's own
+ * sessions there terminated and a plain DROP DATABASE, which stops autovacuum workers itself;
+ * retried while another session is still leaving (55006).
+ */
+async function dropDatabase(c: pg.Client, name: string): Promise<void> {
+  try {
+    await c.query(`DROP DATABASE IF EXISTS ${name} WITH (FORCE)`);
+    return;
+  } catch (e) {
+    if ((e as { code?: string }).code !== '42501') throw e;
+  }
+  for (let attempt = 1; ; attempt++) {
+    await c.query('SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = $1 AND usename = current_user AND pid <> pg_backend_pid()', [name]);
+    try {
+      await c.query(`DROP DATABASE IF EXISTS ${name}`);
+      return;
+    } catch (e) {
+      if ((e as { code?: string }).code !== '55006' || attempt >= 10) throw e;
+      await new Promise((r) => setTimeout(r, 500));
+    }
+  }
+}
+
 /** A fresh empty database on the test server; `drop()` removes it (closing what is still connected). */
 export async function createTempDb(prefix = 'setls_t'): Promise<TempDb> {
   const name = `${prefix}_${randomBytes(6).toString('hex')}`;
@@ -60,6 +85,6 @@ export async function createTempDb(prefix = 'setls_t'): Promise<TempDb> {
   return {
     url: u.toString(),
     name,
-    drop: () => admin(async (c) => void (await c.query(`DROP DATABASE IF EXISTS ${name} WITH (FORCE)`))),
+    drop: () => admin((c) => dropDatabase(c, name)),
   };
 }
