@@ -13,7 +13,7 @@ import { randomUUID } from 'node:crypto';
 import type { CardLifecycle, OperatorStore } from '../../src/operator/store/types.js';
 import { CampaignEngine } from '../../src/operator/campaigns/engine.js';
 import type { Principal } from '../../src/operator/auth/tokens.js';
-import type { StoreFactory } from './store-suite.js';
+import { storeRunner, type StoreFactory } from './store-factory.js';
 import { maxPerWindow } from './rate-window.js';
 
 const T0 = 1_700_000_000_000;
@@ -60,14 +60,7 @@ async function runJobs(s: OperatorStore, now: number, failing: Set<string> = new
 }
 
 export function campaignStoreSuite(name: string, factory: StoreFactory): void {
-  const withStore = async (fn: (s: OperatorStore, reopen?: () => Promise<OperatorStore>) => Promise<void>): Promise<void> => {
-    const { store, dispose, reopen } = await factory.create();
-    try {
-      await fn(store, reopen);
-    } finally {
-      await dispose();
-    }
-  };
+  const withStore = storeRunner(factory);
 
   describe(`campaigns on the store (${name})`, () => {
     test('the selector resolves at creation (state, labels, kind-allowed states); a card is targeted once; counters follow the jobs', async () => {

@@ -11,11 +11,9 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { randomBytes, randomUUID } from 'node:crypto';
 import type { CardRow, IdentityRow, NewCard, OperatorStore } from '../../src/operator/store/types.js';
+import { storeRunner, type StoreFactory } from './store-factory.js';
 import { EnrolmentBatchConflict, type EnrolmentPersist, type NewEnrolment } from '../../src/operator/store/enrol-batch.js';
 
-export interface EnrolBatchStoreFactory {
-  create(): Promise<{ store: OperatorStore; dispose: () => Promise<void>; reopen?: () => Promise<OperatorStore> }>;
-}
 
 const T0 = 1_700_000_000_000;
 
@@ -99,15 +97,8 @@ async function issued(s: OperatorStore, n: NewEnrolment): Promise<string> {
   return row.id;
 }
 
-export function enrolBatchCases(factory: EnrolBatchStoreFactory): void {
-  const withStore = async (fn: (s: OperatorStore, reopen?: () => Promise<OperatorStore>) => Promise<void>): Promise<void> => {
-    const { store, dispose, reopen } = await factory.create();
-    try {
-      await fn(store, reopen);
-    } finally {
-      await dispose();
-    }
-  };
+export function enrolBatchCases(factory: StoreFactory): void {
+  const withStore = storeRunner(factory);
 
   test('openEnrolments: one statement for many; unknown and terminated UIDs get null and write nothing', () =>
     withStore(async (s) => {

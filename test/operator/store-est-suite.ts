@@ -9,10 +9,8 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { randomUUID } from 'node:crypto';
 import type { EstCertificateRow, EstCredentialRow, OperatorStore } from '../../src/operator/store/types.js';
+import { storeRunner, type StoreFactory } from './store-factory.js';
 
-export interface EstStoreFactory {
-  create(): Promise<{ store: OperatorStore; dispose: () => Promise<void>; reopen?: () => Promise<OperatorStore> }>;
-}
 
 const T0 = 1_700_000_000_000;
 
@@ -55,15 +53,8 @@ function certificate(caId: string, n: number, extra: Partial<EstCertificateRow> 
   };
 }
 
-export function estStoreCases(f: EstStoreFactory): void {
-  const withStore = async (fn: (s: OperatorStore, reopen?: () => Promise<OperatorStore>) => Promise<void>): Promise<void> => {
-    const { store, dispose, reopen } = await f.create();
-    try {
-      await fn(store, reopen);
-    } finally {
-      await dispose();
-    }
-  };
+export function estStoreCases(f: StoreFactory): void {
+  const withStore = storeRunner(f);
 
   test('EST credentials: stored and listed; a use is spent while uses are left, not after, nor when revoked or expired', async () => {
     await withStore(async (s) => {

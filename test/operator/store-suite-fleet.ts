@@ -9,7 +9,7 @@ import assert from 'node:assert/strict';
 import { randomUUID } from 'node:crypto';
 import { fromHex, toHex } from '../../src/bytes/index.js';
 import type { CardLifecycle, OperatorStore } from '../../src/operator/store/types.js';
-import type { StoreFactory } from './store-suite.js';
+import type { StoreFactory } from './store-factory.js';
 
 const CARDS: readonly [string, CardLifecycle, Record<string, string>][] = [
   ['00ff', 'active', {}],

@@ -13,10 +13,8 @@ import { fleetCases } from './store-suite-fleet.js';
 import { campaignStoreSuite } from './campaign-store-suite.js';
 import { enrolBatchCases } from './store-enrol-batch-suite.js';
 
-export interface StoreFactory {
-  /** A fresh empty store and a way to dispose of it. */
-  create(): Promise<{ store: OperatorStore; dispose: () => Promise<void>; reopen?: () => Promise<OperatorStore> }>;
-}
+import type { StoreFactory } from './store-factory.js';
+export type { StoreFactory } from './store-factory.js';
 
 const T0 = 1_700_000_000_000;
 
