@@ -89,7 +89,7 @@ export interface OperatorNode {
   readonly child: ChildProcess;
   readonly port: number;
   readonly exited: Promise<number | null>;
-  /** The last 20 000 characters of its stderr (its logs). */
+  /** Its stderr so far (its logs, whole: tests look for job ids in them). */
   stderr: string;
 }
 
@@ -97,7 +97,7 @@ export interface OperatorNode {
 export function serveOperator(dir: string, port: number, extra: readonly string[] = [], logLevel = 'info'): OperatorNode {
   const child = spawn(process.execPath, [BIN, 'operator', 'serve', '--dir', dir, '--port', String(port), ...extra], { env: { ...process.env, SETLS_LOG_LEVEL: logLevel } });
   const n: OperatorNode = { child, port, exited: new Promise((r) => child.on('exit', (code) => r(code))), stderr: '' };
-  child.stderr!.on('data', (d: Buffer) => (n.stderr = (n.stderr + d.toString()).slice(-20_000)));
+  child.stderr!.on('data', (d: Buffer) => (n.stderr += d.toString()));
   child.stdout!.resume();
   return n;
 }
