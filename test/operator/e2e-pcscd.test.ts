@@ -9,13 +9,13 @@
  */
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
 import { createHash, X509Certificate } from 'node:crypto';
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { inCI } from '../ci.js';
 import { BIN, PcscLab, READER, pcscPrerequisites, startProc, waitFor, type Proc } from '../pcsc/harness.js';
 import { tempDir } from './helpers.js';
+import { exec, setls } from './processes.js';
 
 const reason = await pcscPrerequisites();
 if (reason && inCI()) throw new Error(`PC/SC tests cannot run in CI: ${reason}`);
@@ -25,23 +25,6 @@ let tmp: ReturnType<typeof tempDir>;
 let lab: PcscLab | undefined;
 const procs: Proc[] = [];
 
-function exec(cmd: string, args: readonly string[], input = ''): Promise<{ code: number | null; stdout: string; stderr: string }> {
-  return new Promise((resolve) => {
-    const p = spawn(cmd, args);
-    let stdout = '';
-    let stderr = '';
-    p.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
-    p.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
-    const t = setTimeout(() => p.kill('SIGKILL'), 120_000);
-    p.on('close', (code) => {
-      clearTimeout(t);
-      resolve({ code, stdout, stderr });
-    });
-    p.stdin.on('error', () => undefined);
-    p.stdin.end(input);
-  });
-}
-const setls = (args: readonly string[]) => exec(process.execPath, [BIN, ...args]);
 
 before(() => {
   tmp = tempDir('setls-e2e-pcscd-');
