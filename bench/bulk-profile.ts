@@ -58,18 +58,20 @@ class NodeClient {
 }
 let nodeClient: NodeClient | undefined;
 
-async function download(s: ServerUnderTest, caFile: string, bytes: number): Promise<{ mbps: number; cpuMsPerMB: number; userMsPerMB: number }> {
+async function download(s: ServerUnderTest, caFile: string, bytes: number): Promise<{ mbps: number; cpuMsPerMB: number; userMsPerMB: number; faultsPerMB: number }> {
+  const f0 = process.resourceUsage().minorPageFault;
   const t0 = performance.now();
   const h0 = process.hrtime.bigint() / 1000n;
   const c0 = process.cpuUsage();
   const got = nodeClient ? await nodeClient.get(s.port, bytes) : await curl(s.port, caFile, bytes);
   const c = process.cpuUsage(c0);
+  const faults = process.resourceUsage().minorPageFault - f0;
   const ms = performance.now() - t0;
   if (got !== bytes) throw new Error(`${s.name}: ${got} bytes, not ${bytes}`);
   // µs on the monotonic clock of V8's profiler: `--window` picks this download out of a --cpu-prof file
   if (values.marks) console.error(`window ${s.name} ${h0},${process.hrtime.bigint() / 1000n}`);
   await s.idle();
-  return { mbps: bytes / 1e6 / (ms / 1000), cpuMsPerMB: (c.user + c.system) / 1000 / (bytes / 1e6), userMsPerMB: c.user / 1000 / (bytes / 1e6) };
+  return { mbps: bytes / 1e6 / (ms / 1000), cpuMsPerMB: (c.user + c.system) / 1000 / (bytes / 1e6), userMsPerMB: c.user / 1000 / (bytes / 1e6), faultsPerMB: faults / (bytes / 1e6) };
 }
 
 const { values } = parseArgs({
@@ -126,7 +128,7 @@ try {
     // warm-up (JIT), not measured
     const warm = Number(values['warmup-bytes']);
     if (warm > 0) for (const s of [exp, node]) await download(s, init.caCertPath, warm);
-    const res: Record<string, { mbps: number; cpuMsPerMB: number; userMsPerMB: number }[]> = { 'setls-export': [], 'node:tls': [] };
+    const res: Record<string, { mbps: number; cpuMsPerMB: number; userMsPerMB: number; faultsPerMB: number }[]> = { 'setls-export': [], 'node:tls': [] };
     for (let r = 0; r < rounds; r++) {
       for (const s of r % 2 ? [node, exp] : [exp, node]) if (!values.measure || values.measure === s.name) res[s.name]!.push(await download(s, init.caCertPath, bytes));
     }
@@ -134,7 +136,7 @@ try {
     for (const [name, xs] of Object.entries(res)) {
       if (!xs.length) continue;
       const best = Math.min(...xs.map((x) => x.cpuMsPerMB));
-      console.log(`${name.padEnd(13)} ${avg(xs.map((x) => x.mbps)).toFixed(1).padStart(7)} MB/s (${xs.map((x) => x.mbps.toFixed(0)).join('/')}), server CPU ${avg(xs.map((x) => x.cpuMsPerMB)).toFixed(2)} ms/MB, best ${best.toFixed(2)} (${xs.map((x) => x.cpuMsPerMB.toFixed(2)).join('/')}; user ${avg(xs.map((x) => x.userMsPerMB)).toFixed(2)})`);
+      console.log(`${name.padEnd(13)} ${avg(xs.map((x) => x.mbps)).toFixed(1).padStart(7)} MB/s (${xs.map((x) => x.mbps.toFixed(0)).join('/')}), server CPU ${avg(xs.map((x) => x.cpuMsPerMB)).toFixed(2)} ms/MB, best ${best.toFixed(2)} (${xs.map((x) => x.cpuMsPerMB.toFixed(2)).join('/')}; user ${avg(xs.map((x) => x.userMsPerMB)).toFixed(2)}; page faults per MB ${avg(xs.map((x) => x.faultsPerMB)).toFixed(0)})`);
     }
     const e = res['setls-export']!;
     const n = res['node:tls']!;

@@ -171,8 +171,10 @@ function options(argv: string[]): Options {
     rounds,
     // --only cpu: setls runs ~10× more JavaScript per handshake than node:tls (the card's TLS engine,
     // the host): after 40 connections V8 is still compiling it (TurboFan ~15 % of the process CPU,
-    // most code in baseline tiers), so the batches measured JIT warm-up, not the server. 800
-    // connections per mode reach the plateau (batches of 200: 6.4 → 3.1 ms/conn over 2000 connections).
+    // most code in baseline tiers), so the batches measured JIT warm-up, not the server. After 800
+    // connections TurboFan still compiled 156 setls and node functions over the next 1000 full
+    // handshakes (675 ms of compiler-thread CPU, 0.64 ms per handshake on the "other threads");
+    // after 3000, 44 (0.18 ms per handshake) — bench/alloc-profile.ts with --trace-opt. 3000 per mode.
     warmup: int(values.warmup, quick ? 2 : values.only === 'cpu' ? CPU_WARMUP : Math.max(5, Math.round(n / 5)), 'warmup', 0),
     bulkBytes: int(values['bulk-bytes'], quick ? 1_000_000 : 64 * 1024 * 1024, 'bulk-bytes', 0),
     concN: int(values['conc-n'], quick ? 16 : 768, 'conc-n', 1),
@@ -459,7 +461,7 @@ function summariseBulk(batches: readonly Batch[], bytes: number): BulkSummary {
 // ------------------------------------------------------------------ output
 
 /** --only cpu: warm-up connections per server and mode (V8 has compiled setls's hot paths by then). */
-const CPU_WARMUP = 800;
+const CPU_WARMUP = 3000;
 const SETLS_EXT = 'setls-ext';
 const SETLS_SHORT = 'setls-short';
 const NODE = 'node:tls';
@@ -472,10 +474,10 @@ const NOTES = [
   'First two sections (handshake only, handshake + 1 request): every connection is a fresh TCP connection and a FULL TLS 1.3 handshake: fresh x25519 ECDHE key pair and a fresh ECDSA P-256 (ecdsa_secp256r1_sha256) CertificateVerify signature per handshake on both servers; nothing cached that a real server would not cache.',
   'No resumption there (the "TLS 1.3 / 1.2, full and RESUMED" section below has it): the client offers no session (session: undefined, no agent) and checks isSessionReused() is false on every connection. setls sends one TLS 1.3 ticket per connection (card default) and node:tls its default two (counted, never used).',
   `Pinned on both sides: TLSv1.3, ${PINNED.ciphers}, group x25519, ${PINNED.sigalgs}, ALPN ${PINNED.alpn}; server certificate verified against the local CA on every connection.`,
-  'Both servers run in the bench (parent) process, one loaded at a time, each batch after the previous one fully closed: the process.cpuUsage() delta over a batch is the server\'s (accept, TLS, HTTP, close, GC). For setls it includes the emulated card, which on a device would run on the secure element: "card" is the CPU spent inside the card process() (cpuUsage() around each APDU), "host" the rest (sockets, EAP/APDU shuttle, record layer, HTTP); "host vs node" compares the host alone with the whole node:tls server.',
+  'Both servers run in the bench (parent) process, one loaded at a time, each batch after the previous one fully closed: the process.cpuUsage() delta over a batch is the server\'s (accept, TLS, HTTP, close, GC). For setls it includes the emulated card, which on a device would run on the secure element: "card" is the time spent inside the card\'s synchronous process() (performance.now() around each APDU), "host" the rest (sockets, EAP/APDU shuttle, record layer, HTTP); "host vs node" compares the host alone with the whole node:tls server.',
   'The load generator is a separate process (bench/client.ts), sequential connections (one at a time). The card is emulated in-process: an APDU costs a function call and two copies, not a reader round trip, so setls numbers are an upper bound for real hardware.',
   'The machine is shared and noisy: read the ratios (same run, interleaved rounds), not absolute times.',
-  'The setls variants here count APDUs and model a real card\'s latency (CountingTransport over FaultyTransport: two async layers of bench code per APDU, +3–5 % host CPU per handshake measured): for issue #14\'s CPU ratios read `--only cpu`, which serves the same card without them (as `serve https` does). The card\'s own CPU is process.cpuUsage() around each APDU (~4 µs per call, two per APDU, split between card and host). node:tls sends two tickets per connection, setls one.',
+  'The setls variants here count APDUs and model a real card\'s latency (CountingTransport over FaultyTransport: two async layers of bench code per APDU, +3–5 % host CPU per handshake measured): for issue #14\'s CPU ratios read `--only cpu`, which serves the same card without them (as `serve https` does). The card\'s own CPU is the wall time of its synchronous process() on this thread (performance.now() around each APDU; process.cpuUsage() there cost a getrusage() per read, 50–190 µs per handshake). node:tls sends two tickets per connection, setls one.',
 ];
 
 function pad(s: string, n: number, right = false): string {
@@ -1386,7 +1388,7 @@ async function onlyCpu(
     out.push(
       `== sequential TLS 1.3 handshakes, ${o.n}/batch × ${o.rounds} round(s), interleaved, after ${o.warmup} warm-up connections per server and mode ==`,
       table(rows),
-      '  srv CPU = the whole server process (process.cpuUsage: every thread); card = inside card.process() (cpuUsage around each APDU: it also counts helper threads running meanwhile, so the',
+      '  srv CPU = the whole server process (process.cpuUsage: every thread); card = inside card.process() (wall time around each APDU, on the main thread: preemption during a call counts as card, so the',
       '  host share is if anything understated); other threads = of srv CPU, V8 GC/compiler helpers and the libuv pool (/proc schedstat), which a sampled --cpu-prof of the main thread never shows.',
     );
     for (const [name, b] of [...Object.entries(extra.bulk), ...(results[NODE]?.bulk ? [[NODE, results[NODE]!.bulk!] as const] : [])]) out.push(`  bulk ${name}: ${fmt(b.mbPerSecond)} MB/s (per round ${b.mbPerSecondByRound.map((v) => fmt(v, 1)).join('/')}), server CPU ${fmt(b.serverCpuMsPerMB, 1)} ms/MB, errors ${b.errors}`);
