@@ -42,11 +42,16 @@ function explain(e: Exchange): string {
     const more = p1 & 1 ? ' segment with P1 More set (the card answers 9000 and waits for the rest)' : '';
     if (p2 & 0x80) notes.push(`PROCESS-EAP-ENCRYPT, content type ${(p2 & 0x7f).toString(16)}${more}`);
     else {
-      const flags = [p1 & 2 ? 'START: the card wipes its TLS session first' : '', p1 & 4 ? 'INFO: session info after EAP-Success' : ''].filter(Boolean).join(', ');
+      const flags = [p1 & 2 ? 'START: the card wipes its TLS session first' : '', p1 & 4 ? 'INFO: session info after EAP-Success' : '', p1 & 0x10 ? 'FOLD: the EAP-Success comes with the card\'s last records' : ''].filter(Boolean).join(', ');
       notes.push(`PROCESS-EAP${e.step.startsWith('DECRYPT') ? ' (DECRYPT: after EAP-Success)' : ''}${flags ? ` (P1 ${flags})` : ''}${more}`);
     }
   }
   if (sw.startsWith('61')) notes.push(`${sw}: ${parseInt(sw.slice(2), 16) || 256} more response bytes`);
+  const r = e.r.toLowerCase();
+  const reqLen = r.startsWith('01') && r.length >= 12 ? parseInt(r.slice(4, 8), 16) : 0;
+  if (reqLen && r.length - 4 > reqLen * 2 && r.slice(reqLen * 2, reqLen * 2 + 2) === '03' && r.slice(reqLen * 2 + 4, reqLen * 2 + 8) === '0004') {
+    notes.push('EAP-Request with the last records (the ticket), then EAP-Success (03 id+1 00 04) and the session info TLV (§5), FOLD: the handshake is complete');
+  }
   if (e.r.toLowerCase().startsWith('03') && e.r.length === 12) notes.push('EAP-Success (03 id 00 04): the handshake is complete');
   else if (e.r.toLowerCase().startsWith('03') && e.r.slice(4, 8) === '0004') notes.push('EAP-Success (03 id 00 04) followed by the session info TLV (§5): the handshake is complete');
   return notes.join('; ');

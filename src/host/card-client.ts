@@ -375,11 +375,12 @@ export class CardClient {
    * and SW out, unchecked (7001 carries data). Used by EapSession. `p1Flags` (P2 00 only):
    * EapP1.start wipes the card's TLS session first, EapP1.info asks for the session info after an
    * EAP-Success (docs/apdu-protocol.md §3), EapP1.end (a DECRYPT) wipes it after an answer that
-   * ends the session (§4).
+   * ends the session (§4), EapP1.fold lets the answer with the card's last records carry the
+   * EAP-Success too (§3).
    */
   async processEap(eapResponse: Uint8Array, p2 = 0x00, p1Flags = 0x00): Promise<ResponseApdu> {
     if (!(eapResponse instanceof Uint8Array) || eapResponse.length < 4) throw new TypeError('an EAP-Response is at least 4 bytes');
-    if ((p1Flags & ~(EapP1.start | EapP1.info | EapP1.end)) !== 0 || (p1Flags !== 0 && p2 !== 0)) throw new RangeError('PROCESS-EAP flags are START/INFO/END, with P2 00 only');
+    if ((p1Flags & ~(EapP1.start | EapP1.info | EapP1.end | EapP1.fold)) !== 0 || (p1Flags !== 0 && p2 !== 0)) throw new RangeError('PROCESS-EAP flags are START/INFO/END/FOLD, with P2 00 only');
     return this.transceive(this.cmd(Ins.processEap, p1Flags, p2, eapResponse, this.neMax));
   }
 }

@@ -90,6 +90,13 @@ export interface EapSessionOptions {
    * (`cardWiped`). A card that refuses the flag (6A86) gets the DECRYPT again without it. Default false.
    */
   readonly endOnClose?: boolean;
+  /**
+   * Handshake Responses carry PROCESS-EAP FOLD: the card's answer with its last records (TLS 1.3
+   * tickets, TLS 1.2 CCS + Finished) also brings the EAP-Success, so the ACK exchange after them is
+   * not needed. A card that refuses the flag (6A86) gets the Response again without it, and the
+   * session ACKs as before. Default false.
+   */
+  readonly foldSuccess?: boolean;
 }
 
 type Phase = 'handshake' | 'failing' | 'connected' | 'failed' | 'closed';
@@ -129,6 +136,8 @@ export class EapSession {
   private alertSent: number | undefined;
   /** P1 END on DECRYPTs (0: not asked, or the card refused it). */
   private endFlag: number;
+  /** P1 FOLD on handshake Responses (0: not asked, or the card refused it). */
+  private foldFlag: number;
   private wiped = false;
 
   constructor(
@@ -146,6 +155,7 @@ export class EapSession {
     this.startPending = opts.fresh === true;
     this.infoFlag = opts.sessionInfo === true ? EapP1.info : 0;
     this.endFlag = opts.endOnClose === true ? EapP1.end : 0;
+    this.foldFlag = opts.foldSuccess === true ? EapP1.fold : 0;
   }
 
   /** The card wiped this session itself (END on the DECRYPT that ended it): no RESET-STATE is owed. */
@@ -166,19 +176,23 @@ export class EapSession {
    * Sends one Response and returns the parsed card answer. 9000 and 7001 carry an EAP packet; any
    * other SW is a CardError. Updates the Identifier to echo the card's Request.
    */
-  private async exchange(packet: Uint8Array, p2: number = EapP2.handshakeOrDecrypt): Promise<{ sw: number; code: number; tls?: EapTlsPacket }> {
+  private async exchange(packet: Uint8Array, p2: number = EapP2.handshakeOrDecrypt): Promise<{ sw: number; code: number; tls?: EapTlsPacket; folded?: boolean }> {
     // Flags only during the handshake (PROCESS-EAP proper); START on the session's first Response only.
-    const p1 = p2 !== 0 ? 0 : this.phaseValue === 'handshake' ? (this.startPending ? EapP1.start : 0) | this.infoFlag : this.phaseValue === 'connected' ? this.endFlag : 0;
+    let p1 = p2 !== 0 ? 0 : this.phaseValue === 'handshake' ? (this.startPending ? EapP1.start : 0) | this.infoFlag | this.foldFlag : this.phaseValue === 'connected' ? this.endFlag : 0;
     let r: ResponseApdu = await this.card.processEap(packet, p2, p1);
-    if (r.sw === SW.wrongP1P2 && (p1 & EapP1.end) !== 0) {
-      // a card without END (checked before it reads the data): the same DECRYPT without it, RESET-STATE after
+    if (r.sw === SW.wrongP1P2 && (p1 & (EapP1.end | EapP1.fold)) !== 0) {
+      // a card without END or FOLD (P1 is checked before the data is read): the same Response without
+      // them; RESET-STATE after the session, an ACK after the card's last records
       this.endFlag = 0;
-      r = await this.card.processEap(packet, p2, p1 & ~EapP1.end);
+      this.foldFlag = 0;
+      p1 &= ~(EapP1.end | EapP1.fold);
+      r = await this.card.processEap(packet, p2, p1);
     }
     this.startPending = false;
     if (r.sw !== SW.ok && r.sw !== SetlsSw.authFailure && r.sw !== SetlsSw.handshakeDone) throw cardError(p2 ? 'PROCESS-EAP-ENCRYPT' : 'PROCESS-EAP', r.sw);
     let code: number;
     let tls: EapTlsPacket | undefined;
+    let folded = false;
     try {
       const eap = parseEap(r.data);
       code = eap.code;
@@ -188,18 +202,29 @@ export class EapSession {
       } else if (code !== EapCode.success && code !== EapCode.failure) {
         throw protocolError(`the card sent EAP code ${code}`);
       }
-      if (eap.trailing.length > 0) {
+      let id = eap.id;
+      let trailing = eap.trailing;
+      if (trailing.length > 0 && code === EapCode.request && r.sw === SW.ok && trailing[0] === EapCode.success) {
+        // FOLD: the EAP-Request with the card's last records, then the EAP-Success (Identifier + 1)
+        if (!(p1 & EapP1.fold)) throw protocolError('the card sent an EAP-Success after its Request unasked');
+        const success = parseEap(trailing);
+        if (success.code !== EapCode.success || success.id !== ((eap.id + 1) & 0xff)) throw protocolError('malformed EAP-Success after the card\'s last records');
+        folded = true;
+        id = success.id;
+        trailing = success.trailing;
+      }
+      if (trailing.length > 0) {
         if (!(p1 & EapP1.info)) throw protocolError('the card sent bytes beyond the EAP Length unasked');
-        if (code === EapCode.success) this.info = parseSessionInfo(eap.trailing);
-        else if (r.sw === SetlsSw.authFailure) this.alertSent = parseAlertTlv(eap.trailing).description;
+        if (code === EapCode.success || folded) this.info = parseSessionInfo(trailing);
+        else if (r.sw === SetlsSw.authFailure) this.alertSent = parseAlertTlv(trailing).description;
         else throw protocolError('the card sent bytes beyond the EAP Length of a Request that is not a failure (7001)');
       }
-      this.id = eap.id;
+      this.id = id;
     } catch (e) {
       if (e instanceof SetlsError && e.code === 'ERR_HOST_EAP_PROTOCOL') throw e;
       throw new SetlsError('ERR_HOST_EAP_PROTOCOL', `malformed EAP answer from the card: ${(e as Error).message}`, { cause: e });
     }
-    return { sw: r.sw, code, ...(tls ? { tls } : {}) };
+    return { sw: r.sw, code, ...(tls ? { tls } : {}), ...(folded ? { folded } : {}) };
   }
 
   /**
@@ -210,11 +235,11 @@ export class EapSession {
     data: Uint8Array,
     p2: number,
     opts: { fragment: boolean; trailing?: Uint8Array | undefined },
-  ): Promise<{ sw: number; code: number; data?: Uint8Array }> {
+  ): Promise<{ sw: number; code: number; data?: Uint8Array; folded?: boolean }> {
     // ENCRYPT/DECRYPT messages (≤ 16 645 bytes) always travel in one EAP packet (§4).
     const frags = fragmentTls(data, opts.fragment ? this.maxFragment : 65000);
     const trailing = opts.trailing;
-    let ans: { sw: number; code: number; tls?: EapTlsPacket } | undefined;
+    let ans: { sw: number; code: number; tls?: EapTlsPacket; folded?: boolean } | undefined;
     for (let i = 0; i < frags.length; i++) {
       const f = frags[i]!;
       const pkt = encodeEapTls({
@@ -235,7 +260,7 @@ export class EapSession {
   }
 
   /** Collects the card's answer, ACKing fragments with M; returns its code and whole TLS data. */
-  private async readAnswer(first: { sw: number; code: number; tls?: EapTlsPacket }): Promise<{ sw: number; code: number; data?: Uint8Array }> {
+  private async readAnswer(first: { sw: number; code: number; tls?: EapTlsPacket; folded?: boolean }): Promise<{ sw: number; code: number; data?: Uint8Array; folded?: boolean }> {
     let ans = first;
     this.reassembler.reset();
     for (;;) {
@@ -247,7 +272,8 @@ export class EapSession {
       } catch (e) {
         throw new SetlsError('ERR_HOST_EAP_PROTOCOL', `bad fragment from the card: ${(e as Error).message}`, { cause: e });
       }
-      if (whole !== undefined) return { sw: ans.sw, code: ans.code, data: whole };
+      if (whole !== undefined) return { sw: ans.sw, code: ans.code, data: whole, ...(ans.folded ? { folded: true } : {}) };
+      if (ans.folded) throw protocolError('the card ended the handshake on a fragment that is not its last');
       if (ans.sw !== SW.ok) throw protocolError(`the card sent a fragment with SW ${ans.sw.toString(16)}`);
       ans = await this.exchange(eapTlsAck(EapCode.response, this.id));
     }
@@ -282,6 +308,11 @@ export class EapSession {
           if (ans.data?.length) out.push(ans.data);
           failed = true;
           this.phaseValue = 'failing';
+        } else if (ans.folded) {
+          // FOLD: the server's last records and the EAP-Success in one answer
+          if (ans.data?.length) out.push(ans.data);
+          done = true;
+          this.phaseValue = 'connected';
         } else if (ans.sw === SetlsSw.handshakeDone) {
           // The server's last records (TLS 1.2 CCS + Finished, TLS 1.3 tickets): ACK, then EAP-Success.
           if (ans.data?.length) out.push(ans.data);

@@ -83,7 +83,7 @@ export class EapDriver implements SessionDriver {
    */
   newSession(opts: { fresh?: boolean } = {}): SeSession {
     // Object.assign, not `{ ...session, fresh, … }`: a spread first then properties is a V8 slow path (per session).
-    return new EapSession(this.card, Object.assign({}, this.opts.session, { fresh: opts.fresh === true, sessionInfo: true, endOnClose: true }));
+    return new EapSession(this.card, Object.assign({}, this.opts.session, { fresh: opts.fresh === true, sessionInfo: true, endOnClose: true, foldSuccess: true }));
   }
 
   sessionInfo(): Promise<SessionInfo | undefined> {

@@ -58,9 +58,11 @@ export const P1_MORE = 0x01;
  * Response is processed, as RESET-STATE does; INFO (`04`) asks for the session info TLV after an
  * EAP-Success and the alert TLV after a `7001` answer (docs/apdu-protocol.md §3); END (`08`), on a
  * DECRYPT, wipes the session after answering when that answer ends it (peer closed, or failed), as
- * RESET-STATE would (§4).
+ * RESET-STATE would (§4); FOLD (`10`), on a handshake Response, lets the card end the handshake in the
+ * answer that carries its last records (SW `9001`): the EAP-Success follows the EAP-Request beyond its
+ * Length, as if the host had already ACKed them (§3).
  */
-export const EapP1 = { more: P1_MORE, start: 0x02, info: 0x04, end: 0x08 } as const;
+export const EapP1 = { more: P1_MORE, start: 0x02, info: 0x04, end: 0x08, fold: 0x10 } as const;
 
 /** P2 of PROCESS-EAP: `00` handshake / DECRYPT; `80 | content type` ENCRYPT. */
 export const EapP2 = { handshakeOrDecrypt: 0x00, encrypt: 0x80 } as const;

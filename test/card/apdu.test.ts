@@ -68,7 +68,8 @@ test('wrong CLA 6E00, unknown INS 6D00, bad P1/P2 6A86, and the card keeps worki
       [cmd(0xa0, 0x46, 0x03, 0x00, Uint8Array.of(0x41)), 0x6a86], // key types: 01 P-256, 02 RSA-2048
       [cmd(0xa0, 0x46, 0x00, 0x00, Uint8Array.of(0x41)), 0x6a86],
       [cmd(0xa0, 0xdc, 0x01, 0x00, Uint8Array.of(0x32, 1, 0)), 0x6a86],
-      [cmd(0xa0, 0x80, 0x10, 0x00, Uint8Array.of(2, 0, 0, 6, 13, 0)), 0x6a86], // P1 flags: 01 More, 02 START, 04 INFO, 08 END
+      [cmd(0xa0, 0x80, 0x20, 0x00, Uint8Array.of(2, 0, 0, 6, 13, 0)), 0x6a86], // P1 flags: 01 More, 02 START, 04 INFO, 08 END, 10 FOLD
+      [cmd(0xa0, 0x80, 0x10, 0x97, Uint8Array.of(2, 0, 0, 6, 13, 0)), 0x6a86], // FOLD not with ENCRYPT
       [cmd(0xa0, 0x80, 0x08, 0x97, Uint8Array.of(2, 0, 0, 6, 13, 0)), 0x6a86], // END not with ENCRYPT
       [cmd(0xa0, 0x80, 0x02, 0x97, Uint8Array.of(2, 0, 0, 6, 13, 0)), 0x6a86], // START/INFO not with ENCRYPT
       [cmd(0xa0, 0x80, 0x04, 0x97, Uint8Array.of(2, 0, 0, 6, 13, 0)), 0x6a86],

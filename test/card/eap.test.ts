@@ -382,3 +382,49 @@ test('card output fragmentation: 16 384-byte fragments with L then M, the host A
     cleanup();
   }
 });
+
+for (const extended of [true, false]) {
+  test(`PROCESS-EAP FOLD (${extended ? 'extended' : 'short'} APDUs): the answer with the last records (TLS 1.3 ticket, TLS 1.2 CCS + Finished) ends with the EAP-Success and the session info; no 9001, no ACK`, async () => {
+    const { card, ca, cleanup } = await personalised();
+    try {
+      for (const version of ['TLSv1.3', 'TLSv1.2'] as const) {
+        const pipe = new ClientPipe();
+        const client = connectClient(pipe, ca.pem, { minVersion: version, maxVersion: version });
+        const connected = once(client, 'secureConnect');
+        const hs = await driveHandshake(card, pipe, { start: true, info: true, fold: true, extended });
+        assert.equal(hs.outcome, 'success');
+        assert.equal(hs.folded, true, version);
+        assert.equal(hs.sawDoneSw, false, 'no 9001');
+        await connected; // the client got the ticket / CCS + Finished from the folded answer
+        const last = hs.responses.at(-1)!;
+        assert.equal(last.sw, 0x9000);
+        const reqLen = (last.data[2]! << 8) | last.data[3]!;
+        assert.equal(last.data[0], 0x01);
+        assert.deepEqual([...last.data.subarray(reqLen, reqLen + 4)], [0x03, (last.data[1]! + 1) & 0xff, 0x00, 0x04]);
+        const info = parseTlvs(last.data.subarray(reqLen + 4));
+        assert.deepEqual([...findTlv(info, 0x20)!], version === 'TLSv1.3' ? [0x03, 0x04] : [0x03, 0x03]);
+        assert.equal(stateOf(card), 3, 'authenticated at once');
+        // the next Response must echo the EAP-Success Identifier: the card's last one is not the Request's
+        assert.equal(eap(card, eapResponse(last.data[1]!, new Uint8Array(0))).sw, 0x7000);
+        const d = eap(card, eapResponse(hs.lastId, new Uint8Array(0)));
+        assert.notEqual(d.sw, 0x7000, 'the EAP-Success Identifier is the one to echo');
+        client.destroy();
+        reset(card);
+      }
+      // without FOLD the same card answers 9001 and waits for the ACK: hosts that do not ask are unchanged
+      const pipe = new ClientPipe();
+      const client = connectClient(pipe, ca.pem);
+      const connected = once(client, 'secureConnect');
+      const hs = await driveHandshake(card, pipe, { start: true, info: true, extended });
+      assert.equal(hs.outcome, 'success');
+      assert.equal(hs.folded, undefined);
+      assert.equal(hs.sawDoneSw, true, 'without FOLD: 9001, then the ACK');
+      await connected;
+      client.destroy();
+    } finally {
+      card.close();
+      cleanup();
+    }
+  });
+}
+

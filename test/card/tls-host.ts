@@ -64,6 +64,8 @@ export interface HandshakeResult {
   readonly sawFailureSw: boolean;
   /** The card delivered its last records with SW 9001 (TLS 1.2 CCS + Finished, TLS 1.3 tickets). */
   readonly sawDoneSw: boolean;
+  /** FOLD: the card's last records came with the EAP-Success in one answer (no ACK exchange). */
+  readonly folded?: boolean;
 }
 
 export async function sendEap(card: EmulatedCard, eap: Uint8Array, p2 = 0, extended = false, p1 = 0): Promise<ResponseApdu> {
@@ -77,12 +79,12 @@ export async function sendEap(card: EmulatedCard, eap: Uint8Array, p2 = 0, exten
 export async function driveHandshake(
   card: EmulatedCard,
   pipe: ClientPipe,
-  opts: { firstId?: number; time?: number; extended?: boolean; fragment?: number; start?: boolean; info?: boolean } = {},
+  opts: { firstId?: number; time?: number; extended?: boolean; fragment?: number; start?: boolean; info?: boolean; fold?: boolean } = {},
 ): Promise<HandshakeResult> {
   let id = opts.firstId ?? 0x42;
   let first = true;
-  // PROCESS-EAP P1 flags: START (02) on the first Response only, INFO (04) on every handshake Response.
-  const p1 = (): number => (first && opts.start ? 0x02 : 0) | (opts.info ? 0x04 : 0);
+  // PROCESS-EAP P1 flags: START (02) on the first Response only, INFO (04) and FOLD (10) on every handshake Response.
+  const p1 = (): number => (first && opts.start ? 0x02 : 0) | (opts.info ? 0x04 : 0) | (opts.fold ? 0x10 : 0);
   const responses: ResponseApdu[] = [];
   let ccs: Uint8Array[] = [];
   let sawFailureSw = false;
@@ -129,6 +131,11 @@ export async function driveHandshake(
       const p = parseEapTls(r.data);
       id = p.id;
       collected.push(p.data);
+      if (opts.fold && r.sw === 0x9000 && eap.trailing[0] === 3) {
+        // FOLD: the server's last records, then the EAP-Success (Identifier + 1) in the same answer
+        pipe.deliver(concat(...collected));
+        return { outcome: 'success', lastId: eap.trailing[1]!, responses, sawFailureSw, sawDoneSw, folded: true };
+      }
       if (p.flags & EapTlsFlag.more || r.sw === 0x7001 || r.sw === 0x9001) {
         // 7001: the failure alert, 9001: the server's last records (TLS 1.2 CCS + Finished, TLS 1.3
         // tickets): deliver them, then ACK (→ EAP-Failure / EAP-Success)

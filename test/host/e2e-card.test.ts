@@ -293,14 +293,17 @@ test('e2e: tracing shows the EAP shuttle with named commands', async () => {
   for (const name of ['SELECT', 'VERIFY-PIN(user)', 'SET-IDENTITY', 'PROCESS-EAP(START)', 'PROCESS-EAP', 'PROCESS-EAP-ENCRYPT', 'PROCESS-EAP-ENCRYPT(alert)', 'RESET-STATE']) {
     assert.ok(text.includes(`  ${name} [`), `trace lacks ${name}`);
   }
-  // RESET-STATE and the session-info read are folded into PROCESS-EAP: RESET-STATE only after the
-  // session (teardown), GET-EXPORTED-PARAMETER never; the EAP-Success carries the info TLV (tag 24+).
+  // RESET-STATE, the session-info read and the ACK of the tickets are folded into PROCESS-EAP:
+  // RESET-STATE only after the session (teardown), GET-EXPORTED-PARAMETER never, no ACK Response; the
+  // answer to the client's Finished carries the ticket, the EAP-Success and the info TLV (FOLD, INFO).
   assert.ok(!text.includes('  GET-EXPORTED-PARAMETER ['), 'a separate session-info read');
   const handshake = text.slice(0, text.indexOf('  PROCESS-EAP-ENCRYPT ['));
   assert.ok(!handshake.slice(handshake.indexOf('  PROCESS-EAP(START) [')).includes('  RESET-STATE ['), 'RESET-STATE inside the handshake');
   assert.equal(handshake.split('  PROCESS-EAP(START) [').length - 1, 1, 'START on the first Response only');
   assert.ok(!text.includes(Buffer.from(PIN).toString('hex').toUpperCase().replace(/(..)/g, '$1 ').trim()), 'PIN bytes in the trace');
-  assert.match(text, /<< 03 .. 00 04 [0-9A-F ]+ 90 00  9000 OK/, 'EAP-Success (+ session info) in the trace');
+  assert.equal(handshake.split('  PROCESS-EAP').length - 1, 2, 'ClientHello, then Finished: two exchanges');
+  assert.ok(!/>> A0 80 .. 00 00 00 06 02 .. 00 06 0D 00 /.test(text), 'an ACK Response in the trace');
+  assert.match(handshake, />> A0 80 14 00 /, 'INFO + FOLD on the Finished');
 });
 
 test('e2e: a card reset between sessions (selection and PIN lost): the first PROCESS-EAP(START) gets 6985/6982, the tandem SELECTs, VERIFYs and serves the client', async () => {

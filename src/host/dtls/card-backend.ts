@@ -180,7 +180,7 @@ export class CardDtlsBackends {
 
   private backend(free: () => void, card: CardClient = this.card): DtlsBackend {
     // INFO: the card names the alert it sent with its 7001 answer (docs/apdu-protocol.md §3).
-    const session = new EapSession(card, { sessionInfo: true, ...this.opts.session });
+    const session = new EapSession(card, { sessionInfo: true, foldSuccess: true, ...this.opts.session });
     let first = true;
     let closed = false;
     const now = this.opts.now ?? (() => Math.floor(Date.now() / 1000));

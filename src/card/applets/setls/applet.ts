@@ -176,13 +176,15 @@ export class SetlsApplet implements Applet {
    * which alert the card sent without reading the (possibly encrypted) alert record. END on a
    * DECRYPT whose answer ends the session (the client's close_notify, or a failure) wipes the
    * session after answering, as RESET-STATE would (RESET-STATE folded into the session's last
-   * exchange): the answer already holds the card's last records.
+   * exchange): the answer already holds the card's last records. FOLD on a handshake Response lets
+   * the answer that carries the card's last records (SW 9001 otherwise) end with the EAP-Success the
+   * host's ACK would have brought (the ACK exchange folded into the one before).
    */
   processEap(cmd: AppletCommand, data: Uint8Array, ch: ChannelContext): Reply {
     if ((cmd.p1 & EapP1.start) !== 0) this.resetSession(ch, 'tls');
     const st = this.state(ch);
     const decrypting = cmd.p2 === 0 && st.session.phase === 'authenticated';
-    const answer = st.session.processEap(cmd.p2, data);
+    const answer = st.session.processEap(cmd.p2, data, (cmd.p1 & EapP1.fold) !== 0);
     if (st.audit === undefined && st.session.phase === 'authenticated' && this.s.securityDomain.auditing) this.startAudit(st);
     if ((cmd.p1 & EapP1.end) !== 0 && decrypting && (st.session.phase === 'closed' || st.session.phase === 'failed')) {
       this.resetSession(ch, st.session instanceof DtlsEapSession ? 'dtls' : 'tls');
@@ -193,7 +195,7 @@ export class SetlsApplet implements Applet {
       const alert = st.session.alertSent;
       return alert === undefined ? answer : { data: concat(answer.data, encodeAlertTlv(alert)), sw: answer.sw };
     }
-    const info = answer.data[0] === EapCode.success ? st.session.info : undefined;
+    const info = answer.data[0] === EapCode.success || answer.folded ? st.session.info : undefined;
     return info ? { data: concat(answer.data, encodeSessionInfo(info, st.servedLabel)), sw: answer.sw } : answer;
   }
 

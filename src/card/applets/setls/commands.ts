@@ -59,7 +59,7 @@ const pinRef = (p1: number, p2: number): boolean => p1 === 0 && (p2 === PinRef.u
 const moreOnly = (p1: number, p2: number): boolean => (p1 & ~P1_MORE) === 0 && p2 === 0;
 /** PROCESS-EAP: P1 More; START, INFO and END only with P2 00 (the handshake / DECRYPT); P2 80|CT: ENCRYPT of 17 or 15. */
 const processEapP1P2 = (p1: number, p2: number): boolean =>
-  p2 === 0 ? (p1 & ~(EapP1.more | EapP1.start | EapP1.info | EapP1.end)) === 0 : (p1 & ~P1_MORE) === 0 && (p2 === EncryptP2.applicationData || p2 === EncryptP2.alert);
+  p2 === 0 ? (p1 & ~(EapP1.more | EapP1.start | EapP1.info | EapP1.end | EapP1.fold)) === 0 : (p1 & ~P1_MORE) === 0 && (p2 === EncryptP2.applicationData || p2 === EncryptP2.alert);
 
 /** The setls command table (class A0; SELECT, MANAGE CHANNEL and GET RESPONSE are the card OS's). */
 export function setlsCommands(a: SetlsApplet, s: CardServices): CommandTable {

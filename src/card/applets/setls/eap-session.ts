@@ -36,6 +36,8 @@ export type SessionPhase = 'authenticating' | 'authenticated' | 'failed' | 'clos
 export interface EapAnswer {
   readonly data: Uint8Array;
   readonly sw: number;
+  /** FOLD: `data` is the EAP-Request with the last records, then the EAP-Success (the handshake is done). */
+  readonly folded?: boolean;
 }
 
 export interface SessionDeps {
@@ -83,8 +85,12 @@ export class EapTlsSession {
     return this.phaseValue === 'authenticated' || this.phaseValue === 'closed' ? this.engine?.info : undefined;
   }
 
-  /** PROCESS-EAP (P2 `00`) and PROCESS-EAP-ENCRYPT (P2 `80|CT`): one EAP-Response in, one EAP packet out. */
-  processEap(p2: number, data: Uint8Array): EapAnswer {
+  /**
+   * PROCESS-EAP (P2 `00`) and PROCESS-EAP-ENCRYPT (P2 `80|CT`): one EAP-Response in, one EAP packet
+   * out — or, with `fold` (P1 FOLD) on the answer that ends a handshake with records, the EAP-Request
+   * carrying them followed by the EAP-Success its ACK would have brought.
+   */
+  processEap(p2: number, data: Uint8Array, fold = false): EapAnswer {
     const pkt = parseResponse(data);
     const encrypt = p2 !== 0;
     if (encrypt) {
@@ -110,9 +116,20 @@ export class EapTlsSession {
     else if (this.phaseValue === 'failed') answer = this.failureAck(pkt, id);
     else if (this.phaseValue === 'authenticated') answer = this.decrypt(pkt, id);
     else answer = this.handshake(pkt, id);
-    this.lastId = id;
+    if (fold && answer.sw === SetlsSw.handshakeDone) answer = this.foldSuccess(answer, id);
+    this.lastId = answer.folded ? (id + 1) & 0xff : id;
     this.first = false;
     return answer;
+  }
+
+  /**
+   * FOLD: the last fragment of the card's last records (SW 9001) and the EAP-Success that the host's
+   * ACK of it would get (Identifier + 1), in one answer; the session is authenticated now.
+   */
+  private foldSuccess(answer: EapAnswer, id: number): EapAnswer {
+    this.successPending = false;
+    this.phaseValue = 'authenticated';
+    return { data: concat(answer.data, eapSuccess((id + 1) & 0xff)), sw: SW.ok, folded: true };
   }
 
   private failureAck(pkt: EapTlsPacket, id: number): EapAnswer {
