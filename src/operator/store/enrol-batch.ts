@@ -3,8 +3,12 @@
  * statements whatever their number (issue #17, enrolments/s) — imports store/driver, store/types, store/rows.
  *
  * - `openEnrolments`: the nonce issue of N enrolments as ONE statement (INSERT … SELECT FROM a
- *   VALUES list JOIN card, RETURNING): a row is written only for a UID that is a card that is not
- *   terminated; the others get null (the caller reads the card to tell which refusal it is).
+ *   VALUES list CROSS JOIN card, RETURNING): a row is written only for a UID that is a card that is
+ *   not terminated; the others get null (the caller reads the card to tell which refusal it is).
+ *   CROSS JOIN: SQLite then keeps the VALUES list as the outer loop and looks each UID up in card's
+ *   index — with statistics (ANALYZE) it otherwise scanned every card against an automatic index on
+ *   the list (0.3 ms per nonce at 20 000 cards, growing with the fleet; enrol-batch-plan.test.ts).
+ *   PostgreSQL plans it freely, the same way (a nested loop over the list, card by its uid index).
  * - `persistEnrolments`: the persist step of N enrolments inside the caller's transaction, as at most
  *   six statements: the identities already holding the keys (one SELECT), the single-use nonces
  *   consumed (one guarded UPDATE … RETURNING: an enrolment no longer open is a replay), then the new
@@ -63,7 +67,7 @@ export async function openEnrolments(c: SqlConn, d: Dialect, items: readonly New
   const rows = await c.all(
     `INSERT INTO enrolment (id, card_id, job_id, mode, nonce_hash, status, error_code, expires_at, started_at, finished_at)
      SELECT v.column1, card.id, v.column3, v.column4, v.column5, 'open', NULL, v.column6, v.column7, NULL
-     FROM (VALUES ${items.map(() => row).join(', ')}) AS v JOIN card ON card.uid = v.column2 AND card.lifecycle <> 'terminated'
+     FROM (VALUES ${items.map(() => row).join(', ')}) AS v CROSS JOIN card WHERE card.uid = v.column2 AND card.lifecycle <> 'terminated'
      RETURNING id, card_id`,
     params,
   );
