@@ -125,7 +125,7 @@ export interface EnrolmentServiceOptions {
   readonly ca: OperatorCa;
   readonly caId: string;
   readonly verifier: AttestationVerifier;
-  /** The trusted manufacturer CAs (DER); read per call so a newly trusted CA counts at once. */
+  /** The trusted manufacturer CAs (DER), per call (Operator: pki/trust-cache.ts, re-read at most once per second, at once after a change through it). */
   readonly trustedManufacturerCas: () => Promise<readonly Uint8Array[]>;
   /** The cRLDistributionPoints URL (read per issuance: known once the server listens). */
   readonly crlUrl: () => string;
