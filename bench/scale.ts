@@ -1,8 +1,12 @@
 /**
  * bench/scale: the operator at scale (issue #17 item 4), on SQLite and on PostgreSQL —
  *   node --import tsx bench/scale.ts [--cards 100000] [--enrol 3000] [--conc 32] [--workers 0]
- *        [--stores sqlite,postgres] [--json] [--enrol-only]   (also `npm run bench -- --only scale`)
+ *        [--stores sqlite,postgres] [--json] [--enrol-only] [--loadgen worker|inline]
+ *   (also `npm run bench -- --only scale`)
  * --enrol-only: fill, then the enrolment figures only (no query children).
+ * --loadgen: where the enrolment children run the load generator (the cards' work): a worker thread
+ *   of the child (default; bench/enrol-loadgen.ts) or the operator's own thread (inline).
+ * SETLS_BENCH_CPU_PROF=<dir>: each child writes a V8 CPU profile (node --cpu-prof) there.
  * PostgreSQL: SETLS_TEST_PG_URL (a role that may CREATE DATABASE); a throw-away database is made
  * and dropped. Without it, only SQLite runs.
  *
@@ -22,9 +26,10 @@
  *  3. on-disk size (SQLite file + WAL; pg_database_size and pg_total_relation_size per table).
  *  4. enrolments/s end to end, in child processes (one node; two on PostgreSQL): each enrolment is
  *     the load generator's work (a fresh P-256 key, its CSR, the card's attestation statement signed
- *     by its attestation key) and the operator's (issueNonce: card read + enrolment row; complete:
- *     attestation chain + signature, CSR check, binding checks, issuance, one transaction) — all in
- *     the same process, on the same 2 cores: the load generator's CPU is included.
+ *     by its attestation key; in a worker thread of the child by default) and the operator's
+ *     (issueNonce: card read + enrolment row; complete: attestation chain + signature, CSR check,
+ *     binding checks, issuance, one transaction) — all in the same process, on the same 2 cores:
+ *     the load generator's CPU is included (process.cpuUsage() counts every thread).
  * The 10^6 fill takes minutes on this machine: the default is 10^5; pass --cards 1000000.
  */
 import { spawn } from 'node:child_process';
@@ -34,7 +39,7 @@ import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { performance } from 'node:perf_hooks';
 import { fileURLToPath } from 'node:url';
-import { createHash, createPrivateKey, generateKeyPairSync, randomBytes, randomUUID, sign as nodeSign } from 'node:crypto';
+import { createPrivateKey, generateKeyPairSync, randomBytes, randomUUID } from 'node:crypto';
 import Database from 'better-sqlite3';
 import pg from 'pg';
 import { initOperator } from '../src/operator/init.js';
@@ -43,9 +48,10 @@ import { DefaultAttestationVerifier, SETLS_ATTESTATION_V1 } from '../src/operato
 import { importManifest } from '../src/operator/services/manifests.js';
 import { createCardJob } from '../src/operator/services/jobs.js';
 import { openStore } from '../src/operator/store/index.js';
-import { derWrap } from '../src/operator/pki/der.js';
 import { LeafTemplate } from '../src/operator/pki/leaf-template.js';
 import { makeManufacturer, SoftCard } from '../test/operator/helpers.js';
+import { cardAnswer, freshCsr, LoadGenerator, type CardAnswer } from './enrol-loadgen.js';
+import { threadCpu } from './thread-cpu.js';
 
 const DAY = 86_400_000;
 const LABELS = 16;
@@ -64,27 +70,26 @@ interface CardFile {
 }
 
 // ---------------------------------------------------------------- child: enrolments
-async function childEnrol(dir: string, store: string, n: number, conc: number, workers: number): Promise<void> {
+async function childEnrol(dir: string, store: string, n: number, conc: number, workers: number, loadgen: 'worker' | 'inline'): Promise<void> {
   const op = await Operator.open({ dir, store, verifier: new DefaultAttestationVerifier(SETLS_ATTESTATION_V1), issuerWorkers: workers });
-  const cards = (JSON.parse(readFileSync(join(dir, 'bench-cards.json'), 'utf8')) as CardFile[]).map((c) => ({
+  const files = JSON.parse(readFileSync(join(dir, 'bench-cards.json'), 'utf8')) as CardFile[];
+  const cards = files.map((c) => ({
     uid: Buffer.from(c.uid, 'hex'),
     cert: new Uint8Array(Buffer.from(c.cert, 'base64')),
     key: createPrivateKey({ key: Buffer.from(c.key, 'base64'), format: 'der', type: 'pkcs8' }),
   }));
-  const algId = Uint8Array.of(0x30, 0x0a, 0x06, 0x08, 0x2a, 0x86, 0x48, 0xce, 0x3d, 0x04, 0x03, 0x02);
-  const name = derWrap(0x30, [derWrap(0x31, [derWrap(0x30, [Uint8Array.of(0x06, 0x03, 0x55, 0x04, 0x03), derWrap(0x0c, [Buffer.from('card')])])])]);
+  // The load generator (what the card does: key pair + CSR ahead, the statement signed per nonce):
+  // a worker thread of this process (bench/enrol-loadgen.ts), or --loadgen inline: this thread.
+  const gen = loadgen === 'worker' ? LoadGenerator.start(files, Math.max(16, 2 * conc)) : null;
   let counter = 0;
+  const answer = (c: number, nonce: Uint8Array): Promise<CardAnswer> | CardAnswer =>
+    gen ? gen.sign(c, nonce) : cardAnswer(cards[c]!.uid, cards[c]!.key, freshCsr(), nonce, ++counter);
   const one = async (i: number): Promise<void> => {
-    // load generator: what the card would do
-    const { publicKey, privateKey } = generateKeyPairSync('ec', { namedCurve: 'P-256' });
-    const spki = new Uint8Array(publicKey.export({ type: 'spki', format: 'der' }));
-    const cri = derWrap(0x30, [Uint8Array.of(0x02, 0x01, 0x00), name, spki, Uint8Array.of(0xa0, 0x00)]);
-    const csrDer = derWrap(0x30, [cri, algId, derWrap(0x03, [Uint8Array.of(0), nodeSign('sha256', cri, { key: privateKey, dsaEncoding: 'der' })])]);
-    const card = cards[i % cards.length]!;
+    const c = i % cards.length;
+    const card = cards[c]!;
     const nonce = await op.enrolment.issueNonce(card.uid);
-    const statement = SETLS_ATTESTATION_V1.encode({ uid: card.uid, slot: 1, spkiSha256: new Uint8Array(createHash('sha256').update(spki).digest()), nonce: nonce.nonce, counter: ++counter });
-    const evidence = { statement, signature: new Uint8Array(nodeSign('sha256', statement, card.key)), chain: [card.cert] };
-    await op.enrolment.complete({ uid: card.uid, evidence, csrDer, expectedEnrolmentId: nonce.enrolmentId });
+    const { csrDer, statement, signature } = await answer(c, nonce.nonce);
+    await op.enrolment.complete({ uid: card.uid, evidence: { statement, signature, chain: [card.cert] }, csrDer, expectedEnrolmentId: nonce.enrolmentId });
   };
   for (let i = 0; i < 20; i++) await one(i); // warm-up
   // What bounds the rate: statements sent to PostgreSQL (round trips), time spent waiting for a
@@ -101,10 +106,13 @@ async function childEnrol(dir: string, store: string, n: number, conc: number, w
     if (cb) return (c0 as (f: unknown) => void).call(this, (e: Error | undefined, c: pg.PoolClient, d: (r?: unknown) => void) => ((probe.poolWaitMs += performance.now() - t), cb(e, c, d)));
     return (c0 as () => Promise<pg.PoolClient>).call(this).then((c) => ((probe.poolWaitMs += performance.now() - t), c));
   } as typeof c0;
+  gen?.openWindow();
+  const genElu0 = gen?.elu();
   const elu0 = performance.eventLoopUtilization();
   let next = 0;
   const lat: number[] = [];
   const cpu0 = process.cpuUsage();
+  const th0 = threadCpu();
   const start = Date.now();
   await Promise.all(
     Array.from({ length: conc }, async () => {
@@ -117,13 +125,17 @@ async function childEnrol(dir: string, store: string, n: number, conc: number, w
   );
   const end = Date.now();
   const cpu = process.cpuUsage(cpu0); // every thread of this process: operator, workers, load generator
+  const th1 = threadCpu(); // the operator's thread alone (the main one) vs the others
+  const mainCpuMsPerEnrolment = th0 && th1 ? (th1.mainUs - th0.mainUs) / 1000 / n : null;
   const elu = performance.eventLoopUtilization(elu0).utilization;
+  const loadgenElu = gen ? gen.elu(genElu0).utilization : null;
+  await gen?.close();
   const batches = (op.enrolment as { batchStats?: () => Record<string, number> }).batchStats?.() ?? null;
   pg.Client.prototype.query = q0;
   pg.Pool.prototype.connect = c0;
   await op.close();
   process.stdout.write(
-    JSON.stringify({ n, start, end, p50: pct(lat, 50), p99: pct(lat, 99), cpuMsPerEnrolment: (cpu.user + cpu.system) / 1000 / n, elu, batches, queriesPerEnrolment: probe.queries / n, poolWaitMsPerEnrolment: probe.poolWaitMs / n }) + '\n',
+    JSON.stringify({ n, start, end, p50: pct(lat, 50), p99: pct(lat, 99), cpuMsPerEnrolment: (cpu.user + cpu.system) / 1000 / n, mainCpuMsPerEnrolment, elu, loadgen, loadgenElu, batches, queriesPerEnrolment: probe.queries / n, poolWaitMsPerEnrolment: probe.poolWaitMs / n }) + '\n',
   );
 }
 
@@ -297,7 +309,7 @@ async function fillPg(url: string, total: number, f: FillRows): Promise<void> {
 }
 
 // ---------------------------------------------------------------- one store
-async function runStore(kind: 'sqlite' | 'postgres', o: { cards: number; enrol: number; conc: number; workers: number; enrolOnly?: boolean }): Promise<Record<string, unknown>> {
+async function runStore(kind: 'sqlite' | 'postgres', o: { cards: number; enrol: number; conc: number; workers: number; enrolOnly?: boolean; loadgen?: 'worker' | 'inline' }): Promise<Record<string, unknown>> {
   const root = mkdtempSync(join(tmpdir(), 'setls-bench-scale-'));
   let dropDb: (() => Promise<void>) | undefined;
   try {
@@ -386,7 +398,7 @@ async function runStore(kind: 'sqlite' | 'postgres', o: { cards: number; enrol: 
         for (const [pid, t] of postgresCpu(dbName)) pgCpu.set(pid, t);
       };
       const sampler = kind === 'postgres' ? setInterval(sample, 200) : undefined;
-      const rs = await Promise.all(dirs.map((d) => child(['--child-enrol', '--dir', d, '--store', store, '--n', String(per), '--conc', String(o.conc), '--workers', String(workers)])));
+      const rs = await Promise.all(dirs.map((d) => child(['--child-enrol', '--dir', d, '--store', store, '--n', String(per), '--conc', String(o.conc), '--workers', String(workers), '--loadgen', o.loadgen ?? 'worker'])));
       clearInterval(sampler);
       let pgMs = 0;
       for (const [pid, t] of pgCpu) pgMs += t - (pgBase.get(pid) ?? 0);
@@ -398,8 +410,11 @@ async function runStore(kind: 'sqlite' | 'postgres', o: { cards: number; enrol: 
         'p50 ms': r1(Math.max(...rs.map((r) => r['p50'] as number))),
         'p99 ms': r1(Math.max(...rs.map((r) => r['p99'] as number))),
         'CPU ms per enrolment (operator + load generator process; not the PostgreSQL server)': r2(rs.reduce((a, r) => a + (r['cpuMsPerEnrolment'] as number), 0) / rs.length),
+        'operator thread (main) CPU ms per enrolment': rs.map((r) => (r['mainCpuMsPerEnrolment'] === null ? null : r2(r['mainCpuMsPerEnrolment'] as number))),
         'load average (1 min) before / after': [r2(l0), r2(loadavg()[0]!)],
         'event loop utilisation (1 = CPU-bound)': rs.map((r) => r2(r['elu'] as number)),
+        'load generator': rs[0]!['loadgen'] === 'worker' ? 'worker thread' : 'operator thread',
+        ...(rs[0]!['loadgen'] === 'worker' ? { 'load generator worker utilisation': rs.map((r) => r2(r['loadgenElu'] as number)) } : {}),
         ...(rs[0]!['batches'] ? { 'shared batches (nonce issue, persist; with the warm-up)': rs.map((r) => r['batches']) } : {}),
         ...(kind === 'postgres'
           ? {
@@ -446,7 +461,7 @@ function randomPublicSpki(): Buffer {
   return generateKeyPairSync('ec', { namedCurve: 'P-256' }).publicKey.export({ type: 'spki', format: 'der' });
 }
 
-export async function runScaleBench(o: { cards: number; enrol: number; conc: number; workers: number; stores: string[]; enrolOnly?: boolean }): Promise<{ ok: boolean; params: Record<string, unknown>; results: unknown[]; failed?: string }> {
+export async function runScaleBench(o: { cards: number; enrol: number; conc: number; workers: number; stores: string[]; enrolOnly?: boolean; loadgen?: 'worker' | 'inline' }): Promise<{ ok: boolean; params: Record<string, unknown>; results: unknown[]; failed?: string }> {
   const params = { ...o, machine: `${cpus().length} × ${cpus()[0]?.model ?? '?'}`, 'load average at start': loadavg().map(r2) };
   const results: unknown[] = [];
   try {
@@ -463,6 +478,11 @@ export async function runScaleBench(o: { cards: number; enrol: number; conc: num
   }
 }
 
+function loadgenMode(v: string | undefined): 'worker' | 'inline' {
+  if (v === undefined || v === 'worker' || v === 'inline') return v ?? 'worker';
+  throw new Error(`--loadgen worker|inline, not ${v}`);
+}
+
 /** The command line (also `npm run bench -- --only scale …`). */
 export async function scaleMain(argv: string[]): Promise<void> {
   const { values } = parseArgs({
@@ -475,6 +495,7 @@ export async function scaleMain(argv: string[]): Promise<void> {
       stores: { type: 'string', default: 'sqlite,postgres' },
       json: { type: 'boolean', default: false },
       'enrol-only': { type: 'boolean', default: false },
+      loadgen: { type: 'string', default: 'worker' },
       'child-enrol': { type: 'boolean' },
       'child-query': { type: 'boolean' },
       dir: { type: 'string' },
@@ -484,10 +505,10 @@ export async function scaleMain(argv: string[]): Promise<void> {
       uids: { type: 'string' },
     },
   });
-  if (values['child-enrol']) await childEnrol(values.dir!, values.store!, Number(values.n), Number(values.conc), Number(values.workers));
+  if (values['child-enrol']) await childEnrol(values.dir!, values.store!, Number(values.n), Number(values.conc), Number(values.workers), loadgenMode(values.loadgen));
   else if (values['child-query']) await childQuery(values.store!, values.middle!, values.uids!.split(','), 60);
   else {
-    const r = await runScaleBench({ cards: Number(values.cards), enrol: Number(values.enrol), conc: Number(values.conc), workers: Number(values.workers), stores: values.stores.split(','), enrolOnly: values['enrol-only'] });
+    const r = await runScaleBench({ cards: Number(values.cards), enrol: Number(values.enrol), conc: Number(values.conc), workers: Number(values.workers), stores: values.stores.split(','), enrolOnly: values['enrol-only'], loadgen: loadgenMode(values.loadgen) });
     process.stdout.write(values.json ? JSON.stringify(r) + '\n' : JSON.stringify(r, null, 2) + '\n');
     process.exitCode = r.ok ? 0 : 1;
   }

@@ -21,6 +21,7 @@ import { verifyChain } from './pki/chain.js';
 import { EnrolmentService } from './pki/enrolment.js';
 import { OperatorCa } from './pki/issuing-ca.js';
 import { RevocationService } from './pki/revocation.js';
+import { DEFAULT_TRUST_TTL_MS, TrustedCasCache } from './pki/trust-cache.js';
 import { fingerprintHex, fromPemAll, toPem } from './pki/x509.js';
 import { isPgUrl, openStore, redactStoreUrl } from './store/index.js';
 import type { ManufacturerCaRow, OperatorStore } from './store/types.js';
@@ -42,6 +43,9 @@ export interface OpenOptions {
   readonly defaultMetrics?: boolean;
   /** Issuance worker threads (pki/issuer-pool.ts; default SETLS_OPERATOR_ISSUER_WORKERS, else 0 = in this thread). */
   readonly issuerWorkers?: number;
+  /** How long the enrolment may reuse the trusted manufacturer CAs it read (pki/trust-cache.ts;
+   *  default 1000 ms; 0 = read at every enrolment). Changes made through this process count at once. */
+  readonly trustCacheMs?: number;
 }
 
 export class Operator {
@@ -57,6 +61,8 @@ export class Operator {
   listeningUrl: string | undefined;
   /** CSR checks and issuance in worker threads, when `issuerWorkers` > 0. */
   readonly issuerPool: IssuerPool | undefined;
+  /** The trusted manufacturer CAs as the enrolment reads them (at most once per trustCacheMs). */
+  readonly trustedCas: TrustedCasCache;
   private constructor(
     readonly paths: OperatorPaths,
     readonly config: OperatorConfig,
@@ -71,13 +77,14 @@ export class Operator {
     if (Number.isInteger(workers) && workers > 0) {
       this.issuerPool = new IssuerPool({ size: workers, ...ca.templateMaterial(), fallbackIssue: (req) => ca.issue(req) });
     }
+    this.trustedCas = new TrustedCasCache(async () => (await store.listManufacturerCas()).map((m) => m.certDer), opts.trustCacheMs ?? DEFAULT_TRUST_TTL_MS, now);
     this.enrolment = new EnrolmentService({
       ...(this.issuerPool ? { pki: this.issuerPool } : {}),
       store,
       ca,
       caId,
       verifier: opts.verifier ?? new DefaultAttestationVerifier(ISD_ATTESTATION_FORMAT),
-      trustedManufacturerCas: async () => (await store.listManufacturerCas()).map((m) => m.certDer),
+      trustedManufacturerCas: () => this.trustedCas.get(),
       crlUrl: () => crlUrlOf(this.config, this.listeningUrl),
       defaultDays: config.certificateDays,
       defaultDnsNames: config.defaultDnsNames,
@@ -162,6 +169,7 @@ export class Operator {
         createdAt: this.now(),
       };
       const added = await this.store.addManufacturerCa(row);
+      this.trustedCas.invalidate();
       const file = join(this.paths.manufacturersDir, `${fp.slice(0, 32)}.pem`);
       if (!existsSync(file)) writeFileSync(file, toPem(der, 'CERTIFICATE'));
       const stored = (await this.store.listManufacturerCas()).find((m) => m.fingerprint === fp)!;

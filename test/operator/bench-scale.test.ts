@@ -2,7 +2,9 @@
  * `npm run bench -- --only scale` (bench/run.ts → bench/scale.ts and its child processes) with
  * small counts on SQLite: ok, exit 0, every figure present (fill, list/expiring/lock latencies,
  * on-disk size, enrolments/s with CPU per enrolment), every enrolment done; the filled registry
- * answers "expiring within 7 days" with cards. Figures are reported, never asserted.
+ * answers "expiring within 7 days" with cards; the enrolment load generator ran in a worker thread of
+ * the enrolment child (its utilisation is reported) and the operator thread's own CPU is reported.
+ * Figures are reported, never asserted.
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
@@ -27,5 +29,8 @@ test('bench --only scale on SQLite: registry fill, queries, sizes and enrolments
   for (const k of ['enrol, 1 node, in-thread', 'enrol, 1 node, 1 issuer workers']) {
     assert.equal(s[k].n, 60, k);
     assert.ok(s[k]['enrolments/s'] > 0, k);
+    assert.equal(s[k]['load generator'], 'worker thread', k);
+    assert.ok(s[k]['load generator worker utilisation'][0] > 0, k);
+    assert.ok(s[k]['operator thread (main) CPU ms per enrolment'][0] > 0, k);
   }
 });

@@ -17,7 +17,7 @@ import { EnrolmentBatchConflict, type EnrolmentPersist, type NewEnrolment } from
 
 const T0 = 1_700_000_000_000;
 
-async function setup(s: OperatorStore, n: number): Promise<{ caId: string; cards: CardRow[] }> {
+export async function setup(s: OperatorStore, n: number): Promise<{ caId: string; cards: CardRow[] }> {
   const caId = randomUUID();
   await s.putCa({ id: caId, role: 'issuing', certDer: Uint8Array.of(0x30, 1), keyRef: 'file:ca.key', notAfter: T0 + 1e10, createdAt: T0 });
   const mId = randomUUID();
@@ -45,14 +45,14 @@ async function setup(s: OperatorStore, n: number): Promise<{ caId: string; cards
   return { caId, cards };
 }
 
-function nonce(uid: Uint8Array, at = T0): NewEnrolment {
+export function nonce(uid: Uint8Array, at = T0): NewEnrolment {
   return {
     uid,
     row: { id: randomUUID(), jobId: null, mode: 'admin', nonceHash: new Uint8Array(randomBytes(32)), status: 'open', errorCode: null, expiresAt: at + 600_000, startedAt: at, finishedAt: null },
   };
 }
 
-function persist(caId: string, card: CardRow, enrolmentId: string, spkiSha256: Uint8Array, now = T0 + 10): EnrolmentPersist {
+export function persist(caId: string, card: CardRow, enrolmentId: string, spkiSha256: Uint8Array, now = T0 + 10): EnrolmentPersist {
   const identity: IdentityRow = {
     id: randomUUID(),
     cardId: card.id,

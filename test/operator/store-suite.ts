@@ -12,6 +12,7 @@ import { estStoreCases } from './store-est-suite.js';
 import { fleetCases } from './store-suite-fleet.js';
 import { campaignStoreSuite } from './campaign-store-suite.js';
 import { enrolBatchCases } from './store-enrol-batch-suite.js';
+import { enrolReadsCases } from './store-enrol-reads-suite.js';
 
 import type { StoreFactory } from './store-factory.js';
 export type { StoreFactory } from './store-factory.js';
@@ -464,6 +465,7 @@ export function storeSuite(name: string, factory: StoreFactory): void {
     });
     estStoreCases(factory);
     enrolBatchCases(factory); // enrolment throughput (issue #17): store-enrol-batch-suite.ts
+    enrolReadsCases(factory); // enrolment reads in batches (issue #17): store-enrol-reads-suite.ts
   });
   campaignStoreSuite(name, factory);
 }

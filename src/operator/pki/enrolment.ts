@@ -20,7 +20,8 @@
  * it fails, the signed certificate is dropped unseen: nothing is issued. Concurrent enrolments share
  * that transaction, and concurrent nonce issues one statement (store/micro-batch.ts over
  * store/enrol-batch.ts: a few statements and one COMMIT for many; each gets its own answer; a batch
- * that cannot be decided as one is replayed one by one). The key's binding to another card is read
+ * that cannot be decided as one is replayed one by one), and so do the reads of the cards and of the
+ * nonces' enrolments (one SELECT … IN each, store/enrol-reads.ts). The key's binding to another card is read
  * in the persist transaction only (not also before signing: a refused key costs a signature).
  */
 import { randomBytes, randomUUID } from 'node:crypto';
@@ -125,7 +126,7 @@ export interface EnrolmentServiceOptions {
   readonly ca: OperatorCa;
   readonly caId: string;
   readonly verifier: AttestationVerifier;
-  /** The trusted manufacturer CAs (DER); read per call so a newly trusted CA counts at once. */
+  /** The trusted manufacturer CAs (DER), per call (Operator: pki/trust-cache.ts, re-read at most once per second, at once after a change through it). */
   readonly trustedManufacturerCas: () => Promise<readonly Uint8Array[]>;
   /** The cRLDistributionPoints URL (read per issuance: known once the server listens). */
   readonly crlUrl: () => string;
@@ -155,6 +156,9 @@ export class EnrolmentService {
   private readonly nonces: MicroBatch<NewEnrolment, EnrolmentRow | null>;
   /** Concurrent enrolments persist in one transaction of a few statements (the same). */
   private readonly persists: MicroBatch<EnrolmentPersist, EnrolmentPersistOutcome>;
+  /** The card and the nonce's enrolment of concurrent enrolments: one SELECT … IN each (store/enrol-reads.ts). */
+  private readonly cardReads: MicroBatch<Uint8Array, CardRow | null>;
+  private readonly nonceReads: MicroBatch<Uint8Array, EnrolmentRow | null>;
   constructor(private readonly o: EnrolmentServiceOptions) {
     this.now = o.now ?? Date.now;
     const store = o.store;
@@ -167,12 +171,27 @@ export class EnrolmentService {
       async (items) => answered(await store.persistEnrolments(items)),
       async (item) => (await store.persistEnrolments([item]))[0]!,
     );
+    this.cardReads = new MicroBatch(
+      async (uids) => answered(await store.cardsByUids(uids)),
+      (uid) => store.cardByUid(uid),
+    );
+    this.nonceReads = new MicroBatch(
+      async (hashes) => answered(await store.enrolmentsByNonceHashes(hashes)),
+      (hash) => store.enrolmentByNonceHash(hash),
+    );
     this.pki = o.pki ?? { checkCsr: async (der) => checkCsrDer(der), issue: (req) => o.ca.issueFast(req) };
   }
 
   /** How many nonce issues and persist steps went in shared batches (metrics, tests). */
-  batchStats(): { nonceBatches: number; nonceReplays: number; persistBatches: number; persistReplays: number } {
-    return { nonceBatches: this.nonces.batches, nonceReplays: this.nonces.replays, persistBatches: this.persists.batches, persistReplays: this.persists.replays };
+  batchStats(): { nonceBatches: number; nonceReplays: number; persistBatches: number; persistReplays: number; cardReadBatches: number; nonceReadBatches: number } {
+    return {
+      nonceBatches: this.nonces.batches,
+      nonceReplays: this.nonces.replays,
+      persistBatches: this.persists.batches,
+      persistReplays: this.persists.replays,
+      cardReadBatches: this.cardReads.batches,
+      nonceReadBatches: this.nonceReads.batches,
+    };
   }
 
   /** A fresh single-use nonce for `uid` (stored as its hash); ERR_OP_UNKNOWN_UID / _CARD_TERMINATED. */
@@ -258,14 +277,14 @@ export class EnrolmentService {
     const now = this.now();
     let enrolment: EnrolmentRow | null = null;
     try {
-      // The card and the trusted CAs in parallel (two pooled connections on PostgreSQL: one wait).
-      const [card, trusted] = await Promise.all([store.cardByUid(req.uid), this.o.trustedManufacturerCas()]);
+      // The card (read with the other enrolments' cards: one statement) and the trusted CAs (cached)
+      const [card, trusted] = await Promise.all([this.cardReads.run(req.uid), this.o.trustedManufacturerCas()]);
       if (!card) throw new OpError(OpErrorCode.unknownUid, `card ${toHex(req.uid)} is in no imported manifest`);
       if (card.lifecycle === 'terminated') throw new OpError(OpErrorCode.cardTerminated, `card ${toHex(card.uid)} is terminated`);
       const attestation = this.o.verifier.verify(req.evidence, trusted, now);
       // The nonce's enrolment while the CSR is checked; both settle before any refusal is thrown, so a
       // CSR refusal still consumes the nonce found (as when they ran one after the other).
-      const [found, checked] = await Promise.allSettled([store.enrolmentByNonceHash(sha256(attestation.claims.nonce)), this.pki.checkCsr(req.csrDer)]);
+      const [found, checked] = await Promise.allSettled([this.nonceReads.run(sha256(attestation.claims.nonce)), this.pki.checkCsr(req.csrDer)]);
       if (found.status === 'rejected') throw found.reason;
       enrolment = found.value;
       if (enrolment && enrolment.cardId !== card.id) enrolment = null; // never consume another card's nonce

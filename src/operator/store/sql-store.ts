@@ -13,6 +13,7 @@
  */
 import { listExpiringCertificates, type ExpiringCertificate, type ExpiringCursor } from './expiring.js';
 import * as enrolBatch from './enrol-batch.js';
+import * as enrolReads from './enrol-reads.js';
 import type { EnrolmentPersist, EnrolmentPersistOutcome, NewEnrolment } from './enrol-batch.js';
 import { listExpiringCards, type ExpiringCardsCursor, type ExpiringCardsFilter } from './expiring-cards.js';
 import type { SqlConn, SqlDriver, SqlRow, SqlValue } from './driver.js';
@@ -1052,5 +1053,13 @@ export class SqlStore implements OperatorStore {
   // expiring cards (issue #17, store/expiring-cards.ts)
   async listExpiringCards(filter: ExpiringCardsFilter, after: ExpiringCardsCursor | null, limit: number): Promise<ExpiringCard[]> {
     return (await listExpiringCards(this.c, this.sql, filter, after, limit)).map((r) => ({ card: cardRow(r.row), notAfter: r.notAfter }));
+  }
+
+  // enrolment reads in batches (issue #17, enrolments/s; store/enrol-reads.ts)
+  async cardsByUids(uids: readonly Uint8Array[]): Promise<(CardRow | null)[]> {
+    return (await enrolReads.cardsByUids(this.c, uids)).map((r) => (r ? cardRow(r) : null));
+  }
+  async enrolmentsByNonceHashes(hashes: readonly Uint8Array[]): Promise<(EnrolmentRow | null)[]> {
+    return (await enrolReads.enrolmentsByNonceHashes(this.c, hashes)).map((r) => (r ? enrolmentRow(r) : null));
   }
 }

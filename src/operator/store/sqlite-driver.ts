@@ -11,9 +11,12 @@
  * busy_timeout: a synchronous busy wait would block this event loop, and with it a transaction of
  * this process that the other one waits for) for up to `busyTimeoutMs`.
  * Blobs come back as fresh `Uint8Array`s (never a Buffer view), bound as Buffers.
+ * WAL checkpoints run in a worker thread (store/sqlite-checkpointer.ts) after every few commits,
+ * not inside a COMMIT on the event loop; the writer's automatic checkpoint is only a backstop.
  */
 import Database from 'better-sqlite3';
 import type { Dialect, SqlConn, SqlDriver, SqlRow, SqlValue } from './driver.js';
+import { BACKSTOP_AUTOCHECKPOINT_PAGES, SQLITE_DEFAULT_AUTOCHECKPOINT_PAGES, WalCheckpointer } from './sqlite-checkpointer.js';
 
 export const SQLITE_DIALECT: Dialect = {
   name: 'sqlite',
@@ -90,6 +93,10 @@ class Mutex {
 
 export interface SqliteOptions {
   readonly busyTimeoutMs?: number;
+  /** WAL checkpoints in a worker thread (default true; false: inside COMMITs, SQLite's default). */
+  readonly backgroundCheckpoint?: boolean;
+  /** Commits between two background checkpoints (default 32). */
+  readonly checkpointEveryCommits?: number;
 }
 
 export class SqliteDriver implements SqlDriver {
@@ -99,6 +106,8 @@ export class SqliteDriver implements SqlDriver {
   private readonly mutex = new Mutex();
   private readonly busyMs: number;
   private closed = false;
+  /** The background WAL checkpointer (null: checkpoints inside COMMITs). */
+  readonly checkpointer: WalCheckpointer | null;
 
   /** BEGIN IMMEDIATE, retried without blocking the event loop while another connection writes. */
   private async begin(): Promise<void> {
@@ -123,6 +132,15 @@ export class SqliteDriver implements SqlDriver {
     w.pragma('foreign_keys = ON');
     w.pragma('busy_timeout = 0');
     this.writer = new Conn(w);
+    if (opts.backgroundCheckpoint ?? true) {
+      w.pragma(`wal_autocheckpoint = ${BACKSTOP_AUTOCHECKPOINT_PAGES}`);
+      const restore = (): void => {
+        if (!this.closed) w.pragma(`wal_autocheckpoint = ${SQLITE_DEFAULT_AUTOCHECKPOINT_PAGES}`);
+      };
+      this.checkpointer = new WalCheckpointer(path, restore, opts.checkpointEveryCommits);
+    } else {
+      this.checkpointer = null;
+    }
     const r = new Database(path, { readonly: true, fileMustExist: true });
     r.pragma(`busy_timeout = ${busy}`);
     r.pragma('foreign_keys = ON');
@@ -145,6 +163,7 @@ export class SqliteDriver implements SqlDriver {
       try {
         const out = await fn(this.writer);
         this.writer.db.exec('COMMIT');
+        this.checkpointer?.committed();
         return out;
       } catch (e) {
         if (this.writer.db.inTransaction) this.writer.db.exec('ROLLBACK');
@@ -159,6 +178,7 @@ export class SqliteDriver implements SqlDriver {
       try {
         this.writer.db.exec(sql);
         this.writer.db.exec('COMMIT');
+        this.checkpointer?.committed();
       } catch (e) {
         if (this.writer.db.inTransaction) this.writer.db.exec('ROLLBACK');
         throw e;
@@ -169,6 +189,7 @@ export class SqliteDriver implements SqlDriver {
   async close(): Promise<void> {
     if (this.closed) return;
     this.closed = true;
+    await this.checkpointer?.close();
     await this.mutex.lock(async () => {
       this.reader.db.close();
       this.writer.db.close();

@@ -610,6 +610,12 @@ export interface OperatorStore {
   // expiring cards (issue #17, store/expiring-cards.ts): cards whose earliest good certificate ends
   // before filter.before, by (that not_after, card id), each card once; keyset after `after`
   listExpiringCards(filter: ExpiringCardsFilter, after: ExpiringCardsCursor | null, limit: number): Promise<ExpiringCard[]>;
+
+  // enrolment reads in batches (issue #17, enrolments/s; store/enrol-reads.ts)
+  /** cardByUid for many UIDs in one statement: each UID's card or null, in order. */
+  cardsByUids(uids: readonly Uint8Array[]): Promise<(CardRow | null)[]>;
+  /** enrolmentByNonceHash for many hashes in one statement: each one's enrolment or null, in order. */
+  enrolmentsByNonceHashes(hashes: readonly Uint8Array[]): Promise<(EnrolmentRow | null)[]>;
 }
 
 /** A card of the expiring listing and the not_after of its earliest good certificate. */
