@@ -265,7 +265,7 @@ export class EapSession {
     this.reassembler.reset();
     for (;;) {
       if (ans.code !== EapCode.request || !ans.tls) return { sw: ans.sw, code: ans.code };
-      if (isEapTlsAck(ans.tls) && !this.reassembler.inProgress) return { sw: ans.sw, code: ans.code, data: new Uint8Array(0) };
+      if (isEapTlsAck(ans.tls) && !this.reassembler.inProgress) return { sw: ans.sw, code: ans.code, data: new Uint8Array(0), ...(ans.folded ? { folded: true } : {}) };
       let whole: Uint8Array | undefined;
       try {
         whole = this.reassembler.push(ans.tls);

@@ -12,8 +12,10 @@ import tls from 'node:tls';
 import type { AddressInfo } from 'node:net';
 import { initCard, openCard } from '../../src/cli/card-setup.js';
 import { cardPaths, readPin } from '../../src/cli/card-files.js';
-import { TlsTandem, type SeTlsSocket } from '../../src/host/index.js';
-import type { CardTransport } from '../../src/transport/index.js';
+import { CardClient, EapSession, TlsTandem, type SeTlsSocket } from '../../src/host/index.js';
+import { InProcessTransport, type CardTransport } from '../../src/transport/index.js';
+import { EapTlsFlag, encodeEapTls } from '../../src/eap/index.js';
+import { concat } from '../../src/bytes/index.js';
 import { waitUntil } from '../wait.js';
 
 let root: string;
@@ -129,3 +131,26 @@ test('FOLD refused (6A86, a card without it): the host sends the Response again 
   assert.ok(isAck(commandData(after[done + 1]!.apdu)), 'the host ACKed the last records');
   assert.equal(after[done + 1]!.answer[0], 0x03, 'EAP-Success after the ACK');
 });
+
+test('the host takes a folded answer only when it asked for FOLD and only with the EAP-Success of Identifier + 1', async () => {
+  const hello = Uint8Array.of(22, 3, 1, 0, 4, 1, 0, 0, 0);
+  const ticket = Uint8Array.of(23, 3, 3, 0, 2, 0xab, 0xcd);
+  const cases = [
+    { fold: true, successId: 0x12, ok: true }, // the card's Request is 0x11: its EAP-Success is 0x12
+    { fold: false, successId: 0x12, ok: false }, // not asked
+    { fold: true, successId: 0x13, ok: false }, // not Identifier + 1
+  ];
+  for (const c of cases) {
+    const answer = concat(encodeEapTls({ code: 1, id: 0x11, flags: EapTlsFlag.length, data: ticket }), Uint8Array.of(3, c.successId, 0, 4), Uint8Array.of(0x90, 0x00));
+    const s = new EapSession(new CardClient(new InProcessTransport(() => answer)), { foldSuccess: c.fold, initialId: 0x10 });
+    if (c.ok) {
+      const st = await s.handshake([hello]);
+      assert.equal(st.done, true);
+      assert.deepEqual([...st.toClient], [...ticket]);
+      assert.equal(s.identifier, 0x12, 'the next Response echoes the EAP-Success');
+    } else {
+      await assert.rejects(s.handshake([hello]), { code: 'ERR_HOST_EAP_PROTOCOL' }, JSON.stringify(c));
+    }
+  }
+});
+
