@@ -43,6 +43,11 @@ export interface ServerUnderTest {
   modelledMs?(): number;
   /** CPU spent inside the emulated card's process() so far, µs (setls in-process only). */
   cardCpuUs?(): number;
+  /**
+   * Every card call so far, in order: its command class (INS, P1 flags, P2) and wall time, µs
+   * (setls in-process only; a batch takes the calls between two lengths).
+   */
+  cardCalls?(): readonly CardCall[];
   /** Sessions the server holds right now (connections; setls pool: busy slots + exported sessions). */
   sessions?(): Promise<number>;
   close(): Promise<void>;
@@ -70,6 +75,11 @@ function followPhases(): void {
     const phase = ev === 'handshake' ? 'handshake' : ev === 'established' ? 'data' : ev === 'closed' || ev === 'failed' ? 'teardown' : undefined;
     if (phase) for (const c of counters) c.phase = phase;
   });
+}
+
+export interface CardCall {
+  readonly cls: string;
+  readonly us: number;
 }
 
 export interface SetlsCard {
@@ -116,13 +126,17 @@ export async function startSetls(cardDir: string, flavours: readonly SetlsFlavou
   // this server: the measurement inflated what it measured. Wall time counts any preemption of this
   // thread during a call as card time, so the host share is if anything understated.
   let cardCpuUs = 0;
+  const cardCalls: CardCall[] = [];
   const cardProcess = card.process.bind(card);
   card.process = (apdu: Uint8Array): Uint8Array => {
     const t0 = performance.now();
     try {
       return cardProcess(apdu);
     } finally {
-      cardCpuUs += (performance.now() - t0) * 1000;
+      const us = (performance.now() - t0) * 1000;
+      cardCpuUs += us;
+      // the class of command: a GC pause that lands in one call shows as an outlier of its class
+      if (cardCalls.length < 4_000_000) cardCalls.push({ cls: `${apdu[1]}:${(apdu[2] ?? 0) & 0xfe}:${apdu[3]}`, us });
     }
   };
   const variants: ServerUnderTest[] = [];
@@ -159,6 +173,7 @@ export async function startSetls(cardDir: string, flavours: readonly SetlsFlavou
       errors: () => errs,
       ...(instrumented ? { apdus: () => counting.snapshot(), flights: () => counting.flightSnapshot(), modelledMs: () => model.modelledMs } : {}),
       cardCpuUs: () => cardCpuUs,
+      cardCalls: () => cardCalls,
       close,
     });
   }
