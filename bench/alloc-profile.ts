@@ -7,44 +7,25 @@
  * GCs included, so it counts every allocation, not what survives) over N handshakes; prints bytes
  * allocated per handshake by area and the top allocation sites by self size.
  *
- *   node --import tsx bench/alloc-profile.ts [--n 1000] [--warmup 800] [--resume] [--top 30] [--interval 4096]
+ *   node --import tsx bench/alloc-profile.ts [--n 1000] [--warmup 800] [--resume] [--top 30] [--interval 4096] [--no-sampling] [--cpu]
+ *
+ * --no-sampling: CPU by thread and GCs only; --cpu: V8's CPU profiler instead of the heap sampler,
+ * the main thread split into card (card.process() on the stack) and host, the host's top frames.
  *
  * imports src/cli (card init) and bench/ helpers only.
  */
-import { spawn } from 'node:child_process';
-import { mkdtempSync, readFileSync, readdirSync, rmSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { Session } from 'node:inspector';
 import { tmpdir } from 'node:os';
-import { dirname, join } from 'node:path';
-import { createInterface } from 'node:readline';
-import { fileURLToPath } from 'node:url';
+import { join } from 'node:path';
 import { PerformanceObserver, constants as perfConstants } from 'node:perf_hooks';
 import { parseArgs } from 'node:util';
 import { initCard } from '../src/cli/card-setup.js';
-import type { Job, JobResult } from './protocol.js';
+import { LoadClient } from './load-client.js';
+import { areaOf, type CpuProfile } from './profile.js';
+import type { JobResult } from './protocol.js';
 import { startSetls } from './servers.js';
-import { threadCpu } from './thread-cpu.js';
-
-const HERE = dirname(fileURLToPath(import.meta.url));
-
-/** CPU µs per thread name (/proc/self/task/<tid>/comm and schedstat), Linux only. */
-function cpuByThread(): Map<string, number> {
-  const m = new Map<string, number>();
-  try {
-    for (const tid of readdirSync('/proc/self/task')) {
-      try {
-        const name = `${readFileSync(`/proc/self/task/${tid}/comm`, "utf8").trim()}#${tid}${tid === String(process.pid) ? " (main)" : ""}`;
-        const us = Number(readFileSync(`/proc/self/task/${tid}/schedstat`, 'utf8').split(' ')[0]) / 1000;
-        m.set(name, (m.get(name) ?? 0) + us);
-      } catch {
-        // thread gone
-      }
-    }
-  } catch {
-    // not Linux
-  }
-  return m;
-}
+import { cpuByThread, splitMain } from './thread-cpu.js';
 
 interface SamplingNode {
   callFrame: { functionName: string; url: string; lineNumber: number; columnNumber: number };
@@ -55,33 +36,6 @@ interface SamplingNode {
 interface SamplingProfile {
   head: SamplingNode;
   samples: { size: number; nodeId: number }[];
-}
-
-function client(ca: string): { run(job: Omit<Job, 'id'>): Promise<JobResult>; close(): void } {
-  const child = spawn(process.execPath, ['--import', 'tsx', join(HERE, 'client.ts'), JSON.stringify({ ca, servername: 'localhost', host: '127.0.0.1' })], { stdio: ['pipe', 'pipe', 'inherit'] });
-  const pending = new Map<number, (r: JobResult) => void>();
-  let id = 0;
-  createInterface({ input: child.stdout }).on('line', (line) => {
-    const r = JSON.parse(line) as JobResult;
-    pending.get(r.id)?.(r);
-    pending.delete(r.id);
-  });
-  return {
-    run: (job) => new Promise((resolve) => (pending.set(++id, resolve), child.stdin.write(JSON.stringify({ ...job, id }) + '\n'))),
-    close: () => void child.stdin.end(),
-  };
-}
-
-/** Area of an allocation site, by file. */
-function areaOf(url: string, fn: string): string {
-  const m = /\/src\/([a-z0-9-]+)\//.exec(url);
-  if (m) return `src/${m[1]}`;
-  if (url.includes('node:internal/crypto')) return 'node:crypto';
-  if (/node:(net|stream|internal\/(stream|net|streams))/.test(url)) return 'sockets and streams';
-  if (url.includes('node:_http') || url.includes('node:http')) return 'node:http';
-  if (url.startsWith('node:')) return 'other node';
-  if (url.includes('node_modules')) return url.split('node_modules/')[1]!.split('/')[0]!;
-  return url === '' ? `(${fn || 'native'})` : url;
 }
 
 function summarise(p: SamplingProfile, perHandshake: number, top: number): string {
@@ -107,12 +61,6 @@ function summarise(p: SamplingProfile, perHandshake: number, top: number): strin
   out.push(`  top ${top} sites (KiB per handshake; ← nearest setls caller):`);
   for (const [s, b] of [...bySite].sort((x, y) => y[1] - x[1]).slice(0, top)) out.push(`  ${kb(b)}  ${s}`);
   return out.join('\n');
-}
-
-interface CpuProfile {
-  nodes: { id: number; callFrame: { functionName: string; url: string; lineNumber: number }; children?: number[] }[];
-  samples: number[];
-  timeDeltas: number[];
 }
 
 /**
@@ -147,6 +95,8 @@ function hostFrames(p: CpuProfile, n: number, top: number): string {
       idle += us;
       continue;
     }
+    // this tool's own Profiler.stop (node:inspector's post) is sampled too: neither card nor host
+    if (f.url === '' && parent.get(id) !== undefined && byId.get(parent.get(id)!)!.callFrame.url === 'node:inspector') continue;
     if (cardOf(id)) {
       card += us;
       continue;
@@ -191,7 +141,7 @@ try {
   const ca = readFileSync(init.caCertPath, 'utf8');
   const setls = await startSetls(cardDir, [{ name: 'setls-ext', extendedApdu: true, instrumented: false }]);
   const server = setls.variants[0]!;
-  const c = client(ca);
+  const c = new LoadClient(ca);
   const job = (n: number): Promise<JobResult> => c.run({ kind: 'handshake', port: server.port, n, ...(values.resume ? { resume: true } : {}) });
   const w = await job(Number(values.warmup));
   if (w.errors.length) throw new Error(`warm-up: ${w.errors.join('; ')}`);
@@ -199,12 +149,14 @@ try {
   const session = new Session();
   session.connect();
   const post = <T>(method: string, params?: object): Promise<T> => new Promise((resolve, reject) => session.post(method, params ?? {}, (e, r) => (e ? reject(e) : resolve(r as T))));
-  await post('HeapProfiler.enable');
   if (values.cpu) {
     await post('Profiler.enable');
     await post('Profiler.setSamplingInterval', { interval: 200 });
     await post('Profiler.start');
-  } else if (!values['no-sampling']) await post('HeapProfiler.startSampling', { samplingInterval: Number(values.interval), includeObjectsCollectedByMajorGC: true, includeObjectsCollectedByMinorGC: true });
+  } else if (!values['no-sampling']) {
+    await post('HeapProfiler.enable');
+    await post('HeapProfiler.startSampling', { samplingInterval: Number(values.interval), includeObjectsCollectedByMajorGC: true, includeObjectsCollectedByMinorGC: true });
+  }
   const n = Number(values.n);
   const gc = { minor: 0, minorMs: 0, major: 0, majorMs: 0 };
   const obs = new PerformanceObserver((l) => {
@@ -215,14 +167,19 @@ try {
     }
   });
   obs.observe({ entryTypes: ['gc'] });
-  const byThread0 = cpuByThread();
-  const t0 = threadCpu();
+  const threads0 = cpuByThread();
   const c0 = process.cpuUsage();
   const r = await job(n);
   await server.idle();
   const cpu = process.cpuUsage(c0);
-  const t1 = threadCpu();
-  const byThread = [...cpuByThread()].map(([k, v]) => [k, v - (byThread0.get(k) ?? 0)] as const).filter(([, v]) => v > 0).sort((a, b) => b[1] - a[1]);
+  const threads1 = cpuByThread();
+  const t0 = threads0 && splitMain(threads0);
+  const t1 = threads1 && splitMain(threads1);
+  const before = new Map(threads0?.map((t) => [t.tid, t.us]));
+  const byThread = (threads1 ?? [])
+    .map((t) => [`${t.name}#${t.tid}${t.main ? ' (main)' : ''}`, t.us - (before.get(t.tid) ?? 0)] as const)
+    .filter(([, v]) => v > 0)
+    .sort((a, b) => b[1] - a[1]);
   obs.disconnect();
   const cpuProfile = values.cpu ? (await post<{ profile: CpuProfile }>('Profiler.stop')).profile : undefined;
   const profile = values['no-sampling'] || values.cpu ? undefined : (await post<{ profile: SamplingProfile }>('HeapProfiler.stopSampling')).profile;
@@ -235,7 +192,7 @@ try {
   process.stdout.write(`GC: ${gc.minor} minor (${gc.minorMs.toFixed(0)} ms), ${gc.major} major/other (${gc.majorMs.toFixed(0)} ms); heap used ${(process.memoryUsage().heapUsed / 2 ** 20).toFixed(0)} MiB\n`);
   if (profile) process.stdout.write(summarise(profile, n, Number(values.top)) + '\n');
   if (cpuProfile) process.stdout.write(hostFrames(cpuProfile, n, Number(values.top)) + '\n');
-  c.close();
+  await c.close();
   await setls.close();
 } finally {
   rmSync(root, { recursive: true, force: true });

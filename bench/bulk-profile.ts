@@ -15,15 +15,12 @@ import { spawn } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { Session } from 'node:inspector';
 import { tmpdir } from 'node:os';
-import { dirname, join } from 'node:path';
-import { createInterface } from 'node:readline';
-import { fileURLToPath } from 'node:url';
+import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { initCard } from '../src/cli/card-setup.js';
+import { LoadClient } from './load-client.js';
 import { humanProfile, summariseProfile } from './profile.js';
 import { makeNodeIdentity, setExportAllowed, startNodeTls, startSetls, type ServerUnderTest } from './servers.js';
-
-const HERE = dirname(fileURLToPath(import.meta.url));
 
 function curl(port: number, caFile: string, bytes: number): Promise<number> {
   return new Promise((resolve, reject) => {
@@ -37,33 +34,20 @@ function curl(port: number, caFile: string, bytes: number): Promise<number> {
   });
 }
 
-/** bench/client.ts (the load generator of `npm run bench`, node:tls) as the downloader, one job at a time. */
-class NodeClient {
-  private readonly child;
-  private readonly waiting: ((r: { ok: number; bodyBytes: number; errors: string[] }) => void)[] = [];
-  private id = 1;
-  constructor(ca: string) {
-    this.child = spawn(process.execPath, ['--import', 'tsx', join(HERE, 'client.ts'), JSON.stringify({ ca, servername: 'localhost', host: '127.0.0.1' })], { cwd: dirname(HERE), stdio: ['pipe', 'pipe', 'inherit'] });
-    createInterface({ input: this.child.stdout }).on('line', (l) => this.waiting.shift()?.(JSON.parse(l)));
-  }
-  get(port: number, bytes: number): Promise<number> {
-    return new Promise((resolve, reject) => {
-      this.waiting.push((r) => (r.ok === 1 ? resolve(r.bodyBytes) : reject(new Error(r.errors.join('; ')))));
-      this.child.stdin.write(JSON.stringify({ id: this.id++, kind: 'bulk', port, n: 1, bytes }) + '\n');
-    });
-  }
-  close(): void {
-    this.child.stdin.end();
-  }
+/** bench/client.ts (the load generator of `npm run bench`, node:tls) as the downloader: one GET /bytes/N, its body length. */
+async function nodeGet(client: LoadClient, port: number, bytes: number): Promise<number> {
+  const r = await client.run({ kind: 'bulk', port, n: 1, bytes });
+  if (r.ok !== 1) throw new Error(r.errors.join('; '));
+  return r.bodyBytes;
 }
-let nodeClient: NodeClient | undefined;
+let nodeClient: LoadClient | undefined;
 
 async function download(s: ServerUnderTest, caFile: string, bytes: number): Promise<{ mbps: number; cpuMsPerMB: number; userMsPerMB: number; faultsPerMB: number }> {
   const f0 = process.resourceUsage().minorPageFault;
   const t0 = performance.now();
   const h0 = process.hrtime.bigint() / 1000n;
   const c0 = process.cpuUsage();
-  const got = nodeClient ? await nodeClient.get(s.port, bytes) : await curl(s.port, caFile, bytes);
+  const got = nodeClient ? await nodeGet(nodeClient, s.port, bytes) : await curl(s.port, caFile, bytes);
   const c = process.cpuUsage(c0);
   const faults = process.resourceUsage().minorPageFault - f0;
   const ms = performance.now() - t0;
@@ -119,7 +103,7 @@ try {
   const setls = await startSetls(cardDir, [{ name: 'setls-export', extendedApdu: true, recordLayer: 'host', instrumented: false }]);
   const node = await startNodeTls('node:tls', nodeId);
   const exp = setls.variants[0]!;
-  if (values.client === 'node') nodeClient = new NodeClient(readFileSync(init.caCertPath, 'utf8'));
+  if (values.client === 'node') nodeClient = new LoadClient(readFileSync(init.caCertPath, 'utf8'));
   const session = new Session();
   session.connect();
   const post = <T>(method: string, params?: object): Promise<T> =>
@@ -156,7 +140,7 @@ try {
     }
   } finally {
     session.disconnect();
-    nodeClient?.close();
+    await nodeClient?.close();
     await node.close();
     await setls.close();
   }

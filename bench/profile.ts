@@ -24,12 +24,12 @@ import { PINNED } from './protocol.js';
 const HERE = dirname(fileURLToPath(import.meta.url));
 const ROOT = dirname(HERE);
 
-interface CpuNode {
+export interface CpuNode {
   id: number;
   callFrame: { functionName: string; url: string; lineNumber: number };
   children?: number[];
 }
-interface CpuProfile {
+export interface CpuProfile {
   nodes: CpuNode[];
   samples: number[];
   timeDeltas: number[];
@@ -49,7 +49,7 @@ export interface ProfileSummary {
 }
 
 /** Area of a frame: by its file, the nearest setls caller deciding for node internals where useful. */
-function areaOf(url: string, fn: string): string {
+export function areaOf(url: string, fn: string): string {
   if (fn === '(garbage collector)') return 'gc';
   if (fn === '(program)') return 'program (native, unattributed)';
   if (url.includes('node:internal/crypto') || url === 'node:crypto') return 'node:crypto';

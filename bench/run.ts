@@ -28,12 +28,11 @@
  * child process. Batches of the variants are interleaved round by round (order rotated each round)
  * so they share the machine's noise; ratios from the same run are what to read, not absolute times.
  */
-import { spawn, spawnSync, type ChildProcessWithoutNullStreams } from 'node:child_process';
+import { spawnSync } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir, cpus, loadavg } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { createInterface } from 'node:readline';
 import { parseArgs } from 'node:util';
 import { initCard } from '../src/cli/card-setup.js';
 import { addCounts, diffCounts, diffFlights, emptyCounts, type ApduCounts, type ApduTally, type FlightTally, type Phase } from './counting-transport.js';
@@ -45,6 +44,7 @@ import type { OperatorSection } from './operator.js';
 import { humanPressure, type PressureSection } from './pressure.js';
 import { humanProfile, profileServeHttps, type ProfileSummary } from './profile.js';
 import { threadCpu } from './thread-cpu.js';
+import { LoadClient } from './load-client.js';
 
 const HERE = dirname(fileURLToPath(import.meta.url));
 const ROOT = dirname(HERE);
@@ -197,51 +197,6 @@ function options(argv: string[]): Options {
     profile: values.profile ?? false,
     poolClients: int(values['pool-clients'], 1000, 'pool-clients', values.only === 'cpu' ? 0 : 1),
   };
-}
-
-// ------------------------------------------------------------------ the client process
-
-class LoadClient {
-  private readonly child: ChildProcessWithoutNullStreams;
-  private readonly pending = new Map<number, { resolve: (r: JobResult) => void; reject: (e: Error) => void }>();
-  private nextId = 1;
-  private stderr = '';
-
-  constructor(ca: string) {
-    const cfg = JSON.stringify({ ca, servername: 'localhost', host: '127.0.0.1' });
-    this.child = spawn(process.execPath, ['--import', 'tsx', join(HERE, 'client.ts'), cfg], { cwd: ROOT, stdio: ['pipe', 'pipe', 'pipe'] });
-    this.child.stderr.on('data', (d: Buffer) => (this.stderr = (this.stderr + d.toString()).slice(-4000)));
-    createInterface({ input: this.child.stdout }).on('line', (line) => {
-      let r: JobResult;
-      try {
-        r = JSON.parse(line) as JobResult;
-      } catch {
-        return; // not ours
-      }
-      this.pending.get(r.id)?.resolve(r);
-      this.pending.delete(r.id);
-    });
-    this.child.on('exit', (code) => {
-      for (const p of this.pending.values()) p.reject(new Error(`bench client exited (${code}): ${this.stderr}`));
-      this.pending.clear();
-    });
-  }
-
-  run(job: Omit<Job, 'id'>): Promise<JobResult> {
-    const id = this.nextId++;
-    return new Promise((resolve, reject) => {
-      this.pending.set(id, { resolve, reject });
-      this.child.stdin.write(JSON.stringify({ ...job, id }) + '\n');
-    });
-  }
-
-  close(): Promise<void> {
-    return new Promise((r) => {
-      if (this.child.exitCode !== null) return r();
-      this.child.once('exit', () => r());
-      this.child.stdin.end();
-    });
-  }
 }
 
 // ------------------------------------------------------------------ measuring
