@@ -181,10 +181,11 @@ export class EapSession {
     let p1 = p2 !== 0 ? 0 : this.phaseValue === 'handshake' ? (this.startPending ? EapP1.start : 0) | this.infoFlag | this.foldFlag : this.phaseValue === 'connected' ? this.endFlag : 0;
     let r: ResponseApdu = await this.card.processEap(packet, p2, p1);
     if (r.sw === SW.wrongP1P2 && (p1 & (EapP1.end | EapP1.fold)) !== 0) {
-      // a card without END or FOLD (P1 is checked before the data is read): the same Response without
-      // them; RESET-STATE after the session, an ACK after the card's last records
-      this.endFlag = 0;
-      this.foldFlag = 0;
+      // a card without END (on a DECRYPT) or FOLD (on a handshake Response) — P1 is checked before
+      // the data is read: the same Response without the flag sent, and that flag no more (RESET-STATE
+      // after the session, an ACK after the card's last records); the other one is still asked for
+      if (p1 & EapP1.end) this.endFlag = 0;
+      if (p1 & EapP1.fold) this.foldFlag = 0;
       p1 &= ~(EapP1.end | EapP1.fold);
       r = await this.card.processEap(packet, p2, p1);
     }

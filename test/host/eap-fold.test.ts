@@ -16,6 +16,7 @@ import { CardClient, EapSession, TlsTandem, type SeTlsSocket } from '../../src/h
 import { InProcessTransport, type CardTransport } from '../../src/transport/index.js';
 import { EapTlsFlag, encodeEapTls } from '../../src/eap/index.js';
 import { concat } from '../../src/bytes/index.js';
+import { parseCommand, parseResponse } from '../../src/apdu/index.js';
 import { waitUntil } from '../wait.js';
 
 let root: string;
@@ -51,16 +52,10 @@ function recorded(inner: CardTransport, refuseFold: boolean): { transport: CardT
   return { transport, log };
 }
 
-/** The EAP packet a PROCESS-EAP command carries (extended or short APDU with Lc; a whole one). */
-function commandData(apdu: Uint8Array): Uint8Array {
-  if (apdu.length <= 5) return new Uint8Array(0);
-  if (apdu[4] !== 0) return apdu.subarray(5, 5 + apdu[4]!);
-  const lc = (apdu[5]! << 8) | apdu[6]!;
-  return apdu.subarray(7, 7 + lc);
-}
-
+/** The EAP packet a PROCESS-EAP command carries. */
+const commandData = (apdu: Uint8Array): Uint8Array => parseCommand(apdu).data;
 const isProcessEap = (e: Exchange): boolean => e.apdu[1] === 0x80 && e.apdu[3] === 0x00;
-const sw = (e: Exchange): number => (e.answer[e.answer.length - 2]! << 8) | e.answer[e.answer.length - 1]!;
+const sw = (e: Exchange): number => parseResponse(e.answer).sw;
 /** An EAP-TLS ACK Response from the host: 02 id 00 06 0D 00. */
 const isAck = (d: Uint8Array): boolean => d.length === 6 && d[0] === 0x02 && d[2] === 0 && d[3] === 6 && d[4] === 0x0d && d[5] === 0;
 
@@ -130,6 +125,9 @@ test('FOLD refused (6A86, a card without it): the host sends the Response again 
   assert.ok(done >= 0, 'the card answered the Finished with 9001');
   assert.ok(isAck(commandData(after[done + 1]!.apdu)), 'the host ACKed the last records');
   assert.equal(after[done + 1]!.answer[0], 0x03, 'EAP-Success after the ACK');
+  // only FOLD was refused: the DECRYPTs still ask for END
+  const decrypts = after.slice(done + 2);
+  assert.ok(decrypts.length > 0 && decrypts.every((e) => (e.apdu[2]! & 0x08) !== 0), 'END on every DECRYPT');
 });
 
 test('the host takes a folded answer only when it asked for FOLD and only with the EAP-Success of Identifier + 1', async () => {
