@@ -3,7 +3,7 @@
  * store at most once per `ttlMs` instead of once per enrolment (one statement of each enrolment on
  * PostgreSQL, issue #17). imports nothing.
  *
- * Semantics: a CA trusted or removed through this process (`invalidate()`, called by
+ * Semantics: a CA trusted through this process (`invalidate()`, called by
  * Operator.trustManufacturer) counts at the next enrolment; a change made elsewhere (the CLI's
  * `operator trust` in another process, another operator node, a row deleted by hand) counts at the
  * latest `ttlMs` after it was committed. A load started before an `invalidate()` is never kept.
