@@ -2,7 +2,7 @@
  * A campaign across a SIGKILL of the operator (issue #16 acceptance; design brief O13): a real
  * `setls operator serve` process drives a re-key campaign over real cards (the security domain on
  * its in-memory test platform, behind real device agents in this process); it is SIGKILLed while
- * one card's re-key is held mid-script at the card and others are done or not yet released; restarted
+ * one card's re-key is held mid-script at the card and others are done, or not yet released or run; restarted
  * on the same folder and port, it finishes the campaign. No job lost or done twice: one campaign
  * job per card, each succeeded, one new certificate each (the one the card serves), and the cards'
  * own audit logs hold exactly two key generations and two certificate installations (enrolment +
@@ -106,7 +106,10 @@ test(`SIGKILL the operator mid-campaign (${CARDS} real cards, one re-key held at
     await within(reachedP, 'the held re-key reaches the card', 60_000);
     let v: any;
     await waitUntil(async () => (v = (await api('GET', `/v1/campaigns/${id}`)).json()).counters.succeeded >= 3, () => `some re-keys done (${JSON.stringify(v?.counters)})`, 60_000, 50);
-    assert.ok(v.counters.pending > 0, `the campaign is mid-way (${JSON.stringify(v.counters)})`);
+    // mid-way: some of the campaign is still to come, either not yet released (pending) or released
+    // and not yet claimed (queued). On a slow machine the 2-per-second releases outrun the re-keys and
+    // every target is released before three are done; the queued jobs are then what the restart takes.
+    assert.ok(v.counters.pending + v.counters.queued > 0, `the campaign is mid-way (${JSON.stringify(v.counters)})`);
     op.child.kill('SIGKILL');
     assert.equal(await within(op.exited, 'the operator dies'), null);
     // the held command never reaches the card (the agent sees an error status word and moves on)
