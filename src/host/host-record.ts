@@ -23,6 +23,7 @@ import { AEAD_SUITES12 } from '../tls/record/aead-suites12.js';
 import { MAX_CIPHERTEXT_FRAGMENT, MAX_CIPHERTEXT_FRAGMENT_12 } from '../tls/record/framing.js';
 import { RecordKey12 } from '../tls/record/protection12.js';
 import { nonceFor, nonceInto } from '../tls/record/protection.js';
+import { NativeSealer, pushSlabView, type SealSlab } from '../tls/record/native-seal.js';
 import { aeadOpen, aeadSeal, aeadSealPieces, hkdfExpandLabel, SUITES, type AeadName, type HashName } from '../tls/crypto.js';
 import { wipeExportedSession, type ExportedSessionBlob } from './card-codec.js';
 import { CONTENT_TYPE_ALERT, CONTENT_TYPE_APPLICATION_DATA, MAX_PLAINTEXT, type DecryptResult, type HandshakeStep } from './eap-session.js';
@@ -74,12 +75,16 @@ class Direction13 {
 
   /** sealv()'s per-record nonce, computed in place (wiped after each record). */
   private readonly nonce = new Uint8Array(12);
+  /** The write key's native sealing context, made at the first record sealed into a slab (tls/record/native-seal.ts). */
+  private sealer: NativeSealer | undefined | null = null;
 
   /** RFC 8446 §7.2: application_traffic_secret_N+1 = HKDF-Expand-Label(secret_N, "traffic upd", "", Hash.length). */
   update(): void {
     const hashLen = this.hash === 'sha256' ? 32 : 48;
     const next = hkdfExpandLabel(this.hash, this.secret, 'traffic upd', new Uint8Array(0), hashLen);
     wipe(this.secret, this.key, this.iv);
+    this.sealer?.free();
+    this.sealer = null;
     this.secret = next;
     this.key = hkdfExpandLabel(this.hash, next, 'key', new Uint8Array(0), this.keyLength);
     this.iv = hkdfExpandLabel(this.hash, next, 'iv', new Uint8Array(0), 12);
@@ -92,8 +97,12 @@ class Direction13 {
    * pieces through one AEAD context (AES-GCM and ChaCha20-Poly1305 take several update() calls), so
    * the plaintext is never copied into a TLSInnerPlaintext buffer and the record never concatenated;
    * AES-CCM (one update() only) goes through seal().
+   *
+   * With a `slab` and the native sealer (tls/record/native-seal.ts), the whole record (header,
+   * ciphertext, tag) is written into the slab instead, and `out` gets a view of it (the previous
+   * chunk is extended when it ends where this record starts): no buffer is allocated per record.
    */
-  sealv(type: number, pieces: readonly Uint8Array[], bytes: number, out: Uint8Array[]): void {
+  sealv(type: number, pieces: readonly Uint8Array[], bytes: number, out: Uint8Array[], slab?: SealSlab): void {
     if (this.aead === 'aes-128-ccm') {
       out.push(this.seal(type, pieces.length === 1 ? pieces[0]! : concat(...pieces)));
       return;
@@ -102,6 +111,13 @@ class Direction13 {
     for (const p of pieces) total += p.length;
     if (total !== bytes) throw hostErr('ERR_HOST_INTERNAL', `pieces hold ${total} bytes, not the ${bytes} announced`);
     const len = bytes + 1 + this.tagLength;
+    if (slab && slab.buf.length - slab.used >= 5 + len) {
+      if (this.sealer === null) this.sealer = NativeSealer.create(this.aead, this.key, this.tagLength);
+      if (this.sealer) {
+        this.sealIntoSlab(type, pieces, bytes, len, out, slab, this.sealer);
+        return;
+      }
+    }
     // a small pooled Buffer: the socket takes it as is (no Uint8Array → Buffer view per chunk)
     const hdr = Buffer.allocUnsafe(5);
     hdr[0] = 23;
@@ -120,6 +136,30 @@ class Direction13 {
     } finally {
       wipe(nonce);
     }
+  }
+
+  private sealIntoSlab(type: number, pieces: readonly Uint8Array[], bytes: number, len: number, out: Uint8Array[], slab: SealSlab, sealer: NativeSealer): void {
+    const start = slab.used;
+    const b = slab.buf;
+    b[start] = 23;
+    b[start + 1] = 3;
+    b[start + 2] = 3;
+    b[start + 3] = len >> 8;
+    b[start + 4] = len & 0xff;
+    slab.used = start + 5;
+    const nonce = nonceInto(this.iv, this.seq, this.nonce);
+    try {
+      if (sealer.sealInto(nonce, b.subarray(start, start + 5), pieces, bytes, INNER_TYPE[type] ?? Uint8Array.of(type), slab) !== len) {
+        throw hostErr('ERR_HOST_INTERNAL', 'native sealer: wrong record length');
+      }
+    } catch (e) {
+      slab.used = start;
+      throw e;
+    } finally {
+      wipe(nonce);
+    }
+    this.seq++;
+    pushSlabView(out, slab, start);
   }
 
   seal(type: number, content: Uint8Array): Uint8Array {
@@ -148,6 +188,8 @@ class Direction13 {
   }
 
   wipe(): void {
+    this.sealer?.free();
+    this.sealer = undefined;
     wipe(this.secret, this.key, this.iv);
   }
 }
@@ -158,8 +200,8 @@ class Direction12 {
   seal(type: number, content: Uint8Array): Uint8Array {
     return this.k.seal(type, content);
   }
-  sealv(type: number, pieces: readonly Uint8Array[], bytes: number, out: Uint8Array[]): void {
-    this.k.sealPieces(type, pieces, bytes, out);
+  sealv(type: number, pieces: readonly Uint8Array[], bytes: number, out: Uint8Array[], slab?: SealSlab): void {
+    this.k.sealPieces(type, pieces, bytes, out, slab);
   }
   open(record: Uint8Array): { type: number; content: Uint8Array } | undefined {
     return this.k.open(record);
@@ -269,14 +311,16 @@ export class HostSession implements SeSession {
    * RecordLayer.hostSession):
    * one record of `pieces` concatenated (`bytes` = their total, ≤ 16384), preceded by our KeyUpdate
    * when one is due, appended to `out` as chunks to write in order (header, ciphertext…, tag). The
-   * pieces are read, not kept: the caller may reuse them once this returns.
+   * pieces are read, not kept: the caller may reuse them once this returns. With a `slab`, records
+   * are sealed into it where the native sealer serves the suite (`out` then holds views of the slab:
+   * the caller must not reuse the slab before the socket has written them).
    */
-  sealApplicationData(pieces: readonly Uint8Array[], bytes: number, out: Uint8Array[]): void {
+  sealApplicationData(pieces: readonly Uint8Array[], bytes: number, out: Uint8Array[], slab?: SealSlab): void {
     if (bytes > MAX_PLAINTEXT) throw new RangeError(`plaintext must be at most ${MAX_PLAINTEXT} bytes`);
     if (this.phaseValue !== 'connected') throw hostErr('ERR_HOST_STATE', `encrypt() in phase ${this.phaseValue}`);
     this.beforeSeal(out);
     try {
-      this.write.sealv(CONTENT_TYPE_APPLICATION_DATA, pieces, bytes, out);
+      this.write.sealv(CONTENT_TYPE_APPLICATION_DATA, pieces, bytes, out, slab);
     } catch (e) {
       // The sequence number may have moved without a record going out: the session cannot go on.
       this.phaseValue = 'failed';

@@ -149,32 +149,39 @@ export class RecordLayer {
    * Writes records (or chunks of records, in order) to the client in one gathered write (the
    * chunks corked, then one writev: no copy of the records into one buffer, one system call);
    * waits (with a deadline) while the socket buffer is full.
+   *
+   * `written`, when given, is called once the socket is done with every chunk (written to the
+   * kernel, or dropped because the connection ended: node then reports no error either): only then
+   * may the memory of the chunks be reused (the slabs of seal-slabs.ts). It is not called when
+   * send() throws before writing anything.
    */
-  async send(records: Uint8Array | readonly Uint8Array[]): Promise<void> {
+  async send(records: Uint8Array | readonly Uint8Array[], written?: (err?: Error | null) => void): Promise<void> {
     const list = records instanceof Uint8Array ? [records] : records;
-    if (list.length === 0) return;
     const s = this.socket;
-    if (s.destroyed || !s.writable) throw peerClosed('the client connection is closed');
+    if (list.length !== 0 && (s.destroyed || !s.writable)) throw peerClosed('the client connection is closed');
+    let last = -1;
+    for (let i = list.length - 1; i >= 0 && last < 0; i--) if (list[i]!.length !== 0) last = i;
+    if (last < 0) {
+      written?.();
+      return;
+    }
+    this.lastSend = performance.now();
     let ok = true;
-    let any = false;
-    if (list.length === 1) {
-      const only = list[0]!;
-      if (only.length === 0) return;
-      this.lastSend = performance.now();
-      ok = s.write(only);
+    if (last === 0) {
+      // the chunks after the last non-empty one are empty: one write
+      ok = s.write(list[0]!, written);
     } else {
-      this.lastSend = performance.now();
       s.cork();
       try {
-        for (const c of list) {
+        for (let i = 0; i <= last; i++) {
+          const c = list[i]!;
           if (c.length === 0) continue;
-          any = true;
-          ok = s.write(c);
+          // a stream reports its writes in order: the last one's callback comes after the others'
+          ok = i === last ? s.write(c, written) : s.write(c);
         }
       } finally {
         s.uncork();
       }
-      if (!any) return;
     }
     // Everything already went to the kernel (a write that completed synchronously): nothing to wait for.
     if (ok || s.writableLength === 0 || this.noWait) return;

@@ -27,6 +27,7 @@ import { MAX_PLAINTEXT } from './eap-session.js';
 import type { HostSession } from './host-record.js';
 import type { RecordLayer } from './record-layer.js';
 import { Mutex } from './mutex.js';
+import { giveSlab, takeSlab } from './seal-slabs.js';
 import { groupName, suiteName, versionName } from '../registry/tls-names.js';
 
 /** Records sealed and written in one batch (one socket write) by the host record layer: 64 KiB of plaintext. */
@@ -382,6 +383,9 @@ export class SeTlsSocket extends Duplex {
           throw new SetlsError('ERR_HOST_SESSION_CLOSED', 'write after the TLS session ended');
         }
         const out: Uint8Array[] = [];
+        // the batch's records are sealed into a recycled slab where the native sealer serves the
+        // suite (seal-slabs.ts); the slab goes back once the socket has written them
+        const slab = takeSlab();
         for (let r = 0; r < HOST_BATCH_RECORDS && this.pendingBytes > 0; r++) {
           const n = Math.min(MAX_PLAINTEXT, this.pendingBytes);
           const pieces: Uint8Array[] = [];
@@ -399,9 +403,13 @@ export class SeTlsSocket extends Duplex {
             o += take;
           }
           this.pendingBytes -= n;
-          host.sealApplicationData(pieces, n, out);
+          host.sealApplicationData(pieces, n, out, slab);
         }
-        return this.layer.send(out);
+        if (slab.used === 0) {
+          giveSlab(slab); // nothing sealed into it (node:crypto sealed the records)
+          return this.layer.send(out);
+        }
+        return this.layer.send(out, () => giveSlab(slab));
       });
     }
   }

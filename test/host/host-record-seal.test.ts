@@ -1,6 +1,8 @@
 // The exported (TLS-Tandem) record layer's bulk path: HostSession.sealApplicationData must give
 // the same bytes as encrypt(), for every TLS 1.3 and TLS 1.2 suite, with its own KeyUpdates, and a
-// mirror session holding the client's view of the keys must read every record back.
+// mirror session holding the client's view of the keys must read every record back. Sealed into a
+// slab (the native sealer, src/tls/record/native-seal.ts) it must give the same bytes again, as
+// views of the slab wherever the native sealer serves the suite.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
@@ -9,6 +11,7 @@ import { HostSession } from '../../src/host/index.js';
 import type { ExportedSessionBlob } from '../../src/host/card-codec.js';
 import { SUITES } from '../../src/tls/crypto.js';
 import { AEAD_SUITES12 } from '../../src/tls/record/aead-suites12.js';
+import { nativeSealStatus, type SealSlab } from '../../src/tls/record/native-seal.js';
 
 /** Fresh Uint8Arrays (a Buffer's slice() is a view: the sessions must not share key memory). */
 const rnd = (n: number): Uint8Array => new Uint8Array(randomBytes(n));
@@ -76,7 +79,11 @@ for (const [version, suite] of cases) {
     const blob = blobFor(version, suite);
     const fast = new HostSession(copy(blob), { keyUpdateAfterRecords: 7 });
     const slow = new HostSession(copy(blob), { keyUpdateAfterRecords: 7 });
+    const slabbed = new HostSession(copy(blob), { keyUpdateAfterRecords: 7 });
     const reader = new HostSession(mirror(blob));
+    const native = nativeSealStatus().active && (version === 0x0304 ? SUITES.get(suite)!.aead : AEAD_SUITES12.get(suite)!.aead) !== 'aes-128-ccm';
+    let slab: SealSlab = { buf: Buffer.alloc(40_000), used: 0 };
+    let inSlab = 0;
     let keyUpdates = 0;
     for (let i = 0; i < 20; i++) {
       // an empty record first (its plaintext over a zero-length buffer), full 16 KiB ones, odd sizes
@@ -89,6 +96,16 @@ for (const [version, suite] of cases) {
       const a = concat(...out);
       const b = await slow.encrypt(23, data);
       assert.deepEqual(a, b, `record ${i}: same bytes as encrypt()`);
+      // into a slab: several records per slab, a new slab when one is full
+      if (slab.buf.length - slab.used < total + 64) slab = { buf: Buffer.alloc(40_000), used: 0 };
+      const outS: Uint8Array[] = [];
+      slabbed.sealApplicationData(pieces, total, outS, slab);
+      assert.deepEqual(concat(...outS), a, `record ${i}: same bytes sealed into a slab`);
+      if (native) {
+        const last = outS[outS.length - 1]!;
+        assert.equal(last.buffer, slab.buf.buffer, `record ${i}: the record is a view of the slab`);
+        inSlab++;
+      }
       const got: Uint8Array[] = [];
       const records = splitRecords(a);
       keyUpdates += records.length - 1;
@@ -104,7 +121,9 @@ for (const [version, suite] of cases) {
     assert.throws(() => fast.sealApplicationData([new Uint8Array(16385)], 16385, []), RangeError);
     fast.dispose();
     assert.throws(() => fast.sealApplicationData([Uint8Array.of(1)], 1, []), /phase/);
+    if (native) assert.equal(inSlab, 20);
     slow.dispose();
+    slabbed.dispose();
     reader.dispose();
   });
 }

@@ -98,3 +98,63 @@ test('send(chunks) to a client that does not read waits for the drain, then the 
     p.close();
   }
 });
+
+test('send(chunks, written): called once, after the socket is done with the chunks, not when send() resolves', async () => {
+  const p = await pair();
+  try {
+    const layer = new RecordLayer(p.server, noSession);
+    p.client.pause();
+    const chunks: Uint8Array[] = [];
+    for (let r = 0; r < 256; r++) chunks.push(new Uint8Array(randomBytes(16384)));
+    chunks.push(new Uint8Array(0)); // trailing empty chunk: the callback rides on the last real one
+    const want = Buffer.concat(chunks);
+    let calls = 0;
+    let writtenAt = -1;
+    let queuedWhenResolved = -1;
+    let writtenWhenResolved = -1;
+    // hurry(): send() resolves without waiting for the drain, while the chunks are still queued
+    layer.hurry();
+    await layer.send(chunks, (err) => {
+      calls++;
+      assert.equal(err ?? undefined, undefined);
+      writtenAt = p.server.writableLength;
+    });
+    queuedWhenResolved = p.server.writableLength;
+    writtenWhenResolved = calls;
+    assert.ok(queuedWhenResolved > 0, 'bytes still queued when send() resolved');
+    assert.equal(writtenWhenResolved, 0, 'not yet called: the socket still holds the chunks');
+    const got = readExactly(p.client, want.length);
+    p.client.resume();
+    assert.deepEqual(await got, want);
+    await new Promise((r) => setImmediate(r));
+    assert.equal(calls, 1);
+    assert.equal(writtenAt, 0, 'called when nothing is left queued');
+    // nothing to write: called at once
+    let empty = 0;
+    await layer.send([new Uint8Array(0)], () => empty++);
+    assert.equal(empty, 1);
+  } finally {
+    p.close();
+  }
+});
+
+test('send(chunks, written): a connection destroyed with the chunks queued still calls it, once (the memory is free)', async () => {
+  const p = await pair();
+  try {
+    const layer = new RecordLayer(p.server, noSession);
+    p.client.pause();
+    layer.hurry();
+    const errors: (Error | null | undefined)[] = [];
+    const chunks = Array.from({ length: 256 }, () => new Uint8Array(16384));
+    await layer.send(chunks, (err) => errors.push(err));
+    assert.equal(errors.length, 0);
+    p.server.destroy();
+    await once(p.server, 'close');
+    await new Promise((r) => setImmediate(r));
+    // node reports a write cut short by destroy() as done (callback(null)): what matters is that
+    // the socket no longer holds the chunks
+    assert.equal(errors.length, 1);
+  } finally {
+    p.close();
+  }
+});

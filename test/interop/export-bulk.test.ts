@@ -4,15 +4,25 @@
 // ChaCha20-Poly1305), and the SHA-256 of what curl wrote is the SHA-256 of the pattern computed
 // here. Thousands of records, several per socket write (one gathered writev per batch): a record
 // out of order, a reused nonce or a chunk lost in a batch and curl fails or the digest differs.
+// Then Node's TLS client (OpenSSL) reading slowly — stopping for a while every MiB — so the server's
+// writes meet backpressure while records are sealed into recycled slabs (seal-slabs.ts): every byte
+// must still arrive authenticated and in order, and the slabs must come back to the pool. (That a
+// slab goes back only once the socket is done with it is RecordLayer.send's `written` callback,
+// tested in test/host/record-layer-send.test.ts: SeTlsSocket also waits for the drain between
+// batches, so this test alone would not see a slab given back early.)
 import { describe, test, before, after } from 'node:test';
+import { once } from 'node:events';
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import { createHash } from 'node:crypto';
+import { connect as tlsConnect } from 'node:tls';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { allowExport, makeTestCard, startTestHttps, type TestCard } from './helpers.js';
 import { requirePeer } from './peers.js';
 import type { RunningHttps } from '../../src/cli/serve.js';
+import { keptSlabs } from '../../src/host/seal-slabs.js';
+import { nativeSealStatus } from '../../src/tls/record/native-seal.js';
 
 /** More than 16 MiB (the pattern's 64 KiB block index wraps at 256) and not a multiple of a record. */
 const N = 16 * 1024 * 1024 + 5 * 65536 + 4321;
@@ -87,4 +97,48 @@ describe('exported bulk: curl reads > 16 MiB sealed on the host, SHA-256 checked
       assert.equal(r.digest, want);
     });
   }
+
+  test(`Node's client reading slowly (a 150 ms stop every MiB): ${N} bytes, SHA-256 matches; slabs recycled`, async () => {
+    const sock = tlsConnect({ port: server.port, host: '127.0.0.1', servername: 'localhost', ca: readFileSync(card.init.caCertPath), minVersion: 'TLSv1.3', ciphers: 'TLS_AES_128_GCM_SHA256' });
+    await once(sock, 'secureConnect');
+    sock.write(`GET /bytes/${N} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n`);
+    const h = createHash('sha256');
+    let head = Buffer.alloc(0);
+    let body = 0;
+    let nextStop = 1 << 20;
+    let stops = 0;
+    await new Promise<void>((resolve, reject) => {
+      const t = setTimeout(() => reject(new Error(`read ${body} of ${N} bytes within 120 s`)), 120_000);
+      sock.on('data', (d: Buffer) => {
+        if (head !== undefined && body === 0 && head.indexOf('\r\n\r\n') < 0) {
+          head = Buffer.concat([head, d]);
+          const e = head.indexOf('\r\n\r\n');
+          if (e < 0) return;
+          assert.match(head.subarray(0, e).toString(), /^HTTP\/1\.1 200/);
+          d = head.subarray(e + 4);
+        }
+        h.update(d);
+        body += d.length;
+        if (body >= nextStop) {
+          nextStop += 1 << 20;
+          stops++;
+          sock.pause();
+          setTimeout(() => sock.resume(), 150);
+        }
+      });
+      sock.once('error', (e) => {
+        clearTimeout(t);
+        reject(e);
+      });
+      sock.once('end', () => {
+        clearTimeout(t);
+        resolve();
+      });
+    });
+    sock.destroy();
+    assert.equal(body, N);
+    assert.equal(h.digest('hex'), want);
+    assert.ok(stops >= 16, `the client stopped ${stops} times`);
+    if (nativeSealStatus().active) assert.ok(keptSlabs() > 0, 'slabs came back after their writes');
+  });
 });

@@ -1,15 +1,18 @@
 // The package as a user gets it: `npm pack` (which builds dist/ through `prepare`), then, in a fresh
 // temporary project WITHOUT tsx or TypeScript, `npm install` of the tarball and express:
-//   - the tarball holds dist/, bin/, docs/, README, LICENSE — no tests, benches, sources or keys;
+//   - the tarball holds dist/, bin/, docs/, README, LICENSE and the optional native sealer's source
+//     and build script (native/) — no tests, benches, TypeScript sources or keys;
+//   - that build script, run by hand in the installed package, builds the sealer there;
 //   - `npx setls --help` and `npx setls card init` run from the built code;
 //   - a plain ESM JavaScript app serves Express over the card: curl gets 200 over TLS 1.3, and the
 //     handler sees req.socket.getProtocol() and the cipher's IANA name; internals are not exported;
 //   - a strict TypeScript consumer (strict, exactOptionalPropertyTypes, noUncheckedIndexedAccess,
 //     skipLibCheck off) type-checks against the shipped .d.ts with the repo's tsc.
 // The install uses --prefer-offline (npm's cache, filled by the repo's own install) and
-// --ignore-scripts: setls needs no install script, and its native optional parts (better-sqlite3 for
-// the operator, smartcard for PC/SC) are loaded only when used — building them from source here
-// would take minutes and prove nothing about the package.
+// --ignore-scripts: setls's own install script only builds its optional native sealer (checked
+// apart, below; without it records are sealed with node:crypto), and its native optional parts
+// (better-sqlite3 for the operator, smartcard for PC/SC) are loaded only when used — building them
+// from source here would take minutes and prove nothing about the package.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn, type ChildProcess } from 'node:child_process';
@@ -85,7 +88,7 @@ test('the tarball holds the built package, docs, README and LICENSE — no tests
   }
   for (const f of files) {
     // the operator console's page, script and style are served from dist (scripts/build.mjs copies them)
-    assert.match(f, /^(dist\/.+\.(js|d\.ts|js\.map)|dist\/operator\/console\/static\/[\w.-]+\.(html|css)|bin\/setls\.mjs|docs\/[\w-]+\.md|README\.md|LICENSE|package\.json)$/, `unexpected file in the tarball: ${f}`);
+    assert.match(f, /^(dist\/.+\.(js|d\.ts|js\.map)|dist\/operator\/console\/static\/[\w.-]+\.(html|css)|bin\/setls\.mjs|docs\/[\w-]+\.md|native\/(binding\.gyp|setls_aead\.c|build\.mjs)|README\.md|LICENSE|package\.json)$/, `unexpected file in the tarball: ${f}`);
     assert.doesNotMatch(f, /(^|\/)(test|tests|bench|src|examples|fixtures|scripts)\//, f);
     assert.doesNotMatch(f, /\.(key|pem|pin|tsbuildinfo)$/, f);
   }
@@ -98,6 +101,16 @@ test('the tarball holds the built package, docs, README and LICENSE — no tests
   for (const f of walk(x)) assert.doesNotMatch(readFileSync(f, 'latin1'), /-----BEGIN [A-Z ]*PRIVATE KEY-----/, f);
   // Installed without the development tools: no tsx, no TypeScript, no esbuild.
   for (const dev of ['tsx', 'typescript', 'esbuild']) assert.equal(existsSync(join(project, 'node_modules', dev)), false, `${dev} is not installed`);
+});
+
+test('the native sealer builds in the installed package (its install script, run by hand)', async () => {
+  for (const need of ['native/binding.gyp', 'native/setls_aead.c', 'native/build.mjs']) assert.ok(files.includes(need), `${need} is in the tarball`);
+  const pkg = join(project, 'node_modules', 'setls');
+  assert.equal(existsSync(join(pkg, 'native', 'build')), false, '--ignore-scripts: not built by the install');
+  const built = await sh(process.execPath, ['native/build.mjs', '--strict'], pkg, 240_000);
+  timings['native sealer build'] = built.ms;
+  assert.equal(built.code, 0, built.stderr);
+  assert.ok(existsSync(join(pkg, 'native', 'build', 'Release', 'setls_aead.node')));
 });
 
 test('npx setls --help and npx setls card init run from the built code (no tsx)', async () => {

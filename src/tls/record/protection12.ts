@@ -21,6 +21,7 @@ import { MAX_PLAINTEXT } from '../constants.js';
 import { aeadOpen, aeadSeal, aeadSealPieces } from '../crypto.js';
 import { tlsError } from '../errors.js';
 import type { AeadSuite12 } from './aead-suites12.js';
+import { NativeSealer, pushSlabView, type SealSlab } from './native-seal.js';
 
 /** TLS 1.2 has no inner content type: sealPieces() ends the plaintext with nothing. */
 const NO_INNER_TYPE = new Uint8Array(0);
@@ -64,6 +65,8 @@ export function aeadNonce12(suite: AeadSuite12, iv: Uint8Array, explicit: Uint8A
 /** One direction's TLS 1.2 AEAD state: key, implicit IV and sequence number. */
 export class RecordKey12 {
   private seq: number;
+  /** The key's native sealing context, made at the first record sealed into a slab (native-seal.ts). */
+  private sealer: NativeSealer | undefined | null = null;
 
   constructor(
     private readonly suite: AeadSuite12,
@@ -109,8 +112,10 @@ export class RecordKey12 {
    * per non-empty piece, the tag — the same bytes as seal(). The pieces are read, not kept. AES-GCM
    * and ChaCha20-Poly1305 stream through one AEAD context; AES-CCM (one update() only) goes
    * through seal(). On an error nothing is appended and the sequence number has not moved.
+   * With a `slab` and the native sealer, the record is written into the slab and `out` gets a view
+   * of it (native-seal.ts pushSlabView): no buffer allocated per record.
    */
-  sealPieces(type: number, pieces: readonly Uint8Array[], bytes: number, out: Uint8Array[]): void {
+  sealPieces(type: number, pieces: readonly Uint8Array[], bytes: number, out: Uint8Array[], slab?: SealSlab): void {
     if (this.suite.aead === 'aes-128-ccm') {
       out.push(this.seal(type, pieces.length === 1 ? pieces[0]! : concat(...pieces)));
       return;
@@ -126,6 +131,27 @@ export class RecordKey12 {
     head.set([type, 3, 3, length >>> 8, length & 0xff]);
     if (e) head.set(explicit, 5);
     const nonce = this.nonce(explicit);
+    if (slab && slab.buf.length - slab.used >= 5 + length) {
+      if (this.sealer === null) this.sealer = NativeSealer.create(this.suite.aead, this.key, this.suite.tagLength);
+      if (this.sealer) {
+        const start = slab.used;
+        slab.buf.set(head, start);
+        slab.used = start + head.length;
+        try {
+          if (this.sealer.sealInto(nonce, aad(this.seq, type, bytes), pieces, bytes, NO_INNER_TYPE, slab) !== bytes + this.suite.tagLength) {
+            throw tlsError('ERR_TLS_INTERNAL', 'native sealer: wrong record length');
+          }
+        } catch (err) {
+          slab.used = start;
+          throw err;
+        } finally {
+          wipe(nonce);
+        }
+        this.seq++;
+        pushSlabView(out, slab, start);
+        return;
+      }
+    }
     const first = out.length;
     out.push(head);
     try {
@@ -161,6 +187,8 @@ export class RecordKey12 {
   }
 
   wipe(): void {
+    this.sealer?.free();
+    this.sealer = undefined;
     wipe(this.key, this.iv);
   }
 }
