@@ -128,8 +128,9 @@ function options(argv: string[]): Options {
         '  --bulk-bytes   size of the bulk download (default 67108864 = 64 MiB, the demo plug maximum; --quick: 1000000)\n' +
         '  --conc-n       connections per concurrency level 1/16/256 (default 768; --quick: 16), bounded to 60 s each\n' +
         '  --bulk-rounds  bulk downloads per variant (default: --rounds)\n' +
-        '  --bulk-warmup  bytes of one unchecked bulk download per bulk variant before the measured ones (default min(--bulk-bytes, 16777216); --quick: 0;\n' +
+        '  --bulk-warmup  bytes of one unchecked bulk download per bulk variant before the measured ones (default min(--bulk-bytes, 67108864); --quick: 0;\n' +
         '                 0 = only the 1 MB checked warm-up). A setls record path is JavaScript: its first tens of MB run before the JIT has optimised it\n' +
+        '                 (with 16 MiB, the exported path\'s first measured round was still 15–30 % slower than its third)\n' +
         '  --mem-k        idle sessions held for the memory section, setls record layer on the host and node:tls (default 200; --quick: 16);\n' +
         '                 record layer in the card: min(K, 16 slots of the 4-card × 4-channel pool)\n' +
         '  --mem-samples  memoryUsage() readings (after gc) per point, median taken (default 5; --quick: 3)\n' +
@@ -179,7 +180,7 @@ function options(argv: string[]): Options {
     bulkBytes: int(values['bulk-bytes'], quick ? 1_000_000 : 64 * 1024 * 1024, 'bulk-bytes', 0),
     concN: int(values['conc-n'], quick ? 16 : 768, 'conc-n', 1),
     bulkRounds: int(values['bulk-rounds'], rounds, 'bulk-rounds', 0),
-    bulkWarmup: int(values['bulk-warmup'], quick ? 0 : Math.min(int(values['bulk-bytes'], quick ? 1_000_000 : 64 * 1024 * 1024, 'bulk-bytes', 0), 16 * 1024 * 1024), 'bulk-warmup', 0),
+    bulkWarmup: int(values['bulk-warmup'], quick ? 0 : Math.min(int(values['bulk-bytes'], quick ? 1_000_000 : 64 * 1024 * 1024, 'bulk-bytes', 0), 64 * 1024 * 1024), 'bulk-warmup', 0),
     json: values.json ?? false,
     pcsc: values.pcsc ?? false,
     memK: int(values['mem-k'], quick ? 16 : 200, 'mem-k', 1),
