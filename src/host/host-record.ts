@@ -111,7 +111,7 @@ class Direction13 {
     for (const p of pieces) total += p.length;
     if (total !== bytes) throw hostErr('ERR_HOST_INTERNAL', `pieces hold ${total} bytes, not the ${bytes} announced`);
     const len = bytes + 1 + this.tagLength;
-    if (slab && slab.buf.length - slab.used >= 5 + len) {
+    if (slab && NativeSealer.fits(pieces, len, 5, slab)) {
       if (this.sealer === null) this.sealer = NativeSealer.create(this.aead, this.key, this.tagLength);
       if (this.sealer) {
         this.sealIntoSlab(type, pieces, bytes, len, out, slab, this.sealer);

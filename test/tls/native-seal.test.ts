@@ -1,7 +1,7 @@
 // The native AEAD sealer (native/setls_aead.c through src/tls/record/native-seal.ts): for every AEAD
 // it serves, what it writes into a slab is byte for byte what node:crypto seals (random keys, nonces,
 // AADs and piece splits, fast-check), it writes nothing outside its record, it refuses what it must
-// (no room, a freed key, an output overlapping an input, a bad nonce), and it declines what it does
+// (no room, too many pieces, a freed key, an output overlapping an input, a bad nonce), and it declines what it does
 // not serve (AES-CCM, short tags) so the caller seals with node:crypto. In CI the module must be
 // built and loaded (`npm ci` builds it); locally a missing build skips these tests with the reason.
 import { test } from 'node:test';
@@ -78,6 +78,8 @@ test('refusals: no room writes nothing; a freed sealer, a bad nonce, an overlapp
   // a piece that is the slab itself, where the record would go
   assert.throws(() => s.sealInto(new Uint8Array(12), new Uint8Array(5), [slab.buf.subarray(12, 30)], 18, new Uint8Array(0), slab), /overlaps/);
   assert.equal(slab.used, 10);
+  // more pieces than one native call takes: -1, the caller seals with node:crypto
+  assert.equal(s.sealInto(new Uint8Array(12), new Uint8Array(5), Array.from({ length: 65 }, () => Uint8Array.of(1)), 65, new Uint8Array(0), { buf: Buffer.alloc(200), used: 0 }), -1);
   s.free();
   s.free(); // twice is harmless
   assert.throws(() => s.sealInto(new Uint8Array(12), new Uint8Array(5), [new Uint8Array(4)], 4, new Uint8Array(0), slab), /after free/);

@@ -29,6 +29,9 @@ export interface SealSlab {
   used: number;
 }
 
+/** The most pieces one native seal takes (native/setls_aead.c MAX_PIECES); a record of more is sealed with node:crypto. */
+export const NATIVE_MAX_PIECES = 64;
+
 const NATIVE_AEADS: ReadonlySet<AeadName> = new Set(['aes-128-gcm', 'aes-256-gcm', 'chacha20-poly1305']);
 const KEY_LENGTH: Readonly<Record<string, number>> = { 'aes-128-gcm': 16, 'aes-256-gcm': 32, 'chacha20-poly1305': 32 };
 
@@ -98,13 +101,19 @@ export class NativeSealer {
     return b ? new NativeSealer(b, b.sealerNew(aead, key)) : undefined;
   }
 
+  /** Whether sealInto() takes a record of `pieces` holding `bytes` (+ `extra`) into `slab`. */
+  static fits(pieces: readonly Uint8Array[], bytes: number, extra: number, slab: SealSlab): boolean {
+    return pieces.length <= NATIVE_MAX_PIECES && slab.buf.length - slab.used >= bytes + extra;
+  }
+
   /**
    * Seals `pieces` ‖ `last` with `nonce` and `aad` into `slab` at its `used` offset, advancing it:
-   * returns the ciphertext-and-tag length, or -1 (nothing written) when the slab lacks room.
+   * returns the ciphertext-and-tag length, or -1 (nothing written) when the slab lacks room or
+   * there are more than NATIVE_MAX_PIECES pieces.
    */
   sealInto(nonce: Uint8Array, aad: Uint8Array, pieces: readonly Uint8Array[], bytes: number, last: Uint8Array, slab: SealSlab): number {
     if (!this.handle) throw new Error('native sealer used after free()');
-    if (slab.buf.length - slab.used < bytes + last.length + 16) return -1;
+    if (!NativeSealer.fits(pieces, bytes + last.length + 16, 0, slab)) return -1;
     const n = this.b.seal(this.handle, nonce, aad, pieces, last, slab.buf, slab.used);
     slab.used += n;
     return n;

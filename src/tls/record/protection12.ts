@@ -131,7 +131,7 @@ export class RecordKey12 {
     head.set([type, 3, 3, length >>> 8, length & 0xff]);
     if (e) head.set(explicit, 5);
     const nonce = this.nonce(explicit);
-    if (slab && slab.buf.length - slab.used >= 5 + length) {
+    if (slab && NativeSealer.fits(pieces, length, 5, slab)) {
       if (this.sealer === null) this.sealer = NativeSealer.create(this.suite.aead, this.key, this.suite.tagLength);
       if (this.sealer) {
         const start = slab.used;
