@@ -23,6 +23,7 @@ import { resolvePin } from '../api/pin.js';
 import { cliLogger, logFormat } from './log.js';
 import { stopHint, stopOnSignals } from './stop.js';
 import { logPoolEvents, poolPressureOptions, servingChannels, type PressureFlags } from './serve-pressure.js';
+import { nativeSealStatus } from '../tls/record/native-seal.js';
 
 export interface ServeHttpsOptions extends PressureFlags, AgentCliOptions {
   cardDir: string;
@@ -91,6 +92,13 @@ export async function checkExportAllowed(transport: CardTransport, cardDir: stri
     `--record-layer host needs session export, but the card's policy forbids it for identit${forbidden.length === 1 ? 'y' : 'ies'} ${forbidden.map((l) => `'${l}'`).join(', ')} ` +
       `(every request would fail). Allow it with: ${fixes.join(' ; ')} — or serve with --record-layer card`,
   );
+}
+
+/** `--record-layer host`: says at start-up how the host will seal records (the native sealer, or node:crypto and why). */
+export function logRecordSealer(log: pino.Logger): void {
+  const s = nativeSealStatus();
+  if (s.active) log.info({ sealer: 'native' }, 'exported records are sealed by the native sealer (native/setls_aead.c)');
+  else log.info({ sealer: 'node:crypto', reason: s.reason }, `exported records are sealed with node:crypto: the native sealer is ${s.reason}`);
 }
 
 /** The card of a serve command: a PC/SC reader (the PIN file of --card-dir still applies) or the in-process card. */
@@ -163,7 +171,10 @@ async function startHttpsPool(o: ServeHttpsOptions, log: pino.Logger): Promise<R
     ...(o.recordLayer ? { recordLayer: o.recordLayer } : {}),
   });
   try {
-    if (o.recordLayer === 'host') for (let i = 0; i < opened.length; i++) await checkExportAllowed(opened[i]!.transport, dirs[i]!);
+    if (o.recordLayer === 'host') {
+      for (let i = 0; i < opened.length; i++) await checkExportAllowed(opened[i]!.transport, dirs[i]!);
+      logRecordSealer(log);
+    }
     await pool.start();
     for (let i = 0; i < opened.length; i++) {
       const r = await startAdminSocket(dirs[i]!, opened[i]!.transport, (l) => log.warn(l));
@@ -225,7 +236,10 @@ export async function startHttps(o: ServeHttpsOptions, log = pino({ level: proce
       ...(o.driver ? { driver: o.driver } : {}),
       ...(o.recordLayer ? { recordLayer: o.recordLayer } : {}),
     });
-    if (o.recordLayer === 'host') await checkExportAllowed(transport, o.cardDir);
+    if (o.recordLayer === 'host') {
+      await checkExportAllowed(transport, o.cardDir);
+      logRecordSealer(log);
+    }
     await tandem.start();
     // Before the listener: the relay opens its logical channel while nothing else talks to the card.
     if (o.reader === undefined) relay = await startAdminSocket(o.cardDir, transport, (l) => log.warn(l));

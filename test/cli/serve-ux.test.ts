@@ -1,7 +1,8 @@
 // What a person running `setls serve` / `setls demo` / `npm start` sees: the PIN sources agree (or
 // the explicit --pin-file wins, with a warning), a busy port names the flags to use, the demo prints
 // its PID and stops — listeners, card lock — on SIGTERM/SIGINT, also when npm's PID gets the signal,
-// and the log is human-readable on request (JSON lines when stderr is not a terminal).
+// and the log is human-readable on request (JSON lines when stderr is not a terminal); with
+// --record-layer host it says which sealer protects the exported records.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
@@ -142,6 +143,32 @@ test('logs: JSON lines when stderr is not a terminal; --log-format pretty gives 
         assert.match(o.peer, /^127\.0\.0\.1:\d+$/);
       } else {
         assert.match(line, /^\d\d:\d\d:\d\d WARN  session ended with an error  code=ERR_\w+ .*peer=127\.0\.0\.1:\d+/);
+      }
+    } finally {
+      s.p.kill('SIGTERM');
+      await within(once(s.p, 'exit'), 'serve stopped');
+    }
+  }
+});
+
+test('serve --record-layer host says how exported records are sealed: the native sealer, or node:crypto and why (SETLS_NATIVE=0)', async () => {
+  const dir = join(root, 'card-export');
+  await initCard({ cardDir: dir });
+  const policy = spawnSync(process.execPath, [BIN, 'card', 'identity-policy', '--card-dir', dir, '--label', 'default', '--export', 'on'], { env: env(), encoding: 'utf8' });
+  assert.equal(policy.status, 0, policy.stderr);
+  const { nativeSealStatus } = await import('../../src/tls/record/native-seal.js');
+  for (const off of [false, true]) {
+    const e = off ? env({ SETLS_NATIVE: '0' }) : env();
+    const s = await start(process.execPath, [BIN, 'serve', 'https', '--card-dir', dir, '--port', '0', '--record-layer', 'host'], /serving HTTPS through the card/, e);
+    try {
+      await waitUntil(() => /exported records are sealed/.test(s.err), () => `the sealer line: ${s.err}`);
+      const o = JSON.parse(s.err.split('\n').find((l) => l.includes('exported records are sealed'))!) as { sealer: string; reason?: string };
+      if (off) {
+        assert.equal(o.sealer, 'node:crypto');
+        assert.match(o.reason!, /SETLS_NATIVE=0/);
+      } else {
+        // the same answer as this process's own loading of the module
+        assert.equal(o.sealer, nativeSealStatus().active ? 'native' : 'node:crypto');
       }
     } finally {
       s.p.kill('SIGTERM');

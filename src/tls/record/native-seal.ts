@@ -50,7 +50,7 @@ function selfTest(b: Binding): string | undefined {
     const s = b.sealerNew(aead, key);
     try {
       const n = b.seal(s, nonce, aad, pieces, last, out, 3);
-      if (n !== want.length || !want.equals(out.subarray(3, 3 + n))) return `${aead}: the native sealer disagrees with node:crypto`;
+      if (n !== want.length || !want.equals(out.subarray(3, 3 + n))) return `refused: it sealed ${aead} differently from node:crypto`;
     } finally {
       b.sealerFree(s);
     }
@@ -71,7 +71,7 @@ function load(): { binding: Binding | undefined; reason: string } {
     const bad = selfTest(b);
     if (bad) return { binding: undefined, reason: bad };
   } catch (e) {
-    return { binding: undefined, reason: `self-test failed: ${(e as Error).message}` };
+    return { binding: undefined, reason: `refused: its self-test failed (${(e as Error).message})` };
   }
   return { binding: b, reason: 'loaded' };
 }
