@@ -36,13 +36,17 @@ function explain(e: Exchange): string {
   const notes: string[] = [];
   if (ins === 'a4') notes.push('SELECT by AID; the answer is the applet version TLV "setls/1"');
   else if (ins === '20') notes.push('VERIFY the user PIN "1234", padded with FF to 8 bytes (a test-only card)');
-  else if (ins === '19') notes.push(p1 === 0x10 ? 'a case-1 APDU; on T=0 it travels as the drafts\' TPDU A0 19 10 00 00' : 'GET-STATE: 05 = CLOSED');
+  else if (ins === '19') {
+    const names: Record<string, string> = { '01': 'IDENTITY-NOT-SET', '02': 'AUTHENTICATING (no session: ready for a handshake)', '03': 'AUTHENTICATED', '04': 'NOT-AUTHENTICATED', '05': 'CLOSED' };
+    const st = e.r.slice(0, 2).toLowerCase();
+    notes.push(p1 === 0x10 ? 'a case-1 APDU; on T=0 it travels as the drafts\' TPDU A0 19 10 00 00' : `GET-STATE: ${st.toUpperCase()} = ${names[st] ?? 'unknown'}`);
+  }
   else if (ins === 'c0') notes.push(`GET RESPONSE for the bytes announced by the previous 61xx`);
   else if (ins === '80') {
     const more = p1 & 1 ? ' segment with P1 More set (the card answers 9000 and waits for the rest)' : '';
     if (p2 & 0x80) notes.push(`PROCESS-EAP-ENCRYPT, content type ${(p2 & 0x7f).toString(16)}${more}`);
     else {
-      const flags = [p1 & 2 ? 'START: the card wipes its TLS session first' : '', p1 & 4 ? 'INFO: session info after EAP-Success' : '', p1 & 0x10 ? 'FOLD: the EAP-Success comes with the card\'s last records' : ''].filter(Boolean).join(', ');
+      const flags = [p1 & 2 ? 'START: the card wipes its TLS session first' : '', p1 & 4 ? 'INFO: session info after EAP-Success' : '', p1 & 8 ? 'END: an answer that ends the session wipes it' : '', p1 & 0x10 ? 'FOLD: the EAP-Success comes with the card\'s last records' : ''].filter(Boolean).join(', ');
       notes.push(`PROCESS-EAP${e.step.startsWith('DECRYPT') ? ' (DECRYPT: after EAP-Success)' : ''}${flags ? ` (P1 ${flags})` : ''}${more}`);
     }
   }

@@ -15,7 +15,7 @@ import { TRACE_FORMAT, describeMismatch, openFixtureCard, replay, type TraceFile
 const FIXTURE = join(dirname(fileURLToPath(import.meta.url)), '..', 'fixtures', 'card-trace');
 const trace = JSON.parse(readFileSync(join(FIXTURE, 'trace.json'), 'utf8')) as TraceFile;
 
-test('the card-trace fixture covers SELECT, VERIFY, the handshake (START, INFO), DECRYPT/ENCRYPT, close_notify and GET-STATE', () => {
+test('the card-trace fixture is the host\'s flow: SELECT, VERIFY, the handshake (START, INFO, FOLD), DECRYPT (END)/ENCRYPT, close_notify and GET-STATE', () => {
   assert.equal(trace.format, TRACE_FORMAT);
   const steps = new Set(trace.exchanges.map((e) => e.step));
   for (const s of ['SELECT', 'VERIFY user PIN', 'handshake', 'DECRYPT request', 'ENCRYPT response', 'ENCRYPT close_notify', 'DECRYPT client close_notify', 'GET-STATE']) {
@@ -23,11 +23,19 @@ test('the card-trace fixture covers SELECT, VERIFY, the handshake (START, INFO),
   }
   const hs = trace.exchanges.filter((e) => e.step === 'handshake');
   assert.ok(hs.length >= 3, 'ClientHello, fragments/GET RESPONSE, Finished');
-  assert.equal(hs.at(-1)!.r.slice(0, 2), '03', 'the handshake ends with EAP-Success');
   assert.equal(hs[0]!.c.slice(0, 4), 'a080', 'PROCESS-EAP first (no RESET-STATE)');
-  assert.ok((parseInt(hs[0]!.c.slice(4, 6), 16) & 0x06) === 0x06, 'the first Response carries START and INFO');
-  assert.ok(hs.at(-1)!.r.length > 8 + 4, 'the EAP-Success carries the session info');
-  assert.equal(trace.exchanges.at(-1)!.r, '059000', 'GET-STATE answers CLOSED');
+  assert.equal(parseInt(hs[0]!.c.slice(4, 6), 16) & 0x16, 0x16, 'the first Response carries START, INFO and FOLD');
+  for (const e of hs.filter((x) => x.c.startsWith('a080'))) assert.equal(parseInt(e.c.slice(4, 6), 16) & 0x14, 0x14, 'INFO and FOLD on every handshake Response');
+  // FOLD: the answer to the Finished is the EAP-Request with the ticket, then the EAP-Success (with
+  // the session info) beyond the Request's Length, SW 9000: no ACK exchange
+  const last = fromHex(hs.at(-1)!.r);
+  assert.equal(last[0], 0x01, 'an EAP-Request');
+  const reqLen = (last[2]! << 8) | last[3]!;
+  assert.equal(last[reqLen], 0x03, 'the EAP-Success after it');
+  assert.ok(last.length - 2 > reqLen + 4, 'the EAP-Success carries the session info');
+  assert.equal(hs.at(-1)!.r.slice(-4), '9000');
+  for (const e of trace.exchanges.filter((x) => x.step.startsWith('DECRYPT'))) assert.equal(e.c.slice(4, 6), '08', 'END on every DECRYPT');
+  assert.equal(trace.exchanges.at(-1)!.r, '029000', 'GET-STATE: the END close wiped the session (02, as after RESET-STATE)');
 });
 
 test('replaying every recorded command against the deterministic card gives every recorded response byte', () => {
