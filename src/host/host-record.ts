@@ -23,7 +23,7 @@ import { AEAD_SUITES12 } from '../tls/record/aead-suites12.js';
 import { MAX_CIPHERTEXT_FRAGMENT, MAX_CIPHERTEXT_FRAGMENT_12 } from '../tls/record/framing.js';
 import { RecordKey12 } from '../tls/record/protection12.js';
 import { nonceFor, nonceInto } from '../tls/record/protection.js';
-import { NativeSealer, pushSlabView, type SealSlab } from '../tls/record/native-seal.js';
+import { NativeSealer, sealRecordIntoSlab, type SealSlab } from '../tls/record/native-seal.js';
 import { aeadOpen, aeadSeal, aeadSealPieces, hkdfExpandLabel, SUITES, type AeadName, type HashName } from '../tls/crypto.js';
 import { wipeExportedSession, type ExportedSessionBlob } from './card-codec.js';
 import { CONTENT_TYPE_ALERT, CONTENT_TYPE_APPLICATION_DATA, MAX_PLAINTEXT, type DecryptResult, type HandshakeStep } from './eap-session.js';
@@ -139,27 +139,13 @@ class Direction13 {
   }
 
   private sealIntoSlab(type: number, pieces: readonly Uint8Array[], bytes: number, len: number, out: Uint8Array[], slab: SealSlab, sealer: NativeSealer): void {
-    const start = slab.used;
-    const b = slab.buf;
-    b[start] = 23;
-    b[start + 1] = 3;
-    b[start + 2] = 3;
-    b[start + 3] = len >> 8;
-    b[start + 4] = len & 0xff;
-    slab.used = start + 5;
     const nonce = nonceInto(this.iv, this.seq, this.nonce);
     try {
-      if (sealer.sealInto(nonce, b.subarray(start, start + 5), pieces, bytes, INNER_TYPE[type] ?? Uint8Array.of(type), slab) !== len) {
-        throw hostErr('ERR_HOST_INTERNAL', 'native sealer: wrong record length');
-      }
-    } catch (e) {
-      slab.used = start;
-      throw e;
+      sealRecordIntoSlab(sealer, slab, out, Uint8Array.of(23, 3, 3, len >> 8, len & 0xff), null, nonce, pieces, bytes, INNER_TYPE[type] ?? Uint8Array.of(type));
     } finally {
       wipe(nonce);
     }
     this.seq++;
-    pushSlabView(out, slab, start);
   }
 
   seal(type: number, content: Uint8Array): Uint8Array {

@@ -10,12 +10,13 @@
  * (tls/crypto.ts), byte for byte the same records. At load the binding must seal a known answer
  * (computed with node:crypto) for each AEAD before it is used at all.
  *
- * imports node:crypto, node:module and tls/crypto.ts (types).
+ * imports node:crypto, node:module, tls/errors.ts and tls/crypto.ts (types).
  */
 import { createCipheriv } from 'node:crypto';
 import { createRequire } from 'node:module';
 import { fileURLToPath } from 'node:url';
 import type { AeadName } from '../crypto.js';
+import { tlsError } from '../errors.js';
 
 interface Binding {
   sealerNew(aead: string, key: Uint8Array): object;
@@ -137,4 +138,34 @@ export function pushSlabView(out: Uint8Array[], slab: SealSlab, start: number): 
   } else {
     out.push(b.subarray(start, slab.used));
   }
+}
+
+/**
+ * One whole record into `slab`: `head` (the record header, and TLS 1.2's explicit nonce), then
+ * `pieces` ‖ `last` sealed with `nonce` and `aad` (the header itself when `aad` is null, as in TLS
+ * 1.3); then the record is appended to `out` (pushSlabView). On any error the slab is as before and
+ * `out` untouched. The caller checked NativeSealer.fits and wipes its nonce.
+ */
+export function sealRecordIntoSlab(
+  sealer: NativeSealer,
+  slab: SealSlab,
+  out: Uint8Array[],
+  head: Uint8Array,
+  aad: Uint8Array | null,
+  nonce: Uint8Array,
+  pieces: readonly Uint8Array[],
+  bytes: number,
+  last: Uint8Array,
+): void {
+  const start = slab.used;
+  slab.buf.set(head, start);
+  slab.used = start + head.length;
+  try {
+    const n = sealer.sealInto(nonce, aad ?? slab.buf.subarray(start, start + 5), pieces, bytes, last, slab);
+    if (n !== bytes + last.length + 16) throw tlsError('ERR_TLS_INTERNAL', `native sealer: ${n} bytes sealed, not ${bytes + last.length + 16}`);
+  } catch (e) {
+    slab.used = start;
+    throw e;
+  }
+  pushSlabView(out, slab, start);
 }

@@ -21,7 +21,7 @@ import { MAX_PLAINTEXT } from '../constants.js';
 import { aeadOpen, aeadSeal, aeadSealPieces } from '../crypto.js';
 import { tlsError } from '../errors.js';
 import type { AeadSuite12 } from './aead-suites12.js';
-import { NativeSealer, pushSlabView, type SealSlab } from './native-seal.js';
+import { NativeSealer, sealRecordIntoSlab, type SealSlab } from './native-seal.js';
 
 /** TLS 1.2 has no inner content type: sealPieces() ends the plaintext with nothing. */
 const NO_INNER_TYPE = new Uint8Array(0);
@@ -134,21 +134,12 @@ export class RecordKey12 {
     if (slab && NativeSealer.fits(pieces, length, 5, slab)) {
       if (this.sealer === null) this.sealer = NativeSealer.create(this.suite.aead, this.key, this.suite.tagLength);
       if (this.sealer) {
-        const start = slab.used;
-        slab.buf.set(head, start);
-        slab.used = start + head.length;
         try {
-          if (this.sealer.sealInto(nonce, aad(this.seq, type, bytes), pieces, bytes, NO_INNER_TYPE, slab) !== bytes + this.suite.tagLength) {
-            throw tlsError('ERR_TLS_INTERNAL', 'native sealer: wrong record length');
-          }
-        } catch (err) {
-          slab.used = start;
-          throw err;
+          sealRecordIntoSlab(this.sealer, slab, out, head, aad(this.seq, type, bytes), nonce, pieces, bytes, NO_INNER_TYPE);
         } finally {
           wipe(nonce);
         }
         this.seq++;
-        pushSlabView(out, slab, start);
         return;
       }
     }
