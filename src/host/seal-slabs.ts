@@ -24,7 +24,8 @@ export function takeSlab(): SealSlab {
 
 /** The socket has written (or dropped) what was sealed into `slab`: it may be used again. */
 export function giveSlab(slab: SealSlab): void {
-  if (free.length < MAX_FREE_SLABS && slab.buf.length === SLAB_BYTES) free.push(slab.buf);
+  // never twice in the pool (two batches would then share it): a second give is ignored
+  if (free.length < MAX_FREE_SLABS && slab.buf.length === SLAB_BYTES && !free.includes(slab.buf)) free.push(slab.buf);
   slab.used = SLAB_BYTES; // a stale reference seals nothing more into it
 }
 
