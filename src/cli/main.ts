@@ -266,7 +266,7 @@ cardServeOptions(serve.command('https').description('HTTPS whose TLS ends inside
   .addOption(new Option('--pcsc-share <mode>', 'PC/SC share mode (auto = exclusive: the binding has no PC/SC transactions)').choices(['auto', 'shared', 'exclusive']))
   .addOption(new Option('--driver <kind>', "applet protocol: 'eap' (setls applet) or 'tls-se' (draft-urien-tls-se applet, AID 01 02 03 04 05 00)").choices(['eap', 'tls-se']).default('eap'))
   .addOption(
-    new Option('--record-layer <where>', "TLS-Tandem: records protected in the card, or on the host after EXPORT-SESSION (the identity's policy must allow export; the card is freed for the next client)")
+    new Option('--record-layer <where>', "TLS-Tandem: records protected in the card, or on the host after EXPORT-SESSION (the identity's policy must allow export; the card is freed for the next client; the host seals with the native sealer when built, SETLS_NATIVE=0 turns it off)")
       .choices(['card', 'host'])
       .default('card'),
   )
