@@ -135,7 +135,8 @@ function options(argv: string[]): Options {
         '                 record layer in the card: min(K, 16 slots of the 4-card × 4-channel pool)\n' +
         '  --mem-samples  memoryUsage() readings (after gc) per point, median taken (default 5; --quick: 3)\n' +
         '  --only memory  run only the memory section\n' +
-        '  --only bulk    run only the bulk section (setls-card, setls-export, node:tls; same interleaving; --bulk-rounds, default --rounds)\n' +
+        '  --only bulk    run only the bulk section (setls-card, setls-export, node:tls; same interleaving; --bulk-rounds, default --rounds);\n' +
+        '                 SETLS_NATIVE=0 in the environment: setls-export seals with node:crypto, as before the native sealer (native/)\n' +
         '  --only cpu     run only what issue #14\'s CPU ratios need: full and resumed TLS 1.3 handshakes (setls-ext, node:tls), exported bulk,\n' +
         '                 the 4 × 4 pool under --pool-clients (0: left out), card-cpu.ts; setls without the APDU counting wrappers\n' +
         '  --only coap    run only the CoAP section (bench/coap.ts; also part of a full run, not of --quick)\n' +
