@@ -6,7 +6,9 @@
  * UNIQUE. SQLite: `SELECT … IN (?, …)`; PostgreSQL: `= ANY(?::bytea[])`, one array parameter, a fixed
  * text sent as a named prepared statement (parsed and planned once per connection). The columns are
  * listed (no `*`): a prepared statement's result type must not change under it when another node
- * migrates. imports store/driver.
+ * migrates. `cardsAndEnrolments`: both for many enrolments in ONE statement on PostgreSQL (unnest of
+ * two arrays, each card and enrolment left-joined by its unique key, in order; one round trip where
+ * there were two), the two statements above on SQLite (in-process: nothing to save). imports store/driver.
  */
 import type { Dialect, SqlConn, SqlRow } from './driver.js';
 
@@ -36,4 +38,41 @@ export function cardsByUids(c: SqlConn, d: Dialect, uids: readonly Uint8Array[])
 /** The enrolments of `hashes` (SHA-256 of their nonces; null: none), in order. */
 export function enrolmentsByNonceHashes(c: SqlConn, d: Dialect, hashes: readonly Uint8Array[]): Promise<(SqlRow | null)[]> {
   return byUniqueBytes(c, d, 'enrolment', 'nonce_hash', hashes);
+}
+
+/** One completion's keys: its card's UID and the SHA-256 of the nonce it attested. */
+export interface CardAndEnrolmentKey {
+  readonly uid: Uint8Array;
+  readonly nonceHash: Uint8Array;
+}
+
+const prefixed = (p: string, cols: string): string =>
+  cols
+    .split(', ')
+    .map((c) => `${p}.${c} AS ${p}_${c}`)
+    .join(', ');
+
+const BOTH_SQL = `SELECT ${prefixed('c', COLUMNS.card)}, ${prefixed('e', COLUMNS.enrolment)}
+ FROM unnest(?::bytea[], ?::bytea[]) WITH ORDINALITY AS v(uid, nonce_hash, ord)
+ LEFT JOIN card c ON c.uid = v.uid LEFT JOIN enrolment e ON e.nonce_hash = v.nonce_hash
+ ORDER BY v.ord`;
+
+function unprefixed(r: SqlRow, p: 'c' | 'e', table: 'card' | 'enrolment'): SqlRow | null {
+  if (r[`${p}_id`] === null || r[`${p}_id`] === undefined) return null;
+  const out: { [k: string]: SqlRow[string] } = {};
+  for (const c of COLUMNS[table].split(', ')) out[c] = r[`${p}_${c}`] ?? null;
+  return out;
+}
+
+/** For each key, in order: the card of its UID and the enrolment of its nonce hash (each null when none). */
+export async function cardsAndEnrolments(c: SqlConn, d: Dialect, keys: readonly CardAndEnrolmentKey[]): Promise<{ card: SqlRow | null; enrolment: SqlRow | null }[]> {
+  if (keys.length === 0) return [];
+  if (d.name !== 'postgres') {
+    const cards = await cardsByUids(c, d, keys.map((k) => k.uid));
+    const enrolments = await enrolmentsByNonceHashes(c, d, keys.map((k) => k.nonceHash));
+    return keys.map((_, i) => ({ card: cards[i]!, enrolment: enrolments[i]! }));
+  }
+  const rows = await c.all(BOTH_SQL, [keys.map((k) => k.uid), keys.map((k) => k.nonceHash)], { name: 'setls_enrol_read_both_v1' });
+  if (rows.length !== keys.length) throw new Error(`read answered ${rows.length} rows for ${keys.length} keys`);
+  return rows.map((r) => ({ card: unprefixed(r, 'c', 'card'), enrolment: unprefixed(r, 'e', 'enrolment') }));
 }

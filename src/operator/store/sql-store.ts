@@ -1067,4 +1067,9 @@ export class SqlStore implements OperatorStore {
   async enrolmentsByNonceHashes(hashes: readonly Uint8Array[]): Promise<(EnrolmentRow | null)[]> {
     return (await enrolReads.enrolmentsByNonceHashes(this.c, this.driver.dialect, hashes)).map((r) => (r ? enrolmentRow(r) : null));
   }
+
+  // enrolment reads, third round (issue #17, enrolments/s; store/enrol-reads.ts)
+  async cardsAndEnrolments(keys: readonly { readonly uid: Uint8Array; readonly nonceHash: Uint8Array }[]): Promise<{ card: CardRow | null; enrolment: EnrolmentRow | null }[]> {
+    return (await enrolReads.cardsAndEnrolments(this.c, this.driver.dialect, keys)).map((r) => ({ card: r.card ? cardRow(r.card) : null, enrolment: r.enrolment ? enrolmentRow(r.enrolment) : null }));
+  }
 }
