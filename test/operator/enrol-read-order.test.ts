@@ -4,13 +4,17 @@
  * card in no manifest, or a terminated one, is still refused with its own code when its attestation
  * also fails (from an untrusted manufacturer, or signed by another key) — not with the attestation's
  * code — and its nonce is not consumed; a card in the manifest with a failing attestation gets the
- * attestation's code. Nothing is issued for any of them. imports src/operator, test helpers.
+ * attestation's code. Nothing is issued for any of them. The read is started with the nonce the
+ * statement claims before it is verified (AttestationVerifier.claimedNonce): when that is not the
+ * verified nonce, the verified one's enrolment is read and consumed, never the other.
+ * imports src/operator, test helpers.
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { importManifest } from '../../src/operator/services/manifests.js';
 import { OpError } from '../../src/operator/errors.js';
 import { sha256 } from '../../src/operator/pki/x509.js';
+import { DefaultAttestationVerifier, SETLS_ATTESTATION_V1, type AttestationEvidence } from '../../src/operator/pki/attestation.js';
 import { makeCsr, makeManufacturer, makeOperator, SoftCard } from './helpers.js';
 
 const codeOf = async (p: Promise<unknown>): Promise<string> => {
@@ -57,6 +61,33 @@ test('a failing attestation from an unknown or terminated card is refused with t
       const r = (await op.store.cardByUid(c.uid))!;
       assert.equal((await op.store.certificatesOfCard(r.id)).length, 0);
     }
+  } finally {
+    await env.cleanup();
+  }
+});
+
+test('the enrolment read ahead with the claimed (unverified) nonce is used only when it is the verified one: else the verified nonce is consumed, the claimed one stays open', async () => {
+  const m = await makeManufacturer();
+  // A verifier whose claimed nonce lies (names another open nonce of the same card).
+  let lie: Uint8Array | null = null;
+  const honest = new DefaultAttestationVerifier(SETLS_ATTESTATION_V1);
+  const verifier = {
+    verify: (e: AttestationEvidence, t: readonly Uint8Array[], now: number) => honest.verify(e, t, now),
+    claimedNonce: (e: AttestationEvidence) => lie ?? honest.claimedNonce(e),
+  };
+  const env = await makeOperator([m], { verifier });
+  try {
+    const op = env.op;
+    const card = await SoftCard.create(m);
+    await importManifest(op.store, { cards: [card.manifestEntry()] }, 'test');
+    const n1 = await op.enrolment.issueNonce(card.uid);
+    const n2 = await op.enrolment.issueNonce(card.uid);
+    lie = n1.nonce;
+    const k = await SoftCard.identityKey();
+    const r = await op.enrolment.complete({ uid: card.uid, evidence: card.attest(k.spki, n2.nonce), csrDer: await makeCsr(k.keys) });
+    assert.equal(r.certificate.enrolmentId, n2.enrolmentId);
+    assert.equal((await op.store.enrolmentByNonceHash(sha256(n2.nonce)))?.status, 'succeeded');
+    assert.equal((await op.store.enrolmentByNonceHash(sha256(n1.nonce)))?.status, 'open');
   } finally {
     await env.cleanup();
   }

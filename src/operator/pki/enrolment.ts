@@ -22,9 +22,11 @@
  * store/enrol-batch.ts: a few statements and one COMMIT for many; each gets its own answer; a batch
  * that cannot be decided as one is replayed one by one), and so do the reads of the cards and of the
  * nonces' enrolments (store/enrol-reads.ts cardsAndEnrolments: one statement for both on PostgreSQL).
- * Those two are read together once the attestation is verified (its nonce names the enrolment); when
- * the attestation fails, the card is read alone first so that an unknown or terminated card is still
- * refused with its own code, before any attestation refusal. The key's binding to another card is read
+ * Those two are read together, started before the attestation is verified with the nonce its
+ * statement claims (AttestationVerifier.claimedNonce, unverified: the rows are used only once the
+ * attestation verified and only if its verified nonce is the one read; else read again), so that the
+ * read's round trip runs while the attestation and the CSR are checked. When the attestation fails,
+ * an unknown or terminated card is still refused with its own code first. The key's binding to another card is read
  * in the persist transaction only (not also before signing: a refused key costs a signature).
  */
 import { randomBytes, randomUUID } from 'node:crypto';
@@ -274,19 +276,26 @@ export class EnrolmentService {
     const now = this.now();
     let enrolment: EnrolmentRow | null = null;
     try {
-      // The attestation first (the trusted CAs are cached): its nonce names the enrolment to read.
+      // The card and the enrolment of the nonce the statement claims (unverified), read with the other
+      // enrolments' (one statement) while the attestation is verified (the trusted CAs are cached).
+      const claimed = this.o.verifier.claimedNonce?.(req.evidence) ?? null;
+      const claimedHash = claimed ? sha256(claimed) : null;
+      const early = claimedHash ? this.reads.run({ uid: req.uid, nonceHash: claimedHash }) : null;
+      early?.catch(() => undefined); // awaited below, or dropped when the attestation fails
       let attestation: VerifiedAttestation;
       try {
         attestation = this.o.verifier.verify(req.evidence, await this.o.trustedManufacturerCas(), now);
       } catch (e) {
         // An unknown or terminated card is refused with its own code before any attestation refusal.
-        refuseCard(req.uid, await store.cardByUid(req.uid));
+        refuseCard(req.uid, early ? (await early).card : await store.cardByUid(req.uid));
         throw e;
       }
-      // The card and the nonce's enrolment (read with the other enrolments': one statement) while the
-      // CSR is checked; both settle before any refusal is thrown, so a CSR refusal still consumes the
-      // nonce found (as when they ran one after the other).
-      const [found, checked] = await Promise.allSettled([this.reads.run({ uid: req.uid, nonceHash: sha256(attestation.claims.nonce) }), this.pki.checkCsr(req.csrDer)]);
+      // Only the verified nonce counts: read again if it is not the one read ahead.
+      const nonceHash = sha256(attestation.claims.nonce);
+      const read = early && equalBytes(claimedHash!, nonceHash) ? early : this.reads.run({ uid: req.uid, nonceHash });
+      // Both settle before any refusal is thrown, so a CSR refusal still consumes the nonce found (as
+      // when they ran one after the other).
+      const [found, checked] = await Promise.allSettled([read, this.pki.checkCsr(req.csrDer)]);
       if (found.status === 'rejected') throw found.reason;
       const card = refuseCard(req.uid, found.value.card);
       enrolment = found.value.enrolment;
