@@ -126,9 +126,11 @@ export class Operator {
       throw new OpError(OpErrorCode.stateMissing, `no operator in ${paths.dir}: run 'setls operator init --dir ${paths.dir}' first`);
     }
     if (opts.publicUrl) config = { ...config, publicUrl: opts.publicUrl };
-    // LISTEN needs a session: behind PgBouncer in transaction mode, a direct URL for it (docs/operator-scale.md)
+    // LISTEN needs a session: behind PgBouncer in transaction mode, a direct URL for it (docs/operator-scale.md);
+    // PgBouncer < 1.21 in transaction mode also needs SETLS_OPERATOR_PG_PREPARE=off (no named prepared statements)
     const listenUrl = process.env['SETLS_OPERATOR_LISTEN_URL'];
-    const store = await openStore(target, listenUrl ? { listenUrl } : undefined);
+    const prepare = process.env['SETLS_OPERATOR_PG_PREPARE'] !== 'off';
+    const store = await openStore(target, { ...(listenUrl ? { listenUrl } : {}), prepare });
     try {
       const row = await store.caByRole('issuing');
       if (!row) throw new OpError(OpErrorCode.stateMissing, `the store ${redactStoreUrl(target)} has no issuing CA`);

@@ -4,7 +4,10 @@
  * filled, analysed registry of 20 000 cards, on SQLite and on PostgreSQL. Each UID of the batch must
  * be looked up in card's uid index — never a scan of card (with statistics, SQLite preferred to scan
  * every card and probe an automatic index on the VALUES list: 0.3 ms per nonce at 20 000 cards, and
- * growing with the fleet). imports src/operator/store.
+ * growing with the fleet). On PostgreSQL the statement is store/enrol-batch-pg.ts's (unnest of
+ * arrays, a named prepared statement): its plan is checked both as planned for the batch's values
+ * and as the generic plan a prepared statement may switch to after five executions
+ * (plan_cache_mode = force_generic_plan). imports src/operator/store.
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
@@ -13,6 +16,7 @@ import { join } from 'node:path';
 import { SqliteDriver } from '../../src/operator/store/sqlite-driver.js';
 import { PgDriver, PG_SQL, SqlStore, SQLITE_SQL, type SqlConn, type SqlDriver } from '../../src/operator/store/index.js';
 import { openEnrolments, type NewEnrolment } from '../../src/operator/store/enrol-batch.js';
+import { openEnrolmentsPg } from '../../src/operator/store/enrol-batch-pg.js';
 import { createTempDb, pgUnavailable } from './pg-helpers.js';
 import { skipOrFail } from '../ci.js';
 import { tempDir } from './helpers.js';
@@ -37,12 +41,29 @@ async function fill(d: SqlDriver, pg: boolean): Promise<void> {
   await d.run(pg ? 'VACUUM ANALYZE' : 'ANALYZE');
 }
 
+/** A PostgreSQL literal of an array parameter (EXECUTE takes no bind parameters). */
+function literal(v: unknown): string {
+  const el = (x: unknown): string =>
+    x === null ? 'NULL' : x instanceof Uint8Array ? `"\\\\x${Buffer.from(x).toString('hex')}"` : `"${String(x).replace(/[\\"]/g, (m) => `\\${m}`)}"`;
+  return `'${`{${(v as unknown[]).map(el).join(',')}}`.replace(/'/g, "''")}'`;
+}
+
 /** The plan lines of the statement openEnrolments runs for `n` nonces. */
-async function planOf(d: SqlDriver, pg: boolean, n: number): Promise<string[]> {
+async function planOf(d: SqlDriver, pg: boolean, n: number, generic = false): Promise<string[]> {
   const lines: string[] = [];
   const explaining: SqlConn = {
     all: async (q, p) => {
-      for (const r of await d.all(`${pg ? 'EXPLAIN' : 'EXPLAIN QUERY PLAN'} ${q}`, p)) lines.push(String(r[pg ? 'QUERY PLAN' : 'detail']));
+      let k = 0;
+      const rows = !generic
+        ? await d.all(`${pg ? 'EXPLAIN' : 'EXPLAIN QUERY PLAN'} ${q}`, p)
+        : await d.tx(async (c) => {
+            await c.run('SET LOCAL plan_cache_mode = force_generic_plan');
+            await c.run(`PREPARE enrol_plan_probe AS ${q.replace(/\?/g, () => `$${++k}`)}`);
+            const out = await c.all(`EXPLAIN EXECUTE enrol_plan_probe(${(p ?? []).map(literal).join(', ')})`);
+            await c.run('DEALLOCATE enrol_plan_probe');
+            return out;
+          });
+      for (const r of rows) lines.push(String(r[pg ? 'QUERY PLAN' : 'detail']));
       return [];
     },
     get: () => Promise.reject(new Error('unexpected get')),
@@ -52,7 +73,7 @@ async function planOf(d: SqlDriver, pg: boolean, n: number): Promise<string[]> {
     uid: Uint8Array.from({ length: 16 }, (_, k) => (i * 31 + k) & 0xff),
     row: { id: randomUUID(), jobId: null, mode: 'admin', nonceHash: new Uint8Array(32).fill(i), status: 'open', errorCode: null, expiresAt: T0, startedAt: T0, finishedAt: null },
   }));
-  await openEnrolments(explaining, d.dialect, items);
+  await (pg ? openEnrolmentsPg(explaining, items) : openEnrolments(explaining, d.dialect, items));
   assert.ok(lines.length > 0);
   return lines;
 }
@@ -82,12 +103,14 @@ test('batched nonce issue on PostgreSQL: the same (EXPLAIN)', async (t) => {
   const d = new PgDriver(db.url);
   try {
     await fill(d, true);
-    for (const n of [2, 14, 64]) {
-      const plan = await planOf(d, true, n);
-      const all = plan.join('\n');
-      const probe = plan.findIndex((l) => /Index (Only )?Scan using \S+ on card/.test(l));
-      assert.ok(probe >= 0 && /Index Cond: \(uid = /.test(plan[probe + 1]!), `${n} nonces: card by its uid:\n${all}`);
-      assert.ok(!plan.some((l) => /Seq Scan on card|Bitmap Heap Scan on card/.test(l)), `${n} nonces: no scan of card:\n${all}`);
+    for (const generic of [false, true]) {
+      for (const n of [2, 14, 64]) {
+        const plan = await planOf(d, true, n, generic);
+        const all = `${generic ? 'generic plan' : 'custom plan'}:\n${plan.join('\n')}`;
+        const probe = plan.findIndex((l) => /Index (Only )?Scan using \S+ on card/.test(l));
+        assert.ok(probe >= 0 && /Index Cond: \(uid = /.test(plan[probe + 1]!), `${n} nonces: card by its uid:\n${all}`);
+        assert.ok(!plan.some((l) => /Seq Scan on card|Bitmap Heap Scan on card/.test(l)), `${n} nonces: no scan of card:\n${all}`);
+      }
     }
   } finally {
     await d.close();

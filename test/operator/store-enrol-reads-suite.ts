@@ -2,7 +2,8 @@
  * The OperatorStore contract of the batched enrolment reads (store/enrol-reads.ts), run by
  * store-suite.ts on every back end (SQLite and PostgreSQL): cards by UID and enrolments by nonce hash
  * for many keys in one call, each key answered in order with the row the single-key read gives, or
- * null (unknown keys, duplicates, an empty list).
+ * null (unknown keys, duplicates, an empty list); and both reads of many completions in one call
+ * (cardsAndEnrolments: one statement on PostgreSQL), each answered independently.
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
@@ -56,5 +57,35 @@ export function enrolReadsCases(factory: StoreFactory): void {
       assert.deepEqual(rows, [await s.enrolmentByNonceHash(hashes[1]!), null, await s.enrolmentByNonceHash(hashes[0]!), await s.enrolmentByNonceHash(hashes[1]!)]);
       assert.deepEqual(rows.map((r) => r?.id ?? null), [ids[1], null, ids[0], ids[1]]);
       assert.deepEqual(await s.enrolmentsByNonceHashes([]), []);
+    }));
+
+  test('cardsAndEnrolments: each key answered in order with the single-key card and enrolment rows, each null on its own; duplicates answered twice', () =>
+    withStore(async (s) => {
+      const cards = await cardsOf(s, 3);
+      const hashes = [new Uint8Array(randomBytes(32)), new Uint8Array(randomBytes(32))];
+      for (const [i, h] of hashes.entries()) {
+        await s.insertEnrolment({ id: randomUUID(), cardId: cards[i]!.id, jobId: 'j', mode: 'admin', nonceHash: h, status: 'open', errorCode: null, expiresAt: T0 + 600_000, startedAt: T0, finishedAt: null });
+      }
+      const unknownUid = new Uint8Array(16).fill(0xee);
+      const unknownHash = new Uint8Array(32).fill(0xdd);
+      const got = await s.cardsAndEnrolments([
+        { uid: cards[0]!.uid, nonceHash: hashes[0]! },
+        { uid: unknownUid, nonceHash: hashes[1]! }, // a nonce whatever the UID: both answered on their own
+        { uid: cards[2]!.uid, nonceHash: unknownHash },
+        { uid: unknownUid, nonceHash: unknownHash },
+        { uid: cards[1]!.uid, nonceHash: hashes[0]! }, // another card's nonce: the row as it is
+        { uid: cards[0]!.uid, nonceHash: hashes[0]! },
+      ]);
+      const e0 = await s.enrolmentByNonceHash(hashes[0]!);
+      const e1 = await s.enrolmentByNonceHash(hashes[1]!);
+      assert.deepEqual(got, [
+        { card: cards[0], enrolment: e0 },
+        { card: null, enrolment: e1 },
+        { card: cards[2], enrolment: null },
+        { card: null, enrolment: null },
+        { card: cards[1], enrolment: e0 },
+        { card: cards[0], enrolment: e0 },
+      ]);
+      assert.deepEqual(await s.cardsAndEnrolments([]), []);
     }));
 }

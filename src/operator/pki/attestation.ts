@@ -63,6 +63,11 @@ export interface AttestationVerifier {
    * (ERR_OP_ATTESTATION_FORMAT). Binding to a manifest, UID, nonce and CSR: the enrolment checks.
    */
   verify(evidence: AttestationEvidence, trustedManufacturerCas: readonly Uint8Array[], now: number): VerifiedAttestation;
+  /**
+   * The nonce the statement claims, NOT verified (null when it does not decode): only to start the
+   * read of its enrolment while `verify` runs; nothing may be decided on it.
+   */
+  claimedNonce?(evidence: AttestationEvidence): Uint8Array | null;
 }
 
 const TAG_STATEMENT = 0xbf22;
@@ -149,6 +154,14 @@ export class DefaultAttestationVerifier implements AttestationVerifier {
       throw new OpError(OpErrorCode.attestationFormat, `attestation statement (${this.format.name}): ${(e as Error).message}`);
     }
     return { claims, attestCertDer: new Uint8Array(leafDer), anchorDer };
+  }
+
+  claimedNonce(evidence: AttestationEvidence): Uint8Array | null {
+    try {
+      return this.format.decode(evidence.statement).nonce;
+    } catch {
+      return null;
+    }
   }
 }
 

@@ -21,7 +21,12 @@
  * that transaction, and concurrent nonce issues one statement (store/micro-batch.ts over
  * store/enrol-batch.ts: a few statements and one COMMIT for many; each gets its own answer; a batch
  * that cannot be decided as one is replayed one by one), and so do the reads of the cards and of the
- * nonces' enrolments (one SELECT … IN each, store/enrol-reads.ts). The key's binding to another card is read
+ * nonces' enrolments (store/enrol-reads.ts cardsAndEnrolments: one statement for both on PostgreSQL).
+ * Those two are read together, started before the attestation is verified with the nonce its
+ * statement claims (AttestationVerifier.claimedNonce, unverified: the rows are used only once the
+ * attestation verified and only if its verified nonce is the one read; else read again), so that the
+ * read's round trip runs while the attestation and the CSR are checked. When the attestation fails,
+ * an unknown or terminated card is still refused with its own code first. The key's binding to another card is read
  * in the persist transaction only (not also before signing: a refused key costs a signature).
  */
 import { randomBytes, randomUUID } from 'node:crypto';
@@ -156,9 +161,8 @@ export class EnrolmentService {
   private readonly nonces: MicroBatch<NewEnrolment, EnrolmentRow | null>;
   /** Concurrent enrolments persist in one transaction of a few statements (the same). */
   private readonly persists: MicroBatch<EnrolmentPersist, EnrolmentPersistOutcome>;
-  /** The card and the nonce's enrolment of concurrent enrolments: one SELECT … IN each (store/enrol-reads.ts). */
-  private readonly cardReads: MicroBatch<Uint8Array, CardRow | null>;
-  private readonly nonceReads: MicroBatch<Uint8Array, EnrolmentRow | null>;
+  /** The card and the nonce's enrolment of concurrent enrolments, read together (store/enrol-reads.ts). */
+  private readonly reads: MicroBatch<{ readonly uid: Uint8Array; readonly nonceHash: Uint8Array }, { card: CardRow | null; enrolment: EnrolmentRow | null }>;
   constructor(private readonly o: EnrolmentServiceOptions) {
     this.now = o.now ?? Date.now;
     const store = o.store;
@@ -171,26 +175,21 @@ export class EnrolmentService {
       async (items) => answered(await store.persistEnrolments(items)),
       async (item) => (await store.persistEnrolments([item]))[0]!,
     );
-    this.cardReads = new MicroBatch(
-      async (uids) => answered(await store.cardsByUids(uids)),
-      (uid) => store.cardByUid(uid),
-    );
-    this.nonceReads = new MicroBatch(
-      async (hashes) => answered(await store.enrolmentsByNonceHashes(hashes)),
-      (hash) => store.enrolmentByNonceHash(hash),
+    this.reads = new MicroBatch(
+      async (keys) => answered(await store.cardsAndEnrolments(keys)),
+      async (key) => (await store.cardsAndEnrolments([key]))[0]!,
     );
     this.pki = o.pki ?? { checkCsr: async (der) => checkCsrDer(der), issue: (req) => o.ca.issueFast(req) };
   }
 
   /** How many nonce issues and persist steps went in shared batches (metrics, tests). */
-  batchStats(): { nonceBatches: number; nonceReplays: number; persistBatches: number; persistReplays: number; cardReadBatches: number; nonceReadBatches: number } {
+  batchStats(): { nonceBatches: number; nonceReplays: number; persistBatches: number; persistReplays: number; readBatches: number } {
     return {
       nonceBatches: this.nonces.batches,
       nonceReplays: this.nonces.replays,
       persistBatches: this.persists.batches,
       persistReplays: this.persists.replays,
-      cardReadBatches: this.cardReads.batches,
-      nonceReadBatches: this.nonceReads.batches,
+      readBatches: this.reads.batches,
     };
   }
 
@@ -277,16 +276,29 @@ export class EnrolmentService {
     const now = this.now();
     let enrolment: EnrolmentRow | null = null;
     try {
-      // The card (read with the other enrolments' cards: one statement) and the trusted CAs (cached)
-      const [card, trusted] = await Promise.all([this.cardReads.run(req.uid), this.o.trustedManufacturerCas()]);
-      if (!card) throw new OpError(OpErrorCode.unknownUid, `card ${toHex(req.uid)} is in no imported manifest`);
-      if (card.lifecycle === 'terminated') throw new OpError(OpErrorCode.cardTerminated, `card ${toHex(card.uid)} is terminated`);
-      const attestation = this.o.verifier.verify(req.evidence, trusted, now);
-      // The nonce's enrolment while the CSR is checked; both settle before any refusal is thrown, so a
-      // CSR refusal still consumes the nonce found (as when they ran one after the other).
-      const [found, checked] = await Promise.allSettled([this.nonceReads.run(sha256(attestation.claims.nonce)), this.pki.checkCsr(req.csrDer)]);
+      // The card and the enrolment of the nonce the statement claims (unverified), read with the other
+      // enrolments' (one statement) while the attestation is verified (the trusted CAs are cached).
+      const claimed = this.o.verifier.claimedNonce?.(req.evidence) ?? null;
+      const claimedHash = claimed ? sha256(claimed) : null;
+      const early = claimedHash ? this.reads.run({ uid: req.uid, nonceHash: claimedHash }) : null;
+      early?.catch(() => undefined); // awaited below, or dropped when the attestation fails
+      let attestation: VerifiedAttestation;
+      try {
+        attestation = this.o.verifier.verify(req.evidence, await this.o.trustedManufacturerCas(), now);
+      } catch (e) {
+        // An unknown or terminated card is refused with its own code before any attestation refusal.
+        refuseCard(req.uid, early ? (await early).card : await store.cardByUid(req.uid));
+        throw e;
+      }
+      // Only the verified nonce counts: read again if it is not the one read ahead.
+      const nonceHash = sha256(attestation.claims.nonce);
+      const read = early && equalBytes(claimedHash!, nonceHash) ? early : this.reads.run({ uid: req.uid, nonceHash });
+      // Both settle before any refusal is thrown, so a CSR refusal still consumes the nonce found (as
+      // when they ran one after the other).
+      const [found, checked] = await Promise.allSettled([read, this.pki.checkCsr(req.csrDer)]);
       if (found.status === 'rejected') throw found.reason;
-      enrolment = found.value;
+      const card = refuseCard(req.uid, found.value.card);
+      enrolment = found.value.enrolment;
       if (enrolment && enrolment.cardId !== card.id) enrolment = null; // never consume another card's nonce
       if (checked.status === 'rejected') throw checked.reason;
       const csr = checked.value;
@@ -375,6 +387,13 @@ export class EnrolmentService {
       throw e;
     }
   }
+}
+
+/** The card, or its refusal: not in any manifest (ERR_OP_UNKNOWN_UID), terminated (ERR_OP_CARD_TERMINATED). */
+function refuseCard(uid: Uint8Array, card: CardRow | null): CardRow {
+  if (!card) throw new OpError(OpErrorCode.unknownUid, `card ${toHex(uid)} is in no imported manifest`);
+  if (card.lifecycle === 'terminated') throw new OpError(OpErrorCode.cardTerminated, `card ${toHex(card.uid)} is terminated`);
+  return card;
 }
 
 function stringList(v: unknown): string[] | null {

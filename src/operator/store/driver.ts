@@ -8,11 +8,21 @@
  */
 export type SqlValue = string | number | Uint8Array | null;
 export type SqlRow = { readonly [column: string]: SqlValue };
+/** PostgreSQL only: a parameter bound as an array (for `unnest($n::type[])`, `= ANY($n)`). */
+export type SqlArrayValue = readonly (string | number | boolean | Uint8Array | null)[];
+export type SqlParam = SqlValue | SqlArrayValue;
+
+/** Per-statement hints a driver may ignore (SQLite caches its prepared statements by text anyway). */
+export interface SqlQueryOptions {
+  /** PostgreSQL: a named prepared statement (parsed and planned once per connection); the same
+   *  name must always carry the same SQL text. Off when the driver was opened with `prepare: false`. */
+  readonly name?: string;
+}
 
 export interface SqlConn {
-  all(sql: string, params?: readonly SqlValue[]): Promise<SqlRow[]>;
-  get(sql: string, params?: readonly SqlValue[]): Promise<SqlRow | undefined>;
-  run(sql: string, params?: readonly SqlValue[]): Promise<{ changes: number }>;
+  all(sql: string, params?: readonly SqlParam[], opts?: SqlQueryOptions): Promise<SqlRow[]>;
+  get(sql: string, params?: readonly SqlParam[], opts?: SqlQueryOptions): Promise<SqlRow | undefined>;
+  run(sql: string, params?: readonly SqlParam[], opts?: SqlQueryOptions): Promise<{ changes: number }>;
 }
 
 /** The column types a migration may use, spelled per dialect. */

@@ -13,13 +13,14 @@
  *   six statements: the identities already holding the keys (one SELECT), the single-use nonces
  *   consumed (one guarded UPDATE … RETURNING: an enrolment no longer open is a replay), then the new
  *   identities, the certificates, the cards' manifest → enrolled and the events (one multi-row
- *   statement each on SQLite; on PostgreSQL the four as ONE statement of data-modifying CTEs, a
- *   round trip instead of four), for the enrolments that passed only. Each enrolment gets its own answer, the
+ *   statement each), for the enrolments that passed only. Each enrolment gets its own answer, the
  *   same one the sequential transactions would give; the two batch shapes whose answers would depend
  *   on the order inside the batch (one enrolment twice; one key no identity holds, from two cards) throw
  *   `EnrolmentBatchConflict` before anything is written, and the caller runs them one by one.
  * Uses RETURNING (SQLite ≥ 3.35: better-sqlite3 12 bundles 3.5x; PostgreSQL): the only statements of
- * the store that do, so the rest stays portable to older SQLite.
+ * the store that do, so the rest stays portable to older SQLite. The store runs these on SQLite; on
+ * PostgreSQL it runs store/enrol-batch-pg.ts (each step ONE statement over arrays, the persist step
+ * without BEGIN/COMMIT), which gives the same answers; these also work there, inside a transaction.
  */
 import type { Dialect, SqlConn, SqlRow, SqlValue } from './driver.js';
 import type { CertificateRow, EnrolmentRow, EventRow, IdentityRow } from './types.js';
@@ -148,8 +149,7 @@ export async function persistEnrolments(c: SqlConn, d: Dialect, items: readonly 
     }
     out[i] = { ok: true, identity, certificate: { ...it.certificate, identityId: identity.id } };
   }
-  // 3–5: new identities, certificates, manifest cards → enrolled, events: on PostgreSQL one statement
-  // (data-modifying CTEs; the foreign keys are checked at the end of the statement), on SQLite one each
+  // 3–5: new identities, certificates, manifest cards → enrolled, events: one statement each
   const writes: { sql: string; params: SqlValue[] }[] = [];
   if (newIdentities.length > 0) {
     const params: SqlValue[] = [];
@@ -187,11 +187,6 @@ export async function persistEnrolments(c: SqlConn, d: Dialect, items: readonly 
   }
   writes.push({ sql: `INSERT INTO event (at, actor, kind, card_id, subject, details) VALUES ${live.map(() => `(${marks(6)})`).join(', ')}`, params: evParams });
 
-  if (d.name === 'postgres') {
-    const last = writes.pop()!;
-    await c.run(`${writes.length > 0 ? `WITH ${writes.map((w, k) => `w${k} AS (${w.sql})`).join(', ')} ` : ''}${last.sql}`, [...writes.flatMap((w) => w.params), ...last.params]);
-  } else {
-    for (const w of writes) await c.run(w.sql, w.params);
-  }
+  for (const w of writes) await c.run(w.sql, w.params);
   return out as EnrolmentPersistOutcome[];
 }

@@ -12,13 +12,19 @@
  * - `?` placeholders are rewritten to `$1…$n` (outside quoted strings); Uint8Array values are bound
  *   as bytea; bytea comes back as a fresh plain Uint8Array, int8 as a JS number (epoch ms and
  *   counters stay below 2^53), json/jsonb as their text (the repository parses it, like SQLite's).
+ * - A statement given a `name` (SqlQueryOptions) is a named prepared statement: parsed and planned
+ *   once per pooled connection, then only bound and executed (the enrolment's hot statements, whose
+ *   text does not depend on the batch size). `prepare: false` sends every statement unnamed — for
+ *   PgBouncer in transaction mode before 1.21 (or without `max_prepared_statements`), where the next
+ *   statement may reach a server connection that never saw the PREPARE.
+ * - Array parameters (SqlArrayValue) are bound as PostgreSQL arrays (`unnest($n::type[])`, `= ANY`).
  * - `listen(channel, fn)`: a dedicated session (not from the pool) holding LISTEN, reconnected after
  *   an error while the driver is open; NOTIFY is sent by the repository inside its transactions, so
  *   it is delivered at commit. Through PgBouncer in transaction mode LISTEN does not work: give the
  *   listener a direct or session-pooled URL (`listenUrl`), or rely on the runners' polling.
  */
 import pg from 'pg';
-import type { Dialect, SqlConn, SqlDriver, SqlRow, SqlValue } from './driver.js';
+import type { Dialect, SqlConn, SqlDriver, SqlParam, SqlQueryOptions, SqlRow } from './driver.js';
 
 export const PG_DIALECT: Dialect = {
   name: 'postgres',
@@ -64,7 +70,7 @@ export function toPgParams(sql: string): string {
   return out;
 }
 
-function bind(params: readonly SqlValue[] | undefined): unknown[] {
+function bind(params: readonly SqlParam[] | undefined): unknown[] {
   if (!params) return [];
   return params.map((v) => (v instanceof Uint8Array ? Buffer.from(v.buffer, v.byteOffset, v.byteLength) : v));
 }
@@ -83,15 +89,19 @@ function text(sql: string): string {
 type Queryable = { query: (cfg: pg.QueryConfig) => Promise<pg.QueryResult> };
 
 class PgConn implements SqlConn {
-  constructor(private readonly q: Queryable) {}
-  async all(sql: string, params?: readonly SqlValue[]): Promise<SqlRow[]> {
-    return (await this.q.query({ text: text(sql), values: bind(params) })).rows as SqlRow[];
+  constructor(private readonly q: Queryable, private readonly prepare: boolean) {}
+  private query(sql: string, params: readonly SqlParam[] | undefined, opts: SqlQueryOptions | undefined): Promise<pg.QueryResult> {
+    const name = this.prepare ? opts?.name : undefined;
+    return this.q.query(name ? { name, text: text(sql), values: bind(params) } : { text: text(sql), values: bind(params) });
   }
-  async get(sql: string, params?: readonly SqlValue[]): Promise<SqlRow | undefined> {
-    return (await this.all(sql, params))[0];
+  async all(sql: string, params?: readonly SqlParam[], opts?: SqlQueryOptions): Promise<SqlRow[]> {
+    return (await this.query(sql, params, opts)).rows as SqlRow[];
   }
-  async run(sql: string, params?: readonly SqlValue[]): Promise<{ changes: number }> {
-    return { changes: (await this.q.query({ text: text(sql), values: bind(params) })).rowCount ?? 0 };
+  async get(sql: string, params?: readonly SqlParam[], opts?: SqlQueryOptions): Promise<SqlRow | undefined> {
+    return (await this.all(sql, params, opts))[0];
+  }
+  async run(sql: string, params?: readonly SqlParam[], opts?: SqlQueryOptions): Promise<{ changes: number }> {
+    return { changes: (await this.query(sql, params, opts)).rowCount ?? 0 };
   }
 }
 
@@ -102,6 +112,9 @@ export interface PgOptions {
   readonly listenUrl?: string;
   /** Called when the listening session fails (it is reconnected). */
   readonly onListenError?: (e: Error) => void;
+  /** Named prepared statements for the statements that ask for one (default true); false for
+   *  PgBouncer in transaction mode without prepared-statement support (< 1.21). */
+  readonly prepare?: boolean;
 }
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
@@ -117,17 +130,17 @@ export class PgDriver implements SqlDriver {
     this.pool = new pg.Pool({ connectionString: url, max: opts.max ?? 10, types: TYPES, connectionTimeoutMillis: 10_000, idleTimeoutMillis: 30_000 });
     // An idle client that loses its server reports here; the pool drops it (no crash of the process).
     this.pool.on('error', () => undefined);
-    this.conn = new PgConn(this.pool);
+    this.conn = new PgConn(this.pool, opts.prepare ?? true);
   }
 
-  all(sql: string, params?: readonly SqlValue[]): Promise<SqlRow[]> {
-    return this.conn.all(sql, params);
+  all(sql: string, params?: readonly SqlParam[], opts?: SqlQueryOptions): Promise<SqlRow[]> {
+    return this.conn.all(sql, params, opts);
   }
-  get(sql: string, params?: readonly SqlValue[]): Promise<SqlRow | undefined> {
-    return this.conn.get(sql, params);
+  get(sql: string, params?: readonly SqlParam[], opts?: SqlQueryOptions): Promise<SqlRow | undefined> {
+    return this.conn.get(sql, params, opts);
   }
-  run(sql: string, params?: readonly SqlValue[]): Promise<{ changes: number }> {
-    return this.conn.run(sql, params);
+  run(sql: string, params?: readonly SqlParam[], opts?: SqlQueryOptions): Promise<{ changes: number }> {
+    return this.conn.run(sql, params, opts);
   }
 
   async tx<T>(fn: (c: SqlConn) => Promise<T>): Promise<T> {
@@ -136,7 +149,7 @@ export class PgDriver implements SqlDriver {
       let broken: Error | undefined;
       try {
         await client.query('BEGIN');
-        const out = await fn(new PgConn(client));
+        const out = await fn(new PgConn(client, this.opts.prepare ?? true));
         await client.query('COMMIT');
         return out;
       } catch (e) {

@@ -13,6 +13,7 @@
  */
 import { listExpiringCertificates, type ExpiringCertificate, type ExpiringCursor } from './expiring.js';
 import * as enrolBatch from './enrol-batch.js';
+import * as enrolBatchPg from './enrol-batch-pg.js';
 import * as enrolReads from './enrol-reads.js';
 import type { EnrolmentPersist, EnrolmentPersistOutcome, NewEnrolment } from './enrol-batch.js';
 import { listExpiringCards, type ExpiringCardsCursor, type ExpiringCardsFilter } from './expiring-cards.js';
@@ -1042,11 +1043,15 @@ export class SqlStore implements OperatorStore {
 
   // enrolment throughput (issue #17, store/enrol-batch.ts)
   openEnrolments(items: readonly NewEnrolment[]): Promise<(EnrolmentRow | null)[]> {
-    // One statement: PostgreSQL runs it on any pooled connection; SQLite's RETURNING must go to the writer.
-    if (this.conn || this.driver.dialect.name === 'postgres') return enrolBatch.openEnrolments(this.c, this.driver.dialect, items);
+    // One statement: PostgreSQL runs it on any pooled connection (store/enrol-batch-pg.ts: arrays, a
+    // named prepared statement); SQLite's RETURNING must go to the writer.
+    if (this.driver.dialect.name === 'postgres') return enrolBatchPg.openEnrolmentsPg(this.c, items);
+    if (this.conn) return enrolBatch.openEnrolments(this.c, this.driver.dialect, items);
     return this.inTx((t) => enrolBatch.openEnrolments(t.c, this.driver.dialect, items));
   }
   persistEnrolments(items: readonly EnrolmentPersist[]): Promise<EnrolmentPersistOutcome[]> {
+    // PostgreSQL: ONE statement, atomic by itself: no BEGIN/COMMIT round trips (store/enrol-batch-pg.ts)
+    if (this.driver.dialect.name === 'postgres') return enrolBatchPg.persistEnrolmentsPg(this.c, items);
     return this.inTx((t) => enrolBatch.persistEnrolments(t.c, this.driver.dialect, items));
   }
 
@@ -1057,9 +1062,14 @@ export class SqlStore implements OperatorStore {
 
   // enrolment reads in batches (issue #17, enrolments/s; store/enrol-reads.ts)
   async cardsByUids(uids: readonly Uint8Array[]): Promise<(CardRow | null)[]> {
-    return (await enrolReads.cardsByUids(this.c, uids)).map((r) => (r ? cardRow(r) : null));
+    return (await enrolReads.cardsByUids(this.c, this.driver.dialect, uids)).map((r) => (r ? cardRow(r) : null));
   }
   async enrolmentsByNonceHashes(hashes: readonly Uint8Array[]): Promise<(EnrolmentRow | null)[]> {
-    return (await enrolReads.enrolmentsByNonceHashes(this.c, hashes)).map((r) => (r ? enrolmentRow(r) : null));
+    return (await enrolReads.enrolmentsByNonceHashes(this.c, this.driver.dialect, hashes)).map((r) => (r ? enrolmentRow(r) : null));
+  }
+
+  // enrolment reads, third round (issue #17, enrolments/s; store/enrol-reads.ts)
+  async cardsAndEnrolments(keys: readonly { readonly uid: Uint8Array; readonly nonceHash: Uint8Array }[]): Promise<{ card: CardRow | null; enrolment: EnrolmentRow | null }[]> {
+    return (await enrolReads.cardsAndEnrolments(this.c, this.driver.dialect, keys)).map((r) => ({ card: r.card ? cardRow(r.card) : null, enrolment: r.enrolment ? enrolmentRow(r.enrolment) : null }));
   }
 }

@@ -616,6 +616,11 @@ export interface OperatorStore {
   cardsByUids(uids: readonly Uint8Array[]): Promise<(CardRow | null)[]>;
   /** enrolmentByNonceHash for many hashes in one statement: each one's enrolment or null, in order. */
   enrolmentsByNonceHashes(hashes: readonly Uint8Array[]): Promise<(EnrolmentRow | null)[]>;
+
+  // enrolment reads, third round (issue #17, enrolments/s; store/enrol-reads.ts)
+  /** Both reads of many completions at once (one statement on PostgreSQL): for each, in order, the
+   *  card of its UID and the enrolment of its nonce hash, each null when there is none. */
+  cardsAndEnrolments(keys: readonly { readonly uid: Uint8Array; readonly nonceHash: Uint8Array }[]): Promise<{ card: CardRow | null; enrolment: EnrolmentRow | null }[]>;
 }
 
 /** A card of the expiring listing and the not_after of its earliest good certificate. */
