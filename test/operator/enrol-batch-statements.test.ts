@@ -18,6 +18,17 @@ import { createTempDb, pgUnavailable } from './pg-helpers.js';
 import { skipOrFail } from '../ci.js';
 import { tempDir } from './helpers.js';
 
+/** Every enrolment of the batch written: each card enrolled with one certificate and one identity; the first nonce consumed. */
+async function assertAllWritten(s: SqlStore, cards: readonly { uid: Uint8Array; id: string }[], opened: readonly ({ nonceHash: Uint8Array } | null)[]): Promise<void> {
+  for (const c of cards) {
+    const row = (await s.cardByUid(c.uid))!;
+    assert.equal(row.lifecycle, 'enrolled');
+    assert.equal((await s.certificatesOfCard(c.id)).length, 1);
+    assert.equal((await s.identitiesOfCard(c.id)).length, 1);
+  }
+  assert.equal((await s.enrolmentByNonceHash(opened[0]!.nonceHash))?.status, 'succeeded');
+}
+
 async function persistCounting(d: SqlDriver, pg: boolean): Promise<number> {
   const s = await SqlStore.open(d, pg ? PG_SQL : SQLITE_SQL);
   const { caId, cards } = await setup(s, 5);
@@ -33,13 +44,7 @@ async function persistCounting(d: SqlDriver, pg: boolean): Promise<number> {
     return persistEnrolments(counting, d.dialect, items);
   });
   assert.deepEqual(out.map((o) => o.ok), [true, true, true, true, true]);
-  for (const c of cards) {
-    const row = (await s.cardByUid(c.uid))!;
-    assert.equal(row.lifecycle, 'enrolled');
-    assert.equal((await s.certificatesOfCard(c.id)).length, 1);
-    assert.equal((await s.identitiesOfCard(c.id)).length, 1);
-  }
-  assert.equal((await s.enrolmentByNonceHash(opened[0]!.nonceHash))?.status, 'succeeded');
+  await assertAllWritten(s, cards, opened);
   return statements;
 }
 
@@ -76,13 +81,7 @@ async function storePersistCounting(d: SqlDriver): Promise<{ statements: number;
   const out = await s.persistEnrolments(items);
   seen.on = false;
   assert.deepEqual(out.map((o) => o.ok), [true, true, true, true, true]);
-  for (const c of cards) {
-    const row = (await s.cardByUid(c.uid))!;
-    assert.equal(row.lifecycle, 'enrolled');
-    assert.equal((await s.certificatesOfCard(c.id)).length, 1);
-    assert.equal((await s.identitiesOfCard(c.id)).length, 1);
-  }
-  assert.equal((await s.enrolmentByNonceHash(opened[0]!.nonceHash))?.status, 'succeeded');
+  await assertAllWritten(s, cards, opened);
   return { statements: seen.statements, txs: seen.txs };
 }
 
