@@ -20,7 +20,8 @@
  * Uses RETURNING (SQLite ≥ 3.35: better-sqlite3 12 bundles 3.5x; PostgreSQL): the only statements of
  * the store that do, so the rest stays portable to older SQLite. The store runs these on SQLite; on
  * PostgreSQL it runs store/enrol-batch-pg.ts (each step ONE statement over arrays, the persist step
- * without BEGIN/COMMIT), which gives the same answers; these also work there, inside a transaction.
+ * without BEGIN/COMMIT), which gives the same answers; the typed placeholders below keep these valid
+ * SQL there too, but nothing runs them on PostgreSQL any more.
  */
 import type { Dialect, SqlConn, SqlRow, SqlValue } from './driver.js';
 import type { CertificateRow, EnrolmentRow, EventRow, IdentityRow } from './types.js';
