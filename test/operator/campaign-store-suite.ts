@@ -225,6 +225,67 @@ export function campaignStoreSuite(name: string, factory: StoreFactory): void {
       });
     });
 
+    test('abort in the transaction that records the outcome: the outcome that makes the rule hold aborts at once, before any tick, and nothing is claimed after', async () => {
+      await withStore(async (s) => {
+        const ids = await seed(s, 40);
+        const failing = new Set([ids[5]!, ids[6]!]);
+        const c = clock();
+        // the driver never runs on its own here: only step() releases, only recordOutcome decides
+        const e = new CampaignEngine({ store: s, now: c.now });
+        const { row } = await e.create({ name: 'in-tx', kind: 'rekey', ratePerMinute: 6000, abort: { minExecuted: 8, failurePercent: 20 } }, OPERATOR);
+        assert.equal(await e.step(row.id), 40, 'every target released up front (one second of 6000/min)');
+        let executed = 0;
+        let failed = 0;
+        let expectAbortAt = -1;
+        for (;;) {
+          const j = await s.claimJob({ owner: 'w', now: c.now(), leaseMs: 10_000, kinds: ['rekey'] });
+          if (!j) break;
+          const fail = failing.has(j.cardId);
+          assert.ok(await e.recordOutcome(j, (t) => t.finishJob(j.id, 'w', j.attempt, { status: fail ? 'failed' : 'succeeded', errorCode: fail ? 'ERR_OP_CARD_REFUSED' : null, now: c.now() })));
+          executed++;
+          if (fail) failed++;
+          if (expectAbortAt < 0 && executed >= 8 && failed * 100 >= 20 * executed) expectAbortAt = executed;
+          if (expectAbortAt > 0) break;
+        }
+        assert.ok(expectAbortAt > 0, 'the rule came to hold');
+        const after = (await s.campaignById(row.id))!;
+        assert.equal(after.state, 'aborted', 'aborted by the outcome itself, no step() ran');
+        const at = after.abortStats as { succeeded: number; failed: number };
+        assert.equal(at.succeeded + at.failed, expectAbortAt, 'decided at exactly the outcome that made the rule hold');
+        assert.equal(await s.claimJob({ owner: 'w2', now: c.now(), leaseMs: 10_000, kinds: ['rekey'] }), null, 'its queued jobs are canceled: nothing left to claim');
+        assert.equal((await s.campaignCounters(row.id)).canceled, 40 - expectAbortAt);
+      });
+    });
+
+    test('an expired campaign job (deadline passed while queued) is recorded with the abort decision too', async () => {
+      await withStore(async (s) => {
+        await seed(s, 3);
+        const c = clock();
+        const e = new CampaignEngine({ store: s, now: c.now });
+        const { row } = await e.create({ name: 'expiry', kind: 'rekey', ratePerMinute: 6000, abort: { minExecuted: 1, failurePercent: 100 } }, OPERATOR);
+        assert.equal(await e.step(row.id), 3);
+        c.advance(24 * 3600_000); // past every job's deadline
+        const [j] = await s.jobsToExpire(c.now(), 1);
+        assert.ok(j);
+        assert.ok(await e.recordOutcome(j, (t) => t.expireJob(j.id, j.attempt, { status: 'timed_out', errorCode: 'ERR_OP_JOB_TIMEOUT', errorMessage: 'deadline', now: c.now() })));
+        assert.equal((await s.campaignById(row.id))!.state, 'aborted');
+        assert.equal((await s.campaignCounters(row.id)).canceled, 2);
+      });
+    });
+
+    test('recordOutcome on a job of no campaign just writes it; a write that does not apply decides nothing', async () => {
+      await withStore(async (s) => {
+        const [card] = await seed(s, 1);
+        const c = clock();
+        const e = new CampaignEngine({ store: s, now: c.now });
+        await s.insertJob({ id: randomUUID(), cardId: card!, campaignId: null, kind: 'lock', params: {}, maxAttempts: 1, deadlineAt: null, idempotencyKey: null, createdBy: 'test', createdAt: c.now() });
+        const j = (await s.claimJob({ owner: 'w', now: c.now(), leaseMs: 10_000, kinds: ['lock'] }))!;
+        assert.equal(await e.recordOutcome(j, (t) => t.finishJob(j.id, 'someone else', j.attempt, { status: 'failed', now: c.now() })), false);
+        assert.equal(await e.recordOutcome(j, (t) => t.finishJob(j.id, 'w', j.attempt, { status: 'succeeded', now: c.now() })), true);
+        assert.equal((await s.jobById(j.id))!.status, 'succeeded');
+      });
+    });
+
     test('pause/resume/cancel: state rules, cancel skips pending targets and cancels queued jobs', async () => {
       await withStore(async (s) => {
         await seed(s, 10);

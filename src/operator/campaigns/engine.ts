@@ -17,15 +17,17 @@
  * Abort: when executed (succeeded + failed/timed out) ≥ minExecuted and failed·100 ≥ failurePercent ·
  * executed (and at least one failed), the campaign becomes aborted in the same transaction that
  * decided it: its queued jobs are canceled, its pending targets skipped, nothing is released after.
- * The decision runs on every driver tick and right after any of the campaign's jobs finishes here
- * (`poke`), so it follows the minimum closely; jobs already running finish.
+ * The decision is taken in the transaction that records each of the campaign's job outcomes
+ * (`recordOutcome`, under the campaign lock), so no runner claims a queued job between the outcome
+ * that makes the rule hold and the abort, however late the timers run; at most the jobs already
+ * running then finish after it. The driver tick decides too (a rule that holds from the start).
  */
 import { EventEmitter } from 'node:events';
 import { randomUUID } from 'node:crypto';
 import { hasRole, type Principal } from '../auth/tokens.js';
 import { OpError, OpErrorCode } from '../errors.js';
 import { JOB_SPECS, type JobKind } from '../jobs/kinds.js';
-import { FINAL_CAMPAIGN_STATES, type CampaignCounters, type CampaignRow, type CampaignState, type JsonObject, type OperatorStore } from '../store/types.js';
+import { FINAL_CAMPAIGN_STATES, type CampaignCounters, type CampaignRow, type CampaignState, type JobRow, type JsonObject, type OperatorStore } from '../store/types.js';
 import { parseCampaignRequest, selectorJson, type CampaignSelector } from './request.js';
 import { allowance, burstOf, nextReleaseAfter, WINDOW_MS } from './rollout.js';
 import { campaignView } from './view.js';
@@ -199,17 +201,7 @@ export class CampaignEngine extends EventEmitter {
       const c = await t.lockCampaign(id);
       if (!c || (c.state !== 'running' && c.state !== 'paused')) return 0;
       const k = await t.campaignCounters(id);
-      const executed = k.succeeded + k.failed;
-      const rule = c.abortRule as { minExecuted: number; failurePercent: number };
-      if (executed >= rule.minExecuted && k.failed > 0 && k.failed * 100 >= rule.failurePercent * executed) {
-        const reason = `${k.failed} of ${executed} executed jobs failed (${((k.failed * 100) / executed).toFixed(1)} % ≥ ${rule.failurePercent} % after at least ${rule.minExecuted})`;
-        const skipped = await t.skipPendingCampaignTargets(id, 'campaign aborted');
-        const canceled = await t.cancelQueuedCampaignJobs(id, now);
-        await t.updateCampaign(id, { state: 'aborted', abortReason: reason, abortStats: { ...k }, finishedAt: now }, now);
-        await t.addEvent({ at: now, actor: 'campaigns', kind: 'campaign.aborted', cardId: null, subject: id, details: { reason, executed, failed: k.failed, skipped, canceled } });
-        this.log.info({ campaign: id, executed, failed: k.failed, skipped, canceled }, 'campaign aborted');
-        return 0;
-      }
+      if (await this.abortIfDue(t, c, k, now)) return 0;
       if (c.state !== 'running') return 0;
       if (k.pending === 0) {
         if (k.queued === 0 && k.running === 0) {
@@ -255,6 +247,42 @@ export class CampaignEngine extends EventEmitter {
     if (released > 0) this.o.onRelease?.();
     await this.publish(id);
     return released;
+  }
+
+  /**
+   * Writes a campaign job's outcome (`write`, the runner's guarded finish or expiry) in one
+   * transaction with the abort decision, under the campaign's row lock (taken first, the order every
+   * campaign transaction uses): the outcome that makes the rule hold aborts the campaign before any
+   * runner can claim another of its queued jobs. Jobs of no campaign are written as they are.
+   */
+  async recordOutcome(job: JobRow, write: (t: OperatorStore) => Promise<boolean>): Promise<boolean> {
+    const id = job.campaignId;
+    if (!id) return write(this.store);
+    const now = this.now();
+    return this.store.tx(async (t) => {
+      const c = await t.lockCampaign(id);
+      const ok = await write(t);
+      if (ok && c && (c.state === 'running' || c.state === 'paused')) await this.abortIfDue(t, c, await t.campaignCounters(id), now);
+      return ok;
+    });
+  }
+
+  /**
+   * Inside a transaction holding the campaign's row lock: aborts the campaign when its rule holds
+   * (its pending targets skipped, its queued jobs canceled); returns whether it did.
+   */
+  private async abortIfDue(t: OperatorStore, c: CampaignRow, k: CampaignCounters, now: number): Promise<boolean> {
+    const executed = k.succeeded + k.failed;
+    const rule = c.abortRule as { minExecuted: number; failurePercent: number };
+    if (!(executed >= rule.minExecuted && k.failed > 0 && k.failed * 100 >= rule.failurePercent * executed)) return false;
+    const id = c.id;
+    const reason = `${k.failed} of ${executed} executed jobs failed (${((k.failed * 100) / executed).toFixed(1)} % ≥ ${rule.failurePercent} % after at least ${rule.minExecuted})`;
+    const skipped = await t.skipPendingCampaignTargets(id, 'campaign aborted');
+    const canceled = await t.cancelQueuedCampaignJobs(id, now);
+    await t.updateCampaign(id, { state: 'aborted', abortReason: reason, abortStats: { ...k }, finishedAt: now }, now);
+    await t.addEvent({ at: now, actor: 'campaigns', kind: 'campaign.aborted', cardId: null, subject: id, details: { reason, executed, failed: k.failed, skipped, canceled } });
+    this.log.info({ campaign: id, executed, failed: k.failed, skipped, canceled }, 'campaign aborted');
+    return true;
   }
 
   /** Emits the campaign's view when its state or counters changed since the last emission. */

@@ -73,6 +73,12 @@ export interface RunnerOptions {
   readonly now?: () => number;
   readonly log?: RunnerLog;
   readonly onFinish?: (job: JobRow, status: string) => void;
+  /**
+   * Writes a job's final outcome: `write` does the guarded UPDATE on the store or transaction it is
+   * given and says whether it applied. The default runs it on the store; the operator wraps it in a
+   * transaction with the campaign's abort decision (CampaignEngine.recordOutcome).
+   */
+  readonly recordOutcome?: (job: JobRow, write: (t: OperatorStore) => Promise<boolean>) => Promise<boolean>;
 }
 
 const SILENT: RunnerLog = { info() {}, warn() {}, error() {} };
@@ -104,6 +110,10 @@ export class JobRunner {
     this.pollMs = o.pollMs ?? 1000;
     this.concurrency = o.concurrency ?? 4;
     this.attachTtlMs = o.agentAttachTtlMs ?? 60_000;
+  }
+
+  private recordOutcome(job: JobRow, write: (t: OperatorStore) => Promise<boolean>): Promise<boolean> {
+    return this.o.recordOutcome ? this.o.recordOutcome(job, write) : write(this.o.store);
   }
 
   private claim(): Promise<JobRow | null> {
@@ -217,13 +227,15 @@ export class JobRunner {
     const now = this.now();
     for (const job of await this.o.store.jobsToExpire(now, 100)) {
       const pastDeadline = job.deadlineAt !== null && job.deadlineAt <= now;
-      const ok = await this.o.store.expireJob(job.id, job.attempt, {
-        status: pastDeadline ? 'timed_out' : 'failed',
-        errorCode: pastDeadline ? OpErrorCode.jobTimeout : OpErrorCode.jobAbandoned,
-        errorMessage: pastDeadline ? 'the job passed its deadline' : `no attempt left after ${job.attempt} (the runners holding it stopped)`,
-        result: { reason: pastDeadline ? 'timeout' : 'abandoned' },
-        now,
-      });
+      const ok = await this.recordOutcome(job, (t) =>
+        t.expireJob(job.id, job.attempt, {
+          status: pastDeadline ? 'timed_out' : 'failed',
+          errorCode: pastDeadline ? OpErrorCode.jobTimeout : OpErrorCode.jobAbandoned,
+          errorMessage: pastDeadline ? 'the job passed its deadline' : `no attempt left after ${job.attempt} (the runners holding it stopped)`,
+          result: { reason: pastDeadline ? 'timeout' : 'abandoned' },
+          now,
+        }),
+      );
       if (ok) {
         this.log.warn({ job: job.id, kind: job.kind }, pastDeadline ? 'job timed out' : 'job abandoned');
         this.o.onFinish?.(job, pastDeadline ? 'timed_out' : 'failed');
@@ -293,7 +305,8 @@ export class JobRunner {
 
   private async finish(job: JobRow, f: { status: 'succeeded' | 'failed' | 'timed_out'; result?: JsonObject; errorCode?: string; errorMessage?: string }): Promise<void> {
     if (this.crashed) return;
-    const ok = await this.o.store.finishJob(job.id, this.owner, job.attempt, { ...f, now: this.now() });
+    const now = this.now();
+    const ok = await this.recordOutcome(job, (t) => t.finishJob(job.id, this.owner, job.attempt, { ...f, now }));
     if (!ok) {
       this.log.warn({ job: job.id, attempt: job.attempt }, 'job outcome dropped: the lease was lost');
       return;
