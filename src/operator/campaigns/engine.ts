@@ -20,7 +20,8 @@
  * The decision is taken in the transaction that records each of the campaign's job outcomes
  * (`recordOutcome`, under the campaign lock), so no runner claims a queued job between the outcome
  * that makes the rule hold and the abort, however late the timers run; at most the jobs already
- * running then finish after it. The driver tick decides too (a rule that holds from the start).
+ * running then finish after it. Every driver tick decides too, as a backstop for outcomes written
+ * without this hook (a JobRunner constructed without `recordOutcome`).
  */
 import { EventEmitter } from 'node:events';
 import { randomUUID } from 'node:crypto';
