@@ -7,14 +7,15 @@
  * GCs included, so it counts every allocation, not what survives) over N handshakes; prints bytes
  * allocated per handshake by area and the top allocation sites by self size.
  *
- *   node --import tsx bench/alloc-profile.ts [--n 1000] [--warmup 800] [--resume] [--top 30] [--interval 4096] [--no-sampling] [--cpu]
+ *   node --import tsx bench/alloc-profile.ts [--n 1000] [--warmup 800] [--resume] [--top 30] [--interval 4096] [--no-sampling] [--cpu [--raw FILE.cpuprofile]]
  *
  * --no-sampling: CPU by thread and GCs only; --cpu: V8's CPU profiler instead of the heap sampler,
- * the main thread split into card (card.process() on the stack) and host, the host's top frames.
+ * the main thread split into card (card.process() on the stack) and host, the host's top frames;
+ * --raw also writes that profile (Chrome DevTools' .cpuprofile format) for a look at callers.
  *
  * imports src/cli (card init) and bench/ helpers only.
  */
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { Session } from 'node:inspector';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -132,8 +133,10 @@ const { values } = parseArgs({
     interval: { type: 'string', default: '4096' },
     'no-sampling': { type: 'boolean', default: false },
     cpu: { type: 'boolean', default: false },
+    raw: { type: 'string' },
   },
 });
+if (values.raw !== undefined && !values.cpu) throw new Error('--raw writes the CPU profile: it needs --cpu');
 const root = mkdtempSync(join(tmpdir(), 'setls-alloc-'));
 try {
   const cardDir = join(root, 'card');
@@ -182,6 +185,7 @@ try {
     .sort((a, b) => b[1] - a[1]);
   obs.disconnect();
   const cpuProfile = values.cpu ? (await post<{ profile: CpuProfile }>('Profiler.stop')).profile : undefined;
+  if (cpuProfile && values.raw) writeFileSync(values.raw, JSON.stringify(cpuProfile));
   const profile = values['no-sampling'] || values.cpu ? undefined : (await post<{ profile: SamplingProfile }>('HeapProfiler.stopSampling')).profile;
   session.disconnect();
   if (r.errors.length) throw new Error(`measured run: ${r.errors.join('; ')}`);
