@@ -257,6 +257,42 @@ export function campaignStoreSuite(name: string, factory: StoreFactory): void {
       });
     });
 
+    test('two nodes recording outcomes and stepping at once on two connections: one abort, no deadlock, nothing claimable after', async () => {
+      await withStore(async (s, reopen) => {
+        if (!reopen) return;
+        await seed(s, 80);
+        const other = await reopen();
+        const c = clock();
+        const a = new CampaignEngine({ store: s, now: c.now });
+        const b = new CampaignEngine({ store: other, now: c.now });
+        const { row } = await a.create({ name: 'race-abort', kind: 'rekey', ratePerMinute: 6000, abort: { minExecuted: 20, failurePercent: 50 } }, OPERATOR);
+        assert.equal(await a.step(row.id), 80);
+        // each node claims 20 jobs on its own connection; every job fails
+        const claimed: [CampaignEngine, OperatorStore, Awaited<ReturnType<OperatorStore['claimJob']>>][] = [];
+        for (let i = 0; i < 20; i++) {
+          claimed.push([a, s, await s.claimJob({ owner: 'a', now: c.now(), leaseMs: 10_000, kinds: ['rekey'] })]);
+          claimed.push([b, other, await other.claimJob({ owner: 'b', now: c.now(), leaseMs: 10_000, kinds: ['rekey'] })]);
+        }
+        const outcomes = await Promise.all([
+          ...claimed.map(([e, , j], i) => e.recordOutcome(j!, (t) => t.finishJob(j!.id, i % 2 ? 'b' : 'a', j!.attempt, { status: 'failed', errorCode: 'ERR_OP_CARD_REFUSED', now: c.now() }))),
+          a.step(row.id).then(() => true),
+          b.step(row.id).then(() => true),
+        ]);
+        assert.ok(outcomes.every((x) => x === true), 'every outcome written');
+        const after = (await s.campaignById(row.id))!;
+        assert.equal(after.state, 'aborted');
+        const at = after.abortStats as { succeeded: number; failed: number };
+        assert.equal(at.succeeded + at.failed, 20, 'aborted at the outcome that met the minimum');
+        const aborted = (await s.listEvents(null, 1000)).filter((e) => e.kind === 'campaign.aborted' && e.subject === row.id);
+        assert.equal(aborted.length, 1, 'aborted once');
+        assert.equal(await other.claimJob({ owner: 'b', now: c.now(), leaseMs: 10_000, kinds: ['rekey'] }), null);
+        const k = await s.campaignCounters(row.id);
+        assert.equal(k.failed, 40, 'the 20 outcomes after the abort still count');
+        assert.equal(k.queued, 0);
+        assert.equal(k.canceled, 40);
+      });
+    });
+
     test('an expired campaign job (deadline passed while queued) is recorded with the abort decision too', async () => {
       await withStore(async (s) => {
         await seed(s, 3);
