@@ -6,7 +6,7 @@
  * MB/s and server CPU ms/MB per variant (process.cpuUsage over each download), then the top self-time
  * frames of one variant (--variant, default setls-export), profiled with node:inspector around its downloads only.
  *
- *   node --import tsx bench/bulk-profile.ts [--bytes 67108864] [--rounds 2] [--top 30] [--warmup-bytes 4000000] [--measure setls-export|node:tls] [--no-profile] [--client curl|node] [--variant setls-export|node:tls] [--raw FILE.cpuprofile] [--marks]
+ *   node --import tsx bench/bulk-profile.ts [--bytes 67108864] [--rounds 2] [--top 30] [--warmup-bytes 67108864] [--measure setls-export|node:tls] [--no-profile] [--client curl|node] [--variant setls-export|node:tls] [--raw FILE.cpuprofile] [--marks]
  *   node --import tsx bench/bulk-profile.ts --summarise FILE.cpuprofile --window FROM_US,TO_US   (a --cpu-prof file of a --marks run)
  *
  * imports src/cli (card init) and bench/ helpers only.
@@ -67,7 +67,7 @@ const { values } = parseArgs({
     raw: { type: 'string' },
     variant: { type: 'string', default: 'setls-export' },
     client: { type: 'string', default: 'curl' },
-    'warmup-bytes': { type: 'string', default: '4000000' },
+    'warmup-bytes': { type: 'string', default: '67108864' },
     measure: { type: 'string' },
     marks: { type: 'boolean', default: false },
     summarise: { type: 'string' },
