@@ -293,6 +293,29 @@ export function campaignStoreSuite(name: string, factory: StoreFactory): void {
       });
     });
 
+    test('past its minimum a campaign\'s outcomes are written as they are (bounded work) and the tick decides; campaignOutcomes counts at most its limit', async () => {
+      await withStore(async (s) => {
+        await seed(s, 12);
+        const c = clock();
+        const e = new CampaignEngine({ store: s, now: c.now });
+        const { row } = await e.create({ name: 'past-min', kind: 'rekey', ratePerMinute: 6000, abort: { minExecuted: 2, failurePercent: 50 } }, OPERATOR);
+        assert.equal(await e.step(row.id), 12);
+        const finish = async (status: 'succeeded' | 'failed'): Promise<void> => {
+          const j = (await s.claimJob({ owner: 'w', now: c.now(), leaseMs: 10_000, kinds: ['rekey'] }))!;
+          assert.ok(await e.recordOutcome(j, (t) => t.finishJob(j.id, 'w', j.attempt, { status, now: c.now() })));
+        };
+        for (let i = 0; i < 4; i++) await finish('succeeded');
+        assert.deepEqual(await s.campaignOutcomes(row.id, 4), { succeeded: 4, failed: 0, exact: false }, 'cut at the limit');
+        assert.deepEqual(await s.campaignOutcomes(row.id, 5), { succeeded: 4, failed: 0, exact: true });
+        for (let i = 0; i < 4; i++) await finish('failed'); // 4 of 8 failed: the rule holds, past the minimum
+        assert.equal((await s.campaignById(row.id))!.state, 'running', 'not decided by the outcomes past the minimum');
+        assert.equal(await e.step(row.id), 0);
+        const after = (await s.campaignById(row.id))!;
+        assert.equal(after.state, 'aborted', 'the tick decides');
+        assert.deepEqual([(after.abortStats as { succeeded: number }).succeeded, (after.abortStats as { failed: number }).failed], [4, 4]);
+      });
+    });
+
     test('an expired campaign job (deadline passed while queued) is recorded with the abort decision too', async () => {
       await withStore(async (s) => {
         await seed(s, 3);

@@ -17,11 +17,12 @@
  * Abort: when executed (succeeded + failed/timed out) ≥ minExecuted and failed·100 ≥ failurePercent ·
  * executed (and at least one failed), the campaign becomes aborted in the same transaction that
  * decided it: its queued jobs are canceled, its pending targets skipped, nothing is released after.
- * The decision is taken in the transaction that records each of the campaign's job outcomes
- * (`recordOutcome`, under the campaign lock), so no runner claims a queued job between the outcome
- * that makes the rule hold and the abort, however late the timers run; at most the jobs already
- * running then finish after it. Every driver tick decides too, as a backstop for outcomes written
- * without this hook (a JobRunner constructed without `recordOutcome`).
+ * Up to the minimum (+1), the decision is taken in the transaction that records each of the
+ * campaign's job outcomes (`recordOutcome`, under the campaign lock), so no runner claims a queued
+ * job between the outcome that makes the rule hold there and the abort, however late the timers
+ * run; at most the jobs already running then finish after it. Past the minimum (failures that tip
+ * the ratio later), and for outcomes written without this hook, every driver tick decides, poked
+ * pokeDelayMs after an outcome.
  */
 import { EventEmitter } from 'node:events';
 import { randomUUID } from 'node:crypto';
@@ -32,6 +33,13 @@ import { FINAL_CAMPAIGN_STATES, type CampaignCounters, type CampaignRow, type Ca
 import { parseCampaignRequest, selectorJson, type CampaignSelector } from './request.js';
 import { allowance, burstOf, nextReleaseAfter, WINDOW_MS } from './rollout.js';
 import { campaignView } from './view.js';
+
+/** The campaign's abort rule over its executed jobs: at least minExecuted, and failed ≥ failurePercent of them (one at least). */
+function ruleHolds(c: CampaignRow, k: { readonly succeeded: number; readonly failed: number }): boolean {
+  const executed = k.succeeded + k.failed;
+  const rule = c.abortRule as { minExecuted: number; failurePercent: number };
+  return executed >= rule.minExecuted && k.failed > 0 && k.failed * 100 >= rule.failurePercent * executed;
+}
 
 export interface CampaignLog {
   info(obj: object, msg: string): void;
@@ -54,6 +62,10 @@ export interface CampaignEngineOptions {
 const MAX_RELEASES_PER_STEP = 200;
 /** Targets of one campaign at most. */
 export const MAX_TARGETS = 1_000_000;
+/** Above this abort minimum the decision is left to the driver's tick (the outcome's count stays bounded). */
+export const MAX_EXACT_MINIMUM = 10_000;
+/** Campaigns remembered as past their minimum (a shortcut; the set is emptied when full). */
+const MAX_REMEMBERED = 10_000;
 const SELECT_PAGE = 1000;
 
 export interface CampaignSnapshot {
@@ -75,6 +87,8 @@ export class CampaignEngine extends EventEmitter {
   private again = false;
   /** What was last emitted per unfinished campaign (state + counters), to emit changes only. */
   private readonly last = new Map<string, string>();
+  /** Campaigns known to have executed more than their abort minimum (see recordOutcome). */
+  private readonly pastMinimum = new Set<string>();
 
   constructor(private readonly o: CampaignEngineOptions) {
     super();
@@ -251,21 +265,35 @@ export class CampaignEngine extends EventEmitter {
   }
 
   /**
-   * Writes a campaign job's outcome (`write`, the runner's guarded finish or expiry) in one
-   * transaction with the abort decision, under the campaign's row lock (taken first, the order every
-   * campaign transaction uses): the outcome that makes the rule hold aborts the campaign before any
-   * runner can claim another of its queued jobs. Jobs of no campaign are written as they are.
+   * Writes a campaign job's outcome (`write`, the runner's guarded finish or expiry). Until the
+   * campaign has executed more than its minimum, in one transaction with the abort decision, under
+   * the campaign's row lock (taken first, the order every campaign transaction uses): the outcome
+   * that makes the rule hold aborts the campaign before any runner can claim another of its queued
+   * jobs. The count it needs is bounded by the minimum (at most MAX_EXACT_MINIMUM + 2 index
+   * entries). Past the minimum (a monotonic fact, remembered here), outcomes are written as they
+   * are and the driver's tick decides, as for a minimum above MAX_EXACT_MINIMUM. Jobs of no campaign
+   * are written as they are.
    */
   async recordOutcome(job: JobRow, write: (t: OperatorStore) => Promise<boolean>): Promise<boolean> {
     const id = job.campaignId;
-    if (!id) return write(this.store);
+    if (!id || this.pastMinimum.has(id)) return write(this.store);
     const now = this.now();
     return this.store.tx(async (t) => {
       const c = await t.lockCampaign(id);
       const ok = await write(t);
-      if (ok && c && (c.state === 'running' || c.state === 'paused')) await this.abortIfDue(t, c, await t.campaignCounters(id), now);
+      if (!ok || !c || (c.state !== 'running' && c.state !== 'paused')) return ok;
+      const min = (c.abortRule as { minExecuted: number }).minExecuted;
+      const k = min <= MAX_EXACT_MINIMUM ? await t.campaignOutcomes(id, min + 2) : null;
+      if (!k || !k.exact) this.rememberPastMinimum(id);
+      // the full counters are read only when the rule holds (abortStats)
+      else if (ruleHolds(c, k)) await this.abortIfDue(t, c, await t.campaignCounters(id), now);
       return ok;
     });
+  }
+
+  private rememberPastMinimum(id: string): void {
+    if (this.pastMinimum.size >= MAX_REMEMBERED) this.pastMinimum.clear(); // only a shortcut: forgetting costs a count
+    this.pastMinimum.add(id);
   }
 
   /**
@@ -273,9 +301,9 @@ export class CampaignEngine extends EventEmitter {
    * (its pending targets skipped, its queued jobs canceled); returns whether it did.
    */
   private async abortIfDue(t: OperatorStore, c: CampaignRow, k: CampaignCounters, now: number): Promise<boolean> {
+    if (!ruleHolds(c, k)) return false;
     const executed = k.succeeded + k.failed;
     const rule = c.abortRule as { minExecuted: number; failurePercent: number };
-    if (!(executed >= rule.minExecuted && k.failed > 0 && k.failed * 100 >= rule.failurePercent * executed)) return false;
     const id = c.id;
     const reason = `${k.failed} of ${executed} executed jobs failed (${((k.failed * 100) / executed).toFixed(1)} % ≥ ${rule.failurePercent} % after at least ${rule.minExecuted})`;
     const skipped = await t.skipPendingCampaignTargets(id, 'campaign aborted');

@@ -173,6 +173,26 @@ export async function campaignCounters(c: SqlConn, id: string): Promise<Campaign
   return k;
 }
 
+/**
+ * The campaign's executed jobs (succeeded; failed or timed out), counted over at most `limit` of
+ * them: `exact` when there are fewer than `limit`. Bounded work (an index range of
+ * job_campaign_status cut at `limit`), read at every job outcome under the campaign lock while the
+ * campaign is near its abort minimum.
+ */
+export async function campaignOutcomes(c: SqlConn, id: string, limit: number): Promise<{ succeeded: number; failed: number; exact: boolean }> {
+  const rows = await c.all(
+    `SELECT status, COUNT(*) AS n FROM (SELECT status FROM job WHERE campaign_id = ? AND status IN ('succeeded', 'failed', 'timed_out') LIMIT ?) AS executed GROUP BY status`,
+    [id, limit],
+  );
+  let succeeded = 0;
+  let failed = 0;
+  for (const r of rows) {
+    if (r['status'] === 'succeeded') succeeded += Number(r['n']);
+    else failed += Number(r['n']);
+  }
+  return { succeeded, failed, exact: succeeded + failed < limit };
+}
+
 export async function campaignReleasesSince(c: SqlConn, id: string, since: number): Promise<number> {
   const r = await c.get(`SELECT COUNT(*) AS n FROM campaign_target WHERE campaign_id = ? AND released_at >= ?`, [id, since]);
   return Number(r?.['n'] ?? 0);

@@ -1014,6 +1014,9 @@ export class SqlStore implements OperatorStore {
   campaignCounters(id: string): Promise<CampaignCounters> {
     return campaignSql.campaignCounters(this.c, id);
   }
+  campaignOutcomes(id: string, limit: number): Promise<{ succeeded: number; failed: number; exact: boolean }> {
+    return campaignSql.campaignOutcomes(this.c, id, limit);
+  }
   campaignReleasesSince(id: string, since: number): Promise<number> {
     return campaignSql.campaignReleasesSince(this.c, id, since);
   }

@@ -581,6 +581,8 @@ export interface OperatorStore {
   lockCampaign(id: string): Promise<CampaignRow | null>;
   updateCampaign(id: string, patch: Partial<Pick<CampaignRow, 'state' | 'abortReason' | 'abortStats' | 'nextReleaseAt' | 'finishedAt'>>, now: number): Promise<void>;
   campaignCounters(id: string): Promise<CampaignCounters>;
+  /** The campaign's executed jobs (succeeded; failed or timed out) counted over at most `limit` of them; `exact` when fewer. */
+  campaignOutcomes(id: string, limit: number): Promise<{ succeeded: number; failed: number; exact: boolean }>;
   /** Targets released at or after `since` (the rollout window). */
   campaignReleasesSince(id: string, since: number): Promise<number>;
   /** The next pending targets in order. */
