@@ -64,7 +64,7 @@ async function run(store: OperatorStore, label: string, failing: Set<string>, ab
   // wired as the Operator wires them (src/operator/operator.ts): a campaign job's outcome is recorded
   // with the abort decision, and a finished campaign job pokes the engine (progress, completion)
   let poke = (): void => undefined;
-  const runner: JobRunner = new JobRunner({ store, pollMs: 20, concurrency: 32, leaseMs: 30_000, onFinish: () => poke(), recordOutcome: (job, write) => engine.recordOutcome(job, write) });
+  const runner: JobRunner = new JobRunner({ store, pollMs: 20, concurrency: 32, leaseMs: 30_000, onFinish: () => poke(), recordOutcome: (job, write, failed) => engine.recordOutcome(job, write, failed) });
   const engine = new CampaignEngine({ store, tickMs: 100, pokeDelayMs: 20, onRelease: () => runner.poke(), log: { info: () => undefined, error: (o, m) => console.error(m, o) } });
   poke = () => engine.poke();
   runner.register('rekey', async (job) => {

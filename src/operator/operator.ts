@@ -112,7 +112,7 @@ export class Operator {
         this.metrics.jobsFinished.inc({ kind: job.kind, status });
         if (job.campaignId) this.campaigns.poke();
       },
-      recordOutcome: (job, write) => this.campaigns.recordOutcome(job, write),
+      recordOutcome: (job, write, failed) => this.campaigns.recordOutcome(job, write, failed),
     });
     this.audits = new AuditService({ store, now, config: auditConfigOf((config as { audits?: unknown }).audits), ...(opts.log ? { log: opts.log } : {}) });
     this.campaigns = new CampaignEngine({ store, now, log: opts.log, ...opts.campaigns, onRelease: () => this.runner.poke() });

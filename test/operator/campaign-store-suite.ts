@@ -241,7 +241,7 @@ export function campaignStoreSuite(name: string, factory: StoreFactory): void {
           const j = await s.claimJob({ owner: 'w', now: c.now(), leaseMs: 10_000, kinds: ['rekey'] });
           if (!j) break;
           const fail = failing.has(j.cardId);
-          assert.ok(await e.recordOutcome(j, (t) => t.finishJob(j.id, 'w', j.attempt, { status: fail ? 'failed' : 'succeeded', errorCode: fail ? 'ERR_OP_CARD_REFUSED' : null, now: c.now() })));
+          assert.ok(await e.recordOutcome(j, (t) => t.finishJob(j.id, 'w', j.attempt, { status: fail ? 'failed' : 'succeeded', errorCode: fail ? 'ERR_OP_CARD_REFUSED' : null, now: c.now() }), fail));
           executed++;
           if (fail) failed++;
           if (expectAbortAt < 0 && executed >= 8 && failed * 100 >= 20 * executed) expectAbortAt = executed;
@@ -274,7 +274,7 @@ export function campaignStoreSuite(name: string, factory: StoreFactory): void {
           claimed.push([b, other, await other.claimJob({ owner: 'b', now: c.now(), leaseMs: 10_000, kinds: ['rekey'] })]);
         }
         const outcomes = await Promise.all([
-          ...claimed.map(([e, , j], i) => e.recordOutcome(j!, (t) => t.finishJob(j!.id, i % 2 ? 'b' : 'a', j!.attempt, { status: 'failed', errorCode: 'ERR_OP_CARD_REFUSED', now: c.now() }))),
+          ...claimed.map(([e, , j], i) => e.recordOutcome(j!, (t) => t.finishJob(j!.id, i % 2 ? 'b' : 'a', j!.attempt, { status: 'failed', errorCode: 'ERR_OP_CARD_REFUSED', now: c.now() }), true)),
           a.step(row.id).then(() => true),
           b.step(row.id).then(() => true),
         ]);
@@ -293,26 +293,40 @@ export function campaignStoreSuite(name: string, factory: StoreFactory): void {
       });
     });
 
-    test('past its minimum a campaign\'s outcomes are written as they are (bounded work) and the tick decides; campaignOutcomes counts at most its limit', async () => {
+    test('past its minimum, a failure that tips the share still aborts in its own outcome; beyond exactLimit the tick decides; campaignOutcomes counts at most its limit', async () => {
       await withStore(async (s) => {
-        await seed(s, 12);
+        await seed(s, 24);
         const c = clock();
-        const e = new CampaignEngine({ store: s, now: c.now });
-        const { row } = await e.create({ name: 'past-min', kind: 'rekey', ratePerMinute: 6000, abort: { minExecuted: 2, failurePercent: 50 } }, OPERATOR);
-        assert.equal(await e.step(row.id), 12);
-        const finish = async (status: 'succeeded' | 'failed'): Promise<void> => {
-          const j = (await s.claimJob({ owner: 'w', now: c.now(), leaseMs: 10_000, kinds: ['rekey'] }))!;
-          assert.ok(await e.recordOutcome(j, (t) => t.finishJob(j.id, 'w', j.attempt, { status, now: c.now() })));
+        const run = async (exactLimit: number): Promise<{ id: string; finish: (status: 'succeeded' | 'failed') => Promise<void>; e: CampaignEngine }> => {
+          const e = new CampaignEngine({ store: s, now: c.now, exactLimit });
+          const { row } = await e.create({ name: `limit ${exactLimit}`, kind: 'rekey', ratePerMinute: 6000, abort: { minExecuted: 2, failurePercent: 50 } }, OPERATOR);
+          c.advance(1000);
+          assert.ok((await e.step(row.id)) > 0);
+          const finish = async (status: 'succeeded' | 'failed'): Promise<void> => {
+            const j = (await s.claimJob({ owner: 'w', now: c.now(), leaseMs: 10_000, kinds: ['rekey'] }))!;
+            assert.equal(j.campaignId, row.id);
+            assert.ok(await e.recordOutcome(j, (t) => t.finishJob(j.id, 'w', j.attempt, { status, now: c.now() }), status === 'failed'));
+          };
+          return { id: row.id, finish, e };
         };
-        for (let i = 0; i < 4; i++) await finish('succeeded');
-        assert.deepEqual(await s.campaignOutcomes(row.id, 4), { succeeded: 4, failed: 0, exact: false }, 'cut at the limit');
-        assert.deepEqual(await s.campaignOutcomes(row.id, 5), { succeeded: 4, failed: 0, exact: true });
-        for (let i = 0; i < 4; i++) await finish('failed'); // 4 of 8 failed: the rule holds, past the minimum
-        assert.equal((await s.campaignById(row.id))!.state, 'running', 'not decided by the outcomes past the minimum');
-        assert.equal(await e.step(row.id), 0);
-        const after = (await s.campaignById(row.id))!;
-        assert.equal(after.state, 'aborted', 'the tick decides');
-        assert.deepEqual([(after.abortStats as { succeeded: number }).succeeded, (after.abortStats as { failed: number }).failed], [4, 4]);
+        // 4 successes (past the minimum), then failures: the 4th (4 of 8) tips the share in its own transaction
+        const a = await run(100);
+        for (let i = 0; i < 4; i++) await a.finish('succeeded');
+        assert.deepEqual(await s.campaignOutcomes(a.id, 4), { succeeded: 4, failed: 0, exact: false }, 'cut at the limit');
+        assert.deepEqual(await s.campaignOutcomes(a.id, 5), { succeeded: 4, failed: 0, exact: true });
+        for (let i = 0; i < 3; i++) await a.finish('failed');
+        assert.equal((await s.campaignById(a.id))!.state, 'running', '3 of 7: not yet');
+        await a.finish('failed');
+        const aborted = (await s.campaignById(a.id))!;
+        assert.equal(aborted.state, 'aborted', 'decided by the outcome itself, no step() ran');
+        assert.deepEqual([(aborted.abortStats as { succeeded: number }).succeeded, (aborted.abortStats as { failed: number }).failed], [4, 4]);
+        // the same with exactLimit 6: past 6 executed the outcome does not count; the tick decides
+        const b = await run(6);
+        for (let i = 0; i < 4; i++) await b.finish('succeeded');
+        for (let i = 0; i < 4; i++) await b.finish('failed');
+        assert.equal((await s.campaignById(b.id))!.state, 'running', 'beyond the limit: left to the tick');
+        assert.equal(await b.e.step(b.id), 0);
+        assert.equal((await s.campaignById(b.id))!.state, 'aborted', 'the tick decides');
       });
     });
 
@@ -326,7 +340,7 @@ export function campaignStoreSuite(name: string, factory: StoreFactory): void {
         c.advance(24 * 3600_000); // past every job's deadline
         const [j] = await s.jobsToExpire(c.now(), 1);
         assert.ok(j);
-        assert.ok(await e.recordOutcome(j, (t) => t.expireJob(j.id, j.attempt, { status: 'timed_out', errorCode: 'ERR_OP_JOB_TIMEOUT', errorMessage: 'deadline', now: c.now() })));
+        assert.ok(await e.recordOutcome(j, (t) => t.expireJob(j.id, j.attempt, { status: 'timed_out', errorCode: 'ERR_OP_JOB_TIMEOUT', errorMessage: 'deadline', now: c.now() }), true));
         assert.equal((await s.campaignById(row.id))!.state, 'aborted');
         assert.equal((await s.campaignCounters(row.id)).canceled, 2);
       });
@@ -339,8 +353,8 @@ export function campaignStoreSuite(name: string, factory: StoreFactory): void {
         const e = new CampaignEngine({ store: s, now: c.now });
         await s.insertJob({ id: randomUUID(), cardId: card!, campaignId: null, kind: 'lock', params: {}, maxAttempts: 1, deadlineAt: null, idempotencyKey: null, createdBy: 'test', createdAt: c.now() });
         const j = (await s.claimJob({ owner: 'w', now: c.now(), leaseMs: 10_000, kinds: ['lock'] }))!;
-        assert.equal(await e.recordOutcome(j, (t) => t.finishJob(j.id, 'someone else', j.attempt, { status: 'failed', now: c.now() })), false);
-        assert.equal(await e.recordOutcome(j, (t) => t.finishJob(j.id, 'w', j.attempt, { status: 'succeeded', now: c.now() })), true);
+        assert.equal(await e.recordOutcome(j, (t) => t.finishJob(j.id, 'someone else', j.attempt, { status: 'failed', now: c.now() }), true), false);
+        assert.equal(await e.recordOutcome(j, (t) => t.finishJob(j.id, 'w', j.attempt, { status: 'succeeded', now: c.now() }), false), true);
         assert.equal((await s.jobById(j.id))!.status, 'succeeded');
       });
     });

@@ -7,7 +7,8 @@
  *    one the card now serves), never more releases per 60 s window than the rate (the store's own
  *    release timestamps), progress over server-sent events ending with `completed`;
  *  - with 10 % of the cards really failing (the card refuses the key generation with a status
- *    word): aborted once the minimum ran, its queued jobs canceled, nothing released after;
+ *    word): aborted at the first outcome where the rule holds (not before the minimum), its queued
+ *    jobs canceled, nothing released after;
  *  - pause / resume / cancel and the REST errors.
  * The 10 000-card run is `npm run bench -- --only campaign` (bench/campaign.ts); a SIGKILL of the
  * operator mid-campaign: test/operator/campaigns-kill.test.ts.
@@ -151,7 +152,13 @@ test('10 % of the cards really fail: the campaign aborts once the minimum ran, i
     const at = v.abortCounters;
     const executedAtAbort = at.succeeded + at.failed;
     assert.ok(executedAtAbort >= minExecuted, `not before the minimum (${executedAtAbort})`);
-    assert.ok(executedAtAbort <= minExecuted + 8, `within the minimum plus what was already running (${executedAtAbort}; runner concurrency 8)`);
+    // Aborted by the outcome that made the rule hold (in its own transaction), not later: the rule
+    // holds at the abort, and not in the state just before it, whether that outcome was a failure
+    // or a success (the failing cards fall anywhere in the UID order the targets are released in,
+    // so where the rule first holds varies from run to run).
+    const holds = (executed: number, failed: number): boolean => executed >= minExecuted && failed > 0 && failed * 100 >= 5 * executed;
+    assert.ok(holds(executedAtAbort, at.failed), `the rule holds at the abort (${JSON.stringify(at)})`);
+    assert.ok(!holds(executedAtAbort - 1, at.failed - 1) || !holds(executedAtAbort - 1, at.failed), `aborted at the first outcome where the rule held (${JSON.stringify(at)})`);
     // let what was running end; then nothing is queued or pending and nothing more is released
     await waitUntil(async () => (v = await campaign(id)).counters.running === 0, 'running jobs end');
     assert.equal(v.counters.pending, 0);

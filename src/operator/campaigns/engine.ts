@@ -17,11 +17,11 @@
  * Abort: when executed (succeeded + failed/timed out) ≥ minExecuted and failed·100 ≥ failurePercent ·
  * executed (and at least one failed), the campaign becomes aborted in the same transaction that
  * decided it: its queued jobs are canceled, its pending targets skipped, nothing is released after.
- * Up to the minimum (+1), the decision is taken in the transaction that records each of the
- * campaign's job outcomes (`recordOutcome`, under the campaign lock), so no runner claims a queued
- * job between the outcome that makes the rule hold there and the abort, however late the timers
- * run; at most the jobs already running then finish after it. Past the minimum (failures that tip
- * the ratio later), and for outcomes written without this hook, every driver tick decides, poked
+ * The decision is taken in the transaction that records each of the campaign's job outcomes that
+ * can make the rule hold (`recordOutcome`, under the campaign lock: every failure, and successes up
+ * to the minimum), so no runner claims a queued job between that outcome and the abort, however
+ * late the timers run; at most the jobs already running then finish after it. Beyond `exactLimit`
+ * executed jobs, and for outcomes written without this hook, every driver tick decides, poked
  * pokeDelayMs after an outcome.
  */
 import { EventEmitter } from 'node:events';
@@ -53,6 +53,11 @@ export interface CampaignEngineOptions {
   readonly tickMs?: number;
   /** Delay of a poked tick (coalesces the pokes of many finishing jobs; default 50 ms). */
   readonly pokeDelayMs?: number;
+  /**
+   * The abort decision taken with each job outcome counts at most this many executed jobs
+   * (default 100 000); past it, and for a minimum that reaches it, the driver's tick decides.
+   */
+  readonly exactLimit?: number;
   /** Called after jobs were released (the job runner's poke). */
   readonly onRelease?: () => void;
   readonly log?: CampaignLog;
@@ -62,8 +67,6 @@ export interface CampaignEngineOptions {
 const MAX_RELEASES_PER_STEP = 200;
 /** Targets of one campaign at most. */
 export const MAX_TARGETS = 1_000_000;
-/** Above this abort minimum the decision is left to the driver's tick (the outcome's count stays bounded). */
-export const MAX_EXACT_MINIMUM = 10_000;
 /** Campaigns remembered as past their minimum (a shortcut; the set is emptied when full). */
 const MAX_REMEMBERED = 10_000;
 const SELECT_PAGE = 1000;
@@ -80,6 +83,7 @@ export class CampaignEngine extends EventEmitter {
   private readonly now: () => number;
   private readonly tickMs: number;
   private readonly pokeDelayMs: number;
+  private readonly exactLimit: number;
   private readonly log: CampaignLog;
   private timer: NodeJS.Timeout | undefined;
   private active = false;
@@ -96,6 +100,7 @@ export class CampaignEngine extends EventEmitter {
     this.now = o.now ?? Date.now;
     this.tickMs = o.tickMs ?? 1000;
     this.pokeDelayMs = o.pokeDelayMs ?? 50;
+    this.exactLimit = o.exactLimit ?? 100_000;
     this.log = o.log ?? SILENT;
     this.setMaxListeners(0);
   }
@@ -265,28 +270,27 @@ export class CampaignEngine extends EventEmitter {
   }
 
   /**
-   * Writes a campaign job's outcome (`write`, the runner's guarded finish or expiry). Until the
-   * campaign has executed more than its minimum, in one transaction with the abort decision, under
-   * the campaign's row lock (taken first, the order every campaign transaction uses): the outcome
-   * that makes the rule hold aborts the campaign before any runner can claim another of its queued
-   * jobs. The count it needs is bounded by the minimum (at most MAX_EXACT_MINIMUM + 2 index
-   * entries). Past the minimum (a monotonic fact, remembered here), outcomes are written as they
-   * are and the driver's tick decides, as for a minimum above MAX_EXACT_MINIMUM. Jobs of no campaign
-   * are written as they are.
+   * Writes a campaign job's outcome (`write`, the runner's guarded finish or expiry; `failed` for a
+   * failure or time-out) in one transaction with the abort decision, under the campaign's row lock
+   * (taken first, the order every campaign transaction uses): the outcome that makes the rule hold
+   * aborts the campaign before any runner can claim another of its queued jobs. The count it reads
+   * is bounded (`exactLimit` executed jobs); beyond it the driver's tick decides. A success after
+   * the minimum cannot make the rule hold (it only lowers the failure share), so once a campaign is
+   * past its minimum (a monotonic fact, remembered here) its successes are written as they are,
+   * without the lock. Jobs of no campaign are written as they are.
    */
-  async recordOutcome(job: JobRow, write: (t: OperatorStore) => Promise<boolean>): Promise<boolean> {
+  async recordOutcome(job: JobRow, write: (t: OperatorStore) => Promise<boolean>, failed: boolean): Promise<boolean> {
     const id = job.campaignId;
-    if (!id || this.pastMinimum.has(id)) return write(this.store);
+    if (!id || (!failed && this.pastMinimum.has(id))) return write(this.store);
     const now = this.now();
     return this.store.tx(async (t) => {
       const c = await t.lockCampaign(id);
       const ok = await write(t);
       if (!ok || !c || (c.state !== 'running' && c.state !== 'paused')) return ok;
-      const min = (c.abortRule as { minExecuted: number }).minExecuted;
-      const k = min <= MAX_EXACT_MINIMUM ? await t.campaignOutcomes(id, min + 2) : null;
-      if (!k || !k.exact) this.rememberPastMinimum(id);
+      const k = await t.campaignOutcomes(id, this.exactLimit);
+      if (!k.exact || k.succeeded + k.failed > (c.abortRule as { minExecuted: number }).minExecuted) this.rememberPastMinimum(id);
       // the full counters are read only when the rule holds (abortStats)
-      else if (ruleHolds(c, k)) await this.abortIfDue(t, c, await t.campaignCounters(id), now);
+      if (k.exact && ruleHolds(c, k)) await this.abortIfDue(t, c, await t.campaignCounters(id), now);
       return ok;
     });
   }

@@ -78,7 +78,7 @@ export interface RunnerOptions {
    * given and says whether it applied. The default runs it on the store; the operator wraps it in a
    * transaction with the campaign's abort decision (CampaignEngine.recordOutcome).
    */
-  readonly recordOutcome?: (job: JobRow, write: (t: OperatorStore) => Promise<boolean>) => Promise<boolean>;
+  readonly recordOutcome?: (job: JobRow, write: (t: OperatorStore) => Promise<boolean>, failed: boolean) => Promise<boolean>;
 }
 
 const SILENT: RunnerLog = { info() {}, warn() {}, error() {} };
@@ -112,8 +112,8 @@ export class JobRunner {
     this.attachTtlMs = o.agentAttachTtlMs ?? 60_000;
   }
 
-  private recordOutcome(job: JobRow, write: (t: OperatorStore) => Promise<boolean>): Promise<boolean> {
-    return this.o.recordOutcome ? this.o.recordOutcome(job, write) : write(this.o.store);
+  private recordOutcome(job: JobRow, write: (t: OperatorStore) => Promise<boolean>, failed: boolean): Promise<boolean> {
+    return this.o.recordOutcome ? this.o.recordOutcome(job, write, failed) : write(this.o.store);
   }
 
   private claim(): Promise<JobRow | null> {
@@ -235,6 +235,7 @@ export class JobRunner {
           result: { reason: pastDeadline ? 'timeout' : 'abandoned' },
           now,
         }),
+        true,
       );
       if (ok) {
         this.log.warn({ job: job.id, kind: job.kind }, pastDeadline ? 'job timed out' : 'job abandoned');
@@ -306,7 +307,7 @@ export class JobRunner {
   private async finish(job: JobRow, f: { status: 'succeeded' | 'failed' | 'timed_out'; result?: JsonObject; errorCode?: string; errorMessage?: string }): Promise<void> {
     if (this.crashed) return;
     const now = this.now();
-    const ok = await this.recordOutcome(job, (t) => t.finishJob(job.id, this.owner, job.attempt, { ...f, now }));
+    const ok = await this.recordOutcome(job, (t) => t.finishJob(job.id, this.owner, job.attempt, { ...f, now }), f.status !== 'succeeded');
     if (!ok) {
       this.log.warn({ job: job.id, attempt: job.attempt }, 'job outcome dropped: the lease was lost');
       return;
