@@ -34,10 +34,15 @@ import { parseCampaignRequest, selectorJson, type CampaignSelector } from './req
 import { allowance, burstOf, nextReleaseAfter, WINDOW_MS } from './rollout.js';
 import { campaignView } from './view.js';
 
+/** The campaign's abort rule as created (parseCampaignRequest validated it). */
+function abortRuleOf(c: CampaignRow): { readonly minExecuted: number; readonly failurePercent: number } {
+  return c.abortRule as { minExecuted: number; failurePercent: number };
+}
+
 /** The campaign's abort rule over its executed jobs: at least minExecuted, and failed ≥ failurePercent of them (one at least). */
 function ruleHolds(c: CampaignRow, k: { readonly succeeded: number; readonly failed: number }): boolean {
   const executed = k.succeeded + k.failed;
-  const rule = c.abortRule as { minExecuted: number; failurePercent: number };
+  const rule = abortRuleOf(c);
   return executed >= rule.minExecuted && k.failed > 0 && k.failed * 100 >= rule.failurePercent * executed;
 }
 
@@ -288,7 +293,7 @@ export class CampaignEngine extends EventEmitter {
       const ok = await write(t);
       if (!ok || !c || (c.state !== 'running' && c.state !== 'paused')) return ok;
       const k = await t.campaignOutcomes(id, this.exactLimit);
-      if (!k.exact || k.succeeded + k.failed > (c.abortRule as { minExecuted: number }).minExecuted) this.rememberPastMinimum(id);
+      if (!k.exact || k.succeeded + k.failed > abortRuleOf(c).minExecuted) this.rememberPastMinimum(id);
       // the full counters are read only when the rule holds (abortStats)
       if (k.exact && ruleHolds(c, k)) await this.abortIfDue(t, c, await t.campaignCounters(id), now);
       return ok;
@@ -307,7 +312,7 @@ export class CampaignEngine extends EventEmitter {
   private async abortIfDue(t: OperatorStore, c: CampaignRow, k: CampaignCounters, now: number): Promise<boolean> {
     if (!ruleHolds(c, k)) return false;
     const executed = k.succeeded + k.failed;
-    const rule = c.abortRule as { minExecuted: number; failurePercent: number };
+    const rule = abortRuleOf(c);
     const id = c.id;
     const reason = `${k.failed} of ${executed} executed jobs failed (${((k.failed * 100) / executed).toFixed(1)} % ≥ ${rule.failurePercent} % after at least ${rule.minExecuted})`;
     const skipped = await t.skipPendingCampaignTargets(id, 'campaign aborted');

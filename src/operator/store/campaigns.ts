@@ -6,7 +6,7 @@
  * imports store/driver, store/types.
  */
 import type { SqlConn, SqlRow, SqlValue } from './driver.js';
-import type { CampaignCounters, CampaignRow, CampaignState, CampaignTargetRow, JsonObject } from './types.js';
+import type { CampaignCounters, CampaignOutcomes, CampaignRow, CampaignState, CampaignTargetRow, JsonObject } from './types.js';
 
 const json = (v: JsonObject | null): string | null => (v === null ? null : JSON.stringify(v));
 const obj = (v: unknown): JsonObject => (v === null || v === undefined ? {} : (JSON.parse(v as string) as JsonObject));
@@ -176,10 +176,10 @@ export async function campaignCounters(c: SqlConn, id: string): Promise<Campaign
 /**
  * The campaign's executed jobs (succeeded; failed or timed out), counted over at most `limit` of
  * them: `exact` when there are fewer than `limit`. Bounded work (an index range of
- * job_campaign_status cut at `limit`), read at every job outcome under the campaign lock while the
- * campaign is near its abort minimum.
+ * job_campaign_status cut at `limit`), read under the campaign lock with every outcome that can make
+ * the abort rule hold: each failure, and the successes up to the minimum (campaigns/engine.ts).
  */
-export async function campaignOutcomes(c: SqlConn, id: string, limit: number): Promise<{ succeeded: number; failed: number; exact: boolean }> {
+export async function campaignOutcomes(c: SqlConn, id: string, limit: number): Promise<CampaignOutcomes> {
   const rows = await c.all(
     `SELECT status, COUNT(*) AS n FROM (SELECT status FROM job WHERE campaign_id = ? AND status IN ('succeeded', 'failed', 'timed_out') LIMIT ?) AS executed GROUP BY status`,
     [id, limit],

@@ -65,6 +65,7 @@ import type {
   NewJob,
   OperatorStore,
   CampaignCounters,
+  CampaignOutcomes,
   CampaignRow,
   CampaignState,
   CampaignTargetRow,
@@ -1014,7 +1015,7 @@ export class SqlStore implements OperatorStore {
   campaignCounters(id: string): Promise<CampaignCounters> {
     return campaignSql.campaignCounters(this.c, id);
   }
-  campaignOutcomes(id: string, limit: number): Promise<{ succeeded: number; failed: number; exact: boolean }> {
+  campaignOutcomes(id: string, limit: number): Promise<CampaignOutcomes> {
     return campaignSql.campaignOutcomes(this.c, id, limit);
   }
   campaignReleasesSince(id: string, since: number): Promise<number> {

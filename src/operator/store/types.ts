@@ -388,6 +388,13 @@ export interface CampaignCounters {
   readonly canceled: number;
 }
 
+/** A campaign's executed jobs (succeeded; failed or timed out), counted over at most a limit; `exact` when fewer. */
+export interface CampaignOutcomes {
+  readonly succeeded: number;
+  readonly failed: number;
+  readonly exact: boolean;
+}
+
 /** The repository. Methods on a store returned by `tx` run inside that transaction. */
 export interface OperatorStore {
   readonly dialect: string;
@@ -581,8 +588,8 @@ export interface OperatorStore {
   lockCampaign(id: string): Promise<CampaignRow | null>;
   updateCampaign(id: string, patch: Partial<Pick<CampaignRow, 'state' | 'abortReason' | 'abortStats' | 'nextReleaseAt' | 'finishedAt'>>, now: number): Promise<void>;
   campaignCounters(id: string): Promise<CampaignCounters>;
-  /** The campaign's executed jobs (succeeded; failed or timed out) counted over at most `limit` of them; `exact` when fewer. */
-  campaignOutcomes(id: string, limit: number): Promise<{ succeeded: number; failed: number; exact: boolean }>;
+  /** The campaign's executed jobs counted over at most `limit` of them (CampaignOutcomes). */
+  campaignOutcomes(id: string, limit: number): Promise<CampaignOutcomes>;
   /** Targets released at or after `since` (the rollout window). */
   campaignReleasesSince(id: string, since: number): Promise<number>;
   /** The next pending targets in order. */
