@@ -297,8 +297,20 @@ export function campaignStoreSuite(name: string, factory: StoreFactory): void {
       await withStore(async (s) => {
         await seed(s, 24);
         const c = clock();
+        // the campaign row locks the engine takes in its transactions
+        let locks = 0;
+        const bind = <T extends object>(o: T, p: string | symbol): unknown => {
+          const v = Reflect.get(o, p) as unknown;
+          return typeof v === 'function' ? (v as (...a: unknown[]) => unknown).bind(o) : v;
+        };
+        const counting = new Proxy(s, {
+          get: (o, p) =>
+            p === 'tx'
+              ? <R>(fn: (t: OperatorStore) => Promise<R>) => o.tx((t) => fn(new Proxy(t, { get: (tt, q) => (q === 'lockCampaign' && locks++, bind(tt, q)) })))
+              : bind(o, p),
+        });
         const run = async (exactLimit: number): Promise<{ id: string; finish: (status: 'succeeded' | 'failed') => Promise<void>; e: CampaignEngine }> => {
-          const e = new CampaignEngine({ store: s, now: c.now, exactLimit });
+          const e = new CampaignEngine({ store: counting, now: c.now, exactLimit });
           const { row } = await e.create({ name: `limit ${exactLimit}`, kind: 'rekey', ratePerMinute: 6000, abort: { minExecuted: 2, failurePercent: 50 } }, OPERATOR);
           c.advance(1000);
           assert.ok((await e.step(row.id)) > 0);
@@ -323,7 +335,11 @@ export function campaignStoreSuite(name: string, factory: StoreFactory): void {
         // the same with exactLimit 6: past 6 executed the outcome does not count; the tick decides
         const b = await run(6);
         for (let i = 0; i < 4; i++) await b.finish('succeeded');
-        for (let i = 0; i < 4; i++) await b.finish('failed');
+        for (let i = 0; i < 2; i++) await b.finish('failed');
+        // 6 executed: the count was cut; the campaign's later outcomes take neither the lock nor the count
+        locks = 0;
+        for (let i = 0; i < 2; i++) await b.finish('failed');
+        assert.equal(locks, 0, 'past exactLimit, a failure is written without the campaign lock');
         assert.equal((await s.campaignById(b.id))!.state, 'running', 'beyond the limit: left to the tick');
         assert.equal(await b.e.step(b.id), 0);
         assert.equal((await s.campaignById(b.id))!.state, 'aborted', 'the tick decides');

@@ -98,6 +98,8 @@ export class CampaignEngine extends EventEmitter {
   private readonly last = new Map<string, string>();
   /** Campaigns known to have executed more than their abort minimum (see recordOutcome). */
   private readonly pastMinimum = new Set<string>();
+  /** Campaigns known to have executed at least `exactLimit` jobs: the driver's tick decides their abort. */
+  private readonly pastExact = new Set<string>();
 
   constructor(private readonly o: CampaignEngineOptions) {
     super();
@@ -279,30 +281,32 @@ export class CampaignEngine extends EventEmitter {
    * failure or time-out) in one transaction with the abort decision, under the campaign's row lock
    * (taken first, the order every campaign transaction uses): the outcome that makes the rule hold
    * aborts the campaign before any runner can claim another of its queued jobs. The count it reads
-   * is bounded (`exactLimit` executed jobs); beyond it the driver's tick decides. A success after
+   * is bounded (`exactLimit` executed jobs); beyond it the driver's tick decides, and the campaign's
+   * outcomes, failures too, are written without the lock or the count. A success after
    * the minimum cannot make the rule hold (it only lowers the failure share), so once a campaign is
    * past its minimum (a monotonic fact, remembered here) its successes are written as they are,
    * without the lock. Jobs of no campaign are written as they are.
    */
   async recordOutcome(job: JobRow, write: (t: OperatorStore) => Promise<boolean>, failed: boolean): Promise<boolean> {
     const id = job.campaignId;
-    if (!id || (!failed && this.pastMinimum.has(id))) return write(this.store);
+    if (!id || this.pastExact.has(id) || (!failed && this.pastMinimum.has(id))) return write(this.store);
     const now = this.now();
     return this.store.tx(async (t) => {
       const c = await t.lockCampaign(id);
       const ok = await write(t);
       if (!ok || !c || (c.state !== 'running' && c.state !== 'paused')) return ok;
       const k = await t.campaignOutcomes(id, this.exactLimit);
-      if (!k.exact || k.succeeded + k.failed > abortRuleOf(c).minExecuted) this.rememberPastMinimum(id);
+      if (!k.exact) this.remember(this.pastExact, id);
+      if (!k.exact || k.succeeded + k.failed > abortRuleOf(c).minExecuted) this.remember(this.pastMinimum, id);
       // the full counters are read only when the rule holds (abortStats)
       if (k.exact && ruleHolds(c, k)) await this.abortIfDue(t, c, await t.campaignCounters(id), now);
       return ok;
     });
   }
 
-  private rememberPastMinimum(id: string): void {
-    if (this.pastMinimum.size >= MAX_REMEMBERED) this.pastMinimum.clear(); // only a shortcut: forgetting costs a count
-    this.pastMinimum.add(id);
+  private remember(set: Set<string>, id: string): void {
+    if (set.size >= MAX_REMEMBERED) set.clear(); // only a shortcut: forgetting costs a count
+    set.add(id);
   }
 
   /**
