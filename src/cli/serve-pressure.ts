@@ -87,5 +87,7 @@ export function logPoolEvents(pool: EventEmitter, log: { debug: LogFn; warn: Log
     if (err.syscall === 'listen') return; // the command fails with it
     log[peer?.remoteAddress ? logLevelOf(err.code) : 'error']({ code: err.code, err: err.message, peer: peer?.remoteAddress ? `${peer.remoteAddress}:${peer.remotePort}` : undefined }, peer?.remoteAddress ? 'session ended with an error' : 'card error');
   });
-  pool.on('refused', (peer: { remoteAddress?: string; remotePort?: number }) => log.debug({ peer }, 'overloaded: ClientHello answered with an internal_error alert'));
+  pool.on('refused', (peer: { remoteAddress?: string; remotePort?: number; code?: string }) =>
+    log.debug({ peer }, peer.code === 'ERR_HOST_CARD_LOCKED' ? 'card locked: ClientHello answered with an access_denied alert' : 'overloaded: ClientHello answered with an internal_error alert'),
+  );
 }

@@ -29,7 +29,12 @@
  *    associations read the same signal (`othersWaiting`).
  *  - Health: a card whose RESET-STATE and SELECT/VERIFY fail after a session (error SW, timeout,
  *    removal) is taken out ('down'); the pool retries SELECT/VERIFY with exponential backoff and puts
- *    it back after a success.
+ *    it back after a success. A card that refuses SELECT as locked by its security domain (6283) is
+ *    down on every channel (`locked`); while no channel is up, each client that arrives has the
+ *    locked cards checked again at once (one check at a time): an unlocked card serves that client,
+ *    and while every card is locked the clients waiting are answered access_denied at once (as the
+ *    card answers a handshake of a locked identity) instead of at their queue deadline. A pool whose
+ *    every card is locked at start starts that way (the device's agent can still have it unlocked).
  *
  * Events: as TlsTandem ('listening', 'secureConnection', 'sessionError', 'refused', 'close') plus
  * 'health' ({ slot, health }), 'assigned' ({ slot, kind, ... }), 'cut' ({ slot, how }).
@@ -40,6 +45,7 @@ import net from 'node:net';
 import type { SetlsError } from '../bytes/index.js';
 import type { CardTransport } from '../transport/index.js';
 import type { CardClient } from './card-client.js';
+import { LOCKED_IDENTITY_ALERT, SetlsSw } from '../protocol/index.js';
 import { CardError, hostError } from './errors.js';
 import { HelloStage, publishSession, type CompleteHello, type HelloStageOptions } from './hello-stage.js';
 import { PeerTable, peerKey } from './peer-table.js';
@@ -101,6 +107,10 @@ export interface PoolSlot {
   preempt: (() => boolean) | undefined;
   /** Failed recovery attempts in a row. */
   failures: number;
+  /** Down because its card refused SELECT as locked by its security domain (SW 6283). */
+  locked: boolean;
+  /** A SELECT + VERIFY of the slot is running (recovery, or the check of a locked card). */
+  starting: boolean;
   /** Ticket key ids routed here that did not resume (this card cannot open them). */
   readonly notHere: Set<string>;
   /** Sessions (TLS and DTLS), ms of card time used (busy). */
@@ -142,6 +152,8 @@ export interface PoolStats {
   /** Sessions cut by the hold limit: exported to the host / closed with close_notify. */
   readonly cutExported: number;
   readonly cutClosed: number;
+  /** Clients (TLS and DTLS) refused at once because every card was locked by its security domain. */
+  readonly lockedRefusals: number;
 }
 
 function peer(s: net.Socket): PeerInfo {
@@ -218,6 +230,7 @@ export class TlsPool extends EventEmitter {
       this.estimate,
       {
         overloaded: (s, e) => this.onOverloaded(s, e),
+        refused: (s, e) => this.onOverloaded(s, e),
         gone: () => this.updateWaiting(),
       },
     );
@@ -238,6 +251,8 @@ export class TlsPool extends EventEmitter {
         peer: undefined,
         preempt: undefined,
         failures: 0,
+        locked: false,
+        starting: false,
         notHere: new Set(),
         sessions: 0,
         busyMs: 0,
@@ -277,7 +292,9 @@ export class TlsPool extends EventEmitter {
     );
     const results = perCard.flat();
     const failed = results.filter((r) => r.status === 'rejected');
-    if (failed.length === results.length) throw (failed[0] as PromiseRejectedResult).reason;
+    // every card failing is an error, unless they are all locked: the pool then refuses clients at
+    // once and serves again when a card is unlocked (the unlock comes through the device's agent)
+    if (failed.length === results.length && !failed.every((r) => isLockedRefusal((r as PromiseRejectedResult).reason))) throw (failed[0] as PromiseRejectedResult).reason;
     results.forEach((r, i) => {
       if (r.status === 'rejected') this.cardFault(this.slots[i]!, r.reason as Error);
     });
@@ -289,6 +306,7 @@ export class TlsPool extends EventEmitter {
    * (6881: never opened, or closed by a card reset) is opened with MANAGE CHANNEL on channel 0 first.
    */
   private async startSlot(slot: PoolSlot): Promise<void> {
+    slot.starting = true;
     try {
       await slot.tandem.start();
     } catch (e) {
@@ -296,7 +314,16 @@ export class TlsPool extends EventEmitter {
       const basic = this.slots.find((s) => s.card === slot.card && s.channel === 0)!;
       await basic.tandem.card.openChannel(slot.channel);
       await slot.tandem.start();
+    } finally {
+      slot.starting = false;
     }
+  }
+
+  /** `slot` answered SELECT + VERIFY: back in service. */
+  private slotUp(slot: PoolSlot): void {
+    slot.failures = 0;
+    slot.locked = false;
+    this.setHealth(slot, 'up');
   }
 
   /** The slots of the card that `slot` is on (its channels). */
@@ -353,6 +380,7 @@ export class TlsPool extends EventEmitter {
       notHello: st.notHello,
       cutExported: this.cutExported,
       cutClosed: this.cutClosed,
+      lockedRefusals: this.lockedRefusals,
     };
   }
 
@@ -392,7 +420,9 @@ export class TlsPool extends EventEmitter {
       return;
     }
     const free = this.slots.some((s) => s.health === 'up' && !s.busy);
-    if (this.queue.offer(socket, h, free)) this.dispatch();
+    if (!this.queue.offer(socket, h, free)) return;
+    this.dispatch();
+    this.checkLocked();
   }
 
   private onDropped(socket: net.Socket, err: Error): void {
@@ -401,7 +431,7 @@ export class TlsPool extends EventEmitter {
   }
 
   private onOverloaded(socket: net.Socket, err: SetlsError): void {
-    this.emit('refused', { ...peer(socket), reason: err.message });
+    this.emit('refused', { ...peer(socket), reason: err.message, code: err.code });
     this.emit('sessionError', err, peer(socket));
     this.updateWaiting();
   }
@@ -579,6 +609,7 @@ export class TlsPool extends EventEmitter {
       this.dtlsWaiters.push(w);
       this.peers.add(ip, 'ready');
       this.dispatch();
+      this.checkLocked();
     });
   }
 
@@ -632,9 +663,20 @@ export class TlsPool extends EventEmitter {
   }
 
   private cardFault(slot: PoolSlot, err: Error): void {
+    slot.locked = isLockedRefusal(err);
     this.setHealth(slot, 'down');
     // what was learned about its ticket keys stays (the key is persistent); home() skips cards that are down
     this.scheduleRecovery(slot, err);
+    if (slot.locked) {
+      // the lock is the card's: its idle channels are out too (busy ones learn it when their session ends)
+      for (const s of this.sameCard(slot)) {
+        if (s === slot || s.busy || s.health !== 'up') continue;
+        s.locked = true;
+        this.setHealth(s, 'down');
+        this.scheduleRecovery(s, err);
+      }
+    }
+    this.checkLocked();
   }
 
   private scheduleRecovery(slot: PoolSlot, _err: Error): void {
@@ -642,23 +684,76 @@ export class TlsPool extends EventEmitter {
     const wait = Math.min(this.maxBackoffMs, this.backoffMs * 2 ** slot.failures);
     const t = setTimeout(() => {
       this.recoveryTimers.delete(t);
-      if (this.closed) return;
+      if (this.closed || slot.health === 'up') return; // back already (a locked card checked on demand)
+      if (slot.starting) return this.scheduleRecovery(slot, _err);
       this.startSlot(slot).then(
         () => {
-          slot.failures = 0;
-          this.setHealth(slot, 'up');
+          this.slotUp(slot);
           this.dispatch();
         },
         (e: Error) => {
           slot.failures++;
+          slot.locked = isLockedRefusal(e);
           this.emit('sessionError', e, { remoteAddress: undefined, remotePort: undefined }, slot);
           this.scheduleRecovery(slot, e);
+          this.checkLocked();
         },
       );
     }, wait);
     t.unref();
     this.recoveryTimers.add(t);
   }
+
+  /**
+   * While no channel is up and a card is down as locked: SELECT + VERIFY its channels now rather than
+   * at their backoff (one check at a time; each client that arrives meanwhile waits for it), so that
+   * a card unlocked since serves at once; when every channel is still locked, the clients waiting
+   * (TLS and DTLS) are refused at once: access_denied, the alert a locked identity's handshake gets
+   * from the card, rather than the overload answer at their queue deadline.
+   */
+  private checkLocked(): void {
+    if (this.lockCheck || this.closed || !this.started || this.slots.some((s) => s.health === 'up')) return;
+    if (this.queue.length === 0 && this.dtlsWaiters.length === 0) return;
+    const locked = this.slots.filter((s) => s.health === 'down' && s.locked && !s.starting);
+    if (locked.length === 0) return;
+    this.lockCheck = (async () => {
+      for (const card of new Set(locked.map((s) => s.card))) {
+        for (const s of locked.filter((x) => x.card === card)) {
+          if (this.closed || s.health === 'up' || s.starting) continue;
+          try {
+            await this.startSlot(s);
+            this.slotUp(s);
+          } catch (e) {
+            s.locked = isLockedRefusal(e);
+            break; // still locked (or failing): so are the card's other channels
+          }
+        }
+      }
+    })().finally(() => {
+      this.lockCheck = undefined;
+      if (this.closed) return;
+      if (this.slots.some((s) => s.health === 'up')) this.dispatch();
+      else if (this.slots.every((s) => s.health === 'down' && s.locked && !s.starting)) this.refuseLocked();
+    });
+  }
+
+  private lockCheck: Promise<void> | undefined;
+
+  /** Every card is locked: the clients waiting for a channel are refused now. */
+  private refuseLocked(): void {
+    const err = hostError('ERR_HOST_CARD_LOCKED', 'refused: every card is locked by its security domain');
+    this.lockedRefusals += this.queue.refuseAll(err, LOCKED_IDENTITY_ALERT);
+    for (const w of this.dtlsWaiters.splice(0)) {
+      if (w.timer) clearTimeout(w.timer);
+      this.peers.add(w.ip, 'ready', -1);
+      this.lockedRefusals++;
+      w.resolve(undefined);
+    }
+    this.updateWaiting();
+  }
+
+  /** Clients refused because every card was locked. */
+  lockedRefusals = 0;
 
   /** Stops listening, drops waiting clients, ends sessions, waits for every card to be free. */
   async close(): Promise<void> {
@@ -700,4 +795,9 @@ export async function probeLogicalChannels(card: CardClient, limit = 20): Promis
     for (const n of opened.reverse()) await card.closeChannel(n).catch(() => undefined);
   }
   return 1 + opened.length;
+}
+
+/** The card refused SELECT as locked by its security domain (SW 6283): a state the operator set, not a fault. */
+function isLockedRefusal(e: unknown): boolean {
+  return e instanceof CardError && e.sw === SetlsSw.locked;
 }

@@ -13,7 +13,8 @@
 import type net from 'node:net';
 import type { SetlsError } from '../bytes/index.js';
 import { hostError } from './errors.js';
-import { answerOverloaded, publishSession, type CompleteHello } from './hello-stage.js';
+import { answerOverloaded, plaintextAlert, publishSession, type CompleteHello } from './hello-stage.js';
+import { endAndDrain } from './linger.js';
 import type { PeerTable } from './peer-table.js';
 import type { HelloPeek } from './pool-hello.js';
 import type { ServiceEstimate } from './service-estimate.js';
@@ -43,6 +44,8 @@ export interface ReadyQueueSink {
   overloaded(socket: net.Socket, err: SetlsError): void;
   /** The client closed while queued. */
   gone?(socket: net.Socket): void;
+  /** Refused (alert sent) by `refuseAll`: no card can serve it. */
+  refused?(socket: net.Socket, err: SetlsError): void;
 }
 
 const SWEEP_MS = 250;
@@ -157,6 +160,21 @@ export class ReadyQueue {
       if (now - e.since < this.queueTimeoutMs) continue;
       if (this.remove(e)) this.answer(e.socket, `no card channel within ${this.queueTimeoutMs} ms`);
     }
+  }
+
+  /**
+   * Answers every queued connection with the plaintext fatal `alert` and reports `err` (sink
+   * `refused`): nothing can serve them now (every card locked). Returns how many.
+   */
+  refuseAll(err: SetlsError, alert: number): number {
+    const all = [...this.list];
+    for (const e of all) {
+      if (!this.remove(e)) continue;
+      publishSession({ event: 'refused', remoteAddress: e.socket.remoteAddress, remotePort: e.socket.remotePort, error: err.message });
+      this.sink.refused?.(e.socket, err);
+      endAndDrain(e.socket, plaintextAlert(alert));
+    }
+    return all.length;
   }
 
   /** Closes every queued connection. */

@@ -31,6 +31,7 @@ import { CardError, TlsAlertError } from './errors.js';
 import { endAndDrain } from './linger.js';
 import { HostSession } from './host-record.js';
 import { SW } from '../apdu/index.js';
+import { LOCKED_IDENTITY_ALERT, SetlsSw } from '../protocol/index.js';
 import { EapDriver, type SeSession, type SessionDriver } from './session-driver.js';
 import type { HandshakeStep } from './eap-session.js';
 import { TlsSeDriver } from './tls-se-driver.js';
@@ -39,7 +40,7 @@ import { RecordLayer } from './record-layer.js';
 import { SeTlsSocket } from './socket.js';
 import { SocketReader } from './socket-reader.js';
 import { loneHeaderError } from '../tls/record/framing.js';
-import { HelloStage, publishSession, type HelloStageOptions } from './hello-stage.js';
+import { HelloStage, plaintextAlert, publishSession, type HelloStageOptions } from './hello-stage.js';
 import { PeerTable } from './peer-table.js';
 import { ReadyQueue, type ReadyQueueOptions } from './ready-queue.js';
 import { ServiceEstimate } from './service-estimate.js';
@@ -119,8 +120,8 @@ export interface SessionEvent extends PeerInfo {
    * client left during the handshake: a normal end, no 'sessionError'), closed, idle
    * (idle deadline), and under pressure: overloaded (the overload answer), evicted / peer_limit
    * (hello stage bounds), cut / exported (hold limit: closed with close_notify / record layer moved
-   * to the host), stalled (a DTLS handshake without progress). 'refused' is kept for subscribers
-   * of older versions (never published now: see 'overloaded').
+   * to the host), stalled (a DTLS handshake without progress), refused (a TlsPool whose every card
+   * is locked by its security domain answers access_denied at once).
    */
   readonly event: 'queued' | 'refused' | 'handshake' | 'established' | 'failed' | 'peer_closed' | 'closed' | 'idle' | 'overloaded' | 'evicted' | 'peer_limit' | 'cut' | 'exported' | 'stalled';
   readonly error?: string;
@@ -133,10 +134,6 @@ function peer(s: net.Socket): PeerInfo {
 
 const publish = (ev: SessionEvent): void => publishSession(ev);
 
-/** A plaintext fatal alert record (sent only before the card said anything to this client). */
-function plainAlert(description: number): Uint8Array {
-  return Uint8Array.of(0x15, 0x03, 0x03, 0x00, 0x02, 0x02, description);
-}
 
 /**
  * The description of `records` when they are exactly one plaintext fatal alert record (type 21,
@@ -303,7 +300,7 @@ export class TlsTandem extends EventEmitter {
         if (bad) {
           // The host's own plaintext alert (the card never saw these bytes): it knows what it sent.
           const alert = bad.code === 'ERR_TLS_RECORD_OVERFLOW' ? 22 : 10;
-          socket.end(plainAlert(alert));
+          socket.end(plaintextAlert(alert));
           spoke = true;
           throw new TlsAlertError(bad.code, bad.message, alert, true);
         }
@@ -395,8 +392,11 @@ export class TlsTandem extends EventEmitter {
       this.endHandshakeDeadline();
       reader.detach();
       // After an alert (or close_notify) FIN and a bounded drain, so the client reads it rather
-      // than a reset; without one nothing is owed to the client.
+      // than a reset; without one nothing is owed to the client — except when the card refused
+      // SELECT as locked by its security domain before it spoke: the client gets access_denied, the
+      // alert the card gives a handshake of a locked identity, not a reset.
       if (spoke && socket.writableEnded) endAndDrain(socket);
+      else if (!spoke && e instanceof CardError && e.sw === SetlsSw.locked && socket.writable) endAndDrain(socket, plaintextAlert(LOCKED_IDENTITY_ALERT));
       else socket.destroy();
       // The client leaving mid-handshake is a normal end (counted, not reported as an error).
       publish({ event: isPeerClosed(e) ? 'peer_closed' : 'failed', ...who, error: (e as Error).message });

@@ -3,7 +3,8 @@
  * fresh `setls card init` card behind `setls serve https --operator …` (the card in that process),
  * its manifest from `setls card manifest` imported, then every acceptance step through the CLI and
  * real peers: enrol → `curl --cacert <operator ca.crt>` verifies and the served key is the card's;
- * lock → the next TLS handshake is refused, unlock → served again; revoke → `openssl crl -CAfile`
+ * lock → the next TLS handshakes are refused with access_denied (also after the device restarts on
+ * the locked card), unlock → served again; revoke → `openssl crl -CAfile`
  * verifies the new CRL and lists the serial (and the card is re-keyed); rekey → a new key served; a client CA pushed and a
  * client certificate deny-listed → `openssl s_client -cert` refused with certificate_revoked; a new
  * PIN printed once; the agent's log of it all holds no PIN, key or certificate bytes; refusals with
@@ -29,6 +30,8 @@ const procs = new ProcessGroup();
 const run = (args: readonly string[], opts: { input?: string } = {}) => setls(args, opts);
 const background = (args: readonly string[]): Proc => procs.background(args);
 let deviceProc: Proc | undefined;
+/** The logs of device processes stopped (restarted) by earlier tests. */
+const earlierDeviceLogs: string[] = [];
 
 const op = (args: readonly string[]) => run(['operator', ...args.slice(0, 1), '--dir', D, ...args.slice(1)]);
 const ok = async (args: readonly string[]): Promise<string> => {
@@ -36,6 +39,9 @@ const ok = async (args: readonly string[]): Promise<string> => {
   assert.equal(r.code, 0, `setls operator ${args.join(' ')}: ${r.stderr}`);
   return r.stdout;
 };
+
+/** `setls serve https --operator …` of the device (its card in that process). */
+const deviceArgs = (): string[] => ['serve', 'https', '--card-dir', C, '--port', String(httpsPort), '--operator', opUrl, '--operator-ca', join(D, 'tls-ca.crt'), '--operator-token-file', join(tmp.dir, 'agent.token'), '--host-id', 'dev-e2e'];
 
 /** curl of /status on the card with the operator's CA: the exit code and the body. */
 const curl = () => exec('curl', ['-sS', '--max-time', '30', '--cacert', join(D, 'ca.crt'), `https://localhost:${httpsPort}/status`]);
@@ -79,7 +85,7 @@ test('operator and device as real processes: card init, manifest, operator init/
   writeFileSync(join(tmp.dir, 'manifest.json'), manifest.stdout);
   assert.match(await ok(['import-manifest', join(tmp.dir, 'manifest.json')]), /1 card\(s\) imported/);
   httpsPort = await freePort();
-  const device = (deviceProc = background(['serve', 'https', '--card-dir', C, '--port', String(httpsPort), '--operator', opUrl, '--operator-ca', join(D, 'tls-ca.crt'), '--operator-token-file', join(tmp.dir, 'agent.token'), '--host-id', 'dev-e2e']));
+  const device = (deviceProc = background(deviceArgs()));
   await waitUntil(() => /device agent: polling/.test(device.out) || device.child.exitCode !== null, () => `serve https starts: ${device.out}`);
   assert.equal(device.child.exitCode, null, device.out);
   // Before enrolment the card serves its local-CA identity: the operator's CA does not verify it.
@@ -109,6 +115,20 @@ test('lock → the next TLS handshake is refused; unlock → served again', asyn
   await ok(['lock', uid, '--wait']);
   const refused = await curl();
   assert.equal(refused.code, 35, `refused in the TLS handshake while locked (curl: SSL connect error): ${refused.stderr}`);
+  assert.match(refused.stderr, /access denied/i, 'the locked card is answered with an access_denied alert, not a reset or a queue deadline');
+  const again = await curl();
+  assert.equal(again.code, 35, again.stderr);
+  assert.match(again.stderr, /access denied/i, 'and so is the next client (refused by the pool at once)');
+  // the device restarted while its card is locked: it starts (its agent must be able to have the
+  // card unlocked), refuses clients, and serves again after the unlock
+  await procs.stop(deviceProc!);
+  earlierDeviceLogs.push(deviceProc!.out);
+  const device = (deviceProc = background(deviceArgs()));
+  await waitUntil(() => /device agent: polling/.test(device.out) || device.child.exitCode !== null, () => `serve https starts on a locked card: ${device.out}`);
+  assert.equal(device.child.exitCode, null, device.out);
+  const locked = await curl();
+  assert.equal(locked.code, 35, locked.stderr);
+  assert.match(locked.stderr, /access denied/i);
   await ok(['unlock', uid, '--wait']);
   const c = await curl();
   assert.equal(c.code, 0, c.stderr);
@@ -175,8 +195,8 @@ test("a new PIN is printed once to the caller; the agent's log of enrolment, re-
   assert.equal(r.code, 0, r.stderr);
   const pin = /new user PIN: (\d{8})/.exec(r.stdout)?.[1];
   assert.ok(pin, r.stdout);
-  const device = deviceProc!;
-  const agentLines = device.out.split('\n').filter((l) => l.includes('agent:'));
+  // the device's whole log: the process stopped in the lock test, then the one running now
+  const agentLines = [...earlierDeviceLogs, deviceProc!.out].join('\n').split('\n').filter((l) => l.includes('agent:'));
   assert.ok(agentLines.length > 5, 'the agent logged its scripts');
   const log = agentLines.join('\n');
   assert.ok(!log.includes(pin!), 'no PIN');
