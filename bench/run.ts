@@ -37,6 +37,7 @@ import { parseArgs } from 'node:util';
 import { initCard } from '../src/cli/card-setup.js';
 import { addCounts, diffCounts, diffFlights, emptyCounts, type ApduCounts, type ApduTally, type FlightTally, type Phase } from './counting-transport.js';
 import { PINNED, percentile, type Job, type JobKind, type JobResult, type SessionFacts } from './protocol.js';
+import { humanScale, scaleSection, type ScaleSection } from './scale-section.js';
 import { makeNodeIdentity, setExportAllowed, startNodeTls, startSetls, startSetlsChannelPool, startSetlsPool, type CardCall, type ServerUnderTest } from './servers.js';
 import { humanMemory, runMemory, type MemorySection } from './memory.js';
 import type { CoapSection } from './coap.js';
@@ -75,6 +76,10 @@ interface Options {
   only?: 'memory' | 'bulk' | 'coap' | 'pressure' | 'operator' | 'cpu';
   /** bench/operator.ts --cards (enrolled at once) and --locks (lock-to-refusal samples). */
   opCards: number;
+  /** Registry size per store for the scale section (bench/scale.ts; 0 leaves it out). */
+  scaleCards: number;
+  /** Enrolments per store and mode in the scale section. */
+  scaleEnrol: number;
   opLocks: number;
   /** bench/coap.ts --n (GETs on one connection / association) and --spawns (coap-client runs). */
   coapN: number;
@@ -106,6 +111,8 @@ function options(argv: string[]): Options {
       'coap-spawns': { type: 'string' },
       'op-cards': { type: 'string' },
       'op-locks': { type: 'string' },
+      'scale-cards': { type: 'string' },
+      'scale-enrol': { type: 'string' },
       'pressure-clients': { type: 'string' },
       'pressure-total': { type: 'string' },
       'pressure-legit': { type: 'string' },
@@ -145,6 +152,9 @@ function options(argv: string[]): Options {
         '  --only operator  run only the operator section (bench/operator.ts; also part of a full run, not of --quick)\n' +
         '  --op-cards     cards enrolled at once, each behind its own agent (default 8)\n' +
         '  --op-locks     lock-to-refusal samples, each followed by an unlock (default 20)\n' +
+        '  --scale-cards  registry size per store of the scale section (bench/scale.ts, issue #17; with --only operator and in a full run,\n' +
+        '                 not with --quick; PostgreSQL too when SETLS_TEST_PG_URL is set): default 100000, 1000000 for the goals\' registry, 0 leaves it out\n' +
+        '  --scale-enrol  enrolments per store and mode in the scale section (default 3000)\n' +
         '  --only pressure  run only the pressure section (bench/pressure.ts; also part of a full run, not of --quick)\n' +
         '  --pressure-clients / --pressure-total / --pressure-legit  looping clients (300), their connections (3000),\n' +
         '                 legitimate requests per attack (20)\n' +
@@ -188,6 +198,8 @@ function options(argv: string[]): Options {
     memSamples: int(values['mem-samples'], quick ? 3 : 5, 'mem-samples', 1),
     opCards: int(values['op-cards'], 8, 'op-cards', 1),
     opLocks: int(values['op-locks'], 20, 'op-locks', 1),
+    scaleCards: int(values['scale-cards'], 100_000, 'scale-cards', 0),
+    scaleEnrol: int(values['scale-enrol'], 3000, 'scale-enrol', 1),
     ...(values.only ? { only: values.only as NonNullable<Options['only']> } : {}),
     coapN: int(values['coap-n'], 2000, 'coap-n', 1),
     coapSpawns: int(values['coap-spawns'], 40, 'coap-spawns', 1),
@@ -612,6 +624,8 @@ interface Extra {
   coap?: CoapSection;
   /** bench/operator.ts --json (not with --quick): enrolments/s, lock-to-refusal p50/p99. */
   operator?: OperatorSection;
+  /** bench/scale.ts --json (not with --quick; with --only operator): the operator at scale, issue #17. */
+  scale?: ScaleSection;
   /** bench/pressure.ts --json (not with --quick): looping clients and the legitimate client under attack. */
   pressure?: PressureSection;
   /** Host memory per idle session (bench/memory.ts). */
@@ -721,6 +735,7 @@ function humanExtra(x: Extra, cfg: Report['config']): string {
   if (x.memory) out.push('', humanMemory(x.memory).trimEnd());
   if (x.coap) out.push('', humanExtraCoap(x.coap).trimEnd());
   if (x.operator) out.push('', humanExtraOperator(x.operator).trimEnd());
+  if (x.scale) out.push('', humanScale(x.scale).trimEnd());
   if (x.pressure) out.push('', humanPressure(x.pressure).trimEnd());
   if (x.pcsc) {
     out.push('');
@@ -1018,6 +1033,10 @@ async function main(): Promise<void> {
     extra.coap = coapSection(o);
     progress('the operator…\n');
     extra.operator = operatorSection(o);
+    if (o.scaleCards > 0) {
+      progress(`the operator at scale (${o.scaleCards} cards per store)…\n`);
+      extra.scale = scaleSection(o);
+    }
     progress('pressure…\n');
     extra.pressure = pressureSection(o);
   }
@@ -1030,7 +1049,7 @@ async function main(): Promise<void> {
       extra.pcsc = { ok: false, failed: `bench/pcsc.ts failed (${r.status}): ${r.stderr.slice(-500)}` };
     }
   }
-  const extraErrors = (extra.pcsc && !extra.pcsc.ok ? 1 : 0) + (extra.coap && !extra.coap.ok ? 1 : 0) + (extra.pressure && !extra.pressure.ok ? 1 : 0) + (extra.operator && !extra.operator.ok ? 1 : 0) + [...Object.values(extra.handshakes).flatMap((m) => Object.values(m)), ...Object.values(extra.concurrency).flatMap((m) => Object.values(m))].reduce((a, k) => a + k.errors, 0) +
+  const extraErrors = (extra.pcsc && !extra.pcsc.ok ? 1 : 0) + (extra.coap && !extra.coap.ok ? 1 : 0) + (extra.pressure && !extra.pressure.ok ? 1 : 0) + (extra.operator && !extra.operator.ok ? 1 : 0) + (extra.scale && !extra.scale.ok ? 1 : 0) + [...Object.values(extra.handshakes).flatMap((m) => Object.values(m)), ...Object.values(extra.concurrency).flatMap((m) => Object.values(m))].reduce((a, k) => a + k.errors, 0) +
     Object.values(extra.bulk).reduce((a, b) => a + b.errors, 0) + (extra.memory?.errors ?? 0) + Object.values(extra.pool44 ?? {}).reduce((a, k) => a + k.errors, 0) + (extra.cardCpu && 'failed' in extra.cardCpu ? 1 : 0);
   const errorCount = extraErrors + Object.values(results).reduce((a, r) => a + r.handshake.errors + r.request.errors + (r.bulk?.errors ?? 0), 0);
   const resumed = Object.values(results).reduce((a, r) => a + r.handshake.resumed + r.request.resumed, 0);
@@ -1069,9 +1088,11 @@ function onlyCoap(o: Options, progress: (s: string) => void): void {
 function onlyOperator(o: Options, progress: (s: string) => void): void {
   progress('the operator…\n');
   const operator = operatorSection(o);
-  const report = sectionReport(o, '', { operator }, operator.ok);
+  if (o.scaleCards > 0) progress(`the operator at scale (${o.scaleCards} cards per store)…\n`);
+  const scale = o.scaleCards > 0 ? scaleSection(o) : undefined;
+  const report = sectionReport(o, '', { operator, ...(scale ? { scale } : {}) }, operator.ok && (scale?.ok ?? true));
   if (o.json) process.stdout.write(JSON.stringify(report) + '\n');
-  else process.stdout.write(`setls bench (--only operator) — ${report.meta.date}  node ${report.meta.node}, ${report.meta.cpus} CPU, load ${report.meta.loadavg.map((x) => x.toFixed(2)).join(' ')}\n` + humanExtraOperator(operator) + verdict(report));
+  else process.stdout.write(`setls bench (--only operator) — ${report.meta.date}  node ${report.meta.node}, ${report.meta.cpus} CPU, load ${report.meta.loadavg.map((x) => x.toFixed(2)).join(' ')}\n` + humanExtraOperator(operator) + (scale ? '\n' + humanScale(scale) : '') + verdict(report));
   process.exitCode = report.ok ? 0 : 1;
 }
 
@@ -1144,11 +1165,11 @@ function coapSection(o: Options): CoapSection {
 
 /** The names of the sections that failed (for the last line of a human report). */
 function failedSections(x: Extra): string[] {
-  return [...(x.coap?.failed || (x.coap && !x.coap.ok) ? ['coap'] : []), ...(x.pressure && !x.pressure.ok ? ['pressure'] : []), ...(x.operator && !x.operator.ok ? ['operator'] : []), ...(x.pcsc && !x.pcsc.ok ? ['pcsc'] : []), ...(x.cardCpu && 'failed' in x.cardCpu ? ['card-cpu'] : []), ...(Object.values(x.pool44 ?? {}).some((k) => k.errors > 0) ? ['pool 4×4'] : [])];
+  return [...(x.coap?.failed || (x.coap && !x.coap.ok) ? ['coap'] : []), ...(x.pressure && !x.pressure.ok ? ['pressure'] : []), ...(x.operator && !x.operator.ok ? ['operator'] : []), ...(x.scale && !x.scale.ok ? ['scale'] : []), ...(x.pcsc && !x.pcsc.ok ? ['pcsc'] : []), ...(x.cardCpu && 'failed' in x.cardCpu ? ['card-cpu'] : []), ...(Object.values(x.pool44 ?? {}).some((k) => k.errors > 0) ? ['pool 4×4'] : [])];
 }
 
 function configOf(o: Options): Report['config'] {
-  return { n: o.n, rounds: o.rounds, warmup: o.warmup, bulkBytes: o.bulkBytes, bulkRounds: o.bulkRounds, bulkWarmup: o.bulkWarmup, concN: o.concN, memK: o.memK, memSamples: o.memSamples, coapN: o.coapN, coapSpawns: o.coapSpawns, pressureClients: o.pressureClients, pressureTotal: o.pressureTotal, pressureLegit: o.pressureLegit, opCards: o.opCards, opLocks: o.opLocks, ...(o.only ? { only: o.only } : {}), pcsc: o.pcsc, quick: o.quick, profile: o.profile, poolClients: o.poolClients };
+  return { n: o.n, rounds: o.rounds, warmup: o.warmup, bulkBytes: o.bulkBytes, bulkRounds: o.bulkRounds, bulkWarmup: o.bulkWarmup, concN: o.concN, memK: o.memK, memSamples: o.memSamples, coapN: o.coapN, coapSpawns: o.coapSpawns, pressureClients: o.pressureClients, pressureTotal: o.pressureTotal, pressureLegit: o.pressureLegit, opCards: o.opCards, opLocks: o.opLocks, scaleCards: o.scaleCards, scaleEnrol: o.scaleEnrol, ...(o.only ? { only: o.only } : {}), pcsc: o.pcsc, quick: o.quick, profile: o.profile, poolClients: o.poolClients };
 }
 
 function metaOf(o: Options, root: string): Report['meta'] {
