@@ -29,7 +29,9 @@
  *     by its attestation key; in a worker thread of the child by default) and the operator's
  *     (issueNonce: card read + enrolment row; complete: attestation chain + signature, CSR check,
  *     binding checks, issuance, one transaction) — all in the same process, on the same 2 cores:
- *     the load generator's CPU is included (process.cpuUsage() counts every thread).
+ *     the load generator's CPU is included (process.cpuUsage() counts every thread). Every
+ *     enrolment is a distinct card's first in its process (as in a roll-out): the chain of its
+ *     attestation certificate is verified each time, never answered from pki/chain.ts's cache.
  * The 10^6 fill takes minutes on this machine: the default is 10^5; pass --cards 1000000.
  */
 import { spawn } from 'node:child_process';
@@ -54,6 +56,8 @@ import { cardAnswer, freshCsr, LoadGenerator, type CardAnswer } from './enrol-lo
 import { threadCpu } from './thread-cpu.js';
 
 const DAY = 86_400_000;
+/** Enrolments before the measured ones, per enrolment child. */
+const WARMUP = 20;
 const LABELS = 16;
 
 function pct(xs: readonly number[], p: number): number {
@@ -70,7 +74,7 @@ interface CardFile {
 }
 
 // ---------------------------------------------------------------- child: enrolments
-async function childEnrol(dir: string, store: string, n: number, conc: number, workers: number, loadgen: 'worker' | 'inline'): Promise<void> {
+async function childEnrol(dir: string, store: string, n: number, conc: number, workers: number, loadgen: 'worker' | 'inline', first: number): Promise<void> {
   const op = await Operator.open({ dir, store, verifier: new DefaultAttestationVerifier(SETLS_ATTESTATION_V1), issuerWorkers: workers });
   const files = JSON.parse(readFileSync(join(dir, 'bench-cards.json'), 'utf8')) as CardFile[];
   const cards = files.map((c) => ({
@@ -84,14 +88,16 @@ async function childEnrol(dir: string, store: string, n: number, conc: number, w
   let counter = 0;
   const answer = (c: number, nonce: Uint8Array): Promise<CardAnswer> | CardAnswer =>
     gen ? gen.sign(c, nonce) : cardAnswer(cards[c]!.uid, cards[c]!.key, freshCsr(), nonce, ++counter);
+  // card `first + i` for the i-th enrolment, its warm-up ones after them: each card's first
+  // enrolment in this process (its attestation certificate's chain is checked, not cached)
   const one = async (i: number): Promise<void> => {
-    const c = i % cards.length;
+    const c = (first + i) % cards.length;
     const card = cards[c]!;
     const nonce = await op.enrolment.issueNonce(card.uid);
     const { csrDer, statement, signature } = await answer(c, nonce.nonce);
     await op.enrolment.complete({ uid: card.uid, evidence: { statement, signature, chain: [card.cert] }, csrDer, expectedEnrolmentId: nonce.enrolmentId });
   };
-  for (let i = 0; i < 20; i++) await one(i); // warm-up
+  for (let i = 0; i < WARMUP; i++) await one(n + i); // warm-up
   // What bounds the rate: statements sent to PostgreSQL (round trips), time spent waiting for a
   // pooled connection, and how busy this event loop was (1 = CPU-bound in this thread).
   const probe = { queries: 0, poolWaitMs: 0 };
@@ -324,8 +330,13 @@ async function runStore(kind: 'sqlite' | 'postgres', o: { cards: number; enrol: 
     const m = await makeManufacturer();
     await initOperator({ dir, manufacturerCaPems: [m.caPem], ...(kind === 'postgres' ? { store } : {}) });
     const op = await Operator.open({ dir, store, verifier: new DefaultAttestationVerifier(SETLS_ATTESTATION_V1) });
-    const softs: SoftCard[] = [];
-    for (let i = 0; i < 64; i++) softs.push(await SoftCard.create(m));
+    // Enrolling cards: one per enrolment of every enrolment run (measured and warm-up), so that each
+    // is a card's first in its process, as in a roll-out — the attestation certificate's chain is
+    // checked every time (pki/chain.ts caches checks that passed: with a few cards re-enrolling, the
+    // manufacturer's signature would be verified once per card, not per enrolment).
+    const runs = 1 + (o.workers > 0 ? 1 : 0) + (kind === 'postgres' ? 1 : 0);
+    const softs = await Promise.all(Array.from({ length: Math.max(64, runs * (o.enrol + 2 * WARMUP)) }, () => SoftCard.create(m)));
+    let nextCard = 0;
     await importManifest(op.store, { cards: softs.map((s) => s.manifestEntry()) }, 'bench');
     writeFileSync(join(dir, 'bench-cards.json'), JSON.stringify(softs.map((s) => ({ uid: s.uidHex, cert: Buffer.from(s.attestCertDer).toString('base64'), key: Buffer.from(s.attestKey).toString('base64') }))));
     // a real certificate of this CA, the fill's template
@@ -389,6 +400,8 @@ async function runStore(kind: 'sqlite' | 'postgres', o: { cards: number; enrol: 
         dirs.push(d);
       }
       const per = Math.floor(o.enrol / nodes);
+      const firsts = dirs.map((_, k) => nextCard + k * (per + WARMUP));
+      nextCard += nodes * (per + WARMUP);
       const l0 = loadavg()[0]!;
       // backends end with their child's pool: sample while they live, keep each one's last figure
       const pgCpu = new Map<string, number>();
@@ -398,7 +411,9 @@ async function runStore(kind: 'sqlite' | 'postgres', o: { cards: number; enrol: 
         for (const [pid, t] of postgresCpu(dbName)) pgCpu.set(pid, t);
       };
       const sampler = kind === 'postgres' ? setInterval(sample, 200) : undefined;
-      const rs = await Promise.all(dirs.map((d) => child(['--child-enrol', '--dir', d, '--store', store, '--n', String(per), '--conc', String(o.conc), '--workers', String(workers), '--loadgen', o.loadgen ?? 'worker'])));
+      const rs = await Promise.all(
+        dirs.map((d, k) => child(['--child-enrol', '--dir', d, '--store', store, '--n', String(per), '--first', String(firsts[k]), '--conc', String(o.conc), '--workers', String(workers), '--loadgen', o.loadgen ?? 'worker'])),
+      );
       clearInterval(sampler);
       let pgMs = 0;
       for (const [pid, t] of pgCpu) pgMs += t - (pgBase.get(pid) ?? 0);
@@ -501,11 +516,12 @@ export async function scaleMain(argv: string[]): Promise<void> {
       dir: { type: 'string' },
       store: { type: 'string' },
       n: { type: 'string' },
+      first: { type: 'string', default: '0' },
       middle: { type: 'string' },
       uids: { type: 'string' },
     },
   });
-  if (values['child-enrol']) await childEnrol(values.dir!, values.store!, Number(values.n), Number(values.conc), Number(values.workers), loadgenMode(values.loadgen));
+  if (values['child-enrol']) await childEnrol(values.dir!, values.store!, Number(values.n), Number(values.conc), Number(values.workers), loadgenMode(values.loadgen), Number(values.first));
   else if (values['child-query']) await childQuery(values.store!, values.middle!, values.uids!.split(','), 60);
   else {
     const r = await runScaleBench({ cards: Number(values.cards), enrol: Number(values.enrol), conc: Number(values.conc), workers: Number(values.workers), stores: values.stores.split(','), enrolOnly: values['enrol-only'], loadgen: loadgenMode(values.loadgen) });
