@@ -8,9 +8,9 @@
 import 'reflect-metadata';
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { randomBytes, webcrypto } from 'node:crypto';
+import { generateKeyPairSync, randomBytes, webcrypto } from 'node:crypto';
 import * as x509 from '@peculiar/x509';
-import { ChainError, chainCacheStats, clearChainCache, verifyChain } from '../../src/operator/pki/chain.js';
+import { ChainError, chainCacheStats, clearChainCache, namedCurve, verifyChain } from '../../src/operator/pki/chain.js';
 
 const EC = { name: 'ECDSA', namedCurve: 'P-256', hash: 'SHA-256' } as const;
 const DAY = 86_400_000;
@@ -95,4 +95,14 @@ test('a manufacturer CA removed from the trust list ends every cached path throu
   // expired at `now`: refused although its signatures are cached
   assert.throws(() => verifyChain(p.shortLeaf, [p.inter], [p.root], NOW + 2 * DAY), /outside its validity/);
   assert.ok(verifyChain(p.shortLeaf, [p.inter], [p.root], NOW));
+});
+
+test('namedCurve: the names asymmetricKeyDetails gives, read from the JWK for the curves it names; other curves and key types as before', () => {
+  for (const curve of ['prime256v1', 'secp384r1', 'secp521r1', 'secp256k1', 'brainpoolP256r1']) {
+    const { publicKey } = generateKeyPairSync('ec', { namedCurve: curve });
+    assert.equal(namedCurve(publicKey), publicKey.asymmetricKeyDetails?.namedCurve, curve);
+    assert.equal(namedCurve(publicKey), curve);
+  }
+  assert.equal(namedCurve(generateKeyPairSync('ed25519').publicKey), undefined);
+  assert.equal(namedCurve(generateKeyPairSync('rsa', { modulusLength: 1024 }).publicKey), undefined);
 });

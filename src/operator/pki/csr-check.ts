@@ -91,12 +91,16 @@ export function checkCsrDer(csrDer: Uint8Array): CheckedCsr {
   }
   let alg: string;
   let key: KeyObject;
+  let p256 = false;
   try {
-    key = p256Key(spkiDer) ?? createPublicKey({ key: Buffer.from(spkiDer), format: 'der', type: 'spki' });
+    const fast = p256Key(spkiDer);
+    p256 = fast !== null;
+    key = fast ?? createPublicKey({ key: Buffer.from(spkiDer), format: 'der', type: 'spki' });
   } catch (e) {
     throw new OpError(OpErrorCode.csrInvalid, `the CSR's public key does not parse: ${(e as Error).message}`);
   }
-  if (key.asymmetricKeyType === 'ec' && key.asymmetricKeyDetails?.namedCurve === 'prime256v1') alg = 'p256';
+  // a key imported as P-256 is one (OpenSSL checked the point on that curve): no details to read (~25 µs)
+  if (p256 || (key.asymmetricKeyType === 'ec' && key.asymmetricKeyDetails?.namedCurve === 'prime256v1')) alg = 'p256';
   else if (key.asymmetricKeyType === 'rsa' && (key.asymmetricKeyDetails?.modulusLength ?? 0) >= 2048) alg = `rsa${key.asymmetricKeyDetails!.modulusLength}`;
   else throw new OpError(OpErrorCode.keyPolicy, `key type ${key.asymmetricKeyType} ${key.asymmetricKeyDetails?.namedCurve ?? key.asymmetricKeyDetails?.modulusLength ?? ''} is not allowed (ECDSA P-256 or RSA ≥ 2048)`);
   const sigAlg = SIG_ALGS.get(algHex);
