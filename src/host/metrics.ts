@@ -12,7 +12,7 @@
  *   setls_card_up{card}                                 pool health: 1 up, 0 down
  *   setls_sessions_total{event}                         setls:session events: queued, handshake, established,
  *                                                       failed, peer_closed (the client left mid-handshake), closed, idle, and under pressure overloaded,
- *                                                       evicted, peer_limit, cut, exported
+ *                                                       evicted, peer_limit, cut, exported; refused (every card locked)
  *
  * APDU and session figures come from the `setls:apdu` / `setls:session` diagnostics channels.
  * imports host/ and registry/.

@@ -167,14 +167,15 @@ export class ReadyQueue {
    * `refused`): nothing can serve them now (every card locked). Returns how many.
    */
   refuseAll(err: SetlsError, alert: number): number {
-    const all = [...this.list];
-    for (const e of all) {
+    let n = 0;
+    for (const e of [...this.list]) {
       if (!this.remove(e)) continue;
+      n++;
       publishSession({ event: 'refused', remoteAddress: e.socket.remoteAddress, remotePort: e.socket.remotePort, error: err.message });
       this.sink.refused?.(e.socket, err);
       endAndDrain(e.socket, plaintextAlert(alert));
     }
-    return all.length;
+    return n;
   }
 
   /** Closes every queued connection. */
