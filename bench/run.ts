@@ -37,6 +37,7 @@ import { parseArgs } from 'node:util';
 import { initCard } from '../src/cli/card-setup.js';
 import { addCounts, diffCounts, diffFlights, emptyCounts, type ApduCounts, type ApduTally, type FlightTally, type Phase } from './counting-transport.js';
 import { PINNED, percentile, type Job, type JobKind, type JobResult, type SessionFacts } from './protocol.js';
+import { sectionOf } from './child-section.js';
 import { humanScale, scaleSection, type ScaleSection } from './scale-section.js';
 import { makeNodeIdentity, setExportAllowed, startNodeTls, startSetls, startSetlsChannelPool, startSetlsPool, type CardCall, type ServerUnderTest } from './servers.js';
 import { humanMemory, runMemory, type MemorySection } from './memory.js';
@@ -1099,17 +1100,7 @@ function onlyOperator(o: Options, progress: (s: string) => void): void {
 /** bench/operator.ts in its own process; no report, or an exit status that is not 0 with ok true, is a failure. */
 function operatorSection(o: Options): OperatorSection {
   const r = spawnSync(process.execPath, ['--import', 'tsx', join(HERE, 'operator.ts'), '--json', '--cards', String(o.opCards), '--locks', String(o.opLocks)], { cwd: ROOT, encoding: 'utf8', timeout: 600_000 });
-  const how = r.error ? r.error.message : r.signal ? `killed by ${r.signal}` : `exit ${r.status}`;
-  let section: OperatorSection | undefined;
-  try {
-    const parsed = JSON.parse(r.stdout.trim().split('\n').pop() ?? '') as OperatorSection;
-    if (typeof parsed.ok === 'boolean') section = parsed;
-  } catch {
-    section = undefined;
-  }
-  if (!section) return { ok: false, failed: `bench/operator.ts gave no report (${how}): ${r.stderr.slice(-500)}` };
-  if (r.status !== 0 && section.ok) return { ...section, ok: false, failed: `bench/operator.ts ${how}: ${r.stderr.slice(-500)}` };
-  return section;
+  return sectionOf<OperatorSection>('bench/operator.ts', r);
 }
 
 /** --only pressure: the pressure section alone (bench/pressure.ts; same report shape, other sections empty). */
@@ -1129,17 +1120,7 @@ function pressureSection(o: Options): PressureSection {
     ['--import', 'tsx', join(HERE, 'pressure.ts'), '--json', '--clients', String(o.pressureClients), '--total', String(o.pressureTotal), '--legit', String(o.pressureLegit)],
     { cwd: ROOT, encoding: 'utf8', timeout: 1_800_000, stdio: ['ignore', 'pipe', o.json ? 'pipe' : 'inherit'] },
   );
-  const how = r.error ? r.error.message : r.signal ? `killed by ${r.signal}` : `exit ${r.status}`;
-  let section: PressureSection | undefined;
-  try {
-    const parsed = JSON.parse(r.stdout.trim().split('\n').pop() ?? '') as PressureSection;
-    if (typeof parsed.ok === 'boolean') section = parsed;
-  } catch {
-    section = undefined;
-  }
-  if (!section) return { ok: false, failed: `bench/pressure.ts gave no report (${how}): ${(r.stderr ?? '').slice(-500)}` };
-  if (r.status !== 0 && section.ok) return { ...section, ok: false, failed: `bench/pressure.ts ${how}` };
-  return section;
+  return sectionOf<PressureSection>('bench/pressure.ts', r);
 }
 
 const MEM_WARMUP = 8;

@@ -3,11 +3,12 @@
  * in its own process (registry fill, list and "expiring within 7 days" pages, lock latency, on-disk
  * size, enrolments/s end to end with the load generator's CPU included; SQLite, and PostgreSQL
  * with one node and two when SETLS_TEST_PG_URL is set), summarised next to the issue's goals.
- * imports node only: bench/scale.ts runs as a child.
+ * imports bench/child-section; bench/scale.ts runs as a child.
  */
 import { spawnSync } from 'node:child_process';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { sectionOf } from './child-section.js';
 
 const HERE = dirname(fileURLToPath(import.meta.url));
 const ROOT = dirname(HERE);
@@ -43,17 +44,7 @@ export function scaleSection(o: { readonly scaleCards: number; readonly scaleEnr
   const stores = process.env['SETLS_TEST_PG_URL'] ? 'sqlite,postgres' : 'sqlite';
   const args = ['--import', 'tsx', join(HERE, 'scale.ts'), '--json', '--cards', String(o.scaleCards), '--enrol', String(o.scaleEnrol), '--stores', stores];
   const r = spawnSync(process.execPath, args, { cwd: ROOT, encoding: 'utf8', timeout: 3_600_000, maxBuffer: 64 * 1024 * 1024 });
-  const how = r.error ? r.error.message : r.signal ? `killed by ${r.signal}` : `exit ${r.status}`;
-  let section: ScaleSection | undefined;
-  try {
-    const parsed = JSON.parse(r.stdout.trim().split('\n').pop() ?? '') as ScaleSection;
-    if (typeof parsed.ok === 'boolean') section = parsed;
-  } catch {
-    section = undefined;
-  }
-  if (!section) return { ok: false, failed: `bench/scale.ts gave no report (${how}): ${(r.stderr ?? '').slice(-500)}` };
-  if (r.status !== 0 && section.ok) return { ...section, ok: false, failed: `bench/scale.ts ${how}: ${(r.stderr ?? '').slice(-500)}` };
-  return section;
+  return sectionOf<ScaleSection>('bench/scale.ts', r);
 }
 
 const f1 = (x: number | undefined): string => (x === undefined || !Number.isFinite(x) ? '—' : (Math.round(x * 10) / 10).toString());
