@@ -4,7 +4,7 @@
  * `setls card init` card in the reader, `setls serve https --reader … --operator …` (TLS on channel 0,
  * the device agent on a logical channel of its own, both through pcscd), `setls operator enrol --wait`
  * → curl verifies with the operator's CA and the served key is the card's attested key; lock → the
- * next TLS handshake refused, unlock → served. Skips locally when the harness cannot run (not root,
+ * next TLS handshakes refused with access_denied, unlock → served. Skips locally when the harness cannot run (not root,
  * pcscd or vpcd missing); under CI a missing prerequisite fails.
  */
 import { test, before, after } from 'node:test';
@@ -94,6 +94,10 @@ test('through pcscd: operator init/serve, a fresh card in the reader, serve http
   await ok(['lock', uid, '--wait']);
   const refused = await curl();
   assert.equal(refused.code, 35, `refused in the TLS handshake while locked: ${refused.stderr}`);
+  assert.match(refused.stderr, /access denied/i, 'the locked card is answered with access_denied (through pcscd too)');
+  const again = await curl();
+  assert.equal(again.code, 35, again.stderr);
+  assert.match(again.stderr, /access denied/i, 'and so is the next client, at once');
   await ok(['unlock', uid, '--wait']);
   assert.equal((await curl()).code, 0, 'served again after unlock');
 });
