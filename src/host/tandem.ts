@@ -134,7 +134,6 @@ function peer(s: net.Socket): PeerInfo {
 
 const publish = (ev: SessionEvent): void => publishSession(ev);
 
-
 /**
  * The description of `records` when they are exactly one plaintext fatal alert record (type 21,
  * length 2, level 2): the TLS-SE driver's failures, which carry no alert TLV. undefined otherwise
