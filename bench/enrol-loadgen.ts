@@ -21,6 +21,7 @@ import type { EventLoopUtilization } from 'node:perf_hooks';
 import { isMainThread, parentPort, Worker, workerData } from 'node:worker_threads';
 import { SETLS_ATTESTATION_V1 } from '../src/operator/pki/attestation.js';
 import { derWrap } from '../src/operator/pki/der.js';
+import { generatedPublicJwk, JWK_PUBLIC } from '../src/tls/crypto.js';
 
 export interface LoadGenCard {
   /** UID (hex). */
@@ -49,9 +50,10 @@ const SUBJECT_CN_CARD = derWrap(0x30, [derWrap(0x31, [derWrap(0x30, [Uint8Array.
 
 /** A fresh P-256 key pair's CSR (CN=card), and the SHA-256 of its SubjectPublicKeyInfo. */
 export function freshCsr(): { readonly csrDer: Uint8Array; readonly spkiSha256: Uint8Array } {
-  const { publicKey, privateKey } = generateKeyPairSync('ec', { namedCurve: 'P-256' });
+  // the public key as a JWK from the generation itself (a later JWK export can deadlock: JWK_PUBLIC)
+  const { publicKey, privateKey } = generateKeyPairSync('ec', { namedCurve: 'P-256', ...JWK_PUBLIC });
   // SubjectPublicKeyInfo from the point's coordinates: OpenSSL 3's DER encoder costs ~20× the JWK export
-  const jwk = publicKey.export({ format: 'jwk' });
+  const jwk = generatedPublicJwk(publicKey);
   const spki = new Uint8Array(Buffer.concat([P256_SPKI_PREFIX, Buffer.from(jwk.x!, 'base64url'), Buffer.from(jwk.y!, 'base64url')]));
   const cri = derWrap(0x30, [Uint8Array.of(0x02, 0x01, 0x00), SUBJECT_CN_CARD, spki, Uint8Array.of(0xa0, 0x00)]);
   const csrDer = derWrap(0x30, [cri, ALG_ECDSA_SHA256, derWrap(0x03, [Uint8Array.of(0), nodeSign('sha256', cri, { key: privateKey, dsaEncoding: 'der' })])]);

@@ -5,7 +5,7 @@
  * store (and by signers.ts, in deterministic test mode, as a BigInt). imports bytes/, tls/ (api types
  * and constants) and node built-ins.
  */
-import { X509Certificate, constants as cryptoConstants, generateKeyPairSync, sign as nodeSign } from 'node:crypto';
+import { X509Certificate, constants as cryptoConstants, createPrivateKey, generateKeyPairSync, sign as nodeSign } from 'node:crypto';
 import { equalBytes } from '../bytes/index.js';
 import type { TlsIdentity } from '../tls/api.js';
 import { SignatureScheme } from '../tls/constants.js';
@@ -24,11 +24,15 @@ import { parseTlvs } from '../bytes/index.js';
  * RSA-2048 with e = 65537. The private key never leaves the card.
  */
 export function generateIdentity(label: string, keyType: KeyTypeName): IdentityRecord {
-  const { privateKey, publicKey } =
+  // Encoded by the generation and the private key imported back: a KeyObject made by
+  // generateKeyPairSync can deadlock a later JWK export (the ECDSA signer's; tls/crypto.ts JWK_PUBLIC)
+  const pair =
     keyType === 'rsa2048'
-      ? generateKeyPairSync('rsa', { modulusLength: 2048, publicExponent: 0x10001 })
-      : generateKeyPairSync('ec', { namedCurve: 'P-256' });
-  const spki = new Uint8Array(publicKey.export({ format: 'der', type: 'spki' }));
+      ? generateKeyPairSync('rsa', { modulusLength: 2048, publicExponent: 0x10001, publicKeyEncoding: { type: 'spki', format: 'der' }, privateKeyEncoding: { type: 'pkcs8', format: 'der' } })
+      : generateKeyPairSync('ec', { namedCurve: 'P-256', publicKeyEncoding: { type: 'spki', format: 'der' }, privateKeyEncoding: { type: 'pkcs8', format: 'der' } });
+  const privateKey = createPrivateKey({ key: pair.privateKey, format: 'der', type: 'pkcs8' });
+  pair.privateKey.fill(0);
+  const spki = new Uint8Array(pair.publicKey);
   return { label, keyType, privateKey, spki, chain: [], hostNames: [], ...DEFAULT_IDENTITY_POLICY };
 }
 

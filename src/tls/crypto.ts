@@ -323,25 +323,43 @@ export interface GroupParams {
 const X25519_PKCS8_PREFIX = fromHex('302e020100300506032b656e04220420');
 
 /**
+ * Node 20 (seen on 20.20.2 with OpenSSL 3.0) can deadlock in `keyObject.export({ format: 'jwk' })` on
+ * a key made by `generateKeyPairSync`: the export holds a mutex of the key while it allocates the
+ * JWK's strings; a garbage collection there that collects the key generation job which made this key
+ * runs the job's destructor, which takes the same mutex, and the thread waits on itself forever. A
+ * loop of x25519 key shares hung within 50 000 handshakes' worth of keys. So the generation itself
+ * exports the public key (the job is still alive then); DER exports, signing and key agreement do not
+ * hold that mutex across allocations (150 000 keys each, no hang).
+ */
+export const JWK_PUBLIC = { publicKeyEncoding: { format: 'jwk' } } as const;
+
+/** The JWK that `generateKeyPairSync(type, { ...JWK_PUBLIC })` returned as its public key. */
+export function generatedPublicJwk(publicKey: unknown): JsonWebKey {
+  if (typeof publicKey !== 'object' || publicKey === null || !('kty' in publicKey)) throw new SetlsError('ERR_TLS_INTERNAL', 'key generation returned no JWK');
+  return publicKey as JsonWebKey;
+}
+
+/**
  * X25519 (RFC 7748). Keys cross node:crypto as JWK (`x` = raw 32 bytes, base64url): OpenSSL 3's DER
  * encoder/decoder path costs ~150 µs per key, JWK ~3–16 µs, which is most of the handshake's
  * key-exchange time. The DER prefix is kept for the deterministic (test) private key only.
  */
 function x25519(privateRaw?: Uint8Array): EphemeralKey {
   let priv: KeyObject;
-  let pubObject: KeyObject;
+  let x: unknown;
   if (privateRaw) {
     if (privateRaw.length !== 32) throw new SetlsError('ERR_TLS_INTERNAL', 'x25519 private key must be 32 bytes');
     const der = concat(X25519_PKCS8_PREFIX, privateRaw);
     priv = createPrivateKey({ key: Buffer.from(der), format: 'der', type: 'pkcs8' });
     der.fill(0); // held the private key
-    pubObject = createPublicKey(priv);
+    x = createPublicKey(priv).export({ format: 'jwk' }).x; // imported, not generated: no job to collect
   } else {
-    const pair = generateKeyPairSync('x25519');
+    // The public key is exported by the key generation itself: exporting it afterwards from the
+    // KeyObject can deadlock the process (see generatedPublicJwk).
+    const pair = generateKeyPairSync('x25519', JWK_PUBLIC);
     priv = pair.privateKey;
-    pubObject = pair.publicKey;
+    x = generatedPublicJwk(pair.publicKey).x;
   }
-  const x = pubObject.export({ format: 'jwk' }).x;
   if (typeof x !== 'string') throw new SetlsError('ERR_TLS_INTERNAL', 'x25519 public key export failed');
   const publicKey = new Uint8Array(Buffer.from(x, 'base64url'));
   if (publicKey.length !== 32) throw new SetlsError('ERR_TLS_INTERNAL', 'x25519 public key export failed');
