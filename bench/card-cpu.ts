@@ -5,7 +5,7 @@
  * (process.cpuUsage() around each call), so the client, the pipe and the EAP/APDU shuttle do not
  * count.
  *
- *   node --import tsx bench/card-cpu.ts [--n 1000] [--warmup 200] [--batches 3] [--resumed] [--json]
+ *   node --import tsx bench/card-cpu.ts [--n 1000] [--warmup 1000] [--batches 3] [--resumed] [--json]
  *
  * --resumed: also resumed TLS 1.3 handshakes (psk_dhe_ke, the ticket of the previous connection, as
  * Node's client offers it), batches interleaved with the full ones; prints resumed / full.
@@ -23,7 +23,7 @@ import { ClientPipe, connectClient, driveHandshake } from '../test/card/tls-host
 const { values } = parseArgs({
   options: {
     n: { type: 'string', default: '1000' },
-    warmup: { type: 'string', default: '200' },
+    warmup: { type: 'string', default: '1000' },
     batches: { type: 'string', default: '3' },
     json: { type: 'boolean', default: false },
     resumed: { type: 'boolean', default: false },
