@@ -5,7 +5,7 @@
  * store (and by signers.ts, in deterministic test mode, as a BigInt). imports bytes/, tls/ (api types
  * and constants) and node built-ins.
  */
-import { X509Certificate, constants as cryptoConstants, createPrivateKey, generateKeyPairSync, sign as nodeSign } from 'node:crypto';
+import { X509Certificate, constants as cryptoConstants, createPrivateKey, generateKeyPairSync, sign as nodeSign, type KeyObject } from 'node:crypto';
 import { equalBytes } from '../bytes/index.js';
 import type { TlsIdentity } from '../tls/api.js';
 import { SignatureScheme } from '../tls/constants.js';
@@ -30,8 +30,12 @@ export function generateIdentity(label: string, keyType: KeyTypeName): IdentityR
     keyType === 'rsa2048'
       ? generateKeyPairSync('rsa', { modulusLength: 2048, publicExponent: 0x10001, publicKeyEncoding: { type: 'spki', format: 'der' }, privateKeyEncoding: { type: 'pkcs8', format: 'der' } })
       : generateKeyPairSync('ec', { namedCurve: 'P-256', publicKeyEncoding: { type: 'spki', format: 'der' }, privateKeyEncoding: { type: 'pkcs8', format: 'der' } });
-  const privateKey = createPrivateKey({ key: pair.privateKey, format: 'der', type: 'pkcs8' });
-  pair.privateKey.fill(0);
+  let privateKey: KeyObject;
+  try {
+    privateKey = createPrivateKey({ key: pair.privateKey, format: 'der', type: 'pkcs8' });
+  } finally {
+    pair.privateKey.fill(0); // held the private key
+  }
   const spki = new Uint8Array(pair.publicKey);
   return { label, keyType, privateKey, spki, chain: [], hostNames: [], ...DEFAULT_IDENTITY_POLICY };
 }

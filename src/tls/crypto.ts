@@ -355,7 +355,7 @@ function x25519(privateRaw?: Uint8Array): EphemeralKey {
     x = createPublicKey(priv).export({ format: 'jwk' }).x; // imported, not generated: no job to collect
   } else {
     // The public key is exported by the key generation itself: exporting it afterwards from the
-    // KeyObject can deadlock the process (see generatedPublicJwk).
+    // KeyObject can deadlock the process (see JWK_PUBLIC).
     const pair = generateKeyPairSync('x25519', JWK_PUBLIC);
     priv = pair.privateKey;
     x = generatedPublicJwk(pair.publicKey).x;
