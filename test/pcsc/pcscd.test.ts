@@ -229,6 +229,9 @@ test('TLS-SE driver through pcscd against the card TLS-SE applet: openssl -tls1_
     for (let i = 0; i < n; i++) assert.match(await get(), /setls demo plug/);
     t.diagnostic(`TLS-SE: ${(n / ((performance.now() - t0) / 1000)).toFixed(1)} Node https requests/s through pcscd`);
     console.log(`# TLS-SE through pcscd: ${(n / ((performance.now() - t0) / 1000)).toFixed(1)} Node https requests/s`);
+  } catch (e) {
+    // what the server logged says why a client was cut (a PC/SC error, the card's answer…)
+    throw new Error(`${(e as Error).message}\nserve https --driver tls-se output (last 3000 characters):\n${proc.out.slice(-3000)}`, { cause: e });
   } finally {
     await proc.stop();
   }
