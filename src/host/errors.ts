@@ -22,6 +22,11 @@ export class CardError extends SetlsError {
   }
 }
 
+/** The card refused SELECT as locked by its security domain (SW 6283): a state the operator set, not a fault. */
+export function isLockedRefusal(e: unknown): boolean {
+  return e instanceof CardError && e.sw === SetlsSw.locked;
+}
+
 /**
  * A TLS session that ended with a fatal alert: the one we sent (reported by the card — its DECRYPT
  * answer, or the alert TLV `2C` of a failed handshake step — or produced by the host record layer of

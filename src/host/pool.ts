@@ -45,8 +45,8 @@ import net from 'node:net';
 import type { SetlsError } from '../bytes/index.js';
 import type { CardTransport } from '../transport/index.js';
 import type { CardClient } from './card-client.js';
-import { LOCKED_IDENTITY_ALERT, SetlsSw } from '../protocol/index.js';
-import { CardError, hostError } from './errors.js';
+import { LOCKED_IDENTITY_ALERT } from '../protocol/index.js';
+import { CardError, hostError, isLockedRefusal } from './errors.js';
 import { HelloStage, publishSession, type CompleteHello, type HelloStageOptions } from './hello-stage.js';
 import { PeerTable, peerKey } from './peer-table.js';
 import { ticketKeyIdInFlight } from './pool-hello.js';
@@ -679,13 +679,13 @@ export class TlsPool extends EventEmitter {
     this.checkLocked();
   }
 
-  private scheduleRecovery(slot: PoolSlot, _err: Error): void {
+  private scheduleRecovery(slot: PoolSlot, err: Error): void {
     if (this.closed) return;
     const wait = Math.min(this.maxBackoffMs, this.backoffMs * 2 ** slot.failures);
     const t = setTimeout(() => {
       this.recoveryTimers.delete(t);
       if (this.closed || slot.health === 'up') return; // back already (a locked card checked on demand)
-      if (slot.starting) return this.scheduleRecovery(slot, _err);
+      if (slot.starting) return this.scheduleRecovery(slot, err);
       this.startSlot(slot).then(
         () => {
           this.slotUp(slot);
@@ -742,14 +742,19 @@ export class TlsPool extends EventEmitter {
   /** Every card is locked: the clients waiting for a channel are refused now. */
   private refuseLocked(): void {
     const err = hostError('ERR_HOST_CARD_LOCKED', 'refused: every card is locked by its security domain');
-    this.lockedRefusals += this.queue.refuseAll(err, LOCKED_IDENTITY_ALERT);
-    for (const w of this.dtlsWaiters.splice(0)) {
+    this.lockedRefusals += this.queue.refuseAll(err, LOCKED_IDENTITY_ALERT) + this.dropDtlsWaiters();
+    this.updateWaiting();
+  }
+
+  /** Every DTLS association waiting for a channel gets none (undefined); returns how many. */
+  private dropDtlsWaiters(): number {
+    const dropped = this.dtlsWaiters.splice(0);
+    for (const w of dropped) {
       if (w.timer) clearTimeout(w.timer);
       this.peers.add(w.ip, 'ready', -1);
-      this.lockedRefusals++;
       w.resolve(undefined);
     }
-    this.updateWaiting();
+    return dropped.length;
   }
 
   /** Clients refused because every card was locked. */
@@ -765,11 +770,7 @@ export class TlsPool extends EventEmitter {
     const serverClosed = server ? new Promise<void>((r) => server.close(() => r())) : Promise.resolve();
     this.stage.close();
     this.queue.close();
-    for (const w of this.dtlsWaiters.splice(0)) {
-      if (w.timer) clearTimeout(w.timer);
-      this.peers.add(w.ip, 'ready', -1);
-      w.resolve(undefined);
-    }
+    this.dropDtlsWaiters();
     await Promise.all(this.slots.map((s) => s.tandem.close()));
     await serverClosed;
     this.emit('close');
@@ -795,9 +796,4 @@ export async function probeLogicalChannels(card: CardClient, limit = 20): Promis
     for (const n of opened.reverse()) await card.closeChannel(n).catch(() => undefined);
   }
   return 1 + opened.length;
-}
-
-/** The card refused SELECT as locked by its security domain (SW 6283): a state the operator set, not a fault. */
-function isLockedRefusal(e: unknown): boolean {
-  return e instanceof CardError && e.sw === SetlsSw.locked;
 }

@@ -27,11 +27,11 @@ import net from 'node:net';
 import { SetlsError } from '../bytes/index.js';
 import type { CardTransport } from '../transport/index.js';
 import { CardClient } from './card-client.js';
-import { CardError, TlsAlertError } from './errors.js';
+import { CardError, isLockedRefusal, TlsAlertError } from './errors.js';
 import { endAndDrain } from './linger.js';
 import { HostSession } from './host-record.js';
 import { SW } from '../apdu/index.js';
-import { LOCKED_IDENTITY_ALERT, SetlsSw } from '../protocol/index.js';
+import { LOCKED_IDENTITY_ALERT } from '../protocol/index.js';
 import { EapDriver, type SeSession, type SessionDriver } from './session-driver.js';
 import type { HandshakeStep } from './eap-session.js';
 import { TlsSeDriver } from './tls-se-driver.js';
@@ -395,7 +395,7 @@ export class TlsTandem extends EventEmitter {
       // SELECT as locked by its security domain before it spoke: the client gets access_denied, the
       // alert the card gives a handshake of a locked identity, not a reset.
       if (spoke && socket.writableEnded) endAndDrain(socket);
-      else if (!spoke && e instanceof CardError && e.sw === SetlsSw.locked && socket.writable) endAndDrain(socket, plaintextAlert(LOCKED_IDENTITY_ALERT));
+      else if (!spoke && isLockedRefusal(e) && socket.writable) endAndDrain(socket, plaintextAlert(LOCKED_IDENTITY_ALERT));
       else socket.destroy();
       // The client leaving mid-handshake is a normal end (counted, not reported as an error).
       publish({ event: isPeerClosed(e) ? 'peer_closed' : 'failed', ...who, error: (e as Error).message });
