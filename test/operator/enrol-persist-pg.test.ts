@@ -109,7 +109,7 @@ test('the enrolment statements are named prepared statements on PostgreSQL (pars
         const names = (await d.all(`SELECT name FROM pg_prepared_statements WHERE name LIKE 'setls_enrol_%' ORDER BY name`)).map((r) => r['name']);
         assert.deepEqual(
           names,
-          prepare ? ['setls_enrol_open_v1', 'setls_enrol_persist_v1', 'setls_enrol_read_card_v1', 'setls_enrol_read_enrolment_v1'] : [],
+          prepare ? ['setls_enrol_open_v1', 'setls_enrol_persist_v1', 'setls_enrol_read_card_v2', 'setls_enrol_read_enrolment_v2'] : [],
           `prepare: ${prepare}`,
         );
       } finally {

@@ -13,10 +13,12 @@
  *   signature = ECDSA P-256 with SHA-256 over `statement` (DER Ecdsa-Sig-Value, or raw r‖s 64 bytes)
  *   chain     = [attestation certificate, intermediates…] (DER)
  */
-import { verify as nodeVerify, type KeyObject } from 'node:crypto';
-import { encodeBerTlv, encodeBerTlvs, parseBerTlvs, toHex } from '../../bytes/index.js';
+import { createPublicKey, verify as nodeVerify, type KeyObject } from 'node:crypto';
+import { encodeBerTlv, encodeBerTlvs, equalBytes, parseBerTlvs, toHex } from '../../bytes/index.js';
 import { OpError, OpErrorCode } from '../errors.js';
-import { ChainError, verifyChain } from './chain.js';
+import { ChainError, namedCurve, verifyChain } from './chain.js';
+import { p256PublicKey } from './p256-key.js';
+import { sha256 } from './x509.js';
 
 /** The facts the card's attestation key signs about one generated key. */
 export interface AttestationClaims {
@@ -48,6 +50,24 @@ export interface AttestationFormat {
   decode(statement: Uint8Array): AttestationClaims;
 }
 
+/**
+ * What manifest import verified about a card's attestation certificate (pki/chain.ts), kept in its
+ * card row: the certificate's key, the trusted manufacturer CA its path ended at, and when every
+ * certificate of that path is valid. Evidence that carries exactly that certificate needs no parse
+ * and no path check again: only the anchor's trust and the validity at `now` are re-evaluated.
+ */
+export interface KnownAttestation {
+  /** The attestation certificate (DER) these facts are about. */
+  readonly certDer: Uint8Array;
+  /** Its SubjectPublicKeyInfo (DER), as OpenSSL read it at import. */
+  readonly keySpki: Uint8Array;
+  /** SHA-256 of the trusted manufacturer CA (DER) the path ended at. */
+  readonly anchorSha256: Uint8Array;
+  /** The intersection of the path's certificates' validity periods, ms. */
+  readonly validFrom: number;
+  readonly validTo: number;
+}
+
 export interface VerifiedAttestation {
   readonly claims: AttestationClaims;
   /** The attestation (leaf) certificate, DER. */
@@ -63,6 +83,14 @@ export interface AttestationVerifier {
    * (ERR_OP_ATTESTATION_FORMAT). Binding to a manifest, UID, nonce and CSR: the enrolment checks.
    */
   verify(evidence: AttestationEvidence, trustedManufacturerCas: readonly Uint8Array[], now: number): VerifiedAttestation;
+  /**
+   * `verify` with what manifest import verified (`known`) in place of a parse and a path check, when
+   * the evidence's leaf certificate is byte-equal to `known.certDer`, the anchor its path ended at is
+   * still one of `trustedManufacturerCas` and `now` is within that path's validity: the path the
+   * import checked (the manifest's intermediates) still holds. Otherwise `verify` decides. Then the
+   * signature and the claims as in `verify`. Optional: without it, `verify` runs.
+   */
+  verifyKnown?(evidence: AttestationEvidence, known: KnownAttestation, trustedManufacturerCas: readonly Uint8Array[], now: number): VerifiedAttestation;
   /**
    * The nonce the statement claims, NOT verified (null when it does not decode): only to start the
    * read of its enrolment while `verify` runs; nothing may be decided on it.
@@ -118,6 +146,17 @@ export const SETLS_ATTESTATION_V1: AttestationFormat & { encode(c: AttestationCl
   },
 };
 
+/** SHA-256 of a trusted CA's DER, once per array (the trust list is cached: pki/trust-cache.ts). */
+const anchorHashes = new WeakMap<Uint8Array, Uint8Array>();
+function anchorHash(der: Uint8Array): Uint8Array {
+  let h = anchorHashes.get(der);
+  if (!h) anchorHashes.set(der, (h = sha256(der)));
+  return h;
+}
+
+/** How often verifyKnown answered from the facts (tests, metrics). */
+export const knownAttestations = { used: 0 };
+
 /** The default verifier: chain, then signature, then format. */
 export class DefaultAttestationVerifier implements AttestationVerifier {
   constructor(private readonly format: AttestationFormat = SETLS_ATTESTATION_V1) {}
@@ -135,6 +174,26 @@ export class DefaultAttestationVerifier implements AttestationVerifier {
       if (e instanceof ChainError) throw new OpError(OpErrorCode.attestationChain, e.message);
       throw e;
     }
+    return this.signedClaims(evidence, key, curve, leafDer, anchorDer);
+  }
+
+  verifyKnown(evidence: AttestationEvidence, known: KnownAttestation, trusted: readonly Uint8Array[], now: number): VerifiedAttestation {
+    const leafDer = evidence.chain[0];
+    // Only a success is taken from the facts: another certificate, an anchor no longer in the list
+    // (removed, or renewed under another DER) or a path outside its validity now is decided by the
+    // full check, which may find another path through the evidence's intermediates, or refuses.
+    if (!leafDer || !equalBytes(leafDer, known.certDer)) return this.verify(evidence, trusted, now);
+    const anchorDer = trusted.find((t) => equalBytes(anchorHash(t), known.anchorSha256));
+    if (!anchorDer || now < known.validFrom || now > known.validTo) return this.verify(evidence, trusted, now);
+    knownAttestations.used++;
+    const p256 = p256PublicKey(known.keySpki);
+    // not P-256 (or not its usual encoding): OpenSSL decodes the DER, and the check below refuses it
+    const key = p256 ?? createPublicKey({ key: Buffer.from(known.keySpki), format: 'der', type: 'spki' });
+    return this.signedClaims(evidence, key, p256 ? 'prime256v1' : namedCurve(key), leafDer, anchorDer);
+  }
+
+  /** The statement's signature by the attestation key, then its claims (the checks after the chain). */
+  private signedClaims(evidence: AttestationEvidence, key: KeyObject, curve: string | undefined, leafDer: Uint8Array, anchorDer: Uint8Array): VerifiedAttestation {
     if (key.asymmetricKeyType !== 'ec' || curve !== 'prime256v1') {
       throw new OpError(OpErrorCode.attestationSignature, 'the attestation key is not ECDSA P-256');
     }

@@ -28,6 +28,9 @@ export interface ChainResult {
   readonly leafKey: KeyObject;
   /** The leaf key's named curve (EC keys), else undefined. */
   readonly leafCurve: string | undefined;
+  /** When every certificate of the path (leaf, intermediates used, anchor) is valid: the intersection, ms. */
+  readonly pathValidFrom: number;
+  readonly pathValidTo: number;
 }
 
 export class ChainError extends Error {}
@@ -122,7 +125,9 @@ export function verifyChain(leafDer: Uint8Array, intermediatesDer: readonly Uint
   const intermediates = intermediatesDer.map((d, i) => parse(d, `intermediate #${i}`));
   if (intermediates.length + 1 > MAX_DEPTH) throw new ChainError(`chain longer than ${MAX_DEPTH}`);
   withinValidity(leaf, now, 'the attestation certificate');
-  const done = (anchorDer: Uint8Array): ChainResult => ({ anchorDer, leaf: leaf.cert, leafKey: leaf.key, leafCurve: leaf.curve });
+  let from = leaf.from;
+  let to = leaf.to;
+  const done = (anchorDer: Uint8Array): ChainResult => ({ anchorDer, leaf: leaf.cert, leafKey: leaf.key, leafCurve: leaf.curve, pathValidFrom: from, pathValidTo: to });
   let current = leaf;
   for (let depth = 0; ; depth++) {
     // Ends at an anchor: the current certificate is one, or one signed it.
@@ -131,6 +136,8 @@ export function verifyChain(leafDer: Uint8Array, intermediatesDer: readonly Uint
     const anchor = anchors.find((a) => a.p.cert.ca && signs(a.p, current));
     if (anchor) {
       withinValidity(anchor.p, now, 'the manufacturer CA');
+      from = Math.max(from, anchor.p.from);
+      to = Math.min(to, anchor.p.to);
       return done(anchor.der);
     }
     const next = intermediates[depth];
@@ -138,6 +145,8 @@ export function verifyChain(leafDer: Uint8Array, intermediatesDer: readonly Uint
     if (!next.cert.ca) throw new ChainError(`intermediate #${depth} is not a CA certificate`);
     if (!signs(next, current)) throw new ChainError(`intermediate #${depth} did not sign the certificate below it`);
     withinValidity(next, now, `intermediate #${depth}`);
+    from = Math.max(from, next.from);
+    to = Math.min(to, next.to);
     current = next;
   }
 }

@@ -11,6 +11,7 @@ import { createHash, createPublicKey, verify as nodeVerify, type KeyObject } fro
 import { OpError, OpErrorCode } from '../errors.js';
 import type { CheckedCsr } from './csr.js';
 import { derChildren } from './der.js';
+import { isP256Spki, p256PublicKey } from './p256-key.js';
 
 /** Signature algorithms a card's CSR may use: the AlgorithmIdentifier's DER (hex) → [hash, key type]. */
 const SIG_ALGS = new Map<string, readonly [string, 'ec' | 'rsa']>();
@@ -27,29 +28,17 @@ for (const [oid, hash, type] of [
   if (type === 'rsa') SIG_ALGS.set(Buffer.from(AsnConvert.serialize(new AlgorithmIdentifier({ algorithm: oid, parameters: null }))).toString('hex'), [hash, type]);
 }
 
-/** SubjectPublicKeyInfo of a P-256 key with an uncompressed point, up to the point's 64 bytes. */
-const P256_SPKI_PREFIX = Buffer.from('3059301306072a8648ce3d020106082a8648ce3d03010703420004', 'hex');
-
-/** How CSR keys were imported (tests, metrics): the P-256 fast path, or OpenSSL's SPKI decoder. */
+/** How CSR keys were imported (tests, metrics): the P-256 fast path (pki/p256-key.ts), or OpenSSL's SPKI decoder. */
 export const csrKeyImports = { p256: 0, spki: 0 };
 
-/**
- * A P-256 SubjectPublicKeyInfo (exactly: id-ecPublicKey, prime256v1, uncompressed point) imported from
- * its coordinates as a JWK — OpenSSL 3's DER decoder costs ~2.5× as much (≈ 180 µs against 70 µs
- * here, pki/csr-check's largest share in bench/scale.ts --cpu-prof). The import is as strict: OpenSSL
- * checks the point (coordinates below p, on the curve, of the group's order) and throws otherwise.
- * Any other key (another curve, RSA, a compressed point, other encodings): null, the caller decodes
- * the DER.
- */
+/** A P-256 key from its coordinates (pki/p256-key.ts); null for any other key: the caller decodes the DER. */
 function p256Key(spki: Uint8Array): KeyObject | null {
-  if (spki.length !== P256_SPKI_PREFIX.length + 64 || Buffer.compare(P256_SPKI_PREFIX, spki.subarray(0, P256_SPKI_PREFIX.length)) !== 0) {
+  if (!isP256Spki(spki)) {
     csrKeyImports.spki++;
     return null;
   }
   csrKeyImports.p256++;
-  const at = P256_SPKI_PREFIX.length;
-  const b = Buffer.from(spki.buffer, spki.byteOffset, spki.byteLength);
-  return createPublicKey({ key: { kty: 'EC', crv: 'P-256', x: b.toString('base64url', at, at + 32), y: b.toString('base64url', at + 32, at + 64) }, format: 'jwk' });
+  return p256PublicKey(spki);
 }
 
 /** The DER element's tag and contents (one-byte tags). */

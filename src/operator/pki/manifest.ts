@@ -17,12 +17,12 @@
  * When the attestation certificate's subject carries a 32-hex-digit CN or serialNumber, it must be
  * the entry's UID (the manufacturer's signed binding of key to card).
  */
-import { X509Certificate } from 'node:crypto';
+import type { X509Certificate } from 'node:crypto';
 import { fromHex, toHex } from '../../bytes/index.js';
 import { OpErrorCode } from '../errors.js';
 import type { JsonObject } from '../store/types.js';
-import { ChainError, verifyChain } from './chain.js';
-import { certificateDer, fingerprintHex, sha256, spkiOfCertificate } from './x509.js';
+import { ChainError, verifyChain, type ChainResult } from './chain.js';
+import { certificateDer, fingerprintHex, sha256 } from './x509.js';
 
 export const MAX_MANIFEST_ENTRIES = 10_000;
 
@@ -39,6 +39,10 @@ export interface ManifestEntry {
   readonly profile: JsonObject;
   /** The trusted manufacturer CA it chains to (DER fingerprint, hex). */
   readonly anchorFingerprint: string;
+  /** What the path check established, kept in the card row (enrolment re-uses it: pki/attestation.ts KnownAttestation). */
+  readonly attestKeySpki: Uint8Array;
+  readonly attestValidFrom: number;
+  readonly attestValidTo: number;
 }
 
 export interface EntryProblem {
@@ -127,28 +131,32 @@ export function parseManifest(doc: unknown, trustedCas: readonly Uint8Array[], n
     if (counter !== null && (typeof counter !== 'number' || !Number.isInteger(counter) || counter < 0 || counter > 0x1000000)) {
       return fail(OpErrorCode.manifestInvalid, 'sequenceCounter must be an integer 0..16777216');
     }
-    let anchorDer: Uint8Array;
+    let path: ChainResult;
     try {
-      anchorDer = verifyChain(certDer, chainDer, trustedCas, now).anchorDer;
+      path = verifyChain(certDer, chainDer, trustedCas, now);
     } catch (e) {
       if (e instanceof ChainError) return fail(OpErrorCode.attestationChain, e.message);
       throw e;
     }
-    const hints = subjectUidHints(new X509Certificate(certDer));
+    const hints = subjectUidHints(path.leaf);
     if (hints.length > 0 && !hints.includes(uidText)) {
       return fail(OpErrorCode.attestationUid, `the attestation certificate names card ${hints[0]}, not ${uidText}`);
     }
+    const spki = new Uint8Array(path.leafKey.export({ type: 'spki', format: 'der' }));
     entries.push({
       uid: fromHex(uidText),
       attestCertDer: certDer,
-      attestSpkiSha256: sha256(spkiOfCertificate(certDer)),
+      attestSpkiSha256: sha256(spki),
+      attestKeySpki: spki,
+      attestValidFrom: path.pathValidFrom,
+      attestValidTo: path.pathValidTo,
       chainDer,
       kvn,
       transportKeyId: transportKeyId as string | null,
       sequenceCounter: counter as number | null,
       labels: plainObject(r['labels']),
       profile: plainObject(r['profile']),
-      anchorFingerprint: fingerprintHex(anchorDer),
+      anchorFingerprint: fingerprintHex(path.anchorDer),
     });
   });
   return { name: top.name, entries, problems };

@@ -7,7 +7,7 @@
  * those cards present. imports pki/manifest, store/types, store/driver, errors.
  */
 import { randomUUID } from 'node:crypto';
-import { equalBytes, toHex } from '../../bytes/index.js';
+import { equalBytes, fromHex, toHex } from '../../bytes/index.js';
 import { OpError, OpErrorCode } from '../errors.js';
 import { parseManifest, type EntryProblem, type ManifestEntry } from '../pki/manifest.js';
 import { fingerprintHex } from '../pki/x509.js';
@@ -80,6 +80,7 @@ async function registerEntries(
         labels: e.labels,
         profile: e.profile,
         createdAt: now,
+        attestFacts: { keySpki: e.attestKeySpki, anchorSha256: fromHex(e.anchorFingerprint), validFrom: e.attestValidFrom, validTo: e.attestValidTo },
       });
       imported.push(toHex(e.uid));
     }

@@ -15,7 +15,7 @@ import type { Dialect, SqlConn, SqlRow } from './driver.js';
 const hex = (u: Uint8Array): string => Buffer.from(u.buffer, u.byteOffset, u.byteLength).toString('hex');
 
 const COLUMNS = {
-  card: 'id, uid, batch_id, attest_cert_der, attest_spki_sha256, lifecycle, kvn, transport_key_id, seq_counter, labels, profile, host_id, last_seen_at, deny_list_number, time_anchor_counter, created_at, updated_at',
+  card: 'id, uid, batch_id, attest_cert_der, attest_spki_sha256, lifecycle, kvn, transport_key_id, seq_counter, labels, profile, host_id, last_seen_at, deny_list_number, time_anchor_counter, created_at, updated_at, attest_key_spki, attest_anchor_sha256, attest_valid_from, attest_valid_to',
   enrolment: 'id, card_id, job_id, mode, nonce_hash, status, error_code, expires_at, started_at, finished_at',
 } as const;
 
@@ -24,7 +24,7 @@ async function byUniqueBytes(c: SqlConn, d: Dialect, table: 'card' | 'enrolment'
   const distinct = [...new Map(keys.map((k) => [hex(k), k])).values()];
   const rows =
     d.name === 'postgres'
-      ? await c.all(`SELECT ${COLUMNS[table]} FROM ${table} WHERE ${column} = ANY(?::bytea[])`, [distinct], { name: `setls_enrol_read_${table}_v1` })
+      ? await c.all(`SELECT ${COLUMNS[table]} FROM ${table} WHERE ${column} = ANY(?::bytea[])`, [distinct], { name: `setls_enrol_read_${table}_v2` })
       : await c.all(`SELECT ${COLUMNS[table]} FROM ${table} WHERE ${column} IN (${distinct.map(() => '?').join(', ')})`, distinct);
   const found = new Map(rows.map((r) => [hex(r[column] as Uint8Array), r]));
   return keys.map((k) => found.get(hex(k)) ?? null);
@@ -72,7 +72,7 @@ export async function cardsAndEnrolments(c: SqlConn, d: Dialect, keys: readonly 
     const enrolments = await enrolmentsByNonceHashes(c, d, keys.map((k) => k.nonceHash));
     return keys.map((_, i) => ({ card: cards[i]!, enrolment: enrolments[i]! }));
   }
-  const rows = await c.all(BOTH_SQL, [keys.map((k) => k.uid), keys.map((k) => k.nonceHash)], { name: 'setls_enrol_read_both_v1' });
+  const rows = await c.all(BOTH_SQL, [keys.map((k) => k.uid), keys.map((k) => k.nonceHash)], { name: 'setls_enrol_read_both_v2' });
   if (rows.length !== keys.length) throw new Error(`read answered ${rows.length} rows for ${keys.length} keys`);
   return rows.map((r) => ({ card: unprefixed(r, 'c', 'card'), enrolment: unprefixed(r, 'e', 'enrolment') }));
 }

@@ -385,6 +385,20 @@ ALTER TABLE host ADD COLUMN node_seen_at {int64};
 CREATE INDEX certificate_good_not_after_card ON certificate (not_after, card_id, serial) WHERE status = 'good';
 `,
   },
+  {
+    version: 11,
+    name: 'cards: what manifest import verified about the attestation certificate (its key, the anchor, the path validity)',
+    // pki/attestation.ts verifyKnown: an enrolment whose evidence carries exactly the card's
+    // attestation certificate re-evaluates the anchor's trust and the validity from these instead of
+    // parsing the certificate and checking its path again (issue #17, enrolments/s). NULL for cards
+    // imported before: they take the full check.
+    sql: `
+ALTER TABLE card ADD COLUMN attest_key_spki {bytes};
+ALTER TABLE card ADD COLUMN attest_anchor_sha256 {bytes};
+ALTER TABLE card ADD COLUMN attest_valid_from {int64};
+ALTER TABLE card ADD COLUMN attest_valid_to {int64};
+`,
+  },
 ];
 
 // Versions strictly increase (the runner applies them in this order and skips those ≤ the database's).

@@ -27,6 +27,7 @@ import type { EstCertificateRow, EstCredentialRow } from './types.js';
 import { FindingsSql } from './findings.js';
 import { fleetPage, type FleetFilter } from './fleet-sql.js';
 import type {
+  CardAttestFacts,
   AdminSessionRow,
   ApiTokenRow,
   AuditCardRow,
@@ -128,7 +129,16 @@ function cardRow(r: SqlRow): CardRow {
     timeAnchorCounter: n(r, 'time_anchor_counter'),
     createdAt: n(r, 'created_at'),
     updatedAt: n(r, 'updated_at'),
+    attestFacts: attestFacts(r),
   };
+}
+
+function attestFacts(r: SqlRow): CardAttestFacts | null {
+  const keySpki = bn(r, 'attest_key_spki');
+  const anchorSha256 = bn(r, 'attest_anchor_sha256');
+  const validFrom = nn(r, 'attest_valid_from');
+  const validTo = nn(r, 'attest_valid_to');
+  return keySpki && anchorSha256 && validFrom !== null && validTo !== null ? { keySpki, anchorSha256, validFrom, validTo } : null;
 }
 
 function caRow(r: SqlRow): CaRow {
@@ -398,8 +408,9 @@ export class SqlStore implements OperatorStore {
   }
   async insertCard(card: NewCard): Promise<void> {
     await this.c.run(
-      `INSERT INTO card (id, uid, batch_id, attest_cert_der, attest_spki_sha256, lifecycle, kvn, transport_key_id, seq_counter, labels, profile, created_at, updated_at)
-       VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+      `INSERT INTO card (id, uid, batch_id, attest_cert_der, attest_spki_sha256, lifecycle, kvn, transport_key_id, seq_counter, labels, profile, created_at, updated_at,
+         attest_key_spki, attest_anchor_sha256, attest_valid_from, attest_valid_to)
+       VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
       [
         card.id,
         card.uid,
@@ -414,6 +425,10 @@ export class SqlStore implements OperatorStore {
         json(card.profile),
         card.createdAt,
         card.createdAt,
+        card.attestFacts?.keySpki ?? null,
+        card.attestFacts?.anchorSha256 ?? null,
+        card.attestFacts?.validFrom ?? null,
+        card.attestFacts?.validTo ?? null,
       ],
     );
   }

@@ -94,6 +94,19 @@ export interface ManifestBatchRow {
   readonly importedAt: number;
 }
 
+/**
+ * What manifest import verified about a card's attestation certificate (pki/manifest.ts): its key
+ * (SubjectPublicKeyInfo, DER), the SHA-256 of the trusted manufacturer CA its path ended at, and the
+ * intersection of the path's validity periods (ms). Enrolment re-uses it (pki/attestation.ts
+ * KnownAttestation) for evidence carrying exactly attestCertDer.
+ */
+export interface CardAttestFacts {
+  readonly keySpki: Uint8Array;
+  readonly anchorSha256: Uint8Array;
+  readonly validFrom: number;
+  readonly validTo: number;
+}
+
 export interface CardRow {
   readonly id: string;
   readonly uid: Uint8Array;
@@ -117,6 +130,8 @@ export interface CardRow {
   readonly timeAnchorCounter: number;
   readonly createdAt: number;
   readonly updatedAt: number;
+  /** null: imported before schema 11, or registered without a manifest's path check. */
+  readonly attestFacts: CardAttestFacts | null;
 }
 
 export interface IdentityRow {
@@ -297,9 +312,10 @@ export interface JobFilter {
   readonly kind?: string;
 }
 
-export type NewCard = Omit<CardRow, 'createdAt' | 'updatedAt' | 'lastSeenAt' | 'hostId' | 'seqCounter' | 'denyListNumber' | 'timeAnchorCounter'> & {
+export type NewCard = Omit<CardRow, 'createdAt' | 'updatedAt' | 'lastSeenAt' | 'hostId' | 'seqCounter' | 'denyListNumber' | 'timeAnchorCounter' | 'attestFacts'> & {
   readonly createdAt: number;
   readonly seqCounter?: number | null;
+  readonly attestFacts?: CardAttestFacts | null;
 };
 export type NewJob = Pick<JobRow, 'id' | 'cardId' | 'kind' | 'params' | 'maxAttempts' | 'deadlineAt' | 'idempotencyKey' | 'createdBy' | 'createdAt'> & {
   readonly campaignId?: string | null;
