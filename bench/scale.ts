@@ -30,8 +30,9 @@
  *     (issueNonce: card read + enrolment row; complete: attestation chain + signature, CSR check,
  *     binding checks, issuance, one transaction) — all in the same process, on the same 2 cores:
  *     the load generator's CPU is included (process.cpuUsage() counts every thread). Every
- *     enrolment is a distinct card's first in its process (as in a roll-out): the chain of its
- *     attestation certificate is verified each time, never answered from pki/chain.ts's cache.
+ *     enrolment is a distinct card's first in its process (as in a roll-out): never answered from
+ *     pki/chain.ts's cache; its attestation is checked from what manifest import verified about its
+ *     certificate (the card row's facts, migration 11: its key imported, the statement verified).
  * The 10^6 fill takes minutes on this machine: the default is 10^5; pass --cards 1000000.
  */
 import { spawn } from 'node:child_process';
@@ -89,7 +90,7 @@ async function childEnrol(dir: string, store: string, n: number, conc: number, w
   const answer = (c: number, nonce: Uint8Array): Promise<CardAnswer> | CardAnswer =>
     gen ? gen.sign(c, nonce) : cardAnswer(cards[c]!.uid, cards[c]!.key, freshCsr(), nonce, ++counter);
   // card `first + i` for the i-th enrolment, its warm-up ones after them: each card's first
-  // enrolment in this process (its attestation certificate's chain is checked, not cached)
+  // enrolment in this process (nothing of its attestation is cached)
   const one = async (i: number): Promise<void> => {
     const c = (first + i) % cards.length;
     const card = cards[c]!;
@@ -331,9 +332,9 @@ async function runStore(kind: 'sqlite' | 'postgres', o: { cards: number; enrol: 
     await initOperator({ dir, manufacturerCaPems: [m.caPem], ...(kind === 'postgres' ? { store } : {}) });
     const op = await Operator.open({ dir, store, verifier: new DefaultAttestationVerifier(SETLS_ATTESTATION_V1) });
     // Enrolling cards: one per enrolment of every enrolment run (measured and warm-up), so that each
-    // is a card's first in its process, as in a roll-out — the attestation certificate's chain is
-    // checked every time (pki/chain.ts caches checks that passed: with a few cards re-enrolling, the
-    // manufacturer's signature would be verified once per card, not per enrolment).
+    // is a card's first in its process, as in a roll-out — nothing of its attestation is cached
+    // (pki/chain.ts caches checks that passed: with a few cards re-enrolling, the certificate's key
+    // would be read once per card, not per enrolment).
     const runs = 1 + (o.workers > 0 ? 1 : 0) + (kind === 'postgres' ? 1 : 0);
     const softs = await Promise.all(Array.from({ length: Math.max(64, runs * (o.enrol + 2 * WARMUP)) }, () => SoftCard.create(m)));
     let nextCard = 0;
