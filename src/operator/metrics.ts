@@ -14,6 +14,7 @@ export class OperatorMetrics {
   readonly httpDuration: Histogram<'route'>;
   readonly certificatesIssued: Counter;
   readonly enrolmentRefusals: Counter<'code'>;
+  readonly attestationsVerified: Counter<'chain'>;
   readonly crlNumber: Gauge;
   readonly crlBuildSeconds: Histogram;
   readonly jobsFinished: Counter<'kind' | 'status'>;
@@ -31,6 +32,12 @@ export class OperatorMetrics {
     });
     this.certificatesIssued = new Counter({ name: 'setls_operator_certificates_issued_total', help: 'card certificates issued', registers: [r] });
     this.enrolmentRefusals = new Counter({ name: 'setls_operator_enrolment_refusals_total', help: 'enrolments refused, by code', labelNames: ['code'], registers: [r] });
+    this.attestationsVerified = new Counter({
+      name: 'setls_operator_attestations_verified_total',
+      help: "attestations verified at enrolment, by how the certificate's chain was established: manifest (what manifest import verified, re-evaluated) or full (parsed and checked again)",
+      labelNames: ['chain'],
+      registers: [r],
+    });
     this.crlNumber = new Gauge({ name: 'setls_operator_crl_number', help: 'cRLNumber of the CRL served', registers: [r] });
     this.crlBuildSeconds = new Histogram({ name: 'setls_operator_crl_build_seconds', help: 'revocation to CRL stored', buckets: [0.005, 0.01, 0.05, 0.1, 0.5, 1, 2], registers: [r] });
     this.jobsFinished = new Counter({ name: 'setls_operator_jobs_finished_total', help: 'jobs finished, by kind and status', labelNames: ['kind', 'status'], registers: [r] });

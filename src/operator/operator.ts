@@ -91,6 +91,7 @@ export class Operator {
       defaultIpAddresses: config.defaultIpAddresses,
       now,
       onRefusal: (code) => this.metrics.enrolmentRefusals.inc({ code }),
+      onAttestationVerified: (chain) => this.metrics.attestationsVerified.inc({ chain }),
     });
     this.revocation = new RevocationService({
       store,

@@ -96,6 +96,13 @@ test('operator and device as real processes: card init, manifest, operator init/
   const c = await curl();
   assert.equal(c.code, 0, c.stderr);
   assert.equal(JSON.parse(c.stdout).tls.terminatedIn, 'secure element');
+  // the card's attestation (security-domain format, certificate from `setls card manifest`) was
+  // checked from what manifest import verified, not parsed and chain-checked again
+  const adminToken = readFileSync(join(D, 'admin.token'), 'utf8').trim();
+  const metrics = await exec('curl', ['-sS', '--max-time', '30', '--cacert', join(D, 'tls-ca.crt'), '-H', `Authorization: Bearer ${adminToken}`, `${opUrl}/metrics`]);
+  assert.equal(metrics.code, 0, metrics.stderr);
+  assert.match(metrics.stdout, /setls_operator_attestations_verified_total\{chain="manifest"\} 1\n/);
+  assert.doesNotMatch(metrics.stdout, /setls_operator_attestations_verified_total\{chain="full"\}/);
   const card = JSON.parse(await ok(['card', uid, '--json']));
   assert.equal(card.state, 'active');
   assert.equal(card.hostId, 'dev-e2e');

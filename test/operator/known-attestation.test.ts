@@ -40,6 +40,11 @@ before(async () => {
 });
 after(async () => env.cleanup());
 
+/** setls_operator_attestations_verified_total{chain} as the operator's metrics have it. */
+async function verified(chain: 'manifest' | 'full'): Promise<number> {
+  return (await op.metrics.attestationsVerified.get()).values.find((v) => v.labels['chain'] === chain)?.value ?? 0;
+}
+
 async function enrol(card: SoftCard, opts: { signWith?: Uint8Array } = {}): Promise<void> {
   const { keys, spki } = await SoftCard.identityKey();
   const n = await op.enrolment.issueNonce(card.uid, null);
@@ -63,8 +68,10 @@ test("a card's first enrolment is checked from the facts: no certificate parse, 
   const used = knownAttestations.used;
   const parses = chainCacheStats.parses;
   const checks = chainCacheStats.signatureChecks;
+  const [fromManifest, full] = [await verified('manifest'), await verified('full')];
   await enrol(cards[1]!);
   assert.equal(knownAttestations.used, used + 1);
+  assert.deepEqual([await verified('manifest'), await verified('full')], [fromManifest + 1, full], 'the metric says how');
   assert.equal(chainCacheStats.parses, parses, 'no X.509 parse');
   assert.equal(chainCacheStats.signatureChecks, checks, 'no path signature check');
   assert.equal((await op.store.cardByUid(cards[1]!.uid))!.lifecycle, 'enrolled');
@@ -97,8 +104,10 @@ test('a card row without facts (imported before schema 11) takes the full check'
   clearChainCache();
   const used = knownAttestations.used;
   const parses = chainCacheStats.parses;
+  const full = await verified('full');
   await enrol(legacy);
   assert.equal(knownAttestations.used, used, 'not from facts');
+  assert.equal(await verified('full'), full + 1, 'the metric says how');
   assert.ok(chainCacheStats.parses > parses, 'the certificate was parsed');
   assert.equal((await op.store.cardByUid(legacy.uid))!.lifecycle, 'enrolled');
 });

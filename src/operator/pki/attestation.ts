@@ -74,6 +74,8 @@ export interface VerifiedAttestation {
   readonly attestCertDer: Uint8Array;
   /** The trusted manufacturer CA the chain ended at, DER. */
   readonly anchorDer: Uint8Array;
+  /** true when the chain was taken from what manifest import verified (verifyKnown), not checked again. */
+  readonly fromManifest?: boolean;
 }
 
 export interface AttestationVerifier {
@@ -189,7 +191,7 @@ export class DefaultAttestationVerifier implements AttestationVerifier {
     const p256 = p256PublicKey(known.keySpki);
     // not P-256 (or not its usual encoding): OpenSSL decodes the DER, and the check below refuses it
     const key = p256 ?? createPublicKey({ key: Buffer.from(known.keySpki), format: 'der', type: 'spki' });
-    return this.signedClaims(evidence, key, p256 ? 'prime256v1' : namedCurve(key), leafDer, anchorDer);
+    return { ...this.signedClaims(evidence, key, p256 ? 'prime256v1' : namedCurve(key), leafDer, anchorDer), fromManifest: true };
   }
 
   /** The statement's signature by the attestation key, then its claims (the checks after the chain). */

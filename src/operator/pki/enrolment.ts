@@ -144,6 +144,8 @@ export interface EnrolmentServiceOptions {
   readonly now?: () => number;
   /** Called for each refusal (metrics). */
   readonly onRefusal?: (code: string) => void;
+  /** Called for each attestation verified: its chain from what manifest import verified, or checked in full (metrics). */
+  readonly onAttestationVerified?: (chain: 'manifest' | 'full') => void;
   /** Where CSR checks and issuance run (default: this thread, pki/csr-check + the CA's DER template; or an IssuerPool). */
   readonly pki?: EnrolmentPki;
 }
@@ -291,6 +293,7 @@ export class EnrolmentService {
         // certificate: evidence with exactly that certificate is checked from it (no parse, no path).
         const known = early && this.o.verifier.verifyKnown ? knownAttestation((await early).card) : null;
         attestation = known ? this.o.verifier.verifyKnown!(req.evidence, known, trusted, now) : this.o.verifier.verify(req.evidence, trusted, now);
+        this.o.onAttestationVerified?.(attestation.fromManifest ? 'manifest' : 'full');
       } catch (e) {
         // An unknown or terminated card is refused with its own code before any attestation refusal.
         refuseCard(req.uid, early ? (await early).card : await store.cardByUid(req.uid));
