@@ -250,9 +250,9 @@ export function registerOperatorCommands(program: Command): Command {
         } catch (e) {
           throw new SetlsError('ERR_OP_BAD_JSON', `${f}: ${(e as Error).message}`);
         }
-        const r = await c.ok<{ imported: string[]; alreadyPresent: string[]; batchId: string | null }>('POST', '/v1/manifests', doc);
+        const r = await c.ok<{ imported: string[]; alreadyPresent: string[]; factsAdded?: string[]; batchId: string | null }>('POST', '/v1/manifests', doc);
         results.push({ file: f, ...r });
-        if (!o.json) console.log(`${f}: ${r.imported.length} card(s) imported${r.alreadyPresent.length ? `, ${r.alreadyPresent.length} already present` : ''}${r.batchId ? ` (batch ${r.batchId})` : ''}`);
+        if (!o.json) console.log(`${f}: ${r.imported.length} card(s) imported${r.alreadyPresent.length ? `, ${r.alreadyPresent.length} already present` : ''}${r.factsAdded?.length ? ` (${r.factsAdded.length} of them given their verified attestation facts)` : ''}${r.batchId ? ` (batch ${r.batchId})` : ''}`);
       }
       if (o.json) console.log(JSON.stringify(results, null, 2));
     },

@@ -87,7 +87,7 @@ test('manifests: import (201), re-import (200, already present), all-or-nothing 
   assert.equal(r.json().imported.length, 20);
   const again = await api('POST', '/v1/manifests', { token: operator, body: { cards: [first[0]!.manifestEntry()] } });
   assert.equal(again.status, 200);
-  assert.deepEqual(again.json(), { batchId: null, imported: [], alreadyPresent: [first[0]!.uidHex] });
+  assert.deepEqual(again.json(), { batchId: null, imported: [], alreadyPresent: [first[0]!.uidHex], factsAdded: [] });
   // One untrusted entry: nothing of the batch is imported.
   const rogue = await SoftCard.create(await makeManufacturer('Rogue'));
   const mixed = await api('POST', '/v1/manifests', { token: operator, body: { cards: [cards[20]!.manifestEntry(), rogue.manifestEntry()] } });

@@ -112,6 +112,36 @@ test('a card row without facts (imported before schema 11) takes the full check'
   assert.equal((await op.store.cardByUid(legacy.uid))!.lifecycle, 'enrolled');
 });
 
+test('importing the manifest again gives a card registered before schema 11 its facts (only that card, once)', async () => {
+  const legacy = await SoftCard.create(m);
+  const cert = x509Of(legacy.attestCertDer);
+  await op.store.insertCard({
+    id: crypto.randomUUID(),
+    uid: legacy.uid,
+    batchId: null,
+    attestCertDer: legacy.attestCertDer,
+    attestSpkiSha256: sha256(new Uint8Array(cert.publicKey.rawData)),
+    lifecycle: 'manifest',
+    kvn: 0x30,
+    transportKeyId: null,
+    labels: {},
+    profile: {},
+    createdAt: Date.now(),
+  });
+  const doc = { cards: [legacy.manifestEntry(), cards[0]!.manifestEntry()] };
+  const r = await importManifest(op.store, doc, 'test');
+  assert.deepEqual(r.imported, []);
+  assert.deepEqual(r.alreadyPresent.sort(), [legacy.uidHex, cards[0]!.uidHex].sort());
+  assert.deepEqual(r.factsAdded, [legacy.uidHex], 'the card that had facts is left as it was');
+  const f = (await op.store.cardByUid(legacy.uid))!.attestFacts!;
+  assert.deepEqual(f.keySpki, new Uint8Array(cert.publicKey.rawData));
+  assert.deepEqual(f.anchorSha256, sha256(m.caDer));
+  assert.deepEqual((await importManifest(op.store, doc, 'test')).factsAdded, [], 'once');
+  const used = knownAttestations.used;
+  await enrol(legacy);
+  assert.equal(knownAttestations.used, used + 1, 'its enrolment now uses them');
+});
+
 // ---------------------------------------------------------------- the verifier alone
 
 async function ecKeys(): Promise<CryptoKeyPair> {

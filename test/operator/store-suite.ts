@@ -116,6 +116,26 @@ export function storeSuite(name: string, factory: StoreFactory): void {
       });
     });
 
+    test("cards: what manifest import verified (attestFacts) round-trips, also through the enrolment's batched read; added once to a row without", async () => {
+      await withStore(factory, async (s) => {
+        const { batchId } = await addCaAndBatch(s);
+        const facts = { keySpki: Uint8Array.of(0x30, 0x59, 1, 2, 3), anchorSha256: new Uint8Array(32).fill(7), validFrom: T0 - 1000, validTo: T0 + 9e9 };
+        await s.insertCard(newCard(1, batchId, { attestFacts: facts }));
+        await s.insertCard(newCard(2, batchId));
+        const got = (await s.cardByUid(uid(1)))!;
+        assert.deepEqual(got.attestFacts, facts);
+        assert.equal(Object.getPrototypeOf(got.attestFacts!.keySpki), Uint8Array.prototype);
+        const [read] = await s.cardsAndEnrolments([{ uid: uid(1), nonceHash: new Uint8Array(32) }]);
+        assert.deepEqual(read!.card!.attestFacts, facts, 'the batched read (one statement with the enrolments on PostgreSQL) carries them');
+        const bare = (await s.cardByUid(uid(2)))!;
+        assert.equal(bare.attestFacts, null);
+        assert.equal(await s.addCardAttestFacts(bare.id, facts), true);
+        assert.deepEqual((await s.cardById(bare.id))!.attestFacts, facts);
+        assert.equal(await s.addCardAttestFacts(bare.id, { ...facts, validTo: T0 }), false, 'never overwritten');
+        assert.equal((await s.cardById(bare.id))!.attestFacts!.validTo, facts.validTo);
+      });
+    });
+
     test('card listing: keyset pagination by UID, filters by state, label and expiring certificates', async () => {
       await withStore(factory, async (s) => {
         const { batchId, caId } = await addCaAndBatch(s);

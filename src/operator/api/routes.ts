@@ -131,7 +131,7 @@ export function buildRoutes(op: Operator): Route[] {
       arrayBodyKey: 'cards',
       handler: async (r) => {
         const res = await importManifest(store, r.body, r.principal!.name, op.now());
-        return { status: res.imported.length > 0 ? 201 : 200, body: { batchId: res.batchId, imported: res.imported, alreadyPresent: res.alreadyPresent } };
+        return { status: res.imported.length > 0 ? 201 : 200, body: { batchId: res.batchId, imported: res.imported, alreadyPresent: res.alreadyPresent, factsAdded: res.factsAdded } };
       },
     },
     {

@@ -11,13 +11,15 @@ import { equalBytes, fromHex, toHex } from '../../bytes/index.js';
 import { OpError, OpErrorCode } from '../errors.js';
 import { parseManifest, type EntryProblem, type ManifestEntry } from '../pki/manifest.js';
 import { fingerprintHex } from '../pki/x509.js';
-import type { OperatorStore } from '../store/types.js';
+import type { CardAttestFacts, OperatorStore } from '../store/types.js';
 import { isUniqueViolation } from '../store/driver.js';
 
 export interface ImportResult {
   readonly batchId: string | null;
   readonly imported: string[];
   readonly alreadyPresent: string[];
+  /** Of alreadyPresent: cards registered before schema 11 that got the verified facts now (enrolment uses them). */
+  readonly factsAdded: string[];
 }
 
 export async function importManifest(store: OperatorStore, doc: unknown, actor: string, now = Date.now()): Promise<ImportResult> {
@@ -55,14 +57,18 @@ async function registerEntries(
   return store.tx(async (t) => {
     const imported: string[] = [];
     const alreadyPresent: string[] = [];
+    const factsAdded: string[] = [];
     const fresh: ManifestEntry[] = [];
     for (const e of entries) {
       const known = await t.cardByUid(e.uid);
       if (!known) fresh.push(e);
-      else if (equalBytes(known.attestCertDer, e.attestCertDer)) alreadyPresent.push(toHex(e.uid));
-      else throw new OpError(OpErrorCode.manifestConflict, `card ${toHex(e.uid)} is already registered with another attestation certificate`, { details: { uid: toHex(e.uid) } });
+      else if (equalBytes(known.attestCertDer, e.attestCertDer)) {
+        alreadyPresent.push(toHex(e.uid));
+        // a card registered before schema 11: the path was just checked again, keep what it established
+        if (!known.attestFacts && (await t.addCardAttestFacts(known.id, factsOf(e)))) factsAdded.push(toHex(e.uid));
+      } else throw new OpError(OpErrorCode.manifestConflict, `card ${toHex(e.uid)} is already registered with another attestation certificate`, { details: { uid: toHex(e.uid) } });
     }
-    if (fresh.length === 0) return { batchId: null, imported, alreadyPresent };
+    if (fresh.length === 0) return { batchId: null, imported, alreadyPresent, factsAdded };
     const batchId = randomUUID();
     const anchor = trusted.find((m) => fingerprintHex(m.certDer) === fresh[0]!.anchorFingerprint)!;
     await t.addManifestBatch({ id: batchId, manufacturerCaId: anchor.id, name: name ?? `import ${new Date(now).toISOString()}`, count: fresh.length, importedBy: actor, importedAt: now });
@@ -80,13 +86,18 @@ async function registerEntries(
         labels: e.labels,
         profile: e.profile,
         createdAt: now,
-        attestFacts: { keySpki: e.attestKeySpki, anchorSha256: fromHex(e.anchorFingerprint), validFrom: e.attestValidFrom, validTo: e.attestValidTo },
+        attestFacts: factsOf(e),
       });
       imported.push(toHex(e.uid));
     }
     await t.addEvent({ at: now, actor, kind: 'manifest.imported', cardId: null, subject: batchId, details: { count: fresh.length, skipped: alreadyPresent.length } });
-    return { batchId, imported, alreadyPresent };
+    return { batchId, imported, alreadyPresent, factsAdded };
   });
+}
+
+/** What the manifest's path check established about an entry's attestation certificate (the card row keeps it). */
+function factsOf(e: ManifestEntry): CardAttestFacts {
+  return { keySpki: e.attestKeySpki, anchorSha256: fromHex(e.anchorFingerprint), validFrom: e.attestValidFrom, validTo: e.attestValidTo };
 }
 
 function invalid(problems: readonly EntryProblem[]): OpError {

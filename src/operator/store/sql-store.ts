@@ -432,6 +432,13 @@ export class SqlStore implements OperatorStore {
       ],
     );
   }
+  async addCardAttestFacts(cardId: string, f: CardAttestFacts): Promise<boolean> {
+    const r = await this.c.run(
+      'UPDATE card SET attest_key_spki = ?, attest_anchor_sha256 = ?, attest_valid_from = ?, attest_valid_to = ? WHERE id = ? AND attest_key_spki IS NULL',
+      [f.keySpki, f.anchorSha256, f.validFrom, f.validTo, cardId],
+    );
+    return r.changes > 0;
+  }
   async cardByUid(uid: Uint8Array): Promise<CardRow | null> {
     const r = await this.c.get('SELECT * FROM card WHERE uid = ?', [uid]);
     return r ? cardRow(r) : null;

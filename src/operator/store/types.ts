@@ -444,6 +444,8 @@ export interface OperatorStore {
   // manifests and cards
   addManifestBatch(row: ManifestBatchRow): Promise<void>;
   insertCard(card: NewCard): Promise<void>;
+  /** Adds what manifest import verified to a card row that has none (imported before schema 11); false if it had some. */
+  addCardAttestFacts(cardId: string, facts: CardAttestFacts): Promise<boolean>;
   cardByUid(uid: Uint8Array): Promise<CardRow | null>;
   cardById(id: string): Promise<CardRow | null>;
   listCards(filter: CardFilter, after: Uint8Array | null, limit: number): Promise<CardRow[]>;
