@@ -84,15 +84,15 @@ test('a statement not signed by the attestation key is refused on the facts path
   assert.equal(knownAttestations.used, used + 1, 'answered from the facts, and refused');
 });
 
-test('a card row without facts (imported before schema 11) takes the full check', async () => {
-  // a row as schema 10 wrote it: no facts
-  const legacy = await SoftCard.create(m);
+/** A card registered as schema 10 wrote its row: no facts. */
+async function legacyCard(): Promise<SoftCard> {
+  const card = await SoftCard.create(m);
   await op.store.insertCard({
     id: crypto.randomUUID(),
-    uid: legacy.uid,
+    uid: card.uid,
     batchId: null,
-    attestCertDer: legacy.attestCertDer,
-    attestSpkiSha256: sha256(new Uint8Array(x509Of(legacy.attestCertDer).publicKey.rawData)),
+    attestCertDer: card.attestCertDer,
+    attestSpkiSha256: sha256(new Uint8Array(x509Of(card.attestCertDer).publicKey.rawData)),
     lifecycle: 'manifest',
     kvn: 0x30,
     transportKeyId: null,
@@ -100,6 +100,11 @@ test('a card row without facts (imported before schema 11) takes the full check'
     profile: {},
     createdAt: Date.now(),
   });
+  return card;
+}
+
+test('a card row without facts (imported before schema 11) takes the full check', async () => {
+  const legacy = await legacyCard();
   assert.equal((await op.store.cardByUid(legacy.uid))!.attestFacts, null);
   clearChainCache();
   const used = knownAttestations.used;
@@ -113,21 +118,8 @@ test('a card row without facts (imported before schema 11) takes the full check'
 });
 
 test('importing the manifest again gives a card registered before schema 11 its facts (only that card, once)', async () => {
-  const legacy = await SoftCard.create(m);
+  const legacy = await legacyCard();
   const cert = x509Of(legacy.attestCertDer);
-  await op.store.insertCard({
-    id: crypto.randomUUID(),
-    uid: legacy.uid,
-    batchId: null,
-    attestCertDer: legacy.attestCertDer,
-    attestSpkiSha256: sha256(new Uint8Array(cert.publicKey.rawData)),
-    lifecycle: 'manifest',
-    kvn: 0x30,
-    transportKeyId: null,
-    labels: {},
-    profile: {},
-    createdAt: Date.now(),
-  });
   const doc = { cards: [legacy.manifestEntry(), cards[0]!.manifestEntry()] };
   const r = await importManifest(op.store, doc, 'test');
   assert.deepEqual(r.imported, []);
