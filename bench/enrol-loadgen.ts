@@ -2,7 +2,7 @@
  * bench/enrol-loadgen: the enrolment bench's load generator (what each card does when it enrols),
  * in a worker thread of the bench child process (bench/scale.ts, childEnrol) — so it does not share
  * the operator's event loop, while process.cpuUsage() of that process still counts its CPU. imports
- * node:crypto, node:worker_threads, pki/attestation (the statement's encoding), pki/der.
+ * node:crypto, node:worker_threads, pki/attestation (the statement's encoding), pki/der, pki/p256-key.
  *
  * Per enrolment the card makes a fresh P-256 key pair and its CSR (neither depends on the nonce: made
  * ahead, at most `ahead` ready at a time, from the moment the main thread opens the measured window
@@ -21,6 +21,7 @@ import type { EventLoopUtilization } from 'node:perf_hooks';
 import { isMainThread, parentPort, Worker, workerData } from 'node:worker_threads';
 import { SETLS_ATTESTATION_V1 } from '../src/operator/pki/attestation.js';
 import { derWrap } from '../src/operator/pki/der.js';
+import { P256_SPKI_PREFIX } from '../src/operator/pki/p256-key.js';
 import { generatedPublicJwk, JWK_PUBLIC } from '../src/tls/crypto.js';
 
 export interface LoadGenCard {
@@ -45,7 +46,6 @@ export interface CardAnswer {
 }
 
 const ALG_ECDSA_SHA256 = Uint8Array.of(0x30, 0x0a, 0x06, 0x08, 0x2a, 0x86, 0x48, 0xce, 0x3d, 0x04, 0x03, 0x02);
-const P256_SPKI_PREFIX = Buffer.from('3059301306072a8648ce3d020106082a8648ce3d03010703420004', 'hex');
 const SUBJECT_CN_CARD = derWrap(0x30, [derWrap(0x31, [derWrap(0x30, [Uint8Array.of(0x06, 0x03, 0x55, 0x04, 0x03), derWrap(0x0c, [Buffer.from('card')])])])]);
 
 /** A fresh P-256 key pair's CSR (CN=card), and the SHA-256 of its SubjectPublicKeyInfo. */

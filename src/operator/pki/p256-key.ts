@@ -8,7 +8,7 @@
 import { createPublicKey, type KeyObject } from 'node:crypto';
 
 /** SubjectPublicKeyInfo of a P-256 key with an uncompressed point, up to the point's 64 bytes. */
-const P256_SPKI_PREFIX = Buffer.from('3059301306072a8648ce3d020106082a8648ce3d03010703420004', 'hex');
+export const P256_SPKI_PREFIX = Buffer.from('3059301306072a8648ce3d020106082a8648ce3d03010703420004', 'hex');
 
 /** Whether `spki` has the exact shape p256PublicKey imports (the point itself is checked by the import). */
 export function isP256Spki(spki: Uint8Array): boolean {
