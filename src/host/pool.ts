@@ -16,8 +16,9 @@
  *    (recent channel hold times, service-estimate.ts) fits in the queue deadline; otherwise — and at
  *    the deadline — they get the overload answer (plaintext internal_error alert), never a silent
  *    refusal.
- *  - Dispatch: a free healthy slot goes round-robin between the TLS queue and the DTLS queue; within
- *    each, FIFO, but a peer (source IP) holding `maxActivePerPeer` channels waits while another
+ *  - Dispatch: a free healthy slot goes to the waiting peer (source IP) that used the card least
+ *    recently (usage classes, peer-usage.ts), round-robin between the TLS queue and the DTLS queue
+ *    within a class, FIFO within each; a peer holding `maxActivePerPeer` channels waits while another
  *    peer's connection can be served (work-conserving: channels never idle while someone waits). A
  *    TLS resumption's ticket key id (clear in the ticket) is routed to the card known to hold that
  *    key (learned: a TLS 1.2 NewSessionTicket is seen in clear in the card's flight; a resumed TLS
@@ -49,6 +50,7 @@ import { LOCKED_IDENTITY_ALERT } from '../protocol/index.js';
 import { CardError, hostError, isLockedRefusal } from './errors.js';
 import { HelloStage, publishSession, type CompleteHello, type HelloStageOptions } from './hello-stage.js';
 import { PeerTable, peerKey } from './peer-table.js';
+import { PeerUsage } from './peer-usage.js';
 import { ticketKeyIdInFlight } from './pool-hello.js';
 import { ReadyQueue, type ReadyEntry } from './ready-queue.js';
 import { ServiceEstimate } from './service-estimate.js';
@@ -168,6 +170,8 @@ export class TlsPool extends EventEmitter {
   readonly peers = new PeerTable();
   /** Recent channel hold times (the drain estimate). */
   readonly estimate = new ServiceEstimate();
+  /** Source IP → card time used recently: the order among waiting peers (peer-usage.ts). */
+  readonly usage = new PeerUsage();
   private readonly cardCount: number;
   private readonly opts: TlsPoolOptions;
   private readonly affinityWaitMs: number;
@@ -471,54 +475,75 @@ export class TlsPool extends EventEmitter {
     return (cands.length ? cands : free).reduce((a, b) => (b.sessions < a.sessions ? b : a));
   }
 
-  /** The first queued TLS connection that can have a free slot now (`fair`: of a peer under its active limit). */
-  private pickTls(free: PoolSlot[], now: number, later: (ms: number) => void, fair: boolean): { entry: ReadyEntry; slot: PoolSlot } | undefined {
+  /**
+   * The queued TLS connection that can have a free slot now, of the lowest usage class, first come
+   * first served within it (`fair`: of a peer under its active limit).
+   */
+  private pickTls(free: PoolSlot[], now: number, later: (ms: number) => void, fair: boolean, classOf: (ip: string) => number): { entry: ReadyEntry; slot: PoolSlot; cls: number } | undefined {
+    let best: { entry: ReadyEntry; slot: PoolSlot; cls: number } | undefined;
     for (const r of this.queue.entries) {
       if (r.socket.destroyed) continue;
       if (fair && this.peers.active(r.ip) >= this.maxActivePerPeer) continue;
+      const cls = classOf(r.ip);
+      if (best && cls >= best.cls) continue;
       const s = this.slotFor(r, free, now);
       if (!s) continue;
       if ('later' in s) {
         later(s.later);
         continue;
       }
-      return { entry: r, slot: s };
+      best = { entry: r, slot: s, cls };
+      if (cls === 0) break;
     }
-    return undefined;
+    return best;
   }
 
-  /** The first DTLS waiter (`fair`: of a peer under its active limit); -1: none. */
-  private pickDtls(fair: boolean): number {
-    return fair ? this.dtlsWaiters.findIndex((w) => this.peers.active(w.ip) < this.maxActivePerPeer) : this.dtlsWaiters.length ? 0 : -1;
+  /** The DTLS waiter of the lowest usage class, first come first served within it (`fair`: of a peer under its active limit); i = -1: none. */
+  private pickDtls(fair: boolean, classOf: (ip: string) => number): { i: number; cls: number } {
+    let best = { i: -1, cls: Infinity };
+    for (let i = 0; i < this.dtlsWaiters.length && best.cls > 0; i++) {
+      const ip = this.dtlsWaiters[i]!.ip;
+      if (fair && this.peers.active(ip) >= this.maxActivePerPeer) continue;
+      const cls = classOf(ip);
+      if (cls < best.cls) best = { i, cls };
+    }
+    return best;
   }
 
   private dispatch(): void {
     if (this.closed) return;
     const now = performance.now();
     let soonest = Infinity;
+    const classes = new Map<string, number>();
+    const classOf = (ip: string): number => {
+      let c = classes.get(ip);
+      if (c === undefined) classes.set(ip, (c = this.usage.classOf(ip, now)));
+      return c;
+    };
     for (;;) {
       const free = this.slots.filter((s) => s.health === 'up' && !s.busy);
       if (free.length === 0) break;
       const later = (ms: number): number => (soonest = Math.min(soonest, ms));
-      // peers under their active limit first, TLS and DTLS taking turns among them; only when none
+      // peers under their active limit first; among them the lowest usage class (the card time each
+      // peer used recently, peer-usage.ts), TLS and DTLS taking turns within a class; only when none
       // waits, anyone (a free channel is never left idle while someone waits)
-      let tls = this.pickTls(free, now, later, true);
-      let d = this.pickDtls(true);
-      if (!tls && d < 0) {
-        tls = this.pickTls(free, now, later, false);
-        d = this.pickDtls(false);
+      let tls = this.pickTls(free, now, later, true, classOf);
+      let d = this.pickDtls(true, classOf);
+      if (!tls && d.i < 0) {
+        tls = this.pickTls(free, now, later, false, classOf);
+        d = this.pickDtls(false, classOf);
       }
       let kind: 'tls' | 'dtls';
-      if (tls && d >= 0) kind = this.lastPick === 'tls' ? 'dtls' : 'tls';
+      if (tls && d.i >= 0) kind = tls.cls !== d.cls ? (tls.cls < d.cls ? 'tls' : 'dtls') : this.lastPick === 'tls' ? 'dtls' : 'tls';
       else if (tls) kind = 'tls';
-      else if (d >= 0) kind = 'dtls';
+      else if (d.i >= 0) kind = 'dtls';
       else break;
       this.lastPick = kind;
       if (kind === 'tls') {
         this.queue.take(tls!.entry);
         this.assign(tls!.slot, tls!.entry);
       } else {
-        const [w] = this.dtlsWaiters.splice(d, 1);
+        const [w] = this.dtlsWaiters.splice(d.i, 1);
         this.lend(free.reduce((a, b) => (b.sessions < a.sessions ? b : a)), w!);
       }
     }
@@ -640,6 +665,7 @@ export class TlsPool extends EventEmitter {
     const now = performance.now();
     const held = now - slot.busySince;
     slot.busyMs += held;
+    if (slot.peer !== undefined) this.usage.charge(slot.peer, held, now);
     this.estimate.released(now, held, this.othersWaiting);
     if (slot.peer !== undefined) this.peers.add(slot.peer, 'active', -1);
     slot.busy = false;
