@@ -73,19 +73,44 @@ export function finishedVerifyData(suite: SuiteParams, trafficSecret: Uint8Array
   return v;
 }
 
+/**
+ * Without a PSK the early stage is the same in every handshake of a hash: Early Secret =
+ * HKDF-Extract(0, 0) and Derive-Secret(Early Secret, "derived", "") are public constants (RFC 8448
+ * §3: 33ad0a1c… and 6f2615a1… for SHA-256), made once per hash instead of two HMACs per handshake.
+ * Callers get copies (a stage wipes what it holds).
+ */
+const NO_PSK = new Map<string, { readonly early: Uint8Array; readonly derived: Uint8Array }>();
+
+function noPskConstants(suite: SuiteParams): { readonly early: Uint8Array; readonly derived: Uint8Array } {
+  let c = NO_PSK.get(suite.hash);
+  if (!c) {
+    const zeros = new Uint8Array(suite.hashLength);
+    const early = hkdfExtract(suite.hash, zeros, zeros);
+    c = { early, derived: deriveSecret(suite, early, 'derived', emptyHash(suite.hash)) };
+    NO_PSK.set(suite.hash, c);
+  }
+  return c;
+}
+
 export class EarlySecret {
   private constructor(
     readonly suite: SuiteParams,
     private readonly secret: Uint8Array,
-    private readonly observe?: SecretObserver,
+    private readonly observe: SecretObserver | undefined,
+    /** No PSK: `secret` is the public constant, and so is the "derived" secret after it. */
+    private readonly noPsk: boolean,
   ) {}
 
   /** Without a PSK the IKM is Hash.length zeros; with one (ticket or external), the PSK. */
   static create(suite: SuiteParams, psk: Uint8Array | undefined, observe?: SecretObserver): EarlySecret {
-    const zeros = new Uint8Array(suite.hashLength);
-    const secret = hkdfExtract(suite.hash, zeros, psk ?? zeros);
+    if (!psk) {
+      const secret = noPskConstants(suite).early.slice();
+      observe?.('early_secret', secret);
+      return new EarlySecret(suite, secret, observe, true);
+    }
+    const secret = hkdfExtract(suite.hash, new Uint8Array(suite.hashLength), psk);
     observe?.('early_secret', secret);
-    return new EarlySecret(suite, secret, observe);
+    return new EarlySecret(suite, secret, observe, false);
   }
 
   /**
@@ -105,7 +130,7 @@ export class EarlySecret {
   /** Consumes this stage (it is wiped) and returns the handshake stage. */
   toHandshake(ecdhe: Uint8Array): HandshakeSecret {
     const s = this.suite;
-    const derived = deriveSecret(s, this.secret, 'derived', emptyHash(s.hash));
+    const derived = this.noPsk ? noPskConstants(s).derived.slice() : deriveSecret(s, this.secret, 'derived', emptyHash(s.hash));
     this.observe?.('derived_for_handshake', derived);
     const hs = hkdfExtract(s.hash, derived, ecdhe);
     this.observe?.('handshake_secret', hs);

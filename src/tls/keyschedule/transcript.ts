@@ -41,6 +41,8 @@ export class Transcript {
   }
   /** Hash of everything added so far (the running state is kept). */
   current(): Uint8Array {
-    return new Uint8Array(this.h.copy().digest());
+    // the digest Buffer owns its ArrayBuffer (not a pool slab): a view of it, not a second copy
+    const d = this.h.copy().digest();
+    return new Uint8Array(d.buffer, d.byteOffset, d.length);
   }
 }
