@@ -47,6 +47,11 @@ export class PeerTable {
     if (c.pending === 0 && c.ready === 0 && c.active === 0) this.map.delete(ip);
   }
 
+  /** The peers with connections waiting for a channel (`ready` > 0). */
+  *readyPeers(): IterableIterator<string> {
+    for (const [ip, c] of this.map) if (c.ready > 0) yield ip;
+  }
+
   /** Peers known (tests: the table empties when the connections are gone). */
   get size(): number {
     return this.map.size;

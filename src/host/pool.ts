@@ -479,13 +479,13 @@ export class TlsPool extends EventEmitter {
    * The queued TLS connection that can have a free slot now, of the lowest usage class, first come
    * first served within it (`fair`: of a peer under its active limit).
    */
-  private pickTls(free: PoolSlot[], now: number, later: (ms: number) => void, fair: boolean, classOf: (ip: string) => number): { entry: ReadyEntry; slot: PoolSlot; cls: number } | undefined {
+  private pickTls(free: PoolSlot[], now: number, later: (ms: number) => void, fair: boolean, classOf: (ip: string) => number, floor: number): { entry: ReadyEntry; slot: PoolSlot; cls: number } | undefined {
     let best: { entry: ReadyEntry; slot: PoolSlot; cls: number } | undefined;
     for (const r of this.queue.entries) {
-      if (r.socket.destroyed) continue;
-      if (fair && this.peers.active(r.ip) >= this.maxActivePerPeer) continue;
       const cls = classOf(r.ip);
       if (best && cls >= best.cls) continue;
+      if (r.socket.destroyed) continue;
+      if (fair && this.peers.active(r.ip) >= this.maxActivePerPeer) continue;
       const s = this.slotFor(r, free, now);
       if (!s) continue;
       if ('later' in s) {
@@ -493,15 +493,15 @@ export class TlsPool extends EventEmitter {
         continue;
       }
       best = { entry: r, slot: s, cls };
-      if (cls === 0) break;
+      if (cls <= floor) break; // no waiting peer is lighter: the rest of the queue cannot do better
     }
     return best;
   }
 
   /** The DTLS waiter of the lowest usage class, first come first served within it (`fair`: of a peer under its active limit); i = -1: none. */
-  private pickDtls(fair: boolean, classOf: (ip: string) => number): { i: number; cls: number } {
+  private pickDtls(fair: boolean, classOf: (ip: string) => number, floor: number): { i: number; cls: number } {
     let best = { i: -1, cls: Infinity };
-    for (let i = 0; i < this.dtlsWaiters.length && best.cls > 0; i++) {
+    for (let i = 0; i < this.dtlsWaiters.length && best.cls > floor; i++) {
       const ip = this.dtlsWaiters[i]!.ip;
       if (fair && this.peers.active(ip) >= this.maxActivePerPeer) continue;
       const cls = classOf(ip);
@@ -520,6 +520,9 @@ export class TlsPool extends EventEmitter {
       if (c === undefined) classes.set(ip, (c = this.usage.classOf(ip, now)));
       return c;
     };
+    // the lightest class among the waiting peers: a candidate of that class ends a queue's scan
+    let floor = Infinity;
+    for (const ip of this.peers.readyPeers()) floor = Math.min(floor, classOf(ip));
     for (;;) {
       const free = this.slots.filter((s) => s.health === 'up' && !s.busy);
       if (free.length === 0) break;
@@ -527,11 +530,11 @@ export class TlsPool extends EventEmitter {
       // peers under their active limit first; among them the lowest usage class (the card time each
       // peer used recently, peer-usage.ts), TLS and DTLS taking turns within a class; only when none
       // waits, anyone (a free channel is never left idle while someone waits)
-      let tls = this.pickTls(free, now, later, true, classOf);
-      let d = this.pickDtls(true, classOf);
+      let tls = this.pickTls(free, now, later, true, classOf, floor);
+      let d = this.pickDtls(true, classOf, floor);
       if (!tls && d.i < 0) {
-        tls = this.pickTls(free, now, later, false, classOf);
-        d = this.pickDtls(false, classOf);
+        tls = this.pickTls(free, now, later, false, classOf, floor);
+        d = this.pickDtls(false, classOf, floor);
       }
       let kind: 'tls' | 'dtls';
       if (tls && d.i >= 0) kind = tls.cls !== d.cls ? (tls.cls < d.cls ? 'tls' : 'dtls') : this.lastPick === 'tls' ? 'dtls' : 'tls';
