@@ -229,7 +229,12 @@ export class TlsPool extends EventEmitter {
       { hello: (s, h) => this.onHello(s, h), dropped: (s, e) => this.onDropped(s, e) },
     );
     this.queue = new ReadyQueue(
-      { maxReady: backlog ?? 1024, ...(maxReadyBytes !== undefined ? { maxReadyBytes } : {}), queueTimeoutMs: queueTimeoutMs ?? handshakeTimeoutMs },
+      {
+        maxReady: backlog ?? 1024,
+        ...(maxReadyBytes !== undefined ? { maxReadyBytes } : {}),
+        queueTimeoutMs: queueTimeoutMs ?? handshakeTimeoutMs,
+        aheadOf: (ip, queued) => this.aheadOf(ip, queued),
+      },
       this.peers,
       this.estimate,
       {
@@ -496,6 +501,21 @@ export class TlsPool extends EventEmitter {
       if (cls <= floor) break; // no waiting peer is lighter: the rest of the queue cannot do better
     }
     return best;
+  }
+
+  /** Queued connections a newcomer from `ip` would wait for: those of its usage class or lighter (dispatch overtakes the others). */
+  private aheadOf(ip: string, queued: readonly ReadyEntry[]): number {
+    const now = performance.now();
+    const classes = new Map<string, number>();
+    const classOf = (a: string): number => {
+      let c = classes.get(a);
+      if (c === undefined) classes.set(a, (c = this.usage.classOf(a, now)));
+      return c;
+    };
+    const mine = classOf(ip);
+    let n = 0;
+    for (const e of queued) if (classOf(e.ip) <= mine) n++;
+    return n;
   }
 
   /** The DTLS waiter of the lowest usage class, first come first served within it (`fair`: of a peer under its active limit); i = -1: none. */

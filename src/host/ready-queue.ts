@@ -4,7 +4,7 @@
  *   - fewer than `maxReady` wait and their buffered ClientHellos stay within `maxReadyBytes`, and
  *   - the wait it can expect (ServiceEstimate: those ahead / the rate at which channels were given
  *     back while others waited) fits in what is left of its queue deadline (`queueTimeoutMs` from
- *     accept);
+ *     accept) — "those ahead" being the ones it would not overtake (`aheadOf`);
  * otherwise it gets the overload answer at once (hello-stage.ts: a plaintext internal_error alert)
  * — and so does one still queued when its deadline passes. The data of a queued connection is not
  * read (the socket is paused: TCP flow control holds the rest in the kernel).
@@ -26,6 +26,12 @@ export interface ReadyQueueOptions {
   readonly maxReadyBytes?: number;
   /** Deadline from accept to getting a channel, ms (default 10000; 0 = none). */
   readonly queueTimeoutMs?: number;
+  /**
+   * How many of the queued connections a newcomer from `ip` would wait for, when the scheduler does
+   * not serve in arrival order (pool.ts: lighter peers first); default: all of them. Asked only when
+   * the whole queue's expected wait would refuse it.
+   */
+  readonly aheadOf?: (ip: string, queued: readonly ReadyEntry[]) => number;
 }
 
 export interface ReadyEntry {
@@ -58,6 +64,7 @@ export class ReadyQueue {
   private readonly onClose = new Map<net.Socket, () => void>();
   private bytesHeld = 0;
   private sweepTimer: NodeJS.Timeout | undefined;
+  private readonly aheadOf: ReadyQueueOptions['aheadOf'];
   /** Overload answers given (admission + queue deadline). */
   overloaded = 0;
 
@@ -71,6 +78,7 @@ export class ReadyQueue {
     if (!Number.isInteger(this.maxReady) || this.maxReady < 0) throw new RangeError('backlog (maxReady) must be a non-negative integer');
     this.maxReadyBytes = opts.maxReadyBytes ?? 16 * 1024 * 1024;
     this.queueTimeoutMs = opts.queueTimeoutMs ?? 10_000;
+    this.aheadOf = opts.aheadOf;
   }
 
   get length(): number {
@@ -102,8 +110,9 @@ export class ReadyQueue {
     else if (this.list.length >= this.maxReady) why = `${this.maxReady} connections already wait for a card channel`;
     else if (this.bytesHeld + h.bytes > this.maxReadyBytes) why = `queued ClientHellos would exceed ${this.maxReadyBytes} bytes`;
     else if (this.queueTimeoutMs > 0) {
-      const wait = this.expectedWaitMs();
+      let wait = this.expectedWaitMs();
       const left = this.queueTimeoutMs - (now - h.since);
+      if (wait > left && this.aheadOf) wait = this.estimate.waitMs(this.aheadOf(h.ip, this.list));
       if (wait > left) why = `expected wait ${Math.round(wait)} ms exceeds the ${Math.round(Math.max(0, left))} ms left before the deadline`;
     }
     if (why) {

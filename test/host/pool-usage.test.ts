@@ -2,11 +2,13 @@
 // used the card least recently gets the next channel, first come first served among equals.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
+import net from 'node:net';
+import tls from 'node:tls';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { PeerUsage } from '../../src/host/peer-usage.js';
 import type { ChannelLease } from '../../src/host/index.js';
 import { makeCards, startPool, type PoolCards } from './pool-helpers.js';
-import { within } from '../wait.js';
+import { waitUntil, within } from '../wait.js';
 
 test('PeerUsage: classes by doubling of recent card time, decaying, bounded', () => {
   const u = new PeerUsage({ halfLifeMs: 1000, quantumMs: 50, maxPeers: 3 });
@@ -85,6 +87,44 @@ test('pool: a peer that held the card for long waits behind one that did not, th
     first.release();
     (await within(b.lease, 'the second fresh peer'))?.release();
   } finally {
+    await p.close();
+  }
+});
+
+test('pool: a light client is queued and served first although the heavy peer queued enough to refuse a newcomer in arrival order', { timeout: 60_000 }, async () => {
+  const p = await startPool(cards, { channelsPerCard: 1, queueTimeoutMs: 1000 });
+  const sockets: tls.TLSSocket[] = [];
+  try {
+    const holder = await within(p.pool.acquireChannel({ address: '10.0.0.9' }, 60_000), 'the holder');
+    assert.ok(holder);
+    p.pool.usage.charge('127.0.0.2', 5000, performance.now()); // the heavy address held the card for seconds
+    const t = performance.now() - 900;
+    for (let i = 0; i < 10; i++) p.pool.estimate.released(t + i * 100, 100, true); // 10 channels/s while others waited
+    const connect = (localAddress: string): { socket: tls.TLSSocket; done: Promise<string> } => {
+      const raw = net.connect({ host: '127.0.0.1', port: p.port, localAddress });
+      raw.on('error', () => undefined);
+      const socket = tls.connect({ socket: raw, ca: cards.ca, servername: 'localhost' });
+      sockets.push(socket);
+      const done = new Promise<string>((resolve) => {
+        socket.once('secureConnect', () => resolve('connected'));
+        socket.once('error', (e: Error) => resolve(e.message));
+      });
+      return { socket, done };
+    };
+    // 12 heavy connections: at 10/s the tenth would wait 1 s, the whole deadline: 9 are queued, 3 refused
+    const heavy = Array.from({ length: 12 }, () => connect('127.0.0.2'));
+    await waitUntil(() => p.pool.readyCount + p.pool.stats.overloaded >= 12, () => `heavy queued ${p.pool.readyCount}, refused ${p.pool.stats.overloaded}`);
+    assert.equal(p.pool.readyCount, 9, 'nine heavy connections queued');
+    assert.equal(p.pool.stats.overloaded, 3, 'three refused at admission');
+    // in arrival order the light client would wait for all nine (1 s) and be refused; it overtakes them
+    const light = connect('127.0.0.3');
+    await waitUntil(() => p.pool.readyCount === 10 || p.pool.stats.overloaded > 3, () => `light not queued yet (${p.pool.readyCount})`);
+    assert.equal(p.pool.stats.overloaded, 3, 'the light client is not refused');
+    holder.release();
+    assert.equal(await within(light.done, 'the light client'), 'connected', 'the light client is served first');
+    await Promise.all(heavy.map((h) => within(h.done, 'a heavy client')));
+  } finally {
+    for (const s of sockets) s.destroy();
     await p.close();
   }
 });
