@@ -503,15 +503,19 @@ export class TlsPool extends EventEmitter {
     return best;
   }
 
-  /** Queued connections a newcomer from `ip` would wait for: those of its usage class or lighter (dispatch overtakes the others). */
-  private aheadOf(ip: string, queued: readonly ReadyEntry[]): number {
-    const now = performance.now();
+  /** Each peer's usage class at `now`, computed once per peer (for one dispatch or admission). */
+  private classesAt(now: number): (ip: string) => number {
     const classes = new Map<string, number>();
-    const classOf = (a: string): number => {
-      let c = classes.get(a);
-      if (c === undefined) classes.set(a, (c = this.usage.classOf(a, now)));
+    return (ip) => {
+      let c = classes.get(ip);
+      if (c === undefined) classes.set(ip, (c = this.usage.classOf(ip, now)));
       return c;
     };
+  }
+
+  /** Queued connections a newcomer from `ip` would wait for: those of its usage class or lighter (dispatch overtakes the others). */
+  private aheadOf(ip: string, queued: readonly ReadyEntry[]): number {
+    const classOf = this.classesAt(performance.now());
     const mine = classOf(ip);
     let n = 0;
     for (const e of queued) if (classOf(e.ip) <= mine) n++;
@@ -534,12 +538,7 @@ export class TlsPool extends EventEmitter {
     if (this.closed) return;
     const now = performance.now();
     let soonest = Infinity;
-    const classes = new Map<string, number>();
-    const classOf = (ip: string): number => {
-      let c = classes.get(ip);
-      if (c === undefined) classes.set(ip, (c = this.usage.classOf(ip, now)));
-      return c;
-    };
+    const classOf = this.classesAt(now);
     // the lightest class among the waiting peers: a candidate of that class ends a queue's scan
     let floor = Infinity;
     for (const ip of this.peers.readyPeers()) floor = Math.min(floor, classOf(ip));
