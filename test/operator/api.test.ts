@@ -77,7 +77,10 @@ test('authentication: no token, a malformed or unknown token, a revoked token â†
   assertError(await api('GET', '/v1/cards', { token }), 401, 'ERR_OP_UNAUTHENTICATED');
   // only the hash is stored
   const stored = (await svc.operator.store.apiTokenById(row.id))!;
-  assert.ok(!Buffer.from(stored.secretHash).toString('latin1').includes(token.split('_')[2]!));
+  // the secret is what follows `sop_<id>_` (base64url: it may itself hold '_', so no split)
+  const secret = token.slice(`sop_${row.id}_`.length);
+  assert.equal(secret.length, 43, 'a 32-byte secret in base64url');
+  assert.ok(!Buffer.from(stored.secretHash).toString('latin1').includes(secret));
 });
 
 test('manifests: import (201), re-import (200, already present), all-or-nothing on an untrusted entry, conflict (409)', async () => {
