@@ -540,11 +540,15 @@ export class TlsPool extends EventEmitter {
     let soonest = Infinity;
     const classOf = this.classesAt(now);
     // the lightest class among the waiting peers: a candidate of that class ends a queue's scan
-    let floor = Infinity;
-    for (const ip of this.peers.readyPeers()) floor = Math.min(floor, classOf(ip));
+    // (computed once a channel is free: a dispatch with every channel busy is the common case under load)
+    let floor: number | undefined;
     for (;;) {
       const free = this.slots.filter((s) => s.health === 'up' && !s.busy);
       if (free.length === 0) break;
+      if (floor === undefined) {
+        floor = Infinity;
+        for (const ip of this.peers.readyPeers()) floor = Math.min(floor, classOf(ip));
+      }
       const later = (ms: number): number => (soonest = Math.min(soonest, ms));
       // peers under their active limit first; among them the lowest usage class (the card time each
       // peer used recently, peer-usage.ts), TLS and DTLS taking turns within a class; only when none

@@ -7,7 +7,7 @@ import tls from 'node:tls';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { PeerUsage } from '../../src/host/peer-usage.js';
 import type { ChannelLease } from '../../src/host/index.js';
-import { makeCards, startPool, type PoolCards } from './pool-helpers.js';
+import { makeCards, startPool, type PoolCards, type RunningPool } from './pool-helpers.js';
 import { waitUntil, within } from '../wait.js';
 
 test('PeerUsage: classes by doubling of recent card time, decaying, bounded', () => {
@@ -36,7 +36,7 @@ before(async () => {
 after(() => cards.cleanup());
 
 /** A channel request and whether it was answered yet. */
-function ask(p: { pool: { acquireChannel(from: { address: string }, waitMs?: number): Promise<ChannelLease | undefined> } }, address: string): { lease: Promise<ChannelLease | undefined>; answered: () => boolean } {
+function ask(p: RunningPool, address: string): { lease: Promise<ChannelLease | undefined>; answered: () => boolean } {
   let done = false;
   const lease = p.pool.acquireChannel({ address }, 60_000).then((l) => {
     done = true;
