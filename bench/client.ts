@@ -15,6 +15,7 @@
  * idle across jobs; `release` does one more GET /status on each (all must still be open) and closes
  * them.
  */
+import net from 'node:net';
 import tls from 'node:tls';
 import { createInterface } from 'node:readline';
 import { performance } from 'node:perf_hooks';
@@ -493,6 +494,70 @@ async function runRelease(cfg: ClientConfig, job: Job): Promise<JobResult> {
   };
 }
 
+/**
+ * One replay connection: for each pair of `flights`, writes the client's bytes and waits for the
+ * server's; FIN after the last client flight; resolves when the server closed.
+ */
+function replayConnection(cfg: ClientConfig, port: number, flights: readonly number[]): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const t0 = performance.now();
+    const s = net.connect({ host: cfg.host, port });
+    let step = 0;
+    let got = 0;
+    let settled = false;
+    const fail = (e: Error): void => {
+      if (settled) return;
+      settled = true;
+      clearTimeout(timer);
+      s.destroy();
+      reject(e);
+    };
+    const timer = setTimeout(() => fail(new Error(`replay did not finish within ${CONN_TIMEOUT_MS} ms`)), CONN_TIMEOUT_MS);
+    const send = (): void => {
+      s.write(Buffer.alloc(flights[step]!, 0x16));
+      if (step === flights.length - 2) s.end();
+    };
+    s.on('connect', send);
+    s.on('data', (d: Buffer) => {
+      got += d.length;
+      if (got > flights[step + 1]!) return fail(new Error(`server sent ${got} bytes in flight ${step / 2}, expected ${flights[step + 1]}`));
+      if (got < flights[step + 1]!) return;
+      got = 0;
+      step += 2;
+      if (step < flights.length) send();
+    });
+    s.on('error', fail);
+    s.on('close', () => {
+      if (settled) return;
+      if (step < flights.length) return fail(new Error(`server closed at flight ${step / 2} of ${flights.length / 2}`));
+      settled = true;
+      clearTimeout(timer);
+      resolve(performance.now() - t0);
+    });
+  });
+}
+
+/** replay: n sequential plain-TCP connections with the byte pattern of `flights`. */
+async function runReplay(cfg: ClientConfig, job: Job): Promise<JobResult> {
+  const flights = job.flights ?? [];
+  if (flights.length < 2 || flights.length % 2 !== 0 || flights.some((f) => !Number.isInteger(f) || f < 1)) throw new Error('replay needs an even number of positive byte counts');
+  const t0 = performance.now();
+  const cpu0 = process.cpuUsage();
+  const errors: string[] = [];
+  const latencyMs: number[] = [];
+  let failed = 0;
+  for (let i = 0; i < job.n; i++) {
+    try {
+      latencyMs.push(await replayConnection(cfg, job.port, flights));
+    } catch (e) {
+      failed++;
+      if (errors.length < 20) errors.push((e as Error).message);
+    }
+  }
+  const sorted = [...latencyMs].sort((a, b) => a - b);
+  return { ...baseResult(job, t0, cpu0), n: job.n, ok: job.n - failed, errors, handshakeMs: [], latencyMs, p50Ms: percentile(sorted, 50), p99Ms: percentile(sorted, 99), facts: undefined };
+}
+
 async function main(): Promise<void> {
   const arg = process.argv[2];
   if (!arg) throw new Error('usage: client.ts <ClientConfig JSON>  (jobs on stdin, one JSON per line)');
@@ -501,7 +566,7 @@ async function main(): Promise<void> {
   for await (const line of rl) {
     if (!line.trim()) continue;
     const job = JSON.parse(line) as Job;
-    const res = job.kind === 'hold' ? await runHold(cfg, job) : job.kind === 'release' ? await runRelease(cfg, job) : await runJob(cfg, job);
+    const res = job.kind === 'hold' ? await runHold(cfg, job) : job.kind === 'release' ? await runRelease(cfg, job) : job.kind === 'replay' ? await runReplay(cfg, job) : await runJob(cfg, job);
     process.stdout.write(JSON.stringify(res) + '\n');
   }
 }

@@ -20,8 +20,18 @@ export const PINNED = {
  * (keep-alive) on each, then KEEP them open and idle (the client holds them between jobs).
  * release: one more GET /status on every held connection (each must still be open: the proof the
  * sessions were alive while idle), then close them all.
+ * replay: plain TCP, no TLS: each connection exchanges `flights` (byte counts) with a replay server
+ * (bench/servers.ts startReplayFloor), to measure what the sockets alone cost a Node server.
  */
-export type JobKind = 'handshake' | 'request' | 'bulk' | 'hold' | 'release';
+export type JobKind = 'handshake' | 'request' | 'bulk' | 'hold' | 'release' | 'replay';
+
+/**
+ * A TLS 1.3 full handshake of the bench's pinned client with `setls serve https`, as byte counts on
+ * the wire, captured with a TCP proxy (2026-12-08): ClientHello 210 → server flight 767; client
+ * Finished 64 → the card's ticket 156; close_notify 24 + FIN → close_notify 24 + FIN. Client first,
+ * then alternating; the last two are the closing pair.
+ */
+export const SETLS_HANDSHAKE_FLIGHTS: readonly number[] = [210, 767, 64, 156, 24, 24];
 
 export interface ClientConfig {
   /** PEM of the local CA both servers' certificates chain to. */
@@ -51,6 +61,8 @@ export interface Job {
   readonly maxMs?: number;
   /** Check the body of /bytes/N (the demo plug's pattern) byte by byte. */
   readonly checkBody?: boolean;
+  /** For replay: the byte counts of the exchange, client first, alternating (an even number). */
+  readonly flights?: readonly number[];
 }
 
 /** The TLS 1.2 suite pinned for the 1.2 runs (ECDSA P-256 on both servers). */

@@ -36,10 +36,10 @@ import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { initCard } from '../src/cli/card-setup.js';
 import { addCounts, diffCounts, diffFlights, emptyCounts, type ApduCounts, type ApduTally, type FlightTally, type Phase } from './counting-transport.js';
-import { PINNED, percentile, type Job, type JobKind, type JobResult, type SessionFacts } from './protocol.js';
+import { PINNED, SETLS_HANDSHAKE_FLIGHTS, percentile, type Job, type JobKind, type JobResult, type SessionFacts } from './protocol.js';
 import { sectionOf } from './child-section.js';
 import { humanScale, scaleSection, type ScaleSection } from './scale-section.js';
-import { makeNodeIdentity, setExportAllowed, startNodeTls, startSetls, startSetlsChannelPool, startSetlsPool, type CardCall, type ServerUnderTest } from './servers.js';
+import { makeNodeIdentity, setExportAllowed, startNodeTls, startReplayFloor, startSetls, startSetlsChannelPool, startSetlsPool, type CardCall, type ServerUnderTest } from './servers.js';
 import { humanMemory, runMemory, type MemorySection } from './memory.js';
 import type { CoapSection } from './coap.js';
 import type { OperatorSection } from './operator.js';
@@ -146,7 +146,8 @@ function options(argv: string[]): Options {
         '  --only bulk    run only the bulk section (setls-card, setls-export, node:tls; same interleaving; --bulk-rounds, default --rounds);\n' +
         '                 SETLS_NATIVE=0 in the environment: setls-export seals with node:crypto, as before the native sealer (native/)\n' +
         '  --only cpu     run only what issue #14\'s CPU ratios need: full and resumed TLS 1.3 handshakes (setls-ext, node:tls), exported bulk,\n' +
-        '                 the 4 × 4 pool under --pool-clients (0: left out), card-cpu.ts; setls without the APDU counting wrappers\n' +
+        '                 the 4 × 4 pool under --pool-clients (0: left out), card-cpu.ts, the socket floor (a node:net server of the same bytes);\n' +
+        '                 setls without the APDU counting wrappers\n' +
         '  --only coap    run only the CoAP section (bench/coap.ts; also part of a full run, not of --quick)\n' +
         '  --coap-n       CoAP GETs on one connection / one association (default 2000)\n' +
         '  --coap-spawns  coap-client-openssl runs per handshake-per-request rate (default 40)\n' +
@@ -240,7 +241,7 @@ interface Batch {
   readonly tag?: string;
 }
 
-type JobExtra = Pick<Job, 'version' | 'resume' | 'concurrency' | 'maxMs' | 'checkBody'>;
+type JobExtra = Pick<Job, 'version' | 'resume' | 'concurrency' | 'maxMs' | 'checkBody' | 'flights'>;
 
 /**
  * One unchecked download of --bulk-warmup bytes per bulk variant (not measured): the setls record
@@ -466,6 +467,8 @@ const NODE = 'node:tls';
 const SETLS_EXPORT = 'setls-export';
 const SETLS_POOL = 'setls-pool4';
 const SETLS_POOL44 = 'setls-pool4x4';
+/** --only cpu: the socket floor, a plain node:net server of setls's handshake byte pattern (bench/servers.ts startReplayFloor). */
+const FLOOR = 'node:net floor';
 const POOL44_TAG = 'pool4x4';
 
 const NOTES = [
@@ -643,7 +646,7 @@ function summariseExtra(batches: readonly Batch[], _results: Report['results'], 
   for (const [v, resume] of HS_MODES) {
     const tag = hsTag(v, resume);
     const mode: Extra['handshakes'][string] = (handshakes[tag] = {});
-    for (const name of [SETLS_EXT, SETLS_SHORT, NODE]) {
+    for (const name of [SETLS_EXT, SETLS_SHORT, NODE, FLOOR]) {
       const bs = batches.filter((b) => b.server === name && b.tag === tag);
       if (!bs.length) continue;
       const k = summariseKind(bs);
@@ -664,7 +667,7 @@ function summariseExtra(batches: readonly Batch[], _results: Report['results'], 
           minShort: r1(f.minShortExchanges / conns),
         };
       }
-      mode[name] = { ...k, ...(name !== NODE ? { modelledMsPerConn: r1(mod / conns) } : {}), ...(floor ? { floor } : {}) };
+      mode[name] = { ...k, ...(name !== NODE && name !== FLOOR ? { modelledMsPerConn: r1(mod / conns) } : {}), ...(floor ? { floor } : {}) };
     }
     const node = mode[NODE];
     handshakeRatios[tag] = {};
@@ -799,6 +802,14 @@ function humanIssue14(report: Report): string {
   if (ext && node && node.serverCpuMsPerConn > 0) {
     out.push(
       `  ${'  kernel time per connection: node:tls / its whole server'.padEnd(66)} ${fmt(node.serverSysMsPerConn / node.serverCpuMsPerConn, 3).padStart(7)}×  (${fmt(node.serverSysMsPerConn * 1000, 0)} of ${fmt(node.serverCpuMsPerConn * 1000, 0)} µs; setls ${fmt(ext.serverSysMsPerConn * 1000, 0)} µs, its card's file writes included)`,
+    );
+  }
+  // The floor under any Node server of this exchange: the same bytes over plain node:net sockets.
+  const fl = x.handshakes['TLSv1.3 full']?.[FLOOR];
+  if (ext?.hostCpuMsPerConn !== undefined && node && fl && node.serverCpuMsPerConn > 0) {
+    const us = (ms: number): string => fmt(ms * 1000, 0);
+    out.push(
+      `  ${'  socket floor (node:net, the same bytes, no TLS, no HTTP) / node:tls'.padEnd(66)} ${fmt(fl.serverCpuMsPerConn / node.serverCpuMsPerConn, 3).padStart(7)}×  (${us(fl.serverCpuMsPerConn)} µs; the goal leaves ${us(0.5 * node.serverCpuMsPerConn - fl.serverCpuMsPerConn)} µs above it, the host uses ${us(ext.hostCpuMsPerConn - fl.serverCpuMsPerConn)})`,
     );
   }
   const full = x.handshakes['TLSv1.3 full']?.[SETLS_EXT]?.cardCpuMsPerConn;
@@ -1296,7 +1307,11 @@ async function onlyCpu(
   const ext = setls.variants.find((v) => v.name === SETLS_EXT)!;
   const exp = setls.variants.find((v) => v.name === SETLS_EXPORT)!;
   const node = await startNodeTls(NODE, c.nodeId);
+  const floor = await startReplayFloor(FLOOR, SETLS_HANDSHAKE_FLIGHTS);
   const hsServers: ServerUnderTest[] = [ext, node];
+  // the floor takes its turn in the full-handshake rounds (a replay job: the same bytes, no TLS)
+  const roundServers: ServerUnderTest[] = [ext, node, floor];
+  const replay = { flights: SETLS_HANDSHAKE_FLIGHTS };
   const bulkServers: ServerUnderTest[] = [exp, node];
   const modes = HS_MODES.filter(([v]) => v === 'TLSv1.3');
   const batches: Batch[] = [];
@@ -1311,6 +1326,8 @@ async function onlyCpu(
           c.progress('.');
         }
       }
+      const fb = await measure(client, floor, 'replay', o.warmup, -1, undefined, replay);
+      if (fb.result.errors.length) throw new Error(`warm-up of ${floor.name} failed: ${fb.result.errors.join('; ')}`);
       for (const s of bulkServers) {
         const b = await measure(client, s, 'bulk', 1, -1, Math.min(o.bulkBytes, 1_000_000), s === exp ? { checkBody: true } : {});
         if (b.result.errors.length) throw new Error(`warm-up of ${s.name} (bulk) failed: ${b.result.errors.join('; ')}`);
@@ -1320,10 +1337,12 @@ async function onlyCpu(
     }
     for (let r = 0; r < o.rounds; r++) {
       c.progress(`handshakes ${r + 1}/${o.rounds}`);
-      const order = hsServers.map((_, i) => hsServers[(i + r) % hsServers.length]!);
+      const order = roundServers.map((_, i) => roundServers[(i + r) % roundServers.length]!);
       for (const [version, resume] of modes) {
         for (const s of order) {
-          batches.push(await measure(client, s, 'handshake', o.n, r, undefined, { version, resume }, hsTag(version, resume)));
+          if (s === floor && resume) continue;
+          if (s === floor) batches.push(await measure(client, s, 'replay', o.n, r, undefined, replay, hsTag(version, resume)));
+          else batches.push(await measure(client, s, 'handshake', o.n, r, undefined, { version, resume }, hsTag(version, resume)));
           c.progress('.');
         }
       }
@@ -1354,6 +1373,7 @@ async function onlyCpu(
   } finally {
     await client.close();
     await pool?.close();
+    await floor.close();
     await node.close();
     await setls.close();
   }

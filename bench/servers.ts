@@ -13,7 +13,7 @@ import { once } from 'node:events';
 import { webcrypto, X509Certificate } from 'node:crypto';
 import https from 'node:https';
 import type { Server as HttpServer } from 'node:http';
-import type { AddressInfo } from 'node:net';
+import net, { type AddressInfo } from 'node:net';
 import * as x509 from '@peculiar/x509';
 import pino from 'pino';
 import { TlsPool, TlsTandem, type SessionEvent } from '../src/host/index.js';
@@ -239,6 +239,49 @@ export async function startNodeTls(name: string, id: { key: string; cert: string
       server.closeAllConnections();
       await new Promise<void>((r) => server.close(() => r()));
     },
+  };
+}
+
+/**
+ * The socket floor under any Node server (issue #14, host CPU): a plain node:net server that plays
+ * the server's side of `flights` (client first, alternating: after each client flight has arrived
+ * whole, writes the next server flight; after the client's FIN, its last flight and FIN), with
+ * bytes only, no TLS, no HTTP. The same accept, reads, writes and close as a server of that
+ * exchange; what a connection costs it is what the sockets alone cost a Node server.
+ */
+export async function startReplayFloor(name: string, flights: readonly number[]): Promise<ServerUnderTest> {
+  if (flights.length < 2 || flights.length % 2 !== 0) throw new Error('replay floor: an even number of flights');
+  const errs: string[] = [];
+  const out = flights.map((n, i) => (i % 2 === 1 ? Buffer.alloc(n, 0x17) : Buffer.alloc(0)));
+  const last = flights.length - 2;
+  const server = net.createServer((s) => {
+    let step = 0;
+    let got = 0;
+    s.on('data', (d: Buffer) => {
+      got += d.length;
+      while (step < last && got >= flights[step]!) {
+        got -= flights[step]!;
+        s.write(out[step + 1]!);
+        step += 2;
+      }
+    });
+    s.on('end', () => {
+      if (step !== last || got !== flights[last]) errs.push(`client ended at flight ${step / 2} with ${got} bytes`);
+      s.end(out[last + 1]!);
+    });
+    s.on('error', (e) => errs.push(e.message));
+  });
+  server.listen(0, '127.0.0.1');
+  await once(server, 'listening');
+  const port = (server.address() as AddressInfo).port;
+  const connections = (): Promise<number> => new Promise((r, j) => server.getConnections((e, n) => (e ? j(e) : r(n))));
+  return {
+    name,
+    port,
+    idle: () => waitFor(async () => (await connections()) === 0, `${name} to drop its connections`),
+    errors: () => errs,
+    sessions: connections,
+    close: () => new Promise<void>((r) => server.close(() => r())),
   };
 }
 
