@@ -10,6 +10,7 @@
  */
 import diagnostics_channel from 'node:diagnostics_channel';
 import { once } from 'node:events';
+import { readFileSync } from 'node:fs';
 import { webcrypto, X509Certificate } from 'node:crypto';
 import https from 'node:https';
 import type { Server as HttpServer } from 'node:http';
@@ -25,6 +26,7 @@ import { FaultyTransport } from '../src/transport/faulty.js';
 import { CardClient } from '../src/host/card-client.js';
 import { readOperatorPin } from '../src/cli/card-setup.js';
 import { startHttps } from '../src/cli/serve.js';
+import { openCardThread } from '../src/cli/card-thread.js';
 import { CountingTransport, type ApduCounts, type FlightTally } from './counting-transport.js';
 import { PINNED, PINNED12 } from './protocol.js';
 
@@ -183,6 +185,56 @@ export async function startSetls(cardDir: string, flavours: readonly SetlsFlavou
       for (const c of closers) await c();
       await transport.close();
       card.close();
+    },
+  };
+}
+
+/** CPU of one thread of this process so far, µs (Linux /proc/self/task/<tid>/schedstat); undefined when unknown. */
+function threadCpuUs(tid: number | undefined): number | undefined {
+  if (tid === undefined) return undefined;
+  try {
+    return Number(readFileSync(`/proc/self/task/${tid}/schedstat`, 'utf8').split(' ')[0]) / 1000;
+  } catch {
+    return undefined;
+  }
+}
+
+/**
+ * `serve https --card-thread` as the bench runs it: a clone of the card folder (`<dir>-thread`, same
+ * identity) opened in a worker thread of its own (cli/card-thread.ts), one tandem straight on its
+ * transport (no bench wrappers). The card's CPU is its thread's (Linux schedstat; elsewhere its
+ * event loop's busy wall time): what this process spends besides is the host's, and the card's
+ * garbage is collected on the card's heap, not the host's (the parallel part of its scavenges runs
+ * on V8's shared helper threads and still counts as host).
+ */
+export async function startSetlsThread(name: string, cardDir: string): Promise<ServerUnderTest> {
+  const dir = `${cardPaths(cardDir).dir}-thread`;
+  cloneCardFiles(cardPaths(cardDir), cardPaths(dir));
+  const pin = readPin(cardPaths(dir).pinFile);
+  const card = await openCardThread({ cardDir: dir });
+  const tandem = new TlsTandem({ transport: card.transport, pin, backlog: 8, extendedApdu: true });
+  try {
+    await tandem.start();
+  } catch (e) {
+    await card.close();
+    throw e;
+  }
+  const errs: string[] = [];
+  tandem.on('sessionError', (err: Error & { code?: string }) => errs.push(err.code ?? err.message));
+  const http = serveHttps(tandem, createPlugHandler(createPlugState()));
+  const server = tandem.listen(0, '127.0.0.1');
+  await once(server, 'listening');
+  const port = (server.address() as AddressInfo).port;
+  return {
+    name,
+    port,
+    idle: () => waitFor(() => !tandem.inUse && tandem.queued === 0, `${name} to free the card`),
+    errors: () => errs,
+    cardCpuUs: () => threadCpuUs(card.osThreadId) ?? card.activeMs() * 1000,
+    async close() {
+      await tandem.close();
+      http.close();
+      await card.close();
     },
   };
 }

@@ -270,6 +270,7 @@ cardServeOptions(serve.command('https').description('HTTPS whose TLS ends inside
       .choices(['card', 'host'])
       .default('card'),
   )
+  .option('--card-thread', 'run each emulated card in a worker thread of its own (its heap, its CPU; the host keeps only APDU bytes): not with --reader')
   .option('--cards <dirs>', 'a pool: serve through these card state folders (comma-separated), one listener')
   .option('--pool <n>', 'a pool of N cards cloned from --card-dir (state folders <card-dir>-pool1…)', (v) => parsePositive(v, 'pool'))
   .option('--admin-port <n>', 'Prometheus /metrics on 127.0.0.1:<n>', (v) => parsePort(v))

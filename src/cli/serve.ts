@@ -18,6 +18,7 @@ import { estEnrolCard, startAgent, type AgentCliOptions } from './agent.js';
 import type { DeviceAgent } from '../agent/index.js';
 import { serveHttps, createPlugHandler, createPlugState } from '../servers/https/index.js';
 import { openCard } from './card-setup.js';
+import { openCardThread } from './card-thread.js';
 import { cardPaths, cloneCardFiles } from './card-files.js';
 import { resolvePin } from '../api/pin.js';
 import { cliLogger, logFormat } from './log.js';
@@ -43,6 +44,8 @@ export interface ServeHttpsOptions extends PressureFlags, AgentCliOptions {
   driver?: 'eap' | 'tls-se';
   /** TLS-Tandem: records protected in the card (default) or on the host after EXPORT-SESSION. */
   recordLayer?: 'card' | 'host';
+  /** Each emulated card in a worker thread of its own (cli/card-thread.ts); not with --reader. */
+  cardThread?: boolean;
   /** A pool: these card state folders (comma-separated), one TlsTandem slot each, behind one listener. */
   cards?: string;
   /** A pool of N cards made from --card-dir (cloned state folders <card-dir>-pool1…; same identity). */
@@ -101,6 +104,23 @@ export function logRecordSealer(log: pino.Logger): void {
   else log.info({ sealer: 'node:crypto', reason: s.reason }, `exported records are sealed with node:crypto: the native sealer is ${s.reason}`);
 }
 
+/** An emulated card a serve command opened: its APDU channel, and what lets go of it. */
+interface ServedCard {
+  readonly transport: CardTransport;
+  close(): void | Promise<void>;
+}
+
+/** An emulated card folder, in this thread or (--card-thread) in a worker thread of its own. */
+async function openServedCard(o: { cardDir: string; cardKey?: string | undefined; cardThread?: boolean | undefined; trace?: boolean | undefined; traceSink?: ((line: string) => void) | undefined }): Promise<ServedCard> {
+  if (!o.cardThread) {
+    const c = openCard({ cardDir: o.cardDir, ...(o.cardKey ? { cardKey: o.cardKey } : {}), ...(o.trace ? { trace: true } : {}), ...(o.traceSink ? { traceSink: o.traceSink } : {}) });
+    return { transport: c.transport, close: () => c.card.close() };
+  }
+  const t = await openCardThread({ cardDir: o.cardDir, ...(o.cardKey ? { cardKey: o.cardKey } : {}) });
+  const transport = o.trace ? new TracingTransport(t.transport, o.traceSink ?? ((l) => process.stderr.write(l + '\n'))) : t.transport;
+  return { transport, close: () => t.close() };
+}
+
 /** The card of a serve command: a PC/SC reader (the PIN file of --card-dir still applies) or the in-process card. */
 async function openServeCard(o: ServeHttpsOptions): Promise<{ transport: CardTransport; closeCard: () => void }> {
   if (o.reader === undefined) {
@@ -132,12 +152,12 @@ async function startHttpsPool(o: ServeHttpsOptions, log: pino.Logger): Promise<R
   if (o.est && (o.cards !== undefined || (o.pool ?? 1) > 1)) throw new SetlsError('ERR_CLI_OPTION', '--est enrols one card: not with --cards or --pool (enrol each card with setls agent --est first)');
   const dirs = poolCardDirs(o);
   const pins = dirs.map((d) => servePin(d, d === o.cardDir ? o.pinFile : undefined, (m) => log.warn(m)));
-  const opened: ReturnType<typeof openCard>[] = [];
+  const opened: ServedCard[] = [];
   try {
-    for (const d of dirs) opened.push(openCard({ cardDir: d, ...(d === o.cardDir && o.cardKey ? { cardKey: o.cardKey } : {}), trace: o.trace, traceSink: o.traceSink }));
+    for (const d of dirs) opened.push(await openServedCard({ ...o, cardDir: d, cardKey: d === o.cardDir ? o.cardKey : undefined }));
   } catch (e) {
     // one card of the pool is missing or held by another process: let go of the others' folders
-    for (const c of opened) c.card.close();
+    for (const c of opened) await c.close();
     throw e;
   }
   const relays: AdminRelay[] = [];
@@ -147,7 +167,7 @@ async function startHttpsPool(o: ServeHttpsOptions, log: pino.Logger): Promise<R
     for (const r of relays) await r.close();
     for (const c of opened) {
       await c.transport.close();
-      c.card.close();
+      await c.close();
     }
   };
   let channelsPerCard: number;
@@ -217,6 +237,7 @@ async function startHttpsPool(o: ServeHttpsOptions, log: pino.Logger): Promise<R
 }
 
 export async function startHttps(o: ServeHttpsOptions, log = pino({ level: process.env.SETLS_LOG ?? 'info' }, pino.destination(2))): Promise<RunningHttps> {
+  if (o.cardThread && o.reader !== undefined) throw new SetlsError('ERR_CLI_OPTION', '--card-thread runs an emulated card folder in a thread: not with --reader (a PC/SC card computes on its own chip)');
   // One in-process card is a pool of one card: its logical channels are the slots.
   if (o.reader === undefined) return startHttpsPool(o, log);
   const pin = servePin(o.cardDir, o.pinFile, (m) => log.warn(m));

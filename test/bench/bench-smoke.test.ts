@@ -183,15 +183,15 @@ test('bench --only cpu --json: setls-ext, node:tls and the socket floor measured
   assert.equal(r.status, 0, `bench exited ${r.status}: ${r.stderr}\n${benchErrors(r.stdout)}`);
   const rep = JSON.parse(r.stdout.trim().split('\n').pop()!);
   const full = rep.extra.handshakes['TLSv1.3 full'];
-  assert.deepEqual(Object.keys(full).sort(), ['node:net floor', 'node:tls', 'setls-ext']);
+  assert.deepEqual(Object.keys(full).sort(), ['node:net floor', 'node:tls', 'setls-ext', 'setls-thread']);
   for (const [name, k] of Object.entries(full) as [string, any][]) {
     assert.equal(k.connections, 5, `${name} connections`);
     assert.equal(k.errors, 0, `${name} errors: ${k.errorSamples}`);
     assert.ok(k.serverCpuMsPerConn > 0, `${name} server CPU`);
   }
-  assert.ok(full['setls-ext'].hostCpuMsPerConn > 0 && full['setls-ext'].cardCpuMsPerConn > 0, 'setls-ext: host and card split');
+  for (const v of ['setls-ext', 'setls-thread']) assert.ok(full[v].hostCpuMsPerConn > 0 && full[v].cardCpuMsPerConn > 0, `${v}: host and card split`);
   // the floor takes part in full handshakes only (a replay of their bytes), not in resumed ones
-  assert.deepEqual(Object.keys(rep.extra.handshakes['TLSv1.3 resumed']).sort(), ['node:tls', 'setls-ext']);
+  assert.deepEqual(Object.keys(rep.extra.handshakes['TLSv1.3 resumed']).sort(), ['node:tls', 'setls-ext', 'setls-thread']);
 });
 
 /** What a failed `bench --json` run reports as errors (server and section counts, error samples), for the assertion message. */

@@ -1,0 +1,86 @@
+/**
+ * The emulated card in a worker thread of its own (cli/card-thread.ts, `serve https --card-thread`):
+ * APDUs reach it, its state is written by it and outlives it, its folder lock is its own, and
+ * `serve https --card-thread` serves Node's TLS client.
+ */
+import { test, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { threadId } from 'node:worker_threads';
+import pino from 'pino';
+import { initCard, openCard } from '../../src/cli/card-setup.js';
+import { openCardThread } from '../../src/cli/card-thread.js';
+import { startHttps } from '../../src/cli/serve.js';
+import { CardClient } from '../../src/host/index.js';
+import { get } from '../host/pool-helpers.js';
+
+const root = mkdtempSync(join(tmpdir(), 'setls-card-thread-'));
+after(() => rmSync(root, { recursive: true, force: true }));
+
+async function freshCard(name: string): Promise<{ dir: string; ca: string }> {
+  const dir = join(root, name);
+  const init = await initCard({ cardDir: dir });
+  return { dir, ca: readFileSync(init.caCertPath, 'utf8') };
+}
+
+const errCode = (code: string) => (e: unknown) => (e as { code?: string }).code === code;
+
+test('a card thread answers APDUs; what it writes outlives it; its folder is free once closed', async () => {
+  const { dir } = await freshCard('a');
+  const t = await openCardThread({ cardDir: dir });
+  assert.notEqual(t.threadId, threadId, 'the card runs on another thread');
+  if (process.platform === 'linux') assert.ok(t.osThreadId !== undefined && t.osThreadId !== process.pid, 'its OS thread id is not the main thread\'s');
+  assert.ok(t.atr.length > 2 && t.atr[0] === 0x3b, 'the card sent its ATR');
+  const client = new CardClient(t.transport);
+  await client.select();
+  await assert.rejects(client.verifyPin('000000', 'user'));
+  assert.equal((await client.pinStatus('user')).triesLeft, 2);
+  // while the thread holds the folder, this process cannot open it a second time
+  assert.throws(() => openCard({ cardDir: dir }), errCode('ERR_CARD_LOCKED'));
+  await t.close();
+  await assert.rejects(t.transport.transmit(Uint8Array.of(0, 0xa4, 4, 0)), errCode('ERR_APDU_TRANSPORT_CLOSED'));
+  // the failed VERIFY was written by the card in its thread: the card opened here still counts it
+  const { transport, card } = openCard({ cardDir: dir });
+  try {
+    const c = new CardClient(transport);
+    await c.select();
+    assert.equal((await c.pinStatus('user')).triesLeft, 2);
+  } finally {
+    await transport.close();
+    card.close();
+  }
+});
+
+test('a card folder held elsewhere: the thread reports the card\'s own error and ends', async () => {
+  const { dir } = await freshCard('b');
+  const { transport, card } = openCard({ cardDir: dir });
+  try {
+    await assert.rejects(openCardThread({ cardDir: dir }), errCode('ERR_CARD_LOCKED'));
+  } finally {
+    await transport.close();
+    card.close();
+  }
+  await assert.rejects(openCardThread({ cardDir: join(root, 'missing') }), (e: unknown) => typeof (e as { code?: string }).code === 'string' && (e as Error).message.length > 0);
+});
+
+test('serve https --card-thread: Node\'s TLS client gets /status through the card thread; --reader refused', async () => {
+  const { dir, ca } = await freshCard('c');
+  const saved = process.env.SETLS_PIN;
+  delete process.env.SETLS_PIN;
+  const running = await startHttps({ cardDir: dir, cardThread: true, port: 0, host: '127.0.0.1', backlog: 32 }, pino({ level: 'silent' }));
+  try {
+    const r = await Promise.all(Array.from({ length: 3 }, () => get(running.port, ca, '/status')));
+    for (const x of r) assert.equal(x.status, 200);
+    assert.match(r[0]!.body, /"terminatedIn":"secure element"/);
+  } finally {
+    await running.close();
+    if (saved !== undefined) process.env.SETLS_PIN = saved;
+  }
+  // closed: the folder is free again
+  const { transport, card } = openCard({ cardDir: dir });
+  await transport.close();
+  card.close();
+  await assert.rejects(startHttps({ cardDir: dir, cardThread: true, reader: 'Virtual PCD 00 00', port: 0, host: '127.0.0.1', backlog: 32 }, pino({ level: 'silent' })), errCode('ERR_CLI_OPTION'));
+});
