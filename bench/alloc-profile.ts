@@ -7,7 +7,10 @@
  * GCs included, so it counts every allocation, not what survives) over N handshakes; prints bytes
  * allocated per handshake by area and the top allocation sites by self size.
  *
- *   node --import tsx bench/alloc-profile.ts [--n 1000] [--warmup 800] [--resume] [--top 30] [--interval 4096] [--no-sampling] [--cpu [--raw FILE.cpuprofile]]
+ *   node --import tsx bench/alloc-profile.ts [--n 1000] [--warmup 800] [--resume] [--thread] [--top 30] [--interval 4096] [--no-sampling] [--cpu [--raw FILE.cpuprofile]]
+ *
+ * --thread: the card in a worker thread of its own (`serve https --card-thread`): the main thread and
+ * its heap are the host's alone (the card's allocations are not sampled).
  *
  * --no-sampling: CPU by thread and GCs only; --cpu: V8's CPU profiler instead of the heap sampler,
  * the main thread split into card (card.process() on the stack) and host, the host's top frames;
@@ -25,7 +28,7 @@ import { initCard } from '../src/cli/card-setup.js';
 import { LoadClient } from './load-client.js';
 import { areaOf, type CpuProfile } from './profile.js';
 import type { JobResult } from './protocol.js';
-import { startSetls } from './servers.js';
+import { startSetls, startSetlsThread } from './servers.js';
 import { cpuByThread, splitMain } from './thread-cpu.js';
 
 interface SamplingNode {
@@ -134,6 +137,7 @@ const { values } = parseArgs({
     'no-sampling': { type: 'boolean', default: false },
     cpu: { type: 'boolean', default: false },
     raw: { type: 'string' },
+    thread: { type: 'boolean', default: false },
   },
 });
 if (values.raw !== undefined && !values.cpu) throw new Error('--raw writes the CPU profile: it needs --cpu');
@@ -142,8 +146,9 @@ try {
   const cardDir = join(root, 'card');
   const init = await initCard({ cardDir });
   const ca = readFileSync(init.caCertPath, 'utf8');
-  const setls = await startSetls(cardDir, [{ name: 'setls-ext', extendedApdu: true, instrumented: false }]);
-  const server = setls.variants[0]!;
+  // --thread: the card in a worker thread of its own (serve https --card-thread): this thread is the host alone
+  const setls = values.thread ? undefined : await startSetls(cardDir, [{ name: 'setls-ext', extendedApdu: true, instrumented: false }]);
+  const server = setls ? setls.variants[0]! : await startSetlsThread('setls-thread', cardDir);
   const c = new LoadClient(ca);
   const job = (n: number): Promise<JobResult> => c.run({ kind: 'handshake', port: server.port, n, ...(values.resume ? { resume: true } : {}) });
   const w = await job(Number(values.warmup));
@@ -189,7 +194,7 @@ try {
   const profile = values['no-sampling'] || values.cpu ? undefined : (await post<{ profile: SamplingProfile }>('HeapProfiler.stopSampling')).profile;
   session.disconnect();
   if (r.errors.length) throw new Error(`measured run: ${r.errors.join('; ')}`);
-  process.stdout.write(`${n} ${values.resume ? 'resumed' : 'full'} TLS 1.3 handshakes (resumed ${r.resumed}), setls-ext in-process\n`);
+  process.stdout.write(`${n} ${values.resume ? 'resumed' : 'full'} TLS 1.3 handshakes (resumed ${r.resumed}), ${setls ? 'setls-ext in-process' : 'setls-thread (the card in a worker thread: the main thread is the host alone)'}\n`);
   const us = (v: number): string => `${(v / n).toFixed(0)} µs`;
   process.stdout.write(`server CPU per handshake: ${us(cpu.user + cpu.system)}${t0 && t1 ? ` (main thread ${us(t1.mainUs - t0.mainUs)}, other threads ${us(t1.othersUs - t0.othersUs)})` : ''}${profile ? ' — under the sampling profiler' : ''}\n`);
   process.stdout.write(`  by thread: ${byThread.map(([k, v]) => `${k} ${us(v)}`).join(', ')}\n`);
@@ -197,7 +202,7 @@ try {
   if (profile) process.stdout.write(summarise(profile, n, Number(values.top)) + '\n');
   if (cpuProfile) process.stdout.write(hostFrames(cpuProfile, n, Number(values.top)) + '\n');
   await c.close();
-  await setls.close();
+  await (setls ? setls.close() : server.close());
 } finally {
   rmSync(root, { recursive: true, force: true });
 }

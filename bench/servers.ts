@@ -202,8 +202,8 @@ function threadCpuUs(tid: number | undefined): number | undefined {
 /**
  * `serve https --card-thread` as the bench runs it: a clone of the card folder (`<dir>-thread`, same
  * identity) opened in a worker thread of its own (cli/card-thread.ts), one tandem straight on its
- * transport (no bench wrappers). The card's CPU is its thread's (Linux schedstat; elsewhere its
- * event loop's busy wall time): what this process spends besides is the host's, and the card's
+ * transport (no bench wrappers). The card's CPU is its thread's (Linux schedstat; elsewhere not
+ * known: NaN): what this process spends besides is the host's, and the card's
  * garbage is collected on the card's heap, not the host's (the parallel part of its scavenges runs
  * on V8's shared helper threads and still counts as host).
  */
@@ -230,7 +230,7 @@ export async function startSetlsThread(name: string, cardDir: string): Promise<S
     port,
     idle: () => waitFor(() => !tandem.inUse && tandem.queued === 0, `${name} to free the card`),
     errors: () => errs,
-    cardCpuUs: () => threadCpuUs(card.osThreadId) ?? card.activeMs() * 1000,
+    cardCpuUs: () => threadCpuUs(card.osThreadId) ?? Number.NaN,
     async close() {
       await tandem.close();
       http.close();

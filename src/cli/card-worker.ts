@@ -1,25 +1,24 @@
 /**
  * The emulated card in a thread of its own (`setls serve https --card-thread`, cli/card-thread.ts):
  * this worker opens the card folder (its master key read here, never in the host's thread) and
- * answers APDUs posted by the host, one at a time, as a secure element does on its own processor.
+ * answers the APDUs the host writes into their shared buffer (cli/card-channel.ts), one at a time,
+ * as a secure element does on its own processor. Between APDUs it sleeps in Atomics.wait.
  *
- * Messages in: { t: 'apdu', id, apdu } (the command's ArrayBuffer transferred), { t: 'close' }.
- * Messages out: { t: 'ready', atr, tid } once open (tid: its OS thread id, Linux), { t: 'open-failed', code, message } if not,
- * { t: 'rapdu', id, apdu } (a fresh copy, its ArrayBuffer transferred), { t: 'fault', id, message }
- * when process() threw, { t: 'closed' } after the card closed (state written, folder released).
- * imports card/ and cli/card-files only.
+ * Start-up is one message: { t: 'ready', atr, tid } once open (tid: its OS thread id, Linux), or
+ * { t: 'open-failed', code, message }. After that, only the shared buffer.
+ * imports card/, cli/card-files and cli/card-channel only.
  */
 import { readlinkSync } from 'node:fs';
 import { parentPort, workerData } from 'node:worker_threads';
 import { EmulatedCard } from '../card/index.js';
 import { readMasterKey } from './card-files.js';
+import { CARD_CHANNEL_CAPACITY, CARD_CHANNEL_DATA, CardChannelState as S } from './card-channel.js';
 
 interface Start {
   readonly dir: string;
   readonly keyFile: string;
+  readonly channel: SharedArrayBuffer;
 }
-
-type In = { readonly t: 'apdu'; readonly id: number; readonly apdu: Uint8Array } | { readonly t: 'close' };
 
 /** This thread's id in the OS (Linux: /proc/thread-self → <pid>/task/<tid>), for `top -H` and CPU accounting; elsewhere undefined. */
 function osThreadId(): number | undefined {
@@ -32,7 +31,41 @@ function osThreadId(): number | undefined {
 }
 
 const port = parentPort!;
-const { dir, keyFile } = workerData as Start;
+const { dir, keyFile, channel } = workerData as Start;
+const ctrl = new Int32Array(channel, 0, 2);
+const data = new Uint8Array(channel, CARD_CHANNEL_DATA, CARD_CHANNEL_CAPACITY);
+const UTF8 = new TextEncoder();
+
+function serve(card: EmulatedCard): void {
+  for (;;) {
+    Atomics.wait(ctrl, 0, S.idle);
+    const state = Atomics.load(ctrl, 0);
+    if (state === S.command) {
+      // the command is copied out of the shared buffer: the card keeps nothing the host can touch
+      const cmd = data.slice(0, ctrl[1]!);
+      let next: number = S.response;
+      let out: Uint8Array;
+      try {
+        out = card.process(cmd);
+        if (out.length > CARD_CHANNEL_CAPACITY) throw new RangeError(`response of ${out.length} bytes`);
+      } catch (e) {
+        out = UTF8.encode(String((e as Error)?.message ?? e)).subarray(0, 1024);
+        next = S.fault;
+      }
+      data.set(out);
+      ctrl[1] = out.length;
+      Atomics.store(ctrl, 0, next);
+      Atomics.notify(ctrl, 0);
+    } else if (state === S.closing || state === S.dead) {
+      card.close();
+      Atomics.store(ctrl, 0, S.closed);
+      Atomics.notify(ctrl, 0);
+      return;
+    }
+    // response / fault: the host has not taken it yet (a spurious wake-up): wait again
+    else Atomics.wait(ctrl, 0, state);
+  }
+}
 
 let card: EmulatedCard | undefined;
 try {
@@ -45,25 +78,6 @@ try {
   port.postMessage({ t: 'ready', atr: card.atr, tid: osThreadId() });
 } catch (e) {
   port.postMessage({ t: 'open-failed', code: (e as { code?: unknown }).code, message: (e as Error).message });
-  port.close();
 }
-
-port.on('message', (m: In) => {
-  if (!card) return;
-  if (m.t === 'close') {
-    card.close();
-    card = undefined;
-    port.postMessage({ t: 'closed' });
-    port.close();
-    return;
-  }
-  let out: Uint8Array;
-  try {
-    // a copy the card keeps no reference to: its buffer is handed over whole
-    out = card.process(m.apdu).slice();
-  } catch (e) {
-    port.postMessage({ t: 'fault', id: m.id, message: (e as Error).message });
-    return;
-  }
-  port.postMessage({ t: 'rapdu', id: m.id, apdu: out }, [out.buffer as ArrayBuffer]);
-});
+// no listener on the port: after open-failed the thread simply ends
+if (card) serve(card);

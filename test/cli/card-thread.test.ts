@@ -65,6 +65,22 @@ test('a card folder held elsewhere: the thread reports the card\'s own error and
   await assert.rejects(openCardThread({ cardDir: join(root, 'missing') }), (e: unknown) => typeof (e as { code?: string }).code === 'string' && (e as Error).message.length > 0);
 });
 
+test('a card thread that ends under the host: the APDU in flight settles, every later one fails with ERR_CARD_THREAD', async () => {
+  const { dir } = await freshCard('d');
+  const t = await openCardThread({ cardDir: dir });
+  const client = new CardClient(t.transport);
+  await client.select();
+  // the APDU sent as the thread ends settles either way (answered before, or failed): it never hangs
+  const inFlight = t.transport.transmit(Uint8Array.of(0x80, 0xca, 0, 0, 0)).then(
+    () => 'answered',
+    (e: { code?: string }) => e.code,
+  );
+  await t.terminate();
+  assert.ok(['answered', 'ERR_CARD_THREAD'].includes((await inFlight) ?? ''), 'the APDU in flight settled');
+  await assert.rejects(t.transport.transmit(Uint8Array.of(0, 0xa4, 4, 0)), errCode('ERR_CARD_THREAD'));
+  await t.close(); // harmless afterwards
+});
+
 test('serve https --card-thread: Node\'s TLS client gets /status through the card thread; --reader refused', async () => {
   const { dir, ca } = await freshCard('c');
   const saved = process.env.SETLS_PIN;
