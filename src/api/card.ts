@@ -12,6 +12,7 @@
  */
 import { cardPaths, type CardPaths } from '../cli/card-files.js';
 import { initCard as initCardFolder, openCard as openCardFolder } from '../cli/card-setup.js';
+import { openCardThread } from '../cli/card-thread.js';
 import { TracingTransport, type CardTransport } from '../transport/index.js';
 import type { KeyTypeName } from '../host/index.js';
 
@@ -24,6 +25,11 @@ export interface OpenCardOptions {
   readonly cardKey?: string;
   /** Print every APDU as annotated hex (PINs and keys redacted): true for stderr, or a sink. */
   readonly trace?: boolean | ((line: string) => void);
+  /**
+   * Run the card in a worker thread of its own (as `serve https --card-thread`): its master key,
+   * state and garbage stay on that thread; APDU bytes cross through shared memory. Default false.
+   */
+  readonly thread?: boolean;
 }
 
 export interface OpenedCard {
@@ -36,10 +42,23 @@ export interface OpenedCard {
   close(): Promise<void>;
 }
 
-/** Opens an emulated card folder in this process (taking its lock). */
+/** Opens an emulated card folder in this process (taking its lock), on this thread or (`thread`) a worker thread of its own. */
 export async function openCard(o: OpenCardOptions): Promise<OpenedCard> {
   if (!o || typeof o.cardDir !== 'string') throw new TypeError('openCard needs { cardDir }');
-  const { transport: inner, card } = openCardFolder({ cardDir: o.cardDir, cardKey: o.cardKey });
+  let inner: CardTransport;
+  let atr: Uint8Array;
+  let closeCard: () => void | Promise<void>;
+  if (o.thread === true) {
+    const t = await openCardThread({ cardDir: o.cardDir, ...(o.cardKey !== undefined ? { cardKey: o.cardKey } : {}) });
+    inner = t.transport;
+    atr = t.atr;
+    closeCard = () => t.close();
+  } else {
+    const { transport, card } = openCardFolder({ cardDir: o.cardDir, cardKey: o.cardKey });
+    inner = transport;
+    atr = card.atr;
+    closeCard = () => card.close();
+  }
   const transport: CardTransport =
     o.trace === undefined || o.trace === false
       ? inner
@@ -48,14 +67,14 @@ export async function openCard(o: OpenCardOptions): Promise<OpenedCard> {
   return {
     transport,
     paths: cardPaths(o.cardDir, { cardKey: o.cardKey }),
-    atr: card.atr,
+    atr,
     async close() {
       if (closed) return;
       closed = true;
       try {
         await transport.close();
       } finally {
-        card.close();
+        await closeCard();
       }
     },
   };

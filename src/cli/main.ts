@@ -252,6 +252,7 @@ function cardServeOptions(cmd: Command, portHelp: string, defaultPort: number): 
     .option('--host <addr>', 'address to listen on', '127.0.0.1')
     .option('--backlog <n>', 'complete ClientHellos queued for a card channel at most (they queue while the expected wait fits the handshake deadline; beyond: a TLS internal_error alert)', (v) => parsePositive(v, 'backlog'), 1024)
     .option('--trace', 'print every APDU as annotated hex on stderr')
+    .option('--card-thread', 'run the emulated card in a worker thread of its own (its heap, its CPU; the host keeps only APDU bytes); not with --reader')
     .option('--channels <n>', "logical channels of the card to serve on (default: all it opens, less the admin socket's 2)", (v) => parsePositive(v, 'channels'))
     .option('--hold-ms <ms>', 'while others wait, a session holding a card channel this long is exported (policy allowing) or closed with close_notify (default 2000)', (v) => parsePositive(v, 'hold-ms'))
     .option('--handshake-timeout-ms <ms>', 'handshake deadline, also the longest wait for a channel (default 10000; 3000 once others wait)', (v) => parsePositive(v, 'handshake-timeout-ms'))
@@ -270,7 +271,6 @@ cardServeOptions(serve.command('https').description('HTTPS whose TLS ends inside
       .choices(['card', 'host'])
       .default('card'),
   )
-  .option('--card-thread', 'run each emulated card in a worker thread of its own (its heap, its CPU; the host keeps only APDU bytes): not with --reader')
   .option('--cards <dirs>', 'a pool: serve through these card state folders (comma-separated), one listener')
   .option('--pool <n>', 'a pool of N cards cloned from --card-dir (state folders <card-dir>-pool1…)', (v) => parsePositive(v, 'pool'))
   .option('--admin-port <n>', 'Prometheus /metrics on 127.0.0.1:<n>', (v) => parsePort(v))
@@ -323,14 +323,15 @@ program
   .option('--coap-port <n>', 'CoAP port: coaps+tcp on TCP and coaps on UDP', (v) => parsePort(v), 5684)
   .option('--host <addr>', 'address to listen on', '127.0.0.1')
   .option('--trace', 'print every APDU as annotated hex on stderr')
-  .action(async (o: { cardDir: string; port: number; coapPort: number; host: string; trace?: boolean }) => {
+  .option('--card-thread', 'run the emulated card in a worker thread of its own')
+  .action(async (o: { cardDir: string; port: number; coapPort: number; host: string; trace?: boolean; cardThread?: boolean }) => {
     if (!existsSync(cardPaths(o.cardDir).dir)) {
       const r = await initCard({ cardDir: o.cardDir });
       console.log(`created the demo card in ${r.paths.dir}; clients trust ${r.caCertPath}`);
     }
     // One card, one tandem: HTTPS and CoAP share its sessions (and the plug's state); the demo card
     // gets "coap" added to its ALPN policy so libcoap's certificate clients are accepted.
-    await runServeCoap({ cardDir: o.cardDir, port: o.coapPort, httpsPort: o.port, host: o.host, backlog: 1024, trace: o.trace, fixAlpn: true, demoPsk: true, logFormat: globalLogFormat() });
+    await runServeCoap({ cardDir: o.cardDir, port: o.coapPort, httpsPort: o.port, host: o.host, backlog: 1024, trace: o.trace, ...(o.cardThread ? { cardThread: true } : {}), fixAlpn: true, demoPsk: true, logFormat: globalLogFormat() });
   });
 
 

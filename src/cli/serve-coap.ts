@@ -16,11 +16,11 @@ import { CardClient, TlsPool, type CardTransport } from '../host/index.js';
 import { CardDtlsBackends, DtlsServer } from '../host/dtls/index.js';
 import { serveHttps, createPlugHandler, createPlugState } from '../servers/https/index.js';
 import { createPlugCoapServer, secureConnectionsWhere, serveCoapOverDtls, serveCoapOverTls, COAP_ALPN } from '../servers/coap/index.js';
-import { openCard, readOperatorPin } from './card-setup.js';
+import { readOperatorPin } from './card-setup.js';
 import { existsSync } from 'node:fs';
 import { randomInt } from 'node:crypto';
 import { cardPaths, readSecretFile, writeSecretFile } from './card-files.js';
-import { servePin } from './serve.js';
+import { openServedCard, servePin } from './serve.js';
 import { cliLogger, logFormat } from './log.js';
 import { stopHint, stopOnSignals } from './stop.js';
 import { startAdminSocket } from './admin-access.js';
@@ -29,6 +29,8 @@ import { logPoolEvents, poolPressureOptions, servingChannels, type PressureFlags
 
 export interface ServeCoapOptions extends PressureFlags {
   cardDir: string;
+  /** The emulated card in a worker thread of its own (cli/card-thread.ts). */
+  cardThread?: boolean;
   cardKey?: string;
   pinFile?: string;
   /** CoAP over TLS port (5684 by default in the CLI; 0 = any). */
@@ -134,7 +136,8 @@ async function coapAlpn(transport: CardTransport, cardDir: string, cardKey: stri
 
 export async function startCoap(o: ServeCoapOptions, log = pino({ level: process.env.SETLS_LOG ?? 'info' }, pino.destination(2))): Promise<RunningCoap> {
   const pin = servePin(o.cardDir, o.pinFile, (m) => log.warn(m));
-  const { transport, card } = openCard({ cardDir: o.cardDir, cardKey: o.cardKey, trace: o.trace, traceSink: o.traceSink });
+  const card = await openServedCard(o);
+  const { transport } = card;
   let pool!: TlsPool;
   let alpn: readonly string[] | undefined;
   let relay: AdminRelay | undefined;
@@ -156,7 +159,7 @@ export async function startCoap(o: ServeCoapOptions, log = pino({ level: process
   } catch (e) {
     await relay?.close();
     await transport.close();
-    card.close();
+    await card.close();
     throw e;
   }
   logPoolEvents(pool, log);
@@ -228,7 +231,7 @@ export async function startCoap(o: ServeCoapOptions, log = pino({ level: process
       await pool.close();
       http?.close();
       await transport.close();
-      card.close();
+      await card.close();
     },
   };
 }

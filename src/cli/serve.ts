@@ -105,13 +105,13 @@ export function logRecordSealer(log: pino.Logger): void {
 }
 
 /** An emulated card a serve command opened: its APDU channel, and what lets go of it. */
-interface ServedCard {
+export interface ServedCard {
   readonly transport: CardTransport;
   close(): void | Promise<void>;
 }
 
 /** An emulated card folder, in this thread or (--card-thread) in a worker thread of its own. */
-async function openServedCard(o: { cardDir: string; cardKey?: string | undefined; cardThread?: boolean | undefined; trace?: boolean | undefined; traceSink?: ((line: string) => void) | undefined }): Promise<ServedCard> {
+export async function openServedCard(o: { cardDir: string; cardKey?: string | undefined; cardThread?: boolean | undefined; trace?: boolean | undefined; traceSink?: ((line: string) => void) | undefined }): Promise<ServedCard> {
   if (!o.cardThread) {
     const c = openCard({ cardDir: o.cardDir, ...(o.cardKey ? { cardKey: o.cardKey } : {}), ...(o.trace ? { trace: true } : {}), ...(o.traceSink ? { traceSink: o.traceSink } : {}) });
     return { transport: c.transport, close: () => c.card.close() };

@@ -13,7 +13,11 @@ import pino from 'pino';
 import { initCard, openCard } from '../../src/cli/card-setup.js';
 import { openCardThread } from '../../src/cli/card-thread.js';
 import { startHttps } from '../../src/cli/serve.js';
+import { DEMO_PSK_IDENTITY, demoPskKey, startCoap } from '../../src/cli/serve-coap.js';
+import { run } from '../interop/helpers.js';
+import { requirePeer } from '../interop/peers.js';
 import { CardClient } from '../../src/host/index.js';
+import { openCard as apiOpenCard } from '../../src/api/card.js';
 import { get } from '../host/pool-helpers.js';
 
 const root = mkdtempSync(join(tmpdir(), 'setls-card-thread-'));
@@ -99,4 +103,39 @@ test('serve https --card-thread: Node\'s TLS client gets /status through the car
   await transport.close();
   card.close();
   await assert.rejects(startHttps({ cardDir: dir, cardThread: true, reader: 'Virtual PCD 00 00', port: 0, host: '127.0.0.1', backlog: 32 }, pino({ level: 'silent' })), errCode('ERR_CLI_OPTION'));
+});
+
+test('the demo (serve coap with HTTPS) --card-thread: libcoap over DTLS and Node over HTTPS share the card thread', async (t) => {
+  if (!requirePeer(t, 'coap-client-openssl')) return;
+  const { dir, ca } = await freshCard('e');
+  const running = await startCoap({ cardDir: dir, cardThread: true, port: 0, httpsPort: 0, host: '127.0.0.1', backlog: 64, demoPsk: true, fixAlpn: true }, pino({ level: 'silent' }));
+  try {
+    const [dtls, https] = await Promise.all([
+      run('coap-client-openssl', ['-B', '20', '-u', DEMO_PSK_IDENTITY, '-k', demoPskKey(dir), '-m', 'get', `coaps://127.0.0.1:${running.dtlsPort}/status`], { timeoutMs: 35_000 }),
+      get(running.httpsPort!, ca, '/status'),
+    ]);
+    assert.match(dtls.stdout, /"transport":"coaps"/, dtls.stderr);
+    assert.equal(https.status, 200);
+  } finally {
+    await running.close();
+  }
+  const { transport, card } = openCard({ cardDir: dir }); // closed: the folder is free again
+  await transport.close();
+  card.close();
+});
+
+test("setls/card openCard({ thread: true }): the library's card on a thread of its own", async () => {
+  const { dir } = await freshCard('f');
+  const card = await apiOpenCard({ cardDir: dir, thread: true });
+  try {
+    assert.equal(card.atr[0], 0x3b);
+    const client = new CardClient(card.transport);
+    await client.select();
+    assert.ok((await client.cardInfo()).identities.includes('default'));
+    assert.throws(() => openCard({ cardDir: dir }), errCode('ERR_CARD_LOCKED'));
+  } finally {
+    await card.close();
+  }
+  const again = await apiOpenCard({ cardDir: dir });
+  await again.close();
 });
