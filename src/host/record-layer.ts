@@ -155,6 +155,11 @@ export class RecordLayer {
    * may the memory of the chunks be reused (the slabs of seal-slabs.ts). It is not called when
    * send() throws before writing anything.
    */
+  /** The client's socket still takes writes (send() of anything non-empty would not throw ERR_HOST_PEER_CLOSED). */
+  get canSend(): boolean {
+    return !this.socket.destroyed && this.socket.writable;
+  }
+
   async send(records: Uint8Array | readonly Uint8Array[], written?: (err?: Error | null) => void): Promise<void> {
     const list = records instanceof Uint8Array ? [records] : records;
     const s = this.socket;

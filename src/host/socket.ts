@@ -288,7 +288,8 @@ export class SeTlsSocket extends Duplex {
             const e = new TlsAlertError(sent ? 'ERR_TLS_ALERT_SENT' : 'ERR_TLS_ALERT_RECEIVED', 'TLS connection failed', d.alert, sent);
             void this.layer.abort(e, d.outRecords);
             this.destroy(e);
-          } else if (d.outRecords.length) {
+          } else if (d.outRecords.length && this.layer.canSend) {
+            // the card's answer (its close_notify to the client's): a client already gone gets nothing
             await this.layer.send(d.outRecords).catch(() => undefined);
           }
           return d;
