@@ -277,6 +277,14 @@ export async function startNodeTls(name: string, id: { key: string; cert: string
   server.headersTimeout = 10000;
   server.requestTimeout = 60000;
   server.on('tlsClientError', (e: Error & { code?: string }) => errs.push(e.code ?? e.message));
+  return listening(name, server, errs, async () => {
+    server.closeAllConnections();
+    await new Promise<void>((r) => server.close(() => r()));
+  });
+}
+
+/** Listens on a free port of 127.0.0.1; idle once the server holds no connection. */
+async function listening(name: string, server: net.Server, errs: readonly string[], close: () => Promise<void>): Promise<ServerUnderTest> {
   server.listen(0, '127.0.0.1');
   await once(server, 'listening');
   const port = (server.address() as AddressInfo).port;
@@ -287,10 +295,7 @@ export async function startNodeTls(name: string, id: { key: string; cert: string
     idle: () => waitFor(async () => (await connections()) === 0, `${name} to drop its connections`),
     errors: () => errs,
     sessions: connections,
-    close: async () => {
-      server.closeAllConnections();
-      await new Promise<void>((r) => server.close(() => r()));
-    },
+    close,
   };
 }
 
@@ -323,18 +328,7 @@ export async function startReplayFloor(name: string, flights: readonly number[])
     });
     s.on('error', (e) => errs.push(e.message));
   });
-  server.listen(0, '127.0.0.1');
-  await once(server, 'listening');
-  const port = (server.address() as AddressInfo).port;
-  const connections = (): Promise<number> => new Promise((r, j) => server.getConnections((e, n) => (e ? j(e) : r(n))));
-  return {
-    name,
-    port,
-    idle: () => waitFor(async () => (await connections()) === 0, `${name} to drop its connections`),
-    errors: () => errs,
-    sessions: connections,
-    close: () => new Promise<void>((r) => server.close(() => r())),
-  };
+  return listening(name, server, errs, () => new Promise<void>((r) => server.close(() => r())));
 }
 
 /** A TlsPool of `cards` clones of the card (startHttps --pool: same identity), backlog as given. */
