@@ -105,6 +105,26 @@ test('serve https --card-thread: Node\'s TLS client gets /status through the car
   await assert.rejects(startHttps({ cardDir: dir, cardThread: true, reader: 'Virtual PCD 00 00', port: 0, host: '127.0.0.1', backlog: 32 }, pino({ level: 'silent' })), errCode('ERR_CLI_OPTION'));
 });
 
+test('serve https --pool 2 --card-thread: a thread per card, the pool serves, both folders free after close', async () => {
+  const { dir, ca } = await freshCard('g');
+  const saved = process.env.SETLS_PIN;
+  delete process.env.SETLS_PIN;
+  const running = await startHttps({ cardDir: dir, pool: 2, cardThread: true, port: 0, host: '127.0.0.1', backlog: 64 }, pino({ level: 'silent' }));
+  try {
+    assert.equal(new Set(running.pool!.slots.map((s) => s.card)).size, 2);
+    const r = await Promise.all(Array.from({ length: 8 }, () => get(running.port, ca, '/status')));
+    for (const x of r) assert.equal(x.status, 200);
+  } finally {
+    await running.close();
+    if (saved !== undefined) process.env.SETLS_PIN = saved;
+  }
+  for (const d of [dir, `${dir}-pool1`]) {
+    const { transport, card } = openCard({ cardDir: d });
+    await transport.close();
+    card.close();
+  }
+});
+
 test('the demo (serve coap with HTTPS) --card-thread: libcoap over DTLS and Node over HTTPS share the card thread', async (t) => {
   if (!requirePeer(t, 'coap-client-openssl')) return;
   const { dir, ca } = await freshCard('e');
