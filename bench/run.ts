@@ -17,7 +17,9 @@
  *     https` and node:tls, and the legitimate client's latency under idle / slowloris / trickler /
  *     DTLS-flood attacks and all together.
  *   - with --pcsc: handshakes/s through pcscd + vpcd vs in-process (bench/pcsc.ts; root only).
- *   - issue #14 ratios: host alone and card + host vs node:tls per full handshake, resumed / full card
+ *   - issue #14 ratios: host alone and card + host vs node:tls per full handshake (with --only cpu also
+ *     with the card on a thread of its own, setls-thread, and the socket floor: a node:net server
+ *     replaying setls's handshake bytes), resumed / full card
  *     cost (also bench/card-cpu.ts --resumed), exported bulk vs node:tls, a pool of 4 cards × 4 channels
  *     under --pool-clients (1000) clients: p99 handshake vs node:tls; the top profile frames before
  *     (bench/profile-before.json) and, with --profile, now (bench/profile.ts).
@@ -1297,7 +1299,8 @@ async function onlyBulk(
 
 /**
  * --only cpu: what issue #14's CPU ratios need, nothing else: full and resumed TLS 1.3 handshakes
- * (setls-ext, node:tls; sequential, interleaved, order rotated), exported bulk (setls-export,
+ * (setls-ext, setls-thread, node:tls, and in full rounds the socket floor; sequential, interleaved,
+ * order rotated), exported bulk (setls-export,
  * node:tls), the 4 × 4 pool under --pool-clients clients (0 leaves it out), bench/card-cpu.ts, and
  * with --profile bench/profile.ts. The setls variants run WITHOUT the bench's APDU counting and
  * latency-model wrappers (CountingTransport, FaultyTransport): those are bench instrumentation, two
