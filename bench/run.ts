@@ -147,7 +147,7 @@ function options(argv: string[]): Options {
         '  --only memory  run only the memory section\n' +
         '  --only bulk    run only the bulk section (setls-card, setls-export, node:tls; same interleaving; --bulk-rounds, default --rounds);\n' +
         '                 SETLS_NATIVE=0 in the environment: setls-export seals with node:crypto, as before the native sealer (native/)\n' +
-        '  --only cpu     run only what issue #14\'s CPU ratios need: full and resumed TLS 1.3 handshakes (setls-ext, node:tls), exported bulk,\n' +
+        '  --only cpu     run only what issue #14\'s CPU ratios need: full and resumed TLS 1.3 handshakes (setls-ext, setls-thread, node:tls), exported bulk,\n' +
         '                 the 4 × 4 pool under --pool-clients (0: left out), card-cpu.ts, the socket floor (a node:net server of the same bytes);\n' +
         '                 setls without the APDU counting wrappers\n' +
         '  --only coap    run only the CoAP section (bench/coap.ts; also part of a full run, not of --quick)\n' +
@@ -802,7 +802,7 @@ function humanIssue14(report: Report): string {
   line('host alone / node:tls, CPU per full TLS 1.3 handshake', ext?.hostCpuMsPerConn !== undefined && node ? ext.hostCpuMsPerConn / node.serverCpuMsPerConn : undefined, '≤ 0.5', (v) => v <= 0.5);
   line('card + host / node:tls, CPU per full TLS 1.3 handshake', ext && node ? ext.serverCpuMsPerConn / node.serverCpuMsPerConn : undefined, '≤ 1.0', (v) => v <= 1.0);
   // the same with the card in a worker thread of its own (serve https --card-thread): its CPU is
-  // its thread's busy time, its garbage its own heap's
+  // its thread's (schedstat), its garbage its own heap's
   const th = report.results[SETLS_THREAD]?.handshake;
   if (th?.hostCpuMsPerConn !== undefined && node) {
     line('  card in its own thread (--card-thread): host alone / node:tls', th.hostCpuMsPerConn / node.serverCpuMsPerConn, '≤ 0.5', (v) => v <= 0.5);
