@@ -11,9 +11,8 @@
  * imports cli/ (card set-up and files) and transport/.
  */
 import { cardPaths, type CardPaths } from '../cli/card-files.js';
-import { initCard as initCardFolder, openCard as openCardFolder } from '../cli/card-setup.js';
-import { openCardThread } from '../cli/card-thread.js';
-import { TracingTransport, type CardTransport } from '../transport/index.js';
+import { initCard as initCardFolder, openCardFolder } from '../cli/card-setup.js';
+import type { CardTransport } from '../transport/index.js';
 import type { KeyTypeName } from '../host/index.js';
 
 export { cardPaths, type CardPaths };
@@ -45,36 +44,26 @@ export interface OpenedCard {
 /** Opens an emulated card folder in this process (taking its lock), on this thread or (`thread`) a worker thread of its own. */
 export async function openCard(o: OpenCardOptions): Promise<OpenedCard> {
   if (!o || typeof o.cardDir !== 'string') throw new TypeError('openCard needs { cardDir }');
-  let inner: CardTransport;
-  let atr: Uint8Array;
-  let closeCard: () => void | Promise<void>;
-  if (o.thread === true) {
-    const t = await openCardThread({ cardDir: o.cardDir, ...(o.cardKey !== undefined ? { cardKey: o.cardKey } : {}) });
-    inner = t.transport;
-    atr = t.atr;
-    closeCard = () => t.close();
-  } else {
-    const { transport, card } = openCardFolder({ cardDir: o.cardDir, cardKey: o.cardKey });
-    inner = transport;
-    atr = card.atr;
-    closeCard = () => card.close();
-  }
-  const transport: CardTransport =
-    o.trace === undefined || o.trace === false
-      ? inner
-      : new TracingTransport(inner, typeof o.trace === 'function' ? o.trace : (l) => process.stderr.write(l + '\n'));
+  const opened = await openCardFolder({
+    cardDir: o.cardDir,
+    cardKey: o.cardKey,
+    thread: o.thread,
+    trace: o.trace !== undefined && o.trace !== false,
+    traceSink: typeof o.trace === 'function' ? o.trace : undefined,
+  });
+  const { transport } = opened;
   let closed = false;
   return {
     transport,
     paths: cardPaths(o.cardDir, { cardKey: o.cardKey }),
-    atr,
+    atr: opened.atr,
     async close() {
       if (closed) return;
       closed = true;
       try {
         await transport.close();
       } finally {
-        await closeCard();
+        await opened.close();
       }
     },
   };

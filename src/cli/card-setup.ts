@@ -14,6 +14,7 @@ import { dirname, join, resolve } from 'node:path';
 import { SetlsError, toHex } from '../bytes/index.js';
 import { cardPaths, newMasterKey, randomDigits, readMasterKey, readSecretFile, writeSecretFile, type CardPaths } from './card-files.js';
 import { factoryPersonalise, openManufacturer, withGetResponse } from './manufacturer.js';
+import { openCardThread } from './card-thread.js';
 
 export const DEFAULT_IDENTITY = 'default';
 
@@ -158,14 +159,49 @@ export function openCard(opts: {
   trace?: boolean;
   traceSink?: (line: string) => void;
 }): OpenedCard {
-  const paths = cardPaths(opts.cardDir, { cardKey: opts.cardKey });
-  if (!existsSync(paths.dir)) {
-    throw new SetlsError('ERR_CARD_MISSING', `no card in ${paths.dir} (create one with 'setls card init --card-dir ${opts.cardDir}')`);
-  }
+  const paths = existingCard(opts.cardDir, opts.cardKey);
   const card = EmulatedCard.open({ dir: paths.dir, masterKey: readMasterKey(paths.keyFile) });
-  let transport: CardTransport = new InProcessTransport((apdu) => card.process(apdu));
-  if (opts.trace) transport = new TracingTransport(transport, opts.traceSink ?? ((l) => process.stderr.write(l + '\n')));
-  return { transport, card };
+  return { transport: traced(new InProcessTransport((apdu) => card.process(apdu)), opts), card };
+}
+
+/** The paths of an existing card folder; ERR_CARD_MISSING (with the command that makes one) otherwise. */
+function existingCard(cardDir: string, cardKey: string | undefined): CardPaths {
+  const paths = cardPaths(cardDir, { cardKey });
+  if (!existsSync(paths.dir)) {
+    throw new SetlsError('ERR_CARD_MISSING', `no card in ${paths.dir} (create one with 'setls card init --card-dir ${cardDir}')`);
+  }
+  return paths;
+}
+
+/** With `trace`, every APDU goes to `traceSink` (default: stderr). */
+function traced(transport: CardTransport, opts: { trace?: boolean | undefined; traceSink?: ((line: string) => void) | undefined }): CardTransport {
+  return opts.trace ? new TracingTransport(transport, opts.traceSink ?? ((l) => process.stderr.write(l + '\n'))) : transport;
+}
+
+/** An emulated card folder opened on this thread or in a worker thread of its own. */
+export interface OpenedCardFolder {
+  readonly transport: CardTransport;
+  /** The card's Answer To Reset. */
+  readonly atr: Uint8Array;
+  /** Lets the card write its state and release its folder (and, threaded, ends its thread). */
+  close(): void | Promise<void>;
+}
+
+/** Opens an existing emulated card, in-process or (`thread`) in a worker thread of its own (cli/card-thread.ts). */
+export async function openCardFolder(opts: {
+  cardDir: string;
+  cardKey?: string | undefined;
+  thread?: boolean | undefined;
+  trace?: boolean | undefined;
+  traceSink?: ((line: string) => void) | undefined;
+}): Promise<OpenedCardFolder> {
+  if (!opts.thread) {
+    const { transport, card } = openCard({ cardDir: opts.cardDir, ...(opts.cardKey ? { cardKey: opts.cardKey } : {}), ...(opts.trace ? { trace: true } : {}), ...(opts.traceSink ? { traceSink: opts.traceSink } : {}) });
+    return { transport, atr: card.atr, close: () => card.close() };
+  }
+  existingCard(opts.cardDir, opts.cardKey);
+  const t = await openCardThread({ cardDir: opts.cardDir, ...(opts.cardKey ? { cardKey: opts.cardKey } : {}) });
+  return { transport: traced(t.transport, opts), atr: t.atr, close: () => t.close() };
 }
 
 /** Writes a PEM file readable by clients (the CA is public). */

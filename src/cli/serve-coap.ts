@@ -16,11 +16,11 @@ import { CardClient, TlsPool, type CardTransport } from '../host/index.js';
 import { CardDtlsBackends, DtlsServer } from '../host/dtls/index.js';
 import { serveHttps, createPlugHandler, createPlugState } from '../servers/https/index.js';
 import { createPlugCoapServer, secureConnectionsWhere, serveCoapOverDtls, serveCoapOverTls, COAP_ALPN } from '../servers/coap/index.js';
-import { readOperatorPin } from './card-setup.js';
+import { openCardFolder, readOperatorPin } from './card-setup.js';
 import { existsSync } from 'node:fs';
 import { randomInt } from 'node:crypto';
 import { cardPaths, readSecretFile, writeSecretFile } from './card-files.js';
-import { openServedCard, servePin } from './serve.js';
+import { servePin } from './serve.js';
 import { cliLogger, logFormat } from './log.js';
 import { stopHint, stopOnSignals } from './stop.js';
 import { startAdminSocket } from './admin-access.js';
@@ -136,7 +136,7 @@ async function coapAlpn(transport: CardTransport, cardDir: string, cardKey: stri
 
 export async function startCoap(o: ServeCoapOptions, log = pino({ level: process.env.SETLS_LOG ?? 'info' }, pino.destination(2))): Promise<RunningCoap> {
   const pin = servePin(o.cardDir, o.pinFile, (m) => log.warn(m));
-  const card = await openServedCard(o);
+  const card = await openCardFolder({ ...o, thread: o.cardThread });
   const { transport } = card;
   let pool!: TlsPool;
   let alpn: readonly string[] | undefined;

@@ -17,8 +17,7 @@ import { startAdminSocket } from './admin-access.js';
 import { estEnrolCard, startAgent, type AgentCliOptions } from './agent.js';
 import type { DeviceAgent } from '../agent/index.js';
 import { serveHttps, createPlugHandler, createPlugState } from '../servers/https/index.js';
-import { openCard } from './card-setup.js';
-import { openCardThread } from './card-thread.js';
+import { openCard, openCardFolder, type OpenedCardFolder } from './card-setup.js';
 import { cardPaths, cloneCardFiles } from './card-files.js';
 import { resolvePin } from '../api/pin.js';
 import { cliLogger, logFormat } from './log.js';
@@ -104,23 +103,6 @@ export function logRecordSealer(log: pino.Logger): void {
   else log.info({ sealer: 'node:crypto', reason: s.reason }, `exported records are sealed with node:crypto: the native sealer is ${s.reason}`);
 }
 
-/** An emulated card a serve command opened: its APDU channel, and what lets go of it. */
-export interface ServedCard {
-  readonly transport: CardTransport;
-  close(): void | Promise<void>;
-}
-
-/** An emulated card folder, in this thread or (--card-thread) in a worker thread of its own. */
-export async function openServedCard(o: { cardDir: string; cardKey?: string | undefined; cardThread?: boolean | undefined; trace?: boolean | undefined; traceSink?: ((line: string) => void) | undefined }): Promise<ServedCard> {
-  if (!o.cardThread) {
-    const c = openCard({ cardDir: o.cardDir, ...(o.cardKey ? { cardKey: o.cardKey } : {}), ...(o.trace ? { trace: true } : {}), ...(o.traceSink ? { traceSink: o.traceSink } : {}) });
-    return { transport: c.transport, close: () => c.card.close() };
-  }
-  const t = await openCardThread({ cardDir: o.cardDir, ...(o.cardKey ? { cardKey: o.cardKey } : {}) });
-  const transport = o.trace ? new TracingTransport(t.transport, o.traceSink ?? ((l) => process.stderr.write(l + '\n'))) : t.transport;
-  return { transport, close: () => t.close() };
-}
-
 /** The card of a serve command: a PC/SC reader (the PIN file of --card-dir still applies) or the in-process card. */
 async function openServeCard(o: ServeHttpsOptions): Promise<{ transport: CardTransport; closeCard: () => void }> {
   if (o.reader === undefined) {
@@ -152,9 +134,9 @@ async function startHttpsPool(o: ServeHttpsOptions, log: pino.Logger): Promise<R
   if (o.est && (o.cards !== undefined || (o.pool ?? 1) > 1)) throw new SetlsError('ERR_CLI_OPTION', '--est enrols one card: not with --cards or --pool (enrol each card with setls agent --est first)');
   const dirs = poolCardDirs(o);
   const pins = dirs.map((d) => servePin(d, d === o.cardDir ? o.pinFile : undefined, (m) => log.warn(m)));
-  const opened: ServedCard[] = [];
+  const opened: OpenedCardFolder[] = [];
   try {
-    for (const d of dirs) opened.push(await openServedCard({ ...o, cardDir: d, cardKey: d === o.cardDir ? o.cardKey : undefined }));
+    for (const d of dirs) opened.push(await openCardFolder({ ...o, cardDir: d, cardKey: d === o.cardDir ? o.cardKey : undefined, thread: o.cardThread }));
   } catch (e) {
     // one card of the pool is missing or held by another process: let go of the others' folders
     for (const c of opened) await c.close();

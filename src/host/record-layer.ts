@@ -145,6 +145,11 @@ export class RecordLayer {
     return this.session instanceof HostSession ? this.session : undefined;
   }
 
+  /** The client's socket still takes writes (send() of anything non-empty would not throw ERR_HOST_PEER_CLOSED). */
+  get canSend(): boolean {
+    return !this.socket.destroyed && this.socket.writable;
+  }
+
   /**
    * Writes records (or chunks of records, in order) to the client in one gathered write (the
    * chunks corked, then one writev: no copy of the records into one buffer, one system call);
@@ -155,15 +160,10 @@ export class RecordLayer {
    * may the memory of the chunks be reused (the slabs of seal-slabs.ts). It is not called when
    * send() throws before writing anything.
    */
-  /** The client's socket still takes writes (send() of anything non-empty would not throw ERR_HOST_PEER_CLOSED). */
-  get canSend(): boolean {
-    return !this.socket.destroyed && this.socket.writable;
-  }
-
   async send(records: Uint8Array | readonly Uint8Array[], written?: (err?: Error | null) => void): Promise<void> {
     const list = records instanceof Uint8Array ? [records] : records;
     const s = this.socket;
-    if (list.length !== 0 && (s.destroyed || !s.writable)) throw peerClosed('the client connection is closed');
+    if (list.length !== 0 && !this.canSend) throw peerClosed('the client connection is closed');
     let last = -1;
     for (let i = list.length - 1; i >= 0 && last < 0; i--) if (list[i]!.length !== 0) last = i;
     if (last < 0) {
